@@ -1,0 +1,44 @@
+# The README's commands. Each target installs what it needs, idempotently:
+#   make demo   the keeper's world on the embedded devnet (anvil + real Perp v2 / Uniswap contracts)
+#   make test   the whole suite: forge tests, then pytest (unit + integration on the devnet)
+#   make bench  benchmarks (numbers printed, nothing asserted)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FORGE = $(firstword $(wildcard node_modules/@foundry-rs/forge-*/bin/forge))
+
+.PHONY: demo test bench deps pydeps npmdeps contracts clean
+
+demo: deps
+	$(BIN)/keeper devnet --drive
+
+test: deps
+	$(FORGE) test
+	$(BIN)/python -m pytest
+
+bench: deps
+	$(BIN)/python -m bench
+
+deps: pydeps npmdeps contracts
+
+pydeps: $(VENV)/.installed
+npmdeps: node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# The git-dependency packages (@perp/curie-contract, @chainlink/contracts) install through the
+# "overrides" in package.json; install scripts are skipped, so the foundry binaries get +x here.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	chmod +x node_modules/@foundry-rs/*-*-*/bin/*
+	@touch $@
+
+contracts: npmdeps
+	$(FORGE) build --quiet
+
+clean:
+	rm -rf out cache build .pytest_cache .hypothesis

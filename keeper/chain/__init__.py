@@ -1,0 +1,1 @@
+"""Chain access: JSON-RPC transport, ABI coding, batched reads, fees, nonces, sending."""

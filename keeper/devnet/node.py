@@ -1,0 +1,151 @@
+"""Start and stop a local anvil node; save and load its state (clock trap handled)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keeper.artifacts import NODE_MODULES
+from keeper.chain.rpc import JsonRpc
+from keeper.errors import FatalError, KeeperError, ToolMissingError
+
+DEVNET_CHAIN_ID = 31337
+DEFAULT_BALANCE_ETH = 1_000_000
+DEFAULT_ACCOUNTS = 10
+BLOCK_GAS_LIMIT = 60_000_000
+
+
+def find_foundry_tool(tool: str) -> Path:
+    """The anvil/forge/cast binary: $KEEPER_<TOOL> if set, else the pinned npm package, else PATH."""
+    override = os.environ.get(f"KEEPER_{tool.upper()}")
+    if override:
+        return Path(override)
+    for candidate in sorted(NODE_MODULES.glob(f"@foundry-rs/{tool}-*/bin/{tool}")):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    on_path = shutil.which(tool)
+    if on_path:
+        return Path(on_path)
+    raise ToolMissingError(f"{tool} not found: run `make deps` (installs @foundry-rs/{tool} from npm)")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class AnvilNode:
+    """One anvil process on 127.0.0.1. Use as a context manager, or call start()/stop()."""
+
+    port: int = 0
+    chain_id: int = DEVNET_CHAIN_ID
+    load_state: Path | None = None
+    fork_url: str | None = None
+    fork_block: int | None = None
+    extra_args: list[str] = field(default_factory=list)
+    startup_timeout_s: float = 20.0
+    process: subprocess.Popen[bytes] | None = None
+    rpc: JsonRpc | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        cmd = [
+            str(find_foundry_tool("anvil")),
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--accounts", str(DEFAULT_ACCOUNTS),
+            "--balance", str(DEFAULT_BALANCE_ETH),
+            "--gas-limit", str(BLOCK_GAS_LIMIT),
+            "--silent",
+        ]
+        if self.fork_url:
+            cmd += ["--fork-url", self.fork_url]
+            if self.fork_block is not None:
+                cmd += ["--fork-block-number", str(self.fork_block)]
+        else:
+            cmd += ["--chain-id", str(self.chain_id)]
+        if self.load_state:
+            cmd += ["--load-state", str(self.load_state)]
+        return cmd + self.extra_args
+
+    def start(self) -> JsonRpc:
+        if self.port == 0:
+            self.port = free_port()
+        self.process = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        rpc = JsonRpc(self.rpc_url, timeout_s=60.0)
+        deadline = time.monotonic() + self.startup_timeout_s
+        while True:
+            if self.process.poll() is not None:
+                err = (self.process.stderr.read() if self.process.stderr else b"").decode(errors="replace")
+                raise FatalError(f"anvil exited with code {self.process.returncode}: {err.strip()[-800:]}")
+            try:
+                rpc.chain_id()
+                break
+            except KeeperError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise FatalError(f"anvil did not answer on {self.rpc_url} within {self.startup_timeout_s} s")
+                time.sleep(0.01)
+        self.rpc = rpc
+        if self.load_state:
+            reanchor_clock(rpc)
+        return rpc
+
+    def stop(self) -> None:
+        if self.rpc:
+            self.rpc.close()
+            self.rpc = None
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> AnvilNode:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def latest_block_timestamp(rpc: JsonRpc) -> int:
+    return int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+
+
+def reanchor_clock(rpc: JsonRpc) -> int:
+    """After --load-state anvil would mine the next block at wall-clock time, dropping the
+    evm_increaseTime offset the state was built with (trades then revert on TWAP underflow).
+    Put the clock back one second after the saved head and mine one block. Returns the new time."""
+    head_ts = latest_block_timestamp(rpc)
+    rpc.call("anvil_setTime", [head_ts + 1])
+    rpc.call("evm_mine", [])
+    return latest_block_timestamp(rpc)
+
+
+def dump_state(rpc: JsonRpc, path: Path) -> None:
+    """Save the chain's state (anvil_dumpState is gzipped JSON, hex) as plain JSON for --load-state."""
+    raw = bytes.fromhex(rpc.call("anvil_dumpState", [])[2:])
+    data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    json.loads(data)  # refuse to write something anvil will not load
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
