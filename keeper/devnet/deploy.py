@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from eth_utils import to_checksum_address
+
 from keeper.artifacts import load_artifact
 from keeper.chain.rpc import JsonRpc
 from keeper.devnet.manifest import Accounts, DevnetManifest, MarketAddresses
@@ -108,7 +110,7 @@ class WorldDeployer:
         self.tx = DevSender(rpc)
         self.specs = markets
         self.progress = progress or (lambda label, done, total: None)
-        accounts = [a for a in rpc.call("eth_accounts")]
+        accounts = [to_checksum_address(a) for a in rpc.call("eth_accounts")]
         self.deployer, self.keeper, self.maker, self.liquidity = accounts[:4]
         self.traders = accounts[4:7]
         self.c: dict[str, str] = {}

@@ -6,9 +6,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import Annotated
+
+from eth_utils import is_address, to_checksum_address
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from keeper.errors import ConfigError
+
+
+def _checksummed(value: str) -> str:
+    if not is_address(value):
+        raise ValueError(f"not a 20-byte hex address: {value!r}")
+    return to_checksum_address(value)
+
+
+Address = Annotated[str, AfterValidator(_checksummed)]
 
 
 class _Strict(BaseModel):
@@ -19,24 +31,24 @@ class MarketAddresses(_Strict):
     """One market: a Perp v2 vBase/vUSD pool and the spot pools of the same asset against USDC."""
 
     name: str  # "ETH"
-    base_token: str  # Perp v2 BaseToken (vETH)
-    perp_pool: str  # Uniswap V3 pool vETH/vUSD behind Perp v2
-    aggregator: str  # Chainlink-style aggregator (answer has 8 decimals)
-    chainlink_price_feed: str  # perp-oracle ChainlinkPriceFeedV3
-    price_feed_dispatcher: str  # perp-oracle PriceFeedDispatcher (BaseToken's price feed)
-    spot_token: str  # WETH9 / WBTC-like / test token
+    base_token: Address  # Perp v2 BaseToken (vETH)
+    perp_pool: Address  # Uniswap V3 pool vETH/vUSD behind Perp v2
+    aggregator: Address  # Chainlink-style aggregator (answer has 8 decimals)
+    chainlink_price_feed: Address  # perp-oracle ChainlinkPriceFeedV3
+    price_feed_dispatcher: Address  # perp-oracle PriceFeedDispatcher (BaseToken's price feed)
+    spot_token: Address  # WETH9 / WBTC-like / test token
     spot_token_decimals: int
-    uniswap_v2_pair: str
-    uniswap_v3_pool: str
+    uniswap_v2_pair: Address
+    uniswap_v3_pool: Address
     uniswap_v3_fee_pips: int
 
 
 class Accounts(_Strict):
-    deployer: str
-    keeper: str
-    maker: str
-    liquidity: str
-    traders: list[str]
+    deployer: Address
+    keeper: Address
+    maker: Address
+    liquidity: Address
+    traders: list[Address]
 
 
 class DevnetManifest(_Strict):
@@ -45,7 +57,7 @@ class DevnetManifest(_Strict):
     deployed_block: int
     deployed_timestamp: int
     accounts: Accounts
-    contracts: dict[str, str]
+    contracts: dict[str, Address]
     markets: list[MarketAddresses]
 
     def market(self, name: str) -> MarketAddresses:

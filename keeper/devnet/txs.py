@@ -10,7 +10,7 @@ import rlp
 from eth_utils import keccak, to_checksum_address
 
 from keeper.artifacts import abi_codec, load_artifact
-from keeper.chain.abi import ContractAbi
+from keeper.chain.abi import ContractAbi, describe_revert
 from keeper.chain.rpc import JsonRpc
 from keeper.errors import RpcError, TransientError, TxRevertedError
 
@@ -77,8 +77,8 @@ class DevSender:
         try:
             self.rpc.call("eth_call", [tx, parent])
         except RpcError as exc:
-            data = exc.data if isinstance(exc.data, str) else ""
-            return f"{exc.rpc_message}" + (f" [{data}]" if data and data != "0x" else "")
+            data = exc.data if isinstance(exc.data, str) and exc.data.startswith("0x") else ""
+            return describe_revert(bytes.fromhex(data[2:])) if len(data) > 2 else exc.rpc_message
         return "reverted (simulation at the parent block succeeded: state-dependent revert)"
 
     def call_fn(self, sender: str, to: str, codec: ContractAbi, fn: str, *args: Any, value_wei: int = 0) -> dict[str, Any]:

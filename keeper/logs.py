@@ -1,0 +1,47 @@
+"""Structured logging: readable lines on a terminal, JSON lines otherwise (files, pipes, CI).
+
+Every event is a name plus key=value fields, so that a decision can be reconstructed from the log.
+Secrets never reach here: nothing logs a key, and `redact` drops any field named like one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+_SECRET_WORDS = ("private_key", "password", "secret", "mnemonic")
+
+
+def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event):
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            event[key] = "<redacted>"
+    return event
+
+
+def configure_logging(level: str = "INFO", json_lines: bool | None = None, stream: Any = None) -> None:
+    """Call once at process start. json_lines=None picks JSON when the stream is not a TTY."""
+    stream = stream or sys.stderr
+    if json_lines is None:
+        json_lines = not stream.isatty()
+    renderer: Any = structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=True)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

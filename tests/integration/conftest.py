@@ -1,0 +1,41 @@
+"""The devnet for integration tests: loaded once per session from the prebuilt state (deployed
+once and cached under build/devnet/), with evm_snapshot / evm_revert around every test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from keeper.chain.rpc import JsonRpc
+from keeper.devnet.manifest import DevnetManifest
+from keeper.devnet.txs import DevSender
+from keeper.devnet.world import World, prebuilt_state, start_world
+
+
+@dataclass
+class Devnet:
+    rpc: JsonRpc
+    manifest: DevnetManifest
+    tx: DevSender
+
+    def contract(self, name: str) -> str:
+        return self.manifest.contracts[name]
+
+
+@pytest.fixture(scope="session")
+def devnet_world() -> Iterator[World]:
+    world = start_world(load_state=prebuilt_state())
+    yield world
+    world.stop()
+
+
+@pytest.fixture()
+def devnet(devnet_world: World) -> Iterator[Devnet]:
+    rpc = devnet_world.node.rpc
+    assert rpc is not None, "devnet node is not running"
+    snapshot = rpc.call("evm_snapshot")
+    yield Devnet(rpc, devnet_world.manifest, DevSender(rpc))
+    rpc.call("anvil_removeBlockTimestampInterval")
+    assert rpc.call("evm_revert", [snapshot]) is True
