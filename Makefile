@@ -32,8 +32,10 @@ $(VENV)/.installed: pyproject.toml
 
 # The git-dependency packages (@perp/curie-contract, @chainlink/contracts) install through the
 # "overrides" in package.json; install scripts are skipped, so the foundry binaries get +x here.
+# `npm install` (not `npm ci`): it follows the lock, but npm's lock omits the other platforms'
+# optional @foundry-rs binaries and `npm ci` then refuses the lock as out of sync.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --ignore-scripts
+	npm install --no-audit --no-fund --ignore-scripts
 	chmod +x node_modules/@foundry-rs/*-*-*/bin/*
 	@touch $@
 
