@@ -22,13 +22,13 @@ app = typer.Typer(
     help="On-chain basis and funding-carry keeper for Perpetual Protocol v2 against Uniswap spot.",
 )
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 DEFAULT_MANIFEST = Path(".keeper/devnet/manifest.json")
 
 
 @app.callback()
 def _root() -> None:
-    """Commands: devnet (the local world). Run `keeper COMMAND --help` for each."""
+    """Commands: devnet (the local world), scan (markets now). Run `keeper COMMAND --help` for each."""
 
 
 def _fail(exc: KeeperError) -> typer.Exit:
@@ -106,6 +106,87 @@ def devnet(
     finally:
         if world is not None:
             world.stop()
+
+
+@app.command()
+def scan(
+    rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC endpoint; addresses still come from the manifest (e.g. a fork of the devnet).")] = None,
+    manifest: Annotated[Path, typer.Option(help="Manifest with chain_id and every address (written by `keeper devnet`).")] = DEFAULT_MANIFEST,
+    json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (a list of rows) instead of a table.")] = False,
+    history_blocks: Annotated[int, typer.Option(min=0, help="Past blocks read for the basis z-score (0: no z-score).")] = 30,
+) -> None:
+    """One row per market, from contract state at the latest block: spot (Uniswap V3 and V2),
+    Perp v2 mark and index, basis, funding, carry, basis z-score, and the size that moves each
+    venue's price by 1% and 2%."""
+    import json
+
+    from keeper.chain.rpc import JsonRpc
+    from keeper.collect import Sources
+    from keeper.devnet.manifest import DevnetManifest
+    from keeper.errors import TransientError
+    from keeper.scan import scan as run_scan
+
+    try:
+        book = DevnetManifest.read(manifest)
+        url = rpc_url or book.rpc_url
+        rpc = JsonRpc(url, timeout_s=10.0)
+        try:
+            rows = run_scan(rpc, Sources.from_manifest(book), history_blocks)
+        except TransientError as exc:
+            raise FatalError(f"--rpc-url {url}: {exc}") from exc
+    except KeeperError as exc:
+        raise _fail(exc) from exc
+    if json_output:
+        out.print_json(json.dumps([r.as_json() for r in rows]))
+        return
+    _print_scan(rows)
+
+
+def _fmt(value: float | int | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+SCAN_TABLE_MIN_WIDTH = 170
+
+
+def _scan_cells(r) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {
+        "spot V3": _fmt(r.spot_v3_usd, ",.4f"),
+        "spot V2": _fmt(r.spot_v2_usd, ",.4f"),
+        "perp mark": _fmt(r.perp_mark_usd, ",.4f"),
+        "index": _fmt(r.index_usd, ",.4f") + ("" if r.oracle_age_s is None else f" ({r.oracle_age_s}s)"),
+        "basis bps V3/V2": f"{_fmt(r.basis_bps_v3, '+.2f')} / {_fmt(r.basis_bps_v2, '+.2f')}",
+        "funding APR": _fmt(r.funding_apr, "+.2%"),
+        "carry APR short/long perp": f"{_fmt(r.carry_apr_short_perp, '+.2%')} / {_fmt(r.carry_apr_long_perp, '+.2%')}",
+        "basis z (V3)": _fmt(r.basis_zscore_v3, "+.2f"),
+        "V3 $ +1%/+2%": f"{_fmt(r.v3_depth_1pct_usd, ',.0f')} / {_fmt(r.v3_depth_2pct_usd, ',.0f')}",
+        "V2 $ +1%/+2%": f"{_fmt(r.v2_depth_1pct_usd, ',.0f')} / {_fmt(r.v2_depth_2pct_usd, ',.0f')}",
+        "perp $ +1%/+2%": f"{_fmt(r.perp_depth_1pct_usd, ',.0f')} / {_fmt(r.perp_depth_2pct_usd, ',.0f')}",
+    }
+
+
+def _print_scan(rows: list) -> None:  # type: ignore[type-arg]
+    """A table on a wide console; one block per market on a narrow one (pipes default to 80)."""
+    from rich.table import Table
+
+    block = rows[0].block_number if rows else "?"
+    if out.width >= SCAN_TABLE_MIN_WIDTH:
+        table = Table(title=f"markets at block {block}", title_justify="left")
+        table.add_column("market", no_wrap=True, min_width=6)
+        for column in _scan_cells(rows[0]) if rows else ():
+            table.add_column(column, justify="right", no_wrap=True)
+        for r in rows:
+            table.add_row(r.market, *_scan_cells(r).values())
+        out.print(table)
+    else:
+        out.print(f"markets at block {block}", highlight=False)
+        for r in rows:
+            out.print(f"[bold]{r.market}[/]")
+            for key, value in _scan_cells(r).items():
+                out.print(f"  {key:<26} {value}", highlight=False)
+    for r in rows:
+        for problem in r.unavailable:
+            out.print(f"[yellow]{r.market} unavailable[/]: {problem}", highlight=False)
 
 
 def _print_world(manifest_obj: DevnetManifest, manifest_path: Path, how: str, ready_s: float) -> None:

@@ -44,7 +44,7 @@ class JsonRpc:
         try:
             response = self._session.post(self.url, json=payload, timeout=self.timeout_s)
         except requests.RequestException as exc:
-            raise TransientError(f"RPC {self.url} unreachable: {exc.__class__.__name__}: {exc}") from exc
+            raise TransientError(f"RPC {self.url} unreachable: {_short_reason(exc)}") from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientError(f"RPC {self.url} answered HTTP {response.status_code}")
         try:
@@ -95,6 +95,15 @@ class JsonRpc:
             tx["from"] = sender
         tag = hex(block) if isinstance(block, int) else block
         return bytes.fromhex(self.call("eth_call", [tx, tag])[2:])
+
+
+def _short_reason(exc: Exception) -> str:
+    """'connection refused' rather than urllib3's three nested reprs."""
+    text = str(exc)
+    errno_at = text.rfind("[Errno")
+    if errno_at >= 0:
+        return text[errno_at:].split("]", 1)[-1].strip(" ')\"")
+    return f"{exc.__class__.__name__}: {text[:160]}"
 
 
 def _result_of(method: str, reply: dict[str, Any]) -> Any:

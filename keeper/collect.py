@@ -1,0 +1,286 @@
+"""Collect: one MarketSnapshot per block, from contract state only.
+
+Steady state is two eth_calls, both Multicall3 aggregate3 batches pinned to one block:
+  1. every market's heads (Perp prices/TWAPs/fees, vAMM and spot pool slot0/liquidity, V2
+     reserves, oracle answers), the tickBitmap words around each pool's last known tick, the
+     account, and the block number/timestamp/base fee;
+  2. ticks(t).liquidityNet for every initialized tick found in those words, at the block of 1.
+When a pool's price has left the safe middle of its bitmap window (or on the first snapshot) the
+window is re-read around the new tick first, which costs one more call that block.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from keeper.chain.multicall import Call, CallResult, Multicall, encode_aggregate3, word_uint
+from keeper.chain.rpc import JsonRpc
+from keeper.errors import ChainMismatchError, KeeperError
+from keeper.types import MarketSnapshot, MarketView, PerpMarketState, Unavailable
+from keeper.venues import chainlink, perp_v2, uniswap_v2, uniswap_v3
+from keeper.venues.reads import ReadPlan
+from keeper.venues.uniswap_v3_math import V3PoolState
+
+_MC_BLOCK_NUMBER = bytes.fromhex("42cbb15c")  # getBlockNumber()
+_MC_TIMESTAMP = bytes.fromhex("0f28c97d")  # getCurrentBlockTimestamp()
+_MC_BASEFEE = bytes.fromhex("3e64a696")  # getBasefee()
+
+
+@dataclass(frozen=True)
+class MarketSource:
+    """Where one market's state lives (chain-agnostic: built from a devnet manifest or a preset)."""
+
+    name: str
+    base_token: str  # Perp v2 BaseToken
+    aggregator: str
+    spot_token: str
+    spot_token_decimals: int
+    usdc: str
+    uniswap_v2_pair: str | None
+    uniswap_v3_pool: str | None
+
+    @property
+    def spot_is_token0(self) -> bool:
+        return int(self.spot_token, 16) < int(self.usdc, 16)
+
+
+@dataclass(frozen=True)
+class Sources:
+    chain_id: int
+    perp: perp_v2.PerpAddresses
+    multicall3: str
+    markets: tuple[MarketSource, ...]
+
+    @classmethod
+    def from_manifest(cls, manifest: Any) -> Sources:
+        c = manifest.contracts
+        perp = perp_v2.PerpAddresses(c["ClearingHouse"], c["ClearingHouseConfig"], c["Exchange"],
+                                     c["AccountBalance"], c["MarketRegistry"], c["Vault"])
+        markets = tuple(
+            MarketSource(m.name, m.base_token, m.aggregator, m.spot_token, m.spot_token_decimals, c["USDC"],
+                         m.uniswap_v2_pair, m.uniswap_v3_pool)
+            for m in manifest.markets
+        )
+        return cls(manifest.chain_id, perp, c["Multicall3"], markets)
+
+
+@dataclass(frozen=True)
+class _PoolStatic:
+    address: str
+    fee_pips: int
+    tick_spacing: int
+
+
+@dataclass(frozen=True)
+class _MarketStatic:
+    source: MarketSource
+    perp_pool: _PoolStatic
+    spot_v3_pool: _PoolStatic | None
+    oracle_decimals: int
+
+
+class SnapshotCollector:
+    """Reads every market at one block. prepare() once (static facts, code checks), then
+    fetch_snapshot() each block."""
+
+    def __init__(self, rpc: JsonRpc, sources: Sources, account: str | None = None,
+                 bitmap_half_width_words: int = 2) -> None:
+        self.rpc = rpc
+        self.sources = sources
+        self.account = account
+        self.half_width = bitmap_half_width_words
+        self.multicall = Multicall(rpc, sources.multicall3)
+        self.static: tuple[_MarketStatic, ...] = ()
+        self.config: perp_v2.PerpConfig | None = None
+        self._windows: dict[str, uniswap_v3.BitmapWindow] = {}  # pool -> bitmap window read this block
+        self._last_tick: dict[str, int] = {}  # pool -> tick at the last snapshot (centres next window)
+
+    # ------------------------------------------------------------------ prepare
+    def prepare(self) -> None:
+        """Check chain id and that every address has code; read fees, tick spacings, decimals."""
+        chain_id = self.rpc.chain_id()
+        if chain_id != self.sources.chain_id:
+            raise ChainMismatchError(f"RPC {self.rpc.url} is chain {chain_id}, expected {self.sources.chain_id}")
+        named = self._named_addresses()
+        codes = self.rpc.batch([("eth_getCode", [address, "latest"]) for address in named.values()])
+        missing = [f"{name} ({address})" for (name, address), code in zip(named.items(), codes) if code in ("0x", "")]
+        if missing:
+            raise ChainMismatchError(f"no contract code at {', '.join(missing)} on chain {chain_id}")
+        config_plan = perp_v2.plan_config(self.sources.perp)
+        config = config_plan.result(self.multicall.run_calls(list(config_plan.calls)))
+        if isinstance(config, Unavailable):
+            raise ChainMismatchError(f"Perp v2 ClearingHouseConfig unreadable: {config.reason}")
+        self.config = config
+        statics = []
+        for m in self.sources.markets:
+            info = perp_v2.plan_market(self.sources.perp, m.base_token, config.twap_interval_s)
+            reads = info.result(self.multicall.run_calls(list(info.calls)))
+            if isinstance(reads, Unavailable):
+                raise ChainMismatchError(f"market {m.name}: Perp v2 market unreadable: {reads.reason}")
+            perp_pool = self._pool_static(to_checksum_address(reads.pool))
+            spot_pool = self._pool_static(m.uniswap_v3_pool) if m.uniswap_v3_pool else None
+            decimals = word_uint(self.rpc.eth_call(m.aggregator, chainlink.DECIMALS))
+            statics.append(_MarketStatic(m, perp_pool, spot_pool, decimals))
+        self.static = tuple(statics)
+
+    def _named_addresses(self) -> dict[str, str]:
+        p = self.sources.perp
+        named = {"Multicall3": self.sources.multicall3, "ClearingHouse": p.clearing_house,
+                 "ClearingHouseConfig": p.clearing_house_config, "Exchange": p.exchange,
+                 "AccountBalance": p.account_balance, "MarketRegistry": p.market_registry, "Vault": p.vault}
+        for m in self.sources.markets:
+            named[f"{m.name}.base_token"] = m.base_token
+            named[f"{m.name}.aggregator"] = m.aggregator
+            named[f"{m.name}.spot_token"] = m.spot_token
+            if m.uniswap_v2_pair:
+                named[f"{m.name}.uniswap_v2_pair"] = m.uniswap_v2_pair
+            if m.uniswap_v3_pool:
+                named[f"{m.name}.uniswap_v3_pool"] = m.uniswap_v3_pool
+        return named
+
+    def _pool_static(self, pool: str) -> _PoolStatic:
+        fee, spacing = (word_uint(r.return_data) for r in self.multicall.run_calls(
+            [Call(pool, uniswap_v3.FEE, "fee"), Call(pool, uniswap_v3.TICK_SPACING, "tickSpacing")]))
+        return _PoolStatic(pool, fee, spacing)
+
+    # ------------------------------------------------------------------ per block
+    def _pools(self) -> list[_PoolStatic]:
+        pools = []
+        for s in self.static:
+            pools.append(s.perp_pool)
+            if s.spot_v3_pool:
+                pools.append(s.spot_v3_pool)
+        return pools
+
+    def fetch_snapshot(self, block: int | str = "latest") -> MarketSnapshot:
+        if self.config is None:
+            self.prepare()
+        assert self.config is not None
+        round_trips_before = self.rpc.stats.round_trips
+        self._windows = {}  # bitmap words are only trusted at the block they were read
+        cfg = self.config
+        # ---- phase 1: heads of everything + bitmap windows where a tick is known
+        globals_plan: ReadPlan[tuple[int, int, int]] = ReadPlan(
+            [Call(self.sources.multicall3, _MC_BLOCK_NUMBER, "Multicall3.getBlockNumber"),
+             Call(self.sources.multicall3, _MC_TIMESTAMP, "Multicall3.getCurrentBlockTimestamp"),
+             Call(self.sources.multicall3, _MC_BASEFEE, "Multicall3.getBasefee")],
+            lambda d: (word_uint(d[0]), word_uint(d[1]), word_uint(d[2])))
+        plans: list[ReadPlan[Any]] = [globals_plan]
+        per_market: list[dict[str, ReadPlan[Any]]] = []
+        for s in self.static:
+            m = s.source
+            entry: dict[str, ReadPlan[Any]] = {
+                "perp": perp_v2.plan_market(self.sources.perp, m.base_token, cfg.twap_interval_s),
+                "perp_head": uniswap_v3.plan_head(s.perp_pool.address),
+                "oracle": chainlink.plan_latest_answer(m.aggregator, s.oracle_decimals),
+            }
+            if m.uniswap_v2_pair:
+                entry["v2"] = uniswap_v2.plan_pair_reserves(m.uniswap_v2_pair, m.spot_is_token0)
+            if s.spot_v3_pool:
+                entry["v3_head"] = uniswap_v3.plan_head(s.spot_v3_pool.address)
+            for key, pool in (("perp_bitmap", s.perp_pool), ("v3_bitmap", s.spot_v3_pool)):
+                if pool and pool.address in self._last_tick:
+                    entry[key] = uniswap_v3.plan_bitmap(pool.address, pool.tick_spacing, self._last_tick[pool.address],
+                                                        self.half_width)
+            per_market.append(entry)
+            plans.extend(entry.values())
+        account_plan = None
+        if self.account:
+            names = [(s.source.name, s.source.base_token) for s in self.static]
+            account_plan = perp_v2.plan_account(self.sources.perp, self.account, names)
+            plans.append(account_plan)
+        results = self._run(plans, block)
+        block_values = results[0]
+        if isinstance(block_values, Unavailable):
+            raise KeeperError(f"snapshot: block getters failed: {block_values.reason}")
+        block_number, block_ts, base_fee = block_values
+        index = 1
+        decoded: list[dict[str, Any]] = []
+        for entry in per_market:
+            decoded.append({key: results[index + i] for i, key in enumerate(entry)})
+            index += len(entry)
+        account_state = results[index] if account_plan else None
+
+        # ---- phase 2 (and 3 when a window moved): liquidityNet of initialized ticks
+        heads: dict[str, uniswap_v3.V3Head] = {}
+        for s, d in zip(self.static, decoded):
+            for head_key, bitmap_key, pool in (("perp_head", "perp_bitmap", s.perp_pool), ("v3_head", "v3_bitmap", s.spot_v3_pool)):
+                if pool is None or isinstance(d.get(head_key), Unavailable) or head_key not in d:
+                    continue
+                heads[pool.address] = d[head_key]
+                self._last_tick[pool.address] = d[head_key].tick
+                window = d.get(bitmap_key)
+                if isinstance(window, uniswap_v3.BitmapWindow):
+                    self._windows[pool.address] = window
+        stale = [p for p in self._pools() if p.address in heads and not (
+            p.address in self._windows and self._windows[p.address].covers_safely(heads[p.address].tick))]
+        if stale:
+            bitmap_plans = [uniswap_v3.plan_bitmap(p.address, p.tick_spacing, heads[p.address].tick, self.half_width) for p in stale]
+            for p, window in zip(stale, self._run(bitmap_plans, block_number)):
+                if isinstance(window, uniswap_v3.BitmapWindow):
+                    self._windows[p.address] = window
+                else:
+                    self._windows.pop(p.address, None)
+        tick_pools = [p for p in self._pools() if p.address in heads and p.address in self._windows]
+        tick_plans = [uniswap_v3.plan_liquidity_net(p.address, self._windows[p.address].initialized_ticks()) for p in tick_pools]
+        nets = dict(zip((p.address for p in tick_pools), self._run(tick_plans, block_number))) if tick_plans else {}
+
+        def pool_state(pool: _PoolStatic | None) -> V3PoolState | Unavailable:
+            if pool is None:
+                return Unavailable("no Uniswap V3 pool configured")
+            head = heads.get(pool.address)
+            net = nets.get(pool.address)
+            if head is None:
+                return Unavailable(f"UniswapV3Pool({pool.address}) head unreadable")
+            if not isinstance(net, dict):
+                return net if isinstance(net, Unavailable) else Unavailable(f"UniswapV3Pool({pool.address}) ticks unreadable")
+            window = self._windows[pool.address]
+            return V3PoolState(sqrt_price_x96=head.sqrt_price_x96, tick=head.tick, liquidity=head.liquidity,
+                               fee_pips=pool.fee_pips, tick_spacing=pool.tick_spacing,
+                               liquidity_net_by_tick=net, tick_window=window.tick_range)
+
+        markets = {}
+        for s, d in zip(self.static, decoded):
+            m = s.source
+            perp_pool = pool_state(s.perp_pool)
+            perp_reads = d["perp"]
+            perp: PerpMarketState | Unavailable
+            if isinstance(perp_reads, Unavailable):
+                perp = perp_reads
+            elif isinstance(perp_pool, Unavailable):
+                perp = perp_pool
+            else:
+                perp = PerpMarketState(
+                    base_token=m.base_token, pool=perp_pool, mark_price_x18=perp_reads.mark_price_x18,
+                    index_price_x18=perp_reads.index_price_x18, index_twap_x18=perp_reads.index_twap_x18,
+                    market_twap_x18=perp_reads.market_twap_x18, exchange_fee_ratio_ppm=perp_reads.exchange_fee_ratio_ppm,
+                    uniswap_fee_ratio_ppm=perp_reads.uniswap_fee_ratio_ppm,
+                    insurance_fund_fee_ratio_ppm=perp_reads.insurance_fund_fee_ratio_ppm,
+                    max_funding_rate_ppm=cfg.max_funding_rate_ppm, twap_interval_s=cfg.twap_interval_s)
+            markets[m.name] = MarketView(
+                name=m.name, spot_token_decimals=m.spot_token_decimals, spot_is_token0=m.spot_is_token0, perp=perp,
+                spot_v2=d.get("v2", Unavailable("no Uniswap V2 pair configured")),
+                spot_v3=pool_state(s.spot_v3_pool), oracle=d["oracle"])
+        return MarketSnapshot(block_number, block_ts, base_fee, markets, account_state,
+                              self.rpc.stats.round_trips - round_trips_before)
+
+    def _run(self, plans: Sequence[ReadPlan[Any]], block: int | str) -> list[Any]:
+        calls: list[Call] = [c for p in plans for c in p.calls]
+        raw: list[CallResult] = self.multicall.run(encode_aggregate3(calls), block)
+        out, i = [], 0
+        for plan in plans:
+            n = len(plan.calls)
+            out.append(plan.result(raw[i:i + n]))
+            i += n
+        return out
+
+
+def timed_snapshot(collector: SnapshotCollector, block: int | str = "latest") -> tuple[MarketSnapshot, float]:
+    started = time.perf_counter()
+    snapshot = collector.fetch_snapshot(block)
+    return snapshot, (time.perf_counter() - started) * 1000

@@ -1,0 +1,1 @@
+"""One module per protocol: reads (fetch raw state, encode calls) and exact math beside it."""

@@ -1,0 +1,115 @@
+"""Perpetual Protocol v2 (Curie) reads: prices, funding inputs, fees, and an account's position.
+
+Mark price is read from AccountBalance.getMarkPrice (the price margin uses: the median of the 15 s
+market TWAP, the 30 min market TWAP and index + premium). Funding uses the market TWAP and index
+TWAP over ClearingHouseConfig.getTwapInterval (see PerpMarketState.funding_premium_x18). Exact
+open/close quotes are in perp_v2_math.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from keeper.artifacts import abi_codec
+from keeper.chain.multicall import Call, word_int, word_uint
+from keeper.types import PerpAccountMarket, PerpAccountState, perp_price_from_sqrt_x96
+from keeper.venues.reads import ReadPlan
+
+_CH = abi_codec("ClearingHouse")
+_CONFIG = abi_codec("ClearingHouseConfig")
+_EXCHANGE = abi_codec("Exchange")
+_ACCOUNT_BALANCE = abi_codec("AccountBalance")
+_REGISTRY = abi_codec("MarketRegistry")
+_VAULT = abi_codec("Vault")
+_BASE = abi_codec("BaseToken")
+
+
+@dataclass(frozen=True)
+class PerpAddresses:
+    """The Perp v2 system contracts (one set per chain)."""
+
+    clearing_house: str
+    clearing_house_config: str
+    exchange: str
+    account_balance: str
+    market_registry: str
+    vault: str
+
+
+@dataclass(frozen=True)
+class PerpConfig:
+    max_funding_rate_ppm: int
+    twap_interval_s: int
+
+
+@dataclass(frozen=True)
+class PerpMarketReads:
+    """Perp market values read at one block (the vAMM pool is read by the V3 venue)."""
+
+    mark_price_x18: int
+    index_price_x18: int
+    index_twap_x18: int
+    market_twap_x18: int
+    pool: str
+    exchange_fee_ratio_ppm: int
+    uniswap_fee_ratio_ppm: int
+    insurance_fund_fee_ratio_ppm: int
+
+
+def plan_config(perp: PerpAddresses) -> ReadPlan[PerpConfig]:
+    calls = [Call(perp.clearing_house_config, _CONFIG.encode("getMaxFundingRate"), "ClearingHouseConfig.getMaxFundingRate"),
+             Call(perp.clearing_house_config, _CONFIG.encode("getTwapInterval"), "ClearingHouseConfig.getTwapInterval")]
+    return ReadPlan(calls, lambda d: PerpConfig(word_uint(d[0]), word_uint(d[1])))
+
+
+def plan_market(perp: PerpAddresses, base_token: str, twap_interval_s: int) -> ReadPlan[PerpMarketReads]:
+    calls = [
+        Call(perp.account_balance, _ACCOUNT_BALANCE.encode("getMarkPrice", base_token), f"AccountBalance.getMarkPrice({base_token})"),
+        Call(base_token, _BASE.encode("getIndexPrice", 0), f"BaseToken({base_token}).getIndexPrice(0)"),
+        Call(base_token, _BASE.encode("getIndexPrice", twap_interval_s), f"BaseToken({base_token}).getIndexPrice({twap_interval_s})"),
+        Call(perp.exchange, _EXCHANGE.encode("getSqrtMarketTwapX96", base_token, twap_interval_s),
+             f"Exchange.getSqrtMarketTwapX96({base_token}, {twap_interval_s})"),
+        Call(perp.market_registry, _REGISTRY.encode("getMarketInfo", base_token), f"MarketRegistry.getMarketInfo({base_token})"),
+    ]
+
+    def decode(d: Sequence[bytes]) -> PerpMarketReads:
+        info = d[4]
+        return PerpMarketReads(
+            mark_price_x18=word_uint(d[0]),
+            index_price_x18=word_uint(d[1]),
+            index_twap_x18=word_uint(d[2]),
+            market_twap_x18=perp_price_from_sqrt_x96(word_uint(d[3])),
+            pool="0x" + info[12:32].hex(),
+            exchange_fee_ratio_ppm=word_uint(info, 1),
+            uniswap_fee_ratio_ppm=word_uint(info, 2),
+            insurance_fund_fee_ratio_ppm=word_uint(info, 3),
+        )
+
+    return ReadPlan(calls, decode)
+
+
+def plan_account(perp: PerpAddresses, account: str, base_tokens: Sequence[tuple[str, str]]) -> ReadPlan[PerpAccountState]:
+    """An account's Perp state; base_tokens is [(market name, base token)]."""
+    calls = [
+        Call(perp.clearing_house, _CH.encode("getAccountValue", account), "ClearingHouse.getAccountValue"),
+        Call(perp.vault, _VAULT.encode("getFreeCollateral", account), "Vault.getFreeCollateral"),
+        Call(perp.account_balance, _ACCOUNT_BALANCE.encode("getTotalAbsPositionValue", account), "AccountBalance.getTotalAbsPositionValue"),
+        Call(perp.account_balance, _ACCOUNT_BALANCE.encode("getMarginRequirementForLiquidation", account),
+             "AccountBalance.getMarginRequirementForLiquidation"),
+    ]
+    for name, base in base_tokens:
+        calls += [
+            Call(perp.account_balance, _ACCOUNT_BALANCE.encode("getTakerPositionSize", account, base), f"getTakerPositionSize({name})"),
+            Call(perp.account_balance, _ACCOUNT_BALANCE.encode("getTakerOpenNotional", account, base), f"getTakerOpenNotional({name})"),
+            Call(perp.exchange, _EXCHANGE.encode("getPendingFundingPayment", account, base), f"getPendingFundingPayment({name})"),
+        ]
+
+    def decode(d: Sequence[bytes]) -> PerpAccountState:
+        markets = {}
+        for i, (name, _) in enumerate(base_tokens):
+            j = 4 + 3 * i
+            markets[name] = PerpAccountMarket(word_int(d[j]), word_int(d[j + 1]), word_int(d[j + 2]))
+        return PerpAccountState(account, word_int(d[0]), word_uint(d[1]), word_uint(d[2]), word_int(d[3]), markets)
+
+    return ReadPlan(calls, decode)
