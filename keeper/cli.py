@@ -158,7 +158,7 @@ def _scan_cells(r) -> dict[str, str]:  # type: ignore[no-untyped-def]
         "basis bps V3/V2": f"{_fmt(r.basis_bps_v3, '+.2f')} / {_fmt(r.basis_bps_v2, '+.2f')}",
         "funding APR": _fmt(r.funding_apr, "+.2%"),
         "carry APR short/long perp": f"{_fmt(r.carry_apr_short_perp, '+.2%')} / {_fmt(r.carry_apr_long_perp, '+.2%')}",
-        "basis z (V3)": _fmt(r.basis_zscore_v3, "+.2f"),
+        "basis z (V3)": f"{_fmt(r.basis_zscore_v3, '+.2f')} ({r.zscore_history_blocks} blocks)",
         "V3 $ +1%/+2%": f"{_fmt(r.v3_depth_1pct_usd, ',.0f')} / {_fmt(r.v3_depth_2pct_usd, ',.0f')}",
         "V2 $ +1%/+2%": f"{_fmt(r.v2_depth_1pct_usd, ',.0f')} / {_fmt(r.v2_depth_2pct_usd, ',.0f')}",
         "perp $ +1%/+2%": f"{_fmt(r.perp_depth_1pct_usd, ',.0f')} / {_fmt(r.perp_depth_2pct_usd, ',.0f')}",

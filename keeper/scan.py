@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import SnapshotCollector, Sources
+from keeper.errors import RpcError
 from keeper.depth import perp_quote_to_raise_mark, v2_usdc_to_raise_spot, v3_usdc_to_raise_spot
 from keeper.signals import BasisHistory, Signal, compute_signals
 from keeper.types import MarketSnapshot, Unavailable
@@ -27,6 +28,7 @@ class ScanRow:
     carry_apr_short_perp: float | None
     carry_apr_long_perp: float | None
     basis_zscore_v3: float | None
+    zscore_history_blocks: int
     v3_depth_1pct_usd: float | None
     v3_depth_2pct_usd: float | None
     v2_depth_1pct_usd: float | None
@@ -47,13 +49,20 @@ def scan(rpc: JsonRpc, sources: Sources, history_blocks: int = 30) -> list[ScanR
     collector.prepare()
     latest = collector.fetch_snapshot()
     history = BasisHistory(window=max(2, history_blocks), min_samples=min(max(2, history_blocks), 10))
-    first = max(0, latest.block_number - history_blocks)
-    for block in range(first, latest.block_number):
-        compute_signals(collector.fetch_snapshot(block), history)
-    return rows_for(latest, compute_signals(latest, history))
+    # Newest first, stopping at the first block the node has no state for (a non-archive node,
+    # or a chain started from a saved state), then fed oldest first.
+    past: list[MarketSnapshot] = []
+    for block in range(latest.block_number - 1, max(-1, latest.block_number - history_blocks - 1), -1):
+        try:
+            past.append(collector.fetch_snapshot(block))
+        except RpcError:
+            break
+    for snapshot in reversed(past):
+        compute_signals(snapshot, history)
+    return rows_for(latest, compute_signals(latest, history), len(past))
 
 
-def rows_for(snapshot: MarketSnapshot, signals: list[object]) -> list[ScanRow]:
+def rows_for(snapshot: MarketSnapshot, signals: list[object], history_blocks_read: int) -> list[ScanRow]:
     by_key = {(s.market, s.spot_venue): s for s in signals if isinstance(s, Signal)}
     rows = []
     for name, view in snapshot.markets.items():
@@ -74,7 +83,7 @@ def rows_for(snapshot: MarketSnapshot, signals: list[object]) -> list[ScanRow]:
             funding_apr=any_signal.funding_apr if any_signal else None,
             carry_apr_short_perp=any_signal.carry_apr_short_perp if any_signal else None,
             carry_apr_long_perp=any_signal.carry_apr_long_perp if any_signal else None,
-            basis_zscore_v3=v3.basis_zscore if v3 else None,
+            basis_zscore_v3=v3.basis_zscore if v3 else None, zscore_history_blocks=history_blocks_read,
             v3_depth_1pct_usd=None if isinstance(pool, Unavailable) else v3_usdc_to_raise_spot(pool, view.spot_is_token0, 0.01),
             v3_depth_2pct_usd=None if isinstance(pool, Unavailable) else v3_usdc_to_raise_spot(pool, view.spot_is_token0, 0.02),
             v2_depth_1pct_usd=None if isinstance(pair, Unavailable) else v2_usdc_to_raise_spot(pair, 0.01),
