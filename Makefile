@@ -14,7 +14,7 @@ demo: deps
 	$(BIN)/keeper devnet --drive
 
 test: deps
-	$(FORGE) test
+	$(FORGE) test --no-match-path 'contracts/test/fork/*'
 	$(BIN)/python -m pytest
 
 bench: deps

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import devnet
+from bench import devnet, snapshot
 
-BENCHES = {"devnet": devnet.main}
+BENCHES = {"devnet": devnet.main, "snapshot": snapshot.main}
 
 
 def main(argv: list[str]) -> int:

@@ -64,6 +64,7 @@ ARTIFACT_SOURCES: dict[str, tuple[str, str]] = {
     # Ours (contracts/src), built by forge
     "MintableERC20": ("forge", "MintableERC20.sol/MintableERC20.json"),
     "Multicall3": ("forge", "Multicall3.sol/Multicall3.json"),
+    "BasisExecutor": ("forge", "BasisExecutor.sol/BasisExecutor.json"),
 }
 
 

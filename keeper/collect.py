@@ -84,6 +84,15 @@ class _MarketStatic:
     oracle_decimals: int
 
 
+@dataclass(frozen=True)
+class _Phase1:
+    key: tuple[int | None, ...]
+    plans: list[ReadPlan[Any]]
+    per_market: list[dict[str, ReadPlan[Any]]]
+    account_plan: ReadPlan[Any] | None
+    calldata: bytes
+
+
 class SnapshotCollector:
     """Reads every market at one block. prepare() once (static facts, code checks), then
     fetch_snapshot() each block."""
@@ -99,6 +108,8 @@ class SnapshotCollector:
         self.config: perp_v2.PerpConfig | None = None
         self._windows: dict[str, uniswap_v3.BitmapWindow] = {}  # pool -> bitmap window read this block
         self._last_tick: dict[str, int] = {}  # pool -> tick at the last snapshot (centres next window)
+        self._phase1_cache: _Phase1 | None = None
+        self._ticks_cache: tuple[tuple[Any, ...], list[ReadPlan[Any]], bytes] | None = None
 
     # ------------------------------------------------------------------ prepare
     def prepare(self) -> None:
@@ -165,36 +176,9 @@ class SnapshotCollector:
         self._windows = {}  # bitmap words are only trusted at the block they were read
         cfg = self.config
         # ---- phase 1: heads of everything + bitmap windows where a tick is known
-        globals_plan: ReadPlan[tuple[int, int, int]] = ReadPlan(
-            [Call(self.sources.multicall3, _MC_BLOCK_NUMBER, "Multicall3.getBlockNumber"),
-             Call(self.sources.multicall3, _MC_TIMESTAMP, "Multicall3.getCurrentBlockTimestamp"),
-             Call(self.sources.multicall3, _MC_BASEFEE, "Multicall3.getBasefee")],
-            lambda d: (word_uint(d[0]), word_uint(d[1]), word_uint(d[2])))
-        plans: list[ReadPlan[Any]] = [globals_plan]
-        per_market: list[dict[str, ReadPlan[Any]]] = []
-        for s in self.static:
-            m = s.source
-            entry: dict[str, ReadPlan[Any]] = {
-                "perp": perp_v2.plan_market(self.sources.perp, m.base_token, cfg.twap_interval_s),
-                "perp_head": uniswap_v3.plan_head(s.perp_pool.address),
-                "oracle": chainlink.plan_latest_answer(m.aggregator, s.oracle_decimals),
-            }
-            if m.uniswap_v2_pair:
-                entry["v2"] = uniswap_v2.plan_pair_reserves(m.uniswap_v2_pair, m.spot_is_token0)
-            if s.spot_v3_pool:
-                entry["v3_head"] = uniswap_v3.plan_head(s.spot_v3_pool.address)
-            for key, pool in (("perp_bitmap", s.perp_pool), ("v3_bitmap", s.spot_v3_pool)):
-                if pool and pool.address in self._last_tick:
-                    entry[key] = uniswap_v3.plan_bitmap(pool.address, pool.tick_spacing, self._last_tick[pool.address],
-                                                        self.half_width)
-            per_market.append(entry)
-            plans.extend(entry.values())
-        account_plan = None
-        if self.account:
-            names = [(s.source.name, s.source.base_token) for s in self.static]
-            account_plan = perp_v2.plan_account(self.sources.perp, self.account, names)
-            plans.append(account_plan)
-        results = self._run(plans, block)
+        phase1 = self._phase1()
+        per_market, account_plan = phase1.per_market, phase1.account_plan
+        results = self._run(phase1.plans, block, phase1.calldata)
         block_values = results[0]
         if isinstance(block_values, Unavailable):
             raise KeeperError(f"snapshot: block getters failed: {block_values.reason}")
@@ -227,8 +211,12 @@ class SnapshotCollector:
                 else:
                     self._windows.pop(p.address, None)
         tick_pools = [p for p in self._pools() if p.address in heads and p.address in self._windows]
-        tick_plans = [uniswap_v3.plan_liquidity_net(p.address, self._windows[p.address].initialized_ticks()) for p in tick_pools]
-        nets = dict(zip((p.address for p in tick_pools), self._run(tick_plans, block_number))) if tick_plans else {}
+        tick_key = tuple((p.address, tuple(self._windows[p.address].initialized_ticks())) for p in tick_pools)
+        if self._ticks_cache is None or self._ticks_cache[0] != tick_key:
+            tick_plans = [uniswap_v3.plan_liquidity_net(address, list(ticks)) for address, ticks in tick_key]
+            self._ticks_cache = (tick_key, tick_plans, encode_aggregate3([c for p in tick_plans for c in p.calls]))
+        _, tick_plans, tick_calldata = self._ticks_cache
+        nets = dict(zip((p.address for p in tick_pools), self._run(tick_plans, block_number, tick_calldata))) if tick_plans else {}
 
         def pool_state(pool: _PoolStatic | None) -> V3PoolState | Unavailable:
             if pool is None:
@@ -269,9 +257,52 @@ class SnapshotCollector:
         return MarketSnapshot(block_number, block_ts, base_fee, markets, account_state,
                               self.rpc.stats.round_trips - round_trips_before)
 
-    def _run(self, plans: Sequence[ReadPlan[Any]], block: int | str) -> list[Any]:
-        calls: list[Call] = [c for p in plans for c in p.calls]
-        raw: list[CallResult] = self.multicall.run(encode_aggregate3(calls), block)
+    def _phase1(self) -> _Phase1:
+        """Phase-1 plans and calldata; rebuilt only when a bitmap window's centre word moves
+        (the calldata is otherwise identical every block)."""
+        assert self.config is not None
+        key = tuple(uniswap_v3.word_of_tick(self._last_tick[p.address], p.tick_spacing) if p.address in self._last_tick else None
+                    for p in self._pools())
+        if self._phase1_cache is not None and self._phase1_cache.key == key:
+            return self._phase1_cache
+        cfg = self.config
+        globals_plan: ReadPlan[tuple[int, int, int]] = ReadPlan(
+            [Call(self.sources.multicall3, _MC_BLOCK_NUMBER, "Multicall3.getBlockNumber"),
+             Call(self.sources.multicall3, _MC_TIMESTAMP, "Multicall3.getCurrentBlockTimestamp"),
+             Call(self.sources.multicall3, _MC_BASEFEE, "Multicall3.getBasefee")],
+            lambda d: (word_uint(d[0]), word_uint(d[1]), word_uint(d[2])))
+        plans: list[ReadPlan[Any]] = [globals_plan]
+        per_market: list[dict[str, ReadPlan[Any]]] = []
+        for s in self.static:
+            m = s.source
+            entry: dict[str, ReadPlan[Any]] = {
+                "perp": perp_v2.plan_market(self.sources.perp, m.base_token, cfg.twap_interval_s),
+                "perp_head": uniswap_v3.plan_head(s.perp_pool.address),
+                "oracle": chainlink.plan_latest_answer(m.aggregator, s.oracle_decimals),
+            }
+            if m.uniswap_v2_pair:
+                entry["v2"] = uniswap_v2.plan_pair_reserves(m.uniswap_v2_pair, m.spot_is_token0)
+            if s.spot_v3_pool:
+                entry["v3_head"] = uniswap_v3.plan_head(s.spot_v3_pool.address)
+            for entry_name, pool in (("perp_bitmap", s.perp_pool), ("v3_bitmap", s.spot_v3_pool)):
+                if pool and pool.address in self._last_tick:
+                    entry[entry_name] = uniswap_v3.plan_bitmap(pool.address, pool.tick_spacing, self._last_tick[pool.address],
+                                                        self.half_width)
+            per_market.append(entry)
+            plans.extend(entry.values())
+        account_plan = None
+        if self.account:
+            names = [(s.source.name, s.source.base_token) for s in self.static]
+            account_plan = perp_v2.plan_account(self.sources.perp, self.account, names)
+            plans.append(account_plan)
+        self._phase1_cache = _Phase1(key, plans, per_market, account_plan,
+                                     encode_aggregate3([c for p in plans for c in p.calls]))
+        return self._phase1_cache
+
+    def _run(self, plans: Sequence[ReadPlan[Any]], block: int | str, calldata: bytes | None = None) -> list[Any]:
+        if calldata is None:
+            calldata = encode_aggregate3([c for p in plans for c in p.calls])
+        raw: list[CallResult] = self.multicall.run(calldata, block)
         out, i = [], 0
         for plan in plans:
             n = len(plan.calls)

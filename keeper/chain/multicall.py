@@ -8,8 +8,8 @@ several times faster than a generic ABI decoder at thousands of sub-calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from eth_abi import encode
 from eth_utils import keccak
 
 from keeper.chain.rpc import JsonRpc
@@ -28,32 +28,49 @@ class Call:
     label: str
 
 
-@dataclass(frozen=True)
-class CallResult:
+class CallResult(NamedTuple):
     success: bool
     return_data: bytes
 
 
+_TRUE_WORD = (1).to_bytes(WORD, "big")
+_TUPLE_BYTES_OFFSET = (3 * WORD).to_bytes(WORD, "big")  # bytes follow address, bool, offset
+
+
 def encode_aggregate3(calls: list[Call]) -> bytes:
-    """Calldata of Multicall3.aggregate3 with allowFailure=true on every call."""
-    return AGGREGATE3_SELECTOR + encode(
-        ["(address,bool,bytes)[]"], [[(c.target, True, c.call_data) for c in calls]]
-    )
+    """Calldata of Multicall3.aggregate3 with allowFailure=true on every call (ABI-encoded by
+    hand: (address,bool,bytes)[]; a unit test checks it against eth-abi)."""
+    heads: list[bytes] = []
+    tails: list[bytes] = []
+    offset = len(calls) * WORD
+    for call in calls:
+        heads.append(offset.to_bytes(WORD, "big"))
+        data = call.call_data
+        padded = data + b"\0" * (-len(data) % WORD)
+        element = b"".join((
+            bytes(12) + bytes.fromhex(call.target[2:]), _TRUE_WORD, _TUPLE_BYTES_OFFSET,
+            len(data).to_bytes(WORD, "big"), padded,
+        ))
+        tails.append(element)
+        offset += len(element)
+    return b"".join((AGGREGATE3_SELECTOR, WORD.to_bytes(WORD, "big"), len(calls).to_bytes(WORD, "big"), *heads, *tails))
 
 
 def decode_aggregate3(data: bytes) -> list[CallResult]:
-    """Decode `Result[]` ((bool success, bytes returnData)[]) from aggregate3's return data."""
-    view = memoryview(data)
-    array_at = int.from_bytes(view[0:WORD], "big")
-    count = int.from_bytes(view[array_at : array_at + WORD], "big")
+    """Decode `Result[]` ((bool success, bytes returnData)[]) from aggregate3's return data.
+    Hand-rolled (a unit test checks it against eth-abi): the hot path of every snapshot."""
+    frm = int.from_bytes
+    array_at = frm(data[0:WORD], "big")
+    count = frm(data[array_at : array_at + WORD], "big")
     heads = array_at + WORD
-    results = []
+    results: list[CallResult] = []
+    append = results.append
     for i in range(count):
-        element = heads + int.from_bytes(view[heads + i * WORD : heads + (i + 1) * WORD], "big")
-        success = view[element + WORD - 1] == 1
-        bytes_at = element + int.from_bytes(view[element + WORD : element + 2 * WORD], "big")
-        length = int.from_bytes(view[bytes_at : bytes_at + WORD], "big")
-        results.append(CallResult(success, bytes(view[bytes_at + WORD : bytes_at + WORD + length])))
+        head = heads + i * WORD
+        element = heads + frm(data[head : head + WORD], "big")
+        bytes_at = element + frm(data[element + WORD : element + 2 * WORD], "big")
+        start = bytes_at + WORD
+        append(CallResult(data[element + WORD - 1] == 1, data[start : start + frm(data[bytes_at:start], "big")]))
     return results
 
 

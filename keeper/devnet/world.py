@@ -13,13 +13,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from keeper.artifacts import FORGE_OUT, PROJECT_ROOT
+from keeper.artifacts import ARTIFACT_SOURCES, PROJECT_ROOT, load_artifact
 from keeper.devnet.deploy import DEFAULT_MARKETS, MarketSpec, ProgressFn, deploy_world
 from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.node import AnvilNode, dump_state
 from keeper.errors import ConfigError
 
 BUILD_DIR = PROJECT_ROOT / "build" / "devnet"
+DEVNET_OWN_CONTRACTS = ("MintableERC20", "Multicall3")  # ours that the deployer puts on chain
 
 
 def manifest_path_for(state_path: Path) -> Path:
@@ -79,9 +80,10 @@ def fingerprint(markets: tuple[MarketSpec, ...]) -> str:
     for path in sorted((PROJECT_ROOT / "keeper" / "devnet").glob("*.py")):
         digest.update(path.read_bytes())
     digest.update((PROJECT_ROOT / "package-lock.json").read_bytes())
-    for path in sorted(FORGE_OUT.glob("*.sol/*.json")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+    for name, (source, rel_path) in sorted(ARTIFACT_SOURCES.items()):
+        if source == "forge" and name in DEVNET_OWN_CONTRACTS:  # not tests: they don't change the chain
+            digest.update(name.encode())
+            digest.update(load_artifact(name).bytecode)
     digest.update(json.dumps([m.__dict__ for m in markets], sort_keys=True).encode())
     return digest.hexdigest()[:16]
 

@@ -23,12 +23,14 @@ class ReadPlan(Generic[T]):
     decode: Callable[[Sequence[bytes]], T]
 
     def result(self, results: Sequence[CallResult]) -> T | Unavailable:
-        for call, res in zip(self.calls, results):
-            if not res.success:
-                return Unavailable(f"{call.label} reverted: {describe_revert(res.return_data)}")
-            if not res.return_data:
-                return Unavailable(f"{call.label} returned no data (no contract at {call.target}?)")
+        payloads = [data for ok, data in results if ok and data]
+        if len(payloads) != len(results):
+            for call, (ok, data) in zip(self.calls, results):
+                if not ok:
+                    return Unavailable(f"{call.label} reverted: {describe_revert(data)}")
+                if not data:
+                    return Unavailable(f"{call.label} returned no data (no contract at {call.target}?)")
         try:
-            return self.decode([r.return_data for r in results])
+            return self.decode(payloads)
         except (ValueError, IndexError, ZeroDivisionError) as exc:
             return Unavailable(f"{self.calls[0].label}: undecodable result ({exc})")

@@ -24,3 +24,10 @@ def test_given_signed_words_when_decoding_then_twos_complement_is_respected() ->
     data = encode(["int256", "uint256"], [-5, 2**255])
     assert word_int(data, 0) == -5
     assert word_uint(data, 1) == 2**255
+
+
+@given(st.lists(st.tuples(st.binary(min_size=20, max_size=20), st.binary(max_size=100)), max_size=12))
+def test_given_any_calls_when_encoding_by_hand_then_it_matches_the_abi(calls) -> None:
+    as_calls = [Call("0x" + target.hex(), data, "x") for target, data in calls]
+    expected = encode(["(address,bool,bytes)[]"], [[("0x" + t.hex(), True, d) for t, d in calls]])
+    assert encode_aggregate3(as_calls) == bytes.fromhex("82ad56cb") + expected

@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IBasisExecutor} from "./interfaces/IBasisExecutor.sol";
+import {IERC20Like} from "./interfaces/IERC20Like.sol";
+import {IPerpAccountBalance, IPerpClearingHouse, IPerpVault} from "./interfaces/IPerpV2.sol";
+import {IUniswapV2Router, IUniswapV3SwapRouter} from "./interfaces/IUniswapRouters.sol";
+
+/// @title BasisExecutor
+/// @notice Opens, resizes and closes a delta-neutral basis position (Perp v2 leg + Uniswap V2 or V3
+///         spot leg) in one transaction, owned by the keeper account. See IBasisExecutor for the
+///         bounds, units and the meaning of the minimum net quote.
+/// @dev Gas: every address the executor talks to is immutable; a trade reads one storage slot (the
+///      packed market), the taker position once (the ClearingHouse reads it again, warm) and the
+///      spot-token balance twice (the router then transfers it, warm). Perp's returned fills give
+///      the perp leg exactly (base = |exchangedPositionSize|), so no position is read afterwards.
+///      No reentrancy guard: every state-changing entry point is owner-only, so a reentrant call
+///      from a token or router fails `NotOwner`.
+contract BasisExecutor is IBasisExecutor {
+    // ------------------------------------------------------------------------------------ wiring
+    /// @inheritdoc IBasisExecutor
+    address public immutable owner;
+    /// @inheritdoc IBasisExecutor
+    address public immutable clearingHouse;
+    /// @inheritdoc IBasisExecutor
+    address public immutable vault;
+    /// @inheritdoc IBasisExecutor
+    address public immutable accountBalance;
+    /// @inheritdoc IBasisExecutor
+    address public immutable uniswapV2Router;
+    /// @inheritdoc IBasisExecutor
+    address public immutable uniswapV3Router;
+    /// @inheritdoc IBasisExecutor
+    address public immutable usdc;
+    /// @dev 10**(18 - USDC decimals): raw USDC to 18 decimals
+    int256 private immutable _usdcScaleTo18;
+
+    // ----------------------------------------------------------------------------------- markets
+    mapping(address baseToken => SpotMarket market) private _markets;
+
+    /// @param owner_ the keeper account
+    /// @param clearingHouse_ Perp v2 ClearingHouse (the Vault, AccountBalance and USDC are read from it)
+    /// @param uniswapV2Router_ Uniswap V2 Router02
+    /// @param uniswapV3Router_ Uniswap V3 SwapRouter
+    constructor(address owner_, address clearingHouse_, address uniswapV2Router_, address uniswapV3Router_) {
+        address vault_ = IPerpClearingHouse(clearingHouse_).getVault();
+        address usdc_ = IPerpVault(vault_).getSettlementToken();
+        uint8 usdcDecimals = IERC20Like(usdc_).decimals();
+        if (usdcDecimals > 18) revert UnsupportedToken(usdc_);
+        owner = owner_;
+        clearingHouse = clearingHouse_;
+        vault = vault_;
+        accountBalance = IPerpClearingHouse(clearingHouse_).getAccountBalance();
+        uniswapV2Router = uniswapV2Router_;
+        uniswapV3Router = uniswapV3Router_;
+        usdc = usdc_;
+        _usdcScaleTo18 = int256(10 ** (18 - uint256(usdcDecimals)));
+    }
+
+    /// @notice Accepts ETH (e.g. unwrapped WETH); only the owner can send it out (`withdrawEth`).
+    receive() external payable {}
+
+    /// @inheritdoc IBasisExecutor
+    function spotMarket(address baseToken) external view returns (SpotMarket memory) {
+        return _markets[baseToken];
+    }
+
+    // ----------------------------------------------------------------------------------- trading
+    /// @inheritdoc IBasisExecutor
+    function openBasis(
+        uint256 depositUsdcRaw,
+        PerpOrder calldata perp,
+        SpotOrder calldata spot,
+        TradeBounds calldata bounds
+    ) external returns (Fills memory fills) {
+        SpotMarket memory market = _startTrade(perp.baseToken, perp.oppositeAmountBound18, bounds.deadline);
+        int256 positionBase18 = _takerPosition(perp.baseToken);
+        if (positionBase18 != 0) revert PositionNotFlat(perp.baseToken, positionBase18);
+        fills = _tradeOpenPosition(depositUsdcRaw, perp, spot, bounds, market, positionBase18);
+        emit BasisOpened(
+            perp.baseToken,
+            spot.venue,
+            fills.perpBase18,
+            fills.perpQuote18,
+            fills.spotRaw,
+            fills.usdcRaw,
+            fills.residualBase18,
+            fills.netQuote18,
+            fills.positionBase18After
+        );
+    }
+
+    /// @inheritdoc IBasisExecutor
+    function resizeBasis(
+        uint256 depositUsdcRaw,
+        PerpOrder calldata perp,
+        SpotOrder calldata spot,
+        TradeBounds calldata bounds
+    ) external returns (Fills memory fills) {
+        SpotMarket memory market = _startTrade(perp.baseToken, perp.oppositeAmountBound18, bounds.deadline);
+        int256 positionBase18 = _takerPosition(perp.baseToken);
+        if (positionBase18 == 0) revert NoPosition(perp.baseToken);
+        fills = _tradeOpenPosition(depositUsdcRaw, perp, spot, bounds, market, positionBase18);
+        emit BasisResized(
+            perp.baseToken,
+            spot.venue,
+            fills.perpBase18,
+            fills.perpQuote18,
+            fills.spotRaw,
+            fills.usdcRaw,
+            fills.residualBase18,
+            fills.netQuote18,
+            fills.positionBase18After
+        );
+    }
+
+    /// @inheritdoc IBasisExecutor
+    function closeBasis(PerpCloseOrder calldata perp, SpotOrder calldata spot, TradeBounds calldata bounds)
+        external
+        returns (Fills memory fills)
+    {
+        SpotMarket memory market = _startTrade(perp.baseToken, perp.oppositeAmountBound18, bounds.deadline);
+        int256 positionBase18 = _takerPosition(perp.baseToken);
+        // A flat position reverts inside Perp (CH_PSZ); a long closes by selling base.
+        (uint256 base18, uint256 quote18) = IPerpClearingHouse(clearingHouse)
+            .closePosition(
+                IPerpClearingHouse.ClosePositionParams({
+                baseToken: perp.baseToken,
+                sqrtPriceLimitX96: perp.sqrtPriceLimitX96,
+                oppositeAmountBound: perp.oppositeAmountBound18,
+                deadline: bounds.deadline,
+                referralCode: bytes32(0)
+            })
+            );
+        _recordPerpFill(fills, positionBase18 > 0, base18, quote18);
+        _tradeSpot(fills, spot, market, bounds.deadline);
+        _checkBounds(fills, bounds, market.spotScaleTo18, positionBase18);
+        emit BasisClosed(
+            perp.baseToken,
+            spot.venue,
+            fills.perpBase18,
+            fills.perpQuote18,
+            fills.spotRaw,
+            fills.usdcRaw,
+            fills.residualBase18,
+            fills.netQuote18,
+            fills.positionBase18After
+        );
+    }
+
+    // -------------------------------------------------------------------------------- collateral
+    /// @inheritdoc IBasisExecutor
+    function depositCollateral(uint256 usdcRaw) external {
+        _checkOwner();
+        IPerpVault(vault).deposit(usdc, usdcRaw);
+    }
+
+    /// @inheritdoc IBasisExecutor
+    function withdrawCollateral(uint256 usdcRaw) external {
+        _checkOwner();
+        IPerpVault(vault).withdraw(usdc, usdcRaw);
+    }
+
+    // ------------------------------------------------------------------------------------- admin
+    /// @inheritdoc IBasisExecutor
+    function setMarket(address baseToken, address spotToken, uint24 v3FeePips) external {
+        _checkOwner();
+        if (baseToken == address(0)) revert UnsupportedToken(baseToken);
+        if (spotToken == address(0)) {
+            delete _markets[baseToken];
+            emit MarketSet(baseToken, address(0), 0, 0);
+            return;
+        }
+        if (spotToken == usdc) revert UnsupportedToken(spotToken);
+        uint8 spotDecimals = IERC20Like(spotToken).decimals();
+        if (spotDecimals > 18) revert UnsupportedToken(spotToken);
+        uint64 spotScaleTo18 = uint64(10 ** (18 - uint256(spotDecimals)));
+        _markets[baseToken] = SpotMarket({spotToken: spotToken, spotScaleTo18: spotScaleTo18, v3FeePips: v3FeePips});
+        emit MarketSet(baseToken, spotToken, spotScaleTo18, v3FeePips);
+    }
+
+    /// @inheritdoc IBasisExecutor
+    function setAllowance(address token, address spender, uint256 amountRaw) external {
+        _checkOwner();
+        if (spender != vault && spender != uniswapV2Router && spender != uniswapV3Router) {
+            revert UnsupportedSpender(spender);
+        }
+        _callToken(token, abi.encodeCall(IERC20Like.approve, (spender, amountRaw)));
+        emit AllowanceSet(token, spender, amountRaw);
+    }
+
+    /// @inheritdoc IBasisExecutor
+    function withdrawToken(address token, address to, uint256 amountRaw) external {
+        _checkOwner();
+        _callToken(token, abi.encodeCall(IERC20Like.transfer, (to, amountRaw)));
+    }
+
+    /// @inheritdoc IBasisExecutor
+    function withdrawEth(address payable to, uint256 amountWei) external {
+        _checkOwner();
+        (bool sent,) = to.call{value: amountWei}("");
+        if (!sent) revert EthTransferFailed(to, amountWei);
+    }
+
+    // ---------------------------------------------------------------------------- internal: legs
+    /// @dev Owner, deadline, market and perp-bound checks shared by every trade; one SLOAD.
+    function _startTrade(address baseToken, uint256 oppositeAmountBound18, uint256 deadline)
+        private
+        view
+        returns (SpotMarket memory market)
+    {
+        _checkOwner();
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp > deadline) revert Expired(deadline, block.timestamp);
+        market = _markets[baseToken];
+        if (market.spotToken == address(0)) revert UnsupportedToken(baseToken);
+        if (oppositeAmountBound18 == 0) revert MissingPerpBound();
+    }
+
+    /// @dev Open and resize: optional deposit, `openPosition`, spot leg, bounds.
+    function _tradeOpenPosition(
+        uint256 depositUsdcRaw,
+        PerpOrder calldata perp,
+        SpotOrder calldata spot,
+        TradeBounds calldata bounds,
+        SpotMarket memory market,
+        int256 positionBase18Before
+    ) private returns (Fills memory fills) {
+        if (depositUsdcRaw != 0) IPerpVault(vault).deposit(usdc, depositUsdcRaw);
+        (uint256 base18, uint256 quote18) = IPerpClearingHouse(clearingHouse)
+            .openPosition(
+                IPerpClearingHouse.OpenPositionParams({
+                baseToken: perp.baseToken,
+                isBaseToQuote: perp.isBaseToQuote,
+                isExactInput: perp.isExactInput,
+                amount: perp.amount18,
+                oppositeAmountBound: perp.oppositeAmountBound18,
+                deadline: bounds.deadline,
+                sqrtPriceLimitX96: perp.sqrtPriceLimitX96,
+                referralCode: bytes32(0)
+            })
+            );
+        _recordPerpFill(fills, perp.isBaseToQuote, base18, quote18);
+        _tradeSpot(fills, spot, market, bounds.deadline);
+        _checkBounds(fills, bounds, market.spotScaleTo18, positionBase18Before);
+    }
+
+    /// @dev Perp's (base, quote) are absolute; the direction gives the signs. Quote includes the fee.
+    function _recordPerpFill(Fills memory fills, bool isBaseToQuote, uint256 base18, uint256 quote18) private pure {
+        int256 base = _toInt256(base18);
+        int256 quote = _toInt256(quote18);
+        (fills.perpBase18, fills.perpQuote18) = isBaseToQuote ? (-base, quote) : (base, -quote);
+    }
+
+    /// @dev Swaps the market's spot token against USDC and records both sides: the spot side as the
+    ///      measured balance change (so a fee-on-transfer token cannot hide a shortfall), the USDC side
+    ///      from the order and the router's return. The routers get no bound of their own: the bound
+    ///      is checked here on the measured amounts, with a custom error carrying the numbers.
+    function _tradeSpot(Fills memory fills, SpotOrder calldata spot, SpotMarket memory market, uint256 deadline)
+        private
+    {
+        uint256 amountRaw = spot.amountRaw;
+        if (amountRaw == 0) return;
+        bool isBuy = spot.isBuy;
+        bool isExactInput = spot.isExactInput;
+        address spotToken = market.spotToken;
+        (address tokenIn, address tokenOut) = isBuy ? (usdc, spotToken) : (spotToken, usdc);
+
+        uint256 spotBeforeRaw = IERC20Like(spotToken).balanceOf(address(this));
+        uint256 otherSideRaw = spot.venue == SpotVenue.UniswapV3
+            ? _swapV3(tokenIn, tokenOut, market.v3FeePips, isExactInput, amountRaw, deadline)
+            : _swapV2(tokenIn, tokenOut, isExactInput, amountRaw, deadline);
+        int256 spotRaw = _toInt256(IERC20Like(spotToken).balanceOf(address(this))) - _toInt256(spotBeforeRaw);
+
+        uint256 usdcMovedRaw = isBuy == isExactInput ? amountRaw : otherSideRaw;
+        fills.spotRaw = spotRaw;
+        fills.usdcRaw = isBuy ? -_toInt256(usdcMovedRaw) : _toInt256(usdcMovedRaw);
+
+        // The bounded side: exact input bounds the output, exact output bounds the input.
+        uint256 filledRaw;
+        if (isBuy != isExactInput) {
+            filledRaw = otherSideRaw; // USDC out of a sell (exact input) or into a buy (exact output)
+        } else if (isBuy) {
+            filledRaw = spotRaw > 0 ? _abs(spotRaw) : 0; // spot received by an exact-input buy
+        } else {
+            filledRaw = spotRaw < 0 ? _abs(spotRaw) : 0; // spot paid by an exact-output sell
+        }
+        if (isExactInput ? filledRaw < spot.limitRaw : filledRaw > spot.limitRaw) {
+            revert SpotSlippage(filledRaw, spot.limitRaw);
+        }
+    }
+
+    /// @return otherSideRaw the output of an exact-input swap, the input of an exact-output swap
+    function _swapV2(address tokenIn, address tokenOut, bool isExactInput, uint256 amountRaw, uint256 deadline)
+        private
+        returns (uint256 otherSideRaw)
+    {
+        address[] memory path = new address[](2);
+        path[0] = tokenIn;
+        path[1] = tokenOut;
+        if (isExactInput) {
+            return
+                IUniswapV2Router(uniswapV2Router)
+                    .swapExactTokensForTokens(amountRaw, 0, path, address(this), deadline)[1];
+        }
+        return IUniswapV2Router(uniswapV2Router)
+            .swapTokensForExactTokens(amountRaw, type(uint256).max, path, address(this), deadline)[0];
+    }
+
+    /// @return otherSideRaw the output of an exact-input swap, the input of an exact-output swap
+    function _swapV3(
+        address tokenIn,
+        address tokenOut,
+        uint24 feePips,
+        bool isExactInput,
+        uint256 amountRaw,
+        uint256 deadline
+    ) private returns (uint256 otherSideRaw) {
+        if (isExactInput) {
+            return IUniswapV3SwapRouter(uniswapV3Router)
+                .exactInputSingle(
+                    IUniswapV3SwapRouter.ExactInputSingleParams({
+                    tokenIn: tokenIn,
+                    tokenOut: tokenOut,
+                    fee: feePips,
+                    recipient: address(this),
+                    deadline: deadline,
+                    amountIn: amountRaw,
+                    amountOutMinimum: 0,
+                    sqrtPriceLimitX96: 0
+                })
+                );
+        }
+        return IUniswapV3SwapRouter(uniswapV3Router)
+            .exactOutputSingle(
+                IUniswapV3SwapRouter.ExactOutputSingleParams({
+                tokenIn: tokenIn,
+                tokenOut: tokenOut,
+                fee: feePips,
+                recipient: address(this),
+                deadline: deadline,
+                amountOut: amountRaw,
+                amountInMaximum: type(uint256).max,
+                sqrtPriceLimitX96: 0
+            })
+            );
+    }
+
+    // -------------------------------------------------------------------------- internal: bounds
+    /// @dev Residual delta, then minimum net quote; fills in the derived fields.
+    function _checkBounds(
+        Fills memory fills,
+        TradeBounds calldata bounds,
+        uint64 spotScaleTo18,
+        int256 positionBase18Before
+    ) private view {
+        int256 residualBase18 = fills.perpBase18 + fills.spotRaw * int256(uint256(spotScaleTo18));
+        if (_abs(residualBase18) > bounds.maxResidualBase18) {
+            revert ResidualDeltaTooLarge(residualBase18, bounds.maxResidualBase18);
+        }
+        int256 netQuote18 = fills.perpQuote18 + fills.usdcRaw * _usdcScaleTo18;
+        if (netQuote18 < bounds.minNetQuote18) revert ProfitBelowMin(netQuote18, bounds.minNetQuote18);
+        fills.residualBase18 = residualBase18;
+        fills.netQuote18 = netQuote18;
+        fills.positionBase18After = positionBase18Before + fills.perpBase18;
+    }
+
+    // ------------------------------------------------------------------------- internal: helpers
+    function _checkOwner() private view {
+        if (msg.sender != owner) revert NotOwner(msg.sender);
+    }
+
+    function _takerPosition(address baseToken) private view returns (int256 positionBase18) {
+        return IPerpAccountBalance(accountBalance).getTakerPositionSize(address(this), baseToken);
+    }
+
+    /// @dev transfer / approve through a low-level call: accepts `true` or no return data (from a
+    ///      contract); rejects a revert, `false`, short return data, or a target without code.
+    function _callToken(address token, bytes memory data) private {
+        (bool success, bytes memory returned) = token.call(data);
+        bool accepted = success
+            && (returned.length == 0
+                    ? token.code.length != 0
+                    : returned.length >= 32 && abi.decode(returned, (uint256)) == 1);
+        if (!accepted) revert TokenCallFailed(token);
+    }
+
+    function _toInt256(uint256 amount) private pure returns (int256) {
+        if (amount > uint256(type(int256).max)) revert AmountTooLarge(amount);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return int256(amount); // checked on the line above
+    }
+
+    /// @dev Negating type(int256).min reverts (checked arithmetic), so the cast never wraps.
+    function _abs(int256 value) private pure returns (uint256) {
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return uint256(value >= 0 ? value : -value);
+    }
+}
