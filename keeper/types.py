@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from enum import Enum
+from typing import TYPE_CHECKING, Literal, Union
 
 if TYPE_CHECKING:
     from keeper.venues.uniswap_v3_math import V3PoolState
@@ -147,3 +148,115 @@ def spot_price_usd(sqrt_price_x96: int, spot_decimals: int, spot_is_token0: bool
 
 def v2_price_usd(pair: V2PairState, spot_decimals: int) -> float:
     return pair.reserve_usdc_raw / pair.reserve_spot_raw * 10 ** (spot_decimals - USDC_DECIMALS)
+
+
+# ------------------------------------------------------------------------------ decide
+class Direction(str, Enum):
+    """Which way a basis position leans."""
+
+    SHORT_PERP = "short_perp"  # short perp + long spot: earns when the perp is rich, or funding > 0
+    LONG_PERP = "long_perp"  # long perp + sell spot inventory: earns when the perp is cheap, or funding < 0
+
+    @property
+    def perp_sign(self) -> int:
+        return -1 if self is Direction.SHORT_PERP else 1
+
+
+SpotVenue = Literal["uniswap_v3", "uniswap_v2"]
+IntentKind = Literal["open", "close", "resize"]
+
+
+@dataclass(frozen=True)
+class Position:
+    """The keeper's open basis position in one market (journal, checked against the chain)."""
+
+    market: str
+    direction: Direction
+    spot_venue: SpotVenue
+    perp_base_x18: int  # signed, as Perp holds it (negative = short)
+    spot_raw: int  # signed spot-token change held against it (positive = bought), token decimals
+    entry_block: int
+    entry_timestamp_s: int
+    entry_basis_bps: float
+    net_quote_x18: int  # sum of the executor's netQuote18 over open and resizes (trading PnL so far)
+    funding_paid_x18: int = 0  # funding settled + pending since open; positive = the position paid
+
+
+@dataclass(frozen=True)
+class PnlEstimate:
+    """Expected PnL of a decision over its horizon, in USD (floats: decision only, never amounts).
+    net = convergence + funding - fees - price impact - gas - cost of capital."""
+
+    convergence_usd: float
+    funding_usd: float
+    fees_usd: float
+    price_impact_usd: float
+    gas_usd: float
+    capital_cost_usd: float
+
+    @property
+    def net_usd(self) -> float:
+        return (self.convergence_usd + self.funding_usd - self.fees_usd - self.price_impact_usd
+                - self.gas_usd - self.capital_cost_usd)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a strategy wants done; sizes in raw units. The plan stage re-quotes it exactly."""
+
+    strategy: str
+    kind: IntentKind
+    market: str
+    direction: Direction
+    spot_venue: SpotVenue
+    perp_base_x18: int  # size of the perp leg, > 0 (for close: the position's whole size)
+    reason: str  # why, in words, with the deciding numbers
+    expected: PnlEstimate
+    created_block: int
+    valid_until_block: int
+
+
+# ------------------------------------------------------------------------------ plan / execute
+@dataclass(frozen=True)
+class PredictedFills:
+    """What the executor's Fills will be if the chain is as in the snapshot (exact)."""
+
+    perp_base_x18: int  # signed change
+    perp_quote_x18: int  # signed change, after Perp's fee
+    spot_raw: int  # signed spot-token change
+    usdc_raw: int  # signed USDC change on the spot leg
+    residual_base_x18: int
+    net_quote_x18: int
+
+
+@dataclass(frozen=True)
+class TxPlan:
+    intent: Intent
+    to: str
+    calldata: bytes
+    value_wei: int
+    predicted: PredictedFills
+    perp_opposite_amount_bound_x18: int
+    spot_limit_raw: int
+    max_residual_base_x18: int
+    min_net_quote_x18: int
+    deadline_s: int
+    gas_limit: int
+    gas_cost_wei: int  # gas limit x max fee (upper bound) + L1 data fee
+    gas_cost_usd: float
+    expected_net_usd: float
+
+
+OutcomeStatus = Literal["included", "reverted", "dropped", "replaced", "dry_run", "simulation_reverted"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    plan: TxPlan
+    status: OutcomeStatus
+    tx_hash: str | None
+    block_number: int | None
+    gas_used: int
+    fee_paid_wei: int
+    fills: PredictedFills | None  # actual fills (from the executor's event) when included
+    detail: str  # revert reason, or what a dry run would have done

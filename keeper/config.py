@@ -1,0 +1,179 @@
+"""Configuration: one TOML file plus KEEPER_* environment variables, validated by pydantic.
+
+The only module that reads the config file and the environment for settings. Every section
+forbids unknown keys (a typo must never fall back silently to a default), and every error names
+the field: `config keeper.toml: risk.max_leverage: Input should be greater than 0 (got -1)`.
+
+Environment variables override the file: KEEPER_<SECTION>__<FIELD>, e.g.
+KEEPER_RISK__MAX_LEVERAGE=2 or KEEPER_CHAIN__RPC_URL=http://127.0.0.1:8545. Secrets are not
+settings: the signing key is read by keeper/chain/keys.py from the variable named in
+account.key_env, and never appears in a config object.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from keeper.errors import ConfigError
+
+ENV_PREFIX = "KEEPER_"
+ENV_NESTED = "__"
+# Variables with the prefix that are not settings (secrets and tool paths read elsewhere).
+NON_SETTING_ENV = {"KEEPER_PRIVATE_KEY", "KEEPER_KEYSTORE_PASSWORD", "KEEPER_ANVIL", "KEEPER_FORGE", "KEEPER_CAST"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class ChainConfig(_Section):
+    rpc_url: str | None = Field(None, description="JSON-RPC URL; unset: start the embedded devnet")
+    chain_id: int | None = Field(None, gt=0, description="expected chain id (checked at start)")
+    preset: Literal["devnet", "optimism"] = "devnet"
+    manifest: Path | None = Field(None, description="devnet manifest with every address (devnet preset)")
+    poll_interval_s: float = Field(0.25, gt=0, le=60)
+    request_timeout_s: float = Field(10.0, gt=0, le=300)
+
+
+class AccountConfig(_Section):
+    key_env: str = Field("KEEPER_PRIVATE_KEY", min_length=1, description="env var holding the hex private key")
+    keystore: Path | None = Field(None, description="encrypted keystore JSON (instead of key_env)")
+    keystore_password_env: str = "KEEPER_KEYSTORE_PASSWORD"
+    executor: str | None = Field(None, description="BasisExecutor address; unset on a devnet: deployed at start")
+    collateral_usdc: float = Field(50_000, ge=0, description="USDC kept in the Perp vault through the executor")
+
+    @field_validator("executor")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("0x") and len(value) == 42):
+            raise ValueError(f"not a 20-byte hex address: {value!r}")
+        return value
+
+
+class MarketsConfig(_Section):
+    enabled: list[str] = Field(default_factory=lambda: ["ETH", "BTC"], min_length=1)
+    spot_venues: list[Literal["uniswap_v3", "uniswap_v2"]] = Field(
+        default_factory=lambda: ["uniswap_v3", "uniswap_v2"], min_length=1)
+
+
+class StrategiesConfig(_Section):
+    enabled: list[str] = Field(default_factory=lambda: ["basis_convergence", "funding_carry"])
+    # Per-strategy parameters, validated by each strategy when it is loaded.
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    max_failures: int = Field(3, ge=1, description="consecutive raises before a strategy is disabled")
+
+
+class CostsConfig(_Section):
+    cost_of_capital_apr: float = Field(0.05, ge=0, le=1)
+    holding_horizon_hours: float = Field(24.0, gt=0, le=24 * 365)
+    min_profit_usd: float = Field(1.0, ge=0)
+    gas_cost_multiple: float = Field(2.0, ge=1, description="expected net PnL must exceed this x gas cost")
+
+
+class RiskConfig(_Section):
+    max_notional_usd_per_market: float = Field(100_000, gt=0)
+    max_notional_usd_total: float = Field(250_000, gt=0)
+    max_leverage: float = Field(3.0, gt=0, le=10)
+    min_margin_ratio: float = Field(0.15, gt=0.0625, le=1, description="above Perp's 6.25% maintenance")
+    max_gas_price_gwei: float = Field(50.0, gt=0)
+    daily_loss_limit_usd: float = Field(2_000, gt=0)
+    max_oracle_age_s: int = Field(3_600, gt=0)
+    max_snapshot_age_blocks: int = Field(3, ge=0)
+    max_index_spot_divergence_bps: float = Field(200, gt=0)
+    stop_loss_basis_bps: float = Field(150, gt=0, description="unwind when basis widens this far past entry")
+    max_residual_delta_bps: float = Field(50, ge=0, description="re-hedge when |residual| / size exceeds this")
+    kill_switch_file: Path = Path(".keeper/KILL")
+    kill_switch_action: Literal["unwind", "freeze"] = "unwind"
+
+
+class ExecutionConfig(_Section):
+    slippage_bps: int = Field(30, ge=0, le=1_000)
+    deadline_s: int = Field(120, gt=0)
+    confirmations: int = Field(1, ge=1, le=64)
+    replace_after_blocks: int = Field(3, ge=1)
+    max_fee_per_gas_gwei: float = Field(100.0, gt=0)
+    gas_margin_pct: int = Field(20, ge=0, le=200)
+    intent_ttl_blocks: int = Field(2, ge=0)
+
+
+class MonitoringConfig(_Section):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    metrics_port: int = Field(0, ge=0, le=65_535, description="Prometheus /metrics on 127.0.0.1; 0: off")
+    journal: Path = Path(".keeper/journal.sqlite")
+
+
+class KeeperConfig(_Section):
+    chain: ChainConfig = ChainConfig()
+    account: AccountConfig = AccountConfig()
+    markets: MarketsConfig = MarketsConfig()
+    strategies: StrategiesConfig = StrategiesConfig()
+    costs: CostsConfig = CostsConfig()
+    risk: RiskConfig = RiskConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """KEEPER_SECTION__FIELD=value -> {"section": {"field": value}}; any other KEEPER_ name is an error."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in NON_SETTING_ENV:
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split(ENV_NESTED)
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"environment {name}: expected KEEPER_<SECTION>__<FIELD> (e.g. KEEPER_RISK__MAX_LEVERAGE)")
+        section, field = parts
+        if field in ("enabled", "spot_venues"):
+            tree.setdefault(section, {})[field] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            tree.setdefault(section, {})[field] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: Path | None = None, environ: dict[str, str] | None = None,
+                overrides: dict[str, Any] | None = None) -> KeeperConfig:
+    """File (optional) < environment < explicit overrides (CLI options). Raises ConfigError."""
+    where = f"config {path}" if path else "config"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{where}: file not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
+    data = _merge(data, _env_overrides(dict(os.environ if environ is None else environ)))
+    data = _merge(data, overrides or {})
+    try:
+        return KeeperConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {describe_validation_error(exc)}") from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem, naming the field and the bad value; '(+N more)' when there are more."""
+    errors = exc.errors()
+    first = errors[0]
+    field = ".".join(str(p) for p in first["loc"])
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling; see keeper.example.toml)"
+    got = "" if first["type"] in ("extra_forbidden", "missing") else f" (got {first.get('input')!r})"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{field}: {message}{got}{more}"

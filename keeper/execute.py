@@ -1,0 +1,78 @@
+"""Execute: turn a TxPlan into an Outcome. Two executors, no `if dry_run` branches elsewhere:
+
+- LiveExecutor signs and sends through keeper/chain/sender.TxSender (simulate first; a plan that
+  fails simulation is never sent), then reads the executor's Fills event from the receipt;
+- DryRunExecutor holds no key at all: it runs the same calldata as an eth_call from the owner's
+  address and reports the fills the chain would give.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from keeper.chain.rpc import JsonRpc
+from keeper.chain.sender import SimulationReverted, TxRequest, TxSender
+from keeper.errors import RpcError, SkipOpportunity
+from keeper.logs import get_logger
+from keeper.types import Outcome, TxPlan
+from keeper.venues.executor import EXECUTOR, decode_fills_return, fills_from_receipt
+
+log = get_logger("keeper.execute")
+_FUNCTION_OF_KIND = {"open": "openBasis", "resize": "resizeBasis", "close": "closeBasis"}
+
+
+class Executor(Protocol):
+    mode: str
+
+    def execute(self, plan: TxPlan) -> Outcome: ...
+
+
+class LiveExecutor:
+    mode = "live"
+
+    def __init__(self, sender: TxSender, rpc: JsonRpc) -> None:
+        self.sender = sender
+        self.rpc = rpc
+
+    def execute(self, plan: TxPlan) -> Outcome:
+        intent = plan.intent
+        request = TxRequest(to=plan.to, data=plan.calldata, value_wei=plan.value_wei,
+                            label=f"{intent.kind} {intent.market} {intent.direction.value}", errors_abi=EXECUTOR)
+        try:
+            result = self.sender.send(request)
+        except SimulationReverted as exc:
+            return Outcome(plan, "simulation_reverted", None, None, 0, 0, None, exc.reason)
+        except SkipOpportunity as exc:  # fee cap, node refused the broadcast
+            return Outcome(plan, "dropped", None, None, 0, 0, None, str(exc))
+        fills = None
+        if result.status == "included":
+            receipt = self.rpc.call("eth_getTransactionReceipt", [result.tx_hash])
+            found = fills_from_receipt(receipt or {}, plan.to)
+            fills = found[1] if found else None
+        detail = result.revert_reason or f"{result.status} in block {result.block_number}"
+        return Outcome(plan, result.status, result.tx_hash, result.block_number, result.gas_used,
+                       result.fee_paid_wei, fills, detail)
+
+
+class DryRunExecutor:
+    """Simulates every plan with eth_call from the executor's owner; sends nothing, signs nothing."""
+
+    mode = "dry_run"
+
+    def __init__(self, rpc: JsonRpc, owner: str) -> None:
+        self.rpc = rpc
+        self.owner = owner
+
+    def execute(self, plan: TxPlan) -> Outcome:
+        function = _FUNCTION_OF_KIND[plan.intent.kind]
+        call = {"from": self.owner, "to": plan.to, "data": "0x" + plan.calldata.hex()}
+        try:
+            data = bytes.fromhex(self.rpc.call("eth_call", [call, "latest"])[2:])
+        except RpcError as exc:
+            raw = exc.data if isinstance(exc.data, str) and exc.data.startswith("0x") else ""
+            reason = EXECUTOR.describe_revert(bytes.fromhex(raw[2:])) if len(raw) > 2 else exc.rpc_message
+            return Outcome(plan, "simulation_reverted", None, None, 0, 0, None, reason)
+        fills = decode_fills_return(function, data)
+        return Outcome(plan, "dry_run", None, None, 0, 0, fills,
+                       f"would {plan.intent.kind} {plan.intent.market}: perp base {fills.perp_base_x18}, "
+                       f"spot {fills.spot_raw}, net quote {fills.net_quote_x18}")

@@ -1,0 +1,34 @@
+"""Prometheus metrics on 127.0.0.1:<monitoring.metrics_port>/metrics (off when the port is 0).
+
+Names carry units; labels are bounded (markets, venues, statuses), never addresses or hashes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class KeeperMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.block_number = Gauge("keeper_block_number", "Block of the latest snapshot", registry=r)
+        self.basis_bps = Gauge("keeper_basis_bps", "Perp mark vs spot, bps", ["market", "venue"], registry=r)
+        self.basis_zscore = Gauge("keeper_basis_zscore", "Basis z-score vs recent history", ["market", "venue"], registry=r)
+        self.funding_apr = Gauge("keeper_funding_apr_ratio", "Funding APR (positive: longs pay)", ["market"], registry=r)
+        self.carry_apr = Gauge("keeper_carry_apr_ratio", "Funding carry APR by direction", ["market", "direction"], registry=r)
+        self.position_base = Gauge("keeper_position_base", "Perp position, base units (negative: short)", ["market"], registry=r)
+        self.pnl_usd = Gauge("keeper_pnl_usd", "Realized PnL by component", ["component"], registry=r)
+        self.margin_ratio = Gauge("keeper_margin_ratio", "Executor account value / position value", registry=r)
+        self.tick_seconds = Histogram("keeper_tick_seconds", "Tick latency: snapshot to outcome",
+                                      buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        self.snapshot_seconds = Histogram("keeper_snapshot_seconds", "Snapshot read latency",
+                                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1), registry=r)
+        self.rpc_errors = Counter("keeper_rpc_errors_total", "RPC errors (transient)", registry=r)
+        self.tx_outcomes = Counter("keeper_tx_outcomes_total", "Transaction outcomes", ["status"], registry=r)
+        self.decisions = Counter("keeper_decisions_total", "Strategy decisions", ["strategy", "kind", "result"], registry=r)
+        self.skips = Counter("keeper_skips_total", "Opportunities skipped, by stage", ["stage"], registry=r)
+
+    def serve(self, port: int) -> None:
+        if port:
+            start_http_server(port, addr="127.0.0.1", registry=self.registry)
