@@ -1,5 +1,6 @@
-"""A small Uniswap V3 pool-state loader for the exact-quote tests (two batched RPC round trips:
-head + bitmap words, then ticks(t) for every set bit). The production reader is keeper/venues."""
+"""A small Uniswap V3 pool-state loader for the exact-quote tests, pinned to one block: three
+batched eth_call round trips (slot0/liquidity/fee/tickSpacing, the bitmap words, then ticks(t)
+for every set bit). The production reader is keeper/venues/uniswap_v3.py."""
 
 from __future__ import annotations
 

@@ -1,0 +1,78 @@
+"""Risk guards: pure checks on one snapshot, applied by the engine before and after strategies.
+
+Outcomes, from mildest to strongest:
+- a market is blocked for new positions (stale oracle, index/spot divergence, perp unavailable);
+- no new positions anywhere (gas price above the cap, daily loss limit hit, stale snapshot);
+- unwind everything (margin ratio below its guard, kill switch set to unwind);
+- freeze: no transactions at all (kill switch set to freeze).
+Closing is always allowed unless frozen: a guard never traps a position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from keeper.config import RiskConfig
+from keeper.signals import Signal
+from keeper.types import MarketSnapshot, PerpAccountState, Position, Unavailable
+
+GWEI = 10**9
+
+
+@dataclass(frozen=True)
+class RiskView:
+    blocked_markets: Mapping[str, str] = field(default_factory=dict)  # market -> reason
+    no_new_positions: str | None = None
+    unwind_all: str | None = None
+    freeze: str | None = None
+
+    def can_open(self, market: str) -> str | None:
+        """None when opening in `market` is allowed, else the reason it is not."""
+        return self.freeze or self.unwind_all or self.no_new_positions or self.blocked_markets.get(market)
+
+
+def assess_risk(
+    snapshot: MarketSnapshot,
+    signals: list[Signal],
+    positions: Mapping[str, Position],
+    risk: RiskConfig,
+    *,
+    head_block: int,
+    gas_price_wei: int,
+    realized_today_usd: float,
+    kill_switch: bool,
+) -> RiskView:
+    if kill_switch and risk.kill_switch_action == "freeze":
+        return RiskView(freeze="kill switch: freeze")
+    unwind = "kill switch: unwind everything" if kill_switch else None
+    account = snapshot.account
+    if unwind is None and isinstance(account, PerpAccountState) and positions:
+        ratio = account.margin_ratio
+        if ratio is not None and ratio < risk.min_margin_ratio:
+            unwind = f"margin ratio {ratio:.4f} below guard {risk.min_margin_ratio}"
+    no_new = None
+    if head_block - snapshot.block_number > risk.max_snapshot_age_blocks:
+        no_new = f"snapshot at block {snapshot.block_number} is {head_block - snapshot.block_number} blocks old"
+    elif gas_price_wei > risk.max_gas_price_gwei * GWEI:
+        no_new = f"gas price {gas_price_wei / GWEI:.3f} gwei above cap {risk.max_gas_price_gwei}"
+    elif realized_today_usd <= -risk.daily_loss_limit_usd:
+        no_new = f"daily loss {realized_today_usd:.2f} USD hit the limit {risk.daily_loss_limit_usd}"
+    blocked: dict[str, str] = {}
+    for name, view in snapshot.markets.items():
+        if isinstance(view.perp, Unavailable):
+            blocked[name] = f"perp unavailable: {view.perp.reason}"
+            continue
+        if isinstance(view.oracle, Unavailable):
+            blocked[name] = f"oracle unavailable: {view.oracle.reason}"
+            continue
+        age = view.oracle.age_s(snapshot.block_timestamp)
+        if age > risk.max_oracle_age_s:
+            blocked[name] = f"oracle answer {age} s old (max {risk.max_oracle_age_s})"
+            continue
+    for s in signals:
+        divergence_bps = abs(s.index_price_usd / s.spot_price_usd - 1) * 1e4
+        if s.market not in blocked and divergence_bps > risk.max_index_spot_divergence_bps:
+            blocked[s.market] = (f"index {s.index_price_usd:.4f} vs {s.spot_venue} spot {s.spot_price_usd:.4f}: "
+                                 f"{divergence_bps:.1f} bps apart (max {risk.max_index_spot_divergence_bps})")
+    return RiskView(blocked, no_new, unwind, None)

@@ -1,0 +1,69 @@
+
+from keeper.config import RiskConfig
+from keeper.risk import GWEI, assess_risk
+from keeper.signals import Signal
+from keeper.types import (
+    Direction,
+    MarketSnapshot,
+    MarketView,
+    OracleState,
+    PerpAccountState,
+    Position,
+    Unavailable,
+    V2PairState,
+)
+
+from .test_signals import perp
+
+
+def snapshot(oracle_updated_at: int = 990, account: PerpAccountState | None = None) -> MarketSnapshot:
+    view = MarketView("ETH", 18, True, perp(3000, 3000, 3000), V2PairState("0x" + "22" * 20, 10**21, 3 * 10**9),
+                      Unavailable("none"), OracleState(3000 * 10**8, 8, oracle_updated_at))
+    return MarketSnapshot(100, 1000, 10**9, {"ETH": view}, account, 2)
+
+
+def signal(index: float = 3000.0, spot: float = 3000.0) -> Signal:
+    return Signal("ETH", "uniswap_v2", 100, spot, 3000.0, index, 0.0, 0.0, 0.0, 0.0, 0.0, None)
+
+
+def position() -> Position:
+    return Position("ETH", Direction.SHORT_PERP, "uniswap_v2", -10**18, 10**18, 90, 900, 10.0, 0)
+
+
+def assess(snap: MarketSnapshot, signals=None, positions=None, **kw):  # type: ignore[no-untyped-def]
+    args = dict(head_block=100, gas_price_wei=GWEI, realized_today_usd=0.0, kill_switch=False)
+    args.update(kw)
+    return assess_risk(snap, signals or [signal()], positions or {}, kw.pop("risk", RiskConfig()), **args)
+
+
+def test_given_a_healthy_market_then_opening_is_allowed() -> None:
+    assert assess(snapshot()).can_open("ETH") is None
+
+
+def test_given_a_stale_oracle_then_the_market_is_blocked_with_its_age() -> None:
+    view = assess(snapshot(oracle_updated_at=1000 - 4000))
+    assert "4000 s old" in (view.can_open("ETH") or "")
+
+
+def test_given_index_far_from_spot_then_the_market_is_blocked() -> None:
+    view = assess(snapshot(), signals=[signal(index=3000.0, spot=3100.0)])
+    assert "bps apart" in (view.can_open("ETH") or "")
+
+
+def test_given_gas_above_cap_or_daily_loss_or_old_snapshot_then_no_new_positions() -> None:
+    assert "gas price" in (assess(snapshot(), gas_price_wei=60 * GWEI).can_open("ETH") or "")
+    assert "daily loss" in (assess(snapshot(), realized_today_usd=-2500.0).can_open("ETH") or "")
+    assert "blocks old" in (assess(snapshot(), head_block=110).can_open("ETH") or "")
+
+
+def test_given_low_margin_with_a_position_then_unwind_everything() -> None:
+    account = PerpAccountState("0x" + "33" * 20, 10 * 10**18, 0, 100 * 10**18, 0, {})
+    view = assess(snapshot(account=account), positions={"ETH": position()})
+    assert view.unwind_all and "margin ratio 0.1000" in view.unwind_all
+
+
+def test_given_the_kill_switch_then_its_action_decides() -> None:
+    assert assess(snapshot(), kill_switch=True).unwind_all == "kill switch: unwind everything"
+    frozen = assess_risk(snapshot(), [signal()], {}, RiskConfig().model_copy(update={"kill_switch_action": "freeze"}),
+                         head_block=100, gas_price_wei=GWEI, realized_today_usd=0.0, kill_switch=True)
+    assert frozen.freeze and frozen.can_open("ETH")
