@@ -13,12 +13,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from keeper.devnet.manifest import DevnetManifest
-from keeper.errors import FatalError, KeeperError
+from keeper.errors import FatalError, KeeperError, TransientError
 from keeper.logs import configure_logging, get_logger
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode="markdown",
     help="On-chain basis and funding-carry keeper for Perpetual Protocol v2 against Uniswap spot.",
 )
 out = Console(soft_wrap=True)
@@ -28,7 +29,103 @@ DEFAULT_MANIFEST = Path(".keeper/devnet/manifest.json")
 
 @app.callback()
 def _root() -> None:
-    """Commands: devnet (the local world), scan (markets now). Run `keeper COMMAND --help` for each."""
+    """Commands: run (the keeper), status (positions and PnL), scan (markets now), devnet (the
+    local world). Run `keeper COMMAND --help` for each."""
+
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (see keeper.example.toml). Env KEEPER_<SECTION>__<KEY> overrides it.")]
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Hold no key: simulate every intended transaction with eth_call and log the would-be outcome; send nothing.")] = False,
+    blocks: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many new blocks (default: run until Ctrl-C / SIGTERM).")] = None,
+    rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC URL (overrides chain.rpc_url). Unset everywhere: start the embedded devnet with market activity.")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the embedded devnet's market-activity driver.")] = 7,
+    drive_interval: Annotated[float, typer.Option(help="Embedded devnet: wall-clock seconds between market-activity steps.")] = 2.0,
+) -> None:
+    """Run the keeper: every new block, read all markets from contracts, decide, and open, hold
+    and unwind delta-neutral basis positions through the executor. The signing key comes from the
+    environment variable named by account.key_env (default KEEPER_PRIVATE_KEY) or an encrypted
+    keystore; never from the command line. With --dry-run no key is needed."""
+    from keeper.config import load_config
+    from keeper.runtime import build_runtime, run_loop
+
+    overrides: dict[str, dict[str, object]] = {"chain": {}}
+    if rpc_url:
+        overrides["chain"]["rpc_url"] = rpc_url
+    if manifest:
+        overrides["chain"]["manifest"] = manifest
+    runtime = None
+    try:
+        settings = load_config(config, overrides=overrides)
+        configure_logging(settings.monitoring.log_level,
+                          json_lines=None if settings.monitoring.log_format == "auto" else settings.monitoring.log_format == "json")
+        try:
+            runtime = build_runtime(settings, dry_run=dry_run, seed=seed)
+        except TransientError as exc:
+            raise FatalError(f"chain.rpc_url: {exc}") from exc
+        run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval)
+    except KeeperError as exc:
+        raise _fail(exc) from exc
+    finally:
+        if runtime is not None:
+            runtime.close()
+
+
+@app.command()
+def simulate(
+    fork_url: Annotated[str, typer.Option(help="RPC of the chain to fork (e.g. an Optimism node, or a local devnet: http://127.0.0.1:8545).")],
+    blocks: Annotated[int, typer.Option(min=1, help="Scenario steps to run (each step advances the chain and runs one keeper tick).")],
+    scenario: Annotated[str, typer.Option(help="Scenario name (calm, funding_spike, basis_blowout, stale_oracle, liquidity_drain, gas_spike) or a scenario file.")],
+    fork_block: Annotated[Optional[int], typer.Option(help="Fork at this block (default: the latest).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the scenario's random path.")] = 7,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html.")] = Path("simulation"),
+    config: ConfigOption = None,
+) -> None:
+    """Dry-run simulation on a fork: start anvil forked from --fork-url, fund a throwaway keeper
+    account and deploy the executor there, drive the scenario, run the real keeper (the same code
+    path as live) against the fork, and write a report comparing it with a threshold-bot baseline
+    and a hindsight bound. The origin chain is never written to."""
+    from keeper.config import load_config
+    from keeper.simulate.command import run_simulation
+
+    try:
+        settings = load_config(config)
+        configure_logging(settings.monitoring.log_level,
+                          json_lines=None if settings.monitoring.log_format == "auto" else settings.monitoring.log_format == "json")
+        report_paths = run_simulation(settings, fork_url=fork_url, fork_block=fork_block, blocks=blocks,
+                                      scenario=scenario, seed=seed, out_dir=out_dir, console=err)
+    except KeeperError as exc:
+        raise _fail(exc) from exc
+    for path in report_paths:
+        out.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+    rpc_url: Annotated[Optional[str], typer.Option(help="Check the journal against this node (overrides chain.rpc_url).")] = None,
+) -> None:
+    """Positions and PnL (funding, convergence, fees, gas) from the journal, checked against the
+    chain when a node is reachable."""
+    import json
+
+    from keeper.config import load_config
+    from keeper.status import build_status
+
+    try:
+        settings = load_config(config, overrides={"chain": {"rpc_url": rpc_url}} if rpc_url else None)
+        report = build_status(settings)
+    except KeeperError as exc:
+        raise _fail(exc) from exc
+    if json_output:
+        out.print_json(json.dumps(report.as_json()))
+    else:
+        out.print(report.as_text(), highlight=False)
 
 
 def _fail(exc: KeeperError) -> typer.Exit:

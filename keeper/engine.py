@@ -1,0 +1,269 @@
+"""One tick: collect -> signals -> risk -> strategies -> plan -> execute -> journal.
+
+Only this module (and the CLI) catches broadly: a strategy that raises is isolated and disabled
+after `strategies.max_failures` consecutive failures; a transient RPC error skips the tick; a
+skipped opportunity is logged with its reason. Every decision and every transaction is one log
+event, and every tick ends with a `tick` summary event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from keeper.collect import SnapshotCollector
+from keeper.config import KeeperConfig
+from keeper.errors import KeeperError, SkipOpportunity, TransientError
+from keeper.execute import Executor
+from keeper.logs import get_logger
+from keeper.metrics import KeeperMetrics
+from keeper.plan import Planner
+from keeper.risk import RiskView, assess_risk
+from keeper.signals import BasisHistory, Signal, compute_signals
+from keeper.types import (
+    Direction,
+    Intent,
+    MarketSnapshot,
+    Outcome,
+    PerpAccountState,
+    PnlEstimate,
+    Position,
+)
+
+log = get_logger("keeper.engine")
+
+
+@dataclass
+class StrategySlot:
+    strategy: Any  # strategies.base.Strategy: .name, .decide(ctx)
+    failures: int = 0
+    disabled: str | None = None
+
+
+@dataclass(frozen=True)
+class TickReport:
+    block_number: int
+    snapshot_ms: float
+    tick_ms: float
+    signals: int
+    intents: int
+    outcomes: tuple[Outcome, ...]
+    skips: tuple[str, ...]
+
+
+@dataclass
+class Engine:
+    config: KeeperConfig
+    collector: SnapshotCollector
+    strategies: list[StrategySlot]
+    planner: Planner
+    executor: Executor
+    journal: Any  # keeper.journal.Journal
+    metrics: KeeperMetrics
+    context_builder: Callable[..., Any]  # builds strategies.base.StrategyContext
+    kill_switch: Callable[[], bool]
+    history: BasisHistory = field(default_factory=BasisHistory)
+    last_block: int = -1
+    virtual_positions: dict[str, Position] = field(default_factory=dict)  # dry run only
+
+    # ------------------------------------------------------------------ positions
+    def positions(self) -> dict[str, Position]:
+        if self.executor.mode == "dry_run":
+            return dict(self.virtual_positions)
+        return dict(self.journal.open_positions())
+
+    # ------------------------------------------------------------------ tick
+    def tick(self, head_block: int | None = None) -> TickReport | None:
+        started = time.perf_counter()
+        rpc = self.collector.rpc
+        try:
+            head = rpc.block_number() if head_block is None else head_block
+            if head <= self.last_block:
+                return None
+            snapshot = self.collector.fetch_snapshot(head)
+        except TransientError as exc:
+            self.metrics.rpc_errors.inc()
+            log.warning("tick.skipped", reason=f"RPC: {exc}")
+            return None
+        snapshot_ms = (time.perf_counter() - started) * 1000
+        self.metrics.snapshot_seconds.observe(snapshot_ms / 1000)
+        self.last_block = snapshot.block_number
+        signals = [s for s in compute_signals(snapshot, self.history) if isinstance(s, Signal)]
+        self._observe(snapshot, signals)
+        positions = self.positions()
+        self._record_funding(snapshot, positions)
+        risk = assess_risk(snapshot, signals, positions, self.config.risk, head_block=head,
+                           gas_price_wei=snapshot.base_fee_wei, realized_today_usd=self._realized_today_usd(),
+                           kill_switch=self.kill_switch())
+        skips: list[str] = []
+        intents = self._decide(snapshot, signals, positions, risk, skips)
+        outcomes = []
+        for intent in intents:
+            outcome = self._plan_and_execute(intent, snapshot, positions.get(intent.market), skips)
+            if outcome is not None:
+                outcomes.append(outcome)
+        tick_ms = (time.perf_counter() - started) * 1000
+        self.metrics.tick_seconds.observe(tick_ms / 1000)
+        log.info("tick", block=snapshot.block_number, snapshot_ms=round(snapshot_ms, 2), tick_ms=round(tick_ms, 2),
+                 rpc_calls=snapshot.rpc_round_trips, signals=len(signals), intents=len(intents),
+                 sent=len(outcomes), skips=len(skips), positions=sorted(self.positions()),
+                 blocked={k: v for k, v in risk.blocked_markets.items()}, guard=risk.freeze or risk.unwind_all or risk.no_new_positions)
+        return TickReport(snapshot.block_number, snapshot_ms, tick_ms, len(signals), len(intents), tuple(outcomes), tuple(skips))
+
+    # ------------------------------------------------------------------ stages
+    def _decide(self, snapshot: MarketSnapshot, signals: list[Signal], positions: Mapping[str, Position],
+                risk: RiskView, skips: list[str]) -> list[Intent]:
+        if risk.freeze:
+            skips.append(risk.freeze)
+            log.warning("decision.frozen", block=snapshot.block_number, reason=risk.freeze)
+            return []
+        if risk.unwind_all:
+            return [self._unwind_intent(p, snapshot, risk.unwind_all) for p in positions.values()]
+        enabled = set(self.config.markets.enabled)
+        venues = set(self.config.markets.spot_venues)
+        usable = [s for s in signals if s.market in enabled and s.spot_venue in venues]
+        context = self.context_builder(snapshot, usable, positions, risk)
+        by_market: dict[str, Intent] = {}
+        for slot in self.strategies:
+            if slot.disabled:
+                continue
+            try:
+                decisions = slot.strategy.decide(context)
+                slot.failures = 0
+            except Exception as exc:  # isolate the strategy: it must never take the keeper down
+                slot.failures += 1
+                log.error("strategy.failed", strategy=slot.strategy.name, failures=slot.failures, error=repr(exc))
+                if slot.failures >= self.config.strategies.max_failures:
+                    slot.disabled = f"disabled after {slot.failures} consecutive failures: {exc!r}"
+                    log.error("strategy.disabled", strategy=slot.strategy.name, reason=slot.disabled)
+                continue
+            for decision in decisions:
+                if not isinstance(decision, Intent):
+                    skips.append(f"{decision.strategy} {decision.market}: {decision.reason}")
+                    self.metrics.decisions.labels(decision.strategy, "none", "skip").inc()
+                    log.info("decision.skip", block=snapshot.block_number, strategy=decision.strategy,
+                             market=decision.market, reason=decision.reason)
+                    self.journal.record_skip(block=snapshot.block_number, strategy=decision.strategy,
+                                             market=decision.market, reason=decision.reason)
+                    continue
+                if decision.market not in enabled:
+                    continue
+                blocked = risk.can_open(decision.market) if decision.kind != "close" else None
+                if blocked:
+                    self._skip(decision, snapshot, "risk", blocked, skips)
+                    continue
+                current = by_market.get(decision.market)
+                if current is None or (decision.kind == "close" and current.kind != "close"):
+                    by_market[decision.market] = decision  # one intent per market; closes first
+        return sorted(by_market.values(), key=lambda i: (i.kind != "close", i.market))
+
+    def _unwind_intent(self, position: Position, snapshot: MarketSnapshot, reason: str) -> Intent:
+        return Intent(strategy="risk", kind="close", market=position.market, direction=position.direction,
+                      spot_venue=position.spot_venue, perp_base_x18=abs(position.perp_base_x18), reason=reason,
+                      expected=PnlEstimate(0, 0, 0, 0, 0, 0), created_block=snapshot.block_number,
+                      valid_until_block=snapshot.block_number + self.config.execution.intent_ttl_blocks)
+
+    def _plan_and_execute(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None,
+                          skips: list[str]) -> Outcome | None:
+        decision_id = self.journal.record_decision(intent=intent, block=snapshot.block_number,
+                                                   timestamp=snapshot.block_timestamp)
+        log.info("decision.intent", block=snapshot.block_number, strategy=intent.strategy, kind=intent.kind,
+                 market=intent.market, direction=intent.direction.value, venue=intent.spot_venue,
+                 perp_base_x18=intent.perp_base_x18, expected_net_usd=round(intent.expected.net_usd, 4),
+                 reason=intent.reason)
+        try:
+            plan = self.planner.plan(intent, snapshot, position)
+        except SkipOpportunity as exc:
+            self._skip(intent, snapshot, "plan", str(exc), skips, decision_id)
+            return None
+        log.info("tx.planned", block=snapshot.block_number, market=intent.market, kind=intent.kind,
+                 gas_limit=plan.gas_limit, gas_cost_usd=round(plan.gas_cost_usd, 4),
+                 expected_net_usd=round(plan.expected_net_usd, 4), predicted=plan.predicted.__dict__,
+                 perp_bound_x18=plan.perp_opposite_amount_bound_x18, spot_limit_raw=plan.spot_limit_raw,
+                 min_net_quote_x18=plan.min_net_quote_x18)
+        try:
+            outcome = self.executor.execute(plan)
+        except KeeperError as exc:
+            self._skip(intent, snapshot, "execute", str(exc), skips, decision_id)
+            return None
+        self.metrics.tx_outcomes.labels(outcome.status).inc()
+        self.metrics.decisions.labels(intent.strategy, intent.kind, outcome.status).inc()
+        log.info("tx.outcome", block=snapshot.block_number, market=intent.market, kind=intent.kind,
+                 status=outcome.status, tx_hash=outcome.tx_hash, gas_used=outcome.gas_used,
+                 fee_paid_wei=outcome.fee_paid_wei, fills=outcome.fills.__dict__ if outcome.fills else None,
+                 detail=outcome.detail)
+        self.journal.record_outcome(decision_id=decision_id, outcome=outcome, snapshot=snapshot,
+                                    eth_usd=self._eth_usd(snapshot))
+        if outcome.status == "dry_run" and outcome.fills is not None:
+            self._apply_virtual(intent, outcome, snapshot)
+        return outcome
+
+    def _skip(self, intent: Intent, snapshot: MarketSnapshot, stage: str, reason: str, skips: list[str],
+              decision_id: int | None = None) -> None:
+        skips.append(f"{intent.strategy} {intent.market} {intent.kind}: {reason}")
+        self.metrics.skips.labels(stage).inc()
+        self.metrics.decisions.labels(intent.strategy, intent.kind, f"skipped_{stage}").inc()
+        log.info("decision.skipped", block=snapshot.block_number, stage=stage, strategy=intent.strategy,
+                 market=intent.market, kind=intent.kind, reason=reason)
+        self.journal.record_skip(block=snapshot.block_number, strategy=intent.strategy, market=intent.market,
+                                 reason=f"{stage}: {reason}", decision_id=decision_id)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _apply_virtual(self, intent: Intent, outcome: Outcome, snapshot: MarketSnapshot) -> None:
+        fills = outcome.fills
+        assert fills is not None
+        if intent.kind == "close":
+            self.virtual_positions.pop(intent.market, None)
+            return
+        previous = self.virtual_positions.get(intent.market)
+        self.virtual_positions[intent.market] = Position(
+            market=intent.market, direction=intent.direction, spot_venue=intent.spot_venue,
+            perp_base_x18=(previous.perp_base_x18 if previous else 0) + fills.perp_base_x18,
+            spot_raw=(previous.spot_raw if previous else 0) + fills.spot_raw,
+            entry_block=previous.entry_block if previous else snapshot.block_number,
+            entry_timestamp_s=previous.entry_timestamp_s if previous else snapshot.block_timestamp,
+            entry_basis_bps=previous.entry_basis_bps if previous else _basis_of(self.history, intent),
+            net_quote_x18=(previous.net_quote_x18 if previous else 0) + fills.net_quote_x18)
+
+    def _record_funding(self, snapshot: MarketSnapshot, positions: Mapping[str, Position]) -> None:
+        account = snapshot.account
+        if not isinstance(account, PerpAccountState):
+            return
+        for market in positions:
+            held = account.markets.get(market)
+            if held is not None:
+                self.journal.record_funding(market=market, block=snapshot.block_number,
+                                            pending_funding_x18=held.pending_funding_x18)
+
+    def _realized_today_usd(self) -> float:
+        return float(self.journal.realized_today_usd())
+
+    def _eth_usd(self, snapshot: MarketSnapshot) -> float:
+        view = snapshot.markets.get("ETH")
+        perp = view.perp if view else None
+        if perp is None or not hasattr(perp, "index_price_x18"):
+            return 0.0
+        return perp.index_price_x18 / 10**18
+
+    def _observe(self, snapshot: MarketSnapshot, signals: list[Signal]) -> None:
+        m = self.metrics
+        m.block_number.set(snapshot.block_number)
+        for s in signals:
+            m.basis_bps.labels(s.market, s.spot_venue).set(s.basis_bps)
+            if s.basis_zscore is not None:
+                m.basis_zscore.labels(s.market, s.spot_venue).set(s.basis_zscore)
+            m.funding_apr.labels(s.market).set(s.funding_apr)
+            m.carry_apr.labels(s.market, Direction.SHORT_PERP.value).set(s.carry_apr_short_perp)
+            m.carry_apr.labels(s.market, Direction.LONG_PERP.value).set(s.carry_apr_long_perp)
+        account = snapshot.account
+        if isinstance(account, PerpAccountState):
+            for market, held in account.markets.items():
+                m.position_base.labels(market).set(held.position_size_x18 / 10**18)
+            if account.margin_ratio is not None:
+                m.margin_ratio.set(account.margin_ratio)
+
+
+def _basis_of(history: BasisHistory, intent: Intent) -> float:
+    return 0.0

@@ -1,0 +1,110 @@
+"""Plan: an Intent becomes a TxPlan, exact to the wei, or a skip with its numbers.
+
+1. re-quote both legs on the snapshot (keeper/quotes.py) and derive the executor's bounds
+   (perp oppositeAmountBound, spot min-out / max-in, residual, min net quote, deadline);
+2. the gas-aware profitability gate (opens and resizes; closes always go: they reduce risk):
+   gas cost = gas units x (base fee + tip) + the L1 data fee on OP-stack chains, converted to USD
+   through the ETH index; the intent's expected net PnL, with this gas instead of the strategy's
+   estimate, must clear `costs.min_profit_usd` and `costs.gas_cost_multiple` x the gas cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from keeper.chain.fees import fetch_l1_data_fee_wei
+from keeper.chain.rpc import JsonRpc
+from keeper.config import KeeperConfig
+from keeper.errors import SkipOpportunity
+from keeper.quotes import BasisTradeQuote, compute_bounds, quote_basis_trade
+from keeper.risk import RiskView
+from keeper.signals import Signal
+from keeper.types import Intent, MarketSnapshot, PerpMarketState, Position, TxPlan
+from keeper.venues import executor as ex
+
+# Gas units of executor trades measured on the devnet (forge gas report, with headroom); the
+# sender estimates the real limit before sending, these feed the profit gate.
+GAS_UNITS = {"open": 1_100_000, "resize": 850_000, "close": 600_000}
+PRIORITY_FEE_WEI = 10**6  # 0.001 gwei: what the sender tips at least
+GAS_PRICE_ORACLE = "0x420000000000000000000000000000000000000F"
+
+
+class BelowProfitBar(SkipOpportunity):
+    """Expected net PnL after gas does not clear the configured bar."""
+
+
+class IntentExpired(SkipOpportunity):
+    pass
+
+
+def eth_usd(snapshot: MarketSnapshot) -> float:
+    view = snapshot.markets.get("ETH")
+    if view is None or not isinstance(view.perp, PerpMarketState):
+        raise SkipOpportunity("no ETH price in the snapshot to value gas (the ETH market must be readable)")
+    return view.perp.index_price_x18 / 10**18
+
+
+class Planner:
+    def __init__(self, config: KeeperConfig, executor_address: str, rpc: JsonRpc | None = None) -> None:
+        self.config = config
+        self.executor = executor_address
+        self.rpc = rpc
+        self._l1_oracle = bool(rpc and rpc.get_code(GAS_PRICE_ORACLE))
+
+    def quote(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None) -> BasisTradeQuote:
+        view = snapshot.markets[intent.market]
+        if intent.kind == "close":
+            if position is None:
+                raise SkipOpportunity(f"close {intent.market}: no open position")
+            return quote_basis_trade(view, "close", position.direction, position.spot_venue, 0, position)
+        size = intent.perp_base_x18 if intent.kind == "open" else intent.perp_base_x18
+        return quote_basis_trade(view, intent.kind, intent.direction, intent.spot_venue, size, position)
+
+    def plan(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None) -> TxPlan:
+        if snapshot.block_number > intent.valid_until_block:
+            raise IntentExpired(f"intent from block {intent.created_block} valid until {intent.valid_until_block}, "
+                                f"now {snapshot.block_number}")
+        cfg = self.config
+        quote = self.quote(intent, snapshot, position)
+        bounds = compute_bounds(quote, cfg.execution.slippage_bps)
+        perp_leg, spot_leg = quote.perp, quote.spot
+        deadline_s = snapshot.block_timestamp + cfg.execution.deadline_s
+        spot = ex.spot_order(spot_leg.venue, spot_leg.is_buy, spot_leg.is_exact_input, spot_leg.amount_raw,
+                             bounds.spot_limit_raw)
+        trade_bounds = ex.trade_bounds(deadline_s, bounds.max_residual_base_x18, bounds.min_net_quote_x18)
+        if perp_leg.is_close:
+            calldata = ex.encode_close(ex.perp_close_order(perp_leg.base_token, bounds.perp_opposite_amount_bound_x18),
+                                       spot, trade_bounds)
+        else:
+            order = ex.perp_order(perp_leg.base_token, perp_leg.is_base_to_quote, perp_leg.is_exact_input,
+                                  perp_leg.amount_x18, bounds.perp_opposite_amount_bound_x18)
+            encode = ex.encode_open if intent.kind == "open" else ex.encode_resize
+            calldata = encode(0, order, spot, trade_bounds)
+        gas_units = GAS_UNITS[intent.kind]
+        gas_price_wei = snapshot.base_fee_wei + PRIORITY_FEE_WEI
+        l1_fee_wei = fetch_l1_data_fee_wei(self.rpc, calldata) if self._l1_oracle and self.rpc else 0
+        gas_cost_wei = gas_units * gas_price_wei + l1_fee_wei
+        gas_cost_usd = gas_cost_wei / 10**18 * eth_usd(snapshot)
+        expected_net_usd = intent.expected.net_usd + intent.expected.gas_usd - gas_cost_usd
+        if intent.kind != "close":
+            bar = cfg.costs.min_profit_usd
+            multiple = cfg.costs.gas_cost_multiple
+            before_gas = expected_net_usd + gas_cost_usd
+            if expected_net_usd < bar or before_gas < multiple * gas_cost_usd:
+                raise BelowProfitBar(
+                    f"expected net {expected_net_usd:.4f} USD after gas {gas_cost_usd:.4f} USD "
+                    f"({gas_units} gas x {gas_price_wei / 1e9:.4f} gwei + L1 {l1_fee_wei} wei); bar: net >= "
+                    f"{bar} USD and before-gas {before_gas:.4f} >= {multiple} x gas")
+        return TxPlan(
+            intent=intent, to=self.executor, calldata=calldata, value_wei=0, predicted=quote.predicted,
+            perp_opposite_amount_bound_x18=bounds.perp_opposite_amount_bound_x18, spot_limit_raw=bounds.spot_limit_raw,
+            max_residual_base_x18=bounds.max_residual_base_x18, min_net_quote_x18=bounds.min_net_quote_x18,
+            deadline_s=deadline_s, gas_limit=gas_units, gas_cost_wei=gas_cost_wei, gas_cost_usd=gas_cost_usd,
+            expected_net_usd=expected_net_usd)
+
+
+def build_strategy_context(config: KeeperConfig, snapshot: MarketSnapshot, signals: list[Signal],
+                           positions: Mapping[str, Position], risk: RiskView) -> Any:
+    """Placeholder until strategies.base lands (replaced below)."""
+    raise NotImplementedError

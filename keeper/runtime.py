@@ -1,0 +1,239 @@
+"""The keeper's lifecycle: start-up checks, the block loop, graceful shutdown.
+
+Start-up (any failure is fatal, with a message naming what is wrong, before anything is sent):
+chain id, addresses have code, the signing key (live mode only; dry runs hold none), the executor
+(deployed and owned by the key; on an anvil devnet or fork it is provisioned if not configured),
+balances for gas, the journal reconciled with the chain (the chain wins).
+
+The loop is an APScheduler job polling for new blocks, never two ticks at once (max_instances=1,
+coalesce); SIGINT/SIGTERM stop it after the current tick; SIGUSR1 (or the kill-switch file) pulls
+the kill switch. With no RPC configured the embedded devnet is started, with the market-activity
+driver as a second job: this is `make demo`.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from eth_account import Account
+
+from keeper.addressbook import optimism_book, resolve_sources
+from keeper.chain.fees import FeePolicy
+from keeper.chain.keys import Signer, load_signer
+from keeper.chain.pending import JsonFilePendingStore
+from keeper.chain.rpc import JsonRpc
+from keeper.chain.sender import SenderConfig, TxSender
+from keeper.collect import SnapshotCollector, Sources
+from keeper.config import KeeperConfig
+from keeper.devnet.activity import ActivityConfig, MarketActivity
+from keeper.devnet.manifest import DevnetManifest
+from keeper.devnet.provision import provision_executor
+from keeper.devnet.txs import DevSender, codec
+from keeper.devnet.world import World, prebuilt_state, start_world
+from keeper.engine import Engine, StrategySlot
+from keeper.errors import ChainMismatchError, ConfigError, FatalError
+from keeper.execute import DryRunExecutor, Executor, LiveExecutor
+from keeper.journal import Journal
+from keeper.logs import get_logger
+from keeper.metrics import KeeperMetrics
+from keeper.plan import Planner, build_strategy_context
+from keeper.signals import BasisHistory
+from strategies import load_strategy
+
+log = get_logger("keeper.runtime")
+GWEI = 10**9
+MIN_GAS_BALANCE_WEI = 10**16  # 0.01 ETH
+
+
+@dataclass
+class Runtime:
+    config: KeeperConfig
+    rpc: JsonRpc
+    engine: Engine
+    journal: Journal
+    mode: str
+    owner: str
+    executor_address: str
+    world: World | None = None
+    driver: MarketActivity | None = None
+    kill_flag: threading.Event = field(default_factory=threading.Event)
+    ticks: int = 0
+
+    def close(self) -> None:
+        self.journal.close()
+        self.rpc.close()
+        if self.world is not None:
+            self.world.stop()
+
+
+def _is_anvil(rpc: JsonRpc) -> bool:
+    try:
+        return str(rpc.call("web3_clientVersion")).lower().startswith("anvil")
+    except Exception:  # noqa: BLE001 - any node without the method is simply not anvil
+        return False
+
+
+def _ephemeral_devnet_signer(rpc: JsonRpc) -> Signer:
+    """A fresh random key for the embedded devnet, funded with gas money; it exists only in memory."""
+    account = Account.create()
+    signer = Signer(bytes(account.key))
+    rpc.call("anvil_setBalance", [signer.address, hex(1_000 * 10**18)])
+    rpc.call("anvil_impersonateAccount", [signer.address])  # lets provisioning use eth_sendTransaction
+    return signer
+
+
+def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runtime:
+    world: World | None = None
+    manifest: DevnetManifest | None = None
+    if config.chain.rpc_url is None:
+        if config.chain.preset != "devnet":
+            raise ConfigError("chain.rpc_url: required with preset 'optimism' (no embedded chain for it)")
+        world = start_world(load_state=prebuilt_state())
+        manifest = world.manifest
+        rpc_url = world.node.rpc_url
+    else:
+        rpc_url = config.chain.rpc_url
+        if config.chain.preset == "devnet":
+            path = config.chain.manifest or Path(".keeper/devnet/manifest.json")
+            manifest = DevnetManifest.read(path)
+    try:
+        return _assemble(config, rpc_url, manifest, world, dry_run=dry_run, seed=seed)
+    except BaseException:
+        if world is not None:
+            world.stop()
+        raise
+
+
+def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | None, world: World | None, *,
+              dry_run: bool, seed: int) -> Runtime:
+    rpc = JsonRpc(rpc_url, timeout_s=config.chain.request_timeout_s)
+    chain_id = rpc.chain_id()
+    if config.chain.chain_id is not None and chain_id != config.chain.chain_id:
+        raise ChainMismatchError(f"chain.chain_id: the node at {rpc_url} is chain {chain_id}, config says {config.chain.chain_id}")
+    sources = Sources.from_manifest(manifest) if manifest is not None else resolve_sources(rpc, optimism_book())
+    unknown = sorted(set(config.markets.enabled) - {m.name for m in sources.markets})
+    if unknown:
+        raise ConfigError(f"markets.enabled: unknown market(s) {unknown}; this chain has {[m.name for m in sources.markets]}")
+    anvil = _is_anvil(rpc)
+    # ---- who trades
+    signer: Signer | None = None
+    if not dry_run:
+        if world is not None:
+            signer = _ephemeral_devnet_signer(rpc)
+        else:
+            signer = load_signer(config.account.keystore, config.account.key_env, config.account.keystore_password_env)
+    executor_address = config.account.executor
+    if executor_address is None:
+        if not (anvil and manifest is not None):
+            raise ConfigError("account.executor: required outside a devnet/fork (deploy a BasisExecutor and set its address)")
+        owner = signer.address if signer else manifest.accounts.keeper
+        executor_address = provision_executor(DevSender(rpc), manifest, owner)
+        log.info("executor.provisioned", executor=executor_address, owner=owner)
+    if not rpc.get_code(executor_address):
+        raise ChainMismatchError(f"account.executor: no contract code at {executor_address} on chain {chain_id}")
+    owner = codec("BasisExecutor").decode("owner", rpc.eth_call(executor_address, codec("BasisExecutor").encode("owner")))[0]
+    if signer is not None and owner.lower() != signer.address.lower():
+        raise ChainMismatchError(f"account.executor: {executor_address} is owned by {owner}, not by the key's address {signer.address}")
+    if signer is not None:
+        balance = int(rpc.call("eth_getBalance", [signer.address, "latest"]), 16)
+        if balance < MIN_GAS_BALANCE_WEI:
+            raise FatalError(f"keeper account {signer.address} has {balance / 1e18:.6f} ETH: not enough for gas")
+    # ---- reading, deciding, planning
+    collector = SnapshotCollector(rpc, sources, account=executor_address)
+    collector.prepare()
+    journal = Journal(config.monitoring.journal)
+    snapshot = collector.fetch_snapshot()
+    differences = journal.reconcile_with_snapshot(snapshot)
+    for difference in differences:
+        log.warning("journal.reconciled", **difference)
+    strategies = []
+    for name in config.strategies.enabled:
+        try:
+            strategies.append(StrategySlot(load_strategy(name, config.strategies.params.get(name, {}))))
+        except ValueError as exc:
+            raise ConfigError(f"strategies.params.{name}: {exc}") from exc
+    executor: Executor
+    if signer is None:
+        executor = DryRunExecutor(rpc, owner)
+    else:
+        cfg = config.execution
+        sender = TxSender(
+            rpc, signer,
+            SenderConfig(FeePolicy(max_fee_per_gas_cap_wei=int(cfg.max_fee_per_gas_gwei * GWEI)),
+                         gas_margin_bps=cfg.gas_margin_pct * 100, confirmations=cfg.confirmations,
+                         replace_after_blocks=cfg.replace_after_blocks, poll_interval_s=config.chain.poll_interval_s),
+            JsonFilePendingStore(config.monitoring.journal.with_name(f"pending-{chain_id}-{signer.address}.json")),
+            chain_id=chain_id)
+        sender.recover()
+        executor = LiveExecutor(sender, rpc)
+    metrics = KeeperMetrics()
+    metrics.serve(config.monitoring.metrics_port)
+    kill_flag = threading.Event()
+
+    def kill_switch() -> bool:
+        return kill_flag.is_set() or Path(config.risk.kill_switch_file).exists()
+
+    engine = Engine(
+        config=config, collector=collector, strategies=strategies,
+        planner=Planner(config, executor_address), executor=executor, journal=journal, metrics=metrics,
+        context_builder=lambda snap, sigs, positions, risk: build_strategy_context(config, snap, sigs, positions, risk),
+        kill_switch=kill_switch, history=BasisHistory())
+    driver = None
+    if world is not None and manifest is not None:
+        driver = MarketActivity(JsonRpc(rpc_url), manifest, ActivityConfig(seed=seed))
+    mode = "dry_run" if signer is None else "live"
+    log.info("keeper.started", mode=mode, chain_id=chain_id, rpc_url=rpc_url, executor=executor_address, owner=owner,
+             markets=config.markets.enabled, strategies=[s.strategy.name for s in strategies],
+             embedded_devnet=world is not None, reconciled=len(differences))
+    runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, world, driver, kill_flag)
+    return runtime
+
+
+def run_loop(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 2.0) -> None:
+    """Tick on every new block until `blocks` ticks have run, SIGINT/SIGTERM, or forever."""
+    scheduler = BlockingScheduler()
+    stop = threading.Event()
+
+    def tick_job() -> None:
+        if stop.is_set():
+            return
+        report = runtime.engine.tick()
+        if report is not None:
+            runtime.ticks += 1
+            if blocks is not None and runtime.ticks >= blocks:
+                stop.set()
+                scheduler.shutdown(wait=False)
+
+    def drive_job() -> None:
+        if runtime.driver is not None and not stop.is_set():
+            report = runtime.driver.step()
+            log.debug("market.step", step=report.step, block=report.block_number)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGUSR1:
+            runtime.kill_flag.set()
+            log.warning("kill_switch.signal", action=runtime.config.risk.kill_switch_action)
+            return
+        log.info("keeper.stopping", signal=signal.Signals(signum).name, ticks=runtime.ticks)
+        stop.set()
+        scheduler.shutdown(wait=False)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, on_signal)
+    scheduler.add_job(tick_job, "interval", seconds=runtime.config.chain.poll_interval_s, max_instances=1,
+                      coalesce=True, id="tick", next_run_time=_now())
+    if runtime.driver is not None:
+        scheduler.add_job(drive_job, "interval", seconds=drive_interval_s, max_instances=1, coalesce=True, id="drive")
+    scheduler.start()
+    log.info("keeper.stopped", ticks=runtime.ticks)
+
+
+def _now():  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
