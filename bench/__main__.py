@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import devnet, snapshot
+from bench import devnet, snapshot, tick
 
-BENCHES = {"devnet": devnet.main, "snapshot": snapshot.main}
+BENCHES = {"devnet": devnet.main, "snapshot": snapshot.main, "tick": tick.main}
 
 
 def main(argv: list[str]) -> int:

@@ -19,7 +19,8 @@ from keeper.errors import KeeperError, SkipOpportunity, TransientError
 from keeper.execute import Executor
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
-from keeper.plan import Planner
+from keeper.pnl_split import TradeFees, compute_spot_fee_x18
+from keeper.plan import PRIORITY_FEE_WEI, Planner
 from keeper.risk import RiskView, assess_risk
 from keeper.signals import BasisHistory, Signal, compute_signals
 from keeper.types import (
@@ -28,9 +29,12 @@ from keeper.types import (
     MarketSnapshot,
     Outcome,
     PerpAccountState,
+    PerpMarketState,
     PnlEstimate,
     Position,
+    Unavailable,
 )
+from strategies.base import BasisStats, CostModel, RiskLimits, StrategyContext
 
 log = get_logger("keeper.engine")
 
@@ -62,7 +66,6 @@ class Engine:
     executor: Executor
     journal: Any  # keeper.journal.Journal
     metrics: KeeperMetrics
-    context_builder: Callable[..., Any]  # builds strategies.base.StrategyContext
     kill_switch: Callable[[], bool]
     history: BasisHistory = field(default_factory=BasisHistory)
     last_block: int = -1
@@ -99,9 +102,10 @@ class Engine:
                            kill_switch=self.kill_switch())
         skips: list[str] = []
         intents = self._decide(snapshot, signals, positions, risk, skips)
+        by_key = {(s.market, s.spot_venue): s for s in signals}
         outcomes = []
         for intent in intents:
-            outcome = self._plan_and_execute(intent, snapshot, positions.get(intent.market), skips)
+            outcome = self._plan_and_execute(intent, snapshot, positions.get(intent.market), by_key, skips)
             if outcome is not None:
                 outcomes.append(outcome)
         tick_ms = (time.perf_counter() - started) * 1000
@@ -124,7 +128,7 @@ class Engine:
         enabled = set(self.config.markets.enabled)
         venues = set(self.config.markets.spot_venues)
         usable = [s for s in signals if s.market in enabled and s.spot_venue in venues]
-        context = self.context_builder(snapshot, usable, positions, risk)
+        context = self.strategy_context(snapshot, usable, positions)
         by_market: dict[str, Intent] = {}
         for slot in self.strategies:
             if slot.disabled:
@@ -159,6 +163,33 @@ class Engine:
                     by_market[decision.market] = decision  # one intent per market; closes first
         return sorted(by_market.values(), key=lambda i: (i.kind != "close", i.market))
 
+    def strategy_context(self, snapshot: MarketSnapshot, signals: list[Signal],
+                         positions: Mapping[str, Position]) -> StrategyContext:
+        cfg = self.config
+        eth = self._eth_usd(snapshot)
+        costs = CostModel(gas_price_wei=snapshot.base_fee_wei + PRIORITY_FEE_WEI, eth_price_usd=eth or 1.0,
+                          cost_of_capital_apr=cfg.costs.cost_of_capital_apr,
+                          holding_horizon_hours=cfg.costs.holding_horizon_hours)
+        held_usd = 0.0
+        for position in positions.values():
+            view = snapshot.markets.get(position.market)
+            if view is not None and isinstance(view.perp, PerpMarketState):
+                held_usd += abs(position.perp_base_x18) * view.perp.mark_price_x18 / 10**36
+        account = snapshot.account
+        free_usd = account.free_collateral_raw / 10**6 if isinstance(account, PerpAccountState) else 0.0
+        limits = RiskLimits(
+            max_notional_usd_per_market=cfg.risk.max_notional_usd_per_market,
+            remaining_total_notional_usd=max(0.0, cfg.risk.max_notional_usd_total - held_usd),
+            max_leverage=cfg.risk.max_leverage, free_collateral_usd=free_usd,
+            min_margin_ratio=cfg.risk.min_margin_ratio, stop_loss_basis_bps=cfg.risk.stop_loss_basis_bps)
+        stats = {}
+        for s in signals:
+            observed = self.history.observations(s.market, s.spot_venue, before_block=snapshot.block_number)
+            if len(observed) >= 2:
+                stats[(s.market, s.spot_venue)] = BasisStats.from_observations(observed)
+        return StrategyContext(snapshot=snapshot, signals={(s.market, s.spot_venue): s for s in signals},
+                               positions=positions, costs=costs, limits=limits, basis_stats=stats)
+
     def _unwind_intent(self, position: Position, snapshot: MarketSnapshot, reason: str) -> Intent:
         return Intent(strategy="risk", kind="close", market=position.market, direction=position.direction,
                       spot_venue=position.spot_venue, perp_base_x18=abs(position.perp_base_x18), reason=reason,
@@ -166,9 +197,14 @@ class Engine:
                       valid_until_block=snapshot.block_number + self.config.execution.intent_ttl_blocks)
 
     def _plan_and_execute(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None,
-                          skips: list[str]) -> Outcome | None:
-        decision_id = self.journal.record_decision(intent=intent, block=snapshot.block_number,
-                                                   timestamp=snapshot.block_timestamp)
+                          signals: Mapping[tuple[str, str], Signal], skips: list[str]) -> Outcome | None:
+        signal = signals.get((intent.market, intent.spot_venue))
+        inputs = {} if signal is None else {"basis_bps": signal.basis_bps, "basis_zscore": signal.basis_zscore,
+                                            "funding_apr": signal.funding_apr, "spot_usd": signal.spot_price_usd,
+                                            "mark_usd": signal.mark_price_usd, "index_usd": signal.index_price_usd}
+        decision_id = self.journal.record_decision(intent, block=snapshot.block_number,
+                                                   timestamp_s=snapshot.block_timestamp,
+                                                   basis_bps=None if signal is None else signal.basis_bps, inputs=inputs)
         log.info("decision.intent", block=snapshot.block_number, strategy=intent.strategy, kind=intent.kind,
                  market=intent.market, direction=intent.direction.value, venue=intent.spot_venue,
                  perp_base_x18=intent.perp_base_x18, expected_net_usd=round(intent.expected.net_usd, 4),
@@ -194,11 +230,25 @@ class Engine:
                  status=outcome.status, tx_hash=outcome.tx_hash, gas_used=outcome.gas_used,
                  fee_paid_wei=outcome.fee_paid_wei, fills=outcome.fills.__dict__ if outcome.fills else None,
                  detail=outcome.detail)
-        self.journal.record_outcome(decision_id=decision_id, outcome=outcome, snapshot=snapshot,
-                                    eth_usd=self._eth_usd(snapshot))
+        self._book(decision_id, intent, outcome, snapshot)
         if outcome.status == "dry_run" and outcome.fills is not None:
-            self._apply_virtual(intent, outcome, snapshot)
+            self._apply_virtual(intent, outcome, snapshot, signal)
         return outcome
+
+    def _book(self, decision_id: int, intent: Intent, outcome: Outcome, snapshot: MarketSnapshot) -> None:
+        """The journal's record of an outcome, with the fees and funding its receipt showed."""
+        fees = None
+        if outcome.status == "included" and outcome.fills is not None:
+            view = snapshot.markets[intent.market]
+            venue = outcome.plan.intent.spot_venue
+            fee_pips = 3000 if venue == "uniswap_v2" or isinstance(view.spot_v3, Unavailable) else view.spot_v3.fee_pips
+            fees = TradeFees(perp_fee_x18=outcome.perp_fee_x18,
+                             spot_fee_x18=compute_spot_fee_x18(outcome.fills.spot_raw, outcome.fills.usdc_raw, fee_pips))
+        self.journal.record_outcome(
+            decision_id, outcome, nonce=outcome.nonce, sent_block=snapshot.block_number,
+            block_timestamp_s=outcome.block_timestamp_s, position_base_after_x18=outcome.position_base_after_x18,
+            fees=fees, settled_funding_x18=outcome.settled_funding_x18,
+            eth_price_x18=int(self._eth_usd(snapshot) * 10**18), attempt_hashes=outcome.attempt_hashes)
 
     def _skip(self, intent: Intent, snapshot: MarketSnapshot, stage: str, reason: str, skips: list[str],
               decision_id: int | None = None) -> None:
@@ -211,7 +261,7 @@ class Engine:
                                  reason=f"{stage}: {reason}", decision_id=decision_id)
 
     # ------------------------------------------------------------------ bookkeeping
-    def _apply_virtual(self, intent: Intent, outcome: Outcome, snapshot: MarketSnapshot) -> None:
+    def _apply_virtual(self, intent: Intent, outcome: Outcome, snapshot: MarketSnapshot, signal: Signal | None) -> None:
         fills = outcome.fills
         assert fills is not None
         if intent.kind == "close":
@@ -224,7 +274,7 @@ class Engine:
             spot_raw=(previous.spot_raw if previous else 0) + fills.spot_raw,
             entry_block=previous.entry_block if previous else snapshot.block_number,
             entry_timestamp_s=previous.entry_timestamp_s if previous else snapshot.block_timestamp,
-            entry_basis_bps=previous.entry_basis_bps if previous else _basis_of(self.history, intent),
+            entry_basis_bps=previous.entry_basis_bps if previous else (signal.basis_bps if signal else 0.0),
             net_quote_x18=(previous.net_quote_x18 if previous else 0) + fills.net_quote_x18)
 
     def _record_funding(self, snapshot: MarketSnapshot, positions: Mapping[str, Position]) -> None:
@@ -234,8 +284,9 @@ class Engine:
         for market in positions:
             held = account.markets.get(market)
             if held is not None:
-                self.journal.record_funding(market=market, block=snapshot.block_number,
-                                            pending_funding_x18=held.pending_funding_x18)
+                self.journal.record_funding(market, block=snapshot.block_number,
+                                            pending_funding_x18=held.pending_funding_x18,
+                                            timestamp_s=snapshot.block_timestamp)
 
     def _realized_today_usd(self) -> float:
         return float(self.journal.realized_today_usd())
@@ -264,6 +315,3 @@ class Engine:
             if account.margin_ratio is not None:
                 m.margin_ratio.set(account.margin_ratio)
 
-
-def _basis_of(history: BasisHistory, intent: Intent) -> float:
-    return 0.0

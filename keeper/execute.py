@@ -16,6 +16,7 @@ from keeper.errors import RpcError, SkipOpportunity
 from keeper.logs import get_logger
 from keeper.types import Outcome, TxPlan
 from keeper.venues.executor import EXECUTOR, decode_fills_return, fills_from_receipt
+from keeper.venues.perp_v2 import perp_facts_from_receipt
 
 log = get_logger("keeper.execute")
 _FUNCTION_OF_KIND = {"open": "openBasis", "resize": "resizeBasis", "close": "closeBasis"}
@@ -30,9 +31,10 @@ class Executor(Protocol):
 class LiveExecutor:
     mode = "live"
 
-    def __init__(self, sender: TxSender, rpc: JsonRpc) -> None:
+    def __init__(self, sender: TxSender, rpc: JsonRpc, clearing_house: str) -> None:
         self.sender = sender
         self.rpc = rpc
+        self.clearing_house = clearing_house
 
     def execute(self, plan: TxPlan) -> Outcome:
         intent = plan.intent
@@ -44,14 +46,21 @@ class LiveExecutor:
             return Outcome(plan, "simulation_reverted", None, None, 0, 0, None, exc.reason)
         except SkipOpportunity as exc:  # fee cap, node refused the broadcast
             return Outcome(plan, "dropped", None, None, 0, 0, None, str(exc))
-        fills = None
+        fills = position_after = block_ts = None
+        perp_fee = settled = 0
         if result.status == "included":
-            receipt = self.rpc.call("eth_getTransactionReceipt", [result.tx_hash])
-            found = fills_from_receipt(receipt or {}, plan.to)
-            fills = found[1] if found else None
+            receipt = self.rpc.call("eth_getTransactionReceipt", [result.tx_hash]) or {}
+            found = fills_from_receipt(receipt, plan.to)
+            if found:
+                _, fills, position_after = found
+            perp_fee, settled = perp_facts_from_receipt(receipt, self.clearing_house, plan.to)
+            block = self.rpc.call("eth_getBlockByNumber", [hex(result.block_number or 0), False]) or {}
+            block_ts = int(block.get("timestamp", "0x0"), 16)
         detail = result.revert_reason or f"{result.status} in block {result.block_number}"
         return Outcome(plan, result.status, result.tx_hash, result.block_number, result.gas_used,
-                       result.fee_paid_wei, fills, detail)
+                       result.fee_paid_wei, fills, detail, nonce=result.nonce, block_timestamp_s=block_ts,
+                       position_base_after_x18=position_after, perp_fee_x18=perp_fee, settled_funding_x18=settled,
+                       attempt_hashes=result.attempt_hashes)
 
 
 class DryRunExecutor:

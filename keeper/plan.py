@@ -10,16 +10,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from keeper.chain.fees import fetch_l1_data_fee_wei
 from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig
 from keeper.errors import SkipOpportunity
 from keeper.quotes import BasisTradeQuote, compute_bounds, quote_basis_trade
-from keeper.risk import RiskView
-from keeper.signals import Signal
 from keeper.types import Intent, MarketSnapshot, PerpMarketState, Position, TxPlan
 from keeper.venues import executor as ex
 
@@ -102,9 +97,3 @@ class Planner:
             max_residual_base_x18=bounds.max_residual_base_x18, min_net_quote_x18=bounds.min_net_quote_x18,
             deadline_s=deadline_s, gas_limit=gas_units, gas_cost_wei=gas_cost_wei, gas_cost_usd=gas_cost_usd,
             expected_net_usd=expected_net_usd)
-
-
-def build_strategy_context(config: KeeperConfig, snapshot: MarketSnapshot, signals: list[Signal],
-                           positions: Mapping[str, Position], risk: RiskView) -> Any:
-    """Placeholder until strategies.base lands (replaced below)."""
-    raise NotImplementedError

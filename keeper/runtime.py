@@ -38,10 +38,11 @@ from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.engine import Engine, StrategySlot
 from keeper.errors import ChainMismatchError, ConfigError, FatalError
 from keeper.execute import DryRunExecutor, Executor, LiveExecutor
-from keeper.journal import Journal
+from keeper.journal import ChainPosition, Journal
+from keeper.types import PerpAccountState
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
-from keeper.plan import Planner, build_strategy_context
+from keeper.plan import Planner
 from keeper.signals import BasisHistory
 from strategies import load_strategy
 
@@ -83,7 +84,6 @@ def _ephemeral_devnet_signer(rpc: JsonRpc) -> Signer:
     account = Account.create()
     signer = Signer(bytes(account.key))
     rpc.call("anvil_setBalance", [signer.address, hex(1_000 * 10**18)])
-    rpc.call("anvil_impersonateAccount", [signer.address])  # lets provisioning use eth_sendTransaction
     return signer
 
 
@@ -132,7 +132,9 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
         if not (anvil and manifest is not None):
             raise ConfigError("account.executor: required outside a devnet/fork (deploy a BasisExecutor and set its address)")
         owner = signer.address if signer else manifest.accounts.keeper
+        rpc.call("anvil_impersonateAccount", [owner])  # provisioning sends as the owner, keyless
         executor_address = provision_executor(DevSender(rpc), manifest, owner)
+        rpc.call("anvil_stopImpersonatingAccount", [owner])
         log.info("executor.provisioned", executor=executor_address, owner=owner)
     if not rpc.get_code(executor_address):
         raise ChainMismatchError(f"account.executor: no contract code at {executor_address} on chain {chain_id}")
@@ -148,9 +150,11 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
     collector.prepare()
     journal = Journal(config.monitoring.journal)
     snapshot = collector.fetch_snapshot()
-    differences = journal.reconcile_with_snapshot(snapshot)
-    for difference in differences:
-        log.warning("journal.reconciled", **difference)
+    account = snapshot.account
+    if not isinstance(account, PerpAccountState):
+        raise ChainMismatchError(f"executor {executor_address}: Perp account unreadable: {getattr(account, 'reason', account)}")
+    chain_positions = {name: ChainPosition(held.position_size_x18) for name, held in account.markets.items()}
+    differences = journal.reconcile(chain_positions, block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
     strategies = []
     for name in config.strategies.enabled:
         try:
@@ -170,7 +174,7 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
             JsonFilePendingStore(config.monitoring.journal.with_name(f"pending-{chain_id}-{signer.address}.json")),
             chain_id=chain_id)
         sender.recover()
-        executor = LiveExecutor(sender, rpc)
+        executor = LiveExecutor(sender, rpc, sources.perp.clearing_house)
     metrics = KeeperMetrics()
     metrics.serve(config.monitoring.metrics_port)
     kill_flag = threading.Event()
@@ -180,8 +184,7 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
 
     engine = Engine(
         config=config, collector=collector, strategies=strategies,
-        planner=Planner(config, executor_address), executor=executor, journal=journal, metrics=metrics,
-        context_builder=lambda snap, sigs, positions, risk: build_strategy_context(config, snap, sigs, positions, risk),
+        planner=Planner(config, executor_address, rpc), executor=executor, journal=journal, metrics=metrics,
         kill_switch=kill_switch, history=BasisHistory())
     driver = None
     if world is not None and manifest is not None:

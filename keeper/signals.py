@@ -65,6 +65,10 @@ class BasisHistory:
         self.min_samples = min_samples
         self._series: dict[tuple[str, str], deque[tuple[int, float]]] = {}
 
+    def observations(self, market: str, venue: str, before_block: int) -> list[float]:
+        """The recorded basis (bps) of blocks before `before_block`, oldest first."""
+        return [b for blk, b in self._series.get((market, venue), ()) if blk < before_block]
+
     def zscore_then_record(self, market: str, venue: str, block: int, basis_bps: float) -> float | None:
         """z-score of basis_bps against the history before it, then remember it."""
         series = self._series.setdefault((market, venue), deque(maxlen=self.window))

@@ -260,3 +260,10 @@ class Outcome:
     fee_paid_wei: int
     fills: PredictedFills | None  # actual fills (from the executor's event) when included
     detail: str  # revert reason, or what a dry run would have done
+    # From the receipt, when included (the journal books these):
+    nonce: int | None = None
+    block_timestamp_s: int | None = None
+    position_base_after_x18: int | None = None  # the executor event's positionBase18After
+    perp_fee_x18: int = 0  # Perp's PositionChanged.fee
+    settled_funding_x18: int = 0  # Perp's FundingPaymentSettled (positive: the trader paid)
+    attempt_hashes: tuple[str, ...] = ()

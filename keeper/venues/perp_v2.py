@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from eth_utils import keccak
+
 from keeper.artifacts import abi_codec
 from keeper.chain.multicall import Call, word_int, word_uint
 from keeper.types import PerpAccountMarket, PerpAccountState, perp_price_from_sqrt_x96
@@ -113,3 +115,24 @@ def plan_account(perp: PerpAddresses, account: str, base_tokens: Sequence[tuple[
         return PerpAccountState(account, word_int(d[0]), word_uint(d[1]), word_uint(d[2]), word_int(d[3]), markets)
 
     return ReadPlan(calls, decode)
+
+
+_POSITION_CHANGED = keccak(text="PositionChanged(address,address,int256,int256,uint256,int256,int256,uint256)")
+_FUNDING_SETTLED = keccak(text="FundingPaymentSettled(address,address,int256)")
+
+
+def perp_facts_from_receipt(receipt: dict, clearing_house: str, trader: str) -> tuple[int, int]:  # type: ignore[type-arg]
+    """(fee x18, settled funding x18) of `trader`'s Perp events in a receipt."""
+    fee = settled = 0
+    trader_topic = "0x" + "00" * 12 + trader.lower()[2:]
+    for log in receipt.get("logs", []):
+        topics = log.get("topics") or []
+        if log["address"].lower() != clearing_house.lower() or len(topics) < 2 or topics[1].lower() != trader_topic:
+            continue
+        topic0 = bytes.fromhex(topics[0][2:])
+        data = bytes.fromhex(log["data"][2:])
+        if topic0 == _POSITION_CHANGED:
+            fee += word_uint(data, 2)
+        elif topic0 == _FUNDING_SETTLED:
+            settled += word_int(data, 0)
+    return fee, settled

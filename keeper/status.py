@@ -1,0 +1,92 @@
+"""`keeper status`: positions and PnL from the journal, checked against the chain when reachable.
+
+The chain check reads the executor's Perp positions (one Multicall3 batch, the same reader as the
+keeper) and reports each market where the journal and the chain disagree; it changes nothing (the
+running keeper reconciles at its next start). Without a reachable node it says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from keeper.chain.rpc import JsonRpc
+from keeper.collect import SnapshotCollector, Sources
+from keeper.config import KeeperConfig
+from keeper.devnet.manifest import DevnetManifest
+from keeper.errors import ConfigError, KeeperError
+from keeper.journal import Journal, StatusReport
+from keeper.types import PerpAccountState
+
+USD = 10**18
+
+
+@dataclass(frozen=True)
+class StatusView:
+    journal: StatusReport
+    chain_checked: str  # "yes: ..." or why not
+    mismatches: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"journal": self.journal.to_json_dict(), "chain_checked": self.chain_checked,
+                "mismatches": list(self.mismatches)}
+
+    def as_text(self) -> str:
+        r = self.journal
+        lines = [f"journal {r.journal_path} (last block {r.last_block})", f"chain check: {self.chain_checked}"]
+        if not r.positions:
+            lines.append("no open positions")
+        for record in r.positions:
+            p = record.position
+            lines.append(f"  {p.market:<5} {p.direction.value:<11} {p.spot_venue:<10} perp {p.perp_base_x18 / 1e18:+.6f} "
+                         f"spot {p.spot_raw} raw, opened block {p.entry_block}")
+        total = r.pnl.total
+        realized = r.pnl.realized
+        lines.append(f"PnL total {total.total_x18 / USD:+.4f} USD = funding {total.funding_x18 / USD:+.4f} "
+                     f"+ convergence {total.convergence_x18 / USD:+.4f} - fees {total.fees_x18 / USD:.4f} "
+                     f"- gas {total.gas_x18 / USD:.4f} (realized {realized.total_x18 / USD:+.4f})")
+        for market, pnl in r.pnl.markets.items():
+            t = pnl.total
+            lines.append(f"  {market:<5} {t.total_x18 / USD:+.4f} USD (funding {t.funding_x18 / USD:+.4f}, convergence "
+                         f"{t.convergence_x18 / USD:+.4f}, fees {t.fees_x18 / USD:.4f}, gas {t.gas_x18 / USD:.4f})")
+        for tx in r.pending_transactions:
+            lines.append(f"  pending tx {tx.tx_hash} ({tx.market} {tx.kind})")
+        lines += [f"  MISMATCH {m}" for m in self.mismatches]
+        return "\n".join(lines)
+
+
+def build_status(config: KeeperConfig) -> StatusView:
+    path = config.monitoring.journal
+    if not path.exists():
+        raise ConfigError(f"monitoring.journal: {path} does not exist (has the keeper run with this config?)")
+    with Journal(path, readonly=True) as journal:
+        report = journal.status()
+    checked, mismatches = _check_chain(config, report)
+    return StatusView(report, checked, tuple(mismatches))
+
+
+def _check_chain(config: KeeperConfig, report: StatusReport) -> tuple[str, list[str]]:
+    if config.chain.rpc_url is None or config.account.executor is None:
+        return "no: set chain.rpc_url and account.executor to check the journal against the chain", []
+    try:
+        rpc = JsonRpc(config.chain.rpc_url, timeout_s=config.chain.request_timeout_s)
+        if config.chain.preset == "devnet":
+            manifest = DevnetManifest.read(config.chain.manifest or DevnetManifest.default_path())
+            sources = Sources.from_manifest(manifest.with_rpc_url(config.chain.rpc_url))
+        else:
+            from keeper.addressbook import optimism_book, resolve_sources
+
+            sources = resolve_sources(rpc, optimism_book())
+        collector = SnapshotCollector(rpc, sources, account=config.account.executor)
+        snapshot = collector.fetch_snapshot()
+    except KeeperError as exc:
+        return f"no: {exc}", []
+    account = snapshot.account
+    if not isinstance(account, PerpAccountState):
+        return f"no: executor account unreadable at block {snapshot.block_number}", []
+    journal_sizes = {r.position.market: r.position.perp_base_x18 for r in report.positions}
+    mismatches = []
+    for market, held in account.markets.items():
+        if held.position_size_x18 != journal_sizes.get(market, 0):
+            mismatches.append(f"{market}: journal perp {journal_sizes.get(market, 0)}, chain {held.position_size_x18}")
+    return f"yes, at block {snapshot.block_number}", mismatches

@@ -1,0 +1,285 @@
+"""The strategy interface: a pure function of one tick's context to intents and skips.
+
+    decide(ctx: StrategyContext) -> list[Intent | Skip]
+
+A strategy reads the snapshot, the signals, the keeper's open positions, the cost model and the
+risk limits, and returns one Intent per market it wants to trade and one Skip (with the deciding
+numbers) for every market it looked at and left alone, so that every non-decision is loggable. No
+web3, no I/O, no clock: the same context always gives the same answer. Sizes in Intents are raw
+ints; USD figures are floats (ranking and sizing only).
+
+Rules shared by every strategy: one position per market (no open where one exists, whoever owns
+it); a close for a market takes precedence over anything else for it; Intent.valid_until_block =
+snapshot block + the strategy's `valid_for_blocks`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar, Protocol, TypeVar, get_type_hints
+
+import numpy as np
+
+from keeper.signals import Signal
+from keeper.types import (
+    ONE_X18,
+    Direction,
+    Intent,
+    IntentKind,
+    MarketSnapshot,
+    MarketView,
+    PerpAccountState,
+    PnlEstimate,
+    Position,
+    SpotVenue,
+)
+
+SPOT_VENUES: tuple[SpotVenue, ...] = ("uniswap_v3", "uniswap_v2")
+HOURS_PER_YEAR = 365 * 24
+
+# Executor gas measured on the devnet (contracts/test/fork/BasisExecutorGas.t.sol).
+GAS_UNITS_OPEN = 1_050_000
+GAS_UNITS_CLOSE = 560_000
+GAS_UNITS_RESIZE = 800_000
+
+_EMPTY: Mapping[Any, Any] = MappingProxyType({})
+
+
+# ------------------------------------------------------------------------------ inputs
+@dataclass(frozen=True)
+class CostModel:
+    """What a trade costs beyond its quotes: gas (priced in USD through ETH), the L1 data fee of
+    an L2, and the cost of the capital it locks for the expected holding horizon."""
+
+    gas_price_wei: int
+    eth_price_usd: float
+    gas_units_open: int = GAS_UNITS_OPEN
+    gas_units_close: int = GAS_UNITS_CLOSE
+    gas_units_resize: int = GAS_UNITS_RESIZE
+    l1_data_fee_wei: int = 0  # per transaction (0 on L1 or when unknown)
+    cost_of_capital_apr: float = 0.05
+    holding_horizon_hours: float = 24.0
+
+    def __post_init__(self) -> None:
+        _require(self.gas_price_wei >= 0, "gas_price_wei", self.gas_price_wei, ">= 0")
+        _require(self.eth_price_usd > 0, "eth_price_usd", self.eth_price_usd, "> 0")
+        for name in ("gas_units_open", "gas_units_close", "gas_units_resize", "l1_data_fee_wei"):
+            _require(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
+        _require(self.cost_of_capital_apr >= 0, "cost_of_capital_apr", self.cost_of_capital_apr, ">= 0")
+        _require(self.holding_horizon_hours > 0, "holding_horizon_hours", self.holding_horizon_hours, "> 0")
+
+    def tx_cost_usd(self, gas_units: int) -> float:
+        """One transaction of gas_units: execution gas plus the L1 data fee, in USD."""
+        return (gas_units * self.gas_price_wei + self.l1_data_fee_wei) / ONE_X18 * self.eth_price_usd
+
+    @property
+    def open_gas_usd(self) -> float:
+        return self.tx_cost_usd(self.gas_units_open)
+
+    @property
+    def close_gas_usd(self) -> float:
+        return self.tx_cost_usd(self.gas_units_close)
+
+    @property
+    def horizon_s(self) -> float:
+        return self.holding_horizon_hours * 3600
+
+    def capital_cost_usd(self, capital_usd: float) -> float:
+        return capital_usd * self.cost_of_capital_apr * self.holding_horizon_hours / HOURS_PER_YEAR
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """The risk stage's limits for this tick, in USD where not named otherwise.
+
+    remaining_total_notional_usd is what is left of the keeper's total notional budget after the
+    positions already open; free_collateral_usd is the Perp account's free collateral (margin a
+    new position may use). spot_inventory_raw caps what a LONG_PERP open may sell per market
+    (None: not checked here)."""
+
+    max_notional_usd_per_market: float
+    remaining_total_notional_usd: float
+    max_leverage: float  # perp notional / margin posted for it
+    free_collateral_usd: float
+    min_margin_ratio: float  # account value / total abs position value: below it, no opens and close
+    stop_loss_basis_bps: float  # close when the basis moved this far against the entry
+    max_residual_base_x18: int = 0  # residual delta tolerated in a trade
+    spot_inventory_raw: Mapping[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_notional_usd_per_market", "remaining_total_notional_usd", "free_collateral_usd",
+                     "min_margin_ratio", "stop_loss_basis_bps"):
+            _require(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
+        _require(self.max_leverage > 0, "max_leverage", self.max_leverage, "> 0")
+        _require(self.max_residual_base_x18 >= 0, "max_residual_base_x18", self.max_residual_base_x18, ">= 0")
+
+
+@dataclass(frozen=True)
+class BasisStats:
+    """Recent basis of one (market, venue): the history the z-score was taken against."""
+
+    mean_bps: float
+    std_bps: float
+    samples: int
+
+    @classmethod
+    def from_observations(cls, basis_bps: Sequence[float]) -> BasisStats:
+        values = np.asarray(basis_bps, dtype=float)
+        if values.size < 2:
+            raise ValueError(f"basis stats need >= 2 observations, got {values.size}")
+        return cls(float(values.mean()), float(values.std(ddof=1)), int(values.size))
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    """Everything a strategy may look at in one tick.
+
+    signals: by (market, spot venue). positions: the keeper's open positions by market (all
+    strategies'). position_owner: market -> name of the strategy that opened it; a strategy
+    manages (exits) the positions it owns and those whose owner is unknown, and never opens in a
+    market with a position. basis_stats: the recent basis per (market, venue), for the
+    convergence target."""
+
+    snapshot: MarketSnapshot
+    signals: Mapping[tuple[str, str], Signal]
+    positions: Mapping[str, Position]
+    costs: CostModel
+    limits: RiskLimits
+    basis_stats: Mapping[tuple[str, str], BasisStats] = field(default_factory=lambda: _EMPTY)
+    position_owner: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+    @property
+    def block_number(self) -> int:
+        return self.snapshot.block_number
+
+    @property
+    def account_margin_ratio(self) -> float | None:
+        """The Perp account's margin ratio, None when unknown or without positions."""
+        account = self.snapshot.account
+        return account.margin_ratio if isinstance(account, PerpAccountState) else None
+
+    def manages(self, strategy: str, market: str) -> bool:
+        owner = self.position_owner.get(market)
+        return market in self.positions and (owner is None or owner == strategy)
+
+
+# ------------------------------------------------------------------------------ outputs
+@dataclass(frozen=True)
+class Skip:
+    """A market a strategy looked at and left alone, and why (with the deciding numbers)."""
+
+    strategy: str
+    market: str
+    reason: str
+
+
+Decision = Intent | Skip
+
+
+class Strategy(Protocol):
+    name: str
+
+    def decide(self, ctx: StrategyContext) -> list[Intent | Skip]: ...
+
+
+# ------------------------------------------------------------------------------ parameters
+P = TypeVar("P")
+
+
+def parse_params(strategy: str, params_type: type[P], params: Mapping[str, Any]) -> P:
+    """Build a frozen params dataclass from a mapping: unknown names, wrong types and values that
+    the dataclass rejects raise ValueError naming the strategy and the parameter."""
+    fields = {f.name: f for f in dataclasses.fields(params_type)}  # type: ignore[arg-type]
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise ValueError(f"strategy {strategy!r}: unknown parameter(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(sorted(fields))})")
+    hints = get_type_hints(params_type)
+    values = {name: _coerce(strategy, name, value, hints[name]) for name, value in params.items()}
+    try:
+        return params_type(**values)
+    except ValueError as exc:
+        raise ValueError(f"strategy {strategy!r}: {exc}") from exc
+
+
+def _coerce(strategy: str, name: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"strategy {strategy!r}: parameter {name} must be a bool, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"strategy {strategy!r}: parameter {name} must be an int, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"strategy {strategy!r}: parameter {name} must be a finite number, got {value!r}")
+        return float(value)
+    return value
+
+
+def _require(ok: bool, name: str, value: object, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+
+def require_param(ok: bool, name: str, value: object, rule: str) -> None:
+    """For params dataclasses' __post_init__: ValueError naming the parameter."""
+    if not ok:
+        raise ValueError(f"parameter {name} must be {rule}, got {value!r}")
+
+
+class StrategyBase:
+    """The shared skeleton: decide() walks the markets in name order and applies the rules shared
+    by every strategy (one position per market, a managed position's exit decided before anything
+    else); subclasses set `name` and `valid_for_blocks` and implement decide_exit / decide_entry."""
+
+    name: ClassVar[str] = "strategy"
+    valid_for_blocks: int = 2
+
+    def decide(self, ctx: StrategyContext) -> list[Intent | Skip]:
+        out: list[Intent | Skip] = []
+        for market in sorted(ctx.snapshot.markets):
+            view = ctx.snapshot.markets[market]
+            position = ctx.positions.get(market)
+            if position is None:
+                out.append(self.decide_entry(ctx, view))
+            elif ctx.manages(self.name, market):
+                out.append(self.decide_exit(ctx, view, position))
+            else:
+                out.append(self.skip(market, f"position held by {ctx.position_owner.get(market)}: "
+                                             "one position per market"))
+        return out
+
+    def decide_entry(self, ctx: StrategyContext, view: MarketView) -> Intent | Skip:
+        raise NotImplementedError
+
+    def decide_exit(self, ctx: StrategyContext, view: MarketView, position: Position) -> Intent | Skip:
+        raise NotImplementedError
+
+    def skip(self, market: str, reason: str) -> Skip:
+        return Skip(self.name, market, reason)
+
+    def margin_guard(self, ctx: StrategyContext) -> str | None:
+        """Why the margin guard trips (account margin ratio below the limit), or None."""
+        ratio = ctx.account_margin_ratio
+        if ratio is not None and ratio < ctx.limits.min_margin_ratio:
+            return f"margin ratio {ratio:.4f} < guard {ctx.limits.min_margin_ratio:.4f}"
+        return None
+
+    def intent(self, ctx: StrategyContext, kind: IntentKind, market: str, direction: Direction, spot_venue: SpotVenue,
+               perp_base_x18: int, reason: str, expected: PnlEstimate) -> Intent:
+        return Intent(strategy=self.name, kind=kind, market=market, direction=direction, spot_venue=spot_venue,
+                      perp_base_x18=perp_base_x18, reason=reason, expected=expected, created_block=ctx.block_number,
+                      valid_until_block=ctx.block_number + self.valid_for_blocks)
+
+
+def describe_estimate(estimate: PnlEstimate) -> str:
+    """The model's terms, for reasons."""
+    return (f"convergence {estimate.convergence_usd:+,.2f} + funding {estimate.funding_usd:+,.2f} - fees "
+            f"{estimate.fees_usd:,.2f} - impact {estimate.price_impact_usd:,.2f} - gas {estimate.gas_usd:,.2f} "
+            f"- capital {estimate.capital_cost_usd:,.2f}")

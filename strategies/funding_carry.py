@@ -1,0 +1,164 @@
+"""Funding carry: hold the side of the perp that receives funding, hedged with spot.
+
+Perp v2 funding (Signal.funding_apr, from the snapshot's premium) > 0 means longs pay shorts, so
+SHORT_PERP + long spot earns it; < 0, LONG_PERP + sold spot earns it.
+
+Entry (no position in the market, margin ratio at or above the guard): the carry APR of the
+earning side is at least `min_carry_apr` and beats the cost of capital by `min_carry_margin_apr`,
+and the shared model's expected net PnL over the horizon (funding at `funding_persistence` of the
+current rate; no basis convergence assumed: the basis is expected unchanged at exit) minus every
+cost clears `min_profit_usd` at the best size. Of the two spot venues, the best expected net wins.
+
+Exit (a position this strategy manages), first that applies: the margin guard; funding flipped
+sign against the position; the position's carry APR fell below the cost of capital.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from keeper.errors import SkipOpportunity
+from keeper.signals import Signal
+from keeper.types import Direction, Intent, MarketView, PerpAccountState, Position, Unavailable
+from strategies.base import (
+    SPOT_VENUES,
+    Skip,
+    StrategyBase,
+    StrategyContext,
+    describe_estimate,
+    parse_params,
+    require_param,
+)
+from strategies.pnl import OpenEvaluation, describe_size, estimate_close, optimise_open
+
+
+@dataclass(frozen=True)
+class FundingCarryParams:
+    min_carry_apr: float = 0.05  # the earning side's funding APR must be at least this
+    min_carry_margin_apr: float = 0.0  # ... and beat the cost of capital by this much
+    min_profit_usd: float = 5.0
+    min_notional_usd: float = 100.0
+    funding_persistence: float = 1.0  # share of the current rate expected over the horizon
+    valid_for_blocks: int = 2
+    max_evaluations_per_venue: int = 10  # sizes quoted per venue (2 exact quotes each)
+
+    def __post_init__(self) -> None:
+        require_param(self.min_carry_apr >= 0, "min_carry_apr", self.min_carry_apr, ">= 0")
+        require_param(self.min_carry_margin_apr >= 0, "min_carry_margin_apr", self.min_carry_margin_apr, ">= 0")
+        require_param(self.min_notional_usd > 0, "min_notional_usd", self.min_notional_usd, "> 0")
+        require_param(0 < self.funding_persistence <= 1, "funding_persistence", self.funding_persistence, "in (0, 1]")
+        require_param(self.valid_for_blocks >= 0, "valid_for_blocks", self.valid_for_blocks, ">= 0")
+        require_param(self.max_evaluations_per_venue >= 1, "max_evaluations_per_venue",
+                      self.max_evaluations_per_venue, ">= 1")
+
+
+def carry_apr(signal: Signal, direction: Direction) -> float:
+    return signal.carry_apr_short_perp if direction is Direction.SHORT_PERP else signal.carry_apr_long_perp
+
+
+class FundingCarry(StrategyBase):
+    name: ClassVar[str] = "funding_carry"
+
+    def __init__(self, params: FundingCarryParams | None = None) -> None:
+        self.params = params or FundingCarryParams()
+        self.valid_for_blocks = self.params.valid_for_blocks
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> FundingCarry:
+        return cls(parse_params(cls.name, FundingCarryParams, params))
+
+    # ------------------------------------------------------------------------------ exit
+    def decide_exit(self, ctx: StrategyContext, view: MarketView, position: Position) -> Intent | Skip:
+        market = position.market
+        capital_apr = ctx.costs.cost_of_capital_apr
+        signal = ctx.signals.get((market, position.spot_venue))
+        reason = None
+        guard = self.margin_guard(ctx)
+        if guard is not None:
+            reason = f"margin guard: {guard}"
+        elif signal is not None:
+            carry = carry_apr(signal, position.direction)
+            if carry < 0:
+                reason = f"funding flipped: funding APR {signal.funding_apr:+.2%}, {position.direction.value} now pays {carry:+.2%}"
+            elif carry < capital_apr:
+                reason = f"carry {carry:+.2%} APR below the cost of capital {capital_apr:.2%}"
+        if reason is None:
+            if signal is None:
+                return self.skip(market, f"holding {position.direction.value}: no signal on {position.spot_venue}")
+            return self.skip(market, f"holding {position.direction.value}: carry {carry_apr(signal, position.direction):+.2%} "
+                                     f"APR >= cost of capital {capital_apr:.2%}, basis {signal.basis_bps:.1f} bps")
+        try:
+            _, estimate = estimate_close(view, position, ctx.costs)
+        except SkipOpportunity as exc:
+            return self.skip(market, f"wants to close ({reason}) but cannot quote it: {exc}")
+        return self.intent(ctx, "close", market, position.direction, position.spot_venue,
+                           abs(position.perp_base_x18),
+                           f"close {position.direction.value}: {reason}; round trip if closed now "
+                           f"${estimate.net_usd:,.2f}", estimate)
+
+    # ------------------------------------------------------------------------------ entry
+    def decide_entry(self, ctx: StrategyContext, view: MarketView) -> Intent | Skip:
+        market = view.name
+        p = self.params
+        guard = self.margin_guard(ctx)
+        if guard is not None:
+            return self.skip(market, f"no open: {guard}")
+        perp = view.perp
+        if isinstance(perp, Unavailable):
+            return self.skip(market, f"no open: perp unavailable: {perp.reason}")
+        account = ctx.snapshot.account if isinstance(ctx.snapshot.account, PerpAccountState) else None
+        capital_apr = ctx.costs.cost_of_capital_apr
+        notes: list[str] = []
+        best: tuple[OpenEvaluation, Signal, int] | None = None
+        for venue in SPOT_VENUES:
+            signal = ctx.signals.get((market, venue))
+            if signal is None:
+                notes.append(f"{venue}: no signal")
+                continue
+            if signal.funding_apr == 0:
+                notes.append(f"{venue}: funding APR is 0")
+                continue
+            direction = Direction.SHORT_PERP if signal.funding_apr > 0 else Direction.LONG_PERP
+            carry = carry_apr(signal, direction)
+            hurdle = max(p.min_carry_apr, capital_apr + p.min_carry_margin_apr)
+            if carry < hurdle:
+                notes.append(f"{venue}: {direction.value} carry {carry:+.2%} APR < hurdle {hurdle:.2%} "
+                             f"(min {p.min_carry_apr:.2%}, capital {capital_apr:.2%} + margin {p.min_carry_margin_apr:.2%})")
+                continue
+            result = optimise_open(
+                view, direction, venue, ctx.costs, ctx.limits, account,
+                funding_rate_per_s=perp.funding_rate_per_s * p.funding_persistence, exit_basis_bps=None,
+                min_notional_usd=p.min_notional_usd, max_evaluations=p.max_evaluations_per_venue,
+            )
+            if isinstance(result, Unavailable):
+                notes.append(f"{venue}: {result.reason}")
+                continue
+            search, cap = result
+            if search.best is None:
+                notes.append(f"{venue}: carry {carry:+.2%}: no size quotable in [{search.low_x18 / 1e18:g}, "
+                             f"{search.high_x18 / 1e18:g}] base (cap: {cap.binding})"
+                             f"{': ' + search.first_failure if search.first_failure else ''}")
+                continue
+            evaluation = search.best
+            if evaluation.net_usd < p.min_profit_usd:
+                notes.append(f"{venue}: carry {carry:+.2%}: best expected net ${evaluation.net_usd:,.2f} < min "
+                             f"${p.min_profit_usd:,.2f} at {describe_size(evaluation)} ({describe_estimate(evaluation.estimate)})")
+                continue
+            if best is None or evaluation.net_usd > best[0].net_usd:
+                best = (evaluation, signal, search.evaluations)
+        if best is None:
+            return self.skip(market, "no open: " + "; ".join(notes))
+        evaluation, signal, evaluations = best
+        entry = evaluation.entry
+        reason = (f"open {entry.direction.value} on {entry.spot_venue}: funding APR {signal.funding_apr:+.2%} "
+                  f"(carry {carry_apr(signal, entry.direction):+.2%} vs capital {capital_apr:.2%}), basis "
+                  f"{signal.basis_bps:.1f} bps, size {describe_size(evaluation)}, expected net ${evaluation.net_usd:,.2f} over "
+                  f"{ctx.costs.holding_horizon_hours:g} h ({describe_estimate(evaluation.estimate)}) >= min ${p.min_profit_usd:,.2f}; "
+                  f"{evaluations} sizes quoted")
+        if notes:
+            reason += "; others: " + "; ".join(notes)
+        return self.intent(ctx, "open", market, entry.direction, entry.spot_venue, evaluation.perp_base_x18, reason,
+                           evaluation.estimate)
+

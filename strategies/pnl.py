@@ -1,0 +1,312 @@
+"""The one expected-PnL model both strategies use, and the size search built on it (pure).
+
+Expected net PnL of opening a basis position of B base in `direction` and holding it for the cost
+model's horizon H, in USD (floats: decisions only; every amount is quoted exactly in ints first):
+
+    net = convergence + funding - fees - price impact - gas - cost of capital
+
+    convergence = s x B x spot_mid x (entry_basis_bps - exit_basis_bps) / 10_000
+                  s = +1 for SHORT_PERP (earns when the basis falls), -1 for LONG_PERP;
+                  entry_basis_bps = (vAMM mid / spot mid - 1) x 10_000 of the entry quote (the
+                  prices the trade actually starts from); exit_basis_bps = the basis expected at
+                  exit (basis convergence: the recent mean; None = no convergence assumed: 0)
+    funding     = s x B x index_twap x funding_rate_per_s x H_s
+                  (Perp v2 pays premium x time / 1 day on the size; the rate is the snapshot's
+                  funding_rate_per_s, optionally scaled by the caller: persistence over H is an
+                  assumption of the strategy)
+    fees        = entry fees (Perp's exchange fee + the spot pool's fee) + exit fees
+    price impact= entry impact + exit impact, each leg against its pre-trade mid, fee excluded
+    gas         = (gas_open + gas_close) x gas price + 2 x L1 data fee, in USD via the ETH price
+    capital     = (B x spot_mid + B x perp_mid / leverage) x APR x H / 1 year
+                  (the spot notional is locked either way: bought spot, or for LONG_PERP the USDC
+                  from the sale that must buy the spot back; the perp margin at the allowed leverage)
+
+Entry fees and impact come from quote_basis_trade's exact quote of the open. The exit is quoted as
+the close of that same position on the CURRENT state (the pools as they are now, not after our
+entry): the assumption is that arbitrage restores the pools before we exit, so the exit pays its
+own impact afresh rather than getting our entry's impact back; its mid prices are replaced by the
+expected exit basis through the convergence term.
+
+Sizing: expected net PnL over B is concave-ish (edge linear in B, impact ~B^2, gas fixed), so
+`search_size` evaluates a geometric grid over [min size, the risk cap] and refines around the best
+grid point by golden-section search, every evaluation quoting entry and exit exactly; at most
+`max_evaluations` sizes (2 quotes each).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from keeper.errors import SkipOpportunity
+from keeper.quotes import BasisTradeQuote, quote_basis_trade, round_perp_base_to_spot_units, spot_scale_to_x18
+from keeper.signals import spot_price
+from keeper.types import (
+    ONE_X18,
+    Q192,
+    Direction,
+    MarketView,
+    PerpAccountState,
+    PnlEstimate,
+    Position,
+    SpotVenue,
+    Unavailable,
+)
+from keeper.venues.perp_v2_math import PerpPriceBand
+from strategies.base import CostModel, RiskLimits
+
+GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+# ------------------------------------------------------------------------------ the model
+def direction_sign(direction: Direction) -> int:
+    """+1 when the position earns from a falling basis and positive funding (SHORT_PERP)."""
+    return -direction.perp_sign
+
+
+def combine_pnl(
+    *,
+    direction: Direction,
+    base: float,
+    spot_mid_usd: float,
+    perp_mid_usd: float,
+    index_price_usd: float,
+    entry_basis_bps: float,
+    exit_basis_bps: float | None,
+    funding_rate_per_s: float,
+    fees_usd: float,
+    impact_usd: float,
+    costs: CostModel,
+    leverage: float,
+) -> PnlEstimate:
+    """The model's arithmetic (module notes), from quoted fees and impact; base in whole tokens."""
+    sign = direction_sign(direction)
+    convergence = 0.0 if exit_basis_bps is None else sign * base * spot_mid_usd * (entry_basis_bps - exit_basis_bps) / 1e4
+    funding = sign * base * index_price_usd * funding_rate_per_s * costs.horizon_s
+    capital_usd = base * spot_mid_usd + base * perp_mid_usd / leverage
+    return PnlEstimate(
+        convergence_usd=convergence,
+        funding_usd=funding,
+        fees_usd=fees_usd,
+        price_impact_usd=impact_usd,
+        gas_usd=costs.open_gas_usd + costs.close_gas_usd,
+        capital_cost_usd=costs.capital_cost_usd(capital_usd),
+    )
+
+
+@dataclass(frozen=True)
+class OpenEvaluation:
+    """One size, quoted exactly: the open, its expected exit, and the expected PnL."""
+
+    perp_base_x18: int
+    entry: BasisTradeQuote
+    exit: BasisTradeQuote
+    estimate: PnlEstimate
+    notional_usd: float  # B x spot mid
+
+    @property
+    def net_usd(self) -> float:
+        return self.estimate.net_usd
+
+
+def estimate_open(
+    view: MarketView,
+    direction: Direction,
+    venue: SpotVenue,
+    perp_base_x18: int,
+    costs: CostModel,
+    *,
+    funding_rate_per_s: float,
+    exit_basis_bps: float | None,
+    leverage: float,
+    price_band: PerpPriceBand | None = None,
+) -> OpenEvaluation:
+    """Quote the open and its exit exactly and apply the model. Raises SkipOpportunity when a
+    leg cannot be quoted (a contract would revert, a read is missing)."""
+    perp = view.perp
+    if isinstance(perp, Unavailable):
+        raise SkipOpportunity(f"{view.name}: perp unavailable: {perp.reason}")
+    entry = quote_basis_trade(view, "open", direction, venue, perp_base_x18, price_band=price_band)
+    held = Position(market=view.name, direction=direction, spot_venue=venue,
+                    perp_base_x18=entry.predicted.perp_base_x18, spot_raw=entry.predicted.spot_raw,
+                    entry_block=0, entry_timestamp_s=0, entry_basis_bps=entry.mid_basis_bps,
+                    net_quote_x18=entry.predicted.net_quote_x18)
+    exit_quote = quote_basis_trade(view, "close", direction, venue, 0, held, price_band=price_band)
+    base = entry.base_abs_x18 / ONE_X18
+    estimate = combine_pnl(
+        direction=direction, base=base, spot_mid_usd=entry.spot_mid_price_usd, perp_mid_usd=entry.perp_mid_price_usd,
+        index_price_usd=perp.index_twap_x18 / ONE_X18, entry_basis_bps=entry.mid_basis_bps,
+        exit_basis_bps=exit_basis_bps, funding_rate_per_s=funding_rate_per_s,
+        fees_usd=entry.fees_usd + exit_quote.fees_usd, impact_usd=entry.impact_usd + exit_quote.impact_usd,
+        costs=costs, leverage=leverage,
+    )
+    return OpenEvaluation(entry.base_abs_x18, entry, exit_quote, estimate, base * entry.spot_mid_price_usd)
+
+
+def estimate_close(view: MarketView, position: Position, costs: CostModel,
+                   price_band: PerpPriceBand | None = None) -> tuple[BasisTradeQuote, PnlEstimate]:
+    """Quote closing `position` now. The estimate is the position's round trip if closed now:
+    convergence = the trading PnL at mid prices (the earlier net quote + this close's net quote,
+    with this close's fees and impact added back), funding = minus what the position paid, fees
+    and impact = this close's, gas = the close's; no capital cost (it frees capital). The entry's
+    gas is sunk and not counted."""
+    quote = quote_basis_trade(view, "close", position.direction, position.spot_venue, 0, position,
+                              price_band=price_band)
+    round_trip_usd = (position.net_quote_x18 + quote.predicted.net_quote_x18) / ONE_X18
+    return quote, PnlEstimate(
+        convergence_usd=round_trip_usd + quote.fees_usd + quote.impact_usd,
+        funding_usd=-position.funding_paid_x18 / ONE_X18,
+        fees_usd=quote.fees_usd,
+        price_impact_usd=quote.impact_usd,
+        gas_usd=costs.close_gas_usd,
+        capital_cost_usd=0.0,
+    )
+
+
+# ------------------------------------------------------------------------------ sizing
+@dataclass(frozen=True)
+class SizeCap:
+    max_perp_base_x18: int
+    binding: str  # which limit binds, with its numbers
+
+
+def mid_prices_usd(view: MarketView, venue: SpotVenue) -> tuple[float, float] | Unavailable:
+    """(vAMM mid, spot mid) in USD, floats for sizing."""
+    perp = view.perp
+    if isinstance(perp, Unavailable):
+        return perp
+    spot = spot_price(view, venue)
+    if isinstance(spot, Unavailable):
+        return spot
+    return perp.pool.sqrt_price_x96 ** 2 / Q192, spot
+
+
+def compute_size_cap(view: MarketView, direction: Direction, venue: SpotVenue, limits: RiskLimits,
+                     account: PerpAccountState | None) -> SizeCap | Unavailable:
+    """The largest perp size the risk limits allow for a new position, rounded down to whole spot
+    units: notional (at the higher of the two mids) under the per-market cap, the remaining total
+    budget, free collateral x max leverage and, with an account, the margin ratio after the trade
+    (account value / (total abs position value + notional) >= min_margin_ratio); a LONG_PERP open
+    also sells no more spot than the inventory."""
+    mids = mid_prices_usd(view, venue)
+    if isinstance(mids, Unavailable):
+        return mids
+    price = max(mids)
+    caps_usd = [
+        (limits.max_notional_usd_per_market, f"max notional per market ${limits.max_notional_usd_per_market:,.0f}"),
+        (limits.remaining_total_notional_usd, f"remaining total notional ${limits.remaining_total_notional_usd:,.0f}"),
+        (limits.free_collateral_usd * limits.max_leverage,
+         f"free collateral ${limits.free_collateral_usd:,.0f} x leverage {limits.max_leverage:g}"),
+    ]
+    if account is not None and limits.min_margin_ratio > 0:
+        room = account.account_value_x18 / ONE_X18 / limits.min_margin_ratio - account.total_abs_position_value_x18 / ONE_X18
+        caps_usd.append((max(0.0, room), f"margin ratio >= {limits.min_margin_ratio:g} after the trade"))
+    cap_usd, binding = min(caps_usd, key=lambda c: c[0])
+    cap_x18 = int(cap_usd / price * ONE_X18) if cap_usd > 0 else 0
+    if direction is Direction.LONG_PERP and limits.spot_inventory_raw is not None:
+        inventory_x18 = limits.spot_inventory_raw.get(view.name, 0) * spot_scale_to_x18(view.spot_token_decimals)
+        if inventory_x18 < cap_x18:
+            cap_x18, binding = inventory_x18, f"spot inventory {inventory_x18 / ONE_X18:g}"
+    return SizeCap(round_perp_base_to_spot_units(cap_x18, view.spot_token_decimals), binding)
+
+
+@dataclass(frozen=True)
+class SizeSearch:
+    best: OpenEvaluation | None  # the best size found (None: no size could be quoted)
+    evaluations: int  # sizes evaluated (each: two exact basis-trade quotes, entry and exit)
+    low_x18: int
+    high_x18: int
+    first_failure: str | None  # why a size could not be quoted, if one could not
+
+    @property
+    def quotes(self) -> int:
+        return 2 * self.evaluations
+
+
+def search_size(evaluate: Callable[[int], OpenEvaluation], low_x18: int, high_x18: int, step_x18: int,
+                max_evaluations: int = 10, grid_points: int = 5) -> SizeSearch:
+    """Maximise evaluate(size).net_usd over sizes in [low, high] (multiples of step): a geometric
+    grid of grid_points sizes, then golden-section search between the best grid point's
+    neighbours, at most max_evaluations calls in all. A size whose quote raises SkipOpportunity
+    counts as -infinity."""
+    if step_x18 <= 0 or max_evaluations < 1:
+        raise ValueError(f"need step_x18 > 0 and max_evaluations >= 1 (got {step_x18}, {max_evaluations})")
+    low_x18 = max(step_x18, -(-low_x18 // step_x18) * step_x18)
+    high_x18 = high_x18 // step_x18 * step_x18
+    if high_x18 < low_x18:
+        return SizeSearch(None, 0, low_x18, high_x18, "size range is empty")
+    cache: dict[int, OpenEvaluation | None] = {}
+    failure: list[str] = []
+
+    def value(size_x18: float) -> float:
+        size = min(high_x18, max(low_x18, int(size_x18) // step_x18 * step_x18))
+        if size not in cache:
+            if len(cache) >= max_evaluations:
+                return -math.inf
+            try:
+                cache[size] = evaluate(size)
+            except SkipOpportunity as exc:
+                cache[size] = None
+                failure.append(str(exc))
+        result = cache[size]
+        return -math.inf if result is None else result.net_usd
+
+    points = max(1, min(grid_points, max_evaluations))
+    if points == 1 or high_x18 == low_x18:
+        grid = [float(high_x18)]
+    else:
+        ratio = high_x18 / low_x18
+        grid = [low_x18 * ratio ** (i / (points - 1)) for i in range(points)]
+    values = [value(x) for x in grid]
+    i = max(range(len(grid)), key=lambda k: values[k])
+    a = grid[i - 1] if i > 0 else float(low_x18)
+    b = grid[i + 1] if i + 1 < len(grid) else float(high_x18)
+    if len(cache) < max_evaluations and b - a > step_x18:
+        c, d = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
+        fc, fd = value(c), value(d)
+        while len(cache) < max_evaluations and b - a > 2 * step_x18:
+            if fc >= fd:
+                b, d, fd = d, c, fc
+                c = b - GOLDEN * (b - a)
+                fc = value(c)
+            else:
+                a, c, fc = c, d, fd
+                d = a + GOLDEN * (b - a)
+                fd = value(d)
+    found = [e for e in cache.values() if e is not None]
+    best = max(found, key=lambda e: e.net_usd) if found else None
+    return SizeSearch(best, len(cache), low_x18, high_x18, failure[0] if failure else None)
+
+
+def optimise_open(
+    view: MarketView,
+    direction: Direction,
+    venue: SpotVenue,
+    costs: CostModel,
+    limits: RiskLimits,
+    account: PerpAccountState | None,
+    *,
+    funding_rate_per_s: float,
+    exit_basis_bps: float | None,
+    min_notional_usd: float,
+    max_evaluations: int = 10,
+) -> tuple[SizeSearch, SizeCap] | Unavailable:
+    """The size with the best expected net PnL for a new position under the risk limits."""
+    cap = compute_size_cap(view, direction, venue, limits, account)
+    if isinstance(cap, Unavailable):
+        return cap
+    mids = mid_prices_usd(view, venue)
+    assert not isinstance(mids, Unavailable)
+    low_x18 = int(min_notional_usd / min(mids) * ONE_X18)
+    step_x18 = spot_scale_to_x18(view.spot_token_decimals)
+
+    def evaluate(size_x18: int) -> OpenEvaluation:
+        return estimate_open(view, direction, venue, size_x18, costs, funding_rate_per_s=funding_rate_per_s,
+                             exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage)
+
+    return search_size(evaluate, low_x18, cap.max_perp_base_x18, step_x18, max_evaluations), cap
+
+
+def describe_size(evaluation: OpenEvaluation) -> str:
+    return f"{evaluation.perp_base_x18 / ONE_X18:.6g} base (${evaluation.notional_usd:,.0f})"
