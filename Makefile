@@ -11,7 +11,7 @@ FORGE = $(firstword $(wildcard node_modules/@foundry-rs/forge-*/bin/forge))
 .PHONY: demo test bench deps pydeps npmdeps contracts clean
 
 demo: deps
-	$(BIN)/keeper devnet --drive
+	$(BIN)/keeper run --config config/devnet.toml
 
 test: deps
 	$(FORGE) test --no-match-path 'contracts/test/fork/*'

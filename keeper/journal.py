@@ -570,13 +570,15 @@ class Journal:
             if self._conn.in_transaction:  # nested in another write of this journal
                 yield self._conn
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
+                self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
                 self._conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):  # a constraint, a full disk, a lock held too long
+                    raise JournalError(f"journal {self.path}: {exc}") from exc
                 raise
 
     @contextmanager
@@ -681,7 +683,7 @@ class Journal:
 
     def record_tx_outcome(self, tx_id: int, outcome: Outcome, *, block_timestamp_s: int | None = None,
                           position_base_after_x18: int | None = None, fees: TradeFees | None = None,
-                          settled_funding_x18: int = 0, eth_price_x18: int | None = None,
+                          settled_funding_x18: int | None = None, eth_price_x18: int | None = None,
                           attempt_hashes: Sequence[str] = ()) -> int | None:
         """How a sent transaction settled (included / reverted / dropped / replaced), and, when
         included, its fills and their effect on the position, all in one transaction.
@@ -690,7 +692,9 @@ class Journal:
         is the event's positionBase18After (the chain wins over the journal's arithmetic);
         `fees` what Perp (PositionChanged.fee) and the spot pool charged, USD x18;
         `settled_funding_x18` the FundingPaymentSettled amount of the receipt (0 when absent);
-        `block_timestamp_s` the including block's timestamp. Returns the position id touched."""
+        `block_timestamp_s` the including block's timestamp. Each of these (and the attempt
+        hashes) defaults to the outcome's own field of that name (fees: Perp's fee alone).
+        Returns the position id touched."""
         with self._write() as db:
             tx = _tx_row(db, tx_id)
             if tx["status"] != "pending":
@@ -701,12 +705,13 @@ class Journal:
     def record_outcome(self, decision_id: int, outcome: Outcome, *, nonce: int | None = None,
                        sent_block: int | None = None, block_timestamp_s: int | None = None,
                        position_base_after_x18: int | None = None, fees: TradeFees | None = None,
-                       settled_funding_x18: int = 0, eth_price_x18: int | None = None,
+                       settled_funding_x18: int | None = None, eth_price_x18: int | None = None,
                        attempt_hashes: Sequence[str] = ()) -> int:
         """A decision's finished outcome in one call (an executor that sends and waits, or never
         sends): the transaction row and, as in `record_tx_outcome`, its fills and position
         change. dry_run marks the decision 'dry_run'; simulation_reverted marks it 'skipped' with
         the revert reason (neither touches positions). Returns the transaction id."""
+        nonce = outcome.nonce if nonce is None else nonce
         with self._write() as db:
             decision = _decision_row(db, decision_id)
             if decision["status"] not in ("planned", "sent"):
@@ -912,8 +917,15 @@ class Journal:
 
     # ------------------------------------------------------------------ internals
     def _settle(self, db: sqlite3.Connection, tx: sqlite3.Row, outcome: Outcome, block_timestamp_s: int | None,
-                position_base_after_x18: int | None, fees: TradeFees | None, settled_funding_x18: int,
+                position_base_after_x18: int | None, fees: TradeFees | None, settled_funding_x18: int | None,
                 eth_price_x18: int | None, attempt_hashes: Sequence[str]) -> int | None:
+        # What the caller does not give, the outcome's receipt fields do.
+        block_timestamp_s = outcome.block_timestamp_s if block_timestamp_s is None else block_timestamp_s
+        if position_base_after_x18 is None:
+            position_base_after_x18 = outcome.position_base_after_x18
+        fees = TradeFees(perp_fee_x18=outcome.perp_fee_x18) if fees is None else fees
+        settled_funding_x18 = outcome.settled_funding_x18 if settled_funding_x18 is None else settled_funding_x18
+        attempt_hashes = tuple(attempt_hashes) or tuple(outcome.attempt_hashes)
         if outcome.status not in _SETTLED_STATUSES:
             raise JournalError(f"transaction {tx['id']}: {outcome.status!r} is not how a sent transaction settles")
         fee_paid_wei = require_int(outcome.fee_paid_wei, "fee_paid_wei")
@@ -924,8 +936,8 @@ class Journal:
         position_id = tx["position_id"]
         if position_id is not None and _position_row(db, position_id)["status"] == "closed":
             position_id = None  # realized PnL is final: this gas stays with the market
-        hashes = list(json.loads(tx["attempt_hashes_json"]))
-        for h in (*attempt_hashes, outcome.tx_hash):
+        hashes: list[str] = []  # oldest first: the sender's attempts, then any other hash seen
+        for h in (*attempt_hashes, *json.loads(tx["attempt_hashes_json"]), outcome.tx_hash):
             if h and h not in hashes:
                 hashes.append(h)
         db.execute(
@@ -941,7 +953,7 @@ class Journal:
         if outcome.fills is None or outcome.block_number is None or block_timestamp_s is None:
             raise JournalError(f"transaction {tx['id']} included: its fills, block and block timestamp are needed")
         return _apply_trade(db, _tx_row(db, tx["id"]), outcome.fills, outcome.block_number, block_timestamp_s,
-                            position_base_after_x18, fees or TradeFees(), settled_funding_x18)
+                            position_base_after_x18, fees, settled_funding_x18)
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
@@ -1022,7 +1034,8 @@ def _insert_tx(db: sqlite3.Connection, decision: sqlite3.Row, plan: TxPlan, *, s
                min_net_quote_x18, deadline_s, predicted_perp_base_x18, predicted_perp_quote_x18, predicted_spot_raw,
                predicted_usdc_raw, predicted_residual_base_x18, predicted_net_quote_x18, gas_used, fee_paid_wei,
                eth_price_x18, gas_usd_x18, detail, recorded_at_s)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '0', ?, '0', ?, ?)""",
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                   0, '0', ?, '0', ?, ?)""",
         (decision["id"], decision["market"], decision["kind"], position_id, status, tx_hash,
          json.dumps([tx_hash] if tx_hash else []), nonce, sent_block, plan.to, bytes(plan.calldata),
          _text(plan.value_wei, "value_wei"), require_int(plan.gas_limit, "gas_limit"),
@@ -1275,6 +1288,8 @@ def _position_record(db: sqlite3.Connection, r: sqlite3.Row) -> PositionRecord:
         pnl = _position_split(db, r)
     else:
         realized = db.execute("SELECT * FROM realized_pnl WHERE position_id = ?", (r["id"],)).fetchone()
+        if realized is None:
+            raise JournalError(f"position {r['id']} is closed without a realized PnL; the journal is corrupt")
         pnl = _realized_from_row(realized).split
     return PositionRecord(
         id=r["id"], status=r["status"], position=_position_from_row(r), entry_known=bool(r["entry_known"]),

@@ -21,6 +21,7 @@ from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from eth_account import Account
+from eth_utils import to_checksum_address
 
 from keeper.addressbook import optimism_book, resolve_sources
 from keeper.chain.fees import FeePolicy
@@ -138,7 +139,8 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
         log.info("executor.provisioned", executor=executor_address, owner=owner)
     if not rpc.get_code(executor_address):
         raise ChainMismatchError(f"account.executor: no contract code at {executor_address} on chain {chain_id}")
-    owner = codec("BasisExecutor").decode("owner", rpc.eth_call(executor_address, codec("BasisExecutor").encode("owner")))[0]
+    owner = to_checksum_address(
+        codec("BasisExecutor").decode("owner", rpc.eth_call(executor_address, codec("BasisExecutor").encode("owner")))[0])
     if signer is not None and owner.lower() != signer.address.lower():
         raise ChainMismatchError(f"account.executor: {executor_address} is owned by {owner}, not by the key's address {signer.address}")
     if signer is not None:

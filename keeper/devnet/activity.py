@@ -15,6 +15,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from keeper.chain.abi import ContractAbi
 from keeper.chain.rpc import JsonRpc
 from keeper.devnet.deploy import AGGREGATOR_DECIMALS, DEADLINE_NEVER, USDC_DECIMALS, Q96
 from keeper.devnet.manifest import DevnetManifest, MarketAddresses
@@ -37,6 +38,7 @@ class ActivityConfig:
     premium_vol_daily: float = 0.03
     premium_half_life_s: float = 3_600.0
     spot_noise: float = 0.0005
+    one_block_per_step: bool = True  # all of a step's trades land in one block, as between real blocks
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,26 @@ class MarketActivity:
 
     def step(self) -> StepReport:
         cfg = self.config
-        self.advance_time(cfg.step_s)
+        if cfg.one_block_per_step:
+            # The time jump and every trade of the step land in one block.
+            self.rpc.call("evm_setNextBlockTimestamp", [latest_block_timestamp(self.rpc) + cfg.step_s])
+            self.rpc.call("evm_setAutomine", [False])
+            try:
+                moved = self._step_markets()
+                self.rpc.call("evm_mine", [])
+                self.tx.settle()
+            finally:
+                self.rpc.call("evm_setAutomine", [True])
+        else:
+            self.advance_time(cfg.step_s)
+            moved = self._step_markets()
+        ticks = [self._report(state) for state in moved]
+        self.steps_done += 1
+        head = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+        return StepReport(self.steps_done, int(head["number"], 16), int(head["timestamp"], 16), tuple(ticks))
+
+    def _step_markets(self) -> list[_MarketState]:
+        cfg = self.config
         dt_days = cfg.step_s / SECONDS_PER_DAY
         decay = math.exp(-math.log(2) * cfg.step_s / cfg.premium_half_life_s)
         ticks = []
@@ -119,23 +140,30 @@ class MarketActivity:
             state.premium = state.premium * decay + cfg.premium_vol_daily * math.sqrt(dt_days) * self.rng.gauss(0.0, 1.0)
             state.premium = max(-MAX_PREMIUM, min(MAX_PREMIUM, state.premium))
             spot_noise = cfg.spot_noise * self.rng.gauss(0.0, 1.0)
-            ticks.append(self._apply(state, spot_noise))
-        self.steps_done += 1
-        head = self.rpc.call("eth_getBlockByNumber", ["latest", False])
-        return StepReport(self.steps_done, int(head["number"], 16), int(head["timestamp"], 16), tuple(ticks))
+            self._apply(state, spot_noise)
+            ticks.append(state)
+        return ticks
 
-    def _apply(self, state: _MarketState, spot_noise: float) -> MarketTick:
+    def _apply(self, state: _MarketState, spot_noise: float) -> None:
         m, deployer = state.addresses, self.manifest.accounts.deployer
-        self.tx.call_fn(deployer, m.aggregator, codec("MockV3Aggregator"), "updateAnswer", state.answer)
-        self.tx.call_fn(deployer, m.chainlink_price_feed, codec("ChainlinkPriceFeedV3"), "update")
+        self._send(deployer, m.aggregator, codec("MockV3Aggregator"), "updateAnswer", state.answer)
+        self._send(deployer, m.chainlink_price_feed, codec("ChainlinkPriceFeedV3"), "update")
         index_usd = state.answer / 10**AGGREGATOR_DECIMALS
         self._move_perp_pool(m, index_usd * (1 + state.premium))
         spot_target_usd = index_usd * (1 + spot_noise)
         self._move_v3_pool(state, spot_target_usd)
         self._move_v2_pair(state, spot_target_usd)
-        return MarketTick(
-            m.name, index_usd, self.perp_price_usd(m), self.v3_price_usd(state), self.v2_price_usd(state), state.premium
-        )
+
+    def _report(self, state: _MarketState) -> MarketTick:
+        m = state.addresses
+        return MarketTick(m.name, state.answer / 10**AGGREGATOR_DECIMALS, self.perp_price_usd(m),
+                          self.v3_price_usd(state), self.v2_price_usd(state), state.premium)
+
+    def _send(self, sender: str, to: str, abi: ContractAbi, fn: str, *args: object) -> None:
+        if self.config.one_block_per_step:
+            self.tx.submit(sender, to, abi.encode(fn, *args), what=f"{abi.name}.{fn}")
+        else:
+            self.tx.call_fn(sender, to, abi, fn, *args)
 
     # ------------------------------------------------------------------ prices (for reports)
     def perp_price_usd(self, m: MarketAddresses) -> float:
@@ -168,8 +196,8 @@ class MarketActivity:
         limit = math.isqrt(int(target_usd * 10**12) * Q96 * Q96 // 10**12)
         # Price-limited exact input: fills until the pool reaches the limit, never reverts on it.
         amount = 10**26 if is_long else 10**24  # quote in when long, base in when short
-        self.tx.call_fn(self._next_trader(), self.manifest.contracts["ClearingHouse"], codec("ClearingHouse"),
-                        "openPosition", (m.base_token, not is_long, True, amount, 0, DEADLINE_NEVER, limit, REFERRAL_NONE))
+        self._send(self._next_trader(), self.manifest.contracts["ClearingHouse"], codec("ClearingHouse"),
+                   "openPosition", (m.base_token, not is_long, True, amount, 0, DEADLINE_NEVER, limit, REFERRAL_NONE))
 
     def _move_v3_pool(self, state: _MarketState, target_usd: float) -> None:
         m = state.addresses
@@ -182,7 +210,7 @@ class MarketActivity:
         balance = self.tx.read(token_in, codec("MintableERC20"), "balanceOf", trader := self._next_trader())
         params = (token_in, token_out, m.uniswap_v3_fee_pips, trader, DEADLINE_NEVER, balance // 2, 0,
                   self._usd_to_sqrt_x96(state, target_usd))
-        self.tx.call_fn(trader, self.manifest.contracts["SwapRouter"], codec("SwapRouter"), "exactInputSingle", params)
+        self._send(trader, self.manifest.contracts["SwapRouter"], codec("SwapRouter"), "exactInputSingle", params)
 
     def _move_v2_pair(self, state: _MarketState, target_usd: float) -> None:
         m = state.addresses
@@ -201,5 +229,5 @@ class MarketActivity:
             path, amount_in = [m.spot_token, usdc], int((spot_after - r_spot) * 1.003)
         if amount_in <= 0:
             return
-        self.tx.call_fn(self._next_trader(), self.manifest.contracts["UniswapV2Router02"], codec("UniswapV2Router02"),
-                        "swapExactTokensForTokens", amount_in, 0, path, self._next_trader(), DEADLINE_NEVER)
+        self._send(self._next_trader(), self.manifest.contracts["UniswapV2Router02"], codec("UniswapV2Router02"),
+                   "swapExactTokensForTokens", amount_in, 0, path, self._next_trader(), DEADLINE_NEVER)

@@ -32,6 +32,7 @@ class DevSender:
         self.rpc = rpc
         self.tx_count = 0
         self._sync_supported = True
+        self._queued: list[tuple[str, dict[str, Any], str]] = []
         self.gas_used = 0
 
     def nonce(self, account: str) -> int:
@@ -53,6 +54,30 @@ class DevSender:
         if int(receipt["status"], 16) != 1:
             raise TxRevertedError(what or "transaction", self._revert_reason(tx, receipt), tx_hash)
         return receipt
+
+    def submit(self, sender: str, to: str, data: bytes, value_wei: int = 0, what: str = "") -> str:
+        """Queue a transaction without waiting (automine off); settle() checks it once mined."""
+        tx: dict[str, Any] = {"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(DEV_TX_GAS)}
+        if value_wei:
+            tx["value"] = hex(value_wei)
+        try:
+            tx_hash = self.rpc.call("eth_sendTransaction", [tx])
+        except RpcError as exc:
+            raise TxRevertedError(what or "transaction", exc.rpc_message) from exc
+        self._queued.append((tx_hash, tx, what))
+        return tx_hash
+
+    def settle(self) -> None:
+        """Check every queued transaction was mined successfully (after an evm_mine)."""
+        queued, self._queued = self._queued, []
+        receipts = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h, _, _ in queued]) if queued else []
+        for (tx_hash, tx, what), receipt in zip(queued, receipts):
+            if receipt is None:
+                raise TransientError(f"{what}: {tx_hash} was not mined")
+            self.tx_count += 1
+            self.gas_used += int(receipt["gasUsed"], 16)
+            if int(receipt["status"], 16) != 1:
+                raise TxRevertedError(what or "transaction", self._revert_reason(tx, receipt), tx_hash)
 
     def _send_and_wait(self, tx: dict[str, Any]) -> dict[str, Any]:
         """anvil's eth_sendTransactionSync returns the receipt in one round trip; other nodes
