@@ -204,15 +204,18 @@ def run_loop(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 
     scheduler = BlockingScheduler()
     stop = threading.Event()
 
+    in_tick = threading.Lock()  # held while a tick runs: shutdown waits for it, never cuts it
+
     def tick_job() -> None:
-        if stop.is_set():
-            return
-        report = runtime.engine.tick()
-        if report is not None:
-            runtime.ticks += 1
-            if blocks is not None and runtime.ticks >= blocks:
-                stop.set()
-                scheduler.shutdown(wait=False)
+        with in_tick:
+            if stop.is_set():
+                return
+            report = runtime.engine.tick()
+            if report is not None:
+                runtime.ticks += 1
+                if blocks is not None and runtime.ticks >= blocks:
+                    stop.set()
+                    scheduler.shutdown(wait=False)
 
     def drive_job() -> None:
         if runtime.driver is not None and not stop.is_set():
@@ -235,6 +238,8 @@ def run_loop(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 
     if runtime.driver is not None:
         scheduler.add_job(drive_job, "interval", seconds=drive_interval_s, max_instances=1, coalesce=True, id="drive")
     scheduler.start()
+    with in_tick:  # the tick in flight (if any) finishes before we report stopped
+        stop.set()
     log.info("keeper.stopped", ticks=runtime.ticks)
 
 
