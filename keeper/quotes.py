@@ -69,6 +69,7 @@ PPM = 1_000_000
 # per market with Exchange.getMaxTickCrossedWithinBlock(baseToken).
 DEFAULT_MAX_TICK_CROSSED_WITHIN_BLOCK = 1000
 PRICE_LIMIT_INTERVAL_S = 15  # Exchange._PRICE_LIMIT_INTERVAL
+V2_FEE_PIPS = 3000  # keeper/venues/uniswap_v2_math.py is UniswapV2Library's 997/1000
 
 
 class QuoteUnavailable(SkipOpportunity):
@@ -230,6 +231,9 @@ def quote_basis_trade(
         spot_raw = abs(position.spot_raw)
         if perp_quote.is_partial_close:
             spot_raw = min(spot_raw, perp_quote.base_abs_raw // scale)
+            if spot_raw == 0:
+                raise QuoteUnavailable(f"{view.name}: the close would fill {perp_quote.base_abs_raw} base x 1e-18 "
+                                       f"before Perp's tick band, under one raw unit of spot")
         # closing a short perp sells the spot bought; closing a long perp buys the spot sold back
         spot_leg = _spot_leg(view, spot_venue, is_buy=direction is Direction.LONG_PERP, amount_raw=spot_raw)
     elif kind in ("open", "resize"):
@@ -336,6 +340,8 @@ def _spot_leg(view: MarketView, venue: SpotVenue, is_buy: bool, amount_raw: int)
         if isinstance(pair, Unavailable):
             raise QuoteUnavailable(f"{view.name}: uniswap_v2 unavailable: {pair.reason}")
         assert isinstance(pair, V2PairState)
+        if pair.fee_pips != V2_FEE_PIPS:
+            raise QuoteUnavailable(f"{view.name}: uniswap_v2 pair fee {pair.fee_pips} pips; the V2 math is for 3000 only")
         mid_usd = v2_price_usd(pair, decimals)
         if is_buy:
             usdc_raw = quote_v2_exact_out(amount_raw, pair.reserve_usdc_raw, pair.reserve_spot_raw)

@@ -177,9 +177,6 @@ class Skip:
     reason: str
 
 
-Decision = Intent | Skip
-
-
 class Strategy(Protocol):
     name: str
 

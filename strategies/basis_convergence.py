@@ -42,7 +42,8 @@ class BasisConvergenceParams:
     min_profit_usd: float = 5.0
     min_notional_usd: float = 100.0
     convergence_fraction: float = 1.0  # share of the distance to the mean expected within the horizon
-    funding_weight: float = 1.0  # share of the current funding rate expected over the horizon
+    funding_weight: float = 0.5  # share of the current funding rate expected over the horizon: the premium
+    # fades with the basis; a linear fade to the mean over the horizon averages half
     valid_for_blocks: int = 2
     max_evaluations_per_venue: int = 10  # sizes quoted per venue (2 exact quotes each)
 

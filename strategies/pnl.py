@@ -29,8 +29,8 @@ expected exit basis through the convergence term.
 
 Sizing: expected net PnL over B is concave-ish (edge linear in B, impact ~B^2, gas fixed), so
 `search_size` evaluates a geometric grid over [min size, the risk cap] and refines around the best
-grid point by golden-section search, every evaluation quoting entry and exit exactly; at most
-`max_evaluations` sizes (2 quotes each).
+point with parabolic interpolation (golden-section steps as the fallback), every evaluation quoting
+entry and exit exactly; at most `max_evaluations` sizes (2 quotes each).
 """
 
 from __future__ import annotations
@@ -123,7 +123,8 @@ def estimate_open(
     price_band: PerpPriceBand | None = None,
 ) -> OpenEvaluation:
     """Quote the open and its exit exactly and apply the model. Raises SkipOpportunity when a
-    leg cannot be quoted (a contract would revert, a read is missing)."""
+    leg cannot be quoted (a contract would revert, a read is missing) or when the exit could not
+    close the whole position in one block (Perp's tick band would make it partial)."""
     perp = view.perp
     if isinstance(perp, Unavailable):
         raise SkipOpportunity(f"{view.name}: perp unavailable: {perp.reason}")
@@ -133,6 +134,9 @@ def estimate_open(
                     entry_block=0, entry_timestamp_s=0, entry_basis_bps=entry.mid_basis_bps,
                     net_quote_x18=entry.predicted.net_quote_x18)
     exit_quote = quote_basis_trade(view, "close", direction, venue, 0, held, price_band=price_band)
+    if exit_quote.perp.is_partial_close:
+        raise SkipOpportunity(f"{view.name}: a position of {entry.base_abs_x18 / ONE_X18:g} base could not be "
+                              f"closed in one block (Perp's tick band)")
     base = entry.base_abs_x18 / ONE_X18
     estimate = combine_pnl(
         direction=direction, base=base, spot_mid_usd=entry.spot_mid_price_usd, perp_mid_usd=entry.perp_mid_price_usd,
@@ -225,11 +229,14 @@ class SizeSearch:
 
 
 def search_size(evaluate: Callable[[int], OpenEvaluation], low_x18: int, high_x18: int, step_x18: int,
-                max_evaluations: int = 10, grid_points: int = 5) -> SizeSearch:
-    """Maximise evaluate(size).net_usd over sizes in [low, high] (multiples of step): a geometric
-    grid of grid_points sizes, then golden-section search between the best grid point's
-    neighbours, at most max_evaluations calls in all. A size whose quote raises SkipOpportunity
-    counts as -infinity."""
+                max_evaluations: int = 10, grid_points: int = 5, rel_tolerance: float = 1e-3) -> SizeSearch:
+    """Maximise evaluate(size).net_usd over sizes in [low, high] (multiples of step), with at
+    most max_evaluations calls: a geometric grid of grid_points sizes (low and high included),
+    then Brent-style refinement around the best point: the vertex of the parabola through it and
+    its two neighbours when that lies strictly inside them, else a golden-section step into the
+    wider side (a geometric step when the best is an end of the range). Stops early once the next
+    step would move the size by less than rel_tolerance. A size whose quote raises
+    SkipOpportunity counts as -infinity."""
     if step_x18 <= 0 or max_evaluations < 1:
         raise ValueError(f"need step_x18 > 0 and max_evaluations >= 1 (got {step_x18}, {max_evaluations})")
     low_x18 = max(step_x18, -(-low_x18 // step_x18) * step_x18)
@@ -239,11 +246,11 @@ def search_size(evaluate: Callable[[int], OpenEvaluation], low_x18: int, high_x1
     cache: dict[int, OpenEvaluation | None] = {}
     failure: list[str] = []
 
-    def value(size_x18: float) -> float:
-        size = min(high_x18, max(low_x18, int(size_x18) // step_x18 * step_x18))
+    def snap(size_x18: float) -> int:
+        return min(high_x18, max(low_x18, int(size_x18) // step_x18 * step_x18))
+
+    def value(size: int) -> float:
         if size not in cache:
-            if len(cache) >= max_evaluations:
-                return -math.inf
             try:
                 cache[size] = evaluate(size)
             except SkipOpportunity as exc:
@@ -254,29 +261,47 @@ def search_size(evaluate: Callable[[int], OpenEvaluation], low_x18: int, high_x1
 
     points = max(1, min(grid_points, max_evaluations))
     if points == 1 or high_x18 == low_x18:
-        grid = [float(high_x18)]
+        grid = [high_x18]
     else:
         ratio = high_x18 / low_x18
-        grid = [low_x18 * ratio ** (i / (points - 1)) for i in range(points)]
-    values = [value(x) for x in grid]
-    i = max(range(len(grid)), key=lambda k: values[k])
-    a = grid[i - 1] if i > 0 else float(low_x18)
-    b = grid[i + 1] if i + 1 < len(grid) else float(high_x18)
-    if len(cache) < max_evaluations and b - a > step_x18:
-        c, d = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
-        fc, fd = value(c), value(d)
-        while len(cache) < max_evaluations and b - a > 2 * step_x18:
-            if fc >= fd:
-                b, d, fd = d, c, fc
-                c = b - GOLDEN * (b - a)
-                fc = value(c)
-            else:
-                a, c, fc = c, d, fd
-                d = a + GOLDEN * (b - a)
-                fd = value(d)
+        grid = sorted({snap(low_x18 * ratio ** (i / (points - 1))) for i in range(points)} | {low_x18, high_x18})
+    for size in grid[:max_evaluations]:
+        value(size)
+
+    while len(cache) < max_evaluations:
+        xs = sorted(cache)
+        fs = [value(x) for x in xs]
+        j = max(range(len(xs)), key=lambda k: fs[k])
+        if len(xs) < 2 or not math.isfinite(fs[j]):
+            break
+        candidate = _next_size(xs, fs, j)
+        if candidate is None:
+            break
+        size = snap(candidate)
+        if size in cache or abs(size - xs[j]) <= max(step_x18, rel_tolerance * xs[j]):
+            break
+        value(size)
     found = [e for e in cache.values() if e is not None]
     best = max(found, key=lambda e: e.net_usd) if found else None
     return SizeSearch(best, len(cache), low_x18, high_x18, failure[0] if failure else None)
+
+
+def _next_size(xs: list[int], fs: list[float], j: int) -> float | None:
+    """The next size to try around the best evaluated one, xs[j] (xs sorted)."""
+    if j == 0:  # the smallest size is best: halve the way (geometrically) to its neighbour
+        return math.sqrt(xs[0] * xs[1])
+    if j == len(xs) - 1:  # the largest is best: it is the top of the range, look just below
+        return math.sqrt(xs[-2] * xs[-1])
+    (x0, x1, x2), (f0, f1, f2) = xs[j - 1:j + 2], fs[j - 1:j + 2]
+    if all(math.isfinite(f) for f in (f0, f2)):
+        numerator = (x1 - x0) ** 2 * (f1 - f2) - (x1 - x2) ** 2 * (f1 - f0)
+        denominator = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0)
+        if denominator != 0:
+            vertex = x1 - 0.5 * numerator / denominator
+            if x0 < vertex < x2 and abs(vertex - x1) > 1e-9 * x1:
+                return vertex
+    # golden-section step into the wider side of the bracket
+    return x1 + (1 - GOLDEN) * (x2 - x1) if x2 - x1 > x1 - x0 else x1 - (1 - GOLDEN) * (x1 - x0)
 
 
 def optimise_open(

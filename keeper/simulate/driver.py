@@ -60,6 +60,11 @@ class _OracleMute:
             return {}
         return self._tx.call_fn(sender, to, abi, fn, *args, value_wei=value_wei)
 
+    def submit(self, sender: str, to: str, data: bytes, value_wei: int = 0, what: str = "") -> str:
+        if to.lower() in self._muted:
+            return ""
+        return self._tx.submit(sender, to, data, value_wei=value_wei, what=what)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)
 
@@ -79,11 +84,17 @@ class ScenarioDriver(MarketActivity):
                               f"this chain has {sorted(self.markets)}")
         self._paused: set[str] = set()
         self._normal_base_fee_wei: int | None = None
+        self.scenario_step = 0  # scenario steps done (warm-up steps are not counted)
+
+    def warm_up(self) -> StepReport:
+        """One plain MarketActivity step, before the scenario's step 1 (no events)."""
+        self._paused = set()
+        return super().step()
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> StepReport:
         assert self.scenario is not None
-        n = self.steps_done + 1
+        n = self.scenario_step + 1
         events = self.scenario.events_at(n)
         self._paused = {m for e in events if isinstance(e, OraclePause) for m in self.markets if e.applies_to(m)}
         for event in events:
@@ -99,6 +110,7 @@ class ScenarioDriver(MarketActivity):
                     self.remove_liquidity(name, event.venues, event.fraction)
         report = super().step()
         self._apply_base_fee([e for e in events if isinstance(e, BaseFee)])
+        self.scenario_step = n
         return report
 
     def _targets(self, event: Any) -> list[str]:
@@ -113,6 +125,10 @@ class ScenarioDriver(MarketActivity):
             return super()._apply(state, spot_noise)
         finally:
             self.tx = real_tx
+
+    def end(self) -> None:
+        """Undo what outlasts a step: the base fee goes back to its level before a spike."""
+        self._apply_base_fee([])
 
     def _apply_base_fee(self, windows: list[BaseFee]) -> None:
         if windows:

@@ -8,6 +8,7 @@ chain by `activity.step_s` seconds.
     name = "basis_blowout"
     description = "..."
     recommended_steps = 40
+    warmup_steps = 25          # plain activity before step 1: the keeper builds its basis history
 
     [activity]                 # keeper.devnet.activity.ActivityConfig, without the seed
     step_s = 60
@@ -133,6 +134,7 @@ class Scenario(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
     recommended_steps: int = Field(30, ge=1)
+    warmup_steps: int = Field(25, ge=0, le=500, description="plain steps before step 1 (the keeper's basis history)")
     activity: ActivitySettings = ActivitySettings()
     events: list[Event] = Field(default_factory=list)
 

@@ -1,0 +1,171 @@
+"""Paper trading on recorded snapshots: what the baseline and the hindsight bound share.
+
+A paper trade is quoted exactly (keeper.quotes.quote_basis_trade, the keeper's own quote math) on
+a recorded snapshot, and never sent: it does not move the chain, so later snapshots do not show
+its price impact (the keeper's real trades do show in them). Its PnL uses the journal's
+definitions (keeper/pnl_split.py), in USD x18 integers:
+
+- trading: the trade's predicted netQuote18 (Perp quote after fee + USDC x 10**12);
+- fees: Perp's fee (exact, from the quote) + the spot pool's fee (compute_spot_fee_x18);
+- funding: while held, between recorded snapshots k and k+1, the position pays
+  size x premium_k x (t_{k+1} - t_k) / 1 day, with premium_k = Perp's funding premium at k
+  (market TWAP - index TWAP, clamped; positive: longs pay), rounded up (against the position):
+  the rate at the start of each interval held over it, an approximation of Perp's continuous
+  accrual that is exact for a constant premium;
+- gas: fixed gas units per trade kind (what the executor's trades use on the devnet) x (the
+  snapshot's base fee + the recorded priority fee), valued at the snapshot's ETH index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from keeper.errors import SkipOpportunity
+from keeper.pnl_split import TradeFees, compute_gas_usd_x18, compute_spot_fee_x18
+from keeper.quotes import quote_basis_trade
+from keeper.signals import spot_price
+from keeper.types import (
+    Q192,
+    SECONDS_PER_DAY,
+    Direction,
+    MarketSnapshot,
+    PerpMarketState,
+    Position,
+    Unavailable,
+    V2PairState,
+)
+
+ONE_X18 = 10**18
+V2_FEE_PIPS = 3000
+# Gas used by the executor's trades on the devnet fork (openBasis 1.09-1.56M, closeBasis
+# 0.72-1.28M: the first trade of a market touches cold storage): typical warm values.
+PAPER_GAS_UNITS = {"open": 1_100_000, "close": 750_000}
+SPOT_VENUES = ("uniswap_v3", "uniswap_v2")
+
+
+@dataclass(frozen=True)
+class PathPoint:
+    """One market at one recorded snapshot: what a paper policy looks at."""
+
+    block: int
+    timestamp_s: int
+    spread_bps: dict[str, float]  # by spot venue: (vAMM mid / spot mid - 1) x 10_000
+    funding_premium_x18: int  # positive: longs pay
+    index_price_x18: int
+    gas_price_wei: int  # base fee + priority fee
+    eth_price_x18: int  # ETH index, to value gas
+
+
+@dataclass(frozen=True)
+class PaperFill:
+    perp_base_x18: int  # signed change
+    spot_raw: int  # signed change
+    net_quote_x18: int
+    fees: TradeFees
+
+
+class Quoter(Protocol):
+    def open(self, k: int, market: str, direction: Direction, venue: str, size_x18: int) -> PaperFill | str: ...
+
+    def close(self, k: int, market: str, direction: Direction, venue: str, perp_base_x18: int,
+              spot_raw: int) -> PaperFill | str: ...
+
+
+# ------------------------------------------------------------------------------ arithmetic
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+def compute_funding_paid_x18(perp_base_x18: int, premium_x18: int, dt_s: int) -> int:
+    """Funding a position of perp_base_x18 (signed) pays over dt_s at a constant premium
+    (positive: longs pay). Positive: paid. Rounded up (against the position)."""
+    return _ceil_div(perp_base_x18 * premium_x18 * dt_s, SECONDS_PER_DAY * ONE_X18)
+
+
+def compute_holding_funding_x18(points: Sequence[PathPoint], entry: int, exit_: int, perp_base_x18: int) -> int:
+    """Funding paid holding from point `entry` to point `exit_` (exclusive of what follows)."""
+    return sum(compute_funding_paid_x18(perp_base_x18, points[k].funding_premium_x18,
+                                        points[k + 1].timestamp_s - points[k].timestamp_s)
+               for k in range(entry, exit_))
+
+
+def compute_paper_gas_x18(point: PathPoint, kind: str) -> int:
+    return compute_gas_usd_x18(PAPER_GAS_UNITS[kind] * point.gas_price_wei, point.eth_price_x18)
+
+
+def fixed_size_x18(notional_usd: float, index_price_x18: int) -> int:
+    """The base size worth notional_usd at the index (rounded down)."""
+    if index_price_x18 <= 0:
+        return 0
+    return int(notional_usd) * ONE_X18 * ONE_X18 // index_price_x18
+
+
+def directed_spread_bps(spread_bps: float, direction: Direction) -> float:
+    """The spread as the position sees it: positive = the perp is rich for a short perp (cheap
+    for a long perp), the side the position earns from as it goes to zero."""
+    return -direction.perp_sign * spread_bps
+
+
+# ------------------------------------------------------------------------------ from snapshots
+def path_points(snapshots: Sequence[MarketSnapshot], market: str, priority_fee_wei: Sequence[int]) -> list[PathPoint]:
+    points = []
+    for snapshot, tip in zip(snapshots, priority_fee_wei):
+        view = snapshot.markets[market]
+        perp = view.perp
+        eth = snapshot.markets.get("ETH")
+        eth_x18 = eth.perp.index_price_x18 if eth is not None and isinstance(eth.perp, PerpMarketState) else 0
+        spreads: dict[str, float] = {}
+        premium = index_x18 = 0
+        if isinstance(perp, PerpMarketState):
+            premium, index_x18 = perp.funding_premium_x18, perp.index_price_x18
+            perp_mid = perp.pool.sqrt_price_x96 * perp.pool.sqrt_price_x96 / Q192
+            for venue in SPOT_VENUES:
+                spot = spot_price(view, venue)
+                if not isinstance(spot, Unavailable):
+                    spreads[venue] = (perp_mid / spot - 1) * 1e4
+        points.append(PathPoint(snapshot.block_number, snapshot.block_timestamp, spreads, premium, index_x18,
+                                snapshot.base_fee_wei + tip, eth_x18))
+    return points
+
+
+class SnapshotQuoter:
+    """Exact quotes (keeper.quotes.quote_basis_trade) on recorded snapshots."""
+
+    def __init__(self, snapshots: Sequence[MarketSnapshot]) -> None:
+        self.snapshots = snapshots
+
+    def _fill(self, k: int, market: str, quote) -> PaperFill:  # type: ignore[no-untyped-def]
+        view = self.snapshots[k].markets[market]
+        p = quote.predicted
+        fee_pips = V2_FEE_PIPS
+        if quote.spot_venue == "uniswap_v3" and not isinstance(view.spot_v3, Unavailable):
+            fee_pips = view.spot_v3.fee_pips
+        elif quote.spot_venue == "uniswap_v2" and isinstance(view.spot_v2, V2PairState):
+            fee_pips = view.spot_v2.fee_pips
+        fees = TradeFees(perp_fee_x18=quote.perp.fee_x18,
+                         spot_fee_x18=compute_spot_fee_x18(p.spot_raw, p.usdc_raw, fee_pips))
+        return PaperFill(p.perp_base_x18, p.spot_raw, p.net_quote_x18, fees)
+
+    def open(self, k: int, market: str, direction: Direction, venue: str, size_x18: int) -> PaperFill | str:
+        view = self.snapshots[k].markets[market]
+        try:
+            quote = quote_basis_trade(view, "open", direction, venue, size_x18)  # type: ignore[arg-type]
+        except (SkipOpportunity, ValueError) as exc:
+            return str(exc)
+        return self._fill(k, market, quote)
+
+    def close(self, k: int, market: str, direction: Direction, venue: str, perp_base_x18: int,
+              spot_raw: int) -> PaperFill | str:
+        view = self.snapshots[k].markets[market]
+        position = Position(market=market, direction=direction, spot_venue=venue,  # type: ignore[arg-type]
+                            perp_base_x18=perp_base_x18, spot_raw=spot_raw, entry_block=0, entry_timestamp_s=0,
+                            entry_basis_bps=0.0, net_quote_x18=0)
+        try:
+            quote = quote_basis_trade(view, "close", direction, venue, 0, position)  # type: ignore[arg-type]
+        except (SkipOpportunity, ValueError) as exc:
+            return str(exc)
+        if quote.perp.is_partial_close:
+            return "Perp would close it only partly (price band)"
+        return self._fill(k, market, quote)

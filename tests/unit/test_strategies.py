@@ -1,0 +1,267 @@
+"""Both strategies on hand-built snapshots: entries, exits and skips (each with its numbers), one
+position per market, closes first, sizing within every risk limit, and the registry."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import pytest
+
+from keeper.signals import BasisHistory, Signal, compute_signal
+from keeper.types import ONE_X18, Direction, Intent, MarketView, PerpAccountState, Position, Unavailable
+from strategies import STRATEGIES, BasisConvergence, FundingCarry, load_strategy
+from strategies.base import BasisStats, CostModel, RiskLimits, Skip, StrategyContext
+from strategies.basis_convergence import BasisConvergenceParams
+from strategies.funding_carry import FundingCarryParams
+from strategies.pnl import estimate_open
+
+from .test_pnl_model import costs, limits, market_view, perp_state, snapshot_of
+
+BLOCK = 1000
+
+
+def signal_for(view: MarketView, venue: str, z: float | None) -> Signal:
+    """The signal compute_signals would give for `view`, with the z-score set."""
+    perp = view.perp
+    assert not isinstance(perp, Unavailable)
+    from keeper.signals import spot_price
+    spot = spot_price(view, venue)
+    assert isinstance(spot, float)
+    s = compute_signal(BLOCK, view.name, venue, perp, spot, BasisHistory(5, 2))
+    return dataclasses.replace(s, basis_zscore=z)
+
+
+def context(*views: MarketView, z: Mapping[tuple[str, str], float | None] | None = None,
+            stats: Mapping[tuple[str, str], BasisStats] | None = None, positions: Mapping[str, Position] | None = None,
+            owner: Mapping[str, str] | None = None, cost_model: CostModel | None = None,
+            risk: RiskLimits | None = None, account: PerpAccountState | None = None) -> StrategyContext:
+    z = z or {}
+    signals = {(v.name, venue): signal_for(v, venue, z.get((v.name, venue))) for v in views
+               for venue in ("uniswap_v3", "uniswap_v2")}
+    return StrategyContext(snapshot=snapshot_of(*views, block=BLOCK, account=account), signals=signals,
+                           positions=positions or {}, costs=cost_model or costs(), limits=risk or limits(),
+                           basis_stats=stats or {}, position_owner=owner or {})
+
+
+def rich_eth(premium: float = 0.02) -> MarketView:
+    price = 3000 * (1 + premium)
+    return market_view(perp=perp_state(price, 3000.0, market_twap_usd=price, vamm_usd=price))
+
+
+def only(decisions: list[Intent | Skip], market: str = "ETH") -> Intent | Skip:
+    found = [d for d in decisions if d.market == market]
+    assert len(found) == 1
+    return found[0]
+
+
+def position(direction: Direction, entry_basis_bps: float, venue: str = "uniswap_v3", size: float = 2.0) -> Position:
+    base = int(size * ONE_X18)
+    return Position("ETH", direction, venue, direction.perp_sign * base, -direction.perp_sign * base,  # type: ignore[arg-type]
+                    BLOCK - 50, 1_699_999_000, entry_basis_bps, net_quote_x18=0)
+
+
+def account(margin_ratio: float) -> PerpAccountState:
+    return PerpAccountState("0x" + "44" * 20, account_value_x18=int(margin_ratio * 100_000 * ONE_X18),
+                            free_collateral_raw=0, total_abs_position_value_x18=100_000 * ONE_X18,
+                            margin_requirement_for_liquidation_x18=0, markets={})
+
+
+STATS_AT_ZERO = {("ETH", "uniswap_v3"): BasisStats(0.0, 60.0, 100), ("ETH", "uniswap_v2"): BasisStats(0.0, 60.0, 100)}
+
+
+# ------------------------------------------------------------------------------ basis convergence
+def test_given_a_rich_perp_far_above_its_mean_when_deciding_then_it_opens_short_perp_sized_and_explained() -> None:
+    # Given the perp 2% over spot (z = 3.3 against a mean of 0 bps)
+    view = rich_eth(0.02)
+    ctx = context(view, z={("ETH", "uniswap_v3"): 3.3, ("ETH", "uniswap_v2"): 3.3}, stats=STATS_AT_ZERO)
+    # When the strategy decides
+    decision = only(BasisConvergence().decide(ctx))
+    # Then it opens short perp + long spot with positive expected net PnL, valid for 2 blocks
+    assert isinstance(decision, Intent), decision
+    assert (decision.kind, decision.direction) == ("open", Direction.SHORT_PERP)
+    assert decision.perp_base_x18 > 0 and decision.expected.net_usd >= 5.0
+    assert decision.expected.convergence_usd > 0 and decision.expected.fees_usd > 0
+    assert (decision.created_block, decision.valid_until_block) == (BLOCK, BLOCK + 2)
+    for number in ("z=3.30", "basis 200.0 bps", "mean 0.0 bps", "expected net $", "size "):
+        assert number in decision.reason
+    # the V3 pool (0.05%) beats the V2 pair (0.3%) here: the chosen venue has the best net
+    other = estimate_open(view, Direction.SHORT_PERP, "uniswap_v2", decision.perp_base_x18, costs(),
+                          funding_rate_per_s=0.0, exit_basis_bps=0.0, leverage=3.0)
+    assert decision.spot_venue == "uniswap_v3" and decision.expected.net_usd > other.net_usd
+
+
+def test_given_a_cheap_perp_when_deciding_then_it_opens_long_perp() -> None:
+    view = rich_eth(-0.02)
+    ctx = context(view, z={("ETH", "uniswap_v3"): -3.0}, stats=STATS_AT_ZERO)
+    decision = only(BasisConvergence().decide(ctx))
+    assert isinstance(decision, Intent) and decision.direction is Direction.LONG_PERP
+    assert decision.spot_venue == "uniswap_v3" and "z=-3.00" in decision.reason
+
+
+def test_given_z_inside_the_band_when_deciding_then_it_skips_with_the_numbers() -> None:
+    ctx = context(rich_eth(0.01), z={("ETH", "uniswap_v3"): 1.2, ("ETH", "uniswap_v2"): None}, stats=STATS_AT_ZERO)
+    decision = only(BasisConvergence().decide(ctx))
+    assert isinstance(decision, Skip)
+    assert "|z|=1.20 < entry 2.00" in decision.reason and "uniswap_v2: z undefined" in decision.reason
+
+
+def test_given_a_large_z_but_a_tiny_basis_when_deciding_then_costs_win_and_it_skips() -> None:
+    # z = 5 because the history is calm, but the perp is only 4 bps rich: fees eat it
+    view = rich_eth(0.0004)
+    stats = {("ETH", v): BasisStats(0.0, 0.8, 100) for v in ("uniswap_v3", "uniswap_v2")}
+    ctx = context(view, z={("ETH", "uniswap_v3"): 5.0, ("ETH", "uniswap_v2"): 5.0}, stats=stats)
+    decision = only(BasisConvergence().decide(ctx))
+    assert isinstance(decision, Skip)
+    assert "best expected net $" in decision.reason and "< min $5.00" in decision.reason
+
+
+def test_given_a_position_owned_by_another_strategy_when_deciding_then_no_second_position() -> None:
+    ctx = context(rich_eth(0.02), z={("ETH", "uniswap_v3"): 4.0}, stats=STATS_AT_ZERO,
+                  positions={"ETH": position(Direction.LONG_PERP, -10.0)}, owner={"ETH": "funding_carry"})
+    decision = only(BasisConvergence().decide(ctx))
+    assert isinstance(decision, Skip) and "one position per market" in decision.reason
+
+
+@pytest.mark.parametrize("z, basis_premium, margin_ratio, expected_reason", [
+    (0.3, 0.001, None, "converged: |z|=0.30 < exit 0.50"),
+    (0.9, -0.001, None, "crossed its mean"),
+    (4.0, 0.035, None, "stop-loss: basis 350.0 bps moved 200.0 bps against the entry 150.0 bps > limit 150.0"),
+    (3.0, 0.02, 0.05, "margin guard: margin ratio 0.0500 < guard 0.1000"),
+])
+def test_given_a_short_perp_position_when_an_exit_condition_holds_then_it_closes(
+    z: float, basis_premium: float, margin_ratio: float | None, expected_reason: str
+) -> None:
+    # Given a short perp entered at +150 bps (stop-loss 150 bps against: at +300)
+    ctx = context(rich_eth(basis_premium), z={("ETH", "uniswap_v3"): z}, stats=STATS_AT_ZERO,
+                  positions={"ETH": position(Direction.SHORT_PERP, 150.0)},
+                  account=account(margin_ratio) if margin_ratio is not None else None)
+    decision = only(BasisConvergence().decide(ctx))
+    assert isinstance(decision, Intent), decision
+    assert (decision.kind, decision.direction, decision.spot_venue) == ("close", Direction.SHORT_PERP, "uniswap_v3")
+    assert decision.perp_base_x18 == 2 * ONE_X18
+    assert expected_reason in decision.reason
+    assert decision.expected.gas_usd == pytest.approx(costs().close_gas_usd)
+
+
+def test_given_a_position_still_away_from_its_mean_when_deciding_then_it_holds() -> None:
+    ctx = context(rich_eth(0.015), z={("ETH", "uniswap_v3"): 2.5}, stats=STATS_AT_ZERO,
+                  positions={"ETH": position(Direction.SHORT_PERP, 200.0)})
+    decision = only(BasisConvergence().decide(ctx))
+    assert isinstance(decision, Skip) and decision.reason.startswith("holding short_perp: z=2.50")
+
+
+def test_given_the_margin_guard_trips_then_positions_close_and_nothing_opens() -> None:
+    btc = market_view("BTC", decimals=8, spot_usd=60_000.0, perp=perp_state(61_200.0, 60_000.0, vamm_usd=61_200.0))
+    z = {("ETH", "uniswap_v3"): 2.5, ("BTC", "uniswap_v3"): 4.0}
+    stats = dict(STATS_AT_ZERO) | {("BTC", "uniswap_v3"): BasisStats(0.0, 50.0, 100)}
+    ctx = context(rich_eth(0.015), btc, z=z, stats=stats, positions={"ETH": position(Direction.SHORT_PERP, 200.0)},
+                  account=account(0.08))
+    decisions = BasisConvergence().decide(ctx)
+    eth, btc_decision = only(decisions, "ETH"), only(decisions, "BTC")
+    assert isinstance(eth, Intent) and eth.kind == "close"
+    assert isinstance(btc_decision, Skip) and "no open: margin ratio 0.0800" in btc_decision.reason
+
+
+@pytest.mark.parametrize("risk, limit_usd", [
+    (dict(max_notional_usd_per_market=9_000.0), 9_000.0),
+    (dict(remaining_total_notional_usd=6_000.0), 6_000.0),
+    (dict(free_collateral_usd=1_000.0, max_leverage=4.0), 4_000.0),
+])
+def test_given_tight_limits_when_sizing_then_the_open_stays_within_each(risk: dict[str, float], limit_usd: float) -> None:
+    # Given a 3% rich perp: the unconstrained best size is far above every one of these limits
+    ctx = context(rich_eth(0.03), z={("ETH", "uniswap_v3"): 5.0}, stats=STATS_AT_ZERO, risk=limits(**risk))
+    decision = only(BasisConvergence().decide(ctx))
+    assert isinstance(decision, Intent), decision
+    notional_usd = decision.perp_base_x18 / ONE_X18 * 3090.0  # at the higher (perp) price
+    assert notional_usd <= limit_usd * 1.0001
+    assert notional_usd >= limit_usd * 0.95  # and it uses the room: the edge is large
+
+
+def test_given_an_8_decimal_market_when_opening_then_the_size_is_whole_satoshis() -> None:
+    btc = market_view("BTC", decimals=8, spot_usd=60_000.0, perp=perp_state(61_200.0, 60_000.0, vamm_usd=61_200.0,
+                                                                              depth_liquidity=10**23))
+    ctx = context(btc, z={("BTC", "uniswap_v3"): 4.0}, stats={("BTC", "uniswap_v3"): BasisStats(0.0, 50.0, 100)})
+    decision = only(BasisConvergence().decide(ctx), "BTC")
+    assert isinstance(decision, Intent), decision
+    assert decision.perp_base_x18 % 10**10 == 0
+
+
+# ------------------------------------------------------------------------------ funding carry
+def carry_costs() -> CostModel:
+    return costs(holding_horizon_hours=24.0 * 7)
+
+
+def test_given_longs_paying_well_above_the_hurdle_when_deciding_then_it_opens_short_perp() -> None:
+    # Given the market TWAP 0.3% over the index: longs pay ~0.3%/day (~110% APR)
+    view = market_view(perp=perp_state(3009.0, 3000.0, market_twap_usd=3009.0, vamm_usd=3009.0))
+    ctx = context(view, cost_model=carry_costs())
+    decision = only(FundingCarry().decide(ctx))
+    assert isinstance(decision, Intent), decision
+    assert (decision.kind, decision.direction) == ("open", Direction.SHORT_PERP)
+    assert decision.expected.funding_usd > decision.expected.fees_usd > 0
+    assert decision.expected.convergence_usd == 0.0
+    assert "funding APR +109.50%" in decision.reason and "over 168 h" in decision.reason
+
+
+def test_given_shorts_paying_when_deciding_then_it_opens_long_perp() -> None:
+    view = market_view(perp=perp_state(2991.0, 3000.0, market_twap_usd=2991.0, vamm_usd=2991.0))
+    decision = only(FundingCarry().decide(context(view, cost_model=carry_costs())))
+    assert isinstance(decision, Intent) and decision.direction is Direction.LONG_PERP
+
+
+def test_given_funding_below_the_hurdle_when_deciding_then_it_skips_with_the_numbers() -> None:
+    # 0.01%/day = 3.65% APR: under the 5% minimum
+    view = market_view(perp=perp_state(3000.3, 3000.0, market_twap_usd=3000.3, vamm_usd=3000.3))
+    decision = only(FundingCarry().decide(context(view, cost_model=carry_costs())))
+    assert isinstance(decision, Skip) and "carry +3.65% APR < hurdle 5.00%" in decision.reason
+
+
+def test_given_a_short_horizon_when_deciding_then_fees_beat_the_carry_and_it_skips() -> None:
+    view = market_view(perp=perp_state(3003.0, 3000.0, market_twap_usd=3003.0, vamm_usd=3003.0))
+    decision = only(FundingCarry().decide(context(view, cost_model=costs(holding_horizon_hours=4.0))))
+    assert isinstance(decision, Skip) and "best expected net $" in decision.reason
+
+
+@pytest.mark.parametrize("twap, expected", [(2997.0, "funding flipped"), (3000.1, "below the cost of capital")])
+def test_given_a_carry_position_when_funding_fades_then_it_closes(twap: float, expected: str) -> None:
+    view = market_view(perp=perp_state(twap, 3000.0, market_twap_usd=twap, vamm_usd=twap))
+    ctx = context(view, positions={"ETH": position(Direction.SHORT_PERP, 30.0)}, owner={"ETH": "funding_carry"})
+    decision = only(FundingCarry().decide(ctx))
+    assert isinstance(decision, Intent) and decision.kind == "close" and expected in decision.reason
+
+
+def test_given_a_carry_position_still_paid_when_deciding_then_it_holds_and_convergence_leaves_it_alone() -> None:
+    view = market_view(perp=perp_state(3009.0, 3000.0, market_twap_usd=3009.0, vamm_usd=3009.0))
+    ctx = context(view, z={("ETH", "uniswap_v3"): 0.1}, stats=STATS_AT_ZERO,
+                  positions={"ETH": position(Direction.SHORT_PERP, 30.0)}, owner={"ETH": "funding_carry"})
+    carry = only(FundingCarry().decide(ctx))
+    assert isinstance(carry, Skip) and "holding short_perp: carry +109.50% APR" in carry.reason
+    # basis convergence would call it converged, but it is not its position
+    convergence = only(BasisConvergence().decide(ctx))
+    assert isinstance(convergence, Skip) and "held by funding_carry" in convergence.reason
+
+
+# ------------------------------------------------------------------------------ registry
+def test_given_names_and_params_when_loading_then_strategies_are_built_or_rejected_by_name() -> None:
+    assert set(STRATEGIES) == {"basis_convergence", "funding_carry"}
+    s = load_strategy("basis_convergence", {"entry_z": 3, "valid_for_blocks": 5})
+    assert isinstance(s, BasisConvergence) and s.params == BasisConvergenceParams(entry_z=3.0, valid_for_blocks=5)
+    assert isinstance(load_strategy("funding_carry"), FundingCarry)
+    assert load_strategy("funding_carry", {"min_carry_apr": 0.1}).params == FundingCarryParams(min_carry_apr=0.1)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="unknown strategy 'momentum'"):
+        load_strategy("momentum", {})
+    with pytest.raises(ValueError, match="unknown parameter.*entry_zz"):
+        load_strategy("basis_convergence", {"entry_zz": 2.0})
+    with pytest.raises(ValueError, match="parameter valid_for_blocks must be an int"):
+        load_strategy("basis_convergence", {"valid_for_blocks": 2.5})
+    with pytest.raises(ValueError, match="parameter exit_z must be in"):
+        load_strategy("basis_convergence", {"entry_z": 1.0, "exit_z": 1.5})
+    with pytest.raises(ValueError, match="funding_persistence"):
+        load_strategy("funding_carry", {"funding_persistence": 0})
+
+
+def test_given_the_valid_for_blocks_param_then_intents_expire_accordingly() -> None:
+    ctx = context(rich_eth(0.02), z={("ETH", "uniswap_v3"): 3.3}, stats=STATS_AT_ZERO)
+    decision = only(load_strategy("basis_convergence", {"valid_for_blocks": 7}).decide(ctx))
+    assert isinstance(decision, Intent) and decision.valid_until_block == BLOCK + 7
