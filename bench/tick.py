@@ -16,6 +16,7 @@ from keeper.chain.rpc import JsonRpc
 from keeper.config import load_config
 from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.world import prebuilt_state, start_world
+from keeper.logs import configure_logging
 from keeper.runtime import build_runtime
 
 ROUNDS = 20
@@ -23,6 +24,7 @@ ROUNDS = 20
 
 def main() -> None:
     print("== keeper tick: new block -> signed transaction sent ==")
+    configure_logging("WARNING")
     world = start_world(load_state=prebuilt_state(markets_for(10)))
     try:
         with tempfile.TemporaryDirectory() as tmp:

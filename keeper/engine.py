@@ -70,6 +70,7 @@ class Engine:
     history: BasisHistory = field(default_factory=BasisHistory)
     last_block: int = -1
     virtual_positions: dict[str, Position] = field(default_factory=dict)  # dry run only
+    _deferred_skips: list[Any] = field(default_factory=list)
 
     # ------------------------------------------------------------------ positions
     def positions(self) -> dict[str, Position]:
@@ -108,6 +109,10 @@ class Engine:
             outcome = self._plan_and_execute(intent, snapshot, positions.get(intent.market), by_key, skips)
             if outcome is not None:
                 outcomes.append(outcome)
+        for skip in self._deferred_skips:
+            self.journal.record_skip(block=snapshot.block_number, strategy=skip.strategy, market=skip.market,
+                                     reason=skip.reason, timestamp_s=snapshot.block_timestamp)
+        self._deferred_skips.clear()
         tick_ms = (time.perf_counter() - started) * 1000
         self.metrics.tick_seconds.observe(tick_ms / 1000)
         log.info("tick", block=snapshot.block_number, snapshot_ms=round(snapshot_ms, 2), tick_ms=round(tick_ms, 2),
@@ -149,8 +154,7 @@ class Engine:
                     self.metrics.decisions.labels(decision.strategy, "none", "skip").inc()
                     log.info("decision.skip", block=snapshot.block_number, strategy=decision.strategy,
                              market=decision.market, reason=decision.reason)
-                    self.journal.record_skip(block=snapshot.block_number, strategy=decision.strategy,
-                                             market=decision.market, reason=decision.reason)
+                    self._deferred_skips.append(decision)  # journaled after this tick's sends
                     continue
                 if decision.market not in enabled:
                     continue

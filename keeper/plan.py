@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from keeper.chain.fees import fetch_l1_data_fee_wei
+from keeper.chain.fees import GAS_PRICE_ORACLE, fetch_l1_data_fee_wei
 from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig
 from keeper.errors import SkipOpportunity
@@ -22,7 +22,7 @@ from keeper.venues import executor as ex
 # sender estimates the real limit before sending, these feed the profit gate.
 GAS_UNITS = {"open": 1_100_000, "resize": 850_000, "close": 600_000}
 PRIORITY_FEE_WEI = 10**6  # 0.001 gwei: what the sender tips at least
-GAS_PRICE_ORACLE = "0x420000000000000000000000000000000000000F"
+
 
 
 class BelowProfitBar(SkipOpportunity):

@@ -31,6 +31,8 @@ from strategies.base import (
     parse_params,
     require_param,
 )
+from strategies.base import HOURS_PER_YEAR
+from keeper.venues.uniswap_v3_math import V3PoolState
 from strategies.pnl import OpenEvaluation, describe_size, estimate_close, optimise_open
 
 
@@ -52,6 +54,13 @@ class FundingCarryParams:
         require_param(self.valid_for_blocks >= 0, "valid_for_blocks", self.valid_for_blocks, ">= 0")
         require_param(self.max_evaluations_per_venue >= 1, "max_evaluations_per_venue",
                       self.max_evaluations_per_venue, ">= 1")
+
+
+def spot_fee_fraction(view: MarketView, venue: str) -> float:
+    """The spot venue's fee per unit of notional (Uniswap V2: 0.3%; V3: the pool's tier)."""
+    if venue == "uniswap_v3" and isinstance(view.spot_v3, V3PoolState):
+        return view.spot_v3.fee_pips / 1e6
+    return 0.003
 
 
 def carry_apr(signal: Signal, direction: Direction) -> float:
@@ -126,6 +135,17 @@ class FundingCarry(StrategyBase):
             if carry < hurdle:
                 notes.append(f"{venue}: {direction.value} carry {carry:+.2%} APR < hurdle {hurdle:.2%} "
                              f"(min {p.min_carry_apr:.2%}, capital {capital_apr:.2%} + margin {p.min_carry_margin_apr:.2%})")
+                continue
+            # Funding and fees both scale with size (impact and gas only add): when the funding
+            # expected per dollar over the horizon is below the round-trip fee rate, no size can
+            # pay, so skip the size search.
+            horizon_years = ctx.costs.holding_horizon_hours / HOURS_PER_YEAR
+            funding_per_usd = carry * horizon_years * p.funding_persistence
+            fee_per_usd = 2 * (perp.exchange_fee_ratio_ppm / 1e6 + spot_fee_fraction(view, venue))
+            if funding_per_usd < fee_per_usd:
+                notes.append(f"{venue}: {direction.value} carry {carry:+.2%}: funding over "
+                             f"{ctx.costs.holding_horizon_hours:g} h {funding_per_usd:.4%} of notional < round-trip fees "
+                             f"{fee_per_usd:.4%}")
                 continue
             result = optimise_open(
                 view, direction, venue, ctx.costs, ctx.limits, account,

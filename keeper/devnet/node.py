@@ -19,7 +19,7 @@ from keeper.errors import FatalError, KeeperError, ToolMissingError
 DEVNET_CHAIN_ID = 31337
 DEFAULT_BALANCE_ETH = 1_000_000
 DEFAULT_ACCOUNTS = 10
-BLOCK_GAS_LIMIT = 60_000_000
+BLOCK_GAS_LIMIT = 1_000_000_000  # room for a whole market-activity step in one block
 
 
 def find_foundry_tool(tool: str) -> Path:

@@ -18,6 +18,8 @@ from keeper.errors import RpcError, TransientError, TxRevertedError
 # round trips); a revert is then mined with status 0 and re-simulated for its reason.
 DEV_TX_GAS = 25_000_000
 RECEIPT_TIMEOUT_S = 30.0
+# Queued (one-block) transactions share a block: a realistic cap (a Perp trade is 0.8-3M gas, more with positions in many markets).
+QUEUED_TX_GAS = 8_000_000
 
 
 def create_address(sender: str, nonce: int) -> str:
@@ -57,7 +59,7 @@ class DevSender:
 
     def submit(self, sender: str, to: str, data: bytes, value_wei: int = 0, what: str = "") -> str:
         """Queue a transaction without waiting (automine off); settle() checks it once mined."""
-        tx: dict[str, Any] = {"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(DEV_TX_GAS)}
+        tx: dict[str, Any] = {"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(QUEUED_TX_GAS)}
         if value_wei:
             tx["value"] = hex(value_wei)
         try:

@@ -1,0 +1,416 @@
+"""`keeper simulate`: the real keeper against an anvil fork, in lockstep with a scenario.
+
+1. Fork: anvil forked from --fork-url (at --fork-block or the head). The origin is only read.
+2. World: a fork of our devnet takes its addresses from the origin's manifest (chain.manifest,
+   .keeper/devnet/manifest.json, or the prebuilt test state's, checked against the chain); any
+   other chain is treated as Optimism (chain.preset = "optimism", or chain id 10): addresses
+   resolved on chain, Chainlink aggregators replaced by MockV3Aggregator code, market-activity
+   accounts funded by storage writes (keeper/simulate/realchain.py).
+3. The keeper: a throwaway key (eth_account.Account.create(), in memory, never printed or
+   logged), gas money by anvil_setBalance, a BasisExecutor deployed and funded by storage writes
+   (keeper/simulate/fork.py), then `build_runtime` in LIVE mode on the fork: the same code path as
+   `keeper run`, with a journal in a temporary directory under --out.
+4. Lockstep, per step: the scenario moves the market (one driver step), the keeper ticks once
+   (`runtime.engine.tick()`, no scheduler), one sample is recorded. Before step 1, warm-up steps
+   (the scenario's `warmup_steps`) of plain activity give the keeper its basis history; after the
+   last step, wind-down ticks with the kill switch set to "unwind" close what the keeper holds,
+   so that its PnL is realized and the balance identity is exact (keeper/simulate/ledger.py).
+5. Comparison on the same recorded snapshots (the ones the keeper's ticks read): the threshold
+   baseline (keeper/simulate/baseline.py) and the hindsight bound (keeper/simulate/hindsight.py),
+   both paper-traded. Then report.json and report.html (keeper/simulate/report.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from eth_account import Account
+from eth_utils import keccak
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from keeper.addressbook import AddressBook, book_from_manifest, optimism_book
+from keeper.chain.rpc import JsonRpc
+from keeper.collect import SnapshotCollector, Sources
+from keeper.config import KeeperConfig
+from keeper.devnet.manifest import DevnetManifest
+from keeper.engine import TickReport
+from keeper.errors import ConfigError
+from keeper.logs import configure_logging, get_logger
+from keeper.pnl_split import PnlSplit
+from keeper.signals import spot_price
+from keeper.simulate.baseline import ThresholdPolicy, run_threshold_baseline
+from keeper.simulate.driver import ScenarioDriver
+from keeper.simulate.fork import find_origin_manifest, fund_gas, origin_head, provision_fork_executor, start_fork
+from keeper.simulate.hindsight import run_hindsight
+from keeper.simulate.ledger import BalanceReader, KeeperBalances, compute_balance_change
+from keeper.simulate.paper import SnapshotQuoter, path_points
+from keeper.simulate.report import usd, write_report
+from keeper.simulate.scenario import Scenario, load_scenario
+from keeper.types import MarketSnapshot, PerpAccountState, PerpMarketState, Unavailable
+
+log = get_logger("keeper.simulate")
+WIND_DOWN_MAX_TICKS = 8
+OPTIMISM_CHAIN_ID = 10
+ONE_X18 = 10**18
+KEY_ENV = "KEEPER_PRIVATE_KEY"
+_ENV_LOCK = threading.Lock()
+_POSITION_LIQUIDATED = "0x" + keccak(
+    text="PositionLiquidated(address,address,uint256,uint256,uint256,address)").hex()
+
+
+@dataclass(frozen=True)
+class ForkWorld:
+    """What the simulation runs on: addresses for the driver (manifest) and for the keeper."""
+
+    kind: str  # "devnet" or "optimism"
+    manifest: DevnetManifest  # the driver's view (for Optimism: synthesized, see realchain.py)
+    sources: Sources
+    book: AddressBook
+    runtime_overrides: Mapping[str, Any]  # chain.* settings for build_runtime
+
+
+@dataclass
+class Recorder:
+    """Per tick: the snapshot the keeper's tick read (before it), the keeper after it, the sample."""
+
+    rpc: JsonRpc
+    collector: SnapshotCollector
+    reader: BalanceReader
+    start: KeeperBalances
+    spot_decimals: Mapping[str, int]
+    snapshots: list[MarketSnapshot] = field(default_factory=list)
+    tips_wei: list[int] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    fee_paid_wei: int = 0
+
+    def tick(self, runtime: Any, phase: str, step: int) -> TickReport | None:
+        head = self.rpc.block_number()
+        before = self.collector.fetch_snapshot(head)
+        tip = int(self.rpc.call("eth_maxPriorityFeePerGas"), 16)
+        report = runtime.engine.tick()
+        after = self.collector.fetch_snapshot()
+        balances = self.reader.read(after.block_number)
+        pnl = runtime.journal.pnl_summary().total
+        self.snapshots.append(before)
+        self.tips_wei.append(tip)
+        outcomes = []
+        for outcome in (report.outcomes if report else ()):
+            self.fee_paid_wei += outcome.fee_paid_wei
+            entry = {"step": step, "block": outcome.block_number, "market": outcome.plan.intent.market,
+                     "kind": outcome.plan.intent.kind, "direction": outcome.plan.intent.direction.value,
+                     "spot_venue": outcome.plan.intent.spot_venue, "strategy": outcome.plan.intent.strategy,
+                     "status": outcome.status, "gas_used": outcome.gas_used, "tx_hash": outcome.tx_hash,
+                     "perp_base": (outcome.fills.perp_base_x18 / ONE_X18) if outcome.fills else None,
+                     "net_quote_usd": usd(outcome.fills.net_quote_x18) if outcome.fills else None,
+                     "detail": outcome.detail[:300]}
+            outcomes.append(entry)
+        self.outcomes += outcomes
+        self.samples.append(self._sample(phase, step, before, after, balances, pnl, outcomes,
+                                         len(report.skips) if report else 0, report is not None))
+        return report
+
+    def _sample(self, phase: str, step: int, before: MarketSnapshot, after: MarketSnapshot, balances: KeeperBalances,
+                pnl: PnlSplit, outcomes: list[dict[str, Any]], skips: int, ticked: bool) -> dict[str, Any]:
+        account = after.account if isinstance(after.account, PerpAccountState) else None
+        markets: dict[str, Any] = {}
+        spot_x18: dict[str, int] = {}
+        for name, view in before.markets.items():
+            perp = view.perp if isinstance(view.perp, PerpMarketState) else None
+            v3 = spot_price(view, "uniswap_v3")
+            v2 = spot_price(view, "uniswap_v2")
+            v3_usd = None if isinstance(v3, Unavailable) else v3
+            v2_usd = None if isinstance(v2, Unavailable) else v2
+            # the keeper's spot change is marked at the spot price after its tick
+            after_v3 = spot_price(after.markets[name], "uniswap_v3") if name in after.markets else v3
+            marked = v3_usd if isinstance(after_v3, Unavailable) else after_v3
+            spot_x18[name] = int(marked * ONE_X18) if marked else 0
+            held = account.markets.get(name) if account else None
+            size = held.position_size_x18 / ONE_X18 if held else 0.0
+            index = perp.index_price_x18 / ONE_X18 if perp else None
+            mark = perp.mark_price_x18 / ONE_X18 if perp else None
+            mid = perp.pool.sqrt_price_x96 ** 2 / 2**192 if perp else None
+            markets[name] = {
+                "index_usd": index, "mark_usd": mark, "perp_mid_usd": mid, "spot_v3_usd": v3_usd, "spot_v2_usd": v2_usd,
+                "basis_bps": (mark / v3_usd - 1) * 1e4 if mark and v3_usd else None,
+                "spread_bps": (mid / v3_usd - 1) * 1e4 if mid and v3_usd else None,
+                "funding_rate_per_hour": perp.funding_rate_per_s * 3600 if perp else None,
+                "oracle_age_s": None if isinstance(view.oracle, Unavailable) else view.oracle.age_s(before.block_timestamp),
+                "keeper_position_base": size,
+                "keeper_notional_usd": abs(size) * index if index else 0.0,
+            }
+        change = compute_balance_change(self.start, balances, spot_x18, self.spot_decimals)
+        return {
+            "step": step, "phase": phase, "block": before.block_number, "timestamp": before.block_timestamp,
+            "base_fee_gwei": before.base_fee_wei / 1e9, "ticked": ticked, "markets": markets,
+            "keeper": {
+                "block_after": after.block_number,
+                "margin_ratio": account.margin_ratio if account else None,
+                "account_value_usd": usd(account.account_value_x18) if account else None,
+                "outcomes": outcomes, "skips": skips,
+                "pnl": split_usd(pnl),
+                "equity_usd": usd(change.total_x18 - pnl.gas_x18),
+            },
+        }
+
+
+def split_usd(split: PnlSplit) -> dict[str, float]:
+    return {"funding_usd": usd(split.funding_x18), "convergence_usd": usd(split.convergence_x18),
+            "fees_usd": usd(split.fees_x18), "gas_usd": usd(split.gas_x18), "total_usd": usd(split.total_x18)}
+
+
+# ------------------------------------------------------------------------------ set-up pieces
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def simulation_settings(settings: KeeperConfig, world: ForkWorld, executor: str, work: Path) -> KeeperConfig:
+    """The user's settings, pointed at the fork: its RPC and addresses, the provisioned executor,
+    the throwaway key's variable, a journal and kill-switch file in the work directory, metrics off."""
+    overrides = {
+        "chain": dict(world.runtime_overrides),
+        "account": {"executor": executor, "keystore": None, "key_env": KEY_ENV},
+        "monitoring": {"journal": work / "journal.sqlite", "metrics_port": 0},
+        "risk": {"kill_switch_file": work / "KILL", "kill_switch_action": "unwind"},
+    }
+    try:
+        return KeeperConfig.model_validate(_merge(settings.model_dump(), overrides))
+    except ValueError as exc:
+        raise ConfigError(f"simulation settings: {exc}") from exc
+
+
+@contextmanager
+def _key_in_environment(private_key_hex: str) -> Iterator[None]:
+    """The key in KEEPER_PRIVATE_KEY of this process only while the runtime loads it."""
+    with _ENV_LOCK:
+        previous = os.environ.get(KEY_ENV)
+        os.environ[KEY_ENV] = private_key_hex
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop(KEY_ENV, None)
+            else:
+                os.environ[KEY_ENV] = previous
+
+
+@contextmanager
+def _logs_to(path: Path, level: str) -> Iterator[None]:
+    """The keeper's and the simulation's log events go to `path` (JSON lines) during the run, so
+    that the console keeps the progress bar; the previous logging set-up is restored after."""
+    previous = structlog.get_config()
+    with path.open("a") as stream:
+        configure_logging(level, json_lines=True, stream=stream)
+        try:
+            yield
+        finally:
+            structlog.configure(**previous)
+
+
+def prepare_world(rpc: JsonRpc, settings: KeeperConfig, work: Path) -> ForkWorld:
+    chain_id = rpc.chain_id()
+    if settings.chain.preset == "optimism" or (chain_id == OPTIMISM_CHAIN_ID and settings.chain.manifest is None):
+        from keeper.simulate.realchain import prepare_optimism_world
+
+        book = optimism_book()
+        manifest, sources = prepare_optimism_world(rpc, book)
+        return ForkWorld("optimism", manifest, sources, book,
+                         {"rpc_url": rpc.url, "preset": "optimism", "manifest": None, "chain_id": chain_id})
+    origin = find_origin_manifest(rpc, settings.chain.manifest)
+    manifest = origin.with_rpc_url(rpc.url)
+    path = work / "manifest.json"
+    manifest.write(path)
+    return ForkWorld("devnet", manifest, Sources.from_manifest(manifest), book_from_manifest(manifest),
+                     {"rpc_url": rpc.url, "preset": "devnet", "manifest": path, "chain_id": chain_id})
+
+
+def _liquidations(rpc: JsonRpc, clearing_house: str, executor: str, from_block: int) -> list[dict[str, Any]]:
+    trader_topic = "0x" + "00" * 12 + executor.lower()[2:]
+    logs = rpc.call("eth_getLogs", [{"address": clearing_house, "fromBlock": hex(from_block), "toBlock": "latest",
+                                     "topics": [_POSITION_LIQUIDATED, trader_topic]}])
+    return [{"block": int(entry["blockNumber"], 16), "tx_hash": entry["transactionHash"]} for entry in logs]
+
+
+# ------------------------------------------------------------------------------ the command
+def run_simulation(settings: KeeperConfig, *, fork_url: str, fork_block: int | None, blocks: int, scenario: str,
+                   seed: int, out_dir: Path, console: Console | None = None) -> list[Path]:
+    """Run `scenario` for `blocks` steps on a fork of `fork_url`; write report.json and
+    report.html into out_dir and return their paths (see the module notes)."""
+    started = time.monotonic()
+    plan = load_scenario(scenario)
+    if blocks < 1:
+        raise ConfigError(f"--blocks must be >= 1, got {blocks}")
+    origin_chain_id, origin_block = origin_head(fork_url)
+    if fork_block is not None and not 0 <= fork_block <= origin_block:
+        raise ConfigError(f"--fork-block {fork_block}: the origin's head is block {origin_block}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".simulation-", dir=out_dir))
+    console = console or Console(stderr=True)
+    node = start_fork(fork_url, fork_block)
+    runtime = None
+    try:
+        with _logs_to(out_dir / "keeper.log", settings.monitoring.log_level):
+            assert node.rpc is not None
+            log.info("simulate.fork_started", origin=fork_url, origin_chain_id=origin_chain_id,
+                     origin_block=origin_block, fork_block=fork_block, fork_rpc=node.rpc_url, scenario=plan.name)
+            world = prepare_world(node.rpc, settings, work)
+            key = Account.create()
+            fund_gas(node.rpc, key.address)
+            executor = provision_fork_executor(node.rpc, world.book, key.address)
+            sim_settings = simulation_settings(settings, world, executor.address, work)
+            from keeper.runtime import build_runtime
+
+            with _key_in_environment(bytes(key.key).hex()):
+                runtime = build_runtime(sim_settings, dry_run=False, seed=seed)
+            del key
+            report = _run(runtime, node.rpc, world, plan, blocks, seed, executor.address, sim_settings, console)
+        report["run"] = {"origin_url": fork_url, "origin_chain_id": origin_chain_id, "origin_head_block": origin_block,
+                         "fork_block": fork_block if fork_block is not None else origin_block, "world": world.kind,
+                         "seed": seed, "steps": blocks, "executor": executor.address, "owner": executor.owner,
+                         "keeper_log": str(out_dir / "keeper.log"), "wall_s": round(time.monotonic() - started, 2)}
+        return write_report(report, out_dir)
+    finally:
+        if runtime is not None:
+            runtime.close()
+        node.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(runtime: Any, rpc: JsonRpc, world: ForkWorld, plan: Scenario, blocks: int, seed: int, executor: str,
+         settings: KeeperConfig, console: Console) -> dict[str, Any]:
+    driver = ScenarioDriver(rpc, world.manifest, plan.activity.activity_config(seed), scenario=plan)
+    collector = SnapshotCollector(rpc, world.sources, account=executor)
+    collector.prepare()
+    reader = BalanceReader(rpc, world.sources, world.book.usdc, executor, runtime.owner)
+    start = reader.read()
+    decimals = {m.name: m.spot_token_decimals for m in world.sources.markets}
+    recorder = Recorder(rpc, collector, reader, start, decimals)
+    first_block = start.block
+    total = plan.warmup_steps + blocks + WIND_DOWN_MAX_TICKS
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"{plan.name}: warm-up", total=total)
+        for i in range(plan.warmup_steps):
+            driver.warm_up()
+            recorder.tick(runtime, "warmup", i - plan.warmup_steps + 1)
+            bar.advance(task)
+        for n in range(1, blocks + 1):
+            bar.update(task, description=f"{plan.name}: step {n}/{blocks}")
+            driver.step()
+            recorder.tick(runtime, "scenario", n)
+            bar.advance(task)
+        driver.end()
+        runtime.kill_flag.set()  # kill switch "unwind": the keeper closes what it holds
+        bar.update(task, description=f"{plan.name}: wind-down")
+        for k in range(WIND_DOWN_MAX_TICKS):
+            driver.advance_time(plan.activity.step_s)
+            recorder.tick(runtime, "wind_down", blocks + k + 1)
+            bar.advance(task)
+            if k >= 1 and not runtime.journal.open_positions() and _flat(recorder.snapshots[-1], recorder.samples[-1]):
+                break
+        bar.update(task, completed=total, description=f"{plan.name}: done")
+    end = reader.read()
+    journal_pnl = runtime.journal.pnl_summary().total
+    open_after = sorted(runtime.journal.open_positions())
+    liquidations = _liquidations(rpc, world.sources.perp.clearing_house, executor, first_block)
+    return build_report_data(plan, settings, recorder, start, end, journal_pnl, open_after, liquidations)
+
+
+def _flat(snapshot: MarketSnapshot, sample: Mapping[str, Any]) -> bool:
+    return all(m["keeper_position_base"] == 0 for m in sample["markets"].values())
+
+
+def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder, start: KeeperBalances,
+                      end: KeeperBalances, journal_pnl: PnlSplit, open_after: list[str],
+                      liquidations: list[dict[str, Any]]) -> dict[str, Any]:
+    markets = sorted(recorder.spot_decimals)
+    points = {m: path_points(recorder.snapshots, m, recorder.tips_wei) for m in markets}
+    quoter = SnapshotQuoter(recorder.snapshots)
+    policy = ThresholdPolicy()
+    baseline = run_threshold_baseline(points, quoter, policy)
+    hindsight = run_hindsight(points, quoter, policy.notional_usd)
+    for k, sample in enumerate(recorder.samples):
+        sample["baseline_equity_usd"] = usd(baseline.equity_x18[k]) if k < len(baseline.equity_x18) else None
+        for m in markets:
+            sizes = baseline.position_base_x18.get(m, ())
+            sample["markets"][m]["baseline_position_base"] = sizes[k] / ONE_X18 if k < len(sizes) else 0.0
+    # the balance identity (exact once every position is closed; see keeper/simulate/ledger.py)
+    last_prices = {m: int((recorder.samples[-1]["markets"][m]["spot_v3_usd"] or 0) * ONE_X18) for m in markets}
+    change = compute_balance_change(start, end, last_prices, recorder.spot_decimals)
+    flat = not open_after and change.spot_flat
+    balance_change_x18 = change.total_x18 - journal_pnl.gas_x18
+    consistency = {
+        "positions_closed": flat,
+        "open_positions_after_wind_down": open_after,
+        "split_sum_x18": str(journal_pnl.funding_x18 + journal_pnl.convergence_x18 - journal_pnl.fees_x18
+                             - journal_pnl.gas_x18),
+        "journal_total_x18": str(journal_pnl.total_x18),
+        "executor_value_change_x18": str(change.total_x18),
+        "executor_value_change": {"wallet_usdc_x18": str(change.wallet_x18), "perp_account_x18": str(change.perp_x18),
+                                  "spot_x18": str(change.spot_x18),
+                                  "spot_raw": {m: str(v) for m, v in change.spot_raw.items()}},
+        "gas_x18": str(journal_pnl.gas_x18),
+        "balance_change_x18": str(balance_change_x18),
+        "split_equals_balance_change": journal_pnl.total_x18 == balance_change_x18,
+        "gas_wei_from_outcomes": str(recorder.fee_paid_wei),
+        "gas_wei_owner_spent": str(change.gas_wei),
+        "gas_wei_equal": recorder.fee_paid_wei == change.gas_wei,
+        "start": start.as_json(), "end": end.as_json(),
+        "definition": ("balance change = d(executor USDC) + d(Perp account: vault balance + owed realized PnL + "
+                       "unrealized PnL - pending funding) + d(spot tokens) x last spot price - gas (the journal's "
+                       "USD value of the owner's gas); with every position closed d(spot tokens) = 0, so it is "
+                       "exact and price-free, and must equal the journal's funding + convergence - fees - gas"),
+    }
+    margin = [s["keeper"]["margin_ratio"] for s in recorder.samples if s["keeper"]["margin_ratio"] is not None]
+    notional = [m["keeper_notional_usd"] for s in recorder.samples for m in s["markets"].values()]
+    risk = settings.risk
+    limits = {
+        "min_margin_ratio": risk.min_margin_ratio, "max_notional_usd_per_market": risk.max_notional_usd_per_market,
+        "max_notional_usd_total": risk.max_notional_usd_total, "max_gas_price_gwei": risk.max_gas_price_gwei,
+        "max_oracle_age_s": risk.max_oracle_age_s, "stop_loss_basis_bps": risk.stop_loss_basis_bps,
+        "lowest_margin_ratio": min(margin) if margin else None,
+        "highest_notional_usd": max(notional) if notional else 0.0,
+        "highest_total_notional_usd": max((sum(m["keeper_notional_usd"] for m in s["markets"].values())
+                                           for s in recorder.samples), default=0.0),
+        "liquidations": liquidations,
+    }
+    keeper_total = journal_pnl.total_x18
+    return {
+        "scenario": {"name": plan.name, "description": plan.description, "warmup_steps": plan.warmup_steps,
+                     "activity": plan.activity.model_dump(),
+                     "events": [e.model_dump() for e in plan.events]},
+        "markets": markets,
+        "keeper": {"pnl": journal_pnl.to_json_dict() | split_usd(journal_pnl), "trades": recorder.outcomes,
+                   "transactions": len(recorder.outcomes),
+                   "included": sum(1 for o in recorder.outcomes if o["status"] == "included")},
+        "baseline": {"paper": True, "policy": policy.__dict__, "pnl": baseline.total.to_json_dict() | split_usd(baseline.total),
+                     "trades": [t.as_json() for t in baseline.trades], "notes": list(baseline.notes[:50])},
+        "hindsight": {"paper": True, "notional_usd": hindsight.notional_usd,
+                      "pnl": hindsight.total.to_json_dict() | split_usd(hindsight.total),
+                      "trades": {m: (t.as_json() if t else None) for m, t in hindsight.trades.items()}},
+        "comparison": {"keeper_usd": usd(keeper_total), "baseline_usd": usd(baseline.total.total_x18),
+                       "hindsight_usd": usd(hindsight.total.total_x18),
+                       "keeper_beats_baseline": keeper_total > baseline.total.total_x18},
+        "consistency": consistency,
+        "limits": limits,
+        "samples": recorder.samples,
+    }
+
