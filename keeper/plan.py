@@ -10,11 +10,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from keeper.chain.fees import GAS_PRICE_ORACLE, fetch_l1_data_fee_wei
 from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig
 from keeper.errors import SkipOpportunity
-from keeper.quotes import BasisTradeQuote, compute_bounds, quote_basis_trade
+from keeper.quotes import BasisTradeBounds, BasisTradeQuote, compute_bounds, quote_basis_trade
 from keeper.types import Intent, MarketSnapshot, PerpMarketState, Position, TxPlan
 from keeper.venues import executor as ex
 
@@ -31,6 +33,20 @@ class BelowProfitBar(SkipOpportunity):
 
 class IntentExpired(SkipOpportunity):
     pass
+
+
+def trade_call(quote: BasisTradeQuote, bounds: BasisTradeBounds, deadline_s: int,
+               deposit_usdc_raw: int = 0) -> tuple[str, tuple[Any, ...]]:
+    """The executor function and its arguments (ABI order) that run a quoted trade in its bounds."""
+    perp_leg, spot_leg = quote.perp, quote.spot
+    spot = ex.spot_order(spot_leg.venue, spot_leg.is_buy, spot_leg.is_exact_input, spot_leg.amount_raw,
+                         bounds.spot_limit_raw)
+    limits = ex.trade_bounds(deadline_s, bounds.max_residual_base_x18, bounds.min_net_quote_x18)
+    if perp_leg.is_close:
+        return "closeBasis", (ex.perp_close_order(perp_leg.base_token, bounds.perp_opposite_amount_bound_x18), spot, limits)
+    order = ex.perp_order(perp_leg.base_token, perp_leg.is_base_to_quote, perp_leg.is_exact_input,
+                          perp_leg.amount_x18, bounds.perp_opposite_amount_bound_x18)
+    return ("openBasis" if quote.kind == "open" else "resizeBasis"), (deposit_usdc_raw, order, spot, limits)
 
 
 def eth_usd(snapshot: MarketSnapshot) -> float:
@@ -63,19 +79,9 @@ class Planner:
         cfg = self.config
         quote = self.quote(intent, snapshot, position)
         bounds = compute_bounds(quote, cfg.execution.slippage_bps)
-        perp_leg, spot_leg = quote.perp, quote.spot
         deadline_s = snapshot.block_timestamp + cfg.execution.deadline_s
-        spot = ex.spot_order(spot_leg.venue, spot_leg.is_buy, spot_leg.is_exact_input, spot_leg.amount_raw,
-                             bounds.spot_limit_raw)
-        trade_bounds = ex.trade_bounds(deadline_s, bounds.max_residual_base_x18, bounds.min_net_quote_x18)
-        if perp_leg.is_close:
-            calldata = ex.encode_close(ex.perp_close_order(perp_leg.base_token, bounds.perp_opposite_amount_bound_x18),
-                                       spot, trade_bounds)
-        else:
-            order = ex.perp_order(perp_leg.base_token, perp_leg.is_base_to_quote, perp_leg.is_exact_input,
-                                  perp_leg.amount_x18, bounds.perp_opposite_amount_bound_x18)
-            encode = ex.encode_open if intent.kind == "open" else ex.encode_resize
-            calldata = encode(0, order, spot, trade_bounds)
+        function, args = trade_call(quote, bounds, deadline_s)
+        calldata = ex.EXECUTOR.encode(function, *args)
         gas_units = GAS_UNITS[intent.kind]
         gas_price_wei = snapshot.base_fee_wei + PRIORITY_FEE_WEI
         l1_fee_wei = fetch_l1_data_fee_wei(self.rpc, calldata) if self._l1_oracle and self.rpc else 0

@@ -344,7 +344,8 @@ def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder
     markets = sorted(recorder.spot_decimals)
     points = {m: path_points(recorder.snapshots, m, recorder.tips_wei) for m in markets}
     quoter = SnapshotQuoter(recorder.snapshots)
-    policy = ThresholdPolicy()
+    # same capital as the keeper: the baseline trades the keeper's per-market notional limit
+    policy = ThresholdPolicy(notional_usd=settings.risk.max_notional_usd_per_market)
     baseline = run_threshold_baseline(points, quoter, policy)
     hindsight = run_hindsight(points, quoter, policy.notional_usd)
     for k, sample in enumerate(recorder.samples):

@@ -39,18 +39,6 @@ def trade_bounds(deadline_s: int, max_residual_base_x18: int, min_net_quote_x18:
     return (deadline_s, max_residual_base_x18, min_net_quote_x18)
 
 
-def encode_open(deposit_usdc_raw: int, perp: tuple[Any, ...], spot: tuple[Any, ...], bounds: tuple[int, int, int]) -> bytes:
-    return EXECUTOR.encode("openBasis", deposit_usdc_raw, perp, spot, bounds)
-
-
-def encode_resize(deposit_usdc_raw: int, perp: tuple[Any, ...], spot: tuple[Any, ...], bounds: tuple[int, int, int]) -> bytes:
-    return EXECUTOR.encode("resizeBasis", deposit_usdc_raw, perp, spot, bounds)
-
-
-def encode_close(perp_close: tuple[Any, ...], spot: tuple[Any, ...], bounds: tuple[int, int, int]) -> bytes:
-    return EXECUTOR.encode("closeBasis", perp_close, spot, bounds)
-
-
 def fills_from_words(words: tuple[int, ...]) -> PredictedFills:
     """Fills{perpBase18, perpQuote18, spotRaw, usdcRaw, residualBase18, netQuote18, positionBase18After}."""
     perp_base, perp_quote, spot, usdc, residual, net_quote, _ = words

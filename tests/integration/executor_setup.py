@@ -16,13 +16,13 @@ from keeper.artifacts import load_artifact
 from keeper.chain.abi import ContractAbi
 from keeper.devnet.deploy import MAX_UINT256
 from keeper.devnet.txs import codec
+from keeper.plan import trade_call as plan_trade_call
 from keeper.quotes import BasisTradeBounds, BasisTradeQuote
 from keeper.types import PredictedFills
 
 from .conftest import Devnet
 
 ERC20 = codec("MintableERC20")
-SPOT_VENUE_ID = {"uniswap_v2": 0, "uniswap_v3": 1}  # IBasisExecutor.SpotVenue
 FILLS_EVENT_TYPES = ["uint8"] + ["int256"] * 7  # spotVenue, then Fills' seven fields
 _EVENT_SIGNATURE = "({name})(address,uint8,int256,int256,int256,int256,int256,int256,int256)"
 EVENT_TOPICS = {name: keccak(text=_EVENT_SIGNATURE.replace("({name})", name))
@@ -86,29 +86,10 @@ def deploy_executor(
 
 
 # ------------------------------------------------------------------------------ orders
-def perp_order(quote: BasisTradeQuote, bounds: BasisTradeBounds) -> tuple[Any, ...]:
-    """PerpOrder (open / resize) or PerpCloseOrder (close) for the quote, no price limit."""
-    p = quote.perp
-    if p.is_close:
-        return (p.base_token, bounds.perp_opposite_amount_bound_x18, 0)
-    return (p.base_token, p.is_base_to_quote, p.is_exact_input, p.amount_x18, bounds.perp_opposite_amount_bound_x18, 0)
-
-
-def spot_order(quote: BasisTradeQuote, bounds: BasisTradeBounds) -> tuple[Any, ...]:
-    s = quote.spot
-    return (SPOT_VENUE_ID[s.venue], s.is_buy, s.is_exact_input, s.amount_raw, bounds.spot_limit_raw)
-
-
-def trade_bounds(bounds: BasisTradeBounds, deadline_s: int = MAX_UINT256) -> tuple[int, int, int]:
-    return (deadline_s, bounds.max_residual_base_x18, bounds.min_net_quote_x18)
-
-
 def trade_call(quote: BasisTradeQuote, bounds: BasisTradeBounds, deposit_usdc_raw: int = 0) -> tuple[str, tuple[Any, ...]]:
-    """(function name, arguments) of the executor call that runs the quoted trade."""
-    perp, spot, tb = perp_order(quote, bounds), spot_order(quote, bounds), trade_bounds(bounds)
-    if quote.kind == "close":
-        return "closeBasis", (perp, spot, tb)
-    return ("openBasis" if quote.kind == "open" else "resizeBasis"), (deposit_usdc_raw, perp, spot, tb)
+    """(function name, arguments) of the executor call that runs the quoted trade (the planner's
+    own builder, with no deadline)."""
+    return plan_trade_call(quote, bounds, MAX_UINT256, deposit_usdc_raw)
 
 
 # ------------------------------------------------------------------------------ fills
