@@ -19,6 +19,7 @@ from keeper.errors import FatalError, KeeperError, ToolMissingError
 DEVNET_CHAIN_ID = 31337
 DEFAULT_BALANCE_ETH = 1_000_000
 DEFAULT_ACCOUNTS = 10
+HISTORY_STATES_KEPT = 128
 BLOCK_GAS_LIMIT = 1_000_000_000  # room for a whole market-activity step in one block
 
 
@@ -68,6 +69,9 @@ class AnvilNode:
             "--accounts", str(DEFAULT_ACCOUNTS),
             "--balance", str(DEFAULT_BALANCE_ETH),
             "--gas-limit", str(BLOCK_GAS_LIMIT),
+            # Keep the last states in memory for historical reads and write none to disk: by
+            # default anvil spills old states under ~/.foundry/anvil/tmp, tens of GB on long runs.
+            "--prune-history", str(HISTORY_STATES_KEPT),
             "--silent",
         ]
         if self.fork_url:
