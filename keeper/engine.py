@@ -17,6 +17,7 @@ from keeper.collect import SnapshotCollector
 from keeper.config import KeeperConfig
 from keeper.errors import KeeperError, SkipOpportunity, TransientError
 from keeper.execute import Executor
+from keeper.journal import ChainPosition
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.pnl_split import TradeFees, compute_spot_fee_x18
@@ -130,6 +131,7 @@ class Engine:
             return []
         if risk.unwind_all:
             return [self._unwind_intent(p, snapshot, risk.unwind_all) for p in positions.values()]
+        rehedges = self._residual_drift(snapshot, positions)
         enabled = set(self.config.markets.enabled)
         venues = set(self.config.markets.spot_venues)
         usable = [s for s in signals if s.market in enabled and s.spot_venue in venues]
@@ -165,7 +167,37 @@ class Engine:
                 current = by_market.get(decision.market)
                 if current is None or (decision.kind == "close" and current.kind != "close"):
                     by_market[decision.market] = decision  # one intent per market; closes first
+        by_market.update(rehedges)  # a drifted hedge is fixed before anything a strategy wants there
         return sorted(by_market.values(), key=lambda i: (i.kind != "close", i.market))
+
+    def _residual_drift(self, snapshot: MarketSnapshot, positions: Mapping[str, Position]) -> dict[str, Intent]:
+        """Re-hedge: the chain's perp size is checked against the books every tick (a partial
+        liquidation, or anything else outside the keeper, changes it). The journal takes the
+        chain's size; when |perp + spot| then exceeds risk.max_residual_delta_bps of the position,
+        the position is unwound in one atomic trade, which leaves both legs flat (delta neutral)."""
+        account = snapshot.account
+        if self.executor.mode == "dry_run" or not isinstance(account, PerpAccountState) or not positions:
+            return {}
+        chain = {name: held.position_size_x18 for name, held in account.markets.items()}
+        if any(chain.get(m, 0) != p.perp_base_x18 for m, p in positions.items()):
+            self.journal.reconcile({m: ChainPosition(chain.get(m, 0)) for m in set(chain) | set(positions)},
+                                   block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
+            positions = self.positions()
+        intents = {}
+        tolerance = self.config.risk.max_residual_delta_bps
+        for market, position in positions.items():
+            view = snapshot.markets.get(market)
+            if view is None or position.perp_base_x18 == 0:
+                continue
+            scale = 10 ** (18 - view.spot_token_decimals)
+            residual = position.perp_base_x18 + position.spot_raw * scale
+            drift_bps = abs(residual) / abs(position.perp_base_x18) * 1e4
+            if drift_bps > tolerance:
+                reason = (f"re-hedge: residual {residual / 1e18:+.6f} base is {drift_bps:.1f} bps of the position "
+                          f"(perp {position.perp_base_x18 / 1e18:+.6f}, spot {position.spot_raw * scale / 1e18:+.6f}) "
+                          f"> {tolerance} bps: unwind both legs")
+                intents[market] = self._unwind_intent(position, snapshot, reason)
+        return intents
 
     def strategy_context(self, snapshot: MarketSnapshot, signals: list[Signal],
                          positions: Mapping[str, Position]) -> StrategyContext:

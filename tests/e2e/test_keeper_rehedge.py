@@ -1,0 +1,87 @@
+"""Re-hedge: when the books and the chain disagree, the chain wins, and a hedge that has drifted
+past the tolerance is unwound to flat on both legs in one transaction."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from keeper.chain.rpc import JsonRpc
+from keeper.config import load_config
+from keeper.devnet.activity import ActivityConfig, MarketActivity
+from keeper.devnet.txs import DevSender, codec
+from keeper.devnet.world import World, prebuilt_state, start_world
+from keeper.runtime import Runtime, build_runtime
+
+
+@pytest.fixture()
+def keeper_with_a_position(tmp_path: Path) -> Iterator[tuple[World, Runtime, MarketActivity]]:
+    world = start_world(load_state=prebuilt_state())
+    manifest = tmp_path / "manifest.json"
+    world.manifest.write(manifest)
+    rpc = JsonRpc(world.node.rpc_url)
+    key = Account.create()
+    rpc.call("anvil_setBalance", [key.address, hex(100 * 10**18)])
+    os.environ["KEEPER_PRIVATE_KEY"] = key.key.hex()
+    try:
+        config = load_config(None, environ={}, overrides={
+            "chain": {"rpc_url": world.node.rpc_url, "manifest": manifest},
+            "strategies": {"enabled": ["basis_convergence"]},
+            "monitoring": {"journal": tmp_path / "journal.sqlite", "log_level": "WARNING"}})
+        runtime = build_runtime(config, dry_run=False)
+    finally:
+        del os.environ["KEEPER_PRIVATE_KEY"]
+    driver = MarketActivity(rpc, world.manifest, ActivityConfig(seed=11, step_s=60, premium_vol_daily=0.002,
+                                                               index_vol_daily=0.01))
+    for step in range(40):
+        if step >= 28:
+            driver.shock_premium("ETH", 0.03)
+        driver.step()
+        runtime.engine.tick()
+        if runtime.journal.open_positions():
+            break
+    assert "ETH" in runtime.journal.open_positions(), "setup: the keeper should have opened ETH"
+    yield world, runtime, driver
+    runtime.close()
+    world.stop()
+
+
+def chain_perp(world: World, runtime: Runtime) -> int:
+    return DevSender(runtime.rpc).read(world.manifest.contracts["AccountBalance"], codec("AccountBalance"),
+                                       "getTakerPositionSize", runtime.executor_address,
+                                       world.manifest.market("ETH").base_token)
+
+
+def set_journal(runtime: Runtime, **values: int) -> None:
+    with sqlite3.connect(runtime.journal.path) as db:
+        for column, value in values.items():
+            db.execute(f"UPDATE positions SET {column} = ? WHERE status = 'open' AND market = 'ETH'", (str(value),))
+
+
+def test_books_that_disagree_with_the_chain_take_the_chain_size(keeper_with_a_position) -> None:  # type: ignore[no-untyped-def]
+    world, runtime, driver = keeper_with_a_position
+    held = runtime.journal.open_positions()["ETH"]
+    set_journal(runtime, perp_base_x18=held.perp_base_x18 // 2)  # the books lost half the perp
+    driver.step()
+    runtime.engine.tick()
+    fixed = runtime.journal.open_positions()["ETH"]
+    assert fixed.perp_base_x18 == chain_perp(world, runtime) == held.perp_base_x18
+    assert any(d.field == "perp_base_x18" for d in runtime.journal.reconcile_log())
+
+
+def test_a_hedge_drifted_past_tolerance_is_unwound_flat(keeper_with_a_position) -> None:  # type: ignore[no-untyped-def]
+    world, runtime, driver = keeper_with_a_position
+    held = runtime.journal.open_positions()["ETH"]
+    set_journal(runtime, spot_raw=held.spot_raw * 9 // 10)  # 10% of the spot leg gone from the books
+    driver.step()
+    report = runtime.engine.tick()
+    assert report is not None
+    closes = [o for o in report.outcomes if o.plan.intent.kind == "close"]
+    assert closes and closes[0].status == "included" and "re-hedge" in closes[0].plan.intent.reason
+    assert closes[0].fills == closes[0].plan.predicted
+    assert chain_perp(world, runtime) == 0 and runtime.journal.open_positions() == {}
