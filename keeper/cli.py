@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from keeper.config import KeeperConfig
 from keeper.devnet.manifest import DevnetManifest
 from keeper.errors import FatalError, KeeperError, TransientError
 from keeper.logs import configure_logging, get_logger
@@ -61,8 +62,7 @@ def run(
     runtime = None
     try:
         settings = load_config(config, overrides=overrides)
-        configure_logging(settings.monitoring.log_level,
-                          json_lines=None if settings.monitoring.log_format == "auto" else settings.monitoring.log_format == "json")
+        _configure_logging_from(settings)
         try:
             runtime = build_runtime(settings, dry_run=dry_run, seed=seed)
         except TransientError as exc:
@@ -94,8 +94,7 @@ def simulate(
 
     try:
         settings = load_config(config)
-        configure_logging(settings.monitoring.log_level,
-                          json_lines=None if settings.monitoring.log_format == "auto" else settings.monitoring.log_format == "json")
+        _configure_logging_from(settings)
         report_paths = run_simulation(settings, fork_url=fork_url, fork_block=fork_block, blocks=blocks,
                                       scenario=scenario, seed=seed, out_dir=out_dir, console=err)
     except KeeperError as exc:
@@ -126,6 +125,11 @@ def status(
         out.print_json(json.dumps(report.as_json()))
     else:
         out.print(report.as_text(), highlight=False)
+
+
+def _configure_logging_from(settings: KeeperConfig) -> None:
+    fmt = settings.monitoring.log_format
+    configure_logging(settings.monitoring.log_level, json_lines=None if fmt == "auto" else fmt == "json")
 
 
 def _fail(exc: KeeperError) -> typer.Exit:
