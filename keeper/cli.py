@@ -118,6 +118,7 @@ def status(
 
     try:
         settings = load_config(config, overrides={"chain": {"rpc_url": rpc_url}} if rpc_url else None)
+        _configure_logging_from(settings)
         report = build_status(settings)
     except KeeperError as exc:
         raise _fail(exc) from exc

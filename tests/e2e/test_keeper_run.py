@@ -164,6 +164,16 @@ def test_live_keeper_opens_holds_and_unwinds_with_books_that_match_the_chain(wor
     assert realized.total_x18 == value_change - realized.gas_x18
     eth_spent = eth_before - int(rpc.call("eth_getBalance", [key.address, "latest"]), 16)
     assert eth_spent == sum(e["fee_paid_wei"] for e in outcomes)
+    # `keeper status` reports the same books, checked against the chain.
+    status_run = subprocess.run(
+        [sys.executable, "-m", "keeper", "status", "--json", "--rpc-url", world.node.rpc_url],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "KEEPER_MONITORING__JOURNAL": str(keeper.journal), "KEEPER_ACCOUNT__EXECUTOR": executor,
+             "KEEPER_CHAIN__MANIFEST": str(tmp_path / "manifest.json")})
+    assert status_run.returncode == 0, status_run.stderr
+    status_json = json.loads(status_run.stdout)
+    assert status_json["chain_checked"].startswith("yes") and status_json["mismatches"] == []
+    assert int(status_json["journal"]["pnl"]["realized"]["total_x18"]) == realized.total_x18
 
 
 def test_dry_run_sends_nothing_but_logs_the_trades_it_would_make(world: World, tmp_path: Path) -> None:
