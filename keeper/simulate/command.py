@@ -216,7 +216,7 @@ def _logs_to(path: Path, level: str) -> Iterator[None]:
     """The keeper's and the simulation's log events go to `path` (JSON lines) during the run, so
     that the console keeps the progress bar; the previous logging set-up is restored after."""
     previous = structlog.get_config()
-    with path.open("a") as stream:
+    with path.open("w") as stream:
         configure_logging(level, json_lines=True, stream=stream)
         try:
             yield
@@ -324,7 +324,7 @@ def _run(runtime: Any, rpc: JsonRpc, world: ForkWorld, plan: Scenario, blocks: i
             driver.advance_time(plan.activity.step_s)
             recorder.tick(runtime, "wind_down", blocks + k + 1)
             bar.advance(task)
-            if k >= 1 and not runtime.journal.open_positions() and _flat(recorder.snapshots[-1], recorder.samples[-1]):
+            if k >= 1 and not runtime.journal.open_positions() and _flat(recorder.samples[-1]):
                 break
         bar.update(task, completed=total, description=f"{plan.name}: done")
     end = reader.read()
@@ -334,7 +334,8 @@ def _run(runtime: Any, rpc: JsonRpc, world: ForkWorld, plan: Scenario, blocks: i
     return build_report_data(plan, settings, recorder, start, end, journal_pnl, open_after, liquidations)
 
 
-def _flat(snapshot: MarketSnapshot, sample: Mapping[str, Any]) -> bool:
+def _flat(sample: Mapping[str, Any]) -> bool:
+    """No Perp position in any market after the sample's tick (read from the chain)."""
     return all(m["keeper_position_base"] == 0 for m in sample["markets"].values())
 
 

@@ -110,13 +110,18 @@ def balance_of(rpc: JsonRpc, token: str, account: str) -> int:
     return int(erc20.decode("balanceOf", rpc.eth_call(token, erc20.encode("balanceOf", account)), 1)[0])
 
 
+def balance_probe_account(token: str) -> str:
+    """The account whose balance is written while probing `token` (an address nobody holds)."""
+    return to_checksum_address(keccak(text=f"balance-probe:{token.lower()}")[:20].hex())
+
+
 def find_balance_slot(rpc: JsonRpc, token: str, max_slot: int = MAX_PROBED_SLOT) -> BalanceSlot:
     """Find the balanceOf mapping by probing; every probed slot is restored. Raises FatalError when
     no slot in 0..max_slot moves balanceOf (a token with an unusual layout: fund it another way)."""
     cached = _BALANCE_SLOTS.get((rpc.url, token.lower()))
     if cached is not None:
         return cached
-    probe = to_checksum_address(keccak(text=f"balance-probe:{token}")[:20].hex())
+    probe = balance_probe_account(token)
     for vyper in (False, True):
         for slot in range(max_slot + 1):
             where = mapping_slot(probe, slot, vyper)
@@ -222,11 +227,16 @@ def fund_gas(rpc: JsonRpc, account: str, eth: int = KEEPER_GAS_ETH) -> None:
 
 # ------------------------------------------------------------------------------ devnet origin
 def manifest_candidates(configured: Path | None) -> list[Path]:
-    """Where a devnet's manifest may be: the configured one, `keeper devnet`'s default, and the
-    prebuilt test states (same deterministic deployment: same addresses), newest first."""
+    """Where a devnet's manifest may be: the configured one; else the prebuilt state's of this
+    checkout, `keeper devnet`'s default, and older prebuilt states, newest first (a deployment is
+    deterministic: the same deployer code gives the same addresses)."""
     if configured is not None:
         return [configured]
-    found = [Path(".keeper/devnet/manifest.json")]
+    from keeper.devnet.deploy import DEFAULT_MARKETS
+    from keeper.devnet.world import BUILD_DIR, fingerprint, manifest_path_for
+
+    current = manifest_path_for(BUILD_DIR / f"state-{len(DEFAULT_MARKETS)}m-{fingerprint(DEFAULT_MARKETS)}.json")
+    found = [current, Path(".keeper/devnet/manifest.json")]
     found += sorted((PROJECT_ROOT / "build" / "devnet").glob("state-*.json.manifest.json"),
                     key=lambda p: p.stat().st_mtime, reverse=True)
     return [p for p in found if p.is_file()]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 ONE_X18 = 10**18
+_FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
 
 
@@ -62,15 +63,19 @@ def line_chart(title: str, x: Sequence[float], series: Sequence[tuple[str, Seque
                hlines: Sequence[tuple[float, str, str]] = (), width: int = 820, height: int = 230) -> str:
     """An inline SVG line chart. series: (label, values (None = gap), colour, dashed). bands:
     shaded x ranges (start, end, label); hlines: horizontal reference lines (y, label, colour)."""
-    left, right, top, bottom = 64, 12, 34, 26
+    left, right, top, bottom = 64, 12, 44, 26
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for _, ys, _, _ in series for v in ys if v is not None and math.isfinite(v)]
     values += [y for y, _, _ in hlines]
+    # presentation attributes, not page CSS: the SVG reads the same copied out of the page
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-             f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{html.escape(title)}">',
-             f'<text x="{left}" y="14" class="title">{html.escape(title)}{html.escape(f" ({unit})" if unit else "")}</text>']
+             f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{html.escape(title)}" '
+             f'font-family="{_FONT}" font-size="11">',
+             f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
+             f'<text x="{left}" y="14" font-size="13" font-weight="600" fill="#222">'
+             f'{html.escape(title)}{html.escape(f" ({unit})" if unit else "")}</text>']
     if not values or not x:
-        parts.append(f'<text x="{left + 10}" y="{top + 30}" class="muted">no data</text></svg>')
+        parts.append(f'<text x="{left + 10}" y="{top + 30}" fill="#888">no data</text></svg>')
         return "".join(parts)
     lo, hi = min(values), max(values)
     if hi - lo < 1e-12:
@@ -90,27 +95,28 @@ def line_chart(title: str, x: Sequence[float], series: Sequence[tuple[str, Seque
     for start, end, label in bands:
         x0, x1 = px(max(start, x_lo)), px(min(end, x_hi))
         if x1 > x0:
-            parts.append(f'<rect x="{x0:.1f}" y="{top}" width="{x1 - x0:.1f}" height="{plot_h}" class="band"/>'
-                         f'<text x="{x0 + 3:.1f}" y="{top + plot_h - 4}" class="muted">{html.escape(label)}</text>')
+            parts.append(f'<rect x="{x0:.1f}" y="{top}" width="{x1 - x0:.1f}" height="{plot_h}" fill="#f2f2f2"/>')
+            if x1 - x0 >= 8 * len(label):
+                parts.append(f'<text x="{x0 + 3:.1f}" y="{top + 11}" fill="#888" font-size="10">{html.escape(label)}</text>')
     step = _nice_step(hi - lo, 4)
     tick = math.ceil(lo / step) * step
     while tick <= hi:
         y = py(tick)
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                     f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{_fmt(tick)}</text>')
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
+                     f'<text x="{left - 6}" y="{y + 4:.1f}" fill="#555" font-size="10" text-anchor="end">{_fmt(tick)}</text>')
         tick += step
     x_step = _nice_step(x_hi - x_lo, 8)
     xt = math.ceil(x_lo / x_step) * x_step
     while xt <= x_hi:
-        parts.append(f'<text x="{px(xt):.1f}" y="{height - 8}" class="axis" text-anchor="middle">{_fmt(xt)}</text>')
+        parts.append(f'<text x="{px(xt):.1f}" y="{height - 8}" fill="#555" font-size="10" text-anchor="middle">{_fmt(xt)}</text>')
         xt += x_step
-    parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="frame"/>')
+    parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#bbb"/>')
     for y, label, colour in hlines:
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="{colour}" '
                      f'stroke-dasharray="6 4" stroke-width="1.2"/>'
-                     f'<text x="{left + plot_w - 4}" y="{py(y) - 4:.1f}" class="axis" text-anchor="end" '
+                     f'<text x="{left + plot_w - 4}" y="{py(y) - 4:.1f}" font-size="10" text-anchor="end" '
                      f'fill="{colour}">{html.escape(label)}</text>')
-    legend_x = left + 8 + len(title) * 7 + (len(unit) * 7 + 24 if unit else 10)
+    legend_x, legend_y = float(left), 30  # one row under the title, wrapping when full
     for label, ys, colour, dashed in series:
         dash = ' stroke-dasharray="5 3"' if dashed else ""
         segment: list[str] = []
@@ -126,10 +132,13 @@ def line_chart(title: str, x: Sequence[float], series: Sequence[tuple[str, Seque
         elif len(segment) == 1:
             cx, cy = segment[0].split(",")
             parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{colour}"/>')
-        if legend_x < width - 40:
-            parts.append(f'<line x1="{legend_x}" x2="{legend_x + 16}" y1="10" y2="10" stroke="{colour}" stroke-width="2"{dash}/>'
-                         f'<text x="{legend_x + 20}" y="14" class="legend">{html.escape(label)}</text>')
-            legend_x += 28 + len(label) * 6.2
+        step = 30 + len(label) * 6.6
+        if legend_x + step > width and legend_x > left:
+            legend_x, legend_y = float(left), legend_y + 12
+        parts.append(f'<line x1="{legend_x:.1f}" x2="{legend_x + 16:.1f}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
+                     f'stroke="{colour}" stroke-width="2"{dash}/>'
+                     f'<text x="{legend_x + 20:.1f}" y="{legend_y}" fill="#333">{html.escape(label)}</text>')
+        legend_x += step
     parts.append("</svg>")
     return "".join(parts)
 
@@ -228,13 +237,16 @@ def render_html(report: Mapping[str, Any]) -> str:
     # ---- charts
     out.append("<h2>PnL</h2>")
     pnl_series = [
-        ("keeper total", [s["keeper"]["pnl"]["total_usd"] for s in samples], PALETTE[0], False),
-        ("keeper marked to market", [s["keeper"]["equity_usd"] for s in samples], PALETTE[0], True),
-        ("baseline", [s.get("baseline_equity_usd") for s in samples], PALETTE[1], False),
+        ("keeper", [s["keeper"]["equity_usd"] for s in samples], PALETTE[0], False),
+        ("baseline (paper)", [s.get("baseline_equity_usd") for s in samples], PALETTE[1], False),
     ]
     bound = report.get("hindsight", {}).get("pnl", {}).get("total_usd")
     out.append(line_chart("Cumulative PnL", x, pnl_series, unit="USD", bands=bands,
                           hlines=[(bound, f"hindsight bound {bound:,.0f}", PALETTE[2])] if bound is not None else ()))
+    out.append("<p class=note>Keeper: its balance change, with an open position marked to market (the spot it "
+               "holds at the spot mid, the perp at Perp's unrealized PnL), no exit costs; equal to its PnL split "
+               "once flat. Baseline: realized, plus an open position as an exact close quote would exit it now "
+               "(exit fees and impact included).</p>")
     split_series = [
         ("funding", [s["keeper"]["pnl"]["funding_usd"] for s in samples], PALETTE[2], False),
         ("convergence", [s["keeper"]["pnl"]["convergence_usd"] for s in samples], PALETTE[4], False),
@@ -242,7 +254,10 @@ def render_html(report: Mapping[str, Any]) -> str:
         ("- gas", [-s["keeper"]["pnl"]["gas_usd"] for s in samples], PALETTE[5], False),
         ("total", [s["keeper"]["pnl"]["total_usd"] for s in samples], PALETTE[0], False),
     ]
-    out.append(line_chart("Keeper PnL split (journal: realized + open to date)", x, split_series, unit="USD", bands=bands))
+    out.append(line_chart("Keeper PnL split (journal)", x, split_series, unit="USD", bands=bands))
+    out.append("<p class=note>From the journal: closed positions as realized, an open one to date (the trades' "
+               "cash flows so far, funding settled and pending, gas), not marked to market: while a position is "
+               "open its convergence shows the spread captured at entry.</p>")
     out.append(line_chart("Base fee", x, [("base fee", [s["base_fee_gwei"] for s in samples], PALETTE[8], False)],
                           unit="gwei", bands=bands))
     for market in markets:

@@ -187,7 +187,8 @@ def parse_scenario(data: dict[str, Any], where: str = "scenario") -> Scenario:
 def describe_scenario_error(exc: ValidationError) -> str:
     """The first problem with the field it is in: `events[2] (premium_shock): unknown key 'premiun'`,
     `activity.step_s: Input should be greater than 0 (got 0)`; '(+N more)' when there are more."""
-    errors = exc.errors()
+    # an unknown key first: a misspelt key also makes its field look missing
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     loc = list(first["loc"])
     parts: list[str] = []
@@ -207,14 +208,14 @@ def describe_scenario_error(exc: ValidationError) -> str:
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     if kind == "extra_forbidden":
         key = parts.pop() if parts else "?"
-        field = ".".join(parts) or "scenario"
-        return f"{field}: unknown key {key!r} (check the spelling; see scenarios/*.toml){more}"
+        where = f"{'.'.join(parts)}: " if parts else ""
+        return f"{where}unknown key {key!r} (check the spelling; see scenarios/*.toml){more}"
     field = ".".join(parts) or "scenario"
     if kind == "union_tag_invalid":
         return f"{field}: unknown event kind {first.get('input', {}).get('kind')!r} (one of {', '.join(sorted(_EVENT_KINDS))}){more}"
     if kind == "union_tag_not_found":
         return f"{field}: missing 'kind' (one of {', '.join(sorted(_EVENT_KINDS))}){more}"
-    got = "" if kind in ("missing",) else f" (got {first.get('input')!r})"
+    got = "" if kind == "missing" or isinstance(first.get("input"), dict) else f" (got {first.get('input')!r})"
     message = first["msg"].removeprefix("Value error, ")
     return f"{field}: {message}{got}{more}"
 
