@@ -82,7 +82,7 @@ class RiskConfig(_Section):
     min_margin_ratio: float = Field(0.15, gt=0.0625, le=1, description="above Perp's 6.25% maintenance")
     max_gas_price_gwei: float = Field(50.0, gt=0)
     daily_loss_limit_usd: float = Field(2_000, gt=0)
-    max_oracle_age_s: int = Field(3_600, gt=0)
+    max_oracle_age_s: int = Field(1_800, gt=0, description="below the Perp feed's own timeout (2,400 s)")
     max_snapshot_age_blocks: int = Field(3, ge=0)
     max_index_spot_divergence_bps: float = Field(200, gt=0)
     stop_loss_basis_bps: float = Field(150, gt=0, description="unwind when basis widens this far past entry")

@@ -22,7 +22,7 @@ from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.pnl_split import TradeFees, compute_spot_fee_x18
 from keeper.plan import PRIORITY_FEE_WEI, Planner
-from keeper.risk import RiskView, assess_risk
+from keeper.risk import OracleRecovery, RiskView, assess_risk
 from keeper.signals import BasisHistory, Signal, compute_signals
 from keeper.types import (
     Direction,
@@ -71,7 +71,12 @@ class Engine:
     history: BasisHistory = field(default_factory=BasisHistory)
     last_block: int = -1
     virtual_positions: dict[str, Position] = field(default_factory=dict)  # dry run only
+    virtual_owners: dict[str, str] = field(default_factory=dict)  # dry run only: market -> strategy
     _deferred_skips: list[Any] = field(default_factory=list)
+    oracle_recovery: OracleRecovery = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.oracle_recovery = OracleRecovery(self.config.risk.max_oracle_age_s)
 
     # ------------------------------------------------------------------ positions
     def positions(self) -> dict[str, Position]:
@@ -101,7 +106,7 @@ class Engine:
         self._record_funding(snapshot, positions)
         risk = assess_risk(snapshot, signals, positions, self.config.risk, head_block=head,
                            gas_price_wei=snapshot.base_fee_wei, realized_today_usd=self._realized_today_usd(),
-                           kill_switch=self.kill_switch())
+                           kill_switch=self.kill_switch(), settling_until_s=self.oracle_recovery.observe(snapshot))
         skips: list[str] = []
         intents = self._decide(snapshot, signals, positions, risk, skips)
         by_key = {(s.market, s.spot_venue): s for s in signals}
@@ -223,8 +228,10 @@ class Engine:
             observed = self.history.observations(s.market, s.spot_venue, before_block=snapshot.block_number)
             if len(observed) >= 2:
                 stats[(s.market, s.spot_venue)] = BasisStats.from_observations(observed)
+        owners = dict(self.virtual_owners) if self.executor.mode == "dry_run" else self.journal.position_owners()
         return StrategyContext(snapshot=snapshot, signals={(s.market, s.spot_venue): s for s in signals},
-                               positions=positions, costs=costs, limits=limits, basis_stats=stats)
+                               positions=positions, costs=costs, limits=limits, basis_stats=stats,
+                               position_owner={m: o for m, o in owners.items() if m in positions})
 
     def _unwind_intent(self, position: Position, snapshot: MarketSnapshot, reason: str) -> Intent:
         return Intent(strategy="risk", kind="close", market=position.market, direction=position.direction,
@@ -302,7 +309,10 @@ class Engine:
         assert fills is not None
         if intent.kind == "close":
             self.virtual_positions.pop(intent.market, None)
+            self.virtual_owners.pop(intent.market, None)
             return
+        if intent.kind == "open":
+            self.virtual_owners[intent.market] = intent.strategy
         previous = self.virtual_positions.get(intent.market)
         self.virtual_positions[intent.market] = Position(
             market=intent.market, direction=intent.direction, spot_venue=intent.spot_venue,

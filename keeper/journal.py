@@ -776,6 +776,15 @@ class Journal:
             rows = db.execute("SELECT * FROM positions WHERE status = 'open' ORDER BY market").fetchall()
             return {r["market"]: _position_from_row(r) for r in rows}
 
+    def position_owners(self) -> dict[str, str]:
+        """market -> the strategy whose decision opened the open position there (adopted
+        positions have none: any strategy may manage them)."""
+        with self._read() as db:
+            rows = db.execute(
+                """SELECT p.market, d.strategy FROM positions p JOIN decisions d ON d.id = p.opened_decision_id
+                   WHERE p.status = 'open'""").fetchall()
+            return {r["market"]: r["strategy"] for r in rows if r["strategy"]}
+
     def positions(self, status: Literal["open", "closed"] | None = None) -> list[PositionRecord]:
         with self._read() as db:
             if status is None:

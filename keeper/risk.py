@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from keeper.config import RiskConfig
 from keeper.signals import Signal
-from keeper.types import MarketSnapshot, PerpAccountState, Position, Unavailable
+from keeper.types import MarketSnapshot, PerpAccountState, PerpMarketState, Position, Unavailable
 
 GWEI = 10**9
 
@@ -42,7 +42,10 @@ def assess_risk(
     gas_price_wei: int,
     realized_today_usd: float,
     kill_switch: bool,
+    settling_until_s: Mapping[str, int] | None = None,
 ) -> RiskView:
+    """`settling_until_s`: market -> timestamp until which its TWAP-based signals are still
+    settling after an oracle outage (see OracleRecovery); no new positions there before it."""
     if kill_switch and risk.kill_switch_action == "freeze":
         return RiskView(freeze="kill switch: freeze")
     unwind = "kill switch: unwind everything" if kill_switch else None
@@ -70,9 +73,32 @@ def assess_risk(
         if age > risk.max_oracle_age_s:
             blocked[name] = f"oracle answer {age} s old (max {risk.max_oracle_age_s})"
             continue
+        until = (settling_until_s or {}).get(name)
+        if until is not None and snapshot.block_timestamp < until:
+            blocked[name] = (f"oracle recovered from an outage: TWAP-based funding and mark settle until "
+                             f"t={until} ({until - snapshot.block_timestamp} s left)")
+            continue
     for s in signals:
         divergence_bps = abs(s.index_price_usd / s.spot_price_usd - 1) * 1e4
         if s.market not in blocked and divergence_bps > risk.max_index_spot_divergence_bps:
             blocked[s.market] = (f"index {s.index_price_usd:.4f} vs {s.spot_venue} spot {s.spot_price_usd:.4f}: "
                                  f"{divergence_bps:.1f} bps apart (max {risk.max_index_spot_divergence_bps})")
     return RiskView(blocked, no_new, unwind, None)
+
+
+class OracleRecovery:
+    """Remembers oracle outages: after a market's oracle was stale, its index TWAP (and with it
+    Perp's funding premium and mark) lags the fresh answer for one TWAP interval, so funding and
+    basis read there are artefacts of the jump, not opportunities."""
+
+    def __init__(self, max_oracle_age_s: int) -> None:
+        self.max_oracle_age_s = max_oracle_age_s
+        self.settling_until_s: dict[str, int] = {}
+
+    def observe(self, snapshot: MarketSnapshot) -> Mapping[str, int]:
+        for name, view in snapshot.markets.items():
+            if isinstance(view.oracle, Unavailable) or not isinstance(view.perp, PerpMarketState):
+                continue
+            if view.oracle.age_s(snapshot.block_timestamp) > self.max_oracle_age_s:
+                self.settling_until_s[name] = snapshot.block_timestamp + view.perp.twap_interval_s
+        return self.settling_until_s

@@ -46,6 +46,8 @@ def keeper_with_a_position(tmp_path: Path) -> Iterator[tuple[World, Runtime, Mar
         if runtime.journal.open_positions():
             break
     assert "ETH" in runtime.journal.open_positions(), "setup: the keeper should have opened ETH"
+    # Only the strategy that opened it manages it (funding_carry may not close it, nor the reverse).
+    assert runtime.journal.position_owners() == {"ETH": "basis_convergence"}
     yield world, runtime, driver
     runtime.close()
     world.stop()

@@ -67,3 +67,19 @@ def test_given_the_kill_switch_then_its_action_decides() -> None:
     frozen = assess_risk(snapshot(), [signal()], {}, RiskConfig().model_copy(update={"kill_switch_action": "freeze"}),
                          head_block=100, gas_price_wei=GWEI, realized_today_usd=0.0, kill_switch=True)
     assert frozen.freeze and frozen.can_open("ETH")
+
+
+def test_given_an_oracle_outage_then_the_market_stays_blocked_for_one_twap_interval() -> None:
+    from keeper.risk import OracleRecovery
+
+    recovery = OracleRecovery(max_oracle_age_s=1800)
+    stale = snapshot(oracle_updated_at=1000 - 4000)  # 4000 s old at t=1000
+    recovery.observe(stale)
+    fresh = snapshot(oracle_updated_at=1000)
+    view = assess_risk(fresh, [signal()], {}, RiskConfig(), head_block=100, gas_price_wei=GWEI,
+                       realized_today_usd=0.0, kill_switch=False, settling_until_s=recovery.observe(fresh))
+    assert "recovered from an outage" in (view.can_open("ETH") or "")  # until t = 1000 + 900
+    later = MarketSnapshot(101, 1000 + 901, 10**9, fresh.markets, None, 2)
+    view = assess_risk(later, [signal()], {}, RiskConfig(), head_block=101, gas_price_wei=GWEI,
+                       realized_today_usd=0.0, kill_switch=False, settling_until_s=recovery.observe(later))
+    assert view.can_open("ETH") is None
