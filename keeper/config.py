@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -136,10 +137,10 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     return tree
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value
@@ -162,6 +163,14 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None,
     data = _merge(data, overrides or {})
     try:
         return KeeperConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {describe_validation_error(exc)}") from exc
+
+
+def with_overrides(config: KeeperConfig, overrides: Mapping[str, Any], where: str = "config") -> KeeperConfig:
+    """`config` with some keys replaced (nested by section), validated again."""
+    try:
+        return KeeperConfig.model_validate(_merge(config.model_dump(), overrides))
     except ValidationError as exc:
         raise ConfigError(f"{where}: {describe_validation_error(exc)}") from exc
 

@@ -42,7 +42,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from keeper.addressbook import AddressBook, book_from_manifest, optimism_book
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import SnapshotCollector, Sources
-from keeper.config import KeeperConfig
+from keeper.config import KeeperConfig, with_overrides
 from keeper.devnet.manifest import DevnetManifest
 from keeper.engine import TickReport
 from keeper.errors import ConfigError
@@ -171,16 +171,6 @@ def split_usd(split: PnlSplit) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------ set-up pieces
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def simulation_settings(settings: KeeperConfig, world: ForkWorld, executor: str, work: Path) -> KeeperConfig:
     """The user's settings, pointed at the fork: its RPC and addresses, the provisioned executor,
     the throwaway key's variable, a journal and kill-switch file in the work directory, metrics off."""
@@ -190,10 +180,7 @@ def simulation_settings(settings: KeeperConfig, world: ForkWorld, executor: str,
         "monitoring": {"journal": work / "journal.sqlite", "metrics_port": 0},
         "risk": {"kill_switch_file": work / "KILL", "kill_switch_action": "unwind"},
     }
-    try:
-        return KeeperConfig.model_validate(_merge(settings.model_dump(), overrides))
-    except ValueError as exc:
-        raise ConfigError(f"simulation settings: {exc}") from exc
+    return with_overrides(settings, overrides, where="simulation settings")
 
 
 @contextmanager
