@@ -21,7 +21,7 @@ from keeper.journal import ChainPosition
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.pnl_split import TradeFees, compute_spot_fee_x18
-from keeper.plan import PRIORITY_FEE_WEI, Planner
+from keeper.plan import PRIORITY_FEE_WEI, Planner, eth_price_x18
 from keeper.risk import OracleRecovery, RiskView, assess_risk
 from keeper.signals import BasisHistory, Signal, compute_signals
 from keeper.types import (
@@ -291,7 +291,7 @@ class Engine:
             decision_id, outcome, nonce=outcome.nonce, sent_block=snapshot.block_number,
             block_timestamp_s=outcome.block_timestamp_s, position_base_after_x18=outcome.position_base_after_x18,
             fees=fees, settled_funding_x18=outcome.settled_funding_x18,
-            eth_price_x18=int(self._eth_usd(snapshot) * 10**18), attempt_hashes=outcome.attempt_hashes)
+            eth_price_x18=eth_price_x18(snapshot), attempt_hashes=outcome.attempt_hashes)
 
     def _skip(self, intent: Intent, snapshot: MarketSnapshot, stage: str, reason: str, skips: list[str],
               decision_id: int | None = None) -> None:
@@ -338,11 +338,8 @@ class Engine:
         return float(self.journal.realized_today_usd())
 
     def _eth_usd(self, snapshot: MarketSnapshot) -> float:
-        view = snapshot.markets.get("ETH")
-        perp = view.perp if view else None
-        if perp is None or not hasattr(perp, "index_price_x18"):
-            return 0.0
-        return perp.index_price_x18 / 10**18
+        price = eth_price_x18(snapshot)
+        return 0.0 if price is None else price / 10**18
 
     def _observe(self, snapshot: MarketSnapshot, signals: list[Signal]) -> None:
         m = self.metrics

@@ -49,11 +49,17 @@ def trade_call(quote: BasisTradeQuote, bounds: BasisTradeBounds, deadline_s: int
     return ("openBasis" if quote.kind == "open" else "resizeBasis"), (deposit_usdc_raw, order, spot, limits)
 
 
-def eth_usd(snapshot: MarketSnapshot) -> float:
+def eth_price_x18(snapshot: MarketSnapshot) -> int | None:
+    """USD per ETH (18 decimals) from the ETH market's index, None when it is not readable."""
     view = snapshot.markets.get("ETH")
-    if view is None or not isinstance(view.perp, PerpMarketState):
+    return view.perp.index_price_x18 if view is not None and isinstance(view.perp, PerpMarketState) else None
+
+
+def eth_usd(snapshot: MarketSnapshot) -> float:
+    price = eth_price_x18(snapshot)
+    if price is None:
         raise SkipOpportunity("no ETH price in the snapshot to value gas (the ETH market must be readable)")
-    return view.perp.index_price_x18 / 10**18
+    return price / 10**18
 
 
 class Planner:
@@ -69,8 +75,7 @@ class Planner:
             if position is None:
                 raise SkipOpportunity(f"close {intent.market}: no open position")
             return quote_basis_trade(view, "close", position.direction, position.spot_venue, 0, position)
-        size = intent.perp_base_x18 if intent.kind == "open" else intent.perp_base_x18
-        return quote_basis_trade(view, intent.kind, intent.direction, intent.spot_venue, size, position)
+        return quote_basis_trade(view, intent.kind, intent.direction, intent.spot_venue, intent.perp_base_x18, position)
 
     def plan(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None) -> TxPlan:
         if snapshot.block_number > intent.valid_until_block:
