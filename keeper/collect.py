@@ -18,6 +18,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from keeper.artifacts import abi_codec
 from keeper.chain.multicall import Call, CallResult, Multicall, encode_aggregate3, word_uint
 from keeper.chain.rpc import JsonRpc
 from keeper.errors import ChainMismatchError, KeeperError
@@ -90,6 +91,7 @@ class _Phase1:
     plans: list[ReadPlan[Any]]
     per_market: list[dict[str, ReadPlan[Any]]]
     account_plan: ReadPlan[Any] | None
+    wallet_plan: ReadPlan[Any] | None
     calldata: bytes
 
 
@@ -189,6 +191,8 @@ class SnapshotCollector:
             decoded.append({key: results[index + i] for i, key in enumerate(entry)})
             index += len(entry)
         account_state = results[index] if account_plan else None
+        wallet = results[index + 1] if phase1.wallet_plan else {}
+        wallet = {} if isinstance(wallet, Unavailable) else wallet
 
         # ---- phase 2 (and 3 when a window moved): liquidityNet of initialized ticks
         heads: dict[str, uniswap_v3.V3Head] = {}
@@ -255,7 +259,7 @@ class SnapshotCollector:
                 spot_v2=d.get("v2", Unavailable("no Uniswap V2 pair configured")),
                 spot_v3=pool_state(s.spot_v3_pool), oracle=d["oracle"])
         return MarketSnapshot(block_number, block_ts, base_fee, markets, account_state,
-                              self.rpc.stats.round_trips - round_trips_before)
+                              self.rpc.stats.round_trips - round_trips_before, wallet)
 
     def _phase1(self) -> _Phase1:
         """Phase-1 plans and calldata; rebuilt only when a bitmap window's centre word moves
@@ -290,12 +294,15 @@ class SnapshotCollector:
                                                         self.half_width)
             per_market.append(entry)
             plans.extend(entry.values())
-        account_plan = None
+        account_plan = wallet_plan = None
         if self.account:
             names = [(s.source.name, s.source.base_token) for s in self.static]
             account_plan = perp_v2.plan_account(self.sources.perp, self.account, names)
             plans.append(account_plan)
-        self._phase1_cache = _Phase1(key, plans, per_market, account_plan,
+            tokens = sorted({s.source.usdc for s in self.static} | {s.source.spot_token for s in self.static})
+            wallet_plan = plan_balances(self.account, tokens)
+            plans.append(wallet_plan)
+        self._phase1_cache = _Phase1(key, plans, per_market, account_plan, wallet_plan,
                                      encode_aggregate3([c for p in plans for c in p.calls]))
         return self._phase1_cache
 
@@ -309,6 +316,15 @@ class SnapshotCollector:
             out.append(plan.result(raw[i:i + n]))
             i += n
         return out
+
+
+_ERC20 = abi_codec("MintableERC20")
+
+
+def plan_balances(account: str, tokens: list[str]) -> ReadPlan[dict[str, int]]:
+    """ERC20 balanceOf(account) for each token, keyed by token address."""
+    calls = [Call(token, _ERC20.encode("balanceOf", account), f"ERC20({token}).balanceOf") for token in tokens]
+    return ReadPlan(calls, lambda d: {t: word_uint(x) for t, x in zip(tokens, d)})
 
 
 def timed_snapshot(collector: SnapshotCollector, block: int | str = "latest") -> tuple[MarketSnapshot, float]:

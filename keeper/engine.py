@@ -34,6 +34,7 @@ from keeper.types import (
     PnlEstimate,
     Position,
     Unavailable,
+    USDC_DECIMALS,
 )
 from strategies.base import BasisStats, CostModel, RiskLimits, StrategyContext
 
@@ -222,7 +223,8 @@ class Engine:
             max_notional_usd_per_market=cfg.risk.max_notional_usd_per_market,
             remaining_total_notional_usd=max(0.0, cfg.risk.max_notional_usd_total - held_usd),
             max_leverage=cfg.risk.max_leverage, free_collateral_usd=free_usd,
-            min_margin_ratio=cfg.risk.min_margin_ratio, stop_loss_basis_bps=cfg.risk.stop_loss_basis_bps)
+            min_margin_ratio=cfg.risk.min_margin_ratio, stop_loss_basis_bps=cfg.risk.stop_loss_basis_bps,
+            **self._wallet_limits(snapshot))
         stats = {}
         for s in signals:
             observed = self.history.observations(s.market, s.spot_venue, before_block=snapshot.block_number)
@@ -232,6 +234,15 @@ class Engine:
         return StrategyContext(snapshot=snapshot, signals={(s.market, s.spot_venue): s for s in signals},
                                positions=positions, costs=costs, limits=limits, basis_stats=stats,
                                position_owner={m: o for m, o in owners.items() if m in positions})
+
+    def _wallet_limits(self, snapshot: MarketSnapshot) -> dict[str, Any]:
+        """What the executor holds bounds what it can trade: spot to sell, USDC to buy with."""
+        if not snapshot.wallet_raw:
+            return {}
+        sources = self.collector.sources.markets
+        usdc = snapshot.wallet_raw.get(sources[0].usdc) if sources else None
+        return {"spot_inventory_raw": {m.name: snapshot.wallet_raw.get(m.spot_token, 0) for m in sources},
+                "usdc_wallet_usd": None if usdc is None else usdc / 10**USDC_DECIMALS}
 
     def _unwind_intent(self, position: Position, snapshot: MarketSnapshot, reason: str) -> Intent:
         return Intent(strategy="risk", kind="close", market=position.market, direction=position.direction,

@@ -7,7 +7,7 @@ accounting), `_x96` Q64.96 fixed point, `_ppm` parts per million, `_wei` for ETH
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Literal, Union
 
@@ -127,6 +127,7 @@ class MarketSnapshot:
     markets: Mapping[str, MarketView]
     account: PerpAccountState | Unavailable | None
     rpc_round_trips: int
+    wallet_raw: Mapping[str, int] = field(default_factory=dict)  # the account's token balances by token address
 
 
 SnapshotPart = Union[PerpMarketState, V2PairState, "V3PoolState", OracleState, Unavailable]

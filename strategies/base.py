@@ -109,6 +109,7 @@ class RiskLimits:
     stop_loss_basis_bps: float  # close when the basis moved this far against the entry
     max_residual_base_x18: int = 0  # residual delta tolerated in a trade
     spot_inventory_raw: Mapping[str, int] | None = None
+    usdc_wallet_usd: float | None = None  # USDC the executor holds for spot buys (None: not checked)
 
     def __post_init__(self) -> None:
         for name in ("max_notional_usd_per_market", "remaining_total_notional_usd", "free_collateral_usd",

@@ -186,6 +186,9 @@ def mid_prices_usd(view: MarketView, venue: SpotVenue) -> tuple[float, float] | 
     return perp.pool.sqrt_price_x96 ** 2 / Q192, spot
 
 
+USDC_SPEND_SHARE = 0.95  # of the executor's USDC a spot buy may plan to use
+
+
 def compute_size_cap(view: MarketView, direction: Direction, venue: SpotVenue, limits: RiskLimits,
                      account: PerpAccountState | None) -> SizeCap | Unavailable:
     """The largest perp size the risk limits allow for a new position, rounded down to whole spot
@@ -203,6 +206,10 @@ def compute_size_cap(view: MarketView, direction: Direction, venue: SpotVenue, l
         (limits.free_collateral_usd * limits.max_leverage,
          f"free collateral ${limits.free_collateral_usd:,.0f} x leverage {limits.max_leverage:g}"),
     ]
+    if direction is Direction.SHORT_PERP and limits.usdc_wallet_usd is not None:
+        # The spot leg buys with the executor's USDC; keep room for the pool fee and price impact.
+        caps_usd.append((limits.usdc_wallet_usd * USDC_SPEND_SHARE,
+                         f"executor USDC ${limits.usdc_wallet_usd:,.0f} x {USDC_SPEND_SHARE:g}"))
     if account is not None and limits.min_margin_ratio > 0:
         room = account.account_value_x18 / ONE_X18 / limits.min_margin_ratio - account.total_abs_position_value_x18 / ONE_X18
         caps_usd.append((max(0.0, room), f"margin ratio >= {limits.min_margin_ratio:g} after the trade"))

@@ -82,6 +82,9 @@ def test_steady_state_snapshot_takes_two_calls_and_matches_direct_reads(devnet: 
     assert account is not None and not isinstance(account, Unavailable)
     assert account.account_value_x18 == read_at(devnet, block, perp_addrs["ClearingHouse"], "ClearingHouse", "getAccountValue", trader)
     assert account.free_collateral_raw == read_at(devnet, block, perp_addrs["Vault"], "Vault", "getFreeCollateral", trader)
+    # the account's wallet, read in the same batch: USDC and every spot token
+    for token in {perp_addrs["USDC"], *(m.spot_token for m in devnet.manifest.markets)}:
+        assert snap.wallet_raw[token] == read_at(devnet, block, token, "MintableERC20", "balanceOf", trader)
 
 
 def test_a_failing_sub_read_marks_only_that_venue_unavailable(devnet: Devnet) -> None:

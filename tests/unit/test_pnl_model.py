@@ -304,3 +304,13 @@ def test_given_no_edge_when_optimising_then_the_best_is_still_a_loss() -> None:
     search, _ = result
     assert search.best is not None and search.best.net_usd < 0
     assert isinstance(search.best.estimate, PnlEstimate)
+
+
+def test_given_little_executor_usdc_when_capping_a_short_perp_then_the_wallet_binds() -> None:
+    view = market_view()
+    cap = compute_size_cap(view, Direction.SHORT_PERP, "uniswap_v3", limits(usdc_wallet_usd=30_000.0), None)
+    assert not isinstance(cap, Unavailable) and "executor USDC" in cap.binding
+    assert cap.max_perp_base_x18 * 3000 / ONE_X18 <= 30_000.0 * 0.95 + 1
+    # a long perp sells spot instead: the USDC wallet does not limit it
+    long_cap = compute_size_cap(view, Direction.LONG_PERP, "uniswap_v3", limits(usdc_wallet_usd=30_000.0), None)
+    assert not isinstance(long_cap, Unavailable) and "executor USDC" not in long_cap.binding
