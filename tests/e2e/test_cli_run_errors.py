@@ -1,0 +1,62 @@
+"""`keeper run` refuses bad input with one line naming the problem, exit code 2, before starting
+anything or sending anything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keeper.devnet.world import World, prebuilt_state, start_world
+
+
+def run_keeper(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KEEPER_")}
+    return subprocess.run([sys.executable, "-m", "keeper", "run", *args], capture_output=True, text=True,
+                          timeout=60, env={**environment, **(env or {})}, cwd=cwd)
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ("[risk]\nmax_levrage = 2\n", "risk.max_levrage: unknown key"),
+    ("[execution]\nslippage_bps = -5\n", "execution.slippage_bps"),
+    ("[chain]\npreset = 'optimism'\n", "chain.rpc_url: required with preset 'optimism'"),
+])
+def test_a_bad_config_exits_2_naming_the_field(tmp_path: Path, toml: str, message: str) -> None:
+    config = tmp_path / "keeper.toml"
+    config.write_text(toml)
+    result = run_keeper("--config", str(config), "--blocks", "1", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_keeper_variable_exits_2(tmp_path: Path) -> None:
+    result = run_keeper("--blocks", "1", env={"KEEPER_RISK__MAX_LEVRAGE": "2"}, cwd=tmp_path)
+    assert result.returncode == 2 and "risk.max_levrage" in result.stderr
+
+
+def test_live_mode_without_a_key_exits_2_before_sending(tmp_path: Path) -> None:
+    world: World = start_world(load_state=prebuilt_state())
+    try:
+        manifest = tmp_path / "manifest.json"
+        world.manifest.write(manifest)
+        nonce = world.node.rpc.call("eth_getTransactionCount", [world.manifest.accounts.keeper, "latest"])  # type: ignore[union-attr]
+        result = run_keeper("--rpc-url", world.node.rpc_url, "--manifest", str(manifest), "--blocks", "1",
+                            env={"KEEPER_MONITORING__JOURNAL": str(tmp_path / "j.sqlite")}, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "KEEPER_PRIVATE_KEY" in result.stderr and "is not set" in result.stderr
+        assert world.node.rpc.call("eth_getTransactionCount", [world.manifest.accounts.keeper, "latest"]) == nonce  # type: ignore[union-attr]
+    finally:
+        world.stop()
+
+
+def test_an_unreachable_rpc_exits_2_naming_it(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    world = start_world(load_state=prebuilt_state())
+    world.manifest.write(manifest)
+    world.stop()
+    result = run_keeper("--rpc-url", "http://127.0.0.1:9", "--manifest", str(manifest), "--dry-run", cwd=tmp_path)
+    assert result.returncode == 2 and "http://127.0.0.1:9" in result.stderr
