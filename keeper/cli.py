@@ -68,6 +68,9 @@ def run(
         except TransientError as exc:
             raise FatalError(f"chain.rpc_url: {exc}") from exc
         run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval)
+        if runtime.engine.fatal is not None:  # an orderly stop on a fatal error inside a tick: exit 1
+            err.print(f"[bold red]error:[/] {runtime.engine.fatal}", highlight=False)
+            raise typer.Exit(1)
     except KeeperError as exc:
         raise _fail(exc) from exc
     finally:

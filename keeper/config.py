@@ -39,6 +39,8 @@ class ChainConfig(_Section):
     manifest: Path | None = Field(None, description="devnet manifest with every address (devnet preset)")
     poll_interval_s: float = Field(0.25, gt=0, le=60)
     request_timeout_s: float = Field(10.0, gt=0, le=300)
+    startup_retry_s: float = Field(30.0, ge=0, le=3_600, description="retry transient RPC errors at start this long")
+    startup_backoff_max_s: float = Field(4.0, gt=0, le=300, description="longest wait between start attempts")
 
 
 class AccountConfig(_Section):
@@ -85,6 +87,7 @@ class RiskConfig(_Section):
     daily_loss_limit_usd: float = Field(2_000, gt=0)
     max_oracle_age_s: int = Field(1_800, gt=0, description="below the Perp feed's own timeout (2,400 s)")
     max_snapshot_age_blocks: int = Field(3, ge=0)
+    max_block_age_s: int = Field(0, ge=0, description="newest block vs wall clock; 0: off (pinned-clock devnets)")
     max_index_spot_divergence_bps: float = Field(200, gt=0)
     stop_loss_basis_bps: float = Field(150, gt=0, description="unwind when basis widens this far past entry")
     max_residual_delta_bps: float = Field(50, ge=0, description="re-hedge when |residual| / size exceeds this")
@@ -107,6 +110,7 @@ class MonitoringConfig(_Section):
     log_format: Literal["auto", "json", "console"] = "auto"
     metrics_port: int = Field(0, ge=0, le=65_535, description="Prometheus /metrics on 127.0.0.1; 0: off")
     journal: Path = Path(".keeper/journal.sqlite")
+    journal_retention_days: float = Field(30.0, ge=0, description="skip rows and funding readings kept; 0: all")
 
 
 class KeeperConfig(_Section):

@@ -1,9 +1,13 @@
 """One tick: collect -> signals -> risk -> strategies -> plan -> execute -> journal.
 
-Only this module (and the CLI) catches broadly: a strategy that raises is isolated and disabled
-after `strategies.max_failures` consecutive failures; a transient RPC error skips the tick; a
-skipped opportunity is logged with its reason. Every decision and every transaction is one log
-event, and every tick ends with a `tick` summary event.
+Only this module (and the CLI) catches broadly, through the error boundary (keeper/boundary.py):
+`tick` never raises. A strategy that raises is isolated and disabled after
+`strategies.max_failures` consecutive failures; a market after as many unexpected errors in a row
+is quarantined; a transient RPC error skips the tick (or the intent); a skipped opportunity is
+logged with its reason; a fatal error stops the keeper in order (`fatal`). Every signed
+transaction is in the journal before it is broadcast and is booked whenever its outcome is known
+(keeper/inflight.py). Every decision and every transaction is one log event, and every tick ends
+with a `tick` summary event.
 """
 
 from __future__ import annotations
@@ -13,16 +17,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from keeper.adopt import chain_positions
+from keeper.boundary import ErrorBoundary
+from keeper.chain.pending import PendingEntry
 from keeper.collect import SnapshotCollector
 from keeper.config import KeeperConfig
-from keeper.errors import KeeperError, SkipOpportunity, TransientError
+from keeper.errors import ErrorGroup, SkipOpportunity
 from keeper.execute import Executor
-from keeper.journal import ChainPosition
+from keeper.inflight import InFlight
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.pnl_split import TradeFees, compute_spot_fee_x18
 from keeper.plan import PRIORITY_FEE_WEI, Planner, eth_price_x18
-from keeper.risk import OracleRecovery, RiskView, assess_risk
+from keeper.retention import prune_journal
+from keeper.risk import OracleRecovery, RiskView, assess_risk, snapshot_stale_reason
+from keeper.skiplog import SkipLog
 from keeper.signals import BasisHistory, Signal, compute_signals
 from keeper.types import (
     Direction,
@@ -39,6 +48,7 @@ from keeper.types import (
 from strategies.base import BasisStats, CostModel, RiskLimits, StrategyContext
 
 log = get_logger("keeper.engine")
+PRUNE_EVERY_S = 3_600
 
 
 @dataclass
@@ -74,10 +84,23 @@ class Engine:
     virtual_positions: dict[str, Position] = field(default_factory=dict)  # dry run only
     virtual_owners: dict[str, str] = field(default_factory=dict)  # dry run only: market -> strategy
     _deferred_skips: list[Any] = field(default_factory=list)
+    clock: Callable[[], float] = time.time  # wall clock, for the block-age check
+    _pruned_at_s: int = 0
     oracle_recovery: OracleRecovery = field(init=False)
+    boundary: ErrorBoundary = field(init=False)
+    inflight: InFlight | None = field(init=False)
+    skip_log: SkipLog = field(init=False)
 
     def __post_init__(self) -> None:
         self.oracle_recovery = OracleRecovery(self.config.risk.max_oracle_age_s)
+        self.boundary = ErrorBoundary(self.metrics, self.config.strategies.max_failures)
+        self.inflight = InFlight(self.journal, self.executor) if self.executor.mode == "live" else None
+        self.skip_log = SkipLog(self.journal)
+
+    @property
+    def fatal(self) -> BaseException | None:
+        """A fatal error caught in a tick: the runtime stops the loop and the process exits 1."""
+        return self.boundary.fatal
 
     # ------------------------------------------------------------------ positions
     def positions(self) -> dict[str, Position]:
@@ -87,58 +110,77 @@ class Engine:
 
     # ------------------------------------------------------------------ tick
     def tick(self, head_block: int | None = None) -> TickReport | None:
+        """One tick on the newest block (None when there is none, or the tick was cut short).
+        Never raises: every exception is handled by the error boundary, by group."""
+        self._deferred_skips.clear()
+        try:
+            report = self._tick(head_block)
+        except Exception as exc:  # noqa: BLE001 - the boundary: the scheduler never sees an exception
+            self.boundary.handle(exc, where="tick", block=head_block)
+            return None
+        self.boundary.succeeded()
+        return report
+
+    def _tick(self, head_block: int | None) -> TickReport | None:
         started = time.perf_counter()
         rpc = self.collector.rpc
-        try:
-            head = rpc.block_number() if head_block is None else head_block
-            if head <= self.last_block:
-                return None
-            snapshot = self.collector.fetch_snapshot(head)
-        except TransientError as exc:
-            self.metrics.rpc_errors.inc()
-            log.warning("tick.skipped", reason=f"RPC: {exc}")
+        head = rpc.block_number() if head_block is None else head_block
+        if head <= self.last_block:
             return None
+        snapshot = self.collector.fetch_snapshot(head)
         snapshot_ms = (time.perf_counter() - started) * 1000
         self.metrics.snapshot_seconds.observe(snapshot_ms / 1000)
         self.last_block = snapshot.block_number
         signals = [s for s in compute_signals(snapshot, self.history) if isinstance(s, Signal)]
         self._observe(snapshot, signals)
+        outcomes = self.settle_in_flight(snapshot)
+        in_flight = self.inflight.markets() if self.inflight is not None else set()
         positions = self.positions()
         self._record_funding(snapshot, positions)
         risk = assess_risk(snapshot, signals, positions, self.config.risk, head_block=head,
                            gas_price_wei=snapshot.base_fee_wei, realized_today_usd=self._realized_today_usd(),
-                           kill_switch=self.kill_switch(), settling_until_s=self.oracle_recovery.observe(snapshot))
+                           kill_switch=self.kill_switch(), settling_until_s=self.oracle_recovery.observe(snapshot),
+                           now_s=self.clock())
+        held = {m: why for m, why in self.boundary.blocked(positions).items()}
+        held.update({m: "a transaction of this market is in flight: booked first" for m in in_flight})
         skips: list[str] = []
-        intents = self._decide(snapshot, signals, positions, risk, skips)
+        intents = self._decide(snapshot, signals, positions, risk, skips, held)
         by_key = {(s.market, s.spot_venue): s for s in signals}
-        outcomes = []
+        decided_at = rpc.block_number() if intents else head  # staleness at decision time
         for intent in intents:
-            outcome = self._plan_and_execute(intent, snapshot, positions.get(intent.market), by_key, skips)
+            outcome = self._plan_and_execute(intent, snapshot, positions.get(intent.market), by_key, skips, decided_at)
+            if self.fatal is not None:
+                break
             if outcome is not None:
                 outcomes.append(outcome)
+        self._prune(snapshot)
         for skip in self._deferred_skips:
-            self.journal.record_skip(block=snapshot.block_number, strategy=skip.strategy, market=skip.market,
-                                     reason=skip.reason, timestamp_s=snapshot.block_timestamp)
+            self.skip_log.record(block=snapshot.block_number, strategy=skip.strategy, market=skip.market,
+                                 reason=skip.reason, timestamp_s=snapshot.block_timestamp)
         self._deferred_skips.clear()
         tick_ms = (time.perf_counter() - started) * 1000
         self.metrics.tick_seconds.observe(tick_ms / 1000)
         log.info("tick", block=snapshot.block_number, snapshot_ms=round(snapshot_ms, 2), tick_ms=round(tick_ms, 2),
                  rpc_calls=snapshot.rpc_round_trips, signals=len(signals), intents=len(intents),
                  sent=len(outcomes), skips=len(skips), positions=sorted(self.positions()),
-                 blocked={k: v for k, v in risk.blocked_markets.items()}, guard=risk.freeze or risk.unwind_all or risk.no_new_positions)
+                 blocked={k: v for k, v in risk.blocked_markets.items()}, held=held,
+                 guard=risk.freeze or risk.unwind_all or risk.no_new_positions)
         return TickReport(snapshot.block_number, snapshot_ms, tick_ms, len(signals), len(intents), tuple(outcomes), tuple(skips))
 
     # ------------------------------------------------------------------ stages
     def _decide(self, snapshot: MarketSnapshot, signals: list[Signal], positions: Mapping[str, Position],
-                risk: RiskView, skips: list[str]) -> list[Intent]:
+                risk: RiskView, skips: list[str], held: Mapping[str, str]) -> list[Intent]:
+        """Intents, one per market at most, closes first. `held`: markets not traded this tick
+        (quarantined, or a transaction in flight), with the reason; strategies do not see them."""
         if risk.freeze:
             skips.append(risk.freeze)
             log.warning("decision.frozen", block=snapshot.block_number, reason=risk.freeze)
             return []
         if risk.unwind_all:
-            return [self._unwind_intent(p, snapshot, risk.unwind_all) for p in positions.values()]
-        rehedges = self._residual_drift(snapshot, positions)
-        enabled = set(self.config.markets.enabled)
+            return [self._unwind_intent(p, snapshot, risk.unwind_all) for p in positions.values() if p.market not in held]
+        rehedges = self._residual_drift(snapshot, positions, held)
+        positions = {m: p for m, p in positions.items() if m not in held}
+        enabled = set(self.config.markets.enabled) - set(held)
         venues = set(self.config.markets.spot_venues)
         usable = [s for s in signals if s.market in enabled and s.spot_venue in venues]
         context = self.strategy_context(snapshot, usable, positions)
@@ -176,24 +218,25 @@ class Engine:
         by_market.update(rehedges)  # a drifted hedge is fixed before anything a strategy wants there
         return sorted(by_market.values(), key=lambda i: (i.kind != "close", i.market))
 
-    def _residual_drift(self, snapshot: MarketSnapshot, positions: Mapping[str, Position]) -> dict[str, Intent]:
+    def _residual_drift(self, snapshot: MarketSnapshot, positions: Mapping[str, Position],
+                        held: Mapping[str, str]) -> dict[str, Intent]:
         """Re-hedge: the chain's perp size is checked against the books every tick (a partial
         liquidation, or anything else outside the keeper, changes it). The journal takes the
         chain's size; when |perp + spot| then exceeds risk.max_residual_delta_bps of the position,
         the position is unwound in one atomic trade, which leaves both legs flat (delta neutral)."""
         account = snapshot.account
-        if self.executor.mode == "dry_run" or not isinstance(account, PerpAccountState) or not positions:
+        if self.executor.mode == "dry_run" or not isinstance(account, PerpAccountState):
             return {}
-        chain = {name: held.position_size_x18 for name, held in account.markets.items()}
-        if any(chain.get(m, 0) != p.perp_base_x18 for m, p in positions.items()):
-            self.journal.reconcile({m: ChainPosition(chain.get(m, 0)) for m in set(chain) | set(positions)},
-                                   block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
+        in_flight = self.inflight.markets() if self.inflight is not None else set()
+        chain = chain_positions(snapshot, self.collector.sources, positions, in_flight)
+        if any(c.perp_base_x18 != (positions[m].perp_base_x18 if m in positions else 0) for m, c in chain.items()):
+            self.journal.reconcile(chain, block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
             positions = self.positions()
         intents = {}
         tolerance = self.config.risk.max_residual_delta_bps
         for market, position in positions.items():
             view = snapshot.markets.get(market)
-            if view is None or position.perp_base_x18 == 0:
+            if view is None or position.perp_base_x18 == 0 or market in held:
                 continue
             scale = 10 ** (18 - view.spot_token_decimals)
             residual = position.perp_base_x18 + position.spot_raw * scale
@@ -251,7 +294,8 @@ class Engine:
                       valid_until_block=snapshot.block_number + self.config.execution.intent_ttl_blocks)
 
     def _plan_and_execute(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None,
-                          signals: Mapping[tuple[str, str], Signal], skips: list[str]) -> Outcome | None:
+                          signals: Mapping[tuple[str, str], Signal], skips: list[str],
+                          decided_at: int) -> Outcome | None:
         signal = signals.get((intent.market, intent.spot_venue))
         inputs = {} if signal is None else {"basis_bps": signal.basis_bps, "basis_zscore": signal.basis_zscore,
                                             "funding_apr": signal.funding_apr, "spot_usd": signal.spot_price_usd,
@@ -263,8 +307,28 @@ class Engine:
                  market=intent.market, direction=intent.direction.value, venue=intent.spot_venue,
                  perp_base_x18=intent.perp_base_x18, expected_net_usd=round(intent.expected.net_usd, 4),
                  reason=intent.reason)
+        stale = snapshot_stale_reason(snapshot.block_number, decided_at, self.config.risk.max_snapshot_age_blocks)
+        if stale:
+            self._skip(intent, snapshot, "risk", f"at decision time: {stale}", skips, decision_id)
+            return None
+        sent: list[int] = []  # journal ids of the transactions signed for this decision
         try:
-            plan = self.planner.plan(intent, snapshot, position)
+            outcome = self._execute(intent, snapshot, position, decision_id, decided_at, skips, sent)
+        except Exception as exc:  # noqa: BLE001 - the boundary, for this intent's market
+            group = self.boundary.handle(exc, where="execute", block=snapshot.block_number, market=intent.market)
+            if not sent:
+                self._skip(intent, snapshot, "execute", f"{group.value}: {exc}", skips, decision_id)
+            elif group is ErrorGroup.TRANSIENT:
+                log.warning("tx.in_flight", market=intent.market, tx_ids=sent,
+                            reason=f"outcome unknown ({exc}); booked when known")
+            return None
+        self.boundary.succeeded(intent.market)
+        return outcome
+
+    def _execute(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None, decision_id: int,
+                 decided_at: int, skips: list[str], sent: list[int]) -> Outcome | None:
+        try:
+            plan = self.planner.plan(intent, snapshot, position, head_block=decided_at)
         except SkipOpportunity as exc:
             self._skip(intent, snapshot, "plan", str(exc), skips, decision_id)
             return None
@@ -273,36 +337,66 @@ class Engine:
                  expected_net_usd=round(plan.expected_net_usd, 4), predicted=plan.predicted.__dict__,
                  perp_bound_x18=plan.perp_opposite_amount_bound_x18, spot_limit_raw=plan.spot_limit_raw,
                  min_net_quote_x18=plan.min_net_quote_x18)
-        try:
-            outcome = self.executor.execute(plan)
-        except KeeperError as exc:
-            self._skip(intent, snapshot, "execute", str(exc), skips, decision_id)
-            return None
+        eth_x18 = eth_price_x18(snapshot)
+
+        def on_signed(entry: PendingEntry) -> None:
+            for tx_id in sent:  # the sender re-signs only after the node refused the previous one
+                self.journal.record_tx_outcome(tx_id, Outcome(plan, "dropped", None, None, 0, 0, None,
+                                                              "refused by the node; re-signed"))
+            sent.clear()
+            sent.append(self.journal.record_tx_sent(decision_id, plan, tx_hash=entry.latest.tx_hash, nonce=entry.nonce,
+                                                    sent_block=snapshot.block_number, eth_price_x18=eth_x18))
+
+        outcome = self.executor.execute(plan, on_signed)
         self.metrics.tx_outcomes.labels(outcome.status).inc()
         self.metrics.decisions.labels(intent.strategy, intent.kind, outcome.status).inc()
         log.info("tx.outcome", block=snapshot.block_number, market=intent.market, kind=intent.kind,
                  status=outcome.status, tx_hash=outcome.tx_hash, gas_used=outcome.gas_used,
                  fee_paid_wei=outcome.fee_paid_wei, fills=outcome.fills.__dict__ if outcome.fills else None,
                  detail=outcome.detail)
-        self._book(decision_id, intent, outcome, snapshot)
+        self._book(decision_id, outcome, snapshot, sent[-1] if sent else None)
         if outcome.status == "dry_run" and outcome.fills is not None:
             self._apply_virtual(intent, outcome, snapshot, signal)
         return outcome
 
-    def _book(self, decision_id: int, intent: Intent, outcome: Outcome, snapshot: MarketSnapshot) -> None:
-        """The journal's record of an outcome, with the fees and funding its receipt showed."""
+    def settle_in_flight(self, snapshot: MarketSnapshot) -> list[Outcome]:
+        """Book every transaction in flight whose outcome is known now (see keeper/inflight.py)."""
+        if self.inflight is None:
+            return []
+        booked = []
+        for tx, outcome in self.inflight.settle(snapshot.block_number):
+            self.metrics.tx_outcomes.labels(outcome.status).inc()
+            log.info("tx.outcome", block=snapshot.block_number, market=tx.market, kind=tx.kind, status=outcome.status,
+                     tx_hash=outcome.tx_hash, gas_used=outcome.gas_used, fee_paid_wei=outcome.fee_paid_wei,
+                     fills=outcome.fills.__dict__ if outcome.fills else None, detail=outcome.detail, late=True)
+            self._book(tx.decision_id, outcome, snapshot, tx.id)
+            booked.append(outcome)
+        return booked
+
+    def _book(self, decision_id: int, outcome: Outcome, snapshot: MarketSnapshot, tx_id: int | None) -> None:
+        """The journal's record of an outcome, with the fees and funding its receipt showed;
+        `tx_id`: the transaction row recorded when it was signed (None: nothing was signed)."""
         fees = None
+        intent = outcome.plan.intent
         if outcome.status == "included" and outcome.fills is not None:
             view = snapshot.markets[intent.market]
             venue = outcome.plan.intent.spot_venue
             fee_pips = 3000 if venue == "uniswap_v2" or isinstance(view.spot_v3, Unavailable) else view.spot_v3.fee_pips
             fees = TradeFees(perp_fee_x18=outcome.perp_fee_x18,
                              spot_fee_x18=compute_spot_fee_x18(outcome.fills.spot_raw, outcome.fills.usdc_raw, fee_pips))
-        self.journal.record_outcome(
-            decision_id, outcome, nonce=outcome.nonce, sent_block=snapshot.block_number,
-            block_timestamp_s=outcome.block_timestamp_s, position_base_after_x18=outcome.position_base_after_x18,
-            fees=fees, settled_funding_x18=outcome.settled_funding_x18,
-            eth_price_x18=eth_price_x18(snapshot), attempt_hashes=outcome.attempt_hashes)
+        if tx_id is None:
+            self.journal.record_outcome(
+                decision_id, outcome, nonce=outcome.nonce, sent_block=snapshot.block_number,
+                block_timestamp_s=outcome.block_timestamp_s, position_base_after_x18=outcome.position_base_after_x18,
+                fees=fees, settled_funding_x18=outcome.settled_funding_x18,
+                eth_price_x18=eth_price_x18(snapshot), attempt_hashes=outcome.attempt_hashes)
+            return
+        self.journal.record_tx_outcome(
+            tx_id, outcome, block_timestamp_s=outcome.block_timestamp_s,
+            position_base_after_x18=outcome.position_base_after_x18, fees=fees,
+            settled_funding_x18=outcome.settled_funding_x18, attempt_hashes=outcome.attempt_hashes)
+        if self.inflight is not None:
+            self.inflight.acknowledge(outcome.nonce)
 
     def _skip(self, intent: Intent, snapshot: MarketSnapshot, stage: str, reason: str, skips: list[str],
               decision_id: int | None = None) -> None:
@@ -311,8 +405,12 @@ class Engine:
         self.metrics.decisions.labels(intent.strategy, intent.kind, f"skipped_{stage}").inc()
         log.info("decision.skipped", block=snapshot.block_number, stage=stage, strategy=intent.strategy,
                  market=intent.market, kind=intent.kind, reason=reason)
-        self.journal.record_skip(block=snapshot.block_number, strategy=intent.strategy, market=intent.market,
-                                 reason=f"{stage}: {reason}", decision_id=decision_id)
+        if decision_id is not None:
+            self.journal.record_skip(block=snapshot.block_number, strategy=intent.strategy, market=intent.market,
+                                     reason=f"{stage}: {reason}", decision_id=decision_id)
+        else:
+            self.skip_log.record(block=snapshot.block_number, strategy=intent.strategy, market=intent.market,
+                                 reason=f"{stage}: {reason}", timestamp_s=snapshot.block_timestamp)
 
     # ------------------------------------------------------------------ bookkeeping
     def _apply_virtual(self, intent: Intent, outcome: Outcome, snapshot: MarketSnapshot, signal: Signal | None) -> None:
@@ -344,6 +442,12 @@ class Engine:
                 self.journal.record_funding(market, block=snapshot.block_number,
                                             pending_funding_x18=held.pending_funding_x18,
                                             timestamp_s=snapshot.block_timestamp)
+
+    def _prune(self, snapshot: MarketSnapshot) -> None:
+        """Journal retention, once an hour of block time (keeper/retention.py)."""
+        if snapshot.block_timestamp - self._pruned_at_s >= PRUNE_EVERY_S:
+            self._pruned_at_s = snapshot.block_timestamp
+            prune_journal(self.journal, snapshot.block_timestamp, self.config.monitoring.journal_retention_days)
 
     def _realized_today_usd(self) -> float:
         return float(self.journal.realized_today_usd())

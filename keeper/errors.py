@@ -3,10 +3,14 @@
 - FatalError: stop the process (bad config, wrong chain, missing contract code, missing tool).
 - TransientError: retry with backoff, then skip the tick (RPC timeout, connection refused, 429).
 - SkipOpportunity: log the reason and move on (stale data, simulation revert, below min profit).
+- anything else reaching the engine is unexpected: an error event with the traceback, and the
+  strategy or market where it happened quarantined after N in a row (`classify_error`).
 Only the engine and the CLI catch broadly; everything else raises one of these.
 """
 
 from __future__ import annotations
+
+from enum import Enum
 
 
 class KeeperError(Exception):
@@ -57,3 +61,45 @@ class TxRevertedError(KeeperError):
 
 class SkipOpportunity(KeeperError):
     """This tick's opportunity is skipped for the stated reason; nothing was sent."""
+
+
+class TransientRpcError(RpcError, TransientError):
+    """A JSON-RPC error reply that means "try again" (rate limited, busy, timed out upstream)."""
+
+
+# JSON-RPC error codes that mean "try again": EIP-1474 limit exceeded / resource unavailable,
+# and the 429 some gateways put in the JSON body.
+_TRANSIENT_RPC_CODES = frozenset({-32005, -32002, 429})
+# Wording of try-again replies (geth, erigon, alchemy, infura, quicknode, anvil forks).
+_TRANSIENT_RPC_WORDS = ("rate limit", "too many requests", "try again", "timed out", "timeout", "temporarily",
+                        "unavailable", "header not found", "busy", "capacity", "limit exceeded", "quota", "overloaded")
+
+
+def rpc_error_from_reply(method: str, code: int, message: str, data: object = None) -> RpcError:
+    """The exception for a JSON-RPC error reply: TransientRpcError when it means "try again",
+    else RpcError (a revert, a refused transaction, a bad request). The transport calls this."""
+    text = message.lower()
+    if code in _TRANSIENT_RPC_CODES or any(word in text for word in _TRANSIENT_RPC_WORDS):
+        return TransientRpcError(method, code, message, data)
+    return RpcError(method, code, message, data)
+
+
+class ErrorGroup(Enum):
+    """How the keeper reacts to an exception that reached the engine."""
+
+    TRANSIENT = "transient"  # metric + warning, skip the tick (the next one retries)
+    OPPORTUNITY = "opportunity"  # skip with its reason
+    FATAL = "fatal"  # orderly stop, exit 1
+    UNEXPECTED = "unexpected"  # error event with the traceback; quarantine after N in a row
+
+
+def classify_error(exc: BaseException) -> ErrorGroup:
+    if isinstance(exc, TransientError):
+        return ErrorGroup.TRANSIENT
+    if isinstance(exc, SkipOpportunity):
+        return ErrorGroup.OPPORTUNITY
+    if isinstance(exc, FatalError):
+        return ErrorGroup.FATAL
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return ErrorGroup.TRANSIENT  # a socket-level failure that escaped the transport's mapping
+    return ErrorGroup.UNEXPECTED

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from keeper.chain.rpc import JsonRpc
-from keeper.chain.sender import SimulationReverted, TxRequest, TxSender
-from keeper.errors import RpcError, SkipOpportunity
+from keeper.chain.sender import OnSigned, SimulationReverted, TxOutcome, TxRequest, TxSender
+from keeper.errors import RpcError, SkipOpportunity, TransientError
 from keeper.logs import get_logger
 from keeper.types import Outcome, TxPlan
 from keeper.venues.executor import EXECUTOR, decode_fills_return, fills_from_receipt
@@ -25,7 +25,7 @@ _FUNCTION_OF_KIND = {"open": "openBasis", "resize": "resizeBasis", "close": "clo
 class Executor(Protocol):
     mode: str
 
-    def execute(self, plan: TxPlan) -> Outcome: ...
+    def execute(self, plan: TxPlan, on_signed: OnSigned | None = None) -> Outcome: ...
 
 
 class LiveExecutor:
@@ -36,20 +36,30 @@ class LiveExecutor:
         self.rpc = rpc
         self.clearing_house = clearing_house
 
-    def execute(self, plan: TxPlan) -> Outcome:
+    def execute(self, plan: TxPlan, on_signed: OnSigned | None = None) -> Outcome:
+        """Send and wait. `on_signed(entry)` sees each signed transaction before it is broadcast.
+        A TransientError (RPC trouble, not settled in time) leaves the transaction tracked by the
+        sender: `settle` it later (see keeper/inflight.py)."""
         intent = plan.intent
         request = TxRequest(to=plan.to, data=plan.calldata, value_wei=plan.value_wei,
-                            label=f"{intent.kind} {intent.market} {intent.direction.value}", errors_abi=EXECUTOR)
+                            label=f"{intent.kind} {intent.market} {intent.direction.value}", errors_abi=EXECUTOR,
+                            valid_until_block=intent.valid_until_block)
         try:
-            result = self.sender.send(request)
+            result = self.sender.send(request, on_signed)
         except SimulationReverted as exc:
             return Outcome(plan, "simulation_reverted", None, None, 0, 0, None, exc.reason)
         except SkipOpportunity as exc:  # fee cap, node refused the broadcast
             return Outcome(plan, "dropped", None, None, 0, 0, None, str(exc))
+        return self.outcome_of(plan, result)
+
+    def outcome_of(self, plan: TxPlan, result: TxOutcome) -> Outcome:
+        """A settled transaction as the journal books it: fills and Perp's facts from its receipt."""
         fills = position_after = block_ts = None
         perp_fee = settled = 0
         if result.status == "included":
-            receipt = self.rpc.call("eth_getTransactionReceipt", [result.tx_hash]) or {}
+            receipt = self.rpc.call("eth_getTransactionReceipt", [result.tx_hash])
+            if receipt is None:  # a reorg between settling and reading: the next poll decides
+                raise TransientError(f"tx {result.tx_hash}: receipt gone after it settled (reorg?)")
             found = fills_from_receipt(receipt, plan.to)
             if found:
                 _, fills, position_after = found
@@ -72,11 +82,13 @@ class DryRunExecutor:
         self.rpc = rpc
         self.owner = owner
 
-    def execute(self, plan: TxPlan) -> Outcome:
+    def execute(self, plan: TxPlan, on_signed: OnSigned | None = None) -> Outcome:
         function = _FUNCTION_OF_KIND[plan.intent.kind]
         call = {"from": self.owner, "to": plan.to, "data": "0x" + plan.calldata.hex()}
         try:
             data = bytes.fromhex(self.rpc.call("eth_call", [call, "latest"])[2:])
+        except TransientError:
+            raise
         except RpcError as exc:
             raw = exc.data if isinstance(exc.data, str) and exc.data.startswith("0x") else ""
             reason = EXECUTOR.describe_revert(bytes.fromhex(raw[2:])) if len(raw) > 2 else exc.rpc_message

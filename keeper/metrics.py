@@ -28,6 +28,9 @@ class KeeperMetrics:
         self.tx_outcomes = Counter("keeper_tx_outcomes_total", "Transaction outcomes", ["status"], registry=r)
         self.decisions = Counter("keeper_decisions_total", "Strategy decisions", ["strategy", "kind", "result"], registry=r)
         self.skips = Counter("keeper_skips_total", "Opportunities skipped, by stage", ["stage"], registry=r)
+        self.tick_errors = Counter("keeper_tick_errors_total", "Exceptions caught at the engine's boundary, by group",
+                                   ["group"], registry=r)
+        self.quarantined = Gauge("keeper_quarantined_markets", "Markets quarantined (not traded)", registry=r)
 
     def serve(self, port: int) -> None:
         if port:

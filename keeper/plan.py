@@ -77,10 +77,14 @@ class Planner:
             return quote_basis_trade(view, "close", position.direction, position.spot_venue, 0, position)
         return quote_basis_trade(view, intent.kind, intent.direction, intent.spot_venue, intent.perp_base_x18, position)
 
-    def plan(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None) -> TxPlan:
-        if snapshot.block_number > intent.valid_until_block:
+    def plan(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None,
+             head_block: int | None = None) -> TxPlan:
+        """`head_block`: the node's head now (the intent expires against it, not against the
+        snapshot it came from); None: the snapshot's block."""
+        now = snapshot.block_number if head_block is None else head_block
+        if now > intent.valid_until_block:
             raise IntentExpired(f"intent from block {intent.created_block} valid until {intent.valid_until_block}, "
-                                f"now {snapshot.block_number}")
+                                f"head now {now}")
         cfg = self.config
         quote = self.quote(intent, snapshot, position)
         bounds = compute_bounds(quote, cfg.execution.slippage_bps)

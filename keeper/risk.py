@@ -2,7 +2,8 @@
 
 Outcomes, from mildest to strongest:
 - a market is blocked for new positions (stale oracle, index/spot divergence, perp unavailable);
-- no new positions anywhere (gas price above the cap, daily loss limit hit, stale snapshot);
+- no new positions anywhere (gas price above the cap, daily loss limit hit, stale snapshot, a block
+  older than `max_block_age_s` by the wall clock);
 - unwind everything (margin ratio below its guard, kill switch set to unwind);
 - freeze: no transactions at all (kill switch set to freeze).
 Closing is always allowed unless frozen: a guard never traps a position.
@@ -43,9 +44,12 @@ def assess_risk(
     realized_today_usd: float,
     kill_switch: bool,
     settling_until_s: Mapping[str, int] | None = None,
+    now_s: float | None = None,
 ) -> RiskView:
     """`settling_until_s`: market -> timestamp until which its TWAP-based signals are still
-    settling after an oracle outage (see OracleRecovery); no new positions there before it."""
+    settling after an oracle outage (see OracleRecovery); no new positions there before it.
+    `head_block`: the node's head when the risk is assessed; `now_s`: the wall clock (the block
+    age check is off when None or `risk.max_block_age_s` is 0)."""
     if kill_switch and risk.kill_switch_action == "freeze":
         return RiskView(freeze="kill switch: freeze")
     unwind = "kill switch: unwind everything" if kill_switch else None
@@ -54,9 +58,13 @@ def assess_risk(
         ratio = account.margin_ratio
         if ratio is not None and ratio < risk.min_margin_ratio:
             unwind = f"margin ratio {ratio:.4f} below guard {risk.min_margin_ratio}"
-    no_new = None
-    if head_block - snapshot.block_number > risk.max_snapshot_age_blocks:
-        no_new = f"snapshot at block {snapshot.block_number} is {head_block - snapshot.block_number} blocks old"
+    no_new = snapshot_stale_reason(snapshot.block_number, head_block, risk.max_snapshot_age_blocks)
+    block_age_s = None if now_s is None or not risk.max_block_age_s else now_s - snapshot.block_timestamp
+    if no_new:
+        pass
+    elif block_age_s is not None and block_age_s > risk.max_block_age_s:
+        no_new = (f"block {snapshot.block_number} is {block_age_s:.0f} s old by the wall clock "
+                  f"(max {risk.max_block_age_s}): the node is behind")
     elif gas_price_wei > risk.max_gas_price_gwei * GWEI:
         no_new = f"gas price {gas_price_wei / GWEI:.3f} gwei above cap {risk.max_gas_price_gwei}"
     elif realized_today_usd <= -risk.daily_loss_limit_usd:
@@ -84,6 +92,14 @@ def assess_risk(
             blocked[s.market] = (f"index {s.index_price_usd:.4f} vs {s.spot_venue} spot {s.spot_price_usd:.4f}: "
                                  f"{divergence_bps:.1f} bps apart (max {risk.max_index_spot_divergence_bps})")
     return RiskView(blocked, no_new, unwind, None)
+
+
+def snapshot_stale_reason(snapshot_block: int, head_block: int, max_age_blocks: int) -> str | None:
+    """Why a snapshot is too old against the node's head, or None."""
+    if head_block - snapshot_block > max_age_blocks:
+        return (f"snapshot at block {snapshot_block} is {head_block - snapshot_block} blocks old, behind the head "
+                f"{head_block} (max {max_age_blocks})")
+    return None
 
 
 class OracleRecovery:

@@ -1,9 +1,11 @@
 """The keeper's lifecycle: start-up checks, the block loop, graceful shutdown.
 
-Start-up (any failure is fatal, with a message naming what is wrong, before anything is sent):
-chain id, addresses have code, the signing key (live mode only; dry runs hold none), the executor
-(deployed and owned by the key; on an anvil devnet or fork it is provisioned if not configured),
-balances for gas, the journal reconciled with the chain (the chain wins).
+Start-up: chain id, addresses have code, the signing key (live mode only; dry runs hold none), the
+executor (deployed and owned by the key; on an anvil devnet or fork it is provisioned if not
+configured), balances for gas, transactions left in flight by the last run booked, the journal
+reconciled with the chain (the chain wins). Transient RPC errors are retried with backoff for
+`chain.startup_retry_s` (keeper/startup.py); configuration and chain errors are fatal at once,
+with a message naming what is wrong, before anything is sent.
 
 The loop is an APScheduler job polling for new blocks, never two ticks at once (max_instances=1,
 coalesce); SIGINT/SIGTERM stop it after the current tick; SIGUSR1 (or the kill-switch file) pulls
@@ -39,8 +41,11 @@ from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.engine import Engine, StrategySlot
 from keeper.errors import ChainMismatchError, ConfigError, FatalError
 from keeper.execute import DryRunExecutor, Executor, LiveExecutor
-from keeper.journal import ChainPosition, Journal
-from keeper.types import PerpAccountState
+from keeper.adopt import chain_positions
+from keeper.journal import Journal
+from keeper.retention import prune_journal
+from keeper.startup import retry_transient
+from keeper.types import MarketSnapshot, PerpAccountState
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.plan import Planner
@@ -103,7 +108,8 @@ def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runt
             path = config.chain.manifest or Path(".keeper/devnet/manifest.json")
             manifest = DevnetManifest.read(path)
     try:
-        return _assemble(config, rpc_url, manifest, world, dry_run=dry_run, seed=seed)
+        return retry_transient(lambda: _assemble(config, rpc_url, manifest, world, dry_run=dry_run, seed=seed),
+                               budget_s=config.chain.startup_retry_s, backoff_max_s=config.chain.startup_backoff_max_s)
     except BaseException:
         if world is not None:
             world.stop()
@@ -150,13 +156,23 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
     # ---- reading, deciding, planning
     collector = SnapshotCollector(rpc, sources, account=executor_address)
     collector.prepare()
-    journal = Journal(config.monitoring.journal)
     snapshot = collector.fetch_snapshot()
     account = snapshot.account
     if not isinstance(account, PerpAccountState):
         raise ChainMismatchError(f"executor {executor_address}: Perp account unreadable: {getattr(account, 'reason', account)}")
-    chain_positions = {name: ChainPosition(held.position_size_x18) for name, held in account.markets.items()}
-    differences = journal.reconcile(chain_positions, block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
+    journal = Journal(config.monitoring.journal)
+    try:
+        return _assemble_engine(config, rpc, rpc_url, manifest, world, sources, collector, journal, snapshot, signer,
+                                owner, executor_address, chain_id, seed)
+    except BaseException:
+        journal.close()
+        raise
+
+
+def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, rpc_url: str, manifest: DevnetManifest | None,
+                     world: World | None, sources: Sources, collector: SnapshotCollector, journal: Journal,
+                     snapshot: MarketSnapshot, signer: Signer | None, owner: str, executor_address: str,
+                     chain_id: int, seed: int) -> Runtime:
     strategies = []
     for name in config.strategies.enabled:
         try:
@@ -172,13 +188,13 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
             rpc, signer,
             SenderConfig(FeePolicy(max_fee_per_gas_cap_wei=int(cfg.max_fee_per_gas_gwei * GWEI)),
                          gas_margin_bps=cfg.gas_margin_pct * 100, confirmations=cfg.confirmations,
-                         replace_after_blocks=cfg.replace_after_blocks, poll_interval_s=config.chain.poll_interval_s),
+                         replace_after_blocks=cfg.replace_after_blocks, poll_interval_s=config.chain.poll_interval_s,
+                         keep_settled=True),
             JsonFilePendingStore(config.monitoring.journal.with_name(f"pending-{chain_id}-{signer.address}.json")),
             chain_id=chain_id)
         sender.recover()
         executor = LiveExecutor(sender, rpc, sources.perp.clearing_house)
     metrics = KeeperMetrics()
-    metrics.serve(config.monitoring.metrics_port)
     kill_flag = threading.Event()
 
     def kill_switch() -> bool:
@@ -188,6 +204,12 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
         config=config, collector=collector, strategies=strategies,
         planner=Planner(config, executor_address, rpc), executor=executor, journal=journal, metrics=metrics,
         kill_switch=kill_switch, history=BasisHistory())
+    engine.settle_in_flight(snapshot)  # what the last run left in flight is booked before reconciling
+    in_flight = engine.inflight.markets() if engine.inflight is not None else set()
+    differences = journal.reconcile(chain_positions(snapshot, sources, journal.open_positions(), in_flight),
+                                    block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
+    prune_journal(journal, snapshot.block_timestamp, config.monitoring.journal_retention_days)
+    metrics.serve(config.monitoring.metrics_port)
     driver = None
     if world is not None and manifest is not None:
         driver = MarketActivity(JsonRpc(rpc_url), manifest, ActivityConfig(seed=seed))
@@ -211,6 +233,10 @@ def run_loop(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 
             if stop.is_set():
                 return
             report = runtime.engine.tick()
+            if runtime.engine.fatal is not None:  # logged as keeper.fatal by the engine
+                stop.set()
+                scheduler.shutdown(wait=False)
+                return
             if report is not None:
                 runtime.ticks += 1
                 if blocks is not None and runtime.ticks >= blocks:

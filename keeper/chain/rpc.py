@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from keeper.errors import RpcError, TransientError
+from keeper.errors import RpcError, TransientError, rpc_error_from_reply
 
 
 @dataclass
@@ -78,6 +78,9 @@ class JsonRpc:
         replies = self._post(payload)
         if not isinstance(replies, list):
             # Some nodes answer a whole batch with one error object.
+            err = replies.get("error") if isinstance(replies, dict) else None
+            if isinstance(err, dict):
+                raise rpc_error_from_reply("batch", int(err.get("code", 0)), str(err.get("message", "")))
             raise RpcError("batch", -32600, str(replies))
         by_id = {reply.get("id"): reply for reply in replies}
         return [_result_of(method, by_id.get(request_id, {})) for (method, _), request_id in zip(calls, ids)]
@@ -112,7 +115,7 @@ def _short_reason(exc: Exception) -> str:
 def _result_of(method: str, reply: dict[str, Any]) -> Any:
     if "error" in reply:
         err = reply["error"] or {}
-        raise RpcError(method, int(err.get("code", 0)), str(err.get("message", "")), err.get("data"))
+        raise rpc_error_from_reply(method, int(err.get("code", 0)), str(err.get("message", "")), err.get("data"))
     if "result" not in reply:
         raise TransientError(f"{method}: reply carries neither result nor error")
     return reply["result"]

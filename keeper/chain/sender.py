@@ -55,10 +55,15 @@ from keeper.logs import get_logger
 log = get_logger(__name__)
 
 TxStatus = Literal["included", "reverted", "dropped", "replaced"]
+OnSigned = Callable[[PendingEntry], None]
 
 
 class SimulationReverted(TxRevertedError, SkipOpportunity):
     """The call reverted in simulation (eth_call or gas estimation); nothing was sent."""
+
+
+class StaleAtSend(SkipOpportunity):
+    """The chain moved past the request's last valid block before it was signed; nothing was sent."""
 
 
 class TxRejected(SkipOpportunity):
@@ -77,13 +82,15 @@ class TxPendingTimeout(TransientError):
 
 @dataclass(frozen=True)
 class TxRequest:
-    """What to call. `errors_abi` decodes the target's custom errors in revert reasons."""
+    """What to call. `errors_abi` decodes the target's custom errors in revert reasons;
+    `valid_until_block`: not signed once the chain head is past it (StaleAtSend)."""
 
     to: str
     data: bytes = b""
     value_wei: int = 0
     label: str = "tx"
     errors_abi: ContractAbi | None = field(default=None, compare=False, repr=False)
+    valid_until_block: int | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,9 @@ class SenderConfig:
     max_wait_s: float = 600.0
     poll_interval_s: float = 0.5
     broadcast_attempts: int = 3  # on transient RPC errors, with the same raw bytes
+    # True: a settled nonce stays in the store until `acknowledge(nonce)` (its outcome is booked),
+    # so a crash between settling and booking still finds it after a restart.
+    keep_settled: bool = False
 
     def __post_init__(self) -> None:
         for name in ("confirmations", "replace_after_blocks", "max_wait_blocks", "broadcast_attempts"):
@@ -185,14 +195,20 @@ class TxSender:
             return [self._tracked[n] for n in sorted(self._tracked)]
 
     # ------------------------------------------------------------------------------ pipeline
-    def send(self, request: TxRequest) -> TxOutcome:
-        return self.wait(self.submit(request))
+    def send(self, request: TxRequest, on_signed: OnSigned | None = None) -> TxOutcome:
+        return self.wait(self.submit(request, on_signed))
 
-    def submit(self, request: TxRequest) -> PendingTx:
+    def submit(self, request: TxRequest, on_signed: OnSigned | None = None) -> PendingTx:
+        """`on_signed(entry)` is called with each first attempt once signed, before it is stored
+        or broadcast (the caller records it: a crash after this point leaves a record to look up)."""
         self.recover()
         gas_estimate = self.simulate(request)
         gas_limit = compute_gas_limit(gas_estimate, self.config.gas_margin_bps)
         head, fees = self._fetch_head_and_fees()  # FeeCapExceeded here: no nonce handed out yet
+        if request.valid_until_block is not None and head > request.valid_until_block:
+            log.warning("tx.stale_at_send", label=request.label, head=head, valid_until_block=request.valid_until_block)
+            raise StaleAtSend(f"{request.label}: head {head} is past the intent's last block {request.valid_until_block}"
+                              f" at send time: not sent")
         with self._lock:
             entry = PendingEntry(
                 chain_id=self.chain_id, sender=self.address, nonce=-1,
@@ -200,7 +216,7 @@ class TxSender:
                 gas_limit=gas_limit, label=request.label, attempts=(),
             )
             pending = PendingTx(entry, request.errors_abi, head=head)
-            self._broadcast_first(pending, fees, head)
+            self._broadcast_first(pending, fees, head, on_signed)
             return pending
 
     def simulate(self, request: TxRequest) -> int:
@@ -329,13 +345,18 @@ class TxSender:
         ])
         return int(head, 16), compute_fees(build_fee_history(reply), policy)
 
-    def _broadcast_first(self, pending: PendingTx, fees: Eip1559Fees, head: int) -> None:
-        """Nonce, sign, persist, send; on a nonce error resync and try once more."""
+    def _broadcast_first(self, pending: PendingTx, fees: Eip1559Fees, head: int,
+                         on_signed: OnSigned | None = None) -> None:
+        """Nonce, sign, persist, send; on a nonce error resync and try once more. A send answered
+        with an error is "unknown", not "refused": the node is asked for the transaction by hash
+        before its nonce is freed."""
         for try_no in (1, 2):
             nonce = self.nonces.next_nonce()
             pending.entry = replace(pending.entry, nonce=nonce)
             attempt = self._sign_attempt(pending.entry, fees, head)
             pending.entry = pending.entry.with_attempt(attempt)
+            if on_signed is not None:
+                on_signed(pending.entry)
             self.store.put(pending.entry)
             self._tracked[nonce] = pending
             try:
@@ -347,6 +368,8 @@ class TxSender:
                 raise
             except RpcError as exc:
                 kind = classify_send_error(exc.rpc_message)
+                if kind is not SendErrorKind.ALREADY_KNOWN and self._node_holds(attempt.tx_hash, exc):
+                    kind = SendErrorKind.ALREADY_KNOWN
                 if kind is not SendErrorKind.ALREADY_KNOWN:
                     self.store.remove(nonce)
                     del self._tracked[nonce]
@@ -397,13 +420,32 @@ class TxSender:
                     raise
                 self._sleep(0.2 * attempt_no)
 
+    def _node_holds(self, tx_hash: str, send_error: RpcError) -> bool:
+        """After a send answered with an error: does the node hold the transaction anyway (in its
+        pool or mined)? A lookup that fails transiently leaves it unknown: TransientError, and the
+        transaction stays tracked."""
+        try:
+            found = self.rpc.call("eth_getTransactionByHash", [tx_hash]) is not None
+        except TransientError:
+            self._recovered = False
+            raise
+        if found:
+            log.warning("tx.send_error_but_known", tx_hash=tx_hash, reason=send_error.rpc_message)
+        return found
+
     def _rebroadcast(self, attempt: TxAttempt) -> SendErrorKind | None:
-        """Send these exact bytes again. None when the node accepted them, else why not."""
+        """Send these exact bytes again. None when the node accepted them, else why not.
+        TransientError (the answer is unknown) propagates."""
         try:
             self._send_raw_with_retries(attempt.raw_tx)
             return None
+        except TransientError:
+            raise
         except RpcError as exc:
-            return classify_send_error(exc.rpc_message)
+            kind = classify_send_error(exc.rpc_message)
+            if kind is not SendErrorKind.ALREADY_KNOWN and self._node_holds(attempt.tx_hash, exc):
+                return None
+            return kind
 
     def _keep_in_pool(self, pending: PendingTx, head: int) -> bool:
         """Not mined and the nonce is free: make sure the node has it, bump it when stuck.
@@ -411,6 +453,11 @@ class TxSender:
         latest = pending.entry.latest
         reprice = head - latest.sent_at_block >= self.config.replace_after_blocks
         if self.rpc.call("eth_getTransactionByHash", [latest.tx_hash]) is None:
+            if pending.reorgs:
+                # A reorg took it out of the chain and the node did not keep it: its bytes were
+                # signed for a state that is gone. Dropped: the nonce is resynced from the chain
+                # and the intent is decided again on fresh state.
+                return False
             refused = self._rebroadcast(latest)
             log.warning("tx.rebroadcast", tx_hash=latest.tx_hash, nonce=pending.nonce,
                         result=refused.value if refused else "accepted")
@@ -439,8 +486,12 @@ class TxSender:
         self.store.put(pending.entry)  # before sending, like every attempt
         try:
             self._send_raw_with_retries(attempt.raw_tx)
+        except TransientError:
+            raise  # unknown: the attempt stays stored and tracked
         except RpcError as exc:
             kind = classify_send_error(exc.rpc_message)
+            if kind is not SendErrorKind.ALREADY_KNOWN and self._node_holds(attempt.tx_hash, exc):
+                kind = SendErrorKind.ALREADY_KNOWN
             if kind is not SendErrorKind.ALREADY_KNOWN:
                 pending.entry = entry  # never in flight: forget it
                 self.store.put(entry)
@@ -496,8 +547,26 @@ class TxSender:
                          attempt_hashes=tuple(a.tx_hash for a in entry.attempts), reorgs=pending.reorgs)
 
     def _forget(self, nonce: int) -> None:
-        self.store.remove(nonce)
+        if not self.config.keep_settled:
+            self.store.remove(nonce)
         self._tracked.pop(nonce, None)
+
+    def acknowledge(self, nonce: int) -> None:
+        """The outcome of `nonce` is booked: its store entry may go (see SenderConfig.keep_settled)."""
+        with self._lock:
+            self._tracked.pop(nonce, None)
+            self.store.remove(nonce)
+
+    def tracked_nonce(self, nonce: int, errors_abi: ContractAbi | None = None) -> PendingTx | None:
+        """The tracking of `nonce`; resumed from the store when this process no longer tracks it
+        (settled but not acknowledged, or from before a restart). None: the store never held it."""
+        with self._lock:
+            pending = self._tracked.get(nonce)
+            if pending is None:
+                entry = next((e for e in self.store.load() if e.nonce == nonce), None)
+                if entry is not None:
+                    pending = self._tracked[nonce] = PendingTx(entry, errors_abi)
+            return pending
 
     def _nonce_floor(self) -> int:
         return max(self._tracked, default=-1) + 1

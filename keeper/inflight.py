@@ -1,0 +1,104 @@
+"""Transactions in flight: every signed keeper transaction is booked once its outcome is known,
+in this process or after a restart.
+
+The engine records a transaction in the journal (status pending) as soon as it is signed, before
+the pending-tx store and before the broadcast (TxSender's `on_signed`), and the sender keeps a
+settled nonce in its store until the engine has booked it (`SenderConfig.keep_settled`). So
+whatever is interrupted (an RPC error while waiting, a receipt read that fails, kill -9 between
+send and receipt), a pending journal row is left, and each tick `settle_in_flight` looks at it:
+
+- the store holds its nonce: the sender polls it (receipt, replacement, reorg, dropped) and the
+  outcome is booked, then acknowledged (the store entry goes);
+- the store never held it (signed and recorded, never broadcast): once `never_sent_after_blocks`
+  have passed with the node not knowing its hash, it is booked as dropped.
+
+A market with a transaction in flight is not traded again, nor reconciled with the chain, until
+it is settled: no duplicate open, no position adopted from under a trade being booked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from keeper.journal import DecisionRecord, Journal, TxRecord
+from keeper.logs import get_logger
+from keeper.types import Direction, Intent, Outcome, PnlEstimate, TxPlan
+
+log = get_logger("keeper.inflight")
+
+
+def plan_from_journal(decision: DecisionRecord, tx: TxRecord) -> TxPlan:
+    """The plan of a recorded transaction, rebuilt from the journal (after a restart)."""
+    expected = decision.expected or PnlEstimate(0, 0, 0, 0, 0, 0)
+    intent = Intent(strategy=decision.strategy, kind=tx.kind, market=tx.market,  # type: ignore[arg-type]
+                    direction=decision.direction or Direction.SHORT_PERP,
+                    spot_venue=decision.spot_venue or "uniswap_v3",  # type: ignore[arg-type]
+                    perp_base_x18=decision.perp_base_x18 or 0, reason=decision.reason, expected=expected,
+                    created_block=decision.created_block or decision.block,
+                    valid_until_block=decision.valid_until_block or decision.block)
+    b = tx.bounds
+    return TxPlan(intent=intent, to=tx.to, calldata=tx.calldata, value_wei=tx.value_wei, predicted=tx.predicted,
+                  perp_opposite_amount_bound_x18=b.perp_opposite_amount_bound_x18, spot_limit_raw=b.spot_limit_raw,
+                  max_residual_base_x18=b.max_residual_base_x18, min_net_quote_x18=b.min_net_quote_x18,
+                  deadline_s=b.deadline_s, gas_limit=b.gas_limit, gas_cost_wei=b.gas_cost_wei, gas_cost_usd=0.0,
+                  expected_net_usd=0.0)
+
+
+@dataclass
+class InFlight:
+    """Settles the journal's pending transactions through the live executor's sender."""
+
+    journal: Journal
+    executor: object  # keeper.execute.LiveExecutor (sender, rpc, outcome_of)
+    never_sent_after_blocks: int = 3
+
+    def markets(self) -> set[str]:
+        return {tx.market for tx in self.journal.pending_transactions()}
+
+    def settle(self, head_block: int) -> Iterator[tuple[TxRecord, Outcome]]:
+        """Each pending transaction whose outcome is known now, with that outcome (book it, then
+        `acknowledge`). RPC errors propagate (TransientError): the next tick looks again."""
+        from keeper.venues.executor import EXECUTOR
+
+        sender = self.executor.sender  # type: ignore[attr-defined]
+        for tx in self.journal.pending_transactions():
+            if tx.nonce is None:
+                continue
+            pending = sender.tracked_nonce(tx.nonce, EXECUTOR)
+            hashes = set(tx.attempt_hashes) | ({tx.tx_hash} if tx.tx_hash else set())
+            if pending is None or not hashes & {a.tx_hash for a in pending.entry.attempts}:
+                outcome = self._never_stored(tx, head_block)
+                if outcome is not None:
+                    yield tx, outcome
+                continue
+            result = sender.poll(pending)
+            if result is None:
+                continue
+            plan = plan_from_journal(self.journal.decision(tx.decision_id), tx)
+            log.info("tx.settled_later", tx_hash=result.tx_hash, nonce=result.nonce, status=result.status,
+                     tx_id=tx.id, market=tx.market, kind=tx.kind)
+            yield tx, self.executor.outcome_of(plan, result)  # type: ignore[attr-defined]
+        # Tracked nonces with no pending journal row were booked before a crash, not acknowledged.
+        booked = {tx.nonce for tx in self.journal.pending_transactions()}
+        for pending in sender.tracked():
+            if pending.nonce not in booked and sender.poll(pending) is not None:
+                sender.acknowledge(pending.nonce)
+
+    def acknowledge(self, nonce: int | None) -> None:
+        if nonce is not None:
+            self.executor.sender.acknowledge(nonce)  # type: ignore[attr-defined]
+
+    def _never_stored(self, tx: TxRecord, head_block: int) -> Outcome | None:
+        if tx.sent_block is not None and head_block - tx.sent_block < self.never_sent_after_blocks:
+            return None
+        rpc = self.executor.rpc  # type: ignore[attr-defined]
+        if any(rpc.call("eth_getTransactionByHash", [h]) is not None for h in tx.attempt_hashes or (tx.tx_hash,)):
+            log.error("tx.untracked", tx_hash=tx.tx_hash, nonce=tx.nonce, tx_id=tx.id,
+                      detail="the node knows it but the pending-tx store does not: left pending")
+            return None
+        plan = plan_from_journal(self.journal.decision(tx.decision_id), tx)
+        log.warning("tx.dropped", tx_hash=tx.tx_hash, nonce=tx.nonce, tx_id=tx.id,
+                    detail="signed and recorded, never broadcast (the node does not know it)")
+        return Outcome(plan, "dropped", tx.tx_hash, None, 0, 0, None, "signed, never broadcast",
+                       nonce=tx.nonce, attempt_hashes=tx.attempt_hashes)
