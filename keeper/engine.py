@@ -313,10 +313,10 @@ class Engine:
             return None
         sent: list[int] = []  # journal ids of the transactions signed for this decision
         try:
-            outcome = self._execute(intent, snapshot, position, decision_id, decided_at, skips, sent)
+            outcome = self._execute(intent, snapshot, position, signal, decision_id, decided_at, skips, sent)
         except Exception as exc:  # noqa: BLE001 - the boundary, for this intent's market
             group = self.boundary.handle(exc, where="execute", block=snapshot.block_number, market=intent.market)
-            if not sent:
+            if not sent and self.journal.decision(decision_id).status == "planned":
                 self._skip(intent, snapshot, "execute", f"{group.value}: {exc}", skips, decision_id)
             elif group is ErrorGroup.TRANSIENT:
                 log.warning("tx.in_flight", market=intent.market, tx_ids=sent,
@@ -325,8 +325,8 @@ class Engine:
         self.boundary.succeeded(intent.market)
         return outcome
 
-    def _execute(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None, decision_id: int,
-                 decided_at: int, skips: list[str], sent: list[int]) -> Outcome | None:
+    def _execute(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None, signal: Signal | None,
+                 decision_id: int, decided_at: int, skips: list[str], sent: list[int]) -> Outcome | None:
         try:
             plan = self.planner.plan(intent, snapshot, position, head_block=decided_at)
         except SkipOpportunity as exc:

@@ -304,8 +304,14 @@ def test_reorg_is_detected_and_the_outcome_rechecked(devnet: Devnet, signer: Sig
             # When its block is replaced by an empty one: anvil forgets the tx entirely
             devnet.rpc.call("anvil_reorg", [1, []])
             assert devnet.rpc.call("eth_getTransactionReceipt", [pending.tx_hash]) is None
-            assert sender.poll(pending) is None  # reorg seen; the same raw tx is re-broadcast (automine)
-            wait_for_receipt(devnet, pending.tx_hash)
+            outcome = sender.poll(pending)
+            # Then it is dropped, not re-broadcast (its bytes were signed for a state that is
+            # gone; the intent is decided again), and the nonce is resynced from the chain
+            assert outcome is not None and outcome.status == "dropped" and outcome.reorgs == 1
+            assert [e["block_hash"] for e in logs if e["event"] == "tx.reorged"] == [first_hash]
+            assert sender.nonces.peek() == pending.nonce == chain_nonce(devnet, signer.address)
+            assert usdc_balance(devnet, recipient) == before
+            return
         else:
             # When the last 2 blocks are replaced, with the same tx one block later
             mine(devnet)
