@@ -2,13 +2,14 @@
 #   make demo   the keeper's world on the embedded devnet (anvil + real Perp v2 / Uniswap contracts)
 #   make test   the whole suite: forge tests, then pytest (unit + integration on the devnet)
 #   make bench  benchmarks (numbers printed, nothing asserted)
+#   make chaos  the live keeper through RPC faults, kill -9, reorgs and a stuck tx; prints the audit
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 FORGE = $(firstword $(wildcard node_modules/@foundry-rs/forge-*/bin/forge))
 
-.PHONY: demo test bench deps pydeps npmdeps contracts clean
+.PHONY: demo test bench chaos deps pydeps npmdeps contracts clean
 
 demo: deps
 	$(BIN)/keeper run --config config/devnet.toml
@@ -19,6 +20,9 @@ test: deps
 
 bench: deps
 	$(BIN)/python -m bench
+
+chaos: deps
+	$(BIN)/python -m keeper.chaos --steps 150
 
 deps: pydeps npmdeps contracts
 

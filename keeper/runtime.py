@@ -29,6 +29,7 @@ from keeper.addressbook import optimism_book, resolve_sources
 from keeper.chain.fees import FeePolicy
 from keeper.chain.keys import Signer, load_signer
 from keeper.chain.pending import JsonFilePendingStore
+from keeper.chain.retry import LIVE_ATTEMPTS, STARTUP_ATTEMPTS, RetryingJsonRpc
 from keeper.chain.rpc import JsonRpc
 from keeper.chain.sender import SenderConfig, TxSender
 from keeper.collect import SnapshotCollector, Sources
@@ -118,7 +119,8 @@ def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runt
 
 def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | None, world: World | None, *,
               dry_run: bool, seed: int) -> Runtime:
-    rpc = JsonRpc(rpc_url, timeout_s=config.chain.request_timeout_s)
+    rpc = RetryingJsonRpc(rpc_url, timeout_s=config.chain.request_timeout_s, attempts=STARTUP_ATTEMPTS,
+                          backoff_max_s=config.chain.startup_backoff_max_s)
     chain_id = rpc.chain_id()
     if config.chain.chain_id is not None and chain_id != config.chain.chain_id:
         raise ChainMismatchError(f"chain.chain_id: the node at {rpc_url} is chain {chain_id}, config says {config.chain.chain_id}")
@@ -218,6 +220,8 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, rpc_url: str, manifest:
              markets=config.markets.enabled, strategies=[s.strategy.name for s in strategies],
              embedded_devnet=world is not None, reconciled=len(differences))
     runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, world, driver, kill_flag)
+    if isinstance(rpc, RetryingJsonRpc):
+        rpc.attempts = LIVE_ATTEMPTS  # in the loop a call that still fails skips the tick
     return runtime
 
 

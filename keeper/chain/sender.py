@@ -352,12 +352,18 @@ class TxSender:
         before its nonce is freed."""
         for try_no in (1, 2):
             nonce = self.nonces.next_nonce()
-            pending.entry = replace(pending.entry, nonce=nonce)
-            attempt = self._sign_attempt(pending.entry, fees, head)
-            pending.entry = pending.entry.with_attempt(attempt)
-            if on_signed is not None:
-                on_signed(pending.entry)
-            self.store.put(pending.entry)
+            try:
+                pending.entry = replace(pending.entry, nonce=nonce)
+                attempt = self._sign_attempt(pending.entry, fees, head)
+                pending.entry = pending.entry.with_attempt(attempt)
+                if on_signed is not None:
+                    on_signed(pending.entry)
+                self.store.put(pending.entry)
+            except BaseException:
+                # Nothing reached the node: the nonce goes back (never a gap that queues the next one).
+                self.nonces.release(nonce)
+                pending.entry = replace(pending.entry, nonce=-1, attempts=())
+                raise
             self._tracked[nonce] = pending
             try:
                 self._send_raw_with_retries(attempt.raw_tx)

@@ -1,0 +1,93 @@
+"""Soak: the keeper's loop over many fast devnet blocks (2 s of chain time each), with resident
+memory and journal size sampled as it goes; both should be flat once the journal's retention
+window is full (warm-up). Bounded in time: it stops at `SOAK_BLOCKS` blocks or `SOAK_MAX_S`
+seconds, whichever comes first, and says which (env BENCH_SOAK_BLOCKS / BENCH_SOAK_MAX_S).
+
+The keeper runs in this process (dry run: no key), ticking on every block; the market driver
+posts fresh oracle answers and moves the markets every 200 blocks so that markets stay readable.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bench.snapshot import markets_for
+from keeper.chain.rpc import JsonRpc
+from keeper.config import load_config
+from keeper.devnet.activity import ActivityConfig, MarketActivity
+from keeper.devnet.provision import provision_executor
+from keeper.devnet.txs import DevSender
+from keeper.devnet.world import prebuilt_state, start_world
+from keeper.logs import configure_logging
+from keeper.runtime import build_runtime
+
+SOAK_BLOCKS = int(os.environ.get("BENCH_SOAK_BLOCKS", "100000"))
+SOAK_MAX_S = float(os.environ.get("BENCH_SOAK_MAX_S", "1500"))
+BLOCK_S = 2
+RETENTION_DAYS = 0.25  # 6 h of chain time = 10,800 blocks: the warm-up
+DRIVE_EVERY = 200
+REPORT_EVERY = 10_000
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def journal_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists()) / 2**20
+
+
+def main() -> None:
+    print(f"== soak: up to {SOAK_BLOCKS:,} blocks of {BLOCK_S} s, at most {SOAK_MAX_S:.0f} s of wall time ==")
+    configure_logging("ERROR")
+    world = start_world(load_state=prebuilt_state(markets_for(2)))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            manifest = Path(tmp) / "manifest.json"
+            world.manifest.write(manifest)
+            rpc = JsonRpc(world.node.rpc_url)
+            executor = provision_executor(DevSender(rpc), world.manifest, world.manifest.accounts.keeper)
+            journal = Path(tmp) / "journal.sqlite"
+            settings = load_config(None, environ={}, overrides={
+                "chain": {"rpc_url": world.node.rpc_url, "manifest": manifest},
+                "account": {"executor": executor},
+                "markets": {"enabled": [m.name for m in world.manifest.markets]},
+                "monitoring": {"journal": journal, "log_level": "ERROR", "journal_retention_days": RETENTION_DAYS},
+            })
+            runtime = build_runtime(settings, dry_run=True)
+            driver = MarketActivity(rpc, world.manifest, ActivityConfig(seed=5, step_s=BLOCK_S))
+            rpc.call("anvil_setBlockTimestampInterval", [BLOCK_S])
+            started = time.monotonic()
+            samples: list[tuple[int, float, float, float]] = []
+            blocks = 0
+            while blocks < SOAK_BLOCKS and time.monotonic() - started < SOAK_MAX_S:
+                if blocks % DRIVE_EVERY == 0:
+                    driver.step()
+                else:
+                    rpc.call("evm_mine", [])
+                runtime.engine.tick()
+                blocks += 1
+                if blocks % REPORT_EVERY == 0 or blocks == 1_000:
+                    samples.append((blocks, rss_mb(), journal_mb(journal), time.monotonic() - started))
+                    print(f"  block {blocks:>7,}: RSS {samples[-1][1]:7.1f} MB, journal {samples[-1][2]:6.2f} MB, "
+                          f"{samples[-1][3]:6.0f} s", flush=True)
+            elapsed = time.monotonic() - started
+            skips = runtime.engine.skip_log
+            runtime.close()
+        stopped = "all blocks" if blocks >= SOAK_BLOCKS else f"time bound ({SOAK_MAX_S:.0f} s)"
+        print(f"{blocks:,} blocks in {elapsed:.0f} s ({elapsed / max(blocks, 1) * 1000:.1f} ms per block+tick), "
+              f"stopped by {stopped}; skip rows written {skips.written:,}, suppressed {skips.suppressed:,}")
+        warm = [s for s in samples if s[0] * BLOCK_S >= RETENTION_DAYS * 86_400]
+        if len(warm) >= 2:
+            print(f"after warm-up (block {warm[0][0]:,} -> {warm[-1][0]:,}): RSS {warm[0][1]:.1f} -> {warm[-1][1]:.1f} MB, "
+                  f"journal {warm[0][2]:.2f} -> {warm[-1][2]:.2f} MB")
+        else:
+            print("the run ended before the retention window filled: no after-warm-up figure")
+    finally:
+        world.stop()

@@ -1,0 +1,54 @@
+"""Per-call retries of transient RPC failures (timeouts, HTTP 429/5xx, JSON-RPC "try again"
+replies), with a short exponential backoff, on top of the plain JSON-RPC client.
+
+The runtime starts with many attempts per call (a start-up is some thirty calls: all-or-nothing
+retries of the whole start-up would almost never get through a flaky endpoint) and lowers them
+for the live loop, where a call that still fails skips the tick and the next tick retries.
+Every call retried here is idempotent: reads, and eth_sendRawTransaction of the same bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from keeper.chain.rpc import JsonRpc
+from keeper.errors import TransientError
+from keeper.logs import get_logger
+
+log = get_logger("keeper.chain.rpc")
+T = TypeVar("T")
+STARTUP_ATTEMPTS = 6
+LIVE_ATTEMPTS = 2
+
+
+class RetryingJsonRpc(JsonRpc):
+    def __init__(self, url: str, timeout_s: float = 30.0, attempts: int = LIVE_ATTEMPTS, backoff_s: float = 0.05,
+                 backoff_max_s: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(url, timeout_s=timeout_s)
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.retried = 0
+        self._sleep = sleep
+
+    def call(self, method: str, params: list[Any] | None = None) -> Any:
+        return self._retry(method, lambda: JsonRpc.call(self, method, params))
+
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        return self._retry("batch", lambda: JsonRpc.batch(self, calls))
+
+    def _retry(self, what: str, attempt: Callable[[], T]) -> T:
+        backoff_s = self.backoff_s
+        for attempt_no in range(1, self.attempts + 1):
+            try:
+                return attempt()
+            except TransientError as exc:
+                if attempt_no == self.attempts:
+                    raise
+                self.retried += 1
+                log.debug("rpc.retry", method=what, attempt=attempt_no, backoff_s=backoff_s, error=str(exc))
+                self._sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, self.backoff_max_s)
+        raise AssertionError("unreachable")  # pragma: no cover
