@@ -19,6 +19,7 @@ from typing import Any
 
 from keeper.adopt import chain_positions
 from keeper.boundary import ErrorBoundary
+from keeper.booking import book_outcome
 from keeper.chain.pending import PendingEntry
 from keeper.collect import SnapshotCollector
 from keeper.config import KeeperConfig
@@ -27,7 +28,6 @@ from keeper.execute import Executor
 from keeper.inflight import InFlight
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
-from keeper.pnl_split import TradeFees, compute_spot_fee_x18
 from keeper.plan import PRIORITY_FEE_WEI, Planner, eth_price_x18
 from keeper.retention import prune_journal
 from keeper.risk import OracleRecovery, RiskView, assess_risk, snapshot_stale_reason
@@ -42,7 +42,6 @@ from keeper.types import (
     PerpMarketState,
     PnlEstimate,
     Position,
-    Unavailable,
     USDC_DECIMALS,
 )
 from strategies.base import BasisStats, CostModel, RiskLimits, StrategyContext
@@ -374,28 +373,8 @@ class Engine:
         return booked
 
     def _book(self, decision_id: int, outcome: Outcome, snapshot: MarketSnapshot, tx_id: int | None) -> None:
-        """The journal's record of an outcome, with the fees and funding its receipt showed;
-        `tx_id`: the transaction row recorded when it was signed (None: nothing was signed)."""
-        fees = None
-        intent = outcome.plan.intent
-        if outcome.status == "included" and outcome.fills is not None:
-            view = snapshot.markets[intent.market]
-            venue = outcome.plan.intent.spot_venue
-            fee_pips = 3000 if venue == "uniswap_v2" or isinstance(view.spot_v3, Unavailable) else view.spot_v3.fee_pips
-            fees = TradeFees(perp_fee_x18=outcome.perp_fee_x18,
-                             spot_fee_x18=compute_spot_fee_x18(outcome.fills.spot_raw, outcome.fills.usdc_raw, fee_pips))
-        if tx_id is None:
-            self.journal.record_outcome(
-                decision_id, outcome, nonce=outcome.nonce, sent_block=snapshot.block_number,
-                block_timestamp_s=outcome.block_timestamp_s, position_base_after_x18=outcome.position_base_after_x18,
-                fees=fees, settled_funding_x18=outcome.settled_funding_x18,
-                eth_price_x18=eth_price_x18(snapshot), attempt_hashes=outcome.attempt_hashes)
-            return
-        self.journal.record_tx_outcome(
-            tx_id, outcome, block_timestamp_s=outcome.block_timestamp_s,
-            position_base_after_x18=outcome.position_base_after_x18, fees=fees,
-            settled_funding_x18=outcome.settled_funding_x18, attempt_hashes=outcome.attempt_hashes)
-        if self.inflight is not None:
+        book_outcome(self.journal, decision_id, outcome, snapshot, tx_id)
+        if tx_id is not None and self.inflight is not None:
             self.inflight.acknowledge(outcome.nonce)
 
     def _skip(self, intent: Intent, snapshot: MarketSnapshot, stage: str, reason: str, skips: list[str],

@@ -5,7 +5,7 @@ Per request, with seeded randomness: a JSON-RPC error reply that means "try agai
 connection is closed), a delay (`max_delay_ms`); per eth_sendRawTransaction: forwarded to the node
 and then answered with an error (`dropped_send_rate`: the node has it, the client is told it
 failed). `stick_sends(blocks)` swallows every send until the node's head has moved that many
-blocks (a transaction stuck out of the pool). Every fault is counted in `stats`.
+blocks (a transaction stuck out of the pool) once the next send arrives. Every fault is counted in `stats`.
 
 Bounded: the server binds 127.0.0.1, holds a request at most `hold_s`, and stops by itself after
 `lifetime_s` (or on `stop()`).
@@ -60,6 +60,7 @@ class FaultProxy:
         self._rng = random.Random(self.config.seed)
         self._lock = threading.Lock()
         self._stuck_until_block: int | None = None
+        self._stick_blocks: int | None = None
         self._session = requests.Session()
         self._session.trust_env = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -84,10 +85,10 @@ class FaultProxy:
         self._server.server_close()
 
     def stick_sends(self, blocks: int) -> None:
-        """Swallow every eth_sendRawTransaction until the head is `blocks` past the current one."""
-        head = int(self._upstream({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})["result"], 16)
+        """From the next eth_sendRawTransaction on, swallow every send until the head has moved
+        `blocks` blocks (the transaction, its re-broadcasts and replacements never reach the node)."""
         with self._lock:
-            self._stuck_until_block = head + blocks
+            self._stick_blocks = blocks
 
     # ------------------------------------------------------------------ internals
     def _count(self, kind: str) -> None:
@@ -102,10 +103,14 @@ class FaultProxy:
 
     def _stuck(self) -> bool:
         with self._lock:
-            until = self._stuck_until_block
-        if until is None:
+            until, arm = self._stuck_until_block, self._stick_blocks
+        if until is None and arm is None:
             return False
         head = int(self._upstream({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})["result"], 16)
+        if until is None:
+            with self._lock:
+                until = self._stuck_until_block = head + (arm or 0)
+                self._stick_blocks = None
         if head >= until:
             with self._lock:
                 self._stuck_until_block = None

@@ -169,7 +169,7 @@ def _live_phase(plan: ChaosPlan, world: World, tmp: Path) -> dict[str, Any]:
     reorg_at = {int(n * (i + 1) / (len(plan.reorg_depths) + 1)) + 3: d for i, d in enumerate(plan.reorg_depths)}
     kill_after_send_from = 0  # armed from the start: the first tx.sent is killed
     kill_at = int(n * 0.8) if plan.kills >= 2 else None
-    stuck_at = sum(CYCLE) + CYCLE[0] + 1 if n > sum(CYCLE) + CYCLE[0] else None
+    stuck_at = CYCLE[0] + 1  # as the first shock starts: the opens it brings are stuck
     faults: list[tuple[str, int]] = []  # (what, block) -> did the keeper tick after it?
     notes: list[str] = []
     kills_done = 0

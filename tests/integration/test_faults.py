@@ -19,7 +19,7 @@ from keeper.collect import SnapshotCollector, Sources
 from keeper.config import load_config
 from keeper.devnet.provision import provision_executor
 from keeper.devnet.txs import codec
-from keeper.errors import rpc_error_from_reply
+from keeper.errors import TransientError, rpc_error_from_reply
 from keeper.execute import LiveExecutor
 from keeper.inflight import InFlight
 from keeper.journal import Journal
@@ -120,3 +120,29 @@ def test_given_a_kill_between_send_and_receipt_then_the_trade_is_booked_after_th
     assert JsonFilePendingStore(store_path).load() == []
     assert list(inflight.settle(devnet.rpc.block_number())) == []
     journal.close()
+
+
+class FailingSignRpc(JsonRpc):
+    """Fails the first read made while signing (the L1 data fee oracle lookup) with a try-again reply."""
+
+    failed = False
+
+    def call(self, method: str, params: list[Any] | None = None) -> Any:
+        if method == "eth_getCode" and not self.failed:
+            self.failed = True
+            raise rpc_error_from_reply(method, -32005, "rate limited")
+        return super().call(method, params)
+
+
+def test_given_an_rpc_error_while_signing_then_the_nonce_is_given_back_and_no_gap_is_left(
+        devnet: Devnet, keeper_key: Signer, tmp_path: Path) -> None:
+    rpc = FailingSignRpc(devnet.rpc.url)
+    sender = sender_for(rpc, keeper_key, tmp_path / "pending.json", devnet.manifest.chain_id)
+    nonce = chain_nonce(devnet, keeper_key.address)
+    request = TxRequest(devnet.manifest.accounts.traders[2], label="ping")
+    with pytest.raises(TransientError):
+        sender.send(request)
+    assert sender.tracked() == [] and sender.store.load() == []
+    outcome = sender.send(request)  # the next one takes the same nonce: nothing queues behind a gap
+    assert outcome.status == "included" and outcome.nonce == nonce
+    rpc.close()
