@@ -362,6 +362,7 @@ class Engine:
         """Book every transaction in flight whose outcome is known now (see keeper/inflight.py)."""
         if self.inflight is None:
             return []
+        self.inflight.check_reorgs(snapshot.block_number)
         booked = []
         for tx, outcome in self.inflight.settle(snapshot.block_number):
             self.metrics.tx_outcomes.labels(outcome.status).inc()
@@ -376,6 +377,7 @@ class Engine:
         book_outcome(self.journal, decision_id, outcome, snapshot, tx_id)
         if tx_id is not None and self.inflight is not None:
             self.inflight.acknowledge(outcome.nonce)
+            self.inflight.watch(outcome)
 
     def _skip(self, intent: Intent, snapshot: MarketSnapshot, stage: str, reason: str, skips: list[str],
               decision_id: int | None = None) -> None:

@@ -14,12 +14,19 @@ send and receipt), a pending journal row is left, and each tick `settle_in_fligh
 
 A market with a transaction in flight is not traded again, nor reconciled with the chain, until
 it is settled: no duplicate open, no position adopted from under a trade being booked.
+
+A booked transaction stays watched for `watch_blocks`: should a reorg deeper than the
+confirmations take it out of the chain (`tx.reorged_after_booking`, an error event), the nonce
+is resynced from the chain at once (no gap that would queue the next transaction) and the
+position is corrected from the chain by the engine's per-tick reconcile. Its PnL booking is not
+reversed: set `execution.confirmations` deeper than the chain's reorgs.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keeper.journal import DecisionRecord, Journal, TxRecord
 from keeper.logs import get_logger
@@ -52,6 +59,8 @@ class InFlight:
     journal: Journal
     executor: object  # keeper.execute.LiveExecutor (sender, rpc, outcome_of)
     never_sent_after_blocks: int = 3
+    watch_blocks: int = 64
+    watched: deque[tuple[str, int]] = field(default_factory=lambda: deque(maxlen=32))  # (tx hash, block)
 
     def markets(self) -> set[str]:
         return {tx.market for tx in self.journal.pending_transactions()}
@@ -88,6 +97,28 @@ class InFlight:
     def acknowledge(self, nonce: int | None) -> None:
         if nonce is not None:
             self.executor.sender.acknowledge(nonce)  # type: ignore[attr-defined]
+
+    def watch(self, outcome: Outcome) -> None:
+        """A booked, mined transaction: watched for reorgs deeper than its confirmations."""
+        if outcome.tx_hash and outcome.block_number is not None:
+            self.watched.append((outcome.tx_hash, outcome.block_number))
+
+    def check_reorgs(self, head_block: int) -> list[str]:
+        """Hashes of watched transactions a reorg took out of their block (one batch call)."""
+        while self.watched and head_block - self.watched[0][1] > self.watch_blocks:
+            self.watched.popleft()
+        if not self.watched:
+            return []
+        rpc, sender = self.executor.rpc, self.executor.sender  # type: ignore[attr-defined]
+        receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h, _ in self.watched])
+        gone = [(h, b) for (h, b), r in zip(self.watched, receipts) if r is None or int(r["blockNumber"], 16) != b]
+        for tx_hash, block in gone:
+            self.watched.remove((tx_hash, block))
+            next_nonce = sender.nonces.resync(floor=max((p.nonce for p in sender.tracked()), default=-1) + 1)
+            log.error("tx.reorged_after_booking", tx_hash=tx_hash, block=block, next_nonce=next_nonce,
+                      detail="a reorg deeper than execution.confirmations: nonce resynced, position corrected "
+                             "from the chain; its PnL booking stays (not reversed)")
+        return [h for h, _ in gone]
 
     def _never_stored(self, tx: TxRecord, head_block: int) -> Outcome | None:
         if tx.sent_block is not None and head_block - tx.sent_block < self.never_sent_after_blocks:

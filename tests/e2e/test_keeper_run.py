@@ -21,6 +21,7 @@ import pytest
 from eth_account import Account
 
 from keeper.chain.rpc import JsonRpc
+from keeper.chaos.audit import executor_value_x18 as chaos_executor_value_x18
 from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.provision import provision_executor
 from keeper.devnet.txs import DevSender, codec
@@ -95,14 +96,8 @@ def drive_mispricing(keeper: KeeperProcess, driver: MarketActivity) -> None:
 
 def executor_value_x18(rpc: JsonRpc, world: World, executor: str) -> int:
     """USDC wallet + Vault collateral + Perp's owed realized and unrealized PnL, USD x18, exactly
-    (ClearingHouse.getAccountValue would truncate to USDC's 6 decimals); the spot inventory is
-    checked separately. Pending funding is included once the position is closed (Perp settles it)."""
-    c, tx = world.manifest.contracts, DevSender(rpc)
-    wallet = tx.read(c["USDC"], codec("MintableERC20"), "balanceOf", executor)
-    collateral = tx.read(c["Vault"], codec("Vault"), "getBalance", executor)
-    owed_realized, unrealized, pending_fee = tx.read(c["AccountBalance"], codec("AccountBalance"),
-                                                     "getPnlAndPendingFee", executor)
-    return (wallet + collateral) * 10**12 + owed_realized + unrealized + pending_fee
+    (the chaos audit's measure); the spot inventory is checked separately."""
+    return chaos_executor_value_x18(rpc, world.manifest, executor)
 
 
 def spot_balances(rpc: JsonRpc, world: World, executor: str) -> dict[str, int]:

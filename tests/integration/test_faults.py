@@ -5,10 +5,12 @@ keeper died between send and receipt is booked after the restart, exactly once."
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from eth_account import Account
+from structlog.testing import capture_logs
 
 from keeper.chain.fees import FeePolicy
 from keeper.chain.keys import Signer
@@ -146,3 +148,23 @@ def test_given_an_rpc_error_while_signing_then_the_nonce_is_given_back_and_no_ga
     outcome = sender.send(request)  # the next one takes the same nonce: nothing queues behind a gap
     assert outcome.status == "included" and outcome.nonce == nonce
     rpc.close()
+
+
+def test_given_a_booked_tx_reorged_out_later_then_it_is_reported_and_the_nonce_resynced(
+        devnet: Devnet, keeper_key: Signer, tmp_path: Path) -> None:
+    sender = sender_for(devnet.rpc, keeper_key, tmp_path / "pending.json", devnet.manifest.chain_id)
+    nonce = chain_nonce(devnet, keeper_key.address)
+    outcome = sender.send(TxRequest(devnet.manifest.accounts.traders[2], label="ping"))
+    assert outcome.status == "included" and sender.nonces.peek() == nonce + 1
+    inflight = InFlight(Journal(tmp_path / "journal.sqlite"), SimpleNamespace(rpc=devnet.rpc, sender=sender))
+    inflight.watch(SimpleNamespace(tx_hash=outcome.tx_hash, block_number=outcome.block_number))  # type: ignore[arg-type]
+    assert inflight.check_reorgs(devnet.rpc.block_number()) == []
+    # When a reorg deeper than its confirmations replaces its block with an empty one
+    devnet.rpc.call("anvil_reorg", [1, []])
+    with capture_logs() as logs:
+        gone = inflight.check_reorgs(devnet.rpc.block_number())
+    # Then it is reported and the next nonce is the chain's again (no gap behind it)
+    assert gone == [outcome.tx_hash]
+    assert [e["tx_hash"] for e in logs if e["event"] == "tx.reorged_after_booking"] == [outcome.tx_hash]
+    assert sender.nonces.peek() == nonce == chain_nonce(devnet, keeper_key.address)
+    assert inflight.check_reorgs(devnet.rpc.block_number()) == []
