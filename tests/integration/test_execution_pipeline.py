@@ -96,3 +96,27 @@ def test_a_front_run_breaks_the_bound_and_nothing_is_sent_or_lost(live, capsys) 
     reverted = [e for e in logged if e.get("event") == "tx.simulation_reverted"]
     assert reverted and "CH_TLRS" in reverted[0]["reason"]
     structlog.reset_defaults()
+
+
+def test_an_adopted_position_gets_the_executors_spot_and_can_be_closed(live, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from keeper.adopt import chain_positions
+    from keeper.boundary import unquotable
+    from keeper.journal import Journal
+
+    devnet, executor, live_executor, collector, planner, _ = live
+    snap = collector.fetch_snapshot()
+    opened = live_executor.execute(planner.plan(intent("open", snap.block_number), snap, None))
+    assert opened.status == "included"
+    # Given a journal that never saw the open (a crash, another process): the chain's position is adopted
+    journal = Journal(tmp_path / "journal.sqlite")
+    snap = collector.fetch_snapshot()
+    journal.reconcile(chain_positions(snap, collector.sources, journal.open_positions()), block=snap.block_number,
+                      timestamp_s=snap.block_timestamp)
+    adopted = journal.open_positions()["ETH"]
+    # Then its spot leg is what the executor holds against it, and its close can be quoted and sent
+    assert adopted.perp_base_x18 == -10 * ETH and adopted.spot_raw == opened.fills.spot_raw
+    assert unquotable(adopted) is None
+    closed = live_executor.execute(planner.plan(intent("close", snap.block_number), snap, adopted))
+    assert closed.status == "included" and closed.position_base_after_x18 == 0
+    assert closed.fills == closed.plan.predicted
+    journal.close()
