@@ -27,9 +27,9 @@ from keeper.runtime import build_runtime
 SOAK_BLOCKS = int(os.environ.get("BENCH_SOAK_BLOCKS", "100000"))
 SOAK_MAX_S = float(os.environ.get("BENCH_SOAK_MAX_S", "1500"))
 BLOCK_S = 2
-RETENTION_DAYS = 0.25  # 6 h of chain time = 10,800 blocks: the warm-up
+RETENTION_DAYS = 0.05  # 72 min of chain time = 2,160 blocks: the warm-up
 DRIVE_EVERY = 200
-REPORT_EVERY = 10_000
+REPORT_EVERY = 5_000
 
 
 def rss_mb() -> float:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from keeper.journal import DecisionRecord, Journal, TxRecord
 from keeper.logs import get_logger
@@ -57,7 +58,7 @@ class InFlight:
     """Settles the journal's pending transactions through the live executor's sender."""
 
     journal: Journal
-    executor: object  # keeper.execute.LiveExecutor (sender, rpc, outcome_of)
+    executor: Any  # keeper.execute.LiveExecutor: its sender, rpc and outcome_of
     never_sent_after_blocks: int = 3
     watch_blocks: int = 64
     watched: deque[tuple[str, int]] = field(default_factory=lambda: deque(maxlen=32))  # (tx hash, block)
@@ -70,7 +71,7 @@ class InFlight:
         `acknowledge`). RPC errors propagate (TransientError): the next tick looks again."""
         from keeper.venues.executor import EXECUTOR
 
-        sender = self.executor.sender  # type: ignore[attr-defined]
+        sender = self.executor.sender
         for tx in self.journal.pending_transactions():
             if tx.nonce is None:
                 continue
@@ -87,7 +88,7 @@ class InFlight:
             plan = plan_from_journal(self.journal.decision(tx.decision_id), tx)
             log.info("tx.settled_later", tx_hash=result.tx_hash, nonce=result.nonce, status=result.status,
                      tx_id=tx.id, market=tx.market, kind=tx.kind)
-            yield tx, self.executor.outcome_of(plan, result)  # type: ignore[attr-defined]
+            yield tx, self.executor.outcome_of(plan, result)
         # Tracked nonces with no pending journal row were booked before a crash, not acknowledged.
         booked = {tx.nonce for tx in self.journal.pending_transactions()}
         for pending in sender.tracked():
@@ -96,7 +97,7 @@ class InFlight:
 
     def acknowledge(self, nonce: int | None) -> None:
         if nonce is not None:
-            self.executor.sender.acknowledge(nonce)  # type: ignore[attr-defined]
+            self.executor.sender.acknowledge(nonce)
 
     def watch(self, outcome: Outcome) -> None:
         """A booked, mined transaction: watched for reorgs deeper than its confirmations."""
@@ -109,7 +110,7 @@ class InFlight:
             self.watched.popleft()
         if not self.watched:
             return []
-        rpc, sender = self.executor.rpc, self.executor.sender  # type: ignore[attr-defined]
+        rpc, sender = self.executor.rpc, self.executor.sender
         receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h, _ in self.watched])
         gone = [(h, b) for (h, b), r in zip(self.watched, receipts) if r is None or int(r["blockNumber"], 16) != b]
         for tx_hash, block in gone:
@@ -123,7 +124,7 @@ class InFlight:
     def _never_stored(self, tx: TxRecord, head_block: int) -> Outcome | None:
         if tx.sent_block is not None and head_block - tx.sent_block < self.never_sent_after_blocks:
             return None
-        rpc = self.executor.rpc  # type: ignore[attr-defined]
+        rpc = self.executor.rpc
         if any(rpc.call("eth_getTransactionByHash", [h]) is not None for h in tx.attempt_hashes or (tx.tx_hash,)):
             log.error("tx.untracked", tx_hash=tx.tx_hash, nonce=tx.nonce, tx_id=tx.id,
                       detail="the node knows it but the pending-tx store does not: left pending")

@@ -98,6 +98,13 @@ class KeeperRun:
         self.proc = None
         self._log.close()
 
+    def abandon(self) -> None:
+        """The run failed: leave no keeper process behind."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self.proc = None
+
     def stop(self) -> int:
         if self.proc is None:
             return -1
@@ -165,6 +172,17 @@ def _live_phase(plan: ChaosPlan, world: World, tmp: Path) -> dict[str, Any]:
     driver = MarketActivity(JsonRpc(world.node.rpc_url), world.manifest,
                             ActivityConfig(seed=plan.seed, step_s=60, premium_vol_daily=0.002, index_vol_daily=0.01))
     sampler = HedgeSampler(rpc, world.manifest, executor, spot_before, next_block=start_block)
+    try:
+        return _drive_live(plan, rpc, world, proxy, keeper, driver, sampler, journal, key.address, executor,
+                           start_block, value_before, eth_before, spot_before)
+    finally:
+        keeper.abandon()
+        proxy.stop()
+
+
+def _drive_live(plan: ChaosPlan, rpc: JsonRpc, world: World, proxy: FaultProxy, keeper: KeeperRun,
+                driver: MarketActivity, sampler: HedgeSampler, journal: Path, keeper_address: str, executor: str,
+                start_block: int, value_before: int, eth_before: int, spot_before: dict[str, int]) -> dict[str, Any]:
     n = plan.steps
     reorg_at = {int(n * (i + 1) / (len(plan.reorg_depths) + 1)) + 3: d for i, d in enumerate(plan.reorg_depths)}
     kill_after_send_from = 0  # armed from the start: the first tx.sent is killed
@@ -223,9 +241,8 @@ def _live_phase(plan: ChaosPlan, world: World, tmp: Path) -> dict[str, Any]:
     final_code = keeper.stop()
     if final_code != 0:
         keeper.exits.append(final_code)
-    proxy.stop()
     sampler.sample_to(rpc.block_number())
-    return _judge(plan, rpc, world, keeper, journal, key.address, executor, start_block, sampler, faults, notes,
+    return _judge(plan, rpc, world, keeper, journal, keeper_address, executor, start_block, sampler, faults, notes,
                   proxy, value_before, eth_before, spot_before, settled, step)
 
 
@@ -300,16 +317,13 @@ def _dry_phase(plan: ChaosPlan, world: World, tmp: Path) -> dict[str, Any]:
                        tmp / "keeper.log")
     driver = MarketActivity(JsonRpc(world.node.rpc_url), world.manifest,
                             ActivityConfig(seed=plan.seed, step_s=60, premium_vol_daily=0.002, index_vol_daily=0.01))
-    keeper.start(plan.start_timeout_s)
-    for step in range(plan.dry_run_steps):
-        for market, premium in (_cycle_premiums(step + sum(CYCLE[:1]) - 4) or {}).items():
-            driver.shock_premium(market, premium)
-        report = driver.step()
-        deadline = time.monotonic() + plan.tick_wait_s
-        while time.monotonic() < deadline and keeper.last_tick_block() < report.block_number:
-            time.sleep(0.02)
-    code = keeper.stop()
-    proxy.stop()
+    try:
+        keeper.start(plan.start_timeout_s)
+        _drive_dry(plan, driver, keeper)
+        code = keeper.stop()
+    finally:
+        keeper.abandon()
+        proxy.stop()
     events, other = log_events(keeper.log_path)
     return {"exit_code": code, "tracebacks": sum(1 for line in other if "Traceback" in line),
             "ticks": sum(1 for e in events if e.get("event") == "tick"),
@@ -317,3 +331,13 @@ def _dry_phase(plan: ChaosPlan, world: World, tmp: Path) -> dict[str, Any]:
             "nonce_change": int(rpc.call("eth_getTransactionCount", [owner, "latest"]), 16) - nonce_before,
             "would_trade": sum(1 for e in events if e.get("event") == "tx.outcome" and e.get("status") == "dry_run"),
             "start_s": [round(s, 2) for s in keeper.starts_s], "proxy": proxy.stats.__dict__}
+
+
+def _drive_dry(plan: ChaosPlan, driver: MarketActivity, keeper: KeeperRun) -> None:
+    for step in range(plan.dry_run_steps):
+        for market, premium in (_cycle_premiums(step + sum(CYCLE[:1]) - 4) or {}).items():
+            driver.shock_premium(market, premium)
+        report = driver.step()
+        deadline = time.monotonic() + plan.tick_wait_s
+        while time.monotonic() < deadline and keeper.last_tick_block() < report.block_number:
+            time.sleep(0.02)
