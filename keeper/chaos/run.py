@@ -27,6 +27,7 @@ from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.provision import provision_executor
 from keeper.devnet.txs import DevSender, codec
 from keeper.devnet.world import World, prebuilt_state, start_world
+from keeper.errors import TxRevertedError
 from keeper.journal import Journal
 
 CYCLE = (28, 8, 14)  # calm, shocked, converging steps of one open/close cycle
@@ -201,7 +202,7 @@ def _drive_live(plan: ChaosPlan, rpc: JsonRpc, world: World, proxy: FaultProxy, 
         if step == stuck_at:
             proxy.stick_sends(plan.stuck_blocks)
             faults.append(("stuck sends", rpc.block_number()))
-        report = driver.step()
+        block = _step(driver, rpc)
         if step in reorg_at:
             rpc.call("anvil_reorg", [reorg_at[step], []])
             faults.append((f"reorg depth {reorg_at[step]}", rpc.block_number()))
@@ -209,7 +210,7 @@ def _drive_live(plan: ChaosPlan, rpc: JsonRpc, world: World, proxy: FaultProxy, 
         armed = kills_done == 0 and plan.kills >= 1 and step >= kill_after_send_from
         sent_before = keeper.count("tx.sent")
         deadline = time.monotonic() + plan.tick_wait_s
-        while time.monotonic() < deadline and keeper.last_tick_block() < report.block_number:
+        while time.monotonic() < deadline and keeper.last_tick_block() < block:
             if armed and keeper.count("tx.sent") > sent_before:
                 break
             time.sleep(0.02)
@@ -218,7 +219,7 @@ def _drive_live(plan: ChaosPlan, rpc: JsonRpc, world: World, proxy: FaultProxy, 
             keeper.kill9()
             kills_done += 1
             notes.append(f"kill -9 at block {rpc.block_number()}" + (" right after tx.sent" if after_send else ""))
-            driver.step()  # the chain goes on while the keeper is down (the trade is mined meanwhile)
+            _step(driver, rpc)  # the chain goes on while the keeper is down (the trade is mined meanwhile)
             sampler.sample_to(rpc.block_number())
             faults.append(("kill -9 after tx.sent" if after_send else "kill -9", rpc.block_number()))
             keeper.start(plan.start_timeout_s)
@@ -226,7 +227,7 @@ def _drive_live(plan: ChaosPlan, rpc: JsonRpc, world: World, proxy: FaultProxy, 
             keeper.kill9()
             kills_done += 1
             notes.append(f"kill -9 at block {rpc.block_number()}")
-            driver.step()
+            _step(driver, rpc)
             sampler.sample_to(rpc.block_number())
             faults.append(("kill -9", rpc.block_number()))
             keeper.start(plan.start_timeout_s)
@@ -244,6 +245,15 @@ def _drive_live(plan: ChaosPlan, rpc: JsonRpc, world: World, proxy: FaultProxy, 
     sampler.sample_to(rpc.block_number())
     return _judge(plan, rpc, world, keeper, journal, keeper_address, executor, start_block, sampler, faults, notes,
                   proxy, value_before, eth_before, spot_before, settled, step)
+
+
+def _step(driver: MarketActivity, rpc: JsonRpc) -> int:
+    """One market step; its block. A driver trade may revert when a keeper trade lands in the same
+    block (the driver prices its trades on the state before it): the step still mined a block."""
+    try:
+        return driver.step().block_number
+    except TxRevertedError:
+        return rpc.block_number()
 
 
 def _flat_and_settled(journal: Path, rpc: JsonRpc, world: World, executor: str) -> bool:
@@ -337,7 +347,7 @@ def _drive_dry(plan: ChaosPlan, driver: MarketActivity, keeper: KeeperRun) -> No
     for step in range(plan.dry_run_steps):
         for market, premium in (_cycle_premiums(step + sum(CYCLE[:1]) - 4) or {}).items():
             driver.shock_premium(market, premium)
-        report = driver.step()
+        block = _step(driver, driver.rpc)
         deadline = time.monotonic() + plan.tick_wait_s
-        while time.monotonic() < deadline and keeper.last_tick_block() < report.block_number:
+        while time.monotonic() < deadline and keeper.last_tick_block() < block:
             time.sleep(0.02)
