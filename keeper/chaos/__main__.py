@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         ("PnL identity", live["pnl_identity"] or "not flat at the end"), ("positions at the end", live["positions_end"]),
         ("dry run: tracebacks / sent / nonce change / would-trade / exit", (dry["tracebacks"], dry["sent"],
                                                                           dry["nonce_change"], dry["would_trade"], dry["exit_code"])),
-        ("dry run starts (s)", dry["start_s"]),
+        ("starts through the faults (dry run + trials), s to keeper.started", dry["start_s"]),
+        ("starts that failed (the process exited before keeper.started)", dry["failed_starts"]),
     ]
     for name, value in rows:
         print(f"  {name:<62} {value}")

@@ -45,6 +45,7 @@ class ChaosPlan:
     tick_wait_s: float = 2.0
     settle_steps: int = 40  # at most, after the path: until flat with nothing in flight
     dry_run_steps: int = 20
+    start_trials: int = 6  # extra starts (dry run) through the same faults, each stopped once started
     start_timeout_s: float = 60.0
 
 
@@ -331,6 +332,10 @@ def _dry_phase(plan: ChaosPlan, world: World, tmp: Path) -> dict[str, Any]:
         keeper.start(plan.start_timeout_s)
         _drive_dry(plan, driver, keeper)
         code = keeper.stop()
+        for _ in range(plan.start_trials):
+            keeper.start(plan.start_timeout_s)
+            if keeper.stop() != 0:
+                code = code or 1
     finally:
         keeper.abandon()
         proxy.stop()
@@ -340,7 +345,8 @@ def _dry_phase(plan: ChaosPlan, world: World, tmp: Path) -> dict[str, Any]:
             "sent": sum(1 for e in events if e.get("event") in ("tx.sent", "tx.signed")),
             "nonce_change": int(rpc.call("eth_getTransactionCount", [owner, "latest"]), 16) - nonce_before,
             "would_trade": sum(1 for e in events if e.get("event") == "tx.outcome" and e.get("status") == "dry_run"),
-            "start_s": [round(s, 2) for s in keeper.starts_s], "proxy": proxy.stats.__dict__}
+            "start_s": [round(s, 2) for s in keeper.starts_s], "failed_starts": len(keeper.exits),
+            "proxy": proxy.stats.__dict__}
 
 
 def _drive_dry(plan: ChaosPlan, driver: MarketActivity, keeper: KeeperRun) -> None:

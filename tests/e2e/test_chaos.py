@@ -11,7 +11,8 @@ from keeper.chaos.run import ChaosPlan, run_chaos
 
 
 def test_the_live_loop_under_faults_books_every_trade_and_keeps_its_identity(tmp_path: Path) -> None:
-    result = run_chaos(ChaosPlan(steps=62, seed=5, settle_steps=30, dry_run_steps=12), workdir=tmp_path)
+    result = run_chaos(ChaosPlan(steps=62, seed=5, settle_steps=30, dry_run_steps=12,
+                                  start_trials=0), workdir=tmp_path)
     live, dry = result["live"], result["dry_run"]
     assert live["keeper_exits"] == [] and live["exceptions_out_of_a_tick"] == 0
     assert len(live["kills"]) == 2 and any("after tx.sent" in k for k in live["kills"])
