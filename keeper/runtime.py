@@ -234,7 +234,8 @@ def run_loop(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 
 
     def tick_job() -> None:
         with in_tick:
-            if stop.is_set():
+            if stop.is_set():  # a signal that came before the scheduler ran: stop it now
+                scheduler.shutdown(wait=False)
                 return
             report = runtime.engine.tick()
             if runtime.engine.fatal is not None:  # logged as keeper.fatal by the engine
@@ -259,7 +260,8 @@ def run_loop(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 
             return
         log.info("keeper.stopping", signal=signal.Signals(signum).name, ticks=runtime.ticks)
         stop.set()
-        scheduler.shutdown(wait=False)
+        if scheduler.running:  # not yet running: the first tick job stops it
+            scheduler.shutdown(wait=False)
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
         signal.signal(signum, on_signal)
