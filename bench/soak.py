@@ -27,7 +27,7 @@ from keeper.logs import configure_logging
 from keeper.runtime import build_runtime
 
 SOAK_BLOCKS = int(os.environ.get("BENCH_SOAK_BLOCKS", "100000"))
-SOAK_MAX_S = float(os.environ.get("BENCH_SOAK_MAX_S", "1500"))
+SOAK_MAX_S = float(os.environ.get("BENCH_SOAK_MAX_S", "600"))
 BLOCK_S = 2
 RETENTION_DAYS = 0.05  # 72 min of chain time = 2,160 blocks
 WARM_UP_BLOCKS = 10_000  # the retention window full and the WAL at its checkpoint size
