@@ -72,7 +72,8 @@ class TransientRpcError(RpcError, TransientError):
 _TRANSIENT_RPC_CODES = frozenset({-32005, -32002, 429})
 # Wording of try-again replies (geth, erigon, alchemy, infura, quicknode, anvil forks).
 _TRANSIENT_RPC_WORDS = ("rate limit", "too many requests", "try again", "timed out", "timeout", "temporarily",
-                        "unavailable", "header not found", "busy", "capacity", "limit exceeded", "quota", "overloaded")
+                        "unavailable", "header not found", "busy", "capacity", "limit exceeded", "quota", "overloaded",
+                        "blockoutofrange", "unknown block")  # the head moved back (reorg) under a pinned read
 
 
 def rpc_error_from_reply(method: str, code: int, message: str, data: object = None) -> RpcError:

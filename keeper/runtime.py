@@ -234,7 +234,7 @@ def run_loop(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 
 
     def tick_job() -> None:
         with in_tick:
-            if stop.is_set():  # a signal that came before the scheduler ran: stop it now
+            if stop.is_set():  # SIGINT/SIGTERM (or one that came before the scheduler ran)
                 scheduler.shutdown(wait=False)
                 return
             report = runtime.engine.tick()
@@ -259,9 +259,10 @@ def run_loop(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 
             log.warning("kill_switch.signal", action=runtime.config.risk.kill_switch_action)
             return
         log.info("keeper.stopping", signal=signal.Signals(signum).name, ticks=runtime.ticks)
+        # The tick job shuts the scheduler down from its worker thread (within one poll interval,
+        # after the tick in flight): a shutdown from this handler can interrupt the scheduler's own
+        # loop between two of its steps and make it raise (JobLookupError) as the process stops.
         stop.set()
-        if scheduler.running:  # not yet running: the first tick job stops it
-            scheduler.shutdown(wait=False)
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
         signal.signal(signum, on_signal)

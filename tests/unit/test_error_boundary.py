@@ -54,6 +54,8 @@ def test_given_a_json_rpc_try_again_reply_then_it_is_transient_and_a_revert_is_n
     assert isinstance(rpc_error_from_reply("eth_call", -32005, "rate limited"), TransientError)
     assert isinstance(rpc_error_from_reply("eth_call", -32000, "header not found"), TransientError)
     assert isinstance(rpc_error_from_reply("eth_call", -32603, "request timed out upstream"), TransientError)
+    assert isinstance(rpc_error_from_reply("eth_call", -32602, "BlockOutOfRangeError: block height is 232 but "
+                                           "requested was 234"), TransientError)  # a reorg moved the head back
     revert = rpc_error_from_reply("eth_call", 3, "execution reverted: CH_TLRS")
     assert isinstance(revert, RpcError) and not isinstance(revert, TransientError)
     refused = rpc_error_from_reply("eth_sendRawTransaction", -32003, "nonce too low")
