@@ -100,6 +100,14 @@ class Engine:
             return None
         snapshot_ms = (time.perf_counter() - started) * 1000
         self.metrics.snapshot_seconds.observe(snapshot_ms / 1000)
+        return self.decide_on(snapshot, head, started, snapshot_ms)
+
+    def decide_on(self, snapshot: MarketSnapshot, head: int, started: float | None = None,
+                  snapshot_ms: float = 0.0) -> TickReport:
+        """Everything after collect, on one snapshot: signals -> risk -> strategies -> plan ->
+        execute -> journal. The live tick calls it on the snapshot it read; the backtest
+        (keeper/history/) calls it on recorded snapshots."""
+        started = time.perf_counter() if started is None else started
         self.last_block = snapshot.block_number
         signals = [s for s in compute_signals(snapshot, self.history) if isinstance(s, Signal)]
         self._observe(snapshot, signals)

@@ -1,0 +1,89 @@
+"""Snapshots from a history file, without a node: the keeper's own collector, fed the recorded
+return bytes.
+
+The collector is the live one (keeper/collect.py) with its static facts taken from the file and
+its Multicall3 replaced by `RecordedMulticall`, which answers each aggregate3 calldata with the
+bytes the node returned for it at that block. Before each block the collector's bitmap-window
+centres are set to the recorded ones, so it builds exactly the calldata it sent when recording
+(a different calldata is an error, never a silent guess), and every decode, every Unavailable
+and every number in the snapshot is the live code's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from keeper.chain.multicall import CallResult, decode_aggregate3
+from keeper.chain.rpc import RpcStats
+from keeper.collect import MarketSource, SnapshotCollector, Sources, _MarketStatic, _PoolStatic
+from keeper.errors import ConfigError
+from keeper.history.store import BlockRecord, read_blocks, read_meta
+from keeper.types import MarketSnapshot
+from keeper.venues.perp_v2 import PerpAddresses, PerpConfig
+
+
+def collector_meta(collector: SnapshotCollector) -> dict[str, Any]:
+    """The static facts a prepared collector holds, as JSON (the history file's metadata)."""
+    assert collector.config is not None, "prepare() the collector first"
+    return {"chain_id": collector.sources.chain_id, "account": collector.account,
+            "sources": asdict(collector.sources), "perp_config": asdict(collector.config),
+            "statics": [asdict(s) for s in collector.static]}
+
+
+class _NoNode:
+    """Stands where the collector keeps its RPC client: counts nothing, reaches nothing."""
+
+    url = "recorded history"
+
+    def __init__(self) -> None:
+        self.stats = RpcStats()
+
+
+class RecordedMulticall:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.block: BlockRecord | None = None
+        self._answers: dict[bytes, bytes] = {}
+
+    def load(self, record: BlockRecord) -> None:
+        self.block = record
+        self._answers = dict(record.reads)
+
+    def run(self, calldata: bytes, block: int | str = "latest") -> list[CallResult]:
+        assert self.block is not None
+        raw = self._answers.get(calldata)
+        if raw is None or block not in (self.block.block, "latest"):
+            raise ConfigError(f"history: block {self.block.block} has no recorded answer for a read the collector "
+                              "makes (the file was recorded by another keeper version?)")
+        return decode_aggregate3(raw)
+
+
+def replay_collector(meta: Mapping[str, Any]) -> tuple[SnapshotCollector, RecordedMulticall]:
+    src = meta["sources"]
+    sources = Sources(src["chain_id"], PerpAddresses(**src["perp"]), src["multicall3"],
+                      tuple(MarketSource(**m) for m in src["markets"]))
+    collector = SnapshotCollector(_NoNode(), sources, account=meta.get("account"))  # type: ignore[arg-type]
+    collector.config = PerpConfig(**meta["perp_config"])
+    collector.static = tuple(
+        _MarketStatic(MarketSource(**s["source"]), _PoolStatic(**s["perp_pool"]),
+                      _PoolStatic(**s["spot_v3_pool"]) if s["spot_v3_pool"] else None, s["oracle_decimals"])
+        for s in meta["statics"])
+    multicall = RecordedMulticall(sources.multicall3)
+    collector.multicall = multicall  # type: ignore[assignment]
+    return collector, multicall
+
+
+def rebuild_snapshot(collector: SnapshotCollector, multicall: RecordedMulticall, record: BlockRecord) -> MarketSnapshot:
+    multicall.load(record)
+    collector._last_tick = dict(record.window_ticks)
+    return collector.fetch_snapshot(record.block)
+
+
+def recorded_snapshots(path: Path, from_block: int | None = None,
+                       to_block: int | None = None) -> Iterator[tuple[BlockRecord, MarketSnapshot]]:
+    collector, multicall = replay_collector(read_meta(path))
+    for record in read_blocks(path, from_block, to_block):
+        yield record, rebuild_snapshot(collector, multicall, record)
