@@ -104,6 +104,62 @@ def simulate(
 
 
 @app.command()
+def record(
+    rpc_url: Annotated[str, typer.Option(help="JSON-RPC URL of the chain to record (an archive node for old blocks).")],
+    out_file: Annotated[Path, typer.Option("--out", help="History to write (a Parquet dataset directory); an existing one is resumed.")],
+    from_block: Annotated[Optional[int], typer.Option(min=0, help="First block (default: 1,000 blocks before --to-block; with --follow: the head).")] = None,
+    to_block: Annotated[Optional[int], typer.Option(min=0, help="Last block (default: the head).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep recording new blocks until Ctrl-C.")] = False,
+    account: Annotated[Optional[str], typer.Option(help="Also record this executor's Perp account and wallet (default: account.executor).")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Record, per block, the keeper's own snapshot reads (raw Multicall3 results pinned to the
+    block), the block header, base fee and L1-fee inputs, for `keeper backtest`."""
+    from keeper.history.commands import record_command
+
+    try:
+        out.print(record_command(config=config, rpc_url=rpc_url, out=out_file, from_block=from_block, to_block=to_block,
+                                 follow=follow, account=account, manifest=manifest, console=err), highlight=False, markup=False)
+    except KeeperError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
+def backtest(
+    history: Annotated[Path, typer.Argument(help="History recorded by `keeper record`.")],
+    config: ConfigOption = None,
+    strategy: Annotated[Optional[str], typer.Option(help="Run only this strategy (default: strategies.enabled).")] = None,
+    from_block: Annotated[Optional[int], typer.Option(min=0, help="First recorded block to replay.")] = None,
+    to_block: Annotated[Optional[int], typer.Option(min=0, help="Last recorded block to replay.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html.")] = Path("backtest"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide as `keeper run --dry-run` would: the recorded account, virtual positions.")] = False,
+    sweep: Annotated[Optional[list[str]], typer.Option(help="Calibrate: NAME=V1,V2,... (a strategies.params.* or risk.* key), repeatable.")] = None,
+    folds: Annotated[int, typer.Option(min=1, help="Walk-forward folds for --sweep.")] = 3,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="--sweep: processes (default: every core).")] = None,
+    dask: Annotated[Optional[str], typer.Option(help="--sweep: run on this Dask scheduler (tcp://HOST:PORT; extra [dask]).")] = None,
+) -> None:
+    """Replay the keeper's signals, risk, strategies and planner over recorded blocks with no
+    node (exact quotes on the recorded state; its own impact is not modelled) and write the
+    simulation's report. With --sweep: walk-forward calibration of the given parameters."""
+    from keeper.history.commands import backtest_command, sweep_command
+
+    try:
+        if sweep:
+            text = sweep_command(history=history, config=config, strategy=strategy, from_block=from_block,
+                                 to_block=to_block, sweep=sweep, folds=folds, workers=workers, dask=dask,
+                                 json_output=json_output, console=err)
+        else:
+            text = backtest_command(history=history, config=config, strategy=strategy, from_block=from_block,
+                                    to_block=to_block, json_output=json_output, out_dir=out_dir, dry_run=dry_run,
+                                    console=err)
+    except KeeperError as exc:
+        raise _fail(exc) from exc
+    out.print(text, highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command()
 def status(
     config: ConfigOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,

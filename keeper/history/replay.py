@@ -11,18 +11,19 @@ and every number in the snapshot is the live code's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from keeper.chain.multicall import CallResult, decode_aggregate3
+from keeper.chain.multicall import CallResult, decode_aggregate3, encode_aggregate3
 from keeper.chain.rpc import RpcStats
 from keeper.collect import MarketSource, SnapshotCollector, Sources, _MarketStatic, _PoolStatic
 from keeper.errors import ConfigError
 from keeper.history.store import BlockRecord, read_blocks, read_meta
 from keeper.types import MarketSnapshot
 from keeper.venues.perp_v2 import PerpAddresses, PerpConfig
+from keeper.venues.reads import ReadPlan
 
 
 def collector_meta(collector: SnapshotCollector) -> dict[str, Any]:
@@ -61,11 +62,39 @@ class RecordedMulticall:
         return decode_aggregate3(raw)
 
 
+class ReplayCollector(SnapshotCollector):
+    """The live collector, remembering each read plan's last raw results and decoded value: a
+    plan whose bytes did not change since the previous block (tick liquidity, oracle rounds,
+    quiet pools) is not decoded again. Same bytes, same plan: same value."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._decoded: dict[tuple[bytes, int], tuple[list[CallResult], Any]] = {}
+
+    def _run(self, plans: Sequence[ReadPlan[Any]], block: int | str, calldata: bytes | None = None) -> list[Any]:
+        if calldata is None:
+            calldata = encode_aggregate3([c for p in plans for c in p.calls])
+        raw = self.multicall.run(calldata, block)
+        out, i = [], 0
+        for k, plan in enumerate(plans):
+            n = len(plan.calls)
+            part = raw[i:i + n]
+            known = self._decoded.get((calldata, k))
+            if known is not None and known[0] == part:
+                out.append(known[1])
+            else:
+                value = plan.result(part)
+                self._decoded[(calldata, k)] = (part, value)
+                out.append(value)
+            i += n
+        return out
+
+
 def replay_collector(meta: Mapping[str, Any]) -> tuple[SnapshotCollector, RecordedMulticall]:
     src = meta["sources"]
     sources = Sources(src["chain_id"], PerpAddresses(**src["perp"]), src["multicall3"],
                       tuple(MarketSource(**m) for m in src["markets"]))
-    collector = SnapshotCollector(_NoNode(), sources, account=meta.get("account"))  # type: ignore[arg-type]
+    collector = ReplayCollector(_NoNode(), sources, account=meta.get("account"))  # type: ignore[arg-type]
     collector.config = PerpConfig(**meta["perp_config"])
     collector.static = tuple(
         _MarketStatic(MarketSource(**s["source"]), _PoolStatic(**s["perp_pool"]),

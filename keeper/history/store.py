@@ -75,7 +75,7 @@ class HistoryWriter:
 
     def __init__(self, path: Path, meta: Mapping[str, Any], part_blocks: int = 500) -> None:
         self.path = path
-        self.meta = dict(meta, format_version=FORMAT_VERSION)
+        self.meta = json.loads(json.dumps(dict(meta, format_version=FORMAT_VERSION)))  # as stored
         self.part_blocks = part_blocks
         self._rows: list[dict[str, Any]] = []
         if path.exists() and not path.is_dir():
@@ -162,3 +162,11 @@ def count_blocks(path: Path, from_block: int | None = None, to_block: int | None
         hi = min(last, to_block) if to_block is not None else last
         total += max(0, hi - lo + 1)
     return total
+
+
+def recorded_range(path: Path) -> tuple[int, int]:
+    """First and last recorded block."""
+    parts = _parts(path) if path.is_dir() else []
+    if not parts:
+        raise ConfigError(f"history {path}: no recorded blocks")
+    return int(parts[0].stem.split("-")[1]), int(parts[-1].stem.split("-")[2])

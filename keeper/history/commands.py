@@ -1,0 +1,113 @@
+"""The history commands' CLI logic (`keeper record`, `keeper backtest`); keeper/cli.py only
+registers them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from keeper.chain.rpc import JsonRpc
+from keeper.config import load_config
+from keeper.errors import ConfigError, TransientError
+from keeper.logs import configure_logging
+
+_QUIET = ("WARNING", "ERROR")
+
+
+def _quiet_logging(level: str) -> None:
+    """The engine's per-block INFO events would be one line per block of history: a backtest
+    logs warnings and errors (or only errors, with monitoring.log_level = ERROR), on stderr."""
+    configure_logging(level if level in _QUIET else "WARNING")
+
+
+def _bar(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[rate]}"), console=console, transient=False)
+
+
+def record_command(*, config: Path | None, rpc_url: str, out: Path, from_block: int | None, to_block: int | None,
+                   follow: bool, account: str | None, manifest: Path | None, console: Console) -> str:
+    from keeper.history.record import record_history
+
+    if follow and to_block is not None:
+        raise ConfigError("--follow: give either --to-block or --follow, not both")
+    overrides: dict[str, Any] = {"chain": {"rpc_url": rpc_url}}
+    if manifest:
+        overrides["chain"]["manifest"] = manifest
+    settings = load_config(config, overrides=overrides)
+    _quiet_logging(settings.monitoring.log_level)
+    rpc = JsonRpc(rpc_url, timeout_s=settings.chain.request_timeout_s)
+    try:
+        rpc.chain_id()
+    except TransientError as exc:
+        raise ConfigError(f"--rpc-url: {exc}") from exc
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        with _bar(console) as bar:
+            task = bar.add_task("recording", total=None, rate="")
+
+            def progress(done: int, total: int, block: int) -> None:
+                elapsed = bar.tasks[task].elapsed or 1e-9
+                bar.update(task, completed=done, total=total or None, description=f"block {block}",
+                           rate=f"{done / elapsed:,.0f} blocks/s")
+
+            written, seconds = record_history(settings, rpc, out, from_block=from_block, to_block=to_block,
+                                              follow=follow, account=account or settings.account.executor,
+                                              progress=progress, stop=stop.is_set)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        rpc.close()
+    rate = written / seconds if seconds > 0 else 0.0
+    return f"recorded {written} blocks into {out} ({rate:,.0f} blocks/s)"
+
+
+def backtest_command(*, history: Path, config: Path | None, strategy: str | None, from_block: int | None,
+                     to_block: int | None, json_output: bool, out_dir: Path, dry_run: bool, console: Console) -> str:
+    from keeper.history.backtest import run_backtest
+    from keeper.history.report import build_report, summary, write_backtest_report
+
+    if from_block is not None and to_block is not None and from_block > to_block:
+        raise ConfigError(f"--from-block {from_block} is after --to-block {to_block}")
+    settings = load_config(config)
+    _quiet_logging(settings.monitoring.log_level)
+    with _bar(console) as bar:
+        task = bar.add_task("backtest", total=None, rate="")
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        run = run_backtest(history, settings, strategy=strategy, from_block=from_block, to_block=to_block,
+                           mode="dry_run" if dry_run else "backtest", progress=progress)
+        bar.update(task, completed=run.blocks, total=run.blocks, rate=f"{run.blocks_per_s:,.0f} blocks/s")
+    if run.blocks == 0:
+        raise ConfigError(f"{history}: no recorded block in the range asked")
+    report = build_report(run, history)
+    paths = write_backtest_report(report, out_dir)
+    result = summary(report) | {"report": [str(p) for p in paths]}
+    if json_output:
+        return json.dumps(result)
+    return (f"{run.blocks} blocks ({run.first_block}-{run.last_block}) at {run.blocks_per_s:,.0f} blocks/s: keeper "
+            f"${result['keeper_usd']:,.2f} in {result['trades']} trades, threshold bot ${result['baseline_usd']:,.2f}, "
+            f"hindsight ${result['optimum_usd']:,.2f}\nwrote {paths[0]}\nwrote {paths[1]}")
+
+
+def sweep_command(*, history: Path, config: Path | None, strategy: str | None, from_block: int | None,
+                  to_block: int | None, sweep: list[str], folds: int, workers: int | None, dask: str | None,
+                  json_output: bool, console: Console) -> str:
+    from keeper.history.sweep import format_sweep, run_sweep
+
+    settings = load_config(config)
+    _quiet_logging(settings.monitoring.log_level)
+    with _bar(console) as bar:
+        task = bar.add_task("sweep", total=None, rate="")
+        result = run_sweep(history, settings, sweep, folds, from_block=from_block, to_block=to_block,
+                           workers=workers, dask_address=dask, strategy=strategy,
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+    return json.dumps(result) if json_output else format_sweep(result)
