@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from keeper.config import KeeperConfig
 from keeper.devnet.manifest import DevnetManifest
-from keeper.errors import FatalError, KeeperError, TransientError
+from keeper.errors import ConfigError, FatalError, KeeperError, TransientError
 from keeper.logs import configure_logging, get_logger
 
 app = typer.Typer(
@@ -78,22 +78,36 @@ def run(
 @app.command()
 def simulate(
     fork_url: Annotated[str, typer.Option(help="RPC of the chain to fork (e.g. an Optimism node, or a local devnet: http://127.0.0.1:8545).")],
-    blocks: Annotated[int, typer.Option(min=1, help="Scenario steps to run (each step advances the chain and runs one keeper tick).")],
-    scenario: Annotated[str, typer.Option(help="Scenario name (calm, funding_spike, basis_blowout, stale_oracle, liquidity_drain, gas_spike) or a scenario file.")],
+    blocks: Annotated[Optional[int], typer.Option(min=1, help="Scenario steps to run (each step advances the chain and runs one keeper tick).")] = None,
+    scenario: Annotated[Optional[str], typer.Option(help="Scenario name (calm, funding_spike, basis_blowout, stale_oracle, liquidity_drain, gas_spike) or a scenario file.")] = None,
     fork_block: Annotated[Optional[int], typer.Option(help="Fork at this block (default: the latest).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the scenario's random path.")] = 7,
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html.")] = Path("simulation"),
     config: ConfigOption = None,
+    replay: Annotated[bool, typer.Option("--replay", help="Replay the origin's blocks (--from-block, --to-block] on a fork at --from-block, the keeper trading between them.")] = False,
+    from_block: Annotated[Optional[int], typer.Option(min=0, help="--replay: fork at this origin block.")] = None,
+    to_block: Annotated[Optional[int], typer.Option(min=0, help="--replay: last origin block to replay.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="--replay with the keeper off: every replayed block must reproduce the origin's prices and pool states.")] = False,
 ) -> None:
     """Dry-run simulation on a fork: start anvil forked from --fork-url, fund a throwaway keeper
     account and deploy the executor there, drive the scenario, run the real keeper (the same code
     path as live) against the fork, and write a report comparing it with a threshold-bot baseline
-    and a hindsight bound. The origin chain is never written to."""
+    and a hindsight bound. The origin chain is never written to. With --replay: the origin's own
+    blocks (--from-block, --to-block] are applied again on a fork, the keeper trading between
+    them; --check (keeper off) verifies every replayed block against the origin."""
     from keeper.config import load_config
     from keeper.simulate.command import run_simulation
 
     try:
         settings = load_config(config)
+        if replay or check:
+            from keeper.history.commands import replay_command
+
+            out.print(replay_command(settings, fork_url=fork_url, from_block=from_block, to_block=to_block, check=check,
+                                     out_dir=out_dir, console=err), highlight=False, markup=False)
+            return
+        if blocks is None or scenario is None:
+            raise ConfigError(f"--{'blocks' if blocks is None else 'scenario'}: required (or --replay)")
         _configure_logging_from(settings)
         report_paths = run_simulation(settings, fork_url=fork_url, fork_block=fork_block, blocks=blocks,
                                       scenario=scenario, seed=seed, out_dir=out_dir, console=err)

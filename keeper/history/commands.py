@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from keeper.chain.rpc import JsonRpc
 from keeper.config import load_config
-from keeper.errors import ConfigError, TransientError
+from keeper.errors import ConfigError, KeeperError, TransientError
 from keeper.logs import configure_logging
 
 _QUIET = ("WARNING", "ERROR")
@@ -111,3 +111,47 @@ def sweep_command(*, history: Path, config: Path | None, strategy: str | None, f
                            workers=workers, dask_address=dask, strategy=strategy,
                            progress=lambda done, total: bar.update(task, completed=done, total=total))
     return json.dumps(result) if json_output else format_sweep(result)
+
+
+def replay_command(settings: Any, *, fork_url: str, from_block: int | None, to_block: int | None, check: bool,
+                   out_dir: Path, console: Console) -> str:
+    from keeper.history.forkreplay import run_replay
+    from keeper.simulate.fork import find_origin_manifest
+
+    if from_block is None or to_block is None:
+        raise ConfigError(f"--{'from-block' if from_block is None else 'to-block'}: required with --replay")
+
+    def sources_for(rpc: JsonRpc) -> Any:
+        from keeper.addressbook import optimism_book, resolve_sources
+        from keeper.collect import Sources
+
+        if settings.chain.preset == "optimism" or rpc.chain_id() == 10:
+            return resolve_sources(rpc, optimism_book())
+        return Sources.from_manifest(find_origin_manifest(rpc, settings.chain.manifest))
+
+    _quiet_logging(settings.monitoring.log_level)
+    with _bar(console) as bar:
+        task = bar.add_task("replay" + (" --check" if check else ""), total=to_block - from_block, rate="")
+        report = run_replay(settings, fork_url=fork_url, from_block=from_block, to_block=to_block, check=check,
+                            out_dir=out_dir, sources_for=sources_for,
+                            progress=lambda done, total: bar.update(task, completed=done, total=total))
+    lines = [f"replayed origin blocks {from_block + 1}-{to_block} ({len(report.blocks)} blocks, {report.replayed_txs} "
+             f"transactions) on a fork at {from_block} in {report.wall_s:.1f} s"]
+    if check:
+        lines.append(f"blocks equal to the origin: {report.blocks_equal}/{len(report.blocks)}")
+        lines += [f"  block {b.origin_block}: differs at {b.difference}" for b in report.blocks if not b.snapshot_equal][:20]
+    else:
+        keeper = report.keeper
+        lines.append(f"keeper: {len(keeper.get('trades', []))} trades, PnL ${keeper.get('pnl_usd', 0.0):,.2f}, "
+                     f"open after wind-down: {keeper.get('open_after')}")
+    lines.append(f"origin transactions reverted on the fork: {len(report.reverted)}; logs changed: "
+                 f"{len(report.logs_changed)}; not replayable: {len(report.unreplayable)}")
+    lines += [f"  not replayable: block {u['block']} {u['hash']}: {u['reason']}" for u in report.unreplayable[:20]]
+    lines.append(f"wrote {out_dir / 'replay.json'}")
+    if check and report.blocks_equal != len(report.blocks):
+        raise ReplayCheckFailed("replay --check: not every block reproduced the origin\n" + "\n".join(lines))
+    return "\n".join(lines)
+
+
+class ReplayCheckFailed(KeeperError):
+    """--check found a replayed block that differs from the origin's (exit 1)."""

@@ -4,6 +4,7 @@ same predicted fills, fills equal to the chain's)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -100,3 +101,41 @@ def test_record_of_a_block_the_node_no_longer_keeps_names_it(driven, tmp_path: P
     with pytest.raises(StateUnavailable, match=f"block {head - 400}"):
         record_history(settings, runtime.rpc, tmp_path / "h", from_block=head - 400, to_block=head, follow=False,
                        account=None)
+
+
+def _sources_for(settings):  # type: ignore[no-untyped-def]
+    from keeper.collect import Sources
+    from keeper.devnet.manifest import DevnetManifest
+
+    return lambda rpc: Sources.from_manifest(DevnetManifest.read(settings.chain.manifest))
+
+
+def test_replay_check_reproduces_every_block_of_the_origin(driven, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from keeper.history.forkreplay import run_replay
+
+    settings, runtime, ticked, _, _, _ = driven
+    report = run_replay(settings, fork_url=runtime.rpc.url, from_block=ticked[0] - 1, to_block=ticked[-1], check=True,
+                        out_dir=tmp_path, sources_for=_sources_for(settings))
+    origin_txs = sum(len(runtime.rpc.call("eth_getBlockByNumber", [hex(b), False])["transactions"]) for b in ticked)
+    assert [b.origin_block for b in report.blocks] == ticked
+    assert [b.fork_block for b in report.blocks] == ticked
+    assert report.blocks_equal == len(ticked), [b.difference for b in report.blocks if not b.snapshot_equal]
+    assert report.replayed_txs == origin_txs > 0
+    assert not report.reverted and not report.logs_changed and not report.unreplayable
+    assert json.loads((tmp_path / "replay.json").read_text())["blocks_equal"] == len(ticked)
+
+
+def test_replay_with_the_keeper_trading_between_the_origins_blocks(driven, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from keeper.history.forkreplay import run_replay
+
+    settings, runtime, ticked, _, _, _ = driven
+    report = run_replay(settings, fork_url=runtime.rpc.url, from_block=ticked[0] - 1, to_block=ticked[-1], check=False,
+                        out_dir=tmp_path, sources_for=_sources_for(settings))
+    trades = report.keeper["trades"]
+    assert any(t["kind"] == "open" for t in trades), "the shocks make the keeper trade on the fork"
+    assert report.keeper["open_after"] == []
+    # its own blocks sit between the origin's: the fork numbers run ahead of the origin's
+    assert report.blocks[-1].fork_block > report.blocks[-1].origin_block
+    # every origin transaction was replayed; the ones its trades changed are counted, not lost
+    assert report.replayed_txs == sum(b.transactions for b in report.blocks)
+    assert len(report.logs_changed) + len(report.reverted) <= report.replayed_txs
