@@ -1,4 +1,4 @@
-"""Paper trading on recorded snapshots: what the baseline and the hindsight bound share.
+"""Paper trading on recorded snapshots: what the reference bots and the hindsight optimum share.
 
 A paper trade is quoted exactly (keeper.quotes.quote_basis_trade, the keeper's own quote math) on
 a recorded snapshot, and never sent: it does not move the chain, so later snapshots do not show
@@ -18,7 +18,7 @@ definitions (keeper/pnl_split.py), in USD x18 integers:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -224,3 +224,26 @@ class SnapshotQuoter:
         if quote.perp.is_partial_close:
             return "Perp would close it only partly (price band)"
         return self._fill(k, market, quote)
+
+
+# A stand-in for one executor transaction when asking an OP-stack chain's GasPriceOracle for the
+# L1 data fee of a paper trade: an openBasis call is ~0.5 kB signed; non-zero bytes (the dearer kind).
+PAPER_TX_BYTES = bytes(range(1, 256)) * 2
+
+
+def compute_close_value_x18(snapshot: MarketSnapshot, positions: Iterable[Position], priority_fee_wei: int) -> int:
+    """What closing `positions` at `snapshot` would add to their PnL to date: each close's exact
+    quoted net quote minus its paper gas (a mark to market with exit costs). A position whose close
+    cannot be quoted adds nothing."""
+    eth = snapshot.markets.get("ETH")
+    eth_x18 = eth.perp.index_price_x18 if eth is not None and isinstance(eth.perp, PerpMarketState) else 0
+    quoter = SnapshotQuoter([snapshot])
+    total = 0
+    for p in positions:
+        if p.market not in snapshot.markets or not p.perp_base_x18:
+            continue
+        fill = quoter.close(0, p.market, p.direction, p.spot_venue, p.perp_base_x18, p.spot_raw)
+        if not isinstance(fill, str):
+            gas_wei = PAPER_GAS_UNITS["close"] * (snapshot.base_fee_wei + priority_fee_wei)
+            total += fill.net_quote_x18 - compute_gas_usd_x18(gas_wei, eth_x18)
+    return total

@@ -242,7 +242,7 @@ def simulate_main(settings: KeeperConfig, *, fork_url: str, fork_block: int | No
         raise ConfigError("--scenario: one run only; the suite takes --scenarios FILE_OR_DIR (repeatable)")
     result = run_suite(settings, fork_url=fork_url, fork_block=fork_block, scenarios=scenarios,
                        seeds=parse_seeds(seeds), out_dir=out_dir, console=err, steps=blocks)
-    out.print(suite_table(result), width=max(out.width, 150))
+    Console(file=out.file, width=max(out.width, 160)).print(suite_table(result))
     for line in suite_violations(result):
         out.print(f"DEFECT: {line}", highlight=False)
     out.print(f"wrote {out_dir / 'suite.json'} and {out_dir / 'index.html'} ({result['wall_s']} s)", highlight=False)

@@ -3,13 +3,22 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
+
+import pytest
+
 from keeper.pnl_split import compute_pnl_split
-from keeper.simulate.hindsight import best_round_trip
 from keeper.simulate.optimum import KnownTrip, market_sizes_x18, optimise_market, run_optimum, size_grid_x18
-from keeper.simulate.paper import AccountLimits, PathPoint
+from keeper.simulate.paper import (
+    AccountLimits,
+    PathPoint,
+    compute_holding_funding_x18,
+    compute_paper_gas_x18,
+)
 from keeper.types import Direction
 
-from .test_simulate_paper import FEE_X18, SIZE, SPOT_USD, FakeQuoter
+from .test_simulate_paper import FEE_X18, SIZE, SPOT_USD, FakeQuoter, points
 
 E18 = 10**18
 V3 = ("uniswap_v3",)
@@ -38,9 +47,8 @@ def test_several_round_trips_beat_the_best_single_one() -> None:
         (Direction.LONG_PERP, 0, 1), (Direction.SHORT_PERP, 1, 2), (Direction.LONG_PERP, 2, 3), (Direction.SHORT_PERP, 3, 4)]
     assert sum(t.split.total_x18 for t in trips) == 4 * captured_x18(SIZE, 150) == 4 * 144 * E18
     assert candidates == 2
-    # and the best single round trip makes a quarter of it
-    single = best_round_trip("ETH", path, quoter, SIZE, venues=V3)
-    assert single is not None and single.split.total_x18 == 144 * E18
+    # while the best single round trip makes a quarter of it (any 150 bps move: $150 - $6)
+    assert max(brute_force(spreads, path, most_trips=1)) == 144 * E18
 
 
 def test_a_round_trip_that_does_not_pay_its_fees_is_left_out() -> None:
@@ -102,3 +110,46 @@ def test_the_size_grid_is_geometric_and_holds_the_caps_and_extra_sizes() -> None
                            spot_inventory_raw={"ETH": 3 * 10**6})
     sizes = market_sizes_x18("ETH", priced_points([0, 0]), limits, [7 * E18])
     assert sizes[0] == 10 * E18 and 3 * E18 in sizes and 7 * E18 in sizes
+
+
+# ------------------------------------------------------------------------------ against brute force
+def brute_force(spreads: list[float], path: list[PathPoint], most_trips: int = 99) -> list[int]:
+    """Every schedule's PnL: each set of non-overlapping round trips (a trip may open where the
+    previous one closed), up to most_trips of them, enumerated exhaustively."""
+    quoter = FakeQuoter(spreads)
+    n = len(spreads)
+
+    def trip(direction: Direction, i: int, j: int) -> int:
+        opened = quoter.open(i, "ETH", direction, "uniswap_v3", SIZE)
+        assert not isinstance(opened, str)
+        closed = quoter.close(j, "ETH", direction, "uniswap_v3", opened.perp_base_x18, opened.spot_raw)
+        assert not isinstance(closed, str)
+        funding = compute_holding_funding_x18(path, i, j, opened.perp_base_x18)
+        gas = compute_paper_gas_x18(path[i], "open") + compute_paper_gas_x18(path[j], "close")
+        return opened.net_quote_x18 + closed.net_quote_x18 - funding - gas
+
+    @functools.cache
+    def schedules(start: int, left: int) -> tuple[int, ...]:
+        found = [0]
+        if left:
+            for direction, (i, j) in itertools.product(Direction, itertools.combinations(range(start, n), 2)):
+                found += [trip(direction, i, j) + rest for rest in schedules(j, left - 1)]
+        return tuple(found)
+
+    return list(schedules(0, most_trips))
+
+
+@pytest.mark.parametrize("spreads", [
+    [0, 50, 150, 120, 60, 0, -20, -5],
+    [10, -80, -30, 40, 90, -60, 0],
+    [5, 5, 6, 5],
+    [0, 150, -150, 150, -150, 0],
+])
+def test_the_programme_finds_the_brute_force_optimum(spreads: list[float]) -> None:
+    # Given paths with funding ($0.10 premium, hourly steps) and gas
+    path = points(spreads, premium_x18=E18 // 10, dt_s=3_600, gas_price_wei=10**8)
+    trips, _, _ = optimise_market("ETH", path, FakeQuoter(spreads), sizes_x18=[SIZE], venues=V3)
+    # then its schedule is worth the best of every schedule there is, and is one of them
+    assert sum(t.split.total_x18 for t in trips) == max(brute_force(spreads, path))
+    assert all(a.exit_index <= b.entry_index for a, b in zip(trips, trips[1:]))
+    assert all(t.entry_index < t.exit_index and t.split.total_x18 > 0 for t in trips)
