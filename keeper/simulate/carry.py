@@ -22,8 +22,8 @@ DAYS_PER_YEAR = 365
 
 @dataclass(frozen=True)
 class CarryPolicy:
-    entry_apr: float = 0.20  # open when |funding APR| >= 20%
-    exit_apr: float = 0.05  # close when the APR received falls below 5%
+    entry_apr: float = 0.50  # open when |funding APR| >= 50% (a 0.14% daily premium)
+    exit_apr: float = 0.10  # close when the APR received falls below 10%
     notional_usd: float = 25_000.0
     spot_venue: str = "uniswap_v3"
 
