@@ -46,7 +46,9 @@ class BacktestRun:
     last_block: int | None = None
     replay_s: float = 0.0
     outcomes: list[Outcome] = field(default_factory=list)
-    samples: list[tuple[MarketSnapshot, dict[str, Any]]] = field(default_factory=list)  # (snapshot, keeper state)
+    # (snapshot the tick decided on, keeper state after it): every k-th block and every trade's block
+    samples: list[tuple[MarketSnapshot, dict[str, Any]]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
     journal: Journal | None = None
     skips: int = 0
     open_at_end: list[str] = field(default_factory=list)
@@ -101,7 +103,7 @@ def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = N
     journal._conn.execute("PRAGMA synchronous = OFF")  # a throwaway journal: no fsync per write
     engine, executor, books, account = build_engine(config, collector, mode, journal,
                                                     meta.get("account") if mode == "dry_run" else None)
-    run = BacktestRun(config, mode, markets, journal=journal)
+    run = BacktestRun(config, mode, markets, journal=journal, meta=meta)
     total = len(records) if records is not None else count_blocks(path, from_block, to_block)
     stride = max(1, total // MAX_SAMPLES)
     source = records if records is not None else read_blocks(path, from_block, to_block)
@@ -109,9 +111,10 @@ def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = N
     snapshot = None
     for record in source:
         snapshot = rebuild_snapshot(collector, multicall, record)
+        traded = len(run.outcomes)
         snapshot = _step(engine, executor, books, account, snapshot, run)
-        if run.blocks % stride == 0 or run.blocks == total - 1:
-            run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))
+        if run.blocks % stride == 0 or run.blocks == total - 1 or len(run.outcomes) > traded:
+            run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))  # every trade's block too
         run.blocks += 1
         run.first_block = snapshot.block_number if run.first_block is None else run.first_block
         run.last_block = snapshot.block_number
@@ -148,5 +151,4 @@ def _pnl_to_date_x18(books: BacktestJournal) -> int:
 
 def _keeper_state(engine: Engine, books: BacktestJournal, snapshot: MarketSnapshot) -> dict[str, Any]:
     books.flush_funding()
-    return {"positions": {m: p.perp_base_x18 for m, p in engine.positions().items()},
-            "pnl": books.journal.pnl_summary().total}
+    return {"positions": engine.positions(), "pnl": books.journal.pnl_summary().total}

@@ -15,9 +15,11 @@
    (the scenario's `warmup_steps`) of plain activity give the keeper its basis history; after the
    last step, wind-down ticks with the kill switch set to "unwind" close what the keeper holds,
    so that its PnL is realized and the balance identity is exact (keeper/simulate/ledger.py).
-5. Comparison on the same recorded snapshots (the ones the keeper's ticks read): the threshold
-   baseline (keeper/simulate/baseline.py) and the hindsight bound (keeper/simulate/hindsight.py),
-   both paper-traded. Then report.json and report.html (keeper/simulate/report.py).
+5. Comparison on the same recorded snapshots (the ones the keeper's ticks read): the threshold bot
+   and the carry-only bot, paper-traded within the keeper's limits, and the hindsight optimum, which
+   must dominate the keeper and both bots (keeper/simulate/compare.py). Each tick also marks what
+   the keeper holds to market by an exact close quote. Then report.json and report.html
+   (keeper/simulate/report.py).
 """
 
 from __future__ import annotations
@@ -49,12 +51,15 @@ from keeper.errors import ConfigError
 from keeper.logs import configure_logging, get_logger
 from keeper.pnl_split import PnlSplit
 from keeper.signals import spot_price
-from keeper.simulate.baseline import ThresholdPolicy, run_threshold_baseline
+from keeper.chain.fees import GAS_PRICE_ORACLE, fetch_l1_data_fee_wei
+from keeper.journal import Journal
+from keeper.simulate.baseline import ThresholdPolicy
+from keeper.simulate.carry import CarryPolicy
+from keeper.simulate.compare import account_limits, compare, keeper_round_trips
 from keeper.simulate.driver import ScenarioDriver
 from keeper.simulate.fork import find_origin_manifest, fund_gas, origin_head, provision_fork_executor, start_fork
-from keeper.simulate.hindsight import run_hindsight
 from keeper.simulate.ledger import BalanceReader, KeeperBalances, compute_balance_change
-from keeper.simulate.paper import SnapshotQuoter, path_points
+from keeper.simulate.paper import PAPER_TX_BYTES, AccountLimits, SnapshotQuoter, compute_close_value_x18, path_points
 from keeper.simulate.report import usd, write_report
 from keeper.simulate.scenario import Scenario, load_scenario
 from keeper.types import MarketSnapshot, PerpAccountState, PerpMarketState, Unavailable
@@ -91,6 +96,8 @@ class Recorder:
     spot_decimals: Mapping[str, int]
     snapshots: list[MarketSnapshot] = field(default_factory=list)
     tips_wei: list[int] = field(default_factory=list)
+    l1_fees_wei: list[int] = field(default_factory=list)
+    l1_oracle: bool = False
     samples: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     fee_paid_wei: int = 0
@@ -99,26 +106,33 @@ class Recorder:
         head = self.rpc.block_number()
         before = self.collector.fetch_snapshot(head)
         tip = int(self.rpc.call("eth_maxPriorityFeePerGas"), 16)
+        l1_fee = fetch_l1_data_fee_wei(self.rpc, PAPER_TX_BYTES) if self.l1_oracle else 0
         report = runtime.engine.tick()
         after = self.collector.fetch_snapshot()
         balances = self.reader.read(after.block_number)
         pnl = runtime.journal.pnl_summary().total
+        marked_x18 = pnl.total_x18 + compute_close_value_x18(after, runtime.journal.open_positions().values(), tip)
+        index = len(self.snapshots)
         self.snapshots.append(before)
         self.tips_wei.append(tip)
+        self.l1_fees_wei.append(l1_fee)
         outcomes = []
         for outcome in (report.outcomes if report else ()):
             self.fee_paid_wei += outcome.fee_paid_wei
-            entry = {"step": step, "block": outcome.block_number, "market": outcome.plan.intent.market,
+            entry = {"step": step, "index": index, "block": outcome.block_number, "market": outcome.plan.intent.market,
                      "kind": outcome.plan.intent.kind, "direction": outcome.plan.intent.direction.value,
                      "spot_venue": outcome.plan.intent.spot_venue, "strategy": outcome.plan.intent.strategy,
                      "status": outcome.status, "gas_used": outcome.gas_used, "tx_hash": outcome.tx_hash,
                      "perp_base": (outcome.fills.perp_base_x18 / ONE_X18) if outcome.fills else None,
                      "net_quote_usd": usd(outcome.fills.net_quote_x18) if outcome.fills else None,
+                     "perp_base_x18": str(outcome.fills.perp_base_x18) if outcome.fills else None,
+                     "expected_net_usd": outcome.plan.expected_net_usd,
                      "detail": outcome.detail[:300]}
             outcomes.append(entry)
         self.outcomes += outcomes
         self.samples.append(self._sample(phase, step, before, after, balances, pnl, outcomes,
                                          len(report.skips) if report else 0, report is not None))
+        self.samples[-1]["keeper"]["marked_usd"] = usd(marked_x18)
         return report
 
     def _sample(self, phase: str, step: int, before: MarketSnapshot, after: MarketSnapshot, balances: KeeperBalances,
@@ -288,7 +302,7 @@ def _run(runtime: Any, rpc: JsonRpc, world: ForkWorld, plan: Scenario, blocks: i
     reader = BalanceReader(rpc, world.sources, world.book.usdc, executor, runtime.owner)
     start = reader.read()
     decimals = {m.name: m.spot_token_decimals for m in world.sources.markets}
-    recorder = Recorder(rpc, collector, reader, start, decimals)
+    recorder = Recorder(rpc, collector, reader, start, decimals, l1_oracle=bool(rpc.get_code(GAS_PRICE_ORACLE)))
     first_block = start.block
     total = plan.warmup_steps + blocks + WIND_DOWN_MAX_TICKS
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -315,10 +329,11 @@ def _run(runtime: Any, rpc: JsonRpc, world: ForkWorld, plan: Scenario, blocks: i
                 break
         bar.update(task, completed=total, description=f"{plan.name}: done")
     end = reader.read()
-    journal_pnl = runtime.journal.pnl_summary().total
+    limits = account_limits(settings, recorder.snapshots[0], {m.name: m.spot_token for m in world.sources.markets},
+                            decimals, world.book.usdc)
     open_after = sorted(runtime.journal.open_positions())
     liquidations = _liquidations(rpc, world.sources.perp.clearing_house, executor, first_block)
-    return build_report_data(plan, settings, recorder, start, end, journal_pnl, open_after, liquidations)
+    return build_report_data(plan, settings, recorder, start, end, runtime.journal, open_after, liquidations, limits)
 
 
 def _flat(sample: Mapping[str, Any]) -> bool:
@@ -327,20 +342,21 @@ def _flat(sample: Mapping[str, Any]) -> bool:
 
 
 def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder, start: KeeperBalances,
-                      end: KeeperBalances, journal_pnl: PnlSplit, open_after: list[str],
-                      liquidations: list[dict[str, Any]]) -> dict[str, Any]:
+                      end: KeeperBalances, journal: Journal, open_after: list[str],
+                      liquidations: list[dict[str, Any]], caps: AccountLimits) -> dict[str, Any]:
+    journal_pnl = journal.pnl_summary().total
     markets = sorted(recorder.spot_decimals)
-    points = {m: path_points(recorder.snapshots, m, recorder.tips_wei) for m in markets}
+    points = {m: path_points(recorder.snapshots, m, recorder.tips_wei, recorder.l1_fees_wei) for m in markets}
     quoter = SnapshotQuoter(recorder.snapshots)
-    # same capital as the keeper: the baseline trades the keeper's per-market notional limit
-    policy = ThresholdPolicy(notional_usd=settings.risk.max_notional_usd_per_market)
-    baseline = run_threshold_baseline(points, quoter, policy)
-    hindsight = run_hindsight(points, quoter, policy.notional_usd)
+    trips, known = keeper_round_trips(journal, recorder.outcomes, [s.block_number for s in recorder.snapshots])
+    baseline, carry, optimum, comparison = compare(settings, points, quoter, caps, journal_pnl, trips, known)
     for k, sample in enumerate(recorder.samples):
         sample["baseline_equity_usd"] = usd(baseline.equity_x18[k]) if k < len(baseline.equity_x18) else None
+        sample["carry_equity_usd"] = usd(carry.equity_x18[k]) if k < len(carry.equity_x18) else None
         for m in markets:
-            sizes = baseline.position_base_x18.get(m, ())
-            sample["markets"][m]["baseline_position_base"] = sizes[k] / ONE_X18 if k < len(sizes) else 0.0
+            for name, result in (("baseline", baseline), ("carry", carry)):
+                sizes = result.position_base_x18.get(m, ())
+                sample["markets"][m][f"{name}_position_base"] = sizes[k] / ONE_X18 if k < len(sizes) else 0.0
     # the balance identity (exact once every position is closed; see keeper/simulate/ledger.py)
     last_prices = {m: int((recorder.samples[-1]["markets"][m]["spot_v3_usd"] or 0) * ONE_X18) for m in markets}
     change = compute_balance_change(start, end, last_prices, recorder.spot_decimals)
@@ -388,16 +404,23 @@ def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder
                      "events": [e.model_dump() for e in plan.events]},
         "markets": markets,
         "keeper": {"pnl": journal_pnl.to_json_dict() | split_usd(journal_pnl), "trades": recorder.outcomes,
-                   "transactions": len(recorder.outcomes),
+                   "transactions": len(recorder.outcomes), "round_trips": trips,
                    "included": sum(1 for o in recorder.outcomes if o["status"] == "included")},
-        "baseline": {"paper": True, "policy": policy.__dict__, "pnl": baseline.total.to_json_dict() | split_usd(baseline.total),
+        "paper_limits": {"max_notional_usd": caps.max_notional_usd, "max_total_notional_usd": caps.max_total_notional_usd,
+                         "spot_inventory_raw": {m: str(v) for m, v in (caps.spot_inventory_raw or {}).items()},
+                         "usdc_wallet_usd": caps.usdc_wallet_usd},
+        "baseline": {"paper": True, "policy": ThresholdPolicy(notional_usd=settings.risk.max_notional_usd_per_market).__dict__,
+                     "pnl": baseline.total.to_json_dict() | split_usd(baseline.total),
                      "trades": [t.as_json() for t in baseline.trades], "notes": list(baseline.notes[:50])},
-        "hindsight": {"paper": True, "notional_usd": hindsight.notional_usd,
-                      "pnl": hindsight.total.to_json_dict() | split_usd(hindsight.total),
-                      "trades": {m: (t.as_json() if t else None) for m, t in hindsight.trades.items()}},
-        "comparison": {"keeper_usd": usd(keeper_total), "baseline_usd": usd(baseline.total.total_x18),
-                       "hindsight_usd": usd(hindsight.total.total_x18),
-                       "keeper_beats_baseline": keeper_total > baseline.total.total_x18},
+        "carry_only": {"paper": True, "policy": CarryPolicy(notional_usd=settings.risk.max_notional_usd_per_market).__dict__,
+                       "pnl": carry.total.to_json_dict() | split_usd(carry.total),
+                       "trades": [t.as_json() for t in carry.trades], "notes": list(carry.notes[:50])},
+        "optimum": {"paper": True, "pnl": optimum.total.to_json_dict() | split_usd(optimum.total),
+                    "by_market_usd": {m: usd(v) for m, v in optimum.by_market_x18.items()},
+                    "candidates": optimum.candidates, "quotes": optimum.quotes,
+                    "account_caps_relaxed": optimum.account_caps_relaxed, "notes": list(optimum.notes),
+                    "trips": [t.as_json() for t in optimum.trips]},
+        "comparison": comparison,
         "consistency": consistency,
         "limits": limits,
         "samples": recorder.samples,
