@@ -138,11 +138,16 @@ def read_blocks(path: Path, from_block: int | None = None, to_block: int | None 
         if (to_block is not None and int(first) > to_block) or (from_block is not None and int(last) < from_block):
             continue
         table = pq.read_table(part)
-        columns = {name: table.column(name).to_pylist() for name in table.column_names}
+        columns = {name: table.column(name).to_pylist() for name in table.column_names if name != "reads"}
+        reads = table.column("reads").combine_chunks()  # flattened once: no dict per read
+        offsets = reads.offsets.to_pylist()
+        flat = reads.flatten()
+        calldata, results = flat.field("calldata").to_pylist(), flat.field("result").to_pylist()
         for i, block in enumerate(columns["block"]):
             if (from_block is not None and block < from_block) or (to_block is not None and block > to_block):
                 continue
             l1 = columns["l1_base_fee_wei"][i]
+            lo, hi = offsets[i], offsets[i + 1]
             yield BlockRecord(
                 block=block, timestamp=columns["timestamp"][i], hash=columns["hash"][i],
                 parent_hash=columns["parent_hash"][i], base_fee_wei=columns["base_fee_wei"][i],
@@ -150,7 +155,7 @@ def read_blocks(path: Path, from_block: int | None = None, to_block: int | None 
                 l1=None if l1 is None else (l1, columns["l1_blob_base_fee_wei"][i], columns["l1_base_fee_scalar"][i],
                                             columns["l1_blob_base_fee_scalar"][i]),
                 window_ticks=json.loads(columns["window_ticks"][i]),
-                reads=[(r["calldata"], r["result"]) for r in columns["reads"][i]])
+                reads=list(zip(calldata[lo:hi], results[lo:hi])))
 
 
 def count_blocks(path: Path, from_block: int | None = None, to_block: int | None = None) -> int:
