@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,11 +71,13 @@ class BlockRecord:
 
 
 class HistoryWriter:
-    """Appends blocks to a history directory in parts of `part_blocks` rows, each written
-    atomically. `meta` (static facts) must match an existing history's."""
+    """Appends blocks to a history directory in parts of `part_blocks` rows (or what came in
+    `flush_every_s`), each written atomically. `meta` (static facts) must match an existing history's."""
 
-    def __init__(self, path: Path, meta: Mapping[str, Any], part_blocks: int = 500) -> None:
+    def __init__(self, path: Path, meta: Mapping[str, Any], part_blocks: int = 500, flush_every_s: float = 60.0) -> None:
         self.path = path
+        self.flush_every_s = flush_every_s  # following the head: a part at least every minute
+        self._flushed_at = time.monotonic()
         self.meta = json.loads(json.dumps(dict(meta, format_version=FORMAT_VERSION)))  # as stored
         self.part_blocks = part_blocks
         self._rows: list[dict[str, Any]] = []
@@ -88,10 +91,11 @@ class HistoryWriter:
 
     def append(self, record: BlockRecord) -> None:
         self._rows.append(record.row())
-        if len(self._rows) >= self.part_blocks:
+        if len(self._rows) >= self.part_blocks or time.monotonic() - self._flushed_at >= self.flush_every_s:
             self.flush()
 
     def flush(self) -> None:
+        self._flushed_at = time.monotonic()
         if not self._rows:
             return
         schema = SCHEMA.with_metadata({META_KEY: json.dumps(self.meta).encode()})

@@ -157,7 +157,8 @@ def run_sweep(history: Path, settings: KeeperConfig, specs: Sequence[str], folds
     sets = [{"params": dict(p),
              "in_sample_usd": sum(score[(p, i - 1)].pnl_usd for i in range(1, len(spans))),
              "out_of_sample_usd": sum(score[(p, i)].pnl_usd for i in range(1, len(spans))),
-             "trades_out_of_sample": sum(score[(p, i)].trades for i in range(1, len(spans)))} for p in grid]
+             "trades_out_of_sample": sum(score[(p, i)].trades for i in range(1, len(spans))),
+             "by_window_usd": [score[(p, w)].pnl_usd for w in range(len(spans))]} for p in grid]
     recommended = max(grid, key=lambda p: score[(p, len(spans) - 1)].pnl_usd)
     return {"history": str(history), "blocks": [first, last], "folds": folds, "windows": [list(s) for s in spans],
             "parameter_sets": sets, "walk_forward": fold_rows,

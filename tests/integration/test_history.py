@@ -139,3 +139,52 @@ def test_replay_with_the_keeper_trading_between_the_origins_blocks(driven, tmp_p
     # every origin transaction was replayed; the ones its trades changed are counted, not lost
     assert report.replayed_txs == sum(b.transactions for b in report.blocks)
     assert len(report.logs_changed) + len(report.reverted) <= report.replayed_txs
+
+
+def test_backtest_books_paper_trades_like_the_live_journal(driven, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from keeper.history.report import build_report, summary, write_backtest_report
+
+    settings, _, ticked, out, _, _ = driven
+    run = run_backtest(out, settings, work_dir=tmp_path / "bt")
+    included = [o for o in run.outcomes if o.status == "included"]
+    assert included, "the shocks make the backtest trade"
+    assert all(o.fills == o.plan.predicted for o in included)
+    assert run.open_at_end == []  # closed on the last block
+    pnl = run.journal.pnl_summary().total
+    assert pnl.total_x18 == pnl.funding_x18 + pnl.convergence_x18 - pnl.fees_x18 - pnl.gas_x18
+    assert pnl.gas_x18 > 0 and pnl.fees_x18 > 0
+    report = build_report(run, out)
+    brief = summary(report)
+    assert brief["blocks"] == len(ticked) and brief["trades"] == len(included)
+    assert brief["keeper_usd"] == round(pnl.total_x18 / 10**18, 6)
+    assert report["comparison"]["optimum_dominates"], report["comparison"]["violations"]
+    assert report["backtest"]["impact_modelled"] is False
+    json_path, html_path = write_backtest_report(report, tmp_path / "report")
+    page = html_path.read_text()
+    assert "own impact on later blocks is not modelled" in page
+    assert 'src="http' not in page and 'href="http' not in page and "<script" not in page  # one self-contained file
+    assert json.loads(json_path.read_text())["backtest"]["blocks"] == len(ticked)
+
+
+def test_sweep_walk_forward_on_every_core(driven) -> None:  # type: ignore[no-untyped-def]
+    import tomllib
+
+    from keeper.history.sweep import run_sweep
+
+    settings, _, ticked, out, _, _ = driven
+    result = run_sweep(out, settings, ["basis_convergence.entry_z=1.5,50", "risk.stop_loss_basis_bps=150"], folds=2,
+                       workers=2, strategy="basis_convergence")
+    assert result["jobs"] == 2 * 3 and result["executor"] == "2 processes"
+    assert [w[0] for w in result["windows"]][0] == ticked[0] and result["windows"][-1][1] == ticked[-1]
+    sets = {s["params"]["strategies.params.basis_convergence.entry_z"]: s for s in result["parameter_sets"]}
+    # entry_z = 50 never opens a basis position: nothing in or out of sample
+    assert sets[50]["in_sample_usd"] == 0 and sets[50]["out_of_sample_usd"] == 0
+    assert len(result["walk_forward"]) == 2
+    for fold in result["walk_forward"]:  # fit on the window before, scored on the next
+        i = fold["fold"]
+        best = max(sets.values(), key=lambda s: s["by_window_usd"][i - 1])
+        assert fold["chosen"] == best["params"] and fold["in_sample_usd"] == best["by_window_usd"][i - 1]
+        assert fold["out_of_sample_usd"] == best["by_window_usd"][i]
+    fragment = tomllib.loads(result["toml"])
+    assert fragment["risk"]["stop_loss_basis_bps"] == 150
+    assert fragment["strategies"]["params"]["basis_convergence"]["entry_z"] in (1.5, 50)
