@@ -26,9 +26,35 @@ def _quiet_logging(level: str) -> None:
     configure_logging(level if level in _QUIET else "WARNING")
 
 
-def _bar(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[rate]}"), console=console, transient=False)
+class _LazyBar:
+    """A progress bar (stderr) that appears with the first progress report: an error found before
+    any work stays the one line it should be."""
+
+    def __init__(self, console: Console, description: str) -> None:
+        self.console = console
+        self.description = description
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> _LazyBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self._progress.tasks[0].elapsed or 1e-9) if self._progress is not None else 1e-9
+
+    def update(self, completed: int, total: int | None, description: str | None = None, rate: str = "") -> None:
+        if self._progress is None:
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TextColumn("{task.fields[rate]}"), console=self.console)
+            self._progress.start()
+            self._task = self._progress.add_task(self.description, total=total, rate="")
+        self._progress.update(self._task, completed=completed, total=total, rate=rate,
+                              description=description or self.description)
 
 
 def record_command(*, config: Path | None, rpc_url: str, out: Path, from_block: int | None, to_block: int | None,
@@ -50,13 +76,10 @@ def record_command(*, config: Path | None, rpc_url: str, out: Path, from_block: 
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        with _bar(console) as bar:
-            task = bar.add_task("recording", total=None, rate="")
+        with _LazyBar(console, "recording") as bar:
 
             def progress(done: int, total: int, block: int) -> None:
-                elapsed = bar.tasks[task].elapsed or 1e-9
-                bar.update(task, completed=done, total=total or None, description=f"block {block}",
-                           rate=f"{done / elapsed:,.0f} blocks/s")
+                bar.update(done, total or None, f"block {block}", f"{done / bar.elapsed_s:,.0f} blocks/s")
 
             written, seconds = record_history(settings, rpc, out, from_block=from_block, to_block=to_block,
                                               follow=follow, account=account or settings.account.executor,
@@ -77,17 +100,13 @@ def backtest_command(*, history: Path, config: Path | None, strategy: str | None
         raise ConfigError(f"--from-block {from_block} is after --to-block {to_block}")
     settings = load_config(config)
     _quiet_logging(settings.monitoring.log_level)
-    with _bar(console) as bar:
-        task = bar.add_task("backtest", total=None, rate="")
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with _LazyBar(console, "backtest") as bar:
         run = run_backtest(history, settings, strategy=strategy, from_block=from_block, to_block=to_block,
-                           mode="dry_run" if dry_run else "backtest", progress=progress)
-        bar.update(task, completed=run.blocks, total=run.blocks, rate=f"{run.blocks_per_s:,.0f} blocks/s")
-    if run.blocks == 0:
-        raise ConfigError(f"{history}: no recorded block in the range asked")
+                           mode="dry_run" if dry_run else "backtest",
+                           progress=lambda done, total: bar.update(done, total))
+        if run.blocks == 0:
+            raise ConfigError(f"--from-block / --to-block: {history} has no recorded block in that range")
+        bar.update(run.blocks, run.blocks, rate=f"{run.blocks_per_s:,.0f} blocks/s")
     report = build_report(run, history)
     paths = write_backtest_report(report, out_dir)
     result = summary(report) | {"report": [str(p) for p in paths]}
@@ -106,11 +125,10 @@ def sweep_command(*, history: Path, config: Path | None, strategy: str | None, f
 
     settings = load_config(config)
     _quiet_logging(settings.monitoring.log_level)
-    with _bar(console) as bar:
-        task = bar.add_task("sweep", total=None, rate="")
+    with _LazyBar(console, "sweep: backtests") as bar:
         result = run_sweep(history, settings, sweep, folds, from_block=from_block, to_block=to_block,
                            workers=workers, dask_address=dask, strategy=strategy,
-                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+                           progress=lambda done, total: bar.update(done, total))
     return json.dumps(result) if json_output else format_sweep(result)
 
 
@@ -131,11 +149,10 @@ def replay_command(settings: Any, *, fork_url: str, from_block: int | None, to_b
         return Sources.from_manifest(find_origin_manifest(rpc, settings.chain.manifest))
 
     _quiet_logging(settings.monitoring.log_level)
-    with _bar(console) as bar:
-        task = bar.add_task("replay" + (" --check" if check else ""), total=to_block - from_block, rate="")
+    with _LazyBar(console, "replay" + (" --check" if check else "")) as bar:
         report = run_replay(settings, fork_url=fork_url, from_block=from_block, to_block=to_block, check=check,
                             out_dir=out_dir, sources_for=sources_for,
-                            progress=lambda done, total: bar.update(task, completed=done, total=total))
+                            progress=lambda done, total: bar.update(done, total))
     lines = [f"replayed origin blocks {from_block + 1}-{to_block} ({len(report.blocks)} blocks, {report.replayed_txs} "
              f"transactions) on a fork at {from_block} in {report.wall_s:.1f} s"]
     if check:

@@ -135,10 +135,10 @@ def run_sweep(history: Path, settings: KeeperConfig, specs: Sequence[str], folds
               from_block: int | None = None, to_block: int | None = None, workers: int | None = None,
               dask_address: str | None = None, strategy: str | None = None,
               progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    read_meta(history)
     if strategy is not None:
         settings = with_overrides(settings, {"strategies": {"enabled": [strategy]}}, where="--strategy")
     axes = parse_sweep(specs, settings)
+    read_meta(history)
     grid: list[ParamSet] = [tuple(zip([n for n, _ in axes], combo)) for combo in itertools.product(*(v for _, v in axes))]
     first, last = recorded_range(history)
     first = max(first, from_block) if from_block is not None else first
