@@ -188,3 +188,18 @@ def test_sweep_walk_forward_on_every_core(driven) -> None:  # type: ignore[no-un
     fragment = tomllib.loads(result["toml"])
     assert fragment["risk"]["stop_loss_basis_bps"] == 150
     assert fragment["strategies"]["params"]["basis_convergence"]["entry_z"] in (1.5, 50)
+
+
+def test_sweep_on_a_dask_cluster_gives_the_local_result(driven) -> None:  # type: ignore[no-untyped-def]
+    from distributed import LocalCluster
+
+    from keeper.history.sweep import run_sweep
+
+    settings, _, _, out, _, _ = driven
+    specs = ["basis_convergence.entry_z=1.5,3", "risk.stop_loss_basis_bps=150"]
+    local = run_sweep(out, settings, specs, folds=1, workers=2)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = run_sweep(out, settings, specs, folds=1, dask_address=cluster.scheduler_address)
+    assert remote["executor"] == f"dask {cluster.scheduler_address}"
+    for key in ("parameter_sets", "walk_forward", "chosen", "toml"):
+        assert remote[key] == local[key]
