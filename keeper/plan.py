@@ -69,6 +69,10 @@ class Planner:
         self.rpc = rpc
         self._l1_oracle = bool(rpc and rpc.get_code(GAS_PRICE_ORACLE))
 
+    def l1_fee_wei(self, calldata: bytes) -> int:
+        """The OP-stack L1 data fee of a transaction carrying `calldata` (0 on other chains)."""
+        return fetch_l1_data_fee_wei(self.rpc, calldata) if self._l1_oracle and self.rpc else 0
+
     def quote(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None) -> BasisTradeQuote:
         view = snapshot.markets[intent.market]
         if intent.kind == "close":
@@ -89,7 +93,7 @@ class Planner:
         calldata = ex.EXECUTOR.encode(function, *args)
         gas_units = GAS_UNITS[intent.kind]
         gas_price_wei = snapshot.base_fee_wei + PRIORITY_FEE_WEI
-        l1_fee_wei = fetch_l1_data_fee_wei(self.rpc, calldata) if self._l1_oracle and self.rpc else 0
+        l1_fee_wei = self.l1_fee_wei(calldata)
         gas_cost_wei = gas_units * gas_price_wei + l1_fee_wei
         gas_cost_usd = gas_cost_wei / 10**18 * eth_usd(snapshot)
         expected_net_usd = intent.expected.net_usd + intent.expected.gas_usd - gas_cost_usd

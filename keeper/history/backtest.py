@@ -58,6 +58,16 @@ class BacktestRun:
         return self.blocks / self.replay_s if self.replay_s > 0 else 0.0
 
 
+class RecordedPlanner(Planner):
+    """The live planner, with the L1 data fee the chain's GasPriceOracle charged a typical executor
+    trade at the recorded block (0 on chains without one) instead of asking a node."""
+
+    recorded_l1_fee_wei = 0
+
+    def l1_fee_wei(self, calldata: bytes) -> int:
+        return self.recorded_l1_fee_wei
+
+
 def backtest_config(settings: KeeperConfig, strategy: str | None, markets: Sequence[str]) -> KeeperConfig:
     unknown = sorted(set(settings.markets.enabled) - set(markets))
     overrides: dict[str, Any] = {"monitoring": {"metrics_port": 0}}
@@ -80,7 +90,7 @@ def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journ
             raise ConfigError(f"strategies.params.{name}: {exc}") from exc
     books = BacktestJournal(journal)
     account = PaperAccount(config.account.collateral_usdc)
-    planner = Planner(config, account_address or PAPER_ACCOUNT, rpc=None)
+    planner = RecordedPlanner(config, account_address or PAPER_ACCOUNT, rpc=None)
     executor = PaperExecutor(mode, planner, books, account)
     engine = Engine(config=config, collector=collector, strategies=slots, planner=planner, executor=executor,
                     journal=books, metrics=KeeperMetrics(), kill_switch=lambda: False, history=BasisHistory())
@@ -111,6 +121,7 @@ def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = N
     snapshot = None
     for record in source:
         snapshot = rebuild_snapshot(collector, multicall, record)
+        engine.planner.recorded_l1_fee_wei = (record.l1[4] or 0) if record.l1 else 0  # type: ignore[attr-defined]
         traded = len(run.outcomes)
         snapshot = _step(engine, executor, books, account, snapshot, run)
         if run.blocks % stride == 0 or run.blocks == total - 1 or len(run.outcomes) > traded:

@@ -4,8 +4,9 @@
   state; the keeper's own impact on later blocks is not modelled). In "dry_run" mode it answers
   like the live dry-run executor (the engine keeps virtual positions); in "backtest" mode the
   trade is included in the block it was planned on and booked by the journal as a live receipt
-  is: Perp's fee from the quote, the spot pool's fee, the funding the trade settles, and the gas
-  of the planner's gas units at that block's base fee plus the priority fee.
+  is: Perp's fee from the quote, the spot pool's fee, the funding the trade settles, and the
+  planner's gas cost (its gas units at that block's base fee plus the priority fee, plus the
+  recorded L1 data fee on OP-stack chains).
 - `PaperAccount`: the Perp account the engine reads from a snapshot, built from the books
   (positions, pending funding accrued block by block from the recorded funding premium, account
   value = collateral + the journal's PnL to date), in place of the recorded account.
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keeper.journal import Journal
-from keeper.plan import PRIORITY_FEE_WEI, Planner
+from keeper.plan import Planner
 from keeper.simulate.paper import compute_funding_paid_x18
 from keeper.types import (
     MarketSnapshot,
@@ -167,6 +168,6 @@ class PaperExecutor:
         self.trades += 1
         before = position.perp_base_x18 if position else 0
         return Outcome(plan, "included", f"paper-{snapshot.block_number}-{self.trades}", snapshot.block_number,
-                       plan.gas_limit, plan.gas_limit * (snapshot.base_fee_wei + PRIORITY_FEE_WEI), fills, detail,
+                       plan.gas_limit, plan.gas_cost_wei, fills, detail,
                        block_timestamp_s=snapshot.block_timestamp, position_base_after_x18=before + fills.perp_base_x18,
                        perp_fee_x18=quote.perp.fee_x18, settled_funding_x18=self.account.settle(intent.market))

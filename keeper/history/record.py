@@ -18,8 +18,8 @@ from pathlib import Path
 from eth_utils import keccak
 
 from keeper.addressbook import optimism_book, resolve_sources
-from keeper.chain.fees import GAS_PRICE_ORACLE
-from keeper.chain.multicall import CallResult, Multicall, decode_aggregate3
+from keeper.chain.fees import GAS_PRICE_ORACLE, build_get_l1_fee_calldata
+from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate3, encode_aggregate3
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
@@ -27,10 +27,21 @@ from keeper.devnet.manifest import DevnetManifest
 from keeper.errors import ConfigError, KeeperError, RpcError
 from keeper.history.replay import collector_meta
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
+from keeper.simulate.paper import PAPER_TX_BYTES
 
 DEFAULT_BLOCKS = 1_000
 DEFAULT_MANIFEST = Path(".keeper/devnet/manifest.json")
 _L1_GETTERS = ("l1BaseFee()", "blobBaseFee()", "baseFeeScalar()", "blobBaseFeeScalar()")
+# the four inputs, then the fee of a typical executor trade; allowFailure: a getter the chain's
+# oracle version lacks (pre-Ecotone: no blob fee) is recorded as null, not as a failed block
+_L1_CALLDATA = encode_aggregate3(
+    [Call(GAS_PRICE_ORACLE, keccak(text=g)[:4], f"GasPriceOracle.{g}") for g in _L1_GETTERS]
+    + [Call(GAS_PRICE_ORACLE, build_get_l1_fee_calldata(PAPER_TX_BYTES), "GasPriceOracle.getL1Fee")])
+
+
+def _l1_values(reply: str) -> tuple[int | None, ...]:
+    return tuple(int.from_bytes(r.return_data[:32], "big") if r.success and r.return_data else None
+                 for r in decode_aggregate3(bytes.fromhex(reply[2:])))
 
 
 class StateUnavailable(ConfigError):
@@ -82,9 +93,8 @@ class BlockRecorder:
             self.collector.fetch_snapshot(block)
             requests = [("eth_getBlockByNumber", [hex(block), False])]
             if self.l1_oracle:
-                requests += [("eth_call", [{"to": GAS_PRICE_ORACLE, "data": "0x" + keccak(text=g)[:4].hex()}, hex(block)])
-                             for g in _L1_GETTERS]
-            header, *l1_words = self.rpc.batch(requests)
+                requests.append(("eth_call", [{"to": self.multicall.address, "data": "0x" + _L1_CALLDATA.hex()}, hex(block)]))
+            header, *l1_reply = self.rpc.batch(requests)
         except (RpcError, KeeperError) as exc:
             raise StateUnavailable(f"the node at {self.rpc.url} cannot serve the state of block {block} "
                                    f"(first block it cannot serve; an archive node keeps every block): {exc}") from exc
@@ -94,7 +104,7 @@ class BlockRecorder:
             block=block, timestamp=int(header["timestamp"], 16), hash=bytes.fromhex(header["hash"][2:]),
             parent_hash=bytes.fromhex(header["parentHash"][2:]), base_fee_wei=int(header.get("baseFeePerGas", "0x0"), 16),
             gas_used=int(header["gasUsed"], 16), gas_limit=int(header["gasLimit"], 16),
-            l1=tuple(int(w, 16) for w in l1_words) if l1_words else None,  # type: ignore[arg-type]
+            l1=_l1_values(l1_reply[0]) if l1_reply else None,
             window_ticks=windows, reads=list(self.multicall.captured))
 
 

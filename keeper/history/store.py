@@ -43,6 +43,7 @@ SCHEMA = pa.schema([
     ("l1_blob_base_fee_wei", pa.int64()),
     ("l1_base_fee_scalar", pa.int64()),
     ("l1_blob_base_fee_scalar", pa.int64()),
+    ("l1_fee_wei", pa.int64()),  # GasPriceOracle.getL1Fee of a typical executor trade (simulate's PAPER_TX_BYTES)
     ("window_ticks", pa.string()),  # JSON {pool: tick}: the collector's bitmap-window centres
     ("reads", pa.list_(pa.struct([("calldata", pa.binary()), ("result", pa.binary())]))),
 ])
@@ -57,16 +58,16 @@ class BlockRecord:
     base_fee_wei: int
     gas_used: int
     gas_limit: int
-    l1: tuple[int, int, int, int] | None  # l1 base fee, blob base fee, base fee scalar, blob base fee scalar
+    l1: tuple[int | None, ...] | None  # l1 base fee, blob base fee, base fee scalar, blob base fee scalar, L1 fee
     window_ticks: Mapping[str, int]
     reads: Sequence[tuple[bytes, bytes]]  # (aggregate3 calldata, return bytes), in the order sent
 
     def row(self) -> dict[str, Any]:
-        l1 = self.l1 or (None, None, None, None)
+        l1 = self.l1 or (None, None, None, None, None)
         return {"block": self.block, "timestamp": self.timestamp, "hash": self.hash, "parent_hash": self.parent_hash,
                 "base_fee_wei": self.base_fee_wei, "gas_used": self.gas_used, "gas_limit": self.gas_limit,
                 "l1_base_fee_wei": l1[0], "l1_blob_base_fee_wei": l1[1], "l1_base_fee_scalar": l1[2],
-                "l1_blob_base_fee_scalar": l1[3], "window_ticks": json.dumps(dict(self.window_ticks)),
+                "l1_blob_base_fee_scalar": l1[3], "l1_fee_wei": l1[4], "window_ticks": json.dumps(dict(self.window_ticks)),
                 "reads": [{"calldata": c, "result": r} for c, r in self.reads]}
 
 
@@ -150,14 +151,14 @@ def read_blocks(path: Path, from_block: int | None = None, to_block: int | None 
         for i, block in enumerate(columns["block"]):
             if (from_block is not None and block < from_block) or (to_block is not None and block > to_block):
                 continue
-            l1 = columns["l1_base_fee_wei"][i]
+            l1 = columns["l1_fee_wei"][i]
             lo, hi = offsets[i], offsets[i + 1]
             yield BlockRecord(
                 block=block, timestamp=columns["timestamp"][i], hash=columns["hash"][i],
                 parent_hash=columns["parent_hash"][i], base_fee_wei=columns["base_fee_wei"][i],
                 gas_used=columns["gas_used"][i], gas_limit=columns["gas_limit"][i],
-                l1=None if l1 is None else (l1, columns["l1_blob_base_fee_wei"][i], columns["l1_base_fee_scalar"][i],
-                                            columns["l1_blob_base_fee_scalar"][i]),
+                l1=None if l1 is None else (columns["l1_base_fee_wei"][i], columns["l1_blob_base_fee_wei"][i],
+                                            columns["l1_base_fee_scalar"][i], columns["l1_blob_base_fee_scalar"][i], l1),
                 window_ticks=json.loads(columns["window_ticks"][i]),
                 reads=list(zip(calldata[lo:hi], results[lo:hi])))
 

@@ -203,3 +203,19 @@ def test_sweep_on_a_dask_cluster_gives_the_local_result(driven) -> None:  # type
     assert remote["executor"] == f"dask {cluster.scheduler_address}"
     for key in ("parameter_sets", "walk_forward", "chosen", "toml"):
         assert remote[key] == local[key]
+
+
+def test_record_keeps_the_l1_fee_inputs_where_the_chain_has_them(devnet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from keeper.chain.fees import GAS_PRICE_ORACLE, build_get_l1_fee_calldata
+    from keeper.simulate.paper import PAPER_TX_BYTES
+
+    # Given an oracle at the OP-stack predeploy that answers 16 x the calldata size
+    devnet.rpc.call("anvil_setCode", [GAS_PRICE_ORACLE, "0x3660100260005260206000f3"])
+    for _ in range(3):
+        devnet.rpc.call("evm_mine", [])
+    head = devnet.rpc.block_number()
+    devnet.manifest.write(tmp_path / "manifest.json")
+    settings = load_config(None, environ={}, overrides={"chain": {"manifest": tmp_path / "manifest.json"}})
+    record_history(settings, devnet.rpc, tmp_path / "h", from_block=head - 2, to_block=head, follow=False, account=None)
+    fee = 16 * len(build_get_l1_fee_calldata(PAPER_TX_BYTES))
+    assert [r.l1 for r in read_blocks(tmp_path / "h")] == [(64, 64, 64, 64, fee)] * 3

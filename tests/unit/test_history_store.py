@@ -24,7 +24,7 @@ META = {"chain_id": 31337, "account": None, "sources": {"markets": []}}
 def _record(block: int, l1: bool = False) -> BlockRecord:
     return BlockRecord(block=block, timestamp=1_700_000_000 + 2 * block, hash=block.to_bytes(32, "big"),
                        parent_hash=max(0, block - 1).to_bytes(32, "big"), base_fee_wei=10**9 + block, gas_used=21_000 * block,
-                       gas_limit=30_000_000, l1=(7, 1, 1368, 810_949) if l1 else None,
+                       gas_limit=30_000_000, l1=(7, None, 1368, 810_949, 41_000_000_000) if l1 else None,
                        window_ticks={"0xpool": -887_000 + block},
                        reads=[(b"\x01" * 36, block.to_bytes(64, "big")), (b"\x02" * 4, b"")])
 
