@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import devnet, history, snapshot, tick
+from bench import devnet, history, snapshot, suite, tick
 
-BENCHES = {"devnet": devnet.main, "snapshot": snapshot.main, "tick": tick.main, "history": history.main}
+BENCHES = {"devnet": devnet.main, "snapshot": snapshot.main, "tick": tick.main, "suite": suite.main,
+           "history": history.main}
 
 
 def main(argv: list[str]) -> int:
