@@ -15,7 +15,7 @@ from typing import Any
 
 from keeper.collect import SnapshotCollector
 from keeper.config import KeeperConfig
-from keeper.errors import KeeperError, SkipOpportunity, TransientError
+from keeper.errors import ConfigError, KeeperError, SkipOpportunity, TransientError
 from keeper.execute import Executor
 from keeper.journal import ChainPosition
 from keeper.logs import get_logger
@@ -36,6 +36,7 @@ from keeper.types import (
     Unavailable,
     USDC_DECIMALS,
 )
+from strategies import load_strategy
 from strategies.base import BasisStats, CostModel, RiskLimits, StrategyContext
 
 log = get_logger("keeper.engine")
@@ -46,6 +47,17 @@ class StrategySlot:
     strategy: Any  # strategies.base.Strategy: .name, .decide(ctx)
     failures: int = 0
     disabled: str | None = None
+
+
+def load_strategy_slots(config: KeeperConfig) -> list[StrategySlot]:
+    """strategies.enabled, each built from its strategies.params; a bad parameter is a ConfigError."""
+    slots = []
+    for name in config.strategies.enabled:
+        try:
+            slots.append(StrategySlot(load_strategy(name, config.strategies.params.get(name, {}))))
+        except ValueError as exc:
+            raise ConfigError(f"strategies.params.{name}: {exc}") from exc
+    return slots
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.provision import provision_executor
 from keeper.devnet.txs import DevSender, codec
 from keeper.devnet.world import World, prebuilt_state, start_world
-from keeper.engine import Engine, StrategySlot
+from keeper.engine import Engine, load_strategy_slots
 from keeper.errors import ChainMismatchError, ConfigError, FatalError
 from keeper.execute import DryRunExecutor, Executor, LiveExecutor
 from keeper.journal import ChainPosition, Journal
@@ -45,7 +45,6 @@ from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
-from strategies import load_strategy
 
 log = get_logger("keeper.runtime")
 GWEI = 10**9
@@ -157,12 +156,7 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
         raise ChainMismatchError(f"executor {executor_address}: Perp account unreadable: {getattr(account, 'reason', account)}")
     chain_positions = {name: ChainPosition(held.position_size_x18) for name, held in account.markets.items()}
     differences = journal.reconcile(chain_positions, block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
-    strategies = []
-    for name in config.strategies.enabled:
-        try:
-            strategies.append(StrategySlot(load_strategy(name, config.strategies.params.get(name, {}))))
-        except ValueError as exc:
-            raise ConfigError(f"strategies.params.{name}: {exc}") from exc
+    strategies = load_strategy_slots(config)
     executor: Executor
     if signer is None:
         executor = DryRunExecutor(rpc, owner)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from keeper.config import KeeperConfig, with_overrides
-from keeper.engine import Engine, StrategySlot
+from keeper.engine import Engine, load_strategy_slots
 from keeper.errors import ConfigError
 from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, PaperAccount, PaperExecutor
 from keeper.history.replay import rebuild_snapshot, replay_collector
@@ -29,7 +29,6 @@ from keeper.metrics import KeeperMetrics
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
 from keeper.types import MarketSnapshot, Outcome
-from strategies import load_strategy
 
 MAX_SAMPLES = 1_500  # report samples: a month of blocks stays quick to open
 
@@ -82,12 +81,7 @@ def backtest_config(settings: KeeperConfig, strategy: str | None, markets: Seque
 
 def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journal,
                  account_address: str | None) -> tuple[Engine, PaperExecutor, BacktestJournal, PaperAccount]:
-    slots = []
-    for name in config.strategies.enabled:
-        try:
-            slots.append(StrategySlot(load_strategy(name, config.strategies.params.get(name, {}))))
-        except ValueError as exc:
-            raise ConfigError(f"strategies.params.{name}: {exc}") from exc
+    slots = load_strategy_slots(config)
     books = BacktestJournal(journal)
     account = PaperAccount(config.account.collateral_usdc)
     planner = RecordedPlanner(config, account_address or PAPER_ACCOUNT, rpc=None)
