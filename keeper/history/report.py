@@ -16,8 +16,9 @@ from typing import Any
 from keeper.history.backtest import BacktestRun
 from keeper.plan import PRIORITY_FEE_WEI
 from keeper.signals import spot_price
-from keeper.simulate.compare import account_limits, compare, keeper_round_trips
+from keeper.simulate.compare import account_limits, compare, keeper_round_trips, yardsticks_json
 from keeper.simulate.paper import SnapshotQuoter, compute_close_value_x18, path_points
+from keeper.simulate.recorder import split_usd
 from keeper.simulate.report import usd, write_report
 from keeper.types import MarketView, PerpAccountState, PerpMarketState, Unavailable
 
@@ -25,11 +26,6 @@ ONE_X18 = 10**18
 IMPACT_NOTE = ("The keeper's own impact on later blocks is not modelled: its trades fill at exact quotes on the "
                "recorded pool state, and the next recorded block is the origin's, without them. "
                "`keeper simulate --replay` runs the keeper on a fork, where its trades meet the real flow.")
-
-
-def _split_usd(split: Any) -> dict[str, float]:
-    return {"funding_usd": usd(split.funding_x18), "convergence_usd": usd(split.convergence_x18),
-            "fees_usd": usd(split.fees_x18), "gas_usd": usd(split.gas_x18), "total_usd": usd(split.total_x18)}
 
 
 def _market_sample(view: MarketView, block_ts: int, position_x18: int) -> dict[str, Any]:
@@ -96,7 +92,7 @@ def build_report(run: BacktestRun, history: Path) -> dict[str, Any]:
             "timestamp": snapshot.block_timestamp, "base_fee_gwei": snapshot.base_fee_wei / 1e9, "ticked": True,
             "markets": markets,
             "keeper": {"margin_ratio": account.margin_ratio if account else None, "outcomes": [], "skips": 0,
-                       "pnl": _split_usd(state["pnl"]), "equity_usd": usd(state["pnl"].total_x18),
+                       "pnl": split_usd(state["pnl"]), "equity_usd": usd(state["pnl"].total_x18),
                        "marked_usd": usd(marked)},
             "baseline_equity_usd": usd(baseline.equity_x18[k]), "carry_equity_usd": usd(carry.equity_x18[k])})
     margins = [s["keeper"]["margin_ratio"] for s in samples if s["keeper"]["margin_ratio"] is not None]
@@ -113,19 +109,9 @@ def build_report(run: BacktestRun, history: Path) -> dict[str, Any]:
                      "impact_note": IMPACT_NOTE, "samples": len(samples), "sample_every_blocks": stride,
                      "yardsticks_on": f"{len(snapshots)} snapshots: every {stride}-th block and every keeper trade's"},
         "markets": run.markets,
-        "keeper": {"pnl": pnl.to_json_dict() | _split_usd(pnl), "trades": outcomes, "transactions": len(outcomes),
+        "keeper": {"pnl": pnl.to_json_dict() | split_usd(pnl), "trades": outcomes, "transactions": len(outcomes),
                    "round_trips": trips, "included": sum(1 for t in outcomes if t["status"] == "included")},
-        "paper_limits": {"max_notional_usd": caps.max_notional_usd, "max_total_notional_usd": caps.max_total_notional_usd,
-                         "usdc_wallet_usd": caps.usdc_wallet_usd},
-        "baseline": {"paper": True, "pnl": baseline.total.to_json_dict() | _split_usd(baseline.total),
-                     "trades": [t.as_json() for t in baseline.trades], "notes": list(baseline.notes[:50])},
-        "carry_only": {"paper": True, "pnl": carry.total.to_json_dict() | _split_usd(carry.total),
-                       "trades": [t.as_json() for t in carry.trades], "notes": list(carry.notes[:50])},
-        "optimum": {"paper": True, "pnl": optimum.total.to_json_dict() | _split_usd(optimum.total),
-                    "by_market_usd": {m: usd(v) for m, v in optimum.by_market_x18.items()},
-                    "candidates": optimum.candidates, "quotes": optimum.quotes,
-                    "account_caps_relaxed": optimum.account_caps_relaxed, "notes": list(optimum.notes),
-                    "trips": [t.as_json() for t in optimum.trips]},
+        **yardsticks_json(settings, caps, baseline, carry, optimum),
         "comparison": comparison,
         "limits": {"min_margin_ratio": risk.min_margin_ratio, "max_notional_usd_per_market": risk.max_notional_usd_per_market,
                    "max_notional_usd_total": risk.max_notional_usd_total,

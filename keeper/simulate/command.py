@@ -50,9 +50,7 @@ from keeper.devnet.manifest import DevnetManifest
 from keeper.errors import ConfigError
 from keeper.journal import Journal
 from keeper.logs import configure_logging, get_logger
-from keeper.simulate.baseline import ThresholdPolicy
-from keeper.simulate.carry import CarryPolicy
-from keeper.simulate.compare import account_limits, compare, keeper_round_trips
+from keeper.simulate.compare import account_limits, compare, keeper_round_trips, yardsticks_json
 from keeper.simulate.driver import ScenarioDriver
 from keeper.simulate.fork import find_origin_manifest, fund_gas, origin_head, provision_fork_executor, start_fork
 from keeper.simulate.ledger import BalanceReader, KeeperBalances, compute_balance_change
@@ -303,20 +301,7 @@ def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder
         "keeper": {"pnl": journal_pnl.to_json_dict() | split_usd(journal_pnl), "trades": recorder.outcomes,
                    "transactions": len(recorder.outcomes), "round_trips": trips,
                    "included": sum(1 for o in recorder.outcomes if o["status"] == "included")},
-        "paper_limits": {"max_notional_usd": caps.max_notional_usd, "max_total_notional_usd": caps.max_total_notional_usd,
-                         "spot_inventory_raw": {m: str(v) for m, v in (caps.spot_inventory_raw or {}).items()},
-                         "usdc_wallet_usd": caps.usdc_wallet_usd},
-        "baseline": {"paper": True, "policy": ThresholdPolicy(notional_usd=settings.risk.max_notional_usd_per_market).__dict__,
-                     "pnl": baseline.total.to_json_dict() | split_usd(baseline.total),
-                     "trades": [t.as_json() for t in baseline.trades], "notes": list(baseline.notes[:50])},
-        "carry_only": {"paper": True, "policy": CarryPolicy(notional_usd=settings.risk.max_notional_usd_per_market).__dict__,
-                       "pnl": carry.total.to_json_dict() | split_usd(carry.total),
-                       "trades": [t.as_json() for t in carry.trades], "notes": list(carry.notes[:50])},
-        "optimum": {"paper": True, "pnl": optimum.total.to_json_dict() | split_usd(optimum.total),
-                    "by_market_usd": {m: usd(v) for m, v in optimum.by_market_x18.items()},
-                    "candidates": optimum.candidates, "quotes": optimum.quotes,
-                    "account_caps_relaxed": optimum.account_caps_relaxed, "notes": list(optimum.notes),
-                    "trips": [t.as_json() for t in optimum.trips]},
+        **yardsticks_json(settings, caps, baseline, carry, optimum),
         "comparison": comparison,
         "consistency": consistency,
         "limits": limits,

@@ -130,3 +130,30 @@ def compare(settings: KeeperConfig, points: Mapping[str, Sequence[PathPoint]], q
         "optimum_account_caps_relaxed": optimum.account_caps_relaxed,
     }
     return baseline, carry, optimum, comparison
+
+
+def yardsticks_json(settings: KeeperConfig, caps: AccountLimits, baseline: PaperResult, carry: PaperResult,
+                    optimum: OptimumResult) -> dict[str, Any]:
+    """The report's paper_limits, baseline, carry_only and optimum entries (a simulation's and a
+    backtest's alike): exact amounts as decimal strings, USD floats beside them."""
+
+    def pnl(split: PnlSplit) -> dict[str, Any]:
+        return split.to_json_dict() | {"funding_usd": usd(split.funding_x18), "convergence_usd": usd(split.convergence_x18),
+                                       "fees_usd": usd(split.fees_x18), "gas_usd": usd(split.gas_x18),
+                                       "total_usd": usd(split.total_x18)}
+
+    notional = settings.risk.max_notional_usd_per_market
+    return {
+        "paper_limits": {"max_notional_usd": caps.max_notional_usd, "max_total_notional_usd": caps.max_total_notional_usd,
+                         "spot_inventory_raw": {m: str(v) for m, v in (caps.spot_inventory_raw or {}).items()},
+                         "usdc_wallet_usd": caps.usdc_wallet_usd},
+        "baseline": {"paper": True, "policy": ThresholdPolicy(notional_usd=notional).__dict__, "pnl": pnl(baseline.total),
+                     "trades": [t.as_json() for t in baseline.trades], "notes": list(baseline.notes[:50])},
+        "carry_only": {"paper": True, "policy": CarryPolicy(notional_usd=notional).__dict__, "pnl": pnl(carry.total),
+                       "trades": [t.as_json() for t in carry.trades], "notes": list(carry.notes[:50])},
+        "optimum": {"paper": True, "pnl": pnl(optimum.total),
+                    "by_market_usd": {m: usd(v) for m, v in optimum.by_market_x18.items()},
+                    "candidates": optimum.candidates, "quotes": optimum.quotes,
+                    "account_caps_relaxed": optimum.account_caps_relaxed, "notes": list(optimum.notes),
+                    "trips": [t.as_json() for t in optimum.trips]},
+    }
