@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from keeper.errors import ConfigError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: l1_fee_wei
 META_KEY = b"keeper.history"
 SCHEMA = pa.schema([
     ("block", pa.int64()),
@@ -142,7 +142,7 @@ def read_blocks(path: Path, from_block: int | None = None, to_block: int | None 
         _, first, last = part.stem.split("-")
         if (to_block is not None and int(first) > to_block) or (from_block is not None and int(last) < from_block):
             continue
-        table = pq.read_table(part)
+        table = pq.ParquetFile(part).read()  # not read_table: no dataset layer (140 ms to import)
         columns = {name: table.column(name).to_pylist() for name in table.column_names if name != "reads"}
         reads = table.column("reads").combine_chunks()  # flattened once: no dict per read
         offsets = reads.offsets.to_pylist()
