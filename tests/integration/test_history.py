@@ -219,3 +219,15 @@ def test_record_keeps_the_l1_fee_inputs_where_the_chain_has_them(devnet, tmp_pat
     record_history(settings, devnet.rpc, tmp_path / "h", from_block=head - 2, to_block=head, follow=False, account=None)
     fee = 16 * len(build_get_l1_fee_calldata(PAPER_TX_BYTES))
     assert [r.l1 for r in read_blocks(tmp_path / "h")] == [(64, 64, 64, 64, fee)] * 3
+
+
+def test_report_samples_are_bounded_but_keep_every_trade_block(driven, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import keeper.history.backtest as backtest
+
+    settings, _, ticked, out, _, _ = driven
+    monkeypatch.setattr(backtest, "MAX_SAMPLES", 5)  # as a month of blocks would be against 1,500
+    run = run_backtest(out, settings, work_dir=tmp_path / "bt")
+    sampled = [s.block_number for s, _ in run.samples]
+    traded = {o.plan.intent.created_block for o in run.outcomes}
+    assert run.blocks == len(ticked) and len(sampled) <= 5 + 1 + 2 * len(traded) + 1
+    assert traded and traded <= set(sampled)
