@@ -17,7 +17,6 @@ from keeper.history.backtest import run_backtest
 from keeper.history.record import record_history
 from keeper.history.store import read_blocks
 from keeper.journal import Journal
-from keeper.logs import configure_logging
 from keeper.runtime import build_runtime
 
 pytestmark = pytest.mark.integration
@@ -36,7 +35,6 @@ def _decisions(journal: Journal) -> list[tuple]:
 @pytest.fixture(scope="module")
 def driven(devnet_world, tmp_path_factory):  # type: ignore[no-untyped-def]
     """A live dry-run keeper ticking on every block of a driven devnet, with premium shocks."""
-    configure_logging("WARNING")
     work = tmp_path_factory.mktemp("history")
     rpc = devnet_world.node.rpc
     snapshot_id = rpc.call("evm_snapshot")
