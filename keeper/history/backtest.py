@@ -29,6 +29,7 @@ from keeper.metrics import KeeperMetrics
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
 from keeper.types import MarketSnapshot, Outcome
+from strategies import STRATEGIES
 
 MAX_SAMPLES = 1_500  # report samples: a month of blocks stays quick to open
 
@@ -75,6 +76,8 @@ def backtest_config(settings: KeeperConfig, strategy: str | None, markets: Seque
         if not overrides["markets"]["enabled"]:
             raise ConfigError(f"markets.enabled: {unknown} not in the history (it has {list(markets)})")
     if strategy is not None:
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"--strategy {strategy}: unknown (known: {', '.join(sorted(STRATEGIES))})")
         overrides["strategies"] = {"enabled": [strategy]}
     return with_overrides(settings, overrides, where="backtest settings")
 

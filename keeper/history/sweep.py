@@ -136,6 +136,8 @@ def run_sweep(history: Path, settings: KeeperConfig, specs: Sequence[str], folds
               dask_address: str | None = None, strategy: str | None = None,
               progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     if strategy is not None:
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"--strategy {strategy}: unknown (known: {', '.join(sorted(STRATEGIES))})")
         settings = with_overrides(settings, {"strategies": {"enabled": [strategy]}}, where="--strategy")
     axes = parse_sweep(specs, settings)
     read_meta(history)

@@ -72,6 +72,7 @@ def test_record_of_pruned_state_exits_2_naming_the_first_block(world) -> None:  
     (["record", "--rpc-url", "http://127.0.0.1:9", "--out", "x"], "--rpc-url"),
     (["record", "--rpc-url", "http://127.0.0.1:9", "--out", "x", "--follow", "--to-block", "3"], "--follow"),
     (["backtest", "no-such-history"], "no-such-history"),
+    (["backtest", "no-such-history", "--strategy", "nope"], "--strategy nope"),
     (["simulate", "--replay", "--fork-url", "http://127.0.0.1:9", "--to-block", "3"], "--from-block"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], named: str) -> None:
