@@ -76,8 +76,6 @@ def backtest_config(settings: KeeperConfig, strategy: str | None, markets: Seque
         if not overrides["markets"]["enabled"]:
             raise ConfigError(f"markets.enabled: {unknown} not in the history (it has {list(markets)})")
     if strategy is not None:
-        if strategy not in STRATEGIES:
-            raise ConfigError(f"--strategy {strategy}: unknown (known: {', '.join(sorted(STRATEGIES))})")
         overrides["strategies"] = {"enabled": [strategy]}
     return with_overrides(settings, overrides, where="backtest settings")
 
@@ -101,6 +99,8 @@ def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = N
     """Run the keeper over the recorded blocks [from_block, to_block] of `path` (or over
     `records`, already read). The journal is written under work_dir (a temporary directory by
     default) and left open on the result."""
+    if strategy is not None and strategy not in STRATEGIES:
+        raise ConfigError(f"--strategy {strategy}: unknown (known: {', '.join(sorted(STRATEGIES))})")
     meta = read_meta(path)
     markets = [m["name"] for m in meta["sources"]["markets"]]
     config = backtest_config(settings, strategy, markets)
