@@ -5,9 +5,9 @@ keeper trading between them (the faithful backtest: its trades meet the real flo
   transactions are mined in the order they are sent). For each origin block b in (A, B]: its
   transactions are sent again in their original order, from their original senders (anvil
   impersonation), with their gas limits, fees, values and calldata; the block is mined at the
-  origin's timestamp, base fee, coinbase and gas limit. Deposit (type 0x7e) and other system
-  transactions cannot be sent by an account: they are listed and counted, never dropped silently;
-  so is a transaction the fork refuses.
+  origin's timestamp, base fee, coinbase and gas limit. Deposit (type 0x7e) transactions cannot be
+  sent by an account, nor blob transactions (type 3) without their blobs: they are listed and
+  counted, never dropped silently; so is a transaction the fork refuses.
 - Each replayed transaction's receipt is compared with the origin's: its status, and its logs
   (address, topics, data). With the keeper on, a difference means the keeper's trades changed
   what the origin's flow did; it is counted and listed.
@@ -41,9 +41,11 @@ from keeper.logs import get_logger
 from keeper.types import MarketSnapshot
 
 log = get_logger("keeper.replay")
-SYSTEM_TX_TYPES = {"0x7e"}  # OP-stack deposit transactions: no signature, sent by the protocol
+# Transactions an account cannot send again: OP-stack deposits (no signature, sent by the protocol)
+# and blob transactions (their blobs are not in the block).
+UNREPLAYABLE_TX_TYPES = {"0x7e": "system (deposit) transaction", "0x3": "blob transaction (its blobs are not in the block)"}
 _TX_FIELDS = ("from", "to", "gas", "value", "input", "nonce", "maxFeePerGas", "maxPriorityFeePerGas", "gasPrice",
-              "accessList", "type")
+              "accessList", "authorizationList", "type")
 
 
 @dataclass
@@ -128,8 +130,9 @@ class BlockReplayer:
             fork.call("anvil_setCoinbase", [block["miner"]])
             fork.call("evm_setBlockGasLimit", [block["gasLimit"]])
             for tx, receipt in zip(txs, receipts):
-                if tx.get("type") in SYSTEM_TX_TYPES:
-                    self.report.unreplayable.append({"block": number, "hash": tx["hash"], "reason": f"system transaction (type {tx['type']})"})
+                if tx.get("type") in UNREPLAYABLE_TX_TYPES:
+                    self.report.unreplayable.append({"block": number, "hash": tx["hash"],
+                                                     "reason": f"{UNREPLAYABLE_TX_TYPES[tx['type']]}, type {tx['type']}"})
                     continue
                 try:
                     sent.append((tx, receipt, fork.call("eth_sendTransaction", [_resend(tx)])))
