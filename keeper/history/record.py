@@ -3,9 +3,10 @@
 Per block: the collector's Multicall3 batches pinned to that block (their calldata and the
 node's return bytes, see store.py), the block header (hash, parent, gas used and limit, base
 fee) and, where the chain has the OP-stack GasPriceOracle, its L1-fee inputs at that block;
-headers and L1 reads are fetched 32 blocks at a time in one batched request. Resumable: an existing history continues after its last block.
-A node that has not kept the state of a block answers its reads with an error: the recording
-stops there with one line naming that block (exit 2).
+headers and L1 reads are fetched 32 blocks at a time in one batched request. Resumable: an
+existing history continues after its last block. A node that has not kept the state of a block
+answers its reads with an error: the recording stops there with one line naming that block
+(exit 2).
 """
 
 from __future__ import annotations
