@@ -21,11 +21,10 @@ from typing import Any
 from keeper.config import KeeperConfig, with_overrides
 from keeper.engine import Engine, load_strategy_slots
 from keeper.errors import ConfigError
-from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, PaperAccount, PaperExecutor
+from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, NoMetrics, PaperAccount, PaperExecutor
 from keeper.history.replay import rebuild_snapshot, replay_collector
 from keeper.history.store import BlockRecord, count_blocks, read_blocks, read_meta
 from keeper.journal import Journal
-from keeper.metrics import KeeperMetrics
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
 from keeper.types import MarketSnapshot, Outcome
@@ -88,7 +87,8 @@ def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journ
     planner = RecordedPlanner(config, account_address or PAPER_ACCOUNT, rpc=None)
     executor = PaperExecutor(mode, planner, books, account)
     engine = Engine(config=config, collector=collector, strategies=slots, planner=planner, executor=executor,
-                    journal=books, metrics=KeeperMetrics(), kill_switch=lambda: False, history=BasisHistory())
+                    journal=books, metrics=NoMetrics(),  # type: ignore[arg-type]
+                    kill_switch=lambda: False, history=BasisHistory())
     return engine, executor, books, account
 
 
