@@ -56,6 +56,7 @@ class NoMetrics:
     (about a tenth of a calm block's time otherwise)."""
 
     def __getattr__(self, name: str) -> _NoMetric:
+        setattr(self, name, _NO_METRIC)  # found as a plain attribute from then on
         return _NO_METRIC
 
 
