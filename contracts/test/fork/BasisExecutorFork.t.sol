@@ -254,11 +254,11 @@ contract BasisExecutorForkTest is DevnetFork {
         ex.openBasis(0, _perp(eth.baseToken, true, true, 1e18, 1), _spot(V3, true, false, 1e18, NO_MAX), _anyProfit(0));
     }
 
-    function test_RevertWhen_NotOwnerOrExpired() public {
+    function test_RevertWhen_NotOperatorOrExpired() public {
         IBasisExecutor.PerpOrder memory perp = _perp(eth.baseToken, true, true, 1e18, 1);
         IBasisExecutor.SpotOrder memory buy = _spot(V3, true, false, 1e18, NO_MAX);
         vm.prank(traders[0]);
-        vm.expectRevert(abi.encodeWithSelector(IBasisExecutor.NotOwner.selector, traders[0]));
+        vm.expectRevert(abi.encodeWithSelector(IBasisExecutor.NotOperator.selector, traders[0]));
         ex.openBasis(COLLATERAL_RAW, perp, buy, _anyProfit(0));
         IBasisExecutor.TradeBounds memory late = _anyProfit(0);
         late.deadline = block.timestamp - 1;
@@ -268,10 +268,10 @@ contract BasisExecutorForkTest is DevnetFork {
     }
 
     function test_WithdrawCollateralAfterClose_ReturnsUsdcToTheExecutor() public {
-        vm.startPrank(keeper);
+        vm.prank(keeper);
         ex.depositCollateral(COLLATERAL_RAW);
+        vm.prank(admin);
         ex.withdrawCollateral(COLLATERAL_RAW / 2);
-        vm.stopPrank();
         assertEq(IPerpVaultViews(vault).getBalance(address(ex)), int256(COLLATERAL_RAW / 2));
     }
 }

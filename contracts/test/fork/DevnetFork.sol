@@ -32,7 +32,9 @@ abstract contract DevnetFork is Test {
     address internal v2Router;
     address internal v3Router;
     address internal usdc;
-    address internal keeper;
+    address internal keeper; // the executor's operator
+    address internal admin = makeAddr("admin");
+    address internal treasury = makeAddr("treasury");
     address[] internal traders;
     Market internal eth;
     Market internal btc;
@@ -62,16 +64,12 @@ abstract contract DevnetFork is Test {
         eth = _market("ETH");
         btc = _market("BTC");
 
-        ex = new BasisExecutor(keeper, clearingHouse, v2Router, v3Router);
-        vm.startPrank(keeper);
+        ex = new BasisExecutor(admin, treasury, keeper, clearingHouse, v2Router, v3Router);
+        vm.startPrank(admin);
         ex.setMarket(eth.baseToken, eth.spotToken, eth.v3FeePips);
         ex.setMarket(btc.baseToken, btc.spotToken, btc.v3FeePips);
-        ex.setAllowance(usdc, vault, NO_MAX);
-        address[3] memory tokens = [usdc, eth.spotToken, btc.spotToken];
-        for (uint256 i; i < tokens.length; i++) {
-            ex.setAllowance(tokens[i], v2Router, NO_MAX);
-            ex.setAllowance(tokens[i], v3Router, NO_MAX);
-        }
+        vm.stopPrank();
+        vm.startPrank(keeper);
         // The keeper's inventory (devnet: 1M USDC, 100 WETH, 5 WBTC) moves into the executor.
         require(IERC20(usdc).transfer(address(ex), 400_000e6), "usdc");
         require(IERC20(eth.spotToken).transfer(address(ex), 20e18), "weth");
