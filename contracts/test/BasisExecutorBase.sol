@@ -8,12 +8,13 @@ import {MintableERC20} from "../src/MintableERC20.sol";
 import {MockClearingHouse, MockPerpVault} from "./mocks/MockPerp.sol";
 import {MockSwapRouter} from "./mocks/MockSwapRouter.sol";
 import {FeeOnTransferToken, NoBoolToken} from "./mocks/AwkwardTokens.sol";
+import {ExecutorOrders} from "./ExecutorOrders.sol";
 
 /// @notice The executor against mocks of Perp v2 and the Uniswap routers (fixed prices, so every
 ///         fill is known exactly), with its three roles: `keeper` (operator), `admin`, `treasury`.
 ///         Shared by the unit, role, bound and invariant tests. The real protocols are exercised in
 ///         fork/BasisExecutorFork.t.sol.
-abstract contract BasisExecutorBase is Test {
+abstract contract BasisExecutorBase is Test, ExecutorOrders {
     // Perp base tokens: the mock ClearingHouse only needs distinct addresses.
     address internal constant VETH = address(0xE7E7);
     address internal constant VBTC = address(0xB7C0);
@@ -95,21 +96,6 @@ abstract contract BasisExecutorBase is Test {
     }
 
     // ------------------------------------------------------------------------------ order builders
-    function _perp(address baseToken, bool isBaseToQuote, bool isExactInput, uint256 amount18, uint256 bound18)
-        internal
-        pure
-        returns (IBasisExecutor.PerpOrder memory)
-    {
-        return IBasisExecutor.PerpOrder(baseToken, isBaseToQuote, isExactInput, amount18, bound18, 0);
-    }
-
-    function _spot(IBasisExecutor.SpotVenue venue, bool isBuy, bool isExactInput, uint256 amountRaw, uint256 limitRaw)
-        internal
-        pure
-        returns (IBasisExecutor.SpotOrder memory)
-    {
-        return IBasisExecutor.SpotOrder(venue, isBuy, isExactInput, amountRaw, limitRaw);
-    }
 
     function _bounds(uint256 maxResidualBase18) internal view returns (IBasisExecutor.TradeBounds memory) {
         return IBasisExecutor.TradeBounds(block.timestamp + 60, maxResidualBase18, type(int256).min);

@@ -74,23 +74,36 @@ contract StrangerHandler is Test {
     function openBasis(address caller, uint256 deposit, uint256 baseSeed, bool shortPerp, bool viaV3, uint256 size)
         external
     {
-        (
-            IBasisExecutor.PerpOrder memory perp,
-            IBasisExecutor.SpotOrder memory spot,
-            IBasisExecutor.TradeBounds memory bounds
-        ) = _order(baseSeed, shortPerp, viaV3, size);
-        _call(caller, abi.encodeCall(ex.openBasis, (_held(ex.usdc(), deposit), perp, spot, bounds)));
+        _openOrResize(false, caller, deposit, baseSeed, shortPerp, viaV3, size);
     }
 
     function resizeBasis(address caller, uint256 deposit, uint256 baseSeed, bool shortPerp, bool viaV3, uint256 size)
         external
     {
+        _openOrResize(true, caller, deposit, baseSeed, shortPerp, viaV3, size);
+    }
+
+    function _openOrResize(
+        bool resize,
+        address caller,
+        uint256 deposit,
+        uint256 baseSeed,
+        bool shortPerp,
+        bool viaV3,
+        uint256 size
+    ) internal {
         (
             IBasisExecutor.PerpOrder memory perp,
             IBasisExecutor.SpotOrder memory spot,
             IBasisExecutor.TradeBounds memory bounds
         ) = _order(baseSeed, shortPerp, viaV3, size);
-        _call(caller, abi.encodeCall(ex.resizeBasis, (_held(ex.usdc(), deposit), perp, spot, bounds)));
+        uint256 depositRaw = _held(ex.usdc(), deposit);
+        _call(
+            caller,
+            resize
+                ? abi.encodeCall(ex.resizeBasis, (depositRaw, perp, spot, bounds))
+                : abi.encodeCall(ex.openBasis, (depositRaw, perp, spot, bounds))
+        );
     }
 
     function closeBasis(address caller, bool viaV3, uint256 spotRaw) external {

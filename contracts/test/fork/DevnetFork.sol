@@ -6,6 +6,7 @@ import {IERC20} from "forge-std/interfaces/IERC20.sol";
 import {BasisExecutor} from "../../src/BasisExecutor.sol";
 import {IBasisExecutor} from "../../src/interfaces/IBasisExecutor.sol";
 import {IPerpAccountBalance} from "../../src/interfaces/IPerpV2.sol";
+import {ExecutorOrders} from "../ExecutorOrders.sol";
 
 /// @notice The Perp v2 Vault views the fork tests read.
 interface IPerpVaultViews {
@@ -17,7 +18,7 @@ interface IPerpVaultViews {
 ///         `DEVNET_MANIFEST=<manifest.json> forge test --fork-url <rpc_url> --match-path 'contracts/test/fork/*'`
 ///         (the manifest must sit under ./build or ./.keeper: foundry.toml's fs_permissions).
 ///         Without DEVNET_MANIFEST every test is skipped.
-abstract contract DevnetFork is Test {
+abstract contract DevnetFork is Test, ExecutorOrders {
     struct Market {
         address baseToken; // Perp vBase
         address spotToken;
@@ -129,21 +130,6 @@ abstract contract DevnetFork is Test {
     }
 
     // ------------------------------------------------------------------------------ orders
-    function _perp(address baseToken, bool isBaseToQuote, bool isExactInput, uint256 amount18, uint256 bound18)
-        internal
-        pure
-        returns (IBasisExecutor.PerpOrder memory)
-    {
-        return IBasisExecutor.PerpOrder(baseToken, isBaseToQuote, isExactInput, amount18, bound18, 0);
-    }
-
-    function _spot(IBasisExecutor.SpotVenue venue, bool isBuy, bool isExactInput, uint256 amountRaw, uint256 limitRaw)
-        internal
-        pure
-        returns (IBasisExecutor.SpotOrder memory)
-    {
-        return IBasisExecutor.SpotOrder(venue, isBuy, isExactInput, amountRaw, limitRaw);
-    }
 
     function _bounds(uint256 maxResidualBase18, int256 minNetQuote18)
         internal
