@@ -5,17 +5,19 @@ then every unit of collateral and inventory moved to the new executor."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_utils import keccak
-from typer.testing import CliRunner
 
 from keeper.chain.rpc import JsonRpc
-from keeper.cli import app
 from keeper.devnet.deploy import MAX_UINT256
 from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.node import AnvilNode
@@ -50,8 +52,17 @@ def chain(fork: AnvilNode, devnet_world: World, tmp_path: Path, monkeypatch: pyt
     assert rpc.call("evm_revert", [snapshot]) is True
 
 
-def _keeper(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args))
+@dataclass(frozen=True)
+class Ran:
+    exit_code: int
+    output: str
+
+
+def _keeper(*args: str) -> Ran:
+    """The keeper command as a process (the environment carries the admin key's variable)."""
+    result = subprocess.run([sys.executable, "-m", "keeper", *args], env=dict(os.environ), capture_output=True,
+                            text=True, timeout=120, check=False)
+    return Ran(result.returncode, result.stdout + result.stderr)
 
 
 def _deploy(chain: dict[str, Any], *extra: str) -> str:
