@@ -157,7 +157,7 @@ contract StrangerHandler is Test {
 ///         (tokens and ETH), its Perp Vault collateral, its positions, its allowances, its markets and
 ///         its pause flag stay exactly as they were, and the treasury receives nothing. Starts from a
 ///         live state: collateral deposited, a short vETH position open, inventory in every token.
-///         10,000 runs in the `ci` profile.
+///         10,000 runs of 10 calls in the `ci` profile (256 of 15 by default).
 contract BasisExecutorInvariantTest is BasisExecutorBase {
     StrangerHandler internal handler;
     address[5] internal tokens;
@@ -201,6 +201,7 @@ contract BasisExecutorInvariantTest is BasisExecutorBase {
     }
 
     /// forge-config: ci.invariant.runs = 10000
+    /// forge-config: ci.invariant.depth = 10
     function invariant_AStrangerChangesNothing() public view {
         for (uint256 i; i < tokens.length; i++) {
             assertEq(_balance(tokens[i], address(ex)), balancesBefore[i], "executor token balance");
