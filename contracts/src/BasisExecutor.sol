@@ -2,13 +2,15 @@
 pragma solidity ^0.8.24;
 
 import {IBasisExecutor} from "./interfaces/IBasisExecutor.sol";
+import {IPairExecutor} from "./interfaces/IPairExecutor.sol";
 import {IERC20Like} from "./interfaces/IERC20Like.sol";
 import {IPerpAccountBalance, IPerpClearingHouse, IPerpVault} from "./interfaces/IPerpV2.sol";
 import {IUniswapV2Router, IUniswapV3SwapRouter} from "./interfaces/IUniswapRouters.sol";
 
 /// @title BasisExecutor
 /// @notice Opens, resizes and closes a delta-neutral basis position (Perp v2 leg + Uniswap V2 or V3
-///         spot leg) in one transaction. The keeper's hot key (operator) only trades; a cold admin
+///         spot leg) in one transaction, and a pair (two Perp v2 legs on two markets, IPairExecutor)
+///         in one transaction. The keeper's hot key (operator) only trades; a cold admin
 ///         withdraws (to the treasury only), sets markets and pauses. See IBasisExecutor for the
 ///         roles, bounds, units and the meaning of the minimum net quote.
 /// @dev Gas: every address the executor talks to is immutable; a trade reads one storage slot (the
@@ -18,7 +20,7 @@ import {IUniswapV2Router, IUniswapV3SwapRouter} from "./interfaces/IUniswapRoute
 ///      The pause flag is the only other slot a trade reads. No standing allowances: each deposit
 ///      and swap approves its exact amount. No reentrancy guard: every state-changing entry point
 ///      is operator- or admin-only, so a reentrant call from a token or router fails the role check.
-contract BasisExecutor is IBasisExecutor {
+contract BasisExecutor is IBasisExecutor, IPairExecutor {
     // ------------------------------------------------------------------------------------ wiring
     /// @inheritdoc IBasisExecutor
     address public immutable admin;
@@ -153,18 +155,7 @@ contract BasisExecutor is IBasisExecutor {
     {
         SpotMarket memory market = _startTrade(perp.baseToken, perp.oppositeAmountBound18, spot, bounds.deadline);
         int256 positionBase18 = _takerPosition(perp.baseToken);
-        // A flat position reverts inside Perp (CH_PSZ); a long closes by selling base.
-        (uint256 base18, uint256 quote18) = IPerpClearingHouse(clearingHouse)
-            .closePosition(
-                IPerpClearingHouse.ClosePositionParams({
-                baseToken: perp.baseToken,
-                sqrtPriceLimitX96: perp.sqrtPriceLimitX96,
-                oppositeAmountBound: perp.oppositeAmountBound18,
-                deadline: bounds.deadline,
-                referralCode: bytes32(0)
-            })
-            );
-        _recordPerpFill(fills, positionBase18 > 0, base18, quote18);
+        (fills.perpBase18, fills.perpQuote18) = _closePosition(perp, positionBase18, bounds.deadline);
         _tradeSpot(fills, spot, market, bounds.deadline);
         _checkBounds(fills, bounds, market.spotScaleTo18, positionBase18);
         emit BasisClosed(
@@ -177,6 +168,84 @@ contract BasisExecutor is IBasisExecutor {
             fills.residualBase18,
             fills.netQuote18,
             fills.positionBase18After
+        );
+    }
+
+
+    // ---------------------------------------------------------------------------- trading: pairs
+    /// @inheritdoc IPairExecutor
+    function openPair(
+        uint256 depositUsdcRaw,
+        PerpOrder calldata legA,
+        PerpOrder calldata legB,
+        PairBounds calldata bounds
+    ) external returns (PairFills memory fills) {
+        (int256 positionA, int256 positionB) = _startPair(
+            legA.baseToken, legA.oppositeAmountBound18, legB.baseToken, legB.oppositeAmountBound18, bounds.deadline
+        );
+        if (positionA != 0) revert PositionNotFlat(legA.baseToken, positionA);
+        if (positionB != 0) revert PositionNotFlat(legB.baseToken, positionB);
+        fills = _tradePair(depositUsdcRaw, legA, legB, bounds, positionA, positionB);
+        emit PairOpened(
+            legA.baseToken,
+            legB.baseToken,
+            fills.perpBase18A,
+            fills.perpQuote18A,
+            fills.perpBase18B,
+            fills.perpQuote18B,
+            fills.netExposureQuote18,
+            fills.positionBase18AfterA,
+            fills.positionBase18AfterB
+        );
+    }
+
+    /// @inheritdoc IPairExecutor
+    function resizePair(
+        uint256 depositUsdcRaw,
+        PerpOrder calldata legA,
+        PerpOrder calldata legB,
+        PairBounds calldata bounds
+    ) external returns (PairFills memory fills) {
+        (int256 positionA, int256 positionB) = _startPair(
+            legA.baseToken, legA.oppositeAmountBound18, legB.baseToken, legB.oppositeAmountBound18, bounds.deadline
+        );
+        if (positionA == 0) revert NoPosition(legA.baseToken);
+        if (positionB == 0) revert NoPosition(legB.baseToken);
+        fills = _tradePair(depositUsdcRaw, legA, legB, bounds, positionA, positionB);
+        emit PairResized(
+            legA.baseToken,
+            legB.baseToken,
+            fills.perpBase18A,
+            fills.perpQuote18A,
+            fills.perpBase18B,
+            fills.perpQuote18B,
+            fills.netExposureQuote18,
+            fills.positionBase18AfterA,
+            fills.positionBase18AfterB
+        );
+    }
+
+    /// @inheritdoc IPairExecutor
+    function closePair(PerpCloseOrder calldata legA, PerpCloseOrder calldata legB, PairBounds calldata bounds)
+        external
+        returns (PairFills memory fills)
+    {
+        (int256 positionA, int256 positionB) = _startPair(
+            legA.baseToken, legA.oppositeAmountBound18, legB.baseToken, legB.oppositeAmountBound18, bounds.deadline
+        );
+        (fills.perpBase18A, fills.perpQuote18A) = _closePosition(legA, positionA, bounds.deadline);
+        (fills.perpBase18B, fills.perpQuote18B) = _closePosition(legB, positionB, bounds.deadline);
+        _checkPair(fills, bounds, positionA, positionB, legA.baseToken, legB.baseToken);
+        emit PairClosed(
+            legA.baseToken,
+            legB.baseToken,
+            fills.perpBase18A,
+            fills.perpQuote18A,
+            fills.perpBase18B,
+            fills.perpQuote18B,
+            fills.netExposureQuote18,
+            fills.positionBase18AfterA,
+            fills.positionBase18AfterB
         );
     }
 
@@ -273,6 +342,16 @@ contract BasisExecutor is IBasisExecutor {
         int256 positionBase18Before
     ) private returns (Fills memory fills) {
         if (depositUsdcRaw != 0) _deposit(depositUsdcRaw);
+        (fills.perpBase18, fills.perpQuote18) = _openPosition(perp, bounds.deadline);
+        _tradeSpot(fills, spot, market, bounds.deadline);
+        _checkBounds(fills, bounds, market.spotScaleTo18, positionBase18Before);
+    }
+
+    /// @dev One `openPosition`; returns the signed fill (executor's view).
+    function _openPosition(PerpOrder calldata perp, uint256 deadline)
+        private
+        returns (int256 perpBase18, int256 perpQuote18)
+    {
         (uint256 base18, uint256 quote18) = IPerpClearingHouse(clearingHouse)
             .openPosition(
                 IPerpClearingHouse.OpenPositionParams({
@@ -281,21 +360,42 @@ contract BasisExecutor is IBasisExecutor {
                 isExactInput: perp.isExactInput,
                 amount: perp.amount18,
                 oppositeAmountBound: perp.oppositeAmountBound18,
-                deadline: bounds.deadline,
+                deadline: deadline,
                 sqrtPriceLimitX96: perp.sqrtPriceLimitX96,
                 referralCode: bytes32(0)
             })
             );
-        _recordPerpFill(fills, perp.isBaseToQuote, base18, quote18);
-        _tradeSpot(fills, spot, market, bounds.deadline);
-        _checkBounds(fills, bounds, market.spotScaleTo18, positionBase18Before);
+        return _signedPerpFill(perp.isBaseToQuote, base18, quote18);
+    }
+
+    /// @dev One `closePosition` of a position of `positionBase18`; returns the signed fill. A flat
+    ///      position reverts inside Perp (CH_PSZ); a long closes by selling base.
+    function _closePosition(PerpCloseOrder calldata perp, int256 positionBase18, uint256 deadline)
+        private
+        returns (int256 perpBase18, int256 perpQuote18)
+    {
+        (uint256 base18, uint256 quote18) = IPerpClearingHouse(clearingHouse)
+            .closePosition(
+                IPerpClearingHouse.ClosePositionParams({
+                baseToken: perp.baseToken,
+                sqrtPriceLimitX96: perp.sqrtPriceLimitX96,
+                oppositeAmountBound: perp.oppositeAmountBound18,
+                deadline: deadline,
+                referralCode: bytes32(0)
+            })
+            );
+        return _signedPerpFill(positionBase18 > 0, base18, quote18);
     }
 
     /// @dev Perp's (base, quote) are absolute; the direction gives the signs. Quote includes the fee.
-    function _recordPerpFill(Fills memory fills, bool isBaseToQuote, uint256 base18, uint256 quote18) private pure {
+    function _signedPerpFill(bool isBaseToQuote, uint256 base18, uint256 quote18)
+        private
+        pure
+        returns (int256 perpBase18, int256 perpQuote18)
+    {
         int256 base = _toInt256(base18);
         int256 quote = _toInt256(quote18);
-        (fills.perpBase18, fills.perpQuote18) = isBaseToQuote ? (-base, quote) : (base, -quote);
+        return isBaseToQuote ? (-base, quote) : (base, -quote);
     }
 
     /// @dev Swaps the market's spot token against USDC and records both sides: the spot side as the
@@ -398,6 +498,74 @@ contract BasisExecutor is IBasisExecutor {
                 sqrtPriceLimitX96: 0
             })
             );
+    }
+
+
+    // ----------------------------------------------------------------------- internal: pair legs
+    /// @dev Role, pause, deadline, both markets registered and different, both perp bounds set;
+    ///      returns both taker positions before the trade.
+    function _startPair(
+        address baseTokenA,
+        uint256 oppositeAmountBound18A,
+        address baseTokenB,
+        uint256 oppositeAmountBound18B,
+        uint256 deadline
+    ) private view returns (int256 positionA, int256 positionB) {
+        if (msg.sender != operator) revert NotOperator(msg.sender);
+        if (paused) revert IsPaused();
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp > deadline) revert Expired(deadline, block.timestamp);
+        if (_markets[baseTokenA].spotToken == address(0)) revert UnsupportedToken(baseTokenA);
+        if (_markets[baseTokenB].spotToken == address(0)) revert UnsupportedToken(baseTokenB);
+        if (baseTokenA == baseTokenB) revert SamePairMarket(baseTokenA);
+        if (oppositeAmountBound18A == 0 || oppositeAmountBound18B == 0) revert MissingPerpBound();
+        positionA = _takerPosition(baseTokenA);
+        positionB = _takerPosition(baseTokenB);
+    }
+
+    /// @dev Open and resize of a pair: optional deposit, leg A, leg B, net exposure.
+    function _tradePair(
+        uint256 depositUsdcRaw,
+        PerpOrder calldata legA,
+        PerpOrder calldata legB,
+        PairBounds calldata bounds,
+        int256 positionA,
+        int256 positionB
+    ) private returns (PairFills memory fills) {
+        if (depositUsdcRaw != 0) _deposit(depositUsdcRaw);
+        (fills.perpBase18A, fills.perpQuote18A) = _openPosition(legA, bounds.deadline);
+        (fills.perpBase18B, fills.perpQuote18B) = _openPosition(legB, bounds.deadline);
+        _checkPair(fills, bounds, positionA, positionB, legA.baseToken, legB.baseToken);
+    }
+
+    /// @dev Positions after, then the net-exposure bound (IPairExecutor notice); fills in the rest.
+    function _checkPair(
+        PairFills memory fills,
+        PairBounds calldata bounds,
+        int256 positionA,
+        int256 positionB,
+        address baseTokenA,
+        address baseTokenB
+    ) private pure {
+        fills.positionBase18AfterA = positionA + fills.perpBase18A;
+        fills.positionBase18AfterB = positionB + fills.perpBase18B;
+        int256 exposureA = _exposureQuote18(baseTokenA, fills.perpBase18A, fills.perpQuote18A, fills.positionBase18AfterA);
+        int256 exposureB = _exposureQuote18(baseTokenB, fills.perpBase18B, fills.perpQuote18B, fills.positionBase18AfterB);
+        int256 netExposureQuote18 = exposureA + exposureB * _toInt256(bounds.hedgeRatio18) / 1e18;
+        if (_abs(netExposureQuote18) > bounds.maxNetExposureQuote18) {
+            revert NetExposureTooLarge(netExposureQuote18, bounds.maxNetExposureQuote18);
+        }
+        fills.netExposureQuote18 = netExposureQuote18;
+    }
+
+    /// @dev The position after, valued at this leg's average fill price (fee included), toward zero.
+    function _exposureQuote18(address baseToken, int256 perpBase18, int256 perpQuote18, int256 positionBase18After)
+        private
+        pure
+        returns (int256)
+    {
+        if (perpBase18 == 0) revert LegNotFilled(baseToken);
+        return positionBase18After * _toInt256(_abs(perpQuote18)) / _toInt256(_abs(perpBase18));
     }
 
     // -------------------------------------------------------------------------- internal: bounds
