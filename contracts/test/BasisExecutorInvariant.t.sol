@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {Test} from "forge-std/Test.sol";
 import {BasisExecutor} from "../src/BasisExecutor.sol";
 import {IBasisExecutor} from "../src/interfaces/IBasisExecutor.sol";
+import {IPairExecutor} from "../src/interfaces/IPairExecutor.sol";
 import {BasisExecutorBase} from "./BasisExecutorBase.sol";
 
 /// @notice A stranger: any address but the admin and the operator, calling every function of the
@@ -121,6 +122,70 @@ contract StrangerHandler is Test {
         );
     }
 
+    /// @dev A pair the operator could send: long `sizeA` of one market and short `sizeB` of another,
+    ///      loose per-leg bounds, no net-exposure limit, a valid deadline.
+    function _pair(uint256 baseSeed, uint256 sizeA18, uint256 sizeB18)
+        internal
+        view
+        returns (
+            IBasisExecutor.PerpOrder memory legA,
+            IBasisExecutor.PerpOrder memory legB,
+            IPairExecutor.PairBounds memory bounds
+        )
+    {
+        address baseA = _base(baseSeed);
+        address baseB = _base(baseSeed % baseTokens.length + 1); // another market (no overflow)
+        legA = IBasisExecutor.PerpOrder(baseA, false, false, bound(sizeA18, 1e15, 2e18), type(uint256).max, 0);
+        legB = IBasisExecutor.PerpOrder(baseB, true, true, bound(sizeB18, 1e15, 2e18), 1, 0);
+        bounds = IPairExecutor.PairBounds(block.timestamp + 60, 1e18, type(uint256).max);
+    }
+
+    function openPair(address caller, uint256 deposit, uint256 baseSeed, uint256 sizeA, uint256 sizeB) external {
+        _openOrResizePair(false, caller, deposit, baseSeed, sizeA, sizeB);
+    }
+
+    function resizePair(address caller, uint256 deposit, uint256 baseSeed, uint256 sizeA, uint256 sizeB) external {
+        _openOrResizePair(true, caller, deposit, baseSeed, sizeA, sizeB);
+    }
+
+    function _openOrResizePair(
+        bool resize,
+        address caller,
+        uint256 deposit,
+        uint256 baseSeed,
+        uint256 sizeA,
+        uint256 sizeB
+    ) internal {
+        (
+            IBasisExecutor.PerpOrder memory legA,
+            IBasisExecutor.PerpOrder memory legB,
+            IPairExecutor.PairBounds memory bounds
+        ) = _pair(baseSeed, sizeA, sizeB);
+        uint256 depositRaw = _held(ex.usdc(), deposit);
+        _call(
+            caller,
+            resize
+                ? abi.encodeCall(ex.resizePair, (depositRaw, legA, legB, bounds))
+                : abi.encodeCall(ex.openPair, (depositRaw, legA, legB, bounds))
+        );
+    }
+
+    function closePair(address caller, uint256 baseSeed, uint160 sqrtPriceLimitX96) external {
+        // the open pair is long vBTC / short vSOL (baseSeed 1): sell A back, buy B back
+        (IBasisExecutor.PerpOrder memory legA, IBasisExecutor.PerpOrder memory legB,) = _pair(baseSeed, 0, 0);
+        _call(
+            caller,
+            abi.encodeCall(
+                ex.closePair,
+                (
+                    IBasisExecutor.PerpCloseOrder(legA.baseToken, 1, sqrtPriceLimitX96),
+                    IBasisExecutor.PerpCloseOrder(legB.baseToken, type(uint256).max, sqrtPriceLimitX96),
+                    IPairExecutor.PairBounds(block.timestamp + 60, 1e18, type(uint256).max)
+                )
+            )
+        );
+    }
+
     function depositCollateral(address caller, uint256 usdcRaw) external {
         _call(caller, abi.encodeCall(ex.depositCollateral, (_held(ex.usdc(), usdcRaw))));
     }
@@ -155,8 +220,9 @@ contract StrangerHandler is Test {
 
 /// @notice Invariant: whatever a stranger calls, with whatever arguments, the executor's balances
 ///         (tokens and ETH), its Perp Vault collateral, its positions, its allowances, its markets and
-///         its pause flag stay exactly as they were, and the treasury receives nothing. Starts from a
-///         live state: collateral deposited, a short vETH position open, inventory in every token.
+///         its pause flag stay exactly as they were, and the treasury receives nothing (the pair
+///         entry points included). Starts from a live state: collateral deposited, a short vETH
+///         basis position and a long vBTC / short vSOL pair open, inventory in every token.
 ///         10,000 runs of 10 calls in the `ci` profile (256 of 15 by default).
 contract BasisExecutorInvariantTest is BasisExecutorBase {
     StrangerHandler internal handler;
@@ -171,6 +237,13 @@ contract BasisExecutorInvariantTest is BasisExecutorBase {
     function setUp() public override {
         super.setUp();
         _openShortOneEth(V3);
+        vm.prank(keeper);
+        ex.openPair(
+            0,
+            IBasisExecutor.PerpOrder(VBTC, false, false, 0.1e18, type(uint256).max, 0),
+            IBasisExecutor.PerpOrder(VSOL, true, true, 40e18, 1, 0),
+            IPairExecutor.PairBounds(block.timestamp + 60, 1e18, type(uint256).max)
+        );
         vm.deal(address(ex), 3 ether);
         tokens = [address(usdc), address(weth), address(wbtc), address(sol), address(fot)];
         baseTokens = [VETH, VBTC, VSOL, VFOT];
