@@ -5,6 +5,7 @@ import {console2} from "forge-std/console2.sol";
 import {IERC20} from "forge-std/interfaces/IERC20.sol";
 import {BasisExecutor} from "../../src/BasisExecutor.sol";
 import {IBasisExecutor} from "../../src/interfaces/IBasisExecutor.sol";
+import {IPairExecutor} from "../../src/interfaces/IPairExecutor.sol";
 import {IPerpClearingHouse, IPerpVault} from "../../src/interfaces/IPerpV2.sol";
 import {IUniswapV2Router, IUniswapV3SwapRouter} from "../../src/interfaces/IUniswapRouters.sol";
 import {DevnetFork} from "./DevnetFork.sol";
@@ -72,6 +73,8 @@ contract BasisExecutorGasForkTest is DevnetFork {
         vm.stopPrank();
         vm.prank(makeAddr("admin"));
         probeExecutor.setMarket(eth.baseToken, eth.spotToken, eth.v3FeePips);
+        vm.prank(makeAddr("admin"));
+        probeExecutor.setMarket(btc.baseToken, btc.spotToken, btc.v3FeePips);
         probe.call1(usdc, abi.encodeCall(IERC20.approve, (vault, COLLATERAL_RAW)));
         probe.call1(vault, abi.encodeCall(IPerpVault.deposit, (usdc, COLLATERAL_RAW)));
         probe.call1(address(probeExecutor), abi.encodeCall(BasisExecutor.depositCollateral, (COLLATERAL_RAW)));
@@ -93,6 +96,70 @@ contract BasisExecutorGasForkTest is DevnetFork {
         assertLe(viaExecutor.open, bare.open * (10_000 + MAX_OVERHEAD_BPS) / 10_000, "open overhead");
         assertLe(viaExecutor.resize, bare.resize * (10_000 + MAX_OVERHEAD_BPS) / 10_000, "resize overhead");
         assertLe(viaExecutor.close, bare.close * (10_000 + MAX_OVERHEAD_BPS) / 10_000, "close overhead");
+    }
+
+    /// @dev The pair: long 2 vETH + short 0.1 vBTC in one call, then both closed in one call.
+    function test_GasOverhead_PairOpenClose_AtMost5PercentOfTheProtocolCalls() public {
+        address[] memory touched = _touched();
+        uint256 deadline = block.timestamp + 120;
+        IPerpClearingHouse.OpenPositionParams memory longEth =
+            IPerpClearingHouse.OpenPositionParams(eth.baseToken, false, false, 2e18, NO_MAX, deadline, 0, bytes32(0));
+        IPerpClearingHouse.OpenPositionParams memory shortBtc =
+            IPerpClearingHouse.OpenPositionParams(btc.baseToken, true, true, 0.1e18, 1, deadline, 0, bytes32(0));
+        uint256 snapshot = vm.snapshotState();
+
+        _cool(touched);
+        address[] memory targets = new address[](2);
+        bytes[] memory data = new bytes[](2);
+        (targets[0], targets[1]) = (clearingHouse, clearingHouse);
+        (data[0], data[1]) = (
+            abi.encodeCall(IPerpClearingHouse.openPosition, (longEth)),
+            abi.encodeCall(IPerpClearingHouse.openPosition, (shortBtc))
+        );
+        Gas memory bare;
+        bare.open = probe.callAll(targets, data);
+        _cool(touched);
+        (data[0], data[1]) = (
+            abi.encodeCall(
+                IPerpClearingHouse.closePosition,
+                (IPerpClearingHouse.ClosePositionParams(eth.baseToken, 0, 1, deadline, bytes32(0)))
+            ),
+            abi.encodeCall(
+                IPerpClearingHouse.closePosition,
+                (IPerpClearingHouse.ClosePositionParams(btc.baseToken, 0, NO_MAX, deadline, bytes32(0)))
+            )
+        );
+        bare.close = probe.callAll(targets, data);
+        vm.revertToState(snapshot);
+
+        Gas memory viaExecutor;
+        IPairExecutor.PairBounds memory bounds = IPairExecutor.PairBounds(deadline, 1e18, NO_MAX);
+        _cool(touched);
+        viaExecutor.open = probe.call1(
+            address(probeExecutor),
+            abi.encodeCall(
+                IPairExecutor.openPair,
+                (0, _perp(eth.baseToken, false, false, 2e18, NO_MAX), _perp(btc.baseToken, true, true, 0.1e18, 1), bounds)
+            )
+        );
+        assertEq(_position(address(probeExecutor), btc.baseToken), -0.1e18);
+        _cool(touched);
+        viaExecutor.close = probe.call1(
+            address(probeExecutor),
+            abi.encodeCall(
+                IPairExecutor.closePair,
+                (
+                    IBasisExecutor.PerpCloseOrder(eth.baseToken, 1, 0),
+                    IBasisExecutor.PerpCloseOrder(btc.baseToken, NO_MAX, 0),
+                    bounds
+                )
+            )
+        );
+        assertEq(_position(address(probeExecutor), eth.baseToken), 0);
+        _report("openPair  (long 2 vETH + short 0.1 vBTC)", bare.open, viaExecutor.open);
+        _report("closePair (closePosition x 2)", bare.close, viaExecutor.close);
+        assertLe(viaExecutor.open, bare.open * (10_000 + MAX_OVERHEAD_BPS) / 10_000, "openPair overhead");
+        assertLe(viaExecutor.close, bare.close * (10_000 + MAX_OVERHEAD_BPS) / 10_000, "closePair overhead");
     }
 
     function _report(string memory what, uint256 bareGas, uint256 executorGas) internal pure {
