@@ -171,7 +171,6 @@ contract BasisExecutor is IBasisExecutor, IPairExecutor {
         );
     }
 
-
     // ---------------------------------------------------------------------------- trading: pairs
     /// @inheritdoc IPairExecutor
     function openPair(
@@ -500,7 +499,6 @@ contract BasisExecutor is IBasisExecutor, IPairExecutor {
             );
     }
 
-
     // ----------------------------------------------------------------------- internal: pair legs
     /// @dev Role, pause, deadline, both markets registered and different, both perp bounds set;
     ///      returns both taker positions before the trade.
@@ -549,8 +547,10 @@ contract BasisExecutor is IBasisExecutor, IPairExecutor {
     ) private pure {
         fills.positionBase18AfterA = positionA + fills.perpBase18A;
         fills.positionBase18AfterB = positionB + fills.perpBase18B;
-        int256 exposureA = _exposureQuote18(baseTokenA, fills.perpBase18A, fills.perpQuote18A, fills.positionBase18AfterA);
-        int256 exposureB = _exposureQuote18(baseTokenB, fills.perpBase18B, fills.perpQuote18B, fills.positionBase18AfterB);
+        int256 exposureA =
+            _exposureQuote18(baseTokenA, fills.perpBase18A, fills.perpQuote18A, fills.positionBase18AfterA);
+        int256 exposureB =
+            _exposureQuote18(baseTokenB, fills.perpBase18B, fills.perpQuote18B, fills.positionBase18AfterB);
         int256 netExposureQuote18 = exposureA + exposureB * _toInt256(bounds.hedgeRatio18) / 1e18;
         if (_abs(netExposureQuote18) > bounds.maxNetExposureQuote18) {
             revert NetExposureTooLarge(netExposureQuote18, bounds.maxNetExposureQuote18);

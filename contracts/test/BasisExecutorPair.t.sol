@@ -44,7 +44,9 @@ contract BasisExecutorPairTest is BasisExecutorBase {
             p.boundA18 = 60_060e18; // long: max quote in
             p.boundB18 = 59_940e18; // short: min quote out
             // resize doubles both legs at the same prices: the net doubles too
-            p.bounds = IPairExecutor.PairBounds(block.timestamp + 60, ONE, uint256(e == Entry.Open ? NET_OPEN18 : 2 * NET_OPEN18));
+            p.bounds = IPairExecutor.PairBounds(
+                block.timestamp + 60, ONE, uint256(e == Entry.Open ? NET_OPEN18 : 2 * NET_OPEN18)
+            );
         }
     }
 
@@ -152,12 +154,24 @@ contract BasisExecutorPairTest is BasisExecutorBase {
         vm.expectRevert(abi.encodeWithSelector(IBasisExecutor.NotOperator.selector, caller));
         if (e == Entry.Close) {
             ex.closePair(
-                IBasisExecutor.PerpCloseOrder(VETH, p.boundA18, 0), IBasisExecutor.PerpCloseOrder(VBTC, p.boundB18, 0), p.bounds
+                IBasisExecutor.PerpCloseOrder(VETH, p.boundA18, 0),
+                IBasisExecutor.PerpCloseOrder(VBTC, p.boundB18, 0),
+                p.bounds
             );
         } else if (e == Entry.Open) {
-            ex.openPair(1_000e6, _perp(VETH, false, false, 20e18, p.boundA18), _perp(VBTC, true, true, 1e18, p.boundB18), p.bounds);
+            ex.openPair(
+                1_000e6,
+                _perp(VETH, false, false, 20e18, p.boundA18),
+                _perp(VBTC, true, true, 1e18, p.boundB18),
+                p.bounds
+            );
         } else {
-            ex.resizePair(1_000e6, _perp(VETH, false, false, 20e18, p.boundA18), _perp(VBTC, true, true, 1e18, p.boundB18), p.bounds);
+            ex.resizePair(
+                1_000e6,
+                _perp(VETH, false, false, 20e18, p.boundA18),
+                _perp(VBTC, true, true, 1e18, p.boundB18),
+                p.bounds
+            );
         }
         assertEq(usdc.balanceOf(address(ex)), usdcBefore);
     }

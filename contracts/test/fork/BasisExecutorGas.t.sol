@@ -112,14 +112,16 @@ contract BasisExecutorGasForkTest is DevnetFork {
         address[] memory targets = new address[](2);
         bytes[] memory data = new bytes[](2);
         (targets[0], targets[1]) = (clearingHouse, clearingHouse);
-        (data[0], data[1]) = (
+        (data[0], data[1]) =
+        (
             abi.encodeCall(IPerpClearingHouse.openPosition, (longEth)),
             abi.encodeCall(IPerpClearingHouse.openPosition, (shortBtc))
         );
         Gas memory bare;
         bare.open = probe.callAll(targets, data);
         _cool(touched);
-        (data[0], data[1]) = (
+        (data[0], data[1]) =
+        (
             abi.encodeCall(
                 IPerpClearingHouse.closePosition,
                 (IPerpClearingHouse.ClosePositionParams(eth.baseToken, 0, 1, deadline, bytes32(0)))
@@ -139,7 +141,12 @@ contract BasisExecutorGasForkTest is DevnetFork {
             address(probeExecutor),
             abi.encodeCall(
                 IPairExecutor.openPair,
-                (0, _perp(eth.baseToken, false, false, 2e18, NO_MAX), _perp(btc.baseToken, true, true, 0.1e18, 1), bounds)
+                (
+                    0,
+                    _perp(eth.baseToken, false, false, 2e18, NO_MAX),
+                    _perp(btc.baseToken, true, true, 0.1e18, 1),
+                    bounds
+                )
             )
         );
         assertEq(_position(address(probeExecutor), btc.baseToken), -0.1e18);

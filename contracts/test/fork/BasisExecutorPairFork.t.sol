@@ -39,7 +39,14 @@ contract BasisExecutorPairForkTest is DevnetFork {
         vm.revertToState(snapshot);
     }
 
-    function _exactOpen() internal returns (IPairExecutor.PairFills memory sim, IBasisExecutor.PerpOrder memory legA, IBasisExecutor.PerpOrder memory legB) {
+    function _exactOpen()
+        internal
+        returns (
+            IPairExecutor.PairFills memory sim,
+            IBasisExecutor.PerpOrder memory legA,
+            IBasisExecutor.PerpOrder memory legB
+        )
+    {
         sim = _simulateOpenPair();
         (legA, legB) = _legs(_abs(sim.perpQuote18A), uint256(sim.perpQuote18B));
     }
@@ -76,8 +83,11 @@ contract BasisExecutorPairForkTest is DevnetFork {
     // ------------------------------------------------------------------------------ open + close
     function test_OpenPairThenClose_ExactBoundsHold_BothLegsInOneTransaction() public {
         // Given the simulated fills of the pair, and every bound set to them exactly
-        (IPairExecutor.PairFills memory sim, IBasisExecutor.PerpOrder memory legA, IBasisExecutor.PerpOrder memory legB) =
-            _exactOpen();
+        (
+            IPairExecutor.PairFills memory sim,
+            IBasisExecutor.PerpOrder memory legA,
+            IBasisExecutor.PerpOrder memory legB
+        ) = _exactOpen();
         uint256 net = _abs(sim.netExposureQuote18);
         uint256 usdcBefore = IERC20(usdc).balanceOf(address(ex));
 
@@ -128,8 +138,11 @@ contract BasisExecutorPairForkTest is DevnetFork {
 
     // ------------------------------------------------------------------------------ bounds, exact
     function test_RevertWhen_OpenPairLegBoundsOneWeiTooTight_NothingChanges() public {
-        (IPairExecutor.PairFills memory sim, IBasisExecutor.PerpOrder memory legA, IBasisExecutor.PerpOrder memory legB) =
-            _exactOpen();
+        (
+            IPairExecutor.PairFills memory sim,
+            IBasisExecutor.PerpOrder memory legA,
+            IBasisExecutor.PerpOrder memory legB
+        ) = _exactOpen();
         IPairExecutor.PairBounds memory bounds = _pairBounds(_abs(sim.netExposureQuote18));
         PairHoldings memory before = _pairHoldings();
         // leg A: max quote in one wei under what Perp charges for 2 vETH
@@ -148,13 +161,18 @@ contract BasisExecutorPairForkTest is DevnetFork {
     }
 
     function test_RevertWhen_OpenPairNetExposureOneWeiTooTight_NothingChanges() public {
-        (IPairExecutor.PairFills memory sim, IBasisExecutor.PerpOrder memory legA, IBasisExecutor.PerpOrder memory legB) =
-            _exactOpen();
+        (
+            IPairExecutor.PairFills memory sim,
+            IBasisExecutor.PerpOrder memory legA,
+            IBasisExecutor.PerpOrder memory legB
+        ) = _exactOpen();
         assertTrue(sim.netExposureQuote18 != 0);
         uint256 net = _abs(sim.netExposureQuote18);
         PairHoldings memory before = _pairHoldings();
         vm.prank(keeper);
-        vm.expectRevert(abi.encodeWithSelector(IPairExecutor.NetExposureTooLarge.selector, sim.netExposureQuote18, net - 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(IPairExecutor.NetExposureTooLarge.selector, sim.netExposureQuote18, net - 1)
+        );
         ex.openPair(COLLATERAL_RAW, legA, legB, _pairBounds(net - 1));
         _assertPairUnchanged(before);
     }
