@@ -6,7 +6,7 @@ import {BasisExecutorBase} from "./BasisExecutorBase.sol";
 
 /// @notice Every bound on every trading entry point: open, resize and close each get one
 ///         test_RevertWhen_ per bound, from an order that passes (test_GoodOrderPasses_*) with exactly
-///         one field moved past its bound. (A two-perp `pair` entry point does not exist yet.)
+///         one field moved past its bound. The pair entry points: BasisExecutorPair.t.sol.
 ///         Market: vETH at 3000 (0.1% Perp fee), WETH at 3000 on V2 and 2995 on V3.
 contract BasisExecutorBoundsTest is BasisExecutorBase {
     enum Entry {

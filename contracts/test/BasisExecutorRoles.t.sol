@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {BasisExecutor} from "../src/BasisExecutor.sol";
 import {IBasisExecutor} from "../src/interfaces/IBasisExecutor.sol";
+import {IPairExecutor} from "../src/interfaces/IPairExecutor.sol";
 import {BasisExecutorBase} from "./BasisExecutorBase.sol";
 
 /// @notice The three roles: the operator (`keeper`) only trades and deposits, the admin withdraws
@@ -47,14 +48,21 @@ contract BasisExecutorRolesTest is BasisExecutorBase {
     }
 
     // ------------------------------------------------------------------------------ access control
-    function _tradeCalls() internal view returns (bytes[3] memory) {
+    function _tradeCalls() internal view returns (bytes[6] memory) {
         IBasisExecutor.PerpOrder memory perp = _perp(VETH, true, true, 1e18, 1);
         IBasisExecutor.SpotOrder memory spot = _spot(V3, true, false, 1e18, type(uint256).max);
         IBasisExecutor.TradeBounds memory bounds = _bounds(0);
+        IBasisExecutor.PerpOrder memory legB = _perp(VBTC, false, false, 0.05e18, type(uint256).max);
+        IPairExecutor.PairBounds memory pairBounds = IPairExecutor.PairBounds(block.timestamp, 1e18, type(uint256).max);
+        IBasisExecutor.PerpCloseOrder memory closeA = IBasisExecutor.PerpCloseOrder(VETH, 1, 0);
+        IBasisExecutor.PerpCloseOrder memory closeB = IBasisExecutor.PerpCloseOrder(VBTC, 1, 0);
         return [
             abi.encodeCall(ex.openBasis, (0, perp, spot, bounds)),
             abi.encodeCall(ex.resizeBasis, (0, perp, spot, bounds)),
-            abi.encodeCall(ex.closeBasis, (IBasisExecutor.PerpCloseOrder(VETH, 1, 0), spot, bounds))
+            abi.encodeCall(ex.closeBasis, (closeA, spot, bounds)),
+            abi.encodeCall(ex.openPair, (0, perp, legB, pairBounds)),
+            abi.encodeCall(ex.resizePair, (0, perp, legB, pairBounds)),
+            abi.encodeCall(ex.closePair, (closeA, closeB, pairBounds))
         ];
     }
 
@@ -80,7 +88,7 @@ contract BasisExecutorRolesTest is BasisExecutorBase {
     /// forge-config: ci.fuzz.runs = 10000
     function testFuzz_RevertWhen_ANonOperatorTrades(address caller) public {
         vm.assume(caller != keeper);
-        bytes[3] memory calls = _tradeCalls();
+        bytes[6] memory calls = _tradeCalls();
         for (uint256 i; i < calls.length; i++) {
             _assertRefused(caller, calls[i], abi.encodeWithSelector(IBasisExecutor.NotOperator.selector, caller));
         }
@@ -112,7 +120,7 @@ contract BasisExecutorRolesTest is BasisExecutorBase {
         for (uint256 i; i < adminCalls.length; i++) {
             _assertRefused(keeper, adminCalls[i], abi.encodeWithSelector(IBasisExecutor.NotAdmin.selector, keeper));
         }
-        bytes[3] memory tradeCalls = _tradeCalls();
+        bytes[6] memory tradeCalls = _tradeCalls();
         for (uint256 i; i < tradeCalls.length; i++) {
             _assertRefused(admin, tradeCalls[i], abi.encodeWithSelector(IBasisExecutor.NotOperator.selector, admin));
         }
