@@ -60,16 +60,23 @@ def decode_fills_return(function: str, data: bytes) -> PredictedFills:
 
 def fills_from_receipt(receipt: dict[str, Any], executor: str) -> tuple[str, PredictedFills, int] | None:
     """(event name, fills, position base after) from a mined receipt's executor event, if any."""
+    found = _find_event(receipt, executor, _FILL_EVENTS)
+    if found is None:
+        return None
+    name, data = found
+    # data: spotVenue, perpBase18, perpQuote18, spotRaw, usdcRaw, residualBase18, netQuote18, positionAfter
+    values = tuple(word_int(data, i) for i in range(1, 8))
+    return name, fills_from_words(values), values[6]
+
+
+def _find_event(receipt: dict[str, Any], executor: str, events: dict[bytes, str]) -> tuple[str, bytes] | None:
+    """(name, data) of the first log of `executor` whose topic0 is one of `events`."""
     for log in receipt.get("logs", []):
         if log["address"].lower() != executor.lower() or not log["topics"]:
             continue
-        name = _FILL_EVENTS.get(bytes.fromhex(log["topics"][0][2:]))
-        if name is None:
-            continue
-        data = bytes.fromhex(log["data"][2:])
-        # data: spotVenue, perpBase18, perpQuote18, spotRaw, usdcRaw, residualBase18, netQuote18, positionAfter
-        values = tuple(word_int(data, i) for i in range(1, 8))
-        return name, fills_from_words(values), values[6]
+        name = events.get(bytes.fromhex(log["topics"][0][2:]))
+        if name is not None:
+            return name, bytes.fromhex(log["data"][2:])
     return None
 
 
@@ -103,14 +110,10 @@ def decode_pair_fills_return(function: str, data: bytes) -> PairFills:
 
 def pair_fills_from_receipt(receipt: dict[str, Any], executor: str) -> tuple[str, PairFills] | None:
     """(event name, fills) from a mined receipt's Pair* event of `executor`, if any."""
-    for log in receipt.get("logs", []):
-        if log["address"].lower() != executor.lower() or not log["topics"]:
-            continue
-        name = _PAIR_EVENTS.get(bytes.fromhex(log["topics"][0][2:]))
-        if name is None:
-            continue
-        data = bytes.fromhex(log["data"][2:])
-        # data: perpBase18A, perpQuote18A, perpBase18B, perpQuote18B, netExposure, positionAfterA, positionAfterB
-        base_a, quote_a, base_b, quote_b, net, after_a, after_b = (word_int(data, i) for i in range(7))
-        return name, PairFills(base_a, quote_a, after_a, base_b, quote_b, after_b, net)
-    return None
+    found = _find_event(receipt, executor, _PAIR_EVENTS)
+    if found is None:
+        return None
+    name, data = found
+    # data: perpBase18A, perpQuote18A, perpBase18B, perpQuote18B, netExposure, positionAfterA, positionAfterB
+    base_a, quote_a, base_b, quote_b, net, after_a, after_b = (word_int(data, i) for i in range(7))
+    return name, PairFills(base_a, quote_a, after_a, base_b, quote_b, after_b, net)
