@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IBasisExecutor} from "./interfaces/IBasisExecutor.sol";
-import {IPairExecutor} from "./interfaces/IPairExecutor.sol";
+import {PairTrades} from "./PairTrades.sol";
 import {IERC20Like} from "./interfaces/IERC20Like.sol";
 import {IPerpAccountBalance, IPerpClearingHouse, IPerpVault} from "./interfaces/IPerpV2.sol";
 import {IUniswapV2Router, IUniswapV3SwapRouter} from "./interfaces/IUniswapRouters.sol";
@@ -20,7 +20,7 @@ import {IUniswapV2Router, IUniswapV3SwapRouter} from "./interfaces/IUniswapRoute
 ///      The pause flag is the only other slot a trade reads. No standing allowances: each deposit
 ///      and swap approves its exact amount. No reentrancy guard: every state-changing entry point
 ///      is operator- or admin-only, so a reentrant call from a token or router fails the role check.
-contract BasisExecutor is IBasisExecutor, IPairExecutor {
+contract BasisExecutor is IBasisExecutor, PairTrades {
     // ------------------------------------------------------------------------------------ wiring
     /// @inheritdoc IBasisExecutor
     address public immutable admin;
@@ -171,83 +171,6 @@ contract BasisExecutor is IBasisExecutor, IPairExecutor {
         );
     }
 
-    // ---------------------------------------------------------------------------- trading: pairs
-    /// @inheritdoc IPairExecutor
-    function openPair(
-        uint256 depositUsdcRaw,
-        PerpOrder calldata legA,
-        PerpOrder calldata legB,
-        PairBounds calldata bounds
-    ) external returns (PairFills memory fills) {
-        (int256 positionA, int256 positionB) = _startPair(
-            legA.baseToken, legA.oppositeAmountBound18, legB.baseToken, legB.oppositeAmountBound18, bounds.deadline
-        );
-        if (positionA != 0) revert PositionNotFlat(legA.baseToken, positionA);
-        if (positionB != 0) revert PositionNotFlat(legB.baseToken, positionB);
-        fills = _tradePair(depositUsdcRaw, legA, legB, bounds, positionA, positionB);
-        emit PairOpened(
-            legA.baseToken,
-            legB.baseToken,
-            fills.perpBase18A,
-            fills.perpQuote18A,
-            fills.perpBase18B,
-            fills.perpQuote18B,
-            fills.netExposureQuote18,
-            fills.positionBase18AfterA,
-            fills.positionBase18AfterB
-        );
-    }
-
-    /// @inheritdoc IPairExecutor
-    function resizePair(
-        uint256 depositUsdcRaw,
-        PerpOrder calldata legA,
-        PerpOrder calldata legB,
-        PairBounds calldata bounds
-    ) external returns (PairFills memory fills) {
-        (int256 positionA, int256 positionB) = _startPair(
-            legA.baseToken, legA.oppositeAmountBound18, legB.baseToken, legB.oppositeAmountBound18, bounds.deadline
-        );
-        if (positionA == 0) revert NoPosition(legA.baseToken);
-        if (positionB == 0) revert NoPosition(legB.baseToken);
-        fills = _tradePair(depositUsdcRaw, legA, legB, bounds, positionA, positionB);
-        emit PairResized(
-            legA.baseToken,
-            legB.baseToken,
-            fills.perpBase18A,
-            fills.perpQuote18A,
-            fills.perpBase18B,
-            fills.perpQuote18B,
-            fills.netExposureQuote18,
-            fills.positionBase18AfterA,
-            fills.positionBase18AfterB
-        );
-    }
-
-    /// @inheritdoc IPairExecutor
-    function closePair(PerpCloseOrder calldata legA, PerpCloseOrder calldata legB, PairBounds calldata bounds)
-        external
-        returns (PairFills memory fills)
-    {
-        (int256 positionA, int256 positionB) = _startPair(
-            legA.baseToken, legA.oppositeAmountBound18, legB.baseToken, legB.oppositeAmountBound18, bounds.deadline
-        );
-        (fills.perpBase18A, fills.perpQuote18A) = _closePosition(legA, positionA, bounds.deadline);
-        (fills.perpBase18B, fills.perpQuote18B) = _closePosition(legB, positionB, bounds.deadline);
-        _checkPair(fills, bounds, positionA, positionB, legA.baseToken, legB.baseToken);
-        emit PairClosed(
-            legA.baseToken,
-            legB.baseToken,
-            fills.perpBase18A,
-            fills.perpQuote18A,
-            fills.perpBase18B,
-            fills.perpQuote18B,
-            fills.netExposureQuote18,
-            fills.positionBase18AfterA,
-            fills.positionBase18AfterB
-        );
-    }
-
     // -------------------------------------------------------------------------------- collateral
     /// @inheritdoc IBasisExecutor
     function depositCollateral(uint256 usdcRaw) external {
@@ -314,18 +237,27 @@ contract BasisExecutor is IBasisExecutor, IPairExecutor {
         view
         returns (SpotMarket memory market)
     {
-        if (msg.sender != operator) revert NotOperator(msg.sender);
-        if (paused) revert IsPaused();
-        // forge-lint: disable-next-line(block-timestamp)
-        if (block.timestamp > deadline) revert Expired(deadline, block.timestamp);
+        _checkCanTrade(deadline);
         market = _markets[baseToken];
         if (market.spotToken == address(0)) revert UnsupportedToken(baseToken);
         if (oppositeAmountBound18 == 0) revert MissingPerpBound();
         if (spot.isExactInput && spot.amountRaw != 0 && spot.limitRaw == 0) revert MissingSpotBound();
     }
 
+    /// @dev The operator, not paused, before the deadline: every trade's first check (basis and pair).
+    function _checkCanTrade(uint256 deadline) internal view override {
+        if (msg.sender != operator) revert NotOperator(msg.sender);
+        if (paused) revert IsPaused();
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp > deadline) revert Expired(deadline, block.timestamp);
+    }
+
+    function _isMarket(address baseToken) internal view override returns (bool) {
+        return _markets[baseToken].spotToken != address(0);
+    }
+
     /// @dev Vault deposit with an approval of exactly the amount (the Vault pulls all of it).
-    function _deposit(uint256 usdcRaw) private {
+    function _deposit(uint256 usdcRaw) internal override {
         _callToken(usdc, abi.encodeCall(IERC20Like.approve, (vault, usdcRaw)));
         IPerpVault(vault).deposit(usdc, usdcRaw);
         emit CollateralDeposited(msg.sender, usdcRaw);
@@ -348,7 +280,8 @@ contract BasisExecutor is IBasisExecutor, IPairExecutor {
 
     /// @dev One `openPosition`; returns the signed fill (executor's view).
     function _openPosition(PerpOrder calldata perp, uint256 deadline)
-        private
+        internal
+        override
         returns (int256 perpBase18, int256 perpQuote18)
     {
         (uint256 base18, uint256 quote18) = IPerpClearingHouse(clearingHouse)
@@ -370,7 +303,8 @@ contract BasisExecutor is IBasisExecutor, IPairExecutor {
     /// @dev One `closePosition` of a position of `positionBase18`; returns the signed fill. A flat
     ///      position reverts inside Perp (CH_PSZ); a long closes by selling base.
     function _closePosition(PerpCloseOrder calldata perp, int256 positionBase18, uint256 deadline)
-        private
+        internal
+        override
         returns (int256 perpBase18, int256 perpQuote18)
     {
         (uint256 base18, uint256 quote18) = IPerpClearingHouse(clearingHouse)
@@ -499,75 +433,6 @@ contract BasisExecutor is IBasisExecutor, IPairExecutor {
             );
     }
 
-    // ----------------------------------------------------------------------- internal: pair legs
-    /// @dev Role, pause, deadline, both markets registered and different, both perp bounds set;
-    ///      returns both taker positions before the trade.
-    function _startPair(
-        address baseTokenA,
-        uint256 oppositeAmountBound18A,
-        address baseTokenB,
-        uint256 oppositeAmountBound18B,
-        uint256 deadline
-    ) private view returns (int256 positionA, int256 positionB) {
-        if (msg.sender != operator) revert NotOperator(msg.sender);
-        if (paused) revert IsPaused();
-        // forge-lint: disable-next-line(block-timestamp)
-        if (block.timestamp > deadline) revert Expired(deadline, block.timestamp);
-        if (_markets[baseTokenA].spotToken == address(0)) revert UnsupportedToken(baseTokenA);
-        if (_markets[baseTokenB].spotToken == address(0)) revert UnsupportedToken(baseTokenB);
-        if (baseTokenA == baseTokenB) revert SamePairMarket(baseTokenA);
-        if (oppositeAmountBound18A == 0 || oppositeAmountBound18B == 0) revert MissingPerpBound();
-        positionA = _takerPosition(baseTokenA);
-        positionB = _takerPosition(baseTokenB);
-    }
-
-    /// @dev Open and resize of a pair: optional deposit, leg A, leg B, net exposure.
-    function _tradePair(
-        uint256 depositUsdcRaw,
-        PerpOrder calldata legA,
-        PerpOrder calldata legB,
-        PairBounds calldata bounds,
-        int256 positionA,
-        int256 positionB
-    ) private returns (PairFills memory fills) {
-        if (depositUsdcRaw != 0) _deposit(depositUsdcRaw);
-        (fills.perpBase18A, fills.perpQuote18A) = _openPosition(legA, bounds.deadline);
-        (fills.perpBase18B, fills.perpQuote18B) = _openPosition(legB, bounds.deadline);
-        _checkPair(fills, bounds, positionA, positionB, legA.baseToken, legB.baseToken);
-    }
-
-    /// @dev Positions after, then the net-exposure bound (IPairExecutor notice); fills in the rest.
-    function _checkPair(
-        PairFills memory fills,
-        PairBounds calldata bounds,
-        int256 positionA,
-        int256 positionB,
-        address baseTokenA,
-        address baseTokenB
-    ) private pure {
-        fills.positionBase18AfterA = positionA + fills.perpBase18A;
-        fills.positionBase18AfterB = positionB + fills.perpBase18B;
-        int256 exposureA =
-            _exposureQuote18(baseTokenA, fills.perpBase18A, fills.perpQuote18A, fills.positionBase18AfterA);
-        int256 exposureB =
-            _exposureQuote18(baseTokenB, fills.perpBase18B, fills.perpQuote18B, fills.positionBase18AfterB);
-        int256 netExposureQuote18 = exposureA + exposureB * _toInt256(bounds.hedgeRatio18) / 1e18;
-        if (_abs(netExposureQuote18) > bounds.maxNetExposureQuote18) {
-            revert NetExposureTooLarge(netExposureQuote18, bounds.maxNetExposureQuote18);
-        }
-        fills.netExposureQuote18 = netExposureQuote18;
-    }
-
-    /// @dev The position after, valued at this leg's average fill price (fee included), toward zero.
-    function _exposureQuote18(address baseToken, int256 perpBase18, int256 perpQuote18, int256 positionBase18After)
-        private
-        pure
-        returns (int256)
-    {
-        if (perpBase18 == 0) revert LegNotFilled(baseToken);
-        return positionBase18After * _toInt256(_abs(perpQuote18)) / _toInt256(_abs(perpBase18));
-    }
-
     // -------------------------------------------------------------------------- internal: bounds
     /// @dev Residual delta, then minimum net quote; fills in the derived fields.
     function _checkBounds(
@@ -596,7 +461,7 @@ contract BasisExecutor is IBasisExecutor, IPairExecutor {
         if (target.code.length == 0) revert NoCode(target);
     }
 
-    function _takerPosition(address baseToken) private view returns (int256 positionBase18) {
+    function _takerPosition(address baseToken) internal view override returns (int256 positionBase18) {
         return IPerpAccountBalance(accountBalance).getTakerPositionSize(address(this), baseToken);
     }
 
@@ -611,14 +476,14 @@ contract BasisExecutor is IBasisExecutor, IPairExecutor {
         if (!accepted) revert TokenCallFailed(token);
     }
 
-    function _toInt256(uint256 amount) private pure returns (int256) {
+    function _toInt256(uint256 amount) internal pure override returns (int256) {
         if (amount > uint256(type(int256).max)) revert AmountTooLarge(amount);
         // forge-lint: disable-next-line(unsafe-typecast)
         return int256(amount); // checked on the line above
     }
 
     /// @dev Negating type(int256).min reverts (checked arithmetic), so the cast never wraps.
-    function _abs(int256 value) private pure returns (uint256) {
+    function _abs(int256 value) internal pure override returns (uint256) {
         // forge-lint: disable-next-line(unsafe-typecast)
         return uint256(value >= 0 ? value : -value);
     }
