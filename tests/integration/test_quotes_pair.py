@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from keeper.bounds_guard import check_protective_pair_bounds
 from keeper.collect import SnapshotCollector, Sources
 from keeper.devnet.deploy import MAX_UINT256
 from keeper.errors import RpcError, TxRevertedError
@@ -57,6 +58,7 @@ def run_exactly(devnet: Devnet, ex: Executor, quote: PairTradeQuote, deposit_usd
     """Simulate, then send the quoted pair with 0-bps bounds; both report exactly `predicted`."""
     bounds = compute_pair_bounds(quote, slippage_bps=0)
     assert bounds.max_net_exposure_quote_x18 == abs(quote.predicted.net_exposure_quote_x18)
+    check_protective_pair_bounds(quote, bounds)  # the planner's guard accepts them
     fn, args = build_pair_call(quote, bounds, MAX_UINT256, deposit_usdc_raw)
     assert simulate(devnet, ex, fn, args) == quote.predicted
     fills = send(devnet, ex, fn, args)

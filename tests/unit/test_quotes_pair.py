@@ -3,10 +3,13 @@ the devnet test (tests/integration/test_quotes_pair.py) checks the same quotes a
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
+from keeper.bounds_guard import UnprotectiveBounds, check_protective_pair_bounds
 from keeper.quotes import perp_leg_bound
 from keeper.quotes_pair import (
     build_pair_call,
@@ -113,3 +116,15 @@ def test_fills_decode_from_the_return_value_and_from_the_event() -> None:
     log = {"address": EXECUTOR_ADDRESS, "topics": ["0x" + topic.hex()], "data": "0x" + data.hex()}
     assert pair_fills_from_receipt({"logs": [log]}, EXECUTOR_ADDRESS) == ("PairOpened", fills)
     assert pair_fills_from_receipt({"logs": [log]}, "0x" + "ab" * 20) is None
+
+
+def test_the_guard_refuses_pair_bounds_that_protect_nothing() -> None:
+    quote = quote_pair_trade(ETH, BTC, "open", 2 * ONE_X18, -ONE_X18 // 10)
+    check_protective_pair_bounds(quote, compute_pair_bounds(quote, 100))  # 1%: passes
+    good = compute_pair_bounds(quote, 100)
+    with pytest.raises(UnprotectiveBounds, match="ETH perp oppositeAmountBound"):
+        check_protective_pair_bounds(quote, replace(good, opposite_amount_bound_x18_a=2**256 - 1))
+    with pytest.raises(UnprotectiveBounds, match="BTC perp oppositeAmountBound"):
+        check_protective_pair_bounds(quote, replace(good, opposite_amount_bound_x18_b=1))
+    with pytest.raises(UnprotectiveBounds, match="net exposure"):
+        check_protective_pair_bounds(quote, replace(good, max_net_exposure_quote_x18=13_000 * ONE_X18))
