@@ -31,7 +31,7 @@ DEFAULT_MANIFEST = Path(".keeper/devnet/manifest.json")
 @app.callback()
 def _root() -> None:
     """Commands: run (the keeper), status (positions and PnL), scan (markets now), devnet (the
-    local world). Run `keeper COMMAND --help` for each."""
+    local world), executor (the admin's deploy / migrate). Run `keeper COMMAND --help` for each."""
 
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (see keeper.example.toml). Env KEEPER_<SECTION>__<KEY> overrides it.")]
@@ -371,6 +371,15 @@ def _print_world(manifest_obj: DevnetManifest, manifest_path: Path, how: str, re
                   f"(fee {m.uniswap_v3_fee_pips / 1e4:g}%)", highlight=False)
     out.print(f"  {len(manifest_obj.all_addresses())} contracts; keeper account {manifest_obj.accounts.keeper}", highlight=False)
     out.print(f"  manifest: {manifest_path}. Ctrl-C to stop.", highlight=False)
+
+
+def _register_executor_commands() -> None:
+    from keeper.executor_cli import app as executor_app
+
+    app.add_typer(executor_app, name="executor")
+
+
+_register_executor_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keeper.bounds_guard import check_protective_bounds
 from keeper.chain.fees import GAS_PRICE_ORACLE, fetch_l1_data_fee_wei
 from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig
@@ -88,6 +89,7 @@ class Planner:
         cfg = self.config
         quote = self.quote(intent, snapshot, position)
         bounds = compute_bounds(quote, cfg.execution.slippage_bps)
+        check_protective_bounds(quote, bounds)
         deadline_s = snapshot.block_timestamp + cfg.execution.deadline_s
         function, args = trade_call(quote, bounds, deadline_s)
         calldata = ex.EXECUTOR.encode(function, *args)

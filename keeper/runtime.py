@@ -138,10 +138,10 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
         log.info("executor.provisioned", executor=executor_address, owner=owner)
     if not rpc.get_code(executor_address):
         raise ChainMismatchError(f"account.executor: no contract code at {executor_address} on chain {chain_id}")
-    owner = to_checksum_address(
-        codec("BasisExecutor").decode("owner", rpc.eth_call(executor_address, codec("BasisExecutor").encode("owner")))[0])
+    owner = to_checksum_address(  # the executor's operator: the only account that may trade
+        codec("BasisExecutor").decode("operator", rpc.eth_call(executor_address, codec("BasisExecutor").encode("operator")))[0])
     if signer is not None and owner.lower() != signer.address.lower():
-        raise ChainMismatchError(f"account.executor: {executor_address} is owned by {owner}, not by the key's address {signer.address}")
+        raise ChainMismatchError(f"account.executor: {executor_address} is operated by {owner}, not by the key's address {signer.address}")
     if signer is not None:
         balance = int(rpc.call("eth_getBalance", [signer.address, "latest"]), 16)
         if balance < MIN_GAS_BALANCE_WEI:
