@@ -253,7 +253,8 @@ class SnapshotCollector:
                     market_twap_x18=perp_reads.market_twap_x18, exchange_fee_ratio_ppm=perp_reads.exchange_fee_ratio_ppm,
                     uniswap_fee_ratio_ppm=perp_reads.uniswap_fee_ratio_ppm,
                     insurance_fund_fee_ratio_ppm=perp_reads.insurance_fund_fee_ratio_ppm,
-                    max_funding_rate_ppm=cfg.max_funding_rate_ppm, twap_interval_s=cfg.twap_interval_s)
+                    max_funding_rate_ppm=cfg.max_funding_rate_ppm, twap_interval_s=cfg.twap_interval_s,
+                    max_price_spread_ratio_ppm=perp_reads.max_price_spread_ratio_ppm)
             markets[m.name] = MarketView(
                 name=m.name, spot_token_decimals=m.spot_token_decimals, spot_is_token0=m.spot_is_token0, perp=perp,
                 spot_v2=d.get("v2", Unavailable("no Uniswap V2 pair configured")),

@@ -21,7 +21,8 @@ from keeper.journal import ChainPosition
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.pnl_split import TradeFees, compute_spot_fee_x18
-from keeper.plan import PRIORITY_FEE_WEI, Planner, eth_price_x18
+from keeper.margin_ladder import plan_ladder_step
+from keeper.plan import PRIORITY_FEE_WEI, RISK_STRATEGY, Planner, eth_price_x18
 from keeper.risk import OracleRecovery, RiskView, assess_risk
 from keeper.signals import BasisHistory, Signal, compute_signals
 from keeper.types import (
@@ -36,7 +37,8 @@ from keeper.types import (
     Unavailable,
     USDC_DECIMALS,
 )
-from strategies.base import BasisStats, CostModel, RiskLimits, StrategyContext
+from keeper.stress import StressParams
+from strategies.base import CostModel, RiskLimits, StrategyContext
 
 log = get_logger("keeper.engine")
 
@@ -75,6 +77,8 @@ class Engine:
     virtual_owners: dict[str, str] = field(default_factory=dict)  # dry run only: market -> strategy
     _deferred_skips: list[Any] = field(default_factory=list)
     oracle_recovery: OracleRecovery = field(init=False)
+    last_exit_s: dict[str, int] = field(default_factory=dict)  # market -> timestamp of its last exit (cooldown)
+    gas_used: dict[tuple[str, str], int] = field(default_factory=dict)  # (market, kind) -> gas the chain used last
 
     def __post_init__(self) -> None:
         self.oracle_recovery = OracleRecovery(self.config.risk.max_oracle_age_s)
@@ -138,6 +142,7 @@ class Engine:
         if risk.unwind_all:
             return [self._unwind_intent(p, snapshot, risk.unwind_all) for p in positions.values()]
         rehedges = self._residual_drift(snapshot, positions)
+        rehedges.update(self._margin_ladder(snapshot, positions, rehedges))
         enabled = set(self.config.markets.enabled)
         venues = set(self.config.markets.spot_venues)
         usable = [s for s in signals if s.market in enabled and s.spot_venue in venues]
@@ -167,14 +172,77 @@ class Engine:
                 if decision.market not in enabled:
                     continue
                 blocked = risk.can_open(decision.market) if decision.kind != "close" else None
+                if blocked is None and decision.kind == "open":
+                    blocked = self._cooling_down(decision.market, snapshot)
                 if blocked:
                     self._skip(decision, snapshot, "risk", blocked, skips)
+                    continue
+                if decision.kind == "close" and self._hand_over(decision, context, snapshot, skips):
                     continue
                 current = by_market.get(decision.market)
                 if current is None or (decision.kind == "close" and current.kind != "close"):
                     by_market[decision.market] = decision  # one intent per market; closes first
         by_market.update(rehedges)  # a drifted hedge is fixed before anything a strategy wants there
         return sorted(by_market.values(), key=lambda i: (i.kind != "close", i.market))
+
+    def _cooling_down(self, market: str, snapshot: MarketSnapshot) -> str | None:
+        last = self.last_exit_s.get(market)
+        cooldown = self.config.risk.exit_cooldown_s
+        if last is not None and snapshot.block_timestamp < last + cooldown:
+            return f"cooldown: exited {market} at t={last}, no new position for {cooldown} s ({last + cooldown - snapshot.block_timestamp} s left)"
+        return None
+
+    def _hand_over(self, close: Intent, context: StrategyContext, snapshot: MarketSnapshot, skips: list[str]) -> bool:
+        """A strategy wants out of a position that another enabled strategy would hold: the
+        position changes strategy in the books instead of a close and a reopen (two transactions'
+        fees and impact for nothing). True when handed over."""
+        position = context.positions.get(close.market)
+        if position is None or "margin guard" in close.reason:
+            return False
+        for slot in self.strategies:
+            would_hold = getattr(slot.strategy, "would_hold", None)
+            if slot.disabled or slot.strategy.name == close.strategy or would_hold is None:
+                continue
+            why = would_hold(context, position)
+            if why is None:
+                continue
+            reason = f"from {close.strategy} ({close.reason}) to {slot.strategy.name}: {why}"
+            if self.executor.mode == "dry_run":
+                self.virtual_owners[close.market] = slot.strategy.name
+            else:
+                self.journal.record_handover(market=close.market, to_strategy=slot.strategy.name, reason=reason,
+                                             block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
+            skips.append(f"{close.strategy} {close.market}: hand-over {reason}")
+            log.info("position.handover", block=snapshot.block_number, market=close.market, from_strategy=close.strategy,
+                     to_strategy=slot.strategy.name, reason=reason)
+            return True
+        return False
+
+    def _margin_ladder(self, snapshot: MarketSnapshot, positions: Mapping[str, Position],
+                       taken: Mapping[str, Intent]) -> dict[str, Intent]:
+        """Top up, then reduce (keeper/margin_ladder.py); risk unwinds below the guard."""
+        account = snapshot.account
+        if not isinstance(account, PerpAccountState) or not positions:
+            return {}
+        sources = self.collector.sources.markets
+        usdc = snapshot.wallet_raw.get(sources[0].usdc, 0) if sources and snapshot.wallet_raw else 0
+        risk = self.config.risk
+        units = {name: 10 ** (18 - view.spot_token_decimals) for name, view in snapshot.markets.items()}
+        step = plan_ladder_step(account, {m: p for m, p in positions.items() if m not in taken}, usdc,
+                                topup_ratio=risk.margin_topup_ratio, min_ratio=risk.min_margin_ratio,
+                                reduce_fraction=risk.margin_reduce_fraction, min_unit_x18=units)
+        if step is None:
+            return {}
+        log.warning("margin.ladder", block=snapshot.block_number, market=step.market, margin_ratio=round(step.margin_ratio, 6),
+                    ratio_after_deposit=round(step.margin_ratio_after_deposit, 6), deposit_usdc_raw=step.deposit_usdc_raw,
+                    reduce_base_x18=step.reduce_base_x18, reason=step.reason)
+        position = positions[step.market]
+        return {step.market: Intent(
+            strategy=RISK_STRATEGY, kind="resize", market=step.market, direction=position.direction,
+            spot_venue=position.spot_venue, perp_base_x18=-step.reduce_base_x18, reason=step.reason,
+            expected=PnlEstimate(0, 0, 0, 0, 0, 0), created_block=snapshot.block_number,
+            valid_until_block=snapshot.block_number + self.config.execution.intent_ttl_blocks,
+            deposit_usdc_raw=step.deposit_usdc_raw)}
 
     def _residual_drift(self, snapshot: MarketSnapshot, positions: Mapping[str, Position]) -> dict[str, Intent]:
         """Re-hedge: the chain's perp size is checked against the books every tick (a partial
@@ -211,7 +279,8 @@ class Engine:
         eth = self._eth_usd(snapshot)
         costs = CostModel(gas_price_wei=snapshot.base_fee_wei + PRIORITY_FEE_WEI, eth_price_usd=eth or 1.0,
                           cost_of_capital_apr=cfg.costs.cost_of_capital_apr,
-                          holding_horizon_hours=cfg.costs.holding_horizon_hours)
+                          holding_horizon_hours=cfg.costs.holding_horizon_hours,
+                          l1_data_fee_wei=self.planner.last_l1_fee_wei, **self._chain_gas_units())
         held_usd = 0.0
         for position in positions.values():
             view = snapshot.markets.get(position.market)
@@ -223,17 +292,30 @@ class Engine:
             max_notional_usd_per_market=cfg.risk.max_notional_usd_per_market,
             remaining_total_notional_usd=max(0.0, cfg.risk.max_notional_usd_total - held_usd),
             max_leverage=cfg.risk.max_leverage, free_collateral_usd=free_usd,
-            min_margin_ratio=cfg.risk.min_margin_ratio, stop_loss_basis_bps=cfg.risk.stop_loss_basis_bps,
+            min_margin_ratio=cfg.risk.min_margin_ratio,
+            stress=StressParams(cfg.risk.stress_index_move, cfg.risk.stress_funding_apr, costs.horizon_s),
             **self._wallet_limits(snapshot))
         stats = {}
         for s in signals:
-            observed = self.history.observations(s.market, s.spot_venue, before_block=snapshot.block_number)
-            if len(observed) >= 2:
-                stats[(s.market, s.spot_venue)] = BasisStats.from_observations(observed)
+            found = self.history.stats(s.market, s.spot_venue, snapshot.block_number, snapshot.block_timestamp)
+            if found is not None:
+                stats[(s.market, s.spot_venue)] = found
         owners = dict(self.virtual_owners) if self.executor.mode == "dry_run" else self.journal.position_owners()
         return StrategyContext(snapshot=snapshot, signals={(s.market, s.spot_venue): s for s in signals},
                                positions=positions, costs=costs, limits=limits, basis_stats=stats,
                                position_owner={m: o for m, o in owners.items() if m in positions})
+
+    def _chain_gas_units(self) -> dict[str, int]:
+        """Gas units of opens and closes as the chain last used them (the largest over markets),
+        replacing the cost model's defaults once seen."""
+        units = {}
+        for kind in ("open", "close", "resize"):
+            seen = [gas for (_, k), gas in self.gas_used.items() if k == kind]
+            if seen:
+                units[f"gas_units_{kind}"] = max(seen)
+        if "gas_units_open" in units and "gas_units_close" not in units:
+            units["gas_units_close"] = units["gas_units_open"]  # a close moves the same legs back
+        return units
 
     def _wallet_limits(self, snapshot: MarketSnapshot) -> dict[str, Any]:
         """What the executor holds bounds what it can trade: spot to sell, USDC to buy with."""
@@ -285,6 +367,10 @@ class Engine:
                  fee_paid_wei=outcome.fee_paid_wei, fills=outcome.fills.__dict__ if outcome.fills else None,
                  detail=outcome.detail)
         self._book(decision_id, intent, outcome, snapshot)
+        if outcome.status == "included" and outcome.gas_used > 0:
+            self.gas_used[(intent.market, intent.kind)] = outcome.gas_used
+        if intent.kind == "close" and outcome.status in ("included", "dry_run"):
+            self.last_exit_s[intent.market] = outcome.block_timestamp_s or snapshot.block_timestamp
         if outcome.status == "dry_run" and outcome.fills is not None:
             self._apply_virtual(intent, outcome, snapshot, signal)
         return outcome

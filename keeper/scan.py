@@ -48,7 +48,7 @@ def scan(rpc: JsonRpc, sources: Sources, history_blocks: int = 30) -> list[ScanR
     collector = SnapshotCollector(rpc, sources)
     collector.prepare()
     latest = collector.fetch_snapshot()
-    history = BasisHistory(window=max(2, history_blocks), min_samples=min(max(2, history_blocks), 10))
+    history = BasisHistory(window_s=10**9, min_samples=min(max(2, history_blocks), 10))
     # Newest first, stopping at the first block the node has no state for (a non-archive node,
     # or a chain started from a saved state), then fed oldest first.
     past: list[MarketSnapshot] = []

@@ -5,9 +5,10 @@ SHORT_PERP + long spot earns it; < 0, LONG_PERP + sold spot earns it.
 
 Entry (no position in the market, margin ratio at or above the guard): the carry APR of the
 earning side is at least `min_carry_apr` and beats the cost of capital by `min_carry_margin_apr`,
-and the shared model's expected net PnL over the horizon (funding at `funding_persistence` of the
-current rate; no basis convergence assumed: the basis is expected unchanged at exit) minus every
-cost clears `min_profit_usd` at the best size. Of the two spot venues, the best expected net wins.
+and the shared model's expected net PnL over the horizon (funding forecast: the current rate
+decaying toward the rate of the tradable basis's centre with its fitted half-life, x
+`funding_persistence`; no basis convergence assumed) minus every cost clears `min_profit_usd` at
+the best size, capped by the stress grid (keeper/stress.py). Of the two spot venues, the best wins.
 
 Exit (a position this strategy manages), first that applies: the margin guard; funding flipped
 sign against the position; the position's carry APR fell below the cost of capital.
@@ -31,7 +32,7 @@ from strategies.base import (
     parse_params,
     require_param,
 )
-from strategies.base import HOURS_PER_YEAR
+from keeper.stress import legs_from_snapshot
 from keeper.venues.uniswap_v3_math import V3PoolState
 from strategies.pnl import OpenEvaluation, describe_size, estimate_close, optimise_open
 
@@ -107,6 +108,18 @@ class FundingCarry(StrategyBase):
                            f"close {position.direction.value}: {reason}; round trip if closed now "
                            f"${estimate.net_usd:,.2f}", estimate)
 
+    def would_hold(self, ctx: StrategyContext, position: Position) -> str | None:
+        """Why this strategy would keep `position` (hand-over from another strategy), or None: the
+        position's side receives funding at a carry APR above the hurdle."""
+        signal = ctx.signals.get((position.market, position.spot_venue))
+        if signal is None:
+            return None
+        carry = carry_apr(signal, position.direction)
+        hurdle = max(self.params.min_carry_apr, ctx.costs.cost_of_capital_apr + self.params.min_carry_margin_apr)
+        if carry < hurdle:
+            return None
+        return f"carry {carry:+.2%} APR >= hurdle {hurdle:.2%}"
+
     # ------------------------------------------------------------------------------ entry
     def decide_entry(self, ctx: StrategyContext, view: MarketView) -> Intent | Skip:
         market = view.name
@@ -139,8 +152,8 @@ class FundingCarry(StrategyBase):
             # Funding and fees both scale with size (impact and gas only add): when the funding
             # expected per dollar over the horizon is below the round-trip fee rate, no size can
             # pay, so skip the size search.
-            horizon_years = ctx.costs.holding_horizon_hours / HOURS_PER_YEAR
-            funding_per_usd = carry * horizon_years * p.funding_persistence
+            funding_fraction = ctx.funding_forecast_s(market, venue, perp.funding_rate_per_s, ctx.costs.horizon_s)
+            funding_per_usd = -direction.perp_sign * funding_fraction * p.funding_persistence
             fee_per_usd = 2 * (perp.exchange_fee_ratio_ppm / 1e6 + spot_fee_fraction(view, venue))
             if funding_per_usd < fee_per_usd:
                 notes.append(f"{venue}: {direction.value} carry {carry:+.2%}: funding over "
@@ -149,8 +162,9 @@ class FundingCarry(StrategyBase):
                 continue
             result = optimise_open(
                 view, direction, venue, ctx.costs, ctx.limits, account,
-                funding_rate_per_s=perp.funding_rate_per_s * p.funding_persistence, exit_basis_bps=None,
+                funding_fraction=funding_fraction * p.funding_persistence, exit_basis_bps=None,
                 min_notional_usd=p.min_notional_usd, max_evaluations=p.max_evaluations_per_venue,
+                legs=legs_from_snapshot(ctx.snapshot),
             )
             if isinstance(result, Unavailable):
                 notes.append(f"{venue}: {result.reason}")

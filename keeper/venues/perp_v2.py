@@ -57,6 +57,7 @@ class PerpMarketReads:
     exchange_fee_ratio_ppm: int
     uniswap_fee_ratio_ppm: int
     insurance_fund_fee_ratio_ppm: int
+    max_price_spread_ratio_ppm: int  # how far the vAMM may trade from the index (MarketInfo.maxPriceSpreadRatio)
 
 
 def plan_config(perp: PerpAddresses) -> ReadPlan[PerpConfig]:
@@ -86,6 +87,7 @@ def plan_market(perp: PerpAddresses, base_token: str, twap_interval_s: int) -> R
             exchange_fee_ratio_ppm=word_uint(info, 1),
             uniswap_fee_ratio_ppm=word_uint(info, 2),
             insurance_fund_fee_ratio_ppm=word_uint(info, 3),
+            max_price_spread_ratio_ppm=word_uint(info, 4),
         )
 
     return ReadPlan(calls, decode)
