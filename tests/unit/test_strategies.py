@@ -83,11 +83,11 @@ def test_given_a_rich_perp_far_above_its_mean_when_deciding_then_it_opens_short_
     assert decision.perp_base_x18 > 0 and decision.expected.net_usd >= 5.0
     assert decision.expected.convergence_usd > 0 and decision.expected.fees_usd > 0
     assert (decision.created_block, decision.valid_until_block) == (BLOCK, BLOCK + 2)
-    for number in ("z=3.30", "basis 200.0 bps", "mean 0.0 bps", "expected net $", "size "):
+    for number in ("z=3.30", "basis 200.0 bps", "centre 0.0 bps", "expected net $", "size "):
         assert number in decision.reason
     # the V3 pool (0.05%) beats the V2 pair (0.3%) here: the chosen venue has the best net
     other = estimate_open(view, Direction.SHORT_PERP, "uniswap_v2", decision.perp_base_x18, costs(),
-                          funding_rate_per_s=0.0, exit_basis_bps=0.0, leverage=3.0)
+                          funding_fraction=0.0, exit_basis_bps=0.0, leverage=3.0)
     assert decision.spot_venue == "uniswap_v3" and decision.expected.net_usd > other.net_usd
 
 
@@ -125,14 +125,13 @@ def test_given_a_position_owned_by_another_strategy_when_deciding_then_no_second
 
 @pytest.mark.parametrize("z, basis_premium, margin_ratio, expected_reason", [
     (0.3, 0.001, None, "converged: |z|=0.30 < exit 0.50"),
-    (0.9, -0.001, None, "crossed its mean"),
-    (4.0, 0.035, None, "stop-loss: basis 350.0 bps moved 200.0 bps against the entry 150.0 bps > limit 150.0"),
+    (0.9, -0.001, None, "crossed its centre"),
     (3.0, 0.02, 0.05, "margin guard: margin ratio 0.0500 < guard 0.1000"),
 ])
 def test_given_a_short_perp_position_when_an_exit_condition_holds_then_it_closes(
     z: float, basis_premium: float, margin_ratio: float | None, expected_reason: str
 ) -> None:
-    # Given a short perp entered at +150 bps (stop-loss 150 bps against: at +300)
+    # Given a short perp entered at +150 bps
     ctx = context(rich_eth(basis_premium), z={("ETH", "uniswap_v3"): z}, stats=STATS_AT_ZERO,
                   positions={"ETH": position(Direction.SHORT_PERP, 150.0)},
                   account=account(margin_ratio) if margin_ratio is not None else None)
@@ -142,6 +141,26 @@ def test_given_a_short_perp_position_when_an_exit_condition_holds_then_it_closes
     assert decision.perp_base_x18 == 2 * ONE_X18
     assert expected_reason in decision.reason
     assert decision.expected.gas_usd == pytest.approx(costs().close_gas_usd)
+
+
+def test_given_a_hedged_short_perp_when_the_spread_widens_far_past_entry_then_it_holds_no_stop_loss() -> None:
+    # Given a short perp entered at +150 bps, the tradable basis now +350 bps (200 bps against)
+    ctx = context(rich_eth(0.035), z={("ETH", "uniswap_v3"): 4.0}, stats=STATS_AT_ZERO,
+                  positions={"ETH": position(Direction.SHORT_PERP, 150.0)}, account=account(0.5))
+    decision = only(BasisConvergence().decide(ctx))
+    # Then it holds: the remaining edge (350 bps back to the centre) is worth more than ever
+    assert isinstance(decision, Skip) and decision.reason.startswith("holding short_perp"), decision
+
+
+def test_given_the_centre_moved_to_the_basis_when_deciding_then_the_thesis_is_broken_and_it_closes() -> None:
+    # Given a short perp entered at +150 bps; the basis is +200 bps but its centre moved to +199 bps
+    # (a new regime): one bp of convergence is left, less than what exiting costs
+    stats = {("ETH", v): BasisStats(199.0, 60.0, 100, half_life_s=60.0) for v in ("uniswap_v3", "uniswap_v2")}
+    ctx = context(rich_eth(0.02), z={("ETH", "uniswap_v3"): 0.6}, stats=stats,
+                  positions={"ETH": position(Direction.SHORT_PERP, 150.0)})
+    decision = only(BasisConvergence().decide(ctx))
+    assert isinstance(decision, Intent) and decision.kind == "close", decision
+    assert "thesis broken: expected remaining edge $" in decision.reason and "< cost of exiting $" in decision.reason
 
 
 def test_given_a_position_still_away_from_its_mean_when_deciding_then_it_holds() -> None:
