@@ -23,7 +23,7 @@ from keeper.metrics import KeeperMetrics
 from keeper.pnl_split import TradeFees, compute_spot_fee_x18
 from keeper.margin_ladder import plan_ladder_step
 from keeper.plan import PRIORITY_FEE_WEI, RISK_STRATEGY, Planner, eth_price_x18
-from keeper.risk import OracleRecovery, RiskView, assess_risk
+from keeper.risk import OracleRecovery, RiskView, assess_risk, cooldown_reason
 from keeper.signals import BasisHistory, Signal, compute_signals
 from keeper.types import (
     Direction,
@@ -186,11 +186,8 @@ class Engine:
         return sorted(by_market.values(), key=lambda i: (i.kind != "close", i.market))
 
     def _cooling_down(self, market: str, snapshot: MarketSnapshot) -> str | None:
-        last = self.last_exit_s.get(market)
-        cooldown = self.config.risk.exit_cooldown_s
-        if last is not None and snapshot.block_timestamp < last + cooldown:
-            return f"cooldown: exited {market} at t={last}, no new position for {cooldown} s ({last + cooldown - snapshot.block_timestamp} s left)"
-        return None
+        return cooldown_reason(market, self.last_exit_s.get(market), snapshot.block_timestamp,
+                               self.config.risk.exit_cooldown_s)
 
     def _hand_over(self, close: Intent, context: StrategyContext, snapshot: MarketSnapshot, skips: list[str]) -> bool:
         """A strategy wants out of a position that another enabled strategy would hold: the

@@ -102,3 +102,12 @@ class OracleRecovery:
             if view.oracle.age_s(snapshot.block_timestamp) > self.max_oracle_age_s:
                 self.settling_until_s[name] = snapshot.block_timestamp + view.perp.twap_interval_s
         return self.settling_until_s
+
+
+def cooldown_reason(market: str, last_exit_s: int | None, now_s: int, cooldown_s: int) -> str | None:
+    """Why a new position in `market` must wait after its last exit (None: it may open). One
+    position per market with a pause after an exit: a close followed by a reopen a block later
+    pays two transactions' fees and impact for nothing."""
+    if last_exit_s is None or now_s >= last_exit_s + cooldown_s:
+        return None
+    return f"cooldown: exited {market} at t={last_exit_s}, no new position for {cooldown_s} s ({last_exit_s + cooldown_s - now_s} s left)"

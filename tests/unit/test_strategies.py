@@ -4,6 +4,7 @@ position per market, closes first, sizing within every risk limit, and the regis
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
 import pytest
@@ -284,3 +285,28 @@ def test_given_the_valid_for_blocks_param_then_intents_expire_accordingly() -> N
     ctx = context(rich_eth(0.02), z={("ETH", "uniswap_v3"): 3.3}, stats=STATS_AT_ZERO)
     decision = only(load_strategy("basis_convergence", {"valid_for_blocks": 7}).decide(ctx))
     assert isinstance(decision, Intent) and decision.valid_until_block == BLOCK + 7
+
+
+# ------------------------------------------------------------------------------ hand-over, funding forecast
+def test_given_a_converged_position_whose_side_earns_funding_then_carry_would_hold_it_and_convergence_would_not() -> None:
+    # Given a short perp and the market TWAP 0.3% over the index: longs pay ~110% APR
+    view = market_view(perp=perp_state(3009.0, 3000.0, market_twap_usd=3009.0, vamm_usd=3009.0))
+    held = position(Direction.SHORT_PERP, 150.0)
+    ctx = context(view, z={("ETH", "uniswap_v3"): 0.1}, stats=STATS_AT_ZERO, positions={"ETH": held})
+    why = FundingCarry().would_hold(ctx, held)
+    assert why is not None and "carry +" in why and ">= hurdle" in why
+    assert BasisConvergence().would_hold(ctx, held) is None  # z 0.1: no convergence edge left
+    # and the long side, which would pay that funding, is not held by carry
+    assert FundingCarry().would_hold(ctx, position(Direction.LONG_PERP, -150.0)) is None
+
+
+def test_given_a_half_life_when_forecasting_funding_then_the_rate_decays_to_the_centre_rate() -> None:
+    view = market_view()
+    stats = {("ETH", "uniswap_v3"): BasisStats(8.64, 5.0, 100, half_life_s=600.0)}  # centre 8.64 bps: 1e-8 per s
+    ctx = context(view, stats=stats)
+    rate, hold = 5e-8, 6 * 3600.0
+    forecast = ctx.funding_forecast_s("ETH", "uniswap_v3", rate, hold)
+    centre = 8.64 / 1e4 / 86_400
+    assert forecast == pytest.approx(centre * hold + (rate - centre) * 600 / math.log(2) * (1 - 2 ** (-hold / 600)))
+    assert forecast < rate * hold  # not the current rate for the whole hold
+    assert context(view).funding_forecast_s("ETH", "uniswap_v3", rate, hold) == pytest.approx(rate * hold)  # no stats
