@@ -22,6 +22,7 @@ from keeper.basis_history import BasisHistory
 from keeper.types import (
     ONE_X18,
     Q192,
+    SECONDS_PER_DAY,
     SECONDS_PER_YEAR,
     MarketSnapshot,
     MarketView,
@@ -110,3 +111,12 @@ def compute_signal(block: int, market: str, venue: str, perp: PerpMarketState, s
 def vamm_price_usd(perp: PerpMarketState) -> float:
     """The vAMM's mid price (vBase is token0, both 18 decimals): where a trade starts."""
     return perp.pool.sqrt_price_x96 ** 2 / Q192
+
+
+def instant_funding_rate_per_s(perp: PerpMarketState) -> float:
+    """The funding rate the vAMM's price now implies (premium vAMM - index, clamped like Perp's):
+    where Perp's TWAP-based rate is heading within one TWAP interval."""
+    index = perp.index_price_x18 / ONE_X18
+    cap = perp.max_funding_rate_ppm / 1e6
+    premium = max(-cap, min(cap, vamm_price_usd(perp) / index - 1))
+    return premium / SECONDS_PER_DAY

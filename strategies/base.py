@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar, get_type_hints
 
 from keeper.basis_history import BasisStats, decayed_seconds
-from keeper.signals import Signal
+from keeper.signals import Signal, instant_funding_rate_per_s
 from keeper.stress import StressParams
 from keeper.types import (
     ONE_X18,
@@ -33,6 +33,7 @@ from keeper.types import (
     MarketSnapshot,
     MarketView,
     PerpAccountState,
+    PerpMarketState,
     PnlEstimate,
     Position,
     SpotVenue,
@@ -154,14 +155,27 @@ class StrategyContext:
         return account.margin_ratio if isinstance(account, PerpAccountState) else None
 
     def funding_forecast_s(self, market: str, venue: str, funding_rate_per_s: float, hold_s: float) -> float:
-        """Expected funding (fraction of notional, longs pay) over hold_s: the rate decays from its
-        current value toward the rate the basis centre implies, with the basis's fitted half-life
-        (the full current rate for the whole hold when no decay is seen)."""
+        """Expected funding over hold_s (fraction of notional, > 0: longs pay). Perp's rate is a
+        TWAP premium: within one TWAP interval it moves linearly from the current rate to the rate
+        the vAMM's price implies now (instant_funding_rate_per_s); after that the premium decays
+        toward the rate of the tradable basis's centre with the basis's fitted half-life (no
+        decay when none is seen). Without a readable perp or statistics: the current rate."""
+        view = self.snapshot.markets.get(market)
+        if view is None or not isinstance(view.perp, PerpMarketState):
+            return funding_rate_per_s * hold_s
+        perp = view.perp
+        instant = instant_funding_rate_per_s(perp)
+        twap_s = max(1.0, float(perp.twap_interval_s))
+        ramp = min(hold_s, twap_s)
+        total = funding_rate_per_s * ramp + (instant - funding_rate_per_s) * ramp * ramp / (2 * twap_s)
+        rest = hold_s - ramp
+        if rest <= 0:
+            return total
         stats = self.basis_stats.get((market, venue))
         if stats is None:
-            return funding_rate_per_s * hold_s
-        center_rate_per_s = stats.center_bps / 1e4 / 86_400
-        return center_rate_per_s * hold_s + (funding_rate_per_s - center_rate_per_s) * decayed_seconds(stats.half_life_s, hold_s)
+            return total + instant * rest
+        centre = stats.center_bps / 1e4 / 86_400
+        return total + centre * rest + (instant - centre) * decayed_seconds(stats.half_life_s, rest)
 
     def manages(self, strategy: str, market: str) -> bool:
         owner = self.position_owner.get(market)

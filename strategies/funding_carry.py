@@ -8,7 +8,8 @@ earning side is at least `min_carry_apr` and beats the cost of capital by `min_c
 and the shared model's expected net PnL over the horizon (funding forecast: the current rate
 decaying toward the rate of the tradable basis's centre with its fitted half-life, x
 `funding_persistence`; no basis convergence assumed) minus every cost clears `min_profit_usd` at
-the best size, capped by the stress grid (keeper/stress.py). Of the two spot venues, the best wins.
+the best size, with the tradable basis expected back toward its centre as its fitted half-life
+says (a carry entered far from the centre pays that convergence), capped by the stress grid (keeper/stress.py). Of the two spot venues, the best wins.
 
 Exit (a position this strategy manages), first that applies: the margin guard; funding flipped
 sign against the position; the position's carry APR fell below the cost of capital.
@@ -34,7 +35,7 @@ from strategies.base import (
 )
 from keeper.stress import legs_from_snapshot
 from keeper.venues.uniswap_v3_math import V3PoolState
-from strategies.pnl import OpenEvaluation, describe_size, estimate_close, optimise_open
+from strategies.pnl import OpenEvaluation, describe_size, estimate_close, mid_prices_usd, optimise_open
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,19 @@ def spot_fee_fraction(view: MarketView, venue: str) -> float:
     if venue == "uniswap_v3" and isinstance(view.spot_v3, V3PoolState):
         return view.spot_v3.fee_pips / 1e6
     return 0.003
+
+
+def expected_exit_basis_bps(ctx: StrategyContext, view: MarketView, venue: str) -> float | None:
+    """Where the tradable basis is expected at the end of the horizon: back toward its centre by
+    the share its fitted half-life decays over the horizon (None, no convergence assumed, when no
+    statistics or no decay are seen). A carry position entered on a basis far from its centre
+    pays (or earns) that convergence too; funding is forecast separately, so nothing counts twice."""
+    stats = ctx.basis_stats.get((view.name, venue))
+    mids = mid_prices_usd(view, venue)  # type: ignore[arg-type]
+    if stats is None or stats.half_life_s is None or isinstance(mids, Unavailable):
+        return None
+    mid_basis_bps = (mids[0] / mids[1] - 1) * 1e4
+    return stats.center_bps + (mid_basis_bps - stats.center_bps) * 2 ** (-ctx.costs.horizon_s / stats.half_life_s)
 
 
 def carry_apr(signal: Signal, direction: Direction) -> float:
@@ -162,7 +176,8 @@ class FundingCarry(StrategyBase):
                 continue
             result = optimise_open(
                 view, direction, venue, ctx.costs, ctx.limits, account,
-                funding_fraction=funding_fraction * p.funding_persistence, exit_basis_bps=None,
+                funding_fraction=funding_fraction * p.funding_persistence,
+                exit_basis_bps=expected_exit_basis_bps(ctx, view, venue),
                 min_notional_usd=p.min_notional_usd, max_evaluations=p.max_evaluations_per_venue,
                 legs=legs_from_snapshot(ctx.snapshot),
             )

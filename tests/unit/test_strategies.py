@@ -300,13 +300,22 @@ def test_given_a_converged_position_whose_side_earns_funding_then_carry_would_ho
     assert FundingCarry().would_hold(ctx, position(Direction.LONG_PERP, -150.0)) is None
 
 
-def test_given_a_half_life_when_forecasting_funding_then_the_rate_decays_to_the_centre_rate() -> None:
-    view = market_view()
-    stats = {("ETH", "uniswap_v3"): BasisStats(8.64, 5.0, 100, half_life_s=600.0)}  # centre 8.64 bps: 1e-8 per s
+def test_given_a_half_life_when_forecasting_funding_then_the_twap_rate_ramps_to_the_vamm_and_decays_to_the_centre() -> None:
+    # Given the vAMM 0.3% over the index (the rate it implies: 0.3% a day), Perp's TWAP rate still
+    # at 5e-8 per s, a 900 s TWAP, and a basis centre of 8.64 bps with a 600 s half-life
+    view = market_view(perp=perp_state(3000.0, 3000.0, vamm_usd=3009.0))
+    stats = {("ETH", "uniswap_v3"): BasisStats(8.64, 5.0, 100, half_life_s=600.0)}
     ctx = context(view, stats=stats)
     rate, hold = 5e-8, 6 * 3600.0
     forecast = ctx.funding_forecast_s("ETH", "uniswap_v3", rate, hold)
+    instant = ((2**96 * math.sqrt(3009.0)) // 1) ** 2 / 2**192 / 3000.0  # the pool's price, as built
+    instant = (instant - 1) / 86_400
     centre = 8.64 / 1e4 / 86_400
-    assert forecast == pytest.approx(centre * hold + (rate - centre) * 600 / math.log(2) * (1 - 2 ** (-hold / 600)))
-    assert forecast < rate * hold  # not the current rate for the whole hold
-    assert context(view).funding_forecast_s("ETH", "uniswap_v3", rate, hold) == pytest.approx(rate * hold)  # no stats
+    rest = hold - 900
+    expected = (rate * 900 + (instant - rate) * 900 / 2
+                + centre * rest + (instant - centre) * 600 / math.log(2) * (1 - 2 ** (-rest / 600)))
+    assert forecast == pytest.approx(expected, rel=1e-3)
+    assert forecast < instant * hold  # the premium is not assumed to persist for the whole hold
+    # no statistics: the vAMM's premium persists after the TWAP catches up
+    assert context(view).funding_forecast_s("ETH", "uniswap_v3", rate, hold) == pytest.approx(
+        rate * 900 + (instant - rate) * 450 + instant * rest, rel=1e-3)
