@@ -46,6 +46,13 @@ class PerpMarketState:
     max_funding_rate_ppm: int
     twap_interval_s: int
     max_price_spread_ratio_ppm: int = 100_000  # MarketInfo.maxPriceSpreadRatio: the vAMM's band around the index
+    # Exchange's per-block tick band, read at the snapshot's block (None: not read; the quotes then
+    # assume it refreshed at the pool's tick): _lastUpdatedTickMap / _lastTickUpdatedTimestampMap
+    # (storage, no getter) and getMaxTickCrossedWithinBlock.
+    band_last_updated_tick: int | None = None
+    band_last_updated_timestamp_s: int | None = None
+    max_tick_crossed_within_block: int | None = None
+    snapshot_timestamp_s: int | None = None
 
     @property
     def funding_premium_x18(self) -> int:
