@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import devnet, snapshot, tick
+from bench import devnet, snapshot, suite, tick
 
-BENCHES = {"devnet": devnet.main, "snapshot": snapshot.main, "tick": tick.main}
+BENCHES = {"devnet": devnet.main, "snapshot": snapshot.main, "tick": tick.main, "suite": suite.main}
 
 
 def main(argv: list[str]) -> int:

@@ -78,29 +78,33 @@ def run(
 @app.command()
 def simulate(
     fork_url: Annotated[str, typer.Option(help="RPC of the chain to fork (e.g. an Optimism node, or a local devnet: http://127.0.0.1:8545).")],
-    blocks: Annotated[int, typer.Option(min=1, help="Scenario steps to run (each step advances the chain and runs one keeper tick).")],
-    scenario: Annotated[str, typer.Option(help="Scenario name (calm, funding_spike, basis_blowout, stale_oracle, liquidity_drain, gas_spike) or a scenario file.")],
+    blocks: Annotated[Optional[int], typer.Option(min=1, help="Scenario steps to run (each step advances the chain and runs one keeper tick). Needed for one run; with --suite: default each scenario's recommended_steps.")] = None,
+    scenario: Annotated[Optional[str], typer.Option(help="One run: scenario name (see scenarios/) or a scenario file.")] = None,
     fork_block: Annotated[Optional[int], typer.Option(help="Fork at this block (default: the latest).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the scenario's random path.")] = 7,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html.")] = Path("simulation"),
+    seed: Annotated[int, typer.Option(help="Seed for the scenario's random path (one run).")] = 7,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html (suite: suite.json, index.html and one directory per run).")] = Path("simulation"),
+    suite: Annotated[bool, typer.Option("--suite", help="Run every scenario x seed against one fork origin and print a table with medians across seeds.")] = False,
+    scenarios: Annotated[Optional[list[str]], typer.Option("--scenarios", help="Suite: a scenario file or a directory of them; repeatable (default: scenarios/).")] = None,
+    seeds: Annotated[str, typer.Option(help="Suite: comma-separated seeds.")] = "1,2,3",
     config: ConfigOption = None,
 ) -> None:
     """Dry-run simulation on a fork: start anvil forked from --fork-url, fund a throwaway keeper
     account and deploy the executor there, drive the scenario, run the real keeper (the same code
-    path as live) against the fork, and write a report comparing it with a threshold-bot baseline
-    and a hindsight bound. The origin chain is never written to."""
+    path as live) against the fork, and write a report comparing it with a threshold bot, a
+    carry-only bot and the hindsight optimum. --suite runs many scenarios x seeds. The origin
+    chain is never written to."""
     from keeper.config import load_config
-    from keeper.simulate.command import run_simulation
+    from keeper.simulate.suite import simulate_main
 
     try:
         settings = load_config(config)
         _configure_logging_from(settings)
-        report_paths = run_simulation(settings, fork_url=fork_url, fork_block=fork_block, blocks=blocks,
-                                      scenario=scenario, seed=seed, out_dir=out_dir, console=err)
+        code = simulate_main(settings, fork_url=fork_url, fork_block=fork_block, blocks=blocks, scenario=scenario,
+                             seed=seed, out_dir=out_dir, suite=suite, scenarios=scenarios or [], seeds=seeds,
+                             out=out, err=err)
     except KeeperError as exc:
         raise _fail(exc) from exc
-    for path in report_paths:
-        out.print(f"wrote {path}", highlight=False)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -296,7 +296,7 @@ def test_keeper_beats_the_baseline_on_a_plain_mispricing(mispricing: Run) -> Non
     comparison = mispricing.report["comparison"]
     assert comparison["keeper_usd"] > 0
     assert comparison["keeper_usd"] > comparison["baseline_usd"]
-    assert mispricing.report["baseline"]["paper"] and mispricing.report["hindsight"]["paper"]
+    assert mispricing.report["baseline"]["paper"] and mispricing.report["optimum"]["paper"]
     # the baseline did trade the shock (a 2% spread clears its 1% threshold)
     assert mispricing.report["baseline"]["trades"]
 
