@@ -21,7 +21,7 @@ from keeper.journal import ChainPosition
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.pnl_split import TradeFees, compute_spot_fee_x18
-from keeper.margin_ladder import plan_ladder_step
+from keeper.one_book import chain_gas_units, find_hand_over, ladder_intent
 from keeper.plan import PRIORITY_FEE_WEI, RISK_STRATEGY, Planner, eth_price_x18
 from keeper.risk import OracleRecovery, RiskView, assess_risk, cooldown_reason
 from keeper.signals import BasisHistory, Signal, compute_signals
@@ -190,56 +190,31 @@ class Engine:
                                self.config.risk.exit_cooldown_s)
 
     def _hand_over(self, close: Intent, context: StrategyContext, snapshot: MarketSnapshot, skips: list[str]) -> bool:
-        """A strategy wants out of a position that another enabled strategy would hold: the
-        position changes strategy in the books instead of a close and a reopen (two transactions'
-        fees and impact for nothing). True when handed over."""
-        position = context.positions.get(close.market)
-        if position is None or "margin guard" in close.reason:
+        target = find_hand_over(close, context, [slot.strategy for slot in self.strategies if not slot.disabled])
+        if target is None:
             return False
-        for slot in self.strategies:
-            would_hold = getattr(slot.strategy, "would_hold", None)
-            if slot.disabled or slot.strategy.name == close.strategy or would_hold is None:
-                continue
-            why = would_hold(context, position)
-            if why is None:
-                continue
-            reason = f"from {close.strategy} ({close.reason}) to {slot.strategy.name}: {why}"
-            if self.executor.mode == "dry_run":
-                self.virtual_owners[close.market] = slot.strategy.name
-            else:
-                self.journal.record_handover(market=close.market, to_strategy=slot.strategy.name, reason=reason,
-                                             block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
-            skips.append(f"{close.strategy} {close.market}: hand-over {reason}")
-            log.info("position.handover", block=snapshot.block_number, market=close.market, from_strategy=close.strategy,
-                     to_strategy=slot.strategy.name, reason=reason)
-            return True
-        return False
+        strategy, reason = target
+        if self.executor.mode == "dry_run":
+            self.virtual_owners[close.market] = strategy
+        else:
+            self.journal.record_handover(market=close.market, to_strategy=strategy, reason=reason,
+                                         block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
+        skips.append(f"{close.strategy} {close.market}: hand-over {reason}")
+        log.info("position.handover", block=snapshot.block_number, market=close.market, from_strategy=close.strategy,
+                 to_strategy=strategy, reason=reason)
+        return True
 
     def _margin_ladder(self, snapshot: MarketSnapshot, positions: Mapping[str, Position],
                        taken: Mapping[str, Intent]) -> dict[str, Intent]:
-        """Top up, then reduce (keeper/margin_ladder.py); risk unwinds below the guard."""
-        account = snapshot.account
-        if not isinstance(account, PerpAccountState) or not positions:
-            return {}
         sources = self.collector.sources.markets
         usdc = snapshot.wallet_raw.get(sources[0].usdc, 0) if sources and snapshot.wallet_raw else 0
-        risk = self.config.risk
-        units = {name: 10 ** (18 - view.spot_token_decimals) for name, view in snapshot.markets.items()}
-        step = plan_ladder_step(account, {m: p for m, p in positions.items() if m not in taken}, usdc,
-                                topup_ratio=risk.margin_topup_ratio, min_ratio=risk.min_margin_ratio,
-                                reduce_fraction=risk.margin_reduce_fraction, min_unit_x18=units)
-        if step is None:
+        intent = ladder_intent(snapshot, {m: p for m, p in positions.items() if m not in taken}, usdc,
+                               self.config.risk, self.config.execution.intent_ttl_blocks)
+        if intent is None:
             return {}
-        log.warning("margin.ladder", block=snapshot.block_number, market=step.market, margin_ratio=round(step.margin_ratio, 6),
-                    ratio_after_deposit=round(step.margin_ratio_after_deposit, 6), deposit_usdc_raw=step.deposit_usdc_raw,
-                    reduce_base_x18=step.reduce_base_x18, reason=step.reason)
-        position = positions[step.market]
-        return {step.market: Intent(
-            strategy=RISK_STRATEGY, kind="resize", market=step.market, direction=position.direction,
-            spot_venue=position.spot_venue, perp_base_x18=-step.reduce_base_x18, reason=step.reason,
-            expected=PnlEstimate(0, 0, 0, 0, 0, 0), created_block=snapshot.block_number,
-            valid_until_block=snapshot.block_number + self.config.execution.intent_ttl_blocks,
-            deposit_usdc_raw=step.deposit_usdc_raw)}
+        log.warning("margin.ladder", block=snapshot.block_number, market=intent.market,
+                    deposit_usdc_raw=intent.deposit_usdc_raw, reduce_base_x18=-intent.perp_base_x18, reason=intent.reason)
+        return {intent.market: intent}
 
     def _residual_drift(self, snapshot: MarketSnapshot, positions: Mapping[str, Position]) -> dict[str, Intent]:
         """Re-hedge: the chain's perp size is checked against the books every tick (a partial
@@ -277,7 +252,7 @@ class Engine:
         costs = CostModel(gas_price_wei=snapshot.base_fee_wei + PRIORITY_FEE_WEI, eth_price_usd=eth or 1.0,
                           cost_of_capital_apr=cfg.costs.cost_of_capital_apr,
                           holding_horizon_hours=cfg.costs.holding_horizon_hours,
-                          l1_data_fee_wei=self.planner.last_l1_fee_wei, **self._chain_gas_units())
+                          l1_data_fee_wei=self.planner.last_l1_fee_wei, **chain_gas_units(self.gas_used))
         held_usd = 0.0
         for position in positions.values():
             view = snapshot.markets.get(position.market)
@@ -302,18 +277,6 @@ class Engine:
                                positions=positions, costs=costs, limits=limits, basis_stats=stats,
                                position_owner={m: o for m, o in owners.items() if m in positions})
 
-    def _chain_gas_units(self) -> dict[str, int]:
-        """Gas units of opens and closes as the chain last used them (the largest over markets),
-        replacing the cost model's defaults once seen."""
-        units = {}
-        for kind in ("open", "close", "resize"):
-            seen = [gas for (_, k), gas in self.gas_used.items() if k == kind]
-            if seen:
-                units[f"gas_units_{kind}"] = max(seen)
-        if "gas_units_open" in units and "gas_units_close" not in units:
-            units["gas_units_close"] = units["gas_units_open"]  # a close moves the same legs back
-        return units
-
     def _wallet_limits(self, snapshot: MarketSnapshot) -> dict[str, Any]:
         """What the executor holds bounds what it can trade: spot to sell, USDC to buy with."""
         if not snapshot.wallet_raw:
@@ -324,7 +287,7 @@ class Engine:
                 "usdc_wallet_usd": None if usdc is None else usdc / 10**USDC_DECIMALS}
 
     def _unwind_intent(self, position: Position, snapshot: MarketSnapshot, reason: str) -> Intent:
-        return Intent(strategy="risk", kind="close", market=position.market, direction=position.direction,
+        return Intent(strategy=RISK_STRATEGY, kind="close", market=position.market, direction=position.direction,
                       spot_venue=position.spot_venue, perp_base_x18=abs(position.perp_base_x18), reason=reason,
                       expected=PnlEstimate(0, 0, 0, 0, 0, 0), created_block=snapshot.block_number,
                       valid_until_block=snapshot.block_number + self.config.execution.intent_ttl_blocks)

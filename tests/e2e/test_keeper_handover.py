@@ -5,36 +5,16 @@ position is untouched by the hand-over and funding_carry closes it later."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
-from eth_account import Account
-
-from keeper.chain.rpc import JsonRpc
-from keeper.config import load_config
 from keeper.devnet.activity import ActivityConfig, MarketActivity
-from keeper.devnet.world import prebuilt_state, start_world
-from keeper.runtime import build_runtime
+from tests.e2e.live_keeper import start_live_keeper
 
 
 def test_a_converged_position_that_still_earns_funding_is_handed_over_not_closed(tmp_path: Path) -> None:
-    world = start_world(load_state=prebuilt_state())
-    manifest = tmp_path / "manifest.json"
-    world.manifest.write(manifest)
-    rpc = JsonRpc(world.node.rpc_url)
-    key = Account.create()
-    rpc.call("anvil_setBalance", [key.address, hex(100 * 10**18)])
-    os.environ["KEEPER_PRIVATE_KEY"] = key.key.hex()
-    try:
-        config = load_config(None, environ={}, overrides={
-            "chain": {"rpc_url": world.node.rpc_url, "manifest": manifest},
-            "markets": {"enabled": ["ETH"]},
-            "strategies": {"enabled": ["basis_convergence", "funding_carry"]},
-            "monitoring": {"journal": tmp_path / "journal.sqlite", "log_level": "WARNING"}})
-        runtime = build_runtime(config, dry_run=False)
-    finally:
-        del os.environ["KEEPER_PRIVATE_KEY"]
+    world, runtime, rpc = start_live_keeper(tmp_path, {
+        "markets": {"enabled": ["ETH"]}, "strategies": {"enabled": ["basis_convergence", "funding_carry"]}})
     try:
         driver = MarketActivity(rpc, world.manifest, ActivityConfig(seed=3, step_s=60, premium_vol_daily=0.002,
                                                                    index_vol_daily=0.01, premium_half_life_s=300))
