@@ -154,12 +154,14 @@ class StrategyContext:
         account = self.snapshot.account
         return account.margin_ratio if isinstance(account, PerpAccountState) else None
 
-    def funding_forecast_s(self, market: str, venue: str, funding_rate_per_s: float, hold_s: float) -> float:
+    def funding_forecast_s(self, market: str, venue: str, funding_rate_per_s: float, hold_s: float,
+                           half_life_s: float | None = None) -> float:
         """Expected funding over hold_s (fraction of notional, > 0: longs pay). Perp's rate is a
         TWAP premium: within one TWAP interval it moves linearly from the current rate to the rate
         the vAMM's price implies now (instant_funding_rate_per_s); after that the premium decays
         toward the rate of the tradable basis's centre with the basis's fitted half-life (no
-        decay when none is seen). Without a readable perp or statistics: the current rate."""
+        decay when none is seen; `half_life_s` overrides the fitted one). Without a readable perp or
+        statistics: the current rate."""
         view = self.snapshot.markets.get(market)
         if view is None or not isinstance(view.perp, PerpMarketState):
             return funding_rate_per_s * hold_s
@@ -175,7 +177,8 @@ class StrategyContext:
         if stats is None:
             return total + instant * rest
         centre = stats.center_bps / 1e4 / 86_400
-        return total + centre * rest + (instant - centre) * decayed_seconds(stats.half_life_s, rest)
+        decay = half_life_s if half_life_s is not None else stats.half_life_s
+        return total + centre * rest + (instant - centre) * decayed_seconds(decay, rest)
 
     def manages(self, strategy: str, market: str) -> bool:
         owner = self.position_owner.get(market)

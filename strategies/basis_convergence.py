@@ -122,10 +122,22 @@ class BasisConvergence(StrategyBase):
         """Seconds for the fitted half-life to bring |excess| within exit_z x scale (the horizon
         when no decay is seen), at most the horizon."""
         horizon = ctx.costs.horizon_s
-        target = max(self.params.exit_z * stats.scale_bps, 0.5)
+        target = self._exit_target_bps(stats)
         if stats.half_life_s is None or abs(excess_bps) <= target:
             return horizon if stats.half_life_s is None else min(horizon, stats.half_life_s)
         return min(horizon, stats.half_life_s * math.log2(abs(excess_bps) / target))
+
+    def premium_half_life_s(self, ctx: StrategyContext, excess_bps: float, stats: BasisStats) -> float:
+        """The half-life the premium is expected to decay with: the fitted one, or, when none is
+        seen, the one that brings the departure within the exit band by the end of the hold. A
+        trade that counts on the basis converging cannot also count on the premium (and its
+        funding) persisting: the two are one quantity."""
+        if stats.half_life_s is not None:
+            return stats.half_life_s
+        return ctx.costs.horizon_s / max(1.0, math.log2(max(abs(excess_bps), 1e-9) / self._exit_target_bps(stats)))
+
+    def _exit_target_bps(self, stats: BasisStats) -> float:
+        return max(self.params.exit_z * stats.scale_bps, 0.5)
 
     def remaining_edge_usd(self, ctx: StrategyContext, position: Position, signal: Signal, stats: BasisStats) -> float:
         """What holding on is still expected to earn: the rest of the convergence to the centre,
@@ -136,7 +148,8 @@ class BasisConvergence(StrategyBase):
         sign = -position.direction.perp_sign
         convergence = sign * base * signal.spot_price_usd * excess * self.params.convergence_fraction / 1e4
         funding = sign * base * signal.index_price_usd * ctx.funding_forecast_s(
-            position.market, position.spot_venue, signal.funding_rate_per_hour / 3600, hold_s)
+            position.market, position.spot_venue, signal.funding_rate_per_hour / 3600, hold_s,
+            self.premium_half_life_s(ctx, excess, stats))
         capital = ctx.costs.capital_cost_usd(base * signal.spot_price_usd * (1 + 1 / ctx.limits.max_leverage), hold_s)
         return convergence + funding - capital
 
@@ -218,7 +231,8 @@ class BasisConvergence(StrategyBase):
             ctx.limits, stress=dataclasses.replace(ctx.limits.stress, hold_s=hold_s))
         result = optimise_open(
             view, direction, venue, ctx.costs, limits, account,
-            funding_fraction=ctx.funding_forecast_s(view.name, venue, perp.funding_rate_per_s, hold_s),
+            funding_fraction=ctx.funding_forecast_s(view.name, venue, perp.funding_rate_per_s, hold_s,
+                                                    self.premium_half_life_s(ctx, excess, stats)),
             exit_basis_bps=exit_basis_bps, min_notional_usd=self.params.min_notional_usd,
             max_evaluations=self.params.max_evaluations_per_venue, hold_s=hold_s, legs=legs_from_snapshot(ctx.snapshot),
         )

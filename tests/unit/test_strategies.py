@@ -319,3 +319,16 @@ def test_given_a_half_life_when_forecasting_funding_then_the_twap_rate_ramps_to_
     # no statistics: the vAMM's premium persists after the TWAP catches up
     assert context(view).funding_forecast_s("ETH", "uniswap_v3", rate, hold) == pytest.approx(
         rate * 900 + (instant - rate) * 450 + instant * rest, rel=1e-3)
+
+
+def test_given_no_fitted_half_life_when_opening_on_convergence_then_funding_decays_with_the_expected_convergence() -> None:
+    # Given the perp 2% rich (vAMM and TWAP), no decay seen in the history, a 24 h horizon
+    view = rich_eth(0.02)
+    ctx = context(view, z={("ETH", "uniswap_v3"): 3.3, ("ETH", "uniswap_v2"): 3.3}, stats=STATS_AT_ZERO)
+    decision = only(BasisConvergence().decide(ctx))
+    assert isinstance(decision, Intent), decision
+    # Then the funding counted is well below the 2%-a-day premium persisting for the whole day:
+    # the premium that converges (and is counted as convergence) stops paying as it does
+    notional = decision.perp_base_x18 / ONE_X18 * 3000.0
+    assert 0 < decision.expected.funding_usd < 0.25 * notional * 0.02
+    assert decision.expected.convergence_usd > decision.expected.funding_usd
