@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar, get_type_hints
 
 from keeper.basis_history import BasisStats, decayed_seconds
-from keeper.signals import Signal, instant_funding_rate_per_s
+from keeper.signals import Signal, instant_funding_rate_per_s, spot_price
 from keeper.stress import StressParams
 from keeper.types import (
     ONE_X18,
@@ -37,6 +37,7 @@ from keeper.types import (
     PnlEstimate,
     Position,
     SpotVenue,
+    Unavailable,
 )
 
 SPOT_VENUES: tuple[SpotVenue, ...] = ("uniswap_v3", "uniswap_v2")
@@ -166,7 +167,8 @@ class StrategyContext:
         if view is None or not isinstance(view.perp, PerpMarketState):
             return funding_rate_per_s * hold_s
         perp = view.perp
-        instant = instant_funding_rate_per_s(perp)
+        spot = spot_price(view, venue)
+        instant = instant_funding_rate_per_s(perp, None if isinstance(spot, Unavailable) else spot)
         twap_s = max(1.0, float(perp.twap_interval_s))
         ramp = min(hold_s, twap_s)
         total = funding_rate_per_s * ramp + (instant - funding_rate_per_s) * ramp * ramp / (2 * twap_s)
