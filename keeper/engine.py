@@ -77,7 +77,7 @@ class Engine:
     virtual_owners: dict[str, str] = field(default_factory=dict)  # dry run only: market -> strategy
     _deferred_skips: list[Any] = field(default_factory=list)
     oracle_recovery: OracleRecovery = field(init=False)
-    last_exit_s: dict[str, int] = field(default_factory=dict)  # market -> timestamp of its last exit (cooldown)
+    last_exit: dict[str, tuple[int, str]] = field(default_factory=dict)  # market -> (timestamp, direction) of its last exit
     gas_used: dict[tuple[str, str], int] = field(default_factory=dict)  # (market, kind) -> gas the chain used last
 
     def __post_init__(self) -> None:
@@ -173,7 +173,8 @@ class Engine:
                     continue
                 blocked = risk.can_open(decision.market) if decision.kind != "close" else None
                 if blocked is None and decision.kind == "open":
-                    blocked = self._cooling_down(decision.market, snapshot)
+                    blocked = cooldown_reason(decision.market, decision.direction.value, self.last_exit.get(decision.market),
+                                              snapshot.block_timestamp, self.config.risk.exit_cooldown_s)
                 if blocked:
                     self._skip(decision, snapshot, "risk", blocked, skips)
                     continue
@@ -184,10 +185,6 @@ class Engine:
                     by_market[decision.market] = decision  # one intent per market; closes first
         by_market.update(rehedges)  # a drifted hedge is fixed before anything a strategy wants there
         return sorted(by_market.values(), key=lambda i: (i.kind != "close", i.market))
-
-    def _cooling_down(self, market: str, snapshot: MarketSnapshot) -> str | None:
-        return cooldown_reason(market, self.last_exit_s.get(market), snapshot.block_timestamp,
-                               self.config.risk.exit_cooldown_s)
 
     def _hand_over(self, close: Intent, context: StrategyContext, snapshot: MarketSnapshot, skips: list[str]) -> bool:
         target = find_hand_over(close, context, [slot.strategy for slot in self.strategies if not slot.disabled])
@@ -330,7 +327,7 @@ class Engine:
         if outcome.status == "included" and outcome.gas_used > 0:
             self.gas_used[(intent.market, intent.kind)] = outcome.gas_used
         if intent.kind == "close" and outcome.status in ("included", "dry_run"):
-            self.last_exit_s[intent.market] = outcome.block_timestamp_s or snapshot.block_timestamp
+            self.last_exit[intent.market] = (outcome.block_timestamp_s or snapshot.block_timestamp, intent.direction.value)
         if outcome.status == "dry_run" and outcome.fills is not None:
             self._apply_virtual(intent, outcome, snapshot, signal)
         return outcome

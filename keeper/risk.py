@@ -104,10 +104,13 @@ class OracleRecovery:
         return self.settling_until_s
 
 
-def cooldown_reason(market: str, last_exit_s: int | None, now_s: int, cooldown_s: int) -> str | None:
-    """Why a new position in `market` must wait after its last exit (None: it may open). One
-    position per market with a pause after an exit: a close followed by a reopen a block later
-    pays two transactions' fees and impact for nothing."""
-    if last_exit_s is None or now_s >= last_exit_s + cooldown_s:
+def cooldown_reason(market: str, direction: str, last_exit: tuple[int, str] | None, now_s: int,
+                    cooldown_s: int) -> str | None:
+    """Why a new `direction` position in `market` must wait after the last exit there, given as
+    (timestamp, direction) (None: it may open). A close followed by a reopen of the same side soon
+    after pays two transactions' fees and impact for nothing; the other side is a new trade on a
+    new signal (a premium that flipped) and is not held back."""
+    if last_exit is None or last_exit[1] != direction or now_s >= last_exit[0] + cooldown_s:
         return None
-    return f"cooldown: exited {market} at t={last_exit_s}, no new position for {cooldown_s} s ({last_exit_s + cooldown_s - now_s} s left)"
+    return (f"cooldown: exited {direction} {market} at t={last_exit[0]}, no new {direction} for {cooldown_s} s "
+            f"({last_exit[0] + cooldown_s - now_s} s left)")

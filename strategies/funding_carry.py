@@ -3,16 +3,20 @@
 Perp v2 funding (Signal.funding_apr, from the snapshot's premium) > 0 means longs pay shorts, so
 SHORT_PERP + long spot earns it; < 0, LONG_PERP + sold spot earns it.
 
-Entry (no position in the market, margin ratio at or above the guard): the carry APR of the
-earning side is at least `min_carry_apr` and beats the cost of capital by `min_carry_margin_apr`,
-and the shared model's expected net PnL over the horizon (funding forecast: the current rate
-decaying toward the rate of the tradable basis's centre with its fitted half-life, x
-`funding_persistence`; no basis convergence assumed) minus every cost clears `min_profit_usd` at
-the best size, with the tradable basis expected back toward its centre as its fitted half-life
-says (a carry entered far from the centre pays that convergence), capped by the stress grid (keeper/stress.py). Of the two spot venues, the best wins.
+Carry is judged on the FORECAST funding (forecast_carry_apr: Perp's TWAP rate ramping within one
+TWAP interval to the rate the vAMM's premium over spot implies, then decaying toward the basis
+centre's rate with the fitted half-life), never on the current TWAP rate alone, which lags a flip.
 
-Exit (a position this strategy manages), first that applies: the margin guard; funding flipped
-sign against the position; the position's carry APR fell below the cost of capital.
+Entry (no position in the market, margin ratio at or above the guard): the forecast carry APR of
+the earning side is at least `min_carry_apr` and beats the cost of capital by
+`min_carry_margin_apr`, and the shared model's expected net PnL over the horizon (that funding x
+`funding_persistence`, plus the tradable basis expected back toward its centre as the half-life
+says: a carry entered far from the centre pays that convergence) minus every cost clears
+`min_profit_usd` at the best size, capped by the stress grid (keeper/stress.py). Of the two spot
+venues, the best wins.
+
+Exit (a position this strategy manages), first that applies: the margin guard; the forecast
+funding flipped against the position; its forecast carry APR fell below the cost of capital.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, ClassVar
 
 from keeper.errors import SkipOpportunity
 from keeper.signals import Signal
-from keeper.types import Direction, Intent, MarketView, PerpAccountState, Position, Unavailable
+from keeper.types import SECONDS_PER_YEAR, Direction, Intent, MarketView, PerpAccountState, Position, Unavailable
 from strategies.base import (
     SPOT_VENUES,
     Skip,
@@ -82,6 +86,16 @@ def carry_apr(signal: Signal, direction: Direction) -> float:
     return signal.carry_apr_short_perp if direction is Direction.SHORT_PERP else signal.carry_apr_long_perp
 
 
+def forecast_carry_apr(ctx: StrategyContext, signal: Signal, direction: Direction) -> float:
+    """The carry APR `direction` is expected to earn over the horizon: the funding forecast
+    (StrategyContext.funding_forecast_s: Perp's TWAP rate ramping to the vAMM's premium, then
+    decaying to the basis centre's) as an APR, signed for the side. Perp's current rate is a
+    TWAP that lags a flip of the premium by up to an interval; the forecast does not."""
+    horizon_s = ctx.costs.horizon_s
+    fraction = ctx.funding_forecast_s(signal.market, signal.spot_venue, signal.funding_rate_per_hour / 3600, horizon_s)
+    return -direction.perp_sign * fraction / horizon_s * SECONDS_PER_YEAR
+
+
 class FundingCarry(StrategyBase):
     name: ClassVar[str] = "funding_carry"
 
@@ -103,16 +117,18 @@ class FundingCarry(StrategyBase):
         if guard is not None:
             reason = f"margin guard: {guard}"
         elif signal is not None:
-            carry = carry_apr(signal, position.direction)
+            carry = forecast_carry_apr(ctx, signal, position.direction)
             if carry < 0:
-                reason = f"funding flipped: funding APR {signal.funding_apr:+.2%}, {position.direction.value} now pays {carry:+.2%}"
+                reason = (f"funding flipped: forecast carry {carry:+.2%} APR over the horizon for {position.direction.value} "
+                          f"(Perp's current TWAP rate {signal.funding_apr:+.2%}, basis {signal.basis_bps:.1f} bps)")
             elif carry < capital_apr:
-                reason = f"carry {carry:+.2%} APR below the cost of capital {capital_apr:.2%}"
+                reason = f"forecast carry {carry:+.2%} APR below the cost of capital {capital_apr:.2%}"
         if reason is None:
             if signal is None:
                 return self.skip(market, f"holding {position.direction.value}: no signal on {position.spot_venue}")
-            return self.skip(market, f"holding {position.direction.value}: carry {carry_apr(signal, position.direction):+.2%} "
-                                     f"APR >= cost of capital {capital_apr:.2%}, basis {signal.basis_bps:.1f} bps")
+            return self.skip(market, f"holding {position.direction.value}: forecast carry "
+                                     f"{forecast_carry_apr(ctx, signal, position.direction):+.2%} APR >= cost of capital "
+                                     f"{capital_apr:.2%}, basis {signal.basis_bps:.1f} bps")
         try:
             _, estimate = estimate_close(view, position, ctx.costs)
         except SkipOpportunity as exc:
@@ -124,15 +140,15 @@ class FundingCarry(StrategyBase):
 
     def would_hold(self, ctx: StrategyContext, position: Position) -> str | None:
         """Why this strategy would keep `position` (hand-over from another strategy), or None: the
-        position's side receives funding at a carry APR above the hurdle."""
+        position's side is forecast to receive funding at a carry APR above the hurdle."""
         signal = ctx.signals.get((position.market, position.spot_venue))
         if signal is None:
             return None
-        carry = carry_apr(signal, position.direction)
+        carry = forecast_carry_apr(ctx, signal, position.direction)
         hurdle = max(self.params.min_carry_apr, ctx.costs.cost_of_capital_apr + self.params.min_carry_margin_apr)
         if carry < hurdle:
             return None
-        return f"carry {carry:+.2%} APR >= hurdle {hurdle:.2%}"
+        return f"forecast carry {carry:+.2%} APR >= hurdle {hurdle:.2%}"
 
     # ------------------------------------------------------------------------------ entry
     def decide_entry(self, ctx: StrategyContext, view: MarketView) -> Intent | Skip:
@@ -153,14 +169,15 @@ class FundingCarry(StrategyBase):
             if signal is None:
                 notes.append(f"{venue}: no signal")
                 continue
-            if signal.funding_apr == 0:
-                notes.append(f"{venue}: funding APR is 0")
+            short_carry = forecast_carry_apr(ctx, signal, Direction.SHORT_PERP)
+            if short_carry == 0:
+                notes.append(f"{venue}: forecast funding is 0")
                 continue
-            direction = Direction.SHORT_PERP if signal.funding_apr > 0 else Direction.LONG_PERP
-            carry = carry_apr(signal, direction)
+            direction = Direction.SHORT_PERP if short_carry > 0 else Direction.LONG_PERP
+            carry = abs(short_carry)
             hurdle = max(p.min_carry_apr, capital_apr + p.min_carry_margin_apr)
             if carry < hurdle:
-                notes.append(f"{venue}: {direction.value} carry {carry:+.2%} APR < hurdle {hurdle:.2%} "
+                notes.append(f"{venue}: {direction.value} forecast carry {carry:+.2%} APR < hurdle {hurdle:.2%} "
                              f"(min {p.min_carry_apr:.2%}, capital {capital_apr:.2%} + margin {p.min_carry_margin_apr:.2%})")
                 continue
             # Funding and fees both scale with size (impact and gas only add): when the funding

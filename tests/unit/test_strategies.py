@@ -256,10 +256,21 @@ def test_given_a_carry_position_still_paid_when_deciding_then_it_holds_and_conve
     ctx = context(view, z={("ETH", "uniswap_v3"): 0.1}, stats=STATS_AT_ZERO,
                   positions={"ETH": position(Direction.SHORT_PERP, 30.0)}, owner={"ETH": "funding_carry"})
     carry = only(FundingCarry().decide(ctx))
-    assert isinstance(carry, Skip) and "holding short_perp: carry +109.50% APR" in carry.reason
+    assert isinstance(carry, Skip) and "holding short_perp: forecast carry +10" in carry.reason
     # basis convergence would call it converged, but it is not its position
     convergence = only(BasisConvergence().decide(ctx))
     assert isinstance(convergence, Skip) and "held by funding_carry" in convergence.reason
+
+
+def test_given_the_premium_flipped_while_perps_twap_rate_lags_then_carry_exits_and_would_not_take_a_hand_over() -> None:
+    # Given Perp's TWAP rate still +0.3%/day (shorts paid) but the vAMM now 1.4% under spot
+    view = market_view(perp=perp_state(3009.0, 3000.0, market_twap_usd=3009.0, vamm_usd=2958.0))
+    held = position(Direction.SHORT_PERP, 30.0)
+    ctx = context(view, positions={"ETH": held}, owner={"ETH": "funding_carry"})
+    decision = only(FundingCarry().decide(ctx))
+    assert isinstance(decision, Intent) and decision.kind == "close", decision
+    assert "funding flipped: forecast carry -" in decision.reason and "current TWAP rate +109.50%" in decision.reason
+    assert FundingCarry().would_hold(ctx, held) is None
 
 
 # ------------------------------------------------------------------------------ registry

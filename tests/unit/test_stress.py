@@ -105,8 +105,13 @@ def test_given_margin_below_the_guard_then_the_ladder_leaves_it_to_the_unwind() 
 
 
 # ------------------------------------------------------------------------------ cooldown
-def test_given_a_recent_exit_then_the_market_cools_down_and_then_reopens() -> None:
-    assert cooldown_reason("ETH", None, 1_000, 300) is None
-    reason = cooldown_reason("ETH", 1_000, 1_100, 300)
+def test_given_a_recent_exit_then_the_same_side_cools_down_and_then_reopens() -> None:
+    assert cooldown_reason("ETH", "short_perp", None, 1_000, 300) is None
+    reason = cooldown_reason("ETH", "short_perp", (1_000, "short_perp"), 1_100, 300)
     assert reason is not None and "200 s left" in reason
-    assert cooldown_reason("ETH", 1_000, 1_300, 300) is None
+    assert cooldown_reason("ETH", "short_perp", (1_000, "short_perp"), 1_300, 300) is None
+
+
+def test_given_a_recent_exit_then_the_other_side_may_open_at_once() -> None:
+    # a premium that flipped is a new trade, not churn
+    assert cooldown_reason("ETH", "long_perp", (1_000, "short_perp"), 1_010, 300) is None
