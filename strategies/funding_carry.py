@@ -16,7 +16,10 @@ says: a carry entered far from the centre pays that convergence) minus every cos
 venues, the best wins.
 
 Exit (a position this strategy manages), first that applies: the margin guard; the forecast
-funding flipped against the position; its forecast carry APR fell below the cost of capital.
+funding flipped against the position; its forecast carry APR fell below the cost of capital; the
+thesis is broken (holding over the horizon, funding plus the basis's expected move toward its
+centre minus capital, is expected to lose). It takes over another strategy's position (hand-over)
+only when its entry rule would hold it: forecast carry above the hurdle and holding expected to pay.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any, ClassVar
 
 from keeper.errors import SkipOpportunity
 from keeper.signals import Signal
-from keeper.types import SECONDS_PER_YEAR, Direction, Intent, MarketView, PerpAccountState, Position, Unavailable
+from keeper.types import ONE_X18, SECONDS_PER_YEAR, Direction, Intent, MarketView, PerpAccountState, Position, Unavailable
 from strategies.base import (
     SPOT_VENUES,
     Skip,
@@ -123,6 +126,10 @@ class FundingCarry(StrategyBase):
                           f"(Perp's current TWAP rate {signal.funding_apr:+.2%}, basis {signal.basis_bps:.1f} bps)")
             elif carry < capital_apr:
                 reason = f"forecast carry {carry:+.2%} APR below the cost of capital {capital_apr:.2%}"
+            elif (edge := self.hold_edge_usd(ctx, view, position, signal)) < 0:
+                reason = (f"thesis broken: holding is expected to lose ${-edge:,.2f} over the horizon (basis "
+                          f"{signal.basis_bps:.1f} bps expected back toward its centre against the side, "
+                          f"forecast carry {carry:+.2%} APR)")
         if reason is None:
             if signal is None:
                 return self.skip(market, f"holding {position.direction.value}: no signal on {position.spot_venue}")
@@ -139,16 +146,35 @@ class FundingCarry(StrategyBase):
                            f"${estimate.net_usd:,.2f}", estimate)
 
     def would_hold(self, ctx: StrategyContext, position: Position) -> str | None:
-        """Why this strategy would keep `position` (hand-over from another strategy), or None: the
-        position's side is forecast to receive funding at a carry APR above the hurdle."""
+        """Why this strategy would keep `position` (hand-over from another strategy), or None: as
+        its entry rule, the position's side is forecast to receive funding at a carry APR above the
+        hurdle, and holding it over the horizon is expected to pay (hold_edge_usd > 0)."""
         signal = ctx.signals.get((position.market, position.spot_venue))
-        if signal is None:
+        view = ctx.snapshot.markets.get(position.market)
+        if signal is None or view is None:
             return None
         carry = forecast_carry_apr(ctx, signal, position.direction)
         hurdle = max(self.params.min_carry_apr, ctx.costs.cost_of_capital_apr + self.params.min_carry_margin_apr)
         if carry < hurdle:
             return None
-        return f"forecast carry {carry:+.2%} APR >= hurdle {hurdle:.2%}"
+        edge = self.hold_edge_usd(ctx, view, position, signal)
+        if edge <= 0:
+            return None
+        return f"forecast carry {carry:+.2%} APR >= hurdle {hurdle:.2%}, holding expected to earn ${edge:,.2f}"
+
+    def hold_edge_usd(self, ctx: StrategyContext, view: MarketView, position: Position, signal: Signal) -> float:
+        """What holding `position` over the horizon is expected to earn: the funding forecast, plus
+        the tradable basis's expected move toward its centre (for or against the side), minus the
+        capital cost."""
+        base = abs(position.perp_base_x18) / ONE_X18
+        sign = -position.direction.perp_sign
+        horizon_s = ctx.costs.horizon_s
+        funding = sign * base * signal.index_price_usd * ctx.funding_forecast_s(
+            position.market, position.spot_venue, signal.funding_rate_per_hour / 3600, horizon_s)
+        exit_bps = expected_exit_basis_bps(ctx, view, position.spot_venue)
+        convergence = 0.0 if exit_bps is None else sign * base * signal.spot_price_usd * (signal.basis_bps - exit_bps) / 1e4
+        capital = ctx.costs.capital_cost_usd(base * signal.spot_price_usd * (1 + 1 / ctx.limits.max_leverage), horizon_s)
+        return funding + convergence - capital
 
     # ------------------------------------------------------------------------------ entry
     def decide_entry(self, ctx: StrategyContext, view: MarketView) -> Intent | Skip:

@@ -273,6 +273,17 @@ def test_given_the_premium_flipped_while_perps_twap_rate_lags_then_carry_exits_a
     assert FundingCarry().would_hold(ctx, held) is None
 
 
+def test_given_a_long_perp_with_the_basis_far_above_its_centre_then_carry_would_not_take_it_over() -> None:
+    # Given a long perp, the vAMM 1.4% over spot (longs pay, and the basis is expected back to its
+    # centre of -5 bps within minutes): even with the centre's rate favouring longs, holding loses
+    view = market_view(perp=perp_state(3000.0, 3000.0, market_twap_usd=2990.0, vamm_usd=3042.0))
+    stats = {("ETH", "uniswap_v3"): BasisStats(-5.0, 3.0, 100, half_life_s=300.0)}
+    held = position(Direction.LONG_PERP, -140.0)
+    ctx = context(view, stats=stats, positions={"ETH": held}, owner={"ETH": "basis_convergence"})
+    assert FundingCarry().hold_edge_usd(ctx, view, held, ctx.signals[("ETH", "uniswap_v3")]) < 0
+    assert FundingCarry().would_hold(ctx, held) is None
+
+
 # ------------------------------------------------------------------------------ registry
 def test_given_names_and_params_when_loading_then_strategies_are_built_or_rejected_by_name() -> None:
     assert set(STRATEGIES) == {"basis_convergence", "funding_carry"}
