@@ -6,7 +6,7 @@
                                                 (as much as restoring the top-up ratio needs) into
                                                 Perp and sheds risk.margin_reduce_fraction of it;
                                                 when the deposit alone restores the ratio, the
-                                                resize sheds only the smallest tradable amount
+                                                resize sheds only 0.1% of the position
     ratio < min_margin_ratio                    unwind everything (keeper/risk.py)
 
 Each step is returned with its numbers for the `margin.ladder` log event.
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from keeper.types import ONE_X18, USDC_DECIMALS, PerpAccountState, Position
 
 USDC_SPARE_SHARE = 0.9  # of the executor's USDC the ladder may move into Perp
+MIN_SHED_DIVISOR = 1000  # the smallest reduce (the one that only carries a top-up): 0.1% of the position
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,9 @@ def plan_ladder_step(account: PerpAccountState, positions: Mapping[str, Position
     market, position = max(positions.items(), key=lambda kv: abs(kv[1].perp_base_x18))
     unit = max(1, min_unit_x18.get(market, 1))
     if after >= topup_ratio:
-        reduce_x18 = unit
-        what = f"top up ${deposit_raw / 10**USDC_DECIMALS:,.2f} restores {after:.4f} >= {topup_ratio:.4f}; shed one unit"
+        reduce_x18 = max(unit, abs(position.perp_base_x18) // MIN_SHED_DIVISOR // unit * unit)
+        what = (f"top up ${deposit_raw / 10**USDC_DECIMALS:,.2f} restores {after:.4f} >= {topup_ratio:.4f}; "
+                f"the reduce carrying it sheds 1/{MIN_SHED_DIVISOR} of {market}")
     else:
         reduce_x18 = max(unit, int(abs(position.perp_base_x18) * reduce_fraction) // unit * unit)
         what = (f"top up ${deposit_raw / 10**USDC_DECIMALS:,.2f} (of ${spare_usd:,.2f} spare) gives {after:.4f} < "

@@ -83,11 +83,11 @@ def test_given_margin_above_the_topup_ratio_then_the_ladder_does_nothing() -> No
     assert plan_ladder_step(account(30_000, 100_000), {"ETH": pos("ETH", 30)}, 10**12, **LADDER) is None  # type: ignore[arg-type]
 
 
-def test_given_margin_below_topup_and_enough_usdc_then_it_tops_up_and_sheds_one_unit() -> None:
+def test_given_margin_below_topup_and_enough_usdc_then_it_tops_up_and_sheds_a_thousandth() -> None:
     step = plan_ladder_step(account(20_000, 100_000), {"ETH": pos("ETH", 30)}, 50_000 * 10**6, **LADDER)  # type: ignore[arg-type]
     assert step is not None and step.market == "ETH"
     assert step.deposit_usdc_raw == int(5_000 * 1.05 * 10**6)  # 0.25 x 100k - 20k, with 5% room
-    assert step.margin_ratio_after_deposit >= 0.25 and step.reduce_base_x18 == 1
+    assert step.margin_ratio_after_deposit >= 0.25 and step.reduce_base_x18 == 30 * ONE_X18 // 1000
     assert "top up $5,250.00" in step.reason and "ratio 0.2000 < top-up 0.2500" in step.reason
 
 
