@@ -222,8 +222,8 @@ def stress(
     account: Annotated[Optional[str], typer.Option(help="Perp account to stress (default: account.executor).")] = None,
     market: Annotated[Optional[str], typer.Option(help="Propose a position in this market (with --direction).")] = None,
     direction: Annotated[Optional[str], typer.Option(help="short_perp or long_perp, for --market.")] = None,
-    notional_usd: Annotated[float, typer.Option(min=0, help="Proposed notional in USD (0: only the largest safe size).")] = 0.0,
-    collateral_usd: Annotated[Optional[float], typer.Option(min=0, help="Stress a fresh account with this collateral instead.")] = None,
+    notional_usd: Annotated[float, typer.Option(help="Proposed notional in USD (0: only the largest safe size).")] = 0.0,
+    collateral_usd: Annotated[Optional[float], typer.Option(help="Stress a fresh account with this collateral instead.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
 ) -> None:
     """Margin ratio, distance to liquidation and PnL of the open positions (or a proposed one)

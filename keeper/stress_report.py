@@ -126,6 +126,10 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     from keeper.devnet.manifest import DevnetManifest
     from keeper.errors import FatalError, TransientError
 
+    if not notional_usd >= 0:
+        raise ConfigError(f"--notional-usd: must be >= 0 (got {notional_usd})")
+    if collateral_usd is not None and not collateral_usd > 0:
+        raise ConfigError(f"--collateral-usd: must be > 0 (got {collateral_usd})")
     settings = load_config(config_path)
     proposal = None
     if market is not None or direction is not None:
