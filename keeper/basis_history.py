@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAD_TO_SIGMA = 1.4826
+MIN_PHI = 0.001  # an AR(1) slope at or below 0 is read as this: half-life = dt x ln 2 / ln 1000, about dt / 10
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,9 @@ class BasisStats:
 def estimate_half_life_s(values: np.ndarray, timestamps_s: np.ndarray, center: float) -> float | None:
     """Half-life of departures from `center`: AR(1) slope phi of x[t+1] on x[t] (x = value - centre,
     least squares through the origin) per median observation spacing dt: half-life = dt x ln 2 / -ln phi.
-    None when there are fewer than 3 points, no spacing, or phi is not in (0, 1)."""
+    phi <= 0 (no persistence from one observation to the next: departures vanish within dt) counts
+    as phi = MIN_PHI, a half-life of a tenth of dt. None (no reversion seen) when phi >= 1, or with
+    fewer than 3 points or no spacing."""
     if values.size < 3 or timestamps_s.size != values.size:
         return None
     x = values - center
@@ -61,8 +64,9 @@ def estimate_half_life_s(values: np.ndarray, timestamps_s: np.ndarray, center: f
     if denom <= 0 or dt <= 0:
         return None
     phi = float(np.dot(prev, nxt)) / denom
-    if not 0 < phi < 1:
+    if phi >= 1:
         return None
+    phi = max(phi, MIN_PHI)
     return dt * math.log(2) / -math.log(phi)
 
 

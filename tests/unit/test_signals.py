@@ -84,6 +84,9 @@ def test_given_an_ar1_path_when_estimating_then_the_half_life_is_recovered() -> 
     assert stats.center_bps == pytest.approx(1.5)
     assert estimate_half_life_s(values, np.arange(0, 60.0 * len(values), 60), 0.0) == pytest.approx(60.0, rel=1e-3)
     assert estimate_half_life_s(np.array([1.0, 2.0, 4.0, 8.0]), np.arange(4.0), 0.0) is None  # no decay
+    # white noise (alternating signs): no persistence from one step to the next, a tenth of a step
+    noise = np.array([(-1.0) ** i for i in range(20)])
+    assert estimate_half_life_s(noise, np.arange(0, 60.0 * 20, 60), 0.0) == pytest.approx(60 * math.log(2) / math.log(1000))
 
 
 def test_given_a_half_life_when_integrating_then_decayed_seconds_follow_the_exponential() -> None:
