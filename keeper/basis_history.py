@@ -8,7 +8,8 @@ does (that is the point: the centre follows the market).
 
 The premium's decay is estimated from the same history: an AR(1) fit of (basis - median) on its
 previous value, observation spacing from the timestamps, gives the half-life the funding forecast
-and the expected holding time use (None when the series shows no mean reversion).
+and the expected holding time use; when the series shows no mean reversion the half-life is taken
+as the history's span (the data bound it from below by that, and say nothing beyond it).
 Floats: statistics and ranking only.
 """
 
@@ -42,7 +43,14 @@ class BasisStats:
             raise ValueError(f"basis stats need >= 2 observations, got {values.size}")
         center = float(np.median(values))
         scale = MAD_TO_SIGMA * float(np.median(np.abs(values - center)))
-        half_life = None if timestamps_s is None else estimate_half_life_s(values, np.asarray(timestamps_s, dtype=float), center)
+        half_life = None
+        if timestamps_s is not None:
+            times = np.asarray(timestamps_s, dtype=float)
+            half_life = estimate_half_life_s(values, times, center)
+            if half_life is None and times.size >= 2 and times[-1] > times[0]:
+                # no reversion seen within the history: the data bound the half-life from below by
+                # its span, and say nothing beyond it; extrapolating persistence further is a bet
+                half_life = float(times[-1] - times[0])
         return cls(center, scale, int(values.size), half_life)
 
     def zscore(self, basis_bps: float) -> float | None:

@@ -93,3 +93,10 @@ def test_given_a_half_life_when_integrating_then_decayed_seconds_follow_the_expo
     assert decayed_seconds(None, 3600) == 3600
     assert decayed_seconds(600, 10**9) == pytest.approx(600 / math.log(2))
     assert decayed_seconds(600, 600) == pytest.approx(0.5 * 600 / math.log(2))
+
+
+def test_given_no_reversion_in_the_history_then_the_half_life_is_its_span_not_forever() -> None:
+    values = [float(i) for i in range(30)]  # a steady drift away: phi >= 1
+    stats = BasisStats.from_observations(values, list(range(0, 60 * 30, 60)))
+    assert stats.half_life_s == pytest.approx(60 * 29)
+    assert BasisStats.from_observations(values).half_life_s is None  # no timestamps: nothing to say
