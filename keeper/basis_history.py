@@ -91,7 +91,7 @@ class BasisHistory:
     """Rolling basis observations per (market, venue) over the last `window_s` seconds; at most
     one per block, at most `max_samples` kept."""
 
-    def __init__(self, window_s: float = 3600, min_samples: int = 20, max_samples: int = 4096) -> None:
+    def __init__(self, window_s: float = 7200, min_samples: int = 20, max_samples: int = 4096) -> None:
         if window_s <= 0 or min_samples < 2 or max_samples < min_samples:
             raise ValueError(f"need window_s > 0 and 2 <= min_samples <= max_samples (got window_s={window_s}, "
                              f"min_samples={min_samples}, max_samples={max_samples})")

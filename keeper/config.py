@@ -67,7 +67,7 @@ class StrategiesConfig(_Section):
     # Per-strategy parameters, validated by each strategy when it is loaded.
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     max_failures: int = Field(3, ge=1, description="consecutive raises before a strategy is disabled")
-    basis_window_s: float = Field(3600, gt=0, description="seconds of tradable-basis history behind the robust statistics")
+    basis_window_s: float = Field(7200, gt=0, description="seconds of tradable-basis history behind the robust statistics")
     basis_min_samples: int = Field(20, ge=2, description="observations needed before a z-score is defined")
 
 

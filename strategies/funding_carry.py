@@ -195,6 +195,9 @@ class FundingCarry(StrategyBase):
             if signal is None:
                 notes.append(f"{venue}: no signal")
                 continue
+            if (market, venue) not in ctx.basis_stats:
+                notes.append(f"{venue}: no basis statistics yet: nothing to forecast the premium's decay from")
+                continue
             short_carry = forecast_carry_apr(ctx, signal, Direction.SHORT_PERP)
             if short_carry == 0:
                 notes.append(f"{venue}: forecast funding is 0")

@@ -96,7 +96,8 @@ def test_given_a_half_life_when_integrating_then_decayed_seconds_follow_the_expo
 
 
 def test_given_no_reversion_in_the_history_then_the_half_life_is_its_span_not_forever() -> None:
-    values = [float(i) for i in range(30)]  # a steady drift away: phi >= 1
-    stats = BasisStats.from_observations(values, list(range(0, 60 * 30, 60)))
-    assert stats.half_life_s == pytest.approx(60 * 29)
+    values = [0.0] * 16 + [10 * 1.2 ** i for i in range(15)]  # departures that only grow: phi >= 1
+    assert estimate_half_life_s(np.array(values), np.arange(0, 60.0 * 31, 60), float(np.median(values))) is None
+    stats = BasisStats.from_observations(values, list(range(0, 60 * 31, 60)))
+    assert stats.half_life_s == pytest.approx(60 * 30)
     assert BasisStats.from_observations(values).half_life_s is None  # no timestamps: nothing to say

@@ -212,34 +212,45 @@ def carry_costs() -> CostModel:
     return costs(holding_horizon_hours=24.0 * 7)
 
 
+def persistent(premium_bps: float) -> dict[tuple[str, str], BasisStats]:
+    """A history where the premium has sat at premium_bps (no decay within a week)."""
+    return {("ETH", v): BasisStats(premium_bps, 2.0, 100, half_life_s=7 * 86_400.0) for v in ("uniswap_v3", "uniswap_v2")}
+
+
 def test_given_longs_paying_well_above_the_hurdle_when_deciding_then_it_opens_short_perp() -> None:
     # Given the market TWAP 0.3% over the index: longs pay ~0.3%/day (~110% APR)
     view = market_view(perp=perp_state(3009.0, 3000.0, market_twap_usd=3009.0, vamm_usd=3009.0))
-    ctx = context(view, cost_model=carry_costs())
+    ctx = context(view, cost_model=carry_costs(), stats=persistent(30.0))
     decision = only(FundingCarry().decide(ctx))
     assert isinstance(decision, Intent), decision
     assert (decision.kind, decision.direction) == ("open", Direction.SHORT_PERP)
     assert decision.expected.funding_usd > decision.expected.fees_usd > 0
-    assert decision.expected.convergence_usd == 0.0
+    assert abs(decision.expected.convergence_usd) < 1.0  # the basis sits at its centre
     assert "funding APR +109.50%" in decision.reason and "over 168 h" in decision.reason
 
 
 def test_given_shorts_paying_when_deciding_then_it_opens_long_perp() -> None:
     view = market_view(perp=perp_state(2991.0, 3000.0, market_twap_usd=2991.0, vamm_usd=2991.0))
-    decision = only(FundingCarry().decide(context(view, cost_model=carry_costs())))
+    decision = only(FundingCarry().decide(context(view, cost_model=carry_costs(), stats=persistent(-30.0))))
     assert isinstance(decision, Intent) and decision.direction is Direction.LONG_PERP
+
+
+def test_given_no_basis_history_when_deciding_then_carry_does_not_guess_how_long_the_premium_lasts() -> None:
+    view = market_view(perp=perp_state(3009.0, 3000.0, market_twap_usd=3009.0, vamm_usd=3009.0))
+    decision = only(FundingCarry().decide(context(view, cost_model=carry_costs())))
+    assert isinstance(decision, Skip) and "no basis statistics yet" in decision.reason
 
 
 def test_given_funding_below_the_hurdle_when_deciding_then_it_skips_with_the_numbers() -> None:
     # 0.01%/day = 3.65% APR: under the 5% minimum
     view = market_view(perp=perp_state(3000.3, 3000.0, market_twap_usd=3000.3, vamm_usd=3000.3))
-    decision = only(FundingCarry().decide(context(view, cost_model=carry_costs())))
+    decision = only(FundingCarry().decide(context(view, cost_model=carry_costs(), stats=persistent(1.0))))
     assert isinstance(decision, Skip) and "carry +3.65% APR < hurdle 5.00%" in decision.reason
 
 
 def test_given_a_short_horizon_when_deciding_then_fees_beat_the_carry_and_it_skips() -> None:
     view = market_view(perp=perp_state(3003.0, 3000.0, market_twap_usd=3003.0, vamm_usd=3003.0))
-    decision = only(FundingCarry().decide(context(view, cost_model=costs(holding_horizon_hours=4.0))))
+    decision = only(FundingCarry().decide(context(view, cost_model=costs(holding_horizon_hours=4.0), stats=persistent(10.0))))
     assert isinstance(decision, Skip) and "< round-trip fees" in decision.reason  # no size search needed
 
 
