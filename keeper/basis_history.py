@@ -88,8 +88,10 @@ def decayed_seconds(half_life_s: float | None, horizon_s: float) -> float:
 
 
 class BasisHistory:
-    """Rolling basis observations per (market, venue) over the last `window_s` seconds; at most
-    one per block, at most `max_samples` kept."""
+    """Rolling basis observations per (market, venue) over the last `window_s` seconds, or the
+    last `min_samples` observations when fewer than that fall in the window (a slow chain, or
+    sparse blocks: statistics need a sample, whatever its span); at most one per block, at most
+    `max_samples` kept."""
 
     def __init__(self, window_s: float = 7200, min_samples: int = 20, max_samples: int = 4096) -> None:
         if window_s <= 0 or min_samples < 2 or max_samples < min_samples:
@@ -102,7 +104,9 @@ class BasisHistory:
 
     def _past(self, market: str, venue: str, block: int, timestamp_s: int) -> list[tuple[int, int, float]]:
         cutoff = timestamp_s - self.window_s
-        return [o for o in self._series.get((market, venue), ()) if o[0] < block and o[1] >= cutoff]
+        before = [o for o in self._series.get((market, venue), ()) if o[0] < block]
+        inside = [o for o in before if o[1] >= cutoff]
+        return inside if len(inside) >= self.min_samples else before[-self.min_samples:]
 
     def observations(self, market: str, venue: str, before_block: int, timestamp_s: int | None = None) -> list[float]:
         """The recorded basis (bps) of blocks before `before_block` within the window, oldest first."""
@@ -125,6 +129,6 @@ class BasisHistory:
         series = self._series.setdefault((market, venue), deque(maxlen=self.max_samples))
         if not series or series[-1][0] < block:
             series.append((block, ts, basis_bps))
-        while series and series[0][1] < ts - self.window_s:
+        while len(series) > self.min_samples and series[0][1] < ts - self.window_s:
             series.popleft()
         return None if stats is None else stats.zscore(basis_bps)

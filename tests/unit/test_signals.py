@@ -65,6 +65,14 @@ def test_given_a_window_in_seconds_when_scoring_then_old_values_fall_out() -> No
     assert history.observations("ETH", "v3", before_block=5, timestamp_s=180) == [1.0, 2.0, 3.0, 2.0]
 
 
+def test_given_sparse_blocks_when_too_few_fall_in_the_window_then_the_last_min_samples_are_used() -> None:
+    history = BasisHistory(window_s=100, min_samples=3)
+    for block, (t, value) in enumerate([(0, 1.0), (600, 2.0), (1200, 3.0)]):  # ten-minute blocks
+        history.zscore_then_record("ETH", "v3", block, value, timestamp_s=t)
+    stats = history.stats("ETH", "v3", 3, 1800)
+    assert stats is not None and stats.samples == 3 and stats.center_bps == 2.0
+
+
 def test_given_flat_history_when_scoring_then_z_is_undefined_not_infinite() -> None:
     history = BasisHistory(window_s=60, min_samples=2)
     for block in range(3):
