@@ -129,6 +129,6 @@ class BasisHistory:
         series = self._series.setdefault((market, venue), deque(maxlen=self.max_samples))
         if not series or series[-1][0] < block:
             series.append((block, ts, basis_bps))
-        while len(series) > self.min_samples and series[0][1] < ts - self.window_s:
-            series.popleft()
+        while len(series) > self.min_samples + 1 and series[0][1] < ts - self.window_s:
+            series.popleft()  # (min_samples before the newest block stay, for the stats read after it)
         return None if stats is None else stats.zscore(basis_bps)

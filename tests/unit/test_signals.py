@@ -71,6 +71,11 @@ def test_given_sparse_blocks_when_too_few_fall_in_the_window_then_the_last_min_s
         history.zscore_then_record("ETH", "v3", block, value, timestamp_s=t)
     stats = history.stats("ETH", "v3", 3, 1800)
     assert stats is not None and stats.samples == 3 and stats.center_bps == 2.0
+    # and after the next block is recorded, its statistics (read before it) still have their sample
+    history.zscore_then_record("ETH", "v3", 3, 4.0, timestamp_s=1800)
+    history.zscore_then_record("ETH", "v3", 4, 5.0, timestamp_s=2400)
+    stats = history.stats("ETH", "v3", 4, 2400)
+    assert stats is not None and stats.samples == 3 and stats.center_bps == 3.0
 
 
 def test_given_flat_history_when_scoring_then_z_is_undefined_not_infinite() -> None:
