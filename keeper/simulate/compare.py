@@ -17,6 +17,7 @@ from typing import Any
 
 from keeper.config import KeeperConfig
 from keeper.journal import Journal
+from keeper.logs import get_logger
 from keeper.pnl_split import PnlSplit
 from keeper.simulate.baseline import PaperResult, ThresholdPolicy, run_threshold_baseline
 from keeper.simulate.carry import CarryPolicy, run_carry_bot
@@ -24,6 +25,7 @@ from keeper.simulate.optimum import KnownTrip, OptimumResult, run_optimum
 from keeper.simulate.paper import AccountLimits, PathPoint, Quoter
 from keeper.types import MarketSnapshot, PerpAccountState
 
+log = get_logger("keeper.simulate")
 ONE_X18 = 10**18
 USDC_DECIMALS = 6
 
@@ -69,6 +71,7 @@ def keeper_round_trips(journal: Journal, outcomes: Sequence[Mapping[str, Any]],
         entry = tick_index(p.entry_block, p.market)
         closed = record.status == "closed" and record.closed_block is not None
         exit_ = tick_index(record.closed_block, p.market) if closed else len(blocks) - 1  # type: ignore[arg-type]
+        exit_ = max(exit_, min(entry + 1, len(blocks) - 1))  # opened and closed by the same tick: one step
         base = int(opening["perp_base_x18"]) if opening and opening.get("perp_base_x18") else p.perp_base_x18
         rows.append({"market": p.market, "direction": p.direction.value, "spot_venue": p.spot_venue,
                      "entry_block": p.entry_block, "exit_block": record.closed_block, "entry_index": entry,
@@ -116,6 +119,8 @@ def compare(settings: KeeperConfig, points: Mapping[str, Sequence[PathPoint]], q
             sizes.setdefault(t.market, []).append(abs(t.perp_base_x18))
     optimum = run_optimum(points, quoter, limits, sizes, known)
     violations = dominance(optimum.total, keeper_pnl, keeper_trips, {"threshold bot": baseline, "carry-only bot": carry})
+    for line in violations:
+        log.error("simulate.optimum_violation", defect=line)
     comparison = {
         "keeper_usd": usd(keeper_pnl.total_x18), "baseline_usd": usd(baseline.total.total_x18),
         "carry_only_usd": usd(carry.total.total_x18), "optimum_usd": usd(optimum.total.total_x18),

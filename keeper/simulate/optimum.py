@@ -136,41 +136,40 @@ def market_sizes_x18(market: str, path: Sequence[PathPoint], limits: AccountLimi
     return size_grid_x18(0, grid + list(extra_x18))
 
 
-def _price_candidate(market: str, path: Sequence[PathPoint], quoter: Quoter, limits: AccountLimits,
-                     direction: Direction, venue: str, size_x18: int) -> tuple[_Candidate | None, int]:
+def _price_candidates(market: str, path: Sequence[PathPoint], quoter: Quoter, limits: AccountLimits,
+                      direction: Direction, venue: str, size_x18: int) -> tuple[list[_Candidate], int]:
+    """One size in one direction on one venue: its opens at every point the limits allow, and the
+    closes of the position they hold. Opens holding different positions (the spot leg rounded
+    differently at another price) are separate candidates, each closed with its own amounts."""
     n = len(path)
     quotes = 0
-    opens: list[PaperFill | None] = [None] * n
+    held: dict[tuple[int, int], list[PaperFill | None]] = {}
     for i in range(n - 1):
         if limits.refusal(path[i], market, direction, venue, size_x18) is not None:
             continue
         fill = quoter.open(i, market, direction, venue, size_x18)
         quotes += 1
         if not isinstance(fill, str):
-            opens[i] = fill
-    first = next((f for f in opens if f is not None), None)
-    if first is None:
-        return None, quotes
-    base, spot = first.perp_base_x18, first.spot_raw
-    # every open of this size holds the same position (same perp base, same spot); one that
-    # would not (rounding at another price) is left out rather than closed with the wrong amounts
-    opens = [f if f is not None and (f.perp_base_x18, f.spot_raw) == (base, spot) else None for f in opens]
-    funding = [0]
-    for k in range(n - 1):
-        funding.append(funding[-1] + compute_funding_paid_x18(
-            base, path[k].funding_premium_x18, path[k + 1].timestamp_s - path[k].timestamp_s))
-    open_value = [None if f is None else f.net_quote_x18 - compute_paper_gas_x18(path[i], "open") + funding[i]
-                  for i, f in enumerate(opens)]
-    first_open = next(i for i, v in enumerate(open_value) if v is not None)
-    close_fills: list[PaperFill | None] = [None] * n
-    close_value: list[int | None] = [None] * n
-    for j in range(first_open + 1, n):
-        fill = quoter.close(j, market, direction, venue, base, spot)
-        quotes += 1
-        if not isinstance(fill, str):
-            close_fills[j] = fill
-            close_value[j] = fill.net_quote_x18 - compute_paper_gas_x18(path[j], "close") - funding[j]
-    return _Candidate(direction, venue, size_x18, opens, open_value, close_fills, close_value, funding), quotes
+            held.setdefault((fill.perp_base_x18, fill.spot_raw), [None] * n)[i] = fill
+    candidates = []
+    for (base, spot), opens in held.items():
+        funding = [0]
+        for k in range(n - 1):
+            funding.append(funding[-1] + compute_funding_paid_x18(
+                base, path[k].funding_premium_x18, path[k + 1].timestamp_s - path[k].timestamp_s))
+        open_value = [None if f is None else f.net_quote_x18 - compute_paper_gas_x18(path[i], "open") + funding[i]
+                      for i, f in enumerate(opens)]
+        first_open = next(i for i, v in enumerate(open_value) if v is not None)
+        close_fills: list[PaperFill | None] = [None] * n
+        close_value: list[int | None] = [None] * n
+        for j in range(first_open + 1, n):
+            fill = quoter.close(j, market, direction, venue, base, spot)
+            quotes += 1
+            if not isinstance(fill, str):
+                close_fills[j] = fill
+                close_value[j] = fill.net_quote_x18 - compute_paper_gas_x18(path[j], "close") - funding[j]
+        candidates.append(_Candidate(direction, venue, size_x18, opens, open_value, close_fills, close_value, funding))
+    return candidates, quotes
 
 
 def optimise_market(market: str, path: Sequence[PathPoint], quoter: Quoter, limits: AccountLimits = UNLIMITED,
@@ -184,10 +183,9 @@ def optimise_market(market: str, path: Sequence[PathPoint], quoter: Quoter, limi
         for direction in (Direction.SHORT_PERP, Direction.LONG_PERP):
             for venue in venues:
                 for size in sizes_x18:
-                    candidate, used = _price_candidate(market, path, quoter, limits, direction, venue, size)
+                    found, used = _price_candidates(market, path, quoter, limits, direction, venue, size)
                     quotes += used
-                    if candidate is not None:
-                        candidates.append(candidate)
+                    candidates += found
     ending: dict[int, list[KnownTrip]] = {}
     for trip in known:
         if 0 <= trip.entry_index < trip.exit_index < n:

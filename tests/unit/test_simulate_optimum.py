@@ -153,3 +153,24 @@ def test_the_programme_finds_the_brute_force_optimum(spreads: list[float]) -> No
     assert sum(t.split.total_x18 for t in trips) == max(brute_force(spreads, path))
     assert all(a.exit_index <= b.entry_index for a, b in zip(trips, trips[1:]))
     assert all(t.entry_index < t.exit_index and t.split.total_x18 > 0 for t in trips)
+
+
+def test_a_bot_the_optimum_does_not_dominate_is_named_with_its_trades() -> None:
+    from keeper.simulate.baseline import PaperResult, PaperTrade
+    from keeper.simulate.compare import dominance
+
+    def split(usd: int):  # type: ignore[no-untyped-def]
+        return compute_pnl_split([usd * E18], [], 0, [])
+
+    bot = PaperResult((PaperTrade("ETH", Direction.SHORT_PERP, "uniswap_v3", 1, 4, 101, 104, -SIZE, 120.0, -15.0,
+                                  "spread crossed the close threshold", split(70)),), (0,), {})
+    keeper_trips = [{"market": "BTC", "direction": "long_perp", "entry_block": 102, "exit_block": 103,
+                     "realised_net_usd": 80.0}]
+    # Given an optimum of $60, a bot that made $70 and a keeper that made $80
+    lines = dominance(split(60), split(80), keeper_trips, {"threshold bot": bot})
+    # then both are flagged, each naming the trades
+    assert len(lines) == 2
+    assert "keeper $80.00" in lines[0] and "BTC long_perp blocks 102-103 $80.00" in lines[0]
+    assert "threshold bot $70.00" in lines[1] and "ETH short_perp uniswap_v3 blocks 101-104 $70.00" in lines[1]
+    # and an optimum of $80 dominates both
+    assert dominance(split(80), split(80), keeper_trips, {"threshold bot": bot}) == []
