@@ -10,6 +10,7 @@ from eth_account import Account
 
 from keeper.chain.rpc import JsonRpc
 from keeper.config import load_config
+from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.runtime import Runtime, build_runtime
 
@@ -34,3 +35,18 @@ def start_live_keeper(tmp_path: Path, overrides: dict[str, Any]) -> tuple[World,
         raise
     finally:
         del os.environ["KEEPER_PRIVATE_KEY"]
+
+
+def open_eth_on_a_premium_shock(world: World, runtime: Runtime, rpc: JsonRpc, steps: int = 40) -> MarketActivity:
+    """Drive calm steps, then a 3% ETH premium from step 28, ticking the keeper each step, until it
+    holds an ETH position; returns the driver (its position is in runtime.journal)."""
+    driver = MarketActivity(rpc, world.manifest, ActivityConfig(seed=11, step_s=60, premium_vol_daily=0.002,
+                                                               index_vol_daily=0.01))
+    for step in range(steps):
+        if step >= 28:
+            driver.shock_premium("ETH", 0.03)
+        driver.step()
+        runtime.engine.tick()
+        if runtime.journal.open_positions():
+            break
+    return driver

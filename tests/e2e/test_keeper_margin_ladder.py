@@ -6,24 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.txs import DevSender, codec
-from tests.e2e.live_keeper import start_live_keeper
+from tests.e2e.live_keeper import open_eth_on_a_premium_shock, start_live_keeper
 
 
 def test_below_the_topup_ratio_the_keeper_tops_up_collateral_and_sheds_a_little(tmp_path: Path) -> None:
     world, runtime, rpc = start_live_keeper(tmp_path, {
         "markets": {"enabled": ["ETH"]}, "strategies": {"enabled": ["basis_convergence"]}})
     try:
-        driver = MarketActivity(rpc, world.manifest, ActivityConfig(seed=11, step_s=60, premium_vol_daily=0.002,
-                                                                   index_vol_daily=0.01))
-        for step in range(45):
-            if step >= 28:
-                driver.shock_premium("ETH", 0.03)
-            driver.step()
-            runtime.engine.tick()
-            if runtime.journal.open_positions():
-                break
+        driver = open_eth_on_a_premium_shock(world, runtime, rpc, steps=45)
         held = runtime.journal.open_positions()["ETH"]
         # Given the position open, and collateral withdrawn by the owner until the margin ratio is
         # 0.20: under the top-up ratio (0.25), above the guard (0.15)

@@ -9,25 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from keeper.devnet.activity import ActivityConfig, MarketActivity
+from keeper.devnet.activity import MarketActivity
 from keeper.devnet.txs import DevSender, codec
 from keeper.devnet.world import World
 from keeper.runtime import Runtime
-from tests.e2e.live_keeper import start_live_keeper
+from tests.e2e.live_keeper import open_eth_on_a_premium_shock, start_live_keeper
 
 
 @pytest.fixture()
 def keeper_with_a_position(tmp_path: Path) -> Iterator[tuple[World, Runtime, MarketActivity]]:
     world, runtime, rpc = start_live_keeper(tmp_path, {"strategies": {"enabled": ["basis_convergence"]}})
-    driver = MarketActivity(rpc, world.manifest, ActivityConfig(seed=11, step_s=60, premium_vol_daily=0.002,
-                                                               index_vol_daily=0.01))
-    for step in range(40):
-        if step >= 28:
-            driver.shock_premium("ETH", 0.03)
-        driver.step()
-        runtime.engine.tick()
-        if runtime.journal.open_positions():
-            break
+    driver = open_eth_on_a_premium_shock(world, runtime, rpc)
     assert "ETH" in runtime.journal.open_positions(), "setup: the keeper should have opened ETH"
     # Only the strategy that opened it manages it (funding_carry may not close it, nor the reverse).
     assert runtime.journal.position_owners() == {"ETH": "basis_convergence"}
