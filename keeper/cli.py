@@ -283,6 +283,31 @@ def devnet(
 
 
 @app.command()
+def stress(
+    config: ConfigOption = None,
+    manifest: Annotated[Path, typer.Option(help="Manifest with every address (written by `keeper devnet`).")] = DEFAULT_MANIFEST,
+    rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC endpoint (default: the manifest's).")] = None,
+    account: Annotated[Optional[str], typer.Option(help="Perp account to stress (default: account.executor).")] = None,
+    market: Annotated[Optional[str], typer.Option(help="Propose a position in this market (with --direction).")] = None,
+    direction: Annotated[Optional[str], typer.Option(help="short_perp or long_perp, for --market.")] = None,
+    notional_usd: Annotated[float, typer.Option(help="Proposed notional in USD (0: only the largest safe size).")] = 0.0,
+    collateral_usd: Annotated[Optional[float], typer.Option(help="Stress a fresh account with this collateral instead.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+) -> None:
+    """Margin ratio, distance to liquidation and PnL of the open positions (or a proposed one)
+    under a grid of shocks (index +-, vAMM to Perp's band edges, adverse funding), from the chain's
+    current state; the same computation that caps sizing."""
+    from keeper.stress_report import stress_command
+
+    try:
+        stress_command(config_path=config, manifest=manifest, rpc_url=rpc_url, account=account, market=market,
+                       direction=direction, notional_usd=notional_usd, collateral_usd=collateral_usd,
+                       json_output=json_output, console=out)
+    except KeeperError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
 def scan(
     rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC endpoint; addresses still come from the manifest (e.g. a fork of the devnet).")] = None,
     manifest: Annotated[Path, typer.Option(help="Manifest with chain_id and every address (written by `keeper devnet`).")] = DEFAULT_MANIFEST,

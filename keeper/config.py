@@ -67,6 +67,8 @@ class StrategiesConfig(_Section):
     # Per-strategy parameters, validated by each strategy when it is loaded.
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     max_failures: int = Field(3, ge=1, description="consecutive raises before a strategy is disabled")
+    basis_window_s: float = Field(7200, gt=0, description="seconds of tradable-basis history behind the robust statistics")
+    basis_min_samples: int = Field(20, ge=2, description="observations needed before a z-score is defined")
 
 
 class CostsConfig(_Section):
@@ -86,7 +88,12 @@ class RiskConfig(_Section):
     max_oracle_age_s: int = Field(1_800, gt=0, description="below the Perp feed's own timeout (2,400 s)")
     max_snapshot_age_blocks: int = Field(3, ge=0)
     max_index_spot_divergence_bps: float = Field(200, gt=0)
-    stop_loss_basis_bps: float = Field(150, gt=0, description="unwind when basis widens this far past entry")
+    stress_index_move: float = Field(0.05, ge=0, lt=1, description="index shock (both ways) a new position must survive")
+    stress_funding_apr: float = Field(1.0, ge=0, description="adverse funding APR paid over the expected hold, under stress")
+    margin_topup_ratio: float = Field(0.25, gt=0.0625, le=1,
+                                      description="below it: top up collateral from the executor's USDC and reduce")
+    margin_reduce_fraction: float = Field(0.5, gt=0, le=1, description="share of the largest position a reduce sheds")
+    exit_cooldown_s: int = Field(300, ge=0, description="no new position on the same side of a market this long after an exit there")
     max_residual_delta_bps: float = Field(50, ge=0, description="re-hedge when |residual| / size exceeds this")
     kill_switch_file: Path = Path(".keeper/KILL")
     kill_switch_action: Literal["unwind", "freeze"] = "unwind"

@@ -21,8 +21,9 @@ from keeper.journal import ChainPosition
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.pnl_split import TradeFees, compute_spot_fee_x18
-from keeper.plan import PRIORITY_FEE_WEI, Planner, eth_price_x18
-from keeper.risk import OracleRecovery, RiskView, assess_risk
+from keeper.one_book import chain_gas_units, find_hand_over, ladder_intent
+from keeper.plan import PRIORITY_FEE_WEI, RISK_STRATEGY, Planner, eth_price_x18
+from keeper.risk import OracleRecovery, RiskView, assess_risk, cooldown_reason
 from keeper.signals import BasisHistory, Signal, compute_signals
 from keeper.types import (
     Direction,
@@ -36,8 +37,9 @@ from keeper.types import (
     Unavailable,
     USDC_DECIMALS,
 )
+from keeper.stress import StressParams
 from strategies import load_strategy
-from strategies.base import BasisStats, CostModel, RiskLimits, StrategyContext
+from strategies.base import CostModel, RiskLimits, StrategyContext
 
 log = get_logger("keeper.engine")
 
@@ -87,6 +89,8 @@ class Engine:
     virtual_owners: dict[str, str] = field(default_factory=dict)  # dry run only: market -> strategy
     _deferred_skips: list[Any] = field(default_factory=list)
     oracle_recovery: OracleRecovery = field(init=False)
+    last_exit: dict[str, tuple[int, str]] = field(default_factory=dict)  # market -> (timestamp, direction) of its last exit
+    gas_used: dict[tuple[str, str], int] = field(default_factory=dict)  # (market, kind) -> gas the chain used last
 
     def __post_init__(self) -> None:
         self.oracle_recovery = OracleRecovery(self.config.risk.max_oracle_age_s)
@@ -158,6 +162,7 @@ class Engine:
         if risk.unwind_all:
             return [self._unwind_intent(p, snapshot, risk.unwind_all) for p in positions.values()]
         rehedges = self._residual_drift(snapshot, positions)
+        rehedges.update(self._margin_ladder(snapshot, positions, rehedges))
         enabled = set(self.config.markets.enabled)
         venues = set(self.config.markets.spot_venues)
         usable = [s for s in signals if s.market in enabled and s.spot_venue in venues]
@@ -187,14 +192,46 @@ class Engine:
                 if decision.market not in enabled:
                     continue
                 blocked = risk.can_open(decision.market) if decision.kind != "close" else None
+                if blocked is None and decision.kind == "open":
+                    blocked = cooldown_reason(decision.market, decision.direction.value, self.last_exit.get(decision.market),
+                                              snapshot.block_timestamp, self.config.risk.exit_cooldown_s)
                 if blocked:
                     self._skip(decision, snapshot, "risk", blocked, skips)
+                    continue
+                if decision.kind == "close" and self._hand_over(decision, context, snapshot, skips):
                     continue
                 current = by_market.get(decision.market)
                 if current is None or (decision.kind == "close" and current.kind != "close"):
                     by_market[decision.market] = decision  # one intent per market; closes first
         by_market.update(rehedges)  # a drifted hedge is fixed before anything a strategy wants there
         return sorted(by_market.values(), key=lambda i: (i.kind != "close", i.market))
+
+    def _hand_over(self, close: Intent, context: StrategyContext, snapshot: MarketSnapshot, skips: list[str]) -> bool:
+        target = find_hand_over(close, context, [slot.strategy for slot in self.strategies if not slot.disabled])
+        if target is None:
+            return False
+        strategy, reason = target
+        if self.executor.mode == "dry_run":
+            self.virtual_owners[close.market] = strategy
+        else:
+            self.journal.record_handover(market=close.market, to_strategy=strategy, reason=reason,
+                                         block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
+        skips.append(f"{close.strategy} {close.market}: hand-over {reason}")
+        log.info("position.handover", block=snapshot.block_number, market=close.market, from_strategy=close.strategy,
+                 to_strategy=strategy, reason=reason)
+        return True
+
+    def _margin_ladder(self, snapshot: MarketSnapshot, positions: Mapping[str, Position],
+                       taken: Mapping[str, Intent]) -> dict[str, Intent]:
+        sources = self.collector.sources.markets
+        usdc = snapshot.wallet_raw.get(sources[0].usdc, 0) if sources and snapshot.wallet_raw else 0
+        intent = ladder_intent(snapshot, {m: p for m, p in positions.items() if m not in taken}, usdc,
+                               self.config.risk, self.config.execution.intent_ttl_blocks)
+        if intent is None:
+            return {}
+        log.warning("margin.ladder", block=snapshot.block_number, market=intent.market,
+                    deposit_usdc_raw=intent.deposit_usdc_raw, reduce_base_x18=-intent.perp_base_x18, reason=intent.reason)
+        return {intent.market: intent}
 
     def _residual_drift(self, snapshot: MarketSnapshot, positions: Mapping[str, Position]) -> dict[str, Intent]:
         """Re-hedge: the chain's perp size is checked against the books every tick (a partial
@@ -231,7 +268,8 @@ class Engine:
         eth = self._eth_usd(snapshot)
         costs = CostModel(gas_price_wei=snapshot.base_fee_wei + PRIORITY_FEE_WEI, eth_price_usd=eth or 1.0,
                           cost_of_capital_apr=cfg.costs.cost_of_capital_apr,
-                          holding_horizon_hours=cfg.costs.holding_horizon_hours)
+                          holding_horizon_hours=cfg.costs.holding_horizon_hours,
+                          l1_data_fee_wei=self.planner.last_l1_fee_wei, **chain_gas_units(self.gas_used))
         held_usd = 0.0
         for position in positions.values():
             view = snapshot.markets.get(position.market)
@@ -243,13 +281,14 @@ class Engine:
             max_notional_usd_per_market=cfg.risk.max_notional_usd_per_market,
             remaining_total_notional_usd=max(0.0, cfg.risk.max_notional_usd_total - held_usd),
             max_leverage=cfg.risk.max_leverage, free_collateral_usd=free_usd,
-            min_margin_ratio=cfg.risk.min_margin_ratio, stop_loss_basis_bps=cfg.risk.stop_loss_basis_bps,
+            min_margin_ratio=cfg.risk.min_margin_ratio,
+            stress=StressParams(cfg.risk.stress_index_move, cfg.risk.stress_funding_apr, costs.horizon_s),
             **self._wallet_limits(snapshot))
         stats = {}
         for s in signals:
-            observed = self.history.observations(s.market, s.spot_venue, before_block=snapshot.block_number)
-            if len(observed) >= 2:
-                stats[(s.market, s.spot_venue)] = BasisStats.from_observations(observed)
+            found = self.history.stats(s.market, s.spot_venue, snapshot.block_number, snapshot.block_timestamp)
+            if found is not None:
+                stats[(s.market, s.spot_venue)] = found
         owners = dict(self.virtual_owners) if self.executor.mode == "dry_run" else self.journal.position_owners()
         return StrategyContext(snapshot=snapshot, signals={(s.market, s.spot_venue): s for s in signals},
                                positions=positions, costs=costs, limits=limits, basis_stats=stats,
@@ -265,7 +304,7 @@ class Engine:
                 "usdc_wallet_usd": None if usdc is None else usdc / 10**USDC_DECIMALS}
 
     def _unwind_intent(self, position: Position, snapshot: MarketSnapshot, reason: str) -> Intent:
-        return Intent(strategy="risk", kind="close", market=position.market, direction=position.direction,
+        return Intent(strategy=RISK_STRATEGY, kind="close", market=position.market, direction=position.direction,
                       spot_venue=position.spot_venue, perp_base_x18=abs(position.perp_base_x18), reason=reason,
                       expected=PnlEstimate(0, 0, 0, 0, 0, 0), created_block=snapshot.block_number,
                       valid_until_block=snapshot.block_number + self.config.execution.intent_ttl_blocks)
@@ -305,6 +344,10 @@ class Engine:
                  fee_paid_wei=outcome.fee_paid_wei, fills=outcome.fills.__dict__ if outcome.fills else None,
                  detail=outcome.detail)
         self._book(decision_id, intent, outcome, snapshot)
+        if outcome.status == "included" and outcome.gas_used > 0:
+            self.gas_used[(intent.market, intent.kind)] = outcome.gas_used
+        if intent.kind == "close" and outcome.status in ("included", "dry_run"):
+            self.last_exit[intent.market] = (outcome.block_timestamp_s or snapshot.block_timestamp, intent.direction.value)
         if outcome.status == "dry_run" and outcome.fills is not None:
             self._apply_virtual(intent, outcome, snapshot, signal)
         return outcome

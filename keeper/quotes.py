@@ -29,8 +29,9 @@ recorded, `_lastUpdatedTickMap[baseToken]`, which has no getter: eth_getStorageA
 keccak256(abi.encode(baseToken, 208))), an int24, with `_lastTickUpdatedTimestampMap[baseToken]` at
 mapping slot 214 (Curie 2.8.4's layout, checked on the devnet). `price_band_for_trade_at` turns
 them into the band the next trade sees (re-centred on the pool's tick by the first trade 15 s or
-more after the last refresh). Until the snapshot carries them the band is assumed refreshed at the
-snapshot's vAMM tick with DEFAULT_MAX_TICK_CROSSED_WITHIN_BLOCK; pass `price_band` for the real one.
+more after the last refresh). The snapshot reads all three at its block (keeper/collect.py) and
+`snapshot_price_band` applies them for a trade one second later; without them the band is assumed
+refreshed at the snapshot's vAMM tick; `price_band` overrides both.
 The band only decides whether the perp leg reverts (EX_OPLAS) and where a close stops; a fill that
 stays inside it is the same whatever the band.
 """
@@ -185,6 +186,16 @@ def assumed_price_band(perp: PerpMarketState,
     return PerpPriceBand.refreshed(perp.pool.tick, max_tick_crossed_within_block)
 
 
+def snapshot_price_band(perp: PerpMarketState) -> PerpPriceBand:
+    """The band a trade in the block after the snapshot sees, from the band read with the snapshot
+    (pinned to its block); assumed refreshed at the pool's tick when the snapshot did not read it."""
+    if (perp.band_last_updated_tick is None or perp.band_last_updated_timestamp_s is None
+            or perp.max_tick_crossed_within_block is None or perp.snapshot_timestamp_s is None):
+        return assumed_price_band(perp)
+    return price_band_for_trade_at(perp.band_last_updated_tick, perp.band_last_updated_timestamp_s,
+                                   perp.max_tick_crossed_within_block, perp.pool.tick, perp.snapshot_timestamp_s + 1)
+
+
 def price_band_for_trade_at(last_updated_tick: int, last_tick_updated_timestamp_s: int,
                             max_tick_crossed_within_block: int, pool_tick: int, trade_timestamp_s: int) -> PerpPriceBand:
     """The band a trade in a block at trade_timestamp_s sees, from Exchange's stored values:
@@ -215,7 +226,7 @@ def quote_basis_trade(
     perp = view.perp
     if isinstance(perp, Unavailable):
         raise QuoteUnavailable(f"{view.name}: perp unavailable: {perp.reason}")
-    band = price_band if price_band is not None else assumed_price_band(perp)
+    band = price_band if price_band is not None else snapshot_price_band(perp)
     scale = spot_scale_to_x18(view.spot_token_decimals)
 
     if kind == "close":

@@ -181,7 +181,7 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
     engine = Engine(
         config=config, collector=collector, strategies=strategies,
         planner=Planner(config, executor_address, rpc), executor=executor, journal=journal, metrics=metrics,
-        kill_switch=kill_switch, history=BasisHistory())
+        kill_switch=kill_switch, history=BasisHistory(config.strategies.basis_window_s, config.strategies.basis_min_samples))
     driver = None
     if world is not None and manifest is not None:
         driver = MarketActivity(JsonRpc(rpc_url), manifest, ActivityConfig(seed=seed))

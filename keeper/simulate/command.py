@@ -286,7 +286,7 @@ def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder
     limits = {
         "min_margin_ratio": risk.min_margin_ratio, "max_notional_usd_per_market": risk.max_notional_usd_per_market,
         "max_notional_usd_total": risk.max_notional_usd_total, "max_gas_price_gwei": risk.max_gas_price_gwei,
-        "max_oracle_age_s": risk.max_oracle_age_s, "stop_loss_basis_bps": risk.stop_loss_basis_bps,
+        "max_oracle_age_s": risk.max_oracle_age_s, "stress_index_move": risk.stress_index_move,
         "lowest_margin_ratio": min(margin) if margin else None,
         "highest_notional_usd": max(notional) if notional else 0.0,
         "highest_total_notional_usd": max((sum(m["keeper_notional_usd"] for m in s["markets"].values())

@@ -170,7 +170,7 @@ def test_sweep_walk_forward_on_every_core(driven) -> None:  # type: ignore[no-un
     from keeper.history.sweep import run_sweep
 
     settings, _, ticked, out, _, _ = driven
-    result = run_sweep(out, settings, ["basis_convergence.entry_z=1.5,50", "risk.stop_loss_basis_bps=150"], folds=2,
+    result = run_sweep(out, settings, ["basis_convergence.entry_z=1.5,50", "risk.exit_cooldown_s=150"], folds=2,
                        workers=2, strategy="basis_convergence")
     assert result["jobs"] == 2 * 3 and result["executor"] == "2 processes"
     assert [w[0] for w in result["windows"]][0] == ticked[0] and result["windows"][-1][1] == ticked[-1]
@@ -184,7 +184,7 @@ def test_sweep_walk_forward_on_every_core(driven) -> None:  # type: ignore[no-un
         assert fold["chosen"] == best["params"] and fold["in_sample_usd"] == best["by_window_usd"][i - 1]
         assert fold["out_of_sample_usd"] == best["by_window_usd"][i]
     fragment = tomllib.loads(result["toml"])
-    assert fragment["risk"]["stop_loss_basis_bps"] == 150
+    assert fragment["risk"]["exit_cooldown_s"] == 150
     assert fragment["strategies"]["params"]["basis_convergence"]["entry_z"] in (1.5, 50)
 
 
@@ -194,7 +194,7 @@ def test_sweep_on_a_dask_cluster_gives_the_local_result(driven) -> None:  # type
     from keeper.history.sweep import run_sweep
 
     settings, _, _, out, _, _ = driven
-    specs = ["basis_convergence.entry_z=1.5,3", "risk.stop_loss_basis_bps=150"]
+    specs = ["basis_convergence.entry_z=1.5,3", "risk.exit_cooldown_s=150"]
     local = run_sweep(out, settings, specs, folds=1, workers=2)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         remote = run_sweep(out, settings, specs, folds=1, dask_address=cluster.scheduler_address)

@@ -12,10 +12,10 @@ from keeper.history.sweep import apply_params, parse_sweep, toml_fragment, windo
 
 
 def test_given_strategy_and_risk_names_when_parsed_then_canonical_with_typed_values() -> None:
-    axes = parse_sweep(["basis_convergence.entry_z=1.5,2,2.5", "risk.stop_loss_basis_bps=100,200",
+    axes = parse_sweep(["basis_convergence.entry_z=1.5,2,2.5", "risk.exit_cooldown_s=100,200",
                         "strategies.params.funding_carry.min_carry_apr=0.1"], load_config(None, environ={}))
     assert axes == [("strategies.params.basis_convergence.entry_z", [1.5, 2, 2.5]),
-                    ("risk.stop_loss_basis_bps", [100, 200]),
+                    ("risk.exit_cooldown_s", [100, 200]),
                     ("strategies.params.funding_carry.min_carry_apr", [0.1])]
 
 
@@ -39,15 +39,15 @@ def test_given_a_value_the_strategy_rejects_when_parsed_then_refused_naming_it()
 
 def test_given_a_parameter_set_when_applied_then_the_config_carries_it() -> None:
     settings = apply_params(load_config(None, environ={}), (("strategies.params.basis_convergence.entry_z", 3.0),
-                                                             ("risk.stop_loss_basis_bps", 90)))
+                                                             ("risk.exit_cooldown_s", 90)))
     assert settings.strategies.params["basis_convergence"]["entry_z"] == 3.0
-    assert settings.risk.stop_loss_basis_bps == 90
+    assert settings.risk.exit_cooldown_s == 90
 
 
 def test_given_the_chosen_set_when_written_as_toml_then_it_loads_as_config() -> None:
-    text = toml_fragment((("strategies.params.basis_convergence.entry_z", 2.5), ("risk.stop_loss_basis_bps", 120)))
+    text = toml_fragment((("strategies.params.basis_convergence.entry_z", 2.5), ("risk.exit_cooldown_s", 120)))
     assert tomllib.loads(text) == {"strategies": {"params": {"basis_convergence": {"entry_z": 2.5}}},
-                                   "risk": {"stop_loss_basis_bps": 120}}
+                                   "risk": {"exit_cooldown_s": 120}}
 
 
 def test_given_blocks_and_folds_when_windowed_then_k_plus_one_consecutive_windows() -> None:
