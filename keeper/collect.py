@@ -321,27 +321,19 @@ class SnapshotCollector:
         """`plans` through Multicall3 and the extra JSON-RPC requests (storage reads) in ONE batch
         round trip, all pinned to `block`. A failed extra request leaves its values empty (the
         quotes then assume the band), never the snapshot."""
-        calls: list[tuple[str, list[Any]]] = []
-        if plans:
-            calls.append(("eth_call", [{"to": self.multicall.address, "data": "0x" + calldata.hex()}, hex(block)]))
         try:
-            replies = self.rpc.batch(calls + requests)
+            raw, extra = self.multicall.run_with_requests(calldata if plans else None, block, requests)
         except RpcError:
-            results = self._run(plans, block, calldata) if plans else []
-            return results, []
-        results: list[Any] = []
-        if plans:
-            raw = decode_aggregate3(bytes.fromhex(replies[0][2:]))
-            i = 0
-            for plan in plans:
-                results.append(plan.result(raw[i:i + len(plan.calls)]))
-                i += len(plan.calls)
-        return results, list(replies[len(calls):])
+            return (self._run(plans, block, calldata) if plans else []), []
+        return (self._decode(plans, raw) if raw is not None else []), extra
 
     def _run(self, plans: Sequence[ReadPlan[Any]], block: int | str, calldata: bytes | None = None) -> list[Any]:
         if calldata is None:
             calldata = encode_aggregate3([c for p in plans for c in p.calls])
-        raw: list[CallResult] = self.multicall.run(calldata, block)
+        return self._decode(plans, self.multicall.run(calldata, block))
+
+    @staticmethod
+    def _decode(plans: Sequence[ReadPlan[Any]], raw: Sequence[CallResult]) -> list[Any]:
         out, i = [], 0
         for plan in plans:
             n = len(plan.calls)

@@ -27,7 +27,7 @@ from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
 from keeper.devnet.manifest import DevnetManifest
 from keeper.errors import ConfigError, KeeperError, RpcError
-from keeper.history.replay import collector_meta
+from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
 from keeper.simulate.paper import PAPER_TX_BYTES
 
@@ -59,9 +59,19 @@ class RecordingMulticall(Multicall):
         self.captured: list[tuple[bytes, bytes]] = []
 
     def run(self, calldata: bytes, block: int | str = "latest") -> list[CallResult]:
-        raw = self.rpc.eth_call(self.address, calldata, block)
+        return self._answer(calldata, self.rpc.eth_call(self.address, calldata, block))
+
+    def _answer(self, calldata: bytes | None, raw: bytes) -> list[CallResult]:
+        assert calldata is not None
         self.captured.append((calldata, raw))
         return decode_aggregate3(raw)
+
+    def _extra(self, requests: list[tuple[str, list[Any]]], replies: list[Any]) -> list[Any]:
+        for request, reply in zip(requests, replies):
+            key = storage_read_key(request)
+            if key is not None and isinstance(reply, str):
+                self.captured.append((key, bytes.fromhex(reply[2:]).rjust(32, b"\0")))
+        return replies
 
 
 def recording_sources(settings: KeeperConfig, rpc: JsonRpc) -> Sources:

@@ -43,6 +43,19 @@ class _NoNode:
         self.stats = RpcStats()
 
 
+def storage_read_key(request: tuple[str, list[Any]]) -> bytes | None:
+    """The key an `eth_getStorageAt` reply is kept under among a block's recorded reads: a
+    marker, the contract and the slot (the block is the record's). Never a valid aggregate3
+    calldata, so it cannot collide with one. None for any other request."""
+    method, params = request
+    if method != "eth_getStorageAt":
+        return None
+    return STORAGE_MARKER + bytes.fromhex(params[0][2:]) + int(params[1], 16).to_bytes(32, "big")
+
+
+STORAGE_MARKER = b"\x00eth_getStorageAt\x00"
+
+
 class RecordedMulticall:
     def __init__(self, address: str) -> None:
         self.address = address
@@ -64,6 +77,15 @@ class RecordedMulticall:
     def run(self, calldata: bytes, block: int | str = "latest") -> list[CallResult]:
         return decode_aggregate3(self.raw(calldata, block))
 
+    def storage_words(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
+        """The recorded replies to the collector's storage reads; none when any is missing (the
+        live collector had none either: its batch failed and it fell back to the calls alone)."""
+        keys = [storage_read_key(r) for r in requests]
+        words = [self._answers.get(k) if k is not None else None for k in keys]
+        if any(w is None for w in words):
+            return []
+        return ["0x" + w.hex() for w in words if w is not None]
+
 
 class ReplayCollector(SnapshotCollector):
     """The live collector, remembering each read plan's last raw results and decoded value: a
@@ -74,6 +96,11 @@ class ReplayCollector(SnapshotCollector):
         super().__init__(*args, **kwargs)
         self._decoded: dict[tuple[bytes, int], tuple[list[CallResult], Any]] = {}
         self._whole: dict[bytes, tuple[bytes, list[Any]]] = {}
+
+    def _run_with_requests(self, plans: Sequence[ReadPlan[Any]], block: int, calldata: bytes,
+                           requests: list[tuple[str, list[Any]]]) -> tuple[list[Any], list[Any]]:
+        assert isinstance(self.multicall, RecordedMulticall)
+        return (self._run(plans, block, calldata) if plans else []), self.multicall.storage_words(requests)
 
     def _run(self, plans: Sequence[ReadPlan[Any]], block: int | str, calldata: bytes | None = None) -> list[Any]:
         if calldata is None:

@@ -16,7 +16,7 @@ def test_below_the_topup_ratio_the_keeper_tops_up_collateral_and_sheds_a_little(
     try:
         driver = open_eth_on_a_premium_shock(world, runtime, rpc, steps=45)
         held = runtime.journal.open_positions()["ETH"]
-        # Given the position open, and collateral withdrawn by the owner until the margin ratio is
+        # Given the position open, and collateral withdrawn by the executor's admin until the margin ratio is
         # 0.20: under the top-up ratio (0.25), above the guard (0.15)
         account = runtime.engine.collector.fetch_snapshot().account
         assert account is not None and not isinstance(account, str)
@@ -24,9 +24,8 @@ def test_below_the_topup_ratio_the_keeper_tops_up_collateral_and_sheds_a_little(
         withdraw_raw = (value - exposure * 20 // 100) // 10**12
         executor, vault = runtime.executor_address, world.manifest.contracts["Vault"]
         sender = DevSender(rpc)
-        rpc.call("anvil_impersonateAccount", [runtime.owner])
-        sender.call_fn(runtime.owner, executor, codec("BasisExecutor"), "withdrawCollateral", withdraw_raw)
-        rpc.call("anvil_stopImpersonatingAccount", [runtime.owner])
+        admin = sender.read(executor, codec("BasisExecutor"), "admin")
+        sender.call_fn(admin, executor, codec("BasisExecutor"), "withdrawCollateral", withdraw_raw)
         collateral_before = sender.read(vault, codec("Vault"), "getBalance", executor)
         # When the keeper ticks
         driver.step()
