@@ -11,6 +11,7 @@ from pathlib import Path
 
 from eth_account import Account
 
+from bench.results import record
 from bench.snapshot import markets_for
 from keeper.chain.rpc import JsonRpc
 from keeper.config import load_config
@@ -71,6 +72,10 @@ def main() -> None:
         if latencies:
             latencies.sort()
             p90 = latencies[int(len(latencies) * 0.9) - 1] if len(latencies) >= 10 else max(latencies)
+            record("tick_p50_ms", statistics.median(latencies))
+            record("tick_p90_ms", p90)
+            record("tick_max_ms", max(latencies))
+            record("tick_sends", sends)
             print(f"10 markets: {sends} transactions sent in {ROUNDS} rounds; block -> sent "
                   f"p50 {statistics.median(latencies):.1f} ms, p90 {p90:.1f} ms, max {max(latencies):.1f} ms "
                   f"(target p50 < 50 ms)")

@@ -112,7 +112,7 @@ def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runt
 
 def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | None, world: World | None, *,
               dry_run: bool, seed: int) -> Runtime:
-    rpc = connect_rpc(config.chain, rpc_url)  # web3.py's HTTP transport; failover with chain.backup_rpc_urls
+    rpc = connect_rpc(config.chain, rpc_url)  # with chain.backup_rpc_urls: failover
     chain_id = rpc.chain_id()
     if config.chain.chain_id is not None and chain_id != config.chain.chain_id:
         raise ChainMismatchError(f"chain.chain_id: the node at {rpc_url} is chain {chain_id}, config says {config.chain.chain_id}")

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keeper.chain.rpc import JsonRpc
-from keeper.chain.web3_rpc import Web3Rpc
 from keeper.config import ChainConfig
 from keeper.errors import TransientError
 from keeper.logs import get_logger
@@ -125,10 +124,10 @@ class FailoverRpc(JsonRpc):
 
 
 def connect_rpc(chain: ChainConfig, primary_url: str) -> JsonRpc:
-    """The keeper's RPC client: web3.py's HTTP transport to `primary_url`, and with
-    chain.backup_rpc_urls, a FailoverRpc over all of them (primary first)."""
+    """The keeper's RPC client for `primary_url`, and with chain.backup_rpc_urls, a FailoverRpc
+    over all of them (primary first)."""
     urls = [primary_url] + [u for u in chain.backup_rpc_urls if u != primary_url]
-    clients: list[JsonRpc] = [Web3Rpc(u, timeout_s=chain.request_timeout_s) for u in urls]
+    clients = [JsonRpc(u, timeout_s=chain.request_timeout_s) for u in urls]
     if len(clients) == 1:
         return clients[0]
     return FailoverRpc(clients, max_lag_blocks=chain.max_head_lag_blocks, max_lag_s=chain.max_head_lag_s)
