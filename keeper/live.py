@@ -32,6 +32,7 @@ from keeper.types import MarketSnapshot, PerpAccountState, Position
 # Events shown in the panel's "recent" list, with the fields that say what happened.
 RECENT_EVENTS: dict[str, tuple[str, ...]] = {
     "decision.intent": ("market", "kind", "direction", "expected_net_usd"),
+    "tx.planned": ("market", "kind", "expected_net_usd"),
     "decision.skipped": ("market", "kind", "stage", "reason"),
     "decision.frozen": ("reason",),
     "tx.sent": ("tx_hash", "nonce"),
@@ -78,6 +79,7 @@ class LiveState:
     free_collateral_usd: float | None = None
     rows: list[MarketRow] = field(default_factory=list)
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_LINES))
+    last_decision: dict[str, str] = field(default_factory=dict)  # market -> "strategy: reason" (skip or intent)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ------------------------------------------------------------------ feeding it
@@ -87,6 +89,9 @@ class LiveState:
         if name == "keeper.started":
             with self.lock:
                 self.mode, self.chain_id = str(event.get("mode")), event.get("chain_id")
+        if name in ("decision.skip", "decision.intent") and event.get("market"):
+            with self.lock:
+                self.last_decision[str(event["market"])] = f"#{event.get('block')} {event.get('strategy')}: {event.get('reason')}"
         keys = RECENT_EVENTS.get(str(name))
         if keys is not None:
             stamp = time.strftime("%H:%M:%S")
@@ -130,14 +135,17 @@ class LiveState:
             basis = [_signed(r.basis_bps.get(v), "+.1f") for v in venues]
             table.add_row(r.market, *basis, _signed(r.funding_apr, "+.2%"), _signed(r.zscore, "+.2f"),
                           "-" if r.position_base == 0 else f"{r.position_base:+.4f}", _signed(r.upnl_usd, "+,.2f"))
-        margin = "-" if self.margin_ratio is None else f"{self.margin_ratio:.3f}"
+        decisions = Text("\n".join(f"{market:<6} {line}" for market, line in sorted(self.last_decision.items()))
+                         or "(none yet)", overflow="ellipsis", no_wrap=True)
+        margin = "- (no position)" if self.margin_ratio is None else f"{self.margin_ratio:.3f}"
         free = "-" if self.free_collateral_usd is None else f"{self.free_collateral_usd:,.0f}"
         account = Text.assemble(("margin ratio ", "dim"), (margin, "bold"), ("  free collateral $", "dim"), (free,))
         recent = Text("\n".join(self.recent) if self.recent else "(no decision or transaction yet)", overflow="ellipsis",
                       no_wrap=True)
         footer = Text.assemble(("logs: ", "dim"), (str(self.log_file),), ("  Ctrl-C stops after the tick in flight", "dim"))
-        body = Group(head, Text(""), table, Text(""), account, Text(""), Text("last decisions and transactions", style="bold"),
-                     recent, Text(""), footer)
+        body = Group(head, Text(""), table, Text(""), account, Text(""),
+                     Text("last decision per market (when its reason last changed)", style="bold"), decisions, Text(""),
+                     Text("last intents, transactions and incidents", style="bold"), recent, Text(""), footer)
         return Panel(body, title="basis-keeper", title_align="left")
 
 
@@ -198,6 +206,8 @@ class LiveView:
     def stop(self) -> None:
         self._live.stop()
         self._log_stream.close()
+        self._live.console.print(f"stopped after {self.state.ticks} ticks; the whole log is in {self.state.log_file}",
+                                 highlight=False)
 
 
 def start_live_view(config: KeeperConfig, console: Console | None = None) -> LiveView | None:

@@ -51,7 +51,8 @@ def test_the_panel_shows_markets_margin_recent_events_and_the_log_file(tmp_path)
     state.tap(None, "info", {"event": "keeper.started", "mode": "live", "chain_id": 31337})
     state.tap(None, "info", {"event": "decision.intent", "block": 42, "market": "ETH", "kind": "open",
                              "direction": "short_perp", "expected_net_usd": 12.5})
-    state.tap(None, "info", {"event": "decision.skip", "market": "ETH", "reason": "not shown"})
+    state.tap(None, "info", {"event": "decision.skip", "block": 41, "strategy": "funding_carry", "market": "ETH",
+                             "reason": "no open: carry +1.82% APR < hurdle 5.00%"})
     state.observe_tick(snapshot(), (signal("uniswap_v3", 33.4, 1.5),), {"ETH": short_position()}, 21.7, "ws (pushed)")
     console = Console(record=True, width=110, color_system=None)
     console.print(state)
@@ -60,5 +61,5 @@ def test_the_panel_shows_markets_margin_recent_events_and_the_log_file(tmp_path)
     assert "+33.4" in text and "+8.76%" in text and "+1.50" in text and "-10.0000" in text
     assert "margin ratio 0.300" in text and "12,345" in text
     assert "decision.intent" in text and "short_perp" in text
-    assert "not shown" not in text  # per-market skips stay in the log file
+    assert "ETH    #41 funding_carry: no open: carry +1.82% APR < hurdle 5.00%" in text  # the market's last decision
     assert str(tmp_path / "keeper.log") in text
