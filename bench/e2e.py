@@ -22,24 +22,21 @@ import threading
 import time
 from pathlib import Path
 
-from eth_account import Account
 from websockets.sync.client import connect
 
 from bench.results import record
 from bench.snapshot import markets_for
+from bench.tick import start_live_keeper, warm_up
 from keeper.blockloop import run_blocks
 from keeper.chain.heads import HeadFeed, ws_url_for
-from keeper.chain.rpc import JsonRpc
-from keeper.config import load_config
-from keeper.devnet.activity import ActivityConfig, MarketActivity
+from keeper.devnet.activity import MarketActivity
 from keeper.devnet.world import prebuilt_state, start_world
 from keeper.errors import TxRevertedError
 from keeper.logs import configure_logging
-from keeper.runtime import Runtime, build_runtime
+from keeper.runtime import Runtime
 
 ROUNDS = 20
 BLOCK_TIME_S = 1
-HISTORY_STEPS = 30
 
 
 class Observer:
@@ -194,23 +191,9 @@ def main() -> None:
     observer = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            manifest = Path(tmp) / "manifest.json"
-            world.manifest.write(manifest)
-            key = Account.create()
-            rpc = JsonRpc(world.node.rpc_url)
-            rpc.call("anvil_setBalance", [key.address, hex(10**21)])
-            settings = load_config(None, environ={}, overrides={
-                "chain": {"rpc_url": world.node.rpc_url, "manifest": manifest},
-                "markets": {"enabled": [m.name for m in world.manifest.markets]},
-                "monitoring": {"journal": Path(tmp) / "journal.sqlite", "log_level": "WARNING"},
-                "strategies": {"enabled": ["basis_convergence"]},
-            })
-            os.environ["KEEPER_PRIVATE_KEY"] = key.key.hex()
-            runtime = build_runtime(settings, dry_run=False)
-            driver = MarketActivity(rpc, world.manifest, ActivityConfig(seed=3, step_s=60, premium_vol_daily=0.0))
-            for _ in range(HISTORY_STEPS):  # history for the z-score
-                driver.step()
-                runtime.engine.tick()
+            runtime, driver = start_live_keeper(world, Path(tmp))
+            warm_up(runtime, driver)
+            rpc = driver.rpc
             rpc.call("evm_setAutomine", [False])
             rpc.call("evm_setIntervalMining", [BLOCK_TIME_S])
             ws_url = ws_url_for(world.node.rpc_url)
@@ -218,7 +201,7 @@ def main() -> None:
             polled = _measure(runtime, driver, observer, None, offset=0)
             pushed = _measure(runtime, driver, observer, ws_url, offset=ROUNDS)
             runtime.close()
-        poll_s = settings.chain.poll_interval_s
+        poll_s = runtime.config.chain.poll_interval_s
         for label, name, values in (("pushed heads (ws)", "e2e_block_to_pool", pushed),
                                     (f"HTTP polling every {poll_s:g} s", "e2e_poll_block_to_pool", polled)):
             if not values:
