@@ -80,6 +80,8 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
 
         scheduler.add_job(drive_job, "interval", seconds=drive_interval_s, max_instances=1, coalesce=True, id="drive")
         scheduler.start()
+    if view is not None:
+        view.start()
     feed.start()
     if feed.ws_url and not feed.wait_connected(WS_CONNECT_WAIT_S):
         log.warning("heads.ws_not_connected", ws_url=feed.ws_url, fallback="http polling")

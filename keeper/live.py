@@ -198,21 +198,28 @@ class LiveView:
         self.state = state
         self._log_stream = log_stream
         self._live = Live(state, console=console, refresh_per_second=4, transient=False)
+        self._started = False
 
     def start(self) -> LiveView:
-        self._live.start()
+        """Draw the panel (the block loop calls this once start-up checks have passed, so that a
+        start-up error is one line, not an empty panel)."""
+        if not self._started:
+            self._started = True
+            self._live.start()
         return self
 
     def stop(self) -> None:
-        self._live.stop()
+        if self._started:
+            self._live.stop()
+            self._live.console.print(f"stopped after {self.state.ticks} ticks; the whole log is in {self.state.log_file}",
+                                     highlight=False)
         self._log_stream.close()
-        self._live.console.print(f"stopped after {self.state.ticks} ticks; the whole log is in {self.state.log_file}",
-                                 highlight=False)
 
 
 def start_live_view(config: KeeperConfig, console: Console | None = None) -> LiveView | None:
-    """On a terminal (and unless monitoring.live_panel = "off"): the panel, logs to the file.
-    Otherwise: configure logging as usual (lines on stderr) and return None."""
+    """On a terminal (and unless monitoring.live_panel = "off"): logs to the file now, and the
+    panel, drawn once the block loop starts. Otherwise: configure logging as usual (lines on
+    stderr) and return None."""
     console = console or Console()
     monitoring = config.monitoring
     on_terminal = sys.stdout.isatty() and sys.stderr.isatty()
@@ -225,4 +232,4 @@ def start_live_view(config: KeeperConfig, console: Console | None = None) -> Liv
     stream = path.open("a", buffering=1, encoding="utf-8")
     state = LiveState(log_file=path)
     configure_logging(monitoring.log_level, json_lines=True, stream=stream, tap=state.tap)
-    return LiveView(state, console, stream).start()
+    return LiveView(state, console, stream)
