@@ -35,7 +35,7 @@ from keeper.errors import TxRevertedError
 from keeper.logs import configure_logging
 from keeper.runtime import Runtime
 
-ROUNDS = 20
+ROUNDS = 30
 BLOCK_TIME_S = 1
 
 
