@@ -4,8 +4,8 @@ Heads come from `keeper.chain.heads.HeadFeed`: pushed over WebSocket when there 
 (chain.ws_url, or anvil's own port: anvil serves ws:// on its HTTP port), polled over HTTP
 otherwise and whenever the socket is down. The loop runs on one thread and asks the feed for "a
 head newer than the last one ticked": never two ticks at once, and heads that arrive during a tick
-coalesce into the newest. Between ticks, with backup nodes configured, every node's head is
-compared (`FailoverRpc.check_heads`). The embedded devnet's market-activity driver runs as an
+coalesce into the newest. With backup nodes configured, every node's head is compared on a
+background thread (`FailoverRpc.start_head_checks`). The embedded devnet's market-activity driver runs as an
 APScheduler job on its own thread (max_instances=1, coalesce). SIGINT/SIGTERM stop the loop
 after the tick in flight; SIGUSR1 pulls the kill switch.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -87,7 +86,8 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
         log.warning("heads.ws_not_connected", ws_url=feed.ws_url, fallback="http polling")
     log.info("heads.source", mode=feed.mode, ws_url=feed.ws_url, poll_interval_s=feed.poll_interval_s)
     failover = runtime.rpc if isinstance(runtime.rpc, FailoverRpc) else None
-    next_head_check_s = time.monotonic()
+    if failover is not None:
+        failover.start_head_checks(runtime.config.chain.head_check_interval_s)
     engine = runtime.engine
     try:
         while not stop.is_set():
@@ -110,12 +110,11 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
                                             heads=f"{feed.mode} ({'pushed' if feed.mode == 'ws' else 'polled'})")
                 if blocks is not None and runtime.ticks >= blocks:
                     break
-            if failover is not None and time.monotonic() >= next_head_check_s:
-                failover.check_heads()
-                next_head_check_s = time.monotonic() + runtime.config.chain.head_check_interval_s
     finally:
         stop.set()
         feed.stop()
+        if failover is not None:
+            failover.stop_head_checks()
         if scheduler.running:
             scheduler.shutdown(wait=True)
     log.info("keeper.stopped", ticks=runtime.ticks, ws_reconnects=feed.reconnects, missed_blocks=feed.missed_blocks)

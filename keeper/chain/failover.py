@@ -3,14 +3,17 @@
 Each round trip goes to the first usable endpoint in the configured order. An endpoint that fails
 at the transport level (unreachable, timeout, HTTP 429/5xx) is benched for a backoff period and
 the call moves on to the next one at once; the primary takes over again when its bench time is
-over. `check_heads()` (run by the block loop between ticks) reads every endpoint's head: a node
-more than `max_lag_blocks` behind the best head, or whose head has not moved for `max_lag_s`
-while another's has, is demoted (`rpc.demoted`) until it catches up (`rpc.restored`). When every
-endpoint is demoted or benched, the best of them still serves: a lagging answer beats none.
+over. `check_heads()` reads every endpoint's head through its own probe client (short timeout):
+a node more than `max_lag_blocks` behind the best head, or whose head has not moved for
+`max_lag_s` while another's has, is demoted (`rpc.demoted`) until it catches up
+(`rpc.restored`). `start_head_checks()` runs it on a background thread, so that a node that
+hangs never delays a tick. When every endpoint is demoted or benched, the best of them still
+serves: a lagging answer beats none.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +27,13 @@ from keeper.logs import get_logger
 log = get_logger("keeper.rpc")
 
 
+PROBE_TIMEOUT_S = 2.0
+
+
 @dataclass
 class Endpoint:
     client: JsonRpc
+    probe: JsonRpc  # for head checks, on the checker's thread
     head: int = -1
     head_moved_s: float = field(default_factory=time.monotonic)
     demoted: str | None = None  # why, while demoted
@@ -42,26 +49,51 @@ class FailoverRpc(JsonRpc):
     """`JsonRpc` over several endpoints (the same chain), in order of preference."""
 
     def __init__(self, clients: Sequence[JsonRpc], *, max_lag_blocks: int = 3, max_lag_s: float = 30.0,
-                 bench_s: float = 5.0, bench_max_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 bench_s: float = 5.0, bench_max_s: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 probes: Sequence[JsonRpc] | None = None) -> None:
         if not clients:
             raise ValueError("FailoverRpc needs at least one endpoint")
         super().__init__(clients[0].url, clients[0].timeout_s)
-        self.endpoints = [Endpoint(c, head_moved_s=clock()) for c in clients]
+        probes = probes or [JsonRpc(c.url, timeout_s=min(PROBE_TIMEOUT_S, c.timeout_s)) for c in clients]
+        self.endpoints = [Endpoint(c, p, head_moved_s=clock()) for c, p in zip(clients, probes)]
         self.max_lag_blocks = max_lag_blocks
         self.max_lag_s = max_lag_s
         self.bench_s = bench_s
         self.bench_max_s = bench_max_s
         self._clock = clock
         self._active = self.endpoints[0]
+        self._checks_stop = threading.Event()
+        self._checker: threading.Thread | None = None
 
     @property
     def active_url(self) -> str:
         return self._active.url
 
     def close(self) -> None:
+        self.stop_head_checks()
         for endpoint in self.endpoints:
             endpoint.client.close()
+            endpoint.probe.close()
         super().close()
+
+    def start_head_checks(self, interval_s: float) -> None:
+        """check_heads() every `interval_s` on a daemon thread, until stop_head_checks()."""
+        if self._checker is not None or len(self.endpoints) < 2:
+            return
+        self._checks_stop.clear()
+
+        def run() -> None:
+            while not self._checks_stop.wait(interval_s):
+                self.check_heads()
+
+        self._checker = threading.Thread(target=run, name="rpc-head-checks", daemon=True)
+        self._checker.start()
+
+    def stop_head_checks(self) -> None:
+        self._checks_stop.set()
+        if self._checker is not None:
+            self._checker.join(PROBE_TIMEOUT_S * 4)
+            self._checker = None
 
     def _order(self) -> list[Endpoint]:
         now = self._clock()
@@ -97,7 +129,7 @@ class FailoverRpc(JsonRpc):
         now = self._clock()
         for endpoint in self.endpoints:
             try:
-                head = endpoint.client.block_number()
+                head = endpoint.probe.block_number()
             except TransientError as exc:
                 log.debug("rpc.head_unreadable", url=endpoint.url, error=str(exc))
                 continue

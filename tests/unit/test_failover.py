@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -40,7 +41,7 @@ class Clock:
 def make(heads: tuple[int, ...] = (100, 100), **kwargs: Any) -> tuple[FailoverRpc, list[FakeNode], Clock]:
     nodes = [FakeNode(f"http://node{i}", head) for i, head in enumerate(heads)]
     clock = Clock()
-    return FailoverRpc(nodes, clock=clock, **kwargs), nodes, clock
+    return FailoverRpc(nodes, clock=clock, probes=nodes, **kwargs), nodes, clock
 
 
 def test_the_primary_serves_while_it_is_healthy() -> None:
@@ -111,3 +112,18 @@ def test_one_url_needs_no_failover_and_backups_make_one() -> None:
     rpc = connect_rpc(ChainConfig(backup_rpc_urls=["http://b", "http://a"]), "http://a")
     assert isinstance(rpc, FailoverRpc)
     assert [e.url for e in rpc.endpoints] == ["http://a", "http://b"]
+
+
+def test_head_checks_run_in_the_background_until_stopped() -> None:
+    rpc, nodes, _ = make(heads=(100, 110), max_lag_blocks=3)
+    rpc.start_head_checks(0.01)
+    try:
+        deadline = time.monotonic() + 5
+        while not rpc.endpoints[0].demoted and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        rpc.stop_head_checks()
+    assert rpc.endpoints[0].demoted
+    served = nodes[0].served
+    time.sleep(0.05)
+    assert nodes[0].served == served  # stopped: no more checks
