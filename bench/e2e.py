@@ -172,10 +172,12 @@ def _measure(runtime: Runtime, driver: MarketActivity, observer: Observer, ws_ur
     mode = "ws" if ws_url else "poll"
     if learn_ms:
         record(f"e2e_{mode}_learn_head_p50_ms", statistics.median(learn_ms))
+        record(f"e2e_{mode}_transactions", len(sent))
         print(f"  ({mode}: the keeper learnt of a block {statistics.median(learn_ms):.1f} ms (median) after the "
               f"observer; {len(sent)} transactions in {ROUNDS} rounds)")
     if after_own:
         record(f"e2e_{mode}_after_own_tx_p50_ms", statistics.median(after_own))
+        record(f"e2e_{mode}_after_own_tx_n", len(after_own))
         print(f"  ({mode}: {len(after_own)} blocks came while a tick was still waiting for its own transaction's "
               f"receipt: p50 {statistics.median(after_own):.1f} ms from those blocks; not in the figure below)")
     return latencies
@@ -210,8 +212,11 @@ def main() -> None:
             p50 = record(f"{name}_p50_ms", statistics.median(values))
             p90 = record(f"{name}_p90_ms", _percentile(values, 0.9))
             record(f"{name}_n", len(values))
+            record(f"{name}_max_ms", max(values))
             print(f"{label:<28} block mined -> tx in pool: p50 {p50:6.1f} ms, p90 {p90:6.1f} ms, "
                   f"max {max(values):6.1f} ms over {len(values)} transactions")
+        record("e2e_rounds", ROUNDS)
+        record("e2e_block_time_s", BLOCK_TIME_S)
         print("(target with pushed heads: p50 <= 50 ms, p90 <= 80 ms; anvil mining a block every "
               f"{BLOCK_TIME_S} s, 10 markets)")
     finally:

@@ -118,6 +118,7 @@ def bench_quotes(world, collector: SnapshotCollector) -> None:  # type: ignore[n
     record("v3_quote_quoter_eth_call_per_s", rpc_qps)
     record("v3_quote_speedup_x", py_qps / rpc_qps)
     record("v3_quote_difference_wei", py.amount_out_raw - on_chain[0])
+    record("v3_quote_initialized_ticks_crossed", py.initialized_ticks_crossed)
     print(f"V3 exact-input quote, 4M USDC -> WETH ({py.initialized_ticks_crossed} initialized ticks crossed): "
           f"Python {py_qps:,.0f}/s vs QuoterV2 eth_call {rpc_qps:,.0f}/s ({py_qps / rpc_qps:.1f}x); "
           f"difference {py.amount_out_raw - on_chain[0]} wei")

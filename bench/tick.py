@@ -86,6 +86,7 @@ def main() -> None:
             record("tick_p90_ms", p90)
             record("tick_max_ms", max(latencies))
             record("tick_sends", sends)
+            record("tick_rounds", ROUNDS)
             print(f"10 markets: {sends} transactions sent in {ROUNDS} rounds; block -> sent "
                   f"p50 {statistics.median(latencies):.1f} ms, p90 {p90:.1f} ms, max {max(latencies):.1f} ms "
                   f"(target p50 < 50 ms)")
