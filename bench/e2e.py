@@ -124,7 +124,11 @@ def _measure(runtime: Runtime, driver: MarketActivity, observer: Observer, ws_ur
         return result
 
     runtime.rpc.call = recording_call  # type: ignore[method-assign]
-    feed = HeadFeed(runtime.rpc.block_number, ws_url, poll_interval_s=runtime.config.chain.poll_interval_s)
+    if ws_url is None:  # polling only; the sender's receipt waits are plain sleeps too
+        feed = HeadFeed(runtime.rpc.block_number, None, poll_interval_s=runtime.config.chain.poll_interval_s)
+    else:  # the keeper's own feed: pushed heads also wake the sender's receipt polling
+        feed = runtime.heads
+        assert feed is not None and feed.ws_url == ws_url
     learnt: dict[int, float] = {}
     original_offer = feed._offer
 

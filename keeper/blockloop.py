@@ -20,6 +20,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from keeper.chain.failover import FailoverRpc
 from keeper.chain.heads import HeadFeed, ws_url_for
+from keeper.chain.rpc import JsonRpc
+from keeper.config import ChainConfig, KeeperConfig
 from keeper.errors import FatalError
 from keeper.logs import get_logger
 
@@ -31,31 +33,30 @@ log = get_logger("keeper.loop")
 WS_CONNECT_WAIT_S = 2.0
 
 
-def head_ws_url(runtime: Runtime) -> str | None:
+def head_ws_url(chain: ChainConfig, rpc: JsonRpc) -> str | None:
     """chain.ws_url; else, on anvil (embedded devnet, fork, or a local node), its own port."""
-    chain = runtime.config.chain
     if chain.heads == "poll":
         return None
     if chain.ws_url:
         return chain.ws_url
     try:
-        client = str(runtime.rpc.call("web3_clientVersion")).lower()
+        client = str(rpc.call("web3_clientVersion")).lower()
     except Exception:  # noqa: BLE001 - a node without the method is simply not anvil
         return None
-    return ws_url_for(runtime.rpc.url) if client.startswith("anvil") else None
+    return ws_url_for(rpc.url) if client.startswith("anvil") else None
 
 
-def build_head_feed(runtime: Runtime) -> HeadFeed:
-    metrics = runtime.engine.metrics
-    return HeadFeed(runtime.rpc.block_number, head_ws_url(runtime), poll_interval_s=runtime.config.chain.poll_interval_s,
-                    on_poll_error=lambda _exc: metrics.rpc_errors.inc())
+def build_head_feed(config: KeeperConfig, rpc: JsonRpc) -> HeadFeed:
+    return HeadFeed(rpc.block_number, head_ws_url(config.chain, rpc), poll_interval_s=config.chain.poll_interval_s)
 
 
 def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 2.0,
                view: LiveView | None = None, feed: HeadFeed | None = None) -> None:
     """Tick on every new head until `blocks` ticks have run, SIGINT/SIGTERM, or forever."""
     stop = threading.Event()
-    feed = feed or build_head_feed(runtime)
+    feed = feed or runtime.heads or build_head_feed(runtime.config, runtime.rpc)
+    metrics = runtime.engine.metrics
+    feed.on_poll_error = lambda _exc: metrics.rpc_errors.inc()
 
     def on_signal(signum: int, _frame: Any) -> None:
         if signum == signal.SIGUSR1:

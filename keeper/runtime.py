@@ -25,7 +25,8 @@ from keeper.addressbook import optimism_book, resolve_sources
 from keeper.chain.fees import FeePolicy
 from keeper.chain.keys import Signer, load_signer
 from keeper.chain.pending import JsonFilePendingStore
-from keeper.blockloop import run_blocks
+from keeper.blockloop import build_head_feed, run_blocks
+from keeper.chain.heads import HeadFeed
 from keeper.chain.failover import connect_rpc
 from keeper.chain.rpc import JsonRpc
 from keeper.chain.sender import SenderConfig, TxSender
@@ -65,8 +66,11 @@ class Runtime:
     driver: MarketActivity | None = None
     kill_flag: threading.Event = field(default_factory=threading.Event)
     ticks: int = 0
+    heads: HeadFeed | None = None
 
     def close(self) -> None:
+        if self.heads is not None:
+            self.heads.stop()
         self.journal.close()
         self.rpc.close()
         if self.world is not None:
@@ -163,6 +167,7 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
             strategies.append(StrategySlot(load_strategy(name, config.strategies.params.get(name, {}))))
         except ValueError as exc:
             raise ConfigError(f"strategies.params.{name}: {exc}") from exc
+    heads = build_head_feed(config, rpc)  # the block loop's feed; pushed heads also wake the sender
     executor: Executor
     if signer is None:
         executor = DryRunExecutor(rpc, owner)
@@ -174,7 +179,7 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
                          gas_margin_bps=cfg.gas_margin_pct * 100, confirmations=cfg.confirmations,
                          replace_after_blocks=cfg.replace_after_blocks, poll_interval_s=config.chain.poll_interval_s),
             JsonFilePendingStore(config.monitoring.journal.with_name(f"pending-{chain_id}-{signer.address}.json")),
-            chain_id=chain_id)
+            chain_id=chain_id, sleep=heads.sleep_until_new_head)
         sender.recover()
         executor = LiveExecutor(sender, rpc, sources.perp.clearing_house)
     metrics = KeeperMetrics()
@@ -195,7 +200,8 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
     log.info("keeper.started", mode=mode, chain_id=chain_id, rpc_url=rpc_url, executor=executor_address, owner=owner,
              markets=config.markets.enabled, strategies=[s.strategy.name for s in strategies],
              embedded_devnet=world is not None, reconciled=len(differences))
-    runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, world, driver, kill_flag)
+    runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, world, driver, kill_flag,
+                      heads=heads)
     return runtime
 
 

@@ -72,7 +72,7 @@ class HeadFeed:
         self.poll_interval_s = poll_interval_s
         self.ws_silence_s = ws_silence_s
         self.backoff = backoff
-        self._on_poll_error = on_poll_error
+        self.on_poll_error = on_poll_error
         self._cond = threading.Condition()
         self._latest: Head | None = None
         self._ws_live = False
@@ -144,6 +144,20 @@ class HeadFeed:
                 self._cond.wait(self.poll_interval_s if not live else self.ws_silence_s)
         return None
 
+    def sleep_until_new_head(self, timeout_s: float) -> None:
+        """Sleep up to `timeout_s`, less if a head is pushed meanwhile: the sender polls for its
+        receipt with this, so that a tick waiting for its own transaction looks again as soon as
+        the next block is announced, not up to a poll interval later. Without a live socket it
+        is a plain sleep."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            seen = self._latest.number if self._latest is not None else -1
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self._latest is not None and self._latest.number > seen):
+                    return
+                self._cond.wait(remaining)
+
     def wake(self) -> None:
         """Wake `wait_newer` so that it looks at its stop event now."""
         with self._cond:
@@ -154,8 +168,8 @@ class HeadFeed:
         try:
             number = self._fetch_block_number()
         except TransientError as exc:
-            if self._on_poll_error is not None:
-                self._on_poll_error(exc)
+            if self.on_poll_error is not None:
+                self.on_poll_error(exc)
             log.warning("heads.poll_failed", error=str(exc))
             return
         self._offer(Head(number, "poll", time.perf_counter()))

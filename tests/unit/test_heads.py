@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 
 from structlog.testing import capture_logs
 
@@ -87,3 +88,23 @@ def test_reconnect_backoff_doubles_up_to_its_cap() -> None:
 def test_ws_url_is_the_http_port_of_the_same_node() -> None:
     assert ws_url_for("http://127.0.0.1:8545") == "ws://127.0.0.1:8545"
     assert ws_url_for("https://node.example/rpc") == "wss://node.example/rpc"
+
+
+def test_a_pushed_head_cuts_the_senders_receipt_sleep_short() -> None:
+    # given a live feed and a sleeper waiting up to 5 s (the sender polling for its receipt)
+    feed = HeadFeed(lambda: 1, ws_url="ws://unused")
+    feed._set_live(True)
+    feed._pushed(1)
+    threading.Timer(0.05, feed._pushed, args=(2,)).start()
+    # when the next block is pushed
+    started = time.monotonic()
+    feed.sleep_until_new_head(5.0)
+    # then the sleep ends with it, not at its timeout
+    assert time.monotonic() - started < 2.0
+
+
+def test_without_a_push_the_receipt_sleep_lasts_its_timeout() -> None:
+    feed = HeadFeed(lambda: 1)
+    started = time.monotonic()
+    feed.sleep_until_new_head(0.1)
+    assert time.monotonic() - started >= 0.1
