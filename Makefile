@@ -14,8 +14,10 @@ FORGE = $(firstword $(wildcard node_modules/@foundry-rs/forge-*/bin/forge))
 demo: deps
 	$(BIN)/keeper run --config config/devnet.toml
 
+# Forge under the `ci` profile (foundry.toml): 10,000 runs of the access-control fuzz tests and the
+# stranger invariant, with a fresh random seed each time (printed by forge; replay with --fuzz-seed).
 test: deps
-	$(FORGE) test --no-match-path 'contracts/test/fork/*'
+	FOUNDRY_PROFILE=ci $(FORGE) test --no-match-path 'contracts/test/fork/*' --fuzz-seed 0x$$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
 	$(BIN)/python -m pytest
 
 bench: deps

@@ -31,10 +31,10 @@ DEFAULT_MANIFEST = Path(".keeper/devnet/manifest.json")
 @app.callback()
 def _root() -> None:
     """Commands: run (the keeper), status (positions and PnL), scan (markets now), devnet (the
-    local world). Run `keeper COMMAND --help` for each."""
+    local world), executor (the admin's deploy / migrate). Run `keeper COMMAND --help` for each."""
 
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (see keeper.example.toml). Env KEEPER_<SECTION>__<KEY> overrides it.")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (see keeper.example.toml). Env `KEEPER_<SECTION>__<KEY>` overrides it.")]
 
 
 @app.command()
@@ -52,6 +52,7 @@ def run(
     environment variable named by account.key_env (default KEEPER_PRIVATE_KEY) or an encrypted
     keystore; never from the command line. With --dry-run no key is needed."""
     from keeper.config import load_config
+    from keeper.live import start_live_view
     from keeper.runtime import build_runtime, run_loop
 
     overrides: dict[str, dict[str, object]] = {"chain": {}}
@@ -59,15 +60,15 @@ def run(
         overrides["chain"]["rpc_url"] = rpc_url
     if manifest:
         overrides["chain"]["manifest"] = manifest
-    runtime = None
+    runtime = view = None
     try:
         settings = load_config(config, overrides=overrides)
-        _configure_logging_from(settings)
+        view = start_live_view(settings, out)  # on a terminal: the live panel, logs to a file
         try:
             runtime = build_runtime(settings, dry_run=dry_run, seed=seed)
         except TransientError as exc:
             raise FatalError(f"chain.rpc_url: {exc}") from exc
-        run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval)
+        run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval, view=view)
         if runtime.engine.fatal is not None:  # an orderly stop on a fatal error inside a tick: exit 1
             err.print(f"[bold red]error:[/] {runtime.engine.fatal}", highlight=False)
             raise typer.Exit(1)
@@ -76,34 +77,108 @@ def run(
     finally:
         if runtime is not None:
             runtime.close()
+        if view is not None:
+            view.stop()
 
 
 @app.command()
 def simulate(
     fork_url: Annotated[str, typer.Option(help="RPC of the chain to fork (e.g. an Optimism node, or a local devnet: http://127.0.0.1:8545).")],
-    blocks: Annotated[int, typer.Option(min=1, help="Scenario steps to run (each step advances the chain and runs one keeper tick).")],
-    scenario: Annotated[str, typer.Option(help="Scenario name (calm, funding_spike, basis_blowout, stale_oracle, liquidity_drain, gas_spike) or a scenario file.")],
+    blocks: Annotated[Optional[int], typer.Option(min=1, help="Scenario steps to run (each step advances the chain and runs one keeper tick). Needed for one run; with --suite: default each scenario's recommended_steps.")] = None,
+    scenario: Annotated[Optional[str], typer.Option(help="One run: scenario name (see scenarios/) or a scenario file.")] = None,
     fork_block: Annotated[Optional[int], typer.Option(help="Fork at this block (default: the latest).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the scenario's random path.")] = 7,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html.")] = Path("simulation"),
+    seed: Annotated[int, typer.Option(help="Seed for the scenario's random path (one run).")] = 7,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html (suite: suite.json, index.html and one directory per run).")] = Path("simulation"),
+    suite: Annotated[bool, typer.Option("--suite", help="Run every scenario x seed against one fork origin and print a table with medians across seeds.")] = False,
+    scenarios: Annotated[Optional[list[str]], typer.Option("--scenarios", help="Suite: a scenario file or a directory of them; repeatable (default: scenarios/).")] = None,
+    seeds: Annotated[str, typer.Option(help="Suite: comma-separated seeds.")] = "1,2,3",
     config: ConfigOption = None,
+    replay: Annotated[bool, typer.Option("--replay", help="Replay the origin's blocks (--from-block, --to-block] on a fork at --from-block, the keeper trading between them.")] = False,
+    from_block: Annotated[Optional[int], typer.Option(min=0, help="--replay: fork at this origin block.")] = None,
+    to_block: Annotated[Optional[int], typer.Option(min=0, help="--replay: last origin block to replay.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="--replay with the keeper off: every replayed block must reproduce the origin's prices and pool states.")] = False,
 ) -> None:
     """Dry-run simulation on a fork: start anvil forked from --fork-url, fund a throwaway keeper
     account and deploy the executor there, drive the scenario, run the real keeper (the same code
-    path as live) against the fork, and write a report comparing it with a threshold-bot baseline
-    and a hindsight bound. The origin chain is never written to."""
+    path as live) against the fork, and write a report comparing it with a threshold bot, a
+    carry-only bot and the hindsight optimum. --suite runs many scenarios x seeds. The origin
+    chain is never written to. --replay applies the origin's own blocks (--from-block,
+    --to-block] again on a fork, the keeper trading between them; --check (keeper off) verifies
+    every replayed block against the origin."""
     from keeper.config import load_config
-    from keeper.simulate.command import run_simulation
+    from keeper.simulate.suite import simulate_main
 
     try:
         settings = load_config(config)
+        if replay or check:
+            from keeper.history.commands import replay_command
+
+            out.print(replay_command(settings, fork_url=fork_url, from_block=from_block, to_block=to_block, check=check,
+                                     out_dir=out_dir, console=err), highlight=False, markup=False)
+            return
         _configure_logging_from(settings)
-        report_paths = run_simulation(settings, fork_url=fork_url, fork_block=fork_block, blocks=blocks,
-                                      scenario=scenario, seed=seed, out_dir=out_dir, console=err)
+        code = simulate_main(settings, fork_url=fork_url, fork_block=fork_block, blocks=blocks, scenario=scenario,
+                             seed=seed, out_dir=out_dir, suite=suite, scenarios=scenarios or [], seeds=seeds,
+                             out=out, err=err)
     except KeeperError as exc:
         raise _fail(exc) from exc
-    for path in report_paths:
-        out.print(f"wrote {path}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def record(
+    rpc_url: Annotated[str, typer.Option(help="JSON-RPC URL of the chain to record (an archive node for old blocks).")],
+    out_file: Annotated[Path, typer.Option("--out", help="History to write (a Parquet dataset directory); an existing one is resumed.")],
+    from_block: Annotated[Optional[int], typer.Option(min=0, help="First block (default: 1,000 blocks before --to-block; with --follow: the head).")] = None,
+    to_block: Annotated[Optional[int], typer.Option(min=0, help="Last block (default: the head).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep recording new blocks until Ctrl-C.")] = False,
+    account: Annotated[Optional[str], typer.Option(help="Also record this executor's Perp account and wallet (default: account.executor).")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Record, per block, the keeper's own snapshot reads (raw Multicall3 results pinned to the
+    block), the block header, base fee and L1-fee inputs, for `keeper backtest`."""
+    from keeper.history.commands import record_command
+
+    try:
+        out.print(record_command(config=config, rpc_url=rpc_url, out=out_file, from_block=from_block, to_block=to_block,
+                                 follow=follow, account=account, manifest=manifest, console=err), highlight=False, markup=False)
+    except KeeperError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
+def backtest(
+    history: Annotated[Path, typer.Argument(help="History recorded by `keeper record`.")],
+    config: ConfigOption = None,
+    strategy: Annotated[Optional[str], typer.Option(help="Run only this strategy (default: strategies.enabled).")] = None,
+    from_block: Annotated[Optional[int], typer.Option(min=0, help="First recorded block to replay.")] = None,
+    to_block: Annotated[Optional[int], typer.Option(min=0, help="Last recorded block to replay.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html.")] = Path("backtest"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide as `keeper run --dry-run` would: the recorded account, virtual positions.")] = False,
+    sweep: Annotated[Optional[list[str]], typer.Option(help="Calibrate: NAME=V1,V2,... (a strategies.params.* or risk.* key), repeatable.")] = None,
+    folds: Annotated[int, typer.Option(min=1, help="Walk-forward folds for --sweep.")] = 3,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="--sweep: processes (default: every core).")] = None,
+    dask: Annotated[Optional[str], typer.Option(help="--sweep: run on this Dask scheduler (tcp://HOST:PORT; extra [dask]).")] = None,
+) -> None:
+    """Replay the keeper's signals, risk, strategies and planner over recorded blocks with no
+    node (exact quotes on the recorded state; its own impact is not modelled) and write the
+    simulation's report. With --sweep: walk-forward calibration of the given parameters."""
+    from keeper.history.commands import backtest_command, sweep_command
+
+    try:
+        if sweep:
+            text = sweep_command(history=history, config=config, strategy=strategy, from_block=from_block,
+                                 to_block=to_block, sweep=sweep, folds=folds, workers=workers, dask=dask,
+                                 json_output=json_output, console=err)
+        else:
+            text = backtest_command(history=history, config=config, strategy=strategy, from_block=from_block,
+                                    to_block=to_block, json_output=json_output, out_dir=out_dir, dry_run=dry_run,
+                                    console=err)
+    except KeeperError as exc:
+        raise _fail(exc) from exc
+    out.print(text, highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -214,6 +289,31 @@ def devnet(
 
 
 @app.command()
+def stress(
+    config: ConfigOption = None,
+    manifest: Annotated[Path, typer.Option(help="Manifest with every address (written by `keeper devnet`).")] = DEFAULT_MANIFEST,
+    rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC endpoint (default: the manifest's).")] = None,
+    account: Annotated[Optional[str], typer.Option(help="Perp account to stress (default: account.executor).")] = None,
+    market: Annotated[Optional[str], typer.Option(help="Propose a position in this market (with --direction).")] = None,
+    direction: Annotated[Optional[str], typer.Option(help="short_perp or long_perp, for --market.")] = None,
+    notional_usd: Annotated[float, typer.Option(help="Proposed notional in USD (0: only the largest safe size).")] = 0.0,
+    collateral_usd: Annotated[Optional[float], typer.Option(help="Stress a fresh account with this collateral instead.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+) -> None:
+    """Margin ratio, distance to liquidation and PnL of the open positions (or a proposed one)
+    under a grid of shocks (index +-, vAMM to Perp's band edges, adverse funding), from the chain's
+    current state; the same computation that caps sizing."""
+    from keeper.stress_report import stress_command
+
+    try:
+        stress_command(config_path=config, manifest=manifest, rpc_url=rpc_url, account=account, market=market,
+                       direction=direction, notional_usd=notional_usd, collateral_usd=collateral_usd,
+                       json_output=json_output, console=out)
+    except KeeperError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
 def scan(
     rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC endpoint; addresses still come from the manifest (e.g. a fork of the devnet).")] = None,
     manifest: Annotated[Path, typer.Option(help="Manifest with chain_id and every address (written by `keeper devnet`).")] = DEFAULT_MANIFEST,
@@ -302,6 +402,15 @@ def _print_world(manifest_obj: DevnetManifest, manifest_path: Path, how: str, re
                   f"(fee {m.uniswap_v3_fee_pips / 1e4:g}%)", highlight=False)
     out.print(f"  {len(manifest_obj.all_addresses())} contracts; keeper account {manifest_obj.accounts.keeper}", highlight=False)
     out.print(f"  manifest: {manifest_path}. Ctrl-C to stop.", highlight=False)
+
+
+def _register_executor_commands() -> None:
+    from keeper.executor_cli import app as executor_app
+
+    app.add_typer(executor_app, name="executor")
+
+
+_register_executor_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry point

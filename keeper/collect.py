@@ -19,9 +19,9 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from keeper.artifacts import abi_codec
-from keeper.chain.multicall import Call, CallResult, Multicall, encode_aggregate3, word_uint
+from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate3, encode_aggregate3, word_uint
 from keeper.chain.rpc import JsonRpc
-from keeper.errors import ChainMismatchError, KeeperError
+from keeper.errors import ChainMismatchError, KeeperError, RpcError
 from keeper.types import MarketSnapshot, MarketView, PerpMarketState, Unavailable
 from keeper.venues import chainlink, perp_v2, uniswap_v2, uniswap_v3
 from keeper.venues.reads import ReadPlan
@@ -220,7 +220,12 @@ class SnapshotCollector:
             tick_plans = [uniswap_v3.plan_liquidity_net(address, list(ticks)) for address, ticks in tick_key]
             self._ticks_cache = (tick_key, tick_plans, encode_aggregate3([c for p in tick_plans for c in p.calls]))
         _, tick_plans, tick_calldata = self._ticks_cache
-        nets = dict(zip((p.address for p in tick_pools), self._run(tick_plans, block_number, tick_calldata))) if tick_plans else {}
+        band_requests = [r for s in self.static for r in perp_v2.band_storage_requests(
+            self.sources.perp.exchange, s.source.base_token, block_number)]
+        tick_results, band_words = self._run_with_requests(tick_plans, block_number, tick_calldata, band_requests)
+        nets = dict(zip((p.address for p in tick_pools), tick_results))
+        bands = {s.source.name: perp_v2.decode_band_storage(*band_words[2 * i:2 * i + 2]) if band_words else None
+                 for i, s in enumerate(self.static)}
 
         def pool_state(pool: _PoolStatic | None) -> V3PoolState | Unavailable:
             if pool is None:
@@ -253,7 +258,12 @@ class SnapshotCollector:
                     market_twap_x18=perp_reads.market_twap_x18, exchange_fee_ratio_ppm=perp_reads.exchange_fee_ratio_ppm,
                     uniswap_fee_ratio_ppm=perp_reads.uniswap_fee_ratio_ppm,
                     insurance_fund_fee_ratio_ppm=perp_reads.insurance_fund_fee_ratio_ppm,
-                    max_funding_rate_ppm=cfg.max_funding_rate_ppm, twap_interval_s=cfg.twap_interval_s)
+                    max_funding_rate_ppm=cfg.max_funding_rate_ppm, twap_interval_s=cfg.twap_interval_s,
+                    max_price_spread_ratio_ppm=perp_reads.max_price_spread_ratio_ppm,
+                    max_tick_crossed_within_block=perp_reads.max_tick_crossed_within_block,
+                    band_last_updated_tick=bands[m.name][0] if bands[m.name] else None,
+                    band_last_updated_timestamp_s=bands[m.name][1] if bands[m.name] else None,
+                    snapshot_timestamp_s=block_ts)
             markets[m.name] = MarketView(
                 name=m.name, spot_token_decimals=m.spot_token_decimals, spot_is_token0=m.spot_is_token0, perp=perp,
                 spot_v2=d.get("v2", Unavailable("no Uniswap V2 pair configured")),
@@ -306,10 +316,24 @@ class SnapshotCollector:
                                      encode_aggregate3([c for p in plans for c in p.calls]))
         return self._phase1_cache
 
+    def _run_with_requests(self, plans: Sequence[ReadPlan[Any]], block: int, calldata: bytes,
+                           requests: list[tuple[str, list[Any]]]) -> tuple[list[Any], list[Any]]:
+        """`plans` through Multicall3 and the extra JSON-RPC requests (storage reads) in ONE batch
+        round trip, all pinned to `block`. A failed extra request leaves its values empty (the
+        quotes then assume the band), never the snapshot."""
+        try:
+            raw, extra = self.multicall.run_with_requests(calldata if plans else None, block, requests)
+        except RpcError:
+            return (self._run(plans, block, calldata) if plans else []), []
+        return (self._decode(plans, raw) if raw is not None else []), extra
+
     def _run(self, plans: Sequence[ReadPlan[Any]], block: int | str, calldata: bytes | None = None) -> list[Any]:
         if calldata is None:
             calldata = encode_aggregate3([c for p in plans for c in p.calls])
-        raw: list[CallResult] = self.multicall.run(calldata, block)
+        return self._decode(plans, self.multicall.run(calldata, block))
+
+    @staticmethod
+    def _decode(plans: Sequence[ReadPlan[Any]], raw: Sequence[CallResult]) -> list[Any]:
         out, i = [], 0
         for plan in plans:
             n = len(plan.calls)

@@ -37,10 +37,16 @@ class ChainConfig(_Section):
     chain_id: int | None = Field(None, gt=0, description="expected chain id (checked at start)")
     preset: Literal["devnet", "optimism"] = "devnet"
     manifest: Path | None = Field(None, description="devnet manifest with every address (devnet preset)")
+    backup_rpc_urls: list[str] = Field(default_factory=list, description="failover nodes, in order")
+    ws_url: str | None = Field(None, description="WebSocket URL for pushed heads; unset: anvil's own port, else polling")
+    heads: Literal["auto", "poll"] = Field("auto", description="auto: pushed over ws when there is one; poll: HTTP only")
     poll_interval_s: float = Field(0.25, gt=0, le=60)
     request_timeout_s: float = Field(10.0, gt=0, le=300)
     startup_retry_s: float = Field(30.0, ge=0, le=3_600, description="retry transient RPC errors at start this long")
     startup_backoff_max_s: float = Field(4.0, gt=0, le=300, description="longest wait between start attempts")
+    max_head_lag_blocks: int = Field(3, ge=1, description="demote a node this many blocks behind the best head")
+    max_head_lag_s: float = Field(30.0, gt=0, description="demote a node whose head has not moved this long")
+    head_check_interval_s: float = Field(5.0, gt=0, description="how often every node's head is compared")
 
 
 class AccountConfig(_Section):
@@ -69,6 +75,8 @@ class StrategiesConfig(_Section):
     # Per-strategy parameters, validated by each strategy when it is loaded.
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     max_failures: int = Field(3, ge=1, description="consecutive raises before a strategy is disabled")
+    basis_window_s: float = Field(7200, gt=0, description="seconds of tradable-basis history behind the robust statistics")
+    basis_min_samples: int = Field(20, ge=2, description="observations needed before a z-score is defined")
 
 
 class CostsConfig(_Section):
@@ -89,7 +97,12 @@ class RiskConfig(_Section):
     max_snapshot_age_blocks: int = Field(3, ge=0)
     max_block_age_s: int = Field(0, ge=0, description="newest block vs wall clock; 0: off (pinned-clock devnets)")
     max_index_spot_divergence_bps: float = Field(200, gt=0)
-    stop_loss_basis_bps: float = Field(150, gt=0, description="unwind when basis widens this far past entry")
+    stress_index_move: float = Field(0.05, ge=0, lt=1, description="index shock (both ways) a new position must survive")
+    stress_funding_apr: float = Field(1.0, ge=0, description="adverse funding APR paid over the expected hold, under stress")
+    margin_topup_ratio: float = Field(0.25, gt=0.0625, le=1,
+                                      description="below it: top up collateral from the executor's USDC and reduce")
+    margin_reduce_fraction: float = Field(0.5, gt=0, le=1, description="share of the largest position a reduce sheds")
+    exit_cooldown_s: int = Field(300, ge=0, description="no new position on the same side of a market this long after an exit there")
     max_residual_delta_bps: float = Field(50, ge=0, description="re-hedge when |residual| / size exceeds this")
     kill_switch_file: Path = Path(".keeper/KILL")
     kill_switch_action: Literal["unwind", "freeze"] = "unwind"
@@ -111,6 +124,8 @@ class MonitoringConfig(_Section):
     metrics_port: int = Field(0, ge=0, le=65_535, description="Prometheus /metrics on 127.0.0.1; 0: off")
     journal: Path = Path(".keeper/journal.sqlite")
     journal_retention_days: float = Field(30.0, ge=0, description="skip rows and funding readings kept; 0: all")
+    live_panel: Literal["auto", "off"] = Field("auto", description="auto: a live panel on a terminal, logs to log_file")
+    log_file: Path = Field(Path(".keeper/keeper.log"), description="where the logs go while the live panel shows")
 
 
 class KeeperConfig(_Section):
@@ -134,7 +149,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         if len(parts) != 2 or not all(parts):
             raise ConfigError(f"environment {name}: expected KEEPER_<SECTION>__<FIELD> (e.g. KEEPER_RISK__MAX_LEVERAGE)")
         section, field = parts
-        if field in ("enabled", "spot_venues"):
+        if field in ("enabled", "spot_venues", "backup_rpc_urls"):
             tree.setdefault(section, {})[field] = [v.strip() for v in value.split(",") if v.strip()]
         else:
             tree.setdefault(section, {})[field] = value

@@ -12,6 +12,7 @@ with a `tick` summary event.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,14 +24,15 @@ from keeper.booking import book_outcome
 from keeper.chain.pending import PendingEntry
 from keeper.collect import SnapshotCollector
 from keeper.config import KeeperConfig
-from keeper.errors import ErrorGroup, SkipOpportunity
+from keeper.errors import ConfigError, ErrorGroup, SkipOpportunity
 from keeper.execute import Executor
 from keeper.inflight import InFlight
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
-from keeper.plan import PRIORITY_FEE_WEI, Planner, eth_price_x18
+from keeper.one_book import chain_gas_units, find_hand_over, ladder_intent
+from keeper.plan import PRIORITY_FEE_WEI, RISK_STRATEGY, Planner, eth_price_x18
 from keeper.retention import prune_journal
-from keeper.risk import OracleRecovery, RiskView, assess_risk, snapshot_stale_reason
+from keeper.risk import OracleRecovery, RiskView, assess_risk, cooldown_reason, snapshot_stale_reason
 from keeper.skiplog import SkipLog
 from keeper.signals import BasisHistory, Signal, compute_signals
 from keeper.types import (
@@ -44,10 +46,13 @@ from keeper.types import (
     Position,
     USDC_DECIMALS,
 )
-from strategies.base import BasisStats, CostModel, RiskLimits, StrategyContext
+from keeper.stress import StressParams
+from strategies import load_strategy
+from strategies.base import CostModel, RiskLimits, StrategyContext
 
 log = get_logger("keeper.engine")
 PRUNE_EVERY_S = 3_600
+_NUMBERS = re.compile(r"[-+]?\d[\d,._]*(?:e[-+]?\d+)?")
 
 
 @dataclass
@@ -55,6 +60,17 @@ class StrategySlot:
     strategy: Any  # strategies.base.Strategy: .name, .decide(ctx)
     failures: int = 0
     disabled: str | None = None
+
+
+def load_strategy_slots(config: KeeperConfig) -> list[StrategySlot]:
+    """strategies.enabled, each built from its strategies.params; a bad parameter is a ConfigError."""
+    slots = []
+    for name in config.strategies.enabled:
+        try:
+            slots.append(StrategySlot(load_strategy(name, config.strategies.params.get(name, {}))))
+        except ValueError as exc:
+            raise ConfigError(f"strategies.params.{name}: {exc}") from exc
+    return slots
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,8 @@ class TickReport:
     intents: int
     outcomes: tuple[Outcome, ...]
     skips: tuple[str, ...]
+    snapshot: MarketSnapshot | None = None  # what the tick saw, for the live panel
+    signals_seen: tuple[Signal, ...] = ()
 
 
 @dataclass
@@ -85,6 +103,9 @@ class Engine:
     _deferred_skips: list[Any] = field(default_factory=list)
     clock: Callable[[], float] = time.time  # wall clock, for the block-age check
     _pruned_at_s: int = 0
+    _last_skip_reason: dict[tuple[str, str], str] = field(default_factory=dict)  # (strategy, market) -> words
+    last_exit: dict[str, tuple[int, str]] = field(default_factory=dict)  # market -> (timestamp, direction) of its last exit
+    gas_used: dict[tuple[str, str], int] = field(default_factory=dict)  # (market, kind) -> gas the chain used last
     oracle_recovery: OracleRecovery = field(init=False)
     boundary: ErrorBoundary = field(init=False)
     inflight: InFlight | None = field(init=False)
@@ -129,6 +150,15 @@ class Engine:
         snapshot = self.collector.fetch_snapshot(head)
         snapshot_ms = (time.perf_counter() - started) * 1000
         self.metrics.snapshot_seconds.observe(snapshot_ms / 1000)
+        return self.decide_on(snapshot, head, started, snapshot_ms, head_now=rpc.block_number)
+
+    def decide_on(self, snapshot: MarketSnapshot, head: int, started: float | None = None,
+                  snapshot_ms: float = 0.0, head_now: Callable[[], int] | None = None) -> TickReport:
+        """Everything after collect, on one snapshot: signals -> risk -> strategies -> plan ->
+        execute -> journal. The live tick calls it on the snapshot it read, with `head_now` the
+        node's head (read again at decision time, for staleness); the backtest (keeper/history/)
+        calls it on recorded snapshots, where the head is the snapshot's block."""
+        started = time.perf_counter() if started is None else started
         self.last_block = snapshot.block_number
         signals = [s for s in compute_signals(snapshot, self.history) if isinstance(s, Signal)]
         self._observe(snapshot, signals)
@@ -145,7 +175,7 @@ class Engine:
         skips: list[str] = []
         intents = self._decide(snapshot, signals, positions, risk, skips, held)
         by_key = {(s.market, s.spot_venue): s for s in signals}
-        decided_at = rpc.block_number() if intents else head  # staleness at decision time
+        decided_at = head_now() if intents and head_now is not None else head  # staleness at decision time
         for intent in intents:
             outcome = self._plan_and_execute(intent, snapshot, positions.get(intent.market), by_key, skips, decided_at)
             if self.fatal is not None:
@@ -164,7 +194,8 @@ class Engine:
                  sent=len(outcomes), skips=len(skips), positions=sorted(self.positions()),
                  blocked={k: v for k, v in risk.blocked_markets.items()}, held=held,
                  guard=risk.freeze or risk.unwind_all or risk.no_new_positions)
-        return TickReport(snapshot.block_number, snapshot_ms, tick_ms, len(signals), len(intents), tuple(outcomes), tuple(skips))
+        return TickReport(snapshot.block_number, snapshot_ms, tick_ms, len(signals), len(intents), tuple(outcomes),
+                          tuple(skips), snapshot, tuple(signals))
 
     # ------------------------------------------------------------------ stages
     def _decide(self, snapshot: MarketSnapshot, signals: list[Signal], positions: Mapping[str, Position],
@@ -179,6 +210,7 @@ class Engine:
             return [self._unwind_intent(p, snapshot, risk.unwind_all) for p in positions.values() if p.market not in held]
         rehedges = self._residual_drift(snapshot, positions, held)
         positions = {m: p for m, p in positions.items() if m not in held}
+        rehedges.update(self._margin_ladder(snapshot, positions, rehedges))
         enabled = set(self.config.markets.enabled) - set(held)
         venues = set(self.config.markets.spot_venues)
         usable = [s for s in signals if s.market in enabled and s.spot_venue in venues]
@@ -201,21 +233,59 @@ class Engine:
                 if not isinstance(decision, Intent):
                     skips.append(f"{decision.strategy} {decision.market}: {decision.reason}")
                     self.metrics.decisions.labels(decision.strategy, "none", "skip").inc()
-                    log.info("decision.skip", block=snapshot.block_number, strategy=decision.strategy,
-                             market=decision.market, reason=decision.reason)
+                    # The same reason as at the previous block (its words; the numbers move): debug only.
+                    words = _NUMBERS.sub("#", decision.reason)
+                    repeated = self._last_skip_reason.get((decision.strategy, decision.market)) == words
+                    self._last_skip_reason[(decision.strategy, decision.market)] = words
+                    (log.debug if repeated else log.info)(
+                        "decision.skip", block=snapshot.block_number, strategy=decision.strategy,
+                        market=decision.market, reason=decision.reason)
                     self._deferred_skips.append(decision)  # journaled after this tick's sends
                     continue
+                self._last_skip_reason.pop((decision.strategy, decision.market), None)
                 if decision.market not in enabled:
                     continue
                 blocked = risk.can_open(decision.market) if decision.kind != "close" else None
+                if blocked is None and decision.kind == "open":
+                    blocked = cooldown_reason(decision.market, decision.direction.value, self.last_exit.get(decision.market),
+                                              snapshot.block_timestamp, self.config.risk.exit_cooldown_s)
                 if blocked:
                     self._skip(decision, snapshot, "risk", blocked, skips)
+                    continue
+                if decision.kind == "close" and self._hand_over(decision, context, snapshot, skips):
                     continue
                 current = by_market.get(decision.market)
                 if current is None or (decision.kind == "close" and current.kind != "close"):
                     by_market[decision.market] = decision  # one intent per market; closes first
         by_market.update(rehedges)  # a drifted hedge is fixed before anything a strategy wants there
         return sorted(by_market.values(), key=lambda i: (i.kind != "close", i.market))
+
+    def _hand_over(self, close: Intent, context: StrategyContext, snapshot: MarketSnapshot, skips: list[str]) -> bool:
+        target = find_hand_over(close, context, [slot.strategy for slot in self.strategies if not slot.disabled])
+        if target is None:
+            return False
+        strategy, reason = target
+        if self.executor.mode == "dry_run":
+            self.virtual_owners[close.market] = strategy
+        else:
+            self.journal.record_handover(market=close.market, to_strategy=strategy, reason=reason,
+                                         block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
+        skips.append(f"{close.strategy} {close.market}: hand-over {reason}")
+        log.info("position.handover", block=snapshot.block_number, market=close.market, from_strategy=close.strategy,
+                 to_strategy=strategy, reason=reason)
+        return True
+
+    def _margin_ladder(self, snapshot: MarketSnapshot, positions: Mapping[str, Position],
+                       taken: Mapping[str, Intent]) -> dict[str, Intent]:
+        sources = self.collector.sources.markets
+        usdc = snapshot.wallet_raw.get(sources[0].usdc, 0) if sources and snapshot.wallet_raw else 0
+        intent = ladder_intent(snapshot, {m: p for m, p in positions.items() if m not in taken}, usdc,
+                               self.config.risk, self.config.execution.intent_ttl_blocks)
+        if intent is None:
+            return {}
+        log.warning("margin.ladder", block=snapshot.block_number, market=intent.market,
+                    deposit_usdc_raw=intent.deposit_usdc_raw, reduce_base_x18=-intent.perp_base_x18, reason=intent.reason)
+        return {intent.market: intent}
 
     def _residual_drift(self, snapshot: MarketSnapshot, positions: Mapping[str, Position],
                         held: Mapping[str, str]) -> dict[str, Intent]:
@@ -253,7 +323,8 @@ class Engine:
         eth = self._eth_usd(snapshot)
         costs = CostModel(gas_price_wei=snapshot.base_fee_wei + PRIORITY_FEE_WEI, eth_price_usd=eth or 1.0,
                           cost_of_capital_apr=cfg.costs.cost_of_capital_apr,
-                          holding_horizon_hours=cfg.costs.holding_horizon_hours)
+                          holding_horizon_hours=cfg.costs.holding_horizon_hours,
+                          l1_data_fee_wei=self.planner.last_l1_fee_wei, **chain_gas_units(self.gas_used))
         held_usd = 0.0
         for position in positions.values():
             view = snapshot.markets.get(position.market)
@@ -265,13 +336,14 @@ class Engine:
             max_notional_usd_per_market=cfg.risk.max_notional_usd_per_market,
             remaining_total_notional_usd=max(0.0, cfg.risk.max_notional_usd_total - held_usd),
             max_leverage=cfg.risk.max_leverage, free_collateral_usd=free_usd,
-            min_margin_ratio=cfg.risk.min_margin_ratio, stop_loss_basis_bps=cfg.risk.stop_loss_basis_bps,
+            min_margin_ratio=cfg.risk.min_margin_ratio,
+            stress=StressParams(cfg.risk.stress_index_move, cfg.risk.stress_funding_apr, costs.horizon_s),
             **self._wallet_limits(snapshot))
         stats = {}
         for s in signals:
-            observed = self.history.observations(s.market, s.spot_venue, before_block=snapshot.block_number)
-            if len(observed) >= 2:
-                stats[(s.market, s.spot_venue)] = BasisStats.from_observations(observed)
+            found = self.history.stats(s.market, s.spot_venue, snapshot.block_number, snapshot.block_timestamp)
+            if found is not None:
+                stats[(s.market, s.spot_venue)] = found
         owners = dict(self.virtual_owners) if self.executor.mode == "dry_run" else self.journal.position_owners()
         return StrategyContext(snapshot=snapshot, signals={(s.market, s.spot_venue): s for s in signals},
                                positions=positions, costs=costs, limits=limits, basis_stats=stats,
@@ -287,7 +359,7 @@ class Engine:
                 "usdc_wallet_usd": None if usdc is None else usdc / 10**USDC_DECIMALS}
 
     def _unwind_intent(self, position: Position, snapshot: MarketSnapshot, reason: str) -> Intent:
-        return Intent(strategy="risk", kind="close", market=position.market, direction=position.direction,
+        return Intent(strategy=RISK_STRATEGY, kind="close", market=position.market, direction=position.direction,
                       spot_venue=position.spot_venue, perp_base_x18=abs(position.perp_base_x18), reason=reason,
                       expected=PnlEstimate(0, 0, 0, 0, 0, 0), created_block=snapshot.block_number,
                       valid_until_block=snapshot.block_number + self.config.execution.intent_ttl_blocks)
@@ -375,6 +447,11 @@ class Engine:
 
     def _book(self, decision_id: int, outcome: Outcome, snapshot: MarketSnapshot, tx_id: int | None) -> None:
         book_outcome(self.journal, decision_id, outcome, snapshot, tx_id)
+        intent = outcome.plan.intent  # what the chain used and when a market was exited, for the next decisions
+        if outcome.status == "included" and outcome.gas_used > 0:
+            self.gas_used[(intent.market, intent.kind)] = outcome.gas_used
+        if intent.kind == "close" and outcome.status in ("included", "dry_run"):
+            self.last_exit[intent.market] = (outcome.block_timestamp_s or snapshot.block_timestamp, intent.direction.value)
         if tx_id is not None and self.inflight is not None:
             self.inflight.acknowledge(outcome.nonce)
             self.inflight.watch(outcome)

@@ -78,6 +78,7 @@ def _amount(name: str, nullable: bool = False) -> str:
 
 
 _DIRECTIONS = "('short_perp', 'long_perp')"
+HANDOVER_PREFIX = "hand-over:"
 _SCHEMA = [
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     f"""CREATE TABLE decisions (
@@ -777,13 +778,34 @@ class Journal:
             return {r["market"]: _position_from_row(r) for r in rows}
 
     def position_owners(self) -> dict[str, str]:
-        """market -> the strategy whose decision opened the open position there (adopted
-        positions have none: any strategy may manage them)."""
+        """market -> the strategy that manages the open position there: the last one it was handed
+        over to (record_handover), else the one whose decision opened it (adopted positions have
+        none: any strategy may manage them)."""
         with self._read() as db:
             rows = db.execute(
                 """SELECT p.market, d.strategy FROM positions p JOIN decisions d ON d.id = p.opened_decision_id
                    WHERE p.status = 'open'""").fetchall()
-            return {r["market"]: r["strategy"] for r in rows if r["strategy"]}
+            owners = {r["market"]: r["strategy"] for r in rows if r["strategy"]}
+            handed = db.execute(
+                f"""SELECT p.market, d.strategy FROM positions p JOIN decisions d ON d.position_id = p.id
+                   WHERE p.status = 'open' AND d.status_reason LIKE '{HANDOVER_PREFIX}%' ORDER BY d.id""").fetchall()
+            owners.update({r["market"]: r["strategy"] for r in handed})
+            return owners
+
+    def record_handover(self, *, market: str, to_strategy: str, reason: str, block: int,
+                        timestamp_s: int | None = None) -> int:
+        """The open position in `market` changes strategy without a trade: from now on
+        `to_strategy` manages it (position_owners). Returns the decision id."""
+        with self._write() as db:
+            row = db.execute("SELECT id FROM positions WHERE market = ? AND status = 'open'", (market,)).fetchone()
+            if row is None:
+                raise JournalError(f"hand-over in {market}: no open position")
+            text = f"{HANDOVER_PREFIX} {reason}"
+            cur = db.execute(
+                """INSERT INTO decisions (block, timestamp_s, strategy, market, reason, inputs_json, status,
+                       status_reason, position_id, recorded_at_s) VALUES (?, ?, ?, ?, ?, '{}', 'skipped', ?, ?, ?)""",
+                (require_int(block, "block"), timestamp_s, to_strategy, market, text, text, row["id"], _now_s()))
+            return int(cur.lastrowid)  # type: ignore[arg-type]
 
     def positions(self, status: Literal["open", "closed"] | None = None) -> list[PositionRecord]:
         with self._read() as db:

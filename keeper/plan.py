@@ -4,14 +4,15 @@
    (perp oppositeAmountBound, spot min-out / max-in, residual, min net quote, deadline);
 2. the gas-aware profitability gate (opens and resizes; closes always go: they reduce risk):
    gas cost = gas units x (base fee + tip) + the L1 data fee on OP-stack chains, converted to USD
-   through the ETH index; the intent's expected net PnL, with this gas instead of the strategy's
-   estimate, must clear `costs.min_profit_usd` and `costs.gas_cost_multiple` x the gas cost.
+   through the ETH index; the intent's expected net PnL, with this transaction's gas instead of the
+   strategy's estimate of it (an open keeps the estimate of its later close), must clear `costs.min_profit_usd` and `costs.gas_cost_multiple` x the gas cost.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from keeper.bounds_guard import check_protective_bounds
 from keeper.chain.fees import GAS_PRICE_ORACLE, fetch_l1_data_fee_wei
 from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig
@@ -23,6 +24,7 @@ from keeper.venues import executor as ex
 # Gas units of executor trades measured on the devnet (forge gas report, with headroom); the
 # sender estimates the real limit before sending, these feed the profit gate.
 GAS_UNITS = {"open": 1_100_000, "resize": 850_000, "close": 600_000}
+RISK_STRATEGY = "risk"  # the strategy name of the risk stage's own intents (unwind, reduce)
 PRIORITY_FEE_WEI = 10**6  # 0.001 gwei: what the sender tips at least
 
 
@@ -68,6 +70,11 @@ class Planner:
         self.executor = executor_address
         self.rpc = rpc
         self._l1_oracle = bool(rpc and rpc.get_code(GAS_PRICE_ORACLE))
+        self.last_l1_fee_wei = 0  # the L1 data fee of the last planned transaction (the cost model's estimate)
+
+    def l1_fee_wei(self, calldata: bytes) -> int:
+        """The OP-stack L1 data fee of a transaction carrying `calldata` (0 on other chains)."""
+        return fetch_l1_data_fee_wei(self.rpc, calldata) if self._l1_oracle and self.rpc else 0
 
     def quote(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None) -> BasisTradeQuote:
         view = snapshot.markets[intent.market]
@@ -88,16 +95,19 @@ class Planner:
         cfg = self.config
         quote = self.quote(intent, snapshot, position)
         bounds = compute_bounds(quote, cfg.execution.slippage_bps)
+        check_protective_bounds(quote, bounds)
         deadline_s = snapshot.block_timestamp + cfg.execution.deadline_s
-        function, args = trade_call(quote, bounds, deadline_s)
+        function, args = trade_call(quote, bounds, deadline_s, intent.deposit_usdc_raw)
         calldata = ex.EXECUTOR.encode(function, *args)
         gas_units = GAS_UNITS[intent.kind]
         gas_price_wei = snapshot.base_fee_wei + PRIORITY_FEE_WEI
-        l1_fee_wei = fetch_l1_data_fee_wei(self.rpc, calldata) if self._l1_oracle and self.rpc else 0
+        l1_fee_wei = self.l1_fee_wei(calldata)
         gas_cost_wei = gas_units * gas_price_wei + l1_fee_wei
         gas_cost_usd = gas_cost_wei / 10**18 * eth_usd(snapshot)
-        expected_net_usd = intent.expected.net_usd + intent.expected.gas_usd - gas_cost_usd
-        if intent.kind != "close":
+        self.last_l1_fee_wei = l1_fee_wei
+        # this transaction's gas replaces the strategy's estimate of it; the later close's stays
+        expected_net_usd = intent.expected.net_usd + intent.expected.gas_usd - intent.expected.close_gas_usd - gas_cost_usd
+        if intent.kind != "close" and intent.strategy != RISK_STRATEGY:  # risk's reduces always go
             bar = cfg.costs.min_profit_usd
             multiple = cfg.costs.gas_cost_multiple
             before_gas = expected_net_usd + gas_cost_usd

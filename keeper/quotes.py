@@ -29,8 +29,9 @@ recorded, `_lastUpdatedTickMap[baseToken]`, which has no getter: eth_getStorageA
 keccak256(abi.encode(baseToken, 208))), an int24, with `_lastTickUpdatedTimestampMap[baseToken]` at
 mapping slot 214 (Curie 2.8.4's layout, checked on the devnet). `price_band_for_trade_at` turns
 them into the band the next trade sees (re-centred on the pool's tick by the first trade 15 s or
-more after the last refresh). Until the snapshot carries them the band is assumed refreshed at the
-snapshot's vAMM tick with DEFAULT_MAX_TICK_CROSSED_WITHIN_BLOCK; pass `price_band` for the real one.
+more after the last refresh). The snapshot reads all three at its block (keeper/collect.py) and
+`snapshot_price_band` applies them for a trade one second later; without them the band is assumed
+refreshed at the snapshot's vAMM tick; `price_band` overrides both.
 The band only decides whether the perp leg reverts (EX_OPLAS) and where a close stops; a fill that
 stays inside it is the same whatever the band.
 """
@@ -185,6 +186,16 @@ def assumed_price_band(perp: PerpMarketState,
     return PerpPriceBand.refreshed(perp.pool.tick, max_tick_crossed_within_block)
 
 
+def snapshot_price_band(perp: PerpMarketState) -> PerpPriceBand:
+    """The band a trade in the block after the snapshot sees, from the band read with the snapshot
+    (pinned to its block); assumed refreshed at the pool's tick when the snapshot did not read it."""
+    if (perp.band_last_updated_tick is None or perp.band_last_updated_timestamp_s is None
+            or perp.max_tick_crossed_within_block is None or perp.snapshot_timestamp_s is None):
+        return assumed_price_band(perp)
+    return price_band_for_trade_at(perp.band_last_updated_tick, perp.band_last_updated_timestamp_s,
+                                   perp.max_tick_crossed_within_block, perp.pool.tick, perp.snapshot_timestamp_s + 1)
+
+
 def price_band_for_trade_at(last_updated_tick: int, last_tick_updated_timestamp_s: int,
                             max_tick_crossed_within_block: int, pool_tick: int, trade_timestamp_s: int) -> PerpPriceBand:
     """The band a trade in a block at trade_timestamp_s sees, from Exchange's stored values:
@@ -215,7 +226,7 @@ def quote_basis_trade(
     perp = view.perp
     if isinstance(perp, Unavailable):
         raise QuoteUnavailable(f"{view.name}: perp unavailable: {perp.reason}")
-    band = price_band if price_band is not None else assumed_price_band(perp)
+    band = price_band if price_band is not None else snapshot_price_band(perp)
     scale = spot_scale_to_x18(view.spot_token_decimals)
 
     if kind == "close":
@@ -226,7 +237,7 @@ def quote_basis_trade(
             raise ValueError(f"a close trades the whole position ({abs(position.perp_base_x18)}), got {perp_base_x18}")
         perp_quote = quote_perp_close(perp.pool, perp.exchange_fee_ratio_ppm, position.perp_base_x18, band,
                                       insurance_fund_fee_ratio_ppm=perp.insurance_fund_fee_ratio_ppm)
-        perp_leg = _perp_leg(perp, perp_quote, True, position.perp_base_x18 > 0, position.perp_base_x18 > 0,
+        perp_leg = perp_leg_quote(perp, perp_quote, True, position.perp_base_x18 > 0, position.perp_base_x18 > 0,
                              abs(position.perp_base_x18))
         spot_raw = abs(position.spot_raw)
         if perp_quote.is_partial_close:
@@ -261,7 +272,7 @@ def quote_basis_trade(
         perp_quote = quote_perp_open(perp.pool, perp.exchange_fee_ratio_ppm, is_short, is_short, size_x18,
                                      insurance_fund_fee_ratio_ppm=perp.insurance_fund_fee_ratio_ppm,
                                      price_band=band)
-        perp_leg = _perp_leg(perp, perp_quote, False, is_short, is_short, size_x18)
+        perp_leg = perp_leg_quote(perp, perp_quote, False, is_short, is_short, size_x18)
         spot_leg = _spot_leg(view, spot_venue, is_buy=is_short, amount_raw=size_x18 // scale)
     else:
         raise ValueError(f"unknown trade kind {kind!r} (open, close or resize)")
@@ -295,8 +306,9 @@ def _check_position(position: Position, market: str, direction: Direction, spot_
         raise ValueError(f"position spot {position.spot_raw} does not match {direction.value}")
 
 
-def _perp_leg(perp: PerpMarketState, q: PerpQuote, is_close: bool, is_base_to_quote: bool, is_exact_input: bool,
-              amount_x18: int) -> PerpLegQuote:
+def perp_leg_quote(perp: PerpMarketState, q: PerpQuote, is_close: bool, is_base_to_quote: bool, is_exact_input: bool,
+                   amount_x18: int) -> PerpLegQuote:
+    """The perp leg of a trade from its exact Perp quote (also the pair trade's legs, keeper/quotes_pair.py)."""
     sqrt_price = perp.pool.sqrt_price_x96
     mid_usd = sqrt_price * sqrt_price / Q192  # vBase and vUSD both have 18 decimals
     mid_x18 = perp_price_from_sqrt_x96(sqrt_price)
@@ -393,6 +405,25 @@ def _perp_bound_for_fill(perp: PerpLegQuote, bound_on_fill: int, is_max: bool) -
     return max(1, bound_on_fill * PPM // ratio_ppm)
 
 
+def perp_leg_bound(p: PerpLegQuote, slippage_bps: int) -> tuple[int, int]:
+    """(oppositeAmountBound18, the leg's signed quote at that bound) of one perp leg moved against
+    us by slippage_bps: selling base exact in = min quote out, buying base exact out = max quote in
+    (also the other two Perp combinations); never 0; for a partial close, scaled to the whole
+    position as Perp scales it back by closedRatio. The quote is the predicted one when the quote
+    side is the exact one."""
+    base_abs, quote_abs = abs(p.base_delta_x18), abs(p.quote_delta_x18)
+    if p.is_base_to_quote:
+        if p.is_exact_input:  # min quote out
+            min_quote = max(1, _less(quote_abs, slippage_bps))
+            return _perp_bound_for_fill(p, min_quote, is_max=False), min_quote
+        # max base in; the quote out is exact
+        return _perp_bound_for_fill(p, _more(base_abs, slippage_bps), is_max=True), p.quote_delta_x18
+    if p.is_exact_input:  # min base out; the quote in is exact
+        return _perp_bound_for_fill(p, max(1, _less(base_abs, slippage_bps)), is_max=False), p.quote_delta_x18
+    max_quote = _more(quote_abs, slippage_bps)  # max quote in
+    return _perp_bound_for_fill(p, max_quote, is_max=True), -max_quote
+
+
 def compute_bounds(quote: BasisTradeQuote, slippage_bps: int) -> BasisTradeBounds:
     """The executor bounds of `quote`, moved against us by slippage_bps (0 <= bps < 10_000):
 
@@ -408,24 +439,8 @@ def compute_bounds(quote: BasisTradeQuote, slippage_bps: int) -> BasisTradeBound
     position's earlier net quote (IBasisExecutor notice) and is the planner's to apply."""
     if not 0 <= slippage_bps < BPS_DENOMINATOR:
         raise ValueError(f"slippage_bps must be in [0, 10000), got {slippage_bps}")
-    p, s, fills = quote.perp, quote.spot, quote.predicted
-    base_abs, quote_abs = abs(p.base_delta_x18), abs(p.quote_delta_x18)
-    if p.is_base_to_quote:
-        if p.is_exact_input:  # min quote out
-            min_quote = max(1, _less(quote_abs, slippage_bps))
-            perp_bound = _perp_bound_for_fill(p, min_quote, is_max=False)
-            worst_perp_quote = min_quote
-        else:  # max base in; the quote out is exact
-            perp_bound = _perp_bound_for_fill(p, _more(base_abs, slippage_bps), is_max=True)
-            worst_perp_quote = fills.perp_quote_x18
-    else:
-        if p.is_exact_input:  # min base out; the quote in is exact
-            perp_bound = _perp_bound_for_fill(p, max(1, _less(base_abs, slippage_bps)), is_max=False)
-            worst_perp_quote = fills.perp_quote_x18
-        else:  # max quote in
-            max_quote = _more(quote_abs, slippage_bps)
-            perp_bound = _perp_bound_for_fill(p, max_quote, is_max=True)
-            worst_perp_quote = -max_quote
+    s, fills = quote.spot, quote.predicted
+    perp_bound, worst_perp_quote = perp_leg_bound(quote.perp, slippage_bps)
 
     usdc_abs, spot_abs = abs(fills.usdc_raw), abs(fills.spot_raw)
     if s.is_exact_input:

@@ -118,3 +118,15 @@ class OracleRecovery:
             if view.oracle.age_s(snapshot.block_timestamp) > self.max_oracle_age_s:
                 self.settling_until_s[name] = snapshot.block_timestamp + view.perp.twap_interval_s
         return self.settling_until_s
+
+
+def cooldown_reason(market: str, direction: str, last_exit: tuple[int, str] | None, now_s: int,
+                    cooldown_s: int) -> str | None:
+    """Why a new `direction` position in `market` must wait after the last exit there, given as
+    (timestamp, direction) (None: it may open). A close followed by a reopen of the same side soon
+    after pays two transactions' fees and impact for nothing; the other side is a new trade on a
+    new signal (a premium that flipped) and is not held back."""
+    if last_exit is None or last_exit[1] != direction or now_s >= last_exit[0] + cooldown_s:
+        return None
+    return (f"cooldown: exited {direction} {market} at t={last_exit[0]}, no new {direction} for {cooldown_s} s "
+            f"({last_exit[0] + cooldown_s - now_s} s left)")

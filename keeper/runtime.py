@@ -7,21 +7,19 @@ reconciled with the chain (the chain wins). Transient RPC errors are retried wit
 `chain.startup_retry_s` (keeper/startup.py); configuration and chain errors are fatal at once,
 with a message naming what is wrong, before anything is sent.
 
-The loop is an APScheduler job polling for new blocks, never two ticks at once (max_instances=1,
-coalesce); SIGINT/SIGTERM stop it after the current tick; SIGUSR1 (or the kill-switch file) pulls
-the kill switch. With no RPC configured the embedded devnet is started, with the market-activity
-driver as a second job: this is `make demo`.
+The block loop (keeper/blockloop.py) ticks on every new head, pushed over WebSocket or polled
+over HTTP, never two ticks at once; SIGINT/SIGTERM stop it after the current tick; SIGUSR1 (or
+the kill-switch file) pulls the kill switch. With no RPC configured the embedded devnet is
+started, with the market-activity driver as a second job: this is `make demo`.
 """
 
 from __future__ import annotations
 
-import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apscheduler.schedulers.blocking import BlockingScheduler
 from eth_account import Account
 from eth_utils import to_checksum_address
 
@@ -29,7 +27,10 @@ from keeper.addressbook import optimism_book, resolve_sources
 from keeper.chain.fees import FeePolicy
 from keeper.chain.keys import Signer, load_signer
 from keeper.chain.pending import JsonFilePendingStore
-from keeper.chain.retry import LIVE_ATTEMPTS, STARTUP_ATTEMPTS, RetryingJsonRpc
+from keeper.blockloop import build_head_feed, run_blocks
+from keeper.chain.heads import HeadFeed
+from keeper.chain.failover import connect_rpc
+from keeper.chain.retry import LIVE_ATTEMPTS, STARTUP_ATTEMPTS, RetryCalls
 from keeper.chain.rpc import JsonRpc
 from keeper.chain.sender import SenderConfig, TxSender
 from keeper.collect import SnapshotCollector, Sources
@@ -39,7 +40,7 @@ from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.provision import provision_executor
 from keeper.devnet.txs import DevSender, codec
 from keeper.devnet.world import World, prebuilt_state, start_world
-from keeper.engine import Engine, StrategySlot
+from keeper.engine import Engine, load_strategy_slots
 from keeper.errors import ChainMismatchError, ConfigError, FatalError
 from keeper.execute import DryRunExecutor, Executor, LiveExecutor
 from keeper.adopt import chain_positions
@@ -51,7 +52,6 @@ from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
-from strategies import load_strategy
 
 log = get_logger("keeper.runtime")
 GWEI = 10**9
@@ -71,8 +71,11 @@ class Runtime:
     driver: MarketActivity | None = None
     kill_flag: threading.Event = field(default_factory=threading.Event)
     ticks: int = 0
+    heads: HeadFeed | None = None
 
     def close(self) -> None:
+        if self.heads is not None:
+            self.heads.stop()
         self.journal.close()
         self.rpc.close()
         if self.world is not None:
@@ -119,8 +122,8 @@ def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runt
 
 def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | None, world: World | None, *,
               dry_run: bool, seed: int) -> Runtime:
-    rpc = RetryingJsonRpc(rpc_url, timeout_s=config.chain.request_timeout_s, attempts=STARTUP_ATTEMPTS,
-                          backoff_max_s=config.chain.startup_backoff_max_s)
+    rpc = connect_rpc(config.chain, rpc_url, attempts=STARTUP_ATTEMPTS,  # with chain.backup_rpc_urls: failover
+                      backoff_max_s=config.chain.startup_backoff_max_s)
     chain_id = rpc.chain_id()
     if config.chain.chain_id is not None and chain_id != config.chain.chain_id:
         raise ChainMismatchError(f"chain.chain_id: the node at {rpc_url} is chain {chain_id}, config says {config.chain.chain_id}")
@@ -147,10 +150,10 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
         log.info("executor.provisioned", executor=executor_address, owner=owner)
     if not rpc.get_code(executor_address):
         raise ChainMismatchError(f"account.executor: no contract code at {executor_address} on chain {chain_id}")
-    owner = to_checksum_address(
-        codec("BasisExecutor").decode("owner", rpc.eth_call(executor_address, codec("BasisExecutor").encode("owner")))[0])
+    owner = to_checksum_address(  # the executor's operator: the only account that may trade
+        codec("BasisExecutor").decode("operator", rpc.eth_call(executor_address, codec("BasisExecutor").encode("operator")))[0])
     if signer is not None and owner.lower() != signer.address.lower():
-        raise ChainMismatchError(f"account.executor: {executor_address} is owned by {owner}, not by the key's address {signer.address}")
+        raise ChainMismatchError(f"account.executor: {executor_address} is operated by {owner}, not by the key's address {signer.address}")
     if signer is not None:
         balance = int(rpc.call("eth_getBalance", [signer.address, "latest"]), 16)
         if balance < MIN_GAS_BALANCE_WEI:
@@ -175,12 +178,8 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, rpc_url: str, manifest:
                      world: World | None, sources: Sources, collector: SnapshotCollector, journal: Journal,
                      snapshot: MarketSnapshot, signer: Signer | None, owner: str, executor_address: str,
                      chain_id: int, seed: int) -> Runtime:
-    strategies = []
-    for name in config.strategies.enabled:
-        try:
-            strategies.append(StrategySlot(load_strategy(name, config.strategies.params.get(name, {}))))
-        except ValueError as exc:
-            raise ConfigError(f"strategies.params.{name}: {exc}") from exc
+    strategies = load_strategy_slots(config)
+    heads = build_head_feed(config, rpc)  # the block loop's feed; pushed heads also wake the sender
     executor: Executor
     if signer is None:
         executor = DryRunExecutor(rpc, owner)
@@ -193,7 +192,7 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, rpc_url: str, manifest:
                          replace_after_blocks=cfg.replace_after_blocks, poll_interval_s=config.chain.poll_interval_s,
                          keep_settled=True),
             JsonFilePendingStore(config.monitoring.journal.with_name(f"pending-{chain_id}-{signer.address}.json")),
-            chain_id=chain_id)
+            chain_id=chain_id, sleep=heads.sleep_until_new_head)
         sender.recover()
         executor = LiveExecutor(sender, rpc, sources.perp.clearing_house)
     metrics = KeeperMetrics()
@@ -205,7 +204,7 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, rpc_url: str, manifest:
     engine = Engine(
         config=config, collector=collector, strategies=strategies,
         planner=Planner(config, executor_address, rpc), executor=executor, journal=journal, metrics=metrics,
-        kill_switch=kill_switch, history=BasisHistory())
+        kill_switch=kill_switch, history=BasisHistory(config.strategies.basis_window_s, config.strategies.basis_min_samples))
     engine.settle_in_flight(snapshot)  # what the last run left in flight is booked before reconciling
     in_flight = engine.inflight.markets() if engine.inflight is not None else set()
     differences = journal.reconcile(chain_positions(snapshot, sources, journal.open_positions(), in_flight),
@@ -219,64 +218,14 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, rpc_url: str, manifest:
     log.info("keeper.started", mode=mode, chain_id=chain_id, rpc_url=rpc_url, executor=executor_address, owner=owner,
              markets=config.markets.enabled, strategies=[s.strategy.name for s in strategies],
              embedded_devnet=world is not None, reconciled=len(differences))
-    runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, world, driver, kill_flag)
-    if isinstance(rpc, RetryingJsonRpc):
+    runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, world, driver, kill_flag,
+                      heads=heads)
+    if isinstance(rpc, RetryCalls):
         rpc.attempts = LIVE_ATTEMPTS  # in the loop a call that still fails skips the tick
     return runtime
 
 
-def run_loop(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 2.0) -> None:
-    """Tick on every new block until `blocks` ticks have run, SIGINT/SIGTERM, or forever."""
-    scheduler = BlockingScheduler()
-    stop = threading.Event()
-
-    in_tick = threading.Lock()  # held while a tick runs: shutdown waits for it, never cuts it
-
-    def tick_job() -> None:
-        with in_tick:
-            if stop.is_set():  # SIGINT/SIGTERM (or one that came before the scheduler ran)
-                scheduler.shutdown(wait=False)
-                return
-            report = runtime.engine.tick()
-            if runtime.engine.fatal is not None:  # logged as keeper.fatal by the engine
-                stop.set()
-                scheduler.shutdown(wait=False)
-                return
-            if report is not None:
-                runtime.ticks += 1
-                if blocks is not None and runtime.ticks >= blocks:
-                    stop.set()
-                    scheduler.shutdown(wait=False)
-
-    def drive_job() -> None:
-        if runtime.driver is not None and not stop.is_set():
-            report = runtime.driver.step()
-            log.debug("market.step", step=report.step, block=report.block_number)
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        if signum == signal.SIGUSR1:
-            runtime.kill_flag.set()
-            log.warning("kill_switch.signal", action=runtime.config.risk.kill_switch_action)
-            return
-        log.info("keeper.stopping", signal=signal.Signals(signum).name, ticks=runtime.ticks)
-        # The tick job shuts the scheduler down from its worker thread (within one poll interval,
-        # after the tick in flight): a shutdown from this handler can interrupt the scheduler's own
-        # loop between two of its steps and make it raise (JobLookupError) as the process stops.
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(signum, on_signal)
-    scheduler.add_job(tick_job, "interval", seconds=runtime.config.chain.poll_interval_s, max_instances=1,
-                      coalesce=True, id="tick", next_run_time=_now())
-    if runtime.driver is not None:
-        scheduler.add_job(drive_job, "interval", seconds=drive_interval_s, max_instances=1, coalesce=True, id="drive")
-    scheduler.start()
-    with in_tick:  # the tick in flight (if any) finishes before we report stopped
-        stop.set()
-    log.info("keeper.stopped", ticks=runtime.ticks)
-
-
-def _now():  # type: ignore[no-untyped-def]
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)
+def run_loop(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 2.0, view: Any = None) -> None:
+    """Tick on every new head until `blocks` ticks have run, SIGINT/SIGTERM, a fatal error in a
+    tick, or forever (keeper/blockloop.py: heads pushed over ws, polled over HTTP as the fallback)."""
+    run_blocks(runtime, blocks=blocks, drive_interval_s=drive_interval_s, view=view)

@@ -19,6 +19,7 @@ class ScanRow:
     spot_v3_usd: float | None
     spot_v2_usd: float | None
     perp_mark_usd: float | None
+    perp_vamm_usd: float | None  # the vAMM mid: the basis columns are the tradable basis against it
     index_usd: float | None
     oracle_age_s: int | None
     basis_bps_v3: float | None
@@ -48,7 +49,7 @@ def scan(rpc: JsonRpc, sources: Sources, history_blocks: int = 30) -> list[ScanR
     collector = SnapshotCollector(rpc, sources)
     collector.prepare()
     latest = collector.fetch_snapshot()
-    history = BasisHistory(window=max(2, history_blocks), min_samples=min(max(2, history_blocks), 10))
+    history = BasisHistory(window_s=10**9, min_samples=min(max(2, history_blocks), 10))
     # Newest first, stopping at the first block the node has no state for (a non-archive node,
     # or a chain started from a saved state), then fed oldest first.
     past: list[MarketSnapshot] = []
@@ -76,6 +77,7 @@ def rows_for(snapshot: MarketSnapshot, signals: list[object], history_blocks_rea
             market=name, block_number=snapshot.block_number,
             spot_v3_usd=v3.spot_price_usd if v3 else None, spot_v2_usd=v2.spot_price_usd if v2 else None,
             perp_mark_usd=any_signal.mark_price_usd if any_signal else None,
+            perp_vamm_usd=any_signal.vamm_price_usd if any_signal else None,
             index_usd=any_signal.index_price_usd if any_signal else None,
             oracle_age_s=None if isinstance(view.oracle, Unavailable) else view.oracle.age_s(snapshot.block_timestamp),
             basis_bps_v3=v3.basis_bps if v3 else None, basis_bps_v2=v2.basis_bps if v2 else None,

@@ -1,24 +1,28 @@
 """Signals: pure numbers from one snapshot (and the recent history of basis).
 
 Conventions:
-- basis_bps = (perp mark / spot - 1) x 10_000, per spot venue. Positive: perp rich.
+- basis_bps = (perp vAMM mid / spot mid - 1) x 10_000, per spot venue: the TRADABLE basis, the
+  prices a trade starts from (the size-dependent part comes from the exact quotes in sizing).
+  Positive: perp rich. mark_basis_bps uses Perp's margin mark (a median including a 30-minute
+  TWAP that trails the vAMM by minutes): kept for margin and logs, never for decisions.
 - funding rate: the fraction of notional longs pay shorts (negative: shorts pay longs), from Perp
   v2's premium (market TWAP - index TWAP, clamped), paid per day pro rata; per hour and as APR.
 - carry APR per direction (funding only, before costs): short perp + long spot earns +funding APR,
   long perp + short spot earns -funding APR.
-- z-score: basis against the last `window` observations of the same market and venue.
+- z-score: robust (median / MAD) z of the tradable basis against the same market and venue's
+  history over a window in seconds (keeper/basis_history.py).
 Floats here are for ranking and statistics only; amounts never pass through this module.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
-
+from keeper.basis_history import BasisHistory
 from keeper.types import (
     ONE_X18,
+    Q192,
+    SECONDS_PER_DAY,
     SECONDS_PER_YEAR,
     MarketSnapshot,
     MarketView,
@@ -40,12 +44,14 @@ class Signal:
     spot_price_usd: float
     mark_price_usd: float
     index_price_usd: float
-    basis_bps: float
+    basis_bps: float  # tradable: vAMM mid vs spot mid
     funding_rate_per_hour: float
     funding_apr: float
     carry_apr_short_perp: float
     carry_apr_long_perp: float
     basis_zscore: float | None
+    vamm_price_usd: float = 0.0
+    mark_basis_bps: float = 0.0  # Perp's margin mark vs spot: for margin and logs only
 
 
 @dataclass(frozen=True)
@@ -53,35 +59,6 @@ class SkippedSignal:
     market: str
     spot_venue: str
     reason: str
-
-
-class BasisHistory:
-    """Rolling basis observations per (market, venue); at most one per block."""
-
-    def __init__(self, window: int = 120, min_samples: int = 20) -> None:
-        if window < 2 or min_samples < 2 or min_samples > window:
-            raise ValueError(f"need 2 <= min_samples <= window (got window={window}, min_samples={min_samples})")
-        self.window = window
-        self.min_samples = min_samples
-        self._series: dict[tuple[str, str], deque[tuple[int, float]]] = {}
-
-    def observations(self, market: str, venue: str, before_block: int) -> list[float]:
-        """The recorded basis (bps) of blocks before `before_block`, oldest first."""
-        return [b for blk, b in self._series.get((market, venue), ()) if blk < before_block]
-
-    def zscore_then_record(self, market: str, venue: str, block: int, basis_bps: float) -> float | None:
-        """z-score of basis_bps against the history before it, then remember it."""
-        series = self._series.setdefault((market, venue), deque(maxlen=self.window))
-        past = [b for blk, b in series if blk < block]
-        z = None
-        if len(past) >= self.min_samples:
-            values = np.asarray(past, dtype=float)
-            std = float(values.std(ddof=1))
-            if std > 0:
-                z = (basis_bps - float(values.mean())) / std
-        if not series or series[-1][0] < block:
-            series.append((block, basis_bps))
-        return z
 
 
 def spot_price(view: MarketView, venue: str) -> float | Unavailable:
@@ -109,14 +86,16 @@ def compute_signals(snapshot: MarketSnapshot, history: BasisHistory) -> list[Sig
             if isinstance(spot, Unavailable):
                 out.append(SkippedSignal(name, venue, spot.reason))
                 continue
-            out.append(compute_signal(snapshot.block_number, name, venue, perp, spot, history))
+            out.append(compute_signal(snapshot.block_number, name, venue, perp, spot, history,
+                                      timestamp_s=snapshot.block_timestamp))
     return out
 
 
 def compute_signal(block: int, market: str, venue: str, perp: PerpMarketState, spot_usd: float,
-                   history: BasisHistory) -> Signal:
+                   history: BasisHistory, timestamp_s: int | None = None) -> Signal:
     mark = perp.mark_price_x18 / ONE_X18
-    basis_bps = (mark / spot_usd - 1) * 1e4
+    vamm = vamm_price_usd(perp)
+    basis_bps = (vamm / spot_usd - 1) * 1e4
     rate_per_s = perp.funding_rate_per_s
     funding_apr = rate_per_s * SECONDS_PER_YEAR
     return Signal(
@@ -124,5 +103,22 @@ def compute_signal(block: int, market: str, venue: str, perp: PerpMarketState, s
         index_price_usd=perp.index_price_x18 / ONE_X18, basis_bps=basis_bps,
         funding_rate_per_hour=rate_per_s * 3600, funding_apr=funding_apr,
         carry_apr_short_perp=funding_apr, carry_apr_long_perp=-funding_apr,
-        basis_zscore=history.zscore_then_record(market, venue, block, basis_bps),
+        basis_zscore=history.zscore_then_record(market, venue, block, basis_bps, timestamp_s),
+        vamm_price_usd=vamm, mark_basis_bps=(mark / spot_usd - 1) * 1e4,
     )
+
+
+def vamm_price_usd(perp: PerpMarketState) -> float:
+    """The vAMM's mid price (vBase is token0, both 18 decimals): where a trade starts."""
+    return perp.pool.sqrt_price_x96 ** 2 / Q192
+
+
+def instant_funding_rate_per_s(perp: PerpMarketState, reference_usd: float | None = None) -> float:
+    """The funding rate the vAMM's price now implies (premium vAMM / reference - 1, clamped like
+    Perp's): where Perp's TWAP-based rate is heading within one TWAP interval. The reference is
+    the index by default; pass the spot price to look through an index that lags spot (a stale or
+    slow oracle catches up, so the gap it makes is not a premium that lasts)."""
+    reference = perp.index_price_x18 / ONE_X18 if reference_usd is None else reference_usd
+    cap = perp.max_funding_rate_ppm / 1e6
+    premium = max(-cap, min(cap, vamm_price_usd(perp) / reference - 1))
+    return premium / SECONDS_PER_DAY

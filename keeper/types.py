@@ -45,6 +45,14 @@ class PerpMarketState:
     insurance_fund_fee_ratio_ppm: int
     max_funding_rate_ppm: int
     twap_interval_s: int
+    max_price_spread_ratio_ppm: int = 100_000  # MarketInfo.maxPriceSpreadRatio: the vAMM's band around the index
+    # Exchange's per-block tick band, read at the snapshot's block (None: not read; the quotes then
+    # assume it refreshed at the pool's tick): _lastUpdatedTickMap / _lastTickUpdatedTimestampMap
+    # (storage, no getter) and getMaxTickCrossedWithinBlock.
+    band_last_updated_tick: int | None = None
+    band_last_updated_timestamp_s: int | None = None
+    max_tick_crossed_within_block: int | None = None
+    snapshot_timestamp_s: int | None = None
 
     @property
     def funding_premium_x18(self) -> int:
@@ -192,8 +200,9 @@ class PnlEstimate:
     funding_usd: float
     fees_usd: float
     price_impact_usd: float
-    gas_usd: float
+    gas_usd: float  # every transaction the decision implies (an open: open and close)
     capital_cost_usd: float
+    close_gas_usd: float = 0.0  # the part of gas_usd that is the later close (the planner prices the open)
 
     @property
     def net_usd(self) -> float:
@@ -210,11 +219,12 @@ class Intent:
     market: str
     direction: Direction
     spot_venue: SpotVenue
-    perp_base_x18: int  # size of the perp leg, > 0 (for close: the position's whole size)
+    perp_base_x18: int  # size of the perp leg, > 0 (for close: the position's whole size; resize: signed change)
     reason: str  # why, in words, with the deciding numbers
     expected: PnlEstimate
     created_block: int
     valid_until_block: int
+    deposit_usdc_raw: int = 0  # collateral moved from the executor's USDC into Perp with the trade (open/resize)
 
 
 # ------------------------------------------------------------------------------ plan / execute

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar, get_type_hints
 
-import numpy as np
-
-from keeper.signals import Signal
+from keeper.basis_history import BasisStats, decayed_seconds
+from keeper.signals import Signal, instant_funding_rate_per_s, spot_price
+from keeper.stress import StressParams
 from keeper.types import (
     ONE_X18,
     Direction,
@@ -33,18 +33,21 @@ from keeper.types import (
     MarketSnapshot,
     MarketView,
     PerpAccountState,
+    PerpMarketState,
     PnlEstimate,
     Position,
     SpotVenue,
+    Unavailable,
 )
 
 SPOT_VENUES: tuple[SpotVenue, ...] = ("uniswap_v3", "uniswap_v2")
 HOURS_PER_YEAR = 365 * 24
 
-# Executor gas measured on the devnet (contracts/test/fork/BasisExecutorGas.t.sol).
-GAS_UNITS_OPEN = 1_050_000
-GAS_UNITS_CLOSE = 560_000
-GAS_UNITS_RESIZE = 800_000
+# Executor gas before the chain has shown any (the engine replaces these with what this market's
+# recent opens and closes used on chain): the upper end of what the devnet's runs used.
+GAS_UNITS_OPEN = 1_300_000
+GAS_UNITS_CLOSE = 1_300_000
+GAS_UNITS_RESIZE = 1_000_000
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 
@@ -88,8 +91,10 @@ class CostModel:
     def horizon_s(self) -> float:
         return self.holding_horizon_hours * 3600
 
-    def capital_cost_usd(self, capital_usd: float) -> float:
-        return capital_usd * self.cost_of_capital_apr * self.holding_horizon_hours / HOURS_PER_YEAR
+    def capital_cost_usd(self, capital_usd: float, hold_s: float | None = None) -> float:
+        """Cost of `capital_usd` tied up for hold_s seconds (default: the horizon)."""
+        hours = self.holding_horizon_hours if hold_s is None else hold_s / 3600
+        return capital_usd * self.cost_of_capital_apr * hours / HOURS_PER_YEAR
 
 
 @dataclass(frozen=True)
@@ -98,41 +103,28 @@ class RiskLimits:
 
     remaining_total_notional_usd is what is left of the keeper's total notional budget after the
     positions already open; free_collateral_usd is the Perp account's free collateral (margin a
-    new position may use). spot_inventory_raw caps what a LONG_PERP open may sell per market
-    (None: not checked here)."""
+    new position may use). max_leverage is ACCOUNT-level: sum over markets of |notional| / account
+    value (Perp's free collateral nets only the initial margin of open positions, so a per-open cap
+    of free collateral x leverage compounds across markets). spot_inventory_raw caps what a
+    LONG_PERP open may sell per market (None: not checked here). stress: the shocks a new position
+    must survive with the account's margin ratio above min_margin_ratio (keeper/stress.py)."""
 
     max_notional_usd_per_market: float
     remaining_total_notional_usd: float
     max_leverage: float  # perp notional / margin posted for it
     free_collateral_usd: float
     min_margin_ratio: float  # account value / total abs position value: below it, no opens and close
-    stop_loss_basis_bps: float  # close when the basis moved this far against the entry
     max_residual_base_x18: int = 0  # residual delta tolerated in a trade
     spot_inventory_raw: Mapping[str, int] | None = None
     usdc_wallet_usd: float | None = None  # USDC the executor holds for spot buys (None: not checked)
+    stress: StressParams | None = None  # None: no stress cap (unit tests of other rules)
 
     def __post_init__(self) -> None:
         for name in ("max_notional_usd_per_market", "remaining_total_notional_usd", "free_collateral_usd",
-                     "min_margin_ratio", "stop_loss_basis_bps"):
+                     "min_margin_ratio"):
             _require(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
         _require(self.max_leverage > 0, "max_leverage", self.max_leverage, "> 0")
         _require(self.max_residual_base_x18 >= 0, "max_residual_base_x18", self.max_residual_base_x18, ">= 0")
-
-
-@dataclass(frozen=True)
-class BasisStats:
-    """Recent basis of one (market, venue): the history the z-score was taken against."""
-
-    mean_bps: float
-    std_bps: float
-    samples: int
-
-    @classmethod
-    def from_observations(cls, basis_bps: Sequence[float]) -> BasisStats:
-        values = np.asarray(basis_bps, dtype=float)
-        if values.size < 2:
-            raise ValueError(f"basis stats need >= 2 observations, got {values.size}")
-        return cls(float(values.mean()), float(values.std(ddof=1)), int(values.size))
 
 
 @dataclass(frozen=True)
@@ -162,6 +154,33 @@ class StrategyContext:
         """The Perp account's margin ratio, None when unknown or without positions."""
         account = self.snapshot.account
         return account.margin_ratio if isinstance(account, PerpAccountState) else None
+
+    def funding_forecast_s(self, market: str, venue: str, funding_rate_per_s: float, hold_s: float,
+                           half_life_s: float | None = None) -> float:
+        """Expected funding over hold_s (fraction of notional, > 0: longs pay). Perp's rate is a
+        TWAP premium: within one TWAP interval it moves linearly from the current rate to the rate
+        the vAMM's price implies now (instant_funding_rate_per_s); after that the premium decays
+        toward the rate of the tradable basis's centre with the basis's fitted half-life (no
+        decay when none is seen; `half_life_s` overrides the fitted one). Without a readable perp or
+        statistics: the current rate."""
+        view = self.snapshot.markets.get(market)
+        if view is None or not isinstance(view.perp, PerpMarketState):
+            return funding_rate_per_s * hold_s
+        perp = view.perp
+        spot = spot_price(view, venue)
+        instant = instant_funding_rate_per_s(perp, None if isinstance(spot, Unavailable) else spot)
+        twap_s = max(1.0, float(perp.twap_interval_s))
+        ramp = min(hold_s, twap_s)
+        total = funding_rate_per_s * ramp + (instant - funding_rate_per_s) * ramp * ramp / (2 * twap_s)
+        rest = hold_s - ramp
+        if rest <= 0:
+            return total
+        stats = self.basis_stats.get((market, venue))
+        if stats is None:
+            return total + instant * rest
+        centre = stats.center_bps / 1e4 / 86_400
+        decay = half_life_s if half_life_s is not None else stats.half_life_s
+        return total + centre * rest + (instant - centre) * decayed_seconds(decay, rest)
 
     def manages(self, strategy: str, market: str) -> bool:
         owner = self.position_owner.get(market)

@@ -1,16 +1,26 @@
 """Basis convergence: trade the perp/spot basis back to its recent mean.
 
+Every number here is the TRADABLE basis (vAMM mid vs spot mid; the exact quotes at size in the
+sizing), never Perp's lagging margin mark; its centre, scale and half-life are robust statistics
+of the recent tradable basis (keeper/basis_history.py: median, MAD, AR(1) half-life).
+
 Entry (no position in the market, margin ratio at or above the guard): on a spot venue whose basis
-z-score departs from its recent norm by at least `entry_z`, take SHORT_PERP when the perp is rich
+robust z-score departs from its centre by at least `entry_z`, take SHORT_PERP when the perp is rich
 (z > 0) or LONG_PERP when it is cheap (z < 0), sized to maximise the shared model's expected net
-PnL (strategies/pnl.py): the basis expected back at its recent mean (`convergence_fraction` of the
-way) plus funding over the horizon, minus every cost; only when that clears `min_profit_usd`.
-Of the venues that qualify, the best expected net wins.
+PnL (strategies/pnl.py): the basis expected back at its centre (`convergence_fraction` of the way)
+plus funding forecast over the expected holding time (the time the fitted half-life needs to
+bring the departure within `exit_z`, at most the horizon), minus every cost (both transactions,
+capital for that time); only when that clears `min_profit_usd`. The size is also capped so the
+account survives the stress grid (keeper/stress.py). Of the venues that qualify, the best wins.
 
 Exit (a position this strategy manages), the first that applies:
 - margin guard: the account's margin ratio is below RiskLimits.min_margin_ratio;
-- stop-loss: the basis moved against the entry by more than RiskLimits.stop_loss_basis_bps;
-- converged: |z| < `exit_z`, or the basis crossed its recent mean.
+- converged: |z| < `exit_z`, or the basis crossed its centre;
+- thesis broken: the expected remaining edge (the rest of the convergence to the centre, funding
+  over the remaining expected hold, minus capital for it) is below the cost of exiting now (the
+  exact close quote's fees and impact, and its gas).
+There is no basis stop-loss: a hedged position that widens is worth MORE if the thesis holds, and
+solvency is kept by stress sizing and the margin ladder, not by realising the loss.
 """
 
 from __future__ import annotations
@@ -21,7 +31,11 @@ from typing import Any, ClassVar
 
 from keeper.errors import SkipOpportunity
 from keeper.signals import Signal
-from keeper.types import Direction, Intent, MarketView, PerpAccountState, Position, SpotVenue, Unavailable
+import dataclasses
+import math
+
+from keeper.stress import legs_from_snapshot
+from keeper.types import ONE_X18, Direction, Intent, MarketView, PerpAccountState, Position, SpotVenue, Unavailable
 from strategies.base import (
     SPOT_VENUES,
     BasisStats,
@@ -42,8 +56,6 @@ class BasisConvergenceParams:
     min_profit_usd: float = 5.0
     min_notional_usd: float = 100.0
     convergence_fraction: float = 1.0  # share of the distance to the mean expected within the horizon
-    funding_weight: float = 0.5  # share of the current funding rate expected over the horizon: the premium
-    # fades with the basis; a linear fade to the mean over the horizon averages half
     valid_for_blocks: int = 2
     max_evaluations_per_venue: int = 10  # sizes quoted per venue (2 exact quotes each)
 
@@ -52,7 +64,6 @@ class BasisConvergenceParams:
         require_param(0 <= self.exit_z < self.entry_z, "exit_z", self.exit_z, "in [0, entry_z)")
         require_param(self.min_notional_usd > 0, "min_notional_usd", self.min_notional_usd, "> 0")
         require_param(0 < self.convergence_fraction <= 1, "convergence_fraction", self.convergence_fraction, "in (0, 1]")
-        require_param(0 <= self.funding_weight <= 1, "funding_weight", self.funding_weight, "in [0, 1]")
         require_param(self.valid_for_blocks >= 0, "valid_for_blocks", self.valid_for_blocks, ">= 0")
         require_param(self.max_evaluations_per_venue >= 1, "max_evaluations_per_venue",
                       self.max_evaluations_per_venue, ">= 1")
@@ -78,33 +89,78 @@ class BasisConvergence(StrategyBase):
         guard = self.margin_guard(ctx)
         if guard is not None:
             reason = f"margin guard: {guard}"
-        elif signal is not None:
-            # how far the basis moved the wrong way since entry (up for a short perp, down for a long)
-            against_bps = (signal.basis_bps - position.entry_basis_bps) * -direction.perp_sign
+        elif signal is not None and stats is not None:
             z = signal.basis_zscore
-            if against_bps > ctx.limits.stop_loss_basis_bps:
-                reason = (f"stop-loss: basis {signal.basis_bps:.1f} bps moved {against_bps:.1f} bps against the "
-                          f"entry {position.entry_basis_bps:.1f} bps > limit {ctx.limits.stop_loss_basis_bps:.1f}")
+            remaining_bps = (signal.basis_bps - stats.center_bps) * -direction.perp_sign  # still to earn
+            if remaining_bps <= 0:
+                reason = (f"converged: basis {signal.basis_bps:.1f} bps crossed its centre {stats.center_bps:.1f} bps "
+                          f"(z={_fmt(z)}, entry {position.entry_basis_bps:.1f})")
             elif z is not None and abs(z) < self.params.exit_z:
                 reason = (f"converged: |z|={abs(z):.2f} < exit {self.params.exit_z:.2f}, basis "
                           f"{signal.basis_bps:.1f} bps (entry {position.entry_basis_bps:.1f})")
-            elif stats is not None and (signal.basis_bps - stats.mean_bps) * direction.perp_sign >= 0:
-                reason = (f"converged: basis {signal.basis_bps:.1f} bps crossed its mean {stats.mean_bps:.1f} bps "
-                          f"(z={_fmt(z)}, entry {position.entry_basis_bps:.1f})")
-        if reason is None:
-            if signal is None:
-                return self.skip(market, f"holding {direction.value}: no signal on {position.spot_venue}")
-            return self.skip(market, f"holding {direction.value}: z={_fmt(signal.basis_zscore)} (exit below "
-                                     f"{self.params.exit_z:.2f}), basis {signal.basis_bps:.1f} bps, entry "
-                                     f"{position.entry_basis_bps:.1f} bps, stop-loss at "
-                                     f"{ctx.limits.stop_loss_basis_bps:.1f} bps against")
         try:
             _, estimate = estimate_close(view, position, ctx.costs)
         except SkipOpportunity as exc:
-            return self.skip(market, f"wants to close ({reason}) but cannot quote it: {exc}")
+            return self.skip(market, f"wants to close ({reason or 'checking the thesis'}) but cannot quote it: {exc}")
+        if reason is None and signal is not None and stats is not None:
+            edge, exit_cost = self.remaining_edge_usd(ctx, position, signal, stats), estimate.fees_usd + estimate.price_impact_usd + estimate.gas_usd
+            if edge < exit_cost:
+                reason = (f"thesis broken: expected remaining edge ${edge:,.2f} (basis {signal.basis_bps:.1f} bps to centre "
+                          f"{stats.center_bps:.1f} bps, funding, capital) < cost of exiting ${exit_cost:,.2f}")
+        if reason is None:
+            if signal is None or stats is None:
+                return self.skip(market, f"holding {direction.value}: no signal or basis statistics on {position.spot_venue}")
+            return self.skip(market, f"holding {direction.value}: z={_fmt(signal.basis_zscore)} (exit below "
+                                     f"{self.params.exit_z:.2f}), basis {signal.basis_bps:.1f} bps, centre "
+                                     f"{stats.center_bps:.1f} bps, entry {position.entry_basis_bps:.1f} bps; round trip if "
+                                     f"closed now ${estimate.net_usd:,.2f}")
         return self.intent(ctx, "close", market, direction, position.spot_venue, abs(position.perp_base_x18),
                            f"close {direction.value}: {reason}; round trip if closed now ${estimate.net_usd:,.2f}",
                            estimate)
+
+    def expected_hold_s(self, ctx: StrategyContext, excess_bps: float, stats: BasisStats) -> float:
+        """Seconds for the fitted half-life to bring |excess| within exit_z x scale (the horizon
+        when no decay is seen), at most the horizon."""
+        horizon = ctx.costs.horizon_s
+        target = self._exit_target_bps(stats)
+        if stats.half_life_s is None or abs(excess_bps) <= target:
+            return horizon if stats.half_life_s is None else min(horizon, stats.half_life_s)
+        return min(horizon, stats.half_life_s * math.log2(abs(excess_bps) / target))
+
+    def premium_half_life_s(self, ctx: StrategyContext, excess_bps: float, stats: BasisStats) -> float:
+        """The half-life the premium is expected to decay with: the fitted one, or, when none is
+        seen, the one that brings the departure within the exit band by the end of the hold. A
+        trade that counts on the basis converging cannot also count on the premium (and its
+        funding) persisting: the two are one quantity."""
+        if stats.half_life_s is not None:
+            return stats.half_life_s
+        return ctx.costs.horizon_s / max(1.0, math.log2(max(abs(excess_bps), 1e-9) / self._exit_target_bps(stats)))
+
+    def _exit_target_bps(self, stats: BasisStats) -> float:
+        return max(self.params.exit_z * stats.scale_bps, 0.5)
+
+    def remaining_edge_usd(self, ctx: StrategyContext, position: Position, signal: Signal, stats: BasisStats) -> float:
+        """What holding on is still expected to earn: the rest of the convergence to the centre,
+        funding over the remaining expected hold, minus the capital cost of that time."""
+        base = abs(position.perp_base_x18) / ONE_X18
+        excess = signal.basis_bps - stats.center_bps
+        hold_s = self.expected_hold_s(ctx, excess, stats)
+        sign = -position.direction.perp_sign
+        convergence = sign * base * signal.spot_price_usd * excess * self.params.convergence_fraction / 1e4
+        funding = sign * base * signal.index_price_usd * ctx.funding_forecast_s(
+            position.market, position.spot_venue, signal.funding_rate_per_hour / 3600, hold_s,
+            self.premium_half_life_s(ctx, excess, stats))
+        capital = ctx.costs.capital_cost_usd(base * signal.spot_price_usd * (1 + 1 / ctx.limits.max_leverage), hold_s)
+        return convergence + funding - capital
+
+    def would_hold(self, ctx: StrategyContext, position: Position) -> str | None:
+        """Why this strategy would keep `position` (hand-over from another strategy), or None:
+        its basis departs from the centre in the position's favour by at least entry_z."""
+        signal = ctx.signals.get((position.market, position.spot_venue))
+        z = None if signal is None else signal.basis_zscore
+        if z is None or -position.direction.perp_sign * z < self.params.entry_z:
+            return None
+        return f"z={z:.2f} still >= entry {self.params.entry_z:.2f} in the position's favour"
 
     # ------------------------------------------------------------------------------ entry
     def decide_entry(self, ctx: StrategyContext, view: MarketView) -> Intent | Skip:
@@ -129,7 +185,7 @@ class BasisConvergence(StrategyBase):
                 continue
             if abs(z) < self.params.entry_z:
                 notes.append(f"{venue}: |z|={abs(z):.2f} < entry {self.params.entry_z:.2f} "
-                             f"(basis {signal.basis_bps:.1f} bps, mean {stats.mean_bps:.1f})")
+                             f"(basis {signal.basis_bps:.1f} bps, centre {stats.center_bps:.1f})")
                 continue
             direction = Direction.SHORT_PERP if z > 0 else Direction.LONG_PERP
             searched = self._size(ctx, view, venue, direction, stats, account)
@@ -149,7 +205,7 @@ class BasisConvergence(StrategyBase):
         evaluation, signal, stats, evaluations = best
         entry = evaluation.entry
         reason = (f"open {entry.direction.value} on {entry.spot_venue}: z={_fmt(signal.basis_zscore)} (entry "
-                  f"{self.params.entry_z:.2f}), basis {signal.basis_bps:.1f} bps vs mean {stats.mean_bps:.1f} bps, "
+                  f"{self.params.entry_z:.2f}), basis {signal.basis_bps:.1f} bps vs centre {stats.center_bps:.1f} bps, "
                   f"funding APR {signal.funding_apr:+.2%}, size {describe_size(evaluation)}, expected net "
                   f"${evaluation.net_usd:,.2f} ({describe_estimate(evaluation.estimate)}) >= min "
                   f"${self.params.min_profit_usd:,.2f}; {evaluations} sizes quoted")
@@ -165,16 +221,20 @@ class BasisConvergence(StrategyBase):
         mids = mid_prices_usd(view, venue)
         if isinstance(mids, Unavailable):
             return mids.reason
-        # The trade starts from the vAMM mid vs the spot mid; at exit the vAMM trades near the mark
-        # again, so it exits at the recent (mark-based) mean basis, or convergence_fraction of the
-        # way there.
+        # The trade starts from the vAMM mid vs the spot mid and is expected to exit with the
+        # tradable basis at its centre (convergence_fraction of the way), after hold_s.
         mid_basis_bps = (mids[0] / mids[1] - 1) * 1e4
-        exit_basis_bps = mid_basis_bps - self.params.convergence_fraction * (mid_basis_bps - stats.mean_bps)
+        excess = mid_basis_bps - stats.center_bps
+        exit_basis_bps = mid_basis_bps - self.params.convergence_fraction * excess
+        hold_s = self.expected_hold_s(ctx, excess, stats)
+        limits = ctx.limits if ctx.limits.stress is None else dataclasses.replace(
+            ctx.limits, stress=dataclasses.replace(ctx.limits.stress, hold_s=hold_s))
         result = optimise_open(
-            view, direction, venue, ctx.costs, ctx.limits, account,
-            funding_rate_per_s=perp.funding_rate_per_s * self.params.funding_weight,
+            view, direction, venue, ctx.costs, limits, account,
+            funding_fraction=ctx.funding_forecast_s(view.name, venue, perp.funding_rate_per_s, hold_s,
+                                                    self.premium_half_life_s(ctx, excess, stats)),
             exit_basis_bps=exit_basis_bps, min_notional_usd=self.params.min_notional_usd,
-            max_evaluations=self.params.max_evaluations_per_venue,
+            max_evaluations=self.params.max_evaluations_per_venue, hold_s=hold_s, legs=legs_from_snapshot(ctx.snapshot),
         )
         if isinstance(result, Unavailable):
             return result.reason

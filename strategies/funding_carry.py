@@ -3,14 +3,23 @@
 Perp v2 funding (Signal.funding_apr, from the snapshot's premium) > 0 means longs pay shorts, so
 SHORT_PERP + long spot earns it; < 0, LONG_PERP + sold spot earns it.
 
-Entry (no position in the market, margin ratio at or above the guard): the carry APR of the
-earning side is at least `min_carry_apr` and beats the cost of capital by `min_carry_margin_apr`,
-and the shared model's expected net PnL over the horizon (funding at `funding_persistence` of the
-current rate; no basis convergence assumed: the basis is expected unchanged at exit) minus every
-cost clears `min_profit_usd` at the best size. Of the two spot venues, the best expected net wins.
+Carry is judged on the FORECAST funding (forecast_carry_apr: Perp's TWAP rate ramping within one
+TWAP interval to the rate the vAMM's premium over spot implies, then decaying toward the basis
+centre's rate with the fitted half-life), never on the current TWAP rate alone, which lags a flip.
 
-Exit (a position this strategy manages), first that applies: the margin guard; funding flipped
-sign against the position; the position's carry APR fell below the cost of capital.
+Entry (no position in the market, margin ratio at or above the guard): the forecast carry APR of
+the earning side is at least `min_carry_apr` and beats the cost of capital by
+`min_carry_margin_apr`, and the shared model's expected net PnL over the horizon (that funding x
+`funding_persistence`, plus the tradable basis expected back toward its centre as the half-life
+says: a carry entered far from the centre pays that convergence) minus every cost clears
+`min_profit_usd` at the best size, capped by the stress grid (keeper/stress.py). Of the two spot
+venues, the best wins.
+
+Exit (a position this strategy manages), first that applies: the margin guard; the forecast
+funding flipped against the position; its forecast carry APR fell below the cost of capital; the
+thesis is broken (holding over the horizon, funding plus the basis's expected move toward its
+centre minus capital, is expected to lose). It takes over another strategy's position (hand-over)
+only when its entry rule would hold it: forecast carry above the hurdle and holding expected to pay.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from typing import Any, ClassVar
 
 from keeper.errors import SkipOpportunity
 from keeper.signals import Signal
-from keeper.types import Direction, Intent, MarketView, PerpAccountState, Position, Unavailable
+from keeper.types import ONE_X18, SECONDS_PER_YEAR, Direction, Intent, MarketView, PerpAccountState, Position, Unavailable
 from strategies.base import (
     SPOT_VENUES,
     Skip,
@@ -31,9 +40,9 @@ from strategies.base import (
     parse_params,
     require_param,
 )
-from strategies.base import HOURS_PER_YEAR
+from keeper.stress import legs_from_snapshot
 from keeper.venues.uniswap_v3_math import V3PoolState
-from strategies.pnl import OpenEvaluation, describe_size, estimate_close, optimise_open
+from strategies.pnl import OpenEvaluation, describe_size, estimate_close, mid_prices_usd, optimise_open
 
 
 @dataclass(frozen=True)
@@ -63,8 +72,31 @@ def spot_fee_fraction(view: MarketView, venue: str) -> float:
     return 0.003
 
 
+def expected_exit_basis_bps(ctx: StrategyContext, view: MarketView, venue: str) -> float | None:
+    """Where the tradable basis is expected at the end of the horizon: back toward its centre by
+    the share its fitted half-life decays over the horizon (None, no convergence assumed, when no
+    statistics or no decay are seen). A carry position entered on a basis far from its centre
+    pays (or earns) that convergence too; funding is forecast separately, so nothing counts twice."""
+    stats = ctx.basis_stats.get((view.name, venue))
+    mids = mid_prices_usd(view, venue)  # type: ignore[arg-type]
+    if stats is None or stats.half_life_s is None or isinstance(mids, Unavailable):
+        return None
+    mid_basis_bps = (mids[0] / mids[1] - 1) * 1e4
+    return stats.center_bps + (mid_basis_bps - stats.center_bps) * 2 ** (-ctx.costs.horizon_s / stats.half_life_s)
+
+
 def carry_apr(signal: Signal, direction: Direction) -> float:
     return signal.carry_apr_short_perp if direction is Direction.SHORT_PERP else signal.carry_apr_long_perp
+
+
+def forecast_carry_apr(ctx: StrategyContext, signal: Signal, direction: Direction) -> float:
+    """The carry APR `direction` is expected to earn over the horizon: the funding forecast
+    (StrategyContext.funding_forecast_s: Perp's TWAP rate ramping to the vAMM's premium, then
+    decaying to the basis centre's) as an APR, signed for the side. Perp's current rate is a
+    TWAP that lags a flip of the premium by up to an interval; the forecast does not."""
+    horizon_s = ctx.costs.horizon_s
+    fraction = ctx.funding_forecast_s(signal.market, signal.spot_venue, signal.funding_rate_per_hour / 3600, horizon_s)
+    return -direction.perp_sign * fraction / horizon_s * SECONDS_PER_YEAR
 
 
 class FundingCarry(StrategyBase):
@@ -88,16 +120,22 @@ class FundingCarry(StrategyBase):
         if guard is not None:
             reason = f"margin guard: {guard}"
         elif signal is not None:
-            carry = carry_apr(signal, position.direction)
+            carry = forecast_carry_apr(ctx, signal, position.direction)
             if carry < 0:
-                reason = f"funding flipped: funding APR {signal.funding_apr:+.2%}, {position.direction.value} now pays {carry:+.2%}"
+                reason = (f"funding flipped: forecast carry {carry:+.2%} APR over the horizon for {position.direction.value} "
+                          f"(Perp's current TWAP rate {signal.funding_apr:+.2%}, basis {signal.basis_bps:.1f} bps)")
             elif carry < capital_apr:
-                reason = f"carry {carry:+.2%} APR below the cost of capital {capital_apr:.2%}"
+                reason = f"forecast carry {carry:+.2%} APR below the cost of capital {capital_apr:.2%}"
+            elif (edge := self.hold_edge_usd(ctx, view, position, signal)) < 0:
+                reason = (f"thesis broken: holding is expected to lose ${-edge:,.2f} over the horizon (basis "
+                          f"{signal.basis_bps:.1f} bps expected back toward its centre against the side, "
+                          f"forecast carry {carry:+.2%} APR)")
         if reason is None:
             if signal is None:
                 return self.skip(market, f"holding {position.direction.value}: no signal on {position.spot_venue}")
-            return self.skip(market, f"holding {position.direction.value}: carry {carry_apr(signal, position.direction):+.2%} "
-                                     f"APR >= cost of capital {capital_apr:.2%}, basis {signal.basis_bps:.1f} bps")
+            return self.skip(market, f"holding {position.direction.value}: forecast carry "
+                                     f"{forecast_carry_apr(ctx, signal, position.direction):+.2%} APR >= cost of capital "
+                                     f"{capital_apr:.2%}, basis {signal.basis_bps:.1f} bps")
         try:
             _, estimate = estimate_close(view, position, ctx.costs)
         except SkipOpportunity as exc:
@@ -106,6 +144,37 @@ class FundingCarry(StrategyBase):
                            abs(position.perp_base_x18),
                            f"close {position.direction.value}: {reason}; round trip if closed now "
                            f"${estimate.net_usd:,.2f}", estimate)
+
+    def would_hold(self, ctx: StrategyContext, position: Position) -> str | None:
+        """Why this strategy would keep `position` (hand-over from another strategy), or None: as
+        its entry rule, the position's side is forecast to receive funding at a carry APR above the
+        hurdle, and holding it over the horizon is expected to pay (hold_edge_usd > 0)."""
+        signal = ctx.signals.get((position.market, position.spot_venue))
+        view = ctx.snapshot.markets.get(position.market)
+        if signal is None or view is None:
+            return None
+        carry = forecast_carry_apr(ctx, signal, position.direction)
+        hurdle = max(self.params.min_carry_apr, ctx.costs.cost_of_capital_apr + self.params.min_carry_margin_apr)
+        if carry < hurdle:
+            return None
+        edge = self.hold_edge_usd(ctx, view, position, signal)
+        if edge <= 0:
+            return None
+        return f"forecast carry {carry:+.2%} APR >= hurdle {hurdle:.2%}, holding expected to earn ${edge:,.2f}"
+
+    def hold_edge_usd(self, ctx: StrategyContext, view: MarketView, position: Position, signal: Signal) -> float:
+        """What holding `position` over the horizon is expected to earn: the funding forecast, plus
+        the tradable basis's expected move toward its centre (for or against the side), minus the
+        capital cost."""
+        base = abs(position.perp_base_x18) / ONE_X18
+        sign = -position.direction.perp_sign
+        horizon_s = ctx.costs.horizon_s
+        funding = sign * base * signal.index_price_usd * ctx.funding_forecast_s(
+            position.market, position.spot_venue, signal.funding_rate_per_hour / 3600, horizon_s)
+        exit_bps = expected_exit_basis_bps(ctx, view, position.spot_venue)
+        convergence = 0.0 if exit_bps is None else sign * base * signal.spot_price_usd * (signal.basis_bps - exit_bps) / 1e4
+        capital = ctx.costs.capital_cost_usd(base * signal.spot_price_usd * (1 + 1 / ctx.limits.max_leverage), horizon_s)
+        return funding + convergence - capital
 
     # ------------------------------------------------------------------------------ entry
     def decide_entry(self, ctx: StrategyContext, view: MarketView) -> Intent | Skip:
@@ -126,21 +195,25 @@ class FundingCarry(StrategyBase):
             if signal is None:
                 notes.append(f"{venue}: no signal")
                 continue
-            if signal.funding_apr == 0:
-                notes.append(f"{venue}: funding APR is 0")
+            if (market, venue) not in ctx.basis_stats:
+                notes.append(f"{venue}: no basis statistics yet: nothing to forecast the premium's decay from")
                 continue
-            direction = Direction.SHORT_PERP if signal.funding_apr > 0 else Direction.LONG_PERP
-            carry = carry_apr(signal, direction)
+            short_carry = forecast_carry_apr(ctx, signal, Direction.SHORT_PERP)
+            if short_carry == 0:
+                notes.append(f"{venue}: forecast funding is 0")
+                continue
+            direction = Direction.SHORT_PERP if short_carry > 0 else Direction.LONG_PERP
+            carry = abs(short_carry)
             hurdle = max(p.min_carry_apr, capital_apr + p.min_carry_margin_apr)
             if carry < hurdle:
-                notes.append(f"{venue}: {direction.value} carry {carry:+.2%} APR < hurdle {hurdle:.2%} "
+                notes.append(f"{venue}: {direction.value} forecast carry {carry:+.2%} APR < hurdle {hurdle:.2%} "
                              f"(min {p.min_carry_apr:.2%}, capital {capital_apr:.2%} + margin {p.min_carry_margin_apr:.2%})")
                 continue
             # Funding and fees both scale with size (impact and gas only add): when the funding
             # expected per dollar over the horizon is below the round-trip fee rate, no size can
             # pay, so skip the size search.
-            horizon_years = ctx.costs.holding_horizon_hours / HOURS_PER_YEAR
-            funding_per_usd = carry * horizon_years * p.funding_persistence
+            funding_fraction = ctx.funding_forecast_s(market, venue, perp.funding_rate_per_s, ctx.costs.horizon_s)
+            funding_per_usd = -direction.perp_sign * funding_fraction * p.funding_persistence
             fee_per_usd = 2 * (perp.exchange_fee_ratio_ppm / 1e6 + spot_fee_fraction(view, venue))
             if funding_per_usd < fee_per_usd:
                 notes.append(f"{venue}: {direction.value} carry {carry:+.2%}: funding over "
@@ -149,8 +222,10 @@ class FundingCarry(StrategyBase):
                 continue
             result = optimise_open(
                 view, direction, venue, ctx.costs, ctx.limits, account,
-                funding_rate_per_s=perp.funding_rate_per_s * p.funding_persistence, exit_basis_bps=None,
+                funding_fraction=funding_fraction * p.funding_persistence,
+                exit_basis_bps=expected_exit_basis_bps(ctx, view, venue),
                 min_notional_usd=p.min_notional_usd, max_evaluations=p.max_evaluations_per_venue,
+                legs=legs_from_snapshot(ctx.snapshot),
             )
             if isinstance(result, Unavailable):
                 notes.append(f"{venue}: {result.reason}")

@@ -1,7 +1,7 @@
 """The one expected-PnL model both strategies use, and the size search built on it (pure).
 
-Expected net PnL of opening a basis position of B base in `direction` and holding it for the cost
-model's horizon H, in USD (floats: decisions only; every amount is quoted exactly in ints first):
+Expected net PnL of opening a basis position of B base in `direction` and holding it for the
+expected holding time T (at most the cost model's horizon), in USD (floats: decisions only; every amount is quoted exactly in ints first):
 
     net = convergence + funding - fees - price impact - gas - cost of capital
 
@@ -10,14 +10,15 @@ model's horizon H, in USD (floats: decisions only; every amount is quoted exactl
                   entry_basis_bps = (vAMM mid / spot mid - 1) x 10_000 of the entry quote (the
                   prices the trade actually starts from); exit_basis_bps = the basis expected at
                   exit (basis convergence: the recent mean; None = no convergence assumed: 0)
-    funding     = s x B x index_twap x funding_rate_per_s x H_s
-                  (Perp v2 pays premium x time / 1 day on the size; the rate is the snapshot's
-                  funding_rate_per_s, optionally scaled by the caller: persistence over H is an
-                  assumption of the strategy)
+    funding     = s x B x index_twap x funding_fraction
+                  (Perp v2 pays premium x time / 1 day on the size; funding_fraction is the
+                  strategy's forecast over the expected holding time T: the current rate decaying
+                  toward the rate of the basis centre with the basis's fitted half-life,
+                  StrategyContext.funding_forecast_s)
     fees        = entry fees (Perp's exchange fee + the spot pool's fee) + exit fees
     price impact= entry impact + exit impact, each leg against its pre-trade mid, fee excluded
     gas         = (gas_open + gas_close) x gas price + 2 x L1 data fee, in USD via the ETH price
-    capital     = (B x spot_mid + B x perp_mid / leverage) x APR x H / 1 year
+    capital     = (B x spot_mid + B x perp_mid / leverage) x APR x T / 1 year
                   (the spot notional is locked either way: bought spot, or for LONG_PERP the USDC
                   from the sale that must buy the spot back; the perp margin at the allowed leverage)
 
@@ -36,12 +37,13 @@ entry and exit exactly; at most `max_evaluations` sizes (2 quotes each).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from keeper.errors import SkipOpportunity
 from keeper.quotes import BasisTradeQuote, quote_basis_trade, round_perp_base_to_spot_units, spot_scale_to_x18
 from keeper.signals import spot_price
+from keeper.stress import PerpLeg, max_stressed_size_base
 from keeper.types import (
     ONE_X18,
     Q192,
@@ -74,16 +76,17 @@ def combine_pnl(
     index_price_usd: float,
     entry_basis_bps: float,
     exit_basis_bps: float | None,
-    funding_rate_per_s: float,
+    funding_fraction: float,
     fees_usd: float,
     impact_usd: float,
     costs: CostModel,
     leverage: float,
+    hold_s: float | None = None,
 ) -> PnlEstimate:
     """The model's arithmetic (module notes), from quoted fees and impact; base in whole tokens."""
     sign = direction_sign(direction)
     convergence = 0.0 if exit_basis_bps is None else sign * base * spot_mid_usd * (entry_basis_bps - exit_basis_bps) / 1e4
-    funding = sign * base * index_price_usd * funding_rate_per_s * costs.horizon_s
+    funding = sign * base * index_price_usd * funding_fraction
     capital_usd = base * spot_mid_usd + base * perp_mid_usd / leverage
     return PnlEstimate(
         convergence_usd=convergence,
@@ -91,7 +94,8 @@ def combine_pnl(
         fees_usd=fees_usd,
         price_impact_usd=impact_usd,
         gas_usd=costs.open_gas_usd + costs.close_gas_usd,
-        capital_cost_usd=costs.capital_cost_usd(capital_usd),
+        capital_cost_usd=costs.capital_cost_usd(capital_usd, hold_s),
+        close_gas_usd=costs.close_gas_usd,
     )
 
 
@@ -117,9 +121,10 @@ def estimate_open(
     perp_base_x18: int,
     costs: CostModel,
     *,
-    funding_rate_per_s: float,
+    funding_fraction: float,
     exit_basis_bps: float | None,
     leverage: float,
+    hold_s: float | None = None,
     price_band: PerpPriceBand | None = None,
 ) -> OpenEvaluation:
     """Quote the open and its exit exactly and apply the model. Raises SkipOpportunity when a
@@ -141,9 +146,9 @@ def estimate_open(
     estimate = combine_pnl(
         direction=direction, base=base, spot_mid_usd=entry.spot_mid_price_usd, perp_mid_usd=entry.perp_mid_price_usd,
         index_price_usd=perp.index_twap_x18 / ONE_X18, entry_basis_bps=entry.mid_basis_bps,
-        exit_basis_bps=exit_basis_bps, funding_rate_per_s=funding_rate_per_s,
+        exit_basis_bps=exit_basis_bps, funding_fraction=funding_fraction,
         fees_usd=entry.fees_usd + exit_quote.fees_usd, impact_usd=entry.impact_usd + exit_quote.impact_usd,
-        costs=costs, leverage=leverage,
+        costs=costs, leverage=leverage, hold_s=hold_s,
     )
     return OpenEvaluation(entry.base_abs_x18, entry, exit_quote, estimate, base * entry.spot_mid_price_usd)
 
@@ -190,12 +195,14 @@ USDC_SPEND_SHARE = 0.95  # of the executor's USDC a spot buy may plan to use
 
 
 def compute_size_cap(view: MarketView, direction: Direction, venue: SpotVenue, limits: RiskLimits,
-                     account: PerpAccountState | None) -> SizeCap | Unavailable:
+                     account: PerpAccountState | None, legs: Sequence[PerpLeg] = ()) -> SizeCap | Unavailable:
     """The largest perp size the risk limits allow for a new position, rounded down to whole spot
     units: notional (at the higher of the two mids) under the per-market cap, the remaining total
-    budget, free collateral x max leverage and, with an account, the margin ratio after the trade
-    (account value / (total abs position value + notional) >= min_margin_ratio); a LONG_PERP open
-    also sells no more spot than the inventory."""
+    budget, free collateral x max leverage and, with an account, the ACCOUNT-level leverage
+    ((total abs position value + notional) / account value <= max_leverage, across all markets)
+    and the stressed margin ratio (keeper/stress.py: with `legs`, the account's open perp legs,
+    the worst margin ratio over the shock grid stays >= min_margin_ratio); a LONG_PERP open also
+    sells no more spot than the inventory."""
     mids = mid_prices_usd(view, venue)
     if isinstance(mids, Unavailable):
         return mids
@@ -211,8 +218,16 @@ def compute_size_cap(view: MarketView, direction: Direction, venue: SpotVenue, l
         caps_usd.append((limits.usdc_wallet_usd * USDC_SPEND_SHARE,
                          f"executor USDC ${limits.usdc_wallet_usd:,.0f} x {USDC_SPEND_SHARE:g}"))
     if account is not None and limits.min_margin_ratio > 0:
-        room = account.account_value_x18 / ONE_X18 / limits.min_margin_ratio - account.total_abs_position_value_x18 / ONE_X18
+        value_usd = account.account_value_x18 / ONE_X18
+        held_usd = account.total_abs_position_value_x18 / ONE_X18
+        room = value_usd / limits.min_margin_ratio - held_usd
         caps_usd.append((max(0.0, room), f"margin ratio >= {limits.min_margin_ratio:g} after the trade"))
+        caps_usd.append((max(0.0, limits.max_leverage * value_usd - held_usd),
+                         f"account leverage {limits.max_leverage:g}: held ${held_usd:,.0f} of account value ${value_usd:,.0f}"))
+        if limits.stress is not None:
+            stressed = stress_cap_usd(view, direction, account, legs, limits)
+            if stressed is not None:
+                caps_usd.append(stressed)
     cap_usd, binding = min(caps_usd, key=lambda c: c[0])
     cap_x18 = int(cap_usd / price * ONE_X18) if cap_usd > 0 else 0
     if direction is Direction.LONG_PERP and limits.spot_inventory_raw is not None:
@@ -220,6 +235,22 @@ def compute_size_cap(view: MarketView, direction: Direction, venue: SpotVenue, l
         if inventory_x18 < cap_x18:
             cap_x18, binding = inventory_x18, f"spot inventory {inventory_x18 / ONE_X18:g}"
     return SizeCap(round_perp_base_to_spot_units(cap_x18, view.spot_token_decimals), binding)
+
+
+def stress_cap_usd(view: MarketView, direction: Direction, account: PerpAccountState, legs: Sequence[PerpLeg],
+                   limits: RiskLimits) -> tuple[float, str] | None:
+    """The notional cap from stress sizing (keeper/stress.py), with the shock that binds."""
+    perp = view.perp
+    if isinstance(perp, Unavailable) or limits.stress is None:
+        return None
+    mark, index = perp.mark_price_x18 / ONE_X18, perp.index_price_x18 / ONE_X18
+    new_leg = PerpLeg(view.name, float(direction.perp_sign), mark, index, perp.max_price_spread_ratio_ppm / 1e6)
+    fee_ratio = perp.exchange_fee_ratio_ppm / 1e6
+    base, shock = max_stressed_size_base(account.account_value_x18 / ONE_X18, legs, new_leg, fee_ratio,
+                                         limits.stress, limits.min_margin_ratio)
+    if shock is None:
+        return None
+    return base * mark, f"stressed margin ratio >= {limits.min_margin_ratio:g} under {shock.label}"
 
 
 @dataclass(frozen=True)
@@ -319,13 +350,15 @@ def optimise_open(
     limits: RiskLimits,
     account: PerpAccountState | None,
     *,
-    funding_rate_per_s: float,
+    funding_fraction: float,
     exit_basis_bps: float | None,
     min_notional_usd: float,
     max_evaluations: int = 10,
+    hold_s: float | None = None,
+    legs: Sequence[PerpLeg] = (),
 ) -> tuple[SizeSearch, SizeCap] | Unavailable:
     """The size with the best expected net PnL for a new position under the risk limits."""
-    cap = compute_size_cap(view, direction, venue, limits, account)
+    cap = compute_size_cap(view, direction, venue, limits, account, legs)
     if isinstance(cap, Unavailable):
         return cap
     mids = mid_prices_usd(view, venue)
@@ -334,8 +367,8 @@ def optimise_open(
     step_x18 = spot_scale_to_x18(view.spot_token_decimals)
 
     def evaluate(size_x18: int) -> OpenEvaluation:
-        return estimate_open(view, direction, venue, size_x18, costs, funding_rate_per_s=funding_rate_per_s,
-                             exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage)
+        return estimate_open(view, direction, venue, size_x18, costs, funding_fraction=funding_fraction,
+                             exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage, hold_s=hold_s)
 
     return search_size(evaluate, low_x18, cap.max_perp_base_x18, step_x18, max_evaluations), cap
 

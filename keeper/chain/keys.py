@@ -34,8 +34,8 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class Eip1559Tx:
-    """A complete, unsigned type-2 transaction. `to` is a checksummed address (no contract
-    creation: the keeper only calls contracts)."""
+    """A complete, unsigned type-2 transaction. `to` is a checksummed address, or "" for a
+    contract creation (`keeper executor deploy`; the keeper itself only calls contracts)."""
 
     chain_id: int
     nonce: int

@@ -8,7 +8,7 @@ several times faster than a generic ABI decoder at thousands of sub-calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from eth_utils import keccak
 
@@ -87,6 +87,24 @@ class Multicall:
 
     def run_calls(self, calls: list[Call], block: int | str = "latest") -> list[CallResult]:
         return self.run(encode_aggregate3(calls), block)
+
+    def run_with_requests(self, calldata: bytes | None, block: int,
+                          requests: list[tuple[str, list[Any]]]) -> tuple[list[CallResult] | None, list[Any]]:
+        """Pre-encoded aggregate3 calldata (None: none) and extra JSON-RPC requests (e.g. storage
+        reads) in ONE batch round trip, the call pinned to `block` (the requests carry their own
+        block). Returns the decoded call results and the requests' raw replies, in order."""
+        calls = [] if calldata is None else [("eth_call", [{"to": self.address, "data": "0x" + calldata.hex()}, hex(block)])]
+        replies = self.rpc.batch(calls + requests)
+        raw = self._answer(calldata, bytes.fromhex(replies[0][2:])) if calls else None
+        return raw, self._extra(requests, list(replies[len(calls):]))
+
+    def _answer(self, calldata: bytes | None, raw: bytes) -> list[CallResult]:
+        """Hook: the decoded answer to `calldata` (a recording keeps the raw bytes)."""
+        return decode_aggregate3(raw)
+
+    def _extra(self, requests: list[tuple[str, list[Any]]], replies: list[Any]) -> list[Any]:
+        """Hook: the extra requests' replies (a recording keeps them)."""
+        return replies
 
 
 # ---------------------------------------------------------------------------- word decoders

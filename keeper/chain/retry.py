@@ -23,21 +23,24 @@ STARTUP_ATTEMPTS = 6
 LIVE_ATTEMPTS = 2
 
 
-class RetryingJsonRpc(JsonRpc):
-    def __init__(self, url: str, timeout_s: float = 30.0, attempts: int = LIVE_ATTEMPTS, backoff_s: float = 0.05,
-                 backoff_max_s: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
-        super().__init__(url, timeout_s=timeout_s)
-        self.attempts = attempts
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
-        self.retried = 0
-        self._sleep = sleep
+class RetryCalls:
+    """Mixin over a JsonRpc (or a FailoverRpc): `call` and `batch` retried on TransientError."""
+
+    attempts: int = LIVE_ATTEMPTS
+    backoff_s: float = 0.05
+    backoff_max_s: float = 1.0
+    retried: int = 0
+    _sleep: Callable[[float], None] = staticmethod(time.sleep)
 
     def call(self, method: str, params: list[Any] | None = None) -> Any:
-        return self._retry(method, lambda: JsonRpc.call(self, method, params))
+        return self._retry(method, lambda: super(RetryCalls, self).call(method, params))  # type: ignore[misc]
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        return self._retry("batch", lambda: JsonRpc.batch(self, calls))
+        return self._retry("batch", lambda: super(RetryCalls, self).batch(calls))  # type: ignore[misc]
+
+    def configure_retries(self, attempts: int, backoff_s: float = 0.05, backoff_max_s: float = 1.0,
+                          sleep: Callable[[float], None] = time.sleep) -> None:
+        self.attempts, self.backoff_s, self.backoff_max_s, self._sleep = attempts, backoff_s, backoff_max_s, sleep
 
     def _retry(self, what: str, attempt: Callable[[], T]) -> T:
         backoff_s = self.backoff_s
@@ -52,3 +55,10 @@ class RetryingJsonRpc(JsonRpc):
                 self._sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, self.backoff_max_s)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+class RetryingJsonRpc(RetryCalls, JsonRpc):
+    def __init__(self, url: str, timeout_s: float = 30.0, attempts: int = LIVE_ATTEMPTS, backoff_s: float = 0.05,
+                 backoff_max_s: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        JsonRpc.__init__(self, url, timeout_s=timeout_s)
+        self.configure_retries(attempts, backoff_s, backoff_max_s, sleep)

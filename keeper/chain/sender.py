@@ -82,10 +82,11 @@ class TxPendingTimeout(TransientError):
 
 @dataclass(frozen=True)
 class TxRequest:
-    """What to call. `errors_abi` decodes the target's custom errors in revert reasons;
-    `valid_until_block`: not signed once the chain head is past it (StaleAtSend)."""
+    """What to call (`to` None: create a contract from `data`). `errors_abi` decodes the target's
+    custom errors in revert reasons; `valid_until_block`: not signed once the chain head is past
+    it (StaleAtSend)."""
 
-    to: str
+    to: str | None
     data: bytes = b""
     value_wei: int = 0
     label: str = "tx"
@@ -212,7 +213,7 @@ class TxSender:
         with self._lock:
             entry = PendingEntry(
                 chain_id=self.chain_id, sender=self.address, nonce=-1,
-                to=to_checksum_address(request.to), data=request.data, value_wei=request.value_wei,
+                to=to_checksum_address(request.to) if request.to else "", data=request.data, value_wei=request.value_wei,
                 gas_limit=gas_limit, label=request.label, attempts=(),
             )
             pending = PendingTx(entry, request.errors_abi, head=head)
@@ -227,8 +228,9 @@ class TxSender:
         running it many times: ~8x slower on anvil). gasUsed is after refunds and before the 63/64
         rule of nested calls, so the limit gets at least GAS_USED_MIN_MARGIN_BPS on top (unused gas
         is not paid for). Nodes without the method fall back to eth_estimateGas."""
-        call = {"from": self.address, "to": request.to, "data": "0x" + request.data.hex(),
-                "value": hex(request.value_wei)}
+        call = {"from": self.address, "data": "0x" + request.data.hex(), "value": hex(request.value_wei)}
+        if request.to:
+            call["to"] = request.to
         try:
             if self._access_list_supported:
                 try:
@@ -588,7 +590,7 @@ class TxSender:
         except (RpcError, AttributeError, ValueError):
             pass
         parent = hex(int(receipt["blockNumber"], 16) - 1)
-        call = {"from": entry.sender, "to": entry.to, "data": "0x" + entry.data.hex(),
+        call = {"from": entry.sender, "to": entry.to or None, "data": "0x" + entry.data.hex(),
                 "value": hex(entry.value_wei), "gas": hex(entry.gas_limit)}
         try:
             self.rpc.call("eth_call", [call, parent])

@@ -1,15 +1,21 @@
-"""Put a BasisExecutor on a devnet (or an anvil fork) for the keeper account: deploy it, register
-the markets, set the allowances it needs, fund it with USDC and spot inventory, deposit collateral.
+"""Put a BasisExecutor on a devnet (or an anvil fork) for the keeper account: deploy it with its
+three roles, register the markets, fund it with USDC and spot inventory, deposit collateral.
 
-Uses anvil's unlocked accounts (the keeper account is unlocked on anvil), so it needs no key: a
-dry run on a fork can provision the same way. On a real chain the owner does these steps itself.
+Roles (contracts/src/interfaces/IBasisExecutor.sol): the keeper account is the operator (it only
+trades); the admin (withdrawals, markets, pause) and the treasury (where withdrawals go) are the
+devnet's deployer account unless given. No allowances are set: the executor approves each deposit
+and swap for its exact amount itself.
+
+Uses anvil's unlocked (or impersonated) accounts, so it needs no key: a dry run on a fork can
+provision the same way. On a real chain: `keeper executor deploy` (keeper/executor_admin.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from keeper.devnet.deploy import MAX_UINT256, USDC_DECIMALS
+from keeper.devnet.deploy import USDC_DECIMALS
 from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.txs import DevSender, codec
 
@@ -23,18 +29,35 @@ class ExecutorFunding:
     spot_inventory_usd: int = 150_000  # per market, for LONG_PERP (sell spot) trades
 
 
+@dataclass(frozen=True)
+class ExecutorRoles:
+    admin: str
+    treasury: str
+    operator: str
+
+
+def deploy_executor(tx: DevSender, roles: ExecutorRoles, clearing_house: str, uniswap_v2_router: str,
+                    uniswap_v3_swap_router: str, markets: Iterable[tuple[str, str, int]]) -> str:
+    """Deploy from the admin and register each (Perp base token, spot token, V3 fee pips)."""
+    executor = tx.deploy(roles.admin, "BasisExecutor", roles.admin, roles.treasury, roles.operator, clearing_house,
+                         uniswap_v2_router, uniswap_v3_swap_router)
+    ex = codec("BasisExecutor")
+    for base_token, spot_token, v3_fee_pips in markets:
+        tx.call_fn(roles.admin, executor, ex, "setMarket", base_token, spot_token, v3_fee_pips)
+    return executor
+
+
 def provision_executor(tx: DevSender, manifest: DevnetManifest, owner: str,
-                       funding: ExecutorFunding = ExecutorFunding()) -> str:
+                       funding: ExecutorFunding = ExecutorFunding(), admin: str | None = None) -> str:
+    """An executor operated by `owner` (admin and treasury: `admin`, default the deployer),
+    funded from the owner's wallet (minted on the devnet when short)."""
     c = manifest.contracts
-    executor = tx.deploy(owner, "BasisExecutor", owner, c["ClearingHouse"], c["UniswapV2Router02"], c["SwapRouter"])
+    admin = admin or manifest.accounts.deployer
+    executor = deploy_executor(
+        tx, ExecutorRoles(admin, admin, owner), c["ClearingHouse"], c["UniswapV2Router02"], c["SwapRouter"],
+        ((m.base_token, m.spot_token, m.uniswap_v3_fee_pips) for m in manifest.markets))
     ex, erc20 = codec("BasisExecutor"), codec("MintableERC20")
     usdc = c["USDC"]
-    for market in manifest.markets:
-        tx.call_fn(owner, executor, ex, "setMarket", market.base_token, market.spot_token, market.uniswap_v3_fee_pips)
-    for token in {usdc, *(m.spot_token for m in manifest.markets)}:
-        for spender in (c["UniswapV2Router02"], c["SwapRouter"]):
-            tx.call_fn(owner, executor, ex, "setAllowance", token, spender, MAX_UINT256)
-    tx.call_fn(owner, executor, ex, "setAllowance", usdc, c["Vault"], MAX_UINT256)
     # Fund: USDC from the owner (mint more on the devnet when short), spot inventory per market.
     need_usdc = funding.usdc_wallet_raw + funding.usdc_collateral_raw
     have_usdc = tx.read(usdc, erc20, "balanceOf", owner)

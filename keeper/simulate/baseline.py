@@ -1,11 +1,14 @@
-"""The baseline: a threshold bot of the common kind, paper-traded on the same snapshots.
+"""The baseline: a threshold bot of the common kind, paper-traded on the same snapshots; and the
+loop every paper bot shares (`run_paper_bot`; the carry-only bot is keeper/simulate/carry.py).
 
 Policy, per market, on one spot venue (Uniswap V3 by default), with a fixed size:
 - flat: open when |spread| >= open_spread_bps (1%), short perp when the perp is rich, long perp
   when it is cheap. spread = (vAMM mid / spot mid - 1) x 10_000, what a trade would start from;
 - open: close when the spread, seen from the position (positive = still in its favour), is at or
   below close_spread_bps (-0.1%: it crossed through zero);
-- whatever is open at the last snapshot is closed there ("end of run").
+- whatever is open at the last snapshot is closed there ("end of run");
+- it obeys the keeper's limits (paper.AccountLimits: notional caps, collateral, the executor's spot
+  inventory and USDC): its size is cut to what they allow at each open.
 Fees, price impact, funding and gas are ignored in its decisions, but its PnL counts all of them
 honestly: every trade is an exact quote on the snapshot (keeper/simulate/paper.py), funding
 accrues while it holds, gas is charged per trade. The trades are paper trades: they never reach
@@ -17,9 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from keeper.pnl_split import ZERO_PNL, PnlSplit, TradeFees, compute_pnl_split, sum_pnl
 from keeper.simulate.paper import (
+    UNLIMITED,
+    AccountLimits,
     PaperFill,
     PathPoint,
     Quoter,
@@ -100,17 +106,54 @@ def _round_trip(open_: _Open, close: PaperFill, close_gas_x18: int) -> PnlSplit:
                              open_.funding_paid_x18, [open_.gas_x18, close_gas_x18])
 
 
+class PaperRules(Protocol):
+    """A paper bot's decisions at one point: which side to open (None: stay flat), and why to
+    close what it holds (None: keep it)."""
+
+    spot_venue: str
+
+    def open_side(self, point: PathPoint) -> Direction | None: ...
+
+    def close_reason(self, point: PathPoint, held: Direction) -> str | None: ...
+
+
+class ThresholdRules:
+    def __init__(self, policy: ThresholdPolicy) -> None:
+        self.policy = policy
+        self.spot_venue = policy.spot_venue
+
+    def open_side(self, point: PathPoint) -> Direction | None:
+        spread = point.spread_bps.get(self.spot_venue)
+        if spread is None or abs(spread) < self.policy.open_spread_bps:
+            return None
+        return Direction.SHORT_PERP if spread > 0 else Direction.LONG_PERP
+
+    def close_reason(self, point: PathPoint, held: Direction) -> str | None:
+        spread = point.spread_bps.get(self.spot_venue)
+        if spread is not None and directed_spread_bps(spread, held) <= self.policy.close_spread_bps:
+            return "spread crossed the close threshold"
+        return None
+
+
 def run_threshold_baseline(points: Mapping[str, Sequence[PathPoint]], quoter: Quoter,
-                           policy: ThresholdPolicy = ThresholdPolicy()) -> PaperResult:
-    """Paper-trade the policy over every market's points (all markets have the same points)."""
+                           policy: ThresholdPolicy = ThresholdPolicy(), limits: AccountLimits = UNLIMITED) -> PaperResult:
+    """Paper-trade the threshold policy over every market's points, within `limits`."""
+    return run_paper_bot(points, quoter, ThresholdRules(policy), policy.notional_usd, limits)
+
+
+def run_paper_bot(points: Mapping[str, Sequence[PathPoint]], quoter: Quoter, rules: PaperRules, notional_usd: float,
+                  limits: AccountLimits = UNLIMITED) -> PaperResult:
+    """Paper-trade `rules` over every market's points (all markets have the same points): a fixed
+    size (notional_usd at the first point's index), cut to what `limits` allow at each open; an
+    open whose size the limits cut to nothing is not made."""
     trades: list[PaperTrade] = []
     notes: list[str] = []
     n = len(next(iter(points.values()))) if points else 0
     equity = [0] * n
     positions: dict[str, tuple[int, ...]] = {}
-    venue = policy.spot_venue
+    venue = rules.spot_venue
     for market, path in sorted(points.items()):
-        size_x18 = fixed_size_x18(policy.notional_usd, path[0].index_price_x18) if path else 0
+        size_x18 = fixed_size_x18(notional_usd, path[0].index_price_x18) if path else 0
         held: _Open | None = None
         realized_x18 = 0
         sizes = []
@@ -121,16 +164,17 @@ def run_threshold_baseline(points: Mapping[str, Sequence[PathPoint]], quoter: Qu
                                                                   point.timestamp_s - prev.timestamp_s)
             spread = point.spread_bps.get(venue)
             last = k == n - 1
-            if held is None and spread is not None and abs(spread) >= policy.open_spread_bps and not last:
-                direction = Direction.SHORT_PERP if spread > 0 else Direction.LONG_PERP
-                fill = quoter.open(k, market, direction, venue, size_x18)
+            side = rules.open_side(point) if held is None and not last else None
+            if side is not None:
+                size = limits.capped_size_x18(point, market, side, venue, size_x18)
+                fill = quoter.open(k, market, side, venue, size) if size > 0 else "the limits allow no size"
                 if isinstance(fill, str):
-                    notes.append(f"{market} block {point.block}: open {direction.value} not quotable: {fill}")
+                    notes.append(f"{market} block {point.block}: open {side.value} not quotable: {fill}")
                 else:
-                    held = _Open(direction, k, fill, gas_x18=compute_paper_gas_x18(point, "open"))
+                    held = _Open(side, k, fill, gas_x18=compute_paper_gas_x18(point, "open"))
             elif held is not None:
-                wants = spread is not None and directed_spread_bps(spread, held.direction) <= policy.close_spread_bps
-                if wants or last:
+                reason = rules.close_reason(point, held.direction)
+                if reason is not None or last:
                     fill = quoter.close(k, market, held.direction, venue, held.fill.perp_base_x18, held.fill.spot_raw)
                     if isinstance(fill, str):
                         notes.append(f"{market} block {point.block}: close not quotable: {fill}")
@@ -140,7 +184,7 @@ def run_threshold_baseline(points: Mapping[str, Sequence[PathPoint]], quoter: Qu
                         trades.append(PaperTrade(
                             market, held.direction, venue, held.entry, k, entry_point.block, point.block,
                             held.fill.perp_base_x18, entry_point.spread_bps.get(venue), spread,
-                            "spread crossed the close threshold" if wants else "end of run", split))
+                            reason or "end of run", split))
                         realized_x18 += split.total_x18
                         held = None
             # mark to market: realized + the open position closed now, by an exact quote

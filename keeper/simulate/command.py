@@ -15,9 +15,11 @@
    (the scenario's `warmup_steps`) of plain activity give the keeper its basis history; after the
    last step, wind-down ticks with the kill switch set to "unwind" close what the keeper holds,
    so that its PnL is realized and the balance identity is exact (keeper/simulate/ledger.py).
-5. Comparison on the same recorded snapshots (the ones the keeper's ticks read): the threshold
-   baseline (keeper/simulate/baseline.py) and the hindsight bound (keeper/simulate/hindsight.py),
-   both paper-traded. Then report.json and report.html (keeper/simulate/report.py).
+5. Comparison on the same recorded snapshots (the ones the keeper's ticks read): the threshold bot
+   and the carry-only bot, paper-traded within the keeper's limits, and the hindsight optimum, which
+   must dominate the keeper and both bots (keeper/simulate/compare.py). Each tick also marks what
+   the keeper holds to market by an exact close quote. Then report.json and report.html
+   (keeper/simulate/report.py).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,24 +42,22 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from keeper.addressbook import AddressBook, book_from_manifest, optimism_book
+from keeper.chain.fees import GAS_PRICE_ORACLE
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig, with_overrides
 from keeper.devnet.manifest import DevnetManifest
-from keeper.engine import TickReport
 from keeper.errors import ConfigError
+from keeper.journal import Journal
 from keeper.logs import configure_logging, get_logger
-from keeper.pnl_split import PnlSplit
-from keeper.signals import spot_price
-from keeper.simulate.baseline import ThresholdPolicy, run_threshold_baseline
+from keeper.simulate.compare import account_limits, compare, keeper_round_trips, yardsticks_json
 from keeper.simulate.driver import ScenarioDriver
 from keeper.simulate.fork import find_origin_manifest, fund_gas, origin_head, provision_fork_executor, start_fork
-from keeper.simulate.hindsight import run_hindsight
 from keeper.simulate.ledger import BalanceReader, KeeperBalances, compute_balance_change
-from keeper.simulate.paper import SnapshotQuoter, path_points
+from keeper.simulate.paper import AccountLimits, SnapshotQuoter, path_points
+from keeper.simulate.recorder import Recorder, split_usd
 from keeper.simulate.report import usd, write_report
 from keeper.simulate.scenario import Scenario, load_scenario
-from keeper.types import MarketSnapshot, PerpAccountState, PerpMarketState, Unavailable
 
 log = get_logger("keeper.simulate")
 WIND_DOWN_MAX_TICKS = 8
@@ -78,96 +78,6 @@ class ForkWorld:
     sources: Sources
     book: AddressBook
     runtime_overrides: Mapping[str, Any]  # chain.* settings for build_runtime
-
-
-@dataclass
-class Recorder:
-    """Per tick: the snapshot the keeper's tick read (before it), the keeper after it, the sample."""
-
-    rpc: JsonRpc
-    collector: SnapshotCollector
-    reader: BalanceReader
-    start: KeeperBalances
-    spot_decimals: Mapping[str, int]
-    snapshots: list[MarketSnapshot] = field(default_factory=list)
-    tips_wei: list[int] = field(default_factory=list)
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    outcomes: list[dict[str, Any]] = field(default_factory=list)
-    fee_paid_wei: int = 0
-
-    def tick(self, runtime: Any, phase: str, step: int) -> TickReport | None:
-        head = self.rpc.block_number()
-        before = self.collector.fetch_snapshot(head)
-        tip = int(self.rpc.call("eth_maxPriorityFeePerGas"), 16)
-        report = runtime.engine.tick()
-        after = self.collector.fetch_snapshot()
-        balances = self.reader.read(after.block_number)
-        pnl = runtime.journal.pnl_summary().total
-        self.snapshots.append(before)
-        self.tips_wei.append(tip)
-        outcomes = []
-        for outcome in (report.outcomes if report else ()):
-            self.fee_paid_wei += outcome.fee_paid_wei
-            entry = {"step": step, "block": outcome.block_number, "market": outcome.plan.intent.market,
-                     "kind": outcome.plan.intent.kind, "direction": outcome.plan.intent.direction.value,
-                     "spot_venue": outcome.plan.intent.spot_venue, "strategy": outcome.plan.intent.strategy,
-                     "status": outcome.status, "gas_used": outcome.gas_used, "tx_hash": outcome.tx_hash,
-                     "perp_base": (outcome.fills.perp_base_x18 / ONE_X18) if outcome.fills else None,
-                     "net_quote_usd": usd(outcome.fills.net_quote_x18) if outcome.fills else None,
-                     "detail": outcome.detail[:300]}
-            outcomes.append(entry)
-        self.outcomes += outcomes
-        self.samples.append(self._sample(phase, step, before, after, balances, pnl, outcomes,
-                                         len(report.skips) if report else 0, report is not None))
-        return report
-
-    def _sample(self, phase: str, step: int, before: MarketSnapshot, after: MarketSnapshot, balances: KeeperBalances,
-                pnl: PnlSplit, outcomes: list[dict[str, Any]], skips: int, ticked: bool) -> dict[str, Any]:
-        account = after.account if isinstance(after.account, PerpAccountState) else None
-        markets: dict[str, Any] = {}
-        spot_x18: dict[str, int] = {}
-        for name, view in before.markets.items():
-            perp = view.perp if isinstance(view.perp, PerpMarketState) else None
-            v3 = spot_price(view, "uniswap_v3")
-            v2 = spot_price(view, "uniswap_v2")
-            v3_usd = None if isinstance(v3, Unavailable) else v3
-            v2_usd = None if isinstance(v2, Unavailable) else v2
-            # the keeper's spot change is marked at the spot price after its tick
-            after_v3 = spot_price(after.markets[name], "uniswap_v3") if name in after.markets else v3
-            marked = v3_usd if isinstance(after_v3, Unavailable) else after_v3
-            spot_x18[name] = int(marked * ONE_X18) if marked else 0
-            held = account.markets.get(name) if account else None
-            size = held.position_size_x18 / ONE_X18 if held else 0.0
-            index = perp.index_price_x18 / ONE_X18 if perp else None
-            mark = perp.mark_price_x18 / ONE_X18 if perp else None
-            mid = perp.pool.sqrt_price_x96 ** 2 / 2**192 if perp else None
-            markets[name] = {
-                "index_usd": index, "mark_usd": mark, "perp_mid_usd": mid, "spot_v3_usd": v3_usd, "spot_v2_usd": v2_usd,
-                "basis_bps": (mark / v3_usd - 1) * 1e4 if mark and v3_usd else None,
-                "spread_bps": (mid / v3_usd - 1) * 1e4 if mid and v3_usd else None,
-                "funding_rate_per_hour": perp.funding_rate_per_s * 3600 if perp else None,
-                "oracle_age_s": None if isinstance(view.oracle, Unavailable) else view.oracle.age_s(before.block_timestamp),
-                "keeper_position_base": size,
-                "keeper_notional_usd": abs(size) * index if index else 0.0,
-            }
-        change = compute_balance_change(self.start, balances, spot_x18, self.spot_decimals)
-        return {
-            "step": step, "phase": phase, "block": before.block_number, "timestamp": before.block_timestamp,
-            "base_fee_gwei": before.base_fee_wei / 1e9, "ticked": ticked, "markets": markets,
-            "keeper": {
-                "block_after": after.block_number,
-                "margin_ratio": account.margin_ratio if account else None,
-                "account_value_usd": usd(account.account_value_x18) if account else None,
-                "outcomes": outcomes, "skips": skips,
-                "pnl": split_usd(pnl),
-                "equity_usd": usd(change.total_x18 - pnl.gas_x18),
-            },
-        }
-
-
-def split_usd(split: PnlSplit) -> dict[str, float]:
-    return {"funding_usd": usd(split.funding_x18), "convergence_usd": usd(split.convergence_x18),
-            "fees_usd": usd(split.fees_x18), "gas_usd": usd(split.gas_x18), "total_usd": usd(split.total_x18)}
 
 
 # ------------------------------------------------------------------------------ set-up pieces
@@ -288,7 +198,7 @@ def _run(runtime: Any, rpc: JsonRpc, world: ForkWorld, plan: Scenario, blocks: i
     reader = BalanceReader(rpc, world.sources, world.book.usdc, executor, runtime.owner)
     start = reader.read()
     decimals = {m.name: m.spot_token_decimals for m in world.sources.markets}
-    recorder = Recorder(rpc, collector, reader, start, decimals)
+    recorder = Recorder(rpc, collector, reader, start, decimals, l1_oracle=bool(rpc.get_code(GAS_PRICE_ORACLE)))
     first_block = start.block
     total = plan.warmup_steps + blocks + WIND_DOWN_MAX_TICKS
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -315,10 +225,11 @@ def _run(runtime: Any, rpc: JsonRpc, world: ForkWorld, plan: Scenario, blocks: i
                 break
         bar.update(task, completed=total, description=f"{plan.name}: done")
     end = reader.read()
-    journal_pnl = runtime.journal.pnl_summary().total
+    limits = account_limits(settings, recorder.snapshots[0], {m.name: m.spot_token for m in world.sources.markets},
+                            decimals, world.book.usdc)
     open_after = sorted(runtime.journal.open_positions())
     liquidations = _liquidations(rpc, world.sources.perp.clearing_house, executor, first_block)
-    return build_report_data(plan, settings, recorder, start, end, journal_pnl, open_after, liquidations)
+    return build_report_data(plan, settings, recorder, start, end, runtime.journal, open_after, liquidations, limits)
 
 
 def _flat(sample: Mapping[str, Any]) -> bool:
@@ -327,20 +238,21 @@ def _flat(sample: Mapping[str, Any]) -> bool:
 
 
 def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder, start: KeeperBalances,
-                      end: KeeperBalances, journal_pnl: PnlSplit, open_after: list[str],
-                      liquidations: list[dict[str, Any]]) -> dict[str, Any]:
+                      end: KeeperBalances, journal: Journal, open_after: list[str],
+                      liquidations: list[dict[str, Any]], caps: AccountLimits) -> dict[str, Any]:
+    journal_pnl = journal.pnl_summary().total
     markets = sorted(recorder.spot_decimals)
-    points = {m: path_points(recorder.snapshots, m, recorder.tips_wei) for m in markets}
+    points = {m: path_points(recorder.snapshots, m, recorder.tips_wei, recorder.l1_fees_wei) for m in markets}
     quoter = SnapshotQuoter(recorder.snapshots)
-    # same capital as the keeper: the baseline trades the keeper's per-market notional limit
-    policy = ThresholdPolicy(notional_usd=settings.risk.max_notional_usd_per_market)
-    baseline = run_threshold_baseline(points, quoter, policy)
-    hindsight = run_hindsight(points, quoter, policy.notional_usd)
+    trips, known = keeper_round_trips(journal, recorder.outcomes, [s.block_number for s in recorder.snapshots])
+    baseline, carry, optimum, comparison = compare(settings, points, quoter, caps, journal_pnl, trips, known)
     for k, sample in enumerate(recorder.samples):
         sample["baseline_equity_usd"] = usd(baseline.equity_x18[k]) if k < len(baseline.equity_x18) else None
+        sample["carry_equity_usd"] = usd(carry.equity_x18[k]) if k < len(carry.equity_x18) else None
         for m in markets:
-            sizes = baseline.position_base_x18.get(m, ())
-            sample["markets"][m]["baseline_position_base"] = sizes[k] / ONE_X18 if k < len(sizes) else 0.0
+            for name, result in (("baseline", baseline), ("carry", carry)):
+                sizes = result.position_base_x18.get(m, ())
+                sample["markets"][m][f"{name}_position_base"] = sizes[k] / ONE_X18 if k < len(sizes) else 0.0
     # the balance identity (exact once every position is closed; see keeper/simulate/ledger.py)
     last_prices = {m: int((recorder.samples[-1]["markets"][m]["spot_v3_usd"] or 0) * ONE_X18) for m in markets}
     change = compute_balance_change(start, end, last_prices, recorder.spot_decimals)
@@ -374,30 +286,23 @@ def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder
     limits = {
         "min_margin_ratio": risk.min_margin_ratio, "max_notional_usd_per_market": risk.max_notional_usd_per_market,
         "max_notional_usd_total": risk.max_notional_usd_total, "max_gas_price_gwei": risk.max_gas_price_gwei,
-        "max_oracle_age_s": risk.max_oracle_age_s, "stop_loss_basis_bps": risk.stop_loss_basis_bps,
+        "max_oracle_age_s": risk.max_oracle_age_s, "stress_index_move": risk.stress_index_move,
         "lowest_margin_ratio": min(margin) if margin else None,
         "highest_notional_usd": max(notional) if notional else 0.0,
         "highest_total_notional_usd": max((sum(m["keeper_notional_usd"] for m in s["markets"].values())
                                            for s in recorder.samples), default=0.0),
         "liquidations": liquidations,
     }
-    keeper_total = journal_pnl.total_x18
     return {
         "scenario": {"name": plan.name, "description": plan.description, "warmup_steps": plan.warmup_steps,
                      "activity": plan.activity.model_dump(),
                      "events": [e.model_dump() for e in plan.events]},
         "markets": markets,
         "keeper": {"pnl": journal_pnl.to_json_dict() | split_usd(journal_pnl), "trades": recorder.outcomes,
-                   "transactions": len(recorder.outcomes),
+                   "transactions": len(recorder.outcomes), "round_trips": trips,
                    "included": sum(1 for o in recorder.outcomes if o["status"] == "included")},
-        "baseline": {"paper": True, "policy": policy.__dict__, "pnl": baseline.total.to_json_dict() | split_usd(baseline.total),
-                     "trades": [t.as_json() for t in baseline.trades], "notes": list(baseline.notes[:50])},
-        "hindsight": {"paper": True, "notional_usd": hindsight.notional_usd,
-                      "pnl": hindsight.total.to_json_dict() | split_usd(hindsight.total),
-                      "trades": {m: (t.as_json() if t else None) for m, t in hindsight.trades.items()}},
-        "comparison": {"keeper_usd": usd(keeper_total), "baseline_usd": usd(baseline.total.total_x18),
-                       "hindsight_usd": usd(hindsight.total.total_x18),
-                       "keeper_beats_baseline": keeper_total > baseline.total.total_x18},
+        **yardsticks_json(settings, caps, baseline, carry, optimum),
+        "comparison": comparison,
         "consistency": consistency,
         "limits": limits,
         "samples": recorder.samples,

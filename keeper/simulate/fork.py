@@ -13,7 +13,7 @@ executor, and oracles the scenario can move.
   here can update; its code is replaced by MockV3Aggregator's runtime code (anvil_setCode), its
   decimals written to the slot MockV3Aggregator reads them from, and its current answer posted, so
   the scenario can then post answers with updateAnswer like on the devnet.
-- `provision_fork_executor`: deploy and set up a BasisExecutor owned by the throwaway keeper key,
+- `provision_fork_executor`: deploy and set up a BasisExecutor operated by the throwaway keeper key,
   with the same contract calls as keeper/devnet/provision.py, but funded by storage writes (the
   same on a devnet fork and a real-chain fork) and sent by impersonating the owner (anvil), so the
   key itself signs only the keeper's own trades.
@@ -31,10 +31,10 @@ from eth_utils import keccak, to_checksum_address
 from keeper.addressbook import AddressBook
 from keeper.artifacts import PROJECT_ROOT, load_artifact
 from keeper.chain.rpc import JsonRpc
-from keeper.devnet.deploy import MAX_UINT256, USDC_DECIMALS
+from keeper.devnet.deploy import USDC_DECIMALS
 from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.node import AnvilNode, reanchor_clock
-from keeper.devnet.provision import ExecutorFunding
+from keeper.devnet.provision import ExecutorFunding, ExecutorRoles, deploy_executor
 from keeper.devnet.txs import DevSender, codec
 from keeper.errors import ConfigError, FatalError, KeeperError
 from keeper.logs import get_logger
@@ -46,6 +46,8 @@ MOCK_AGGREGATOR_DECIMALS_SLOT = 0  # MockV3Aggregator: uint8 decimals (slot 0), 
 MOCK_AGGREGATOR_ROUND_SLOT = 3
 ONE_X18 = 10**18
 KEEPER_GAS_ETH = 100  # ETH given to the throwaway keeper account for gas
+# Admin and treasury of the fork's executor: an address no key controls, impersonated while provisioning.
+FORK_ADMIN = "0x00000000000000000000000000000000000AD317"
 
 
 # ------------------------------------------------------------------------------ the fork node
@@ -181,25 +183,23 @@ class ProvisionedExecutor:
 
 def provision_fork_executor(rpc: JsonRpc, book: AddressBook, owner: str,
                             funding: ExecutorFunding = ExecutorFunding()) -> ProvisionedExecutor:
-    """Deploy a BasisExecutor owned by `owner` on the fork, register every market, set the
-    allowances, fund it by storage writes (USDC for the wallet and the collateral, spot inventory
-    worth funding.spot_inventory_usd per market at the Perp index), deposit the collateral.
+    """Deploy a BasisExecutor operated by `owner` on the fork (admin and treasury: FORK_ADMIN),
+    register every market, fund it by storage writes (USDC for the wallet and the collateral, spot
+    inventory worth funding.spot_inventory_usd per market at the Perp index), deposit the collateral.
 
-    The owner's transactions are sent by impersonation (anvil_impersonateAccount), stopped after."""
+    The admin's and the owner's transactions are sent by impersonation (anvil_impersonateAccount),
+    stopped after."""
     if book.uniswap_v2_router is None:
         raise ConfigError("the executor needs a Uniswap V2 router on this chain (address book has none)")
     tx = DevSender(rpc)
+    fund_gas(rpc, FORK_ADMIN)
     rpc.call("anvil_impersonateAccount", [owner])
+    rpc.call("anvil_impersonateAccount", [FORK_ADMIN])
     try:
-        executor = tx.deploy(owner, "BasisExecutor", owner, book.perp.clearing_house, book.uniswap_v2_router,
-                             book.uniswap_v3_swap_router)
+        executor = deploy_executor(
+            tx, ExecutorRoles(FORK_ADMIN, FORK_ADMIN, owner), book.perp.clearing_house, book.uniswap_v2_router,
+            book.uniswap_v3_swap_router, ((m.base_token, m.spot_token, m.uniswap_v3_fee_pips) for m in book.markets))
         ex = codec("BasisExecutor")
-        for market in book.markets:
-            tx.call_fn(owner, executor, ex, "setMarket", market.base_token, market.spot_token, market.uniswap_v3_fee_pips)
-        for token in {book.usdc, *(m.spot_token for m in book.markets)}:
-            for spender in (book.uniswap_v2_router, book.uniswap_v3_swap_router):
-                tx.call_fn(owner, executor, ex, "setAllowance", token, spender, MAX_UINT256)
-        tx.call_fn(owner, executor, ex, "setAllowance", book.usdc, book.perp.vault, MAX_UINT256)
         add_token_balance(rpc, book.usdc, executor, funding.usdc_wallet_raw + funding.usdc_collateral_raw)
         spot: dict[str, int] = {}
         base_abi, erc20 = codec("BaseToken"), codec("MintableERC20")
@@ -215,6 +215,7 @@ def provision_fork_executor(rpc: JsonRpc, book: AddressBook, owner: str,
         tx.call_fn(owner, executor, ex, "depositCollateral", funding.usdc_collateral_raw)
     finally:
         rpc.call("anvil_stopImpersonatingAccount", [owner])
+        rpc.call("anvil_stopImpersonatingAccount", [FORK_ADMIN])
     log.info("simulate.executor_provisioned", executor=executor, owner=owner,
              usdc_wallet=funding.usdc_wallet_raw / 10**USDC_DECIMALS,
              collateral=funding.usdc_collateral_raw / 10**USDC_DECIMALS)

@@ -1,4 +1,4 @@
-"""Paper trading on recorded snapshots: what the baseline and the hindsight bound share.
+"""Paper trading on recorded snapshots: what the reference bots and the hindsight optimum share.
 
 A paper trade is quoted exactly (keeper.quotes.quote_basis_trade, the keeper's own quote math) on
 a recorded snapshot, and never sent: it does not move the chain, so later snapshots do not show
@@ -18,8 +18,8 @@ definitions (keeper/pnl_split.py), in USD x18 integers:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from keeper.errors import SkipOpportunity
@@ -56,6 +56,55 @@ class PathPoint:
     index_price_x18: int
     gas_price_wei: int  # base fee + priority fee
     eth_price_x18: int  # ETH index, to value gas
+    spot_mid_usd: dict[str, float] = field(default_factory=dict)  # by spot venue
+    perp_mid_usd: float = 0.0  # the vAMM's mid
+    l1_fee_wei: int = 0  # the L1 data fee of one executor transaction (OP-stack chains; 0 elsewhere)
+
+
+@dataclass(frozen=True)
+class AccountLimits:
+    """What a paper trader may hold, as the keeper (strategies/pnl.py compute_size_cap), from the
+    account at the run's first snapshot. Checked loosely (the smaller mid, no fee margin), so that
+    whatever the keeper could open is allowed here too."""
+
+    max_notional_usd: float  # per market: min(per-market cap, total cap, collateral x leverage, margin room)
+    max_total_notional_usd: float
+    spot_inventory_raw: Mapping[str, int] | None = None  # LONG_PERP sells at most this spot, by market
+    spot_decimals: Mapping[str, int] = field(default_factory=dict)
+    usdc_wallet_usd: float | None = None  # SHORT_PERP buys spot with at most this USDC
+
+    def refusal(self, point: PathPoint, market: str, direction: Direction, venue: str, size_x18: int) -> str | None:
+        """Why opening size_x18 at `point` breaks a limit; None when it does not."""
+        spot_mid = point.spot_mid_usd.get(venue) or 0.0  # unknown: the quote itself fails
+        prices = [p for p in (spot_mid, point.perp_mid_usd) if p > 0]
+        notional = size_x18 / ONE_X18 * min(prices) if prices else 0.0
+        if notional > self.max_notional_usd * (1 + 1e-9):
+            return f"notional ${notional:,.0f} over the cap ${self.max_notional_usd:,.0f}"
+        if direction is Direction.LONG_PERP and self.spot_inventory_raw is not None:
+            held_x18 = self.spot_inventory_raw.get(market, 0) * 10 ** (18 - self.spot_decimals.get(market, 18))
+            if size_x18 > held_x18:
+                return f"spot inventory {held_x18 / ONE_X18:g} < size {size_x18 / ONE_X18:g}"
+        if direction is Direction.SHORT_PERP and self.usdc_wallet_usd is not None:
+            if size_x18 / ONE_X18 * spot_mid > self.usdc_wallet_usd * (1 + 1e-9):
+                return f"executor USDC ${self.usdc_wallet_usd:,.0f} < spot cost"
+        return None
+
+    def capped_size_x18(self, point: PathPoint, market: str, direction: Direction, venue: str, size_x18: int) -> int:
+        """size_x18, or the largest size the limits allow at `point` (0 when none)."""
+        spot_mid = point.spot_mid_usd.get(venue) or 0.0
+        prices = [p for p in (spot_mid, point.perp_mid_usd) if p > 0]
+        caps = [size_x18]
+        if prices and self.max_notional_usd < float("inf"):
+            caps.append(int(self.max_notional_usd / min(prices) * ONE_X18))
+        if direction is Direction.LONG_PERP and self.spot_inventory_raw is not None:
+            caps.append(self.spot_inventory_raw.get(market, 0) * 10 ** (18 - self.spot_decimals.get(market, 18)))
+        if direction is Direction.SHORT_PERP and self.usdc_wallet_usd is not None and spot_mid > 0:
+            caps.append(int(self.usdc_wallet_usd / spot_mid * ONE_X18))
+        scale = 10 ** (18 - self.spot_decimals.get(market, 18))
+        return max(0, min(caps)) // scale * scale
+
+
+UNLIMITED = AccountLimits(max_notional_usd=float("inf"), max_total_notional_usd=float("inf"))
 
 
 @dataclass(frozen=True)
@@ -92,7 +141,8 @@ def compute_holding_funding_x18(points: Sequence[PathPoint], entry: int, exit_: 
 
 
 def compute_paper_gas_x18(point: PathPoint, kind: str) -> int:
-    return compute_gas_usd_x18(PAPER_GAS_UNITS[kind] * point.gas_price_wei, point.eth_price_x18)
+    """One paper trade's gas: fixed units at the point's gas price, plus the L1 data fee."""
+    return compute_gas_usd_x18(PAPER_GAS_UNITS[kind] * point.gas_price_wei + point.l1_fee_wei, point.eth_price_x18)
 
 
 def fixed_size_x18(notional_usd: float, index_price_x18: int) -> int:
@@ -109,15 +159,19 @@ def directed_spread_bps(spread_bps: float, direction: Direction) -> float:
 
 
 # ------------------------------------------------------------------------------ from snapshots
-def path_points(snapshots: Sequence[MarketSnapshot], market: str, priority_fee_wei: Sequence[int]) -> list[PathPoint]:
+def path_points(snapshots: Sequence[MarketSnapshot], market: str, priority_fee_wei: Sequence[int],
+                l1_fee_wei: Sequence[int] | None = None) -> list[PathPoint]:
     points = []
-    for snapshot, tip in zip(snapshots, priority_fee_wei):
+    l1_fees = l1_fee_wei if l1_fee_wei is not None else [0] * len(snapshots)
+    for snapshot, tip, l1_fee in zip(snapshots, priority_fee_wei, l1_fees):
         view = snapshot.markets[market]
         perp = view.perp
         eth = snapshot.markets.get("ETH")
         eth_x18 = eth.perp.index_price_x18 if eth is not None and isinstance(eth.perp, PerpMarketState) else 0
         spreads: dict[str, float] = {}
+        mids: dict[str, float] = {}
         premium = index_x18 = 0
+        perp_mid = 0.0
         if isinstance(perp, PerpMarketState):
             premium, index_x18 = perp.funding_premium_x18, perp.index_price_x18
             perp_mid = perp.pool.sqrt_price_x96 * perp.pool.sqrt_price_x96 / Q192
@@ -125,8 +179,9 @@ def path_points(snapshots: Sequence[MarketSnapshot], market: str, priority_fee_w
                 spot = spot_price(view, venue)
                 if not isinstance(spot, Unavailable):
                     spreads[venue] = (perp_mid / spot - 1) * 1e4
+                    mids[venue] = spot
         points.append(PathPoint(snapshot.block_number, snapshot.block_timestamp, spreads, premium, index_x18,
-                                snapshot.base_fee_wei + tip, eth_x18))
+                                snapshot.base_fee_wei + tip, eth_x18, mids, perp_mid, l1_fee))
     return points
 
 
@@ -169,3 +224,26 @@ class SnapshotQuoter:
         if quote.perp.is_partial_close:
             return "Perp would close it only partly (price band)"
         return self._fill(k, market, quote)
+
+
+# A stand-in for one executor transaction when asking an OP-stack chain's GasPriceOracle for the
+# L1 data fee of a paper trade: an openBasis call is ~0.5 kB signed; non-zero bytes (the dearer kind).
+PAPER_TX_BYTES = bytes(range(1, 256)) * 2
+
+
+def compute_close_value_x18(snapshot: MarketSnapshot, positions: Iterable[Position], priority_fee_wei: int) -> int:
+    """What closing `positions` at `snapshot` would add to their PnL to date: each close's exact
+    quoted net quote minus its paper gas (a mark to market with exit costs). A position whose close
+    cannot be quoted adds nothing."""
+    eth = snapshot.markets.get("ETH")
+    eth_x18 = eth.perp.index_price_x18 if eth is not None and isinstance(eth.perp, PerpMarketState) else 0
+    quoter = SnapshotQuoter([snapshot])
+    total = 0
+    for p in positions:
+        if p.market not in snapshot.markets or not p.perp_base_x18:
+            continue
+        fill = quoter.close(0, p.market, p.direction, p.spot_venue, p.perp_base_x18, p.spot_raw)
+        if not isinstance(fill, str):
+            gas_wei = PAPER_GAS_UNITS["close"] * (snapshot.base_fee_wei + priority_fee_wei)
+            total += fill.net_quote_x18 - compute_gas_usd_x18(gas_wei, eth_x18)
+    return total

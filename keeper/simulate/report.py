@@ -181,29 +181,53 @@ def render_html(report: Mapping[str, Any]) -> str:
                    f"{scenario.get('warmup_steps')} warm-up steps, then wind-down; seed {run.get('seed')}; "
                    f"{run.get('wall_s')} s. Executor <code>{esc(str(run.get('executor')))}</code>.</p>")
     # ---- comparison
-    out.append("<h2>Keeper vs baseline vs hindsight bound</h2>")
+    comparison = report.get("comparison", {})
+    out.append("<h2>Keeper vs reference bots vs hindsight optimum</h2>")
     out.append("<table><tr><th class=l></th><th>funding</th><th>convergence</th><th>fees</th><th>gas</th>"
-               "<th>total (USD)</th><th>trades</th></tr>")
-    for label, key, trades in (("Keeper (live on the fork)", "keeper", report.get("keeper", {}).get("included")),
-                               ("Baseline: threshold bot (paper)", "baseline", len(report.get("baseline", {}).get("trades", []))),
-                               ("Hindsight bound (paper)", "hindsight",
-                                sum(1 for t in report.get("hindsight", {}).get("trades", {}).values() if t))):
+               "<th>total (USD)</th><th>round trips</th></tr>")
+    for label, key, trades in (("Keeper (live on the fork)", "keeper", len(report.get("keeper", {}).get("round_trips", []))),
+                               ("Threshold bot (paper)", "baseline", len(report.get("baseline", {}).get("trades", []))),
+                               ("Carry-only bot (paper)", "carry_only", len(report.get("carry_only", {}).get("trades", []))),
+                               ("Hindsight optimum (paper)", "optimum", len(report.get("optimum", {}).get("trips", [])))):
         pnl = report.get(key, {}).get("pnl", {})
         out.append(f"<tr><td class=l>{esc(label)}</td><td>{_money(pnl.get('funding_usd'))}</td>"
                    f"<td>{_money(pnl.get('convergence_usd'))}</td><td>{_money(pnl.get('fees_usd'))}</td>"
                    f"<td>{_money(pnl.get('gas_usd'))}</td><td><b>{_money(pnl.get('total_usd'))}</b></td><td>{trades}</td></tr>")
     out.append("</table>")
+    capture = comparison.get("capture")
+    out.append(f"<p>Optimum &ge; keeper and &ge; both bots: {_check(bool(comparison.get('optimum_dominates')))}"
+               f"{'' if capture is None else f'; capture (keeper / optimum) {capture:.0%}'}.</p>")
+    for line in comparison.get("violations", []):
+        out.append(f"<p class=bad>DEFECT: {esc(line)}</p>")
     policy = report.get("baseline", {}).get("policy", {})
+    carry = report.get("carry_only", {}).get("policy", {})
     out.append(
         "<p class=note>total = funding + convergence - fees - gas (convergence is trading PnL before fees). "
-        f"<b>Baseline</b>: opens at |spread| &ge; {policy.get('open_spread_bps', 100) / 100:g}% (vAMM mid vs "
+        f"<b>Threshold bot</b>: opens at |spread| &ge; {policy.get('open_spread_bps', 100) / 100:g}% (vAMM mid vs "
         f"{esc(str(policy.get('spot_venue', 'uniswap_v3')))} mid), closes when the spread has crossed to "
-        f"{policy.get('close_spread_bps', -10) / 100:g}% against its entry side, fixed ${policy.get('notional_usd', 0):,.0f} "
-        "per market, fees ignored in its decisions. <b>Hindsight bound</b>: the best single round trip per market "
-        "over the recorded snapshots at the same fixed size, both directions, both spot venues. Both are "
+        f"{policy.get('close_spread_bps', -10) / 100:g}% against its entry side, ${policy.get('notional_usd', 0):,.0f} "
+        "per market cut to the keeper's limits, fees ignored in its decisions. <b>Carry-only bot</b>: holds the side "
+        f"that receives funding while the funding APR is &ge; {carry.get('entry_apr', 0):.0%} (closes below "
+        f"{carry.get('exit_apr', 0):.0%}), same size rule. <b>Hindsight optimum</b>: per market the best set of "
+        "non-overlapping round trips (both directions, both spot venues, a size grid up to the keeper's caps, the "
+        "bots' sizes, and the keeper's own round trips at their realised PnL), by dynamic programming. All three are "
         "<b>paper trades</b>: exact quotes (<code>keeper.quotes.quote_basis_trade</code>) on the snapshots the keeper's "
         "ticks read, with fees, price impact, funding and gas counted, but never sent: they do not move the chain, "
-        "while the keeper's real trades do. Whatever the baseline holds at the end is closed at the last snapshot.</p>")
+        "while the keeper's real trades do.</p>")
+    trips = report.get("keeper", {}).get("round_trips", [])
+    out.append("<h3>Keeper round trips: expected at entry vs realised</h3>")
+    if trips:
+        out.append("<table><tr><th class=l>market</th><th class=l>direction</th><th>entry block</th><th>exit block</th>"
+                   "<th>perp base</th><th>expected net at entry</th><th>realised net</th><th class=l>exit</th></tr>")
+        for t in trips:
+            out.append(f"<tr><td class=l>{esc(t['market'])}</td><td class=l>{esc(t['direction'])}</td>"
+                       f"<td>{t['entry_block']}</td><td>{t.get('exit_block') or 'open'}</td><td>{t['perp_base']:+.6g}</td>"
+                       f"<td>{_money(t.get('expected_net_usd'))}</td><td>{_money(t.get('realised_net_usd'))}</td>"
+                       f"<td class=l>{esc(str(t.get('close_reason') or '-'))}</td></tr>")
+        out.append("</table><p class=note>Expected: the plan's expected net PnL over the holding horizon, logged at "
+                   "entry (<code>tx.planned</code>); realised: the journal's, after the close.</p>")
+    else:
+        out.append("<p class=note>none</p>")
     # ---- consistency and limits
     c = report.get("consistency", {})
     if c:
@@ -237,16 +261,16 @@ def render_html(report: Mapping[str, Any]) -> str:
     # ---- charts
     out.append("<h2>PnL</h2>")
     pnl_series = [
-        ("keeper", [s["keeper"]["equity_usd"] for s in samples], PALETTE[0], False),
-        ("baseline (paper)", [s.get("baseline_equity_usd") for s in samples], PALETTE[1], False),
+        ("keeper", [s["keeper"].get("marked_usd", s["keeper"]["equity_usd"]) for s in samples], PALETTE[0], False),
+        ("threshold bot (paper)", [s.get("baseline_equity_usd") for s in samples], PALETTE[1], False),
+        ("carry-only bot (paper)", [s.get("carry_equity_usd") for s in samples], PALETTE[4], False),
     ]
-    bound = report.get("hindsight", {}).get("pnl", {}).get("total_usd")
+    bound = report.get("optimum", {}).get("pnl", {}).get("total_usd")
     out.append(line_chart("Cumulative PnL", x, pnl_series, unit="USD", bands=bands,
-                          hlines=[(bound, f"hindsight bound {bound:,.0f}", PALETTE[2])] if bound is not None else ()))
-    out.append("<p class=note>Keeper: its balance change, with an open position marked to market (the spot it "
-               "holds at the spot mid, the perp at Perp's unrealized PnL), no exit costs; equal to its PnL split "
-               "once flat. Baseline: realized, plus an open position as an exact close quote would exit it now "
-               "(exit fees and impact included).</p>")
+                          hlines=[(bound, f"hindsight optimum {bound:,.0f}", PALETTE[2])] if bound is not None else ()))
+    out.append("<p class=note>Each line: realized PnL plus any open position marked to market by an exact close "
+               "quote on the snapshot (exit fees, price impact and gas included). For the keeper: its journal PnL "
+               "to date plus the close of what it holds after each tick; equal to its PnL split once flat.</p>")
     split_series = [
         ("funding", [s["keeper"]["pnl"]["funding_usd"] for s in samples], PALETTE[2], False),
         ("convergence", [s["keeper"]["pnl"]["convergence_usd"] for s in samples], PALETTE[4], False),
@@ -279,7 +303,8 @@ def render_html(report: Mapping[str, Any]) -> str:
             hlines=[(0.0, "0", "#999")]))
         out.append(line_chart(f"{market} position (base, signed)", x, [
             ("keeper", [m.get("keeper_position_base") for m in ms], PALETTE[0], False),
-            ("baseline (paper)", [m.get("baseline_position_base") for m in ms], PALETTE[1], True)], bands=bands))
+            ("threshold bot (paper)", [m.get("baseline_position_base") for m in ms], PALETTE[1], True),
+            ("carry-only bot (paper)", [m.get("carry_position_base") for m in ms], PALETTE[4], True)], bands=bands))
     # ---- trades
     trades = report.get("keeper", {}).get("trades", [])
     out.append("<h2>Keeper transactions</h2>")
@@ -295,9 +320,9 @@ def render_html(report: Mapping[str, Any]) -> str:
         out.append("</table>")
     else:
         out.append("<p class=note>The keeper sent no transaction.</p>")
-    baseline_trades = report.get("baseline", {}).get("trades", [])
-    hindsight_trades = [t for t in report.get("hindsight", {}).get("trades", {}).values() if t]
-    for title, rows in (("Baseline paper trades", baseline_trades), ("Hindsight round trips", hindsight_trades)):
+    for title, rows in (("Threshold bot paper trades", report.get("baseline", {}).get("trades", [])),
+                        ("Carry-only bot paper trades", report.get("carry_only", {}).get("trades", [])),
+                        ("Hindsight optimum round trips", report.get("optimum", {}).get("trips", []))):
         out.append(f"<h3>{title}</h3>")
         if not rows:
             out.append("<p class=note>none</p>")
@@ -305,8 +330,8 @@ def render_html(report: Mapping[str, Any]) -> str:
         out.append("<table><tr><th class=l>market</th><th class=l>direction</th><th class=l>venue</th><th>entry block</th>"
                    "<th>exit block</th><th>entry spread bps</th><th>exit spread bps</th><th>total USD</th></tr>")
         for t in rows:
-            out.append(f"<tr><td class=l>{esc(t['market'])}</td><td class=l>{esc(t['direction'])}</td>"
-                       f"<td class=l>{esc(t['spot_venue'])}</td><td>{t['entry_block']}</td><td>{t['exit_block']}</td>"
+            out.append(f"<tr><td class=l>{esc(t['market'])}</td><td class=l>{esc(str(t['direction']))}</td>"
+                       f"<td class=l>{esc(str(t['spot_venue']))}</td><td>{t['entry_block']}</td><td>{t['exit_block']}</td>"
                        f"<td>{_bps(t.get('entry_spread_bps'))}</td><td>{_bps(t.get('exit_spread_bps'))}</td>"
                        f"<td>{_money(int(t['pnl']['total_x18']) / ONE_X18)}</td></tr>")
         out.append("</table>")

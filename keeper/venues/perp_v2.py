@@ -57,6 +57,8 @@ class PerpMarketReads:
     exchange_fee_ratio_ppm: int
     uniswap_fee_ratio_ppm: int
     insurance_fund_fee_ratio_ppm: int
+    max_price_spread_ratio_ppm: int  # how far the vAMM may trade from the index (MarketInfo.maxPriceSpreadRatio)
+    max_tick_crossed_within_block: int  # Exchange.getMaxTickCrossedWithinBlock
 
 
 def plan_config(perp: PerpAddresses) -> ReadPlan[PerpConfig]:
@@ -73,6 +75,8 @@ def plan_market(perp: PerpAddresses, base_token: str, twap_interval_s: int) -> R
         Call(perp.exchange, _EXCHANGE.encode("getSqrtMarketTwapX96", base_token, twap_interval_s),
              f"Exchange.getSqrtMarketTwapX96({base_token}, {twap_interval_s})"),
         Call(perp.market_registry, _REGISTRY.encode("getMarketInfo", base_token), f"MarketRegistry.getMarketInfo({base_token})"),
+        Call(perp.exchange, _EXCHANGE.encode("getMaxTickCrossedWithinBlock", base_token),
+             f"Exchange.getMaxTickCrossedWithinBlock({base_token})"),
     ]
 
     def decode(d: Sequence[bytes]) -> PerpMarketReads:
@@ -86,6 +90,8 @@ def plan_market(perp: PerpAddresses, base_token: str, twap_interval_s: int) -> R
             exchange_fee_ratio_ppm=word_uint(info, 1),
             uniswap_fee_ratio_ppm=word_uint(info, 2),
             insurance_fund_fee_ratio_ppm=word_uint(info, 3),
+            max_price_spread_ratio_ppm=word_uint(info, 4),
+            max_tick_crossed_within_block=word_uint(d[5]),
         )
 
     return ReadPlan(calls, decode)
@@ -136,3 +142,29 @@ def perp_facts_from_receipt(receipt: dict, clearing_house: str, trader: str) -> 
         elif topic0 == _FUNDING_SETTLED:
             settled += word_int(data, 0)
     return fee, settled
+
+
+# Exchange's storage (Curie 2.8.4: ExchangeStorageV1 from slot 205 after the upgradeable bases,
+# checked against the contract source and, in tests, against the devnet): mappings keyed by base token.
+EXCHANGE_LAST_UPDATED_TICK_SLOT = 208  # mapping(address => int24) _lastUpdatedTickMap
+EXCHANGE_MAX_TICK_CROSSED_SLOT = 212  # mapping(address => uint24) _maxTickCrossedWithinBlockMap (has a getter)
+EXCHANGE_LAST_TICK_UPDATED_TIMESTAMP_SLOT = 214  # ExchangeStorageV2: mapping(address => uint256) _lastTickUpdatedTimestampMap
+
+
+def mapping_slot(key_address: str, slot: int) -> str:
+    """The storage slot of mapping[key] for a mapping at `slot` (keccak256(abi.encode(key, slot)))."""
+    return "0x" + keccak(bytes(12) + bytes.fromhex(key_address[2:]) + slot.to_bytes(32, "big")).hex()
+
+
+def band_storage_requests(exchange: str, base_token: str, block: int) -> list[tuple[str, list[object]]]:
+    """eth_getStorageAt requests for a market's stored band tick and its timestamp, pinned to `block`."""
+    return [("eth_getStorageAt", [exchange, mapping_slot(base_token, EXCHANGE_LAST_UPDATED_TICK_SLOT), hex(block)]),
+            ("eth_getStorageAt", [exchange, mapping_slot(base_token, EXCHANGE_LAST_TICK_UPDATED_TIMESTAMP_SLOT), hex(block)])]
+
+
+def decode_band_storage(tick_word: str, timestamp_word: str) -> tuple[int, int]:
+    """(last updated tick, its timestamp) from the two storage words: the tick is an int24 in the
+    low 3 bytes of its slot."""
+    raw = int(tick_word, 16) & 0xFFFFFF
+    tick = raw - (1 << 24) if raw & 0x800000 else raw
+    return tick, int(timestamp_word, 16)

@@ -3,48 +3,23 @@ past the tolerance is unwound to flat on both legs in one transaction."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eth_account import Account
 
-from keeper.chain.rpc import JsonRpc
-from keeper.config import load_config
-from keeper.devnet.activity import ActivityConfig, MarketActivity
+from keeper.devnet.activity import MarketActivity
 from keeper.devnet.txs import DevSender, codec
-from keeper.devnet.world import World, prebuilt_state, start_world
-from keeper.runtime import Runtime, build_runtime
+from keeper.devnet.world import World
+from keeper.runtime import Runtime
+from tests.e2e.live_keeper import open_eth_on_a_premium_shock, start_live_keeper
 
 
 @pytest.fixture()
 def keeper_with_a_position(tmp_path: Path) -> Iterator[tuple[World, Runtime, MarketActivity]]:
-    world = start_world(load_state=prebuilt_state())
-    manifest = tmp_path / "manifest.json"
-    world.manifest.write(manifest)
-    rpc = JsonRpc(world.node.rpc_url)
-    key = Account.create()
-    rpc.call("anvil_setBalance", [key.address, hex(100 * 10**18)])
-    os.environ["KEEPER_PRIVATE_KEY"] = key.key.hex()
-    try:
-        config = load_config(None, environ={}, overrides={
-            "chain": {"rpc_url": world.node.rpc_url, "manifest": manifest},
-            "strategies": {"enabled": ["basis_convergence"]},
-            "monitoring": {"journal": tmp_path / "journal.sqlite", "log_level": "WARNING"}})
-        runtime = build_runtime(config, dry_run=False)
-    finally:
-        del os.environ["KEEPER_PRIVATE_KEY"]
-    driver = MarketActivity(rpc, world.manifest, ActivityConfig(seed=11, step_s=60, premium_vol_daily=0.002,
-                                                               index_vol_daily=0.01))
-    for step in range(40):
-        if step >= 28:
-            driver.shock_premium("ETH", 0.03)
-        driver.step()
-        runtime.engine.tick()
-        if runtime.journal.open_positions():
-            break
+    world, runtime, rpc = start_live_keeper(tmp_path, {"strategies": {"enabled": ["basis_convergence"]}})
+    driver = open_eth_on_a_premium_shock(world, runtime, rpc)
     assert "ETH" in runtime.journal.open_positions(), "setup: the keeper should have opened ETH"
     # Only the strategy that opened it manages it (funding_carry may not close it, nor the reverse).
     assert runtime.journal.position_owners() == {"ETH": "basis_convergence"}

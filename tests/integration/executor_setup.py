@@ -1,7 +1,7 @@
-"""A BasisExecutor on the devnet, owned and funded by the keeper account (anvil dev account #1),
-set up as contracts/test/fork/DevnetFork.sol does: deploy (owner, ClearingHouse, V2 Router02, V3
-SwapRouter), register every market, allow the Vault and both routers, move inventory from the
-keeper into the executor, deposit collateral. Plus order encoding from a BasisTradeQuote and
+"""A BasisExecutor on the devnet, operated and funded by the keeper account (anvil dev account #1),
+set up as contracts/test/fork/DevnetFork.sol does: deploy (admin and treasury: the deployer account;
+operator: the keeper; ClearingHouse, V2 Router02, V3 SwapRouter), register every market, move
+inventory from the keeper into the executor, deposit collateral. Plus order encoding from a BasisTradeQuote and
 decoding of the executor's Fills (return value and events), for tests that trade through it."""
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from eth_utils import keccak
 from keeper.artifacts import load_artifact
 from keeper.chain.abi import ContractAbi
 from keeper.devnet.deploy import MAX_UINT256
+from keeper.devnet.provision import ExecutorRoles
+from keeper.devnet.provision import deploy_executor as deploy_roles
 from keeper.devnet.txs import codec
 from keeper.plan import trade_call as plan_trade_call
 from keeper.quotes import BasisTradeBounds, BasisTradeQuote
@@ -50,8 +52,9 @@ class ExecutorFills:
 @dataclass(frozen=True)
 class Executor:
     address: str
-    owner: str
+    owner: str  # the operator: the only account that trades
     abi: ContractAbi
+    admin: str = ""
 
 
 def deploy_executor(
@@ -61,21 +64,17 @@ def deploy_executor(
     spot_raw_by_market: dict[str, int] | None = None,
     collateral_usdc_raw: int = 100_000 * 10**6,
 ) -> Executor:
-    """Deploy and fund an executor owned by the keeper account. Inventory defaults: 400k USDC,
+    """Deploy and fund an executor operated by the keeper account (admin: the deployer). Inventory defaults: 400k USDC,
     20 WETH, 1 WBTC (from the keeper's 1M USDC, 100 WETH, 5 WBTC); collateral_usdc_raw of the
     USDC is deposited into the executor's Perp Vault account."""
     keeper = devnet.manifest.accounts.keeper
     c = devnet.manifest.contracts
-    address = devnet.tx.deploy(keeper, "BasisExecutor", keeper, c["ClearingHouse"], c["UniswapV2Router02"],
-                               c["SwapRouter"])
+    admin = devnet.manifest.accounts.deployer
+    address = deploy_roles(devnet.tx, ExecutorRoles(admin, admin, keeper), c["ClearingHouse"], c["UniswapV2Router02"],
+                           c["SwapRouter"], ((m.base_token, m.spot_token, m.uniswap_v3_fee_pips)
+                                             for m in devnet.manifest.markets))
     abi = load_artifact("BasisExecutor").codec
-    ex = Executor(address, keeper, abi)
-    for m in devnet.manifest.markets:
-        devnet.tx.call_fn(keeper, address, abi, "setMarket", m.base_token, m.spot_token, m.uniswap_v3_fee_pips)
-    devnet.tx.call_fn(keeper, address, abi, "setAllowance", c["USDC"], c["Vault"], MAX_UINT256)
-    for token in [c["USDC"], *(m.spot_token for m in devnet.manifest.markets)]:
-        for router in (c["UniswapV2Router02"], c["SwapRouter"]):
-            devnet.tx.call_fn(keeper, address, abi, "setAllowance", token, router, MAX_UINT256)
+    ex = Executor(address, keeper, abi, admin)
     inventory = spot_raw_by_market if spot_raw_by_market is not None else {"ETH": 20 * 10**18, "BTC": 1 * 10**8}
     devnet.tx.call_fn(keeper, c["USDC"], ERC20, "transfer", address, usdc_raw)
     for market, amount in inventory.items():

@@ -17,8 +17,8 @@ from keeper.devnet.node import find_foundry_tool
 from keeper.devnet.world import World
 
 FORK_TESTS = "contracts/test/fork/*"
-# BasisExecutorFork.t.sol (13) + BasisExecutorGas.t.sol (1)
-EXPECTED_PASSED = 14
+# BasisExecutorFork.t.sol (13) + BasisExecutorPairFork.t.sol (6) + BasisExecutorGas.t.sol (2)
+EXPECTED_PASSED = 21
 FORGE_TIMEOUT_S = 900  # a cold cache compiles everything with solc-js first
 SUMMARY = re.compile(r"(\d+) tests passed, (\d+) failed, (\d+) skipped \((\d+) total tests\)")
 

@@ -11,6 +11,7 @@ from eth_utils import keccak
 from keeper.collect import SnapshotCollector, Sources
 from keeper.devnet.deploy import DEADLINE_NEVER
 from keeper.devnet.txs import codec
+from keeper.quotes import snapshot_price_band
 from keeper.quotes import (
     BasisTradeQuote,
     compute_bounds,
@@ -156,6 +157,9 @@ def test_a_close_that_hits_the_tick_band_is_partial_and_still_exact(devnet: Devn
                         opened.predicted.spot_raw, snapshot.block_number, snapshot.block_timestamp,
                         opened.mid_basis_bps, opened.predicted.net_quote_x18)
     closing = quote_basis_trade(view, "close", Direction.SHORT_PERP, "uniswap_v3", 0, position, price_band=band)
+    # and the snapshot read the same band itself (storage pinned to its block, the 200-tick limit)
+    assert snapshot_price_band(view.perp) == band and view.perp.max_tick_crossed_within_block == 200
+    assert quote_basis_trade(view, "close", Direction.SHORT_PERP, "uniswap_v3", 0, position) == closing
 
     # Then it is a partial close, its spot leg cut to the base bought back, and the chain agrees
     assert closing.perp.is_partial_close
@@ -185,3 +189,28 @@ def test_resizes_up_and_down_fill_as_quoted(devnet: Devnet, direction: Direction
         assert abs(after) == abs(size_x18) + change_x18
         size_x18, spot_raw = after, spot_raw + resized.predicted.spot_raw
     assert abs(size_x18) == 750_000_000_000_000_000 and resized.predicted.residual_base_x18 == 0
+
+
+def test_the_snapshot_reads_the_band_pinned_to_its_block(devnet: Devnet) -> None:
+    # Given a snapshot, then a trade in a later block that moves the vAMM and re-centres the band
+    eth = devnet.manifest.market("ETH")
+    collector = collector_for(devnet, deploy_executor(devnet).address)
+    before = collector.fetch_snapshot()
+    devnet.rpc.call("evm_increaseTime", [60])
+    devnet.tx.call_fn(devnet.manifest.accounts.traders[2], devnet.contract("ClearingHouse"), CH, "openPosition",
+                      (eth.base_token, False, True, 10**23, 0, DEADLINE_NEVER, 0, NO_REFERRAL))
+    after = collector.fetch_snapshot()
+    # When the earlier block is read again
+    again = collector.fetch_snapshot(before.block_number)
+    perp_before, perp_after, perp_again = (s.markets["ETH"].perp for s in (before, after, again))
+    assert isinstance(perp_before, PerpMarketState) and isinstance(perp_after, PerpMarketState)
+    assert isinstance(perp_again, PerpMarketState)
+    # Then each snapshot holds the band of its own block: the storage the contract keeps, read directly
+    assert perp_after.band_last_updated_tick == read_price_band(devnet, eth.base_token, 0, 0).last_updated_tick
+    # (the trade's settleFunding re-centred the band on the tick BEFORE the trade, at its block's time)
+    assert perp_after.band_last_updated_tick == perp_before.pool.tick != perp_after.pool.tick
+    assert perp_after.band_last_updated_timestamp_s == after.block_timestamp != perp_before.band_last_updated_timestamp_s
+    assert (perp_again.band_last_updated_tick, perp_again.band_last_updated_timestamp_s) == (
+        perp_before.band_last_updated_tick, perp_before.band_last_updated_timestamp_s)
+    # and the limit per block is the one Exchange stores at slot 212 (the storage layout checks out)
+    assert exchange_mapping_word(devnet, eth.base_token, 212) == perp_after.max_tick_crossed_within_block

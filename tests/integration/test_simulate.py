@@ -30,6 +30,7 @@ from keeper.errors import FatalError
 from keeper.simulate.command import run_simulation
 from keeper.simulate.driver import ScenarioDriver
 from keeper.simulate.fork import (
+    FORK_ADMIN,
     _storage,
     balance_of,
     balance_probe_account,
@@ -115,7 +116,8 @@ def test_provisioned_executor_is_owned_by_the_key_and_funded_by_storage_writes(d
     supply_before = devnet.tx.read(usdc, codec("MintableERC20"), "totalSupply")
     executor = provision_fork_executor(devnet.rpc, book_from_manifest(devnet.manifest), owner)
     ex = codec("BasisExecutor")
-    assert devnet.tx.read(executor.address, ex, "owner").lower() == owner.lower()
+    assert devnet.tx.read(executor.address, ex, "operator").lower() == owner.lower()
+    assert devnet.tx.read(executor.address, ex, "admin").lower() == FORK_ADMIN.lower() != owner.lower()
     assert balance_of(devnet.rpc, usdc, executor.address) == executor.usdc_wallet_raw == 400_000 * USDC
     assert devnet.tx.read(devnet.contract("Vault"), codec("Vault"), "getBalance", executor.address) == 100_000 * USDC
     for market in devnet.manifest.markets:
@@ -296,7 +298,7 @@ def test_keeper_beats_the_baseline_on_a_plain_mispricing(mispricing: Run) -> Non
     comparison = mispricing.report["comparison"]
     assert comparison["keeper_usd"] > 0
     assert comparison["keeper_usd"] > comparison["baseline_usd"]
-    assert mispricing.report["baseline"]["paper"] and mispricing.report["hindsight"]["paper"]
+    assert mispricing.report["baseline"]["paper"] and mispricing.report["optimum"]["paper"]
     # the baseline did trade the shock (a 2% spread clears its 1% threshold)
     assert mispricing.report["baseline"]["trades"]
 

@@ -98,7 +98,7 @@ def test_a_failing_sub_read_marks_only_that_venue_unavailable(devnet: Devnet) ->
     assert isinstance(v2, Unavailable) and "getReserves reverted" in v2.reason
     assert isinstance(snap.markets["ETH"].spot_v3, V3PoolState)
     assert isinstance(snap.markets["BTC"].spot_v2, V2PairState)
-    signals = compute_signals(snap, BasisHistory(window=5, min_samples=2))
+    signals = compute_signals(snap, BasisHistory(window_s=600, min_samples=2))
     skipped = [s for s in signals if not isinstance(s, Signal)]
     assert [(s.market, s.spot_venue) for s in skipped] == [("ETH", "uniswap_v2")]
 
@@ -133,7 +133,7 @@ def test_funding_sign_and_carry_follow_the_premium(devnet: Devnet) -> None:
         devnet.tx.call_fn(devnet.manifest.accounts.deployer, eth.aggregator, codec("MockV3Aggregator"), "updateAnswer", 3000 * 10**8)
         devnet.tx.call_fn(devnet.manifest.accounts.deployer, eth.chainlink_price_feed, codec("ChainlinkPriceFeedV3"), "update")
     snap = collector.fetch_snapshot()
-    signal = next(s for s in compute_signals(snap, BasisHistory(5, 2)) if isinstance(s, Signal) and s.market == "ETH")
+    signal = next(s for s in compute_signals(snap, BasisHistory(600, 2)) if isinstance(s, Signal) and s.market == "ETH")
     # Then longs pay: funding positive, short perp + long spot earns it; basis is positive
     assert signal.funding_rate_per_hour > 0
     assert signal.carry_apr_short_perp == signal.funding_apr > 0 > signal.carry_apr_long_perp
@@ -152,7 +152,7 @@ def test_scan_cli_prints_rows_and_exits_2_on_bad_input(devnet: Devnet, tmp_path:
     assert [r["market"] for r in rows] == ["ETH", "BTC"]
     for row in rows:
         assert row["unavailable"] == []
-        assert row["basis_bps_v3"] == pytest.approx((row["perp_mark_usd"] / row["spot_v3_usd"] - 1) * 1e4)
+        assert row["basis_bps_v3"] == pytest.approx((row["perp_vamm_usd"] / row["spot_v3_usd"] - 1) * 1e4)
         assert 0 < row["v3_depth_1pct_usd"] < row["v3_depth_2pct_usd"]
         assert 0 < row["v2_depth_1pct_usd"] < row["v2_depth_2pct_usd"]
         # A chain loaded from a state file has no state before the load: scan reads what exists

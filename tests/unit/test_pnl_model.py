@@ -93,7 +93,7 @@ def costs(**overrides: object) -> CostModel:
 def limits(**overrides: object) -> RiskLimits:
     values: dict[str, object] = {
         "max_notional_usd_per_market": 1_000_000.0, "remaining_total_notional_usd": 2_000_000.0, "max_leverage": 3.0,
-        "free_collateral_usd": 500_000.0, "min_margin_ratio": 0.1, "stop_loss_basis_bps": 150.0,
+        "free_collateral_usd": 500_000.0, "min_margin_ratio": 0.1,
     }
     values.update(overrides)
     return RiskLimits(**values)  # type: ignore[arg-type]
@@ -191,10 +191,11 @@ def test_given_known_inputs_when_combining_then_each_term_follows_the_formula() 
               holding_horizon_hours=10.0)
     est = combine_pnl(direction=Direction.SHORT_PERP, base=2.0, spot_mid_usd=3000.0, perp_mid_usd=3030.0,
                       index_price_usd=3000.0, entry_basis_bps=100.0, exit_basis_bps=20.0,
-                      funding_rate_per_s=1e-7, fees_usd=12.0, impact_usd=3.0, costs=c, leverage=2.0)
+                      funding_fraction=1e-7 * 36_000, fees_usd=12.0, impact_usd=3.0, costs=c, leverage=2.0)
     assert est.convergence_usd == pytest.approx(2 * 3000 * 80 / 1e4)  # 48
     assert est.funding_usd == pytest.approx(2 * 3000 * 1e-7 * 36_000)  # 21.6
-    assert est.gas_usd == pytest.approx(((1_050_000 + 560_000) * 2e9 + 2 * 1e13) / 1e18 * 2000)  # 6.48
+    assert est.gas_usd == pytest.approx(((1_300_000 + 1_300_000) * 2e9 + 2 * 1e13) / 1e18 * 2000)
+    assert est.close_gas_usd == pytest.approx((1_300_000 * 2e9 + 1e13) / 1e18 * 2000)
     assert est.capital_cost_usd == pytest.approx((6000 + 3030) * 0.0876 * 10 / 8760)  # 0.903
     assert est.net_usd == pytest.approx(48 + 21.6 - 12 - 3 - est.gas_usd - est.capital_cost_usd)
 
@@ -203,16 +204,16 @@ def test_given_long_perp_then_convergence_and_funding_signs_flip() -> None:
     args = dict(base=1.0, spot_mid_usd=3000.0, perp_mid_usd=2970.0, index_price_usd=3000.0, fees_usd=0.0,
                 impact_usd=0.0, costs=costs(), leverage=3.0)
     long = combine_pnl(direction=Direction.LONG_PERP, entry_basis_bps=-100.0, exit_basis_bps=0.0,
-                       funding_rate_per_s=-1e-7, **args)  # type: ignore[arg-type]
+                       funding_fraction=-1e-7 * 86_400, **args)  # type: ignore[arg-type]
     assert long.convergence_usd == pytest.approx(30.0) and long.funding_usd > 0
     no_target = combine_pnl(direction=Direction.LONG_PERP, entry_basis_bps=-100.0, exit_basis_bps=None,
-                            funding_rate_per_s=0.0, **args)  # type: ignore[arg-type]
+                            funding_fraction=0.0, **args)  # type: ignore[arg-type]
     assert no_target.convergence_usd == 0.0 and no_target.funding_usd == 0.0
 
 
 def test_given_an_open_when_estimating_then_fees_and_impact_are_entry_plus_quoted_exit() -> None:
     view = market_view(perp=perp_state(3030.0, 3000.0, vamm_usd=3030.0))
-    ev = estimate_open(view, Direction.SHORT_PERP, "uniswap_v3", 10 * ONE_X18, costs(), funding_rate_per_s=0.0,
+    ev = estimate_open(view, Direction.SHORT_PERP, "uniswap_v3", 10 * ONE_X18, costs(), funding_fraction=0.0,
                        exit_basis_bps=0.0, leverage=3.0)
     assert ev.exit.kind == "close" and ev.exit.predicted.perp_base_x18 == 10 * ONE_X18
     assert ev.estimate.fees_usd == pytest.approx(ev.entry.fees_usd + ev.exit.fees_usd)
@@ -247,10 +248,28 @@ def test_given_limits_when_capping_then_the_tightest_binds() -> None:
     account = PerpAccountState("0x" + "33" * 20, account_value_x18=10_000 * ONE_X18, free_collateral_raw=0,
                                total_abs_position_value_x18=60_000 * ONE_X18,
                                margin_requirement_for_liquidation_x18=0, markets={})
-    cap = compute_size_cap(view, Direction.SHORT_PERP, "uniswap_v3", limits(min_margin_ratio=0.125), account)
+    cap = compute_size_cap(view, Direction.SHORT_PERP, "uniswap_v3", limits(min_margin_ratio=0.125, max_leverage=10.0),
+                           account)
     assert not isinstance(cap, Unavailable)
     assert cap.max_perp_base_x18 == pytest.approx(20_000 / 3000 * ONE_X18, rel=1e-3)  # 80k - 60k room
     assert "margin ratio" in cap.binding
+
+
+def test_given_a_position_in_one_market_when_sizing_another_then_account_leverage_holds_across_both() -> None:
+    # Given $30k of account value, max leverage 3 ($90k of positions in all), ETH short already
+    # $60k, and free collateral that alone would allow 3 x $24k = $72k more (Perp nets only the
+    # initial margin of the open position: the old per-open cap compounded to 4.4x)
+    btc = market_view("BTC", decimals=8, spot_usd=60_000.0, perp=perp_state(60_000.0, 60_000.0, vamm_usd=60_000.0))
+    account = PerpAccountState("0x" + "33" * 20, account_value_x18=30_000 * ONE_X18, free_collateral_raw=24_000 * 10**6,
+                               total_abs_position_value_x18=60_000 * ONE_X18, margin_requirement_for_liquidation_x18=0,
+                               markets={})
+    cap = compute_size_cap(btc, Direction.SHORT_PERP, "uniswap_v3",
+                           limits(free_collateral_usd=24_000.0, max_leverage=3.0, min_margin_ratio=0.1), account)
+    # Then the BTC open may add only $30k: both markets together stay at 3x the account value
+    assert not isinstance(cap, Unavailable)
+    btc_usd = cap.max_perp_base_x18 / ONE_X18 * 60_000.0
+    assert btc_usd == pytest.approx(30_000.0, rel=1e-3) and "account leverage 3" in cap.binding
+    assert (60_000 + btc_usd) / 30_000 <= 3.0 + 1e-6
 
 
 def test_given_a_concave_objective_when_searching_then_it_finds_the_peak_within_budget() -> None:
@@ -275,14 +294,14 @@ def test_given_a_rich_perp_when_optimising_then_the_size_beats_naive_sizes_and_r
     lim = limits(max_notional_usd_per_market=600_000.0)
     started = time.perf_counter()
     result = optimise_open(view, Direction.SHORT_PERP, venue, costs(), lim, None,  # type: ignore[arg-type]
-                           funding_rate_per_s=0.0, exit_basis_bps=0.0, min_notional_usd=100.0, max_evaluations=10)
+                           funding_fraction=0.0, exit_basis_bps=0.0, min_notional_usd=100.0, max_evaluations=10)
     elapsed_ms = (time.perf_counter() - started) * 1000
     assert not isinstance(result, Unavailable)
     search, cap = result
     assert search.best is not None and search.evaluations <= 10
     best = search.best
     # a dense scan finds nothing better than the search's size (to within a cent)
-    dense = max(estimate_open(view, Direction.SHORT_PERP, venue, size, costs(), funding_rate_per_s=0.0,  # type: ignore[arg-type]
+    dense = max(estimate_open(view, Direction.SHORT_PERP, venue, size, costs(), funding_fraction=0.0,  # type: ignore[arg-type]
                               exit_basis_bps=0.0, leverage=lim.max_leverage).net_usd
                 for size in range(ONE_X18 // 4, 20 * ONE_X18, ONE_X18 // 4))
     assert best.net_usd >= dense - 0.01
@@ -290,7 +309,7 @@ def test_given_a_rich_perp_when_optimising_then_the_size_beats_naive_sizes_and_r
     assert best.notional_usd <= 600_000.0 * 1.001
     assert best.net_usd > 0
     for naive_x18 in (ONE_X18, cap.max_perp_base_x18, 50 * ONE_X18):
-        naive = estimate_open(view, Direction.SHORT_PERP, venue, naive_x18, costs(), funding_rate_per_s=0.0,  # type: ignore[arg-type]
+        naive = estimate_open(view, Direction.SHORT_PERP, venue, naive_x18, costs(), funding_fraction=0.0,  # type: ignore[arg-type]
                               exit_basis_bps=0.0, leverage=lim.max_leverage)
         assert best.net_usd >= naive.net_usd
     assert elapsed_ms < 1000  # 20 exact quotes; see the report for measured times
@@ -299,7 +318,7 @@ def test_given_a_rich_perp_when_optimising_then_the_size_beats_naive_sizes_and_r
 def test_given_no_edge_when_optimising_then_the_best_is_still_a_loss() -> None:
     view = market_view()
     result = optimise_open(view, Direction.SHORT_PERP, "uniswap_v3", costs(), limits(), None,
-                           funding_rate_per_s=0.0, exit_basis_bps=None, min_notional_usd=100.0)
+                           funding_fraction=0.0, exit_basis_bps=None, min_notional_usd=100.0)
     assert not isinstance(result, Unavailable)
     search, _ = result
     assert search.best is not None and search.best.net_usd < 0

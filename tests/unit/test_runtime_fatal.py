@@ -1,10 +1,14 @@
-"""A fatal error caught inside a tick stops the loop in order (the CLI then exits 1); the scheduler
-never sees an exception."""
+"""A fatal error caught inside a tick stops the block loop in order (the CLI then exits 1); a
+SIGTERM that lands before the first head is not lost."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
 
 from structlog.testing import capture_logs
 
@@ -17,48 +21,73 @@ class FatalAfter:
 
     def __init__(self) -> None:
         self.ticks = 0
+        self.last_block = -1
         self.fatal: BaseException | None = None
+        self.metrics = SimpleNamespace(rpc_errors=SimpleNamespace(inc=lambda: None))
 
-    def tick(self) -> object:
+    def tick(self, head_block: int | None = None) -> object:
         self.ticks += 1
+        self.last_block = head_block if head_block is not None else self.last_block + 1
         if self.ticks == 3:
             self.fatal = ChainMismatchError("the node switched chains")
             return None
-        return object()
+        return SimpleNamespace(snapshot=None)
+
+
+class Heads:
+    """A head feed that announces block after block (polled), after `before_first` has run."""
+
+    ws_url = None
+    mode = "poll"
+    poll_interval_s = 0.0
+    reconnects = 0
+    missed_blocks = 0
+
+    def __init__(self, before_first: Callable[[], None] | None = None) -> None:
+        self.before_first = before_first
+        self.number = 0
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def wake(self) -> None: ...
+
+    def wait_newer(self, last_block: int, stop: threading.Event) -> Any:
+        if self.before_first is not None:
+            self.before_first()
+            self.before_first = None
+        if stop.is_set():
+            return None
+        self.number += 1
+        return SimpleNamespace(number=self.number, source="poll")
+
+
+def _runtime(engine: FatalAfter, heads: Heads) -> Any:
+    return SimpleNamespace(engine=engine, ticks=0, driver=None, kill_flag=threading.Event(), heads=heads, rpc=None,
+                           config=SimpleNamespace(risk=SimpleNamespace(kill_switch_action="unwind")))
+
+
+def _restoring_signals(run: Callable[[], None]) -> None:
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        run()
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def test_given_a_fatal_error_in_a_tick_then_the_loop_stops_after_it() -> None:
     engine = FatalAfter()
-    runtime = SimpleNamespace(engine=engine, ticks=0, driver=None, kill_flag=threading.Event(),
-                              config=SimpleNamespace(chain=SimpleNamespace(poll_interval_s=0.01),
-                                                     risk=SimpleNamespace(kill_switch_action="unwind")))
+    runtime = _runtime(engine, Heads())
     with capture_logs() as logs:
-        run_loop(runtime, blocks=None)  # type: ignore[arg-type]  # returns only because of the fatal error
+        _restoring_signals(lambda: run_loop(runtime, blocks=None))  # returns only because of the fatal error
     assert engine.ticks == 3 and runtime.ticks == 2
     assert [e["event"] for e in logs][-1] == "keeper.stopped"
 
 
-def test_given_sigterm_before_the_scheduler_runs_then_the_loop_still_stops(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import os
-    import signal
-
-    import keeper.runtime as runtime_module
-
-    original_start = runtime_module.BlockingScheduler.start
-
-    def start_after_a_signal(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        os.kill(os.getpid(), signal.SIGTERM)  # lands after the handlers are set, before the scheduler runs
-        return original_start(self, *args, **kwargs)
-
-    monkeypatch.setattr(runtime_module.BlockingScheduler, "start", start_after_a_signal)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+def test_given_sigterm_before_the_first_head_then_the_loop_still_stops() -> None:
     engine = FatalAfter()
-    runtime = SimpleNamespace(engine=engine, ticks=0, driver=None, kill_flag=threading.Event(),
-                              config=SimpleNamespace(chain=SimpleNamespace(poll_interval_s=0.01),
-                                                     risk=SimpleNamespace(kill_switch_action="unwind")))
-    try:
-        run_loop(runtime, blocks=None)  # type: ignore[arg-type]  # returns: the signal was not lost
-    finally:
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
+    runtime = _runtime(engine, Heads(before_first=lambda: os.kill(os.getpid(), signal.SIGTERM)))
+    _restoring_signals(lambda: run_loop(runtime, blocks=None))  # returns: the signal was not lost
     assert engine.ticks == 0

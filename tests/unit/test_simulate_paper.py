@@ -1,15 +1,10 @@
-"""Baseline and hindsight arithmetic on hand-made paths: a fake quoter whose fills are simple
+"""Baseline arithmetic on hand-made paths: a fake quoter whose fills are simple
 (net quote = size x spread captured, fee per leg), so every expected number is written by hand."""
 
 from __future__ import annotations
 
-import itertools
-
-import pytest
-
 from keeper.pnl_split import TradeFees, compute_gas_usd_x18
 from keeper.simulate.baseline import ThresholdPolicy, run_threshold_baseline
-from keeper.simulate.hindsight import best_round_trip, run_hindsight
 from keeper.simulate.paper import (
     PAPER_GAS_UNITS,
     PaperFill,
@@ -149,56 +144,3 @@ def test_baseline_retries_when_the_open_cannot_be_quoted() -> None:
     (trade,) = result.trades
     assert trade.entry_index == 2
     assert any("not quotable" in note for note in result.notes)
-
-
-# ------------------------------------------------------------------------------ hindsight
-def brute_force_best(spreads: list[float], path: list[PathPoint]) -> int:
-    quoter = FakeQuoter(spreads)
-    best = 0
-    for direction, (i, j) in itertools.product(Direction, itertools.combinations(range(len(spreads)), 2)):
-        opened = quoter.open(i, "ETH", direction, "uniswap_v3", SIZE)
-        closed = quoter.close(j, "ETH", direction, "uniswap_v3", opened.perp_base_x18, opened.spot_raw)
-        assert not isinstance(opened, str) and not isinstance(closed, str)
-        funding = compute_holding_funding_x18(path, i, j, opened.perp_base_x18)
-        gas = compute_paper_gas_x18(path[i], "open") + compute_paper_gas_x18(path[j], "close")
-        best = max(best, opened.net_quote_x18 + closed.net_quote_x18 - funding - gas)
-    return best
-
-
-@pytest.mark.parametrize("spreads", [
-    [0, 50, 150, 120, 60, 0, -20, -5],
-    [10, -80, -30, 40, 90, -60, 0],
-    [5, 5, 6, 5],
-])
-def test_hindsight_finds_the_best_single_round_trip(spreads: list[float]) -> None:
-    path = points(spreads, premium_x18=E18 // 10, dt_s=3_600, gas_price_wei=10**8)
-    trade = best_round_trip("ETH", path, FakeQuoter(spreads), SIZE, venues=("uniswap_v3",))
-    expected = brute_force_best(spreads, path)
-    if expected <= 0:
-        assert trade is None
-    else:
-        assert trade is not None and trade.split.total_x18 == expected
-        assert trade.entry_index < trade.exit_index
-
-
-def test_hindsight_bound_covers_every_market_and_counts_funding() -> None:
-    # ETH: +100 bps then 0 (short perp earns 1%); BTC flat: no trade beats doing nothing
-    eth, btc = [100, 0], [0, 0]
-    result = run_hindsight({"ETH": points(eth, premium_x18=E18, dt_s=86_400), "BTC": points(btc)},
-                           _PerMarket({"ETH": FakeQuoter(eth), "BTC": FakeQuoter(btc)}), 10_000)
-    assert result.trades["BTC"] is None
-    trade = result.trades["ETH"]
-    assert trade is not None and trade.direction is Direction.SHORT_PERP
-    assert trade.split.funding_x18 == 10 * E18  # a day short at a $1 premium
-    assert result.total.total_x18 == SIZE * SPOT_USD * 10_000 // 1_000_000 - 2 * FEE_X18 + 10 * E18
-
-
-class _PerMarket:
-    def __init__(self, quoters: dict[str, FakeQuoter]) -> None:
-        self.quoters = quoters
-
-    def open(self, k, market, direction, venue, size_x18):  # type: ignore[no-untyped-def]
-        return self.quoters[market].open(k, market, direction, venue, size_x18) if venue == "uniswap_v3" else "no pool"
-
-    def close(self, k, market, direction, venue, perp_base_x18, spot_raw):  # type: ignore[no-untyped-def]
-        return self.quoters[market].close(k, market, direction, venue, perp_base_x18, spot_raw)

@@ -38,12 +38,20 @@ def report(name: str = "mispricing") -> dict[str, Any]:
         "keeper": {"pnl": split, "trades": [{"step": 1, "block": 101, "market": "ETH", "kind": "open",
                                              "direction": "short_perp", "status": "included", "perp_base": -2.0,
                                              "net_quote_usd": 20.0, "gas_used": 1_000_000}],
-                   "transactions": 1, "included": 1},
+                   "transactions": 1, "included": 1,
+                   "round_trips": [{"market": "ETH", "direction": "short_perp", "entry_block": 101, "exit_block": 104,
+                                    "perp_base": -2.0, "expected_net_usd": 31.5, "realised_net_usd": 12.0,
+                                    "close_reason": "converged"}]},
         "baseline": {"paper": True, "policy": {"open_spread_bps": 100.0, "close_spread_bps": -10.0,
                                                "notional_usd": 100_000.0, "spot_venue": "uniswap_v3"},
                      "pnl": {**split, "total_usd": -12.0}, "trades": [], "notes": []},
-        "hindsight": {"paper": True, "notional_usd": 100_000.0, "pnl": {**split, "total_usd": 40.0}, "trades": {"ETH": None}},
-        "comparison": {"keeper_usd": 12.0, "baseline_usd": -12.0, "hindsight_usd": 40.0, "keeper_beats_baseline": True},
+        "carry_only": {"paper": True, "policy": {"entry_apr": 0.2, "exit_apr": 0.05}, "pnl": {**split, "total_usd": -3.0},
+                       "trades": [], "notes": []},
+        "optimum": {"paper": True, "pnl": {**split, "total_usd": 40.0}, "trips": [
+            {"market": "ETH", "direction": "short_perp", "spot_venue": "uniswap_v3", "entry_block": 101, "exit_block": 103,
+             "source": "grid", "pnl": {"total_x18": str(40 * E18)}}]},
+        "comparison": {"keeper_usd": 12.0, "baseline_usd": -12.0, "carry_only_usd": -3.0, "optimum_usd": 40.0,
+                       "capture": 0.3, "optimum_dominates": True, "violations": [], "keeper_beats_baseline": True},
         "consistency": {"positions_closed": True, "split_sum_x18": "12", "balance_change_x18": "12",
                         "split_equals_balance_change": True, "gas_wei_from_outcomes": "5", "gas_wei_owner_spent": "5",
                         "gas_wei_equal": True, "definition": "balance change = ..."},
@@ -61,10 +69,11 @@ def test_html_is_self_contained_with_inline_svg_charts() -> None:
     for external in ("<script", "<link", " src=", "url(", "@import"):
         assert external not in page
     assert re.findall(r"https?://[^\"' )]+", page) == ["http://www.w3.org/2000/svg"] * page.count("<svg")
-    for label in ("Keeper (live on the fork)", "threshold bot (paper)", "Hindsight bound (paper)", "paper trades"):
+    for label in ("Keeper (live on the fork)", "threshold bot (paper)", "Carry-only bot (paper)",
+                  "Hindsight optimum (paper)", "paper trades", "expected at entry vs realised", "31.50"):
         assert label in page
     assert "a &lt;b&gt;test&lt;/b&gt;" in page  # text is escaped
-    assert "hindsight bound 40" in page
+    assert "hindsight optimum 40" in page
 
 
 def test_html_marks_a_failed_consistency_check() -> None:

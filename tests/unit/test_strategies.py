@@ -4,6 +4,7 @@ position per market, closes first, sizing within every risk limit, and the regis
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
 import pytest
@@ -83,11 +84,11 @@ def test_given_a_rich_perp_far_above_its_mean_when_deciding_then_it_opens_short_
     assert decision.perp_base_x18 > 0 and decision.expected.net_usd >= 5.0
     assert decision.expected.convergence_usd > 0 and decision.expected.fees_usd > 0
     assert (decision.created_block, decision.valid_until_block) == (BLOCK, BLOCK + 2)
-    for number in ("z=3.30", "basis 200.0 bps", "mean 0.0 bps", "expected net $", "size "):
+    for number in ("z=3.30", "basis 200.0 bps", "centre 0.0 bps", "expected net $", "size "):
         assert number in decision.reason
     # the V3 pool (0.05%) beats the V2 pair (0.3%) here: the chosen venue has the best net
     other = estimate_open(view, Direction.SHORT_PERP, "uniswap_v2", decision.perp_base_x18, costs(),
-                          funding_rate_per_s=0.0, exit_basis_bps=0.0, leverage=3.0)
+                          funding_fraction=0.0, exit_basis_bps=0.0, leverage=3.0)
     assert decision.spot_venue == "uniswap_v3" and decision.expected.net_usd > other.net_usd
 
 
@@ -125,14 +126,13 @@ def test_given_a_position_owned_by_another_strategy_when_deciding_then_no_second
 
 @pytest.mark.parametrize("z, basis_premium, margin_ratio, expected_reason", [
     (0.3, 0.001, None, "converged: |z|=0.30 < exit 0.50"),
-    (0.9, -0.001, None, "crossed its mean"),
-    (4.0, 0.035, None, "stop-loss: basis 350.0 bps moved 200.0 bps against the entry 150.0 bps > limit 150.0"),
+    (0.9, -0.001, None, "crossed its centre"),
     (3.0, 0.02, 0.05, "margin guard: margin ratio 0.0500 < guard 0.1000"),
 ])
 def test_given_a_short_perp_position_when_an_exit_condition_holds_then_it_closes(
     z: float, basis_premium: float, margin_ratio: float | None, expected_reason: str
 ) -> None:
-    # Given a short perp entered at +150 bps (stop-loss 150 bps against: at +300)
+    # Given a short perp entered at +150 bps
     ctx = context(rich_eth(basis_premium), z={("ETH", "uniswap_v3"): z}, stats=STATS_AT_ZERO,
                   positions={"ETH": position(Direction.SHORT_PERP, 150.0)},
                   account=account(margin_ratio) if margin_ratio is not None else None)
@@ -142,6 +142,26 @@ def test_given_a_short_perp_position_when_an_exit_condition_holds_then_it_closes
     assert decision.perp_base_x18 == 2 * ONE_X18
     assert expected_reason in decision.reason
     assert decision.expected.gas_usd == pytest.approx(costs().close_gas_usd)
+
+
+def test_given_a_hedged_short_perp_when_the_spread_widens_far_past_entry_then_it_holds_no_stop_loss() -> None:
+    # Given a short perp entered at +150 bps, the tradable basis now +350 bps (200 bps against)
+    ctx = context(rich_eth(0.035), z={("ETH", "uniswap_v3"): 4.0}, stats=STATS_AT_ZERO,
+                  positions={"ETH": position(Direction.SHORT_PERP, 150.0)}, account=account(0.5))
+    decision = only(BasisConvergence().decide(ctx))
+    # Then it holds: the remaining edge (350 bps back to the centre) is worth more than ever
+    assert isinstance(decision, Skip) and decision.reason.startswith("holding short_perp"), decision
+
+
+def test_given_the_centre_moved_to_the_basis_when_deciding_then_the_thesis_is_broken_and_it_closes() -> None:
+    # Given a short perp entered at +150 bps; the basis is +200 bps but its centre moved to +199 bps
+    # (a new regime): one bp of convergence is left, less than what exiting costs
+    stats = {("ETH", v): BasisStats(199.0, 60.0, 100, half_life_s=60.0) for v in ("uniswap_v3", "uniswap_v2")}
+    ctx = context(rich_eth(0.02), z={("ETH", "uniswap_v3"): 0.6}, stats=stats,
+                  positions={"ETH": position(Direction.SHORT_PERP, 150.0)})
+    decision = only(BasisConvergence().decide(ctx))
+    assert isinstance(decision, Intent) and decision.kind == "close", decision
+    assert "thesis broken: expected remaining edge $" in decision.reason and "< cost of exiting $" in decision.reason
 
 
 def test_given_a_position_still_away_from_its_mean_when_deciding_then_it_holds() -> None:
@@ -192,34 +212,45 @@ def carry_costs() -> CostModel:
     return costs(holding_horizon_hours=24.0 * 7)
 
 
+def persistent(premium_bps: float) -> dict[tuple[str, str], BasisStats]:
+    """A history where the premium has sat at premium_bps (no decay within a week)."""
+    return {("ETH", v): BasisStats(premium_bps, 2.0, 100, half_life_s=7 * 86_400.0) for v in ("uniswap_v3", "uniswap_v2")}
+
+
 def test_given_longs_paying_well_above_the_hurdle_when_deciding_then_it_opens_short_perp() -> None:
     # Given the market TWAP 0.3% over the index: longs pay ~0.3%/day (~110% APR)
     view = market_view(perp=perp_state(3009.0, 3000.0, market_twap_usd=3009.0, vamm_usd=3009.0))
-    ctx = context(view, cost_model=carry_costs())
+    ctx = context(view, cost_model=carry_costs(), stats=persistent(30.0))
     decision = only(FundingCarry().decide(ctx))
     assert isinstance(decision, Intent), decision
     assert (decision.kind, decision.direction) == ("open", Direction.SHORT_PERP)
     assert decision.expected.funding_usd > decision.expected.fees_usd > 0
-    assert decision.expected.convergence_usd == 0.0
+    assert abs(decision.expected.convergence_usd) < 1.0  # the basis sits at its centre
     assert "funding APR +109.50%" in decision.reason and "over 168 h" in decision.reason
 
 
 def test_given_shorts_paying_when_deciding_then_it_opens_long_perp() -> None:
     view = market_view(perp=perp_state(2991.0, 3000.0, market_twap_usd=2991.0, vamm_usd=2991.0))
-    decision = only(FundingCarry().decide(context(view, cost_model=carry_costs())))
+    decision = only(FundingCarry().decide(context(view, cost_model=carry_costs(), stats=persistent(-30.0))))
     assert isinstance(decision, Intent) and decision.direction is Direction.LONG_PERP
+
+
+def test_given_no_basis_history_when_deciding_then_carry_does_not_guess_how_long_the_premium_lasts() -> None:
+    view = market_view(perp=perp_state(3009.0, 3000.0, market_twap_usd=3009.0, vamm_usd=3009.0))
+    decision = only(FundingCarry().decide(context(view, cost_model=carry_costs())))
+    assert isinstance(decision, Skip) and "no basis statistics yet" in decision.reason
 
 
 def test_given_funding_below_the_hurdle_when_deciding_then_it_skips_with_the_numbers() -> None:
     # 0.01%/day = 3.65% APR: under the 5% minimum
     view = market_view(perp=perp_state(3000.3, 3000.0, market_twap_usd=3000.3, vamm_usd=3000.3))
-    decision = only(FundingCarry().decide(context(view, cost_model=carry_costs())))
+    decision = only(FundingCarry().decide(context(view, cost_model=carry_costs(), stats=persistent(1.0))))
     assert isinstance(decision, Skip) and "carry +3.65% APR < hurdle 5.00%" in decision.reason
 
 
 def test_given_a_short_horizon_when_deciding_then_fees_beat_the_carry_and_it_skips() -> None:
     view = market_view(perp=perp_state(3003.0, 3000.0, market_twap_usd=3003.0, vamm_usd=3003.0))
-    decision = only(FundingCarry().decide(context(view, cost_model=costs(holding_horizon_hours=4.0))))
+    decision = only(FundingCarry().decide(context(view, cost_model=costs(holding_horizon_hours=4.0), stats=persistent(10.0))))
     assert isinstance(decision, Skip) and "< round-trip fees" in decision.reason  # no size search needed
 
 
@@ -236,10 +267,32 @@ def test_given_a_carry_position_still_paid_when_deciding_then_it_holds_and_conve
     ctx = context(view, z={("ETH", "uniswap_v3"): 0.1}, stats=STATS_AT_ZERO,
                   positions={"ETH": position(Direction.SHORT_PERP, 30.0)}, owner={"ETH": "funding_carry"})
     carry = only(FundingCarry().decide(ctx))
-    assert isinstance(carry, Skip) and "holding short_perp: carry +109.50% APR" in carry.reason
+    assert isinstance(carry, Skip) and "holding short_perp: forecast carry +10" in carry.reason
     # basis convergence would call it converged, but it is not its position
     convergence = only(BasisConvergence().decide(ctx))
     assert isinstance(convergence, Skip) and "held by funding_carry" in convergence.reason
+
+
+def test_given_the_premium_flipped_while_perps_twap_rate_lags_then_carry_exits_and_would_not_take_a_hand_over() -> None:
+    # Given Perp's TWAP rate still +0.3%/day (shorts paid) but the vAMM now 1.4% under spot
+    view = market_view(perp=perp_state(3009.0, 3000.0, market_twap_usd=3009.0, vamm_usd=2958.0))
+    held = position(Direction.SHORT_PERP, 30.0)
+    ctx = context(view, positions={"ETH": held}, owner={"ETH": "funding_carry"})
+    decision = only(FundingCarry().decide(ctx))
+    assert isinstance(decision, Intent) and decision.kind == "close", decision
+    assert "funding flipped: forecast carry -" in decision.reason and "current TWAP rate +109.50%" in decision.reason
+    assert FundingCarry().would_hold(ctx, held) is None
+
+
+def test_given_a_long_perp_with_the_basis_far_above_its_centre_then_carry_would_not_take_it_over() -> None:
+    # Given a long perp, the vAMM 1.4% over spot (longs pay, and the basis is expected back to its
+    # centre of -5 bps within minutes): even with the centre's rate favouring longs, holding loses
+    view = market_view(perp=perp_state(3000.0, 3000.0, market_twap_usd=2990.0, vamm_usd=3042.0))
+    stats = {("ETH", "uniswap_v3"): BasisStats(-5.0, 3.0, 100, half_life_s=300.0)}
+    held = position(Direction.LONG_PERP, -140.0)
+    ctx = context(view, stats=stats, positions={"ETH": held}, owner={"ETH": "basis_convergence"})
+    assert FundingCarry().hold_edge_usd(ctx, view, held, ctx.signals[("ETH", "uniswap_v3")]) < 0
+    assert FundingCarry().would_hold(ctx, held) is None
 
 
 # ------------------------------------------------------------------------------ registry
@@ -265,3 +318,50 @@ def test_given_the_valid_for_blocks_param_then_intents_expire_accordingly() -> N
     ctx = context(rich_eth(0.02), z={("ETH", "uniswap_v3"): 3.3}, stats=STATS_AT_ZERO)
     decision = only(load_strategy("basis_convergence", {"valid_for_blocks": 7}).decide(ctx))
     assert isinstance(decision, Intent) and decision.valid_until_block == BLOCK + 7
+
+
+# ------------------------------------------------------------------------------ hand-over, funding forecast
+def test_given_a_converged_position_whose_side_earns_funding_then_carry_would_hold_it_and_convergence_would_not() -> None:
+    # Given a short perp and the market TWAP 0.3% over the index: longs pay ~110% APR
+    view = market_view(perp=perp_state(3009.0, 3000.0, market_twap_usd=3009.0, vamm_usd=3009.0))
+    held = position(Direction.SHORT_PERP, 150.0)
+    ctx = context(view, z={("ETH", "uniswap_v3"): 0.1}, stats=STATS_AT_ZERO, positions={"ETH": held})
+    why = FundingCarry().would_hold(ctx, held)
+    assert why is not None and "carry +" in why and ">= hurdle" in why
+    assert BasisConvergence().would_hold(ctx, held) is None  # z 0.1: no convergence edge left
+    # and the long side, which would pay that funding, is not held by carry
+    assert FundingCarry().would_hold(ctx, position(Direction.LONG_PERP, -150.0)) is None
+
+
+def test_given_a_half_life_when_forecasting_funding_then_the_twap_rate_ramps_to_the_vamm_and_decays_to_the_centre() -> None:
+    # Given the vAMM 0.3% over the index (the rate it implies: 0.3% a day), Perp's TWAP rate still
+    # at 5e-8 per s, a 900 s TWAP, and a basis centre of 8.64 bps with a 600 s half-life
+    view = market_view(perp=perp_state(3000.0, 3000.0, vamm_usd=3009.0))
+    stats = {("ETH", "uniswap_v3"): BasisStats(8.64, 5.0, 100, half_life_s=600.0)}
+    ctx = context(view, stats=stats)
+    rate, hold = 5e-8, 6 * 3600.0
+    forecast = ctx.funding_forecast_s("ETH", "uniswap_v3", rate, hold)
+    instant = ((2**96 * math.sqrt(3009.0)) // 1) ** 2 / 2**192 / 3000.0  # the pool's price, as built
+    instant = (instant - 1) / 86_400
+    centre = 8.64 / 1e4 / 86_400
+    rest = hold - 900
+    expected = (rate * 900 + (instant - rate) * 900 / 2
+                + centre * rest + (instant - centre) * 600 / math.log(2) * (1 - 2 ** (-rest / 600)))
+    assert forecast == pytest.approx(expected, rel=1e-3)
+    assert forecast < instant * hold  # the premium is not assumed to persist for the whole hold
+    # no statistics: the vAMM's premium persists after the TWAP catches up
+    assert context(view).funding_forecast_s("ETH", "uniswap_v3", rate, hold) == pytest.approx(
+        rate * 900 + (instant - rate) * 450 + instant * rest, rel=1e-3)
+
+
+def test_given_no_fitted_half_life_when_opening_on_convergence_then_funding_decays_with_the_expected_convergence() -> None:
+    # Given the perp 2% rich (vAMM and TWAP), no decay seen in the history, a 24 h horizon
+    view = rich_eth(0.02)
+    ctx = context(view, z={("ETH", "uniswap_v3"): 3.3, ("ETH", "uniswap_v2"): 3.3}, stats=STATS_AT_ZERO)
+    decision = only(BasisConvergence().decide(ctx))
+    assert isinstance(decision, Intent), decision
+    # Then the funding counted is well below the 2%-a-day premium persisting for the whole day:
+    # the premium that converges (and is counted as convergence) stops paying as it does
+    notional = decision.perp_base_x18 / ONE_X18 * 3000.0
+    assert 0 < decision.expected.funding_usd < 0.5 * notional * 0.02
+    assert decision.expected.convergence_usd > decision.expected.funding_usd

@@ -11,13 +11,31 @@ pragma solidity ^0.8.24;
 ///         (USDC 6, WBTC 8, WETH 18 ...), `*X96` is a Q64.96 square-root price, `*Wei` is ETH wei.
 ///         Signed changes are seen from the executor: positive = the executor gained.
 ///
+///         Roles (all immutable, fixed at deployment):
+///         - `operator`: the keeper's hot key. It can only trade (open, resize, close) and move the
+///           executor's own USDC into its Perp Vault account; nothing it can call sends funds out.
+///         - `admin`: a cold key. Withdraws collateral from the Vault, sends tokens and ETH out (to
+///           the treasury only), registers markets and pauses / unpauses the operator.
+///         - `treasury`: the only destination of every withdrawal.
+///         A leaked hot key can at worst trade within the bounds it signs; rotating it means the
+///         admin pausing this executor and migrating to a new one (`keeper executor migrate`).
+///
+///         Allowances: none stand. Each Vault deposit approves exactly its amount (the Vault pulls
+///         it all); each spot leg approves its router for exactly its input (exact input) or its
+///         maximum input (exact output, reset to zero after the swap).
+///
 ///         Bounds of every trade (checked in this order; the first one that fails reverts):
-///         1. caller is the owner (`NotOwner`), the deadline has not passed (`Expired`), the perp
-///            market is registered (`UnsupportedToken`), the perp bound is set (`MissingPerpBound`);
+///         1. caller is the operator (`NotOperator`), not paused (`IsPaused`), the deadline has not
+///            passed (`Expired`), the perp market is registered (`UnsupportedToken`), the perp
+///            bound is set (`MissingPerpBound`), an exact-input spot leg has a minimum out
+///            (`MissingSpotBound`);
 ///         2. perp leg: `oppositeAmountBound18`, enforced by Perp itself (`CH_TLRS`, `CH_TMRS`,
 ///            `CH_TLRL`, `CH_TMRL`); every Perp revert string bubbles up unchanged;
-///         3. spot leg: min out (exact input) or max in (exact output), on the executor's measured
-///            spot-token balance change (`SpotSlippage`);
+///         3. spot leg: min out (exact input), on the executor's measured spot-token balance change
+///            or the router's USDC out (`SpotSlippage`); max in (exact output): the router gets
+///            exactly `limitRaw` as its maximum and allowance, so it reverts with its own reason
+///            (V2 `UniswapV2Router: EXCESSIVE_INPUT_AMOUNT`, V3 `STF`), and the measured input is
+///            checked again (`SpotSlippage`);
 ///         4. residual delta: |perp base change + spot balance change scaled to 18 decimals| <=
 ///            `maxResidualBase18` (`ResidualDeltaTooLarge`);
 ///         5. minimum net quote: the trade's quote flow (perp quote received or paid, fee included,
@@ -87,7 +105,7 @@ interface IBasisExecutor {
     ///        `amountRaw` comes out and `limitRaw` is the max in
     /// @param amountRaw raw units of the input (exact input) or output (exact output) token;
     ///        0 skips the spot leg (a perp-only rebalance; the residual bound still applies)
-    /// @param limitRaw raw units of the other token: min out or max in
+    /// @param limitRaw raw units of the other token: min out (non-zero) or max in
     struct SpotOrder {
         SpotVenue venue;
         bool isBuy;
@@ -126,14 +144,28 @@ interface IBasisExecutor {
     }
 
     // ------------------------------------------------------------------------------------ errors
-    /// @notice Only the owner may call this.
-    error NotOwner(address caller);
+    /// @notice Only the operator (the keeper's hot key) may trade.
+    error NotOperator(address caller);
+    /// @notice Only the admin may withdraw, set markets or pause.
+    error NotAdmin(address caller);
+    /// @notice Only the admin or the operator may deposit collateral.
+    error NotAdminOrOperator(address caller);
+    /// @notice The admin paused the operator.
+    error IsPaused();
+    /// @notice A role given to the constructor is the zero address.
+    error ZeroAddress(string role);
+    /// @notice The operator must be a key of its own: neither the admin nor the treasury.
+    error RolesNotSeparate(address operator);
+    /// @notice A protocol address given to (or read by) the constructor has no code.
+    error NoCode(address target);
+    /// @notice `setMarket` cannot change a market that holds a taker position.
+    error MarketHasPosition(address baseToken, int256 positionBase18);
+    /// @notice An exact-input spot leg without a minimum out.
+    error MissingSpotBound();
     /// @notice The trade's deadline passed.
     error Expired(uint256 deadline, uint256 nowTimestamp);
     /// @notice The token is not a registered perp market, or cannot be a spot token.
     error UnsupportedToken(address token);
-    /// @notice Allowances may only be given to the Vault and the two routers.
-    error UnsupportedSpender(address spender);
     /// @notice A perp leg without `oppositeAmountBound18` (Perp reads 0 as "no slippage check").
     error MissingPerpBound();
     /// @notice `openBasis` needs a flat taker position in the market.
@@ -191,15 +223,34 @@ interface IBasisExecutor {
         int256 netQuote18,
         int256 positionBase18After
     );
-    /// @notice The owner registered, changed or removed (`spotToken` zero) a market.
+    /// @notice The admin registered, changed or removed (`spotToken` zero) a market.
     event MarketSet(address indexed baseToken, address indexed spotToken, uint64 spotScaleTo18, uint24 v3FeePips);
-    /// @notice The owner set an allowance.
-    event AllowanceSet(address indexed token, address indexed spender, uint256 amountRaw);
+    /// @notice The admin paused or unpaused the operator.
+    event PausedSet(bool paused);
+    /// @notice USDC moved from the executor into its Perp Vault account (alone or inside a trade).
+    event CollateralDeposited(address indexed by, uint256 usdcRaw);
+    /// @notice USDC moved from the executor's Perp Vault account back to the executor.
+    event CollateralWithdrawn(uint256 usdcRaw);
+    /// @notice Tokens sent to the treasury.
+    event TokenWithdrawn(address indexed token, address indexed treasury, uint256 amountRaw);
+    /// @notice ETH sent to the treasury.
+    event EthWithdrawn(address indexed treasury, uint256 amountWei);
+    /// @notice ETH received (plain transfer).
+    event EthReceived(address indexed from, uint256 amountWei);
 
     // ------------------------------------------------------------------------------------ wiring
-    /// @notice The keeper account: the only caller of every state-changing function. Immutable:
-    ///         rotating the key means withdrawing everything and deploying a new executor.
-    function owner() external view returns (address);
+    /// @notice The cold key: withdrawals (to the treasury), markets, pause. Immutable.
+    function admin() external view returns (address);
+
+    /// @notice The only destination of withdrawals. Immutable.
+    function treasury() external view returns (address);
+
+    /// @notice The keeper's hot key: the only caller of the trades. Immutable: rotating it means
+    ///         pausing this executor and migrating to a new one.
+    function operator() external view returns (address);
+
+    /// @notice True while the admin has stopped the operator (trades and its deposits revert).
+    function paused() external view returns (bool);
 
     /// @notice Perp v2 ClearingHouse.
     function clearingHouse() external view returns (address);
@@ -225,8 +276,8 @@ interface IBasisExecutor {
     // ----------------------------------------------------------------------------------- trading
     /// @notice Open a basis position from flat: optionally deposit USDC collateral, then the perp
     ///         leg (`openPosition`), then the spot leg; then check the bounds.
-    /// @param depositUsdcRaw USDC moved from the executor into the Vault first (0 = none); needs the
-    ///        Vault's allowance (`setAllowance`)
+    /// @param depositUsdcRaw USDC moved from the executor into the Vault first (0 = none), with an
+    ///        approval of exactly this amount
     /// @return fills what the trade did
     function openBasis(
         uint256 depositUsdcRaw,
@@ -251,26 +302,27 @@ interface IBasisExecutor {
         returns (Fills memory fills);
 
     // -------------------------------------------------------------------------------- collateral
-    /// @notice Move USDC from the executor into its Perp Vault account (needs the Vault's allowance).
+    /// @notice Move USDC from the executor into its Perp Vault account, approving exactly `usdcRaw`.
+    ///         The operator (not while paused) or the admin.
     function depositCollateral(uint256 usdcRaw) external;
 
-    /// @notice Move USDC from the executor's Perp Vault account back to the executor.
+    /// @notice Move USDC from the executor's Perp Vault account back to the executor. Admin only.
     function withdrawCollateral(uint256 usdcRaw) external;
 
     // ------------------------------------------------------------------------------------- admin
     /// @notice Register (or change) the spot token and V3 fee tier hedging a Perp base token;
-    ///         `spotToken` zero removes the market. The spot token must have at most 18 decimals
-    ///         and must not be USDC.
+    ///         `spotToken` zero removes the market. Refused while the market holds a taker position
+    ///         (`MarketHasPosition`). The spot token must have at most 18 decimals and must not be
+    ///         USDC. Admin only.
     function setMarket(address baseToken, address spotToken, uint24 v3FeePips) external;
 
-    /// @notice Set an ERC20 allowance from the executor to the Vault or one of the two routers (no
-    ///         other spender). Tokens that refuse a non-zero to non-zero change (USDT-style) need a
-    ///         reset to 0 first.
-    function setAllowance(address token, address spender, uint256 amountRaw) external;
+    /// @notice Stop (true) or restart (false) the operator. Admin only; admin functions keep working.
+    function setPaused(bool paused_) external;
 
-    /// @notice Send tokens held by the executor (tokens returning no bool are handled).
-    function withdrawToken(address token, address to, uint256 amountRaw) external;
+    /// @notice Send tokens held by the executor to the treasury (tokens returning no bool are
+    ///         handled). Admin only.
+    function withdrawToken(address token, uint256 amountRaw) external;
 
-    /// @notice Send ETH held by the executor.
-    function withdrawEth(address payable to, uint256 amountWei) external;
+    /// @notice Send ETH held by the executor to the treasury. Admin only.
+    function withdrawEth(uint256 amountWei) external;
 }

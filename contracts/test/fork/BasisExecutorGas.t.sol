@@ -5,6 +5,7 @@ import {console2} from "forge-std/console2.sol";
 import {IERC20} from "forge-std/interfaces/IERC20.sol";
 import {BasisExecutor} from "../../src/BasisExecutor.sol";
 import {IBasisExecutor} from "../../src/interfaces/IBasisExecutor.sol";
+import {IPairExecutor} from "../../src/interfaces/IPairExecutor.sol";
 import {IPerpClearingHouse, IPerpVault} from "../../src/interfaces/IPerpV2.sol";
 import {IUniswapV2Router, IUniswapV3SwapRouter} from "../../src/interfaces/IUniswapRouters.sol";
 import {DevnetFork} from "./DevnetFork.sol";
@@ -19,13 +20,11 @@ contract GasProbe {
         gasUsed = start - gasleft();
     }
 
-    function call2(address target1, bytes calldata data1, address target2, bytes calldata data2)
-        external
-        returns (uint256 gasUsed)
-    {
+    function callAll(address[] calldata targets, bytes[] calldata data) external returns (uint256 gasUsed) {
         uint256 start = gasleft();
-        _call(target1, data1);
-        _call(target2, data2);
+        for (uint256 i; i < targets.length; i++) {
+            _call(targets[i], data[i]);
+        }
         gasUsed = start - gasleft();
     }
 
@@ -41,13 +40,16 @@ contract GasProbe {
 
 /// @notice The executor's own gas: the same open / resize / close, once as bare protocol calls, once
 ///         through the executor, from the same state, every touched account cooled first (each
-///         measurement starts like a new transaction).
+///         measurement starts like a new transaction). Both sides keep no standing allowance: the bare
+///         account approves each swap's input (exact output: the maximum, reset to zero after), as the
+///         executor does. Refunds are not counted (they settle at the end of a transaction), so the
+///         approvals' zero-to-non-zero writes count in full on both sides.
 contract BasisExecutorGasForkTest is DevnetFork {
     uint256 internal constant COLLATERAL_RAW = 10_000e6;
     uint256 internal constant MAX_OVERHEAD_BPS = 500; // 5% of the protocol calls' gas
 
     GasProbe internal probe;
-    BasisExecutor internal probeExecutor; // owned by the probe
+    BasisExecutor internal probeExecutor; // operated by the probe
 
     struct Gas {
         uint256 open;
@@ -58,8 +60,10 @@ contract BasisExecutorGasForkTest is DevnetFork {
     function setUp() public override {
         super.setUp();
         probe = new GasProbe();
-        probeExecutor = new BasisExecutor(address(probe), clearingHouse, v2Router, v3Router);
-        // Both accounts start alike: same inventory, collateral and standing approvals.
+        probeExecutor = new BasisExecutor(
+            makeAddr("admin"), makeAddr("treasury"), address(probe), clearingHouse, v2Router, v3Router
+        );
+        // Both accounts start alike: same inventory and collateral, no standing approvals.
         vm.startPrank(keeper);
         address[2] memory accounts = [address(probe), address(probeExecutor)];
         for (uint256 i; i < 2; i++) {
@@ -67,20 +71,11 @@ contract BasisExecutorGasForkTest is DevnetFork {
             require(IERC20(eth.spotToken).transfer(accounts[i], 10e18), "weth");
         }
         vm.stopPrank();
-        address[3] memory spenders = [vault, v2Router, v3Router];
-        for (uint256 i; i < 3; i++) {
-            probe.call1(usdc, abi.encodeCall(IERC20.approve, (spenders[i], NO_MAX)));
-            probe.call1(address(probeExecutor), abi.encodeCall(BasisExecutor.setAllowance, (usdc, spenders[i], NO_MAX)));
-            if (i == 0) continue;
-            probe.call1(eth.spotToken, abi.encodeCall(IERC20.approve, (spenders[i], NO_MAX)));
-            probe.call1(
-                address(probeExecutor), abi.encodeCall(BasisExecutor.setAllowance, (eth.spotToken, spenders[i], NO_MAX))
-            );
-        }
-        probe.call1(
-            address(probeExecutor),
-            abi.encodeCall(BasisExecutor.setMarket, (eth.baseToken, eth.spotToken, eth.v3FeePips))
-        );
+        vm.prank(makeAddr("admin"));
+        probeExecutor.setMarket(eth.baseToken, eth.spotToken, eth.v3FeePips);
+        vm.prank(makeAddr("admin"));
+        probeExecutor.setMarket(btc.baseToken, btc.spotToken, btc.v3FeePips);
+        probe.call1(usdc, abi.encodeCall(IERC20.approve, (vault, COLLATERAL_RAW)));
         probe.call1(vault, abi.encodeCall(IPerpVault.deposit, (usdc, COLLATERAL_RAW)));
         probe.call1(address(probeExecutor), abi.encodeCall(BasisExecutor.depositCollateral, (COLLATERAL_RAW)));
     }
@@ -101,6 +96,77 @@ contract BasisExecutorGasForkTest is DevnetFork {
         assertLe(viaExecutor.open, bare.open * (10_000 + MAX_OVERHEAD_BPS) / 10_000, "open overhead");
         assertLe(viaExecutor.resize, bare.resize * (10_000 + MAX_OVERHEAD_BPS) / 10_000, "resize overhead");
         assertLe(viaExecutor.close, bare.close * (10_000 + MAX_OVERHEAD_BPS) / 10_000, "close overhead");
+    }
+
+    /// @dev The pair: long 2 vETH + short 0.1 vBTC in one call, then both closed in one call.
+    function test_GasOverhead_PairOpenClose_AtMost5PercentOfTheProtocolCalls() public {
+        address[] memory touched = _touched();
+        uint256 deadline = block.timestamp + 120;
+        IPerpClearingHouse.OpenPositionParams memory longEth =
+            IPerpClearingHouse.OpenPositionParams(eth.baseToken, false, false, 2e18, NO_MAX, deadline, 0, bytes32(0));
+        IPerpClearingHouse.OpenPositionParams memory shortBtc =
+            IPerpClearingHouse.OpenPositionParams(btc.baseToken, true, true, 0.1e18, 1, deadline, 0, bytes32(0));
+        uint256 snapshot = vm.snapshotState();
+
+        _cool(touched);
+        address[] memory targets = new address[](2);
+        bytes[] memory data = new bytes[](2);
+        (targets[0], targets[1]) = (clearingHouse, clearingHouse);
+        (data[0], data[1]) =
+        (
+            abi.encodeCall(IPerpClearingHouse.openPosition, (longEth)),
+            abi.encodeCall(IPerpClearingHouse.openPosition, (shortBtc))
+        );
+        Gas memory bare;
+        bare.open = probe.callAll(targets, data);
+        _cool(touched);
+        (data[0], data[1]) =
+        (
+            abi.encodeCall(
+                IPerpClearingHouse.closePosition,
+                (IPerpClearingHouse.ClosePositionParams(eth.baseToken, 0, 1, deadline, bytes32(0)))
+            ),
+            abi.encodeCall(
+                IPerpClearingHouse.closePosition,
+                (IPerpClearingHouse.ClosePositionParams(btc.baseToken, 0, NO_MAX, deadline, bytes32(0)))
+            )
+        );
+        bare.close = probe.callAll(targets, data);
+        vm.revertToState(snapshot);
+
+        Gas memory viaExecutor;
+        IPairExecutor.PairBounds memory bounds = IPairExecutor.PairBounds(deadline, 1e18, NO_MAX);
+        _cool(touched);
+        viaExecutor.open = probe.call1(
+            address(probeExecutor),
+            abi.encodeCall(
+                IPairExecutor.openPair,
+                (
+                    0,
+                    _perp(eth.baseToken, false, false, 2e18, NO_MAX),
+                    _perp(btc.baseToken, true, true, 0.1e18, 1),
+                    bounds
+                )
+            )
+        );
+        assertEq(_position(address(probeExecutor), btc.baseToken), -0.1e18);
+        _cool(touched);
+        viaExecutor.close = probe.call1(
+            address(probeExecutor),
+            abi.encodeCall(
+                IPairExecutor.closePair,
+                (
+                    IBasisExecutor.PerpCloseOrder(eth.baseToken, 1, 0),
+                    IBasisExecutor.PerpCloseOrder(btc.baseToken, NO_MAX, 0),
+                    bounds
+                )
+            )
+        );
+        assertEq(_position(address(probeExecutor), eth.baseToken), 0);
+        _report("openPair  (long 2 vETH + short 0.1 vBTC)", bare.open, viaExecutor.open);
+        _report("closePair (closePosition x 2)", bare.close, viaExecutor.close);
+        assertLe(viaExecutor.open, bare.open * (10_000 + MAX_OVERHEAD_BPS) / 10_000, "openPair overhead");
+        assertLe(viaExecutor.close, bare.close * (10_000 + MAX_OVERHEAD_BPS) / 10_000, "closePair overhead");
     }
 
     function _report(string memory what, uint256 bareGas, uint256 executorGas) internal pure {
@@ -128,6 +194,10 @@ contract BasisExecutorGasForkTest is DevnetFork {
     }
 
     // ------------------------------------------------------------------------------ bare protocol calls
+    function _approve(address token, address spender, uint256 amountRaw) internal pure returns (bytes memory) {
+        return abi.encodeCall(IERC20.approve, (spender, amountRaw));
+    }
+
     function _runBare(address[] memory touched) internal returns (Gas memory gas) {
         uint256 deadline = block.timestamp + 120;
         address me = address(probe);
@@ -135,47 +205,51 @@ contract BasisExecutorGasForkTest is DevnetFork {
         (wethToUsdc[0], wethToUsdc[1]) = (eth.spotToken, usdc);
 
         _cool(touched);
-        gas.open = probe.call2(
-            clearingHouse,
-            abi.encodeCall(
-                IPerpClearingHouse.openPosition,
-                (IPerpClearingHouse.OpenPositionParams(eth.baseToken, true, true, 1e18, 1, deadline, 0, bytes32(0)))
-            ),
-            v3Router,
-            abi.encodeCall(
-                IUniswapV3SwapRouter.exactOutputSingle,
-                (IUniswapV3SwapRouter.ExactOutputSingleParams(
-                        usdc, eth.spotToken, eth.v3FeePips, me, deadline, 1e18, NO_MAX, 0
-                    ))
-            )
+        address[] memory targets = new address[](4);
+        bytes[] memory data = new bytes[](4);
+        (targets[0], targets[1], targets[2], targets[3]) = (clearingHouse, usdc, v3Router, usdc);
+        data[0] = abi.encodeCall(
+            IPerpClearingHouse.openPosition,
+            (IPerpClearingHouse.OpenPositionParams(eth.baseToken, true, true, 1e18, 1, deadline, 0, bytes32(0)))
         );
+        data[1] = _approve(usdc, v3Router, NO_MAX);
+        data[2] = abi.encodeCall(
+            IUniswapV3SwapRouter.exactOutputSingle,
+            (IUniswapV3SwapRouter.ExactOutputSingleParams(
+                    usdc, eth.spotToken, eth.v3FeePips, me, deadline, 1e18, NO_MAX, 0
+                ))
+        );
+        data[3] = _approve(usdc, v3Router, 0);
+        gas.open = probe.callAll(targets, data);
+
         _cool(touched);
-        gas.resize = probe.call2(
-            clearingHouse,
-            abi.encodeCall(
-                IPerpClearingHouse.openPosition,
-                (IPerpClearingHouse.OpenPositionParams(
-                        eth.baseToken, false, false, 0.5e18, NO_MAX, deadline, 0, bytes32(0)
-                    ))
-            ),
-            v2Router,
-            abi.encodeCall(IUniswapV2Router.swapExactTokensForTokens, (0.5e18, 0, wethToUsdc, me, deadline))
+        targets = new address[](3);
+        data = new bytes[](3);
+        (targets[0], targets[1], targets[2]) = (clearingHouse, eth.spotToken, v2Router);
+        data[0] = abi.encodeCall(
+            IPerpClearingHouse.openPosition,
+            (IPerpClearingHouse.OpenPositionParams(
+                    eth.baseToken, false, false, 0.5e18, NO_MAX, deadline, 0, bytes32(0)
+                ))
         );
+        data[1] = _approve(eth.spotToken, v2Router, 0.5e18);
+        data[2] = abi.encodeCall(IUniswapV2Router.swapExactTokensForTokens, (0.5e18, 1, wethToUsdc, me, deadline));
+        gas.resize = probe.callAll(targets, data);
+
         _cool(touched);
-        gas.close = probe.call2(
-            clearingHouse,
-            abi.encodeCall(
-                IPerpClearingHouse.closePosition,
-                (IPerpClearingHouse.ClosePositionParams(eth.baseToken, 0, NO_MAX, deadline, bytes32(0)))
-            ),
-            v3Router,
-            abi.encodeCall(
-                IUniswapV3SwapRouter.exactInputSingle,
-                (IUniswapV3SwapRouter.ExactInputSingleParams(
-                        eth.spotToken, usdc, eth.v3FeePips, me, deadline, 0.5e18, 0, 0
-                    ))
-            )
+        (targets[0], targets[1], targets[2]) = (clearingHouse, eth.spotToken, v3Router);
+        data[0] = abi.encodeCall(
+            IPerpClearingHouse.closePosition,
+            (IPerpClearingHouse.ClosePositionParams(eth.baseToken, 0, NO_MAX, deadline, bytes32(0)))
         );
+        data[1] = _approve(eth.spotToken, v3Router, 0.5e18);
+        data[2] = abi.encodeCall(
+            IUniswapV3SwapRouter.exactInputSingle,
+            (IUniswapV3SwapRouter.ExactInputSingleParams(
+                    eth.spotToken, usdc, eth.v3FeePips, me, deadline, 0.5e18, 1, 0
+                ))
+        );
+        gas.close = probe.callAll(targets, data);
     }
 
     // ------------------------------------------------------------------------------ through the executor
@@ -197,7 +271,7 @@ contract BasisExecutorGasForkTest is DevnetFork {
             executor,
             abi.encodeCall(
                 IBasisExecutor.resizeBasis,
-                (0, _perp(base, false, false, 0.5e18, NO_MAX), _spot(V2, false, true, 0.5e18, 0), bounds)
+                (0, _perp(base, false, false, 0.5e18, NO_MAX), _spot(V2, false, true, 0.5e18, 1), bounds)
             )
         );
         _cool(touched);
@@ -205,7 +279,7 @@ contract BasisExecutorGasForkTest is DevnetFork {
             executor,
             abi.encodeCall(
                 IBasisExecutor.closeBasis,
-                (IBasisExecutor.PerpCloseOrder(base, NO_MAX, 0), _spot(V3, false, true, 0.5e18, 0), bounds)
+                (IBasisExecutor.PerpCloseOrder(base, NO_MAX, 0), _spot(V3, false, true, 0.5e18, 1), bounds)
             )
         );
     }

@@ -6,6 +6,7 @@ import {IERC20} from "forge-std/interfaces/IERC20.sol";
 import {BasisExecutor} from "../../src/BasisExecutor.sol";
 import {IBasisExecutor} from "../../src/interfaces/IBasisExecutor.sol";
 import {IPerpAccountBalance} from "../../src/interfaces/IPerpV2.sol";
+import {ExecutorOrders} from "../ExecutorOrders.sol";
 
 /// @notice The Perp v2 Vault views the fork tests read.
 interface IPerpVaultViews {
@@ -17,7 +18,7 @@ interface IPerpVaultViews {
 ///         `DEVNET_MANIFEST=<manifest.json> forge test --fork-url <rpc_url> --match-path 'contracts/test/fork/*'`
 ///         (the manifest must sit under ./build or ./.keeper: foundry.toml's fs_permissions).
 ///         Without DEVNET_MANIFEST every test is skipped.
-abstract contract DevnetFork is Test {
+abstract contract DevnetFork is Test, ExecutorOrders {
     struct Market {
         address baseToken; // Perp vBase
         address spotToken;
@@ -32,7 +33,9 @@ abstract contract DevnetFork is Test {
     address internal v2Router;
     address internal v3Router;
     address internal usdc;
-    address internal keeper;
+    address internal keeper; // the executor's operator
+    address internal admin = makeAddr("admin");
+    address internal treasury = makeAddr("treasury");
     address[] internal traders;
     Market internal eth;
     Market internal btc;
@@ -62,16 +65,12 @@ abstract contract DevnetFork is Test {
         eth = _market("ETH");
         btc = _market("BTC");
 
-        ex = new BasisExecutor(keeper, clearingHouse, v2Router, v3Router);
-        vm.startPrank(keeper);
+        ex = new BasisExecutor(admin, treasury, keeper, clearingHouse, v2Router, v3Router);
+        vm.startPrank(admin);
         ex.setMarket(eth.baseToken, eth.spotToken, eth.v3FeePips);
         ex.setMarket(btc.baseToken, btc.spotToken, btc.v3FeePips);
-        ex.setAllowance(usdc, vault, NO_MAX);
-        address[3] memory tokens = [usdc, eth.spotToken, btc.spotToken];
-        for (uint256 i; i < tokens.length; i++) {
-            ex.setAllowance(tokens[i], v2Router, NO_MAX);
-            ex.setAllowance(tokens[i], v3Router, NO_MAX);
-        }
+        vm.stopPrank();
+        vm.startPrank(keeper);
         // The keeper's inventory (devnet: 1M USDC, 100 WETH, 5 WBTC) moves into the executor.
         require(IERC20(usdc).transfer(address(ex), 400_000e6), "usdc");
         require(IERC20(eth.spotToken).transfer(address(ex), 20e18), "weth");
@@ -131,21 +130,6 @@ abstract contract DevnetFork is Test {
     }
 
     // ------------------------------------------------------------------------------ orders
-    function _perp(address baseToken, bool isBaseToQuote, bool isExactInput, uint256 amount18, uint256 bound18)
-        internal
-        pure
-        returns (IBasisExecutor.PerpOrder memory)
-    {
-        return IBasisExecutor.PerpOrder(baseToken, isBaseToQuote, isExactInput, amount18, bound18, 0);
-    }
-
-    function _spot(IBasisExecutor.SpotVenue venue, bool isBuy, bool isExactInput, uint256 amountRaw, uint256 limitRaw)
-        internal
-        pure
-        returns (IBasisExecutor.SpotOrder memory)
-    {
-        return IBasisExecutor.SpotOrder(venue, isBuy, isExactInput, amountRaw, limitRaw);
-    }
 
     function _bounds(uint256 maxResidualBase18, int256 minNetQuote18)
         internal

@@ -35,7 +35,8 @@ contract MockPerpVault {
 
 /// @notice A Perp v2 ClearingHouse + AccountBalance stand-in: fills at a set price per base token with
 ///         a fee, keeps taker positions, and checks deadline and `oppositeAmountBound` with Perp's
-///         revert strings. `forceRevert` makes the next trades revert with any reason.
+///         revert strings. `forceRevert` makes the next trades revert with any reason. A close with
+///         a price limit closes half the position (Perp's partial close at its limit).
 contract MockClearingHouse {
     uint256 internal constant ONE_PPM = 1e6;
 
@@ -99,9 +100,11 @@ contract MockClearingHouse {
         require(position != 0, "CH_PSZ");
         bool isBaseToQuote = position > 0;
         uint256 positionAbs = uint256(position > 0 ? position : -position);
-        (base18, quote18) = quote(p.baseToken, isBaseToQuote, isBaseToQuote, positionAbs);
+        // Perp stops a close at its price limit; here any limit closes exactly half the position.
+        uint256 closedAbs = p.sqrtPriceLimitX96 == 0 ? positionAbs : positionAbs / 2;
+        (base18, quote18) = quote(p.baseToken, isBaseToQuote, isBaseToQuote, closedAbs);
         _checkSlippage(isBaseToQuote, isBaseToQuote, base18, quote18, p.oppositeAmountBound);
-        positions[msg.sender][p.baseToken] = 0;
+        positions[msg.sender][p.baseToken] = position - (isBaseToQuote ? int256(base18) : -int256(base18));
         closeCount++;
     }
 

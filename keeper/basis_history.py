@@ -1,0 +1,134 @@
+"""Basis history per (market, spot venue) over a window in seconds, and robust statistics of it.
+
+The statistics exist to detect shocks, so they must not be moved by them: the centre is the
+median, the scale the median absolute deviation (x 1.4826, the normal-consistent factor), and the
+z-score of a new observation is taken against observations strictly before its block. A shock that
+lasts a few samples moves neither the median nor the MAD; a new regime that lasts half the window
+does (that is the point: the centre follows the market).
+
+The premium's decay is estimated from the same history: an AR(1) fit of (basis - median) on its
+previous value, observation spacing from the timestamps, gives the half-life the funding forecast
+and the expected holding time use; when the series shows no mean reversion the half-life is taken
+as the history's span (the data bound it from below by that, and say nothing beyond it).
+Floats: statistics and ranking only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+MAD_TO_SIGMA = 1.4826
+MIN_PHI = 0.001  # an AR(1) slope at or below 0 is read as this: half-life = dt x ln 2 / ln 1000, about dt / 10
+
+
+@dataclass(frozen=True)
+class BasisStats:
+    """Robust statistics of one (market, venue)'s recent basis (bps): centre = median, scale =
+    1.4826 x MAD, half_life_s = the fitted decay of departures from the centre (None: no decay seen)."""
+
+    center_bps: float
+    scale_bps: float
+    samples: int
+    half_life_s: float | None = None
+
+    @classmethod
+    def from_observations(cls, basis_bps: Sequence[float], timestamps_s: Sequence[int] | None = None) -> BasisStats:
+        values = np.asarray(basis_bps, dtype=float)
+        if values.size < 2:
+            raise ValueError(f"basis stats need >= 2 observations, got {values.size}")
+        center = float(np.median(values))
+        scale = MAD_TO_SIGMA * float(np.median(np.abs(values - center)))
+        half_life = None
+        if timestamps_s is not None:
+            times = np.asarray(timestamps_s, dtype=float)
+            half_life = estimate_half_life_s(values, times, center)
+            if half_life is None and times.size >= 2 and times[-1] > times[0]:
+                # no reversion seen within the history: the data bound the half-life from below by
+                # its span, and say nothing beyond it; extrapolating persistence further is a bet
+                half_life = float(times[-1] - times[0])
+        return cls(center, scale, int(values.size), half_life)
+
+    def zscore(self, basis_bps: float) -> float | None:
+        return None if self.scale_bps <= 0 else (basis_bps - self.center_bps) / self.scale_bps
+
+
+def estimate_half_life_s(values: np.ndarray, timestamps_s: np.ndarray, center: float) -> float | None:
+    """Half-life of departures from `center`: AR(1) slope phi of x[t+1] on x[t] (x = value - centre,
+    least squares through the origin) per median observation spacing dt: half-life = dt x ln 2 / -ln phi.
+    phi <= 0 (no persistence from one observation to the next: departures vanish within dt) counts
+    as phi = MIN_PHI, a half-life of a tenth of dt. None (no reversion seen) when phi >= 1, or with
+    fewer than 3 points or no spacing."""
+    if values.size < 3 or timestamps_s.size != values.size:
+        return None
+    x = values - center
+    prev, nxt = x[:-1], x[1:]
+    denom = float(np.dot(prev, prev))
+    dt = float(np.median(np.diff(timestamps_s)))
+    if denom <= 0 or dt <= 0:
+        return None
+    phi = float(np.dot(prev, nxt)) / denom
+    if phi >= 1:
+        return None
+    phi = max(phi, MIN_PHI)
+    return dt * math.log(2) / -math.log(phi)
+
+
+def decayed_seconds(half_life_s: float | None, horizon_s: float) -> float:
+    """integral over [0, horizon] of 2^(-t / half-life) dt: the seconds of 'full-rate' a quantity
+    decaying with that half-life is worth (the horizon itself when it does not decay)."""
+    if half_life_s is None or half_life_s <= 0:
+        return horizon_s
+    k = math.log(2) / half_life_s
+    return (1 - math.exp(-k * horizon_s)) / k
+
+
+class BasisHistory:
+    """Rolling basis observations per (market, venue) over the last `window_s` seconds, or the
+    last `min_samples` observations when fewer than that fall in the window (a slow chain, or
+    sparse blocks: statistics need a sample, whatever its span); at most one per block, at most
+    `max_samples` kept."""
+
+    def __init__(self, window_s: float = 7200, min_samples: int = 20, max_samples: int = 4096) -> None:
+        if window_s <= 0 or min_samples < 2 or max_samples < min_samples:
+            raise ValueError(f"need window_s > 0 and 2 <= min_samples <= max_samples (got window_s={window_s}, "
+                             f"min_samples={min_samples}, max_samples={max_samples})")
+        self.window_s = window_s
+        self.min_samples = min_samples
+        self._series: dict[tuple[str, str], deque[tuple[int, int, float]]] = {}
+        self.max_samples = max_samples
+
+    def _past(self, market: str, venue: str, block: int, timestamp_s: int) -> list[tuple[int, int, float]]:
+        cutoff = timestamp_s - self.window_s
+        before = [o for o in self._series.get((market, venue), ()) if o[0] < block]
+        inside = [o for o in before if o[1] >= cutoff]
+        return inside if len(inside) >= self.min_samples else before[-self.min_samples:]
+
+    def observations(self, market: str, venue: str, before_block: int, timestamp_s: int | None = None) -> list[float]:
+        """The recorded basis (bps) of blocks before `before_block` within the window, oldest first."""
+        series = self._series.get((market, venue), ())
+        now = timestamp_s if timestamp_s is not None else (series[-1][1] if series else 0)
+        return [b for _, _, b in self._past(market, venue, before_block, now)]
+
+    def stats(self, market: str, venue: str, before_block: int, timestamp_s: int) -> BasisStats | None:
+        """Robust statistics of the window before `before_block`; None below min_samples."""
+        past = self._past(market, venue, before_block, timestamp_s)
+        if len(past) < self.min_samples:
+            return None
+        return BasisStats.from_observations([b for _, _, b in past], [t for _, t, _ in past])
+
+    def zscore_then_record(self, market: str, venue: str, block: int, basis_bps: float,
+                           timestamp_s: int | None = None) -> float | None:
+        """Robust z-score of basis_bps against the window before it, then remember it."""
+        ts = block if timestamp_s is None else timestamp_s
+        stats = self.stats(market, venue, block, ts)
+        series = self._series.setdefault((market, venue), deque(maxlen=self.max_samples))
+        if not series or series[-1][0] < block:
+            series.append((block, ts, basis_bps))
+        while len(series) > self.min_samples + 1 and series[0][1] < ts - self.window_s:
+            series.popleft()  # (min_samples before the newest block stay, for the stats read after it)
+        return None if stats is None else stats.zscore(basis_bps)

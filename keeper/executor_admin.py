@@ -1,0 +1,253 @@
+"""The admin's commands for the BasisExecutor on a real chain (or a fork): `keeper executor deploy`
+and `keeper executor migrate`. The admin is the cold key (contracts/src/interfaces/IBasisExecutor.sol):
+it deploys, registers the markets, pauses, and withdraws, always to the treasury.
+
+The admin key comes from the environment variable named by --admin-key-env (default
+KEEPER_ADMIN_PRIVATE_KEY) or an encrypted keystore (--admin-keystore, password from
+--admin-keystore-password-env); never from a flag value, never logged. Transactions go through the
+keeper's own pipeline (keeper/chain/sender.py: simulate, fees under the configured cap, nonce,
+persist, send, wait), with their own pending-transaction file beside the journal.
+
+Migration (the admin moves collateral and inventory from an old executor to a new one):
+every check runs before anything is sent (both executors have code, the key is the admin of both,
+same ClearingHouse and USDC, the old executor holds no position or order, the treasury can be
+signed for); then the old executor is paused, its free collateral withdrawn, every token it holds
+(USDC and the spot tokens of the markets) sent to the treasury, and the treasury sends those exact
+amounts on to the new executor, which deposits the collateral back into its own Vault account. ETH
+held by the old executor goes to the treasury and stays there (the executor needs none). A failure
+midway stops with what was done: what was already withdrawn sits in the treasury.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_utils import is_address, to_checksum_address
+
+from keeper.addressbook import AddressBook, book_from_manifest, optimism_book
+from keeper.artifacts import abi_codec, load_artifact
+from keeper.chain.fees import FeePolicy
+from keeper.chain.keys import Signer, load_signer
+from keeper.chain.pending import JsonFilePendingStore
+from keeper.chain.rpc import JsonRpc
+from keeper.chain.sender import SenderConfig, TxRequest, TxSender
+from keeper.config import KeeperConfig
+from keeper.devnet.manifest import DevnetManifest
+from keeper.errors import ChainMismatchError, ConfigError, TxRevertedError
+from keeper.logs import get_logger
+
+DEFAULT_ADMIN_KEY_ENV = "KEEPER_ADMIN_PRIVATE_KEY"
+GWEI = 10**9
+EXECUTOR = abi_codec("BasisExecutor")
+ERC20 = abi_codec("MintableERC20")
+log = get_logger("keeper.executor")
+
+
+# ------------------------------------------------------------------------------ chain and keys
+@dataclass(frozen=True)
+class AdminKey:
+    """Where a key comes from: an env var's name, or a keystore file and its password's env var."""
+
+    key_env: str = DEFAULT_ADMIN_KEY_ENV
+    keystore: Path | None = None
+    keystore_password_env: str = "KEEPER_ADMIN_KEYSTORE_PASSWORD"
+
+    def load(self) -> Signer:
+        return load_signer(self.keystore, self.key_env, self.keystore_password_env)
+
+
+def connect(settings: KeeperConfig) -> tuple[JsonRpc, AddressBook]:
+    """The node and the address book: the devnet manifest's (preset devnet, or chain.manifest
+    set), else the Optimism preset's."""
+    manifest = None
+    if settings.chain.manifest is not None or settings.chain.preset == "devnet":
+        manifest = DevnetManifest.read(settings.chain.manifest or Path(".keeper/devnet/manifest.json"))
+    rpc_url = settings.chain.rpc_url or (manifest.rpc_url if manifest else None)
+    if rpc_url is None:
+        raise ConfigError("chain.rpc_url: the executor commands need a node (set it or pass --rpc-url)")
+    rpc = JsonRpc(rpc_url, timeout_s=settings.chain.request_timeout_s)
+    book = book_from_manifest(manifest) if manifest is not None else optimism_book()
+    chain_id = rpc.chain_id()
+    if chain_id != book.chain_id:
+        raise ChainMismatchError(f"chain.rpc_url: the node is chain {chain_id}, the address book is for {book.chain_id}")
+    return rpc, book
+
+
+def build_sender(rpc: JsonRpc, signer: Signer, settings: KeeperConfig) -> TxSender:
+    cfg = settings.execution
+    store = JsonFilePendingStore(settings.monitoring.journal.with_name(f"pending-{rpc.chain_id()}-{signer.address}.json"))
+    sender = TxSender(rpc, signer, SenderConfig(
+        FeePolicy(max_fee_per_gas_cap_wei=int(cfg.max_fee_per_gas_gwei * GWEI)), gas_margin_bps=cfg.gas_margin_pct * 100,
+        confirmations=cfg.confirmations, replace_after_blocks=cfg.replace_after_blocks,
+        poll_interval_s=settings.chain.poll_interval_s), store)
+    sender.recover()
+    return sender
+
+
+def _send(sender: TxSender, to: str | None, data: bytes, label: str) -> dict[str, Any]:
+    """Send and wait; the receipt of an included transaction, else TxRevertedError."""
+    outcome = sender.send(TxRequest(to=to, data=data, label=label, errors_abi=EXECUTOR))
+    if outcome.status != "included":
+        raise TxRevertedError(label, outcome.revert_reason or outcome.status, outcome.tx_hash)
+    return sender.rpc.call("eth_getTransactionReceipt", [outcome.tx_hash])
+
+
+def parse_address(value: str, option: str) -> str:
+    if not is_address(value):
+        raise ConfigError(f"{option}: not an address: {value!r}")
+    return to_checksum_address(value)
+
+
+# ------------------------------------------------------------------------------ deploy
+@dataclass(frozen=True)
+class Deployment:
+    address: str
+    tx_hash: str
+    gas_used: int
+    admin: str
+    treasury: str
+    operator: str
+    markets: tuple[tuple[str, str, str, int], ...]  # (name, Perp base token, spot token, V3 fee pips)
+
+    def config_lines(self) -> str:
+        return f'[account]\nexecutor = "{self.address}"\n'
+
+
+def deploy(rpc: JsonRpc, sender: TxSender, book: AddressBook, treasury: str, operator: str,
+           market_names: list[str]) -> Deployment:
+    """Deploy from the admin key (the admin) and register the markets; checks before sending."""
+    admin = sender.address
+    if operator.lower() in (admin.lower(), treasury.lower()):
+        raise ConfigError(f"--operator: {operator} must be a key of its own, neither the admin nor the treasury")
+    if book.uniswap_v2_router is None:
+        raise ConfigError("the executor needs a Uniswap V2 router on this chain (the address book has none)")
+    by_name = {m.name: m for m in book.markets}
+    unknown = sorted(set(market_names) - set(by_name))
+    if unknown or not market_names:
+        raise ConfigError(f"--markets: unknown or none {unknown}; this chain has {sorted(by_name)}")
+    artifact = load_artifact("BasisExecutor")
+    creation = artifact.bytecode + artifact.codec.encode_constructor(
+        admin, treasury, operator, book.perp.clearing_house, book.uniswap_v2_router, book.uniswap_v3_swap_router)
+    receipt = _send(sender, None, creation, "deploy BasisExecutor")
+    address = to_checksum_address(receipt["contractAddress"])
+    markets = []
+    for name in market_names:
+        m = by_name[name]
+        _send(sender, address, EXECUTOR.encode("setMarket", m.base_token, m.spot_token, m.uniswap_v3_fee_pips),
+              f"setMarket {name}")
+        markets.append((name, m.base_token, m.spot_token, m.uniswap_v3_fee_pips))
+    log.info("executor.deployed", executor=address, admin=admin, treasury=treasury, operator=operator,
+             markets=market_names, tx_hash=receipt["transactionHash"])
+    return Deployment(address, receipt["transactionHash"], int(receipt["gasUsed"], 16), admin, treasury, operator,
+                      tuple(markets))
+
+
+# ------------------------------------------------------------------------------ migrate
+@dataclass(frozen=True)
+class ExecutorView:
+    address: str
+    admin: str
+    treasury: str
+    operator: str
+    clearing_house: str
+    account_balance: str
+    vault: str
+    usdc: str
+    paused: bool
+
+
+def fetch_executor_view(rpc: JsonRpc, address: str, option: str) -> ExecutorView:
+    if not rpc.get_code(address):
+        raise ConfigError(f"{option}: no contract code at {address}")
+
+    def read(fn: str) -> Any:
+        return EXECUTOR.decode(fn, rpc.eth_call(address, EXECUTOR.encode(fn)))[0]
+
+    try:
+        views = {fn: read(fn) for fn in ("admin", "treasury", "operator", "clearingHouse", "accountBalance", "vault",
+                                         "usdc", "paused")}
+    except Exception as exc:  # not our executor (or an older one without roles)
+        raise ConfigError(f"{option}: {address} is not a BasisExecutor with roles ({exc})") from None
+    addr = {k: to_checksum_address(v) for k, v in views.items() if k != "paused"}
+    return ExecutorView(to_checksum_address(address), addr["admin"], addr["treasury"], addr["operator"],
+                        addr["clearingHouse"], addr["accountBalance"], addr["vault"], addr["usdc"], bool(views["paused"]))
+
+
+@dataclass(frozen=True)
+class Movement:
+    what: str
+    token: str
+    amount_raw: int
+    tx_hash: str
+
+
+@dataclass
+class Migration:
+    old: ExecutorView
+    new: ExecutorView
+    collateral_raw: int = 0
+    moved: list[Movement] = field(default_factory=list)
+
+
+def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_address: str,
+                    new_address: str) -> tuple[ExecutorView, ExecutorView]:
+    """Every pre-condition of `migrate`, before anything is sent (ConfigError names the option)."""
+    old = fetch_executor_view(rpc, old_address, "--from")
+    new = fetch_executor_view(rpc, new_address, "--to")
+    if old.address == new.address:
+        raise ConfigError("--to: the same executor as --from")
+    for view, option in ((old, "--from"), (new, "--to")):
+        if view.admin.lower() != admin.address.lower():
+            raise ConfigError(f"{option}: {view.address}'s admin is {view.admin}, not the admin key's {admin.address}")
+    if (old.clearing_house, old.usdc) != (new.clearing_house, new.usdc):
+        raise ConfigError(f"--to: {new.address} trades on another ClearingHouse/USDC than {old.address}")
+    ab = abi_codec("AccountBalance")
+    open_markets = ab.decode("getBaseTokens", rpc.eth_call(old.account_balance, ab.encode("getBaseTokens", old.address)))[0]
+    if open_markets:
+        raise ConfigError(f"--from: {old.address} still holds positions or orders in {list(open_markets)}; "
+                          "close them first (pause it to stop the keeper)")
+    signer = treasury or admin
+    if signer.address.lower() != old.treasury.lower():
+        raise ConfigError(f"--treasury-key-env: the treasury {old.treasury} must sign the transfers to the new "
+                          f"executor; the key given is {signer.address}")
+    return old, new
+
+
+def migrate(rpc: JsonRpc, admin: TxSender, treasury: TxSender, spot_tokens: list[str], old: ExecutorView,
+            new: ExecutorView) -> Migration:
+    """Pause the old executor, withdraw its collateral and tokens to the treasury, forward them to
+    the new executor, deposit the collateral there. `spot_tokens`: inventory tokens to move."""
+    result = Migration(old, new)
+    vault_abi = abi_codec("Vault")
+    if not old.paused:
+        _send(admin, old.address, EXECUTOR.encode("setPaused", True), "pause the old executor")
+    free_raw = vault_abi.decode("getFreeCollateralByToken", rpc.eth_call(
+        old.vault, vault_abi.encode("getFreeCollateralByToken", old.address, old.usdc)))[0]
+    if free_raw > 0:
+        receipt = _send(admin, old.address, EXECUTOR.encode("withdrawCollateral", free_raw), "withdraw collateral")
+        result.collateral_raw = free_raw
+        result.moved.append(Movement("vault -> old executor", old.usdc, free_raw, receipt["transactionHash"]))
+    withdrawn: list[tuple[str, int]] = []
+    for token in dict.fromkeys([old.usdc, *spot_tokens]):  # ordered, no repeats
+        held = ERC20.decode("balanceOf", rpc.eth_call(token, ERC20.encode("balanceOf", old.address)))[0]
+        if held > 0:
+            receipt = _send(admin, old.address, EXECUTOR.encode("withdrawToken", token, held), "withdraw token")
+            result.moved.append(Movement("old executor -> treasury", token, held, receipt["transactionHash"]))
+            withdrawn.append((token, held))
+    eth_wei = int(rpc.call("eth_getBalance", [old.address, "latest"]), 16)
+    if eth_wei > 0:
+        receipt = _send(admin, old.address, EXECUTOR.encode("withdrawEth", eth_wei), "withdraw ETH")
+        result.moved.append(Movement("old executor -> treasury (stays)", "ETH", eth_wei, receipt["transactionHash"]))
+    for token, amount in withdrawn:
+        receipt = _send(treasury, token, ERC20.encode("transfer", new.address, amount), "treasury -> new executor")
+        result.moved.append(Movement("treasury -> new executor", token, amount, receipt["transactionHash"]))
+    if result.collateral_raw > 0:
+        receipt = _send(admin, new.address, EXECUTOR.encode("depositCollateral", result.collateral_raw),
+                        "deposit collateral")
+        result.moved.append(Movement("new executor -> vault", new.usdc, result.collateral_raw,
+                                     receipt["transactionHash"]))
+    for m in result.moved:
+        log.info("executor.migrated", what=m.what, token=m.token, amount_raw=m.amount_raw, tx_hash=m.tx_hash)
+    return result

@@ -1,0 +1,112 @@
+"""`keeper executor deploy | migrate`: the command-line side of keeper/executor_admin.py (registered
+in keeper/cli.py with one add_typer line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
+                  help="The admin's commands for the BasisExecutor: deploy one, migrate to a new one.")
+
+AdminKeyEnv = Annotated[str, typer.Option(help="Name of the environment variable holding the admin's private key (the key itself is never a flag).")]
+AdminKeystore = Annotated[Optional[Path], typer.Option(help="Encrypted keystore JSON of the admin key (instead of --admin-key-env).")]
+AdminKeystorePasswordEnv = Annotated[str, typer.Option(help="Environment variable holding the admin keystore's password.")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config: chain (rpc_url, preset, manifest), markets, execution fee cap.")]
+RpcOption = Annotated[Optional[str], typer.Option(help="JSON-RPC URL (overrides chain.rpc_url).")]
+ManifestOption = Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")]
+
+
+def _settings(config: Path | None, rpc_url: str | None, manifest: Path | None):  # type: ignore[no-untyped-def]
+    from keeper.config import load_config
+
+    chain: dict[str, object] = {}
+    if rpc_url:
+        chain["rpc_url"] = rpc_url
+    if manifest:
+        chain["manifest"] = manifest
+    return load_config(config, overrides={"chain": chain} if chain else None)
+
+
+@app.command()
+def deploy(
+    treasury: Annotated[str, typer.Option(help="Where every withdrawal goes (e.g. a cold wallet or a multisig).")],
+    operator: Annotated[str, typer.Option(help="The keeper's hot key address: the only account that may trade.")],
+    markets: Annotated[Optional[str], typer.Option(help="Comma-separated markets to register (default: markets.enabled).")] = None,
+    admin_key_env: AdminKeyEnv = "KEEPER_ADMIN_PRIVATE_KEY",
+    admin_keystore: AdminKeystore = None,
+    admin_keystore_password_env: AdminKeystorePasswordEnv = "KEEPER_ADMIN_KEYSTORE_PASSWORD",
+    config: ConfigOption = None,
+    rpc_url: RpcOption = None,
+    manifest: ManifestOption = None,
+) -> None:
+    """Deploy a BasisExecutor whose admin is the admin key (withdrawals to --treasury only, markets,
+    pause) and whose operator is --operator (trades only); register the markets; print the address
+    and the config lines for the keeper."""
+    from keeper.cli import _configure_logging_from, _fail, out
+    from keeper.errors import KeeperError
+    from keeper.executor_admin import AdminKey, build_sender, connect, parse_address
+    from keeper.executor_admin import deploy as deploy_executor
+
+    try:
+        treasury_address = parse_address(treasury, "--treasury")
+        operator_address = parse_address(operator, "--operator")
+        settings = _settings(config, rpc_url, manifest)
+        _configure_logging_from(settings)
+        names = [m.strip() for m in markets.split(",") if m.strip()] if markets else list(settings.markets.enabled)
+        signer = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
+        rpc, book = connect(settings)
+        done = deploy_executor(rpc, build_sender(rpc, signer, settings), book, treasury_address, operator_address, names)
+    except KeeperError as exc:
+        raise _fail(exc) from exc
+    out.print(f"BasisExecutor deployed at {done.address} (tx {done.tx_hash}, {done.gas_used:,} gas)", highlight=False)
+    out.print(f"  admin    {done.admin}\n  treasury {done.treasury}\n  operator {done.operator}", highlight=False)
+    for name, base, spot, fee in done.markets:
+        out.print(f"  market {name}: Perp base {base}, spot {spot}, V3 fee {fee} pips", highlight=False)
+    out.print("\nPut in the keeper's config (the operator's key in account.key_env or account.keystore):\n", highlight=False)
+    out.print(done.config_lines(), highlight=False)
+
+
+@app.command()
+def migrate(
+    from_address: Annotated[str, typer.Option("--from", help="The old executor.")],
+    to_address: Annotated[str, typer.Option("--to", help="The new executor (same admin, deployed with `keeper executor deploy`).")],
+    treasury_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the treasury's key, when the treasury is not the admin.")] = None,
+    admin_key_env: AdminKeyEnv = "KEEPER_ADMIN_PRIVATE_KEY",
+    admin_keystore: AdminKeystore = None,
+    admin_keystore_password_env: AdminKeystorePasswordEnv = "KEEPER_ADMIN_KEYSTORE_PASSWORD",
+    config: ConfigOption = None,
+    rpc_url: RpcOption = None,
+    manifest: ManifestOption = None,
+) -> None:
+    """Move collateral and inventory from an old executor to a new one: pause the old one, withdraw
+    its free collateral and its tokens to the treasury, send them on to the new executor and
+    deposit the collateral there. Refused, with nothing sent, while the old executor holds a
+    position, or when the key is not the admin of both."""
+    from keeper.chain.keys import load_signer_from_env
+    from keeper.cli import _configure_logging_from, _fail, out
+    from keeper.errors import KeeperError
+    from keeper.executor_admin import AdminKey, build_sender, check_migration, connect, parse_address
+    from keeper.executor_admin import migrate as run_migration
+
+    try:
+        old_address = parse_address(from_address, "--from")
+        new_address = parse_address(to_address, "--to")
+        settings = _settings(config, rpc_url, manifest)
+        _configure_logging_from(settings)
+        admin = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
+        treasury = load_signer_from_env(treasury_key_env) if treasury_key_env else None
+        rpc, book = connect(settings)
+        old, new = check_migration(rpc, admin, treasury, old_address, new_address)
+        admin_sender = build_sender(rpc, admin, settings)
+        treasury_sender = build_sender(rpc, treasury, settings) if treasury else admin_sender
+        done = run_migration(rpc, admin_sender, treasury_sender, [m.spot_token for m in book.markets], old, new)
+    except KeeperError as exc:
+        raise _fail(exc) from exc
+    out.print(f"migrated {old.address} -> {new.address} (the old executor is paused)", highlight=False)
+    for m in done.moved:
+        out.print(f"  {m.what}: {m.amount_raw} raw of {m.token} (tx {m.tx_hash})", highlight=False)
+    if not done.moved:
+        out.print("  nothing to move: the old executor held no collateral, tokens or ETH", highlight=False)

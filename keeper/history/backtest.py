@@ -1,0 +1,163 @@
+"""`keeper backtest`: the keeper's decision pipeline over a recorded history, with no node.
+
+Per recorded block: the snapshot is rebuilt by the live collector from the recorded bytes
+(replay.py), and the engine's `decide_on` runs on it: the same signals, risk, strategies and
+planner as `keeper run`, with exact quotes on the recorded pool state. Trades fill at their
+predicted fills and are booked by the live journal (books.py). In "dry_run" mode the recorded
+account is used as it is and positions are virtual, exactly as `keeper run --dry-run` keeps
+them: the decisions are the live dry-run keeper's on the same blocks. What remains open after
+the last block is closed on it (an exact close quote), so that the PnL is realized.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from keeper.config import KeeperConfig, with_overrides
+from keeper.engine import Engine, load_strategy_slots
+from keeper.errors import ConfigError
+from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, NoMetrics, PaperAccount, PaperExecutor
+from keeper.history.replay import rebuild_snapshot, replay_collector
+from keeper.history.store import BlockRecord, count_blocks, read_blocks, read_meta
+from keeper.journal import Journal
+from keeper.plan import Planner
+from keeper.signals import BasisHistory
+from keeper.types import MarketSnapshot, Outcome
+from strategies import STRATEGIES
+
+MAX_SAMPLES = 1_500  # report samples: a month of blocks stays quick to open
+
+
+@dataclass
+class BacktestRun:
+    """What a backtest leaves: its journal (books), outcomes, samples for the report."""
+
+    config: KeeperConfig
+    mode: str
+    markets: list[str]
+    blocks: int = 0
+    first_block: int | None = None
+    last_block: int | None = None
+    replay_s: float = 0.0
+    outcomes: list[Outcome] = field(default_factory=list)
+    # (snapshot the tick decided on, keeper state after it): every k-th block and every trade's block
+    samples: list[tuple[MarketSnapshot, dict[str, Any]]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    journal: Journal | None = None
+    skips: int = 0
+    open_at_end: list[str] = field(default_factory=list)
+
+    @property
+    def blocks_per_s(self) -> float:
+        return self.blocks / self.replay_s if self.replay_s > 0 else 0.0
+
+
+class RecordedPlanner(Planner):
+    """The live planner, with the L1 data fee the chain's GasPriceOracle charged a typical executor
+    trade at the recorded block (0 on chains without one) instead of asking a node."""
+
+    recorded_l1_fee_wei = 0
+
+    def l1_fee_wei(self, calldata: bytes) -> int:
+        return self.recorded_l1_fee_wei
+
+
+def backtest_config(settings: KeeperConfig, strategy: str | None, markets: Sequence[str]) -> KeeperConfig:
+    unknown = sorted(set(settings.markets.enabled) - set(markets))
+    overrides: dict[str, Any] = {"monitoring": {"metrics_port": 0}}
+    if unknown:
+        overrides["markets"] = {"enabled": [m for m in settings.markets.enabled if m in markets]}
+        if not overrides["markets"]["enabled"]:
+            raise ConfigError(f"markets.enabled: {unknown} not in the history (it has {list(markets)})")
+    if strategy is not None:
+        overrides["strategies"] = {"enabled": [strategy]}
+    return with_overrides(settings, overrides, where="backtest settings")
+
+
+def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journal,
+                 account_address: str | None) -> tuple[Engine, PaperExecutor, BacktestJournal, PaperAccount]:
+    slots = load_strategy_slots(config)
+    books = BacktestJournal(journal)
+    account = PaperAccount(config.account.collateral_usdc)
+    planner = RecordedPlanner(config, account_address or PAPER_ACCOUNT, rpc=None)
+    executor = PaperExecutor(mode, planner, books, account)
+    engine = Engine(config=config, collector=collector, strategies=slots, planner=planner, executor=executor,
+                    journal=books, metrics=NoMetrics(),  # type: ignore[arg-type]
+                    kill_switch=lambda: False, history=BasisHistory(),
+                    clock=lambda: books.now_s)  # the block-age check against the recorded block's time
+    return engine, executor, books, account
+
+
+def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = None, from_block: int | None = None,
+                 to_block: int | None = None, mode: str = "backtest", work_dir: Path | None = None,
+                 progress: Callable[[int, int], None] | None = None,
+                 records: Sequence[BlockRecord] | None = None) -> BacktestRun:
+    """Run the keeper over the recorded blocks [from_block, to_block] of `path` (or over
+    `records`, already read). The journal is written under work_dir (a temporary directory by
+    default) and left open on the result."""
+    if strategy is not None and strategy not in STRATEGIES:
+        raise ConfigError(f"--strategy {strategy}: unknown (known: {', '.join(sorted(STRATEGIES))})")
+    meta = read_meta(path)
+    markets = [m["name"] for m in meta["sources"]["markets"]]
+    config = backtest_config(settings, strategy, markets)
+    collector, multicall = replay_collector(meta)
+    work = work_dir or Path(tempfile.mkdtemp(prefix="keeper-backtest-"))
+    journal = Journal(work / "journal.sqlite")
+    journal._conn.execute("PRAGMA synchronous = OFF")  # a throwaway journal: no fsync per write
+    engine, executor, books, account = build_engine(config, collector, mode, journal,
+                                                    meta.get("account") if mode == "dry_run" else None)
+    run = BacktestRun(config, mode, markets, journal=journal, meta=meta)
+    total = len(records) if records is not None else count_blocks(path, from_block, to_block)
+    stride = max(1, total // MAX_SAMPLES)
+    source = records if records is not None else read_blocks(path, from_block, to_block)
+    started = time.perf_counter()
+    snapshot = None
+    for record in source:
+        snapshot = rebuild_snapshot(collector, multicall, record)
+        engine.planner.recorded_l1_fee_wei = (record.l1[4] or 0) if record.l1 else 0  # type: ignore[attr-defined]
+        traded = len(run.outcomes)
+        snapshot = _step(engine, executor, books, account, snapshot, run)
+        if run.blocks % stride == 0 or run.blocks == total - 1 or len(run.outcomes) > traded:
+            run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))  # every trade's block too
+        run.blocks += 1
+        run.first_block = snapshot.block_number if run.first_block is None else run.first_block
+        run.last_block = snapshot.block_number
+        if progress and run.blocks % 1000 == 0:
+            progress(run.blocks, total)
+    if snapshot is not None and mode != "dry_run" and engine.positions():
+        engine.kill_switch = lambda: True  # risk "unwind": close what is open on the last block
+        snapshot = _step(engine, executor, books, account, snapshot, run)
+        run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))
+    run.replay_s = time.perf_counter() - started
+    books.flush_funding()
+    run.skips = books.skips
+    run.open_at_end = sorted(engine.positions())
+    return run
+
+
+def _step(engine: Engine, executor: PaperExecutor, books: BacktestJournal, account: PaperAccount,
+          snapshot: MarketSnapshot, run: BacktestRun) -> MarketSnapshot:
+    books.now_s = snapshot.block_timestamp
+    if executor.mode != "dry_run":
+        positions = engine.positions()
+        account.accrue(snapshot, positions)
+        snapshot = replace(snapshot, account=account.state(snapshot, positions, _pnl_to_date_x18(books)))
+    executor.snapshot = snapshot
+    report = engine.decide_on(snapshot, snapshot.block_number)
+    run.outcomes.extend(report.outcomes)
+    return snapshot
+
+
+def _pnl_to_date_x18(books: BacktestJournal) -> int:
+    """Realized PnL (cached by the books between trades): the account value's change so far."""
+    return books.realized_total_x18()
+
+
+def _keeper_state(engine: Engine, books: BacktestJournal, snapshot: MarketSnapshot) -> dict[str, Any]:
+    books.flush_funding()
+    return {"positions": engine.positions(), "pnl": books.journal.pnl_summary().total}

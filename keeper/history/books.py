@@ -1,0 +1,195 @@
+"""The backtest's books: the live journal (keeper/journal.py) fed by a paper executor.
+
+- `PaperExecutor`: a plan's fills are its predicted fills (exact quotes on the recorded pool
+  state; the keeper's own impact on later blocks is not modelled). In "dry_run" mode it answers
+  like the live dry-run executor (the engine keeps virtual positions); in "backtest" mode the
+  trade is included in the block it was planned on and booked by the journal as a live receipt
+  is: Perp's fee from the quote, the spot pool's fee, the funding the trade settles, and the
+  planner's gas cost (its gas units at that block's base fee plus the priority fee, plus the
+  recorded L1 data fee on OP-stack chains).
+- `PaperAccount`: the Perp account the engine reads from a snapshot, built from the books
+  (positions, pending funding accrued block by block from the recorded funding premium, account
+  value = collateral + the journal's PnL to date), in place of the recorded account.
+- `BacktestJournal`: the journal, with what costs a write per block kept in memory: a
+  strategy's "no trade" skips are counted, not written; only the latest pending-funding reading of a market is written (before
+  its next trade, and at the end), which is all the books use; the daily loss limit counts the
+  day by block time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from keeper.journal import Journal
+from keeper.plan import Planner
+from keeper.simulate.paper import compute_funding_paid_x18
+from keeper.types import (
+    MarketSnapshot,
+    Outcome,
+    PerpAccountMarket,
+    PerpAccountState,
+    PerpMarketState,
+    Position,
+    TxPlan,
+)
+
+ONE_X18 = 10**18
+USDC_TO_X18 = 10**12
+INITIAL_MARGIN_PPM = 100_000  # Perp v2: 10% initial margin
+MAINTENANCE_MARGIN_PPM = 62_500  # 6.25%
+PAPER_ACCOUNT = "0x00000000000000000000000000000000000bac7e"
+
+
+class _NoMetric:
+    def labels(self, *_: Any) -> _NoMetric:
+        return self
+
+    def set(self, *_: Any) -> None:
+        pass
+
+    inc = observe = set
+
+
+class NoMetrics:
+    """A backtest publishes no Prometheus metrics: every metric the engine touches is a no-op
+    (about a tenth of a calm block's time otherwise)."""
+
+    def __getattr__(self, name: str) -> _NoMetric:
+        setattr(self, name, _NO_METRIC)  # found as a plain attribute from then on
+        return _NO_METRIC
+
+
+_NO_METRIC = _NoMetric()
+
+
+class BacktestJournal:
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.now_s = 0
+        self.skips = 0
+        self._pending: dict[str, tuple[int, int, int]] = {}  # market -> (block, pending x18, timestamp)
+        self._positions: dict[str, Position] | None = None
+        self._owners: dict[str, str] | None = None
+        self._day = -1
+        self._realized_at_day_start = 0.0
+        self._realized_x18: int | None = None
+
+    def __getattr__(self, name: str) -> Any:  # record_decision, pnl_summary, ...: the journal's own
+        return getattr(self.journal, name)
+
+    def record_skip(self, *, decision_id: int | None = None, **kwargs: Any) -> None:
+        """A skipped intent is booked (its decision row says why); a strategy's per-block "no
+        trade here" is counted only."""
+        self.skips += 1
+        if decision_id is not None:
+            self.journal.record_skip(decision_id=decision_id, **kwargs)
+
+    def record_funding(self, market: str, *, block: int, pending_funding_x18: int, timestamp_s: int | None = None) -> None:
+        self._pending[market] = (block, pending_funding_x18, timestamp_s or 0)
+
+    def flush_funding(self, market: str | None = None) -> None:
+        for name in [market] if market else list(self._pending):
+            reading = self._pending.pop(name, None) if name else None
+            if reading is not None:
+                self.journal.record_funding(name, block=reading[0], pending_funding_x18=reading[1], timestamp_s=reading[2])
+
+    def record_outcome(self, decision_id: int, outcome: Outcome, **kwargs: Any) -> int:
+        if outcome.status == "included":
+            self.flush_funding(outcome.plan.intent.market)
+        tx_id = self.journal.record_outcome(decision_id, outcome, **kwargs)
+        self._positions = self._owners = self._realized_x18 = None
+        return tx_id
+
+    def open_positions(self) -> dict[str, Position]:
+        if self._positions is None:
+            self._positions = self.journal.open_positions()
+        return dict(self._positions)
+
+    def position_owners(self) -> dict[str, str]:
+        if self._owners is None:
+            self._owners = self.journal.position_owners()
+        return dict(self._owners)
+
+    def realized_today_usd(self) -> float:
+        """Realized PnL since the start of the block's UTC day (the live journal counts by
+        wall-clock day, which in a backtest would be all of it)."""
+        day = self.now_s // 86_400
+        if day != self._day:
+            self._day, self._realized_at_day_start = day, self._realized_total_usd()
+        return self._realized_total_usd() - self._realized_at_day_start
+
+    def _realized_total_usd(self) -> float:
+        return self.realized_total_x18() / ONE_X18
+
+    def realized_total_x18(self) -> int:
+        """Realized PnL of the closed positions (read again only after a trade)."""
+        if self._realized_x18 is None:
+            self._realized_x18 = self.journal.pnl_summary().realized.total_x18
+        return self._realized_x18
+
+
+@dataclass
+class PaperAccount:
+    collateral_usdc: float
+    pending_x18: dict[str, int] = field(default_factory=dict)
+    _previous: MarketSnapshot | None = None
+
+    def accrue(self, snapshot: MarketSnapshot, positions: dict[str, Position]) -> None:
+        """Funding each open position paid since the previous block, at the previous block's premium."""
+        previous, self._previous = self._previous, snapshot
+        if previous is None:
+            return
+        dt_s = snapshot.block_timestamp - previous.block_timestamp
+        for market, position in positions.items():
+            view = previous.markets.get(market)
+            if view is not None and isinstance(view.perp, PerpMarketState) and dt_s > 0:
+                paid = compute_funding_paid_x18(position.perp_base_x18, view.perp.funding_premium_x18, dt_s)
+                self.pending_x18[market] = self.pending_x18.get(market, 0) + paid
+
+    def settle(self, market: str) -> int:
+        return self.pending_x18.pop(market, 0)
+
+    def state(self, snapshot: MarketSnapshot, positions: dict[str, Position], pnl_to_date_x18: int) -> PerpAccountState:
+        markets, position_value = {}, 0
+        for market, position in positions.items():
+            view = snapshot.markets.get(market)
+            mark = view.perp.mark_price_x18 if view is not None and isinstance(view.perp, PerpMarketState) else 0
+            position_value += abs(position.perp_base_x18) * mark // ONE_X18
+            markets[market] = PerpAccountMarket(position.perp_base_x18, 0, self.pending_x18.get(market, 0))
+        value = int(self.collateral_usdc * 10**6) * USDC_TO_X18 + pnl_to_date_x18
+        free_x18 = max(0, value - position_value * INITIAL_MARGIN_PPM // 10**6)
+        return PerpAccountState(PAPER_ACCOUNT, value, free_x18 // USDC_TO_X18, position_value,
+                                position_value * MAINTENANCE_MARGIN_PPM // 10**6, markets)
+
+
+class PaperExecutor:
+    def __init__(self, mode: str, planner: Planner, books: BacktestJournal, account: PaperAccount) -> None:
+        self.mode = mode  # "dry_run" or "backtest"
+        self.planner = planner
+        self.books = books
+        self.account = account
+        self.snapshot: MarketSnapshot | None = None
+        self.trades = 0
+
+    def execute(self, plan: TxPlan) -> Outcome:
+        intent, snapshot = plan.intent, self.snapshot
+        assert snapshot is not None
+        fills = plan.predicted
+        detail = (f"paper {intent.kind} {intent.market}: perp base {fills.perp_base_x18}, spot {fills.spot_raw}, "
+                  f"net quote {fills.net_quote_x18}")
+        if self.mode == "dry_run":
+            held = snapshot.account.markets.get(intent.market) if isinstance(snapshot.account, PerpAccountState) else None
+            if intent.kind != "open" and (held is None or held.position_size_x18 == 0):
+                # what the live dry run meets: its positions are virtual, the executor holds none to change
+                return Outcome(plan, "simulation_reverted", None, None, 0, 0, None,
+                               f"dry run: the executor holds no {intent.market} position to {intent.kind} (it is virtual)")
+            return Outcome(plan, "dry_run", None, None, 0, 0, fills, detail)
+        position = self.books.open_positions().get(intent.market)
+        quote = self.planner.quote(intent, snapshot, position)
+        self.trades += 1
+        before = position.perp_base_x18 if position else 0
+        return Outcome(plan, "included", f"paper-{snapshot.block_number}-{self.trades}", snapshot.block_number,
+                       plan.gas_limit, plan.gas_cost_wei, fills, detail,
+                       block_timestamp_s=snapshot.block_timestamp, position_base_after_x18=before + fills.perp_base_x18,
+                       perp_fee_x18=quote.perp.fee_x18, settled_funding_x18=self.account.settle(intent.market))

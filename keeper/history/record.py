@@ -1,0 +1,171 @@
+"""`keeper record`: the keeper's own snapshot of every block, raw, into a history file.
+
+Per block: the collector's Multicall3 batches pinned to that block (their calldata and the
+node's return bytes, see store.py), the block header (hash, parent, gas used and limit, base
+fee) and, where the chain has the OP-stack GasPriceOracle, its L1-fee inputs at that block;
+headers and L1 reads are fetched 32 blocks at a time in one batched request. Resumable: an
+existing history continues after its last block. A node that has not kept the state of a block
+answers its reads with an error: the recording stops there with one line naming that block
+(exit 2).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak
+
+from keeper.addressbook import optimism_book, resolve_sources
+from keeper.chain.fees import GAS_PRICE_ORACLE, build_get_l1_fee_calldata
+from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate3, encode_aggregate3
+from keeper.chain.rpc import JsonRpc
+from keeper.collect import SnapshotCollector, Sources
+from keeper.config import KeeperConfig
+from keeper.devnet.manifest import DevnetManifest
+from keeper.errors import ConfigError, KeeperError, RpcError
+from keeper.history.replay import collector_meta, storage_read_key
+from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
+from keeper.simulate.paper import PAPER_TX_BYTES
+
+DEFAULT_BLOCKS = 1_000
+HEADERS_AHEAD = 32  # block headers fetched per batch
+DEFAULT_MANIFEST = Path(".keeper/devnet/manifest.json")
+_L1_GETTERS = ("l1BaseFee()", "blobBaseFee()", "baseFeeScalar()", "blobBaseFeeScalar()")
+# the four inputs, then the fee of a typical executor trade; allowFailure: a getter the chain's
+# oracle version lacks (pre-Ecotone: no blob fee) is recorded as null, not as a failed block
+_L1_CALLDATA = encode_aggregate3(
+    [Call(GAS_PRICE_ORACLE, keccak(text=g)[:4], f"GasPriceOracle.{g}") for g in _L1_GETTERS]
+    + [Call(GAS_PRICE_ORACLE, build_get_l1_fee_calldata(PAPER_TX_BYTES), "GasPriceOracle.getL1Fee")])
+
+
+def _l1_values(reply: str) -> tuple[int | None, ...]:
+    return tuple(int.from_bytes(r.return_data[:32], "big") if r.success and r.return_data else None
+                 for r in decode_aggregate3(bytes.fromhex(reply[2:])))
+
+
+class StateUnavailable(ConfigError):
+    """The node cannot serve the state of a block the recording needs."""
+
+
+class RecordingMulticall(Multicall):
+    """The collector's Multicall3 that also keeps what it sent and what the node answered."""
+
+    def __init__(self, rpc: JsonRpc, address: str) -> None:
+        super().__init__(rpc, address)
+        self.captured: list[tuple[bytes, bytes]] = []
+
+    def run(self, calldata: bytes, block: int | str = "latest") -> list[CallResult]:
+        return self._answer(calldata, self.rpc.eth_call(self.address, calldata, block))
+
+    def _answer(self, calldata: bytes | None, raw: bytes) -> list[CallResult]:
+        assert calldata is not None
+        self.captured.append((calldata, raw))
+        return decode_aggregate3(raw)
+
+    def _extra(self, requests: list[tuple[str, list[Any]]], replies: list[Any]) -> list[Any]:
+        for request, reply in zip(requests, replies):
+            key = storage_read_key(request)
+            if key is not None and isinstance(reply, str):
+                self.captured.append((key, bytes.fromhex(reply[2:]).rjust(32, b"\0")))
+        return replies
+
+
+def recording_sources(settings: KeeperConfig, rpc: JsonRpc) -> Sources:
+    """The markets to record: the devnet manifest's, or the Optimism preset's (resolved on chain)."""
+    if settings.chain.preset == "devnet":
+        path = settings.chain.manifest or DEFAULT_MANIFEST
+        if not Path(path).exists():
+            raise ConfigError(f"chain.manifest: {path} not found (a devnet history needs its manifest)")
+        return Sources.from_manifest(DevnetManifest.read(Path(path)))
+    return resolve_sources(rpc, optimism_book())
+
+
+@dataclass
+class BlockRecorder:
+    rpc: JsonRpc
+    collector: SnapshotCollector
+    multicall: RecordingMulticall
+    l1_oracle: bool
+    _ahead: dict[int, tuple[Any, tuple[int | None, ...] | None]] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, rpc: JsonRpc, sources: Sources, account: str | None) -> BlockRecorder:
+        collector = SnapshotCollector(rpc, sources, account=account)
+        collector.prepare()
+        multicall = RecordingMulticall(rpc, sources.multicall3)
+        collector.multicall = multicall
+        return cls(rpc, collector, multicall, bool(rpc.get_code(GAS_PRICE_ORACLE)))
+
+    def record(self, block: int, last: int | None = None) -> BlockRecord:
+        """One block; the headers (and L1-fee reads) of the blocks up to `last` are fetched ahead
+        in one batch with this one's, so that a block costs the collector's two reads only."""
+        windows = dict(self.collector._last_tick)
+        self.multicall.captured = []
+        try:
+            self.collector.fetch_snapshot(block)
+            if block not in self._ahead:
+                self._fetch_ahead(block, max(block, min(last if last is not None else block, block + HEADERS_AHEAD - 1)))
+        except (RpcError, KeeperError) as exc:
+            raise StateUnavailable(f"the node at {self.rpc.url} cannot serve the state of block {block} "
+                                   f"(first block it cannot serve; an archive node keeps every block): {exc}") from exc
+        header, l1 = self._ahead.pop(block)
+        if not header:
+            raise StateUnavailable(f"the node at {self.rpc.url} has no block {block}")
+        return BlockRecord(
+            block=block, timestamp=int(header["timestamp"], 16), hash=bytes.fromhex(header["hash"][2:]),
+            parent_hash=bytes.fromhex(header["parentHash"][2:]), base_fee_wei=int(header.get("baseFeePerGas", "0x0"), 16),
+            gas_used=int(header["gasUsed"], 16), gas_limit=int(header["gasLimit"], 16),
+            l1=l1, window_ticks=windows, reads=list(self.multicall.captured))
+
+    def _fetch_ahead(self, first: int, last: int) -> None:
+        requests: list[tuple[str, list[Any]]] = []
+        for b in range(first, last + 1):
+            requests.append(("eth_getBlockByNumber", [hex(b), False]))
+            if self.l1_oracle:
+                requests.append(("eth_call", [{"to": self.multicall.address, "data": "0x" + _L1_CALLDATA.hex()}, hex(b)]))
+        replies = self.rpc.batch(requests)
+        step = 2 if self.l1_oracle else 1
+        for i, b in enumerate(range(first, last + 1)):
+            header = replies[i * step]
+            self._ahead[b] = (header, _l1_values(replies[i * step + 1]) if self.l1_oracle else None)
+
+
+def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_block: int | None, to_block: int | None,
+                   follow: bool, account: str | None, progress: Callable[[int, int, int], None] | None = None,
+                   stop: Callable[[], bool] = lambda: False, poll_s: float = 1.0) -> tuple[int, float]:
+    """Record [from_block, to_block] (or on from the head with follow) into `out`. Returns the
+    number of blocks written and the seconds taken. progress(done, total, block); total 0: following."""
+    head = rpc.block_number()
+    if to_block is not None and to_block > head:
+        raise ConfigError(f"--to-block {to_block}: the node's head is block {head}")
+    end = head if to_block is None else to_block
+    start = from_block if from_block is not None else (head if follow else max(0, end - DEFAULT_BLOCKS + 1))
+    if start > end and not follow:
+        raise ConfigError(f"--from-block {start} is after --to-block {end}")
+    recorder = BlockRecorder.start(rpc, recording_sources(settings, rpc), account)
+    meta = collector_meta(recorder.collector) | {"l1_fee_inputs": recorder.l1_oracle}
+    writer = HistoryWriter(out, meta)
+    last = last_recorded_block(out)
+    if last is not None and last >= start:
+        start = last + 1  # resume
+    started, done, block = time.perf_counter(), 0, start
+    try:
+        while not stop():
+            if block > end:
+                if not follow:
+                    break
+                time.sleep(poll_s)
+                end = rpc.block_number()
+                continue
+            writer.append(recorder.record(block, end))
+            done += 1
+            if progress:
+                progress(done, 0 if follow else end - start + 1, block)
+            block += 1
+    finally:
+        writer.flush()
+    return done, time.perf_counter() - started

@@ -1,0 +1,154 @@
+"""Snapshots from a history file, without a node: the keeper's own collector, fed the recorded
+return bytes.
+
+The collector is the live one (keeper/collect.py) with its static facts taken from the file and
+its Multicall3 replaced by `RecordedMulticall`, which answers each aggregate3 calldata with the
+bytes the node returned for it at that block. Before each block the collector's bitmap-window
+centres are set to the recorded ones, so it builds exactly the calldata it sent when recording
+(a different calldata is an error, never a silent guess), and every decode, every Unavailable
+and every number in the snapshot is the live code's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from keeper.chain.multicall import CallResult, decode_aggregate3, encode_aggregate3
+from keeper.chain.rpc import RpcStats
+from keeper.collect import MarketSource, SnapshotCollector, Sources, _MarketStatic, _PoolStatic
+from keeper.errors import ConfigError
+from keeper.history.store import BlockRecord, read_blocks, read_meta
+from keeper.types import MarketSnapshot
+from keeper.venues.perp_v2 import PerpAddresses, PerpConfig
+from keeper.venues.reads import ReadPlan
+
+
+def collector_meta(collector: SnapshotCollector) -> dict[str, Any]:
+    """The static facts a prepared collector holds, as JSON (the history file's metadata)."""
+    assert collector.config is not None, "prepare() the collector first"
+    return {"chain_id": collector.sources.chain_id, "account": collector.account,
+            "sources": asdict(collector.sources), "perp_config": asdict(collector.config),
+            "statics": [asdict(s) for s in collector.static]}
+
+
+class _NoNode:
+    """Stands where the collector keeps its RPC client: counts nothing, reaches nothing."""
+
+    url = "recorded history"
+
+    def __init__(self) -> None:
+        self.stats = RpcStats()
+
+
+def storage_read_key(request: tuple[str, list[Any]]) -> bytes | None:
+    """The key an `eth_getStorageAt` reply is kept under among a block's recorded reads: a
+    marker, the contract and the slot (the block is the record's). Never a valid aggregate3
+    calldata, so it cannot collide with one. None for any other request."""
+    method, params = request
+    if method != "eth_getStorageAt":
+        return None
+    return STORAGE_MARKER + bytes.fromhex(params[0][2:]) + int(params[1], 16).to_bytes(32, "big")
+
+
+STORAGE_MARKER = b"\x00eth_getStorageAt\x00"
+
+
+class RecordedMulticall:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.block: BlockRecord | None = None
+        self._answers: dict[bytes, bytes] = {}
+
+    def load(self, record: BlockRecord) -> None:
+        self.block = record
+        self._answers = dict(record.reads)
+
+    def raw(self, calldata: bytes, block: int | str = "latest") -> bytes:
+        assert self.block is not None
+        answer = self._answers.get(calldata)
+        if answer is None or block not in (self.block.block, "latest"):
+            raise ConfigError(f"history: block {self.block.block} has no recorded answer for a read the collector "
+                              "makes (the file was recorded by another keeper version?)")
+        return answer
+
+    def run(self, calldata: bytes, block: int | str = "latest") -> list[CallResult]:
+        return decode_aggregate3(self.raw(calldata, block))
+
+    def storage_words(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
+        """The recorded replies to the collector's storage reads; none when any is missing (the
+        live collector had none either: its batch failed and it fell back to the calls alone)."""
+        keys = [storage_read_key(r) for r in requests]
+        words = [self._answers.get(k) if k is not None else None for k in keys]
+        if any(w is None for w in words):
+            return []
+        return ["0x" + w.hex() for w in words if w is not None]
+
+
+class ReplayCollector(SnapshotCollector):
+    """The live collector, remembering each read plan's last raw results and decoded value: a
+    plan whose bytes did not change since the previous block (tick liquidity, oracle rounds,
+    quiet pools) is not decoded again. Same bytes, same plan: same value."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._decoded: dict[tuple[bytes, int], tuple[list[CallResult], Any]] = {}
+        self._whole: dict[bytes, tuple[bytes, list[Any]]] = {}
+
+    def _run_with_requests(self, plans: Sequence[ReadPlan[Any]], block: int, calldata: bytes,
+                           requests: list[tuple[str, list[Any]]]) -> tuple[list[Any], list[Any]]:
+        assert isinstance(self.multicall, RecordedMulticall)
+        return (self._run(plans, block, calldata) if plans else []), self.multicall.storage_words(requests)
+
+    def _run(self, plans: Sequence[ReadPlan[Any]], block: int | str, calldata: bytes | None = None) -> list[Any]:
+        if calldata is None:
+            calldata = encode_aggregate3([c for p in plans for c in p.calls])
+        whole = self._whole.get(calldata)
+        answer = self.multicall.raw(calldata, block)
+        if whole is not None and whole[0] == answer:  # the same bytes as last time: the same values
+            return whole[1]
+        raw = decode_aggregate3(answer)
+        out, i = [], 0
+        for k, plan in enumerate(plans):
+            n = len(plan.calls)
+            part = raw[i:i + n]
+            known = self._decoded.get((calldata, k))
+            if known is not None and known[0] == part:
+                out.append(known[1])
+            else:
+                value = plan.result(part)
+                self._decoded[(calldata, k)] = (part, value)
+                out.append(value)
+            i += n
+        self._whole[calldata] = (answer, out)
+        return out
+
+
+def replay_collector(meta: Mapping[str, Any]) -> tuple[SnapshotCollector, RecordedMulticall]:
+    src = meta["sources"]
+    sources = Sources(src["chain_id"], PerpAddresses(**src["perp"]), src["multicall3"],
+                      tuple(MarketSource(**m) for m in src["markets"]))
+    collector = ReplayCollector(_NoNode(), sources, account=meta.get("account"))  # type: ignore[arg-type]
+    collector.config = PerpConfig(**meta["perp_config"])
+    collector.static = tuple(
+        _MarketStatic(MarketSource(**s["source"]), _PoolStatic(**s["perp_pool"]),
+                      _PoolStatic(**s["spot_v3_pool"]) if s["spot_v3_pool"] else None, s["oracle_decimals"])
+        for s in meta["statics"])
+    multicall = RecordedMulticall(sources.multicall3)
+    collector.multicall = multicall  # type: ignore[assignment]
+    return collector, multicall
+
+
+def rebuild_snapshot(collector: SnapshotCollector, multicall: RecordedMulticall, record: BlockRecord) -> MarketSnapshot:
+    multicall.load(record)
+    collector._last_tick = dict(record.window_ticks)
+    return collector.fetch_snapshot(record.block)
+
+
+def recorded_snapshots(path: Path, from_block: int | None = None,
+                       to_block: int | None = None) -> Iterator[tuple[BlockRecord, MarketSnapshot]]:
+    collector, multicall = replay_collector(read_meta(path))
+    for record in read_blocks(path, from_block, to_block):
+        yield record, rebuild_snapshot(collector, multicall, record)

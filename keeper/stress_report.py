@@ -1,0 +1,154 @@
+"""`keeper stress`: the account's margin under a grid of shocks, from the chain's current state.
+
+For an account's open perp legs (read at the latest block) and/or a proposed position, each row
+of the grid (index -m / 0 / +m; vAMM at the lower band edge, at the index, at the upper edge;
+with and without adverse funding over the holding time) gives the account value, the margin
+ratio, the further index move to Perp's maintenance ratio, and the PnL of the perp legs, of the
+spot hedge and net. The largest size of the proposed position that keeps the worst margin ratio
+at the guard is the one sizing uses (keeper/stress.py, the same function).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from keeper.collect import SnapshotCollector, Sources
+from keeper.chain.rpc import JsonRpc
+from keeper.config import KeeperConfig
+from keeper.errors import ConfigError
+from keeper.stress import (
+    PerpLeg,
+    StressParams,
+    StressRow,
+    legs_from_snapshot,
+    max_stressed_size_base,
+    stress_account,
+    worst_margin_ratio,
+)
+from keeper.types import ONE_X18, Direction, MarketSnapshot, PerpAccountState, PerpMarketState
+
+
+@dataclass(frozen=True)
+class Proposal:
+    market: str
+    direction: Direction
+    notional_usd: float
+
+
+@dataclass(frozen=True)
+class StressReport:
+    block_number: int
+    account_value_usd: float
+    legs: list[PerpLeg]
+    params: StressParams
+    guard: float
+    rows: list[StressRow]
+    max_proposal_notional_usd: float | None  # what sizing would allow for the proposal's market and side
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "block": self.block_number, "account_value_usd": self.account_value_usd, "guard": self.guard,
+            "index_move": self.params.index_move, "funding_apr": self.params.funding_apr, "hold_s": self.params.hold_s,
+            "legs": [leg.__dict__ for leg in self.legs],
+            "worst_margin_ratio": worst_margin_ratio(self.rows),
+            "max_proposal_notional_usd": self.max_proposal_notional_usd,
+            "rows": [{"shock": r.shock.label, "index_move": r.shock.index_move, "band_edge": r.shock.edge,
+                      "adverse_funding": r.shock.adverse_funding, "account_value_usd": r.account_value_usd,
+                      "position_value_usd": r.position_value_usd, "margin_ratio": r.margin_ratio,
+                      "liquidation_index_move": r.liquidation_index_move, "perp_pnl_usd": r.perp_pnl_usd,
+                      "hedge_pnl_usd": r.hedge_pnl_usd, "net_pnl_usd": r.net_pnl_usd} for r in self.rows],
+        }
+
+
+def build_report(snapshot: MarketSnapshot, config: KeeperConfig, proposal: Proposal | None,
+                 collateral_usd: float | None) -> StressReport:
+    """The grid for the snapshot's account (plus the proposal). collateral_usd replaces the
+    account value (required without an account)."""
+    account = snapshot.account
+    if collateral_usd is not None:
+        value_usd = collateral_usd
+    elif isinstance(account, PerpAccountState):
+        value_usd = account.account_value_x18 / ONE_X18
+    else:
+        raise ConfigError("--collateral-usd: needed when no Perp account is read (give --account or config account.executor)")
+    params = StressParams(config.risk.stress_index_move, config.risk.stress_funding_apr,
+                          config.costs.holding_horizon_hours * 3600)
+    legs = legs_from_snapshot(snapshot) if collateral_usd is None else []
+    max_notional = None
+    if proposal is not None:
+        view = snapshot.markets.get(proposal.market)
+        if view is None or not isinstance(view.perp, PerpMarketState):
+            raise ConfigError(f"--market {proposal.market}: not readable in this snapshot (markets: {', '.join(snapshot.markets)})")
+        perp = view.perp
+        mark, index = perp.mark_price_x18 / ONE_X18, perp.index_price_x18 / ONE_X18
+        band = perp.max_price_spread_ratio_ppm / 1e6
+        sign = float(proposal.direction.perp_sign)
+        base, _ = max_stressed_size_base(value_usd, legs, PerpLeg(proposal.market, sign, mark, index, band),
+                                         perp.exchange_fee_ratio_ppm / 1e6, params, config.risk.min_margin_ratio)
+        max_notional = base * mark
+        if proposal.notional_usd > 0:
+            legs = legs + [PerpLeg(proposal.market, sign * proposal.notional_usd / mark, mark, index, band)]
+    return StressReport(snapshot.block_number, value_usd, legs, params, config.risk.min_margin_ratio,
+                        stress_account(value_usd, legs, params), max_notional)
+
+
+def run_stress(rpc: JsonRpc, sources: Sources, account: str | None, config: KeeperConfig, proposal: Proposal | None,
+               collateral_usd: float | None) -> StressReport:
+    collector = SnapshotCollector(rpc, sources, account=account)
+    collector.prepare()
+    return build_report(collector.fetch_snapshot(), config, proposal, collateral_usd)
+
+
+def render_table(report: StressReport) -> Any:
+    """A rich Table of the grid."""
+    from rich.table import Table
+
+    table = Table(title=(f"stress at block {report.block_number}: account value ${report.account_value_usd:,.2f}, guard "
+                         f"{report.guard:g}, funding {report.params.funding_apr:.0%} APR over {report.params.hold_s / 3600:g} h"))
+    for column in ("shock", "account value", "margin ratio", "to liquidation (index)", "perp PnL", "hedge PnL", "net PnL"):
+        table.add_column(column, justify="left" if column == "shock" else "right")
+    for r in report.rows:
+        ratio = "-" if r.margin_ratio is None else f"{r.margin_ratio:.4f}" + (" < guard" if r.margin_ratio < report.guard else "")
+        liquidation = "-" if r.liquidation_index_move is None else f"{r.liquidation_index_move:+.2%}"
+        table.add_row(r.shock.label, f"${r.account_value_usd:,.2f}", ratio, liquidation, f"{r.perp_pnl_usd:+,.2f}",
+                      f"{r.hedge_pnl_usd:+,.2f}", f"{r.net_pnl_usd:+,.2f}")
+    return table
+
+
+def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, account: str | None, market: str | None,
+                   direction: str | None, notional_usd: float, collateral_usd: float | None, json_output: bool,
+                   console: Any) -> None:
+    """`keeper stress` (the CLI registers it; errors are KeeperErrors for it to map)."""
+    import json
+
+    from keeper.config import load_config
+    from keeper.devnet.manifest import DevnetManifest
+    from keeper.errors import FatalError, TransientError
+
+    if not notional_usd >= 0:
+        raise ConfigError(f"--notional-usd: must be >= 0 (got {notional_usd})")
+    if collateral_usd is not None and not collateral_usd > 0:
+        raise ConfigError(f"--collateral-usd: must be > 0 (got {collateral_usd})")
+    settings = load_config(config_path)
+    proposal = None
+    if market is not None or direction is not None:
+        if market is None or direction not in ("short_perp", "long_perp"):
+            raise ConfigError("--market and --direction (short_perp or long_perp) go together")
+        proposal = Proposal(market, Direction(direction), notional_usd)
+    book = DevnetManifest.read(manifest)
+    url = rpc_url or book.rpc_url
+    try:
+        report = run_stress(JsonRpc(url, timeout_s=10.0), Sources.from_manifest(book),
+                            account or settings.account.executor, settings, proposal, collateral_usd)
+    except TransientError as exc:
+        raise FatalError(f"--rpc-url {url}: {exc}") from exc
+    if json_output:
+        console.print_json(json.dumps(report.as_json()))
+        return
+    console.print(render_table(report))
+    worst = worst_margin_ratio(report.rows)
+    console.print(f"worst margin ratio: {'-' if worst is None else f'{worst:.4f}'} (guard {report.guard:g})")
+    if report.max_proposal_notional_usd is not None and proposal is not None:
+        console.print(f"largest {proposal.direction.value} {proposal.market} that keeps the guard under every shock: "
+                      f"${report.max_proposal_notional_usd:,.0f} (the cap sizing uses)")

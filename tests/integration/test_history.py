@@ -1,0 +1,231 @@
+"""History on the devnet's own driven history: record the blocks a live dry-run keeper ticked on,
+backtest them in dry-run, and check that the backtest took the same decisions (same intents,
+same predicted fills, fills equal to the chain's)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from keeper.chain.rpc import JsonRpc
+from keeper.config import load_config
+from keeper.devnet.activity import ActivityConfig, MarketActivity
+from keeper.history.backtest import run_backtest
+from keeper.history.record import record_history
+from keeper.history.store import read_blocks
+from keeper.journal import Journal
+from keeper.runtime import build_runtime
+
+pytestmark = pytest.mark.integration
+WARMUP, SHOCKED = 30, 24
+
+
+def _decisions(journal: Journal) -> list[tuple]:
+    rows = journal._conn.execute(
+        "SELECT d.block, d.strategy, d.kind, d.market, d.direction, d.spot_venue, d.perp_base_x18, d.reason, "
+        "d.status, d.status_reason IS NULL, t.predicted_perp_base_x18, t.predicted_perp_quote_x18, t.predicted_spot_raw, "
+        "t.predicted_usdc_raw, t.predicted_residual_base_x18, t.predicted_net_quote_x18 "
+        "FROM decisions d LEFT JOIN transactions t ON t.decision_id = d.id WHERE d.kind IS NOT NULL ORDER BY d.id").fetchall()
+    return [tuple(r) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def driven(devnet_world, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A live dry-run keeper ticking on every block of a driven devnet, with premium shocks."""
+    work = tmp_path_factory.mktemp("history")
+    rpc = devnet_world.node.rpc
+    snapshot_id = rpc.call("evm_snapshot")
+    manifest = work / "manifest.json"
+    devnet_world.manifest.write(manifest)
+    settings = load_config(None, environ={}, overrides={
+        "chain": {"rpc_url": devnet_world.node.rpc_url, "manifest": manifest},
+        "monitoring": {"journal": work / "live.sqlite", "log_level": "WARNING"}})
+    runtime = build_runtime(settings, dry_run=True)
+    driver = MarketActivity(JsonRpc(devnet_world.node.rpc_url), devnet_world.manifest,
+                            ActivityConfig(seed=5, step_s=60, premium_vol_daily=0.0))
+    ticked = []
+    for i in range(WARMUP + SHOCKED):
+        if i >= WARMUP:
+            market = ("ETH", "BTC")[i % 2]
+            driver.shock_premium(market, (0.03, -0.025, 0.0)[(i // 2) % 3])
+        driver.step()
+        report = runtime.engine.tick()
+        assert report is not None
+        ticked.append(report.block_number)
+    out = work / "history"
+    written, _ = record_history(settings, rpc, out, from_block=ticked[0], to_block=ticked[-1], follow=False,
+                                account=runtime.executor_address)
+    yield settings, runtime, ticked, out, written, work
+    runtime.close()
+    rpc.call("evm_revert", [snapshot_id])
+
+
+def test_record_writes_every_ticked_block_with_header_and_reads(driven) -> None:  # type: ignore[no-untyped-def]
+    settings, runtime, ticked, out, written, _ = driven
+    records = list(read_blocks(out))
+    assert written == len(ticked)
+    assert [r.block for r in records] == ticked
+    assert all(len(r.reads) >= 2 and len(r.hash) == 32 for r in records)
+    assert all(b.parent_hash == a.hash for a, b in zip(records, records[1:]))
+
+
+def test_backtest_dry_run_takes_the_live_dry_run_keepers_decisions(driven) -> None:  # type: ignore[no-untyped-def]
+    settings, runtime, ticked, out, _, work = driven
+    run = run_backtest(out, settings, mode="dry_run", work_dir=work / "bt")
+    live = _decisions(runtime.journal)
+    replayed = _decisions(run.journal)
+    assert run.blocks == len(ticked)
+    assert any(row[2] == "open" for row in live), "the shocks must make the live keeper want to trade"
+    for mine, theirs in zip(replayed, live):
+        assert mine == theirs, [(i, a, b) for i, (a, b) in enumerate(zip(mine, theirs)) if a != b]
+    assert len(replayed) == len(live)
+    # the live dry run's fills came from eth_call on the chain; the backtest's are the predicted ones
+    rows = runtime.journal._conn.execute(
+        "SELECT detail, predicted_perp_base_x18, predicted_spot_raw, predicted_net_quote_x18 FROM transactions "
+        "WHERE status = 'dry_run' ORDER BY id").fetchall()
+    assert rows
+    for detail, *predicted in rows:
+        assert re.findall(r"-?\d+", detail.split(":", 1)[1]) == [str(v) for v in predicted], detail
+
+
+def test_record_of_a_block_the_node_no_longer_keeps_names_it(driven, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from keeper.history.record import StateUnavailable
+
+    settings, runtime, ticked, out, _, _ = driven
+    head = runtime.rpc.block_number()
+    with pytest.raises(StateUnavailable, match=f"block {head - 400}"):
+        record_history(settings, runtime.rpc, tmp_path / "h", from_block=head - 400, to_block=head, follow=False,
+                       account=None)
+
+
+def _sources_for(settings):  # type: ignore[no-untyped-def]
+    from keeper.collect import Sources
+    from keeper.devnet.manifest import DevnetManifest
+
+    return lambda rpc: Sources.from_manifest(DevnetManifest.read(settings.chain.manifest))
+
+
+def test_replay_check_reproduces_every_block_of_the_origin(driven, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from keeper.history.forkreplay import run_replay
+
+    settings, runtime, ticked, _, _, _ = driven
+    report = run_replay(settings, fork_url=runtime.rpc.url, from_block=ticked[0] - 1, to_block=ticked[-1], check=True,
+                        out_dir=tmp_path, sources_for=_sources_for(settings))
+    origin_txs = sum(len(runtime.rpc.call("eth_getBlockByNumber", [hex(b), False])["transactions"]) for b in ticked)
+    assert [b.origin_block for b in report.blocks] == ticked
+    assert [b.fork_block for b in report.blocks] == ticked
+    assert report.blocks_equal == len(ticked), [b.difference for b in report.blocks if not b.snapshot_equal]
+    assert report.replayed_txs == origin_txs > 0
+    assert not report.reverted and not report.logs_changed and not report.unreplayable
+    assert json.loads((tmp_path / "replay.json").read_text())["blocks_equal"] == len(ticked)
+
+
+def test_replay_with_the_keeper_trading_between_the_origins_blocks(driven, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from keeper.history.forkreplay import run_replay
+
+    settings, runtime, ticked, _, _, _ = driven
+    report = run_replay(settings, fork_url=runtime.rpc.url, from_block=ticked[0] - 1, to_block=ticked[-1], check=False,
+                        out_dir=tmp_path, sources_for=_sources_for(settings))
+    trades = report.keeper["trades"]
+    assert any(t["kind"] == "open" for t in trades), "the shocks make the keeper trade on the fork"
+    assert report.keeper["open_after"] == []
+    # its own blocks sit between the origin's: the fork numbers run ahead of the origin's
+    assert report.blocks[-1].fork_block > report.blocks[-1].origin_block
+    # every origin transaction was replayed; the ones its trades changed are counted, not lost
+    assert report.replayed_txs == sum(b.transactions for b in report.blocks)
+    assert len(report.logs_changed) + len(report.reverted) <= report.replayed_txs
+
+
+def test_backtest_books_paper_trades_like_the_live_journal(driven, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from keeper.history.report import build_report, summary, write_backtest_report
+
+    settings, _, ticked, out, _, _ = driven
+    run = run_backtest(out, settings, work_dir=tmp_path / "bt")
+    included = [o for o in run.outcomes if o.status == "included"]
+    assert included, "the shocks make the backtest trade"
+    assert all(o.fills == o.plan.predicted for o in included)
+    assert run.open_at_end == []  # closed on the last block
+    pnl = run.journal.pnl_summary().total
+    assert pnl.total_x18 == pnl.funding_x18 + pnl.convergence_x18 - pnl.fees_x18 - pnl.gas_x18
+    assert pnl.gas_x18 > 0 and pnl.fees_x18 > 0
+    report = build_report(run, out)
+    brief = summary(report)
+    assert brief["blocks"] == len(ticked) and brief["trades"] == len(included)
+    assert brief["keeper_usd"] == round(pnl.total_x18 / 10**18, 6)
+    assert report["comparison"]["optimum_dominates"], report["comparison"]["violations"]
+    assert report["backtest"]["impact_modelled"] is False
+    json_path, html_path = write_backtest_report(report, tmp_path / "report")
+    page = html_path.read_text()
+    assert "own impact on later blocks is not modelled" in page
+    assert 'src="http' not in page and 'href="http' not in page and "<script" not in page  # one self-contained file
+    assert json.loads(json_path.read_text())["backtest"]["blocks"] == len(ticked)
+
+
+def test_sweep_walk_forward_on_every_core(driven) -> None:  # type: ignore[no-untyped-def]
+    import tomllib
+
+    from keeper.history.sweep import run_sweep
+
+    settings, _, ticked, out, _, _ = driven
+    result = run_sweep(out, settings, ["basis_convergence.entry_z=1.5,50", "risk.exit_cooldown_s=150"], folds=2,
+                       workers=2, strategy="basis_convergence")
+    assert result["jobs"] == 2 * 3 and result["executor"] == "2 processes"
+    assert [w[0] for w in result["windows"]][0] == ticked[0] and result["windows"][-1][1] == ticked[-1]
+    sets = {s["params"]["strategies.params.basis_convergence.entry_z"]: s for s in result["parameter_sets"]}
+    # entry_z = 50 never opens a basis position: nothing in or out of sample
+    assert sets[50]["in_sample_usd"] == 0 and sets[50]["out_of_sample_usd"] == 0
+    assert len(result["walk_forward"]) == 2
+    for fold in result["walk_forward"]:  # fit on the window before, scored on the next
+        i = fold["fold"]
+        best = max(sets.values(), key=lambda s: s["by_window_usd"][i - 1])
+        assert fold["chosen"] == best["params"] and fold["in_sample_usd"] == best["by_window_usd"][i - 1]
+        assert fold["out_of_sample_usd"] == best["by_window_usd"][i]
+    fragment = tomllib.loads(result["toml"])
+    assert fragment["risk"]["exit_cooldown_s"] == 150
+    assert fragment["strategies"]["params"]["basis_convergence"]["entry_z"] in (1.5, 50)
+
+
+def test_sweep_on_a_dask_cluster_gives_the_local_result(driven) -> None:  # type: ignore[no-untyped-def]
+    from distributed import LocalCluster
+
+    from keeper.history.sweep import run_sweep
+
+    settings, _, _, out, _, _ = driven
+    specs = ["basis_convergence.entry_z=1.5,3", "risk.exit_cooldown_s=150"]
+    local = run_sweep(out, settings, specs, folds=1, workers=2)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = run_sweep(out, settings, specs, folds=1, dask_address=cluster.scheduler_address)
+    assert remote["executor"] == f"dask {cluster.scheduler_address}"
+    for key in ("parameter_sets", "walk_forward", "chosen", "toml"):
+        assert remote[key] == local[key]
+
+
+def test_record_keeps_the_l1_fee_inputs_where_the_chain_has_them(devnet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from keeper.chain.fees import GAS_PRICE_ORACLE, build_get_l1_fee_calldata
+    from keeper.simulate.paper import PAPER_TX_BYTES
+
+    # Given an oracle at the OP-stack predeploy that answers 16 x the calldata size
+    devnet.rpc.call("anvil_setCode", [GAS_PRICE_ORACLE, "0x3660100260005260206000f3"])
+    for _ in range(3):
+        devnet.rpc.call("evm_mine", [])
+    head = devnet.rpc.block_number()
+    devnet.manifest.write(tmp_path / "manifest.json")
+    settings = load_config(None, environ={}, overrides={"chain": {"manifest": tmp_path / "manifest.json"}})
+    record_history(settings, devnet.rpc, tmp_path / "h", from_block=head - 2, to_block=head, follow=False, account=None)
+    fee = 16 * len(build_get_l1_fee_calldata(PAPER_TX_BYTES))
+    assert [r.l1 for r in read_blocks(tmp_path / "h")] == [(64, 64, 64, 64, fee)] * 3
+
+
+def test_report_samples_are_bounded_but_keep_every_trade_block(driven, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import keeper.history.backtest as backtest
+
+    settings, _, ticked, out, _, _ = driven
+    monkeypatch.setattr(backtest, "MAX_SAMPLES", 5)  # as a month of blocks would be against 1,500
+    run = run_backtest(out, settings, work_dir=tmp_path / "bt")
+    sampled = [s.block_number for s, _ in run.samples]
+    traded = {o.plan.intent.created_block for o in run.outcomes}
+    assert run.blocks == len(ticked) and len(sampled) <= 5 + 1 + 2 * len(traded) + 1
+    assert traded and traded <= set(sampled)

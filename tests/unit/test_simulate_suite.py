@@ -1,0 +1,72 @@
+"""`keeper simulate --suite`: its inputs (seeds, scenario files and directories), the medians
+table, the index page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keeper.artifacts import PROJECT_ROOT
+from keeper.errors import ConfigError
+from keeper.simulate.suite import parse_seeds, render_index, resolve_scenarios, run_row, scenario_medians
+
+SCENARIOS = PROJECT_ROOT / "scenarios"
+
+
+def test_seeds_parse_and_bad_ones_name_the_option() -> None:
+    assert parse_seeds("1,2,3") == [1, 2, 3]
+    assert parse_seeds("3, 3,1") == [3, 1]
+    for bad in ("", "a,b", "1,-2"):
+        with pytest.raises(ConfigError, match="--seeds"):
+            parse_seeds(bad)
+
+
+def test_scenarios_come_from_directories_files_and_names(tmp_path: Path) -> None:
+    # Given the default (scenarios/), a directory of one's own, a file anywhere and a name
+    everything = resolve_scenarios([])
+    assert everything == sorted(SCENARIOS.glob("*.toml")) and len(everything) >= 13
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "b.toml").write_text('name = "b"\n')
+    (mine / "a.toml").write_text('name = "a"\n')
+    elsewhere = tmp_path / "c.toml"
+    elsewhere.write_text('name = "c"\n')
+    found = resolve_scenarios([str(mine), str(elsewhere), "calm", str(mine / "a.toml")])
+    # then each once, in order, directories sorted
+    assert found == [mine / "a.toml", mine / "b.toml", elsewhere, SCENARIOS / "calm.toml"]
+
+
+def test_a_bad_scenario_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text('name = "x"\n[activity]\nstep_s = 0\n')
+    with pytest.raises(ConfigError, match="activity.step_s"):
+        resolve_scenarios([str(tmp_path / "bad.toml")])
+    with pytest.raises(ConfigError, match="no such scenario"):
+        resolve_scenarios(["no_such_one"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="no \\*.toml"):
+        resolve_scenarios([str(empty)])
+
+
+def report(keeper: float, optimum: float, expected: float | None, realised: float) -> dict[str, Any]:
+    return {"comparison": {"keeper_usd": keeper, "baseline_usd": -1.0, "carry_only_usd": -2.0, "optimum_usd": optimum,
+                           "optimum_dominates": optimum >= keeper, "violations": []},
+            "keeper": {"included": 2, "round_trips": [{"expected_net_usd": expected, "realised_net_usd": realised}]},
+            "limits": {"lowest_margin_ratio": 0.5}, "consistency": {}, "run": {"wall_s": 3.0}}
+
+
+def test_rows_and_medians_across_seeds() -> None:
+    runs = [{"scenario": "s", "seed": seed, "report": f"s/seed-{seed}/report.html"} | run_row(report(k, o, e, r))
+            for seed, (k, o, e, r) in enumerate([(10.0, 40.0, 30.0, 10.0), (20.0, 30.0, None, 5.0), (60.0, 100.0, 50.0, 60.0)])]
+    assert runs[0]["capture"] == 0.25 and runs[0]["expected_error_usd"] == 20.0
+    assert runs[1]["expected_error_usd"] is None  # no expectation logged: no error to count
+    (entry,) = scenario_medians(runs + [{"scenario": "s", "seed": 9, "error": "boom", "optimum_dominates": False,
+                                         "report": "s/seed-9/report.html"}])
+    assert entry["keeper_usd"] == 20.0 and entry["optimum_usd"] == 40.0 and entry["capture"] == 0.6
+    assert entry["expected_error_usd"] == 15.0  # median of 20 and 10
+    assert entry["failed"] == 1 and entry["optimum_dominates"] is True
+    page = render_index({"origin_url": "http://x", "origin_chain_id": 1, "fork_block": 5, "seeds": [0, 1, 2, 9],
+                         "wall_s": 1.0, "runs": runs, "scenarios": [entry]})
+    assert all(f'href="s/seed-{seed}/report.html"' in page for seed in range(3))
