@@ -172,7 +172,9 @@ class PaperExecutor:
         self.snapshot: MarketSnapshot | None = None
         self.trades = 0
 
-    def execute(self, plan: TxPlan) -> Outcome:
+    def execute(self, plan: TxPlan, on_signed: Any = None) -> Outcome:
+        """The executor's interface (keeper/execute.py); a paper trade signs nothing (`on_signed`
+        is never called)."""
         intent, snapshot = plan.intent, self.snapshot
         assert snapshot is not None
         fills = plan.predicted
