@@ -22,11 +22,11 @@ from keeper.config import KeeperConfig, with_overrides
 from keeper.engine import Engine, load_strategy_slots
 from keeper.errors import ConfigError
 from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, NoMetrics, PaperAccount, PaperExecutor
+from keeper.history.memo import MemoBasisHistory
 from keeper.history.replay import rebuild_snapshot, replay_collector
 from keeper.history.store import BlockRecord, count_blocks, read_blocks, read_meta
 from keeper.journal import Journal
 from keeper.plan import Planner
-from keeper.signals import BasisHistory
 from keeper.types import MarketSnapshot, Outcome
 from strategies import STRATEGIES
 
@@ -88,7 +88,7 @@ def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journ
     executor = PaperExecutor(mode, planner, books, account)
     engine = Engine(config=config, collector=collector, strategies=slots, planner=planner, executor=executor,
                     journal=books, metrics=NoMetrics(),  # type: ignore[arg-type]
-                    kill_switch=lambda: False, history=BasisHistory())
+                    kill_switch=lambda: False, history=MemoBasisHistory())
     return engine, executor, books, account
 
 
