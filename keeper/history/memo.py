@@ -35,7 +35,9 @@ class MemoBasisHistory(BasisHistory):
                            timestamp_s: int | None = None) -> float | None:
         z = super().zscore_then_record(market, venue, block, basis_bps, timestamp_s)
         # the statistics of a window that now holds a new observation are stale: only a window
-        # ending at or before the recorded block (the one just read) stays
+        # ending at or before the recorded block (the one just read) stays. (BasisHistory reads
+        # the block's own window inside zscore_then_record, so today this only guards against a
+        # change of that order.)
         after = self._stats_memo.get((market, venue))
         if after is not None and after[0] > block:
             del self._stats_memo[(market, venue)]
