@@ -159,4 +159,4 @@ def _pnl_to_date_x18(books: BacktestJournal) -> int:
 
 def _keeper_state(engine: Engine, books: BacktestJournal, snapshot: MarketSnapshot) -> dict[str, Any]:
     books.flush_funding()
-    return {"positions": engine.positions(), "pnl": books.journal.pnl_summary().total}
+    return {"positions": engine.positions(), "pnl": books.pnl_total()}
