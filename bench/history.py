@@ -8,13 +8,16 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from keeper.chain.rpc import JsonRpc
 from keeper.config import load_config
 from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.world import prebuilt_state, start_world
-from keeper.history.backtest import run_backtest
+import keeper.history.backtest as backtest_module
+from keeper.basis_history import BasisHistory
+from keeper.history.backtest import BacktestRun, run_backtest
 from keeper.history.record import record_history
 from keeper.history.replay import rebuild_snapshot, replay_collector
 from keeper.history.store import read_blocks, read_meta
@@ -61,12 +64,26 @@ def _replay(history: Path, label: str) -> None:
     rebuild_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as work:
         run = run_backtest(history, settings, work_dir=Path(work))
+        plain = _without_stats_memo(lambda: run_backtest(history, settings, work_dir=Path(work) / "plain"))
     n = len(records)
     trades = sum(1 for o in run.outcomes if o.status == "included")
     print(f"{label}: backtest {n} blocks, 2 markets: {run.blocks_per_s:,.0f} blocks/s end to end "
           f"(read {n / read_s:,.0f}/s, snapshot rebuild {n / rebuild_s:,.0f}/s, the rest is the keeper's "
           f"signals/risk/strategies/planner: {(run.replay_s - read_s - rebuild_s) / n * 1e6:,.0f} us/block); "
           f"{trades} paper trades (target >= 5,000 blocks/s)")
+    same = [o.plan.predicted for o in plain.outcomes] == [o.plan.predicted for o in run.outcomes]
+    print(f"{label}: without the basis-statistics memo (keeper/history/memo.py): {plain.blocks_per_s:,.0f} blocks/s "
+          f"({'same' if same else 'DIFFERENT'} trades)")
+
+
+def _without_stats_memo(backtest: Callable[[], BacktestRun]) -> BacktestRun:
+    """The backtest with the plain BasisHistory, as the live engine keeps it: the memo's gain."""
+    saved = backtest_module.MemoBasisHistory
+    backtest_module.MemoBasisHistory = BasisHistory  # type: ignore[misc]
+    try:
+        return backtest()
+    finally:
+        backtest_module.MemoBasisHistory = saved  # type: ignore[misc]
 
 
 def main() -> None:
