@@ -1,13 +1,14 @@
-"""Run every benchmark, or the ones named: `python -m bench [devnet ...]`."""
+"""Run every benchmark, or the ones named: `python -m bench [devnet ...]`. Every printed figure is
+also written, by name, to build/bench.json."""
 
 from __future__ import annotations
 
 import sys
 
-from bench import devnet, history, snapshot, suite, tick
+from bench import devnet, e2e, history, results, snapshot, suite, tick, transport
 
-BENCHES = {"devnet": devnet.main, "snapshot": snapshot.main, "tick": tick.main, "suite": suite.main,
-           "history": history.main}
+BENCHES = {"devnet": devnet.main, "snapshot": snapshot.main, "tick": tick.main, "transport": transport.main,
+           "e2e": e2e.main, "suite": suite.main, "history": history.main}
 
 
 def main(argv: list[str]) -> int:
@@ -18,6 +19,7 @@ def main(argv: list[str]) -> int:
         return 2
     for name in names:
         BENCHES[name]()
+    print(f"figures written to {results.write(names)}")
     return 0
 
 

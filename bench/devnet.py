@@ -8,6 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.results import record
 from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.world import start_world
 
@@ -36,6 +37,15 @@ def main() -> None:
             world.stop()
         size_mb = state.stat().st_size / 1e6
     print("== devnet: anvil start + real-protocol world ==")
+    record("devnet_deploy_median_s", statistics.median(deploy_s))
+    record("devnet_deploy_min_s", min(deploy_s))
+    record("devnet_deploy_max_s", max(deploy_s))
+    record("devnet_load_state_median_s", statistics.median(load_s))
+    record("devnet_load_state_min_s", min(load_s))
+    record("devnet_load_state_max_s", max(load_s))
+    record("driver_txs_per_step", txs / 20)
+    record("devnet_state_mb", size_mb)
+    record("driver_step_ms", step_ms)
     print(f"full deploy (start anvil + all contracts + liquidity): median {statistics.median(deploy_s):.3f} s, "
           f"min {min(deploy_s):.3f} s, max {max(deploy_s):.3f} s over {RUNS} runs (target < 10 s)")
     print(f"load from saved state ({size_mb:.1f} MB, clock re-anchored): median {statistics.median(load_s):.3f} s, "

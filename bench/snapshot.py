@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 import time
 
+from bench.results import record
 from keeper.artifacts import abi_codec
 from keeper.collect import SnapshotCollector, Sources
 from keeper.devnet.deploy import DEFAULT_MARKETS, extra_market_specs
@@ -69,6 +70,12 @@ def bench_markets(count: int) -> None:
                 rpc.call("eth_call", [{"to": target, "data": "0x" + data.hex()}, hex(block)])
             naive_s.append(time.perf_counter() - t0)
         ratio = statistics.median(snap_s) / statistics.median(raw_s)
+        record(f"snapshot_rpc_calls_m{count}", max(round_trips))
+        record(f"snapshot_ms_m{count}", _median_ms(snap_s))
+        record(f"raw_eth_calls_ms_m{count}", _median_ms(raw_s))
+        record(f"snapshot_vs_raw_m{count}", ratio)
+        record(f"naive_rpc_calls_m{count}", len(sub_calls))
+        record(f"naive_ms_m{count}", _median_ms(naive_s))
         print(f"M={count:>2}: {len(sub_calls):>5} reads | snapshot: {max(round_trips)} RPC calls, "
               f"median {_median_ms(snap_s):7.2f} ms | raw eth_calls, same payloads: {_median_ms(raw_s):7.2f} ms "
               f"(snapshot/raw {ratio:.2f}x) | naive: {len(sub_calls)} RPC calls, {_median_ms(naive_s):8.1f} ms")
@@ -107,6 +114,11 @@ def bench_quotes(world, collector: SnapshotCollector) -> None:  # type: ignore[n
     for _ in range(n_rpc):
         rpc.eth_call(world.manifest.contracts["QuoterV2"], calldata, snap.block_number)
     rpc_qps = n_rpc / (time.perf_counter() - t0)
+    record("v3_quote_python_per_s", py_qps)
+    record("v3_quote_quoter_eth_call_per_s", rpc_qps)
+    record("v3_quote_speedup_x", py_qps / rpc_qps)
+    record("v3_quote_difference_wei", py.amount_out_raw - on_chain[0])
+    record("v3_quote_initialized_ticks_crossed", py.initialized_ticks_crossed)
     print(f"V3 exact-input quote, 4M USDC -> WETH ({py.initialized_ticks_crossed} initialized ticks crossed): "
           f"Python {py_qps:,.0f}/s vs QuoterV2 eth_call {rpc_qps:,.0f}/s ({py_qps / rpc_qps:.1f}x); "
           f"difference {py.amount_out_raw - on_chain[0]} wei")

@@ -12,7 +12,8 @@ from rich.console import Console
 from keeper.artifacts import PROJECT_ROOT
 from keeper.config import load_config
 from keeper.devnet.world import prebuilt_state, start_world
-from keeper.simulate.suite import run_suite, suite_table, suite_violations
+from bench import results
+from keeper.simulate.suite import COLUMNS, run_suite, suite_table, suite_violations
 
 SCENARIOS = ("mispricing", "alternating_premium", "funding_spike")
 SEEDS = (1, 2)
@@ -37,5 +38,11 @@ def main() -> None:
     Console(width=160).print(suite_table(suite))
     for line in suite_violations(suite):
         print(f"DEFECT: {line}")
+    for entry in suite["scenarios"]:  # the table's figures, by name, for build/bench.json
+        for _, key in COLUMNS:
+            if isinstance(entry.get(key), (int, float)) and not isinstance(entry.get(key), bool):
+                results.record(f"suite_{entry['scenario']}_{key}", entry[key])
+    results.record("suite_runs", len(suite["runs"]))
+    results.record("suite_wall_s", wall_s)
     print(f"{len(suite['runs'])} runs in {wall_s:.0f} s; optimum dominates everywhere: "
           f"{suite['optimum_dominates_everywhere']}; reports: {OUT / 'index.html'}")

@@ -4,6 +4,7 @@ makes the keeper trade; the time is measured inside the keeper's own RPC client.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -11,15 +12,42 @@ from pathlib import Path
 
 from eth_account import Account
 
+from bench.results import record
 from bench.snapshot import markets_for
 from keeper.chain.rpc import JsonRpc
 from keeper.config import load_config
 from keeper.devnet.activity import ActivityConfig, MarketActivity
-from keeper.devnet.world import prebuilt_state, start_world
+from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.logs import configure_logging
-from keeper.runtime import build_runtime
+from keeper.runtime import Runtime, build_runtime
 
 ROUNDS = 20
+HISTORY_STEPS = 30
+
+
+def start_live_keeper(world: World, tmp: Path) -> tuple[Runtime, MarketActivity]:
+    """A live keeper (a fresh funded key, basis_convergence on every market) and a driver."""
+    manifest = tmp / "manifest.json"
+    world.manifest.write(manifest)
+    key = Account.create()
+    rpc = JsonRpc(world.node.rpc_url)
+    rpc.call("anvil_setBalance", [key.address, hex(10**21)])
+    settings = load_config(None, environ={}, overrides={
+        "chain": {"rpc_url": world.node.rpc_url, "manifest": manifest},
+        "markets": {"enabled": [m.name for m in world.manifest.markets]},
+        "monitoring": {"journal": tmp / "journal.sqlite", "log_level": "WARNING"},
+        "strategies": {"enabled": ["basis_convergence"]},
+    })
+    os.environ["KEEPER_PRIVATE_KEY"] = key.key.hex()
+    runtime = build_runtime(settings, dry_run=False)
+    return runtime, MarketActivity(rpc, world.manifest, ActivityConfig(seed=3, step_s=60, premium_vol_daily=0.0))
+
+
+def warm_up(runtime: Runtime, driver: MarketActivity) -> None:
+    """History for the z-score: market steps, a tick after each."""
+    for _ in range(HISTORY_STEPS):
+        driver.step()
+        runtime.engine.tick()
 
 
 def main() -> None:
@@ -28,22 +56,7 @@ def main() -> None:
     world = start_world(load_state=prebuilt_state(markets_for(10)))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            manifest = Path(tmp) / "manifest.json"
-            world.manifest.write(manifest)
-            key = Account.create()
-            rpc = JsonRpc(world.node.rpc_url)
-            rpc.call("anvil_setBalance", [key.address, hex(10**21)])
-            settings = load_config(None, environ={}, overrides={
-                "chain": {"rpc_url": world.node.rpc_url, "manifest": manifest},
-                "markets": {"enabled": [m.name for m in world.manifest.markets]},
-                "monitoring": {"journal": Path(tmp) / "journal.sqlite", "log_level": "WARNING"},
-                "strategies": {"enabled": ["basis_convergence"]},
-            })
-            import os
-
-            os.environ["KEEPER_PRIVATE_KEY"] = key.key.hex()
-            runtime = build_runtime(settings, dry_run=False)
-            driver = MarketActivity(rpc, world.manifest, ActivityConfig(seed=3, step_s=60, premium_vol_daily=0.0))
+            runtime, driver = start_live_keeper(world, Path(tmp))
             sent_at: list[float] = []
             original_call = runtime.rpc.call
 
@@ -53,9 +66,7 @@ def main() -> None:
                 return original_call(method, params)
 
             runtime.rpc.call = timed_call  # type: ignore[method-assign]
-            for _ in range(30):  # history for the z-score
-                driver.step()
-                runtime.engine.tick()
+            warm_up(runtime, driver)
             latencies, sends = [], 0
             for i in range(ROUNDS):
                 market = world.manifest.markets[i % len(world.manifest.markets)].name
@@ -71,6 +82,11 @@ def main() -> None:
         if latencies:
             latencies.sort()
             p90 = latencies[int(len(latencies) * 0.9) - 1] if len(latencies) >= 10 else max(latencies)
+            record("tick_p50_ms", statistics.median(latencies))
+            record("tick_p90_ms", p90)
+            record("tick_max_ms", max(latencies))
+            record("tick_sends", sends)
+            record("tick_rounds", ROUNDS)
             print(f"10 markets: {sends} transactions sent in {ROUNDS} rounds; block -> sent "
                   f"p50 {statistics.median(latencies):.1f} ms, p90 {p90:.1f} ms, max {max(latencies):.1f} ms "
                   f"(target p50 < 50 ms)")

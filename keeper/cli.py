@@ -34,7 +34,7 @@ def _root() -> None:
     local world), executor (the admin's deploy / migrate). Run `keeper COMMAND --help` for each."""
 
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (see keeper.example.toml). Env KEEPER_<SECTION>__<KEY> overrides it.")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (see keeper.example.toml). Env `KEEPER_<SECTION>__<KEY>` overrides it.")]
 
 
 @app.command()
@@ -52,6 +52,7 @@ def run(
     environment variable named by account.key_env (default KEEPER_PRIVATE_KEY) or an encrypted
     keystore; never from the command line. With --dry-run no key is needed."""
     from keeper.config import load_config
+    from keeper.live import start_live_view
     from keeper.runtime import build_runtime, run_loop
 
     overrides: dict[str, dict[str, object]] = {"chain": {}}
@@ -59,20 +60,22 @@ def run(
         overrides["chain"]["rpc_url"] = rpc_url
     if manifest:
         overrides["chain"]["manifest"] = manifest
-    runtime = None
+    runtime = view = None
     try:
         settings = load_config(config, overrides=overrides)
-        _configure_logging_from(settings)
+        view = start_live_view(settings, out)  # on a terminal: the live panel, logs to a file
         try:
             runtime = build_runtime(settings, dry_run=dry_run, seed=seed)
         except TransientError as exc:
             raise FatalError(f"chain.rpc_url: {exc}") from exc
-        run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval)
+        run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval, view=view)
     except KeeperError as exc:
         raise _fail(exc) from exc
     finally:
         if runtime is not None:
             runtime.close()
+        if view is not None:
+            view.stop()
 
 
 @app.command()

@@ -37,8 +37,14 @@ class ChainConfig(_Section):
     chain_id: int | None = Field(None, gt=0, description="expected chain id (checked at start)")
     preset: Literal["devnet", "optimism"] = "devnet"
     manifest: Path | None = Field(None, description="devnet manifest with every address (devnet preset)")
+    backup_rpc_urls: list[str] = Field(default_factory=list, description="failover nodes, in order")
+    ws_url: str | None = Field(None, description="WebSocket URL for pushed heads; unset: anvil's own port, else polling")
+    heads: Literal["auto", "poll"] = Field("auto", description="auto: pushed over ws when there is one; poll: HTTP only")
     poll_interval_s: float = Field(0.25, gt=0, le=60)
     request_timeout_s: float = Field(10.0, gt=0, le=300)
+    max_head_lag_blocks: int = Field(3, ge=1, description="demote a node this many blocks behind the best head")
+    max_head_lag_s: float = Field(30.0, gt=0, description="demote a node whose head has not moved this long")
+    head_check_interval_s: float = Field(5.0, gt=0, description="how often every node's head is compared")
 
 
 class AccountConfig(_Section):
@@ -114,6 +120,8 @@ class MonitoringConfig(_Section):
     log_format: Literal["auto", "json", "console"] = "auto"
     metrics_port: int = Field(0, ge=0, le=65_535, description="Prometheus /metrics on 127.0.0.1; 0: off")
     journal: Path = Path(".keeper/journal.sqlite")
+    live_panel: Literal["auto", "off"] = Field("auto", description="auto: a live panel on a terminal, logs to log_file")
+    log_file: Path = Field(Path(".keeper/keeper.log"), description="where the logs go while the live panel shows")
 
 
 class KeeperConfig(_Section):
@@ -137,7 +145,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         if len(parts) != 2 or not all(parts):
             raise ConfigError(f"environment {name}: expected KEEPER_<SECTION>__<FIELD> (e.g. KEEPER_RISK__MAX_LEVERAGE)")
         section, field = parts
-        if field in ("enabled", "spot_venues"):
+        if field in ("enabled", "spot_venues", "backup_rpc_urls"):
             tree.setdefault(section, {})[field] = [v.strip() for v in value.split(",") if v.strip()]
         else:
             tree.setdefault(section, {})[field] = value

@@ -8,6 +8,7 @@ event, and every tick ends with a `tick` summary event.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from strategies import load_strategy
 from strategies.base import CostModel, RiskLimits, StrategyContext
 
 log = get_logger("keeper.engine")
+_NUMBERS = re.compile(r"[-+]?\d[\d,._]*(?:e[-+]?\d+)?")
 
 
 @dataclass
@@ -71,6 +73,8 @@ class TickReport:
     intents: int
     outcomes: tuple[Outcome, ...]
     skips: tuple[str, ...]
+    snapshot: MarketSnapshot | None = None  # what the tick saw, for the live panel
+    signals_seen: tuple[Signal, ...] = ()
 
 
 @dataclass
@@ -88,6 +92,7 @@ class Engine:
     virtual_positions: dict[str, Position] = field(default_factory=dict)  # dry run only
     virtual_owners: dict[str, str] = field(default_factory=dict)  # dry run only: market -> strategy
     _deferred_skips: list[Any] = field(default_factory=list)
+    _last_skip_reason: dict[tuple[str, str], str] = field(default_factory=dict)  # (strategy, market) -> words
     oracle_recovery: OracleRecovery = field(init=False)
     last_exit: dict[str, tuple[int, str]] = field(default_factory=dict)  # market -> (timestamp, direction) of its last exit
     gas_used: dict[tuple[str, str], int] = field(default_factory=dict)  # (market, kind) -> gas the chain used last
@@ -150,7 +155,8 @@ class Engine:
                  rpc_calls=snapshot.rpc_round_trips, signals=len(signals), intents=len(intents),
                  sent=len(outcomes), skips=len(skips), positions=sorted(self.positions()),
                  blocked={k: v for k, v in risk.blocked_markets.items()}, guard=risk.freeze or risk.unwind_all or risk.no_new_positions)
-        return TickReport(snapshot.block_number, snapshot_ms, tick_ms, len(signals), len(intents), tuple(outcomes), tuple(skips))
+        return TickReport(snapshot.block_number, snapshot_ms, tick_ms, len(signals), len(intents), tuple(outcomes),
+                          tuple(skips), snapshot, tuple(signals))
 
     # ------------------------------------------------------------------ stages
     def _decide(self, snapshot: MarketSnapshot, signals: list[Signal], positions: Mapping[str, Position],
@@ -185,10 +191,16 @@ class Engine:
                 if not isinstance(decision, Intent):
                     skips.append(f"{decision.strategy} {decision.market}: {decision.reason}")
                     self.metrics.decisions.labels(decision.strategy, "none", "skip").inc()
-                    log.info("decision.skip", block=snapshot.block_number, strategy=decision.strategy,
-                             market=decision.market, reason=decision.reason)
+                    # The same reason as at the previous block (its words; the numbers move): debug only.
+                    words = _NUMBERS.sub("#", decision.reason)
+                    repeated = self._last_skip_reason.get((decision.strategy, decision.market)) == words
+                    self._last_skip_reason[(decision.strategy, decision.market)] = words
+                    (log.debug if repeated else log.info)(
+                        "decision.skip", block=snapshot.block_number, strategy=decision.strategy,
+                        market=decision.market, reason=decision.reason)
                     self._deferred_skips.append(decision)  # journaled after this tick's sends
                     continue
+                self._last_skip_reason.pop((decision.strategy, decision.market), None)
                 if decision.market not in enabled:
                     continue
                 blocked = risk.can_open(decision.market) if decision.kind != "close" else None

@@ -22,8 +22,10 @@ def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def configure_logging(level: str = "INFO", json_lines: bool | None = None, stream: Any = None) -> None:
-    """Call once at process start. json_lines=None picks JSON when the stream is not a TTY."""
+def configure_logging(level: str = "INFO", json_lines: bool | None = None, stream: Any = None,
+                      tap: Any = None) -> None:
+    """Call once at process start. json_lines=None picks JSON when the stream is not a TTY.
+    `tap`, a structlog processor, sees every event that passes the level (the live panel's feed)."""
     stream = stream or sys.stderr
     if json_lines is None:
         json_lines = not stream.isatty()
@@ -34,6 +36,7 @@ def configure_logging(level: str = "INFO", json_lines: bool | None = None, strea
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact,
+            *([tap] if tap is not None else []),
             structlog.processors.format_exc_info,
             renderer,
         ],

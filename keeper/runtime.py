@@ -5,21 +5,19 @@ chain id, addresses have code, the signing key (live mode only; dry runs hold no
 (deployed and owned by the key; on an anvil devnet or fork it is provisioned if not configured),
 balances for gas, the journal reconciled with the chain (the chain wins).
 
-The loop is an APScheduler job polling for new blocks, never two ticks at once (max_instances=1,
-coalesce); SIGINT/SIGTERM stop it after the current tick; SIGUSR1 (or the kill-switch file) pulls
-the kill switch. With no RPC configured the embedded devnet is started, with the market-activity
-driver as a second job: this is `make demo`.
+The block loop (keeper/blockloop.py) ticks on every new head, pushed over WebSocket or polled
+over HTTP, never two ticks at once; SIGINT/SIGTERM stop it after the current tick; SIGUSR1 (or
+the kill-switch file) pulls the kill switch. With no RPC configured the embedded devnet is
+started, with the market-activity driver as a second job: this is `make demo`.
 """
 
 from __future__ import annotations
 
-import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apscheduler.schedulers.blocking import BlockingScheduler
 from eth_account import Account
 from eth_utils import to_checksum_address
 
@@ -27,6 +25,9 @@ from keeper.addressbook import optimism_book, resolve_sources
 from keeper.chain.fees import FeePolicy
 from keeper.chain.keys import Signer, load_signer
 from keeper.chain.pending import JsonFilePendingStore
+from keeper.blockloop import build_head_feed, run_blocks
+from keeper.chain.heads import HeadFeed
+from keeper.chain.failover import connect_rpc
 from keeper.chain.rpc import JsonRpc
 from keeper.chain.sender import SenderConfig, TxSender
 from keeper.collect import SnapshotCollector, Sources
@@ -64,8 +65,11 @@ class Runtime:
     driver: MarketActivity | None = None
     kill_flag: threading.Event = field(default_factory=threading.Event)
     ticks: int = 0
+    heads: HeadFeed | None = None
 
     def close(self) -> None:
+        if self.heads is not None:
+            self.heads.stop()
         self.journal.close()
         self.rpc.close()
         if self.world is not None:
@@ -111,7 +115,7 @@ def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runt
 
 def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | None, world: World | None, *,
               dry_run: bool, seed: int) -> Runtime:
-    rpc = JsonRpc(rpc_url, timeout_s=config.chain.request_timeout_s)
+    rpc = connect_rpc(config.chain, rpc_url)  # with chain.backup_rpc_urls: failover
     chain_id = rpc.chain_id()
     if config.chain.chain_id is not None and chain_id != config.chain.chain_id:
         raise ChainMismatchError(f"chain.chain_id: the node at {rpc_url} is chain {chain_id}, config says {config.chain.chain_id}")
@@ -157,6 +161,7 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
     chain_positions = {name: ChainPosition(held.position_size_x18) for name, held in account.markets.items()}
     differences = journal.reconcile(chain_positions, block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
     strategies = load_strategy_slots(config)
+    heads = build_head_feed(config, rpc)  # the block loop's feed; pushed heads also wake the sender
     executor: Executor
     if signer is None:
         executor = DryRunExecutor(rpc, owner)
@@ -168,7 +173,7 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
                          gas_margin_bps=cfg.gas_margin_pct * 100, confirmations=cfg.confirmations,
                          replace_after_blocks=cfg.replace_after_blocks, poll_interval_s=config.chain.poll_interval_s),
             JsonFilePendingStore(config.monitoring.journal.with_name(f"pending-{chain_id}-{signer.address}.json")),
-            chain_id=chain_id)
+            chain_id=chain_id, sleep=heads.sleep_until_new_head)
         sender.recover()
         executor = LiveExecutor(sender, rpc, sources.perp.clearing_house)
     metrics = KeeperMetrics()
@@ -189,55 +194,12 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
     log.info("keeper.started", mode=mode, chain_id=chain_id, rpc_url=rpc_url, executor=executor_address, owner=owner,
              markets=config.markets.enabled, strategies=[s.strategy.name for s in strategies],
              embedded_devnet=world is not None, reconciled=len(differences))
-    runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, world, driver, kill_flag)
+    runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, world, driver, kill_flag,
+                      heads=heads)
     return runtime
 
 
-def run_loop(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 2.0) -> None:
-    """Tick on every new block until `blocks` ticks have run, SIGINT/SIGTERM, or forever."""
-    scheduler = BlockingScheduler()
-    stop = threading.Event()
-
-    in_tick = threading.Lock()  # held while a tick runs: shutdown waits for it, never cuts it
-
-    def tick_job() -> None:
-        with in_tick:
-            if stop.is_set():
-                return
-            report = runtime.engine.tick()
-            if report is not None:
-                runtime.ticks += 1
-                if blocks is not None and runtime.ticks >= blocks:
-                    stop.set()
-                    scheduler.shutdown(wait=False)
-
-    def drive_job() -> None:
-        if runtime.driver is not None and not stop.is_set():
-            report = runtime.driver.step()
-            log.debug("market.step", step=report.step, block=report.block_number)
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        if signum == signal.SIGUSR1:
-            runtime.kill_flag.set()
-            log.warning("kill_switch.signal", action=runtime.config.risk.kill_switch_action)
-            return
-        log.info("keeper.stopping", signal=signal.Signals(signum).name, ticks=runtime.ticks)
-        stop.set()
-        scheduler.shutdown(wait=False)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(signum, on_signal)
-    scheduler.add_job(tick_job, "interval", seconds=runtime.config.chain.poll_interval_s, max_instances=1,
-                      coalesce=True, id="tick", next_run_time=_now())
-    if runtime.driver is not None:
-        scheduler.add_job(drive_job, "interval", seconds=drive_interval_s, max_instances=1, coalesce=True, id="drive")
-    scheduler.start()
-    with in_tick:  # the tick in flight (if any) finishes before we report stopped
-        stop.set()
-    log.info("keeper.stopped", ticks=runtime.ticks)
-
-
-def _now():  # type: ignore[no-untyped-def]
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)
+def run_loop(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 2.0, view: Any = None) -> None:
+    """Tick on every new head until `blocks` ticks have run, SIGINT/SIGTERM, or forever
+    (keeper/blockloop.py: heads pushed over ws, polled over HTTP as the fallback)."""
+    run_blocks(runtime, blocks=blocks, drive_interval_s=drive_interval_s, view=view)

@@ -1,7 +1,11 @@
-"""A small, fast JSON-RPC client over one keep-alive HTTP session.
+"""The keeper's JSON-RPC client: single calls and batches, over web3.py's HTTPProvider.
 
-It speaks plain JSON-RPC (single calls and batches) so that the number of round trips is
-explicit: the snapshot reader's "at most 2 RPC calls per snapshot" is counted here.
+The interface is plain JSON-RPC so that the number of round trips is explicit: the snapshot
+reader's "at most 2 RPC calls per snapshot" is counted here. The transport is web3.py's
+HTTPProvider (its pooled keep-alive session, JSON encoding, and its retries of connection errors
+and timeouts on read methods; a send is never retried blindly). `bench/transport.py` measures it
+against a hand-written requests client: +0.02 ms per round trip, under 0.6 ms per trading tick
+(limit 1 ms), so no hand-written transport is kept.
 """
 
 from __future__ import annotations
@@ -11,8 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from web3 import HTTPProvider
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from keeper.errors import RpcError, TransientError
+
+# Reads only: a send that timed out may have reached the node (its outcome is "unknown", and the
+# sender's pending-transaction tracking owns it), so it is never retried here.
+READ_METHODS = ("eth_blockNumber", "eth_call", "eth_chainId", "eth_createAccessList", "eth_estimateGas",
+                "eth_feeHistory", "eth_gasPrice", "eth_getBalance", "eth_getBlockByNumber", "eth_getCode",
+                "eth_getLogs", "eth_getStorageAt", "eth_getTransactionByHash", "eth_getTransactionCount",
+                "eth_getTransactionReceipt", "eth_maxPriorityFeePerGas", "net_version", "web3_clientVersion")
+RETRIES = ExceptionRetryConfiguration(errors=(requests.ConnectionError, requests.Timeout), retries=3,
+                                      backoff_factor=0.05, method_allowlist=READ_METHODS)
 
 
 @dataclass
@@ -25,8 +40,8 @@ class RpcStats:
 
 
 class JsonRpc:
-    """JSON-RPC over HTTP. Raises TransientError when the endpoint is unreachable, RpcError when
-    it answers with an error object."""
+    """JSON-RPC over HTTP. Raises TransientError when the endpoint is unreachable (or answers
+    HTTP 429/5xx, or not JSON), RpcError when it answers with an error object."""
 
     def __init__(self, url: str, timeout_s: float = 30.0) -> None:
         self.url = url
@@ -34,26 +49,33 @@ class JsonRpc:
         self.stats = RpcStats()
         self._ids = itertools.count(1)
         self._session = requests.Session()
-        self._session.headers["Content-Type"] = "application/json"
         # RPC endpoints are called directly: skip requests' per-request scan of proxy variables
         # and .netrc (about half a millisecond a call).
         self._session.trust_env = False
+        self.provider = HTTPProvider(url, request_kwargs={"timeout": timeout_s}, session=self._session,
+                                     exception_retry_configuration=RETRIES)
 
     def close(self) -> None:
         self._session.close()
 
     def _post(self, payload: Any) -> Any:
+        """One round trip through web3.py's provider; the replies carry the caller's ids."""
         self.stats.round_trips += 1
         try:
-            response = self._session.post(self.url, json=payload, timeout=self.timeout_s)
+            if isinstance(payload, list):
+                replies = self.provider.make_batch_request([(p["method"], p["params"]) for p in payload])
+                if isinstance(replies, list):
+                    # web3.py numbers the requests itself and answers in request order.
+                    return [dict(reply, id=p["id"]) for reply, p in zip(replies, payload)]
+                return replies
+            return dict(self.provider.make_request(payload["method"], payload["params"]), id=payload["id"])
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else "?"
+            raise TransientError(f"RPC {self.url} answered HTTP {status}") from exc
         except requests.RequestException as exc:
             raise TransientError(f"RPC {self.url} unreachable: {_short_reason(exc)}") from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(f"RPC {self.url} answered HTTP {response.status_code}")
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise TransientError(f"RPC {self.url} answered non-JSON (HTTP {response.status_code})") from exc
+        except ValueError as exc:  # the body was not JSON
+            raise TransientError(f"RPC {self.url} answered non-JSON: {str(exc)[:120]}") from exc
 
     def _count(self, method: str) -> None:
         self.stats.requests_sent += 1

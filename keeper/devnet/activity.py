@@ -126,6 +126,15 @@ class MarketActivity:
         head = self.rpc.call("eth_getBlockByNumber", ["latest", False])
         return StepReport(self.steps_done, int(head["number"], 16), int(head["timestamp"], 16), tuple(ticks))
 
+    def queue_step(self) -> None:
+        """One step's trades sent to the pool and not mined: with anvil's interval mining (and
+        automine off) the node's own miner includes them in its next block; `settle()` the
+        driver's sender after it to check they all succeeded."""
+        if not self.config.one_block_per_step:
+            raise ValueError("queue_step needs one_block_per_step (trades queued, not sent one by one)")
+        self._step_markets()
+        self.steps_done += 1
+
     def _step_markets(self) -> list[_MarketState]:
         cfg = self.config
         dt_days = cfg.step_s / SECONDS_PER_DAY

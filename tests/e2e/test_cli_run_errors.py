@@ -60,3 +60,10 @@ def test_an_unreachable_rpc_exits_2_naming_it(tmp_path: Path) -> None:
     world.stop()
     result = run_keeper("--rpc-url", "http://127.0.0.1:9", "--manifest", str(manifest), "--dry-run", cwd=tmp_path)
     assert result.returncode == 2 and "http://127.0.0.1:9" in result.stderr
+
+
+def test_help_shows_the_environment_override_form(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "keeper", "run", "--help"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "COLUMNS": "200"}, cwd=tmp_path)
+    assert result.returncode == 0
+    assert "KEEPER_<SECTION>__<KEY>" in result.stdout and "KEEPER___" not in result.stdout

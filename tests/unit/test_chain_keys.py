@@ -140,3 +140,10 @@ def test_signed_eip1559_tx_recovers_to_the_signer_and_hashes_to_its_hash() -> No
     assert signed.raw_tx[0] == 2  # type-2 envelope
     assert Account.recover_transaction(signed.raw_tx) == ADDRESS
     assert signed.tx_hash == "0x" + keccak(signed.raw_tx).hex()
+
+
+def test_signatures_go_through_coincurve_not_the_pure_python_fallback() -> None:
+    # eth-keys picks coincurve when it is installed (~1 ms a signature instead of ~9 ms)
+    from eth_keys.backends import get_backend
+
+    assert type(get_backend()).__name__ == "CoinCurveECCBackend"

@@ -57,3 +57,8 @@ def test_given_the_optimism_preset_then_it_names_chain_10_and_perp_markets() -> 
     assert book.chain_id == 10
     assert {m.name for m in book.markets} == {"ETH", "BTC"}
     assert book.perp.clearing_house == "0x82ac2CE43e33683c58BE4cDc40975E73aA50f459"
+
+
+def test_given_backup_rpc_urls_in_the_environment_then_they_are_a_list() -> None:
+    config = load_config(None, environ={"KEEPER_CHAIN__BACKUP_RPC_URLS": "http://b:8545, http://c:8545"})
+    assert config.chain.backup_rpc_urls == ["http://b:8545", "http://c:8545"]

@@ -1,0 +1,121 @@
+"""The block loop: one tick per new head, as soon as the head is known.
+
+Heads come from `keeper.chain.heads.HeadFeed`: pushed over WebSocket when there is a ws URL
+(chain.ws_url, or anvil's own port: anvil serves ws:// on its HTTP port), polled over HTTP
+otherwise and whenever the socket is down. The loop runs on one thread and asks the feed for "a
+head newer than the last one ticked": never two ticks at once, and heads that arrive during a tick
+coalesce into the newest. With backup nodes configured, every node's head is compared on a
+background thread (`FailoverRpc.start_head_checks`). The embedded devnet's market-activity driver runs as an
+APScheduler job on its own thread (max_instances=1, coalesce). SIGINT/SIGTERM stop the loop
+after the tick in flight; SIGUSR1 pulls the kill switch.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from keeper.chain.failover import FailoverRpc
+from keeper.chain.heads import HeadFeed, ws_url_for
+from keeper.chain.rpc import JsonRpc
+from keeper.config import ChainConfig, KeeperConfig
+from keeper.errors import FatalError
+from keeper.logs import get_logger
+
+if TYPE_CHECKING:
+    from keeper.live import LiveView
+    from keeper.runtime import Runtime
+
+log = get_logger("keeper.loop")
+WS_CONNECT_WAIT_S = 2.0
+
+
+def head_ws_url(chain: ChainConfig, rpc: JsonRpc) -> str | None:
+    """chain.ws_url; else, on anvil (embedded devnet, fork, or a local node), its own port."""
+    if chain.heads == "poll":
+        return None
+    if chain.ws_url:
+        return chain.ws_url
+    try:
+        client = str(rpc.call("web3_clientVersion")).lower()
+    except Exception:  # noqa: BLE001 - a node without the method is simply not anvil
+        return None
+    return ws_url_for(rpc.url) if client.startswith("anvil") else None
+
+
+def build_head_feed(config: KeeperConfig, rpc: JsonRpc) -> HeadFeed:
+    return HeadFeed(rpc.block_number, head_ws_url(config.chain, rpc), poll_interval_s=config.chain.poll_interval_s)
+
+
+def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 2.0,
+               view: LiveView | None = None, feed: HeadFeed | None = None) -> None:
+    """Tick on every new head until `blocks` ticks have run, SIGINT/SIGTERM, or forever."""
+    stop = threading.Event()
+    feed = feed or runtime.heads or build_head_feed(runtime.config, runtime.rpc)
+    metrics = runtime.engine.metrics
+    feed.on_poll_error = lambda _exc: metrics.rpc_errors.inc()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGUSR1:
+            runtime.kill_flag.set()
+            log.warning("kill_switch.signal", action=runtime.config.risk.kill_switch_action)
+            return
+        log.info("keeper.stopping", signal=signal.Signals(signum).name, ticks=runtime.ticks)
+        stop.set()
+        feed.wake()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, on_signal)
+    scheduler = BackgroundScheduler()
+    if runtime.driver is not None:
+        driver = runtime.driver
+
+        def drive_job() -> None:
+            if not stop.is_set():
+                report = driver.step()
+                log.debug("market.step", step=report.step, block=report.block_number)
+
+        scheduler.add_job(drive_job, "interval", seconds=drive_interval_s, max_instances=1, coalesce=True, id="drive")
+        scheduler.start()
+    if view is not None:
+        view.start()
+    feed.start()
+    if feed.ws_url and not feed.wait_connected(WS_CONNECT_WAIT_S):
+        log.warning("heads.ws_not_connected", ws_url=feed.ws_url, fallback="http polling")
+    log.info("heads.source", mode=feed.mode, ws_url=feed.ws_url, poll_interval_s=feed.poll_interval_s)
+    failover = runtime.rpc if isinstance(runtime.rpc, FailoverRpc) else None
+    if failover is not None:
+        failover.start_head_checks(runtime.config.chain.head_check_interval_s)
+    engine = runtime.engine
+    try:
+        while not stop.is_set():
+            head = feed.wait_newer(engine.last_block, stop)
+            if head is None:
+                break
+            if engine.last_block >= 0 and head.number > engine.last_block + 1:
+                log.debug("heads.coalesced", from_block=engine.last_block + 1, to_block=head.number, source=head.source)
+            try:
+                report = engine.tick(head.number)
+            except FatalError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop outlives a failed tick, as a structured event
+                log.error("tick.failed", block=head.number, error=repr(exc), exc_info=True)
+                continue
+            if report is not None:
+                runtime.ticks += 1
+                if view is not None and report.snapshot is not None:
+                    view.state.observe_tick(report.snapshot, report.signals_seen, engine.positions(), report.tick_ms,
+                                            heads=f"{feed.mode} ({'pushed' if feed.mode == 'ws' else 'polled'})")
+                if blocks is not None and runtime.ticks >= blocks:
+                    break
+    finally:
+        stop.set()
+        feed.stop()
+        if failover is not None:
+            failover.stop_head_checks()
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+    log.info("keeper.stopped", ticks=runtime.ticks, ws_reconnects=feed.reconnects, missed_blocks=feed.missed_blocks)
