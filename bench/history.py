@@ -1,20 +1,26 @@
 """History: recording speed (`keeper record` on the devnet) and backtest replay speed over the
 recording, 2 markets (ETH, BTC), for a driven devnet. The replay is timed by stage: reading the
 Parquet parts, rebuilding the snapshots with the keeper's collector, and the whole backtest
-(rebuild + signals, risk, strategies, planner and books per block). Target: >= 5,000 blocks/s."""
+(rebuild + signals, risk, strategies, planner and books per block), and the backtest once more
+without the basis-statistics memo (keeper/history/memo.py) to show its gain on the same trades.
+Figures go to build/bench.json as history_<driven|calm>_*. Target: >= 5,000 blocks/s."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from bench.results import record as record_figure
+import keeper.history.backtest as backtest_module
+from keeper.basis_history import BasisHistory
 from keeper.chain.rpc import JsonRpc
 from keeper.config import load_config
 from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.world import prebuilt_state, start_world
-from keeper.history.backtest import run_backtest
+from keeper.history.backtest import BacktestRun, run_backtest
 from keeper.history.record import record_history
 from keeper.history.replay import rebuild_snapshot, replay_collector
 from keeper.history.store import read_blocks, read_meta
@@ -42,6 +48,7 @@ def _record(tmp: Path, activity: ActivityConfig, label: str) -> Path:
             done, took = record_history(settings, rpc, out, from_block=first, to_block=first + CHUNK - 1,
                                         follow=False, account=None)
             written, seconds = written + done, seconds + took
+        record_figure(f"history_{label}_record_per_s", written / seconds)
         print(f"{label}: recorded {written} blocks at {written / seconds:,.0f} blocks/s "
               f"(2 Multicall3 batches per block, headers 32 at a time; {sum(f.stat().st_size for f in out.iterdir()) / written:,.0f} bytes/block on disk)")
         return out
@@ -61,12 +68,30 @@ def _replay(history: Path, label: str) -> None:
     rebuild_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as work:
         run = run_backtest(history, settings, work_dir=Path(work))
+        plain = _without_stats_memo(lambda: run_backtest(history, settings, work_dir=Path(work) / "plain"))
     n = len(records)
     trades = sum(1 for o in run.outcomes if o.status == "included")
+    record_figure(f"history_{label}_read_per_s", n / read_s)
+    record_figure(f"history_{label}_rebuild_per_s", n / rebuild_s)
+    record_figure(f"history_{label}_backtest_per_s", run.blocks_per_s)
+    record_figure(f"history_{label}_backtest_without_stats_memo_per_s", plain.blocks_per_s)
     print(f"{label}: backtest {n} blocks, 2 markets: {run.blocks_per_s:,.0f} blocks/s end to end "
           f"(read {n / read_s:,.0f}/s, snapshot rebuild {n / rebuild_s:,.0f}/s, the rest is the keeper's "
           f"signals/risk/strategies/planner: {(run.replay_s - read_s - rebuild_s) / n * 1e6:,.0f} us/block); "
           f"{trades} paper trades (target >= 5,000 blocks/s)")
+    same = [o.plan.predicted for o in plain.outcomes] == [o.plan.predicted for o in run.outcomes]
+    print(f"{label}: without the basis-statistics memo (keeper/history/memo.py): {plain.blocks_per_s:,.0f} blocks/s "
+          f"({'same' if same else 'DIFFERENT'} trades)")
+
+
+def _without_stats_memo(backtest: Callable[[], BacktestRun]) -> BacktestRun:
+    """The backtest with the plain BasisHistory, as the live engine keeps it: the memo's gain."""
+    saved = backtest_module.MemoBasisHistory
+    backtest_module.MemoBasisHistory = BasisHistory  # type: ignore[misc]
+    try:
+        return backtest()
+    finally:
+        backtest_module.MemoBasisHistory = saved  # type: ignore[misc]
 
 
 def main() -> None:

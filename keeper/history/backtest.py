@@ -22,11 +22,11 @@ from keeper.config import KeeperConfig, with_overrides
 from keeper.engine import Engine, load_strategy_slots
 from keeper.errors import ConfigError
 from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, NoMetrics, PaperAccount, PaperExecutor
+from keeper.history.memo import MemoBasisHistory
 from keeper.history.replay import rebuild_snapshot, replay_collector
 from keeper.history.store import BlockRecord, count_blocks, read_blocks, read_meta
 from keeper.journal import Journal
 from keeper.plan import Planner
-from keeper.signals import BasisHistory
 from keeper.types import MarketSnapshot, Outcome
 from strategies import STRATEGIES
 
@@ -88,7 +88,8 @@ def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journ
     executor = PaperExecutor(mode, planner, books, account)
     engine = Engine(config=config, collector=collector, strategies=slots, planner=planner, executor=executor,
                     journal=books, metrics=NoMetrics(),  # type: ignore[arg-type]
-                    kill_switch=lambda: False, history=BasisHistory(),
+                    kill_switch=lambda: False,
+                    history=MemoBasisHistory(config.strategies.basis_window_s, config.strategies.basis_min_samples),
                     clock=lambda: books.now_s)  # the block-age check against the recorded block's time
     return engine, executor, books, account
 
@@ -160,4 +161,4 @@ def _pnl_to_date_x18(books: BacktestJournal) -> int:
 
 def _keeper_state(engine: Engine, books: BacktestJournal, snapshot: MarketSnapshot) -> dict[str, Any]:
     books.flush_funding()
-    return {"positions": engine.positions(), "pnl": books.journal.pnl_summary().total}
+    return {"positions": engine.positions(), "pnl": books.pnl_total()}

@@ -229,3 +229,21 @@ def test_report_samples_are_bounded_but_keep_every_trade_block(driven, tmp_path:
     traded = {o.plan.intent.created_block for o in run.outcomes}
     assert run.blocks == len(ticked) and len(sampled) <= 5 + 1 + 2 * len(traded) + 1
     assert traded and traded <= set(sampled)
+
+
+def test_backtest_memos_change_no_decision(driven, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The backtest's speed-ups (keeper/history/memo.py) against the plain basis history: the same
+    decisions, the same predicted fills and fills, the same PnL to the wei."""
+    import keeper.history.backtest as backtest
+    from keeper.basis_history import BasisHistory
+
+    settings, _, _, out, _, _ = driven
+    fast = run_backtest(out, settings, work_dir=tmp_path / "fast")
+    monkeypatch.setattr(backtest, "MemoBasisHistory", BasisHistory)
+    plain = run_backtest(out, settings, work_dir=tmp_path / "plain")
+    assert any(o.status == "included" for o in plain.outcomes)
+    assert _decisions(fast.journal) == _decisions(plain.journal)
+    assert [(o.status, o.plan.intent, o.plan.predicted, o.fills) for o in fast.outcomes] == \
+        [(o.status, o.plan.intent, o.plan.predicted, o.fills) for o in plain.outcomes]
+    assert fast.journal.pnl_summary().total == plain.journal.pnl_summary().total
+    assert fast.skips == plain.skips
