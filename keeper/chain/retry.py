@@ -40,7 +40,14 @@ class RetryCalls:
 
     def configure_retries(self, attempts: int, backoff_s: float = 0.05, backoff_max_s: float = 1.0,
                           sleep: Callable[[float], None] = time.sleep) -> None:
+        """Retries here, and none below: web3.py's own retries of timeouts (keeper/chain/rpc.py)
+        would multiply with these (a request a node keeps holding would cost attempts x 4
+        timeouts, and blow the start-up budget)."""
         self.attempts, self.backoff_s, self.backoff_max_s, self._sleep = attempts, backoff_s, backoff_max_s, sleep
+        for client in [self, *(e.client for e in getattr(self, "endpoints", ()))]:
+            provider = getattr(client, "provider", None)
+            if provider is not None:
+                provider.exception_retry_configuration = None
 
     def _retry(self, what: str, attempt: Callable[[], T]) -> T:
         backoff_s = self.backoff_s

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from keeper.chaos.run import ChaosPlan, run_chaos
+
+pytestmark = pytest.mark.chaos
 
 
 def test_the_live_loop_under_faults_books_every_trade_and_keeps_its_identity(tmp_path: Path) -> None:

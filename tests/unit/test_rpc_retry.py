@@ -53,3 +53,15 @@ def test_given_a_nonce_handed_out_and_never_broadcast_then_release_gives_it_back
     assert nonces.next_nonce() == 15
     nonces.release(15)  # signing failed (an RPC error on the L1-fee read): no gap
     assert nonces.next_nonce() == 15
+
+
+def test_given_retries_here_then_web3_retries_nothing_below() -> None:
+    # Given the keeper's retrying clients (one node, and several)
+    from keeper.chain.failover import connect_rpc
+    from keeper.config import ChainConfig
+
+    single = connect_rpc(ChainConfig(), "http://a", attempts=6)
+    several = connect_rpc(ChainConfig(backup_rpc_urls=["http://b"]), "http://a", attempts=6)
+    # Then no web3.py provider under them retries on its own (the two layers would multiply)
+    providers = [single.provider, several.provider, *(e.client.provider for e in several.endpoints)]  # type: ignore[attr-defined]
+    assert all(p.exception_retry_configuration is None for p in providers)
