@@ -20,10 +20,8 @@ from keeper.errors import SkipOpportunity
 from keeper.quotes import BasisTradeBounds, BasisTradeQuote, compute_bounds, quote_basis_trade
 from keeper.types import Intent, MarketSnapshot, PerpMarketState, Position, TxPlan
 from keeper.venues import executor as ex
+from keeper.venues.gas import typical_gas_units
 
-# Gas units of executor trades measured on the devnet (forge gas report, with headroom); the
-# sender estimates the real limit before sending, these feed the profit gate.
-GAS_UNITS = {"open": 1_100_000, "resize": 850_000, "close": 600_000}
 RISK_STRATEGY = "risk"  # the strategy name of the risk stage's own intents (unwind, reduce)
 PRIORITY_FEE_WEI = 10**6  # 0.001 gwei: what the sender tips at least
 
@@ -99,7 +97,7 @@ class Planner:
         deadline_s = snapshot.block_timestamp + cfg.execution.deadline_s
         function, args = trade_call(quote, bounds, deadline_s, intent.deposit_usdc_raw)
         calldata = ex.EXECUTOR.encode(function, *args)
-        gas_units = GAS_UNITS[intent.kind]
+        gas_units = typical_gas_units(intent.kind)
         gas_price_wei = snapshot.base_fee_wei + PRIORITY_FEE_WEI
         l1_fee_wei = self.l1_fee_wei(calldata)
         gas_cost_wei = gas_units * gas_price_wei + l1_fee_wei

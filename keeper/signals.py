@@ -23,6 +23,7 @@ from keeper.types import (
     ONE_X18,
     Q192,
     SECONDS_PER_DAY,
+    SPOT_VENUES,
     SECONDS_PER_YEAR,
     MarketSnapshot,
     MarketView,
@@ -32,8 +33,6 @@ from keeper.types import (
     spot_price_usd,
     v2_price_usd,
 )
-
-SPOT_VENUES = ("uniswap_v3", "uniswap_v2")
 
 
 @dataclass(frozen=True)

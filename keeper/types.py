@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Literal, Union, get_args
 
 if TYPE_CHECKING:
     from keeper.venues.uniswap_v3_math import V3PoolState
@@ -171,7 +171,10 @@ class Direction(str, Enum):
         return -1 if self is Direction.SHORT_PERP else 1
 
 
+# The spot venues, defined here once: every list of them (config, signals, strategies, scenarios,
+# the paper bots) reads this one.
 SpotVenue = Literal["uniswap_v3", "uniswap_v2"]
+SPOT_VENUES: tuple[SpotVenue, ...] = get_args(SpotVenue)
 IntentKind = Literal["open", "close", "resize"]
 
 

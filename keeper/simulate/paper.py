@@ -29,6 +29,7 @@ from keeper.signals import spot_price
 from keeper.types import (
     Q192,
     SECONDS_PER_DAY,
+    SPOT_VENUES,
     Direction,
     MarketSnapshot,
     PerpMarketState,
@@ -36,13 +37,10 @@ from keeper.types import (
     Unavailable,
     V2PairState,
 )
+from keeper.venues.gas import typical_gas_units
 
 ONE_X18 = 10**18
 V2_FEE_PIPS = 3000
-# Gas used by the executor's trades on the devnet fork (openBasis 1.09-1.56M, closeBasis
-# 0.72-1.28M: the first trade of a market touches cold storage): typical warm values.
-PAPER_GAS_UNITS = {"open": 1_100_000, "close": 750_000}
-SPOT_VENUES = ("uniswap_v3", "uniswap_v2")
 
 
 @dataclass(frozen=True)
@@ -142,7 +140,7 @@ def compute_holding_funding_x18(points: Sequence[PathPoint], entry: int, exit_: 
 
 def compute_paper_gas_x18(point: PathPoint, kind: str) -> int:
     """One paper trade's gas: fixed units at the point's gas price, plus the L1 data fee."""
-    return compute_gas_usd_x18(PAPER_GAS_UNITS[kind] * point.gas_price_wei + point.l1_fee_wei, point.eth_price_x18)
+    return compute_gas_usd_x18(typical_gas_units(kind) * point.gas_price_wei + point.l1_fee_wei, point.eth_price_x18)
 
 
 def fixed_size_x18(notional_usd: float, index_price_x18: int) -> int:
@@ -244,6 +242,6 @@ def compute_close_value_x18(snapshot: MarketSnapshot, positions: Iterable[Positi
             continue
         fill = quoter.close(0, p.market, p.direction, p.spot_venue, p.perp_base_x18, p.spot_raw)
         if not isinstance(fill, str):
-            gas_wei = PAPER_GAS_UNITS["close"] * (snapshot.base_fee_wei + priority_fee_wei)
+            gas_wei = typical_gas_units("close") * (snapshot.base_fee_wei + priority_fee_wei)
             total += fill.net_quote_x18 - compute_gas_usd_x18(gas_wei, eth_x18)
     return total
