@@ -175,6 +175,9 @@ class Direction(str, Enum):
 # the paper bots) reads this one.
 SpotVenue = Literal["uniswap_v3", "uniswap_v2"]
 SPOT_VENUES: tuple[SpotVenue, ...] = get_args(SpotVenue)
+PerpVenue = Literal["perp_v2"]
+PERP_VENUES: tuple[PerpVenue, ...] = get_args(PerpVenue)
+VenueKind = Literal["perp", "spot"]
 IntentKind = Literal["open", "close", "resize"]
 
 
