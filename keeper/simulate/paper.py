@@ -35,12 +35,12 @@ from keeper.types import (
     PerpMarketState,
     Position,
     Unavailable,
-    V2PairState,
 )
 from keeper.venues.gas import typical_gas_units
+from keeper.venues.registry import spot_adapter
+from keeper.venues.uniswap_v2_adapter import V2_FEE_PIPS
 
 ONE_X18 = 10**18
-V2_FEE_PIPS = 3000
 
 
 @dataclass(frozen=True)
@@ -192,11 +192,8 @@ class SnapshotQuoter:
     def _fill(self, k: int, market: str, quote) -> PaperFill:  # type: ignore[no-untyped-def]
         view = self.snapshots[k].markets[market]
         p = quote.predicted
-        fee_pips = V2_FEE_PIPS
-        if quote.spot_venue == "uniswap_v3" and not isinstance(view.spot_v3, Unavailable):
-            fee_pips = view.spot_v3.fee_pips
-        elif quote.spot_venue == "uniswap_v2" and isinstance(view.spot_v2, V2PairState):
-            fee_pips = view.spot_v2.fee_pips
+        venue_fee_pips = spot_adapter(quote.spot_venue).fee_pips(view)
+        fee_pips = V2_FEE_PIPS if venue_fee_pips is None else venue_fee_pips  # unreadable: the V2 fee
         fees = TradeFees(perp_fee_x18=quote.perp.fee_x18,
                          spot_fee_x18=compute_spot_fee_x18(p.spot_raw, p.usdc_raw, fee_pips))
         return PaperFill(p.perp_base_x18, p.spot_raw, p.net_quote_x18, fees)
