@@ -21,6 +21,7 @@ from keeper.quotes import BasisTradeBounds, BasisTradeQuote, compute_bounds, quo
 from keeper.types import Intent, MarketSnapshot, PerpMarketState, Position, TxPlan
 from keeper.venues import executor as ex
 from keeper.venues.gas import typical_gas_units
+from keeper.venues.registry import leg_adapter
 
 RISK_STRATEGY = "risk"  # the strategy name of the risk stage's own intents (unwind, reduce)
 PRIORITY_FEE_WEI = 10**6  # 0.001 gwei: what the sender tips at least
@@ -33,6 +34,18 @@ class BelowProfitBar(SkipOpportunity):
 
 class IntentExpired(SkipOpportunity):
     pass
+
+
+class LegsNotAtomic(SkipOpportunity):
+    """A leg's venue does not settle inside the executor's one transaction: the trade could be left one-legged."""
+
+
+def check_legs_atomic(intent: Intent) -> None:
+    """Every leg of the trade settles in the executor's one transaction (its adapter says so)."""
+    for leg in intent.legs:
+        if not leg_adapter(leg).capabilities.same_transaction:
+            raise LegsNotAtomic(f"{intent.market} {intent.kind}: the {leg.venue_kind} leg on {leg.venue} does not settle "
+                                f"in the executor's transaction")
 
 
 def trade_call(quote: BasisTradeQuote, bounds: BasisTradeBounds, deadline_s: int,
@@ -91,6 +104,7 @@ class Planner:
             raise IntentExpired(f"intent from block {intent.created_block} valid until {intent.valid_until_block}, "
                                 f"head now {now}")
         cfg = self.config
+        check_legs_atomic(intent)
         quote = self.quote(intent, snapshot, position)
         bounds = compute_bounds(quote, cfg.execution.slippage_bps)
         check_protective_bounds(quote, bounds)

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from keeper.types import (
+    BASIS_PERP_VENUE,
     ONE_X18,
     Q192,
     USDC_DECIMALS,
@@ -66,7 +67,7 @@ PPM = 1_000_000
 # per market with Exchange.getMaxTickCrossedWithinBlock(baseToken).
 DEFAULT_MAX_TICK_CROSSED_WITHIN_BLOCK = 1000
 PRICE_LIMIT_INTERVAL_S = 15  # Exchange._PRICE_LIMIT_INTERVAL
-PERP_LEG_VENUE = perp_adapter("perp_v2")  # a basis trade's perp leg
+PERP_LEG_VENUE = perp_adapter(BASIS_PERP_VENUE)  # a basis trade's perp leg
 
 
 # ------------------------------------------------------------------------------ results

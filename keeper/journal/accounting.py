@@ -11,7 +11,6 @@ from typing import Any
 from keeper.journal.records import (
     _FILL_EVENT_OF_KIND,
     _SETTLED_STATUSES,
-    BASIS_PERP_VENUE,
     CLOSED_NOT_ON_CHAIN,
     DifferenceAction,
     DifferenceField,
@@ -38,7 +37,7 @@ from keeper.journal.rows import (
 )
 from keeper.logs import get_logger
 from keeper.pnl_split import PnlSplit, TradeFees, compute_gas_usd_x18, compute_pnl_split, require_int
-from keeper.types import Direction, Outcome, PnlEstimate, PredictedFills, TxPlan
+from keeper.types import Direction, Outcome, PnlEstimate, PredictedFills, TxPlan, basis_legs
 
 log = get_logger("keeper.journal")
 
@@ -95,7 +94,7 @@ def _insert_position(db: sqlite3.Connection, market: str, direction: Direction, 
          entry_basis_bps, decision_id, block))
     position_id = int(cur.lastrowid)  # type: ignore[arg-type]
     db.executemany("INSERT INTO position_legs (position_id, leg, venue_kind, venue) VALUES (?, ?, ?, ?)",
-                   [(position_id, 0, "perp", BASIS_PERP_VENUE), (position_id, 1, "spot", spot_venue)])
+                   [(position_id, i, leg.venue_kind, leg.venue) for i, leg in enumerate(basis_legs(market, spot_venue))])
     return position_id
 
 

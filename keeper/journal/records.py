@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from keeper.errors import ConfigError, FatalError
 from keeper.pnl_split import PnlSplit, TradeFees, sum_pnl
-from keeper.types import Direction, PerpVenue, PnlEstimate, Position, PredictedFills, VenueKind
+from keeper.types import Direction, PnlEstimate, Position, PredictedFills, VenueKind
 
 DecisionStatus = Literal["planned", "skipped", "sent", "dry_run"]
 TxRecordStatus = Literal["pending", "included", "reverted", "dropped", "replaced", "dry_run", "simulation_reverted"]
@@ -32,7 +32,6 @@ class JournalSchemaError(ConfigError):
     """The file is not a journal this keeper can use (another schema version, not SQLite ...)."""
 
 HANDOVER_PREFIX = "hand-over:"
-BASIS_PERP_VENUE: PerpVenue = "perp_v2"  # the perp leg of every basis position
 
 
 # ------------------------------------------------------------------------------ records

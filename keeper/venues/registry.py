@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from keeper.types import TradeLeg
 from keeper.venues.adapter import PerpVenueAdapter, SpotVenueAdapter
 from keeper.venues.perp_v2_adapter import PerpV2
 from keeper.venues.uniswap_v2_adapter import UniswapV2Spot
@@ -19,6 +20,11 @@ def spot_adapter(venue: str) -> SpotVenueAdapter:
         return SPOT_ADAPTERS[venue]
     except KeyError:
         raise ValueError(f"unknown spot venue {venue!r} (known: {', '.join(SPOT_ADAPTERS)})") from None
+
+
+def leg_adapter(leg: TradeLeg) -> SpotVenueAdapter | PerpVenueAdapter:
+    """The adapter of a trade leg's venue."""
+    return spot_adapter(leg.venue) if leg.venue_kind == "spot" else perp_adapter(leg.venue)
 
 
 def perp_adapter(venue: str) -> PerpVenueAdapter:

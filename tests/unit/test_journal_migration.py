@@ -95,3 +95,14 @@ def test_read_only_never_upgrades_and_says_how(old_file: Path) -> None:
     with pytest.raises(JournalSchemaError, match="older than this keeper's .*keeper run"):
         Journal(old_file, readonly=True)
     assert _raw(old_file, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+
+
+def test_status_speaks_in_legs(old_file: Path) -> None:
+    from keeper.status import StatusView
+
+    with Journal(old_file) as journal:
+        report = journal.status()
+    text = StatusView(report, chain_checked="no node", mismatches=()).as_text()
+    assert "ETH   short_perp  perp on perp_v2 + spot on uniswap_v3: perp -1.500000" in text
+    legs = report.to_json_dict()["positions"][0]["legs"]
+    assert legs == [{"leg": 0, "venue_kind": "perp", "venue": "perp_v2"}, {"leg": 1, "venue_kind": "spot", "venue": "uniswap_v3"}]
