@@ -20,6 +20,7 @@ from keeper.errors import SkipOpportunity
 from keeper.quotes import BasisTradeBounds, BasisTradeQuote, compute_bounds, quote_basis_trade
 from keeper.types import Intent, MarketSnapshot, PerpMarketState, Position, TxPlan
 from keeper.venues import executor as ex
+from keeper.venues.gas import TYPICAL_GAS_UNITS as GAS_UNITS  # noqa: F401 - main's name, re-exported
 from keeper.venues.gas import typical_gas_units
 from keeper.venues.registry import leg_adapter
 

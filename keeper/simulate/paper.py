@@ -36,6 +36,7 @@ from keeper.types import (
     Position,
     Unavailable,
 )
+from keeper.venues.gas import TYPICAL_GAS_UNITS as PAPER_GAS_UNITS  # noqa: F401 - main's name, re-exported
 from keeper.venues.gas import typical_gas_units
 from keeper.venues.registry import spot_adapter
 from keeper.venues.uniswap_v2_adapter import V2_FEE_PIPS

@@ -34,6 +34,10 @@ EXECUTOR_GAS_UNITS = MappingProxyType({
 })
 
 
+# The typical column by kind, read-only (the names main used: keeper.plan.GAS_UNITS, keeper.simulate.paper.PAPER_GAS_UNITS).
+TYPICAL_GAS_UNITS = MappingProxyType({kind: row.typical for kind, row in EXECUTOR_GAS_UNITS.items()})
+
+
 def typical_gas_units(kind: str) -> int:
     return EXECUTOR_GAS_UNITS[kind].typical
 

@@ -40,3 +40,11 @@ def test_paper_bots_and_strategies_read_the_gas_table() -> None:
     assert base.GAS_UNITS_CLOSE == EXECUTOR_GAS_UNITS["close"].upper
     for row in EXECUTOR_GAS_UNITS.values():
         assert 0 < row.typical <= row.upper
+
+
+def test_the_old_names_read_the_one_table() -> None:
+    from keeper.plan import GAS_UNITS
+    from keeper.simulate.paper import PAPER_GAS_UNITS
+
+    assert GAS_UNITS is PAPER_GAS_UNITS
+    assert dict(GAS_UNITS) == {kind: row.typical for kind, row in EXECUTOR_GAS_UNITS.items()}
