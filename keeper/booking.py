@@ -6,7 +6,9 @@ from typing import Any
 
 from keeper.pnl_split import TradeFees, compute_spot_fee_x18
 from keeper.plan import eth_price_x18
-from keeper.types import MarketSnapshot, Outcome, Unavailable
+from keeper.types import MarketSnapshot, Outcome
+from keeper.venues.registry import spot_adapter
+from keeper.venues.uniswap_v2_adapter import V2_FEE_PIPS
 
 
 def book_outcome(journal: Any, decision_id: int, outcome: Outcome, snapshot: MarketSnapshot,
@@ -17,8 +19,8 @@ def book_outcome(journal: Any, decision_id: int, outcome: Outcome, snapshot: Mar
     intent = outcome.plan.intent
     if outcome.status == "included" and outcome.fills is not None:
         view = snapshot.markets[intent.market]
-        venue = intent.spot_venue
-        fee_pips = 3000 if venue == "uniswap_v2" or isinstance(view.spot_v3, Unavailable) else view.spot_v3.fee_pips
+        venue_fee_pips = spot_adapter(intent.spot_venue).fee_pips(view)
+        fee_pips = V2_FEE_PIPS if venue_fee_pips is None else venue_fee_pips  # unreadable: the V2 fee
         fees = TradeFees(perp_fee_x18=outcome.perp_fee_x18,
                          spot_fee_x18=compute_spot_fee_x18(outcome.fills.spot_raw, outcome.fills.usdc_raw, fee_pips))
     if tx_id is None:

@@ -53,7 +53,8 @@ def run(
     keystore; never from the command line. With --dry-run no key is needed."""
     from keeper.config import load_config
     from keeper.live import start_live_view
-    from keeper.runtime import build_runtime, run_loop
+    from keeper.launch import build_runtime
+    from keeper.runtime import run_loop
 
     overrides: dict[str, dict[str, object]] = {"chain": {}}
     if rpc_url:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from keeper.errors import ConfigError
+from keeper.types import SPOT_VENUES, SpotVenue
 
 ENV_PREFIX = "KEEPER_"
 ENV_NESTED = "__"
@@ -66,8 +67,7 @@ class AccountConfig(_Section):
 
 class MarketsConfig(_Section):
     enabled: list[str] = Field(default_factory=lambda: ["ETH", "BTC"], min_length=1)
-    spot_venues: list[Literal["uniswap_v3", "uniswap_v2"]] = Field(
-        default_factory=lambda: ["uniswap_v3", "uniswap_v2"], min_length=1)
+    spot_venues: list[SpotVenue] = Field(default_factory=lambda: list(SPOT_VENUES), min_length=1)
 
 
 class StrategiesConfig(_Section):

@@ -20,10 +20,10 @@ from keeper.errors import SkipOpportunity
 from keeper.quotes import BasisTradeBounds, BasisTradeQuote, compute_bounds, quote_basis_trade
 from keeper.types import Intent, MarketSnapshot, PerpMarketState, Position, TxPlan
 from keeper.venues import executor as ex
+from keeper.venues.gas import TYPICAL_GAS_UNITS as GAS_UNITS  # noqa: F401 - main's name, re-exported
+from keeper.venues.gas import typical_gas_units
+from keeper.venues.registry import leg_adapter
 
-# Gas units of executor trades measured on the devnet (forge gas report, with headroom); the
-# sender estimates the real limit before sending, these feed the profit gate.
-GAS_UNITS = {"open": 1_100_000, "resize": 850_000, "close": 600_000}
 RISK_STRATEGY = "risk"  # the strategy name of the risk stage's own intents (unwind, reduce)
 PRIORITY_FEE_WEI = 10**6  # 0.001 gwei: what the sender tips at least
 
@@ -35,6 +35,18 @@ class BelowProfitBar(SkipOpportunity):
 
 class IntentExpired(SkipOpportunity):
     pass
+
+
+class LegsNotAtomic(SkipOpportunity):
+    """A leg's venue does not settle inside the executor's one transaction: the trade could be left one-legged."""
+
+
+def check_legs_atomic(intent: Intent) -> None:
+    """Every leg of the trade settles in the executor's one transaction (its adapter says so)."""
+    for leg in intent.legs:
+        if not leg_adapter(leg).capabilities.same_transaction:
+            raise LegsNotAtomic(f"{intent.market} {intent.kind}: the {leg.venue_kind} leg on {leg.venue} does not settle "
+                                f"in the executor's transaction")
 
 
 def trade_call(quote: BasisTradeQuote, bounds: BasisTradeBounds, deadline_s: int,
@@ -93,13 +105,14 @@ class Planner:
             raise IntentExpired(f"intent from block {intent.created_block} valid until {intent.valid_until_block}, "
                                 f"head now {now}")
         cfg = self.config
+        check_legs_atomic(intent)
         quote = self.quote(intent, snapshot, position)
         bounds = compute_bounds(quote, cfg.execution.slippage_bps)
         check_protective_bounds(quote, bounds)
         deadline_s = snapshot.block_timestamp + cfg.execution.deadline_s
         function, args = trade_call(quote, bounds, deadline_s, intent.deposit_usdc_raw)
         calldata = ex.EXECUTOR.encode(function, *args)
-        gas_units = GAS_UNITS[intent.kind]
+        gas_units = typical_gas_units(intent.kind)
         gas_price_wei = snapshot.base_fee_wei + PRIORITY_FEE_WEI
         l1_fee_wei = self.l1_fee_wei(calldata)
         gas_cost_wei = gas_units * gas_price_wei + l1_fee_wei

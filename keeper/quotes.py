@@ -41,8 +41,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from keeper.errors import SkipOpportunity
 from keeper.types import (
+    BASIS_PERP_VENUE,
     ONE_X18,
     Q192,
     USDC_DECIMALS,
@@ -54,14 +54,11 @@ from keeper.types import (
     PredictedFills,
     SpotVenue,
     Unavailable,
-    V2PairState,
     perp_price_from_sqrt_x96,
-    spot_price_usd,
-    v2_price_usd,
 )
-from keeper.venues.perp_v2_math import PerpPriceBand, PerpQuote, quote_perp_close, quote_perp_open
-from keeper.venues.uniswap_v2_math import quote_v2_exact_in, quote_v2_exact_out
-from keeper.venues.uniswap_v3_math import V3PoolState, quote_v3_exact_in, quote_v3_exact_out
+from keeper.venues.adapter import QuoteUnavailable
+from keeper.venues.perp_v2_math import PerpPriceBand, PerpQuote
+from keeper.venues.registry import perp_adapter, spot_adapter
 
 USDC_SCALE_TO_X18 = 10 ** (18 - USDC_DECIMALS)
 BPS_DENOMINATOR = 10_000
@@ -70,11 +67,7 @@ PPM = 1_000_000
 # per market with Exchange.getMaxTickCrossedWithinBlock(baseToken).
 DEFAULT_MAX_TICK_CROSSED_WITHIN_BLOCK = 1000
 PRICE_LIMIT_INTERVAL_S = 15  # Exchange._PRICE_LIMIT_INTERVAL
-V2_FEE_PIPS = 3000  # keeper/venues/uniswap_v2_math.py is UniswapV2Library's 997/1000
-
-
-class QuoteUnavailable(SkipOpportunity):
-    """The market or venue cannot be quoted this block (a read failed, or no such venue)."""
+PERP_LEG_VENUE = perp_adapter(BASIS_PERP_VENUE)  # a basis trade's perp leg
 
 
 # ------------------------------------------------------------------------------ results
@@ -235,8 +228,7 @@ def quote_basis_trade(
         _check_position(position, view.name, direction, spot_venue)
         if perp_base_x18 not in (0, abs(position.perp_base_x18)):
             raise ValueError(f"a close trades the whole position ({abs(position.perp_base_x18)}), got {perp_base_x18}")
-        perp_quote = quote_perp_close(perp.pool, perp.exchange_fee_ratio_ppm, position.perp_base_x18, band,
-                                      insurance_fund_fee_ratio_ppm=perp.insurance_fund_fee_ratio_ppm)
+        perp_quote = PERP_LEG_VENUE.quote_close(perp, position.perp_base_x18, band)
         perp_leg = perp_leg_quote(perp, perp_quote, True, position.perp_base_x18 > 0, position.perp_base_x18 > 0,
                              abs(position.perp_base_x18))
         spot_raw = abs(position.spot_raw)
@@ -269,9 +261,7 @@ def quote_basis_trade(
                              f"({scale} x 1e-18 base)")
         is_short = trade_direction is Direction.SHORT_PERP
         # short: B2Q exact input (exact base in); long: Q2B exact output (exact base out)
-        perp_quote = quote_perp_open(perp.pool, perp.exchange_fee_ratio_ppm, is_short, is_short, size_x18,
-                                     insurance_fund_fee_ratio_ppm=perp.insurance_fund_fee_ratio_ppm,
-                                     price_band=band)
+        perp_quote = PERP_LEG_VENUE.quote_open(perp, is_short, size_x18, band)
         perp_leg = perp_leg_quote(perp, perp_quote, False, is_short, is_short, size_x18)
         spot_leg = _spot_leg(view, spot_venue, is_buy=is_short, amount_raw=size_x18 // scale)
     else:
@@ -327,43 +317,13 @@ def perp_leg_quote(perp: PerpMarketState, q: PerpQuote, is_close: bool, is_base_
 
 
 def _spot_leg(view: MarketView, venue: SpotVenue, is_buy: bool, amount_raw: int) -> SpotLegQuote:
-    """A buy is exact output (spot out), a sell exact input (spot in): the spot side is exact."""
+    """A buy is exact output (spot out), a sell exact input (spot in): the spot side is exact.
+    The venue's adapter (keeper/venues/registry.py) quotes the swap."""
     if amount_raw <= 0:
         raise ValueError(f"spot amount must be positive, got {amount_raw}")
+    swap = spot_adapter(venue).quote_swap(view, is_buy, amount_raw)
     decimals = view.spot_token_decimals
-    if venue == "uniswap_v3":
-        pool = view.spot_v3
-        if isinstance(pool, Unavailable):
-            raise QuoteUnavailable(f"{view.name}: uniswap_v3 unavailable: {pool.reason}")
-        assert isinstance(pool, V3PoolState)
-        mid_usd = spot_price_usd(pool.sqrt_price_x96, decimals, view.spot_is_token0)
-        # selling spot moves token0 -> token1 when the spot token is token0
-        zero_for_one = view.spot_is_token0 != is_buy
-        if is_buy:
-            q = quote_v3_exact_out(pool, zero_for_one, amount_raw)
-        else:
-            q = quote_v3_exact_in(pool, zero_for_one, amount_raw)
-        if (q.amount_out_raw if is_buy else q.amount_in_raw) != amount_raw:
-            raise QuoteUnavailable(f"{view.name}: uniswap_v3 cannot fill {amount_raw} raw (pool price limit)")
-        usdc_raw = q.amount_in_raw if is_buy else q.amount_out_raw
-        fee_raw = q.fee_paid_raw
-    elif venue == "uniswap_v2":
-        pair = view.spot_v2
-        if isinstance(pair, Unavailable):
-            raise QuoteUnavailable(f"{view.name}: uniswap_v2 unavailable: {pair.reason}")
-        assert isinstance(pair, V2PairState)
-        if pair.fee_pips != V2_FEE_PIPS:
-            raise QuoteUnavailable(f"{view.name}: uniswap_v2 pair fee {pair.fee_pips} pips; the V2 math is for 3000 only")
-        mid_usd = v2_price_usd(pair, decimals)
-        if is_buy:
-            usdc_raw = quote_v2_exact_out(amount_raw, pair.reserve_usdc_raw, pair.reserve_spot_raw)
-            fee_raw = usdc_raw * pair.fee_pips // 1_000_000
-        else:
-            usdc_raw = quote_v2_exact_in(amount_raw, pair.reserve_spot_raw, pair.reserve_usdc_raw)
-            fee_raw = amount_raw * pair.fee_pips // 1_000_000
-    else:
-        raise ValueError(f"unknown spot venue {venue!r}")
-
+    mid_usd, usdc_raw, fee_raw = swap.mid_price_usd, swap.usdc_raw, swap.fee_raw
     spot_units = amount_raw / 10**decimals
     usdc_usd = usdc_raw / 10**USDC_DECIMALS
     fee_usd = fee_raw / 10**USDC_DECIMALS if is_buy else fee_raw / 10**decimals * mid_usd

@@ -9,16 +9,20 @@ with a message naming what is wrong, before anything is sent.
 
 The block loop (keeper/blockloop.py) ticks on every new head, pushed over WebSocket or polled
 over HTTP, never two ticks at once; SIGINT/SIGTERM stop it after the current tick; SIGUSR1 (or
-the kill-switch file) pulls the kill switch. With no RPC configured the embedded devnet is
-started, with the market-activity driver as a second job: this is `make demo`.
+the kill-switch file) pulls the kill switch.
+
+The runtime does not know the devnet: it receives a `ChainSetup` (keeper/launch.py builds it; with
+no RPC configured that is the embedded devnet, with the market-activity driver as a second job:
+`make demo`).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from eth_account import Account
 from eth_utils import to_checksum_address
@@ -35,11 +39,6 @@ from keeper.chain.rpc import JsonRpc
 from keeper.chain.sender import SenderConfig, TxSender
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
-from keeper.devnet.activity import ActivityConfig, MarketActivity
-from keeper.devnet.manifest import DevnetManifest
-from keeper.devnet.provision import provision_executor
-from keeper.devnet.txs import DevSender, codec
-from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.engine import Engine, load_strategy_slots
 from keeper.errors import ChainMismatchError, ConfigError, FatalError
 from keeper.execute import DryRunExecutor, Executor, LiveExecutor
@@ -48,6 +47,7 @@ from keeper.journal import Journal
 from keeper.retention import prune_journal
 from keeper.startup import retry_transient
 from keeper.types import MarketSnapshot, PerpAccountState
+from keeper.venues.executor import EXECUTOR
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.plan import Planner
@@ -56,6 +56,31 @@ from keeper.signals import BasisHistory
 log = get_logger("keeper.runtime")
 GWEI = 10**9
 MIN_GAS_BALANCE_WEI = 10**16  # 0.01 ETH
+
+
+class MarketDriver(Protocol):
+    """Moves a devnet's market on a timer (keeper/devnet/activity.py); `step()` reports `.step` and `.block_number`."""
+
+    def step(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ChainSetup:
+    """The chain the runtime trades on, as its launcher (keeper/launch.py) wires it.
+
+    `sources`: the markets' addresses when known (a devnet manifest); None: resolved on chain from
+    the address book. `provision_executor(rpc, owner or None)`: on an anvil chain without a
+    configured executor, deploys and funds one operated by `owner` (None: the chain's default
+    keeper account) and returns its address. `embedded`: a throwaway chain of our own (the live key
+    is a fresh in-memory one). `start_driver`: the market-activity driver, if any. `stop`: called
+    when the runtime closes (the embedded chain's node)."""
+
+    rpc_url: str
+    sources: Sources | None = None
+    provision_executor: Callable[[JsonRpc, str | None], str] | None = None
+    embedded: bool = False
+    start_driver: Callable[[], MarketDriver] | None = None
+    stop: Callable[[], None] | None = None
 
 
 @dataclass
@@ -67,8 +92,8 @@ class Runtime:
     mode: str
     owner: str
     executor_address: str
-    world: World | None = None
-    driver: MarketActivity | None = None
+    setup: ChainSetup | None = None
+    driver: MarketDriver | None = None
     kill_flag: threading.Event = field(default_factory=threading.Event)
     ticks: int = 0
     heads: HeadFeed | None = None
@@ -78,8 +103,8 @@ class Runtime:
             self.heads.stop()
         self.journal.close()
         self.rpc.close()
-        if self.world is not None:
-            self.world.stop()
+        if self.setup is not None and self.setup.stop is not None:
+            self.setup.stop()
 
 
 def _is_anvil(rpc: JsonRpc) -> bool:
@@ -97,37 +122,26 @@ def _ephemeral_devnet_signer(rpc: JsonRpc) -> Signer:
     return signer
 
 
-def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runtime:
-    world: World | None = None
-    manifest: DevnetManifest | None = None
-    if config.chain.rpc_url is None:
-        if config.chain.preset != "devnet":
-            raise ConfigError("chain.rpc_url: required with preset 'optimism' (no embedded chain for it)")
-        world = start_world(load_state=prebuilt_state())
-        manifest = world.manifest
-        rpc_url = world.node.rpc_url
-    else:
-        rpc_url = config.chain.rpc_url
-        if config.chain.preset == "devnet":
-            path = config.chain.manifest or Path(".keeper/devnet/manifest.json")
-            manifest = DevnetManifest.read(path)
+def assemble_runtime(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runtime:
+    """Connects to `setup`'s chain and assembles the keeper on it (start-up retries transient
+    errors); on failure the setup's chain is stopped."""
     try:
-        return retry_transient(lambda: _assemble(config, rpc_url, manifest, world, dry_run=dry_run, seed=seed),
+        return retry_transient(lambda: _assemble(config, setup, dry_run=dry_run),
                                budget_s=config.chain.startup_retry_s, backoff_max_s=config.chain.startup_backoff_max_s)
     except BaseException:
-        if world is not None:
-            world.stop()
+        if setup.stop is not None:
+            setup.stop()
         raise
 
 
-def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | None, world: World | None, *,
-              dry_run: bool, seed: int) -> Runtime:
+def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runtime:
+    rpc_url = setup.rpc_url
     rpc = connect_rpc(config.chain, rpc_url, attempts=STARTUP_ATTEMPTS,  # with chain.backup_rpc_urls: failover
                       backoff_max_s=config.chain.startup_backoff_max_s)
     chain_id = rpc.chain_id()
     if config.chain.chain_id is not None and chain_id != config.chain.chain_id:
         raise ChainMismatchError(f"chain.chain_id: the node at {rpc_url} is chain {chain_id}, config says {config.chain.chain_id}")
-    sources = Sources.from_manifest(manifest) if manifest is not None else resolve_sources(rpc, optimism_book())
+    sources = setup.sources if setup.sources is not None else resolve_sources(rpc, optimism_book())
     unknown = sorted(set(config.markets.enabled) - {m.name for m in sources.markets})
     if unknown:
         raise ConfigError(f"markets.enabled: unknown market(s) {unknown}; this chain has {[m.name for m in sources.markets]}")
@@ -135,23 +149,20 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
     # ---- who trades
     signer: Signer | None = None
     if not dry_run:
-        if world is not None:
+        if setup.embedded:
             signer = _ephemeral_devnet_signer(rpc)
         else:
             signer = load_signer(config.account.keystore, config.account.key_env, config.account.keystore_password_env)
     executor_address = config.account.executor
     if executor_address is None:
-        if not (anvil and manifest is not None):
+        if not (anvil and setup.provision_executor is not None):
             raise ConfigError("account.executor: required outside a devnet/fork (deploy a BasisExecutor and set its address)")
-        owner = signer.address if signer else manifest.accounts.keeper
-        rpc.call("anvil_impersonateAccount", [owner])  # provisioning sends as the owner, keyless
-        executor_address = provision_executor(DevSender(rpc), manifest, owner)
-        rpc.call("anvil_stopImpersonatingAccount", [owner])
-        log.info("executor.provisioned", executor=executor_address, owner=owner)
+        executor_address = setup.provision_executor(rpc, signer.address if signer else None)
+        log.info("executor.provisioned", executor=executor_address)
     if not rpc.get_code(executor_address):
         raise ChainMismatchError(f"account.executor: no contract code at {executor_address} on chain {chain_id}")
     owner = to_checksum_address(  # the executor's operator: the only account that may trade
-        codec("BasisExecutor").decode("operator", rpc.eth_call(executor_address, codec("BasisExecutor").encode("operator")))[0])
+        EXECUTOR.decode("operator", rpc.eth_call(executor_address, EXECUTOR.encode("operator")))[0])
     if signer is not None and owner.lower() != signer.address.lower():
         raise ChainMismatchError(f"account.executor: {executor_address} is operated by {owner}, not by the key's address {signer.address}")
     if signer is not None:
@@ -167,17 +178,16 @@ def _assemble(config: KeeperConfig, rpc_url: str, manifest: DevnetManifest | Non
         raise ChainMismatchError(f"executor {executor_address}: Perp account unreadable: {getattr(account, 'reason', account)}")
     journal = Journal(config.monitoring.journal)
     try:
-        return _assemble_engine(config, rpc, rpc_url, manifest, world, sources, collector, journal, snapshot, signer,
-                                owner, executor_address, chain_id, seed)
+        return _assemble_engine(config, rpc, setup, sources, collector, journal, snapshot, signer,
+                                owner, executor_address, chain_id)
     except BaseException:
         journal.close()
         raise
 
 
-def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, rpc_url: str, manifest: DevnetManifest | None,
-                     world: World | None, sources: Sources, collector: SnapshotCollector, journal: Journal,
-                     snapshot: MarketSnapshot, signer: Signer | None, owner: str, executor_address: str,
-                     chain_id: int, seed: int) -> Runtime:
+def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sources: Sources,
+                     collector: SnapshotCollector, journal: Journal, snapshot: MarketSnapshot, signer: Signer | None,
+                     owner: str, executor_address: str, chain_id: int) -> Runtime:
     strategies = load_strategy_slots(config)
     heads = build_head_feed(config, rpc)  # the block loop's feed; pushed heads also wake the sender
     executor: Executor
@@ -211,14 +221,12 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, rpc_url: str, manifest:
                                     block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
     prune_journal(journal, snapshot.block_timestamp, config.monitoring.journal_retention_days)
     metrics.serve(config.monitoring.metrics_port)
-    driver = None
-    if world is not None and manifest is not None:
-        driver = MarketActivity(JsonRpc(rpc_url), manifest, ActivityConfig(seed=seed))
+    driver = setup.start_driver() if setup.start_driver is not None else None
     mode = "dry_run" if signer is None else "live"
-    log.info("keeper.started", mode=mode, chain_id=chain_id, rpc_url=rpc_url, executor=executor_address, owner=owner,
+    log.info("keeper.started", mode=mode, chain_id=chain_id, rpc_url=setup.rpc_url, executor=executor_address, owner=owner,
              markets=config.markets.enabled, strategies=[s.strategy.name for s in strategies],
-             embedded_devnet=world is not None, reconciled=len(differences))
-    runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, world, driver, kill_flag,
+             embedded_devnet=setup.embedded, reconciled=len(differences))
+    runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, setup, driver, kill_flag,
                       heads=heads)
     if isinstance(rpc, RetryCalls):
         rpc.attempts = LIVE_ATTEMPTS  # in the loop a call that still fails skips the tick

@@ -23,17 +23,14 @@ from keeper.types import (
     ONE_X18,
     Q192,
     SECONDS_PER_DAY,
+    SPOT_VENUES,
     SECONDS_PER_YEAR,
     MarketSnapshot,
     MarketView,
     PerpMarketState,
     Unavailable,
-    V2PairState,
-    spot_price_usd,
-    v2_price_usd,
 )
-
-SPOT_VENUES = ("uniswap_v3", "uniswap_v2")
+from keeper.venues.registry import spot_adapter
 
 
 @dataclass(frozen=True)
@@ -62,16 +59,8 @@ class SkippedSignal:
 
 
 def spot_price(view: MarketView, venue: str) -> float | Unavailable:
-    if venue == "uniswap_v3":
-        pool = view.spot_v3
-        if isinstance(pool, Unavailable):
-            return pool
-        return spot_price_usd(pool.sqrt_price_x96, view.spot_token_decimals, view.spot_is_token0)
-    pair = view.spot_v2
-    if isinstance(pair, Unavailable):
-        return pair
-    assert isinstance(pair, V2PairState)
-    return v2_price_usd(pair, view.spot_token_decimals)
+    """The venue's mid, USD per spot token (its adapter reads it from the snapshot)."""
+    return spot_adapter(venue).mid_price_usd(view)
 
 
 def compute_signals(snapshot: MarketSnapshot, history: BasisHistory) -> list[Signal | SkippedSignal]:

@@ -38,7 +38,8 @@ class StatusView:
             lines.append("no open positions")
         for record in r.positions:
             p = record.position
-            lines.append(f"  {p.market:<5} {p.direction.value:<11} {p.spot_venue:<10} perp {p.perp_base_x18 / 1e18:+.6f} "
+            legs = " + ".join(f"{leg.venue_kind} on {leg.venue}" for leg in record.legs or p.legs)
+            lines.append(f"  {p.market:<5} {p.direction.value:<11} {legs}: perp {p.perp_base_x18 / 1e18:+.6f} "
                          f"spot {p.spot_raw} raw, opened block {p.entry_block}")
         total = r.pnl.total
         realized = r.pnl.realized

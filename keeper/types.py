@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Literal, Union, get_args
 
 if TYPE_CHECKING:
     from keeper.venues.uniswap_v3_math import V3PoolState
@@ -171,8 +171,30 @@ class Direction(str, Enum):
         return -1 if self is Direction.SHORT_PERP else 1
 
 
+# The spot venues, defined here once: every list of them (config, signals, strategies, scenarios,
+# the paper bots) reads this one.
 SpotVenue = Literal["uniswap_v3", "uniswap_v2"]
+SPOT_VENUES: tuple[SpotVenue, ...] = get_args(SpotVenue)
+PerpVenue = Literal["perp_v2"]
+PERP_VENUES: tuple[PerpVenue, ...] = get_args(PerpVenue)
+VenueKind = Literal["perp", "spot"]
 IntentKind = Literal["open", "close", "resize"]
+BASIS_PERP_VENUE: PerpVenue = "perp_v2"  # the perp leg of a basis trade
+
+
+@dataclass(frozen=True)
+class TradeLeg:
+    """One leg of a trade: the kind of venue, the venue (its adapter: keeper/venues/registry.py)
+    and the market. A basis trade is a perp leg and a spot leg; a pair trade two perp legs."""
+
+    venue_kind: VenueKind
+    venue: str
+    market: str
+
+
+def basis_legs(market: str, spot_venue: str) -> tuple[TradeLeg, TradeLeg]:
+    """A basis trade's legs: the perp leg, then the spot leg (the journal's leg 0 and 1)."""
+    return (TradeLeg("perp", BASIS_PERP_VENUE, market), TradeLeg("spot", spot_venue, market))
 
 
 @dataclass(frozen=True)
@@ -189,6 +211,10 @@ class Position:
     entry_basis_bps: float
     net_quote_x18: int  # sum of the executor's netQuote18 over open and resizes (trading PnL so far)
     funding_paid_x18: int = 0  # funding settled + pending since open; positive = the position paid
+
+    @property
+    def legs(self) -> tuple[TradeLeg, ...]:
+        return basis_legs(self.market, self.spot_venue)
 
 
 @dataclass(frozen=True)
@@ -225,6 +251,10 @@ class Intent:
     created_block: int
     valid_until_block: int
     deposit_usdc_raw: int = 0  # collateral moved from the executor's USDC into Perp with the trade (open/resize)
+
+    @property
+    def legs(self) -> tuple[TradeLeg, ...]:
+        return basis_legs(self.market, self.spot_venue)
 
 
 # ------------------------------------------------------------------------------ plan / execute

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, get_type_hints
 from keeper.basis_history import BasisStats, decayed_seconds
 from keeper.signals import Signal, instant_funding_rate_per_s, spot_price
 from keeper.stress import StressParams
+from keeper.venues.gas import upper_gas_units
 from keeper.types import (
     ONE_X18,
     Direction,
@@ -36,18 +37,18 @@ from keeper.types import (
     PerpMarketState,
     PnlEstimate,
     Position,
+    SPOT_VENUES,
     SpotVenue,
     Unavailable,
 )
 
-SPOT_VENUES: tuple[SpotVenue, ...] = ("uniswap_v3", "uniswap_v2")
 HOURS_PER_YEAR = 365 * 24
 
 # Executor gas before the chain has shown any (the engine replaces these with what this market's
-# recent opens and closes used on chain): the upper end of what the devnet's runs used.
-GAS_UNITS_OPEN = 1_300_000
-GAS_UNITS_CLOSE = 1_300_000
-GAS_UNITS_RESIZE = 1_000_000
+# recent opens and closes used on chain): the gas table's upper column.
+GAS_UNITS_OPEN = upper_gas_units("open")
+GAS_UNITS_CLOSE = upper_gas_units("close")
+GAS_UNITS_RESIZE = upper_gas_units("resize")
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 

@@ -223,7 +223,7 @@ def run_replay(settings: KeeperConfig, *, fork_url: str, from_block: int, to_blo
 
 def _keeper_on_fork(settings: KeeperConfig, fork: JsonRpc, work: Path) -> Any:
     """The real keeper, live on the fork, as `keeper simulate` sets it up."""
-    from keeper.runtime import build_runtime
+    from keeper.launch import build_runtime
     from keeper.simulate.command import _key_in_environment, prepare_world, simulation_settings
     from keeper.simulate.fork import fund_gas, provision_fork_executor
 

@@ -172,7 +172,7 @@ def run_simulation(settings: KeeperConfig, *, fork_url: str, fork_block: int | N
             fund_gas(node.rpc, key.address)
             executor = provision_fork_executor(node.rpc, world.book, key.address)
             sim_settings = simulation_settings(settings, world, executor.address, work)
-            from keeper.runtime import build_runtime
+            from keeper.launch import build_runtime
 
             with _key_in_environment(bytes(key.key).hex()):
                 runtime = build_runtime(sim_settings, dry_run=False, seed=seed)

@@ -29,20 +29,19 @@ from keeper.signals import spot_price
 from keeper.types import (
     Q192,
     SECONDS_PER_DAY,
+    SPOT_VENUES,
     Direction,
     MarketSnapshot,
     PerpMarketState,
     Position,
     Unavailable,
-    V2PairState,
 )
+from keeper.venues.gas import TYPICAL_GAS_UNITS as PAPER_GAS_UNITS  # noqa: F401 - main's name, re-exported
+from keeper.venues.gas import typical_gas_units
+from keeper.venues.registry import spot_adapter
+from keeper.venues.uniswap_v2_adapter import V2_FEE_PIPS
 
 ONE_X18 = 10**18
-V2_FEE_PIPS = 3000
-# Gas used by the executor's trades on the devnet fork (openBasis 1.09-1.56M, closeBasis
-# 0.72-1.28M: the first trade of a market touches cold storage): typical warm values.
-PAPER_GAS_UNITS = {"open": 1_100_000, "close": 750_000}
-SPOT_VENUES = ("uniswap_v3", "uniswap_v2")
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,7 @@ def compute_holding_funding_x18(points: Sequence[PathPoint], entry: int, exit_: 
 
 def compute_paper_gas_x18(point: PathPoint, kind: str) -> int:
     """One paper trade's gas: fixed units at the point's gas price, plus the L1 data fee."""
-    return compute_gas_usd_x18(PAPER_GAS_UNITS[kind] * point.gas_price_wei + point.l1_fee_wei, point.eth_price_x18)
+    return compute_gas_usd_x18(typical_gas_units(kind) * point.gas_price_wei + point.l1_fee_wei, point.eth_price_x18)
 
 
 def fixed_size_x18(notional_usd: float, index_price_x18: int) -> int:
@@ -194,11 +193,8 @@ class SnapshotQuoter:
     def _fill(self, k: int, market: str, quote) -> PaperFill:  # type: ignore[no-untyped-def]
         view = self.snapshots[k].markets[market]
         p = quote.predicted
-        fee_pips = V2_FEE_PIPS
-        if quote.spot_venue == "uniswap_v3" and not isinstance(view.spot_v3, Unavailable):
-            fee_pips = view.spot_v3.fee_pips
-        elif quote.spot_venue == "uniswap_v2" and isinstance(view.spot_v2, V2PairState):
-            fee_pips = view.spot_v2.fee_pips
+        venue_fee_pips = spot_adapter(quote.spot_venue).fee_pips(view)
+        fee_pips = V2_FEE_PIPS if venue_fee_pips is None else venue_fee_pips  # unreadable: the V2 fee
         fees = TradeFees(perp_fee_x18=quote.perp.fee_x18,
                          spot_fee_x18=compute_spot_fee_x18(p.spot_raw, p.usdc_raw, fee_pips))
         return PaperFill(p.perp_base_x18, p.spot_raw, p.net_quote_x18, fees)
@@ -244,6 +240,6 @@ def compute_close_value_x18(snapshot: MarketSnapshot, positions: Iterable[Positi
             continue
         fill = quoter.close(0, p.market, p.direction, p.spot_venue, p.perp_base_x18, p.spot_raw)
         if not isinstance(fill, str):
-            gas_wei = PAPER_GAS_UNITS["close"] * (snapshot.base_fee_wei + priority_fee_wei)
+            gas_wei = typical_gas_units("close") * (snapshot.base_fee_wei + priority_fee_wei)
             total += fill.net_quote_x18 - compute_gas_usd_x18(gas_wei, eth_x18)
     return total

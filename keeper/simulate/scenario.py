@@ -41,9 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from keeper.artifacts import PROJECT_ROOT
 from keeper.devnet.activity import ActivityConfig
 from keeper.errors import ConfigError
+from keeper.types import SPOT_VENUES, SpotVenue
 
 SCENARIO_DIR = PROJECT_ROOT / "scenarios"
-SpotVenueName = Literal["uniswap_v3", "uniswap_v2"]
 MAX_PREMIUM = 0.06  # keeper.devnet.activity clamps the premium here (Perp's price band is 10%)
 
 
@@ -119,7 +119,7 @@ class OraclePause(_StepRange):
 class LiquidityRemoval(_AtStep):
     kind: Literal["liquidity_removal"]
     fraction: float = Field(gt=0, le=1, description="share of the spot-liquidity account's positions withdrawn")
-    venues: list[SpotVenueName] = Field(default_factory=lambda: ["uniswap_v3", "uniswap_v2"], min_length=1)
+    venues: list[SpotVenue] = Field(default_factory=lambda: list(SPOT_VENUES), min_length=1)
 
 
 class BaseFee(_StepRange):

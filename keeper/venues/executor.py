@@ -15,9 +15,10 @@ from eth_utils import keccak
 from keeper.artifacts import abi_codec
 from keeper.chain.multicall import word_int
 from keeper.types import PredictedFills, SpotVenue
+from keeper.venues.registry import SPOT_ADAPTERS
 
 EXECUTOR = abi_codec("BasisExecutor")
-SPOT_VENUE_CODE = {"uniswap_v2": 0, "uniswap_v3": 1}
+SPOT_VENUE_CODE = {name: adapter.executor_code for name, adapter in SPOT_ADAPTERS.items()}  # IBasisExecutor.SpotVenue
 _FILL_EVENTS = {
     keccak(text=f"{name}(address,uint8,int256,int256,int256,int256,int256,int256,int256)"): name
     for name in ("BasisOpened", "BasisResized", "BasisClosed")

@@ -12,7 +12,8 @@ from keeper.chain.rpc import JsonRpc
 from keeper.config import load_config
 from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.world import World, prebuilt_state, start_world
-from keeper.runtime import Runtime, build_runtime
+from keeper.launch import build_runtime
+from keeper.runtime import Runtime
 
 
 def start_live_keeper(tmp_path: Path, overrides: dict[str, Any]) -> tuple[World, Runtime, JsonRpc]:

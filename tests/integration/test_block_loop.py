@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from keeper.blockloop import run_blocks
 from keeper.config import load_config
-from keeper.runtime import build_runtime
+from keeper.launch import build_runtime
 from tests.integration.conftest import Devnet
 
 

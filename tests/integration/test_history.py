@@ -17,7 +17,7 @@ from keeper.history.backtest import run_backtest
 from keeper.history.record import record_history
 from keeper.history.store import read_blocks
 from keeper.journal import Journal
-from keeper.runtime import build_runtime
+from keeper.launch import build_runtime
 
 pytestmark = pytest.mark.integration
 WARMUP, SHOCKED = 30, 24

@@ -625,7 +625,7 @@ journal = journal_module.Journal(sys.argv[1])
 intent = make_intent()
 decision_id = journal.record_decision(intent, block=1, timestamp_s=1)
 print(decision_id, flush=True)
-journal_module._apply_trade = stall  # the outcome's tx row is written, its fills are next
+journal_module.accounting._apply_trade = stall  # the outcome's tx row is written, its fills are next
 journal.record_outcome(decision_id, included(make_plan(intent), make_fills(), 2),
                        block_timestamp_s=2, position_base_after_x18=-10**18, eth_price_x18=ETH_PRICE_X18)
 """

@@ -6,7 +6,6 @@ from __future__ import annotations
 from keeper.pnl_split import TradeFees, compute_gas_usd_x18
 from keeper.simulate.baseline import ThresholdPolicy, run_threshold_baseline
 from keeper.simulate.paper import (
-    PAPER_GAS_UNITS,
     PaperFill,
     PathPoint,
     compute_funding_paid_x18,
@@ -16,6 +15,7 @@ from keeper.simulate.paper import (
     fixed_size_x18,
 )
 from keeper.types import Direction
+from keeper.venues.gas import typical_gas_units
 
 E18 = 10**18
 SPOT_USD = 1_000  # spot at $1,000; the perp at spot x (1 + spread)
@@ -81,7 +81,7 @@ def test_holding_funding_sums_the_intervals_held() -> None:
 
 def test_paper_gas_uses_the_snapshot_gas_price_and_eth_index() -> None:
     point = points([0], gas_price_wei=10**9)[0]
-    assert compute_paper_gas_x18(point, "open") == compute_gas_usd_x18(PAPER_GAS_UNITS["open"] * 10**9, 3_000 * E18)
+    assert compute_paper_gas_x18(point, "open") == compute_gas_usd_x18(typical_gas_units("open") * 10**9, 3_000 * E18)
 
 
 def test_directed_spread_and_fixed_size() -> None:

@@ -1,0 +1,65 @@
+"""What `keeper run` (and the simulations built on it) start: the chain the keeper trades on,
+wired into keeper/runtime.py.
+
+The runtime knows nothing of the devnet: it receives a `ChainSetup` (where the chain is, which
+markets it has, and, on an anvil devnet, how to provision an executor and drive the market). This
+module builds that setup: the embedded devnet when no RPC is configured (`make demo`), a devnet
+manifest's addresses with the devnet preset, or nothing extra on a real chain (the address book
+resolves the markets there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keeper.chain.rpc import JsonRpc
+from keeper.collect import Sources
+from keeper.config import KeeperConfig
+from keeper.devnet.activity import ActivityConfig, MarketActivity
+from keeper.devnet.manifest import DevnetManifest
+from keeper.devnet.provision import provision_executor
+from keeper.devnet.txs import DevSender
+from keeper.devnet.world import World, prebuilt_state, start_world
+from keeper.errors import ConfigError
+from keeper.runtime import ChainSetup, Runtime, assemble_runtime
+
+DEFAULT_MANIFEST = Path(".keeper/devnet/manifest.json")
+
+
+def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None = None, seed: int = 7) -> ChainSetup:
+    """A devnet's markets from its manifest and its executor provisioning (anvil only); with the
+    embedded `world`: a throwaway key and the market-activity driver too, and the world stops with
+    the runtime."""
+
+    def provision(rpc: JsonRpc, owner: str | None) -> str:
+        owner = owner or manifest.accounts.keeper
+        rpc.call("anvil_impersonateAccount", [owner])  # provisioning sends as the owner, keyless
+        try:
+            return provision_executor(DevSender(rpc), manifest, owner)
+        finally:
+            rpc.call("anvil_stopImpersonatingAccount", [owner])
+
+    return ChainSetup(
+        rpc_url=rpc_url, sources=Sources.from_manifest(manifest), provision_executor=provision,
+        embedded=world is not None,
+        start_driver=(lambda: MarketActivity(JsonRpc(rpc_url), manifest, ActivityConfig(seed=seed))) if world else None,
+        stop=world.stop if world is not None else None)
+
+
+def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runtime:
+    """The runtime on the configured chain; with no RPC configured, on the embedded devnet."""
+    if config.chain.rpc_url is None:
+        if config.chain.preset != "devnet":
+            raise ConfigError("chain.rpc_url: required with preset 'optimism' (no embedded chain for it)")
+        world = start_world(load_state=prebuilt_state())
+        try:
+            setup = devnet_setup(world.manifest, world.node.rpc_url, world=world, seed=seed)
+        except BaseException:
+            world.stop()
+            raise
+    elif config.chain.preset == "devnet":
+        manifest = DevnetManifest.read(config.chain.manifest or DEFAULT_MANIFEST)
+        setup = devnet_setup(manifest, config.chain.rpc_url, seed=seed)
+    else:
+        setup = ChainSetup(rpc_url=config.chain.rpc_url)
+    return assemble_runtime(config, setup, dry_run=dry_run)

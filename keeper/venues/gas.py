@@ -1,0 +1,46 @@
+"""The gas table of the executor's trades, defined here once.
+
+Gas units per kind of basis trade (the executor's openBasis / resizeBasis / closeBasis), measured on
+the devnet fork: openBasis used 1.09-1.56M and closeBasis 0.72-1.28M, the first trade of a market
+touching cold storage. Two columns, one row per kind:
+
+- `typical`: warm storage; what the planner's profit gate charges for this transaction and what the
+  paper bots (baselines, hindsight optimum) pay per trade;
+- `upper`: the upper end the devnet's runs used; the strategies' estimate before the chain has
+  shown any (the engine replaces it with what this market's recent trades used on chain).
+
+The sender estimates every real transaction's limit on chain before sending; these feed estimates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+TradeKind = Literal["open", "resize", "close"]
+
+
+@dataclass(frozen=True)
+class TradeGasUnits:
+    typical: int
+    upper: int
+
+
+EXECUTOR_GAS_UNITS = MappingProxyType({
+    "open": TradeGasUnits(typical=1_100_000, upper=1_300_000),
+    "resize": TradeGasUnits(typical=850_000, upper=1_000_000),
+    "close": TradeGasUnits(typical=750_000, upper=1_300_000),
+})
+
+
+# The typical column by kind, read-only (the names main used: keeper.plan.GAS_UNITS, keeper.simulate.paper.PAPER_GAS_UNITS).
+TYPICAL_GAS_UNITS = MappingProxyType({kind: row.typical for kind, row in EXECUTOR_GAS_UNITS.items()})
+
+
+def typical_gas_units(kind: str) -> int:
+    return EXECUTOR_GAS_UNITS[kind].typical
+
+
+def upper_gas_units(kind: str) -> int:
+    return EXECUTOR_GAS_UNITS[kind].upper
