@@ -582,6 +582,13 @@ class Journal:
                     raise JournalError(f"journal {self.path}: {exc}") from exc
                 raise
 
+    def write_transaction(self) -> Any:
+        """The journal's write transaction, for record modules beside it (keeper/pairs_journal.py)."""
+        return self._write()
+
+    def read_transaction(self) -> Any:
+        return self._read()
+
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """One consistent snapshot for several SELECTs."""
