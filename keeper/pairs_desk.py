@@ -205,7 +205,8 @@ class PairDesk:
             self.virtual = PairPosition(0, intent.market_a, intent.market_b, intent.side, fills.position_base_x18_after_a,
                                         fills.position_base_x18_after_b, intent.hedge_ratio_x18, snapshot.block_number,
                                         snapshot.block_timestamp, fit.beta if fit else 0.0, fit.z if fit else 0.0,
-                                        fit.spread if fit else 0.0, fills.quote_delta_x18_a + fills.quote_delta_x18_b)
+                                        fit.spread if fit else 0.0, fills.perp_quote_x18_a + fills.perp_quote_x18_b,
+                                        fit.mean if fit else 0.0, fit.scale if fit else 0.0)
         else:
             self.virtual = None
         log.info("pair.outcome", block=snapshot.block_number, kind=intent.kind, status="dry_run", fills=fills.__dict__,

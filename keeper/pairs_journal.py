@@ -28,7 +28,8 @@ _SCHEMA = (
         id INTEGER PRIMARY KEY, market_a TEXT NOT NULL, market_b TEXT NOT NULL, side TEXT NOT NULL,
         status TEXT NOT NULL, base_x18_a TEXT NOT NULL, base_x18_b TEXT NOT NULL, hedge_ratio_x18 TEXT NOT NULL,
         entry_block INTEGER NOT NULL, entry_timestamp_s INTEGER NOT NULL, entry_beta REAL NOT NULL,
-        entry_z REAL NOT NULL, entry_spread REAL NOT NULL, quote_x18 TEXT NOT NULL, fees_x18 TEXT NOT NULL,
+        entry_z REAL NOT NULL, entry_spread REAL NOT NULL, entry_mean REAL NOT NULL, entry_scale REAL NOT NULL,
+        quote_x18 TEXT NOT NULL, fees_x18 TEXT NOT NULL,
         funding_settled_x18 TEXT NOT NULL, gas_x18 TEXT NOT NULL, closed_block INTEGER, close_reason TEXT)""",
     """CREATE TABLE IF NOT EXISTS pair_trades (
         id INTEGER PRIMARY KEY, pair_id INTEGER, kind TEXT NOT NULL, strategy TEXT NOT NULL, block INTEGER NOT NULL,
@@ -80,12 +81,13 @@ class PairJournal:
         with self.journal.write_transaction() as db:
             cur = db.execute(
                 "INSERT INTO pair_positions (market_a, market_b, side, status, base_x18_a, base_x18_b, hedge_ratio_x18,"
-                " entry_block, entry_timestamp_s, entry_beta, entry_z, entry_spread, quote_x18, fees_x18,"
-                " funding_settled_x18, gas_x18) VALUES (?,?,?, 'open', ?,?,?,?,?,?,?,?,?,?,?,?)",
+                " entry_block, entry_timestamp_s, entry_beta, entry_z, entry_spread, entry_mean, entry_scale, quote_x18,"
+                " fees_x18, funding_settled_x18, gas_x18) VALUES (?,?,?, 'open', ?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (intent.market_a, intent.market_b, intent.side, str(fills.position_base_x18_after_a),
                  str(fills.position_base_x18_after_b), str(intent.hedge_ratio_x18), block, timestamp_s,
-                 fit.beta if fit else 0.0, fit.z if fit else 0.0, fit.spread if fit else 0.0,
-                 str(fills.quote_delta_x18_a + fills.quote_delta_x18_b), str(perp_fee_x18), str(settled_funding_x18),
+                 fit.beta if fit else 0.0, fit.z if fit else 0.0, fit.spread if fit else 0.0, fit.mean if fit else 0.0,
+                 fit.scale if fit else 0.0,
+                 str(fills.perp_quote_x18_a + fills.perp_quote_x18_b), str(perp_fee_x18), str(settled_funding_x18),
                  str(gas_x18)))
             pair_id = int(cur.lastrowid)
             db.execute("UPDATE pair_trades SET pair_id = ? WHERE id = ?", (pair_id, trade_id))
@@ -101,7 +103,7 @@ class PairJournal:
                 "UPDATE pair_positions SET base_x18_a = ?, base_x18_b = ?, quote_x18 = ?, fees_x18 = ?,"
                 " funding_settled_x18 = ?, gas_x18 = ?, status = ?, closed_block = ?, close_reason = ? WHERE id = ?",
                 (str(fills.position_base_x18_after_a), str(fills.position_base_x18_after_b),
-                 str(int(row["quote_x18"]) + fills.quote_delta_x18_a + fills.quote_delta_x18_b),
+                 str(int(row["quote_x18"]) + fills.perp_quote_x18_a + fills.perp_quote_x18_b),
                  str(int(row["fees_x18"]) + perp_fee_x18), str(int(row["funding_settled_x18"]) + settled_funding_x18),
                  str(int(row["gas_x18"]) + gas_x18), "closed" if flat else "open", block if flat else None,
                  reason if flat else None, pair_id))
@@ -121,7 +123,7 @@ class PairJournal:
         return PairPosition(row["id"], row["market_a"], row["market_b"], row["side"], int(row["base_x18_a"]),
                             int(row["base_x18_b"]), int(row["hedge_ratio_x18"]), row["entry_block"],
                             row["entry_timestamp_s"], row["entry_beta"], row["entry_z"], row["entry_spread"],
-                            int(row["quote_x18"]))
+                            int(row["quote_x18"]), row["entry_mean"], row["entry_scale"])
 
     def rows(self) -> list[dict[str, Any]]:
         with self.journal.read_transaction() as db:

@@ -63,4 +63,11 @@ class PairPosition:
     entry_beta: float
     entry_z: float
     entry_spread: float
-    quote_x18: int  # sum of both legs' signed quote deltas so far (fee included)
+    quote_x18: int
+    entry_mean: float = 0.0  # the regression at entry: the position's model of the spread
+    entry_scale: float = 0.0
+
+    def z_at_entry_model(self, log_a: float, log_b: float) -> float:
+        """The spread now under the position's own model: (log A - beta_entry x log B - mean at entry)
+        / scale at entry. The legs are hedged at beta_entry, so this is what the position earns on."""
+        return (log_a - self.entry_beta * log_b - self.entry_mean) / self.entry_scale if self.entry_scale > 0 else 0.0  # sum of both legs' signed quote deltas so far (fee included)

@@ -10,12 +10,14 @@ with each leg shocked on its own), within the notional and leverage caps. The ex
 the open, the same again for the close - gas of the open and the close - the cost of the margin)
 must be positive; the planner then applies costs.min_profit_usd and the gas multiple.
 
-Exits, in this order: the margin guard (risk); the thesis broken: the correlation over the window
-fell below `break_correlation`, beta moved more than `max_beta_drift` (relative) from its value at
-entry, the spread moved past `stop_z` against the position, or the expected remaining edge is below
-the cost of exiting now (the exact close quote's fees and impact, plus gas); reversion: z crossed
-back inside +-exit_z; the holding time passed `max_hold_s`. The kill switch and the risk stage's
-unwind close the pair in the desk (keeper/pairs_desk.py).
+Exits, in this order: the margin guard (risk); the thesis broken, on the ROLLING regression: the
+correlation over the window fell below `break_correlation`, beta moved more than `max_beta_drift`
+(relative) from its value at entry, or the rolling z is past `stop_z` against the position;
+reversion, on the position's OWN model (the legs are hedged at the entry beta, so the position
+earns on log A - beta_entry log B, measured against the mean and scale at entry): that z back
+inside +-exit_z; the edge spent: the remaining convergence to the exit band below the cost of
+exiting now (the exact close quote's fees and impact, plus gas); the holding time past
+`max_hold_s`. The kill switch and the risk stage's unwind close the pair in the desk (keeper/pairs_desk.py).
 
 Pure: no web3, no I/O. The basis pipeline's `decide(ctx)` returns a Skip per market (a pair is not
 a basis Intent); the pair desk calls `decide_pair(pctx)` with the price history.
@@ -47,7 +49,7 @@ class PairsSpreadParams:
     min_samples: int = 20
     entry_z: float = 2.0
     exit_z: float = 0.5
-    stop_z: float = 4.5  # the spread this far past its mean against the position: broken
+    stop_z: float = 6.0  # the rolling z this far past its mean against the position: broken (and no entry)
     min_correlation: float = 0.8  # no entry below
     break_correlation: float = 0.5  # exit below (thesis broken)
     max_beta_drift: float = 0.5  # exit when |beta - beta at entry| > this x |beta at entry|
@@ -152,6 +154,8 @@ class PairsSpread(StrategyBase):
             return self.skip(label, f"no thesis: {numbers} (need corr >= {p.min_correlation}, beta > 0)")
         if abs(fit.z) < p.entry_z:
             return self.skip(label, f"|z| < entry {p.entry_z}: {numbers}")
+        if abs(fit.z) >= p.stop_z:
+            return self.skip(label, f"|z| >= stop {p.stop_z}: past the stop, no entry; {numbers}")
         side: PairSide = "short_spread" if fit.z > 0 else "long_spread"
         try:
             return self._entry_intent(ctx, fit, side, numbers)
@@ -233,16 +237,18 @@ class PairsSpread(StrategyBase):
             if held_s >= p.max_hold_s:
                 return self._close(ctx, position, f"held {held_s} s >= max {p.max_hold_s:.0f} s")
             return self.skip(label, "hold: no regression this tick")
-        numbers = f"z {fit.z:+.2f}, beta {fit.beta:.3f} (entry {position.entry_beta:.3f}), corr {fit.correlation:.3f}"
+        z = position.z_at_entry_model(pctx.log_a[-1], pctx.log_b[-1])
+        numbers = (f"z {z:+.2f} on the entry model (rolling {fit.z:+.2f}), beta {fit.beta:.3f} "
+                   f"(entry {position.entry_beta:.3f}), corr {fit.correlation:.3f}")
         broken = self.thesis_broken(fit, position)
         if broken:
             return self._close(ctx, position, f"thesis broken: {broken}; {numbers}")
-        reverted = (fit.z >= -p.exit_z) if position.side == "long_spread" else (fit.z <= p.exit_z)
+        reverted = (z >= -p.exit_z) if position.side == "long_spread" else (z <= p.exit_z)
         if reverted:
-            return self._close(ctx, position, f"reverted: z {fit.z:+.2f} inside +-{p.exit_z}; {numbers}")
-        edge = self.remaining_edge_vs_exit(ctx, fit, position)
+            return self._close(ctx, position, f"reverted: z {z:+.2f} inside +-{p.exit_z}; {numbers}")
+        edge = self.remaining_edge_vs_exit(ctx, z, position)
         if edge is not None:
-            return self._close(ctx, position, f"thesis broken: {edge}; {numbers}")
+            return self._close(ctx, position, f"edge spent: {edge}; {numbers}")
         if held_s >= p.max_hold_s:
             return self._close(ctx, position, f"held {held_s} s >= max {p.max_hold_s:.0f} s; {numbers}")
         return self.skip(label, f"hold {position.side}: {numbers}")
@@ -260,9 +266,10 @@ class PairsSpread(StrategyBase):
             return f"spread {fit.z:+.2f} sigma past its mean against the position (stop {p.stop_z})"
         return None
 
-    def remaining_edge_vs_exit(self, ctx: StrategyContext, fit: SpreadFit, position: PairPosition) -> str | None:
-        """The expected remaining convergence to the exit band, valued on leg A's notional, below
-        the cost of exiting now (exact close quote: fees + impact, plus gas): why; else None."""
+    def remaining_edge_vs_exit(self, ctx: StrategyContext, z: float, position: PairPosition) -> str | None:
+        """The expected remaining convergence (from z, on the position's entry model, to the exit
+        band, valued on leg A's notional) below the cost of exiting now (exact close quote: fees +
+        impact, plus gas): why; else None."""
         p = self.params
         va, vb = ctx.snapshot.markets[position.market_a], ctx.snapshot.markets[position.market_b]
         try:
@@ -271,7 +278,7 @@ class PairsSpread(StrategyBase):
         except (SkipOpportunity, QuoteUnavailable, ValueError):
             return None
         notional_a = abs(quote.leg_a.quote_delta_x18) / ONE_X18
-        remaining = notional_a * max(0.0, abs(fit.spread - fit.mean) - p.exit_z * fit.scale)
+        remaining = notional_a * max(0.0, abs(z) - p.exit_z) * position.entry_scale
         exit_cost = sum(vars(quote_costs(quote)).values()) + ctx.costs.tx_cost_usd(PAIR_GAS_UNITS)
         if remaining < exit_cost:
             return f"remaining edge {remaining:,.2f} USD < cost of exiting {exit_cost:,.2f} USD"

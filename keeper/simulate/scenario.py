@@ -137,6 +137,9 @@ class Scenario(_Strict):
     warmup_steps: int = Field(25, ge=0, le=500, description="plain steps before step 1 (the keeper's basis history)")
     activity: ActivitySettings = ActivitySettings()
     events: list[Event] = Field(default_factory=list)
+    # The keeper's [strategies] section for this scenario, over the run's config (e.g. enabling
+    # pairs_spread with its params); absent: the config's own.
+    strategies: dict[str, Any] | None = None
 
     def events_at(self, step: int) -> list[Any]:
         return [e for e in self.events if e.active_at(step)]
