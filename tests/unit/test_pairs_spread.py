@@ -316,3 +316,10 @@ def test_given_pair_trips_when_adding_to_the_optimum_then_it_dominates_and_says_
     assert result.total.total_x18 == 4 * ONE_X18 and result.account_caps_relaxed
     assert result.by_market_x18["ETH/BTC"] == 4 * ONE_X18 and any("pair" in n for n in result.notes)
     assert with_pair_trips(base, []) is base
+
+
+def test_given_the_example_config_then_pairs_spread_is_off_and_its_params_are_its_defaults() -> None:
+    from keeper.config import load_config
+    config = load_config(Path(__file__).resolve().parents[2] / "keeper.example.toml", environ={})
+    assert "pairs_spread" not in config.strategies.enabled
+    assert load_strategy("pairs_spread", config.strategies.params["pairs_spread"]).params == PairsSpreadParams()  # type: ignore[attr-defined]
