@@ -24,6 +24,7 @@ from typing import Any
 
 from keeper.chain.sender import SimulationReverted, TxRequest
 from keeper.config import KeeperConfig
+from keeper.execute import DryRunExecutor, LiveExecutor
 from keeper.errors import RpcError, SkipOpportunity, TransientError
 from keeper.logs import get_logger
 from keeper.pairs_journal import PairJournal
@@ -219,6 +220,10 @@ def build_pair_desk(config: KeeperConfig, executor: Any, journal: Any, executor_
                     clearing_house: str) -> PairDesk | None:
     """The desk when pairs_spread is enabled (its params from strategies.params.pairs_spread), else None."""
     if PairsSpread.name not in config.strategies.enabled:
+        return None
+    if not isinstance(executor, (LiveExecutor, DryRunExecutor)):  # the backtest's paper executor books basis trades only
+        log.warning("pair.desk_off", reason=f"pairs_spread needs a live or dry-run executor, not {type(executor).__name__}: "
+                                            "pair trades are not backtested")
         return None
     strategy = PairsSpread.from_params(config.strategies.params.get(PairsSpread.name, {}))
     return PairDesk(strategy, config, executor_address, executor, PairJournal(journal), clearing_house)
