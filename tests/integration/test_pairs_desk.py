@@ -12,18 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account import Account
 
-from keeper.chain.fees import FeePolicy
 from keeper.chain.keys import Signer
-from keeper.chain.pending import MemoryPendingStore
-from keeper.chain.sender import SenderConfig, TxSender
-from keeper.collect import SnapshotCollector, Sources
+from keeper.collect import SnapshotCollector
 from keeper.config import load_config
 from keeper.devnet.deploy import DEADLINE_NEVER
-from keeper.devnet.provision import provision_executor
 from keeper.devnet.txs import codec
-from keeper.execute import LiveExecutor
 from keeper.journal import Journal
 from keeper.pairs_desk import PairDesk
 from keeper.pairs_journal import PairJournal, pairs_pnl
@@ -34,28 +28,21 @@ from strategies import PairsSpread
 from strategies.pairs_math import beta_neutral_sizes_x18
 
 from .conftest import Devnet
+from .test_execution_pipeline import live  # noqa: F401 - the fixture
 
 ETH = 10**18
 BETA_X18 = 1_020_000_000_000_000_000
 
 
 @pytest.fixture()
-def desk(devnet: Devnet, tmp_path: Path) -> Iterator[tuple[Devnet, PairDesk, SnapshotCollector, Signer]]:
-    key = Account.create()
-    signer = Signer(bytes(key.key))
-    devnet.rpc.call("anvil_setBalance", [signer.address, hex(100 * ETH)])
-    devnet.rpc.call("anvil_impersonateAccount", [signer.address])
-    executor = provision_executor(devnet.tx, devnet.manifest, signer.address)
-    devnet.rpc.call("anvil_stopImpersonatingAccount", [signer.address])
+def desk(live: Any, tmp_path: Path) -> Iterator[tuple[Devnet, PairDesk, SnapshotCollector, Signer]]:
+    """A funded executor operated by a throwaway key (test_execution_pipeline's `live`) and a desk on it."""
+    devnet, executor, live_executor, collector, _, signer = live
     config = load_config(None, environ={}, overrides={"execution": {"slippage_bps": 30},
                                                       "strategies": {"enabled": ["pairs_spread"]}})
-    sender = TxSender(devnet.rpc, signer, SenderConfig(FeePolicy(max_fee_per_gas_cap_wei=100 * 10**9)), MemoryPendingStore())
-    collector = SnapshotCollector(devnet.rpc, Sources.from_manifest(devnet.manifest), account=executor)
-    collector.prepare()
-    live = LiveExecutor(sender, devnet.rpc, devnet.contract("ClearingHouse"))
     with Journal(tmp_path / "journal.sqlite") as journal:
-        yield devnet, PairDesk(PairsSpread(), config, executor, live, PairJournal(journal), devnet.contract("ClearingHouse")), \
-            collector, signer
+        yield devnet, PairDesk(PairsSpread(), config, executor, live_executor, PairJournal(journal),
+                               devnet.contract("ClearingHouse")), collector, signer
 
 
 def open_intent(snapshot: MarketSnapshot, notional_usd: float = 20_000.0, long_a: bool = False) -> PairIntent:
