@@ -54,7 +54,7 @@ from keeper.simulate.compare import account_limits, compare, keeper_round_trips,
 from keeper.simulate.driver import ScenarioDriver
 from keeper.simulate.fork import find_origin_manifest, fund_gas, origin_head, provision_fork_executor, start_fork
 from keeper.simulate.ledger import BalanceReader, KeeperBalances, compute_balance_change
-from keeper.simulate.pair_trips import pair_fee_paid_wei, pair_pnl, pair_round_trips
+from keeper.simulate.pair_trips import pair_fee_paid_wei, pair_pnl, pair_round_trips, pair_transactions
 from keeper.simulate.paper import AccountLimits, SnapshotQuoter, path_points
 from keeper.simulate.recorder import Recorder, split_usd
 from keeper.simulate.report import usd, write_report
@@ -244,6 +244,7 @@ def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder
                       end: KeeperBalances, journal: Journal, open_after: list[str],
                       liquidations: list[dict[str, Any]], caps: AccountLimits) -> dict[str, Any]:
     pair_rows, pair_trips = pair_round_trips(journal, [s.block_number for s in recorder.snapshots])
+    pair_txs = pair_transactions(journal)
     journal_pnl = journal.pnl_summary().total + pair_pnl(journal)  # pair trades: keeper/simulate/pair_trips.py
     markets = sorted(recorder.spot_decimals)
     points = {m: path_points(recorder.snapshots, m, recorder.tips_wei, recorder.l1_fees_wei) for m in markets}
@@ -304,8 +305,8 @@ def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder
                      "events": [e.model_dump() for e in plan.events]},
         "markets": markets,
         "keeper": {"pnl": journal_pnl.to_json_dict() | split_usd(journal_pnl), "trades": recorder.outcomes,
-                   "transactions": len(recorder.outcomes), "round_trips": trips,
-                   "included": sum(1 for o in recorder.outcomes if o["status"] == "included")},
+                   "transactions": len(recorder.outcomes) + len(pair_txs), "round_trips": trips, "pair_trades": pair_txs,
+                   "included": sum(1 for o in recorder.outcomes + pair_txs if o["status"] == "included")},
         **yardsticks_json(settings, caps, baseline, carry, optimum),
         "comparison": comparison,
         "consistency": consistency,

@@ -44,6 +44,12 @@ def pair_fee_paid_wei(journal: Any) -> int:
     return sum(int(t["fee_paid_wei"] or 0) for t in _book(journal).trades())
 
 
+def pair_transactions(journal: Any) -> list[dict[str, Any]]:
+    """Every pair transaction the keeper planned, as the report lists them (sent or not)."""
+    return [{k: t[k] for k in ("kind", "block", "status", "tx_hash", "gas_used", "predicted", "fills", "bounds", "detail")}
+            for t in _book(journal).trades()]
+
+
 def pair_round_trips(journal: Any, blocks: Sequence[int]) -> tuple[list[dict[str, Any]], list[OptimalTrip]]:
     """The report's rows for the keeper's pairs and the optimum's trips for the profitable ones."""
 
