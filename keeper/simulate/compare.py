@@ -22,7 +22,7 @@ from keeper.pnl_split import PnlSplit
 from keeper.simulate.baseline import PaperResult, ThresholdPolicy, run_threshold_baseline
 from keeper.simulate.carry import CarryPolicy, run_carry_bot
 from keeper.simulate.optimum import KnownTrip, OptimalTrip, OptimumResult, run_optimum
-from keeper.simulate.pair_trips import with_pair_trips
+from keeper.simulate.pair_trips import with_pair_optimum
 from keeper.simulate.paper import AccountLimits, PathPoint, Quoter
 from keeper.types import MarketSnapshot, PerpAccountState
 
@@ -118,7 +118,8 @@ def compare(settings: KeeperConfig, points: Mapping[str, Sequence[PathPoint]], q
     for result in (baseline, carry):
         for t in result.trades:
             sizes.setdefault(t.market, []).append(abs(t.perp_base_x18))
-    optimum = with_pair_trips(run_optimum(points, quoter, limits, sizes, known), pair_trips)  # keeper/simulate/pair_trips.py
+    optimum = with_pair_optimum(run_optimum(points, quoter, limits, sizes, known), settings, points,  # pairs: pair_trips.py
+                                getattr(quoter, "snapshots", None), limits, pair_trips, keeper_trips)
     violations = dominance(optimum.total, keeper_pnl, keeper_trips, {"threshold bot": baseline, "carry-only bot": carry})
     for line in violations:
         log.error("simulate.optimum_violation", defect=line)

@@ -323,3 +323,30 @@ def test_given_the_example_config_then_pairs_spread_is_off_and_its_params_are_it
     config = load_config(Path(__file__).resolve().parents[2] / "keeper.example.toml", environ={})
     assert "pairs_spread" not in config.strategies.enabled
     assert load_strategy("pairs_spread", config.strategies.params["pairs_spread"]).params == PairsSpreadParams()  # type: ignore[attr-defined]
+
+
+def test_given_eth_running_ahead_when_optimising_pairs_then_the_grid_finds_the_long_spread_and_dominates_known_trips() -> None:
+    from keeper.simulate.optimum import OptimalTrip
+    from keeper.simulate.optimum import GRID_SIZES
+    from keeper.simulate.pair_optimum import optimise_pairs
+    from keeper.simulate.paper import AccountLimits, PathPoint
+
+    def snap(k: int, eth_usd: float) -> object:
+        eth, btc = views(eth_usd, BTC_USD)
+        return snapshot_of(eth, btc, block=1000 + k)
+
+    snapshots = [snap(0, 3000.0), snap(1, 3000.0), snap(2, 3090.0), snap(3, 3090.0)]  # ETH +3% against BTC
+
+    def path(price: float) -> list[PathPoint]:
+        return [PathPoint(1000 + k, NOW + 60 * k, {}, 0, int(price * ONE_X18), 10**8, 3000 * ONE_X18, perp_mid_usd=price)
+                for k in range(4)]
+
+    limits_ = AccountLimits(max_notional_usd=20_000.0, max_total_notional_usd=40_000.0)
+    known = OptimalTrip("ETH/BTC", None, None, 0, 1, 1000, 1001, ONE_X18, "keeper_pair", PnlSplit(0, 5, 0, 0, 5))
+    trips, priced = optimise_pairs(snapshots, path(3000.0), path(60_000.0), "ETH", "BTC", limits_, [ONE_X18], [], [known])  # type: ignore[arg-type]
+    assert priced == 2 * GRID_SIZES  # 2 sides x the size grid
+    grid = [t for t in trips if t.source.startswith("pair_grid")]
+    assert grid and grid[0].source.startswith("pair_grid long_spread") and grid[0].split.total_x18 > 0
+    assert grid[0].entry_index <= 1 and grid[0].exit_index >= 2
+    total = sum(t.split.total_x18 for t in trips)
+    assert total >= known.split.total_x18 and total > 300 * ONE_X18  # ~3% of up to 20,000 USD less fees
