@@ -28,6 +28,10 @@ Event kinds:
 - liquidity_removal at_step, fraction, venues         the spot-liquidity account withdraws this
                                                       share of its Uniswap V3 positions / V2 LP
 - base_fee          from_step, to_step, gwei          every block's base fee pinned at `gwei`
+
+An optional [strategies] section is the keeper's [strategies] for this scenario, applied over the
+run's config (e.g. `enabled = [..., "pairs_spread"]` and `[strategies.params.pairs_spread]`); it
+is validated like the config when the run starts.
 """
 
 from __future__ import annotations
