@@ -43,6 +43,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from keeper.artifacts import PROJECT_ROOT
+from keeper.config import StrategiesConfig
+from strategies import load_strategy
 from keeper.devnet.activity import ActivityConfig
 from keeper.errors import ConfigError
 
@@ -144,6 +146,14 @@ class Scenario(_Strict):
     # The keeper's [strategies] section for this scenario, over the run's config (e.g. enabling
     # pairs_spread with its params); absent: the config's own.
     strategies: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _strategies_valid(self) -> Scenario:
+        if self.strategies is not None:
+            parsed = StrategiesConfig.model_validate(self.strategies)  # unknown keys and bad values, by name
+            for name in parsed.enabled:
+                load_strategy(name, parsed.params.get(name, {}))  # ValueError naming the parameter
+        return self
 
     def events_at(self, step: int) -> list[Any]:
         return [e for e in self.events if e.active_at(step)]

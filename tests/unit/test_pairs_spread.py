@@ -350,3 +350,15 @@ def test_given_eth_running_ahead_when_optimising_pairs_then_the_grid_finds_the_l
     assert grid[0].entry_index <= 1 and grid[0].exit_index >= 2
     total = sum(t.split.total_x18 for t in trips)
     assert total >= known.split.total_x18 and total > 300 * ONE_X18  # ~3% of up to 20,000 USD less fees
+
+
+def test_given_the_pair_scenarios_then_they_enable_pairs_spread_and_a_bad_param_is_refused_at_load(tmp_path: Path) -> None:
+    from keeper.errors import ConfigError
+    from keeper.simulate.scenario import load_scenario
+    for name in ("pair_spread_revert", "pair_correlation_break"):
+        scenario = load_scenario(name)
+        assert scenario.strategies is not None and "pairs_spread" in scenario.strategies["enabled"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\n[strategies]\nenabled = ["pairs_spread"]\n[strategies.params.pairs_spread]\nentry_zz = 2.0\n')
+    with pytest.raises(ConfigError, match="entry_zz"):
+        load_scenario(str(bad))
