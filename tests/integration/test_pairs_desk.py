@@ -16,6 +16,7 @@ import pytest
 from keeper.chain.keys import Signer
 from keeper.collect import SnapshotCollector
 from keeper.config import load_config
+from keeper.execute import DryRunExecutor
 from keeper.devnet.deploy import DEADLINE_NEVER
 from keeper.devnet.txs import codec
 from keeper.journal import Journal
@@ -122,3 +123,21 @@ def test_a_moved_market_breaks_a_legs_bound_and_nothing_is_sent_or_booked(desk: 
     replanned = plan_pair(pair_desk.config, pair_desk.executor_address, open_intent(moved), moved, None, slippage_bps=0)
     assert pair_desk._execute(replanned, moved, None)["fills_equal_predicted"] is True
     assert replanned.quote.predicted.perp_quote_x18_a < plan.quote.predicted.perp_quote_x18_a  # less quote for the short
+
+
+def test_a_dry_run_pair_reports_the_exact_would_be_fills_and_sends_nothing(live: Any, tmp_path: Path) -> None:
+    devnet, executor, _, collector, _, signer = live
+    config = load_config(None, environ={}, overrides={"strategies": {"enabled": ["pairs_spread"]}})
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        dry = PairDesk(PairsSpread(), config, executor, DryRunExecutor(devnet.rpc, signer.address), PairJournal(journal),
+                       devnet.contract("ClearingHouse"))
+        snapshot = collector.fetch_snapshot()
+        nonce_before = int(devnet.rpc.call("eth_getTransactionCount", [signer.address, "pending"]), 16)
+        plan = plan_pair(config, executor, open_intent(snapshot, long_a=True), snapshot, None)
+        outcome = dry._execute(plan, snapshot, None)
+        assert outcome["status"] == "dry_run" and outcome["fills_equal_predicted"] is True
+        held = dry.position()
+        assert held is not None and held.base_x18_a == plan.quote.predicted.position_base_x18_after_a > 0
+        assert set(dry.held_markets()) == {"ETH", "BTC"}
+        assert int(devnet.rpc.call("eth_getTransactionCount", [signer.address, "pending"]), 16) == nonce_before
+        assert chain_positions(collector)[:2] == (0, 0) and dry.book.trades() == []  # nothing sent, nothing booked
