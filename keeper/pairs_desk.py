@@ -163,6 +163,9 @@ class PairDesk:
             fills = found[1] if found else None
             fee, settled = perp_facts_from_receipt(receipt or {}, self.clearing_house, plan.to)
         status = result.status if fills is not None or result.status != "included" else "included_without_event"
+        if status == "included_without_event":  # the legs' sizes are unknown: never guess them
+            self.stopped = f"pair transaction {result.tx_hash} included without a Pair* event: pair trading stopped"
+            log.error("pair.unknown", block=snapshot.block_number, reason=self.stopped)
         detail = result.revert_reason or f"{result.status} in block {result.block_number}"
         self.book.record_outcome(trade_id, status=status, tx_hash=result.tx_hash, fills=fills, gas_used=result.gas_used,
                                  fee_paid_wei=result.fee_paid_wei, gas_x18=gas_x18, perp_fee_x18=fee,
