@@ -8,8 +8,8 @@ snapshot's vAMM prices (fixed base sizes, so one position per candidate and one 
 snapshot). Each open and close is an exact pair quote (keeper/quotes_pair.py) on the recorded
 snapshot, gas at that snapshot's gas price for the pair's gas units, and funding accrues on both
 legs over the holding interval (keeper/simulate/paper.py's rule). The keeper's pair trips are
-candidates too, at their realised PnL. Weighted interval scheduling over snapshots, as in
-keeper/simulate/optimum.py; its value is ADDED to the basis optimum (a relaxation: pair and basis
+candidates too, at their realised PnL. Weighted interval scheduling over snapshots
+(keeper/simulate/optimum.py schedule); its value is ADDED to the basis optimum (a relaxation: pair and basis
 trips may use the same markets in the same blocks), so the sum is an upper bound of a keeper that
 trades both.
 """
@@ -23,7 +23,7 @@ from keeper.errors import SkipOpportunity
 from keeper.pnl_split import TradeFees, compute_gas_usd_x18, compute_pnl_split
 from keeper.quotes import QuoteUnavailable
 from keeper.quotes_pair import quote_pair_trade
-from keeper.simulate.optimum import GRID_RATIO, GRID_SIZES, OptimalTrip, size_grid_x18
+from keeper.simulate.optimum import GRID_RATIO, GRID_SIZES, OptimalTrip, schedule, size_grid_x18
 from keeper.simulate.paper import AccountLimits, PathPoint, compute_funding_paid_x18
 from keeper.types import ONE_X18, MarketSnapshot, PerpMarketState, perp_price_from_sqrt_x96
 from strategies.pairs_math import beta_neutral_sizes_x18
@@ -114,35 +114,9 @@ def optimise_pairs(snapshots: Sequence[MarketSnapshot], pa: Sequence[PathPoint],
                 base_a, base_b = beta_neutral_sizes_x18(notional, price_a, price_b, beta_x18, long_a)
                 if base_a and base_b:
                     candidates.append(_candidate(snapshots, pa, pb, a, b, side, beta_x18, base_a, base_b))
-    ending: dict[int, list[OptimalTrip]] = {}
-    for trip in known:
-        if 0 <= trip.entry_index < trip.exit_index < n:
-            ending.setdefault(trip.exit_index, []).append(trip)
-    value = [0] * n
-    choice: list[tuple[str, int, int] | None] = [None] * n
-    best: list[tuple[int, int] | None] = [None] * len(candidates)
-    for j in range(n):
-        if j > 0:
-            value[j], choice[j] = value[j - 1], None
-            for c, cand in enumerate(candidates):
-                entry, closing = best[c], cand.close_value[j]
-                if entry is not None and closing is not None and entry[0] + closing > value[j]:
-                    value[j], choice[j] = entry[0] + closing, ("grid", c, entry[1])
-            for k, trip in enumerate(ending.get(j, ())):
-                if value[trip.entry_index] + trip.split.total_x18 > value[j]:
-                    value[j], choice[j] = value[trip.entry_index] + trip.split.total_x18, ("known", k, trip.entry_index)
-        for c, cand in enumerate(candidates):
-            opening, current = cand.open_value[j], best[c]
-            if opening is not None and (current is None or value[j] + opening > current[0]):
-                best[c] = (value[j] + opening, j)
+    picks, best_total = schedule(n, candidates, known)
     trips: list[OptimalTrip] = []
-    j = n - 1
-    while j > 0:
-        picked = choice[j]
-        if picked is None:
-            j -= 1
-            continue
-        kind, index, i = picked
+    for kind, index, i, j in picks:
         if kind == "grid":
             cand = candidates[index]
             opened, closed = cand.opens[i], cand.closes[j]
@@ -153,8 +127,6 @@ def optimise_pairs(snapshots: Sequence[MarketSnapshot], pa: Sequence[PathPoint],
             trips.append(OptimalTrip(f"{a}/{b}", None, None, i, j, snapshots[i].block_number, snapshots[j].block_number,
                                      cand.base_a, f"pair_grid {cand.side} beta {cand.beta_x18 / ONE_X18:.3f}", split))
         else:
-            trips.append(ending[j][index])
-        j = i
-    trips.reverse()
-    assert sum(t.split.total_x18 for t in trips) == value[n - 1]
+            trips.append(known[index])
+    assert sum(t.split.total_x18 for t in trips) == best_total
     return trips, len(candidates)
