@@ -118,8 +118,10 @@ class Engine:
         self.boundary = ErrorBoundary(self.metrics, self.config.strategies.max_failures)
         self.inflight = InFlight(self.journal, self.executor) if self.executor.mode == "live" else None
         self.skip_log = SkipLog(self.journal)
-        self.pairs = build_pair_desk(self.config, self.executor, self.journal, self.planner.executor,
-                                     self.collector.sources.perp.clearing_house) if "pairs_spread" in self.config.strategies.enabled else None
+        self.pairs = None  # the pair desk, only when pairs_spread is enabled
+        if "pairs_spread" in self.config.strategies.enabled:
+            self.pairs = build_pair_desk(self.config, self.executor, self.journal, self.planner.executor,
+                                         self.collector.sources.perp.clearing_house)
 
     @property
     def fatal(self) -> BaseException | None:
