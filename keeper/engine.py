@@ -30,6 +30,7 @@ from keeper.inflight import InFlight
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.one_book import chain_gas_units, find_hand_over, ladder_intent
+from keeper.pairs_desk import build_pair_desk
 from keeper.plan import PRIORITY_FEE_WEI, RISK_STRATEGY, Planner, eth_price_x18
 from keeper.retention import prune_journal
 from keeper.risk import OracleRecovery, RiskView, assess_risk, cooldown_reason, snapshot_stale_reason
@@ -110,12 +111,17 @@ class Engine:
     boundary: ErrorBoundary = field(init=False)
     inflight: InFlight | None = field(init=False)
     skip_log: SkipLog = field(init=False)
+    pairs: Any = field(init=False)  # keeper.pairs_desk.PairDesk when pairs_spread is enabled
 
     def __post_init__(self) -> None:
         self.oracle_recovery = OracleRecovery(self.config.risk.max_oracle_age_s)
         self.boundary = ErrorBoundary(self.metrics, self.config.strategies.max_failures)
         self.inflight = InFlight(self.journal, self.executor) if self.executor.mode == "live" else None
         self.skip_log = SkipLog(self.journal)
+        self.pairs = None  # the pair desk, only when pairs_spread is enabled
+        if "pairs_spread" in self.config.strategies.enabled:
+            self.pairs = build_pair_desk(self.config, self.executor, self.journal, self.planner.executor,
+                                         self.collector.sources.perp.clearing_house)
 
     @property
     def fatal(self) -> BaseException | None:
@@ -172,6 +178,7 @@ class Engine:
                            now_s=self.clock())
         held = {m: why for m, why in self.boundary.blocked(positions).items()}
         held.update({m: "a transaction of this market is in flight: booked first" for m in in_flight})
+        held.update(self.pairs.held_markets() if self.pairs is not None else {})
         skips: list[str] = []
         intents = self._decide(snapshot, signals, positions, risk, skips, held)
         by_key = {(s.market, s.spot_venue): s for s in signals}
@@ -182,6 +189,8 @@ class Engine:
                 break
             if outcome is not None:
                 outcomes.append(outcome)
+        if self.pairs is not None and self.fatal is None:
+            self._pairs_tick(snapshot, signals, positions, risk, decided_at)
         self._prune(snapshot)
         for skip in self._deferred_skips:
             self.skip_log.record(block=snapshot.block_number, strategy=skip.strategy, market=skip.market,
@@ -297,6 +306,7 @@ class Engine:
         if self.executor.mode == "dry_run" or not isinstance(account, PerpAccountState):
             return {}
         in_flight = self.inflight.markets() if self.inflight is not None else set()
+        in_flight |= set(self.pairs.held_markets()) if self.pairs is not None else set()  # a pair's legs are no basis position
         chain = chain_positions(snapshot, self.collector.sources, positions, in_flight)
         if any(c.perp_base_x18 != (positions[m].perp_base_x18 if m in positions else 0) for m, c in chain.items()):
             self.journal.reconcile(chain, block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
@@ -316,6 +326,14 @@ class Engine:
                           f"> {tolerance} bps: unwind both legs")
                 intents[market] = self._unwind_intent(position, snapshot, reason)
         return intents
+
+    def _pairs_tick(self, snapshot: MarketSnapshot, signals: list[Signal], positions: Mapping[str, Position],
+                    risk: RiskView, head: int) -> None:
+        """The pair desk's part of the tick (keeper/pairs_desk.py), inside the error boundary."""
+        try:
+            self.pairs.tick(snapshot, self.strategy_context(snapshot, signals, positions), risk, head)
+        except Exception as exc:  # noqa: BLE001 - the boundary, for the pair
+            self.boundary.handle(exc, where="pairs", block=snapshot.block_number)
 
     def strategy_context(self, snapshot: MarketSnapshot, signals: list[Signal],
                          positions: Mapping[str, Position]) -> StrategyContext:

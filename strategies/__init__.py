@@ -19,10 +19,12 @@ from strategies.base import (
 )
 from strategies.basis_convergence import BasisConvergence, BasisConvergenceParams
 from strategies.funding_carry import FundingCarry, FundingCarryParams
+from strategies.pairs_spread import PairsSpread, PairsSpreadParams
 
 STRATEGIES: Mapping[str, Callable[[Mapping[str, Any]], Strategy]] = {
     BasisConvergence.name: BasisConvergence.from_params,
     FundingCarry.name: FundingCarry.from_params,
+    PairsSpread.name: PairsSpread.from_params,
 }
 
 
@@ -43,6 +45,8 @@ __all__ = [
     "CostModel",
     "FundingCarry",
     "FundingCarryParams",
+    "PairsSpread",
+    "PairsSpreadParams",
     "RiskLimits",
     "Skip",
     "Strategy",

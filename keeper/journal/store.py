@@ -126,6 +126,13 @@ class Journal:
                 if self._conn.in_transaction:
                     self._conn.execute("COMMIT")
 
+    def write_transaction(self) -> Any:
+        """The journal's write transaction, for record modules beside it (keeper/pairs_journal.py)."""
+        return self._write()
+
+    def read_transaction(self) -> Any:
+        return self._read()
+
     # ------------------------------------------------------------------ decisions
     def record_decision(self, intent: Intent, *, block: int, timestamp_s: int, basis_bps: float | None = None,
                         inputs: Mapping[str, Any] | None = None) -> int:

@@ -54,6 +54,7 @@ from keeper.simulate.compare import account_limits, compare, keeper_round_trips,
 from keeper.simulate.driver import ScenarioDriver
 from keeper.simulate.fork import find_origin_manifest, fund_gas, origin_head, provision_fork_executor, start_fork
 from keeper.simulate.ledger import BalanceReader, KeeperBalances, compute_balance_change
+from keeper.simulate.pair_trips import pair_fee_paid_wei, pair_pnl, pair_round_trips, pair_transactions
 from keeper.simulate.paper import AccountLimits, SnapshotQuoter, path_points
 from keeper.simulate.recorder import Recorder, split_usd
 from keeper.simulate.report import usd, write_report
@@ -152,6 +153,8 @@ def run_simulation(settings: KeeperConfig, *, fork_url: str, fork_block: int | N
     report.html into out_dir and return their paths (see the module notes)."""
     started = time.monotonic()
     plan = load_scenario(scenario)
+    if plan.strategies:  # the scenario's own strategies section (e.g. pairs_spread enabled)
+        settings = with_overrides(settings, {"strategies": plan.strategies}, where=f"scenario {plan.name}: strategies")
     if blocks < 1:
         raise ConfigError(f"--blocks must be >= 1, got {blocks}")
     origin_chain_id, origin_block = origin_head(fork_url)
@@ -240,12 +243,15 @@ def _flat(sample: Mapping[str, Any]) -> bool:
 def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder, start: KeeperBalances,
                       end: KeeperBalances, journal: Journal, open_after: list[str],
                       liquidations: list[dict[str, Any]], caps: AccountLimits) -> dict[str, Any]:
-    journal_pnl = journal.pnl_summary().total
+    pair_rows, pair_trips = pair_round_trips(journal, [s.block_number for s in recorder.snapshots])
+    pair_txs = pair_transactions(journal)
+    journal_pnl = journal.pnl_summary().total + pair_pnl(journal)  # pair trades: keeper/simulate/pair_trips.py
     markets = sorted(recorder.spot_decimals)
     points = {m: path_points(recorder.snapshots, m, recorder.tips_wei, recorder.l1_fees_wei) for m in markets}
     quoter = SnapshotQuoter(recorder.snapshots)
     trips, known = keeper_round_trips(journal, recorder.outcomes, [s.block_number for s in recorder.snapshots])
-    baseline, carry, optimum, comparison = compare(settings, points, quoter, caps, journal_pnl, trips, known)
+    trips += pair_rows
+    baseline, carry, optimum, comparison = compare(settings, points, quoter, caps, journal_pnl, trips, known, pair_trips)
     for k, sample in enumerate(recorder.samples):
         sample["baseline_equity_usd"] = usd(baseline.equity_x18[k]) if k < len(baseline.equity_x18) else None
         sample["carry_equity_usd"] = usd(carry.equity_x18[k]) if k < len(carry.equity_x18) else None
@@ -271,9 +277,9 @@ def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder
         "gas_x18": str(journal_pnl.gas_x18),
         "balance_change_x18": str(balance_change_x18),
         "split_equals_balance_change": journal_pnl.total_x18 == balance_change_x18,
-        "gas_wei_from_outcomes": str(recorder.fee_paid_wei),
+        "gas_wei_from_outcomes": str(recorder.fee_paid_wei + pair_fee_paid_wei(journal)),
         "gas_wei_owner_spent": str(change.gas_wei),
-        "gas_wei_equal": recorder.fee_paid_wei == change.gas_wei,
+        "gas_wei_equal": recorder.fee_paid_wei + pair_fee_paid_wei(journal) == change.gas_wei,
         "start": start.as_json(), "end": end.as_json(),
         "definition": ("balance change = d(executor USDC) + d(Perp account: vault balance + owed realized PnL + "
                        "unrealized PnL - pending funding) + d(spot tokens) x last spot price - gas (the journal's "
@@ -299,8 +305,8 @@ def build_report_data(plan: Scenario, settings: KeeperConfig, recorder: Recorder
                      "events": [e.model_dump() for e in plan.events]},
         "markets": markets,
         "keeper": {"pnl": journal_pnl.to_json_dict() | split_usd(journal_pnl), "trades": recorder.outcomes,
-                   "transactions": len(recorder.outcomes), "round_trips": trips,
-                   "included": sum(1 for o in recorder.outcomes if o["status"] == "included")},
+                   "transactions": len(recorder.outcomes) + len(pair_txs), "round_trips": trips, "pair_trades": pair_txs,
+                   "included": sum(1 for o in recorder.outcomes + pair_txs if o["status"] == "included")},
         **yardsticks_json(settings, caps, baseline, carry, optimum),
         "comparison": comparison,
         "consistency": consistency,

@@ -21,7 +21,8 @@ from keeper.logs import get_logger
 from keeper.pnl_split import PnlSplit
 from keeper.simulate.baseline import PaperResult, ThresholdPolicy, run_threshold_baseline
 from keeper.simulate.carry import CarryPolicy, run_carry_bot
-from keeper.simulate.optimum import KnownTrip, OptimumResult, run_optimum
+from keeper.simulate.optimum import KnownTrip, OptimalTrip, OptimumResult, run_optimum
+from keeper.simulate.pair_trips import with_pair_optimum
 from keeper.simulate.paper import AccountLimits, PathPoint, Quoter
 from keeper.types import MarketSnapshot, PerpAccountState
 
@@ -107,8 +108,8 @@ def dominance(optimum: PnlSplit, keeper: PnlSplit, keeper_trips: Sequence[Mappin
 
 
 def compare(settings: KeeperConfig, points: Mapping[str, Sequence[PathPoint]], quoter: Quoter, limits: AccountLimits,
-            keeper_pnl: PnlSplit, keeper_trips: Sequence[Mapping[str, Any]], known: Sequence[KnownTrip]
-            ) -> tuple[PaperResult, PaperResult, OptimumResult, dict[str, Any]]:
+            keeper_pnl: PnlSplit, keeper_trips: Sequence[Mapping[str, Any]], known: Sequence[KnownTrip],
+            pair_trips: Sequence[OptimalTrip] = ()) -> tuple[PaperResult, PaperResult, OptimumResult, dict[str, Any]]:
     """The bots, the optimum and the comparison block of the report."""
     notional = settings.risk.max_notional_usd_per_market
     baseline = run_threshold_baseline(points, quoter, ThresholdPolicy(notional_usd=notional), limits)
@@ -117,7 +118,8 @@ def compare(settings: KeeperConfig, points: Mapping[str, Sequence[PathPoint]], q
     for result in (baseline, carry):
         for t in result.trades:
             sizes.setdefault(t.market, []).append(abs(t.perp_base_x18))
-    optimum = run_optimum(points, quoter, limits, sizes, known)
+    optimum = with_pair_optimum(run_optimum(points, quoter, limits, sizes, known), settings, points,  # pairs: pair_trips.py
+                                getattr(quoter, "snapshots", None), limits, pair_trips, keeper_trips)
     violations = dominance(optimum.total, keeper_pnl, keeper_trips, {"threshold bot": baseline, "carry-only bot": carry})
     for line in violations:
         log.error("simulate.optimum_violation", defect=line)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from keeper.pnl_split import ZERO_PNL, PnlSplit, compute_pnl_split, sum_pnl
 from keeper.simulate.paper import (
@@ -172,6 +173,50 @@ def _price_candidates(market: str, path: Sequence[PathPoint], quoter: Quoter, li
     return candidates, quotes
 
 
+def schedule(n: int, candidates: Sequence[Any], known: Sequence[Any]) -> tuple[list[tuple[str, int, int, int]], int]:
+    """Weighted interval scheduling over n snapshots (see the module notes), exact in ints.
+    candidates: each with open_value[i] / close_value[j] (None: cannot); known: trips carried out
+    (entry_index, exit_index, split). Returns the picks in time order, as (kind "grid" or "known",
+    candidate or known index, entry index, exit index), and the best total."""
+    ending: dict[int, list[int]] = {}
+    for k, trip in enumerate(known):
+        if 0 <= trip.entry_index < trip.exit_index < n:
+            ending.setdefault(trip.exit_index, []).append(k)
+    value = [0] * n
+    choice: list[tuple[str, int, int] | None] = [None] * n  # (kind, candidate/known index, entry index)
+    best: list[tuple[int, int] | None] = [None] * len(candidates)  # (V[i] + a_c[i], i)
+    for j in range(n):
+        if j > 0:
+            value[j], choice[j] = value[j - 1], None
+            for c, cand in enumerate(candidates):
+                entry, closing = best[c], cand.close_value[j]
+                if entry is not None and closing is not None:
+                    total = entry[0] + closing
+                    if total > value[j]:
+                        value[j], choice[j] = total, ("grid", c, entry[1])
+            for k in ending.get(j, ()):
+                trip = known[k]
+                total = value[trip.entry_index] + trip.split.total_x18
+                if total > value[j]:
+                    value[j], choice[j] = total, ("known", k, trip.entry_index)
+        for c, cand in enumerate(candidates):
+            opening, current = cand.open_value[j], best[c]
+            if opening is not None and (current is None or value[j] + opening > current[0]):
+                best[c] = (value[j] + opening, j)
+    picks: list[tuple[str, int, int, int]] = []
+    j = n - 1
+    while j > 0:
+        picked = choice[j]
+        if picked is None:
+            j -= 1
+            continue
+        kind, index, i = picked
+        picks.append((kind, index, i, j))
+        j = i
+    picks.reverse()
+    return picks, value[n - 1] if n else 0
+
+
 def optimise_market(market: str, path: Sequence[PathPoint], quoter: Quoter, limits: AccountLimits = UNLIMITED,
                     sizes_x18: Sequence[int] = (), known: Sequence[KnownTrip] = (),
                     venues: Sequence[str] = SPOT_VENUES) -> tuple[list[OptimalTrip], int, int]:
@@ -186,39 +231,9 @@ def optimise_market(market: str, path: Sequence[PathPoint], quoter: Quoter, limi
                     found, used = _price_candidates(market, path, quoter, limits, direction, venue, size)
                     quotes += used
                     candidates += found
-    ending: dict[int, list[KnownTrip]] = {}
-    for trip in known:
-        if 0 <= trip.entry_index < trip.exit_index < n:
-            ending.setdefault(trip.exit_index, []).append(trip)
-    # exact integer values (USD x18)
-    value = [0] * n
-    choice: list[tuple[str, int, int] | None] = [None] * n  # (kind, candidate/known index, entry index)
-    best: list[tuple[int, int] | None] = [None] * len(candidates)  # (V[i] + a_c[i], i)
-    for j in range(n):
-        if j > 0:
-            value[j], choice[j] = value[j - 1], None
-            for c, cand in enumerate(candidates):
-                entry, closing = best[c], cand.close_value[j]
-                if entry is not None and closing is not None:
-                    total = entry[0] + closing
-                    if total > value[j]:
-                        value[j], choice[j] = total, ("grid", c, entry[1])
-            for k, trip in enumerate(ending.get(j, ())):
-                total = value[trip.entry_index] + trip.split.total_x18
-                if total > value[j]:
-                    value[j], choice[j] = total, ("known", k, trip.entry_index)
-        for c, cand in enumerate(candidates):
-            opening, current = cand.open_value[j], best[c]
-            if opening is not None and (current is None or value[j] + opening > current[0]):
-                best[c] = (value[j] + opening, j)
+    picks, best_total = schedule(n, candidates, known)
     trips: list[OptimalTrip] = []
-    j = n - 1
-    while j > 0:
-        picked = choice[j]
-        if picked is None:
-            j -= 1
-            continue
-        kind, index, i = picked
+    for kind, index, i, j in picks:
         if kind == "grid":
             cand = candidates[index]
             opened, closed = cand.opens[i], cand.close_fills[j]
@@ -230,12 +245,10 @@ def optimise_market(market: str, path: Sequence[PathPoint], quoter: Quoter, limi
             trips.append(OptimalTrip(market, cand.direction, cand.venue, i, j, path[i].block, path[j].block,
                                      opened.perp_base_x18, "grid", split))
         else:
-            trip = ending[j][index]
+            trip = known[index]
             trips.append(OptimalTrip(market, trip.direction, trip.spot_venue, i, j, path[i].block, path[j].block,
                                      trip.perp_base_x18, trip.label, trip.split))
-        j = i
-    trips.reverse()
-    assert sum(t.split.total_x18 for t in trips) == (value[n - 1] if n else 0)
+    assert sum(t.split.total_x18 for t in trips) == best_total
     return trips, len(candidates), quotes
 
 

@@ -28,6 +28,10 @@ Event kinds:
 - liquidity_removal at_step, fraction, venues         the spot-liquidity account withdraws this
                                                       share of its Uniswap V3 positions / V2 LP
 - base_fee          from_step, to_step, gwei          every block's base fee pinned at `gwei`
+
+An optional [strategies] section is the keeper's [strategies] for this scenario, applied over the
+run's config (e.g. `enabled = [..., "pairs_spread"]` and `[strategies.params.pairs_spread]`); it
+is validated like the config when the run starts.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from keeper.artifacts import PROJECT_ROOT
+from keeper.config import StrategiesConfig
+from strategies import load_strategy
 from keeper.devnet.activity import ActivityConfig
 from keeper.errors import ConfigError
 from keeper.types import SPOT_VENUES, SpotVenue
@@ -137,6 +143,17 @@ class Scenario(_Strict):
     warmup_steps: int = Field(25, ge=0, le=500, description="plain steps before step 1 (the keeper's basis history)")
     activity: ActivitySettings = ActivitySettings()
     events: list[Event] = Field(default_factory=list)
+    # The keeper's [strategies] section for this scenario, over the run's config (e.g. enabling
+    # pairs_spread with its params); absent: the config's own.
+    strategies: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _strategies_valid(self) -> Scenario:
+        if self.strategies is not None:
+            parsed = StrategiesConfig.model_validate(self.strategies)  # unknown keys and bad values, by name
+            for name in parsed.enabled:
+                load_strategy(name, parsed.params.get(name, {}))  # ValueError naming the parameter
+        return self
 
     def events_at(self, step: int) -> list[Any]:
         return [e for e in self.events if e.active_at(step)]

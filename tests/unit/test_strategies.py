@@ -297,7 +297,7 @@ def test_given_a_long_perp_with_the_basis_far_above_its_centre_then_carry_would_
 
 # ------------------------------------------------------------------------------ registry
 def test_given_names_and_params_when_loading_then_strategies_are_built_or_rejected_by_name() -> None:
-    assert set(STRATEGIES) == {"basis_convergence", "funding_carry"}
+    assert set(STRATEGIES) == {"basis_convergence", "funding_carry", "pairs_spread"}
     s = load_strategy("basis_convergence", {"entry_z": 3, "valid_for_blocks": 5})
     assert isinstance(s, BasisConvergence) and s.params == BasisConvergenceParams(entry_z=3.0, valid_for_blocks=5)
     assert isinstance(load_strategy("funding_carry"), FundingCarry)

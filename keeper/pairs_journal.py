@@ -1,0 +1,161 @@
+"""The pair trades' records, in the keeper's journal file (its connection and transactions, two
+tables of their own created on first use, so an existing journal gains them in place).
+
+pair_positions: one row per pair the keeper opened: legs, hedge ratio, the regression at entry,
+and its books in USD x18 ints (quote: the sum of both legs' signed quote deltas over its trades,
+Perp's fee included; fees: Perp's fees from the receipts; funding settled by its trades, > 0 paid;
+gas in USD at the ETH index).
+pair_trades: one row per pair transaction (open or close): the intent's reason and expected net,
+the predicted fills, the bounds, and what the chain did (status, fills from the Pair* event, gas).
+
+Realised PnL of a pair (PnlSplit): funding = -settled, convergence = quote + fees, fees, gas;
+total = quote - settled - gas, which is what the executor's Perp account and the owner's ETH lost
+or gained by it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from keeper.pairs_types import PairIntent, PairPosition
+from keeper.pnl_split import PnlSplit, sum_pnl
+from keeper.venues.executor import PairFills
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS pair_positions (
+        id INTEGER PRIMARY KEY, market_a TEXT NOT NULL, market_b TEXT NOT NULL, side TEXT NOT NULL,
+        status TEXT NOT NULL, base_x18_a TEXT NOT NULL, base_x18_b TEXT NOT NULL, hedge_ratio_x18 TEXT NOT NULL,
+        entry_block INTEGER NOT NULL, entry_timestamp_s INTEGER NOT NULL, entry_beta REAL NOT NULL,
+        entry_z REAL NOT NULL, entry_spread REAL NOT NULL, entry_mean REAL NOT NULL, entry_scale REAL NOT NULL,
+        quote_x18 TEXT NOT NULL, fees_x18 TEXT NOT NULL,
+        funding_settled_x18 TEXT NOT NULL, gas_x18 TEXT NOT NULL, closed_block INTEGER, close_reason TEXT)""",
+    """CREATE TABLE IF NOT EXISTS pair_trades (
+        id INTEGER PRIMARY KEY, pair_id INTEGER, kind TEXT NOT NULL, strategy TEXT NOT NULL, block INTEGER NOT NULL,
+        timestamp_s INTEGER NOT NULL, market_a TEXT NOT NULL, market_b TEXT NOT NULL, side TEXT NOT NULL,
+        reason TEXT NOT NULL, expected_net_usd REAL, predicted TEXT NOT NULL, bounds TEXT NOT NULL,
+        status TEXT NOT NULL, tx_hash TEXT, fills TEXT, gas_used INTEGER, fee_paid_wei TEXT, gas_x18 TEXT,
+        perp_fee_x18 TEXT, settled_funding_x18 TEXT, detail TEXT)""",
+)
+
+
+def _fills_json(fills: PairFills | None) -> str | None:
+    return None if fills is None else json.dumps({k: str(v) for k, v in asdict(fills).items()})
+
+
+class PairJournal:
+    def __init__(self, journal: Any) -> None:  # keeper.journal.Journal
+        self.journal = journal
+        if not journal.readonly:
+            with journal.write_transaction() as db:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+
+    def _has_tables(self, db: Any) -> bool:
+        return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'pair_positions'").fetchone() is not None
+
+    def record_trade(self, intent: PairIntent, *, block: int, timestamp_s: int, predicted: PairFills,
+                     bounds: dict[str, int], pair_id: int | None) -> int:
+        with self.journal.write_transaction() as db:
+            cur = db.execute(
+                "INSERT INTO pair_trades (pair_id, kind, strategy, block, timestamp_s, market_a, market_b, side, reason,"
+                " expected_net_usd, predicted, bounds, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?, 'planned')",
+                (pair_id, intent.kind, intent.strategy, block, timestamp_s, intent.market_a, intent.market_b,
+                 intent.side, intent.reason, intent.expected.net_usd, _fills_json(predicted),
+                 json.dumps({k: str(v) for k, v in bounds.items()})))
+            return int(cur.lastrowid)
+
+    def record_outcome(self, trade_id: int, *, status: str, tx_hash: str | None, fills: PairFills | None,
+                       gas_used: int, fee_paid_wei: int, gas_x18: int, perp_fee_x18: int, settled_funding_x18: int,
+                       detail: str) -> None:
+        with self.journal.write_transaction() as db:
+            db.execute("UPDATE pair_trades SET status = ?, tx_hash = ?, fills = ?, gas_used = ?, fee_paid_wei = ?,"
+                       " gas_x18 = ?, perp_fee_x18 = ?, settled_funding_x18 = ?, detail = ? WHERE id = ?",
+                       (status, tx_hash, _fills_json(fills), gas_used, str(fee_paid_wei), str(gas_x18),
+                        str(perp_fee_x18), str(settled_funding_x18), detail, trade_id))
+
+    def open_pair(self, intent: PairIntent, trade_id: int, fills: PairFills, *, block: int, timestamp_s: int,
+                  gas_x18: int, perp_fee_x18: int, settled_funding_x18: int) -> int:
+        fit = intent.fit
+        with self.journal.write_transaction() as db:
+            cur = db.execute(
+                "INSERT INTO pair_positions (market_a, market_b, side, status, base_x18_a, base_x18_b, hedge_ratio_x18,"
+                " entry_block, entry_timestamp_s, entry_beta, entry_z, entry_spread, entry_mean, entry_scale, quote_x18,"
+                " fees_x18, funding_settled_x18, gas_x18) VALUES (?,?,?, 'open', ?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (intent.market_a, intent.market_b, intent.side, str(fills.position_base_x18_after_a),
+                 str(fills.position_base_x18_after_b), str(intent.hedge_ratio_x18), block, timestamp_s,
+                 fit.beta if fit else 0.0, fit.z if fit else 0.0, fit.spread if fit else 0.0, fit.mean if fit else 0.0,
+                 fit.scale if fit else 0.0,
+                 str(fills.perp_quote_x18_a + fills.perp_quote_x18_b), str(perp_fee_x18), str(settled_funding_x18),
+                 str(gas_x18)))
+            pair_id = int(cur.lastrowid)
+            db.execute("UPDATE pair_trades SET pair_id = ? WHERE id = ?", (pair_id, trade_id))
+            return pair_id
+
+    def book_close(self, pair_id: int, fills: PairFills, *, block: int, reason: str, gas_x18: int, perp_fee_x18: int,
+                   settled_funding_x18: int) -> None:
+        """A close's fills and costs; the pair is closed when both legs are flat after it."""
+        with self.journal.write_transaction() as db:
+            row = db.execute("SELECT * FROM pair_positions WHERE id = ?", (pair_id,)).fetchone()
+            flat = fills.position_base_x18_after_a == 0 and fills.position_base_x18_after_b == 0
+            db.execute(
+                "UPDATE pair_positions SET base_x18_a = ?, base_x18_b = ?, quote_x18 = ?, fees_x18 = ?,"
+                " funding_settled_x18 = ?, gas_x18 = ?, status = ?, closed_block = ?, close_reason = ? WHERE id = ?",
+                (str(fills.position_base_x18_after_a), str(fills.position_base_x18_after_b),
+                 str(int(row["quote_x18"]) + fills.perp_quote_x18_a + fills.perp_quote_x18_b),
+                 str(int(row["fees_x18"]) + perp_fee_x18), str(int(row["funding_settled_x18"]) + settled_funding_x18),
+                 str(int(row["gas_x18"]) + gas_x18), "closed" if flat else "open", block if flat else None,
+                 reason if flat else None, pair_id))
+
+    def add_gas(self, pair_id: int, gas_x18: int) -> None:
+        """A reverted pair transaction of an open pair still paid gas."""
+        with self.journal.write_transaction() as db:
+            db.execute("UPDATE pair_positions SET gas_x18 = CAST(gas_x18 AS INTEGER) + ? WHERE id = ?", (gas_x18, pair_id))
+
+    def open_position(self) -> PairPosition | None:
+        with self.journal.read_transaction() as db:
+            if not self._has_tables(db):
+                return None
+            row = db.execute("SELECT * FROM pair_positions WHERE status = 'open' ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return PairPosition(row["id"], row["market_a"], row["market_b"], row["side"], int(row["base_x18_a"]),
+                            int(row["base_x18_b"]), int(row["hedge_ratio_x18"]), row["entry_block"],
+                            row["entry_timestamp_s"], row["entry_beta"], row["entry_z"], row["entry_spread"],
+                            int(row["quote_x18"]), row["entry_mean"], row["entry_scale"])
+
+    def rows(self) -> list[dict[str, Any]]:
+        with self.journal.read_transaction() as db:
+            if not self._has_tables(db):
+                return []
+            return [dict(r) for r in db.execute("SELECT * FROM pair_positions ORDER BY id")]
+
+    def trades(self) -> list[dict[str, Any]]:
+        with self.journal.read_transaction() as db:
+            if not self._has_tables(db):
+                return []
+            return [dict(r) for r in db.execute("SELECT * FROM pair_trades ORDER BY id")]
+
+    def unbooked_gas_x18(self) -> int:
+        """Gas of pair transactions not attached to a pair (an open that reverted on chain)."""
+        with self.journal.read_transaction() as db:
+            if not self._has_tables(db):
+                return 0
+            rows = db.execute("SELECT gas_x18 FROM pair_trades WHERE pair_id IS NULL AND gas_x18 IS NOT NULL").fetchall()
+        return sum(int(r[0]) for r in rows)
+
+
+def pair_split(row: dict[str, Any]) -> PnlSplit:
+    """One pair's PnL split (see the module notes)."""
+    quote, fees = int(row["quote_x18"]), int(row["fees_x18"])
+    settled, gas = int(row["funding_settled_x18"]), int(row["gas_x18"])
+    return PnlSplit(-settled, quote + fees, fees, gas, quote - settled - gas)
+
+
+def pairs_pnl(journal: Any) -> PnlSplit:
+    """Every pair's split (open ones as booked so far) plus the gas of reverted opens."""
+    book = PairJournal.__new__(PairJournal)  # reads only: no table is created
+    book.journal = journal
+    lost = book.unbooked_gas_x18()
+    return sum_pnl(pair_split(r) for r in book.rows()) + PnlSplit(0, 0, 0, lost, -lost)
