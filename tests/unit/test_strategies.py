@@ -149,8 +149,10 @@ def test_given_a_hedged_short_perp_when_the_spread_widens_far_past_entry_then_it
     ctx = context(rich_eth(0.035), z={("ETH", "uniswap_v3"): 4.0}, stats=STATS_AT_ZERO,
                   positions={"ETH": position(Direction.SHORT_PERP, 150.0)}, account=account(0.5))
     decision = only(BasisConvergence().decide(ctx))
-    # Then it holds: the remaining edge (350 bps back to the centre) is worth more than ever
-    assert isinstance(decision, Skip) and decision.reason.startswith("holding short_perp"), decision
+    # Then it does not close: the remaining edge (350 bps back to the centre) is worth more than
+    # ever; it adds to the position (a resize in the same direction), never stops out
+    assert isinstance(decision, Intent) and decision.kind == "resize", decision
+    assert decision.direction is Direction.SHORT_PERP and decision.perp_base_x18 > 0
 
 
 def test_given_the_centre_moved_to_the_basis_when_deciding_then_the_thesis_is_broken_and_it_closes() -> None:
