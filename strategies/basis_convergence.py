@@ -104,10 +104,12 @@ class BasisConvergence(StrategyBase):
         except SkipOpportunity as exc:
             return self.skip(market, f"wants to close ({reason or 'checking the thesis'}) but cannot quote it: {exc}")
         if reason is None and signal is not None and stats is not None:
-            edge, exit_cost = self.remaining_edge_usd(ctx, position, signal, stats), estimate.fees_usd + estimate.price_impact_usd + estimate.gas_usd
-            if edge < exit_cost:
+            # Closing now or at the expected exit pays the same close (fees, impact, gas): it
+            # cancels, and holding is worth it while the edge still expected is positive.
+            edge = self.remaining_edge_usd(ctx, position, signal, stats)
+            if edge <= 0:
                 reason = (f"thesis broken: expected remaining edge ${edge:,.2f} (basis {signal.basis_bps:.1f} bps to centre "
-                          f"{stats.center_bps:.1f} bps, funding, capital) < cost of exiting ${exit_cost:,.2f}")
+                          f"{stats.center_bps:.1f} bps, funding, capital) <= 0")
         if reason is None:
             if signal is None or stats is None:
                 return self.skip(market, f"holding {direction.value}: no signal or basis statistics on {position.spot_venue}")
