@@ -17,8 +17,11 @@ Exit (a position this strategy manages), the first that applies:
 - margin guard: the account's margin ratio is below RiskLimits.min_margin_ratio;
 - converged: |z| < `exit_z`, or the basis crossed its centre;
 - thesis broken: the expected remaining edge (the rest of the convergence to the centre, funding
-  over the remaining expected hold, minus capital for it) is below the cost of exiting now (the
-  exact close quote's fees and impact, and its gas).
+  over the remaining expected hold, minus capital for it) is <= 0. The cost of closing is not in
+  the comparison: closing now or later pays the same close, so it cancels.
+While it holds, it adds to the position (a resize, strategies/scale_in.py) when the basis has
+widened past the entry by at least entry_z x scale, is still at least entry_z from the centre in
+the position's favour, and the add's own expected net clears min_profit_usd.
 There is no basis stop-loss: a hedged position that widens is worth MORE if the thesis holds, and
 solvency is kept by stress sizing and the margin ladder, not by realising the loss.
 """
