@@ -62,6 +62,7 @@ class BasisConvergenceParams:
     convergence_fraction: float = 1.0  # share of the distance to the mean expected within the horizon
     valid_for_blocks: int = 2
     max_evaluations_per_venue: int = 10  # sizes quoted per venue (2 exact quotes each)
+    add_on_widening: bool = True  # grow a held position when its basis widens past the entry (scale_in.py)
 
     def __post_init__(self) -> None:
         require_param(self.entry_z > 0, "entry_z", self.entry_z, "> 0")
@@ -133,6 +134,8 @@ class BasisConvergence(StrategyBase):
         entry_z x scale, is still at least entry_z from the centre in its favour, and the add's own
         expected net (strategies/scale_in.py) clears min_profit_usd; else why not."""
         z, p = signal.basis_zscore, self.params
+        if not p.add_on_widening:
+            return "no add: add_on_widening is off"
         wider = widened_bps(position, signal.basis_bps)
         if z is None or -position.direction.perp_sign * z < p.entry_z or wider < p.entry_z * stats.scale_bps:
             return (f"no add: widened {wider:.1f} bps since entry (needs {p.entry_z * stats.scale_bps:.1f}), "

@@ -68,3 +68,10 @@ def test_an_add_is_charged_the_marginal_close_of_the_grown_position_and_the_resi
     c = costs()
     assert add.estimate.gas_usd == c.tx_cost_usd(c.gas_units_resize) + c.tx_cost_usd(0)
     assert add.estimate.gas_usd < alone.estimate.gas_usd
+
+
+def test_given_adding_turned_off_when_the_basis_widens_then_it_holds() -> None:
+    ctx = context(rich_eth(0.035), z=Z, stats=STATS_AT_ZERO, positions={"ETH": position(Direction.SHORT_PERP, 150.0)})
+    strategy = BasisConvergence.from_params({"add_on_widening": False})
+    decision = only(strategy.decide(ctx))
+    assert isinstance(decision, Skip) and "no add: add_on_widening is off" in decision.reason, decision
