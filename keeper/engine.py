@@ -217,7 +217,7 @@ class Engine:
             return []
         if risk.unwind_all:
             return [self._unwind_intent(p, snapshot, risk.unwind_all) for p in positions.values() if p.market not in held]
-        rehedges = self._residual_drift(snapshot, positions, held)
+        rehedges, positions = self._residual_drift(snapshot, positions, held)  # the books as reconciled
         positions = {m: p for m, p in positions.items() if m not in held}
         rehedges.update(self._margin_ladder(snapshot, positions, rehedges))
         enabled = set(self.config.markets.enabled) - set(held)
@@ -297,14 +297,15 @@ class Engine:
         return {intent.market: intent}
 
     def _residual_drift(self, snapshot: MarketSnapshot, positions: Mapping[str, Position],
-                        held: Mapping[str, str]) -> dict[str, Intent]:
+                        held: Mapping[str, str]) -> tuple[dict[str, Intent], Mapping[str, Position]]:
         """Re-hedge: the chain's perp size is checked against the books every tick (a partial
         liquidation, or anything else outside the keeper, changes it). The journal takes the
         chain's size; when |perp + spot| then exceeds risk.max_residual_delta_bps of the position,
-        the position is unwound in one atomic trade, which leaves both legs flat (delta neutral)."""
+        the position is unwound in one atomic trade, which leaves both legs flat (delta neutral).
+        Returns the re-hedges and the positions as reconciled (what the strategies then decide on)."""
         account = snapshot.account
         if self.executor.mode == "dry_run" or not isinstance(account, PerpAccountState):
-            return {}
+            return {}, positions
         in_flight = self.inflight.markets() if self.inflight is not None else set()
         in_flight |= set(self.pairs.held_markets()) if self.pairs is not None else set()  # a pair's legs are no basis position
         chain = chain_positions(snapshot, self.collector.sources, positions, in_flight)
@@ -325,7 +326,7 @@ class Engine:
                           f"(perp {position.perp_base_x18 / 1e18:+.6f}, spot {position.spot_raw * scale / 1e18:+.6f}) "
                           f"> {tolerance} bps: unwind both legs")
                 intents[market] = self._unwind_intent(position, snapshot, reason)
-        return intents
+        return intents, positions
 
     def _pairs_tick(self, snapshot: MarketSnapshot, signals: list[Signal], positions: Mapping[str, Position],
                     risk: RiskView, head: int) -> None:

@@ -17,8 +17,11 @@ Exit (a position this strategy manages), the first that applies:
 - margin guard: the account's margin ratio is below RiskLimits.min_margin_ratio;
 - converged: |z| < `exit_z`, or the basis crossed its centre;
 - thesis broken: the expected remaining edge (the rest of the convergence to the centre, funding
-  over the remaining expected hold, minus capital for it) is below the cost of exiting now (the
-  exact close quote's fees and impact, and its gas).
+  over the remaining expected hold, minus capital for it) is <= 0. The cost of closing is not in
+  the comparison: closing now or later pays the same close, so it cancels.
+While it holds, it adds to the position (a resize, strategies/scale_in.py) when the basis has
+widened past the entry by at least entry_z x scale, is still at least entry_z from the centre in
+the position's favour, and the add's own expected net clears min_profit_usd.
 There is no basis stop-loss: a hedged position that widens is worth MORE if the thesis holds, and
 solvency is kept by stress sizing and the margin ladder, not by realising the loss.
 """
@@ -47,6 +50,7 @@ from strategies.base import (
     require_param,
 )
 from strategies.pnl import OpenEvaluation, describe_size, estimate_close, mid_prices_usd, optimise_open
+from strategies.scale_in import optimise_add, widened_bps
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class BasisConvergenceParams:
     convergence_fraction: float = 1.0  # share of the distance to the mean expected within the horizon
     valid_for_blocks: int = 2
     max_evaluations_per_venue: int = 10  # sizes quoted per venue (2 exact quotes each)
+    add_on_widening: bool = True  # grow a held position when its basis widens past the entry (scale_in.py)
 
     def __post_init__(self) -> None:
         require_param(self.entry_z > 0, "entry_z", self.entry_z, "> 0")
@@ -103,20 +108,67 @@ class BasisConvergence(StrategyBase):
         except SkipOpportunity as exc:
             return self.skip(market, f"wants to close ({reason or 'checking the thesis'}) but cannot quote it: {exc}")
         if reason is None and signal is not None and stats is not None:
-            edge, exit_cost = self.remaining_edge_usd(ctx, position, signal, stats), estimate.fees_usd + estimate.price_impact_usd + estimate.gas_usd
-            if edge < exit_cost:
+            # Closing now or at the expected exit pays the same close (fees, impact, gas): it
+            # cancels, and holding is worth it while the edge still expected is positive.
+            edge = self.remaining_edge_usd(ctx, position, signal, stats)
+            if edge <= 0:
                 reason = (f"thesis broken: expected remaining edge ${edge:,.2f} (basis {signal.basis_bps:.1f} bps to centre "
-                          f"{stats.center_bps:.1f} bps, funding, capital) < cost of exiting ${exit_cost:,.2f}")
+                          f"{stats.center_bps:.1f} bps, funding, capital) <= 0")
         if reason is None:
             if signal is None or stats is None:
                 return self.skip(market, f"holding {direction.value}: no signal or basis statistics on {position.spot_venue}")
+            add = self._scale_in(ctx, view, position, signal, stats)
+            if isinstance(add, Intent):
+                return add
             return self.skip(market, f"holding {direction.value}: z={_fmt(signal.basis_zscore)} (exit below "
                                      f"{self.params.exit_z:.2f}), basis {signal.basis_bps:.1f} bps, centre "
                                      f"{stats.center_bps:.1f} bps, entry {position.entry_basis_bps:.1f} bps; round trip if "
-                                     f"closed now ${estimate.net_usd:,.2f}")
+                                     f"closed now ${estimate.net_usd:,.2f}; {add}")
         return self.intent(ctx, "close", market, direction, position.spot_venue, abs(position.perp_base_x18),
                            f"close {direction.value}: {reason}; round trip if closed now ${estimate.net_usd:,.2f}",
                            estimate)
+
+    def _scale_in(self, ctx: StrategyContext, view: MarketView, position: Position, signal: Signal,
+                  stats: BasisStats) -> Intent | str:
+        """Add to the position (a resize) when its basis has widened past the entry by at least
+        entry_z x scale, is still at least entry_z from the centre in its favour, and the add's own
+        expected net (strategies/scale_in.py) clears min_profit_usd; else why not."""
+        z, p = signal.basis_zscore, self.params
+        if not p.add_on_widening:
+            return "no add: add_on_widening is off"
+        wider = widened_bps(position, signal.basis_bps)
+        if z is None or -position.direction.perp_sign * z < p.entry_z or wider < p.entry_z * stats.scale_bps:
+            return (f"no add: widened {wider:.1f} bps since entry (needs {p.entry_z * stats.scale_bps:.1f}), "
+                    f"z={_fmt(z)}")
+        mids = mid_prices_usd(view, position.spot_venue)
+        if isinstance(mids, Unavailable):
+            return f"no add: {mids.reason}"
+        mid_basis_bps = (mids[0] / mids[1] - 1) * 1e4
+        excess = mid_basis_bps - stats.center_bps
+        hold_s = self.expected_hold_s(ctx, excess, stats)
+        limits = ctx.limits if ctx.limits.stress is None else dataclasses.replace(
+            ctx.limits, stress=dataclasses.replace(ctx.limits.stress, hold_s=hold_s))
+        perp = view.perp
+        assert not isinstance(perp, Unavailable)
+        account = ctx.snapshot.account if isinstance(ctx.snapshot.account, PerpAccountState) else None
+        result = optimise_add(
+            view, position, ctx.costs, limits, account,
+            funding_fraction=ctx.funding_forecast_s(view.name, position.spot_venue, perp.funding_rate_per_s, hold_s,
+                                                    self.premium_half_life_s(ctx, excess, stats)),
+            exit_basis_bps=mid_basis_bps - p.convergence_fraction * excess, min_notional_usd=p.min_notional_usd,
+            max_evaluations=p.max_evaluations_per_venue, hold_s=hold_s, legs=legs_from_snapshot(ctx.snapshot))
+        if isinstance(result, Unavailable):
+            return f"no add: {result.reason}"
+        search, cap = result
+        best = search.best
+        if best is None or best.net_usd < p.min_profit_usd:
+            return ("no add: no size quotable (cap: " + cap.binding + ")" if best is None else
+                    f"no add: best add's expected net ${best.net_usd:,.2f} < min ${p.min_profit_usd:,.2f}")
+        return self.intent(ctx, "resize", position.market, position.direction, position.spot_venue, best.perp_base_x18,
+                           f"add to {position.direction.value}: basis {signal.basis_bps:.1f} bps widened {wider:.1f} bps "
+                           f"since entry {position.entry_basis_bps:.1f} bps, z={_fmt(z)}, centre {stats.center_bps:.1f} bps; "
+                           f"add {describe_size(best)}, expected net ${best.net_usd:,.2f} ({describe_estimate(best.estimate)}) "
+                           f">= min ${p.min_profit_usd:,.2f}", best.estimate)
 
     def expected_hold_s(self, ctx: StrategyContext, excess_bps: float, stats: BasisStats) -> float:
         """Seconds for the fitted half-life to bring |excess| within exit_z x scale (the horizon

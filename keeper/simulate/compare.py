@@ -18,6 +18,7 @@ from typing import Any
 from keeper.config import KeeperConfig
 from keeper.journal import Journal
 from keeper.logs import get_logger
+from keeper.plan import RISK_STRATEGY
 from keeper.pnl_split import PnlSplit
 from keeper.simulate.baseline import PaperResult, ThresholdPolicy, run_threshold_baseline
 from keeper.simulate.carry import CarryPolicy, run_carry_bot
@@ -78,11 +79,25 @@ def keeper_round_trips(journal: Journal, outcomes: Sequence[Mapping[str, Any]],
                      "entry_block": p.entry_block, "exit_block": record.closed_block, "entry_index": entry,
                      "exit_index": exit_, "perp_base": base / ONE_X18, "closed": closed,
                      "close_reason": record.close_reason,
-                     "expected_net_usd": opening.get("expected_net_usd") if opening else None,
+                     "expected_net_usd": _expected_usd(outcomes, opening, record.closed_block),
                      "realised_net_usd": usd(record.pnl.total_x18), "pnl": record.pnl.to_json_dict()})
         if exit_ > entry:
             known.append(KnownTrip(p.market, entry, exit_, record.pnl, "keeper", base, p.direction, p.spot_venue))
     return rows, known
+
+
+def _expected_usd(outcomes: Sequence[Mapping[str, Any]], opening: Mapping[str, Any] | None,
+                  closed_block: int | None) -> float | None:
+    """What the keeper expected of a round trip when it made it: the opening's expected net plus
+    that of every strategy's add to the position (an included resize of the same market before the
+    close; the margin ladder's reduces expect nothing)."""
+    if opening is None or opening.get("expected_net_usd") is None:
+        return None
+    adds = [o["expected_net_usd"] for o in outcomes
+            if o["market"] == opening["market"] and o["kind"] == "resize" and o["status"] == "included"
+            and o["strategy"] != RISK_STRATEGY and o["block"] > opening["block"]
+            and (closed_block is None or o["block"] < closed_block) and o.get("expected_net_usd") is not None]
+    return float(opening["expected_net_usd"]) + sum(adds)
 
 
 def _trade_names(result: PaperResult, count: int = 3) -> str:

@@ -149,19 +149,32 @@ def test_given_a_hedged_short_perp_when_the_spread_widens_far_past_entry_then_it
     ctx = context(rich_eth(0.035), z={("ETH", "uniswap_v3"): 4.0}, stats=STATS_AT_ZERO,
                   positions={"ETH": position(Direction.SHORT_PERP, 150.0)}, account=account(0.5))
     decision = only(BasisConvergence().decide(ctx))
-    # Then it holds: the remaining edge (350 bps back to the centre) is worth more than ever
-    assert isinstance(decision, Skip) and decision.reason.startswith("holding short_perp"), decision
+    # Then it does not close: the remaining edge (350 bps back to the centre) is worth more than
+    # ever; it adds to the position (a resize in the same direction), never stops out
+    assert isinstance(decision, Intent) and decision.kind == "resize", decision
+    assert decision.direction is Direction.SHORT_PERP and decision.perp_base_x18 > 0
 
 
-def test_given_the_centre_moved_to_the_basis_when_deciding_then_the_thesis_is_broken_and_it_closes() -> None:
+def test_given_an_edge_left_below_the_cost_of_closing_when_deciding_then_it_holds_the_close_cancels() -> None:
     # Given a short perp entered at +150 bps; the basis is +200 bps but its centre moved to +199 bps
-    # (a new regime): one bp of convergence is left, less than what exiting costs
+    # (a new regime): one bp of convergence (and funding) is left, less than what closing costs
     stats = {("ETH", v): BasisStats(199.0, 60.0, 100, half_life_s=60.0) for v in ("uniswap_v3", "uniswap_v2")}
     ctx = context(rich_eth(0.02), z={("ETH", "uniswap_v3"): 0.6}, stats=stats,
                   positions={"ETH": position(Direction.SHORT_PERP, 150.0)})
     decision = only(BasisConvergence().decide(ctx))
+    # Then it holds: closing now or at the exit pays the same close, and holding still earns
+    assert isinstance(decision, Skip) and decision.reason.startswith("holding short_perp"), decision
+
+
+def test_given_no_edge_left_when_deciding_then_the_thesis_is_broken_and_it_closes() -> None:
+    # Given a long perp on a perp 2% rich whose centre is 0.01 bp above the basis: the convergence
+    # left (0.01 bp) is worth less than the funding the long pays meanwhile
+    stats = {("ETH", v): BasisStats(200.01, 60.0, 100, half_life_s=60.0) for v in ("uniswap_v3", "uniswap_v2")}
+    ctx = context(rich_eth(0.02), z={("ETH", "uniswap_v3"): -0.6}, stats=stats,
+                  positions={"ETH": position(Direction.LONG_PERP, 150.0)})
+    decision = only(BasisConvergence().decide(ctx))
     assert isinstance(decision, Intent) and decision.kind == "close", decision
-    assert "thesis broken: expected remaining edge $" in decision.reason and "< cost of exiting $" in decision.reason
+    assert "thesis broken: expected remaining edge $-" in decision.reason and "<= 0" in decision.reason
 
 
 def test_given_a_position_still_away_from_its_mean_when_deciding_then_it_holds() -> None:
