@@ -99,9 +99,12 @@ class BasisHistory:
     `BasisStats.from_observations` computes on the window afresh, and each window's are computed
     once: the engine reads the window before a block twice (for the signal's z-score, then for the
     strategies), and the second read is the first's answer. A series whose timestamps go
-    backwards or that holds a non-finite value is answered the brute-force way."""
+    backwards or that holds a non-finite value is answered the brute-force way, and so is every
+    read with `incremental=False` (the reference: each window recomputed afresh, as before
+    2026-11-30; the benchmark compares the two)."""
 
-    def __init__(self, window_s: float = 7200, min_samples: int = 20, max_samples: int = 4096) -> None:
+    def __init__(self, window_s: float = 7200, min_samples: int = 20, max_samples: int = 4096,
+                 incremental: bool = True) -> None:
         if window_s <= 0 or min_samples < 2 or max_samples < min_samples:
             raise ValueError(f"need window_s > 0 and 2 <= min_samples <= max_samples (got window_s={window_s}, "
                              f"min_samples={min_samples}, max_samples={max_samples})")
@@ -109,6 +112,7 @@ class BasisHistory:
         self.min_samples = min_samples
         self._series: dict[tuple[str, str], BasisSeries] = {}
         self.max_samples = max_samples
+        self.incremental = incremental
 
     def _past(self, series: BasisSeries, block: int, timestamp_s: int) -> list[tuple[int, int, float]]:
         """The window the brute-force way (any order of blocks and timestamps)."""
@@ -130,7 +134,7 @@ class BasisHistory:
         series = self._series.get((market, venue))
         if series is None:
             return None
-        if not series.exact_order:
+        if not (series.exact_order and self.incremental):
             past = self._past(series, before_block, timestamp_s)
             if len(past) < self.min_samples:
                 return None
@@ -156,8 +160,8 @@ class BasisHistory:
             series.append(block, ts, basis_bps)
             if len(series) > self.max_samples:
                 series.popleft()
-        cutoff = ts - self.window_s
-        while len(series) > self.min_samples + 1 and series.time(series.first) < cutoff:
+        cutoff, keep = ts - self.window_s, self.min_samples + 1
+        while len(series) > keep and series.times[series.first - series.base] < cutoff:
             series.popleft()  # (min_samples before the newest block stay, for the stats read after it)
         return None if stats is None else stats.zscore(basis_bps)
 

@@ -64,7 +64,7 @@ class BasisSeries:
         return self.base + len(self.blocks)
 
     def __len__(self) -> int:
-        return self.end - self.first
+        return self.base + len(self.blocks) - self.first
 
     def observations(self) -> list[tuple[int, int, float]]:
         i = self.first - self.base
@@ -150,24 +150,27 @@ def median_abs_deviation_sorted(s: list[float], center: float) -> float:
     """numpy's median of |x - center| over the sorted values `s`, by selection (see the module)."""
     n = len(s)
     m = bisect_left(s, center)  # s[m:] >= center: deviations s[m + i] - center, ascending in i
-    n_above, n_below = n - m, m  # s[:m] < center: deviations center - s[m - 1 - j], ascending in j
-
-    def kth(k: int) -> float:
-        lo, hi = max(0, k + 1 - n_below), min(n_above, k + 1)
-        while lo < hi:  # the smallest i (taken from above) with above(i) >= below(k - i)
-            i = (lo + hi) // 2
-            if s[m + i] - center < center - s[m - 1 - (k - i)]:
-                lo = i + 1
-            else:
-                hi = i
-        j = k + 1 - lo
-        if lo == 0:
-            return center - s[m - j]
-        if j == 0:
-            return s[m + lo - 1] - center
-        return max(s[m + lo - 1] - center, center - s[m - j])
-
-    k = n // 2
+    n_above = n - m  # s[:m] < center: deviations center - s[m - 1 - j], ascending in j
+    k = n // 2  # the k-th smallest deviation (0-based), and for an even n the (k-1)-th too
+    lo, hi = max(0, k + 1 - m), min(n_above, k + 1)
+    while lo < hi:  # the smallest i (taken from above) with above(i) >= below(k - i)
+        i = (lo + hi) // 2
+        if s[m + i] - center < center - s[m - 1 - (k - i)]:
+            lo = i + 1
+        else:
+            hi = i
+    # the k + 1 smallest deviations: the first `lo` above and the first `j` below
+    j = k + 1 - lo
+    above = s[m + lo - 1] - center if lo else None
+    below = center - s[m - j] if j else None
+    if below is None or above is not None and above >= below:  # the k-th is above's lo-th
+        kth, rest_above, rest_below = above, lo - 1, j
+    else:
+        kth, rest_above, rest_below = below, lo, j - 1
+    assert kth is not None
     if n % 2:
-        return kth(k) + 0.0
-    return (kth(k - 1) + kth(k) + 0.0) / 2
+        return kth + 0.0
+    # the (k-1)-th: the largest of the k smallest, i.e. of the first rest_above and rest_below
+    prev = max(s[m + rest_above - 1] - center if rest_above else -math.inf,
+               center - s[m - rest_below] if rest_below else -math.inf)
+    return (prev + kth + 0.0) / 2

@@ -110,6 +110,7 @@ def test_incremental_statistics_equal_brute_force_recomputation(args: tuple[int,
         fast, brute = _drive(history, seed), _drive(BruteForceHistory(*args), seed)
         assert fast == brute
         assert all(series.exact_order for series in history._series.values())  # the incremental path answered
+        assert _drive(BasisHistory(*args, incremental=False), seed) == brute  # the reference path (the benchmark's)
         assert sum(s is not None and not isinstance(s, list) for s in brute) > 100
 
 
