@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keeper.basis_window import BasisSeries, _median_sorted, median_abs_deviation_sorted
+from keeper.basis_window import BasisSeries, median_abs_deviation_sorted, median_sorted
 
 MAD_TO_SIGMA = 1.4826
 MIN_PHI = 0.001  # an AR(1) slope at or below 0 is read as this: half-life = dt x ln 2 / ln 1000, about dt / 10
@@ -171,11 +171,11 @@ def _window_stats(series: BasisSeries, lo: int, hi: int) -> BasisStats:
     spacings: the same numbers, operation for operation where they are floats."""
     values, spacings = series.sorted_window(lo, hi)
     n = hi - lo
-    center = _median_sorted(values)
+    center = median_sorted(values)
     scale = MAD_TO_SIGMA * median_abs_deviation_sorted(values, center)
     half_life = None
     if n >= 3:
-        dt = _median_sorted(spacings)
+        dt = median_sorted(spacings)
         x = series.values_view(lo, hi) - center
         prev = x[:-1]
         denom = float(np.dot(prev, prev))

@@ -32,7 +32,7 @@ from collections.abc import Callable
 import numpy as np
 
 
-def _median_sorted(s: list[float]) -> float:
+def median_sorted(s: list[float]) -> float:
     """numpy's median of the values in `s` (sorted): the mean of the middle one or two; + 0.0 as
     numpy's mean makes a negative zero positive."""
     n = len(s)

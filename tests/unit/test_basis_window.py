@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from keeper.basis_history import BasisHistory, BasisStats
-from keeper.basis_window import _median_sorted, median_abs_deviation_sorted
+from keeper.basis_window import median_abs_deviation_sorted, median_sorted
 
 
 class BruteForceHistory:
@@ -133,7 +133,7 @@ def test_median_and_mad_by_selection_equal_numpy_on_random_sorted_windows() -> N
         values = sorted(_value(rng, []) for _ in range(n))
         arr = np.array(values)
         center = float(np.median(arr))
-        assert _median_sorted(values).hex() == center.hex()
+        assert median_sorted(values).hex() == center.hex()
         assert median_abs_deviation_sorted(values, center).hex() == float(np.median(np.abs(arr - center))).hex()
 
 
