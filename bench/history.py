@@ -2,7 +2,8 @@
 recording, 2 markets (ETH, BTC), for a driven devnet. The replay is timed by stage: reading the
 Parquet parts, rebuilding the snapshots with the keeper's collector, and the whole backtest
 (rebuild + signals, risk, strategies, planner and books per block), and the backtest once more
-without the basis-statistics memo (keeper/history/memo.py) to show its gain on the same trades.
+with the basis statistics recomputed over the whole window on every read (BasisHistory's
+reference path, as before 2026-11-30) to show the incremental statistics' gain on the same trades.
 Figures go to build/bench.json as history_<driven|calm>_*. Target: >= 5,000 blocks/s."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.results import record as record_figure
 import keeper.history.backtest as backtest_module
@@ -68,30 +70,34 @@ def _replay(history: Path, label: str) -> None:
     rebuild_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as work:
         run = run_backtest(history, settings, work_dir=Path(work))
-        plain = _without_stats_memo(lambda: run_backtest(history, settings, work_dir=Path(work) / "plain"))
+        plain = _recomputed_stats(lambda: run_backtest(history, settings, work_dir=Path(work) / "plain"))
     n = len(records)
     trades = sum(1 for o in run.outcomes if o.status == "included")
     record_figure(f"history_{label}_read_per_s", n / read_s)
     record_figure(f"history_{label}_rebuild_per_s", n / rebuild_s)
     record_figure(f"history_{label}_backtest_per_s", run.blocks_per_s)
-    record_figure(f"history_{label}_backtest_without_stats_memo_per_s", plain.blocks_per_s)
+    record_figure(f"history_{label}_backtest_recomputed_stats_per_s", plain.blocks_per_s)
     print(f"{label}: backtest {n} blocks, 2 markets: {run.blocks_per_s:,.0f} blocks/s end to end "
           f"(read {n / read_s:,.0f}/s, snapshot rebuild {n / rebuild_s:,.0f}/s, the rest is the keeper's "
           f"signals/risk/strategies/planner: {(run.replay_s - read_s - rebuild_s) / n * 1e6:,.0f} us/block); "
           f"{trades} paper trades (target >= 5,000 blocks/s)")
     same = [o.plan.predicted for o in plain.outcomes] == [o.plan.predicted for o in run.outcomes]
-    print(f"{label}: without the basis-statistics memo (keeper/history/memo.py): {plain.blocks_per_s:,.0f} blocks/s "
+    print(f"{label}: with the basis statistics recomputed per read (before 2026-11-30): {plain.blocks_per_s:,.0f} blocks/s "
           f"({'same' if same else 'DIFFERENT'} trades)")
 
 
-def _without_stats_memo(backtest: Callable[[], BacktestRun]) -> BacktestRun:
-    """The backtest with the plain BasisHistory, as the live engine keeps it: the memo's gain."""
-    saved = backtest_module.MemoBasisHistory
-    backtest_module.MemoBasisHistory = BasisHistory  # type: ignore[misc]
+def _recomputed_stats(backtest: Callable[[], BacktestRun]) -> BacktestRun:
+    """The backtest with every basis-statistics window recomputed afresh: the incremental gain."""
+    saved = backtest_module.BasisHistory
+
+    def reference(*args: Any) -> BasisHistory:
+        return BasisHistory(*args, incremental=False)
+
+    backtest_module.BasisHistory = reference  # type: ignore[misc,assignment]
     try:
         return backtest()
     finally:
-        backtest_module.MemoBasisHistory = saved  # type: ignore[misc]
+        backtest_module.BasisHistory = saved  # type: ignore[misc]
 
 
 def main() -> None:

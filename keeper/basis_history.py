@@ -16,11 +16,12 @@ Floats: statistics and ranking only.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from keeper.basis_window import BasisSeries, median_abs_deviation_sorted, median_sorted
 
 MAD_TO_SIGMA = 1.4826
 MIN_PHI = 0.001  # an AR(1) slope at or below 0 is read as this: half-life = dt x ln 2 / ln 1000, about dt / 10
@@ -91,44 +92,99 @@ class BasisHistory:
     """Rolling basis observations per (market, venue) over the last `window_s` seconds, or the
     last `min_samples` observations when fewer than that fall in the window (a slow chain, or
     sparse blocks: statistics need a sample, whatever its span); at most one per block, at most
-    `max_samples` kept."""
+    `max_samples` kept.
 
-    def __init__(self, window_s: float = 7200, min_samples: int = 20, max_samples: int = 4096) -> None:
+    The statistics of a window are kept up to date as it slides (keeper/basis_window.py: a sorted
+    window, the MAD by selection, the AR(1) fit on a contiguous buffer), to the bit what
+    `BasisStats.from_observations` computes on the window afresh, and each window's are computed
+    once: the engine reads the window before a block twice (for the signal's z-score, then for the
+    strategies), and the second read is the first's answer. A series whose timestamps go
+    backwards or that holds a non-finite value is answered the brute-force way, and so is every
+    read with `incremental=False` (the reference: each window recomputed afresh, as before
+    2026-11-30; the benchmark compares the two)."""
+
+    def __init__(self, window_s: float = 7200, min_samples: int = 20, max_samples: int = 4096,
+                 incremental: bool = True) -> None:
         if window_s <= 0 or min_samples < 2 or max_samples < min_samples:
             raise ValueError(f"need window_s > 0 and 2 <= min_samples <= max_samples (got window_s={window_s}, "
                              f"min_samples={min_samples}, max_samples={max_samples})")
         self.window_s = window_s
         self.min_samples = min_samples
-        self._series: dict[tuple[str, str], deque[tuple[int, int, float]]] = {}
+        self._series: dict[tuple[str, str], BasisSeries] = {}
         self.max_samples = max_samples
+        self.incremental = incremental
 
-    def _past(self, market: str, venue: str, block: int, timestamp_s: int) -> list[tuple[int, int, float]]:
+    def _past(self, series: BasisSeries, block: int, timestamp_s: int) -> list[tuple[int, int, float]]:
+        """The window the brute-force way (any order of blocks and timestamps)."""
         cutoff = timestamp_s - self.window_s
-        before = [o for o in self._series.get((market, venue), ()) if o[0] < block]
+        before = [o for o in series.observations() if o[0] < block]
         inside = [o for o in before if o[1] >= cutoff]
         return inside if len(inside) >= self.min_samples else before[-self.min_samples:]
 
     def observations(self, market: str, venue: str, before_block: int, timestamp_s: int | None = None) -> list[float]:
         """The recorded basis (bps) of blocks before `before_block` within the window, oldest first."""
-        series = self._series.get((market, venue), ())
-        now = timestamp_s if timestamp_s is not None else (series[-1][1] if series else 0)
-        return [b for _, _, b in self._past(market, venue, before_block, now)]
+        series = self._series.get((market, venue))
+        if series is None:
+            return []
+        now = timestamp_s if timestamp_s is not None else (series.times[-1] if len(series) else 0)
+        return [b for _, _, b in self._past(series, before_block, now)]
 
     def stats(self, market: str, venue: str, before_block: int, timestamp_s: int) -> BasisStats | None:
         """Robust statistics of the window before `before_block`; None below min_samples."""
-        past = self._past(market, venue, before_block, timestamp_s)
-        if len(past) < self.min_samples:
+        series = self._series.get((market, venue))
+        if series is None:
             return None
-        return BasisStats.from_observations([b for _, _, b in past], [t for _, t, _ in past])
+        if not (series.exact_order and self.incremental):
+            past = self._past(series, before_block, timestamp_s)
+            if len(past) < self.min_samples:
+                return None
+            return BasisStats.from_observations([b for _, _, b in past], [t for _, t, _ in past])
+        lo, hi = series.window(before_block, timestamp_s - self.window_s, self.min_samples)
+        if hi - lo < self.min_samples:
+            return None
+        if series.memo is not None and series.memo[0] == lo and series.memo[1] == hi:
+            return series.memo[2]  # type: ignore[return-value]
+        found = _window_stats(series, lo, hi)
+        series.memo = (lo, hi, found)
+        return found
 
     def zscore_then_record(self, market: str, venue: str, block: int, basis_bps: float,
                            timestamp_s: int | None = None) -> float | None:
         """Robust z-score of basis_bps against the window before it, then remember it."""
         ts = block if timestamp_s is None else timestamp_s
         stats = self.stats(market, venue, block, ts)
-        series = self._series.setdefault((market, venue), deque(maxlen=self.max_samples))
-        if not series or series[-1][0] < block:
-            series.append((block, ts, basis_bps))
-        while len(series) > self.min_samples + 1 and series[0][1] < ts - self.window_s:
+        series = self._series.get((market, venue))
+        if series is None:
+            series = self._series[(market, venue)] = BasisSeries()
+        if not len(series) or series.blocks[-1] < block:
+            series.append(block, ts, basis_bps)
+            if len(series) > self.max_samples:
+                series.popleft()
+        cutoff, keep = ts - self.window_s, self.min_samples + 1
+        while len(series) > keep and series.times[series.first - series.base] < cutoff:
             series.popleft()  # (min_samples before the newest block stay, for the stats read after it)
         return None if stats is None else stats.zscore(basis_bps)
+
+
+def _window_stats(series: BasisSeries, lo: int, hi: int) -> BasisStats:
+    """`BasisStats.from_observations` of the series' window [lo, hi), from its sorted values and
+    spacings: the same numbers, operation for operation where they are floats."""
+    values, spacings = series.sorted_window(lo, hi)
+    n = hi - lo
+    center = median_sorted(values)
+    scale = MAD_TO_SIGMA * median_abs_deviation_sorted(values, center)
+    half_life = None
+    if n >= 3:
+        dt = median_sorted(spacings)
+        x = series.values_view(lo, hi) - center
+        prev = x[:-1]
+        denom = float(np.dot(prev, prev))
+        if denom > 0 and dt > 0:
+            phi = float(np.dot(prev, x[1:])) / denom
+            if phi < 1:
+                half_life = dt * math.log(2) / -math.log(max(phi, MIN_PHI))
+    if half_life is None:
+        first, last = float(series.time(lo)), float(series.time(hi - 1))
+        if last > first:
+            half_life = last - first
+    return BasisStats(center, scale, n, half_life)

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from keeper.basis_history import BasisHistory
 from keeper.config import KeeperConfig, with_overrides
 from keeper.engine import Engine, load_strategy_slots
 from keeper.errors import ConfigError
 from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, NoMetrics, PaperAccount, PaperExecutor
-from keeper.history.memo import MemoBasisHistory
 from keeper.history.replay import rebuild_snapshot, replay_collector
 from keeper.history.store import BlockRecord, count_blocks, read_blocks, read_meta
 from keeper.journal import Journal
@@ -89,7 +89,7 @@ def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journ
     engine = Engine(config=config, collector=collector, strategies=slots, planner=planner, executor=executor,
                     journal=books, metrics=NoMetrics(),  # type: ignore[arg-type]
                     kill_switch=lambda: False,
-                    history=MemoBasisHistory(config.strategies.basis_window_s, config.strategies.basis_min_samples),
+                    history=BasisHistory(config.strategies.basis_window_s, config.strategies.basis_min_samples),
                     clock=lambda: books.now_s)  # the block-age check against the recorded block's time
     return engine, executor, books, account
 

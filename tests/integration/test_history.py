@@ -231,15 +231,16 @@ def test_report_samples_are_bounded_but_keep_every_trade_block(driven, tmp_path:
     assert traded and traded <= set(sampled)
 
 
-def test_backtest_memos_change_no_decision(driven, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The backtest's speed-ups (keeper/history/memo.py) against the plain basis history: the same
-    decisions, the same predicted fills and fills, the same PnL to the wei."""
+def test_incremental_basis_statistics_change_no_decision(driven, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The basis history's incremental statistics (keeper/basis_window.py) against the brute-force
+    recomputation of every window: the same decisions, the same predicted fills and fills, the
+    same PnL to the wei."""
     import keeper.history.backtest as backtest
-    from keeper.basis_history import BasisHistory
+    from tests.unit.test_basis_window import BruteForceHistory
 
     settings, _, _, out, _, _ = driven
     fast = run_backtest(out, settings, work_dir=tmp_path / "fast")
-    monkeypatch.setattr(backtest, "MemoBasisHistory", BasisHistory)
+    monkeypatch.setattr(backtest, "BasisHistory", BruteForceHistory)
     plain = run_backtest(out, settings, work_dir=tmp_path / "plain")
     assert any(o.status == "included" for o in plain.outcomes)
     assert _decisions(fast.journal) == _decisions(plain.journal)
