@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from keeper.errors import TransientError
 from keeper.journal import DecisionRecord, Journal, TxRecord
 from keeper.logs import get_logger
 from keeper.types import Direction, Intent, Outcome, PnlEstimate, TxPlan
@@ -68,7 +69,9 @@ class InFlight:
 
     def settle(self, head_block: int) -> Iterator[tuple[TxRecord, Outcome]]:
         """Each pending transaction whose outcome is known now, with that outcome (book it, then
-        `acknowledge`). RPC errors propagate (TransientError): the next tick looks again."""
+        `acknowledge`). A transaction whose poll fails transiently (a held re-broadcast, a read
+        error) is skipped with `tx.settle_deferred` and looked at again next tick; the others are
+        settled meanwhile (a start-up or a tick never waits on one unknown send)."""
         from keeper.venues.executor import EXECUTOR
 
         sender = self.executor.sender
@@ -82,7 +85,14 @@ class InFlight:
                 if outcome is not None:
                     yield tx, outcome
                 continue
-            result = sender.poll(pending)
+            try:
+                result = sender.poll(pending)
+            except TransientError as exc:
+                # Unknown for now (a read or a re-broadcast failed): the next tick looks again;
+                # the market stays held meanwhile, and the rest of the tick goes on.
+                log.warning("tx.settle_deferred", tx_hash=pending.tx_hash, nonce=tx.nonce, tx_id=tx.id,
+                            market=tx.market, error=str(exc))
+                continue
             if result is None:
                 continue
             plan = plan_from_journal(self.journal.decision(tx.decision_id), tx)
@@ -92,7 +102,14 @@ class InFlight:
         # Tracked nonces with no pending journal row were booked before a crash, not acknowledged.
         booked = {tx.nonce for tx in self.journal.pending_transactions()}
         for pending in sender.tracked():
-            if pending.nonce not in booked and sender.poll(pending) is not None:
+            if pending.nonce in booked:
+                continue
+            try:
+                settled = sender.poll(pending) is not None
+            except TransientError as exc:
+                log.warning("tx.settle_deferred", tx_hash=pending.tx_hash, nonce=pending.nonce, error=str(exc))
+                continue
+            if settled:
                 sender.acknowledge(pending.nonce)
 
     def acknowledge(self, nonce: int | None) -> None:
