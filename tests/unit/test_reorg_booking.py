@@ -1,0 +1,62 @@
+"""Reversing a booked trade a reorg took out of its block: the position's ledger goes back exactly
+(ints), a position the trade closed is reopened, and the transaction can be booked again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from keeper.journal import Journal
+from keeper.pnl_split import TradeFees
+from keeper.reorg_booking import reverse_booking
+
+from .test_journal import E18, included, make_fills, make_intent, make_plan, trade
+
+
+def test_given_a_booked_close_reorged_out_then_the_position_reopens_with_its_ledger_and_rebooks(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        # Given an open, then a close that settled funding, booked (realized PnL written)
+        open_fills = make_fills(perp_base_x18=-2 * E18, net_quote_x18=8 * E18, usdc_raw=-5_990_000_000)
+        _, open_tx = trade(journal, "open", open_fills, 100, -2 * E18, fees=TradeFees(perp_fee_x18=3 * 10**15))
+        position_id = journal.transaction(open_tx).position_id
+        before, before_pnl = journal.open_positions()["ETH"], journal.position(position_id).pnl
+        close = make_fills(perp_base_x18=2 * E18, net_quote_x18=-7 * E18, spot_raw=-2 * E18, usdc_raw=5_995_000_000)
+        _, close_tx = trade(journal, "close", close, 200, 0, settled_funding_x18=-E18 - 3,
+                                         fees=TradeFees(perp_fee_x18=2 * 10**15, spot_fee_x18=5))
+        assert journal.transaction(close_tx).position_id == position_id
+        assert journal.open_positions() == {} and journal.realized(position_id) is not None
+        tx_hash = journal.transaction(close_tx).tx_hash
+        # When a reorg deeper than the confirmations takes the close out of its block
+        with capture_logs() as logs:
+            reversed_ = reverse_booking(journal, tx_hash, block=203, reason="receipt gone")
+        # Then the position is open again exactly as before the close, without realized PnL
+        assert reversed_ is not None and reversed_.position_reopened and reversed_.tx_id == close_tx
+        assert [e["event"] for e in logs] == ["journal.trade_reversed"]
+        after = journal.open_positions()["ETH"]
+        assert (after.perp_base_x18, after.spot_raw, after.net_quote_x18, after.funding_paid_x18) == \
+            (before.perp_base_x18, before.spot_raw, before.net_quote_x18, before.funding_paid_x18)
+        assert journal.position(position_id).pnl == before_pnl
+        assert journal.realized(position_id) is None and journal.fills(close_tx) is None
+        tx = journal.transaction(close_tx)
+        assert tx.status == "pending" and tx.fee_paid_wei == 0 and [t.id for t in journal.pending_transactions()] == [close_tx]
+        assert journal.position_events(position_id)[-1].detail.startswith("reorg: close tx")
+        # And it books again when it settles in its new block (here with other fills)
+        moved = make_fills(perp_base_x18=2 * E18, net_quote_x18=-6 * E18, spot_raw=-2 * E18, usdc_raw=5_996_000_000)
+        plan = make_plan(make_intent("close", perp_base_x18=2 * E18, block=200), moved)
+        journal.record_tx_outcome(close_tx, included(plan, moved, 204, 10**15, tx_hash),
+                                  block_timestamp_s=1_700_000_204, position_base_after_x18=0)
+        realized = journal.realized(position_id)
+        assert journal.open_positions() == {} and realized is not None
+        assert realized.split.trading_x18 == 8 * E18 - 6 * E18
+        assert reverse_booking(journal, "0x" + "ff" * 32, block=205, reason="unknown hash") is None
+
+
+def test_given_a_later_trade_on_the_position_then_the_reversal_is_refused(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        _, open_tx = trade(journal, "open", make_fills(perp_base_x18=-2 * E18), 100, -2 * E18)
+        trade(journal, "resize", make_fills(perp_base_x18=-E18), 110, -3 * E18)
+        with capture_logs() as logs:
+            assert reverse_booking(journal, journal.transaction(open_tx).tx_hash, block=120, reason="gone") is None
+        assert [e["event"] for e in logs] == ["journal.reorg_not_reversed"]
+        assert journal.transaction(open_tx).status == "included" and journal.open_positions()["ETH"].perp_base_x18 == -3 * E18
