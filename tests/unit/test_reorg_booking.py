@@ -60,3 +60,43 @@ def test_given_a_later_trade_on_the_position_then_the_reversal_is_refused(tmp_pa
             assert reverse_booking(journal, journal.transaction(open_tx).tx_hash, block=120, reason="gone") is None
         assert [e["event"] for e in logs] == ["journal.reorg_not_reversed"]
         assert journal.transaction(open_tx).status == "included" and journal.open_positions()["ETH"].perp_base_x18 == -3 * E18
+
+
+def test_given_one_pending_tx_whose_poll_fails_transiently_then_the_others_still_settle(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from keeper.errors import TransientError
+    from keeper.inflight import InFlight
+    from keeper.types import Outcome
+
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        # Given two transactions in flight (signed, recorded, tracked by the sender)
+        tx_ids = []
+        for nonce, market in ((1, "ETH"), (2, "BTC")):
+            intent = make_intent("open", market=market, block=100)
+            decision = journal.record_decision(intent, block=100, timestamp_s=1_700_000_100)
+            tx_ids.append(journal.record_tx_sent(decision, make_plan(intent), tx_hash=f"0x{nonce:064x}", nonce=nonce,
+                                                 sent_block=100))
+
+        class Sender:
+            def tracked_nonce(self, nonce: int, _abi: Any = None) -> Any:
+                h = f"0x{nonce:064x}"
+                return SimpleNamespace(nonce=nonce, tx_hash=h, entry=SimpleNamespace(attempts=[SimpleNamespace(tx_hash=h)]))
+
+            def poll(self, pending: Any) -> Any:
+                if pending.nonce == 1:  # its re-broadcast is held by the node: unknown
+                    raise TransientError("RPC unreachable: ReadTimeout")
+                return SimpleNamespace(status="dropped", tx_hash=pending.tx_hash, nonce=pending.nonce)
+
+            def tracked(self) -> list[Any]:
+                return []
+
+        executor = SimpleNamespace(sender=Sender(), outcome_of=lambda plan, result: Outcome(
+            plan, "dropped", result.tx_hash, None, 0, 0, None, "dropped", nonce=result.nonce))
+        # When the tick settles what is in flight
+        with capture_logs() as logs:
+            settled = list(InFlight(journal, executor).settle(103))
+        # Then the held one is deferred (a warning, still pending) and the other is settled
+        assert [(tx.id, o.status) for tx, o in settled] == [(tx_ids[1], "dropped")]
+        assert [e["tx_id"] for e in logs if e["event"] == "tx.settle_deferred"] == [tx_ids[0]]
