@@ -80,8 +80,9 @@ def test_given_the_head_past_the_intents_last_block_at_send_time_then_nothing_is
     assert sender.tracked() == [] and sender.store.load() == []
 
 
-def test_given_a_kill_between_send_and_receipt_then_the_trade_is_booked_after_the_restart(
-        devnet: Devnet, keeper_key: Signer, tmp_path: Path) -> None:
+def an_open_decided(devnet: Devnet, keeper_key: Signer, tmp_path: Path) -> tuple[str, Any, Any, Journal, int]:
+    """An executor operated by the key, and an ETH open planned and recorded as a decision:
+    (executor, snapshot, plan, journal, decision id)."""
     devnet.rpc.call("anvil_impersonateAccount", [keeper_key.address])
     executor = provision_executor(devnet.tx, devnet.manifest, keeper_key.address)
     devnet.rpc.call("anvil_stopImpersonatingAccount", [keeper_key.address])
@@ -92,6 +93,12 @@ def test_given_a_kill_between_send_and_receipt_then_the_trade_is_booked_after_th
     plan = Planner(config, executor, devnet.rpc).plan(intent("open", snap.block_number), snap, None)
     journal = Journal(tmp_path / "journal.sqlite")
     decision = journal.record_decision(plan.intent, block=snap.block_number, timestamp_s=snap.block_timestamp)
+    return executor, snap, plan, journal, decision
+
+
+def test_given_a_kill_between_send_and_receipt_then_the_trade_is_booked_after_the_restart(
+        devnet: Devnet, keeper_key: Signer, tmp_path: Path) -> None:
+    executor, snap, plan, journal, decision = an_open_decided(devnet, keeper_key, tmp_path)
     store_path = tmp_path / "pending.json"
     # Given the keeper signed, journaled and sent the trade, and died before reading the receipt
     first = LiveExecutor(sender_for(devnet.rpc, keeper_key, store_path, devnet.manifest.chain_id), devnet.rpc,
@@ -172,16 +179,7 @@ def test_given_a_booked_tx_reorged_out_later_then_it_is_reported_and_the_nonce_r
 
 def test_given_a_booked_open_reorged_out_deeper_than_the_confirmations_then_its_booking_is_reversed_and_rebooked(
         devnet: Devnet, keeper_key: Signer, tmp_path: Path) -> None:
-    devnet.rpc.call("anvil_impersonateAccount", [keeper_key.address])
-    executor = provision_executor(devnet.tx, devnet.manifest, keeper_key.address)
-    devnet.rpc.call("anvil_stopImpersonatingAccount", [keeper_key.address])
-    config = load_config(None, environ={}, overrides={"execution": {"slippage_bps": 30}})
-    collector = SnapshotCollector(devnet.rpc, Sources.from_manifest(devnet.manifest), account=executor)
-    collector.prepare()
-    snap = collector.fetch_snapshot()
-    plan = Planner(config, executor, devnet.rpc).plan(intent("open", snap.block_number), snap, None)
-    journal = Journal(tmp_path / "journal.sqlite")
-    decision = journal.record_decision(plan.intent, block=snap.block_number, timestamp_s=snap.block_timestamp)
+    executor, snap, plan, journal, decision = an_open_decided(devnet, keeper_key, tmp_path)
     live = LiveExecutor(sender_for(devnet.rpc, keeper_key, tmp_path / "pending.json", devnet.manifest.chain_id),
                         devnet.rpc, devnet.contract("ClearingHouse"))
     inflight = InFlight(journal, live)
