@@ -8,8 +8,8 @@ remaining fills), a position the trade closed is reopened (its realized PnL row 
 `reconcile` position event records why. Its gas goes back to 0 until it settles again. The
 in-flight tracking (keeper/inflight.py) then settles it afresh like any pending transaction:
 included again (in its new block, with the fills of that block), or dropped / replaced (the intent
-is decided again on fresh state); a position left at size 0 by a reversed open is closed by the
-next reconcile with the chain.
+is decided again on fresh state); a position left at size 0 by a reversed open is closed at once
+(the journal's reconcile, in the same transaction), and an open included again opens a new one.
 
 Refused (None, the position is then corrected from the chain by the reconcile, the PnL booking
 stays): a later fill on the same position, or another open position in the market, would make
@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from keeper.journal import ChainPosition
 from keeper.logs import get_logger
 
 log = get_logger("keeper.reorg_booking")
@@ -47,7 +48,7 @@ def reverse_booking(journal: Any, tx_hash: str, *, block: int, reason: str) -> R
             return None
         fill = db.execute("SELECT * FROM fills WHERE tx_id = ?", (tx["id"],)).fetchone()
         position_id = fill["position_id"] if fill is not None else tx["position_id"]
-        reopened = False
+        reopened = emptied = False
         if fill is not None:
             position = db.execute("SELECT * FROM positions WHERE id = ?", (position_id,)).fetchone()
             later = db.execute("SELECT 1 FROM fills WHERE position_id = ? AND id > ?", (position_id, fill["id"])).fetchone()
@@ -80,12 +81,19 @@ def reverse_booking(journal: Any, tx_hash: str, *, block: int, reason: str) -> R
                        spot_raw, net_quote_x18, detail, recorded_at_s) VALUES (?, 'reconcile', ?, NULL, ?, ?, ?, ?, ?, ?, ?)""",
                 (position_id, block, tx["id"], after["direction"], after["perp_base_x18"], after["spot_raw"],
                  after["net_quote_x18"], f"reorg: {tx['kind']} tx {tx['id']} reversed ({reason})", time.time()))
+            emptied = int(after["perp_base_x18"]) == 0
         db.execute(
             """UPDATE transactions SET status = 'pending', block = NULL, block_timestamp_s = NULL, gas_used = 0,
                    fee_paid_wei = '0', gas_usd_x18 = '0', revert_reason = NULL, settled_at_s = NULL, detail = ?,
                    position_id = ? WHERE id = ?""",
             (f"reorged out of block {tx['block']}: {reason}", None if tx["kind"] == "open" else tx["position_id"],
              tx["id"]))
+        if emptied:
+            # The reversed trade opened it: nothing of it is left on chain. Closed now, within this
+            # transaction, by the journal's own reconcile (the other markets as booked).
+            held = {r["market"]: ChainPosition(int(r["perp_base_x18"]))
+                    for r in db.execute("SELECT market, perp_base_x18 FROM positions WHERE status = 'open'")}
+            journal.reconcile(held, block=block)
     reversed_ = ReversedBooking(tx["id"], tx["market"], tx["kind"], tx["status"], tx["block"], position_id, reopened)
     log.error("journal.trade_reversed", tx_id=tx["id"], tx_hash=tx_hash, market=tx["market"], kind=tx["kind"],
               status_was=tx["status"], block_was=tx["block"], position_id=position_id, position_reopened=reopened,

@@ -52,6 +52,22 @@ def test_given_a_booked_close_reorged_out_then_the_position_reopens_with_its_led
         assert reverse_booking(journal, "0x" + "ff" * 32, block=205, reason="unknown hash") is None
 
 
+def test_given_a_booked_open_reorged_out_then_its_position_is_closed_with_nothing_realized(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        _, btc_tx = trade(journal, "open", make_fills(perp_base_x18=-E18), 90, -E18, market="BTC")
+        _, open_tx = trade(journal, "open", make_fills(perp_base_x18=-2 * E18), 100, -2 * E18)
+        position_id = journal.transaction(open_tx).position_id
+        reversed_ = reverse_booking(journal, journal.transaction(open_tx).tx_hash, block=104, reason="receipt gone")
+        assert reversed_ is not None and reversed_.position_id == position_id and not reversed_.position_reopened
+        # The reversed open's position is closed (nothing of it on chain), its realized PnL 0; the
+        # other market's position is untouched; the transaction waits to be booked again
+        assert list(journal.open_positions()) == ["BTC"] and journal.open_positions()["BTC"].perp_base_x18 == -E18
+        realized = journal.realized(position_id)
+        assert realized is not None and realized.split.total_x18 == 0 and realized.split.gas_x18 == 0
+        assert journal.transaction(open_tx).status == "pending" and journal.transaction(open_tx).position_id is None
+        assert journal.transaction(btc_tx).status == "included"
+
+
 def test_given_a_later_trade_on_the_position_then_the_reversal_is_refused(tmp_path: Path) -> None:
     with Journal(tmp_path / "journal.sqlite") as journal:
         _, open_tx = trade(journal, "open", make_fills(perp_base_x18=-2 * E18), 100, -2 * E18)
