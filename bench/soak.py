@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.results import record
 from bench.snapshot import markets_for
 from keeper.chain.rpc import JsonRpc
 from keeper.config import load_config
@@ -77,13 +78,16 @@ def main() -> None:
             driver = MarketActivity(rpc, world.manifest, ActivityConfig(seed=5, step_s=BLOCK_S))
             rpc.call("anvil_setBlockTimestampInterval", [BLOCK_S])
             started = time.monotonic()
-            samples: list[tuple[int, float, float, float]] = []
+            samples: list[tuple[int, float, float, float, float]] = []
             blocks = 0
+            mining_s = 0.0  # the bench's own share: making the block (the rest is the keeper's tick)
             while blocks < SOAK_BLOCKS and time.monotonic() - started < SOAK_MAX_S:
+                mined_at = time.monotonic()
                 if blocks % DRIVE_EVERY == 0:
                     driver.step()
                 else:
                     rpc.call("evm_mine", [])
+                mining_s += time.monotonic() - mined_at
                 runtime.engine.tick()
                 blocks += 1
                 if blocks % REPORT_EVERY == 0 or blocks == 1_000:
@@ -95,12 +99,24 @@ def main() -> None:
             skips = runtime.engine.skip_log
             runtime.close()
         stopped = "all blocks" if blocks >= SOAK_BLOCKS else f"time bound ({SOAK_MAX_S:.0f} s)"
-        print(f"{blocks:,} blocks in {elapsed:.0f} s ({elapsed / max(blocks, 1) * 1000:.1f} ms per block+tick), "
-              f"stopped by {stopped}; skip rows written {skips.written:,}, suppressed {skips.suppressed:,}")
+        per_block_ms = elapsed / max(blocks, 1) * 1000
+        mining_ms = mining_s / max(blocks, 1) * 1000
+        print(f"{blocks:,} blocks in {elapsed:.0f} s ({per_block_ms:.1f} ms per block+tick: {mining_ms:.1f} making the "
+              f"block, {per_block_ms - mining_ms:.1f} the keeper's tick), stopped by {stopped}; skip rows written "
+              f"{skips.written:,}, suppressed {skips.suppressed:,}")
+        for name, value in (("soak_blocks", blocks), ("soak_s", elapsed), ("soak_ms_per_block", per_block_ms),
+                            ("soak_mining_ms_per_block", mining_ms), ("soak_tick_ms_per_block", per_block_ms - mining_ms),
+                            ("soak_skip_rows_written", skips.written), ("soak_skip_rows_suppressed", skips.suppressed)):
+            record(name, value)
         warm = [s for s in samples if s[0] >= WARM_UP_BLOCKS]
         if len(warm) >= 2:
             print(f"after warm-up (block {warm[0][0]:,} -> {warm[-1][0]:,}): RSS {warm[0][1]:.1f} -> {warm[-1][1]:.1f} MB, "
                   f"journal in use {warm[0][2]:.2f} -> {warm[-1][2]:.2f} MB, on disk {warm[0][3]:.2f} -> {warm[-1][3]:.2f} MB")
+            for i, at in ((0, "first"), (-1, "last")):
+                record(f"soak_warm_{at}_block", warm[i][0])
+                record(f"soak_warm_{at}_rss_mb", warm[i][1])
+                record(f"soak_warm_{at}_journal_in_use_mb", warm[i][2])
+                record(f"soak_warm_{at}_journal_on_disk_mb", warm[i][3])
         else:
             print("the run ended before the retention window filled: no after-warm-up figure")
     finally:

@@ -4,7 +4,10 @@ replies), with a short exponential backoff, on top of the plain JSON-RPC client.
 The runtime starts with many attempts per call (a start-up is some thirty calls: all-or-nothing
 retries of the whole start-up would almost never get through a flaky endpoint) and lowers them
 for the live loop, where a call that still fails skips the tick and the next tick retries.
-Every call retried here is idempotent: reads, and eth_sendRawTransaction of the same bytes.
+Every call retried here is idempotent (reads). eth_sendRawTransaction is not retried here: the
+sender retries its broadcasts itself (`SenderConfig.broadcast_attempts`) and treats one that still
+fails as "unknown"; retrying it in both layers multiplied a held send into attempts x
+broadcast_attempts request timeouts (18 s at a 1-s timeout), which blocked start-up.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ log = get_logger("keeper.chain.rpc")
 T = TypeVar("T")
 STARTUP_ATTEMPTS = 6
 LIVE_ATTEMPTS = 2
+NOT_RETRIED = frozenset({"eth_sendRawTransaction"})  # the sender's own retries (one layer)
 
 
 class RetryCalls:
@@ -33,6 +37,8 @@ class RetryCalls:
     _sleep: Callable[[float], None] = staticmethod(time.sleep)
 
     def call(self, method: str, params: list[Any] | None = None) -> Any:
+        if method in NOT_RETRIED:
+            return super().call(method, params)  # type: ignore[misc]
         return self._retry(method, lambda: super(RetryCalls, self).call(method, params))  # type: ignore[misc]
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:

@@ -11,7 +11,9 @@
                              notices when the block that held it is no longer canonical (reorg)
     wait(pending)            poll until settled; TxPendingTimeout (transient) after the limits
     recover()                on start: reload the pending-tx store, re-broadcast the same raw
-                             bytes, and only then hand out new nonces (submit calls it first)
+                             bytes (a re-broadcast that fails transiently is left "unknown" to
+                             the next poll, never waited for), and only then hand out new nonces
+                             (submit calls it first)
 
 Outcome statuses: included, reverted (mined with status 0; reason decoded), replaced (another
 transaction took the nonce), dropped (the node lost it and took neither it nor a replacement back;
@@ -331,9 +333,15 @@ class TxSender:
             for entry in entries:
                 # Entries already tracked are those whose broadcast failed transiently in this process.
                 self._tracked.setdefault(entry.nonce, PendingTx(entry))
-                kind = self._rebroadcast(entry.latest)
+                try:
+                    kind = self._rebroadcast(entry.latest)
+                    result = kind.value if kind else "accepted"
+                except TransientError:
+                    # Unknown (the node held or lost the send): it stays tracked, and each poll
+                    # looks it up by hash and re-broadcasts it; recovery does not wait for it.
+                    result = "unknown"
                 log.info("tx.recovered", tx_hash=entry.latest.tx_hash, nonce=entry.nonce, label=entry.label,
-                         attempts=len(entry.attempts), rebroadcast=kind.value if kind else "accepted")
+                         attempts=len(entry.attempts), rebroadcast=result)
             self.nonces.resync(floor=self._nonce_floor())
             self._recovered = True
             return self.tracked()

@@ -171,7 +171,10 @@ class FaultProxy:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up first (its timeout): nothing to answer
 
             def log_message(self, *_: Any) -> None:
                 pass

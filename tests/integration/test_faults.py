@@ -80,8 +80,9 @@ def test_given_the_head_past_the_intents_last_block_at_send_time_then_nothing_is
     assert sender.tracked() == [] and sender.store.load() == []
 
 
-def test_given_a_kill_between_send_and_receipt_then_the_trade_is_booked_after_the_restart(
-        devnet: Devnet, keeper_key: Signer, tmp_path: Path) -> None:
+def an_open_decided(devnet: Devnet, keeper_key: Signer, tmp_path: Path) -> tuple[str, Any, Any, Journal, int]:
+    """An executor operated by the key, and an ETH open planned and recorded as a decision:
+    (executor, snapshot, plan, journal, decision id)."""
     devnet.rpc.call("anvil_impersonateAccount", [keeper_key.address])
     executor = provision_executor(devnet.tx, devnet.manifest, keeper_key.address)
     devnet.rpc.call("anvil_stopImpersonatingAccount", [keeper_key.address])
@@ -92,6 +93,12 @@ def test_given_a_kill_between_send_and_receipt_then_the_trade_is_booked_after_th
     plan = Planner(config, executor, devnet.rpc).plan(intent("open", snap.block_number), snap, None)
     journal = Journal(tmp_path / "journal.sqlite")
     decision = journal.record_decision(plan.intent, block=snap.block_number, timestamp_s=snap.block_timestamp)
+    return executor, snap, plan, journal, decision
+
+
+def test_given_a_kill_between_send_and_receipt_then_the_trade_is_booked_after_the_restart(
+        devnet: Devnet, keeper_key: Signer, tmp_path: Path) -> None:
+    executor, snap, plan, journal, decision = an_open_decided(devnet, keeper_key, tmp_path)
     store_path = tmp_path / "pending.json"
     # Given the keeper signed, journaled and sent the trade, and died before reading the receipt
     first = LiveExecutor(sender_for(devnet.rpc, keeper_key, store_path, devnet.manifest.chain_id), devnet.rpc,
@@ -157,7 +164,7 @@ def test_given_a_booked_tx_reorged_out_later_then_it_is_reported_and_the_nonce_r
     outcome = sender.send(TxRequest(devnet.manifest.accounts.traders[2], label="ping"))
     assert outcome.status == "included" and sender.nonces.peek() == nonce + 1
     inflight = InFlight(Journal(tmp_path / "journal.sqlite"), SimpleNamespace(rpc=devnet.rpc, sender=sender))
-    inflight.watch(SimpleNamespace(tx_hash=outcome.tx_hash, block_number=outcome.block_number))  # type: ignore[arg-type]
+    inflight.watch(SimpleNamespace(tx_hash=outcome.tx_hash, block_number=outcome.block_number, nonce=None))  # type: ignore[arg-type]
     assert inflight.check_reorgs(devnet.rpc.block_number()) == []
     # When a reorg deeper than its confirmations replaces its block with an empty one
     devnet.rpc.call("anvil_reorg", [1, []])
@@ -168,3 +175,56 @@ def test_given_a_booked_tx_reorged_out_later_then_it_is_reported_and_the_nonce_r
     assert [e["tx_hash"] for e in logs if e["event"] == "tx.reorged_after_booking"] == [outcome.tx_hash]
     assert sender.nonces.peek() == nonce == chain_nonce(devnet, keeper_key.address)
     assert inflight.check_reorgs(devnet.rpc.block_number()) == []
+
+
+def test_given_a_booked_open_reorged_out_deeper_than_the_confirmations_then_its_booking_is_reversed_and_rebooked(
+        devnet: Devnet, keeper_key: Signer, tmp_path: Path) -> None:
+    executor, snap, plan, journal, decision = an_open_decided(devnet, keeper_key, tmp_path)
+    live = LiveExecutor(sender_for(devnet.rpc, keeper_key, tmp_path / "pending.json", devnet.manifest.chain_id),
+                        devnet.rpc, devnet.contract("ClearingHouse"))
+    inflight = InFlight(journal, live)
+    # Given an open signed, mined, settled with 1 confirmation and booked
+    pending = live.sender.submit(
+        TxRequest(plan.to, plan.calldata, label="open ETH"),
+        on_signed=lambda entry: journal.record_tx_sent(
+            decision, plan, tx_hash=entry.latest.tx_hash, nonce=entry.nonce, sent_block=snap.block_number,
+            eth_price_x18=eth_price_x18(snap)))
+    wait_for_receipt(devnet, pending.tx_hash)
+    [(tx, outcome)] = list(inflight.settle(devnet.rpc.block_number()))
+    journal.record_tx_outcome(tx.id, outcome)
+    inflight.acknowledge(outcome.nonce)
+    inflight.watch(outcome)
+    assert journal.open_positions()["ETH"].perp_base_x18 == -10 * ETH and journal.fills(tx.id) is not None
+    nonce = outcome.nonce
+    # When a reorg deeper than the confirmation takes its block away
+    devnet.rpc.call("anvil_reorg", [devnet.rpc.block_number() - outcome.block_number + 1, []])
+    with capture_logs() as logs:
+        gone = inflight.check_reorgs(devnet.rpc.block_number())
+    # Then the booking is reversed (structured event): pending again, no fills, the position back to 0
+    assert gone == [outcome.tx_hash]
+    reversed_events = [e for e in logs if e["event"] == "journal.trade_reversed"]
+    assert [e["tx_id"] for e in reversed_events] == [tx.id]
+    assert journal.transaction(tx.id).status == "pending" and journal.fills(tx.id) is None
+    assert "ETH" not in journal.open_positions()  # the position it opened is closed: nothing of it is on chain
+    assert inflight.markets() == {"ETH"}  # held until it settles again
+    # And it is booked afresh once it settles (again in a block, or dropped), matching the chain
+    settled = []
+    for _ in range(20):
+        settled = list(inflight.settle(devnet.rpc.block_number()))
+        if settled:
+            break
+        devnet.rpc.call("evm_mine", [])
+    [(tx2, outcome2)] = settled
+    assert tx2.id == tx.id and outcome2.nonce == nonce
+    journal.record_tx_outcome(tx2.id, outcome2)
+    inflight.acknowledge(outcome2.nonce)
+    chain_perp = devnet.tx.read(devnet.contract("AccountBalance"), codec("AccountBalance"), "getTakerPositionSize",
+                                executor, next(m for m in devnet.manifest.markets if m.name == "ETH").base_token)
+    journal_perp = journal.open_positions()["ETH"].perp_base_x18 if "ETH" in journal.open_positions() else 0
+    assert journal_perp == chain_perp
+    if outcome2.status == "included":
+        assert chain_perp == -10 * ETH and journal.fills(tx.id) is not None
+    else:
+        assert outcome2.status == "dropped" and chain_perp == 0
+        assert chain_nonce(devnet, keeper_key.address) == nonce == live.sender.nonces.peek()
+    journal.close()
