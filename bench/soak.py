@@ -25,7 +25,7 @@ from keeper.devnet.provision import provision_executor
 from keeper.devnet.txs import DevSender
 from keeper.devnet.world import prebuilt_state, start_world
 from keeper.logs import configure_logging
-from keeper.runtime import build_runtime
+from keeper.launch import build_runtime
 
 SOAK_BLOCKS = int(os.environ.get("BENCH_SOAK_BLOCKS", "100000"))
 SOAK_MAX_S = float(os.environ.get("BENCH_SOAK_MAX_S", "600"))

@@ -19,7 +19,8 @@ from keeper.config import load_config
 from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.logs import configure_logging
-from keeper.runtime import Runtime, build_runtime
+from keeper.launch import build_runtime
+from keeper.runtime import Runtime
 
 ROUNDS = 20
 HISTORY_STEPS = 30
