@@ -34,11 +34,13 @@ from keeper.pairs_types import PairIntent, PairPosition, PairSide, SpreadFit
 from keeper.quotes import QuoteUnavailable
 from keeper.quotes_pair import PairTradeQuote, quote_pair_trade
 from keeper.stress import PerpLeg, legs_from_snapshot
+from keeper.venues.gas import pair_upper_gas_units
 from keeper.types import ONE_X18, Intent, PerpAccountState, PerpMarketState, PnlEstimate, perp_price_from_sqrt_x96
 from strategies.base import Skip, StrategyBase, StrategyContext, parse_params, require_param
 from strategies.pairs_math import beta_neutral_sizes_x18, fit_spread, max_pair_scale_usd
 
-PAIR_GAS_UNITS = 1_300_000  # openPair / closePair on the devnet (two Perp legs), upper end
+PAIR_GAS_OPEN = pair_upper_gas_units("open")
+PAIR_GAS_CLOSE = pair_upper_gas_units("close")
 
 
 @dataclass(frozen=True)
@@ -181,8 +183,8 @@ class PairsSpread(StrategyBase):
         sign_a = 1 if side == "long_spread" else -1
         funding = -(sign_a * perp_a.funding_rate_per_s * notional - sign_a * perp_b.funding_rate_per_s * notional_b) * p.hold_s
         costs = ctx.costs
-        gas_open = costs.tx_cost_usd(PAIR_GAS_UNITS)
-        gas_close = costs.tx_cost_usd(PAIR_GAS_UNITS)
+        gas_open = costs.tx_cost_usd(PAIR_GAS_OPEN)
+        gas_close = costs.tx_cost_usd(PAIR_GAS_CLOSE)
         capital = costs.capital_cost_usd((notional + notional_b) / ctx.limits.max_leverage, p.hold_s)
         expected = PnlEstimate(convergence_usd=convergence, funding_usd=funding, fees_usd=2 * open_costs.fees_usd,
                                price_impact_usd=2 * open_costs.impact_usd, gas_usd=gas_open + gas_close,
@@ -279,7 +281,7 @@ class PairsSpread(StrategyBase):
             return None
         notional_a = abs(quote.leg_a.quote_delta_x18) / ONE_X18
         remaining = notional_a * max(0.0, abs(z) - p.exit_z) * position.entry_scale
-        exit_cost = sum(vars(quote_costs(quote)).values()) + ctx.costs.tx_cost_usd(PAIR_GAS_UNITS)
+        exit_cost = sum(vars(quote_costs(quote)).values()) + ctx.costs.tx_cost_usd(PAIR_GAS_CLOSE)
         if remaining < exit_cost:
             return f"remaining edge {remaining:,.2f} USD < cost of exiting {exit_cost:,.2f} USD"
         return None

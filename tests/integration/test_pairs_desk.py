@@ -24,6 +24,7 @@ from keeper.pairs_desk import PairDesk
 from keeper.pairs_journal import PairJournal, pairs_pnl
 from keeper.pairs_plan import plan_pair
 from keeper.pairs_types import PairIntent, SpreadFit
+from keeper.venues.gas import PAIR_GAS_UNITS
 from keeper.types import ONE_X18, MarketSnapshot, PerpAccountState, PerpMarketState, PnlEstimate, perp_price_from_sqrt_x96
 from strategies import PairsSpread
 from strategies.pairs_math import beta_neutral_sizes_x18
@@ -141,3 +142,30 @@ def test_a_dry_run_pair_reports_the_exact_would_be_fills_and_sends_nothing(live:
         assert set(dry.held_markets()) == {"ETH", "BTC"}
         assert int(devnet.rpc.call("eth_getTransactionCount", [signer.address, "pending"]), 16) == nonce_before
         assert chain_positions(collector)[:2] == (0, 0) and dry.book.trades() == []  # nothing sent, nothing booked
+
+
+def test_the_gas_table_covers_what_open_pair_and_close_pair_use_on_chain(desk: Any) -> None:
+    """keeper/venues/gas.py's pair rows against the chain: two open/close cycles on a fresh executor
+    (the first one deposits and touches cold storage); every transaction within the upper column,
+    the warm cycle within the typical one."""
+    _, pair_desk, collector, _ = desk
+    used: list[tuple[str, int]] = []
+    for _cycle in range(2):
+        snapshot = collector.fetch_snapshot()
+        plan = plan_pair(pair_desk.config, pair_desk.executor_address, open_intent(snapshot), snapshot, None)
+        assert plan.gas_units == PAIR_GAS_UNITS["open"].typical  # the planner's gate charges the table's row
+        assert pair_desk._execute(plan, snapshot, None)["status"] == "included"
+        held = pair_desk.position()
+        assert held is not None
+        snapshot = collector.fetch_snapshot()
+        close = PairIntent("pairs_spread", "close", "ETH", "BTC", held.side, 0, 0, held.hedge_ratio_x18, "test close",
+                           PnlEstimate(0, 0, 0, 0, 0, 0), snapshot.block_number, snapshot.block_number + 2)
+        plan = plan_pair(pair_desk.config, pair_desk.executor_address, close, snapshot, held)
+        assert pair_desk._execute(plan, snapshot, held)["status"] == "included"
+    used = [(str(t["kind"]), int(t["gas_used"])) for t in pair_desk.book.trades()]
+    print("pair gas used:", used)
+    assert [kind for kind, _ in used] == ["open", "close", "open", "close"]
+    for kind, gas in used:
+        assert 0 < gas <= PAIR_GAS_UNITS[kind].upper
+    for kind, gas in used[2:]:
+        assert gas <= PAIR_GAS_UNITS[kind].typical
