@@ -1,5 +1,6 @@
-"""The pair trades' records, in the keeper's journal file (its connection and transactions, two
-tables of their own created on first use, so an existing journal gains them in place).
+"""The pair trades' records, in the keeper's journal file (its connection and transactions; two
+tables of the journal's schema, version 3 on: keeper/journal/schema.py, which upgrades an older
+file in place).
 
 pair_positions: one row per pair the keeper opened: legs, hedge ratio, the regression at entry,
 and its books in USD x18 ints (quote: the sum of both legs' signed quote deltas over its trades,
@@ -23,23 +24,6 @@ from keeper.pairs_types import PairIntent, PairPosition
 from keeper.pnl_split import PnlSplit, sum_pnl
 from keeper.venues.executor import PairFills
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS pair_positions (
-        id INTEGER PRIMARY KEY, market_a TEXT NOT NULL, market_b TEXT NOT NULL, side TEXT NOT NULL,
-        status TEXT NOT NULL, base_x18_a TEXT NOT NULL, base_x18_b TEXT NOT NULL, hedge_ratio_x18 TEXT NOT NULL,
-        entry_block INTEGER NOT NULL, entry_timestamp_s INTEGER NOT NULL, entry_beta REAL NOT NULL,
-        entry_z REAL NOT NULL, entry_spread REAL NOT NULL, entry_mean REAL NOT NULL, entry_scale REAL NOT NULL,
-        quote_x18 TEXT NOT NULL, fees_x18 TEXT NOT NULL,
-        funding_settled_x18 TEXT NOT NULL, gas_x18 TEXT NOT NULL, closed_block INTEGER, close_reason TEXT)""",
-    """CREATE TABLE IF NOT EXISTS pair_trades (
-        id INTEGER PRIMARY KEY, pair_id INTEGER, kind TEXT NOT NULL, strategy TEXT NOT NULL, block INTEGER NOT NULL,
-        timestamp_s INTEGER NOT NULL, market_a TEXT NOT NULL, market_b TEXT NOT NULL, side TEXT NOT NULL,
-        reason TEXT NOT NULL, expected_net_usd REAL, predicted TEXT NOT NULL, bounds TEXT NOT NULL,
-        status TEXT NOT NULL, tx_hash TEXT, fills TEXT, gas_used INTEGER, fee_paid_wei TEXT, gas_x18 TEXT,
-        perp_fee_x18 TEXT, settled_funding_x18 TEXT, detail TEXT)""",
-)
-
-
 def _fills_json(fills: PairFills | None) -> str | None:
     return None if fills is None else json.dumps({k: str(v) for k, v in asdict(fills).items()})
 
@@ -47,13 +31,6 @@ def _fills_json(fills: PairFills | None) -> str | None:
 class PairJournal:
     def __init__(self, journal: Any) -> None:  # keeper.journal.Journal
         self.journal = journal
-        if not journal.readonly:
-            with journal.write_transaction() as db:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-
-    def _has_tables(self, db: Any) -> bool:
-        return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'pair_positions'").fetchone() is not None
 
     def record_trade(self, intent: PairIntent, *, block: int, timestamp_s: int, predicted: PairFills,
                      bounds: dict[str, int], pair_id: int | None) -> int:
@@ -115,8 +92,6 @@ class PairJournal:
 
     def open_position(self) -> PairPosition | None:
         with self.journal.read_transaction() as db:
-            if not self._has_tables(db):
-                return None
             row = db.execute("SELECT * FROM pair_positions WHERE status = 'open' ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             return None
@@ -127,21 +102,15 @@ class PairJournal:
 
     def rows(self) -> list[dict[str, Any]]:
         with self.journal.read_transaction() as db:
-            if not self._has_tables(db):
-                return []
             return [dict(r) for r in db.execute("SELECT * FROM pair_positions ORDER BY id")]
 
     def trades(self) -> list[dict[str, Any]]:
         with self.journal.read_transaction() as db:
-            if not self._has_tables(db):
-                return []
             return [dict(r) for r in db.execute("SELECT * FROM pair_trades ORDER BY id")]
 
     def unbooked_gas_x18(self) -> int:
         """Gas of pair transactions not attached to a pair (an open that reverted on chain)."""
         with self.journal.read_transaction() as db:
-            if not self._has_tables(db):
-                return 0
             rows = db.execute("SELECT gas_x18 FROM pair_trades WHERE pair_id IS NULL AND gas_x18 IS NOT NULL").fetchall()
         return sum(int(r[0]) for r in rows)
 
@@ -155,7 +124,6 @@ def pair_split(row: dict[str, Any]) -> PnlSplit:
 
 def pairs_pnl(journal: Any) -> PnlSplit:
     """Every pair's split (open ones as booked so far) plus the gas of reverted opens."""
-    book = PairJournal.__new__(PairJournal)  # reads only: no table is created
-    book.journal = journal
+    book = PairJournal(journal)
     lost = book.unbooked_gas_x18()
     return sum_pnl(pair_split(r) for r in book.rows()) + PnlSplit(0, 0, 0, lost, -lost)
