@@ -9,6 +9,10 @@ gas in USD at the ETH index).
 pair_trades: one row per pair transaction (open or close): the intent's reason and expected net,
 the predicted fills, the bounds, and what the chain did (status, fills from the Pair* event, gas).
 
+closed_at_s / settled_at_s: wall-clock time of the close and of each trade's outcome, for the
+risk stage's daily loss limit (`pairs_realized_since`, which keeper/journal/reports.py adds to the
+basis trades' realised PnL).
+
 Realised PnL of a pair (PnlSplit): funding = -settled, convergence = quote + fees, fees, gas;
 total = quote - settled - gas, which is what the executor's Perp account and the owner's ETH lost
 or gained by it.
@@ -19,6 +23,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from typing import Any
+
+import sqlite3
+import time
 
 from keeper.pairs_types import PairIntent, PairPosition
 from keeper.pnl_split import PnlSplit, sum_pnl
@@ -48,9 +55,9 @@ class PairJournal:
                        detail: str) -> None:
         with self.journal.write_transaction() as db:
             db.execute("UPDATE pair_trades SET status = ?, tx_hash = ?, fills = ?, gas_used = ?, fee_paid_wei = ?,"
-                       " gas_x18 = ?, perp_fee_x18 = ?, settled_funding_x18 = ?, detail = ? WHERE id = ?",
+                       " gas_x18 = ?, perp_fee_x18 = ?, settled_funding_x18 = ?, detail = ?, settled_at_s = ? WHERE id = ?",
                        (status, tx_hash, _fills_json(fills), gas_used, str(fee_paid_wei), str(gas_x18),
-                        str(perp_fee_x18), str(settled_funding_x18), detail, trade_id))
+                        str(perp_fee_x18), str(settled_funding_x18), detail, time.time(), trade_id))
 
     def open_pair(self, intent: PairIntent, trade_id: int, fills: PairFills, *, block: int, timestamp_s: int,
                   gas_x18: int, perp_fee_x18: int, settled_funding_x18: int) -> int:
@@ -78,12 +85,13 @@ class PairJournal:
             flat = fills.position_base_x18_after_a == 0 and fills.position_base_x18_after_b == 0
             db.execute(
                 "UPDATE pair_positions SET base_x18_a = ?, base_x18_b = ?, quote_x18 = ?, fees_x18 = ?,"
-                " funding_settled_x18 = ?, gas_x18 = ?, status = ?, closed_block = ?, close_reason = ? WHERE id = ?",
+                " funding_settled_x18 = ?, gas_x18 = ?, status = ?, closed_block = ?, close_reason = ?, closed_at_s = ?"
+                " WHERE id = ?",
                 (str(fills.position_base_x18_after_a), str(fills.position_base_x18_after_b),
                  str(int(row["quote_x18"]) + fills.perp_quote_x18_a + fills.perp_quote_x18_b),
                  str(int(row["fees_x18"]) + perp_fee_x18), str(int(row["funding_settled_x18"]) + settled_funding_x18),
                  str(int(row["gas_x18"]) + gas_x18), "closed" if flat else "open", block if flat else None,
-                 reason if flat else None, pair_id))
+                 reason if flat else None, time.time() if flat else None, pair_id))
 
     def add_gas(self, pair_id: int, gas_x18: int) -> None:
         """A reverted pair transaction of an open pair still paid gas."""
@@ -100,9 +108,11 @@ class PairJournal:
                             row["entry_timestamp_s"], row["entry_beta"], row["entry_z"], row["entry_spread"],
                             int(row["quote_x18"]), row["entry_mean"], row["entry_scale"])
 
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self, status: str | None = None) -> list[dict[str, Any]]:
         with self.journal.read_transaction() as db:
-            return [dict(r) for r in db.execute("SELECT * FROM pair_positions ORDER BY id")]
+            if status is None:
+                return [dict(r) for r in db.execute("SELECT * FROM pair_positions ORDER BY id")]
+            return [dict(r) for r in db.execute("SELECT * FROM pair_positions WHERE status = ? ORDER BY id", (status,))]
 
     def trades(self) -> list[dict[str, Any]]:
         with self.journal.read_transaction() as db:
@@ -127,3 +137,13 @@ def pairs_pnl(journal: Any) -> PnlSplit:
     book = PairJournal(journal)
     lost = book.unbooked_gas_x18()
     return sum_pnl(pair_split(r) for r in book.rows()) + PnlSplit(0, 0, 0, lost, -lost)
+
+
+def pairs_realized_since(db: sqlite3.Connection, since_s: float) -> PnlSplit:
+    """Pairs closed since a wall-clock time, plus the gas of pair transactions tied to no pair
+    (a reverted open) settled since: the pair half of the daily loss limit."""
+    rows = db.execute("SELECT * FROM pair_positions WHERE status = 'closed' AND closed_at_s >= ?", (since_s,))
+    realized = sum_pnl(pair_split(dict(r)) for r in rows)
+    lost = sum(int(r[0]) for r in db.execute("SELECT gas_x18 FROM pair_trades WHERE pair_id IS NULL AND gas_x18 IS NOT"
+                                             " NULL AND settled_at_s >= ?", (since_s,)))
+    return realized + PnlSplit(0, 0, 0, lost, -lost)

@@ -17,7 +17,8 @@ log = get_logger("keeper.journal")
 #   1  decisions, positions, position_events, transactions, fills, funding, realized_pnl, reconcile_log
 #   2  position_legs: each position's legs, one row per leg with its venue (perp_v2; uniswap_v3 / v2)
 #   3  pair_positions, pair_trades: the pair desk's books (keeper/pairs_journal.py); a version 2 file may
-#      already hold them (the desk created them on first use before version 3): kept as they are
+#      already hold them (the desk created them on first use before version 3): kept, with their rows;
+#      and the wall-clock times the daily loss limit counts by (closed_at_s, settled_at_s)
 SCHEMA_VERSION = 3
 
 
@@ -221,6 +222,9 @@ _PAIR_TABLES = [
         status TEXT NOT NULL, tx_hash TEXT, fills TEXT, gas_used INTEGER, fee_paid_wei TEXT, gas_x18 TEXT,
         perp_fee_x18 TEXT, settled_funding_x18 TEXT, detail TEXT)""",
 ]
+# the same statements build a fresh file, so both have the same schema text (ALTER rewrites it)
+_PAIR_TABLES += ["ALTER TABLE pair_positions ADD COLUMN closed_at_s REAL",
+                 "ALTER TABLE pair_trades ADD COLUMN settled_at_s REAL"]
 _SCHEMA.extend(_PAIR_TABLES)
 
 # MIGRATIONS[v]: the statements that upgrade a version v-1 journal to version v, in place.
