@@ -112,6 +112,11 @@ class SnapshotCollector:
         self._last_tick: dict[str, int] = {}  # pool -> tick at the last snapshot (centres next window)
         self._phase1_cache: _Phase1 | None = None
         self._ticks_cache: tuple[tuple[Any, ...], list[ReadPlan[Any]], bytes] | None = None
+        # per-block work that depends only on the statics, or on objects a replay keeps from the
+        # previous block when their bytes did not change (keeper/history/replay.py): kept
+        self._pools_cache: tuple[tuple[_MarketStatic, ...], list[_PoolStatic]] | None = None
+        self._window_ticks: dict[str, tuple[uniswap_v3.BitmapWindow, tuple[int, ...]]] = {}
+        self._pool_states: dict[str, tuple[Any, Any, Any, V3PoolState]] = {}
 
     # ------------------------------------------------------------------ prepare
     def prepare(self) -> None:
@@ -163,12 +168,23 @@ class SnapshotCollector:
 
     # ------------------------------------------------------------------ per block
     def _pools(self) -> list[_PoolStatic]:
-        pools = []
-        for s in self.static:
-            pools.append(s.perp_pool)
-            if s.spot_v3_pool:
-                pools.append(s.spot_v3_pool)
-        return pools
+        """Every V3 pool read (perp vAMMs, spot pools): built once per statics."""
+        if self._pools_cache is None or self._pools_cache[0] is not self.static:
+            pools = []
+            for s in self.static:
+                pools.append(s.perp_pool)
+                if s.spot_v3_pool:
+                    pools.append(s.spot_v3_pool)
+            self._pools_cache = (self.static, pools)
+        return self._pools_cache[1]
+
+    def _initialized_ticks(self, pool: str) -> tuple[int, ...]:
+        """The window's initialized ticks (the same window object as last block: the same ticks)."""
+        window = self._windows[pool]
+        known = self._window_ticks.get(pool)
+        if known is None or known[0] is not window:
+            known = self._window_ticks[pool] = (window, tuple(window.initialized_ticks()))
+        return known[1]
 
     def fetch_snapshot(self, block: int | str = "latest") -> MarketSnapshot:
         if self.config is None:
@@ -215,7 +231,7 @@ class SnapshotCollector:
                 else:
                     self._windows.pop(p.address, None)
         tick_pools = [p for p in self._pools() if p.address in heads and p.address in self._windows]
-        tick_key = tuple((p.address, tuple(self._windows[p.address].initialized_ticks())) for p in tick_pools)
+        tick_key = tuple((p.address, self._initialized_ticks(p.address)) for p in tick_pools)
         if self._ticks_cache is None or self._ticks_cache[0] != tick_key:
             tick_plans = [uniswap_v3.plan_liquidity_net(address, list(ticks)) for address, ticks in tick_key]
             self._ticks_cache = (tick_key, tick_plans, encode_aggregate3([c for p in tick_plans for c in p.calls]))
@@ -237,9 +253,14 @@ class SnapshotCollector:
             if not isinstance(net, dict):
                 return net if isinstance(net, Unavailable) else Unavailable(f"UniswapV3Pool({pool.address}) ticks unreadable")
             window = self._windows[pool.address]
-            return V3PoolState(sqrt_price_x96=head.sqrt_price_x96, tick=head.tick, liquidity=head.liquidity,
-                               fee_pips=pool.fee_pips, tick_spacing=pool.tick_spacing,
-                               liquidity_net_by_tick=net, tick_window=window.tick_range)
+            known = self._pool_states.get(pool.address)
+            if known is not None and known[0] is head and known[1] is net and known[2] is window:
+                return known[3]  # the same (immutable) reads as last block: the same state
+            state = V3PoolState(sqrt_price_x96=head.sqrt_price_x96, tick=head.tick, liquidity=head.liquidity,
+                                fee_pips=pool.fee_pips, tick_spacing=pool.tick_spacing,
+                                liquidity_net_by_tick=net, tick_window=window.tick_range)
+            self._pool_states[pool.address] = (head, net, window, state)
+            return state
 
         markets = {}
         for s, d in zip(self.static, decoded):
