@@ -291,7 +291,7 @@ class SnapshotCollector:
                     snapshot_timestamp_s=block_ts)
             markets[m.name] = MarketView(
                 name=m.name, spot_token_decimals=m.spot_token_decimals, spot_is_token0=m.spot_is_token0, perp=perp,
-                spot_v2=d.get("v2", Unavailable("no Uniswap V2 pair configured")),
+                spot_v2=d["v2"] if "v2" in d else Unavailable("no Uniswap V2 pair configured"),
                 spot_v3=pool_state(s.spot_v3_pool), oracle=d["oracle"])
         return MarketSnapshot(block_number, block_ts, base_fee, markets, account_state,
                               self.rpc.stats.round_trips - round_trips_before, wallet)

@@ -8,6 +8,7 @@ several times faster than a generic ABI decoder at thousands of sub-calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from eth_utils import keccak
@@ -59,14 +60,7 @@ def encode_aggregate3(calls: list[Call]) -> bytes:
 def decode_aggregate3(data: bytes) -> list[CallResult]:
     """Decode `Result[]` ((bool success, bytes returnData)[]) from aggregate3's return data.
     Hand-rolled (a unit test checks it against eth-abi): the hot path of every snapshot."""
-    frm = int.from_bytes
-    results: list[CallResult] = []
-    append = results.append
-    for element in result_offsets(data):
-        bytes_at = element + frm(data[element + WORD : element + 2 * WORD], "big")
-        start = bytes_at + WORD
-        append(CallResult(data[element + WORD - 1] == 1, data[start : start + frm(data[bytes_at:start], "big")]))
-    return results
+    return decode_results(data, result_offsets(data))
 
 
 def result_offsets(data: bytes) -> list[int]:
@@ -78,12 +72,16 @@ def result_offsets(data: bytes) -> list[int]:
     return [heads + frm(data[head : head + WORD], "big") for head in range(heads, heads + count * WORD, WORD)]
 
 
-def decode_result(data: bytes, element: int) -> CallResult:
-    """The `Result` tuple starting at `element` of aggregate3's return data."""
+def decode_results(data: bytes, elements: Sequence[int]) -> list[CallResult]:
+    """The `Result` tuples starting at `elements` of aggregate3's return data."""
     frm = int.from_bytes
-    bytes_at = element + frm(data[element + WORD : element + 2 * WORD], "big")
-    start = bytes_at + WORD
-    return CallResult(data[element + WORD - 1] == 1, data[start : start + frm(data[bytes_at:start], "big")])
+    results: list[CallResult] = []
+    append = results.append
+    for element in elements:
+        bytes_at = element + frm(data[element + WORD : element + 2 * WORD], "big")
+        start = bytes_at + WORD
+        append(CallResult(data[element + WORD - 1] == 1, data[start : start + frm(data[bytes_at:start], "big")]))
+    return results
 
 
 @dataclass(frozen=True)

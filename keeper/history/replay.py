@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from keeper.chain.multicall import CallResult, ResultLayout, decode_aggregate3, decode_result, encode_aggregate3
+from keeper.chain.multicall import CallResult, ResultLayout, decode_aggregate3, decode_results, encode_aggregate3
 from keeper.chain.rpc import RpcStats
 from keeper.collect import MarketSource, SnapshotCollector, Sources, _MarketStatic, _PoolStatic
 from keeper.errors import ConfigError
@@ -61,6 +61,7 @@ class RecordedMulticall:
         self.address = address
         self.block: BlockRecord | None = None
         self._answers: dict[bytes, bytes] = {}
+        self._keys: dict[tuple[str, Any, Any], bytes] = {}
 
     def load(self, record: BlockRecord) -> None:
         self.block = record
@@ -77,10 +78,18 @@ class RecordedMulticall:
     def run(self, calldata: bytes, block: int | str = "latest") -> list[CallResult]:
         return decode_aggregate3(self.raw(calldata, block))
 
+    def _storage_key(self, request: tuple[str, list[Any]]) -> bytes | None:
+        """storage_read_key, kept per (method, contract, slot): the same reads every block."""
+        method, params = request
+        known = self._keys.get((method, params[0], params[1]))
+        if known is None:
+            known = self._keys[(method, params[0], params[1])] = storage_read_key(request) or b""
+        return known or None
+
     def storage_words(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
         """The recorded replies to the collector's storage reads; none when any is missing (the
         live collector had none either: its batch failed and it fell back to the calls alone)."""
-        keys = [storage_read_key(r) for r in requests]
+        keys = [self._storage_key(r) for r in requests]
         words = [self._answers.get(k) if k is not None else None for k in keys]
         if any(w is None for w in words):
             return []
@@ -116,7 +125,7 @@ class ReplayCollector(SnapshotCollector):
                 values = list(known.values)
                 for k, (plan, (start, end), first) in enumerate(zip(plans, known.spans, known.firsts)):
                     if answer[start:end] != previous[start:end]:
-                        values[k] = plan.result([decode_result(answer, e) for e in elements[first:first + len(plan.calls)]])
+                        values[k] = plan.result(decode_results(answer, elements[first:first + len(plan.calls)]))
                 self._known[calldata] = _Known(answer, known.layout, known.spans, known.firsts, values)
                 return values
         raw = decode_aggregate3(answer)
