@@ -69,18 +69,21 @@ def _replay(history: Path, label: str) -> None:
         rebuild_snapshot(collector, multicall, record)
     rebuild_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as work:
+        cpu = time.process_time()
         run = run_backtest(history, settings, work_dir=Path(work))
+        cpu = time.process_time() - cpu  # the machine is shared: CPU time moves less with the load than wall time
         plain = _recomputed_stats(lambda: run_backtest(history, settings, work_dir=Path(work) / "plain"))
     n = len(records)
     trades = sum(1 for o in run.outcomes if o.status == "included")
     record_figure(f"history_{label}_read_per_s", n / read_s)
     record_figure(f"history_{label}_rebuild_per_s", n / rebuild_s)
     record_figure(f"history_{label}_backtest_per_s", run.blocks_per_s)
+    record_figure(f"history_{label}_backtest_cpu_per_s", n / cpu)
     record_figure(f"history_{label}_backtest_recomputed_stats_per_s", plain.blocks_per_s)
     print(f"{label}: backtest {n} blocks, 2 markets: {run.blocks_per_s:,.0f} blocks/s end to end "
           f"(read {n / read_s:,.0f}/s, snapshot rebuild {n / rebuild_s:,.0f}/s, the rest is the keeper's "
           f"signals/risk/strategies/planner: {(run.replay_s - read_s - rebuild_s) / n * 1e6:,.0f} us/block); "
-          f"{trades} paper trades (target >= 5,000 blocks/s)")
+          f"{trades} paper trades; {n / cpu:,.0f} blocks per CPU second (load {os.getloadavg()[0]:.1f}; target >= 5,000 blocks/s)")
     same = [o.plan.predicted for o in plain.outcomes] == [o.plan.predicted for o in run.outcomes]
     print(f"{label}: with the basis statistics recomputed per read (before 2026-11-30): {plain.blocks_per_s:,.0f} blocks/s "
           f"({'same' if same else 'DIFFERENT'} trades)")

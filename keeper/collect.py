@@ -110,8 +110,15 @@ class SnapshotCollector:
         self.config: perp_v2.PerpConfig | None = None
         self._windows: dict[str, uniswap_v3.BitmapWindow] = {}  # pool -> bitmap window read this block
         self._last_tick: dict[str, int] = {}  # pool -> tick at the last snapshot (centres next window)
-        self._phase1_cache: _Phase1 | None = None
-        self._ticks_cache: tuple[tuple[Any, ...], list[ReadPlan[Any]], bytes] | None = None
+        # the calldata of a set of window centres (phase 1) and of initialized ticks (phase 2),
+        # kept for the last few sets: a price moving to and fro over a word's edge reuses them
+        self._phase1_cache: dict[tuple[int | None, ...], _Phase1] = {}
+        self._ticks_cache: dict[tuple[Any, ...], tuple[list[ReadPlan[Any]], bytes]] = {}
+        # per-block work that depends only on the statics, or on objects a replay keeps from the
+        # previous block when their bytes did not change (keeper/history/replay.py): kept
+        self._pools_cache: tuple[tuple[_MarketStatic, ...], list[_PoolStatic]] | None = None
+        self._window_ticks: dict[str, tuple[uniswap_v3.BitmapWindow, tuple[int, ...]]] = {}
+        self._pool_states: dict[str, tuple[Any, Any, Any, V3PoolState]] = {}
 
     # ------------------------------------------------------------------ prepare
     def prepare(self) -> None:
@@ -163,12 +170,23 @@ class SnapshotCollector:
 
     # ------------------------------------------------------------------ per block
     def _pools(self) -> list[_PoolStatic]:
-        pools = []
-        for s in self.static:
-            pools.append(s.perp_pool)
-            if s.spot_v3_pool:
-                pools.append(s.spot_v3_pool)
-        return pools
+        """Every V3 pool read (perp vAMMs, spot pools): built once per statics."""
+        if self._pools_cache is None or self._pools_cache[0] is not self.static:
+            pools = []
+            for s in self.static:
+                pools.append(s.perp_pool)
+                if s.spot_v3_pool:
+                    pools.append(s.spot_v3_pool)
+            self._pools_cache = (self.static, pools)
+        return self._pools_cache[1]
+
+    def _initialized_ticks(self, pool: str) -> tuple[int, ...]:
+        """The window's initialized ticks (the same window object as last block: the same ticks)."""
+        window = self._windows[pool]
+        known = self._window_ticks.get(pool)
+        if known is None or known[0] is not window:
+            known = self._window_ticks[pool] = (window, tuple(window.initialized_ticks()))
+        return known[1]
 
     def fetch_snapshot(self, block: int | str = "latest") -> MarketSnapshot:
         if self.config is None:
@@ -215,11 +233,13 @@ class SnapshotCollector:
                 else:
                     self._windows.pop(p.address, None)
         tick_pools = [p for p in self._pools() if p.address in heads and p.address in self._windows]
-        tick_key = tuple((p.address, tuple(self._windows[p.address].initialized_ticks())) for p in tick_pools)
-        if self._ticks_cache is None or self._ticks_cache[0] != tick_key:
+        tick_key = tuple((p.address, self._initialized_ticks(p.address)) for p in tick_pools)
+        known_ticks = self._ticks_cache.get(tick_key)
+        if known_ticks is None:
             tick_plans = [uniswap_v3.plan_liquidity_net(address, list(ticks)) for address, ticks in tick_key]
-            self._ticks_cache = (tick_key, tick_plans, encode_aggregate3([c for p in tick_plans for c in p.calls]))
-        _, tick_plans, tick_calldata = self._ticks_cache
+            known_ticks = _remember(self._ticks_cache, tick_key,
+                                    (tick_plans, encode_aggregate3([c for p in tick_plans for c in p.calls])))
+        tick_plans, tick_calldata = known_ticks
         band_requests = [r for s in self.static for r in perp_v2.band_storage_requests(
             self.sources.perp.exchange, s.source.base_token, block_number)]
         tick_results, band_words = self._run_with_requests(tick_plans, block_number, tick_calldata, band_requests)
@@ -237,9 +257,14 @@ class SnapshotCollector:
             if not isinstance(net, dict):
                 return net if isinstance(net, Unavailable) else Unavailable(f"UniswapV3Pool({pool.address}) ticks unreadable")
             window = self._windows[pool.address]
-            return V3PoolState(sqrt_price_x96=head.sqrt_price_x96, tick=head.tick, liquidity=head.liquidity,
-                               fee_pips=pool.fee_pips, tick_spacing=pool.tick_spacing,
-                               liquidity_net_by_tick=net, tick_window=window.tick_range)
+            known = self._pool_states.get(pool.address)
+            if known is not None and known[0] is head and known[1] is net and known[2] is window:
+                return known[3]  # the same (immutable) reads as last block: the same state
+            state = V3PoolState(sqrt_price_x96=head.sqrt_price_x96, tick=head.tick, liquidity=head.liquidity,
+                                fee_pips=pool.fee_pips, tick_spacing=pool.tick_spacing,
+                                liquidity_net_by_tick=net, tick_window=window.tick_range)
+            self._pool_states[pool.address] = (head, net, window, state)
+            return state
 
         markets = {}
         for s, d in zip(self.static, decoded):
@@ -266,7 +291,7 @@ class SnapshotCollector:
                     snapshot_timestamp_s=block_ts)
             markets[m.name] = MarketView(
                 name=m.name, spot_token_decimals=m.spot_token_decimals, spot_is_token0=m.spot_is_token0, perp=perp,
-                spot_v2=d.get("v2", Unavailable("no Uniswap V2 pair configured")),
+                spot_v2=d["v2"] if "v2" in d else Unavailable("no Uniswap V2 pair configured"),
                 spot_v3=pool_state(s.spot_v3_pool), oracle=d["oracle"])
         return MarketSnapshot(block_number, block_ts, base_fee, markets, account_state,
                               self.rpc.stats.round_trips - round_trips_before, wallet)
@@ -277,8 +302,9 @@ class SnapshotCollector:
         assert self.config is not None
         key = tuple(uniswap_v3.word_of_tick(self._last_tick[p.address], p.tick_spacing) if p.address in self._last_tick else None
                     for p in self._pools())
-        if self._phase1_cache is not None and self._phase1_cache.key == key:
-            return self._phase1_cache
+        known = self._phase1_cache.get(key)
+        if known is not None:
+            return known
         cfg = self.config
         globals_plan: ReadPlan[tuple[int, int, int]] = ReadPlan(
             [Call(self.sources.multicall3, _MC_BLOCK_NUMBER, "Multicall3.getBlockNumber"),
@@ -312,9 +338,8 @@ class SnapshotCollector:
             tokens = sorted({s.source.usdc for s in self.static} | {s.source.spot_token for s in self.static})
             wallet_plan = plan_balances(self.account, tokens)
             plans.append(wallet_plan)
-        self._phase1_cache = _Phase1(key, plans, per_market, account_plan, wallet_plan,
-                                     encode_aggregate3([c for p in plans for c in p.calls]))
-        return self._phase1_cache
+        return _remember(self._phase1_cache, key, _Phase1(key, plans, per_market, account_plan, wallet_plan,
+                                                          encode_aggregate3([c for p in plans for c in p.calls])))
 
     def _run_with_requests(self, plans: Sequence[ReadPlan[Any]], block: int, calldata: bytes,
                            requests: list[tuple[str, list[Any]]]) -> tuple[list[Any], list[Any]]:
@@ -340,6 +365,17 @@ class SnapshotCollector:
             out.append(plan.result(raw[i:i + n]))
             i += n
         return out
+
+
+_KEPT = 16  # calldata sets kept per phase
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    """Keep `value` under `key`, forgetting the oldest entry past _KEPT."""
+    if len(cache) >= _KEPT:
+        del cache[next(iter(cache))]
+    cache[key] = value
+    return value
 
 
 _ERC20 = abi_codec("MintableERC20")

@@ -12,6 +12,7 @@ with a `tick` summary event.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +28,7 @@ from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, ErrorGroup, SkipOpportunity
 from keeper.execute import Executor
 from keeper.inflight import InFlight
-from keeper.logs import get_logger
+from keeper.logs import get_logger, level_enabled
 from keeper.metrics import KeeperMetrics
 from keeper.one_book import chain_gas_units, find_hand_over, ladder_intent
 from keeper.pairs_desk import build_pair_desk
@@ -167,7 +168,8 @@ class Engine:
         started = time.perf_counter() if started is None else started
         self.last_block = snapshot.block_number
         signals = [s for s in compute_signals(snapshot, self.history) if isinstance(s, Signal)]
-        self._observe(snapshot, signals)
+        if getattr(self.metrics, "publishes", True):  # a backtest's metrics publish nothing
+            self._observe(snapshot, signals)
         outcomes = self.settle_in_flight(snapshot)
         in_flight = self.inflight.markets() if self.inflight is not None else set()
         positions = self.positions()
@@ -198,11 +200,13 @@ class Engine:
         self._deferred_skips.clear()
         tick_ms = (time.perf_counter() - started) * 1000
         self.metrics.tick_seconds.observe(tick_ms / 1000)
-        log.info("tick", block=snapshot.block_number, snapshot_ms=round(snapshot_ms, 2), tick_ms=round(tick_ms, 2),
-                 rpc_calls=snapshot.rpc_round_trips, signals=len(signals), intents=len(intents),
-                 sent=len(outcomes), skips=len(skips), positions=sorted(self.positions()),
-                 blocked={k: v for k, v in risk.blocked_markets.items()}, held=held,
-                 guard=risk.freeze or risk.unwind_all or risk.no_new_positions)
+        held_now = sorted(self.positions())  # read even when not logged: a backtest's books cache it (keeper/history/books.py)
+        if level_enabled(logging.INFO):  # the event's fields are built only when it is emitted
+            log.info("tick", block=snapshot.block_number, snapshot_ms=round(snapshot_ms, 2), tick_ms=round(tick_ms, 2),
+                     rpc_calls=snapshot.rpc_round_trips, signals=len(signals), intents=len(intents),
+                     sent=len(outcomes), skips=len(skips), positions=held_now,
+                     blocked={k: v for k, v in risk.blocked_markets.items()}, held=held,
+                     guard=risk.freeze or risk.unwind_all or risk.no_new_positions)
         return TickReport(snapshot.block_number, snapshot_ms, tick_ms, len(signals), len(intents), tuple(outcomes),
                           tuple(skips), snapshot, tuple(signals))
 
@@ -224,6 +228,7 @@ class Engine:
         venues = set(self.config.markets.spot_venues)
         usable = [s for s in signals if s.market in enabled and s.spot_venue in venues]
         context = self.strategy_context(snapshot, usable, positions)
+        log_skips = level_enabled(logging.INFO)  # the "decision.skip" events are info or debug
         by_market: dict[str, Intent] = {}
         for slot in self.strategies:
             if slot.disabled:
@@ -242,13 +247,13 @@ class Engine:
                 if not isinstance(decision, Intent):
                     skips.append(f"{decision.strategy} {decision.market}: {decision.reason}")
                     self.metrics.decisions.labels(decision.strategy, "none", "skip").inc()
-                    # The same reason as at the previous block (its words; the numbers move): debug only.
-                    words = _NUMBERS.sub("#", decision.reason)
-                    repeated = self._last_skip_reason.get((decision.strategy, decision.market)) == words
-                    self._last_skip_reason[(decision.strategy, decision.market)] = words
-                    (log.debug if repeated else log.info)(
-                        "decision.skip", block=snapshot.block_number, strategy=decision.strategy,
-                        market=decision.market, reason=decision.reason)
+                    if log_skips:  # the same reason as at the previous block (its words; the numbers move): debug only
+                        words = _NUMBERS.sub("#", decision.reason)
+                        repeated = self._last_skip_reason.get((decision.strategy, decision.market)) == words
+                        self._last_skip_reason[(decision.strategy, decision.market)] = words
+                        (log.debug if repeated else log.info)(
+                            "decision.skip", block=snapshot.block_number, strategy=decision.strategy,
+                            market=decision.market, reason=decision.reason)
                     self._deferred_skips.append(decision)  # journaled after this tick's sends
                     continue
                 self._last_skip_reason.pop((decision.strategy, decision.market), None)

@@ -46,5 +46,12 @@ def configure_logging(level: str = "INFO", json_lines: bool | None = None, strea
     )
 
 
+def level_enabled(level: int) -> bool:
+    """Would an event at `level` (logging.INFO, ...) be emitted under the current configuration?
+    Cheap (no logger is bound): a hot path builds an event's fields only when it is emitted."""
+    check = getattr(structlog.get_config()["wrapper_class"], "is_enabled_for", None)
+    return True if check is None else bool(check(None, level))
+
+
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)

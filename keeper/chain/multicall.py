@@ -8,6 +8,7 @@ several times faster than a generic ABI decoder at thousands of sub-calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from eth_utils import keccak
@@ -59,19 +60,67 @@ def encode_aggregate3(calls: list[Call]) -> bytes:
 def decode_aggregate3(data: bytes) -> list[CallResult]:
     """Decode `Result[]` ((bool success, bytes returnData)[]) from aggregate3's return data.
     Hand-rolled (a unit test checks it against eth-abi): the hot path of every snapshot."""
+    return decode_results(data, result_offsets(data))
+
+
+def result_offsets(data: bytes) -> list[int]:
+    """Where each `Result` tuple of aggregate3's return data starts."""
     frm = int.from_bytes
     array_at = frm(data[0:WORD], "big")
     count = frm(data[array_at : array_at + WORD], "big")
     heads = array_at + WORD
+    return [heads + frm(data[head : head + WORD], "big") for head in range(heads, heads + count * WORD, WORD)]
+
+
+def decode_results(data: bytes, elements: Sequence[int]) -> list[CallResult]:
+    """The `Result` tuples starting at `elements` of aggregate3's return data."""
+    frm = int.from_bytes
     results: list[CallResult] = []
     append = results.append
-    for i in range(count):
-        head = heads + i * WORD
-        element = heads + frm(data[head : head + WORD], "big")
+    for element in elements:
         bytes_at = element + frm(data[element + WORD : element + 2 * WORD], "big")
         start = bytes_at + WORD
         append(CallResult(data[element + WORD - 1] == 1, data[start : start + frm(data[bytes_at:start], "big")]))
     return results
+
+
+@dataclass(frozen=True)
+class ResultLayout:
+    """Where an aggregate3 answer keeps each call's result, for answers whose head words (the
+    array offset, count and element offsets) are byte for byte those of the answer it was taken
+    from: then each element starts at the same place, and an element's bytes (success, offset,
+    length, data) lie between its start and the next element's, so equal bytes there are an
+    equal result. `of(data)` is None when the encoding is not laid out that way (never for solc's
+    encoder); callers then decode in full."""
+
+    size: int
+    heads_end: int  # the head words end here
+    elements: tuple[int, ...]
+
+    @classmethod
+    def of(cls, data: bytes) -> ResultLayout | None:
+        elements = result_offsets(data)
+        ends = elements[1:] + [len(data)]
+        heads_end = int.from_bytes(data[0:WORD], "big") + WORD * (1 + len(elements))
+        previous = heads_end
+        frm = int.from_bytes
+        for element, end in zip(elements, ends):
+            if element < previous or element + 3 * WORD > end:
+                return None
+            bytes_at = element + frm(data[element + WORD : element + 2 * WORD], "big")
+            if not element + 2 * WORD <= bytes_at <= end - WORD or bytes_at + WORD + frm(data[bytes_at : bytes_at + WORD], "big") > end:
+                return None
+            previous = end
+        return cls(len(data), heads_end, tuple(elements))
+
+    def fits(self, data: bytes, source: bytes) -> bool:
+        """Does `data` share `source`'s head words (so this layout, taken from `source`, is its)?"""
+        return len(data) == self.size and data[: self.heads_end] == source[: self.heads_end]
+
+    def span(self, first: int, count: int) -> tuple[int, int]:
+        """The bytes of results first .. first + count - 1."""
+        end = first + count
+        return self.elements[first], (self.elements[end] if end < len(self.elements) else self.size)
 
 
 class Multicall:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keeper.journal import Journal
+from keeper.journal.rows import _int, _open_position_row
 from keeper.plan import Planner
 from keeper.pnl_split import PnlSplit
 from keeper.simulate.paper import compute_funding_paid_x18
@@ -56,6 +57,8 @@ class NoMetrics:
     """A backtest publishes no Prometheus metrics: every metric the engine touches is a no-op
     (about a tenth of a calm block's time otherwise)."""
 
+    publishes = False  # the engine skips its per-block metric updates
+
     def __getattr__(self, name: str) -> _NoMetric:
         setattr(self, name, _NO_METRIC)  # found as a plain attribute from then on
         return _NO_METRIC
@@ -75,7 +78,9 @@ class BacktestJournal:
         self._day = -1
         self._realized_at_day_start = 0.0
         self._realized_x18: int | None = None
-        self._pnl_total: tuple[int, PnlSplit] | None = None
+        # (journal change count, PnL to date, pending funding of each open position row it counted)
+        self._pnl_total: tuple[int, PnlSplit, dict[int, int]] | None = None
+        self._pending_moved = False  # funding readings written since: the open rows' pending moved
 
     def __getattr__(self, name: str) -> Any:  # record_decision, pnl_summary, ...: the journal's own
         return getattr(self.journal, name)
@@ -94,7 +99,11 @@ class BacktestJournal:
         for name in [market] if market else list(self._pending):
             reading = self._pending.pop(name, None) if name else None
             if reading is not None:
+                before = self.journal._conn.total_changes
                 self.journal.record_funding(name, block=reading[0], pending_funding_x18=reading[1], timestamp_s=reading[2])
+                if self._pnl_total is not None and self._pnl_total[0] == before:  # nothing else written since
+                    self._pnl_total = (self.journal._conn.total_changes, *self._pnl_total[1:])
+                    self._pending_moved = True
 
     def record_outcome(self, decision_id: int, outcome: Outcome, **kwargs: Any) -> int:
         if outcome.status == "included":
@@ -127,17 +136,38 @@ class BacktestJournal:
     def pnl_total(self) -> PnlSplit:
         """The journal's PnL to date (pnl_summary().total), read again only when the journal was
         written since (sqlite's change count moved): a report sample per block otherwise re-ran
-        the same queries, 10% of a 2,000-block driven backtest (cProfile, 2026-11-30)."""
-        changes = self.journal._conn.total_changes
-        if self._pnl_total is None or self._pnl_total[0] != changes:
-            self._pnl_total = (changes, self.journal.pnl_summary().total)
-        return self._pnl_total[1]
+        the same queries, 10% of a 2,000-block driven backtest (cProfile, 2026-11-30). When the
+        only writes since were funding readings (flush_funding), only the open positions' pending
+        funding moved: the total moves by its change (the split's funding is minus settled plus
+        pending, exactly), read from those rows alone."""
+        db, changes = self.journal._conn, self.journal._conn.total_changes
+        if self._pnl_total is not None and self._pnl_total[0] == changes:
+            if self._pending_moved:
+                _, total, counted = self._pnl_total
+                now = {row_id: _pending_of(db, row_id) for row_id in counted}
+                moved = sum(counted[row_id] - now[row_id] for row_id in counted)
+                total = PnlSplit(total.funding_x18 + moved, total.convergence_x18, total.fees_x18, total.gas_x18,
+                                 total.total_x18 + moved)
+                self._pnl_total, self._pending_moved = (changes, total, now), False
+            return self._pnl_total[1]
+        summary = self.journal.pnl_summary()
+        counted = {}
+        for market in summary.markets:  # the open rows pnl_summary counted, as it finds them
+            row = _open_position_row(db, market)
+            if row is not None:
+                counted[row["id"]] = _pending_of(db, row["id"])
+        self._pnl_total, self._pending_moved = (changes, summary.total, counted), False
+        return summary.total
 
     def realized_total_x18(self) -> int:
         """Realized PnL of the closed positions (read again only after a trade)."""
         if self._realized_x18 is None:
             self._realized_x18 = self.journal.pnl_summary().realized.total_x18
         return self._realized_x18
+
+
+def _pending_of(db: Any, position_id: int) -> int:
+    return _int(db.execute("SELECT funding_pending_x18 FROM positions WHERE id = ?", (position_id,)).fetchone()[0])
 
 
 @dataclass

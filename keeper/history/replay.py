@@ -12,11 +12,11 @@ and every number in the snapshot is the live code's.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from keeper.chain.multicall import CallResult, decode_aggregate3, encode_aggregate3
+from keeper.chain.multicall import CallResult, ResultLayout, decode_aggregate3, decode_results, encode_aggregate3
 from keeper.chain.rpc import RpcStats
 from keeper.collect import MarketSource, SnapshotCollector, Sources, _MarketStatic, _PoolStatic
 from keeper.errors import ConfigError
@@ -61,6 +61,7 @@ class RecordedMulticall:
         self.address = address
         self.block: BlockRecord | None = None
         self._answers: dict[bytes, bytes] = {}
+        self._keys: dict[tuple[str, Any, Any], bytes] = {}
 
     def load(self, record: BlockRecord) -> None:
         self.block = record
@@ -77,10 +78,18 @@ class RecordedMulticall:
     def run(self, calldata: bytes, block: int | str = "latest") -> list[CallResult]:
         return decode_aggregate3(self.raw(calldata, block))
 
+    def _storage_key(self, request: tuple[str, list[Any]]) -> bytes | None:
+        """storage_read_key, kept per (method, contract, slot): the same reads every block."""
+        method, params = request
+        known = self._keys.get((method, params[0], params[1]))
+        if known is None:
+            known = self._keys[(method, params[0], params[1])] = storage_read_key(request) or b""
+        return known or None
+
     def storage_words(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
         """The recorded replies to the collector's storage reads; none when any is missing (the
         live collector had none either: its batch failed and it fell back to the calls alone)."""
-        keys = [storage_read_key(r) for r in requests]
+        keys = [self._storage_key(r) for r in requests]
         words = [self._answers.get(k) if k is not None else None for k in keys]
         if any(w is None for w in words):
             return []
@@ -88,14 +97,15 @@ class RecordedMulticall:
 
 
 class ReplayCollector(SnapshotCollector):
-    """The live collector, remembering each read plan's last raw results and decoded value: a
-    plan whose bytes did not change since the previous block (tick liquidity, oracle rounds,
-    quiet pools) is not decoded again. Same bytes, same plan: same value."""
+    """The live collector, remembering for each calldata the last answer, its layout and each read
+    plan's decoded value: when the answer's head words are the same, a plan whose bytes did not
+    change since the previous block (tick liquidity, oracle rounds, quiet pools) keeps its value
+    and only the changed plans are decoded, from the known offsets. Same bytes, same plan: same
+    value. An answer laid out otherwise is decoded in full, as the live collector does."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._decoded: dict[tuple[bytes, int], tuple[list[CallResult], Any]] = {}
-        self._whole: dict[bytes, tuple[bytes, list[Any]]] = {}
+        self._known: dict[bytes, _Known] = {}
 
     def _run_with_requests(self, plans: Sequence[ReadPlan[Any]], block: int, calldata: bytes,
                            requests: list[tuple[str, list[Any]]]) -> tuple[list[Any], list[Any]]:
@@ -105,25 +115,41 @@ class ReplayCollector(SnapshotCollector):
     def _run(self, plans: Sequence[ReadPlan[Any]], block: int | str, calldata: bytes | None = None) -> list[Any]:
         if calldata is None:
             calldata = encode_aggregate3([c for p in plans for c in p.calls])
-        whole = self._whole.get(calldata)
         answer = self.multicall.raw(calldata, block)
-        if whole is not None and whole[0] == answer:  # the same bytes as last time: the same values
-            return whole[1]
+        known = self._known.get(calldata)
+        if known is not None:
+            if known.answer == answer:  # the same bytes as last time: the same values
+                return known.values
+            if known.layout is not None and known.layout.fits(answer, known.answer):
+                previous, elements = known.answer, known.layout.elements
+                values = list(known.values)
+                for k, (plan, (start, end), first) in enumerate(zip(plans, known.spans, known.firsts)):
+                    if answer[start:end] != previous[start:end]:
+                        values[k] = plan.result(decode_results(answer, elements[first:first + len(plan.calls)]))
+                self._known[calldata] = _Known(answer, known.layout, known.spans, known.firsts, values)
+                return values
         raw = decode_aggregate3(answer)
-        out, i = [], 0
-        for k, plan in enumerate(plans):
+        values, firsts, i = [], [], 0
+        for plan in plans:
             n = len(plan.calls)
-            part = raw[i:i + n]
-            known = self._decoded.get((calldata, k))
-            if known is not None and known[0] == part:
-                out.append(known[1])
-            else:
-                value = plan.result(part)
-                self._decoded[(calldata, k)] = (part, value)
-                out.append(value)
+            values.append(plan.result(raw[i:i + n]))
+            firsts.append(i)
             i += n
-        self._whole[calldata] = (answer, out)
-        return out
+        layout = ResultLayout.of(answer) if len(raw) == i else None
+        spans = [layout.span(first, len(plan.calls)) for first, plan in zip(firsts, plans)] if layout else []
+        self._known[calldata] = _Known(answer, layout, spans, firsts, values)
+        return values
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A calldata's last answer, its layout, each plan's byte span and first result, and values."""
+
+    answer: bytes
+    layout: ResultLayout | None
+    spans: list[tuple[int, int]]
+    firsts: list[int]
+    values: list[Any]
 
 
 def replay_collector(meta: Mapping[str, Any]) -> tuple[SnapshotCollector, RecordedMulticall]:

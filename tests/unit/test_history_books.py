@@ -4,11 +4,15 @@ of the simulation book it; the account the engine reads follows the books."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
-from keeper.history.books import INITIAL_MARGIN_PPM, PaperAccount
+from keeper.history.books import INITIAL_MARGIN_PPM, BacktestJournal, PaperAccount
+from keeper.journal import Journal
+from keeper.pnl_split import TradeFees
 from keeper.simulate.paper import compute_funding_paid_x18
 from keeper.types import ONE_X18, Direction, Position
 
+from .test_journal import E18, make_fills, trade
 from .test_pnl_model import market_view, perp_state, snapshot_of
 
 
@@ -46,3 +50,32 @@ def test_given_positions_and_pnl_when_the_engine_reads_the_account_then_it_follo
     assert state.margin_ratio == 49_000 / 6_000
     flat = account.state(snapshot, {}, 0)
     assert flat.margin_ratio is None and flat.free_collateral_raw == 50_000 * 10**6
+
+
+def test_given_funding_readings_flushed_between_samples_when_the_pnl_is_read_then_it_is_the_journals_total(
+        tmp_path: Path) -> None:
+    # Given books with an open ETH short and a closed BTC position (fills, fees, gas, settled funding)
+    journal = Journal(tmp_path / "journal.sqlite")
+    books = BacktestJournal(journal)
+    trade(journal, "open", make_fills(perp_base_x18=-2 * E18, net_quote_x18=3 * E18), 10, -2 * E18,
+          fees=TradeFees(E18 // 7, 3))
+    trade(journal, "open", make_fills(net_quote_x18=E18), 11, -E18, market="BTC")
+    trade(journal, "close", make_fills(perp_base_x18=E18, net_quote_x18=-E18 // 3), 12, 0, market="BTC",
+          settled_funding_x18=E18 // 11)
+    assert books.pnl_total() == journal.pnl_summary().total
+    calls: list[int] = []
+    full = journal.pnl_summary
+    journal.pnl_summary = lambda: calls.append(1) or full()  # type: ignore[method-assign]
+    # When pending-funding readings are flushed between reads (paid, received, unchanged, of a flat market)
+    for block, pending in ((13, 5 * E18 // 3), (14, -E18 // 9), (15, -E18 // 9), (16, 0)):
+        books.record_funding("ETH", block=block, pending_funding_x18=pending, timestamp_s=1_700_000_000 + block)
+        books.record_funding("BTC", block=block, pending_funding_x18=7, timestamp_s=1_700_000_000 + block)
+        books.flush_funding()
+        # Then the total is the journal's, to the wei, without reading the whole summary again
+        got = books.pnl_total()
+        assert got == full().total and got.funding_x18 == full().total.funding_x18
+    assert calls == []
+    # And after a trade the summary is read again
+    trade(journal, "close", make_fills(perp_base_x18=2 * E18, net_quote_x18=-E18), 17, 0)
+    assert books.pnl_total() == full().total and calls == [1]
+    journal.close()

@@ -2,7 +2,16 @@ from eth_abi import encode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keeper.chain.multicall import Call, decode_aggregate3, encode_aggregate3, word_int, word_uint
+from keeper.chain.multicall import (
+    Call,
+    CallResult,
+    ResultLayout,
+    decode_aggregate3,
+    decode_results,
+    encode_aggregate3,
+    word_int,
+    word_uint,
+)
 
 
 @given(st.lists(st.tuples(st.booleans(), st.binary(max_size=200)), max_size=20))
@@ -31,3 +40,30 @@ def test_given_any_calls_when_encoding_by_hand_then_it_matches_the_abi(calls) ->
     as_calls = [Call("0x" + target.hex(), data, "x") for target, data in calls]
     expected = encode(["(address,bool,bytes)[]"], [[("0x" + t.hex(), True, d) for t, d in calls]])
     assert encode_aggregate3(as_calls) == bytes.fromhex("82ad56cb") + expected
+
+
+def _same_padding(length: int) -> st.SearchStrategy[int]:
+    """A length whose ABI padding is the same as `length`'s (the element keeps its size)."""
+    padded = -(-length // 32) * 32
+    return st.just(0) if padded == 0 else st.integers(padded - 31, padded)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=100)), max_size=12), st.data())
+def test_given_an_answer_with_the_same_element_sizes_when_reading_it_by_layout_then_each_span_is_its_result(
+        results, data) -> None:
+    # Given the layout of one answer
+    first = encode(["(bool,bytes)[]"], [results])
+    layout = ResultLayout.of(first)
+    assert layout is not None and decode_results(first, layout.elements) == decode_aggregate3(first)
+    # When another answer's results keep each element's size (lengths may differ within the padding)
+    other = [(data.draw(st.booleans()), data.draw(st.binary(min_size=n, max_size=n)))
+             for n in (data.draw(_same_padding(len(d))) for _, d in results)]
+    second = encode(["(bool,bytes)[]"], [other])
+    # Then the layout fits it, a span's bytes are equal exactly when its result is, and it decodes
+    assert layout.fits(second, first)
+    for i, (was, now) in enumerate(zip(results, other)):
+        start, end = layout.span(i, 1)
+        assert (first[start:end] == second[start:end]) == (was == now)
+        assert decode_results(second, layout.elements[i:i + 1]) == [CallResult(*now)]
+    # And an answer with one more result does not fit
+    assert not layout.fits(encode(["(bool,bytes)[]"], [results + [(True, b"")]]), first)
