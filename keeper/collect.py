@@ -7,6 +7,11 @@ Steady state is two eth_calls, both Multicall3 aggregate3 batches pinned to one 
   2. ticks(t).liquidityNet for every initialized tick found in those words, at the block of 1.
 When a pool's price has left the safe middle of its bitmap window (or on the first snapshot) the
 window is re-read around the new tick first, which costs one more call that block.
+
+No venue is named here: each reader of keeper/venues/registry.SNAPSHOT_READERS (the venue adapters
+and the oracle) plans its calls for a market, declares the concentrated-liquidity pools and storage
+words its state needs, and builds its MarketView field from the answers
+(keeper/venues/snapshot_reads.py). This module batches the plans and keeps the pools' tick windows.
 """
 
 from __future__ import annotations
@@ -22,32 +27,18 @@ from keeper.artifacts import abi_codec
 from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate3, encode_aggregate3, word_uint
 from keeper.chain.rpc import JsonRpc
 from keeper.errors import ChainMismatchError, KeeperError, RpcError
-from keeper.types import MarketSnapshot, MarketView, PerpMarketState, Unavailable
-from keeper.venues import chainlink, perp_v2, uniswap_v2, uniswap_v3
+from keeper.types import MarketSnapshot, MarketView, Unavailable
+from keeper.venues import chainlink, perp_v2, uniswap_v3
 from keeper.venues.reads import ReadPlan
+from keeper.venues.registry import SNAPSHOT_READERS
+from keeper.venues.snapshot_reads import MarketAnswers, PoolSlot, ReadContext, SnapshotReads
+from keeper.venues.sources import MarketSource, MarketStatic, PoolStatic
 from keeper.venues.uniswap_v3_math import V3PoolState
+
 
 _MC_BLOCK_NUMBER = bytes.fromhex("42cbb15c")  # getBlockNumber()
 _MC_TIMESTAMP = bytes.fromhex("0f28c97d")  # getCurrentBlockTimestamp()
 _MC_BASEFEE = bytes.fromhex("3e64a696")  # getBasefee()
-
-
-@dataclass(frozen=True)
-class MarketSource:
-    """Where one market's state lives (chain-agnostic: built from a devnet manifest or a preset)."""
-
-    name: str
-    base_token: str  # Perp v2 BaseToken
-    aggregator: str
-    spot_token: str
-    spot_token_decimals: int
-    usdc: str
-    uniswap_v2_pair: str | None
-    uniswap_v3_pool: str | None
-
-    @property
-    def spot_is_token0(self) -> bool:
-        return int(self.spot_token, 16) < int(self.usdc, 16)
 
 
 @dataclass(frozen=True)
@@ -71,18 +62,11 @@ class Sources:
 
 
 @dataclass(frozen=True)
-class _PoolStatic:
-    address: str
-    fee_pips: int
-    tick_spacing: int
+class _MarketReads:
+    """One market's read context and the pools its readers declared (built once per statics)."""
 
-
-@dataclass(frozen=True)
-class _MarketStatic:
-    source: MarketSource
-    perp_pool: _PoolStatic
-    spot_v3_pool: _PoolStatic | None
-    oracle_decimals: int
+    ctx: ReadContext
+    pools: tuple[PoolSlot, ...]
 
 
 @dataclass(frozen=True)
@@ -100,13 +84,14 @@ class SnapshotCollector:
     fetch_snapshot() each block."""
 
     def __init__(self, rpc: JsonRpc, sources: Sources, account: str | None = None,
-                 bitmap_half_width_words: int = 2) -> None:
+                 bitmap_half_width_words: int = 2, readers: Sequence[SnapshotReads] = SNAPSHOT_READERS) -> None:
         self.rpc = rpc
+        self.readers = tuple(readers)  # who fills each MarketView field, in batch order
         self.sources = sources
         self.account = account
         self.half_width = bitmap_half_width_words
         self.multicall = Multicall(rpc, sources.multicall3)
-        self.static: tuple[_MarketStatic, ...] = ()
+        self.static: tuple[MarketStatic, ...] = ()
         self.config: perp_v2.PerpConfig | None = None
         self._windows: dict[str, uniswap_v3.BitmapWindow] = {}  # pool -> bitmap window read this block
         self._last_tick: dict[str, int] = {}  # pool -> tick at the last snapshot (centres next window)
@@ -116,7 +101,7 @@ class SnapshotCollector:
         self._ticks_cache: dict[tuple[Any, ...], tuple[list[ReadPlan[Any]], bytes]] = {}
         # per-block work that depends only on the statics, or on objects a replay keeps from the
         # previous block when their bytes did not change (keeper/history/replay.py): kept
-        self._pools_cache: tuple[tuple[_MarketStatic, ...], list[_PoolStatic]] | None = None
+        self._pools_cache: tuple[tuple[MarketStatic, ...], list[_MarketReads], list[PoolStatic]] | None = None
         self._window_ticks: dict[str, tuple[uniswap_v3.BitmapWindow, tuple[int, ...]]] = {}
         self._pool_states: dict[str, tuple[Any, Any, Any, V3PoolState]] = {}
 
@@ -145,7 +130,7 @@ class SnapshotCollector:
             perp_pool = self._pool_static(to_checksum_address(reads.pool))
             spot_pool = self._pool_static(m.uniswap_v3_pool) if m.uniswap_v3_pool else None
             decimals = word_uint(self.rpc.eth_call(m.aggregator, chainlink.DECIMALS))
-            statics.append(_MarketStatic(m, perp_pool, spot_pool, decimals))
+            statics.append(MarketStatic(m, perp_pool, spot_pool, decimals))
         self.static = tuple(statics)
 
     def _named_addresses(self) -> dict[str, str]:
@@ -163,22 +148,27 @@ class SnapshotCollector:
                 named[f"{m.name}.uniswap_v3_pool"] = m.uniswap_v3_pool
         return named
 
-    def _pool_static(self, pool: str) -> _PoolStatic:
+    def _pool_static(self, pool: str) -> PoolStatic:
         fee, spacing = (word_uint(r.return_data) for r in self.multicall.run_calls(
             [Call(pool, uniswap_v3.FEE, "fee"), Call(pool, uniswap_v3.TICK_SPACING, "tickSpacing")]))
-        return _PoolStatic(pool, fee, spacing)
+        return PoolStatic(pool, fee, spacing)
 
     # ------------------------------------------------------------------ per block
-    def _pools(self) -> list[_PoolStatic]:
-        """Every V3 pool read (perp vAMMs, spot pools): built once per statics."""
+    def _markets(self) -> tuple[list[_MarketReads], list[PoolStatic]]:
+        """Each market's read context and declared pools, and every pool in order: built once per
+        statics."""
         if self._pools_cache is None or self._pools_cache[0] is not self.static:
-            pools = []
+            assert self.config is not None
+            markets = []
             for s in self.static:
-                pools.append(s.perp_pool)
-                if s.spot_v3_pool:
-                    pools.append(s.spot_v3_pool)
-            self._pools_cache = (self.static, pools)
-        return self._pools_cache[1]
+                ctx = ReadContext(s, self.sources.perp, self.config)
+                markets.append(_MarketReads(ctx, tuple(slot for r in self.readers for slot in r.pools(ctx))))
+            self._pools_cache = (self.static, markets, [slot.pool for m in markets for slot in m.pools])
+        return self._pools_cache[1], self._pools_cache[2]
+
+    def _pools(self) -> list[PoolStatic]:
+        """Every concentrated-liquidity pool the readers declared (perp vAMMs, spot pools)."""
+        return self._markets()[1]
 
     def _initialized_ticks(self, pool: str) -> tuple[int, ...]:
         """The window's initialized ticks (the same window object as last block: the same ticks)."""
@@ -194,7 +184,7 @@ class SnapshotCollector:
         assert self.config is not None
         round_trips_before = self.rpc.stats.round_trips
         self._windows = {}  # bitmap words are only trusted at the block they were read
-        cfg = self.config
+        markets_reads, pools = self._markets()
         # ---- phase 1: heads of everything + bitmap windows where a tick is known
         phase1 = self._phase1()
         per_market, account_plan = phase1.per_market, phase1.account_plan
@@ -214,16 +204,17 @@ class SnapshotCollector:
 
         # ---- phase 2 (and 3 when a window moved): liquidityNet of initialized ticks
         heads: dict[str, uniswap_v3.V3Head] = {}
-        for s, d in zip(self.static, decoded):
-            for head_key, bitmap_key, pool in (("perp_head", "perp_bitmap", s.perp_pool), ("v3_head", "v3_bitmap", s.spot_v3_pool)):
-                if pool is None or isinstance(d.get(head_key), Unavailable) or head_key not in d:
+        for mr, d in zip(markets_reads, decoded):
+            for slot in mr.pools:
+                head = d.get(slot.head_key)
+                if head is None or isinstance(head, Unavailable):
                     continue
-                heads[pool.address] = d[head_key]
-                self._last_tick[pool.address] = d[head_key].tick
-                window = d.get(bitmap_key)
+                heads[slot.pool.address] = head
+                self._last_tick[slot.pool.address] = head.tick
+                window = d.get(slot.window_key)
                 if isinstance(window, uniswap_v3.BitmapWindow):
-                    self._windows[pool.address] = window
-        stale = [p for p in self._pools() if p.address in heads and not (
+                    self._windows[slot.pool.address] = window
+        stale = [p for p in pools if p.address in heads and not (
             p.address in self._windows and self._windows[p.address].covers_safely(heads[p.address].tick))]
         if stale:
             bitmap_plans = [uniswap_v3.plan_bitmap(p.address, p.tick_spacing, heads[p.address].tick, self.half_width) for p in stale]
@@ -232,7 +223,7 @@ class SnapshotCollector:
                     self._windows[p.address] = window
                 else:
                     self._windows.pop(p.address, None)
-        tick_pools = [p for p in self._pools() if p.address in heads and p.address in self._windows]
+        tick_pools = [p for p in pools if p.address in heads and p.address in self._windows]
         tick_key = tuple((p.address, self._initialized_ticks(p.address)) for p in tick_pools)
         known_ticks = self._ticks_cache.get(tick_key)
         if known_ticks is None:
@@ -240,14 +231,12 @@ class SnapshotCollector:
             known_ticks = _remember(self._ticks_cache, tick_key,
                                     (tick_plans, encode_aggregate3([c for p in tick_plans for c in p.calls])))
         tick_plans, tick_calldata = known_ticks
-        band_requests = [r for s in self.static for r in perp_v2.band_storage_requests(
-            self.sources.perp.exchange, s.source.base_token, block_number)]
-        tick_results, band_words = self._run_with_requests(tick_plans, block_number, tick_calldata, band_requests)
+        storage = [[r.storage_requests(mr.ctx, block_number) for r in self.readers] for mr in markets_reads]
+        storage_requests = [q for per_reader in storage for requests in per_reader for q in requests]
+        tick_results, storage_words = self._run_with_requests(tick_plans, block_number, tick_calldata, storage_requests)
         nets = dict(zip((p.address for p in tick_pools), tick_results))
-        bands = {s.source.name: perp_v2.decode_band_storage(*band_words[2 * i:2 * i + 2]) if band_words else None
-                 for i, s in enumerate(self.static)}
 
-        def pool_state(pool: _PoolStatic | None) -> V3PoolState | Unavailable:
+        def pool_state(pool: PoolStatic | None) -> V3PoolState | Unavailable:
             if pool is None:
                 return Unavailable("no Uniswap V3 pool configured")
             head = heads.get(pool.address)
@@ -267,45 +256,29 @@ class SnapshotCollector:
             return state
 
         markets = {}
-        for s, d in zip(self.static, decoded):
-            m = s.source
-            perp_pool = pool_state(s.perp_pool)
-            perp_reads = d["perp"]
-            perp: PerpMarketState | Unavailable
-            if isinstance(perp_reads, Unavailable):
-                perp = perp_reads
-            elif isinstance(perp_pool, Unavailable):
-                perp = perp_pool
-            else:
-                perp = PerpMarketState(
-                    base_token=m.base_token, pool=perp_pool, mark_price_x18=perp_reads.mark_price_x18,
-                    index_price_x18=perp_reads.index_price_x18, index_twap_x18=perp_reads.index_twap_x18,
-                    market_twap_x18=perp_reads.market_twap_x18, exchange_fee_ratio_ppm=perp_reads.exchange_fee_ratio_ppm,
-                    uniswap_fee_ratio_ppm=perp_reads.uniswap_fee_ratio_ppm,
-                    insurance_fund_fee_ratio_ppm=perp_reads.insurance_fund_fee_ratio_ppm,
-                    max_funding_rate_ppm=cfg.max_funding_rate_ppm, twap_interval_s=cfg.twap_interval_s,
-                    max_price_spread_ratio_ppm=perp_reads.max_price_spread_ratio_ppm,
-                    max_tick_crossed_within_block=perp_reads.max_tick_crossed_within_block,
-                    band_last_updated_tick=bands[m.name][0] if bands[m.name] else None,
-                    band_last_updated_timestamp_s=bands[m.name][1] if bands[m.name] else None,
-                    snapshot_timestamp_s=block_ts)
-            markets[m.name] = MarketView(
-                name=m.name, spot_token_decimals=m.spot_token_decimals, spot_is_token0=m.spot_is_token0, perp=perp,
-                spot_v2=d["v2"] if "v2" in d else Unavailable("no Uniswap V2 pair configured"),
-                spot_v3=pool_state(s.spot_v3_pool), oracle=d["oracle"])
+        word = 0  # a failed storage batch leaves every reader's words None
+        for mr, d, per_reader in zip(markets_reads, decoded, storage):
+            parts: dict[str, Any] = {}
+            for reader, requests in zip(self.readers, per_reader):
+                words = storage_words[word:word + len(requests)] if storage_words and requests else None
+                word += len(requests)
+                parts[reader.snapshot_field] = reader.snapshot_part(mr.ctx, MarketAnswers(d, pool_state, words, block_ts))
+            m = mr.ctx.static.source
+            markets[m.name] = MarketView(name=m.name, spot_token_decimals=m.spot_token_decimals,
+                                         spot_is_token0=m.spot_is_token0, **parts)
         return MarketSnapshot(block_number, block_ts, base_fee, markets, account_state,
                               self.rpc.stats.round_trips - round_trips_before, wallet)
 
     def _phase1(self) -> _Phase1:
         """Phase-1 plans and calldata; rebuilt only when a bitmap window's centre word moves
-        (the calldata is otherwise identical every block)."""
-        assert self.config is not None
+        (the calldata is otherwise identical every block). Per market: every reader's heads in
+        registry order, then the bitmap window of each declared pool whose tick is known."""
+        markets_reads, pools = self._markets()
         key = tuple(uniswap_v3.word_of_tick(self._last_tick[p.address], p.tick_spacing) if p.address in self._last_tick else None
-                    for p in self._pools())
+                    for p in pools)
         known = self._phase1_cache.get(key)
         if known is not None:
             return known
-        cfg = self.config
         globals_plan: ReadPlan[tuple[int, int, int]] = ReadPlan(
             [Call(self.sources.multicall3, _MC_BLOCK_NUMBER, "Multicall3.getBlockNumber"),
              Call(self.sources.multicall3, _MC_TIMESTAMP, "Multicall3.getCurrentBlockTimestamp"),
@@ -313,27 +286,21 @@ class SnapshotCollector:
             lambda d: (word_uint(d[0]), word_uint(d[1]), word_uint(d[2])))
         plans: list[ReadPlan[Any]] = [globals_plan]
         per_market: list[dict[str, ReadPlan[Any]]] = []
-        for s in self.static:
-            m = s.source
-            entry: dict[str, ReadPlan[Any]] = {
-                "perp": perp_v2.plan_market(self.sources.perp, m.base_token, cfg.twap_interval_s),
-                "perp_head": uniswap_v3.plan_head(s.perp_pool.address),
-                "oracle": chainlink.plan_latest_answer(m.aggregator, s.oracle_decimals),
-            }
-            if m.uniswap_v2_pair:
-                entry["v2"] = uniswap_v2.plan_pair_reserves(m.uniswap_v2_pair, m.spot_is_token0)
-            if s.spot_v3_pool:
-                entry["v3_head"] = uniswap_v3.plan_head(s.spot_v3_pool.address)
-            for entry_name, pool in (("perp_bitmap", s.perp_pool), ("v3_bitmap", s.spot_v3_pool)):
-                if pool and pool.address in self._last_tick:
-                    entry[entry_name] = uniswap_v3.plan_bitmap(pool.address, pool.tick_spacing, self._last_tick[pool.address],
-                                                        self.half_width)
+        for mr in markets_reads:
+            entry: dict[str, ReadPlan[Any]] = {}
+            for reader in self.readers:
+                entry.update(reader.head_plans(mr.ctx))
+            for slot in mr.pools:
+                if slot.pool.address in self._last_tick:
+                    entry[slot.window_key] = uniswap_v3.plan_bitmap(slot.pool.address, slot.pool.tick_spacing,
+                                                                    self._last_tick[slot.pool.address], self.half_width)
             per_market.append(entry)
             plans.extend(entry.values())
         account_plan = wallet_plan = None
         if self.account:
-            names = [(s.source.name, s.source.base_token) for s in self.static]
-            account_plan = perp_v2.plan_account(self.sources.perp, self.account, names)
+            account_plans = [p for r in self.readers if (p := r.account_plan(self.sources.perp, self.account, self.static))]
+            assert len(account_plans) == 1, "one reader answers for the snapshot's account"
+            account_plan = account_plans[0]
             plans.append(account_plan)
             tokens = sorted({s.source.usdc for s in self.static} | {s.source.spot_token for s in self.static})
             wallet_plan = plan_balances(self.account, tokens)

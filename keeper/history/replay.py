@@ -18,7 +18,8 @@ from typing import Any
 
 from keeper.chain.multicall import CallResult, ResultLayout, decode_aggregate3, decode_results, encode_aggregate3
 from keeper.chain.rpc import RpcStats
-from keeper.collect import MarketSource, SnapshotCollector, Sources, _MarketStatic, _PoolStatic
+from keeper.collect import SnapshotCollector, Sources
+from keeper.venues.sources import MarketSource, MarketStatic, PoolStatic
 from keeper.errors import ConfigError
 from keeper.history.store import BlockRecord, read_blocks, read_meta
 from keeper.types import MarketSnapshot
@@ -159,8 +160,8 @@ def replay_collector(meta: Mapping[str, Any]) -> tuple[SnapshotCollector, Record
     collector = ReplayCollector(_NoNode(), sources, account=meta.get("account"))  # type: ignore[arg-type]
     collector.config = PerpConfig(**meta["perp_config"])
     collector.static = tuple(
-        _MarketStatic(MarketSource(**s["source"]), _PoolStatic(**s["perp_pool"]),
-                      _PoolStatic(**s["spot_v3_pool"]) if s["spot_v3_pool"] else None, s["oracle_decimals"])
+        MarketStatic(MarketSource(**s["source"]), PoolStatic(**s["perp_pool"]),
+                      PoolStatic(**s["spot_v3_pool"]) if s["spot_v3_pool"] else None, s["oracle_decimals"])
         for s in meta["statics"])
     multicall = RecordedMulticall(sources.multicall3)
     collector.multicall = multicall  # type: ignore[assignment]

@@ -8,9 +8,10 @@ from typing import ClassVar
 from keeper.types import MarketView, PerpMarketState, Unavailable
 from keeper.venues.adapter import PerpVenueAdapter, VenueCapabilities
 from keeper.venues.perp_v2_math import PerpPriceBand, PerpQuote, quote_perp_close, quote_perp_open
+from keeper.venues.perp_v2_reads import PerpV2Reads
 
 
-class PerpV2(PerpVenueAdapter):
+class PerpV2(PerpV2Reads, PerpVenueAdapter):  # PerpV2Reads: its reads and its part of a snapshot
     name: ClassVar[str] = "perp_v2"
     capabilities: ClassVar[VenueCapabilities] = VenueCapabilities(
         kind="perp",

@@ -7,12 +7,16 @@ from types import MappingProxyType
 
 from keeper.types import TradeLeg
 from keeper.venues.adapter import PerpVenueAdapter, SpotVenueAdapter
+from keeper.venues.chainlink import ChainlinkReads
 from keeper.venues.perp_v2_adapter import PerpV2
 from keeper.venues.uniswap_v2_adapter import UniswapV2Spot
 from keeper.venues.uniswap_v3_adapter import UniswapV3Spot
 
 SPOT_ADAPTERS = MappingProxyType({a.name: a for a in (UniswapV3Spot(), UniswapV2Spot())})
 PERP_ADAPTERS = MappingProxyType({a.name: a for a in (PerpV2(),)})
+# who reads each MarketView field, in the order of their calls in a snapshot's batch (recorded
+# history files replay that order: append a new venue, never reorder; keeper/venues/snapshot_reads.py)
+SNAPSHOT_READERS = (PERP_ADAPTERS["perp_v2"], ChainlinkReads(), SPOT_ADAPTERS["uniswap_v2"], SPOT_ADAPTERS["uniswap_v3"])
 
 
 def spot_adapter(venue: str) -> SpotVenueAdapter:

@@ -8,11 +8,12 @@ from typing import ClassVar
 from keeper.types import MarketView, Unavailable, V2PairState, v2_price_usd
 from keeper.venues.adapter import QuoteUnavailable, SpotSwap, SpotVenueAdapter, VenueCapabilities, require_state
 from keeper.venues.uniswap_v2_math import quote_v2_exact_in, quote_v2_exact_out
+from keeper.venues.uniswap_v2_reads import UniswapV2Reads
 
 V2_FEE_PIPS = 3000
 
 
-class UniswapV2Spot(SpotVenueAdapter):
+class UniswapV2Spot(UniswapV2Reads, SpotVenueAdapter):  # UniswapV2Reads: its reads and its part of a snapshot
     name: ClassVar[str] = "uniswap_v2"
     executor_code: ClassVar[int] = 0  # IBasisExecutor.SpotVenue.UniswapV2
     capabilities: ClassVar[VenueCapabilities] = VenueCapabilities(

@@ -8,9 +8,10 @@ from typing import ClassVar
 from keeper.types import MarketView, Unavailable, spot_price_usd
 from keeper.venues.adapter import QuoteUnavailable, SpotSwap, SpotVenueAdapter, VenueCapabilities, require_state
 from keeper.venues.uniswap_v3_math import V3PoolState, quote_v3_exact_in, quote_v3_exact_out
+from keeper.venues.uniswap_v3_reads import UniswapV3Reads
 
 
-class UniswapV3Spot(SpotVenueAdapter):
+class UniswapV3Spot(UniswapV3Reads, SpotVenueAdapter):  # UniswapV3Reads: its reads and its part of a snapshot
     name: ClassVar[str] = "uniswap_v3"
     executor_code: ClassVar[int] = 1  # IBasisExecutor.SpotVenue.UniswapV3
     capabilities: ClassVar[VenueCapabilities] = VenueCapabilities(

@@ -1,0 +1,388 @@
+"""keeper/collect.py as it was at main 70c70ff (before the venues planned their own reads), frozen
+so tests can build snapshots through the old path and compare them with the new one. Test-only:
+never import it from keeper/."""
+# ruff: noqa
+# fmt: off
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from keeper.artifacts import abi_codec
+from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate3, encode_aggregate3, word_uint
+from keeper.chain.rpc import JsonRpc
+from keeper.errors import ChainMismatchError, KeeperError, RpcError
+from keeper.types import MarketSnapshot, MarketView, PerpMarketState, Unavailable
+from keeper.venues import chainlink, perp_v2, uniswap_v2, uniswap_v3
+from keeper.venues.reads import ReadPlan
+from keeper.venues.uniswap_v3_math import V3PoolState
+
+_MC_BLOCK_NUMBER = bytes.fromhex("42cbb15c")  # getBlockNumber()
+_MC_TIMESTAMP = bytes.fromhex("0f28c97d")  # getCurrentBlockTimestamp()
+_MC_BASEFEE = bytes.fromhex("3e64a696")  # getBasefee()
+
+
+@dataclass(frozen=True)
+class MarketSource:
+    """Where one market's state lives (chain-agnostic: built from a devnet manifest or a preset)."""
+
+    name: str
+    base_token: str  # Perp v2 BaseToken
+    aggregator: str
+    spot_token: str
+    spot_token_decimals: int
+    usdc: str
+    uniswap_v2_pair: str | None
+    uniswap_v3_pool: str | None
+
+    @property
+    def spot_is_token0(self) -> bool:
+        return int(self.spot_token, 16) < int(self.usdc, 16)
+
+
+@dataclass(frozen=True)
+class Sources:
+    chain_id: int
+    perp: perp_v2.PerpAddresses
+    multicall3: str
+    markets: tuple[MarketSource, ...]
+
+    @classmethod
+    def from_manifest(cls, manifest: Any) -> Sources:
+        c = manifest.contracts
+        perp = perp_v2.PerpAddresses(c["ClearingHouse"], c["ClearingHouseConfig"], c["Exchange"],
+                                     c["AccountBalance"], c["MarketRegistry"], c["Vault"])
+        markets = tuple(
+            MarketSource(m.name, m.base_token, m.aggregator, m.spot_token, m.spot_token_decimals, c["USDC"],
+                         m.uniswap_v2_pair, m.uniswap_v3_pool)
+            for m in manifest.markets
+        )
+        return cls(manifest.chain_id, perp, c["Multicall3"], markets)
+
+
+@dataclass(frozen=True)
+class _PoolStatic:
+    address: str
+    fee_pips: int
+    tick_spacing: int
+
+
+@dataclass(frozen=True)
+class _MarketStatic:
+    source: MarketSource
+    perp_pool: _PoolStatic
+    spot_v3_pool: _PoolStatic | None
+    oracle_decimals: int
+
+
+@dataclass(frozen=True)
+class _Phase1:
+    key: tuple[int | None, ...]
+    plans: list[ReadPlan[Any]]
+    per_market: list[dict[str, ReadPlan[Any]]]
+    account_plan: ReadPlan[Any] | None
+    wallet_plan: ReadPlan[Any] | None
+    calldata: bytes
+
+
+class SnapshotCollector:
+    """Reads every market at one block. prepare() once (static facts, code checks), then
+    fetch_snapshot() each block."""
+
+    def __init__(self, rpc: JsonRpc, sources: Sources, account: str | None = None,
+                 bitmap_half_width_words: int = 2) -> None:
+        self.rpc = rpc
+        self.sources = sources
+        self.account = account
+        self.half_width = bitmap_half_width_words
+        self.multicall = Multicall(rpc, sources.multicall3)
+        self.static: tuple[_MarketStatic, ...] = ()
+        self.config: perp_v2.PerpConfig | None = None
+        self._windows: dict[str, uniswap_v3.BitmapWindow] = {}  # pool -> bitmap window read this block
+        self._last_tick: dict[str, int] = {}  # pool -> tick at the last snapshot (centres next window)
+        # the calldata of a set of window centres (phase 1) and of initialized ticks (phase 2),
+        # kept for the last few sets: a price moving to and fro over a word's edge reuses them
+        self._phase1_cache: dict[tuple[int | None, ...], _Phase1] = {}
+        self._ticks_cache: dict[tuple[Any, ...], tuple[list[ReadPlan[Any]], bytes]] = {}
+        # per-block work that depends only on the statics, or on objects a replay keeps from the
+        # previous block when their bytes did not change (keeper/history/replay.py): kept
+        self._pools_cache: tuple[tuple[_MarketStatic, ...], list[_PoolStatic]] | None = None
+        self._window_ticks: dict[str, tuple[uniswap_v3.BitmapWindow, tuple[int, ...]]] = {}
+        self._pool_states: dict[str, tuple[Any, Any, Any, V3PoolState]] = {}
+
+    # ------------------------------------------------------------------ prepare
+    def prepare(self) -> None:
+        """Check chain id and that every address has code; read fees, tick spacings, decimals."""
+        chain_id = self.rpc.chain_id()
+        if chain_id != self.sources.chain_id:
+            raise ChainMismatchError(f"RPC {self.rpc.url} is chain {chain_id}, expected {self.sources.chain_id}")
+        named = self._named_addresses()
+        codes = self.rpc.batch([("eth_getCode", [address, "latest"]) for address in named.values()])
+        missing = [f"{name} ({address})" for (name, address), code in zip(named.items(), codes) if code in ("0x", "")]
+        if missing:
+            raise ChainMismatchError(f"no contract code at {', '.join(missing)} on chain {chain_id}")
+        config_plan = perp_v2.plan_config(self.sources.perp)
+        config = config_plan.result(self.multicall.run_calls(list(config_plan.calls)))
+        if isinstance(config, Unavailable):
+            raise ChainMismatchError(f"Perp v2 ClearingHouseConfig unreadable: {config.reason}")
+        self.config = config
+        statics = []
+        for m in self.sources.markets:
+            info = perp_v2.plan_market(self.sources.perp, m.base_token, config.twap_interval_s)
+            reads = info.result(self.multicall.run_calls(list(info.calls)))
+            if isinstance(reads, Unavailable):
+                raise ChainMismatchError(f"market {m.name}: Perp v2 market unreadable: {reads.reason}")
+            perp_pool = self._pool_static(to_checksum_address(reads.pool))
+            spot_pool = self._pool_static(m.uniswap_v3_pool) if m.uniswap_v3_pool else None
+            decimals = word_uint(self.rpc.eth_call(m.aggregator, chainlink.DECIMALS))
+            statics.append(_MarketStatic(m, perp_pool, spot_pool, decimals))
+        self.static = tuple(statics)
+
+    def _named_addresses(self) -> dict[str, str]:
+        p = self.sources.perp
+        named = {"Multicall3": self.sources.multicall3, "ClearingHouse": p.clearing_house,
+                 "ClearingHouseConfig": p.clearing_house_config, "Exchange": p.exchange,
+                 "AccountBalance": p.account_balance, "MarketRegistry": p.market_registry, "Vault": p.vault}
+        for m in self.sources.markets:
+            named[f"{m.name}.base_token"] = m.base_token
+            named[f"{m.name}.aggregator"] = m.aggregator
+            named[f"{m.name}.spot_token"] = m.spot_token
+            if m.uniswap_v2_pair:
+                named[f"{m.name}.uniswap_v2_pair"] = m.uniswap_v2_pair
+            if m.uniswap_v3_pool:
+                named[f"{m.name}.uniswap_v3_pool"] = m.uniswap_v3_pool
+        return named
+
+    def _pool_static(self, pool: str) -> _PoolStatic:
+        fee, spacing = (word_uint(r.return_data) for r in self.multicall.run_calls(
+            [Call(pool, uniswap_v3.FEE, "fee"), Call(pool, uniswap_v3.TICK_SPACING, "tickSpacing")]))
+        return _PoolStatic(pool, fee, spacing)
+
+    # ------------------------------------------------------------------ per block
+    def _pools(self) -> list[_PoolStatic]:
+        """Every V3 pool read (perp vAMMs, spot pools): built once per statics."""
+        if self._pools_cache is None or self._pools_cache[0] is not self.static:
+            pools = []
+            for s in self.static:
+                pools.append(s.perp_pool)
+                if s.spot_v3_pool:
+                    pools.append(s.spot_v3_pool)
+            self._pools_cache = (self.static, pools)
+        return self._pools_cache[1]
+
+    def _initialized_ticks(self, pool: str) -> tuple[int, ...]:
+        """The window's initialized ticks (the same window object as last block: the same ticks)."""
+        window = self._windows[pool]
+        known = self._window_ticks.get(pool)
+        if known is None or known[0] is not window:
+            known = self._window_ticks[pool] = (window, tuple(window.initialized_ticks()))
+        return known[1]
+
+    def fetch_snapshot(self, block: int | str = "latest") -> MarketSnapshot:
+        if self.config is None:
+            self.prepare()
+        assert self.config is not None
+        round_trips_before = self.rpc.stats.round_trips
+        self._windows = {}  # bitmap words are only trusted at the block they were read
+        cfg = self.config
+        # ---- phase 1: heads of everything + bitmap windows where a tick is known
+        phase1 = self._phase1()
+        per_market, account_plan = phase1.per_market, phase1.account_plan
+        results = self._run(phase1.plans, block, phase1.calldata)
+        block_values = results[0]
+        if isinstance(block_values, Unavailable):
+            raise KeeperError(f"snapshot: block getters failed: {block_values.reason}")
+        block_number, block_ts, base_fee = block_values
+        index = 1
+        decoded: list[dict[str, Any]] = []
+        for entry in per_market:
+            decoded.append({key: results[index + i] for i, key in enumerate(entry)})
+            index += len(entry)
+        account_state = results[index] if account_plan else None
+        wallet = results[index + 1] if phase1.wallet_plan else {}
+        wallet = {} if isinstance(wallet, Unavailable) else wallet
+
+        # ---- phase 2 (and 3 when a window moved): liquidityNet of initialized ticks
+        heads: dict[str, uniswap_v3.V3Head] = {}
+        for s, d in zip(self.static, decoded):
+            for head_key, bitmap_key, pool in (("perp_head", "perp_bitmap", s.perp_pool), ("v3_head", "v3_bitmap", s.spot_v3_pool)):
+                if pool is None or isinstance(d.get(head_key), Unavailable) or head_key not in d:
+                    continue
+                heads[pool.address] = d[head_key]
+                self._last_tick[pool.address] = d[head_key].tick
+                window = d.get(bitmap_key)
+                if isinstance(window, uniswap_v3.BitmapWindow):
+                    self._windows[pool.address] = window
+        stale = [p for p in self._pools() if p.address in heads and not (
+            p.address in self._windows and self._windows[p.address].covers_safely(heads[p.address].tick))]
+        if stale:
+            bitmap_plans = [uniswap_v3.plan_bitmap(p.address, p.tick_spacing, heads[p.address].tick, self.half_width) for p in stale]
+            for p, window in zip(stale, self._run(bitmap_plans, block_number)):
+                if isinstance(window, uniswap_v3.BitmapWindow):
+                    self._windows[p.address] = window
+                else:
+                    self._windows.pop(p.address, None)
+        tick_pools = [p for p in self._pools() if p.address in heads and p.address in self._windows]
+        tick_key = tuple((p.address, self._initialized_ticks(p.address)) for p in tick_pools)
+        known_ticks = self._ticks_cache.get(tick_key)
+        if known_ticks is None:
+            tick_plans = [uniswap_v3.plan_liquidity_net(address, list(ticks)) for address, ticks in tick_key]
+            known_ticks = _remember(self._ticks_cache, tick_key,
+                                    (tick_plans, encode_aggregate3([c for p in tick_plans for c in p.calls])))
+        tick_plans, tick_calldata = known_ticks
+        band_requests = [r for s in self.static for r in perp_v2.band_storage_requests(
+            self.sources.perp.exchange, s.source.base_token, block_number)]
+        tick_results, band_words = self._run_with_requests(tick_plans, block_number, tick_calldata, band_requests)
+        nets = dict(zip((p.address for p in tick_pools), tick_results))
+        bands = {s.source.name: perp_v2.decode_band_storage(*band_words[2 * i:2 * i + 2]) if band_words else None
+                 for i, s in enumerate(self.static)}
+
+        def pool_state(pool: _PoolStatic | None) -> V3PoolState | Unavailable:
+            if pool is None:
+                return Unavailable("no Uniswap V3 pool configured")
+            head = heads.get(pool.address)
+            net = nets.get(pool.address)
+            if head is None:
+                return Unavailable(f"UniswapV3Pool({pool.address}) head unreadable")
+            if not isinstance(net, dict):
+                return net if isinstance(net, Unavailable) else Unavailable(f"UniswapV3Pool({pool.address}) ticks unreadable")
+            window = self._windows[pool.address]
+            known = self._pool_states.get(pool.address)
+            if known is not None and known[0] is head and known[1] is net and known[2] is window:
+                return known[3]  # the same (immutable) reads as last block: the same state
+            state = V3PoolState(sqrt_price_x96=head.sqrt_price_x96, tick=head.tick, liquidity=head.liquidity,
+                                fee_pips=pool.fee_pips, tick_spacing=pool.tick_spacing,
+                                liquidity_net_by_tick=net, tick_window=window.tick_range)
+            self._pool_states[pool.address] = (head, net, window, state)
+            return state
+
+        markets = {}
+        for s, d in zip(self.static, decoded):
+            m = s.source
+            perp_pool = pool_state(s.perp_pool)
+            perp_reads = d["perp"]
+            perp: PerpMarketState | Unavailable
+            if isinstance(perp_reads, Unavailable):
+                perp = perp_reads
+            elif isinstance(perp_pool, Unavailable):
+                perp = perp_pool
+            else:
+                perp = PerpMarketState(
+                    base_token=m.base_token, pool=perp_pool, mark_price_x18=perp_reads.mark_price_x18,
+                    index_price_x18=perp_reads.index_price_x18, index_twap_x18=perp_reads.index_twap_x18,
+                    market_twap_x18=perp_reads.market_twap_x18, exchange_fee_ratio_ppm=perp_reads.exchange_fee_ratio_ppm,
+                    uniswap_fee_ratio_ppm=perp_reads.uniswap_fee_ratio_ppm,
+                    insurance_fund_fee_ratio_ppm=perp_reads.insurance_fund_fee_ratio_ppm,
+                    max_funding_rate_ppm=cfg.max_funding_rate_ppm, twap_interval_s=cfg.twap_interval_s,
+                    max_price_spread_ratio_ppm=perp_reads.max_price_spread_ratio_ppm,
+                    max_tick_crossed_within_block=perp_reads.max_tick_crossed_within_block,
+                    band_last_updated_tick=bands[m.name][0] if bands[m.name] else None,
+                    band_last_updated_timestamp_s=bands[m.name][1] if bands[m.name] else None,
+                    snapshot_timestamp_s=block_ts)
+            markets[m.name] = MarketView(
+                name=m.name, spot_token_decimals=m.spot_token_decimals, spot_is_token0=m.spot_is_token0, perp=perp,
+                spot_v2=d["v2"] if "v2" in d else Unavailable("no Uniswap V2 pair configured"),
+                spot_v3=pool_state(s.spot_v3_pool), oracle=d["oracle"])
+        return MarketSnapshot(block_number, block_ts, base_fee, markets, account_state,
+                              self.rpc.stats.round_trips - round_trips_before, wallet)
+
+    def _phase1(self) -> _Phase1:
+        """Phase-1 plans and calldata; rebuilt only when a bitmap window's centre word moves
+        (the calldata is otherwise identical every block)."""
+        assert self.config is not None
+        key = tuple(uniswap_v3.word_of_tick(self._last_tick[p.address], p.tick_spacing) if p.address in self._last_tick else None
+                    for p in self._pools())
+        known = self._phase1_cache.get(key)
+        if known is not None:
+            return known
+        cfg = self.config
+        globals_plan: ReadPlan[tuple[int, int, int]] = ReadPlan(
+            [Call(self.sources.multicall3, _MC_BLOCK_NUMBER, "Multicall3.getBlockNumber"),
+             Call(self.sources.multicall3, _MC_TIMESTAMP, "Multicall3.getCurrentBlockTimestamp"),
+             Call(self.sources.multicall3, _MC_BASEFEE, "Multicall3.getBasefee")],
+            lambda d: (word_uint(d[0]), word_uint(d[1]), word_uint(d[2])))
+        plans: list[ReadPlan[Any]] = [globals_plan]
+        per_market: list[dict[str, ReadPlan[Any]]] = []
+        for s in self.static:
+            m = s.source
+            entry: dict[str, ReadPlan[Any]] = {
+                "perp": perp_v2.plan_market(self.sources.perp, m.base_token, cfg.twap_interval_s),
+                "perp_head": uniswap_v3.plan_head(s.perp_pool.address),
+                "oracle": chainlink.plan_latest_answer(m.aggregator, s.oracle_decimals),
+            }
+            if m.uniswap_v2_pair:
+                entry["v2"] = uniswap_v2.plan_pair_reserves(m.uniswap_v2_pair, m.spot_is_token0)
+            if s.spot_v3_pool:
+                entry["v3_head"] = uniswap_v3.plan_head(s.spot_v3_pool.address)
+            for entry_name, pool in (("perp_bitmap", s.perp_pool), ("v3_bitmap", s.spot_v3_pool)):
+                if pool and pool.address in self._last_tick:
+                    entry[entry_name] = uniswap_v3.plan_bitmap(pool.address, pool.tick_spacing, self._last_tick[pool.address],
+                                                        self.half_width)
+            per_market.append(entry)
+            plans.extend(entry.values())
+        account_plan = wallet_plan = None
+        if self.account:
+            names = [(s.source.name, s.source.base_token) for s in self.static]
+            account_plan = perp_v2.plan_account(self.sources.perp, self.account, names)
+            plans.append(account_plan)
+            tokens = sorted({s.source.usdc for s in self.static} | {s.source.spot_token for s in self.static})
+            wallet_plan = plan_balances(self.account, tokens)
+            plans.append(wallet_plan)
+        return _remember(self._phase1_cache, key, _Phase1(key, plans, per_market, account_plan, wallet_plan,
+                                                          encode_aggregate3([c for p in plans for c in p.calls])))
+
+    def _run_with_requests(self, plans: Sequence[ReadPlan[Any]], block: int, calldata: bytes,
+                           requests: list[tuple[str, list[Any]]]) -> tuple[list[Any], list[Any]]:
+        """`plans` through Multicall3 and the extra JSON-RPC requests (storage reads) in ONE batch
+        round trip, all pinned to `block`. A failed extra request leaves its values empty (the
+        quotes then assume the band), never the snapshot."""
+        try:
+            raw, extra = self.multicall.run_with_requests(calldata if plans else None, block, requests)
+        except RpcError:
+            return (self._run(plans, block, calldata) if plans else []), []
+        return (self._decode(plans, raw) if raw is not None else []), extra
+
+    def _run(self, plans: Sequence[ReadPlan[Any]], block: int | str, calldata: bytes | None = None) -> list[Any]:
+        if calldata is None:
+            calldata = encode_aggregate3([c for p in plans for c in p.calls])
+        return self._decode(plans, self.multicall.run(calldata, block))
+
+    @staticmethod
+    def _decode(plans: Sequence[ReadPlan[Any]], raw: Sequence[CallResult]) -> list[Any]:
+        out, i = [], 0
+        for plan in plans:
+            n = len(plan.calls)
+            out.append(plan.result(raw[i:i + n]))
+            i += n
+        return out
+
+
+_KEPT = 16  # calldata sets kept per phase
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    """Keep `value` under `key`, forgetting the oldest entry past _KEPT."""
+    if len(cache) >= _KEPT:
+        del cache[next(iter(cache))]
+    cache[key] = value
+    return value
+
+
+_ERC20 = abi_codec("MintableERC20")
+
+
+def plan_balances(account: str, tokens: list[str]) -> ReadPlan[dict[str, int]]:
+    """ERC20 balanceOf(account) for each token, keyed by token address."""
+    calls = [Call(token, _ERC20.encode("balanceOf", account), f"ERC20({token}).balanceOf") for token in tokens]
+    return ReadPlan(calls, lambda d: {t: word_uint(x) for t, x in zip(tokens, d)})
+
+
+def timed_snapshot(collector: SnapshotCollector, block: int | str = "latest") -> tuple[MarketSnapshot, float]:
+    started = time.perf_counter()
+    snapshot = collector.fetch_snapshot(block)
+    return snapshot, (time.perf_counter() - started) * 1000
