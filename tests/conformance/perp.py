@@ -25,6 +25,7 @@ from keeper.venues.perp_v2_math import PerpQuote
 from keeper.venues.registry import PERP_ADAPTERS
 
 from .chain import keeper_snapshot
+from .reads import assert_plans_its_own_reads
 from .conftest import Devnet
 
 MARKETS = ("ETH", "BTC")
@@ -77,6 +78,12 @@ class PerpVenueConformance:
         assert a.name in PERP_VENUES and PERP_ADAPTERS[a.name] is a
         caps = a.capabilities
         assert caps.kind == "perp" and caps.reads and caps.exact_quotes and caps.same_transaction and caps.executor_leg
+
+    def test_plans_its_own_reads_and_fills_its_snapshot_field(self, devnet: Devnet) -> None:
+        system = {devnet.contract(n) for n in ("ClearingHouse", "ClearingHouseConfig", "Exchange", "AccountBalance",
+                                               "MarketRegistry", "Vault")}
+        assert_plans_its_own_reads(devnet, self.adapter, lambda market, static: system | {
+            devnet.manifest.market(market).base_token, static.perp_pool.address})
 
     @pytest.mark.parametrize("market", MARKETS)
     def test_reads_equal_independent_contract_reads(self, devnet: Devnet, market: str) -> None:

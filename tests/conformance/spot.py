@@ -24,6 +24,7 @@ from keeper.venues.adapter import QuoteUnavailable, SpotVenueAdapter
 from keeper.venues.registry import SPOT_ADAPTERS
 
 from .chain import keeper_snapshot, read
+from .reads import assert_plans_its_own_reads
 from .conftest import Devnet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +78,9 @@ class SpotVenueConformance:
         assert members is not None
         assert [m.strip() for m in members.group(1).split(",")].index(self.executor_enum_member) == a.executor_code
         assert self.executor_enum_member in caps.executor_leg
+
+    def test_plans_its_own_reads_and_fills_its_snapshot_field(self, devnet: Devnet) -> None:
+        assert_plans_its_own_reads(devnet, self.adapter, lambda market, static: {self.venue_address(devnet, market)})
 
     @pytest.mark.parametrize("market", MARKETS)
     def test_reads_equal_independent_contract_reads(self, devnet: Devnet, market: str) -> None:
