@@ -67,6 +67,7 @@ class _MarketReads:
 
     ctx: ReadContext
     pools: tuple[PoolSlot, ...]
+    storage_readers: tuple[SnapshotReads, ...]
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,8 @@ class SnapshotCollector:
             markets = []
             for s in self.static:
                 ctx = ReadContext(s, self.sources.perp, self.config)
-                markets.append(_MarketReads(ctx, tuple(slot for r in self.readers for slot in r.pools(ctx))))
+                markets.append(_MarketReads(ctx, tuple(slot for r in self.readers for slot in r.pools(ctx)),
+                                            tuple(r for r in self.readers if r.reads_storage)))
             self._pools_cache = (self.static, markets, [slot.pool for m in markets for slot in m.pools])
         return self._pools_cache[1], self._pools_cache[2]
 
@@ -231,8 +233,8 @@ class SnapshotCollector:
             known_ticks = _remember(self._ticks_cache, tick_key,
                                     (tick_plans, encode_aggregate3([c for p in tick_plans for c in p.calls])))
         tick_plans, tick_calldata = known_ticks
-        storage = [[r.storage_requests(mr.ctx, block_number) for r in self.readers] for mr in markets_reads]
-        storage_requests = [q for per_reader in storage for requests in per_reader for q in requests]
+        storage = [[(r, r.storage_requests(mr.ctx, block_number)) for r in mr.storage_readers] for mr in markets_reads]
+        storage_requests = [q for per_reader in storage for _, requests in per_reader for q in requests]
         tick_results, storage_words = self._run_with_requests(tick_plans, block_number, tick_calldata, storage_requests)
         nets = dict(zip((p.address for p in tick_pools), tick_results))
 
@@ -258,14 +260,14 @@ class SnapshotCollector:
         markets = {}
         word = 0  # a failed storage batch leaves every reader's words None
         for mr, d, per_reader in zip(markets_reads, decoded, storage):
-            parts: dict[str, Any] = {}
-            for reader, requests in zip(self.readers, per_reader):
-                words = storage_words[word:word + len(requests)] if storage_words and requests else None
+            words: dict[str, Any] = {}
+            for reader, requests in per_reader:
+                words[reader.snapshot_field] = storage_words[word:word + len(requests)] if storage_words and requests else None
                 word += len(requests)
-                parts[reader.snapshot_field] = reader.snapshot_part(mr.ctx, MarketAnswers(d, pool_state, words, block_ts))
+            answers = MarketAnswers(d, pool_state, words, block_ts)
             m = mr.ctx.static.source
-            markets[m.name] = MarketView(name=m.name, spot_token_decimals=m.spot_token_decimals,
-                                         spot_is_token0=m.spot_is_token0, **parts)
+            markets[m.name] = MarketView(m.name, m.spot_token_decimals, m.spot_is_token0,
+                                         **{r.snapshot_field: r.snapshot_part(mr.ctx, answers) for r in self.readers})
         return MarketSnapshot(block_number, block_ts, base_fee, markets, account_state,
                               self.rpc.stats.round_trips - round_trips_before, wallet)
 

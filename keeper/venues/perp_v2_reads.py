@@ -15,6 +15,7 @@ from keeper.venues.sources import MarketStatic
 
 class PerpV2Reads(SnapshotReads):
     snapshot_field: ClassVar[str] = "perp"
+    reads_storage: ClassVar[bool] = True
 
     def head_plans(self, ctx: ReadContext) -> dict[str, ReadPlan[Any]]:
         return {"perp": perp_v2.plan_market(ctx.perp, ctx.static.source.base_token, ctx.config.twap_interval_s),
@@ -36,7 +37,8 @@ class PerpV2Reads(SnapshotReads):
         pool = answers.pool_state(ctx.static.perp_pool)
         if isinstance(pool, Unavailable):
             return pool
-        band = perp_v2.decode_band_storage(*answers.storage) if answers.storage else None
+        words = answers.storage.get("perp")
+        band = perp_v2.decode_band_storage(*words) if words else None
         cfg = ctx.config
         return PerpMarketState(
             base_token=ctx.static.source.base_token, pool=pool, mark_price_x18=reads.mark_price_x18,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from keeper.types import Unavailable
 from keeper.venues.perp_v2 import PerpAddresses, PerpConfig
@@ -44,13 +44,12 @@ class PoolSlot:
     pool: PoolStatic
 
 
-@dataclass(frozen=True)
-class MarketAnswers:
-    """One market's decoded reads at one block, as a reader gets them back."""
+class MarketAnswers(NamedTuple):  # a tuple: built for every market every block
+    """One market's decoded reads at one block, as its readers get them back."""
 
     reads: Mapping[str, Any]  # plan key -> decoded value or Unavailable (every reader's keys)
     pool_state: Callable[[PoolStatic | None], V3PoolState | Unavailable]  # a declared pool, in full
-    storage: Sequence[str] | None  # the reader's storage words, None when that request failed
+    storage: Mapping[str, Sequence[str] | None]  # snapshot field -> its reader's storage words (None: failed)
     block_timestamp_s: int
 
 
@@ -58,6 +57,7 @@ class SnapshotReads:
     """A venue's reads (mixed into its adapter; the oracle has a reader of its own)."""
 
     snapshot_field: ClassVar[str]  # the MarketView field it fills
+    reads_storage: ClassVar[bool] = False  # whether it makes storage_requests
 
     def head_plans(self, ctx: ReadContext) -> dict[str, ReadPlan[Any]]:
         """Phase 1: the market's plans, keyed (keys are unique across readers)."""
