@@ -88,6 +88,11 @@ class SpotVenueAdapter(ABC):
     def fee_pips(self, view: MarketView) -> int | None:
         """The pool fee (1e-6), None when the venue is not readable in this snapshot."""
 
+    @abstractmethod
+    def usdc_to_raise_price(self, view: MarketView, impact: float) -> float | None:
+        """USD a buyer of spot pays to raise the venue's price by `impact` (0.01 = 1%); None when
+        the venue is not readable or the move leaves the state the snapshot read (display only)."""
+
     def receipt_facts(self, receipt: dict[str, Any], emitter: str, trader: str) -> ReceiptFacts:
         """A spot swap's fill is the executor's Fills event and its fee the quote's: nothing more
         to decode by default."""
