@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from keeper.types import USDC_DECIMALS, PredictedFills, TradeLeg
+from keeper.types import USDC_DECIMALS, Intent, MarketSnapshot, PredictedFills, TradeLeg
 
 PERP_DECIMALS = 18  # Perp v2's base and quote are 18-decimal
 
@@ -49,6 +49,13 @@ def legs_json(legs: tuple[TradeLeg, ...], fills: PredictedFills | None, spot_dec
     if fills is None:
         return [{"venue_kind": leg.venue_kind, "venue": leg.venue, "market": leg.market} for leg in legs]
     return [f.as_json() for f in basis_leg_fills(legs, fills, spot_decimals)]
+
+
+def logged_legs(intent: Intent, fills: PredictedFills | None, snapshot: MarketSnapshot) -> list[dict[str, Any]]:
+    """An intent's legs for a log event, with `fills` (predicted or actual) scaled by the market's
+    spot decimals from the snapshot (without fills when the snapshot lacks the market)."""
+    view = snapshot.markets.get(intent.market)
+    return legs_json(intent.legs, fills if view is not None else None, view.spot_token_decimals if view else 0)
 
 
 def describe_legs(legs: list[dict[str, Any]]) -> str:

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from keeper.simulate.report import render_html, spot_usd
-from keeper.trade_legs import basis_leg_fills, describe_legs, legs_json
+from keeper.trade_legs import basis_leg_fills, describe_legs, legs_json, logged_legs
 from keeper.types import PredictedFills, TradeLeg, basis_legs
 
 from .test_simulate_report import report, sample
@@ -53,3 +53,16 @@ def test_a_samples_spot_price_by_venue_reads_both_shapes() -> None:
     assert spot_usd(legacy, "uniswap_v3") == spot_usd(legacy, "uniswap_v2") == 3000.0
     by_venue = {"spot_usd": {"uniswap_v3": 2999.0, "uniswap_v2": None}}
     assert spot_usd(by_venue, "uniswap_v3") == 2999.0 and spot_usd(by_venue, "uniswap_v2") is None
+
+
+def test_a_logged_intent_scales_its_spot_leg_by_the_markets_decimals() -> None:
+    from keeper.types import Direction, Intent, PnlEstimate
+
+    from .test_pnl_model import market_view, snapshot_of
+
+    intent = Intent(strategy="carry", kind="open", market="BTC", direction=Direction.SHORT_PERP, spot_venue="uniswap_v2",
+                    perp_base_x18=15 * 10**17, reason="test", expected=PnlEstimate(1, 0, 0, 0, 0, 0), created_block=1,
+                    valid_until_block=2)
+    logged = logged_legs(intent, FILLS, snapshot_of(market_view("BTC", decimals=8)))
+    assert [leg["venue"] for leg in logged] == ["perp_v2", "uniswap_v2"] and logged[1]["size"] == 15 * 10**17 / 10**8
+    assert logged_legs(intent, FILLS, snapshot_of(market_view("ETH"))) == legs_json(intent.legs, None, 0)
