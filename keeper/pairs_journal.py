@@ -1,5 +1,6 @@
-"""The pair trades' records, in the keeper's journal file (its connection and transactions, two
-tables of their own created on first use, so an existing journal gains them in place).
+"""The pair trades' records, in the keeper's journal file (its connection and transactions; two
+tables of the journal's schema, version 3 on: keeper/journal/schema.py, which upgrades an older
+file in place).
 
 pair_positions: one row per pair the keeper opened: legs, hedge ratio, the regression at entry,
 and its books in USD x18 ints (quote: the sum of both legs' signed quote deltas over its trades,
@@ -7,6 +8,10 @@ Perp's fee included; fees: Perp's fees from the receipts; funding settled by its
 gas in USD at the ETH index).
 pair_trades: one row per pair transaction (open or close): the intent's reason and expected net,
 the predicted fills, the bounds, and what the chain did (status, fills from the Pair* event, gas).
+
+closed_at_s / settled_at_s: wall-clock time of the close and of each trade's outcome, for the
+risk stage's daily loss limit (`pairs_realized_since`, which keeper/journal/reports.py adds to the
+basis trades' realised PnL).
 
 Realised PnL of a pair (PnlSplit): funding = -settled, convergence = quote + fees, fees, gas;
 total = quote - settled - gas, which is what the executor's Perp account and the owner's ETH lost
@@ -19,26 +24,12 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+import sqlite3
+import time
+
 from keeper.pairs_types import PairIntent, PairPosition
 from keeper.pnl_split import PnlSplit, sum_pnl
 from keeper.venues.executor import PairFills
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS pair_positions (
-        id INTEGER PRIMARY KEY, market_a TEXT NOT NULL, market_b TEXT NOT NULL, side TEXT NOT NULL,
-        status TEXT NOT NULL, base_x18_a TEXT NOT NULL, base_x18_b TEXT NOT NULL, hedge_ratio_x18 TEXT NOT NULL,
-        entry_block INTEGER NOT NULL, entry_timestamp_s INTEGER NOT NULL, entry_beta REAL NOT NULL,
-        entry_z REAL NOT NULL, entry_spread REAL NOT NULL, entry_mean REAL NOT NULL, entry_scale REAL NOT NULL,
-        quote_x18 TEXT NOT NULL, fees_x18 TEXT NOT NULL,
-        funding_settled_x18 TEXT NOT NULL, gas_x18 TEXT NOT NULL, closed_block INTEGER, close_reason TEXT)""",
-    """CREATE TABLE IF NOT EXISTS pair_trades (
-        id INTEGER PRIMARY KEY, pair_id INTEGER, kind TEXT NOT NULL, strategy TEXT NOT NULL, block INTEGER NOT NULL,
-        timestamp_s INTEGER NOT NULL, market_a TEXT NOT NULL, market_b TEXT NOT NULL, side TEXT NOT NULL,
-        reason TEXT NOT NULL, expected_net_usd REAL, predicted TEXT NOT NULL, bounds TEXT NOT NULL,
-        status TEXT NOT NULL, tx_hash TEXT, fills TEXT, gas_used INTEGER, fee_paid_wei TEXT, gas_x18 TEXT,
-        perp_fee_x18 TEXT, settled_funding_x18 TEXT, detail TEXT)""",
-)
-
 
 def _fills_json(fills: PairFills | None) -> str | None:
     return None if fills is None else json.dumps({k: str(v) for k, v in asdict(fills).items()})
@@ -47,13 +38,6 @@ def _fills_json(fills: PairFills | None) -> str | None:
 class PairJournal:
     def __init__(self, journal: Any) -> None:  # keeper.journal.Journal
         self.journal = journal
-        if not journal.readonly:
-            with journal.write_transaction() as db:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-
-    def _has_tables(self, db: Any) -> bool:
-        return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'pair_positions'").fetchone() is not None
 
     def record_trade(self, intent: PairIntent, *, block: int, timestamp_s: int, predicted: PairFills,
                      bounds: dict[str, int], pair_id: int | None) -> int:
@@ -71,9 +55,9 @@ class PairJournal:
                        detail: str) -> None:
         with self.journal.write_transaction() as db:
             db.execute("UPDATE pair_trades SET status = ?, tx_hash = ?, fills = ?, gas_used = ?, fee_paid_wei = ?,"
-                       " gas_x18 = ?, perp_fee_x18 = ?, settled_funding_x18 = ?, detail = ? WHERE id = ?",
+                       " gas_x18 = ?, perp_fee_x18 = ?, settled_funding_x18 = ?, detail = ?, settled_at_s = ? WHERE id = ?",
                        (status, tx_hash, _fills_json(fills), gas_used, str(fee_paid_wei), str(gas_x18),
-                        str(perp_fee_x18), str(settled_funding_x18), detail, trade_id))
+                        str(perp_fee_x18), str(settled_funding_x18), detail, time.time(), trade_id))
 
     def open_pair(self, intent: PairIntent, trade_id: int, fills: PairFills, *, block: int, timestamp_s: int,
                   gas_x18: int, perp_fee_x18: int, settled_funding_x18: int) -> int:
@@ -101,12 +85,13 @@ class PairJournal:
             flat = fills.position_base_x18_after_a == 0 and fills.position_base_x18_after_b == 0
             db.execute(
                 "UPDATE pair_positions SET base_x18_a = ?, base_x18_b = ?, quote_x18 = ?, fees_x18 = ?,"
-                " funding_settled_x18 = ?, gas_x18 = ?, status = ?, closed_block = ?, close_reason = ? WHERE id = ?",
+                " funding_settled_x18 = ?, gas_x18 = ?, status = ?, closed_block = ?, close_reason = ?, closed_at_s = ?"
+                " WHERE id = ?",
                 (str(fills.position_base_x18_after_a), str(fills.position_base_x18_after_b),
                  str(int(row["quote_x18"]) + fills.perp_quote_x18_a + fills.perp_quote_x18_b),
                  str(int(row["fees_x18"]) + perp_fee_x18), str(int(row["funding_settled_x18"]) + settled_funding_x18),
                  str(int(row["gas_x18"]) + gas_x18), "closed" if flat else "open", block if flat else None,
-                 reason if flat else None, pair_id))
+                 reason if flat else None, time.time() if flat else None, pair_id))
 
     def add_gas(self, pair_id: int, gas_x18: int) -> None:
         """A reverted pair transaction of an open pair still paid gas."""
@@ -115,8 +100,6 @@ class PairJournal:
 
     def open_position(self) -> PairPosition | None:
         with self.journal.read_transaction() as db:
-            if not self._has_tables(db):
-                return None
             row = db.execute("SELECT * FROM pair_positions WHERE status = 'open' ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             return None
@@ -125,23 +108,19 @@ class PairJournal:
                             row["entry_timestamp_s"], row["entry_beta"], row["entry_z"], row["entry_spread"],
                             int(row["quote_x18"]), row["entry_mean"], row["entry_scale"])
 
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self, status: str | None = None) -> list[dict[str, Any]]:
         with self.journal.read_transaction() as db:
-            if not self._has_tables(db):
-                return []
-            return [dict(r) for r in db.execute("SELECT * FROM pair_positions ORDER BY id")]
+            if status is None:
+                return [dict(r) for r in db.execute("SELECT * FROM pair_positions ORDER BY id")]
+            return [dict(r) for r in db.execute("SELECT * FROM pair_positions WHERE status = ? ORDER BY id", (status,))]
 
     def trades(self) -> list[dict[str, Any]]:
         with self.journal.read_transaction() as db:
-            if not self._has_tables(db):
-                return []
             return [dict(r) for r in db.execute("SELECT * FROM pair_trades ORDER BY id")]
 
     def unbooked_gas_x18(self) -> int:
         """Gas of pair transactions not attached to a pair (an open that reverted on chain)."""
         with self.journal.read_transaction() as db:
-            if not self._has_tables(db):
-                return 0
             rows = db.execute("SELECT gas_x18 FROM pair_trades WHERE pair_id IS NULL AND gas_x18 IS NOT NULL").fetchall()
         return sum(int(r[0]) for r in rows)
 
@@ -155,7 +134,16 @@ def pair_split(row: dict[str, Any]) -> PnlSplit:
 
 def pairs_pnl(journal: Any) -> PnlSplit:
     """Every pair's split (open ones as booked so far) plus the gas of reverted opens."""
-    book = PairJournal.__new__(PairJournal)  # reads only: no table is created
-    book.journal = journal
+    book = PairJournal(journal)
     lost = book.unbooked_gas_x18()
     return sum_pnl(pair_split(r) for r in book.rows()) + PnlSplit(0, 0, 0, lost, -lost)
+
+
+def pairs_realized_since(db: sqlite3.Connection, since_s: float) -> PnlSplit:
+    """Pairs closed since a wall-clock time, plus the gas of pair transactions tied to no pair
+    (a reverted open) settled since: the pair half of the daily loss limit."""
+    rows = db.execute("SELECT * FROM pair_positions WHERE status = 'closed' AND closed_at_s >= ?", (since_s,))
+    realized = sum_pnl(pair_split(dict(r)) for r in rows)
+    lost = sum(int(r[0]) for r in db.execute("SELECT gas_x18 FROM pair_trades WHERE pair_id IS NULL AND gas_x18 IS NOT"
+                                             " NULL AND settled_at_s >= ?", (since_s,)))
+    return realized + PnlSplit(0, 0, 0, lost, -lost)

@@ -21,7 +21,7 @@ from keeper.plan import PRIORITY_FEE_WEI, BelowProfitBar, IntentExpired, eth_usd
 from keeper.quotes_pair import PairTradeBounds, PairTradeQuote, build_pair_call, compute_pair_bounds, quote_pair_trade
 from keeper.types import MarketSnapshot
 from keeper.venues import executor as ex
-from strategies.pairs_spread import PAIR_GAS_UNITS
+from keeper.venues.gas import pair_typical_gas_units
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ def plan_pair(config: KeeperConfig, executor: str, intent: PairIntent, snapshot:
     function, args = build_pair_call(quote, bounds, deadline_s)
     calldata = ex.EXECUTOR.encode(function, *args)
     gas_price_wei = snapshot.base_fee_wei + PRIORITY_FEE_WEI
-    gas_cost_usd = PAIR_GAS_UNITS * gas_price_wei / 10**18 * eth_usd(snapshot)
+    gas_units = pair_typical_gas_units(intent.kind)
+    gas_cost_usd = gas_units * gas_price_wei / 10**18 * eth_usd(snapshot)
     e = intent.expected
     expected_net_usd = e.net_usd + e.gas_usd - e.close_gas_usd - gas_cost_usd
     if intent.kind == "open":
@@ -81,5 +82,5 @@ def plan_pair(config: KeeperConfig, executor: str, intent: PairIntent, snapshot:
         if expected_net_usd < bar or before_gas < multiple * gas_cost_usd:
             raise BelowProfitBar(f"pair expected net {expected_net_usd:.4f} USD after gas {gas_cost_usd:.4f} USD; bar: "
                                  f"net >= {bar} USD and before-gas {before_gas:.4f} >= {multiple} x gas")
-    return PairTxPlan(intent, executor, function, calldata, quote, bounds, deadline_s, PAIR_GAS_UNITS, gas_cost_usd,
+    return PairTxPlan(intent, executor, function, calldata, quote, bounds, deadline_s, gas_units, gas_cost_usd,
                       expected_net_usd)

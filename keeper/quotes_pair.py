@@ -2,8 +2,9 @@
 
 The pair (IPairExecutor, contracts/src/interfaces/IPairExecutor.sol) is long one market and short
 another, e.g. long vETH / short vBTC, both legs through the ClearingHouse in ONE transaction.
-`quote_pair_trade` replays both legs on one snapshot's vAMM states with the exact Perp math
-(keeper/venues/perp_v2_math.py, through keeper/quotes.py's leg builder) and returns the executor's
+`quote_pair_trade` replays both legs on one snapshot's vAMM states through the perp venue's adapter
+(`PAIR_LEG_VENUE`, Perp v2: keeper/venues/perp_v2_adapter.py's quote_open / quote_close, the exact
+Perp math the basis trades' perp leg uses; keeper/quotes.py's leg builder) and returns the executor's
 `PairFills` (`predicted`), to the wei, if the chain is as in the snapshot. The two markets are two
 separate vAMM pools, so leg A's fill does not move leg B's price.
 
@@ -31,12 +32,15 @@ from keeper.quotes import (
     perp_leg_bound,
     perp_leg_quote,
 )
-from keeper.types import ONE_X18, MarketView, PerpMarketState, Unavailable
+from keeper.types import ONE_X18, MarketView, PerpMarketState, PerpVenue, Unavailable
 from keeper.venues import executor as ex
 from keeper.venues.executor import PairFills
-from keeper.venues.perp_v2_math import PerpPriceBand, quote_perp_close, quote_perp_open
+from keeper.venues.perp_v2_math import PerpPriceBand
+from keeper.venues.registry import perp_adapter
 
 PairKind = Literal["open", "resize", "close"]
+PAIR_PERP_VENUE: PerpVenue = "perp_v2"  # both legs of a pair trade (the executor's openPair / closePair)
+PAIR_LEG_VENUE = perp_adapter(PAIR_PERP_VENUE)
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,10 @@ def net_exposure_quote_x18(exposure_a_x18: int, exposure_b_x18: int, hedge_ratio
 
 
 def _perp_state(view: MarketView) -> PerpMarketState:
-    if isinstance(view.perp, Unavailable):
-        raise QuoteUnavailable(f"{view.name}: perp unavailable: {view.perp.reason}")
-    return view.perp
+    state = PAIR_LEG_VENUE.state(view)
+    if isinstance(state, Unavailable):
+        raise QuoteUnavailable(f"{view.name}: perp unavailable: {state.reason}")
+    return state
 
 
 def _quote_leg(view: MarketView, kind: PairKind, base_change_x18: int, position_x18: int,
@@ -90,8 +95,7 @@ def _quote_leg(view: MarketView, kind: PairKind, base_change_x18: int, position_
     if kind == "close":
         if position_x18 == 0:
             raise ValueError(f"{view.name}: a close needs a position")
-        q = quote_perp_close(perp.pool, perp.exchange_fee_ratio_ppm, position_x18, band,
-                             insurance_fund_fee_ratio_ppm=perp.insurance_fund_fee_ratio_ppm)
+        q = PAIR_LEG_VENUE.quote_close(perp, position_x18, band)
         return perp_leg_quote(perp, q, True, position_x18 > 0, position_x18 > 0, abs(position_x18)), band
     if base_change_x18 == 0:
         raise ValueError(f"{view.name}: a pair leg needs a non-zero base change")
@@ -100,8 +104,7 @@ def _quote_leg(view: MarketView, kind: PairKind, base_change_x18: int, position_
     if kind == "resize" and position_x18 == 0:
         raise ValueError(f"{view.name}: a resize needs a position")
     is_short = base_change_x18 < 0  # sell exact base in (B2Q); buy exact base out (Q2B)
-    q = quote_perp_open(perp.pool, perp.exchange_fee_ratio_ppm, is_short, is_short, abs(base_change_x18),
-                        insurance_fund_fee_ratio_ppm=perp.insurance_fund_fee_ratio_ppm, price_band=band)
+    q = PAIR_LEG_VENUE.quote_open(perp, is_short, abs(base_change_x18), band)
     return perp_leg_quote(perp, q, False, is_short, is_short, abs(base_change_x18)), band
 
 

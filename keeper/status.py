@@ -1,13 +1,15 @@
 """`keeper status`: positions and PnL from the journal, checked against the chain when reachable.
 
 The chain check reads the executor's Perp positions (one Multicall3 batch, the same reader as the
-keeper) and reports each market where the journal and the chain disagree; it changes nothing (the
-running keeper reconciles at its next start). Without a reachable node it says so.
+keeper) and reports each market where the journal (basis positions and open pairs' legs together)
+and the chain disagree; it changes nothing (the running keeper reconciles at its next start).
+Without a reachable node it says so. Open pairs are listed with their legs (keeper/pairs_status.py),
+and their unrealised PnL when the chain was read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from keeper.chain.rpc import JsonRpc
@@ -16,7 +18,8 @@ from keeper.config import KeeperConfig
 from keeper.devnet.manifest import DevnetManifest
 from keeper.errors import ConfigError, KeeperError
 from keeper.journal import Journal, StatusReport
-from keeper.types import PerpAccountState
+from keeper.pairs_status import OpenPairStatus, fetch_open_pairs, pair_leg_sizes_x18, with_unrealised
+from keeper.types import MarketSnapshot, PerpAccountState
 
 USD = 10**18
 
@@ -26,21 +29,23 @@ class StatusView:
     journal: StatusReport
     chain_checked: str  # "yes: ..." or why not
     mismatches: tuple[str, ...]
+    pairs: tuple[OpenPairStatus, ...] = field(default=())
 
     def as_json(self) -> dict[str, Any]:
         return {"journal": self.journal.to_json_dict(), "chain_checked": self.chain_checked,
-                "mismatches": list(self.mismatches)}
+                "mismatches": list(self.mismatches), "pairs": [p.to_json_dict() for p in self.pairs]}
 
     def as_text(self) -> str:
         r = self.journal
         lines = [f"journal {r.journal_path} (last block {r.last_block})", f"chain check: {self.chain_checked}"]
-        if not r.positions:
+        if not r.positions and not self.pairs:
             lines.append("no open positions")
         for record in r.positions:
             p = record.position
             legs = " + ".join(f"{leg.venue_kind} on {leg.venue}" for leg in record.legs or p.legs)
             lines.append(f"  {p.market:<5} {p.direction.value:<11} {legs}: perp {p.perp_base_x18 / 1e18:+.6f} "
                          f"spot {p.spot_raw} raw, opened block {p.entry_block}")
+        lines += [pair.as_text() for pair in self.pairs]
         total = r.pnl.total
         realized = r.pnl.realized
         lines.append(f"PnL total {total.total_x18 / USD:+.4f} USD = funding {total.funding_x18 / USD:+.4f} "
@@ -62,13 +67,17 @@ def build_status(config: KeeperConfig) -> StatusView:
         raise ConfigError(f"monitoring.journal: {path} does not exist (has the keeper run with this config?)")
     with Journal(path, readonly=True) as journal:
         report = journal.status()
-    checked, mismatches = _check_chain(config, report)
-    return StatusView(report, checked, tuple(mismatches))
+        pairs = fetch_open_pairs(journal)
+    checked, mismatches, snapshot = _check_chain(config, report, pairs)
+    if snapshot is not None:
+        pairs = tuple(with_unrealised(p, snapshot) for p in pairs)
+    return StatusView(report, checked, tuple(mismatches), pairs)
 
 
-def _check_chain(config: KeeperConfig, report: StatusReport) -> tuple[str, list[str]]:
+def _check_chain(config: KeeperConfig, report: StatusReport,
+                 pairs: tuple[OpenPairStatus, ...] = ()) -> tuple[str, list[str], MarketSnapshot | None]:
     if config.chain.rpc_url is None or config.account.executor is None:
-        return "no: set chain.rpc_url and account.executor to check the journal against the chain", []
+        return "no: set chain.rpc_url and account.executor to check the journal against the chain", [], None
     try:
         rpc = JsonRpc(config.chain.rpc_url, timeout_s=config.chain.request_timeout_s)
         if config.chain.preset == "devnet":
@@ -81,13 +90,15 @@ def _check_chain(config: KeeperConfig, report: StatusReport) -> tuple[str, list[
         collector = SnapshotCollector(rpc, sources, account=config.account.executor)
         snapshot = collector.fetch_snapshot()
     except KeeperError as exc:
-        return f"no: {exc}", []
+        return f"no: {exc}", [], None
     account = snapshot.account
     if not isinstance(account, PerpAccountState):
-        return f"no: executor account unreadable at block {snapshot.block_number}", []
-    journal_sizes = {r.position.market: r.position.perp_base_x18 for r in report.positions}
+        return f"no: executor account unreadable at block {snapshot.block_number}", [], None
+    journal_sizes = pair_leg_sizes_x18(pairs)
+    for r in report.positions:
+        journal_sizes[r.position.market] = journal_sizes.get(r.position.market, 0) + r.position.perp_base_x18
     mismatches = []
     for market, held in account.markets.items():
         if held.position_size_x18 != journal_sizes.get(market, 0):
             mismatches.append(f"{market}: journal perp {journal_sizes.get(market, 0)}, chain {held.position_size_x18}")
-    return f"yes, at block {snapshot.block_number}", mismatches
+    return f"yes, at block {snapshot.block_number}", mismatches, snapshot

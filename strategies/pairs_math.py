@@ -52,6 +52,43 @@ def fit_spread(times_s: Sequence[float], log_a: Sequence[float], log_b: Sequence
     return SpreadFit(beta, mean, scale, correlation, n, spread, (spread - mean) / scale)
 
 
+def excursion_fit(times_s: Sequence[float], log_a: Sequence[float], log_b: Sequence[float], window_s: float,
+                  min_samples: int, entry_z: float) -> tuple[SpreadFit, int] | None:
+    """The relation BEFORE the current excursion: walking back from the latest sample while each
+    sample's own rolling z (the regression over the window ending at it) is at least entry_z on the
+    same side, the fit at the last sample before that run, and the run's first sample's index.
+    None when the latest rolling |z| is below entry_z or no fit precedes the run. The returned fit's
+    spread and z are the LATEST sample's on that relation (a rolling window absorbs a run as it goes:
+    its beta, mean and scale follow the spread, and its z shrinks while the spread still widens)."""
+    n = len(times_s)
+    latest = fit_spread(times_s, log_a, log_b, times_s[-1], window_s, min_samples) if n else None
+    if latest is None or abs(latest.z) < entry_z:
+        return None
+    side = 1 if latest.z > 0 else -1
+    k = n - 1
+    while k > 0:
+        before = fit_spread(times_s[:k], log_a[:k], log_b[:k], times_s[k - 1], window_s, min_samples)
+        if before is None:
+            return None
+        if side * before.z < entry_z:  # sample k-1 is not in the run: the relation is the fit through it
+            spread = float(log_a[-1] - before.beta * log_b[-1])
+            return SpreadFit(before.beta, before.mean, before.scale, before.correlation, before.samples, spread,
+                             (spread - before.mean) / before.scale), k
+        k -= 1
+    return None
+
+
+def still_widening(fit: SpreadFit, log_a: Sequence[float], log_b: Sequence[float]) -> float | None:
+    """How far the latest sample moved the spread further from the fit's mean than the one before,
+    in units of the fit's scale, when that is more than one scale (more than the relation's noise);
+    else None: the spread has stopped widening."""
+    if len(log_a) < 2:
+        return None
+    side = 1 if fit.z > 0 else -1
+    step = side * ((log_a[-1] - fit.beta * log_b[-1]) - (log_a[-2] - fit.beta * log_b[-2])) / fit.scale
+    return float(step) if step > 1.0 else None
+
+
 def pair_shock_grid(params: StressParams) -> list[tuple[Shock, Shock]]:
     """(shock of leg A, shock of leg B): each leg's index move and band edge independently, the
     adverse funding on both legs or on neither."""

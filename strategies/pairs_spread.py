@@ -3,7 +3,13 @@
 spread = log A - beta x log B on the vAMMs' tradable prices (not the mark), beta, mean and scale
 from a rolling regression over `window_s` seconds (strategies/pairs_math.py). Entries at
 |z| >= entry_z, in both directions: z > 0 (A rich against B) shorts A and buys B (short spread);
-z < 0 buys A and shorts B (long spread). Sized beta-neutral (B's notional = beta x A's) and under
+z < 0 buys A and shorts B (long spread). With `enter_on_turn` (the default) the entry waits for the
+spread to stop widening (the last sample not further from the mean by more than one scale), measured
+on the relation BEFORE the run (the regression through the last sample whose own rolling |z| was
+below entry_z: a rolling window absorbs a run while it goes, so its z shrinks and its correlation
+falls although the spread still widens); that relation must have the correlation (min_correlation),
+the rolling one only stays above break_correlation, and it is the position's entry model (hedge
+ratio, mean, scale). Without it, the entry is at the first sample past entry_z, on the rolling fit. Sized beta-neutral (B's notional = beta x A's) and under
 the stress-margin rule of the basis trades (the account's margin ratio above risk.min_margin_ratio
 with each leg shocked on its own), within the notional and leverage caps. The expected net PnL
 (convergence to the exit band + funding - both legs' fees and price impact from the exact quote of
@@ -34,11 +40,19 @@ from keeper.pairs_types import PairIntent, PairPosition, PairSide, SpreadFit
 from keeper.quotes import QuoteUnavailable
 from keeper.quotes_pair import PairTradeQuote, quote_pair_trade
 from keeper.stress import PerpLeg, legs_from_snapshot
+from keeper.venues.gas import pair_upper_gas_units
 from keeper.types import ONE_X18, Intent, PerpAccountState, PerpMarketState, PnlEstimate, perp_price_from_sqrt_x96
 from strategies.base import Skip, StrategyBase, StrategyContext, parse_params, require_param
-from strategies.pairs_math import beta_neutral_sizes_x18, fit_spread, max_pair_scale_usd
+from strategies.pairs_math import (
+    beta_neutral_sizes_x18,
+    excursion_fit,
+    fit_spread,
+    max_pair_scale_usd,
+    still_widening,
+)
 
-PAIR_GAS_UNITS = 1_300_000  # openPair / closePair on the devnet (two Perp legs), upper end
+PAIR_GAS_OPEN = pair_upper_gas_units("open")
+PAIR_GAS_CLOSE = pair_upper_gas_units("close")
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,7 @@ class PairsSpreadParams:
     hold_s: float = 3600.0  # expected holding time (funding and capital cost)
     max_hold_s: float = 21_600.0
     valid_for_blocks: int = 2
+    enter_on_turn: bool = True  # enter once the spread stopped widening, on the relation before the run
 
     def __post_init__(self) -> None:
         require_param(self.market_a != self.market_b, "market_b", self.market_b, "a market other than market_a")
@@ -150,17 +165,42 @@ class PairsSpread(StrategyBase):
             return self.skip(label, f"no regression yet ({len(pctx.times_s)} samples, need {p.min_samples} "
                                     f"in {p.window_s:.0f} s with moving prices)")
         numbers = f"z {fit.z:+.2f}, beta {fit.beta:.3f}, corr {fit.correlation:.3f}, scale {fit.scale:.5f}"
-        if fit.correlation < p.min_correlation or fit.beta <= 0:
-            return self.skip(label, f"no thesis: {numbers} (need corr >= {p.min_correlation}, beta > 0)")
+        # on the turn, the thesis is the relation before the run (below); the rolling window, which the
+        # run itself decorrelates, must only stay above the exit's break_correlation
+        need = p.break_correlation if p.enter_on_turn else p.min_correlation
+        if fit.correlation < need or fit.beta <= 0:
+            return self.skip(label, f"no thesis: {numbers} (need corr >= {need}, beta > 0)")
         if abs(fit.z) < p.entry_z:
             return self.skip(label, f"|z| < entry {p.entry_z}: {numbers}")
         if abs(fit.z) >= p.stop_z:
             return self.skip(label, f"|z| >= stop {p.stop_z}: past the stop, no entry; {numbers}")
+        if p.enter_on_turn:
+            found = self._relation_at_turn(pctx, fit, numbers)
+            if isinstance(found, Skip):
+                return found
+            fit, numbers = found
         side: PairSide = "short_spread" if fit.z > 0 else "long_spread"
         try:
             return self._entry_intent(ctx, fit, side, numbers)
         except (SkipOpportunity, QuoteUnavailable, ValueError) as exc:
             return self.skip(label, f"{side} not quotable: {exc}")
+
+    def _relation_at_turn(self, pctx: PairContext, rolling: SpreadFit, numbers: str) -> tuple[SpreadFit, str] | Skip:
+        """enter_on_turn: the entry model is the relation before the excursion (excursion_fit), its
+        correlation must hold the thesis, and the spread must have stopped widening on it."""
+        p, label = self.params, self.pair_label()
+        found = excursion_fit(pctx.times_s, pctx.log_a, pctx.log_b, p.window_s, p.min_samples, p.entry_z)
+        if found is None:
+            return self.skip(label, f"no relation before the excursion (the window holds the run only); {numbers}")
+        relation, start = found
+        numbers = (f"{numbers}; before the run (sample {start} on): z {relation.z:+.2f}, beta {relation.beta:.3f}, "
+                   f"corr {relation.correlation:.3f}, scale {relation.scale:.5f}")
+        if relation.correlation < p.min_correlation or relation.beta <= 0 or (relation.z > 0) != (rolling.z > 0):
+            return self.skip(label, f"no thesis before the run: {numbers} (need corr >= {p.min_correlation}, beta > 0)")
+        widening = still_widening(relation, pctx.log_a, pctx.log_b)
+        if widening is not None:
+            return self.skip(label, f"spread still widening ({widening:+.1f} scale in the last sample): {numbers}")
+        return relation, numbers
 
     def _entry_intent(self, ctx: StrategyContext, fit: SpreadFit, side: PairSide, numbers: str) -> PairIntent | Skip:
         p, label = self.params, self.pair_label()
@@ -181,8 +221,8 @@ class PairsSpread(StrategyBase):
         sign_a = 1 if side == "long_spread" else -1
         funding = -(sign_a * perp_a.funding_rate_per_s * notional - sign_a * perp_b.funding_rate_per_s * notional_b) * p.hold_s
         costs = ctx.costs
-        gas_open = costs.tx_cost_usd(PAIR_GAS_UNITS)
-        gas_close = costs.tx_cost_usd(PAIR_GAS_UNITS)
+        gas_open = costs.tx_cost_usd(PAIR_GAS_OPEN)
+        gas_close = costs.tx_cost_usd(PAIR_GAS_CLOSE)
         capital = costs.capital_cost_usd((notional + notional_b) / ctx.limits.max_leverage, p.hold_s)
         expected = PnlEstimate(convergence_usd=convergence, funding_usd=funding, fees_usd=2 * open_costs.fees_usd,
                                price_impact_usd=2 * open_costs.impact_usd, gas_usd=gas_open + gas_close,
@@ -279,7 +319,7 @@ class PairsSpread(StrategyBase):
             return None
         notional_a = abs(quote.leg_a.quote_delta_x18) / ONE_X18
         remaining = notional_a * max(0.0, abs(z) - p.exit_z) * position.entry_scale
-        exit_cost = sum(vars(quote_costs(quote)).values()) + ctx.costs.tx_cost_usd(PAIR_GAS_UNITS)
+        exit_cost = sum(vars(quote_costs(quote)).values()) + ctx.costs.tx_cost_usd(PAIR_GAS_CLOSE)
         if remaining < exit_cost:
             return f"remaining edge {remaining:,.2f} USD < cost of exiting {exit_cost:,.2f} USD"
         return None

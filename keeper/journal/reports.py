@@ -9,6 +9,7 @@ from keeper.journal.accounting import _position_record, _position_split, _unattr
 from keeper.journal.records import FundingRecord, MarketPnl, PnlSummary, StatusReport, TxRecord
 from keeper.journal.rows import _funding_from_row, _int, _open_position_row, _realized_from_row, _tx_from_row
 from keeper.journal.schema import SCHEMA_VERSION
+from keeper.pairs_journal import pairs_realized_since
 from keeper.pnl_split import ZERO_PNL, PnlSplit, sum_pnl
 
 
@@ -32,11 +33,12 @@ def pnl_summary(db: sqlite3.Connection) -> PnlSummary:
 
 def realized_since(db: sqlite3.Connection, since_s: float) -> PnlSplit:
     """Realized since a wall-clock time: positions closed since, plus gas tied to no position
-    of transactions settled since."""
+    of transactions settled since; the pair trades' likewise (keeper/pairs_journal.py)."""
     rows = db.execute("SELECT * FROM realized_pnl WHERE recorded_at_s >= ?", (since_s,)).fetchall()
     gas = sum(_int(r[0]) for r in db.execute(
         "SELECT gas_usd_x18 FROM transactions WHERE position_id IS NULL AND settled_at_s >= ?", (since_s,)))
-    return sum_pnl(_realized_from_row(r).split for r in rows) + PnlSplit(0, 0, 0, gas, -gas)
+    return sum_pnl(_realized_from_row(r).split for r in rows) + PnlSplit(0, 0, 0, gas, -gas) + \
+        pairs_realized_since(db, since_s)
 
 
 def pending_transactions(db: sqlite3.Connection) -> list[TxRecord]:

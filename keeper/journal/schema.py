@@ -16,7 +16,10 @@ log = get_logger("keeper.journal")
 # Version history (each version's upgrade from the one before is in MIGRATIONS):
 #   1  decisions, positions, position_events, transactions, fills, funding, realized_pnl, reconcile_log
 #   2  position_legs: each position's legs, one row per leg with its venue (perp_v2; uniswap_v3 / v2)
-SCHEMA_VERSION = 2
+#   3  pair_positions, pair_trades: the pair desk's books (keeper/pairs_journal.py); a version 2 file may
+#      already hold them (the desk created them on first use before version 3): kept, with their rows;
+#      and the wall-clock times the daily loss limit counts by (closed_at_s, settled_at_s)
+SCHEMA_VERSION = 3
 
 
 # ------------------------------------------------------------------------------ schema
@@ -201,11 +204,35 @@ _POSITION_LEGS = """CREATE TABLE position_legs (
         PRIMARY KEY (position_id, leg))"""
 _SCHEMA.append(_POSITION_LEGS)
 
+# The pair trades' tables (keeper/pairs_journal.py describes them). IF NOT EXISTS for the version 2
+# files where the pair desk had created them itself (SQLite stores the statement without that clause,
+# so a fresh file and an upgraded one have the same schema).
+_PAIR_TABLES = [
+    """CREATE TABLE IF NOT EXISTS pair_positions (
+        id INTEGER PRIMARY KEY, market_a TEXT NOT NULL, market_b TEXT NOT NULL, side TEXT NOT NULL,
+        status TEXT NOT NULL, base_x18_a TEXT NOT NULL, base_x18_b TEXT NOT NULL, hedge_ratio_x18 TEXT NOT NULL,
+        entry_block INTEGER NOT NULL, entry_timestamp_s INTEGER NOT NULL, entry_beta REAL NOT NULL,
+        entry_z REAL NOT NULL, entry_spread REAL NOT NULL, entry_mean REAL NOT NULL, entry_scale REAL NOT NULL,
+        quote_x18 TEXT NOT NULL, fees_x18 TEXT NOT NULL,
+        funding_settled_x18 TEXT NOT NULL, gas_x18 TEXT NOT NULL, closed_block INTEGER, close_reason TEXT)""",
+    """CREATE TABLE IF NOT EXISTS pair_trades (
+        id INTEGER PRIMARY KEY, pair_id INTEGER, kind TEXT NOT NULL, strategy TEXT NOT NULL, block INTEGER NOT NULL,
+        timestamp_s INTEGER NOT NULL, market_a TEXT NOT NULL, market_b TEXT NOT NULL, side TEXT NOT NULL,
+        reason TEXT NOT NULL, expected_net_usd REAL, predicted TEXT NOT NULL, bounds TEXT NOT NULL,
+        status TEXT NOT NULL, tx_hash TEXT, fills TEXT, gas_used INTEGER, fee_paid_wei TEXT, gas_x18 TEXT,
+        perp_fee_x18 TEXT, settled_funding_x18 TEXT, detail TEXT)""",
+]
+# the same statements build a fresh file, so both have the same schema text (ALTER rewrites it)
+_PAIR_TABLES += ["ALTER TABLE pair_positions ADD COLUMN closed_at_s REAL",
+                 "ALTER TABLE pair_trades ADD COLUMN settled_at_s REAL"]
+_SCHEMA.extend(_PAIR_TABLES)
+
 # MIGRATIONS[v]: the statements that upgrade a version v-1 journal to version v, in place.
 MIGRATIONS: dict[int, list[str]] = {
     2: [_POSITION_LEGS,
         "INSERT INTO position_legs (position_id, leg, venue_kind, venue) SELECT id, 0, 'perp', 'perp_v2' FROM positions",
         "INSERT INTO position_legs (position_id, leg, venue_kind, venue) SELECT id, 1, 'spot', spot_venue FROM positions"],
+    3: list(_PAIR_TABLES),
 }
 
 

@@ -26,9 +26,9 @@ from keeper.quotes_pair import quote_pair_trade
 from keeper.simulate.optimum import GRID_RATIO, GRID_SIZES, OptimalTrip, schedule, size_grid_x18
 from keeper.simulate.paper import AccountLimits, PathPoint, compute_funding_paid_x18
 from keeper.types import ONE_X18, MarketSnapshot, PerpMarketState, perp_price_from_sqrt_x96
+from keeper.venues.gas import pair_typical_gas_units
 from strategies.pairs_math import beta_neutral_sizes_x18
 
-PAIR_PAPER_GAS_UNITS = {"open": 1_800_000, "close": 1_100_000}  # openPair with deposit ~1.76M, closePair ~1.05M
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class _PairCandidate:
 
 
 def _gas_x18(point: PathPoint, kind: str) -> int:
-    return compute_gas_usd_x18(PAIR_PAPER_GAS_UNITS[kind] * point.gas_price_wei + point.l1_fee_wei, point.eth_price_x18)
+    return compute_gas_usd_x18(pair_typical_gas_units(kind) * point.gas_price_wei + point.l1_fee_wei, point.eth_price_x18)
 
 
 def _quote(snapshot: MarketSnapshot, a: str, b: str, kind: str, base_a: int, base_b: int, beta_x18: int) -> _Leg | None:

@@ -24,6 +24,8 @@ from keeper.pairs_desk import PairDesk
 from keeper.pairs_journal import PairJournal, pairs_pnl
 from keeper.pairs_plan import plan_pair
 from keeper.pairs_types import PairIntent, SpreadFit
+from keeper.status import build_status
+from keeper.venues.gas import PAIR_GAS_UNITS
 from keeper.types import ONE_X18, MarketSnapshot, PerpAccountState, PerpMarketState, PnlEstimate, perp_price_from_sqrt_x96
 from strategies import PairsSpread
 from strategies.pairs_math import beta_neutral_sizes_x18
@@ -141,3 +143,63 @@ def test_a_dry_run_pair_reports_the_exact_would_be_fills_and_sends_nothing(live:
         assert set(dry.held_markets()) == {"ETH", "BTC"}
         assert int(devnet.rpc.call("eth_getTransactionCount", [signer.address, "pending"]), 16) == nonce_before
         assert chain_positions(collector)[:2] == (0, 0) and dry.book.trades() == []  # nothing sent, nothing booked
+
+
+def test_the_gas_table_covers_what_open_pair_and_close_pair_use_on_chain(desk: Any) -> None:
+    """keeper/venues/gas.py's pair rows against the chain: two open/close cycles on a fresh executor
+    (the first one deposits and touches cold storage); every transaction within the upper column,
+    the warm cycle within the typical one."""
+    _, pair_desk, collector, _ = desk
+    used: list[tuple[str, int]] = []
+    for _cycle in range(2):
+        snapshot = collector.fetch_snapshot()
+        plan = plan_pair(pair_desk.config, pair_desk.executor_address, open_intent(snapshot), snapshot, None)
+        assert plan.gas_units == PAIR_GAS_UNITS["open"].typical  # the planner's gate charges the table's row
+        assert pair_desk._execute(plan, snapshot, None)["status"] == "included"
+        held = pair_desk.position()
+        assert held is not None
+        snapshot = collector.fetch_snapshot()
+        close = PairIntent("pairs_spread", "close", "ETH", "BTC", held.side, 0, 0, held.hedge_ratio_x18, "test close",
+                           PnlEstimate(0, 0, 0, 0, 0, 0), snapshot.block_number, snapshot.block_number + 2)
+        plan = plan_pair(pair_desk.config, pair_desk.executor_address, close, snapshot, held)
+        assert pair_desk._execute(plan, snapshot, held)["status"] == "included"
+    used = [(str(t["kind"]), int(t["gas_used"])) for t in pair_desk.book.trades()]
+    print("pair gas used:", used)
+    assert [kind for kind, _ in used] == ["open", "close", "open", "close"]
+    for kind, gas in used:
+        assert 0 < gas <= PAIR_GAS_UNITS[kind].upper
+    for kind, gas in used[2:]:
+        assert gas <= PAIR_GAS_UNITS[kind].typical
+
+
+def test_keeper_status_lists_the_open_pair_matching_the_chain_and_values_it_at_the_exact_close(
+        desk: Any, tmp_path: Path) -> None:
+    devnet, pair_desk, collector, _ = desk
+    snapshot = collector.fetch_snapshot()
+    plan = plan_pair(pair_desk.config, pair_desk.executor_address, open_intent(snapshot), snapshot, None)
+    assert pair_desk._execute(plan, snapshot, None)["status"] == "included"
+    manifest = tmp_path / "manifest.json"
+    devnet.manifest.write(manifest)
+    config = load_config(None, environ={}, overrides={
+        "chain": {"rpc_url": devnet.manifest.rpc_url, "manifest": str(manifest)},
+        "account": {"executor": pair_desk.executor_address},
+        "monitoring": {"journal": str(tmp_path / "journal.sqlite")}})
+
+    view = build_status(config)
+
+    # the chain holds exactly the pair's legs: no mismatch, although no basis position is open
+    assert view.chain_checked.startswith("yes") and view.mismatches == ()
+    (pair,) = view.pairs
+    held = pair_desk.position()
+    assert held is not None and (pair.base_x18_a, pair.base_x18_b) == (held.base_x18_a, held.base_x18_b)
+    assert pair.unrealised_x18 is not None and f"pair {held.pair_id} short_spread ETH/BTC" in view.as_text()
+    # closing now books exactly that, less the close's own gas and the funding it settles
+    snapshot = collector.fetch_snapshot()
+    close = PairIntent("pairs_spread", "close", "ETH", "BTC", held.side, 0, 0, held.hedge_ratio_x18, "test close",
+                       PnlEstimate(0, 0, 0, 0, 0, 0), snapshot.block_number, snapshot.block_number + 2)
+    closed = pair_desk._execute(plan_pair(pair_desk.config, pair_desk.executor_address, close, snapshot, held),
+                                snapshot, held)
+    assert closed["fills_equal_predicted"] is True
+    (_, close_trade) = pair_desk.book.trades()
+    split = pairs_pnl(pair_desk.book.journal)
+    assert split.total_x18 + int(close_trade["gas_x18"]) + int(close_trade["settled_funding_x18"]) == pair.unrealised_x18

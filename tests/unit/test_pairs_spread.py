@@ -21,7 +21,14 @@ from keeper.types import ONE_X18, Intent, PerpAccountState, PnlEstimate, Positio
 from keeper.venues.executor import PairFills
 from strategies import PairsSpread, load_strategy
 from strategies.base import Skip, StrategyContext
-from strategies.pairs_math import beta_neutral_sizes_x18, fit_spread, max_pair_scale_usd, pair_shock_grid
+from strategies.pairs_math import (
+    beta_neutral_sizes_x18,
+    excursion_fit,
+    fit_spread,
+    max_pair_scale_usd,
+    pair_shock_grid,
+    still_widening,
+)
 from strategies.pairs_spread import PairContext, PairsSpreadParams
 
 from .test_pnl_model import costs, limits, market_view, perp_state, snapshot_of
@@ -118,9 +125,10 @@ def account(value_usd: float = 200_000.0) -> PerpAccountState:
 
 def pair_context(shift: float, *, value_usd: float = 200_000.0, positions: dict | None = None,  # type: ignore[type-arg]
                  held: PairPosition | None = None, eth_usd: float = ETH_USD, noise: float = 0.0005,
-                 common: bool = True, max_leverage: float = 3.0) -> PairContext:
+                 common: bool = True, max_leverage: float = 3.0, hold: int = 2) -> PairContext:
     """History: log ETH = log 3000 + (log BTC - log 60000) + noise, the snapshot's prices last; the
-    snapshot's ETH is `shift` (log) away from that relation."""
+    snapshot's ETH is `shift` (log) away from that relation, and so were the `hold` - 1 samples
+    before it (the spread ran out and stopped widening: what enter_on_turn waits for)."""
     eth, btc = views(eth_usd * math.exp(shift), BTC_USD)
     snap = snapshot_of(eth, btc, account=account(value_usd))
     ctx = StrategyContext(snapshot=snap, signals={}, positions=positions or {}, costs=costs(),
@@ -131,6 +139,8 @@ def pair_context(shift: float, *, value_usd: float = 200_000.0, positions: dict 
         log_a = [math.log(eth_usd) + (b - math.log(BTC_USD)) + (noise if k % 2 else -noise) for k, b in enumerate(log_b)]
     else:  # no relation: A zig-zags on its own
         log_a = [math.log(eth_usd) + (noise * 4 if k % 3 else -noise * 4) for k in range(len(log_b))]
+    for k in range(2, hold + 1):  # the run's earlier samples, on the relation + shift (no noise)
+        log_a[-k] = math.log(eth_usd) + (log_b[-k] - math.log(BTC_USD)) + shift
     log_a[-1] = math.log(perp_price_from_sqrt_x96(eth.perp.pool.sqrt_price_x96) / ONE_X18)
     log_b[-1] = math.log(perp_price_from_sqrt_x96(btc.perp.pool.sqrt_price_x96) / ONE_X18)
     return PairContext(ctx, times, log_a, log_b, held)
@@ -168,6 +178,56 @@ def test_given_z_inside_the_band_or_no_correlation_when_deciding_then_it_skips_w
     assert isinstance(inside, Skip) and "|z| < entry" in inside.reason
     unrelated = strategy().decide_pair(pair_context(+0.02, common=False))
     assert isinstance(unrelated, Skip) and "no thesis" in unrelated.reason and "corr" in unrelated.reason
+
+
+def test_given_a_run_when_finding_the_relation_before_it_then_the_run_is_left_out_of_the_fit() -> None:
+    # Given a clean relation (beta 1.5, alpha 0.3), then A running away over the last three samples
+    times, log_a, log_b = series(n=40, noise=0.0005)
+    for k, jump in zip((-3, -2, -1), (0.01, 0.02, 0.03)):
+        log_a[k] += jump
+    found = excursion_fit(times, log_a, log_b, 3600.0, 10, 2.0)
+    assert found is not None
+    relation, start = found
+    # Then the relation is the fit through the last sample before the run, and z is the latest's on it
+    assert start == 37 and relation.samples == 37
+    before = fit_spread(times[:37], log_a[:37], log_b[:37], times[36], 3600.0, 10)
+    assert before is not None and (relation.beta, relation.mean, relation.scale) == (before.beta, before.mean, before.scale)
+    assert relation.beta == pytest.approx(1.5, rel=1e-2) and relation.correlation > 0.99
+    assert relation.spread == pytest.approx(log_a[-1] - relation.beta * log_b[-1])
+    assert relation.z == pytest.approx((relation.spread - relation.mean) / relation.scale)
+    rolling = fit_spread(times, log_a, log_b, times[-1], 3600.0, 10)
+    assert rolling is not None and relation.z > 3 * rolling.z  # the rolling window half absorbed the run
+    # And the spread is still widening on that relation (+0.01 a sample, 20 scales); flat after a pause
+    widening = still_widening(relation, log_a, log_b)
+    assert widening is not None and widening > 10  # 0.01 of spread against a scale near the 0.0005 noise
+    log_a[-1] = log_a[-2] + relation.beta * (log_b[-1] - log_b[-2])
+    assert still_widening(relation, log_a, log_b) is None
+    # No run: nothing to find
+    assert excursion_fit(*series(n=40), 3600.0, 10, 2.0) is None
+
+
+def test_given_a_spread_that_just_jumped_when_entering_on_the_turn_then_it_waits_and_the_old_rule_would_not() -> None:
+    jumped = pair_context(+0.02, hold=1)
+    waiting = strategy().decide_pair(jumped)
+    assert isinstance(waiting, Skip) and "spread still widening" in waiting.reason and "before the run" in waiting.reason
+    at_once = strategy(enter_on_turn=False).decide_pair(jumped)
+    assert isinstance(at_once, PairIntent) and at_once.side == "short_spread"
+
+
+def test_given_the_spread_stopped_widening_when_entering_on_the_turn_then_the_entry_model_is_the_relation_before() -> None:
+    pctx = pair_context(+0.02, hold=3)
+    decision = strategy().decide_pair(pctx)
+    assert isinstance(decision, PairIntent) and decision.side == "short_spread", decision
+    rolling = strategy().fit(pctx)
+    assert rolling is not None and decision.fit is not None
+    # the position's model (hedge ratio, mean, scale) is the relation before the run (log ETH - log
+    # BTC = log 3000 - log 60000, beta 1): the fit through the last sample before the three run samples
+    t, a, b = pctx.times_s, pctx.log_a, pctx.log_b
+    before = fit_spread(t[:-3], a[:-3], b[:-3], t[-4], 3600.0, 10)
+    assert before is not None and (decision.fit.beta, decision.fit.mean) == (before.beta, before.mean)
+    assert decision.fit.beta == pytest.approx(1.0, abs=1e-2) and decision.fit.samples < rolling.samples
+    assert decision.fit.z > rolling.z and decision.hedge_ratio_x18 == int(decision.fit.beta * ONE_X18)
+    assert "before the run" in decision.reason
 
 
 def test_given_a_small_shift_when_costs_exceed_the_convergence_then_it_skips_with_the_terms() -> None:

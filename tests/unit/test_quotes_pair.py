@@ -128,3 +128,38 @@ def test_the_guard_refuses_pair_bounds_that_protect_nothing() -> None:
         check_protective_pair_bounds(quote, replace(good, opposite_amount_bound_x18_b=1))
     with pytest.raises(UnprotectiveBounds, match="net exposure"):
         check_protective_pair_bounds(quote, replace(good, max_net_exposure_quote_x18=13_000 * ONE_X18))
+
+
+def test_both_legs_are_quoted_through_the_perp_v2_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One path for a Perp leg: the pair's legs are the venue adapter's quote_open / quote_close."""
+    import keeper.quotes_pair as qp
+    from keeper.venues.registry import perp_adapter
+
+    assert qp.PAIR_LEG_VENUE is perp_adapter("perp_v2")
+    calls: list[tuple[str, str, int]] = []
+    adapter = qp.PAIR_LEG_VENUE
+
+    class Recording:
+        def state(self, view):  # type: ignore[no-untyped-def]
+            return adapter.state(view)
+
+        def quote_open(self, state, is_short, amount_x18, band):  # type: ignore[no-untyped-def]
+            calls.append(("open", state.base_token, amount_x18 if not is_short else -amount_x18))
+            return adapter.quote_open(state, is_short, amount_x18, band)
+
+        def quote_close(self, state, position_base_x18, band):  # type: ignore[no-untyped-def]
+            calls.append(("close", state.base_token, position_base_x18))
+            return adapter.quote_close(state, position_base_x18, band)
+
+    monkeypatch.setattr(qp, "PAIR_LEG_VENUE", Recording())
+    opened = quote_pair_trade(ETH, BTC, "open", 2 * ONE_X18, -ONE_X18 // 10)
+    closed = quote_pair_trade(ETH, BTC, "close", position_x18_a=2 * ONE_X18, position_x18_b=-ONE_X18 // 10)
+    eth, btc = ETH.perp.base_token, BTC.perp.base_token  # type: ignore[union-attr]
+    assert calls == [("open", eth, 2 * ONE_X18), ("open", btc, -ONE_X18 // 10),
+                     ("close", eth, 2 * ONE_X18), ("close", btc, -ONE_X18 // 10)]
+    # and the legs are the adapter's fills, to the wei
+    band = opened.price_band_a
+    direct = adapter.quote_open(ETH.perp, False, 2 * ONE_X18, band)  # type: ignore[arg-type]
+    assert (opened.leg_a.base_delta_x18, opened.leg_a.quote_delta_x18) == (direct.base_delta_raw, direct.quote_delta_raw)
+    direct = adapter.quote_close(BTC.perp, -ONE_X18 // 10, closed.price_band_b)  # type: ignore[arg-type]
+    assert (closed.leg_b.base_delta_x18, closed.leg_b.quote_delta_x18) == (direct.base_delta_raw, direct.quote_delta_raw)
