@@ -49,6 +49,7 @@ from keeper.types import (
     USDC_DECIMALS,
 )
 from keeper.stress import StressParams
+from keeper.trade_legs import logged_legs
 from strategies import load_strategy
 from strategies.base import CostModel, RiskLimits, StrategyContext
 
@@ -431,7 +432,7 @@ class Engine:
                  gas_limit=plan.gas_limit, gas_cost_usd=round(plan.gas_cost_usd, 4),
                  expected_net_usd=round(plan.expected_net_usd, 4), predicted=plan.predicted.__dict__,
                  perp_bound_x18=plan.perp_opposite_amount_bound_x18, spot_limit_raw=plan.spot_limit_raw,
-                 min_net_quote_x18=plan.min_net_quote_x18)
+                 min_net_quote_x18=plan.min_net_quote_x18, legs=logged_legs(intent, plan.predicted, snapshot))
         eth_x18 = eth_price_x18(snapshot)
 
         def on_signed(entry: PendingEntry) -> None:
@@ -448,7 +449,7 @@ class Engine:
         log.info("tx.outcome", block=snapshot.block_number, market=intent.market, kind=intent.kind,
                  status=outcome.status, tx_hash=outcome.tx_hash, gas_used=outcome.gas_used,
                  fee_paid_wei=outcome.fee_paid_wei, fills=outcome.fills.__dict__ if outcome.fills else None,
-                 detail=outcome.detail)
+                 detail=outcome.detail, legs=logged_legs(intent, outcome.fills, snapshot))
         self._book(decision_id, outcome, snapshot, sent[-1] if sent else None)
         if outcome.status == "dry_run" and outcome.fills is not None:
             self._apply_virtual(intent, outcome, snapshot, signal)
@@ -464,7 +465,8 @@ class Engine:
             self.metrics.tx_outcomes.labels(outcome.status).inc()
             log.info("tx.outcome", block=snapshot.block_number, market=tx.market, kind=tx.kind, status=outcome.status,
                      tx_hash=outcome.tx_hash, gas_used=outcome.gas_used, fee_paid_wei=outcome.fee_paid_wei,
-                     fills=outcome.fills.__dict__ if outcome.fills else None, detail=outcome.detail, late=True)
+                     fills=outcome.fills.__dict__ if outcome.fills else None, detail=outcome.detail, late=True,
+                     legs=logged_legs(outcome.plan.intent, outcome.fills, snapshot))
             self._book(tx.decision_id, outcome, snapshot, tx.id)
             booked.append(outcome)
         return booked

@@ -46,7 +46,7 @@ from keeper.adopt import chain_positions
 from keeper.journal import Journal
 from keeper.retention import prune_journal
 from keeper.startup import retry_transient
-from keeper.types import MarketSnapshot, PerpAccountState
+from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
 from keeper.venues.executor import EXECUTOR
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
@@ -204,7 +204,7 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
             JsonFilePendingStore(config.monitoring.journal.with_name(f"pending-{chain_id}-{signer.address}.json")),
             chain_id=chain_id, sleep=heads.sleep_until_new_head)
         sender.recover()
-        executor = LiveExecutor(sender, rpc, sources.perp.clearing_house)
+        executor = LiveExecutor(sender, rpc, {BASIS_PERP_VENUE: sources.perp.clearing_house})
     metrics = KeeperMetrics()
     kill_flag = threading.Event()
 
