@@ -199,7 +199,8 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
             rpc, signer,
             SenderConfig(build_fee_policy(config),  # the planner's tips come from the same policy
                          gas_margin_bps=cfg.gas_margin_pct * 100, confirmations=cfg.confirmations,
-                         replace_after_blocks=cfg.replace_after_blocks, poll_interval_s=config.chain.poll_interval_s,
+                         replace_after_blocks=cfg.replace_after_blocks, dropped_after_blocks=cfg.dropped_after_blocks,
+                         poll_interval_s=config.chain.poll_interval_s,
                          keep_settled=True),
             JsonFilePendingStore(config.monitoring.journal.with_name(f"pending-{chain_id}-{signer.address}.json")),
             chain_id=chain_id, sleep=heads.sleep_until_new_head)
