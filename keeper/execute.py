@@ -75,7 +75,7 @@ class LiveExecutor:
         return Outcome(plan, result.status, result.tx_hash, result.block_number, result.gas_used,
                        result.fee_paid_wei, fills, detail, nonce=result.nonce, block_timestamp_s=block_ts,
                        position_base_after_x18=position_after, perp_fee_x18=perp_fee, settled_funding_x18=settled,
-                       attempt_hashes=result.attempt_hashes)
+                       attempt_hashes=result.attempt_hashes, effective_gas_price_wei=result.effective_gas_price_wei)
 
 
 def legs_receipt_facts(legs: tuple[TradeLeg, ...], receipt: dict[str, Any], venue_emitters: Mapping[str, str],

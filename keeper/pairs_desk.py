@@ -114,7 +114,8 @@ class PairDesk:
                  hedge_ratio_x18=decision.hedge_ratio_x18, expected_net_usd=round(decision.expected.net_usd, 4),
                  reason=decision.reason)
         try:
-            plan = plan_pair(self.config, self.executor_address, decision, snapshot, position, head_block)
+            plan = plan_pair(self.config, self.executor_address, decision, snapshot, position, head_block,
+                             tip_wei=ctx.costs.gas_price_wei - snapshot.base_fee_wei)
         except SkipOpportunity as exc:
             self._log_skip(snapshot, f"plan: {exc}")
             return []
@@ -174,6 +175,7 @@ class PairDesk:
         exact = fills == predicted if fills is not None else None
         log.info("pair.outcome", block=snapshot.block_number, kind=intent.kind, status=status, tx_hash=result.tx_hash,
                  gas_used=result.gas_used, fills=fills.__dict__ if fills else None, fills_equal_predicted=exact,
+                 gas_price_predicted_wei=plan.gas_price_wei, gas_price_paid_wei=result.effective_gas_price_wei,
                  detail=detail)
         if fills is not None and intent.kind == "open":
             self.book.open_pair(intent, trade_id, fills, block=snapshot.block_number,

@@ -86,7 +86,7 @@ class Recorder:
             spot_usd = {venue: None if isinstance(p, Unavailable) else p for venue, p in prices.items()}
             v3_usd, v2_usd = spot_usd["uniswap_v3"], spot_usd["uniswap_v2"]
             # the keeper's spot change is marked at the spot price after its tick
-            after_v3 = spot_price(after.markets[name], "uniswap_v3") if name in after.markets else v3
+            after_v3 = spot_price(after.markets[name], "uniswap_v3") if name in after.markets else prices["uniswap_v3"]
             marked = v3_usd if isinstance(after_v3, Unavailable) else after_v3
             spot_x18[name] = int(marked * ONE_X18) if marked else 0
             held = account.markets.get(name) if account else None
