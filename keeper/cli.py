@@ -348,27 +348,7 @@ def scan(
     _print_scan(rows)
 
 
-def _fmt(value: float | int | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
 SCAN_TABLE_MIN_WIDTH = 170
-
-
-def _scan_cells(r) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {
-        "spot V3": _fmt(r.spot_v3_usd, ",.4f"),
-        "spot V2": _fmt(r.spot_v2_usd, ",.4f"),
-        "perp mark": _fmt(r.perp_mark_usd, ",.4f"),
-        "index": _fmt(r.index_usd, ",.4f") + ("" if r.oracle_age_s is None else f" ({r.oracle_age_s}s)"),
-        "basis bps V3/V2": f"{_fmt(r.basis_bps_v3, '+.2f')} / {_fmt(r.basis_bps_v2, '+.2f')}",
-        "funding APR": _fmt(r.funding_apr, "+.2%"),
-        "carry APR short/long perp": f"{_fmt(r.carry_apr_short_perp, '+.2%')} / {_fmt(r.carry_apr_long_perp, '+.2%')}",
-        "basis z (V3)": f"{_fmt(r.basis_zscore_v3, '+.2f')} ({r.zscore_history_blocks} blocks)",
-        "V3 $ +1%/+2%": f"{_fmt(r.v3_depth_1pct_usd, ',.0f')} / {_fmt(r.v3_depth_2pct_usd, ',.0f')}",
-        "V2 $ +1%/+2%": f"{_fmt(r.v2_depth_1pct_usd, ',.0f')} / {_fmt(r.v2_depth_2pct_usd, ',.0f')}",
-        "perp $ +1%/+2%": f"{_fmt(r.perp_depth_1pct_usd, ',.0f')} / {_fmt(r.perp_depth_2pct_usd, ',.0f')}",
-    }
 
 
 def _print_scan(rows: list) -> None:  # type: ignore[type-arg]
@@ -379,17 +359,17 @@ def _print_scan(rows: list) -> None:  # type: ignore[type-arg]
     if out.width >= SCAN_TABLE_MIN_WIDTH:
         table = Table(title=f"markets at block {block}", title_justify="left")
         table.add_column("market", no_wrap=True, min_width=6)
-        for column in _scan_cells(rows[0]) if rows else ():
+        for column in rows[0].cells() if rows else ():
             table.add_column(column, justify="right", no_wrap=True)
         for r in rows:
-            table.add_row(r.market, *_scan_cells(r).values())
+            table.add_row(r.market, *r.cells().values())
         out.print(table)
     else:
         out.print(f"markets at block {block}", highlight=False)
         for r in rows:
             out.print(f"[bold]{r.market}[/]")
-            for key, value in _scan_cells(r).items():
-                out.print(f"  {key:<26} {value}", highlight=False)
+            for key, value in r.cells().items():
+                out.print(f"  {key:<30} {value}", highlight=False)
     for r in rows:
         for problem in r.unavailable:
             out.print(f"[yellow]{r.market} unavailable[/]: {problem}", highlight=False)

@@ -113,6 +113,8 @@ class ExecutionConfig(_Section):
     deadline_s: int = Field(120, gt=0)
     confirmations: int = Field(1, ge=1, le=64)
     replace_after_blocks: int = Field(3, ge=1)
+    dropped_after_blocks: int = Field(3, ge=1, description="a transaction the node has not held for this many blocks "
+                                      "(re-broadcasts and replacements refused) is dropped; its nonce is freed")
     max_fee_per_gas_gwei: float = Field(100.0, gt=0)
     gas_margin_pct: int = Field(20, ge=0, le=200)
     intent_ttl_blocks: int = Field(2, ge=0)

@@ -26,13 +26,14 @@ from keeper.chain.pending import PendingEntry
 from keeper.collect import SnapshotCollector
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, ErrorGroup, SkipOpportunity
+from keeper.gas_price import gas_prediction
 from keeper.execute import Executor
 from keeper.inflight import InFlight
 from keeper.logs import get_logger, level_enabled
 from keeper.metrics import KeeperMetrics
 from keeper.one_book import chain_gas_units, find_hand_over, ladder_intent
 from keeper.pairs_desk import build_pair_desk
-from keeper.plan import PRIORITY_FEE_WEI, RISK_STRATEGY, Planner, eth_price_x18
+from keeper.plan import RISK_STRATEGY, Planner, eth_price_x18
 from keeper.retention import prune_journal
 from keeper.risk import OracleRecovery, RiskView, assess_risk, cooldown_reason, snapshot_stale_reason
 from keeper.skiplog import SkipLog
@@ -49,6 +50,7 @@ from keeper.types import (
     USDC_DECIMALS,
 )
 from keeper.stress import StressParams
+from keeper.trade_legs import logged_legs
 from strategies import load_strategy
 from strategies.base import CostModel, RiskLimits, StrategyContext
 
@@ -345,7 +347,8 @@ class Engine:
                          positions: Mapping[str, Position]) -> StrategyContext:
         cfg = self.config
         eth = self._eth_usd(snapshot)
-        costs = CostModel(gas_price_wei=snapshot.base_fee_wei + PRIORITY_FEE_WEI, eth_price_usd=eth or 1.0,
+        tip_wei = self.planner.tips.tip_wei(snapshot.block_number)  # what the sender would tip (keeper/gas_price.py)
+        costs = CostModel(gas_price_wei=snapshot.base_fee_wei + tip_wei, eth_price_usd=eth or 1.0,
                           cost_of_capital_apr=cfg.costs.cost_of_capital_apr,
                           holding_horizon_hours=cfg.costs.holding_horizon_hours,
                           l1_data_fee_wei=self.planner.last_l1_fee_wei, **chain_gas_units(self.gas_used))
@@ -431,7 +434,7 @@ class Engine:
                  gas_limit=plan.gas_limit, gas_cost_usd=round(plan.gas_cost_usd, 4),
                  expected_net_usd=round(plan.expected_net_usd, 4), predicted=plan.predicted.__dict__,
                  perp_bound_x18=plan.perp_opposite_amount_bound_x18, spot_limit_raw=plan.spot_limit_raw,
-                 min_net_quote_x18=plan.min_net_quote_x18)
+                 min_net_quote_x18=plan.min_net_quote_x18, legs=logged_legs(intent, plan.predicted, snapshot))
         eth_x18 = eth_price_x18(snapshot)
 
         def on_signed(entry: PendingEntry) -> None:
@@ -448,7 +451,7 @@ class Engine:
         log.info("tx.outcome", block=snapshot.block_number, market=intent.market, kind=intent.kind,
                  status=outcome.status, tx_hash=outcome.tx_hash, gas_used=outcome.gas_used,
                  fee_paid_wei=outcome.fee_paid_wei, fills=outcome.fills.__dict__ if outcome.fills else None,
-                 detail=outcome.detail)
+                 detail=outcome.detail, legs=logged_legs(intent, outcome.fills, snapshot), **gas_prediction(outcome))
         self._book(decision_id, outcome, snapshot, sent[-1] if sent else None)
         if outcome.status == "dry_run" and outcome.fills is not None:
             self._apply_virtual(intent, outcome, snapshot, signal)
@@ -464,7 +467,8 @@ class Engine:
             self.metrics.tx_outcomes.labels(outcome.status).inc()
             log.info("tx.outcome", block=snapshot.block_number, market=tx.market, kind=tx.kind, status=outcome.status,
                      tx_hash=outcome.tx_hash, gas_used=outcome.gas_used, fee_paid_wei=outcome.fee_paid_wei,
-                     fills=outcome.fills.__dict__ if outcome.fills else None, detail=outcome.detail, late=True)
+                     fills=outcome.fills.__dict__ if outcome.fills else None, detail=outcome.detail, late=True,
+                     legs=logged_legs(outcome.plan.intent, outcome.fills, snapshot), **gas_prediction(outcome))
             self._book(tx.decision_id, outcome, snapshot, tx.id)
             booked.append(outcome)
         return booked
@@ -474,6 +478,7 @@ class Engine:
         intent = outcome.plan.intent  # what the chain used and when a market was exited, for the next decisions
         if outcome.status == "included" and outcome.gas_used > 0:
             self.gas_used[(intent.market, intent.kind)] = outcome.gas_used
+            self.planner.tips.learn(outcome.effective_gas_price_wei, outcome.block_number or snapshot.block_number)
         if intent.kind == "close" and outcome.status in ("included", "dry_run"):
             self.last_exit[intent.market] = (outcome.block_timestamp_s or snapshot.block_timestamp, intent.direction.value)
         if tx_id is not None and self.inflight is not None:

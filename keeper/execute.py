@@ -8,15 +8,17 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from keeper.chain.rpc import JsonRpc
 from keeper.chain.sender import OnSigned, SimulationReverted, TxOutcome, TxRequest, TxSender
 from keeper.errors import RpcError, SkipOpportunity, TransientError
 from keeper.logs import get_logger
-from keeper.types import Outcome, TxPlan
+from keeper.types import Outcome, TradeLeg, TxPlan
+from keeper.venues.adapter import ReceiptFacts
 from keeper.venues.executor import EXECUTOR, decode_fills_return, fills_from_receipt
-from keeper.venues.perp_v2 import perp_facts_from_receipt
+from keeper.venues.registry import leg_adapter
 
 log = get_logger("keeper.execute")
 _FUNCTION_OF_KIND = {"open": "openBasis", "resize": "resizeBasis", "close": "closeBasis"}
@@ -31,10 +33,12 @@ class Executor(Protocol):
 class LiveExecutor:
     mode = "live"
 
-    def __init__(self, sender: TxSender, rpc: JsonRpc, clearing_house: str) -> None:
+    def __init__(self, sender: TxSender, rpc: JsonRpc, venue_emitters: Mapping[str, str]) -> None:
+        """`venue_emitters`: by venue name, the contract whose events its adapter decodes from a
+        receipt (Perp v2: the ClearingHouse; a perp venue must be named, a spot venue need not)."""
         self.sender = sender
         self.rpc = rpc
-        self.clearing_house = clearing_house
+        self.venue_emitters = dict(venue_emitters)
 
     def execute(self, plan: TxPlan, on_signed: OnSigned | None = None) -> Outcome:
         """Send and wait. `on_signed(entry)` sees each signed transaction before it is broadcast.
@@ -53,7 +57,8 @@ class LiveExecutor:
         return self.outcome_of(plan, result)
 
     def outcome_of(self, plan: TxPlan, result: TxOutcome) -> Outcome:
-        """A settled transaction as the journal books it: fills and Perp's facts from its receipt."""
+        """A settled transaction as the journal books it: the fills from its receipt's Fills event,
+        the venues' fees and settled funding from the events each leg's adapter decodes."""
         fills = position_after = block_ts = None
         perp_fee = settled = 0
         if result.status == "included":
@@ -63,14 +68,28 @@ class LiveExecutor:
             found = fills_from_receipt(receipt, plan.to)
             if found:
                 _, fills, position_after = found
-            perp_fee, settled = perp_facts_from_receipt(receipt, self.clearing_house, plan.to)
+            perp_fee, settled = legs_receipt_facts(plan.intent.legs, receipt, self.venue_emitters, plan.to)
             block = self.rpc.call("eth_getBlockByNumber", [hex(result.block_number or 0), False]) or {}
             block_ts = int(block.get("timestamp", "0x0"), 16)
         detail = result.revert_reason or f"{result.status} in block {result.block_number}"
         return Outcome(plan, result.status, result.tx_hash, result.block_number, result.gas_used,
                        result.fee_paid_wei, fills, detail, nonce=result.nonce, block_timestamp_s=block_ts,
                        position_base_after_x18=position_after, perp_fee_x18=perp_fee, settled_funding_x18=settled,
-                       attempt_hashes=result.attempt_hashes)
+                       attempt_hashes=result.attempt_hashes, effective_gas_price_wei=result.effective_gas_price_wei)
+
+
+def legs_receipt_facts(legs: tuple[TradeLeg, ...], receipt: dict[str, Any], venue_emitters: Mapping[str, str],
+                       trader: str) -> tuple[int, int]:
+    """(perp legs' fee x18, settled funding x18) of a trade's receipt, each venue's events decoded
+    by its adapter once (two legs on one venue share its events: a venue's facts cover all its
+    markets in the transaction). A spot venue's fee is its quote's, booked from the fills."""
+    perp_fee_x18 = settled_x18 = 0
+    for leg in {leg.venue: leg for leg in legs}.values():
+        facts: ReceiptFacts = leg_adapter(leg).receipt_facts(receipt, venue_emitters.get(leg.venue, ""), trader)
+        if leg.venue_kind == "perp":
+            perp_fee_x18 += facts.fee_x18
+        settled_x18 += facts.settled_funding_x18
+    return perp_fee_x18, settled_x18
 
 
 class DryRunExecutor:

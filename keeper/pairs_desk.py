@@ -35,9 +35,9 @@ from keeper.pnl_split import compute_gas_usd_x18
 from keeper.risk import RiskView
 from keeper.signals import vamm_price_usd
 from keeper.skiplog import reason_shape
-from keeper.types import MarketSnapshot, PerpMarketState
+from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpMarketState
 from keeper.venues.executor import EXECUTOR, decode_pair_fills_return, pair_fills_from_receipt
-from keeper.venues.perp_v2 import perp_facts_from_receipt
+from keeper.venues.registry import perp_adapter
 from strategies.base import Skip, StrategyContext
 from strategies.pairs_spread import PairContext, PairsSpread
 
@@ -114,7 +114,8 @@ class PairDesk:
                  hedge_ratio_x18=decision.hedge_ratio_x18, expected_net_usd=round(decision.expected.net_usd, 4),
                  reason=decision.reason)
         try:
-            plan = plan_pair(self.config, self.executor_address, decision, snapshot, position, head_block)
+            plan = plan_pair(self.config, self.executor_address, decision, snapshot, position, head_block,
+                             tip_wei=ctx.costs.gas_price_wei - snapshot.base_fee_wei)
         except SkipOpportunity as exc:
             self._log_skip(snapshot, f"plan: {exc}")
             return []
@@ -161,7 +162,8 @@ class PairDesk:
             receipt = self.executor.rpc.call("eth_getTransactionReceipt", [result.tx_hash])
             found = pair_fills_from_receipt(receipt or {}, plan.to)
             fills = found[1] if found else None
-            fee, settled = perp_facts_from_receipt(receipt or {}, self.clearing_house, plan.to)
+            facts = perp_adapter(BASIS_PERP_VENUE).receipt_facts(receipt or {}, self.clearing_house, plan.to)
+            fee, settled = facts.fee_x18, facts.settled_funding_x18  # both legs' events: one venue, decoded once
         status = result.status if fills is not None or result.status != "included" else "included_without_event"
         if status == "included_without_event":  # the legs' sizes are unknown: never guess them
             self.stopped = f"pair transaction {result.tx_hash} included without a Pair* event: pair trading stopped"
@@ -173,6 +175,7 @@ class PairDesk:
         exact = fills == predicted if fills is not None else None
         log.info("pair.outcome", block=snapshot.block_number, kind=intent.kind, status=status, tx_hash=result.tx_hash,
                  gas_used=result.gas_used, fills=fills.__dict__ if fills else None, fills_equal_predicted=exact,
+                 gas_price_predicted_wei=plan.gas_price_wei, gas_price_paid_wei=result.effective_gas_price_wei,
                  detail=detail)
         if fills is not None and intent.kind == "open":
             self.book.open_pair(intent, trade_id, fills, block=snapshot.block_number,

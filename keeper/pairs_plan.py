@@ -36,6 +36,7 @@ class PairTxPlan:
     gas_units: int
     gas_cost_usd: float
     expected_net_usd: float
+    gas_price_wei: int = 0  # predicted per gas: the snapshot's base fee + the sender's tip
 
     def bounds_dict(self) -> dict[str, int]:
         b = self.bounds
@@ -58,9 +59,10 @@ def quote_pair_intent(intent: PairIntent, snapshot: MarketSnapshot, position: Pa
 
 def plan_pair(config: KeeperConfig, executor: str, intent: PairIntent, snapshot: MarketSnapshot,
               position: PairPosition | None, head_block: int | None = None,
-              slippage_bps: int | None = None) -> PairTxPlan:
+              slippage_bps: int | None = None, tip_wei: int = PRIORITY_FEE_WEI) -> PairTxPlan:
     """The pair's TxPlan; raises SkipOpportunity (BelowProfitBar, IntentExpired, UnprotectiveBounds,
-    the Perp math's refusals) with its numbers. `slippage_bps` overrides execution.slippage_bps."""
+    the Perp math's refusals) with its numbers. `slippage_bps` overrides execution.slippage_bps;
+    `tip_wei`: the tip the sender would pay (keeper/gas_price.py), added to the snapshot's base fee."""
     now = snapshot.block_number if head_block is None else head_block
     if now > intent.valid_until_block:
         raise IntentExpired(f"pair intent from block {intent.created_block} valid until {intent.valid_until_block}, "
@@ -71,7 +73,7 @@ def plan_pair(config: KeeperConfig, executor: str, intent: PairIntent, snapshot:
     deadline_s = snapshot.block_timestamp + config.execution.deadline_s
     function, args = build_pair_call(quote, bounds, deadline_s)
     calldata = ex.EXECUTOR.encode(function, *args)
-    gas_price_wei = snapshot.base_fee_wei + PRIORITY_FEE_WEI
+    gas_price_wei = snapshot.base_fee_wei + tip_wei
     gas_units = pair_typical_gas_units(intent.kind)
     gas_cost_usd = gas_units * gas_price_wei / 10**18 * eth_usd(snapshot)
     e = intent.expected
@@ -83,4 +85,4 @@ def plan_pair(config: KeeperConfig, executor: str, intent: PairIntent, snapshot:
             raise BelowProfitBar(f"pair expected net {expected_net_usd:.4f} USD after gas {gas_cost_usd:.4f} USD; bar: "
                                  f"net >= {bar} USD and before-gas {before_gas:.4f} >= {multiple} x gas")
     return PairTxPlan(intent, executor, function, calldata, quote, bounds, deadline_s, gas_units, gas_cost_usd,
-                      expected_net_usd)
+                      expected_net_usd, gas_price_wei)

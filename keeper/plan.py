@@ -3,7 +3,7 @@
 1. re-quote both legs on the snapshot (keeper/quotes.py) and derive the executor's bounds
    (perp oppositeAmountBound, spot min-out / max-in, residual, min net quote, deadline);
 2. the gas-aware profitability gate (opens and resizes; closes always go: they reduce risk):
-   gas cost = gas units x (base fee + tip) + the L1 data fee on OP-stack chains, converted to USD
+   gas cost = gas units x (base fee + the tip the sender would pay now, keeper/gas_price.py) + the L1 data fee on OP-stack chains, converted to USD
    through the ETH index; the intent's expected net PnL, with this transaction's gas instead of the
    strategy's estimate of it (an open keeps the estimate of its later close), must clear `costs.min_profit_usd` and `costs.gas_cost_multiple` x the gas cost.
 """
@@ -17,6 +17,7 @@ from keeper.chain.fees import GAS_PRICE_ORACLE, fetch_l1_data_fee_wei
 from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig
 from keeper.errors import SkipOpportunity
+from keeper.gas_price import PRIORITY_FEE_WEI, TipSource, build_fee_policy  # noqa: F401 - PRIORITY_FEE_WEI re-exported
 from keeper.quotes import BasisTradeBounds, BasisTradeQuote, compute_bounds, quote_basis_trade
 from keeper.types import Intent, MarketSnapshot, PerpMarketState, Position, TxPlan
 from keeper.venues import executor as ex
@@ -25,7 +26,6 @@ from keeper.venues.gas import typical_gas_units
 from keeper.venues.registry import leg_adapter
 
 RISK_STRATEGY = "risk"  # the strategy name of the risk stage's own intents (unwind, reduce)
-PRIORITY_FEE_WEI = 10**6  # 0.001 gwei: what the sender tips at least
 
 
 
@@ -83,6 +83,7 @@ class Planner:
         self.rpc = rpc
         self._l1_oracle = bool(rpc and rpc.get_code(GAS_PRICE_ORACLE))
         self.last_l1_fee_wei = 0  # the L1 data fee of the last planned transaction (the cost model's estimate)
+        self.tips = TipSource(rpc, build_fee_policy(config) if rpc is not None else None)  # the sender's tip
 
     def l1_fee_wei(self, calldata: bytes) -> int:
         """The OP-stack L1 data fee of a transaction carrying `calldata` (0 on other chains)."""
@@ -113,7 +114,7 @@ class Planner:
         function, args = trade_call(quote, bounds, deadline_s, intent.deposit_usdc_raw)
         calldata = ex.EXECUTOR.encode(function, *args)
         gas_units = typical_gas_units(intent.kind)
-        gas_price_wei = snapshot.base_fee_wei + PRIORITY_FEE_WEI
+        gas_price_wei = snapshot.base_fee_wei + self.tips.tip_wei(now, fresh=True)
         l1_fee_wei = self.l1_fee_wei(calldata)
         gas_cost_wei = gas_units * gas_price_wei + l1_fee_wei
         gas_cost_usd = gas_cost_wei / 10**18 * eth_usd(snapshot)
@@ -134,4 +135,4 @@ class Planner:
             perp_opposite_amount_bound_x18=bounds.perp_opposite_amount_bound_x18, spot_limit_raw=bounds.spot_limit_raw,
             max_residual_base_x18=bounds.max_residual_base_x18, min_net_quote_x18=bounds.min_net_quote_x18,
             deadline_s=deadline_s, gas_limit=gas_units, gas_cost_wei=gas_cost_wei, gas_cost_usd=gas_cost_usd,
-            expected_net_usd=expected_net_usd)
+            expected_net_usd=expected_net_usd, gas_price_wei=gas_price_wei)

@@ -28,7 +28,7 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 
 from keeper.addressbook import optimism_book, resolve_sources
-from keeper.chain.fees import FeePolicy
+from keeper.gas_price import build_fee_policy
 from keeper.chain.keys import Signer, load_signer
 from keeper.chain.pending import JsonFilePendingStore
 from keeper.blockloop import build_head_feed, run_blocks
@@ -46,7 +46,7 @@ from keeper.adopt import chain_positions
 from keeper.journal import Journal
 from keeper.retention import prune_journal
 from keeper.startup import retry_transient
-from keeper.types import MarketSnapshot, PerpAccountState
+from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
 from keeper.venues.executor import EXECUTOR
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
@@ -197,14 +197,15 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
         cfg = config.execution
         sender = TxSender(
             rpc, signer,
-            SenderConfig(FeePolicy(max_fee_per_gas_cap_wei=int(cfg.max_fee_per_gas_gwei * GWEI)),
+            SenderConfig(build_fee_policy(config),  # the planner's tips come from the same policy
                          gas_margin_bps=cfg.gas_margin_pct * 100, confirmations=cfg.confirmations,
-                         replace_after_blocks=cfg.replace_after_blocks, poll_interval_s=config.chain.poll_interval_s,
+                         replace_after_blocks=cfg.replace_after_blocks, dropped_after_blocks=cfg.dropped_after_blocks,
+                         poll_interval_s=config.chain.poll_interval_s,
                          keep_settled=True),
             JsonFilePendingStore(config.monitoring.journal.with_name(f"pending-{chain_id}-{signer.address}.json")),
             chain_id=chain_id, sleep=heads.sleep_until_new_head)
         sender.recover()
-        executor = LiveExecutor(sender, rpc, sources.perp.clearing_house)
+        executor = LiveExecutor(sender, rpc, {BASIS_PERP_VENUE: sources.perp.clearing_house})
     metrics = KeeperMetrics()
     kill_flag = threading.Event()
 

@@ -283,9 +283,10 @@ class TxPlan:
     min_net_quote_x18: int
     deadline_s: int
     gas_limit: int
-    gas_cost_wei: int  # gas limit x max fee (upper bound) + L1 data fee
+    gas_cost_wei: int  # predicted: typical gas units x gas_price_wei + L1 data fee
     gas_cost_usd: float
     expected_net_usd: float
+    gas_price_wei: int = 0  # predicted per gas: the snapshot's base fee + the sender's tip (0: unknown)
 
 
 OutcomeStatus = Literal["included", "reverted", "dropped", "replaced", "dry_run", "simulation_reverted"]
@@ -308,3 +309,4 @@ class Outcome:
     perp_fee_x18: int = 0  # Perp's PositionChanged.fee
     settled_funding_x18: int = 0  # Perp's FundingPaymentSettled (positive: the trader paid)
     attempt_hashes: tuple[str, ...] = ()
+    effective_gas_price_wei: int = 0  # the receipt's effectiveGasPrice (0: not included or unknown)

@@ -41,7 +41,7 @@ from strategies.base import (
     require_param,
 )
 from keeper.stress import legs_from_snapshot
-from keeper.venues.uniswap_v3_math import V3PoolState
+from keeper.venues.registry import spot_adapter
 from strategies.pnl import OpenEvaluation, describe_size, estimate_close, mid_prices_usd, optimise_open
 
 
@@ -66,10 +66,10 @@ class FundingCarryParams:
 
 
 def spot_fee_fraction(view: MarketView, venue: str) -> float:
-    """The spot venue's fee per unit of notional (Uniswap V2: 0.3%; V3: the pool's tier)."""
-    if venue == "uniswap_v3" and isinstance(view.spot_v3, V3PoolState):
-        return view.spot_v3.fee_pips / 1e6
-    return 0.003
+    """The spot venue's fee per unit of notional, as its adapter reads it (Uniswap V2: 0.3%; V3:
+    the pool's tier); 0.3% when the venue is not readable in this snapshot."""
+    fee_pips = spot_adapter(venue).fee_pips(view)
+    return 0.003 if fee_pips is None else fee_pips / 1e6
 
 
 def expected_exit_basis_bps(ctx: StrategyContext, view: MarketView, venue: str) -> float | None:

@@ -16,8 +16,8 @@
                              (submit calls it first)
 
 Outcome statuses: included, reverted (mined with status 0; reason decoded), replaced (another
-transaction took the nonce), dropped (the node lost it and took neither it nor a replacement back;
-the nonce is free again).
+transaction took the nonce), dropped (the node has not held it for `dropped_after_blocks` blocks,
+refusing each look's re-broadcast and replacement; the nonce is free again).
 
 Log events, each with the tx hash once there is one (simulation comes before signing, so
 tx.simulated has none): tx.simulated, tx.simulation_reverted, tx.signed, tx.sent, tx.rejected,
@@ -109,9 +109,12 @@ class SenderConfig:
     # True: a settled nonce stays in the store until `acknowledge(nonce)` (its outcome is booked),
     # so a crash between settling and booking still finds it after a restart.
     keep_settled: bool = False
+    # Dropped: the node has not held it (re-broadcasts and replacements refused or lost) for this many blocks.
+    dropped_after_blocks: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("confirmations", "replace_after_blocks", "max_wait_blocks", "broadcast_attempts"):
+        for name in ("confirmations", "replace_after_blocks", "max_wait_blocks", "broadcast_attempts",
+                     "dropped_after_blocks"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.gas_margin_bps < 0:
@@ -146,6 +149,7 @@ class PendingTx:
     nonce_taken_at: int | None = None  # head when the nonce was first seen used with no receipt of ours
     reorgs: int = 0
     head: int = 0  # chain head at the last poll
+    missing_since: int | None = None  # head when the node was first found not holding it (None: it holds it)
 
     @property
     def nonce(self) -> int:
@@ -465,7 +469,8 @@ class TxSender:
 
     def _keep_in_pool(self, pending: PendingTx, head: int) -> bool:
         """Not mined and the nonce is free: make sure the node has it, bump it when stuck.
-        False when nothing could be put back in flight (the transaction is dropped)."""
+        False when the transaction is proven dropped: the node has not held it for
+        `dropped_after_blocks` blocks, each look's re-broadcast and replacement refused or lost."""
         latest = pending.entry.latest
         reprice = head - latest.sent_at_block >= self.config.replace_after_blocks
         if self.rpc.call("eth_getTransactionByHash", [latest.tx_hash]) is None:
@@ -474,13 +479,18 @@ class TxSender:
                 # signed for a state that is gone. Dropped: the nonce is resynced from the chain
                 # and the intent is decided again on fresh state.
                 return False
+            if pending.missing_since is None:
+                pending.missing_since = head
+            missing_blocks = head - pending.missing_since
             refused = self._rebroadcast(latest)
             log.warning("tx.rebroadcast", tx_hash=latest.tx_hash, nonce=pending.nonce,
-                        result=refused.value if refused else "accepted")
-            if refused is SendErrorKind.NONCE_TOO_LOW:
-                return True  # mined meanwhile: the next poll finds the receipt
-            if refused in (SendErrorKind.FEE_TOO_LOW, SendErrorKind.REPLACEMENT_UNDERPRICED, SendErrorKind.OTHER):
-                return self._replace(pending, head, forced_by=refused)
+                        result=refused.value if refused else "accepted", missing_blocks=missing_blocks)
+            if refused in (None, SendErrorKind.ALREADY_KNOWN, SendErrorKind.NONCE_TOO_LOW):
+                return True  # the node holds it again, or it was mined meanwhile (the next poll finds the receipt)
+            if refused is not SendErrorKind.NONCE_TOO_HIGH and self._replace(pending, head, forced_by=refused):
+                return True
+            return missing_blocks < self.config.dropped_after_blocks
+        pending.missing_since = None
         if reprice:
             self._replace(pending, head, forced_by=None)
         return True

@@ -70,6 +70,8 @@ def keeper_round_trips(journal: Journal, outcomes: Sequence[Mapping[str, Any]],
         p = record.position
         opening = next((o for o in outcomes if o["block"] == p.entry_block and o["market"] == p.market
                         and o["status"] == "included"), None)
+        closing = next((o for o in outcomes if record.closed_block is not None and o["block"] == record.closed_block
+                        and o["market"] == p.market and o["kind"] == "close" and o["status"] == "included"), None)
         entry = tick_index(p.entry_block, p.market)
         closed = record.status == "closed" and record.closed_block is not None
         exit_ = tick_index(record.closed_block, p.market) if closed else len(blocks) - 1  # type: ignore[arg-type]
@@ -80,7 +82,9 @@ def keeper_round_trips(journal: Journal, outcomes: Sequence[Mapping[str, Any]],
                      "exit_index": exit_, "perp_base": base / ONE_X18, "closed": closed,
                      "close_reason": record.close_reason,
                      "expected_net_usd": _expected_usd(outcomes, opening, record.closed_block),
-                     "realised_net_usd": usd(record.pnl.total_x18), "pnl": record.pnl.to_json_dict()})
+                     "realised_net_usd": usd(record.pnl.total_x18), "pnl": record.pnl.to_json_dict(),
+                     "entry_legs": opening.get("legs", []) if opening else [],
+                     "exit_legs": closing.get("legs", []) if closing else []})
         if exit_ > entry:
             known.append(KnownTrip(p.market, entry, exit_, record.pnl, "keeper", base, p.direction, p.spot_venue))
     return rows, known

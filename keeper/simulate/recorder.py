@@ -17,7 +17,8 @@ from keeper.signals import spot_price
 from keeper.simulate.ledger import BalanceReader, KeeperBalances, compute_balance_change
 from keeper.simulate.paper import PAPER_TX_BYTES, compute_close_value_x18
 from keeper.simulate.report import usd
-from keeper.types import MarketSnapshot, PerpAccountState, PerpMarketState, Unavailable
+from keeper.trade_legs import legs_json
+from keeper.types import SPOT_VENUES, MarketSnapshot, PerpAccountState, PerpMarketState, Unavailable
 
 ONE_X18 = 10**18
 
@@ -63,6 +64,8 @@ class Recorder:
                      "perp_base": (outcome.fills.perp_base_x18 / ONE_X18) if outcome.fills else None,
                      "net_quote_usd": usd(outcome.fills.net_quote_x18) if outcome.fills else None,
                      "perp_base_x18": str(outcome.fills.perp_base_x18) if outcome.fills else None,
+                     "legs": legs_json(outcome.plan.intent.legs, outcome.fills,
+                                       before.markets[outcome.plan.intent.market].spot_token_decimals),
                      "expected_net_usd": outcome.plan.expected_net_usd,
                      "detail": outcome.detail[:300]}
             outcomes.append(entry)
@@ -79,12 +82,11 @@ class Recorder:
         spot_x18: dict[str, int] = {}
         for name, view in before.markets.items():
             perp = view.perp if isinstance(view.perp, PerpMarketState) else None
-            v3 = spot_price(view, "uniswap_v3")
-            v2 = spot_price(view, "uniswap_v2")
-            v3_usd = None if isinstance(v3, Unavailable) else v3
-            v2_usd = None if isinstance(v2, Unavailable) else v2
+            prices = {venue: spot_price(view, venue) for venue in SPOT_VENUES}
+            spot_usd = {venue: None if isinstance(p, Unavailable) else p for venue, p in prices.items()}
+            v3_usd, v2_usd = spot_usd["uniswap_v3"], spot_usd["uniswap_v2"]
             # the keeper's spot change is marked at the spot price after its tick
-            after_v3 = spot_price(after.markets[name], "uniswap_v3") if name in after.markets else v3
+            after_v3 = spot_price(after.markets[name], "uniswap_v3") if name in after.markets else prices["uniswap_v3"]
             marked = v3_usd if isinstance(after_v3, Unavailable) else after_v3
             spot_x18[name] = int(marked * ONE_X18) if marked else 0
             held = account.markets.get(name) if account else None
@@ -93,7 +95,8 @@ class Recorder:
             mark = perp.mark_price_x18 / ONE_X18 if perp else None
             mid = perp.pool.sqrt_price_x96 ** 2 / 2**192 if perp else None
             markets[name] = {
-                "index_usd": index, "mark_usd": mark, "perp_mid_usd": mid, "spot_v3_usd": v3_usd, "spot_v2_usd": v2_usd,
+                "index_usd": index, "mark_usd": mark, "perp_mid_usd": mid, "spot_usd": spot_usd,
+                "spot_v3_usd": v3_usd, "spot_v2_usd": v2_usd,  # kept: the scenario summary and older reports read them
                 "basis_bps": (mark / v3_usd - 1) * 1e4 if mark and v3_usd else None,
                 "spread_bps": (mid / v3_usd - 1) * 1e4 if mid and v3_usd else None,
                 "funding_rate_per_hour": perp.funding_rate_per_s * 3600 if perp else None,

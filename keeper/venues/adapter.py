@@ -10,6 +10,9 @@ its kind of venue:
   fee, and the executor's code for it;
 - perp (`PerpVenueAdapter`): its market state in a snapshot, the exact open and close.
 
+Both decode their own events in a trade's receipt (`receipt_facts`): what the venue itself says the
+trader paid or settled beyond the executor's Fills event (Perp: its fee and the funding settled).
+
 The adapters are listed in keeper/venues/registry.py; each passes its kind's conformance suite
 (tests/conformance/). Adding a venue: one adapter module, one registry line, its conformance
 subclass and, if it trades, one executor leg.
@@ -37,6 +40,19 @@ class VenueCapabilities:
     exact_quotes: bool  # its quotes equal the chain's fills to the wei
     same_transaction: bool  # settles inside the executor's one transaction (no leg left open)
     executor_leg: str  # the executor's order for a leg on it (IBasisExecutor struct and venue code)
+
+
+@dataclass(frozen=True)
+class ReceiptFacts:
+    """What a venue's own events in a receipt say about one trader's trade, exact: the fee it
+    charged and the funding it settled (x18 quote; positive = the trader paid). Zero when the venue
+    emits nothing beyond the executor's Fills event."""
+
+    fee_x18: int = 0
+    settled_funding_x18: int = 0
+
+
+NO_RECEIPT_FACTS = ReceiptFacts()
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,16 @@ class SpotVenueAdapter(ABC):
     def fee_pips(self, view: MarketView) -> int | None:
         """The pool fee (1e-6), None when the venue is not readable in this snapshot."""
 
+    @abstractmethod
+    def usdc_to_raise_price(self, view: MarketView, impact: float) -> float | None:
+        """USD a buyer of spot pays to raise the venue's price by `impact` (0.01 = 1%); None when
+        the venue is not readable or the move leaves the state the snapshot read (display only)."""
+
+    def receipt_facts(self, receipt: dict[str, Any], emitter: str, trader: str) -> ReceiptFacts:
+        """A spot swap's fill is the executor's Fills event and its fee the quote's: nothing more
+        to decode by default."""
+        return NO_RECEIPT_FACTS
+
 
 class PerpVenueAdapter(ABC):
     name: ClassVar[str]
@@ -89,6 +115,11 @@ class PerpVenueAdapter(ABC):
     @abstractmethod
     def quote_close(self, state: PerpMarketState, position_base_x18: int, band: PerpPriceBand) -> PerpQuote:
         """Close the whole signed position (the venue may fill it partly: `is_partial_close`)."""
+
+    @abstractmethod
+    def receipt_facts(self, receipt: dict[str, Any], emitter: str, trader: str) -> ReceiptFacts:
+        """`trader`'s facts from the events `emitter` (the venue's contract that logs trades) left in
+        `receipt`, summed over all its markets in that transaction."""
 
 
 def require_state(view: MarketView, venue: str, state: Any) -> Any:

@@ -3,10 +3,11 @@ keeper/venues/perp_v2.py; exact math: perp_v2_math.py)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from keeper.types import MarketView, PerpMarketState, Unavailable
-from keeper.venues.adapter import PerpVenueAdapter, VenueCapabilities
+from keeper.venues.adapter import PerpVenueAdapter, ReceiptFacts, VenueCapabilities
+from keeper.venues.perp_v2 import perp_facts_from_receipt
 from keeper.venues.perp_v2_math import PerpPriceBand, PerpQuote, quote_perp_close, quote_perp_open
 from keeper.venues.perp_v2_reads import PerpV2Reads
 
@@ -33,3 +34,10 @@ class PerpV2(PerpV2Reads, PerpVenueAdapter):  # PerpV2Reads: its reads and its p
     def quote_close(self, state: PerpMarketState, position_base_x18: int, band: PerpPriceBand) -> PerpQuote:
         return quote_perp_close(state.pool, state.exchange_fee_ratio_ppm, position_base_x18, band,
                                 insurance_fund_fee_ratio_ppm=state.insurance_fund_fee_ratio_ppm)
+
+    def receipt_facts(self, receipt: dict[str, Any], emitter: str, trader: str) -> ReceiptFacts:
+        # the ClearingHouse's PositionChanged.fee and FundingPaymentSettled, for the trader
+        if not emitter:
+            raise ValueError("perp_v2: decoding a receipt needs the ClearingHouse address")
+        fee_x18, settled_x18 = perp_facts_from_receipt(receipt, emitter, trader)
+        return ReceiptFacts(fee_x18=fee_x18, settled_funding_x18=settled_x18)

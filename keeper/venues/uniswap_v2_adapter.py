@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from keeper.types import MarketView, Unavailable, V2PairState, v2_price_usd
 from keeper.venues.adapter import QuoteUnavailable, SpotSwap, SpotVenueAdapter, VenueCapabilities, require_state
+from keeper.venues.depth import v2_usdc_to_raise_spot
 from keeper.venues.uniswap_v2_math import quote_v2_exact_in, quote_v2_exact_out
 from keeper.venues.uniswap_v2_reads import UniswapV2Reads
 
@@ -42,3 +43,7 @@ class UniswapV2Spot(UniswapV2Reads, SpotVenueAdapter):  # UniswapV2Reads: its re
 
     def fee_pips(self, view: MarketView) -> int | None:
         return view.spot_v2.fee_pips if isinstance(view.spot_v2, V2PairState) else None
+
+    def usdc_to_raise_price(self, view: MarketView, impact: float) -> float | None:
+        pair = view.spot_v2
+        return v2_usdc_to_raise_spot(pair, impact) if isinstance(pair, V2PairState) else None

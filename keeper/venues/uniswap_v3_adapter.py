@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from keeper.types import MarketView, Unavailable, spot_price_usd
 from keeper.venues.adapter import QuoteUnavailable, SpotSwap, SpotVenueAdapter, VenueCapabilities, require_state
+from keeper.venues.depth import v3_usdc_to_raise_spot
 from keeper.venues.uniswap_v3_math import V3PoolState, quote_v3_exact_in, quote_v3_exact_out
 from keeper.venues.uniswap_v3_reads import UniswapV3Reads
 
@@ -42,3 +43,7 @@ class UniswapV3Spot(UniswapV3Reads, SpotVenueAdapter):  # UniswapV3Reads: its re
 
     def fee_pips(self, view: MarketView) -> int | None:
         return None if isinstance(view.spot_v3, Unavailable) else view.spot_v3.fee_pips
+
+    def usdc_to_raise_price(self, view: MarketView, impact: float) -> float | None:
+        pool = view.spot_v3
+        return None if isinstance(pool, Unavailable) else v3_usdc_to_raise_spot(pool, view.spot_is_token0, impact)

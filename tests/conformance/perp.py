@@ -4,6 +4,8 @@
 - its market state in a keeper snapshot equals independent contract reads (eth_call + eth-abi);
 - its exact open and close quotes equal actual trades on anvil, to the wei (the trade's event),
   both directions, small and large;
+- the facts it decodes from a trade's receipt (`receipt_facts`) equal the venue's event, read
+  independently: the fee, for the trader only;
 - bounds hold: a trade with its opposite-amount bound at the quote goes through, one wei tighter
   reverts.
 
@@ -57,6 +59,10 @@ class PerpVenueConformance:
         """(base delta, exchanged notional, fee, price after) as the venue's event reports them."""
         raise NotImplementedError
 
+    def event_emitter(self, d: Devnet) -> str:
+        """The venue's contract that logs its trades (what `receipt_facts` is given)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ helpers
     def state(self, d: Devnet, market: str) -> tuple[int, PerpMarketState]:
         snapshot = keeper_snapshot(d.rpc, d.manifest)
@@ -105,6 +111,11 @@ class PerpVenueConformance:
         # When the trader opens it with the bound at the quote, the event reports exactly the quote
         receipt = self.open(devnet, trader, market, is_short, amount, abs(q.quote_delta_raw))
         assert self.fill(receipt) == self.expected_fill(q)
+        # and the adapter's receipt facts carry the event's fee, for the trader and no one else
+        emitter = self.event_emitter(devnet)
+        assert self.adapter.receipt_facts(receipt, emitter, trader).fee_x18 == self.fill(receipt)[2] > 0
+        other = devnet.manifest.accounts.traders[1]
+        assert self.adapter.receipt_facts(receipt, emitter, other).fee_x18 == 0
         assert self.position_x18(devnet, trader, market) == q.base_delta_raw
         # And the close of that position, quoted on the next snapshot, fills exactly as quoted
         _, state = self.state(devnet, market)
@@ -112,6 +123,7 @@ class PerpVenueConformance:
         assert not c.is_partial_close and c.base_delta_raw == -q.base_delta_raw
         receipt = self.close(devnet, trader, market, abs(c.quote_delta_raw))
         assert self.fill(receipt) == self.expected_fill(c)
+        assert self.adapter.receipt_facts(receipt, self.event_emitter(devnet), trader).fee_x18 == self.fill(receipt)[2]
         assert self.position_x18(devnet, trader, market) == 0
 
     @pytest.mark.parametrize("market", MARKETS)

@@ -84,6 +84,9 @@ class TestPerpV2Conformance(PerpVenueConformance):
         return read(d.rpc, d.contract("AccountBalance"), "getTakerPositionSize(address,address)", ["int256"], trader,
                     d.manifest.market(market).base_token)[0]
 
+    def event_emitter(self, d: Devnet) -> str:
+        return d.contract("ClearingHouse")
+
     def fill(self, receipt: dict[str, Any]) -> tuple[int, int, int, int]:
         for log in receipt["logs"]:
             if bytes.fromhex(log["topics"][0][2:]) == POSITION_CHANGED:

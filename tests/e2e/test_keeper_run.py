@@ -143,6 +143,14 @@ def test_live_keeper_opens_holds_and_unwinds_with_books_that_match_the_chain(wor
     for outcome in opens + closes:
         plan = next(p for p in reversed(planned) if p["block"] == outcome["block"] and p["kind"] == outcome["kind"])
         assert plan["predicted"] == outcome["fills"]
+        # and both events list the trade's legs, each with its venue, side and exact size
+        assert plan["legs"] == outcome["legs"]
+        perp_leg, spot_leg = outcome["legs"]
+        assert (perp_leg["venue"], perp_leg["market"], spot_leg["market"]) == ("perp_v2", "ETH", "ETH")
+        assert spot_leg["venue_kind"] == "spot" and spot_leg["venue"] in ("uniswap_v3", "uniswap_v2")
+        assert int(perp_leg["size_raw"]) == outcome["fills"]["perp_base_x18"]
+        assert int(spot_leg["size_raw"]) == outcome["fills"]["spot_raw"]
+        assert perp_leg["side"] == ("sell" if outcome["fills"]["perp_base_x18"] < 0 else "buy")
     # The journal matches the chain: flat everywhere, nothing open, nothing pending.
     with Journal(keeper.journal, readonly=True) as journal:
         status = journal.status()

@@ -43,7 +43,7 @@ def live(devnet: Devnet, tmp_path: Path) -> Iterator[tuple[Devnet, str, LiveExec
                       MemoryPendingStore())
     collector = SnapshotCollector(devnet.rpc, Sources.from_manifest(devnet.manifest), account=executor)
     collector.prepare()
-    yield devnet, executor, LiveExecutor(sender, devnet.rpc, devnet.contract("ClearingHouse")), collector, \
+    yield devnet, executor, LiveExecutor(sender, devnet.rpc, {"perp_v2": devnet.contract("ClearingHouse")}), collector, \
         Planner(config, executor, devnet.rpc), signer
 
 

@@ -102,7 +102,7 @@ def test_given_a_kill_between_send_and_receipt_then_the_trade_is_booked_after_th
     store_path = tmp_path / "pending.json"
     # Given the keeper signed, journaled and sent the trade, and died before reading the receipt
     first = LiveExecutor(sender_for(devnet.rpc, keeper_key, store_path, devnet.manifest.chain_id), devnet.rpc,
-                         devnet.contract("ClearingHouse"))
+                         {"perp_v2": devnet.contract("ClearingHouse")})
     recorded = []
     pending = first.sender.submit(
         TxRequest(plan.to, plan.calldata, label="open ETH"),
@@ -113,7 +113,7 @@ def test_given_a_kill_between_send_and_receipt_then_the_trade_is_booked_after_th
     assert [tx.id for tx in journal.pending_transactions()] == recorded
     # When a new process starts with the same journal and pending-tx store
     restarted = LiveExecutor(sender_for(devnet.rpc, keeper_key, store_path, devnet.manifest.chain_id), devnet.rpc,
-                             devnet.contract("ClearingHouse"))
+                             {"perp_v2": devnet.contract("ClearingHouse")})
     restarted.sender.recover()
     inflight = InFlight(journal, restarted)
     assert inflight.markets() == {"ETH"}
@@ -181,7 +181,7 @@ def test_given_a_booked_open_reorged_out_deeper_than_the_confirmations_then_its_
         devnet: Devnet, keeper_key: Signer, tmp_path: Path) -> None:
     executor, snap, plan, journal, decision = an_open_decided(devnet, keeper_key, tmp_path)
     live = LiveExecutor(sender_for(devnet.rpc, keeper_key, tmp_path / "pending.json", devnet.manifest.chain_id),
-                        devnet.rpc, devnet.contract("ClearingHouse"))
+                        devnet.rpc, {"perp_v2": devnet.contract("ClearingHouse")})
     inflight = InFlight(journal, live)
     # Given an open signed, mined, settled with 1 confirmation and booked
     pending = live.sender.submit(

@@ -13,7 +13,7 @@ from keeper.collect import SnapshotCollector, Sources
 from keeper.devnet.deploy import DEADLINE_NEVER
 from keeper.devnet.txs import codec
 from keeper.signals import BasisHistory, Signal, compute_signals
-from keeper.types import PerpMarketState, Unavailable, V2PairState, perp_price_from_sqrt_x96
+from keeper.types import SPOT_VENUES, PerpMarketState, Unavailable, V2PairState, perp_price_from_sqrt_x96
 from keeper.venues.uniswap_v3_math import V3PoolState
 
 from .conftest import Devnet
@@ -152,9 +152,10 @@ def test_scan_cli_prints_rows_and_exits_2_on_bad_input(devnet: Devnet, tmp_path:
     assert [r["market"] for r in rows] == ["ETH", "BTC"]
     for row in rows:
         assert row["unavailable"] == []
-        assert row["basis_bps_v3"] == pytest.approx((row["perp_vamm_usd"] / row["spot_v3_usd"] - 1) * 1e4)
-        assert 0 < row["v3_depth_1pct_usd"] < row["v3_depth_2pct_usd"]
-        assert 0 < row["v2_depth_1pct_usd"] < row["v2_depth_2pct_usd"]
+        assert list(row["spot"]) == list(SPOT_VENUES)  # a column set per spot venue, each read by its adapter
+        for spot in row["spot"].values():
+            assert spot["basis_bps"] == pytest.approx((row["perp_vamm_usd"] / spot["spot_usd"] - 1) * 1e4)
+            assert 0 < spot["depth_1pct_usd"] < spot["depth_2pct_usd"]
         # A chain loaded from a state file has no state before the load: scan reads what exists
         # (fewer blocks than asked for) and says how many, instead of failing.
         assert 0 <= row["zscore_history_blocks"] < 3

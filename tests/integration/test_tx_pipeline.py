@@ -252,9 +252,15 @@ def test_transaction_priced_out_beyond_the_cap_is_dropped_and_frees_its_nonce(de
         devnet.rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(10 * GWEI)])
         mine(devnet)
         with capture_logs() as logs:
+            # the node does not hold it: re-broadcast and replacement refused, but it is dropped
+            # only once the node has not held it for dropped_after_blocks (3) blocks
+            for _ in range(3):
+                assert sender.poll(pending) is None and store.load() != []
+                mine(devnet)  # the base fee decays 12.5% a block: 8.75, 7.66, 6.70 gwei, still above the cap
             outcome = sender.poll(pending)
     # Then it is reported dropped, nothing is stored, and the next transaction reuses the nonce
     assert outcome is not None and outcome.status == "dropped" and outcome.block_number is None
+    assert [e["missing_blocks"] for e in logs if e["event"] == "tx.rebroadcast"] == [0, 1, 2, 3]
     assert "tx.replace_refused" in [e["event"] for e in logs]
     assert store.load() == [] and chain_nonce(devnet, signer.address, "pending") == nonce
     assert sender.nonces.peek() == nonce

@@ -1,0 +1,104 @@
+"""The priority fee (tip) the keeper predicts it will pay: what the sender's fee policy tips now.
+
+The sender (keeper/chain/sender.py, keeper/chain/fees.py) tips the median of the recent blocks'
+reward percentile, never below the policy's `min_priority_fee_wei`. The cost model, the planner's
+profit gate and the pair planner price gas at the snapshot's base fee + this tip, so that what a
+strategy predicts a trade costs is what the chain will charge it:
+
+- `TipSource.tip_wei(block)`: the tip from the same `eth_feeHistory` and policy the sender uses,
+  read at most once per `TIP_REFRESH_BLOCKS` blocks (`fresh=True`, when a trade is about to be
+  planned: once in that block). A dry run (no key) reads it too.
+- `learn(...)`: each included keeper transaction's tip (its receipt's effectiveGasPrice minus its
+  block's base fee) is the newest evidence of what the chain charges; it replaces the cached tip.
+- Without an RPC (backtests of recorded history, which hold no fee history) the tip is the
+  constant `PRIORITY_FEE_WEI`, the policy's minimum.
+
+An RPC error while refreshing keeps the last known tip (logged); with none known yet it propagates
+to the engine's error boundary (a transient error skips the tick).
+"""
+
+from __future__ import annotations
+
+from keeper.chain.fees import FeePolicy, compute_priority_fee_wei, fetch_fee_history
+from keeper.chain.rpc import JsonRpc
+from keeper.config import KeeperConfig
+from keeper.errors import RpcError, TransientError
+from keeper.logs import get_logger
+from keeper.types import Outcome
+
+log = get_logger("keeper.gas_price")
+GWEI = 10**9
+PRIORITY_FEE_WEI = 10**6  # 0.001 gwei: the policy's minimum tip; the tip without fee history
+TIP_REFRESH_BLOCKS = 10  # read eth_feeHistory at most once per this many blocks
+
+
+def build_fee_policy(config: KeeperConfig) -> FeePolicy:
+    """The fee policy of the keeper's sender (and so of its predictions)."""
+    return FeePolicy(max_fee_per_gas_cap_wei=int(config.execution.max_fee_per_gas_gwei * GWEI))
+
+
+class TipSource:
+    def __init__(self, rpc: JsonRpc | None, policy: FeePolicy | None,
+                 refresh_blocks: int = TIP_REFRESH_BLOCKS) -> None:
+        self.rpc = rpc
+        self.policy = policy
+        self.refresh_blocks = refresh_blocks
+        self.cached_wei = policy.min_priority_fee_wei if policy is not None else PRIORITY_FEE_WEI
+        self.source = "constant"  # constant | fee_history | receipt
+        self._at_block: int | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.rpc is not None and self.policy is not None
+
+    def tip_wei(self, block: int, fresh: bool = False) -> int:
+        """The tip the sender would pay at `block`: refreshed once `refresh_blocks` have passed
+        since the last reading, or (`fresh`) once in this block."""
+        if not self.live:
+            return self.cached_wei
+        age = None if self._at_block is None else block - self._at_block
+        if age is None or age >= self.refresh_blocks or (fresh and age != 0):
+            self._refresh(block)
+        return self.cached_wei
+
+    def _refresh(self, block: int) -> None:
+        assert self.rpc is not None and self.policy is not None
+        try:
+            history = fetch_fee_history(self.rpc, self.policy.history_blocks, self.policy.reward_percentile)
+        except (RpcError, TransientError) as exc:
+            if self._at_block is None:
+                raise
+            log.warning("gas.tip_refresh_failed", block=block, tip_wei=self.cached_wei, reason=str(exc))
+            return
+        self.cached_wei = compute_priority_fee_wei(history, self.policy)
+        self.source = "fee_history"
+        self._at_block = block
+
+    def learn(self, effective_gas_price_wei: int, block_number: int) -> int | None:
+        """Take the tip an included keeper transaction paid (its effectiveGasPrice minus its
+        block's base fee) as the current tip. Returns it; None when it could not be read."""
+        if not self.live or effective_gas_price_wei <= 0:
+            return None
+        assert self.rpc is not None and self.policy is not None
+        try:
+            block = self.rpc.call("eth_getBlockByNumber", [hex(block_number), False]) or {}
+        except (RpcError, TransientError) as exc:
+            log.warning("gas.tip_learn_failed", block=block_number, reason=str(exc))
+            return None
+        if "baseFeePerGas" not in block:
+            return None
+        paid_wei = effective_gas_price_wei - int(block["baseFeePerGas"], 16)
+        self.cached_wei = max(paid_wei, self.policy.min_priority_fee_wei)
+        self.source = "receipt"
+        self._at_block = block_number
+        return paid_wei
+
+
+def gas_prediction(outcome: Outcome) -> dict[str, int]:
+    """Prediction against outcome for a trade's log event: gas price and gas cost, predicted by the
+    planner and paid on chain (the paid fields only once the transaction is included)."""
+    plan = outcome.plan
+    fields = {"gas_price_predicted_wei": plan.gas_price_wei, "gas_cost_predicted_wei": plan.gas_cost_wei}
+    if outcome.status == "included":
+        fields |= {"gas_price_paid_wei": outcome.effective_gas_price_wei, "gas_cost_paid_wei": outcome.fee_paid_wei}
+    return fields

@@ -1,0 +1,105 @@
+"""The tip the keeper predicts (keeper/gas_price.py) is the sender's fee policy's tip."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from keeper.chain.fees import FeePolicy
+from keeper.config import KeeperConfig
+from keeper.engine import Engine
+from keeper.errors import RpcError
+from keeper.gas_price import PRIORITY_FEE_WEI, TipSource, build_fee_policy
+from keeper.metrics import KeeperMetrics
+from keeper.plan import Planner
+
+from .test_risk import snapshot
+
+GWEI = 10**9
+
+
+class FeeRpc:
+    """Answers eth_feeHistory with the given rewards (ratio 0: an empty block) and blocks' base fees."""
+
+    def __init__(self, rewards_wei: list[int], ratios: list[float], base_fee_wei: int = GWEI) -> None:
+        self.rewards_wei, self.ratios, self.base_fee_wei = rewards_wei, ratios, base_fee_wei
+        self.calls: list[str] = []
+        self.fail = False
+
+    def call(self, method: str, params: list[Any] | None = None) -> Any:
+        self.calls.append(method)
+        if self.fail:
+            raise RpcError("eth_feeHistory", -32005, "rate limited")
+        if method == "eth_feeHistory":
+            return {"oldestBlock": "0x1", "baseFeePerGas": [hex(self.base_fee_wei)] * (len(self.ratios) + 1),
+                    "gasUsedRatio": self.ratios, "reward": [[hex(r)] for r in self.rewards_wei]}
+        if method == "eth_getBlockByNumber":
+            return {"number": params[0] if params else "0x0", "baseFeePerGas": hex(self.base_fee_wei)}
+        raise AssertionError(method)
+
+    def get_code(self, address: str, block: str = "latest") -> bytes:
+        return b""
+
+
+POLICY = FeePolicy(max_fee_per_gas_cap_wei=100 * GWEI)
+
+
+def test_given_fee_history_then_the_tip_is_the_policys_median_of_non_empty_blocks() -> None:
+    rpc = FeeRpc([2 * GWEI, GWEI, 0, 3 * GWEI], [0.5, 0.4, 0.0, 0.6])  # the empty block's 0 is not counted
+    assert TipSource(rpc, POLICY).tip_wei(10) == 2 * GWEI  # type: ignore[arg-type]
+
+
+def test_given_only_empty_blocks_then_the_tip_is_the_policys_minimum() -> None:
+    rpc = FeeRpc([0, 0], [0.0, 0.0])
+    assert TipSource(rpc, POLICY).tip_wei(10) == POLICY.min_priority_fee_wei  # type: ignore[arg-type]
+
+
+def test_given_no_rpc_then_the_tip_is_the_constant() -> None:
+    assert TipSource(None, None).tip_wei(10) == PRIORITY_FEE_WEI
+
+
+def test_the_fee_history_is_read_once_per_refresh_blocks_or_once_in_a_block_when_fresh() -> None:
+    rpc = FeeRpc([GWEI], [0.5])
+    tips = TipSource(rpc, POLICY, refresh_blocks=10)  # type: ignore[arg-type]
+    for block in range(100, 110):
+        tips.tip_wei(block)
+    assert rpc.calls.count("eth_feeHistory") == 1
+    tips.tip_wei(110)
+    assert rpc.calls.count("eth_feeHistory") == 2
+    tips.tip_wei(111, fresh=True)
+    tips.tip_wei(111, fresh=True)
+    assert rpc.calls.count("eth_feeHistory") == 3
+
+
+def test_given_a_failed_refresh_then_the_last_tip_stays_and_without_one_it_raises() -> None:
+    rpc = FeeRpc([GWEI], [0.5])
+    tips = TipSource(rpc, POLICY, refresh_blocks=1)  # type: ignore[arg-type]
+    assert tips.tip_wei(1) == GWEI
+    rpc.fail = True
+    assert tips.tip_wei(2) == GWEI
+    with pytest.raises(RpcError):
+        TipSource(rpc, POLICY).tip_wei(1)  # type: ignore[arg-type]
+
+
+def test_an_included_receipt_teaches_the_tip_it_paid() -> None:
+    rpc = FeeRpc([GWEI], [0.5], base_fee_wei=7 * GWEI)
+    tips = TipSource(rpc, POLICY)  # type: ignore[arg-type]
+    assert tips.learn(7 * GWEI + 3 * GWEI // 2, 42) == 3 * GWEI // 2
+    assert tips.tip_wei(43) == 3 * GWEI // 2 and tips.source == "receipt"
+    assert "eth_feeHistory" not in rpc.calls  # learnt at block 42: no reading before block 52
+
+
+def test_the_cost_model_prices_gas_at_the_base_fee_plus_the_policys_tip() -> None:
+    config = KeeperConfig()
+    rpc = FeeRpc([GWEI, GWEI, 2 * GWEI], [0.5, 0.5, 0.5])
+    planner = Planner(config, "0x" + "11" * 20, rpc=rpc)  # type: ignore[arg-type]
+    assert planner.tips.policy == build_fee_policy(config)
+    engine = Engine(config=config, collector=SimpleNamespace(sources=SimpleNamespace(markets=[])), strategies=[],
+                    planner=planner, executor=SimpleNamespace(mode="dry_run"), journal=None,
+                    metrics=KeeperMetrics(), kill_switch=lambda: False)
+    snap = snapshot()
+    costs = engine.strategy_context(snap, [], {}).costs
+    assert costs.gas_price_wei == snap.base_fee_wei + GWEI  # not + 0.001 gwei
+    assert costs.tx_cost_usd(1_000_000) == pytest.approx(1_000_000 * 2 * GWEI / 10**18 * 3000)
