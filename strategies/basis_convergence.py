@@ -224,7 +224,7 @@ class BasisConvergence(StrategyBase):
             return self.skip(market, f"no open: perp unavailable: {view.perp.reason}")
         account = ctx.snapshot.account if isinstance(ctx.snapshot.account, PerpAccountState) else None
         notes: list[str] = []
-        best: tuple[OpenEvaluation, Signal, BasisStats, int] | None = None
+        best: tuple[OpenEvaluation, Signal, BasisStats, int, float] | None = None
         for venue in SPOT_VENUES:
             signal = ctx.signals.get((market, venue))
             stats = ctx.basis_stats.get((market, venue))
@@ -244,30 +244,31 @@ class BasisConvergence(StrategyBase):
             if isinstance(searched, str):
                 notes.append(f"{venue}: z={z:.2f} {direction.value}: {searched}")
                 continue
-            evaluation, evaluations = searched
+            evaluation, evaluations, hold_s = searched
             if evaluation.net_usd < self.params.min_profit_usd:
                 notes.append(f"{venue}: z={z:.2f} {direction.value}: best expected net ${evaluation.net_usd:,.2f} "
                              f"< min ${self.params.min_profit_usd:,.2f} at {describe_size(evaluation)} "
                              f"({describe_estimate(evaluation.estimate)})")
                 continue
             if best is None or evaluation.net_usd > best[0].net_usd:
-                best = (evaluation, signal, stats, evaluations)
+                best = (evaluation, signal, stats, evaluations, hold_s)
         if best is None:
             return self.skip(market, "no open: " + "; ".join(notes))
-        evaluation, signal, stats, evaluations = best
+        evaluation, signal, stats, evaluations, hold_s = best
         entry = evaluation.entry
         reason = (f"open {entry.direction.value} on {entry.spot_venue}: z={_fmt(signal.basis_zscore)} (entry "
                   f"{self.params.entry_z:.2f}), basis {signal.basis_bps:.1f} bps vs centre {stats.center_bps:.1f} bps, "
                   f"funding APR {signal.funding_apr:+.2%}, size {describe_size(evaluation)}, expected net "
                   f"${evaluation.net_usd:,.2f} ({describe_estimate(evaluation.estimate)}) >= min "
-                  f"${self.params.min_profit_usd:,.2f}; {evaluations} sizes quoted")
+                  f"${self.params.min_profit_usd:,.2f}; expected hold {hold_s:.0f} s (half-life "
+                  f"{_fmt_s(stats.half_life_s)}, scale {stats.scale_bps:.1f} bps); {evaluations} sizes quoted")
         if notes:
             reason += "; others: " + "; ".join(notes)
         return self.intent(ctx, "open", market, entry.direction, entry.spot_venue, evaluation.perp_base_x18, reason,
                            evaluation.estimate)
 
     def _size(self, ctx: StrategyContext, view: MarketView, venue: SpotVenue, direction: Direction,
-              stats: BasisStats, account: PerpAccountState | None) -> tuple[OpenEvaluation, int] | str:
+              stats: BasisStats, account: PerpAccountState | None) -> tuple[OpenEvaluation, int, float] | str:
         perp = view.perp
         assert not isinstance(perp, Unavailable)
         mids = mid_prices_usd(view, venue)
@@ -294,7 +295,11 @@ class BasisConvergence(StrategyBase):
         if search.best is None:
             return (f"no size quotable in [{search.low_x18 / 1e18:g}, {search.high_x18 / 1e18:g}] base "
                     f"(cap: {cap.binding}){': ' + search.first_failure if search.first_failure else ''}")
-        return search.best, search.evaluations
+        return search.best, search.evaluations, hold_s
+
+
+def _fmt_s(seconds: float | None) -> str:
+    return "none" if seconds is None else f"{seconds:.0f} s"
 
 
 def _fmt(z: float | None) -> str:
