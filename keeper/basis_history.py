@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,12 +30,16 @@ MIN_PHI = 0.001  # an AR(1) slope at or below 0 is read as this: half-life = dt 
 @dataclass(frozen=True)
 class BasisStats:
     """Robust statistics of one (market, venue)'s recent basis (bps): centre = median, scale =
-    1.4826 x MAD, half_life_s = the fitted decay of departures from the centre (None: no decay seen)."""
+    1.4826 x MAD, half_life_s = the fitted decay of departures from the centre (None: no decay seen).
+    window_bps and spacing_s (the window itself, oldest first, and its median spacing; not compared)
+    let a strategy replay its exit rule on the window (strategies/exit_forecast.py)."""
 
     center_bps: float
     scale_bps: float
     samples: int
     half_life_s: float | None = None
+    window_bps: tuple[float, ...] = field(default=(), compare=False, repr=False)
+    spacing_s: float | None = field(default=None, compare=False)
 
     @classmethod
     def from_observations(cls, basis_bps: Sequence[float], timestamps_s: Sequence[int] | None = None) -> BasisStats:
@@ -44,7 +48,7 @@ class BasisStats:
             raise ValueError(f"basis stats need >= 2 observations, got {values.size}")
         center = float(np.median(values))
         scale = MAD_TO_SIGMA * float(np.median(np.abs(values - center)))
-        half_life = None
+        half_life = spacing = None
         if timestamps_s is not None:
             times = np.asarray(timestamps_s, dtype=float)
             half_life = estimate_half_life_s(values, times, center)
@@ -52,7 +56,9 @@ class BasisStats:
                 # no reversion seen within the history: the data bound the half-life from below by
                 # its span, and say nothing beyond it; extrapolating persistence further is a bet
                 half_life = float(times[-1] - times[0])
-        return cls(center, scale, int(values.size), half_life)
+            if times.size >= 2:
+                spacing = float(np.median(np.diff(times)))
+        return cls(center, scale, int(values.size), half_life, tuple(values.tolist()), spacing)
 
     def zscore(self, basis_bps: float) -> float | None:
         return None if self.scale_bps <= 0 else (basis_bps - self.center_bps) / self.scale_bps
@@ -174,8 +180,8 @@ def _window_stats(series: BasisSeries, lo: int, hi: int) -> BasisStats:
     center = median_sorted(values)
     scale = MAD_TO_SIGMA * median_abs_deviation_sorted(values, center)
     half_life = None
-    if n >= 3:
-        dt = median_sorted(spacings)
+    dt = median_sorted(spacings) if n >= 2 else None
+    if n >= 3 and dt is not None:
         x = series.values_view(lo, hi) - center
         prev = x[:-1]
         denom = float(np.dot(prev, prev))
@@ -187,4 +193,4 @@ def _window_stats(series: BasisSeries, lo: int, hi: int) -> BasisStats:
         first, last = float(series.time(lo)), float(series.time(hi - 1))
         if last > first:
             half_life = last - first
-    return BasisStats(center, scale, n, half_life)
+    return BasisStats(center, scale, n, half_life, tuple(series.values_view(lo, hi).tolist()), dt)

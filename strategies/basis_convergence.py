@@ -49,6 +49,7 @@ from strategies.base import (
     parse_params,
     require_param,
 )
+from strategies.exit_forecast import ExitForecast, forecast_exit
 from strategies.pnl import OpenEvaluation, describe_size, estimate_close, mid_prices_usd, optimise_open
 from strategies.scale_in import optimise_add, widened_bps
 
@@ -63,6 +64,7 @@ class BasisConvergenceParams:
     valid_for_blocks: int = 2
     max_evaluations_per_venue: int = 10  # sizes quoted per venue (2 exact quotes each)
     add_on_widening: bool = True  # grow a held position when its basis widens past the entry (scale_in.py)
+    exit_from_window: bool = True  # expect the exit where the exit rule fires on the window's history (exit_forecast.py)
 
     def __post_init__(self) -> None:
         require_param(self.entry_z > 0, "entry_z", self.entry_z, "> 0")
@@ -145,7 +147,8 @@ class BasisConvergence(StrategyBase):
             return f"no add: {mids.reason}"
         mid_basis_bps = (mids[0] / mids[1] - 1) * 1e4
         excess = mid_basis_bps - stats.center_bps
-        hold_s = self.expected_hold_s(ctx, excess, stats)
+        expected_exit = self.exit_forecast(ctx, excess, stats)
+        hold_s = expected_exit.hold_s
         limits = ctx.limits if ctx.limits.stress is None else dataclasses.replace(
             ctx.limits, stress=dataclasses.replace(ctx.limits.stress, hold_s=hold_s))
         perp = view.perp
@@ -155,7 +158,7 @@ class BasisConvergence(StrategyBase):
             view, position, ctx.costs, limits, account,
             funding_fraction=ctx.funding_forecast_s(view.name, position.spot_venue, perp.funding_rate_per_s, hold_s,
                                                     self.premium_half_life_s(ctx, excess, stats)),
-            exit_basis_bps=mid_basis_bps - p.convergence_fraction * excess, min_notional_usd=p.min_notional_usd,
+            exit_basis_bps=self.exit_basis_bps(mid_basis_bps, excess, expected_exit), min_notional_usd=p.min_notional_usd,
             max_evaluations=p.max_evaluations_per_venue, hold_s=hold_s, legs=legs_from_snapshot(ctx.snapshot))
         if isinstance(result, Unavailable):
             return f"no add: {result.reason}"
@@ -169,6 +172,19 @@ class BasisConvergence(StrategyBase):
                            f"since entry {position.entry_basis_bps:.1f} bps, z={_fmt(z)}, centre {stats.center_bps:.1f} bps; "
                            f"add {describe_size(best)}, expected net ${best.net_usd:,.2f} ({describe_estimate(best.estimate)}) "
                            f">= min ${p.min_profit_usd:,.2f}", best.estimate)
+
+    def exit_forecast(self, ctx: StrategyContext, excess_bps: float, stats: BasisStats) -> ExitForecast:
+        """Where (share of the excess left) and when the exit rule is expected to fire for a
+        position entered now (strategies/exit_forecast.py); with exit_from_window off, the basis
+        expected at the centre after expected_hold_s."""
+        if not self.params.exit_from_window:
+            return ExitForecast(0.0, self.expected_hold_s(ctx, excess_bps, stats), "at the centre")
+        return forecast_exit(stats.window_bps, stats.center_bps, stats.scale_bps, stats.spacing_s, stats.half_life_s,
+                             excess_bps, self.params.entry_z, self._exit_target_bps(stats), ctx.costs.horizon_s)
+
+    def exit_basis_bps(self, mid_basis_bps: float, excess_bps: float, expected_exit: ExitForecast) -> float:
+        """The basis expected at exit: convergence_fraction of the way the exit forecast expects."""
+        return mid_basis_bps - self.params.convergence_fraction * excess_bps * (1 - expected_exit.remaining_ratio)
 
     def expected_hold_s(self, ctx: StrategyContext, excess_bps: float, stats: BasisStats) -> float:
         """Seconds for the fitted half-life to bring |excess| within exit_z x scale (the horizon
@@ -224,7 +240,7 @@ class BasisConvergence(StrategyBase):
             return self.skip(market, f"no open: perp unavailable: {view.perp.reason}")
         account = ctx.snapshot.account if isinstance(ctx.snapshot.account, PerpAccountState) else None
         notes: list[str] = []
-        best: tuple[OpenEvaluation, Signal, BasisStats, int, float] | None = None
+        best: tuple[OpenEvaluation, Signal, BasisStats, int, ExitForecast] | None = None
         for venue in SPOT_VENUES:
             signal = ctx.signals.get((market, venue))
             stats = ctx.basis_stats.get((market, venue))
@@ -244,31 +260,31 @@ class BasisConvergence(StrategyBase):
             if isinstance(searched, str):
                 notes.append(f"{venue}: z={z:.2f} {direction.value}: {searched}")
                 continue
-            evaluation, evaluations, hold_s = searched
+            evaluation, evaluations, expected_exit = searched
             if evaluation.net_usd < self.params.min_profit_usd:
                 notes.append(f"{venue}: z={z:.2f} {direction.value}: best expected net ${evaluation.net_usd:,.2f} "
                              f"< min ${self.params.min_profit_usd:,.2f} at {describe_size(evaluation)} "
                              f"({describe_estimate(evaluation.estimate)})")
                 continue
             if best is None or evaluation.net_usd > best[0].net_usd:
-                best = (evaluation, signal, stats, evaluations, hold_s)
+                best = (evaluation, signal, stats, evaluations, expected_exit)
         if best is None:
             return self.skip(market, "no open: " + "; ".join(notes))
-        evaluation, signal, stats, evaluations, hold_s = best
+        evaluation, signal, stats, evaluations, expected_exit = best
         entry = evaluation.entry
         reason = (f"open {entry.direction.value} on {entry.spot_venue}: z={_fmt(signal.basis_zscore)} (entry "
                   f"{self.params.entry_z:.2f}), basis {signal.basis_bps:.1f} bps vs centre {stats.center_bps:.1f} bps, "
                   f"funding APR {signal.funding_apr:+.2%}, size {describe_size(evaluation)}, expected net "
                   f"${evaluation.net_usd:,.2f} ({describe_estimate(evaluation.estimate)}) >= min "
-                  f"${self.params.min_profit_usd:,.2f}; expected hold {hold_s:.0f} s (half-life "
-                  f"{_fmt_s(stats.half_life_s)}, scale {stats.scale_bps:.1f} bps); {evaluations} sizes quoted")
+                  f"${self.params.min_profit_usd:,.2f}; expected hold {expected_exit.hold_s:.0f} s: {expected_exit.describe()} "
+                  f"(half-life {_fmt_s(stats.half_life_s)}, scale {stats.scale_bps:.1f} bps); {evaluations} sizes quoted")
         if notes:
             reason += "; others: " + "; ".join(notes)
         return self.intent(ctx, "open", market, entry.direction, entry.spot_venue, evaluation.perp_base_x18, reason,
                            evaluation.estimate)
 
     def _size(self, ctx: StrategyContext, view: MarketView, venue: SpotVenue, direction: Direction,
-              stats: BasisStats, account: PerpAccountState | None) -> tuple[OpenEvaluation, int, float] | str:
+              stats: BasisStats, account: PerpAccountState | None) -> tuple[OpenEvaluation, int, ExitForecast] | str:
         perp = view.perp
         assert not isinstance(perp, Unavailable)
         mids = mid_prices_usd(view, venue)
@@ -278,8 +294,9 @@ class BasisConvergence(StrategyBase):
         # tradable basis at its centre (convergence_fraction of the way), after hold_s.
         mid_basis_bps = (mids[0] / mids[1] - 1) * 1e4
         excess = mid_basis_bps - stats.center_bps
-        exit_basis_bps = mid_basis_bps - self.params.convergence_fraction * excess
-        hold_s = self.expected_hold_s(ctx, excess, stats)
+        expected_exit = self.exit_forecast(ctx, excess, stats)
+        exit_basis_bps = self.exit_basis_bps(mid_basis_bps, excess, expected_exit)
+        hold_s = expected_exit.hold_s
         limits = ctx.limits if ctx.limits.stress is None else dataclasses.replace(
             ctx.limits, stress=dataclasses.replace(ctx.limits.stress, hold_s=hold_s))
         result = optimise_open(
@@ -295,7 +312,7 @@ class BasisConvergence(StrategyBase):
         if search.best is None:
             return (f"no size quotable in [{search.low_x18 / 1e18:g}, {search.high_x18 / 1e18:g}] base "
                     f"(cap: {cap.binding}){': ' + search.first_failure if search.first_failure else ''}")
-        return search.best, search.evaluations, hold_s
+        return search.best, search.evaluations, expected_exit
 
 
 def _fmt_s(seconds: float | None) -> str:

@@ -1,0 +1,108 @@
+"""Where and when basis_convergence's own exit is expected to fire, from the history window (pure).
+
+The entry's expected PnL is the expectation under the keeper's exit rule: the position closes at
+the first observation whose basis has crossed the robust centre, or come within exit_z x scale of
+it. Two things decide where that first observation lands, and the fitted AR(1) half-life alone
+sees neither:
+
+- overshoot: a basis that reverts by a jump (the next shock) lands PAST the centre, and the
+  position earns the whole swing; a basis that decays smoothly lands inside the exit band;
+- the centre moving: the centre is the window's median, so a departure that lasts more than half
+  the window becomes the centre itself, and the exit fires where the basis then is, not at the
+  old centre.
+
+`forecast_exit` answers in two ways:
+
+1. empirical (when the window holds episodes): replay the exit rule on the window's own history
+   and the observation entered on. Every departure from the centre of at least entry_z x scale and
+   at least half the excess entered on (a 2-sigma wiggle says little about how a 150 bps shock
+   ends) is followed from its first observation (where the keeper would have entered) to the
+   first later observation where the rule fires; the ratio of the excess there to the excess at
+   entry (negative: overshoot) and the time it took are averaged over the departures that
+   resolved, weighted by their excess at entry. Departures still open at the end are not counted
+   (censored).
+2. parametric (no resolved departure in the window): the excess decays with the fitted half-life;
+   the exit fires at the first observation after the decay brings it within the exit band, or,
+   sooner, when the median has moved onto the departure: after (half the window + 1 - the
+   observations already departed on this side) more observations.
+
+Both are capped at the cost model's horizon (what the rest of the model assumes about holding).
+Floats: decisions only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SIMILAR_SHARE = 0.5  # a past departure informs the forecast when at least this share of the one entered on
+
+
+@dataclass(frozen=True)
+class ExitForecast:
+    """The expected exit: the share of the entry's excess over the centre still there at exit
+    (1 - the share earned; negative when the basis is expected past the centre), the expected hold,
+    and how it was found (for the reason)."""
+
+    remaining_ratio: float
+    hold_s: float
+    source: str
+
+    def describe(self) -> str:
+        return f"exit expected after {self.hold_s:.0f} s at {self.remaining_ratio:+.2f} of the excess ({self.source})"
+
+
+def replay_episodes(excess_bps: Sequence[float], entry_bps: float, exit_bps: float) -> list[tuple[float, int, float]]:
+    """The window's departures and where the exit rule resolved them: (excess at exit / excess at
+    entry, observations held, |excess at entry|) for each departure of |excess| >= entry_bps whose first observation
+    starts it (the previous one was not departed on the same side) and that resolved within the
+    window; the rule fires at the first later observation with sign x excess <= 0 (crossed the
+    centre) or |excess| < exit_bps."""
+    out: list[tuple[float, int, float]] = []
+    n = len(excess_bps)
+    for i in range(n):
+        x = excess_bps[i]
+        if abs(x) < entry_bps:
+            continue
+        side = 1.0 if x > 0 else -1.0
+        if i > 0 and side * excess_bps[i - 1] >= entry_bps:
+            continue  # not the departure's first observation
+        for j in range(i + 1, n):
+            y = excess_bps[j]
+            if side * y <= 0 or abs(y) < exit_bps:
+                out.append((y / x, j - i, abs(x)))
+                break
+    return out
+
+
+def forecast_exit(window_bps: Sequence[float], center_bps: float, scale_bps: float, spacing_s: float | None,
+                  half_life_s: float | None, excess_bps: float, entry_z: float, exit_bps: float,
+                  horizon_s: float) -> ExitForecast:
+    """The expected exit of a position entered now at `excess_bps` over the centre (module notes).
+    window_bps: the history window's basis, oldest first; spacing_s: its median spacing."""
+    dt = spacing_s if spacing_s is not None and spacing_s > 0 else None
+    entry_bps = entry_z * scale_bps
+    excess = [b - center_bps for b in window_bps]
+    if dt is not None and entry_bps > 0:
+        # the observation entered on ends the departures before it too (the next shock)
+        episodes = replay_episodes([*excess, excess_bps], max(entry_bps, SIMILAR_SHARE * abs(excess_bps)), exit_bps)
+        if episodes:
+            weight = sum(w for _, _, w in episodes)
+            ratio = sum(r * w for r, _, w in episodes) / weight
+            hold = min(horizon_s, dt * sum(k * w for _, k, w in episodes) / weight)
+            return ExitForecast(ratio, hold, f"{len(episodes)} departure(s) in the window replayed")
+    if half_life_s is None or half_life_s <= 0 or abs(excess_bps) <= exit_bps:
+        hold = horizon_s if half_life_s is None else min(horizon_s, half_life_s)
+        return ExitForecast(0.0, hold, "no decay fitted" if half_life_s is None else "inside the exit band")
+    decay_s = half_life_s * math.log2(abs(excess_bps) / exit_bps)
+    source = f"half-life {half_life_s:.0f} s"
+    if dt is not None:
+        decay_s = math.ceil(decay_s / dt - 1e-9) * dt  # the first observation inside the band
+        side = 1.0 if excess_bps > 0 else -1.0
+        departed = sum(1 for x in excess if side * x >= entry_bps)
+        catch_up_s = max(1, len(excess) // 2 + 1 - departed) * dt
+        if catch_up_s < decay_s:
+            decay_s, source = catch_up_s, f"half-life {half_life_s:.0f} s, centre moves onto the departure"
+    hold = min(horizon_s, decay_s)
+    return ExitForecast(2 ** (-hold / half_life_s), hold, source)

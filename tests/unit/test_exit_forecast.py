@@ -1,0 +1,103 @@
+"""The expected exit under basis_convergence's own exit rule (strategies/exit_forecast.py), on
+hand-set windows: overshoot replayed from the window, the centre moving onto a lasting departure,
+the decay into the exit band; and the strategy's expected convergence following it."""
+
+from __future__ import annotations
+
+import pytest
+
+from keeper.types import Direction, Intent
+from strategies import BasisConvergence
+from strategies.base import BasisStats, Skip
+from strategies.basis_convergence import BasisConvergenceParams
+from strategies.exit_forecast import forecast_exit, replay_episodes
+
+from .test_strategies import context, only, rich_eth
+
+CALM = [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 1.5, -1.5, 0.0] * 2  # 20 observations, MAD-scale ~1.5 bps
+
+
+def test_given_a_departure_ended_by_the_next_shock_when_replayed_then_the_exit_lands_past_the_centre() -> None:
+    # +150 bps for 6 observations, then -140: the rule (crossed the centre) fires on the -140
+    excess = CALM + [150.0] * 6 + [-140.0]
+    episodes = replay_episodes(excess, entry_bps=75.0, exit_bps=1.0)
+    assert episodes == [(pytest.approx(-140 / 150), 6, 150.0)]
+
+
+def test_given_the_window_ends_departed_when_entering_on_the_flip_then_the_entry_observation_resolves_it() -> None:
+    # Given a window whose last 6 observations are +150 bps (unresolved in the window), entering now at -150
+    window = CALM + [150.0] * 6
+    forecast = forecast_exit(window, 0.0, 1.5, 60.0, 300.0, -150.0, entry_z=2.0, exit_bps=0.75, horizon_s=86_400)
+    # Then the exit expected is past the centre by the whole swing, after the 6 observations it took
+    assert forecast.remaining_ratio == pytest.approx(-1.0)
+    assert forecast.hold_s == pytest.approx(360.0)
+    assert "replayed" in forecast.source
+
+
+def test_given_only_small_wiggles_in_the_window_when_entering_a_big_departure_then_they_do_not_inform_it() -> None:
+    # A 10 bps wiggle that reverted is < half of the 150 bps entered on: the parametric path answers
+    window = CALM[:10] + [10.0, 0.0] + CALM[10:]
+    forecast = forecast_exit(window, 0.0, 1.5, 60.0, 60.0, 150.0, entry_z=2.0, exit_bps=0.75, horizon_s=86_400)
+    assert "replayed" not in forecast.source and forecast.remaining_ratio >= 0
+
+
+def test_given_a_slow_decay_when_the_median_catches_up_first_then_the_exit_is_where_the_basis_has_decayed_to() -> None:
+    # 20 observations 600 s apart, none departed: the median moves onto the departure after 11 more;
+    # a 12-hour half-life has taken only 2^(-6600/43200) of the excess by then
+    forecast = forecast_exit(CALM, 0.0, 1.5, 600.0, 43_200.0, 300.0, entry_z=2.0, exit_bps=0.75, horizon_s=86_400)
+    assert forecast.hold_s == pytest.approx(11 * 600.0)
+    assert forecast.remaining_ratio == pytest.approx(2 ** (-6600 / 43_200))
+    assert "centre moves" in forecast.source
+    # observations already departed on this side bring the catch-up nearer
+    departed = CALM[4:] + [300.0] * 4
+    assert forecast_exit(departed, 0.0, 1.5, 600.0, 43_200.0, 300.0, 2.0, 0.75, 86_400).hold_s == pytest.approx(7 * 600.0)
+
+
+def test_given_a_fast_decay_when_forecast_then_the_exit_is_the_first_observation_inside_the_band() -> None:
+    # 150 -> 0.75 bps takes log2(200) = 7.64 half-lives of 60 s = 458.6 s: the 8th observation (480 s)
+    forecast = forecast_exit(CALM, 0.0, 1.5, 60.0, 60.0, 150.0, entry_z=2.0, exit_bps=0.75, horizon_s=86_400)
+    assert forecast.hold_s == pytest.approx(480.0)
+    assert forecast.remaining_ratio == pytest.approx(2 ** -8)
+
+
+def test_given_no_fitted_decay_when_forecast_then_the_centre_at_the_horizon_as_before() -> None:
+    forecast = forecast_exit(CALM, 0.0, 1.5, 60.0, None, 150.0, entry_z=2.0, exit_bps=0.75, horizon_s=3600)
+    assert (forecast.remaining_ratio, forecast.hold_s) == (0.0, 3600)
+
+
+def _stats(window: list[float]) -> dict[tuple[str, str], BasisStats]:
+    stats = BasisStats(0.0, 1.5, len(window), half_life_s=300.0, window_bps=tuple(window), spacing_s=60.0)
+    return {("ETH", "uniswap_v3"): stats, ("ETH", "uniswap_v2"): stats}
+
+
+def test_given_a_window_whose_departures_overshoot_when_opening_then_the_expected_convergence_counts_the_swing() -> None:
+    # Given the perp 2% rich (200 bps) and a window in which a -200 bps departure ended at +200
+    view = rich_eth(0.02)
+    z = {("ETH", "uniswap_v3"): 133.0, ("ETH", "uniswap_v2"): 133.0}
+    window = CALM + [-200.0] * 6
+    with_rule = only(BasisConvergence().decide(context(view, z=z, stats=_stats(window))))
+    without = only(BasisConvergence(BasisConvergenceParams(exit_from_window=False)).decide(
+        context(view, z=z, stats=_stats(window))))
+    assert isinstance(with_rule, Intent) and isinstance(without, Intent)
+    assert with_rule.direction is Direction.SHORT_PERP
+    # Then the expected exit is past the centre: about twice the convergence per unit of size
+    per_base = with_rule.expected.convergence_usd / with_rule.perp_base_x18
+    per_base_without = without.expected.convergence_usd / without.perp_base_x18
+    assert per_base == pytest.approx(2 * per_base_without, rel=0.02)
+    assert "replayed" in with_rule.reason and "expected hold 360 s" in with_rule.reason
+
+
+def test_given_a_persistent_departure_when_opening_then_the_smaller_expected_convergence_does_not_pay() -> None:
+    # Given 200 bps rich on a window 600 s apart with a 12-hour half-life: the median catches up
+    # with the departure after 11 observations, when only 1 - 2^(-6600/43200) of it is gone
+    view = rich_eth(0.02)
+    z = {("ETH", "uniswap_v3"): 133.0, ("ETH", "uniswap_v2"): 133.0}
+    stats = BasisStats(0.0, 1.5, 20, half_life_s=43_200.0, window_bps=tuple(CALM), spacing_s=600.0)
+    ctx = context(view, z=z, stats={("ETH", "uniswap_v3"): stats, ("ETH", "uniswap_v2"): stats})
+    strategy = BasisConvergence()
+    forecast = strategy.exit_forecast(ctx, 200.0, stats)
+    assert forecast.remaining_ratio == pytest.approx(2 ** (-6600 / 43_200))
+    assert strategy.exit_basis_bps(200.0, 200.0, forecast) == pytest.approx(200.0 * 2 ** (-6600 / 43_200))
+    # Then it does not open, where expecting the basis back at the centre opened
+    assert isinstance(only(strategy.decide(ctx)), Skip)
+    assert isinstance(only(BasisConvergence(BasisConvergenceParams(exit_from_window=False)).decide(ctx)), Intent)
