@@ -28,6 +28,7 @@ from rich.table import Table
 
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, KeeperError
+from keeper.plan import RISK_STRATEGY
 from keeper.simulate.fork import origin_head
 from keeper.simulate.scenario import SCENARIO_DIR, load_scenario, scenario_path
 
@@ -100,6 +101,31 @@ def _median(values: Sequence[Any]) -> float | None:
     return statistics.median(present) if present else None
 
 
+def expected_vs_realised(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Issue 10's accuracy figure over every round trip of the suite: the median of
+    |realised - expected| / |expected| (trips with an expected figure), over all trips and by who
+    closed them (the strategies' own exits, or the risk stage: the wind-down at each run's end and
+    the margin ladder)."""
+    def summary(trips: list[Mapping[str, Any]]) -> dict[str, Any]:
+        errors = [abs(t["realised_net_usd"] - t["expected_net_usd"]) / abs(t["expected_net_usd"]) for t in trips]
+        return {"round_trips": len(trips), "median_abs_rel_error": statistics.median(errors) if errors else None}
+
+    trips = [t for r in runs for t in r.get("round_trips", [])
+             if t.get("expected_net_usd") and t.get("realised_net_usd") is not None]
+    risk = [t for t in trips if t.get("closed_by_strategy") == RISK_STRATEGY]
+    own = [t for t in trips if t.get("closed_by_strategy") not in (None, RISK_STRATEGY)]
+    return summary(trips) | {"closed_by_strategy": summary(own), "closed_by_risk": summary(risk)}
+
+
+def describe_accuracy(accuracy: Mapping[str, Any]) -> str:
+    def one(part: Mapping[str, Any]) -> str:
+        error = part["median_abs_rel_error"]
+        return f"{'-' if error is None else f'{error:.0%}'} over {part['round_trips']}"
+    return (f"expected vs realised per round trip: median |realised - expected| / |expected| {one(accuracy)} "
+            f"(closed by a strategy {one(accuracy['closed_by_strategy'])}; by the risk stage, the wind-down "
+            f"included, {one(accuracy['closed_by_risk'])})")
+
+
 def scenario_medians(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     by_scenario: dict[str, list[Mapping[str, Any]]] = {}
     for run in runs:
@@ -152,7 +178,8 @@ def run_suite(settings: KeeperConfig, *, fork_url: str, fork_block: int | None, 
                 runs.append(row)
                 bar.advance(task)
     suite = {"origin_url": fork_url, "origin_chain_id": chain_id, "fork_block": block, "seeds": list(seeds),
-             "scenarios": scenario_medians(runs), "runs": runs, "wall_s": round(time.monotonic() - started, 1),
+             "scenarios": scenario_medians(runs), "expected_vs_realised": expected_vs_realised(runs), "runs": runs,
+             "wall_s": round(time.monotonic() - started, 1),
              "optimum_dominates_everywhere": bool(runs) and all(r["optimum_dominates"] for r in runs)}
     (out_dir / "suite.json").write_text(json.dumps(suite, indent=1, allow_nan=False) + "\n")
     (out_dir / "index.html").write_text(render_index(suite))
@@ -243,6 +270,7 @@ def simulate_main(settings: KeeperConfig, *, fork_url: str, fork_block: int | No
     result = run_suite(settings, fork_url=fork_url, fork_block=fork_block, scenarios=scenarios,
                        seeds=parse_seeds(seeds), out_dir=out_dir, console=err, steps=blocks)
     Console(file=out.file, width=max(out.width, 160)).print(suite_table(result))
+    out.print(describe_accuracy(result["expected_vs_realised"]), highlight=False)
     for line in suite_violations(result):
         out.print(f"DEFECT: {line}", highlight=False)
     out.print(f"wrote {out_dir / 'suite.json'} and {out_dir / 'index.html'} ({result['wall_s']} s)", highlight=False)

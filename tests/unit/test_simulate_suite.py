@@ -70,3 +70,19 @@ def test_rows_and_medians_across_seeds() -> None:
     page = render_index({"origin_url": "http://x", "origin_chain_id": 1, "fork_block": 5, "seeds": [0, 1, 2, 9],
                          "wall_s": 1.0, "runs": runs, "scenarios": [entry]})
     assert all(f'href="s/seed-{seed}/report.html"' in page for seed in range(3))
+
+
+def test_the_accuracy_figure_is_the_median_relative_error_over_all_trips_and_by_who_closed_them() -> None:
+    from keeper.simulate.suite import describe_accuracy, expected_vs_realised
+
+    def trip(expected: float | None, realised: float, by: str | None) -> dict[str, Any]:
+        return {"expected_net_usd": expected, "realised_net_usd": realised, "closed_by_strategy": by}
+
+    runs = [{"round_trips": [trip(100.0, 300.0, "basis_convergence"), trip(100.0, 90.0, "risk")]},
+            {"round_trips": [trip(-50.0, -25.0, "risk"), trip(None, 10.0, "risk")]}, {"error": "failed"}]
+    accuracy = expected_vs_realised(runs)
+    # |err| / |expected|: 200%, 10%, 50% (a trip without an expected figure is not counted)
+    assert accuracy["round_trips"] == 3 and accuracy["median_abs_rel_error"] == pytest.approx(0.5)
+    assert accuracy["closed_by_strategy"] == {"round_trips": 1, "median_abs_rel_error": pytest.approx(2.0)}
+    assert accuracy["closed_by_risk"] == {"round_trips": 2, "median_abs_rel_error": pytest.approx(0.3)}
+    assert "50% over 3" in describe_accuracy(accuracy) and "200% over 1" in describe_accuracy(accuracy)
