@@ -11,18 +11,21 @@ sees neither:
   the window becomes the centre itself, and the exit fires where the basis then is, not at the
   old centre.
 
-`forecast_exit` answers in two ways:
+`forecast_exit` combines two answers:
 
-1. empirical (when the window holds episodes): replay the exit rule on the window's own history
-   and the observation entered on. Every departure from the centre of at least entry_z x scale and
+1. empirical (when the window holds departures like this one): replay the exit rule on the
+   window's own history and the observation entered on. Every departure from the centre of at least entry_z x scale and
    at least half the excess entered on (a 2-sigma wiggle says little about how a 150 bps shock
    ends) is followed from its first observation (where the keeper would have entered) to the
    first later observation where the rule fires; the ratio of the excess there to the excess at
    entry (negative: overshoot) and the time it took are averaged over the departures that
-   resolved, weighted by their excess at entry. Departures still open at the end are not counted
-   (censored).
-2. parametric (no resolved departure in the window): the excess decays with the fitted half-life;
-   the exit fires at the first observation after the decay brings it within the exit band, or,
+   resolved, weighted by their excess at entry, together with the parametric answer below counted
+   as one more departure the size of the one entered on (a prior of one pseudo-observation: one
+   replayed departure moves the forecast half way from the model, many move it nearly all the
+   way; a single flip is weak evidence that the next departure will end in a flip too).
+   Departures still open at the end are not counted (censored).
+2. parametric (alone when no such departure resolved in the window): the excess decays with the
+   fitted half-life; the exit fires at the first observation after the decay brings it within the exit band, or,
    sooner, when the median has moved onto the departure: after (half the window + 1 - the
    observations already departed on this side) more observations.
 
@@ -84,14 +87,27 @@ def forecast_exit(window_bps: Sequence[float], center_bps: float, scale_bps: flo
     dt = spacing_s if spacing_s is not None and spacing_s > 0 else None
     entry_bps = entry_z * scale_bps
     excess = [b - center_bps for b in window_bps]
-    if dt is not None and entry_bps > 0:
-        # the observation entered on ends the departures before it too (the next shock)
-        episodes = replay_episodes([*excess, excess_bps], max(entry_bps, SIMILAR_SHARE * abs(excess_bps)), exit_bps)
-        if episodes:
-            weight = sum(w for _, _, w in episodes)
-            ratio = sum(r * w for r, _, w in episodes) / weight
-            hold = min(horizon_s, dt * sum(k * w for _, k, w in episodes) / weight)
-            return ExitForecast(ratio, hold, f"{len(episodes)} departure(s) in the window replayed")
+    model = decay_forecast(excess, dt, half_life_s, excess_bps, entry_bps, exit_bps, horizon_s)
+    if dt is None or entry_bps <= 0:
+        return model
+    # the observation entered on ends the departures before it too (the next shock)
+    episodes = replay_episodes([*excess, excess_bps], max(entry_bps, SIMILAR_SHARE * abs(excess_bps)), exit_bps)
+    if not episodes:
+        return model
+    # the model's answer counts as one more departure the size of this one (a prior of one
+    # pseudo-observation): one replayed departure moves the forecast half way, many move it all
+    prior = abs(excess_bps)
+    weight = sum(w for _, _, w in episodes) + prior
+    ratio = (sum(r * w for r, _, w in episodes) + model.remaining_ratio * prior) / weight
+    hold = (dt * sum(k * w for _, k, w in episodes) + model.hold_s * prior) / weight
+    return ExitForecast(ratio, min(horizon_s, hold),
+                        f"{len(episodes)} departure(s) in the window replayed, with the decay model as one more: {model.source}")
+
+
+def decay_forecast(excess: Sequence[float], dt: float | None, half_life_s: float | None, excess_bps: float,
+                   entry_bps: float, exit_bps: float, horizon_s: float) -> ExitForecast:
+    """The parametric answer (module notes, 2): the fitted decay until the first observation inside
+    the exit band, or until the median has moved onto the departure, whichever is sooner."""
     if half_life_s is None or half_life_s <= 0 or abs(excess_bps) <= exit_bps:
         hold = horizon_s if half_life_s is None else min(horizon_s, half_life_s)
         return ExitForecast(0.0, hold, "no decay fitted" if half_life_s is None else "inside the exit band")

@@ -10,7 +10,7 @@ from keeper.types import Direction, Intent
 from strategies import BasisConvergence
 from strategies.base import BasisStats, Skip
 from strategies.basis_convergence import BasisConvergenceParams
-from strategies.exit_forecast import forecast_exit, replay_episodes
+from strategies.exit_forecast import decay_forecast, forecast_exit, replay_episodes
 
 from .test_strategies import context, only, rich_eth
 
@@ -28,10 +28,17 @@ def test_given_the_window_ends_departed_when_entering_on_the_flip_then_the_entry
     # Given a window whose last 6 observations are +150 bps (unresolved in the window), entering now at -150
     window = CALM + [150.0] * 6
     forecast = forecast_exit(window, 0.0, 1.5, 60.0, 300.0, -150.0, entry_z=2.0, exit_bps=0.75, horizon_s=86_400)
-    # Then the exit expected is past the centre by the whole swing, after the 6 observations it took
-    assert forecast.remaining_ratio == pytest.approx(-1.0)
-    assert forecast.hold_s == pytest.approx(360.0)
-    assert "replayed" in forecast.source
+    # Then that departure ended past the centre by the whole swing, after 6 observations; with the
+    # decay model as one more departure of the same size, the forecast is half way between them
+    model = decay_forecast(window, 60.0, 300.0, -150.0, 3.0, 0.75, 86_400)
+    assert model.remaining_ratio == pytest.approx(2 ** (-840 / 300)) and model.hold_s == 840  # the median, 14 later
+    assert forecast.remaining_ratio == pytest.approx((-1.0 + model.remaining_ratio) / 2)
+    assert forecast.hold_s == pytest.approx((360.0 + 840.0) / 2)
+    assert "1 departure(s) in the window replayed" in forecast.source
+    # five departures ended by a flip in the window move it most of the way: a flip is what this path does
+    flips = CALM + ([150.0] * 6 + [-150.0] * 6) * 2 + [150.0] * 6
+    many = forecast_exit(flips, 0.0, 1.5, 60.0, 300.0, -150.0, 2.0, 0.75, 86_400)
+    assert "5 departure(s)" in many.source and many.remaining_ratio < -0.7
 
 
 def test_given_only_small_wiggles_in_the_window_when_entering_a_big_departure_then_they_do_not_inform_it() -> None:
@@ -80,11 +87,14 @@ def test_given_a_window_whose_departures_overshoot_when_opening_then_the_expecte
         context(view, z=z, stats=_stats(window))))
     assert isinstance(with_rule, Intent) and isinstance(without, Intent)
     assert with_rule.direction is Direction.SHORT_PERP
-    # Then the expected exit is past the centre: about twice the convergence per unit of size
+    # Then the expected exit is past the centre: the convergence per unit of size is (1 - the share
+    # of the excess left at exit) times that of an exit at the centre, and more than it
+    forecast = BasisConvergence().exit_forecast(context(view, z=z, stats=_stats(window)), 200.0, _stats(window)[("ETH", "uniswap_v3")])
+    assert forecast.remaining_ratio < 0
     per_base = with_rule.expected.convergence_usd / with_rule.perp_base_x18
     per_base_without = without.expected.convergence_usd / without.perp_base_x18
-    assert per_base == pytest.approx(2 * per_base_without, rel=0.02)
-    assert "replayed" in with_rule.reason and "expected hold 360 s" in with_rule.reason
+    assert per_base == pytest.approx((1 - forecast.remaining_ratio) * per_base_without, rel=0.02)
+    assert "replayed" in with_rule.reason and f"expected hold {forecast.hold_s:.0f} s" in with_rule.reason
 
 
 def test_given_a_persistent_departure_when_opening_then_the_smaller_expected_convergence_does_not_pay() -> None:
