@@ -7,10 +7,12 @@ of the recent tradable basis (keeper/basis_history.py: median, MAD, AR(1) half-l
 Entry (no position in the market, margin ratio at or above the guard): on a spot venue whose basis
 robust z-score departs from its centre by at least `entry_z`, take SHORT_PERP when the perp is rich
 (z > 0) or LONG_PERP when it is cheap (z < 0), sized to maximise the shared model's expected net
-PnL (strategies/pnl.py): the basis expected back at its centre (`convergence_fraction` of the way)
-plus funding forecast over the expected holding time (the time the fitted half-life needs to
-bring the departure within `exit_z`, at most the horizon), minus every cost (both transactions,
-capital for that time); only when that clears `min_profit_usd`. The size is also capped so the
+PnL (strategies/pnl.py): the basis expected where this strategy's own exit rule is expected to
+fire (strategies/exit_forecast.py: the rule replayed on the window's past departures like this
+one, with the fitted decay, or the median catching up with a lasting departure, as a prior;
+`convergence_fraction` of the way) plus funding forecast over that expected hold (at most the
+horizon), minus every cost (both transactions, capital for that time); only when that clears
+`min_profit_usd`. The size is also capped so the
 account survives the stress grid (keeper/stress.py). Of the venues that qualify, the best wins.
 
 Exit (a position this strategy manages), the first that applies:
