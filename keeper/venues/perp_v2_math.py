@@ -31,6 +31,7 @@ from keeper.venues.uniswap_v3_math import (
     get_sqrt_ratio_at_tick,
     mul_div,
     mul_div_rounding_up,
+    with_exact_output_fee,
 )
 
 ONE_HUNDRED_PERCENT_PPM = 1_000_000
@@ -222,7 +223,15 @@ def _exchange_swap(
     fee, insurance_fund_fee = _replay_fees(replay, is_base_to_quote, exchange_fee_ratio_ppm,
                                            insurance_fund_fee_ratio_ppm)
 
-    swap = compute_v3_swap(pool, is_base_to_quote, signed * pool_amount, sqrt_price_limit_x96)
+    # The pool's own swap. Base->quote replays with the pool's amount and fee: the same swap. An
+    # exact-output quote->base replays the same output (pool_amount == amount_raw) with another
+    # fee: the same path, only the fees differ (with_exact_output_fee).
+    if is_base_to_quote:
+        swap = replay
+    elif not is_exact_input:
+        swap = with_exact_output_fee(replay, uniswap_fee)
+    else:
+        swap = compute_v3_swap(pool, is_base_to_quote, signed * pool_amount, sqrt_price_limit_x96)
     if swap.amount0_delta_raw * swap.amount1_delta_raw >= 0:
         # ClearingHouse's swap callback: one side paid in, the other out, or nothing at all.
         raise PerpSwapReverted("CH_F0S", f"pool deltas {swap.amount0_delta_raw}, {swap.amount1_delta_raw}")

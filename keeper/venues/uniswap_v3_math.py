@@ -477,6 +477,30 @@ def compute_v3_swap(
                        crossed, fee_paid, tuple(steps))
 
 
+def with_exact_output_fee(quote: V3SwapQuote, fee_pips: int) -> V3SwapQuote:
+    """`quote`, an exact-output swap, run again with fee_pips as the fee: an exact output's path
+    (prices, ticks, liquidity, amounts in and out per step) does not depend on the fee, only each
+    step's fee amount (and so the input) does, so only those are recomputed, step by step as
+    compute_swap_step rounds them (its reverts too). Equals compute_v3_swap(..., fee_pips=fee_pips)."""
+    if not 0 <= fee_pips < FEE_DENOMINATOR_PIPS:
+        raise ValueError(f"fee_pips must be in [0, 1e6), got {fee_pips}")
+    kept = FEE_DENOMINATOR_PIPS - fee_pips
+    steps = []
+    fee_paid = amount_in = 0
+    for step in quote.steps:
+        step_fee = mul_div_rounding_up(step.amount_in_raw, fee_pips, kept)
+        fee_paid += step_fee
+        amount_in += step.amount_in_raw + step_fee
+        steps.append(V3SwapStep(step.sqrt_price_start_x96, step.sqrt_price_end_x96, step.liquidity, step.amount_in_raw,
+                                step.amount_out_raw, step_fee, step.tick_next, step.crossed_initialized_tick))
+    if quote.zero_for_one:
+        amount0, amount1 = amount_in, quote.amount1_delta_raw
+    else:
+        amount0, amount1 = quote.amount0_delta_raw, amount_in
+    return V3SwapQuote(quote.zero_for_one, amount_in, quote.amount_out_raw, amount0, amount1, quote.sqrt_price_after_x96,
+                       quote.tick_after, quote.liquidity_after, quote.initialized_ticks_crossed, fee_paid, tuple(steps))
+
+
 def _add_liquidity_delta(liquidity: int, delta: int) -> int:
     result = liquidity + delta
     if result < 0:

@@ -34,6 +34,7 @@ from keeper.venues.uniswap_v3_math import (
     mul_div_rounding_up,
     quote_v3_exact_in,
     quote_v3_exact_out,
+    with_exact_output_fee,
 )
 
 ticks = st.integers(min_value=MIN_TICK, max_value=MAX_TICK)
@@ -476,3 +477,18 @@ def test_given_a_malformed_pool_when_building_it_then_it_is_refused() -> None:
         V3PoolState(Q96, 0, 1, 3000, 60, {61: 1}, (-1000, 1000))  # off the spacing
     with pytest.raises(ValueError):
         V3PoolState(Q96, 0, 1, 3000, 60, {1200: 1}, (-1000, 1000))  # outside the window
+
+
+@pool_settings
+@given(pools(), st.booleans(), amounts_raw, st.sampled_from((0, 100, 500, 1000, 3000, 10000, 250_000)))
+def test_given_an_exact_output_swap_when_its_fee_is_replaced_then_it_equals_the_swap_run_with_that_fee(
+    pool: V3PoolState, zero_for_one: bool, amount_out: int, other_fee_pips: int
+) -> None:
+    # Given an exact-output swap quoted with the pool's fee (a price limit half the time)
+    limit = 0 if amount_out % 2 else get_sqrt_ratio_at_tick(pool.tick + (-3000 if zero_for_one else 3000))
+    try:
+        direct = compute_v3_swap(pool, zero_for_one, -amount_out, limit, fee_pips=other_fee_pips)
+    except SkipOpportunity:
+        assume(False)
+    # When the same swap's fee is replaced, then it is the swap run with the other fee, field for field
+    assert with_exact_output_fee(compute_v3_swap(pool, zero_for_one, -amount_out, limit), other_fee_pips) == direct
