@@ -12,6 +12,7 @@ need bitmap bits outside that window raises `QuoteOutOfRange` instead of guessin
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,10 +58,7 @@ _RATIO_FACTORS = (
     (0x40000, 0x2216E584F5FA1EA926041BEDFE98),
     (0x80000, 0x48A170391F7DC42444E8FA2),
 )
-# log_2 -> log_sqrt(1.0001) scale, and the error bounds of the approximation (Q128.128)
-_LOG_SQRT10001_SCALE = 255738958999603826347141
-_TICK_LOW_OFFSET = 3402992956809132418596140100660247210
-_TICK_HIGH_OFFSET = 291339464771989622907027621153398088495
+_LN_SQRT_10001 = math.log(1.0001) / 2  # ln sqrt(1.0001): a tick's step of ln(sqrt price)
 
 
 # ------------------------------------------------------------------------------ errors
@@ -135,24 +133,19 @@ def get_sqrt_ratio_at_tick(tick: int) -> int:
 
 
 def get_tick_at_sqrt_ratio(sqrt_price_x96: int) -> int:
-    """The greatest tick whose sqrt ratio is <= sqrt_price_x96, by TickMath's own log2 method."""
+    """The greatest tick whose sqrt ratio is <= sqrt_price_x96 (TickMath.getTickAtSqrtRatio's
+    definition): a float logarithm's estimate, then corrected exactly against
+    get_sqrt_ratio_at_tick (the estimate is off by at most one tick; TickMath's own log2 method
+    gives the same tick, tests/unit/test_uniswap_v3_math.py checks the two agree)."""
     if not MIN_SQRT_RATIO <= sqrt_price_x96 < MAX_SQRT_RATIO:
         raise V3SwapReverted("R")
-    ratio = sqrt_price_x96 << 32
-    msb = ratio.bit_length() - 1
-    r = ratio >> (msb - 127) if msb >= 128 else ratio << (127 - msb)
-    log_2 = (msb - 128) << 64
-    for shift in range(63, 49, -1):
-        r = (r * r) >> 127
-        f = r >> 128
-        log_2 |= f << shift
-        r >>= f
-    log_sqrt10001 = log_2 * _LOG_SQRT10001_SCALE
-    tick_low = (log_sqrt10001 - _TICK_LOW_OFFSET) >> 128
-    tick_high = (log_sqrt10001 + _TICK_HIGH_OFFSET) >> 128
-    if tick_low == tick_high:
-        return tick_low
-    return tick_high if get_sqrt_ratio_at_tick(tick_high) <= sqrt_price_x96 else tick_low
+    tick = math.floor(math.log(sqrt_price_x96 / Q96) / _LN_SQRT_10001)
+    tick = MIN_TICK if tick < MIN_TICK else MAX_TICK - 1 if tick > MAX_TICK - 1 else tick
+    while tick > MIN_TICK and get_sqrt_ratio_at_tick(tick) > sqrt_price_x96:
+        tick -= 1
+    while tick < MAX_TICK - 1 and get_sqrt_ratio_at_tick(tick + 1) <= sqrt_price_x96:
+        tick += 1
+    return tick
 
 
 # ------------------------------------------------------------------------------ SqrtPriceMath

@@ -492,3 +492,39 @@ def test_given_an_exact_output_swap_when_its_fee_is_replaced_then_it_equals_the_
         assume(False)
     # When the same swap's fee is replaced, then it is the swap run with the other fee, field for field
     assert with_exact_output_fee(compute_v3_swap(pool, zero_for_one, -amount_out, limit), other_fee_pips) == direct
+
+
+def tick_math_log2_tick(sqrt_price_x96: int) -> int:
+    """TickMath.getTickAtSqrtRatio's own method (log2 by squaring, then the error bounds), as
+    the contract computes it: the reference get_tick_at_sqrt_ratio's shortcut must agree with."""
+    ratio = sqrt_price_x96 << 32
+    msb = ratio.bit_length() - 1
+    r = ratio >> (msb - 127) if msb >= 128 else ratio << (127 - msb)
+    log_2 = (msb - 128) << 64
+    for shift in range(63, 49, -1):
+        r = (r * r) >> 127
+        f = r >> 128
+        log_2 |= f << shift
+        r >>= f
+    log_sqrt10001 = log_2 * 255738958999603826347141
+    tick_low = (log_sqrt10001 - 3402992956809132418596140100660247210) >> 128
+    tick_high = (log_sqrt10001 + 291339464771989622907027621153398088495) >> 128
+    if tick_low == tick_high:
+        return tick_low
+    return tick_high if get_sqrt_ratio_at_tick(tick_high) <= sqrt_price_x96 else tick_low
+
+
+@settings(max_examples=3000, deadline=None)
+@given(sqrt_prices)
+def test_given_any_sqrt_price_when_finding_its_tick_then_it_is_tick_maths_log2_answer(sqrt_price: int) -> None:
+    assert get_tick_at_sqrt_ratio(sqrt_price) == tick_math_log2_tick(sqrt_price)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.integers(min_value=MIN_TICK + 1, max_value=MAX_TICK - 1), st.integers(min_value=-2, max_value=1))
+def test_given_a_price_at_a_tick_edge_when_finding_its_tick_then_it_is_tick_maths_log2_answer(tick: int, nudge: int) -> None:
+    # Given a price on, just below or just above a tick's exact sqrt ratio (where a float estimate errs)
+    price = get_sqrt_ratio_at_tick(tick) + nudge
+    assume(MIN_SQRT_RATIO <= price < MAX_SQRT_RATIO)
+    # Then the tick is the contract's
+    assert get_tick_at_sqrt_ratio(price) == tick_math_log2_tick(price)
