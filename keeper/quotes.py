@@ -42,6 +42,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
+from keeper.frozen import quick_init
 from keeper.types import (
     BASIS_PERP_VENUE,
     ONE_X18,
@@ -95,6 +96,7 @@ def _perp_state_memo(perp: PerpMarketState) -> tuple[PerpMarketState, PerpPriceB
 
 
 # ------------------------------------------------------------------------------ results
+@quick_init
 @dataclass(frozen=True)
 class PerpLegQuote:
     """The perp leg: the order's parameters and what Perp will do (18 decimals)."""
@@ -117,6 +119,7 @@ class PerpLegQuote:
     impact_usd: float
 
 
+@quick_init
 @dataclass(frozen=True)
 class SpotLegQuote:
     """The spot leg against USDC on one venue (raw token units)."""
@@ -134,6 +137,7 @@ class SpotLegQuote:
     impact_usd: float
 
 
+@quick_init
 @dataclass(frozen=True)
 class BasisTradeQuote:
     market: str

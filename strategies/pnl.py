@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from keeper.errors import SkipOpportunity
+from keeper.frozen import quick_init
 from keeper.quotes import BasisTradeQuote, quote_basis_trade, round_perp_base_to_spot_units, spot_scale_to_x18
 from keeper.signals import spot_price
 from keeper.stress import PerpLeg, max_stressed_size_base
@@ -99,6 +100,7 @@ def combine_pnl(
     )
 
 
+@quick_init
 @dataclass(frozen=True)
 class OpenEvaluation:
     """One size, quoted exactly: the open, its expected exit, and the expected PnL."""

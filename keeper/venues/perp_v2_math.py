@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from keeper.errors import SkipOpportunity
+from keeper.frozen import quick_init
 from keeper.venues.uniswap_v3_math import (
     MAX_TICK,
     MIN_TICK,
@@ -83,6 +84,7 @@ class PerpPriceBand:
         return min(edge_sqrt_price, sqrt_price_limit_x96)
 
 
+@quick_init
 @dataclass(frozen=True)
 class PerpQuote:
     """One Perp v2 trade. Amounts in raw 18-decimal units of vBase / vQuote.

@@ -20,6 +20,7 @@ from functools import lru_cache
 from types import MappingProxyType
 
 from keeper.errors import SkipOpportunity
+from keeper.frozen import quick_init
 
 # ------------------------------------------------------------------------------ constants
 MIN_TICK = -887272
@@ -228,6 +229,36 @@ def get_amount1_delta(sqrt_ratio_a_x96: int, sqrt_ratio_b_x96: int, liquidity: i
 
 
 # ------------------------------------------------------------------------------ SwapMath
+def _amount0_between(lower_x96: int, upper_x96: int, liquidity: int, round_up: bool) -> int:
+    """get_amount0_delta for prices already in order (lower <= upper): the swap step's form."""
+    if lower_x96 <= 0:
+        raise V3SwapReverted("SqrtPriceMath: zero price")
+    product = (liquidity << 96) * (upper_x96 - lower_x96)
+    if round_up:
+        quotient = -(-product // upper_x96)
+        if quotient > UINT256_MAX:  # FullMath's overflow: the contract's reason
+            mul_div_rounding_up(liquidity << 96, upper_x96 - lower_x96, upper_x96)
+        return -(-quotient // lower_x96)
+    quotient = product // upper_x96
+    if quotient > UINT256_MAX:
+        raise V3SwapReverted("mulDiv: result overflows uint256")
+    return quotient // lower_x96
+
+
+def _amount1_between(lower_x96: int, upper_x96: int, liquidity: int, round_up: bool) -> int:
+    """get_amount1_delta for prices already in order (lower <= upper): the swap step's form."""
+    product = liquidity * (upper_x96 - lower_x96)
+    if round_up:
+        quotient = -(-product // Q96)
+        if quotient > UINT256_MAX:  # FullMath's overflow: the contract's reason
+            mul_div_rounding_up(liquidity, upper_x96 - lower_x96, Q96)
+        return quotient
+    quotient = product // Q96
+    if quotient > UINT256_MAX:
+        raise V3SwapReverted("mulDiv: result overflows uint256")
+    return quotient
+
+
 def compute_swap_step(
     sqrt_price_current_x96: int,
     sqrt_price_target_x96: int,
@@ -236,45 +267,50 @@ def compute_swap_step(
     fee_pips: int,
 ) -> tuple[int, int, int, int]:
     """One step toward the target price: (sqrt_price_next_x96, amount_in_raw, amount_out_raw,
-    fee_amount_raw). amount_remaining_raw > 0 is exact input (fee included), < 0 exact output."""
-    zero_for_one = sqrt_price_current_x96 >= sqrt_price_target_x96
+    fee_amount_raw). amount_remaining_raw > 0 is exact input (fee included), < 0 exact output.
+    (A step moves the price from the current one toward the target, so the amounts are taken
+    between prices already in order: down for zero_for_one, up otherwise.)"""
+    current, target = sqrt_price_current_x96, sqrt_price_target_x96
+    zero_for_one = current >= target
     exact_in = amount_remaining_raw >= 0
-    amount_in = amount_out = 0
     if exact_in:
-        remaining_less_fee = mul_div(amount_remaining_raw, FEE_DENOMINATOR_PIPS - fee_pips, FEE_DENOMINATOR_PIPS)
+        remaining_less_fee = amount_remaining_raw * (FEE_DENOMINATOR_PIPS - fee_pips) // FEE_DENOMINATOR_PIPS
+        if remaining_less_fee > UINT256_MAX:
+            raise V3SwapReverted("mulDiv: result overflows uint256")
         if zero_for_one:
-            amount_in = get_amount0_delta(sqrt_price_target_x96, sqrt_price_current_x96, liquidity, True)
+            amount_in = _amount0_between(target, current, liquidity, True)
         else:
-            amount_in = get_amount1_delta(sqrt_price_current_x96, sqrt_price_target_x96, liquidity, True)
+            amount_in = _amount1_between(current, target, liquidity, True)
         if remaining_less_fee >= amount_in:
-            sqrt_price_next = sqrt_price_target_x96
+            sqrt_price_next = target
         else:
-            sqrt_price_next = get_next_sqrt_price_from_input(
-                sqrt_price_current_x96, liquidity, remaining_less_fee, zero_for_one)
+            sqrt_price_next = get_next_sqrt_price_from_input(current, liquidity, remaining_less_fee, zero_for_one)
+        amount_out = 0
     else:
         wanted_out = -amount_remaining_raw
         if zero_for_one:
-            amount_out = get_amount1_delta(sqrt_price_target_x96, sqrt_price_current_x96, liquidity, False)
+            amount_out = _amount1_between(target, current, liquidity, False)
         else:
-            amount_out = get_amount0_delta(sqrt_price_current_x96, sqrt_price_target_x96, liquidity, False)
+            amount_out = _amount0_between(current, target, liquidity, False)
         if wanted_out >= amount_out:
-            sqrt_price_next = sqrt_price_target_x96
+            sqrt_price_next = target
         else:
-            sqrt_price_next = get_next_sqrt_price_from_output(sqrt_price_current_x96, liquidity, wanted_out, zero_for_one)
+            sqrt_price_next = get_next_sqrt_price_from_output(current, liquidity, wanted_out, zero_for_one)
+        amount_in = 0
 
-    reached_target = sqrt_price_next == sqrt_price_target_x96
+    reached_target = sqrt_price_next == target
     # Amounts for the distance actually travelled; the ones computed above are reused only
     # when the step went all the way to the target on the side that was specified.
     if zero_for_one:
         if not (reached_target and exact_in):
-            amount_in = get_amount0_delta(sqrt_price_next, sqrt_price_current_x96, liquidity, True)
+            amount_in = _amount0_between(sqrt_price_next, current, liquidity, True)
         if not (reached_target and not exact_in):
-            amount_out = get_amount1_delta(sqrt_price_next, sqrt_price_current_x96, liquidity, False)
+            amount_out = _amount1_between(sqrt_price_next, current, liquidity, False)
     else:
         if not (reached_target and exact_in):
-            amount_in = get_amount1_delta(sqrt_price_current_x96, sqrt_price_next, liquidity, True)
+            amount_in = _amount1_between(current, sqrt_price_next, liquidity, True)
         if not (reached_target and not exact_in):
-            amount_out = get_amount0_delta(sqrt_price_current_x96, sqrt_price_next, liquidity, False)
+            amount_out = _amount0_between(current, sqrt_price_next, liquidity, False)
 
     if not exact_in and amount_out > -amount_remaining_raw:
         amount_out = -amount_remaining_raw
@@ -364,7 +400,8 @@ class V3PoolState:
 
 
 # ------------------------------------------------------------------------------ swap
-@dataclass(frozen=True, slots=True)
+@quick_init
+@dataclass(frozen=True)
 class V3SwapStep:
     """One iteration of the pool's swap loop."""
 
@@ -378,7 +415,8 @@ class V3SwapStep:
     crossed_initialized_tick: bool
 
 
-@dataclass(frozen=True, slots=True)
+@quick_init
+@dataclass(frozen=True)
 class V3SwapQuote:
     """What UniswapV3Pool.swap does: amounts (non-negative, raw units of the input and output
     token), the pool's signed deltas as swap() returns them (positive = paid into the pool),

@@ -528,3 +528,52 @@ def test_given_a_price_at_a_tick_edge_when_finding_its_tick_then_it_is_tick_math
     assume(MIN_SQRT_RATIO <= price < MAX_SQRT_RATIO)
     # Then the tick is the contract's
     assert get_tick_at_sqrt_ratio(price) == tick_math_log2_tick(price)
+
+
+def reference_swap_step(current: int, target: int, liquidity: int, remaining: int, fee_pips: int) -> tuple[int, int, int, int]:
+    """SwapMath.computeSwapStep line for line on the public (either-order) amount functions: the
+    reference the swap loop's ordered shortcut must equal."""
+    zero_for_one, exact_in = current >= target, remaining >= 0
+    amount_in = amount_out = 0
+    if exact_in:
+        less_fee = mul_div(remaining, 10**6 - fee_pips, 10**6)
+        amount_in = (get_amount0_delta(target, current, liquidity, True) if zero_for_one
+                     else get_amount1_delta(current, target, liquidity, True))
+        nxt = target if less_fee >= amount_in else get_next_sqrt_price_from_input(current, liquidity, less_fee, zero_for_one)
+    else:
+        amount_out = (get_amount1_delta(target, current, liquidity, False) if zero_for_one
+                      else get_amount0_delta(current, target, liquidity, False))
+        nxt = target if -remaining >= amount_out else get_next_sqrt_price_from_output(current, liquidity, -remaining, zero_for_one)
+    reached = nxt == target
+    if not (reached and exact_in):
+        amount_in = (get_amount0_delta(nxt, current, liquidity, True) if zero_for_one
+                     else get_amount1_delta(current, nxt, liquidity, True))
+    if not (reached and not exact_in):
+        amount_out = (get_amount1_delta(nxt, current, liquidity, False) if zero_for_one
+                      else get_amount0_delta(current, nxt, liquidity, False))
+    if not exact_in and amount_out > -remaining:
+        amount_out = -remaining
+    fee = remaining - amount_in if exact_in and not reached else mul_div_rounding_up(amount_in, fee_pips, 10**6 - fee_pips)
+    return nxt, amount_in, amount_out, fee
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    sqrt_prices,
+    sqrt_prices,
+    st.integers(min_value=1, max_value=2**128 - 1),
+    st.one_of(st.integers(min_value=-(10**30), max_value=10**30), st.integers(min_value=-(2**255), max_value=2**255)).filter(bool),
+    st.sampled_from((0, 100, 500, 3000, 10000, 999_999)),
+)
+def test_given_any_step_when_computed_then_it_equals_swap_maths_reference_reverts_included(
+    current: int, target: int, liquidity: int, remaining: int, fee_pips: int
+) -> None:
+    try:
+        expected: tuple[int, int, int, int] | str = reference_swap_step(current, target, liquidity, remaining, fee_pips)
+    except V3SwapReverted as exc:
+        expected = exc.reason
+    try:
+        got: tuple[int, int, int, int] | str = compute_swap_step(current, target, liquidity, remaining, fee_pips)
+    except V3SwapReverted as exc:
+        got = exc.reason
+    assert got == expected
