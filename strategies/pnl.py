@@ -57,6 +57,7 @@ from keeper.types import (
     Unavailable,
 )
 from keeper.venues.perp_v2_math import PerpPriceBand
+from keeper.venues.registry import spot_adapter
 from strategies.base import CostModel, RiskLimits
 
 GOLDEN = (math.sqrt(5) - 1) / 2
@@ -262,42 +263,54 @@ class SizeSearch:
     low_x18: int
     high_x18: int
     first_failure: str | None  # why a size could not be quoted, if one could not
+    proven_worse: int = 0  # sizes the search would have quoted, proven worse than the best without quoting
 
     @property
     def quotes(self) -> int:
         return 2 * self.evaluations
 
 
+# dominated(size_x18, low_x18): True when evaluate(size) is provably below evaluate(low) in net USD
+Dominance = Callable[[int, int], bool]
+
+
 def search_size(evaluate: Callable[[int], OpenEvaluation], low_x18: int, high_x18: int, step_x18: int,
-                max_evaluations: int = 10, grid_points: int = 5, rel_tolerance: float = 1e-3) -> SizeSearch:
+                max_evaluations: int = 10, grid_points: int = 5, rel_tolerance: float = 1e-3, *,
+                dominated: Dominance | None = None, answer_below_usd: float = -math.inf) -> SizeSearch:
     """Maximise evaluate(size).net_usd over sizes in [low, high] (multiples of step), with at
     most max_evaluations calls: a geometric grid of grid_points sizes (low and high included),
     then Brent-style refinement around the best point: the vertex of the parabola through it and
     its two neighbours when that lies strictly inside them, else a golden-section step into the
     wider side (a geometric step when the best is an end of the range). Stops early once the next
     step would move the size by less than rel_tolerance. A size whose quote raises
-    SkipOpportunity counts as -infinity."""
+    SkipOpportunity counts as -infinity.
+
+    With `dominated` (the caller's proof that a size's net is below the smallest size's, from
+    bounds on the model, without quoting it), the search first tries the answer "the smallest
+    size is best": while low stays the best point, the search's sizes do not depend on the values
+    (the grid, then the geometric mean of low and its nearest neighbour), so they are known in
+    advance; each is proven worse or quoted and checked. When all are, and low's net is below
+    answer_below_usd (so that the answer is a no-trade, whose text has no count of sizes), that
+    is the search's answer, the same best evaluation the full search finds; otherwise the full
+    search runs (on the sizes already quoted)."""
     if step_x18 <= 0 or max_evaluations < 1:
         raise ValueError(f"need step_x18 > 0 and max_evaluations >= 1 (got {step_x18}, {max_evaluations})")
     low_x18 = max(step_x18, -(-low_x18 // step_x18) * step_x18)
     high_x18 = high_x18 // step_x18 * step_x18
     if high_x18 < low_x18:
         return SizeSearch(None, 0, low_x18, high_x18, "size range is empty")
-    cache: dict[int, OpenEvaluation | None] = {}
-    failure: list[str] = []
+    quoted: dict[int, OpenEvaluation | str] = {}  # every size quoted: its evaluation, or why it could not be
+
+    def quote(size: int) -> OpenEvaluation | str:
+        if size not in quoted:
+            try:
+                quoted[size] = evaluate(size)
+            except SkipOpportunity as exc:
+                quoted[size] = str(exc)
+        return quoted[size]
 
     def snap(size_x18: float) -> int:
         return min(high_x18, max(low_x18, int(size_x18) // step_x18 * step_x18))
-
-    def value(size: int) -> float:
-        if size not in cache:
-            try:
-                cache[size] = evaluate(size)
-            except SkipOpportunity as exc:
-                cache[size] = None
-                failure.append(str(exc))
-        result = cache[size]
-        return -math.inf if result is None else result.net_usd
 
     points = max(1, min(grid_points, max_evaluations))
     if points == 1 or high_x18 == low_x18:
@@ -305,7 +318,28 @@ def search_size(evaluate: Callable[[int], OpenEvaluation], low_x18: int, high_x1
     else:
         ratio = high_x18 / low_x18
         grid = sorted({snap(low_x18 * ratio ** (i / (points - 1))) for i in range(points)} | {low_x18, high_x18})
-    for size in grid[:max_evaluations]:
+    grid = grid[:max_evaluations]
+
+    if dominated is not None and len(grid) > 1:
+        at_low = _low_is_best(quote, grid, snap, step_x18, max_evaluations, rel_tolerance, dominated, answer_below_usd)
+        if at_low is not None:
+            best, proven = at_low
+            failures = [q for q in quoted.values() if isinstance(q, str)]
+            return SizeSearch(best, len(quoted), low_x18, high_x18, failures[0] if failures else None, proven)
+
+    cache: dict[int, OpenEvaluation | None] = {}
+    failure: list[str] = []
+
+    def value(size: int) -> float:
+        if size not in cache:
+            result = quote(size)
+            cache[size] = None if isinstance(result, str) else result
+            if isinstance(result, str):
+                failure.append(result)
+        result = cache[size]
+        return -math.inf if result is None else result.net_usd
+
+    for size in grid:
         value(size)
 
     while len(cache) < max_evaluations:
@@ -324,6 +358,36 @@ def search_size(evaluate: Callable[[int], OpenEvaluation], low_x18: int, high_x1
     found = [e for e in cache.values() if e is not None]
     best = max(found, key=lambda e: e.net_usd) if found else None
     return SizeSearch(best, len(cache), low_x18, high_x18, failure[0] if failure else None)
+
+
+def _low_is_best(quote: Callable[[int], OpenEvaluation | str], grid: list[int], snap: Callable[[float], int],
+                 step_x18: int, max_evaluations: int, rel_tolerance: float, dominated: Dominance,
+                 answer_below_usd: float) -> tuple[OpenEvaluation, int] | None:
+    """(low's evaluation, sizes proven worse) when the search's answer is provably low's and a
+    no-trade (see search_size), else None. Mirrors search_size's loop with the best at index 0:
+    the next size is then always the geometric mean of the two smallest sizes."""
+    low_x18 = grid[0]
+    at_low = quote(low_x18)
+    if isinstance(at_low, str) or not at_low.net_usd < answer_below_usd:
+        return None
+    sizes = set(grid)
+    path = list(grid[1:])
+    while len(sizes) < max_evaluations:
+        xs = sorted(sizes)
+        size = snap(math.sqrt(xs[0] * xs[1]))
+        if size in sizes or abs(size - xs[0]) <= max(step_x18, rel_tolerance * xs[0]):
+            break
+        sizes.add(size)
+        path.append(size)
+    proven = 0
+    for size in path:
+        if dominated(size, low_x18):
+            proven += 1
+            continue
+        other = quote(size)
+        if not isinstance(other, str) and other.net_usd > at_low.net_usd:
+            return None  # low is not the best: the full search decides
+    return at_low, proven
 
 
 def _next_size(xs: list[int], fs: list[float], j: int) -> float | None:
@@ -358,8 +422,11 @@ def optimise_open(
     max_evaluations: int = 10,
     hold_s: float | None = None,
     legs: Sequence[PerpLeg] = (),
+    min_profit_usd: float | None = None,
 ) -> tuple[SizeSearch, SizeCap] | Unavailable:
-    """The size with the best expected net PnL for a new position under the risk limits."""
+    """The size with the best expected net PnL for a new position under the risk limits. With
+    min_profit_usd (the caller's bar), a search whose answer is provably the smallest size and
+    below the bar quotes only the sizes it cannot rule out (search_size, edge_slope_bound)."""
     cap = compute_size_cap(view, direction, venue, limits, account, legs)
     if isinstance(cap, Unavailable):
         return cap
@@ -372,7 +439,57 @@ def optimise_open(
         return estimate_open(view, direction, venue, size_x18, costs, funding_fraction=funding_fraction,
                              exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage, hold_s=hold_s)
 
-    return search_size(evaluate, low_x18, cap.max_perp_base_x18, step_x18, max_evaluations), cap
+    dominated = None
+    if min_profit_usd is not None:
+        slope = edge_slope_bound(view, direction, venue, costs, funding_fraction=funding_fraction,
+                                 exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage, hold_s=hold_s)
+        if slope is not None and slope < 0:
+            dominated = _dominated_by_slope(slope, max(mids))
+    return search_size(evaluate, low_x18, cap.max_perp_base_x18, step_x18, max_evaluations, dominated=dominated,
+                       answer_below_usd=-math.inf if min_profit_usd is None else min_profit_usd), cap
+
+
+# Slack of the slope bound: the exact quotes round by a few raw units per swap step (USDC: 1e-6
+# USD each), and the model's floats by ~1e-16 of the notional; both far inside these.
+SLOPE_SLACK_USD = 1e-3
+SLOPE_SLACK_PER_NOTIONAL = 1e-7
+
+
+def edge_slope_bound(view: MarketView, direction: Direction, venue: SpotVenue, costs: CostModel, *,
+                     funding_fraction: float, exit_basis_bps: float | None, leverage: float,
+                     hold_s: float | None) -> float | None:
+    """An upper bound of how fast estimate_open's net grows with size, USD per whole base token:
+    net(b) - net(a) <= slope x (b - a) (up to rounding) for sizes a < b quoted on this view.
+
+    Convergence, funding and capital are linear in the size (their per-token rates from the
+    same mids, index and costs combine_pnl uses). Fees plus impact of the four legs (entry and
+    exit, perp and spot) are each a leg's cost beyond its mid, which grows at least at the leg's
+    fee rate times its mid: an AMM's marginal price moves against the trade (a buy pays at least
+    the mid plus the fee, a sale gets at most the mid less the fee; Perp's exchange fee on the
+    notional likewise). So the slope is at most the linear rates minus 2 x (perp mid x exchange
+    fee + spot mid x spot fee). None when a mid or a fee is not readable."""
+    perp = view.perp
+    mids = mid_prices_usd(view, venue)
+    spot_fee_pips = spot_adapter(venue).fee_pips(view)
+    if isinstance(perp, Unavailable) or isinstance(mids, Unavailable) or spot_fee_pips is None:
+        return None
+    perp_mid, spot_mid = mids
+    sign = direction_sign(direction)
+    entry_basis_bps = (perp_mid / spot_mid - 1) * 1e4
+    convergence = 0.0 if exit_basis_bps is None else sign * spot_mid * (entry_basis_bps - exit_basis_bps) / 1e4
+    funding = sign * perp.index_twap_x18 / ONE_X18 * funding_fraction
+    capital = costs.capital_cost_usd(spot_mid + perp_mid / leverage, hold_s)
+    fee_floor = 2 * (perp_mid * perp.exchange_fee_ratio_ppm / 1e6 + spot_mid * spot_fee_pips / 1e6)
+    return convergence + funding - capital - fee_floor
+
+
+def _dominated_by_slope(slope: float, price_usd: float) -> Dominance:
+    """search_size's proof from a negative slope bound: net(size) <= net(low) + slope x (size -
+    low) + slack < net(low)."""
+    def dominated(size_x18: int, low_x18: int) -> bool:
+        slack = SLOPE_SLACK_USD + SLOPE_SLACK_PER_NOTIONAL * (size_x18 + low_x18) / ONE_X18 * price_usd
+        return slope * (size_x18 - low_x18) / ONE_X18 + slack < 0
+    return dominated
 
 
 def describe_size(evaluation: OpenEvaluation) -> str:

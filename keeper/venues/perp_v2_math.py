@@ -19,7 +19,7 @@ against the index (EX_OPB), free collateral, the market being paused or closed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from keeper.errors import SkipOpportunity
 from keeper.frozen import quick_init
@@ -197,7 +197,11 @@ def quote_perp_close(
                            is_base_to_quote, size_raw, limit)
     if not price_band.contains(quote.tick_after):
         raise PerpSwapReverted("EX_OPLAS", f"tick after {quote.tick_after}, band {price_band}")
-    return replace(quote, is_partial_close=quote.base_abs_raw < size_raw)
+    if quote.base_abs_raw >= size_raw:
+        return quote
+    return PerpQuote(quote.base_delta_raw, quote.quote_delta_raw, quote.exchanged_notional_raw, quote.fee_quote_raw,
+                     quote.insurance_fund_fee_quote_raw, quote.sqrt_price_after_x96, quote.tick_after,
+                     quote.liquidity_after, is_partial_close=True)
 
 
 def _exchange_swap(

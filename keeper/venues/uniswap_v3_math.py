@@ -452,26 +452,27 @@ def compute_v3_swap(
     and SwapRouter pass it). fee_pips overrides the pool's fee (Perp's replay uses this)."""
     if amount_specified_raw == 0:
         raise V3SwapReverted("AS")
-    limit = sqrt_price_limit_x96 or default_sqrt_price_limit_x96(zero_for_one)
+    sqrt_price = pool.sqrt_price_x96
+    limit = sqrt_price_limit_x96 or (MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1)
     if zero_for_one:
-        if not (MIN_SQRT_RATIO < limit < pool.sqrt_price_x96):
+        if not (MIN_SQRT_RATIO < limit < sqrt_price):
             raise V3SwapReverted("SPL")
-    elif not (pool.sqrt_price_x96 < limit < MAX_SQRT_RATIO):
+    elif not (sqrt_price < limit < MAX_SQRT_RATIO):
         raise V3SwapReverted("SPL")
     fee = pool.fee_pips if fee_pips is None else fee_pips
     exact_input = amount_specified_raw > 0
 
     remaining = amount_specified_raw
     calculated = 0
-    sqrt_price = pool.sqrt_price_x96
     tick = pool.tick
     liquidity = pool.liquidity
     crossed = 0
     fee_paid = 0
     steps: list[V3SwapStep] = []
+    next_initialized_tick = pool.next_initialized_tick_within_one_word
     while remaining != 0 and sqrt_price != limit:
         price_start = sqrt_price
-        tick_next, initialized = pool.next_initialized_tick_within_one_word(tick, zero_for_one)
+        tick_next, initialized = next_initialized_tick(tick, zero_for_one)
         tick_next = MIN_TICK if tick_next < MIN_TICK else MAX_TICK if tick_next > MAX_TICK else tick_next
         price_next = get_sqrt_ratio_at_tick(tick_next)
         beyond_limit = price_next < limit if zero_for_one else price_next > limit
