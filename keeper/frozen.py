@@ -5,7 +5,8 @@ its own guard): one call per field, about four times the cost of a plain datacla
 replaces that __init__ by one that fills the instance dict directly. Nothing else changes: the
 class is still frozen (assignment and deletion raise FrozenInstanceError), equal, hashed, printed,
 replaced and pickled as before, and __post_init__ still runs. For classes without __slots__,
-whose fields are all init fields without default factories.
+whose fields are plain init fields (defaults allowed, no default factories), or fields outside
+__init__ that their __post_init__ sets.
 """
 
 from __future__ import annotations
@@ -25,18 +26,23 @@ def quick_init(cls: type[T]) -> type[T]:
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     defaults: dict[str, object] = {}
     args = []
+    post_init = hasattr(cls, "__post_init__")
+    init_fields = []
     for f in fields:
         if f.name in ("self", "_fields_"):
             raise TypeError(f"{cls.__name__}.{f.name}: a field name quick_init's __init__ uses itself")
+        if not f.init and post_init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            continue  # set by __post_init__, as with the generated __init__
         if not f.init or f.default_factory is not dataclasses.MISSING or f.kw_only:
             raise TypeError(f"{cls.__name__}.{f.name}: quick_init takes plain positional init fields only")
+        init_fields.append(f)
         if f.default is dataclasses.MISSING:
             args.append(f.name)
         else:
             defaults[f"_default_{f.name}"] = f.default
             args.append(f"{f.name}=_default_{f.name}")
-    body = "".join(f"    _fields_[{f.name!r}] = {f.name}\n" for f in fields)
-    post = "    self.__post_init__()\n" if hasattr(cls, "__post_init__") else ""
+    body = "".join(f"    _fields_[{f.name!r}] = {f.name}\n" for f in init_fields)
+    post = "    self.__post_init__()\n" if post_init else ""
     source = f"def __init__(self, {', '.join(args)}):\n    _fields_ = self.__dict__\n{body}{post}"
     namespace: dict[str, object] = dict(defaults)
     exec(source, namespace)  # noqa: S102 - generated from the class's own field names, as dataclasses does

@@ -324,6 +324,13 @@ def compute_swap_step(
 
 
 # ------------------------------------------------------------------------------ pool state
+# Tick maps already checked, by identity (held, so an id is not reused while kept): a collector
+# builds each block's states from the same decoded maps, and a swap's pool_after keeps its map.
+# A hit also needs equal contents (a caller may have changed its dict since) and the same spacing
+# and window. The states share one private copy, each behind its own read-only proxy.
+_TICK_MAPS_KEPT = 64
+_TICK_MAPS_SEEN: dict[int, tuple[Mapping[int, int], tuple[int, int, int], dict[int, int], tuple[int, ...]]] = {}
+@quick_init
 @dataclass(frozen=True)
 class V3PoolState:
     """A V3 pool as read at one block.
@@ -353,14 +360,23 @@ class V3PoolState:
         low, high = self.tick_window
         if low > high:
             raise ValueError(f"tick_window {self.tick_window} is empty")
-        ticks = dict(self.liquidity_net_by_tick)
-        for tick in ticks:
-            if tick % self.tick_spacing:
-                raise ValueError(f"initialized tick {tick} is not a multiple of the spacing {self.tick_spacing}")
-            if not low <= tick <= high:
-                raise ValueError(f"initialized tick {tick} lies outside tick_window {self.tick_window}")
+        given = self.liquidity_net_by_tick
+        seen = _TICK_MAPS_SEEN.get(id(given))
+        if seen is not None and seen[0] is given and seen[1] == (self.tick_spacing, low, high) and seen[2] == given:
+            ticks, compressed = seen[2], seen[3]  # the same map (equal content) as a state built before
+        else:
+            ticks = dict(given)
+            for tick in ticks:
+                if tick % self.tick_spacing:
+                    raise ValueError(f"initialized tick {tick} is not a multiple of the spacing {self.tick_spacing}")
+                if not low <= tick <= high:
+                    raise ValueError(f"initialized tick {tick} lies outside tick_window {self.tick_window}")
+            compressed = tuple(sorted(t // self.tick_spacing for t in ticks))
+            if len(_TICK_MAPS_SEEN) >= _TICK_MAPS_KEPT:
+                _TICK_MAPS_SEEN.clear()
+            _TICK_MAPS_SEEN[id(given)] = (given, (self.tick_spacing, low, high), ticks, compressed)
         object.__setattr__(self, "liquidity_net_by_tick", MappingProxyType(ticks))
-        object.__setattr__(self, "_compressed_ticks", tuple(sorted(t // self.tick_spacing for t in ticks)))
+        object.__setattr__(self, "_compressed_ticks", compressed)
 
     def moved_to(self, sqrt_price_x96: int, tick: int, liquidity: int) -> V3PoolState:
         """The same pool after a swap (which changes only price, tick and active liquidity)."""

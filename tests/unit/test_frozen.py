@@ -59,3 +59,19 @@ def test_given_a_class_it_cannot_serve_when_decorated_then_it_refuses_naming_it(
     with pytest.raises(TypeError, match="Factory.items: quick_init takes plain positional init fields only"):
         quick_init(dataclasses.dataclass(frozen=True)(type("Factory", (), {
             "__annotations__": {"items": "list"}, "items": dataclasses.field(default_factory=list)})))
+
+
+@quick_init
+@dataclasses.dataclass(frozen=True)
+class Derived:
+    ticks: tuple[int, ...]
+    count: int = dataclasses.field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "count", len(self.ticks))
+
+
+def test_given_a_field_its_post_init_sets_when_built_then_it_is_set_and_not_an_argument() -> None:
+    assert Derived((1, 2, 3)).count == 3
+    with pytest.raises(TypeError):
+        Derived((1,), 1)  # type: ignore[call-arg]

@@ -577,3 +577,22 @@ def test_given_any_step_when_computed_then_it_equals_swap_maths_reference_revert
     except V3SwapReverted as exc:
         got = exc.reason
     assert got == expected
+
+
+def test_given_one_tick_map_reused_when_building_states_then_each_checks_and_holds_its_contents() -> None:
+    # Given a caller that builds states from one dict, changing it in between (as a collector may)
+    net = {-600: 10**20, 600: -(10**20)}
+    window = (-256 * 60, 256 * 60 - 1)
+    first = V3PoolState(Q96, 0, 10**20, 3000, 60, net, window)
+    net[1200] = 5
+    second = V3PoolState(Q96, 0, 10**20, 3000, 60, net, window)
+    # Then each state holds the contents it was built from, read-only
+    assert dict(first.liquidity_net_by_tick) == {-600: 10**20, 600: -(10**20)}
+    assert dict(second.liquidity_net_by_tick) == net and second._compressed_ticks == (-10, 10, 20)
+    with pytest.raises(TypeError):
+        second.liquidity_net_by_tick[0] = 1  # type: ignore[index]
+    # and the checks still apply to a map seen before, against the new spacing and window
+    with pytest.raises(ValueError, match="not a multiple of the spacing"):
+        V3PoolState(Q96, 0, 10**20, 3000, 400, net, window)
+    with pytest.raises(ValueError, match="outside tick_window"):
+        V3PoolState(Q96, 0, 10**20, 3000, 60, net, (-60, 60))
