@@ -51,7 +51,6 @@ GAS_UNITS_CLOSE = upper_gas_units("close")
 GAS_UNITS_RESIZE = upper_gas_units("resize")
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
-_NO_PERP = object()  # StrategyContext's memo: no readable perp for the market
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -146,9 +145,6 @@ class StrategyContext:
     limits: RiskLimits
     basis_stats: Mapping[tuple[str, str], BasisStats] = field(default_factory=lambda: _EMPTY)
     position_owner: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-    # answers computed once per context (it is immutable, so they are the same each time): the
-    # funding forecast's per-(market, venue) inputs and its results by their exact arguments
-    _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def block_number(self) -> int:
@@ -168,42 +164,24 @@ class StrategyContext:
         toward the rate of the tradable basis's centre with the basis's fitted half-life (no
         decay when none is seen; `half_life_s` overrides the fitted one). Without a readable perp or
         statistics: the current rate."""
-        memo = self._memo
-        key = (market, venue, funding_rate_per_s, hold_s, half_life_s)
-        if funding_rate_per_s and hold_s:  # (a zero's sign can matter: not memoised)
-            found = memo.get(key)
-            if found is not None:
-                return found  # type: ignore[no-any-return]
-        inputs = memo.get((market, venue))
-        if inputs is None:
-            inputs = memo[(market, venue)] = self._forecast_inputs(market, venue)
-        if inputs is _NO_PERP:
+        view = self.snapshot.markets.get(market)
+        if view is None or not isinstance(view.perp, PerpMarketState):
             return funding_rate_per_s * hold_s
-        instant, twap_s, stats = inputs
+        perp = view.perp
+        spot = spot_price(view, venue)
+        instant = instant_funding_rate_per_s(perp, None if isinstance(spot, Unavailable) else spot)
+        twap_s = max(1.0, float(perp.twap_interval_s))
         ramp = min(hold_s, twap_s)
         total = funding_rate_per_s * ramp + (instant - funding_rate_per_s) * ramp * ramp / (2 * twap_s)
         rest = hold_s - ramp
         if rest <= 0:
-            found = total
-        elif stats is None:
-            found = total + instant * rest
-        else:
-            centre = stats.center_bps / 1e4 / 86_400
-            decay = half_life_s if half_life_s is not None else stats.half_life_s
-            found = total + centre * rest + (instant - centre) * decayed_seconds(decay, rest)
-        if funding_rate_per_s and hold_s:
-            memo[key] = found
-        return found
-
-    def _forecast_inputs(self, market: str, venue: str) -> tuple[float, float, BasisStats | None] | object:
-        """(instant funding rate per s, TWAP interval s, basis statistics) of one (market, venue)."""
-        view = self.snapshot.markets.get(market)
-        if view is None or not isinstance(view.perp, PerpMarketState):
-            return _NO_PERP
-        perp = view.perp
-        spot = spot_price(view, venue)
-        instant = instant_funding_rate_per_s(perp, None if isinstance(spot, Unavailable) else spot)
-        return instant, max(1.0, float(perp.twap_interval_s)), self.basis_stats.get((market, venue))
+            return total
+        stats = self.basis_stats.get((market, venue))
+        if stats is None:
+            return total + instant * rest
+        centre = stats.center_bps / 1e4 / 86_400
+        decay = half_life_s if half_life_s is not None else stats.half_life_s
+        return total + centre * rest + (instant - centre) * decayed_seconds(decay, rest)
 
     def manages(self, strategy: str, market: str) -> bool:
         owner = self.position_owner.get(market)

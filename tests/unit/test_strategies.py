@@ -378,19 +378,3 @@ def test_given_no_fitted_half_life_when_opening_on_convergence_then_funding_deca
     notional = decision.perp_base_x18 / ONE_X18 * 3000.0
     assert 0 < decision.expected.funding_usd < 0.5 * notional * 0.02
     assert decision.expected.convergence_usd > decision.expected.funding_usd
-
-
-def test_given_the_same_arguments_when_forecasting_funding_again_then_the_memo_answers_as_a_fresh_context() -> None:
-    # Given one context asked the same forecast twice, and other arguments in between
-    view = market_view(perp=perp_state(3000.0, 3000.0, vamm_usd=3009.0))
-    stats = {("ETH", "uniswap_v3"): BasisStats(8.64, 5.0, 100, half_life_s=600.0)}
-    ctx = context(view, stats=stats)
-    asks = [(5e-8, 6 * 3600.0, None), (-2e-8, 600.0, None), (5e-8, 6 * 3600.0, 300.0), (5e-8, 6 * 3600.0, None),
-            (0.0, 3600.0, None), (-0.0, 3600.0, None), (5e-8, 0.0, None)]
-    # When each is answered, then it is what a fresh context answers (to the bit, a zero's sign too)
-    for rate, hold, half_life in asks:
-        got = ctx.funding_forecast_s("ETH", "uniswap_v3", rate, hold, half_life)
-        fresh = context(view, stats=stats).funding_forecast_s("ETH", "uniswap_v3", rate, hold, half_life)
-        assert got.hex() == fresh.hex(), (rate, hold, half_life)
-    # and an unreadable market's forecast is the current rate over the hold
-    assert ctx.funding_forecast_s("BTC", "uniswap_v3", 1e-8, 100.0) == 1e-8 * 100.0
