@@ -31,8 +31,8 @@ from strategies.pnl import (
     estimate_close,
     estimate_open,
     optimise_open,
-    search_size,
 )
+from strategies.size_search import search_size
 
 USDC = 10**6
 
