@@ -5,18 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keeper.config import load_config
 from keeper.launch import build_runtime
 from tests.integration.conftest import Devnet
 
 
 def test_every_tick_after_the_first_makes_two_round_trips_and_reads_the_tip(devnet: Devnet, tmp_path: Path) -> None:
-    manifest = tmp_path / "manifest.json"
-    devnet.manifest.write(manifest)
-    settings = load_config(None, environ={}, overrides={
-        "chain": {"rpc_url": devnet.manifest.rpc_url, "manifest": manifest},
-        "monitoring": {"journal": tmp_path / "journal.sqlite"},
-    })
+    settings = devnet.keeper_config(tmp_path)
     runtime = build_runtime(settings, dry_run=True)
     try:
         engine = runtime.engine
