@@ -34,7 +34,7 @@ from keeper.types import Outcome
 log = get_logger("keeper.gas_price")
 GWEI = 10**9
 PRIORITY_FEE_WEI = 10**6  # 0.001 gwei: the policy's minimum tip; the tip without fee history
-TIP_REFRESH_BLOCKS = 10  # read eth_feeHistory at most once per this many blocks
+TIP_REFRESH_BLOCKS = 10  # a reading this many blocks old is refreshed in a round trip of its own
 
 
 def build_fee_policy(config: KeeperConfig) -> FeePolicy:
@@ -58,8 +58,9 @@ class TipSource:
         return self.rpc is not None and self.policy is not None
 
     def tip_wei(self, block: int, fresh: bool = False) -> int:
-        """The tip the sender would pay at `block`: refreshed once `refresh_blocks` have passed
-        since the last reading, or (`fresh`) once in this block."""
+        """The tip the sender would pay at `block`, from the reading that rode with the reads since
+        the last call; read on its own only when the newest is `refresh_blocks` old (`fresh`:
+        older than `block`). Queues the next reading to ride."""
         if not self.live:
             return self.cached_wei
         self._take_rider(block)
@@ -73,8 +74,8 @@ class TipSource:
         return self.cached_wei
 
     def _take_rider(self, block: int) -> None:
-        """The answer of the reading that rode with the reads since the last call, if any. It was
-        read at or after the newest block it covers, and no later than `block` is being decided."""
+        """Take the answer of the queued reading, if it has ridden: the tip at the newest block it
+        covers, unless a newer reading or receipt came since."""
         rider = self._rider
         if rider is None or not rider.done:
             return
