@@ -184,8 +184,9 @@ def check_exit_stress(states: list[StressedExitState], entry: BasisTradeQuote, n
 def require_exit_stress(states: list[StressedExitState] | None, entry: BasisTradeQuote, normal_exit: BasisTradeQuote,
                         net_usd: float, share: float) -> None:
     """The sizing hook: raise ExitStressRefused unless the stressed exit's extra cost fits within
-    share x net (share 0 or no states: off)."""
-    if share <= 0 or not states:
+    share x net (share 0 or no states: off). A size expected to lose is left alone: it is not
+    traded anyway, and the search and its log keep its net."""
+    if share <= 0 or not states or net_usd <= 0:
         return
     check = check_exit_stress(states, entry, normal_exit, net_usd, share)
     if not check.ok:
