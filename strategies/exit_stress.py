@@ -40,7 +40,7 @@ from fractions import Fraction
 from keeper.errors import SkipOpportunity
 from keeper.stress import StressParams
 from keeper.quotes import DEFAULT_MAX_TICK_CROSSED_WITHIN_BLOCK, BasisTradeQuote, quote_basis_trade
-from keeper.types import ONE_X18, MarketView, Position, SpotVenue, Unavailable, V2PairState
+from keeper.types import ONE_X18, Direction, MarketView, Position, SpotVenue, Unavailable, V2PairState
 from keeper.venues.perp_v2_math import PerpPriceBand
 from keeper.venues.uniswap_v3_math import (
     MAX_SQRT_RATIO,
@@ -150,6 +150,14 @@ def stressed_exit_states(view: MarketView, venue: SpotVenue, index_move: float) 
 
 
 # ------------------------------------------------------------------------------ the rule
+def _held(entry: BasisTradeQuote) -> Position:
+    """The position an open leaves (as strategies/pnl.py's estimate_open builds it)."""
+    return Position(market=entry.market, direction=entry.direction, spot_venue=entry.spot_venue,
+                    perp_base_x18=entry.predicted.perp_base_x18, spot_raw=entry.predicted.spot_raw,
+                    entry_block=0, entry_timestamp_s=0, entry_basis_bps=entry.mid_basis_bps,
+                    net_quote_x18=entry.predicted.net_quote_x18)
+
+
 def exit_cost_usd(quote: BasisTradeQuote) -> float:
     return quote.fees_usd + quote.impact_usd
 
@@ -159,10 +167,7 @@ def check_exit_stress(states: list[StressedExitState], entry: BasisTradeQuote, n
     """Quote closing the position `entry` opens on every stressed state; raises ExitStressRefused
     when a state cannot be quoted exactly (conservative) or the close would be partial."""
     view_name, direction, venue = entry.market, entry.direction, entry.spot_venue
-    held = Position(market=view_name, direction=direction, spot_venue=venue,
-                    perp_base_x18=entry.predicted.perp_base_x18, spot_raw=entry.predicted.spot_raw,
-                    entry_block=0, entry_timestamp_s=0, entry_basis_bps=entry.mid_basis_bps,
-                    net_quote_x18=entry.predicted.net_quote_x18)
+    held = _held(entry)
     worst, worst_label = -math.inf, ""
     for state in states:
         if state.view is None:
@@ -207,3 +212,16 @@ def exit_stress_rule(view: MarketView, venue: SpotVenue, stress: StressParams | 
         return lambda entry, exit_quote, net_usd: None
     states = stressed_exit_states(view, venue, stress.index_move)
     return lambda entry, exit_quote, net_usd: require_exit_stress(states, entry, exit_quote, net_usd, share)
+
+
+def quote_exit_stress_of_open(view: MarketView, direction: Direction, venue: SpotVenue, perp_base_x18: int,
+                              index_move: float) -> ExitStressCheck | str:
+    """For `keeper stress`: the normal and stressed close of the position an open of perp_base_x18
+    would leave (allowed_extra_usd is 0: no expected net here), or why it cannot be quoted."""
+    try:
+        entry = quote_basis_trade(view, "open", direction, venue, perp_base_x18)
+        held = _held(entry)
+        normal = quote_basis_trade(view, "close", direction, venue, 0, held)
+        return check_exit_stress(stressed_exit_states(view, venue, index_move), entry, normal, 0.0, 0.0)
+    except SkipOpportunity as exc:
+        return str(exc)
