@@ -365,7 +365,7 @@ class Engine:
             max_leverage=cfg.risk.max_leverage, free_collateral_usd=free_usd,
             min_margin_ratio=cfg.risk.min_margin_ratio,
             stress=StressParams(cfg.risk.stress_index_move, cfg.risk.stress_funding_apr, costs.horizon_s,
-                                cfg.risk.stress_exit_cost_share),
+                                cfg.risk.stress_exit_weight),
             **self._wallet_limits(snapshot))
         stats = {}
         for s in signals:

@@ -7,7 +7,7 @@ ratio, the further index move to Perp's maintenance ratio, and the PnL of the pe
 spot hedge and net. The largest size of the proposed position that keeps the worst margin ratio
 at the guard is the one sizing uses (keeper/stress.py, the same function). For a proposal, the
 cost of closing it on each spot venue, now and after the stressed move (strategies/exit_stress.py,
-the quotes sizing checks against risk.stress_exit_cost_share).
+the quotes sizing weighs with risk.stress_exit_weight).
 """
 
 from __future__ import annotations

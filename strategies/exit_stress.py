@@ -19,14 +19,21 @@ A pool whose read tick window does not reach the stressed price cannot be moved 
 nothing is known of the liquidity there and the rule is CONSERVATIVE, the size is refused with that
 reason (as is a stressed close that Perp's tick band would make partial).
 
-The rule (a hard cap, not a probability weight): the stressed close's extra cost over the ordinary
-exit cost (fees + impact of each quoted close; the worse of the two stressed states) must stay within
-`exit_cost_share` x the size's expected net PnL. With share 1 this is "the expected net at entry
-stays >= 0 with the stressed exit in place of the normal one": the trade's own edge pays for leaving
-after the stress, which is the exit-side twin of the margin rule (a hedged position should survive a
-stressed move by its size). A probability weight would need the chance of a stress-sized move within
-the hold, which the keeper does not estimate robustly from a few hundred blocks; a cap needs none.
-share 0 turns the rule off. Floats: sizing only; every amount stays an exact quote.
+The rule (a probability weight, not a hard cap): the exit expected at entry is the normal close with
+probability 1 - p and the stressed close with probability p, so each size's expected net is charged
+p x (stressed close cost - normal close cost) (fees + impact of each quoted close, the worse of the two
+stressed states; booked as price impact), and the size search maximises that. p is the chance of an
+index move of at least index_move within the expected hold, for a random walk whose volatility is
+read from the index's own departure from its TWAP (both in the snapshot): for a Brownian index,
+index - TWAP over the last T s has standard deviation sigma x sqrt(T / 3), so one observed log
+departure x gives sigma = |x| x sqrt(pi / 2) / sqrt(T / 3) (E|X| = sd x sqrt(2 / pi)), and
+p = erfc(index_move / (sigma x sqrt(hold) x sqrt(2))), times `exit_weight` (capped at 1). One sample
+is a noisy estimate, but it is a jump detector: a calm index gives p ~ 0 and the rule costs nothing;
+an index that has just jumped (the shock the keeper is trading) gives p near 1. A hard cap on the
+stressed exit relative to the expected net was tried first and rejected: on this devnet the stressed
+cost depends on the size alone, so it cut the trades whose edge the model under-forecasts most
+(README, issue 10). exit_weight 0 turns the rule off. Floats: sizing only; every amount stays an
+exact quote.
 """
 
 from __future__ import annotations
@@ -34,13 +41,24 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 from dataclasses import dataclass
 from fractions import Fraction
 
 from keeper.errors import SkipOpportunity
 from keeper.stress import StressParams
 from keeper.quotes import DEFAULT_MAX_TICK_CROSSED_WITHIN_BLOCK, BasisTradeQuote, quote_basis_trade
-from keeper.types import ONE_X18, Direction, MarketView, Position, SpotVenue, Unavailable, V2PairState
+from keeper.types import (
+    ONE_X18,
+    Direction,
+    MarketView,
+    PerpMarketState,
+    PnlEstimate,
+    Position,
+    SpotVenue,
+    Unavailable,
+    V2PairState,
+)
 from keeper.venues.perp_v2_math import PerpPriceBand
 from keeper.venues.uniswap_v3_math import (
     MAX_SQRT_RATIO,
@@ -55,7 +73,7 @@ _MOVE_AMOUNT_RAW = 1 << 200  # exact input far beyond any pool: the price limit 
 
 
 class ExitStressRefused(SkipOpportunity):
-    """A size whose close after the stressed move costs more than the rule allows (or cannot be known)."""
+    """A size whose close after the stressed move cannot be quoted exactly (refused to be safe)."""
 
 
 @dataclass(frozen=True)
@@ -74,15 +92,10 @@ class ExitStressCheck:
     normal_exit_cost_usd: float
     stressed_exit_cost_usd: float  # the worse stressed state's fees + impact
     worst_label: str
-    allowed_extra_usd: float
 
     @property
     def extra_usd(self) -> float:
         return max(0.0, self.stressed_exit_cost_usd - self.normal_exit_cost_usd)
-
-    @property
-    def ok(self) -> bool:
-        return self.extra_usd <= self.allowed_extra_usd
 
 
 # ------------------------------------------------------------------------------ moving the pools
@@ -162,8 +175,8 @@ def exit_cost_usd(quote: BasisTradeQuote) -> float:
     return quote.fees_usd + quote.impact_usd
 
 
-def check_exit_stress(states: list[StressedExitState], entry: BasisTradeQuote, normal_exit: BasisTradeQuote,
-                      net_usd: float, share: float) -> ExitStressCheck:
+def check_exit_stress(states: list[StressedExitState], entry: BasisTradeQuote,
+                      normal_exit: BasisTradeQuote) -> ExitStressCheck:
     """Quote closing the position `entry` opens on every stressed state; raises ExitStressRefused
     when a state cannot be quoted exactly (conservative) or the close would be partial."""
     view_name, direction, venue = entry.market, entry.direction, entry.spot_venue
@@ -183,45 +196,59 @@ def check_exit_stress(states: list[StressedExitState], entry: BasisTradeQuote, n
         cost = exit_cost_usd(stressed)
         if cost > worst:
             worst, worst_label = cost, state.label
-    return ExitStressCheck(exit_cost_usd(normal_exit), worst, worst_label, share * max(0.0, net_usd))
+    return ExitStressCheck(exit_cost_usd(normal_exit), worst, worst_label)
 
 
-def require_exit_stress(states: list[StressedExitState] | None, entry: BasisTradeQuote, normal_exit: BasisTradeQuote,
-                        net_usd: float, share: float) -> None:
-    """The sizing hook: raise ExitStressRefused unless the stressed exit's extra cost fits within
-    share x net (share 0 or no states: off). A size expected to lose is left alone: it is not
-    traded anyway, and the search and its log keep its net."""
-    if share <= 0 or not states or net_usd <= 0:
-        return
-    check = check_exit_stress(states, entry, normal_exit, net_usd, share)
-    if not check.ok:
-        raise ExitStressRefused(
-            f"{entry.market}: exit after stress ({check.worst_label}) costs ${check.stressed_exit_cost_usd:,.2f} vs "
-            f"${check.normal_exit_cost_usd:,.2f} normally: extra ${check.extra_usd:,.2f} > {share:g} x expected net "
-            f"${net_usd:,.2f}")
+def stress_move_probability(perp: PerpMarketState, index_move: float, hold_s: float) -> float:
+    """The chance of an index move of at least index_move (either way) within hold_s, for a random
+    walk whose volatility is read from the index's log departure from its TWAP (module notes)."""
+    if index_move <= 0 or hold_s <= 0 or perp.index_twap_x18 <= 0 or perp.index_price_x18 <= 0 or perp.twap_interval_s <= 0:
+        return 0.0
+    departure = abs(math.log(perp.index_price_x18 / perp.index_twap_x18))
+    sigma_per_sqrt_s = departure * math.sqrt(math.pi / 2) / math.sqrt(perp.twap_interval_s / 3)
+    spread = sigma_per_sqrt_s * math.sqrt(hold_s)
+    return 0.0 if spread <= 0 else math.erfc(index_move / (spread * math.sqrt(2)))
 
 
-ExitRule = Callable[[BasisTradeQuote, BasisTradeQuote, float], None]
+class _Evaluation(Protocol):  # strategies/pnl.py's OpenEvaluation, as far as this rule reads it
+    entry: BasisTradeQuote
+    exit: BasisTradeQuote
+    estimate: PnlEstimate
 
 
-def exit_stress_rule(view: MarketView, venue: SpotVenue, stress: StressParams | None) -> ExitRule:
-    """The check a sizing search applies to each size (entry quote, normal exit quote, expected
-    net): the stressed states are built once per market and venue; a no-op when the rule is off."""
-    share = 0.0 if stress is None else stress.exit_cost_share
-    if stress is None or share <= 0 or isinstance(view.perp, Unavailable):
-        return lambda entry, exit_quote, net_usd: None
+E = TypeVar("E", bound=_Evaluation)
+MIN_PROBABILITY = 1e-4  # below it the stressed exit is not quoted at all
+
+
+def exit_stress_rule(view: MarketView, venue: SpotVenue, stress: StressParams | None) -> Callable[[E], E]:
+    """The step a sizing search applies to each evaluated size: its estimate charged p x the
+    stressed exit's extra cost (module notes); the identity when the rule is off or p is negligible.
+    The stressed states are built once per market and venue."""
+    perp = view.perp
+    if stress is None or stress.exit_weight <= 0 or isinstance(perp, Unavailable):
+        return lambda evaluation: evaluation
+    probability = min(1.0, stress.exit_weight * stress_move_probability(perp, stress.index_move, stress.hold_s))
+    if probability < MIN_PROBABILITY:
+        return lambda evaluation: evaluation
     states = stressed_exit_states(view, venue, stress.index_move)
-    return lambda entry, exit_quote, net_usd: require_exit_stress(states, entry, exit_quote, net_usd, share)
+
+    def apply(evaluation: E) -> E:
+        check = check_exit_stress(states, evaluation.entry, evaluation.exit)
+        estimate = dataclasses.replace(evaluation.estimate, price_impact_usd=evaluation.estimate.price_impact_usd
+                                       + probability * check.extra_usd)
+        return dataclasses.replace(evaluation, estimate=estimate)  # type: ignore[type-var]
+
+    return apply
 
 
 def quote_exit_stress_of_open(view: MarketView, direction: Direction, venue: SpotVenue, perp_base_x18: int,
                               index_move: float) -> ExitStressCheck | str:
     """For `keeper stress`: the normal and stressed close of the position an open of perp_base_x18
-    would leave (allowed_extra_usd is 0: no expected net here), or why it cannot be quoted."""
+    would leave, or why it cannot be quoted."""
     try:
         entry = quote_basis_trade(view, "open", direction, venue, perp_base_x18)
         held = _held(entry)
         normal = quote_basis_trade(view, "close", direction, venue, 0, held)
-        return check_exit_stress(stressed_exit_states(view, venue, index_move), entry, normal, 0.0, 0.0)
+        return check_exit_stress(stressed_exit_states(view, venue, index_move), entry, normal)
     except SkipOpportunity as exc:
         return str(exc)

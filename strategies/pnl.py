@@ -369,10 +369,8 @@ def optimise_open(
     exit_rule = exit_stress_rule(view, venue, limits.stress)  # strategies/exit_stress.py
 
     def evaluate(size_x18: int) -> OpenEvaluation:
-        evaluation = estimate_open(view, direction, venue, size_x18, costs, funding_fraction=funding_fraction,
-                                   exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage, hold_s=hold_s)
-        exit_rule(evaluation.entry, evaluation.exit, evaluation.net_usd)
-        return evaluation
+        return exit_rule(estimate_open(view, direction, venue, size_x18, costs, funding_fraction=funding_fraction,
+                                       exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage, hold_s=hold_s))
 
     return search_size(evaluate, low_x18, cap.max_perp_base_x18, step_x18, max_evaluations), cap
 

@@ -4,12 +4,13 @@ stressed prices, the close quoted there, and the sizing rule that caps a size by
 from __future__ import annotations
 
 import dataclasses
+import math
 from fractions import Fraction
 
 import pytest
 
 from keeper.stress import StressParams
-from keeper.types import ONE_X18, Q96, Direction, V2PairState
+from keeper.types import ONE_X18, Q96, Direction, Unavailable, V2PairState
 from keeper.venues.uniswap_v3_math import V3PoolState, get_tick_at_sqrt_ratio
 from strategies.exit_stress import (
     ExitStressRefused,
@@ -17,6 +18,7 @@ from strategies.exit_stress import (
     exit_stress_rule,
     move_v2_pair,
     move_v3_pool,
+    stress_move_probability,
     stressed_exit_states,
 )
 from strategies.pnl import estimate_open, optimise_open
@@ -41,8 +43,8 @@ def thin_outside_view(thick_width_ticks: int = 600):
     return market_view(perp=perp)
 
 
-def stress(share: float = 1.0) -> StressParams:
-    return StressParams(index_move=0.05, funding_apr=0.0, hold_s=0.0, exit_cost_share=share)
+def stress(weight: float = 1.0, hold_s: float = 3_600.0) -> StressParams:
+    return StressParams(index_move=0.05, funding_apr=0.0, hold_s=hold_s, exit_weight=weight)
 
 
 def test_given_a_move_past_the_thick_range_when_moving_the_pool_then_only_the_thin_liquidity_is_left() -> None:
@@ -78,48 +80,71 @@ def test_given_the_margin_stress_when_building_the_exit_states_then_prices_sit_a
     assert spot == pytest.approx([3000 * 0.95, 3000 * 1.05], rel=1e-6)
 
 
+def _open(view, size_x18: int = 10 * ONE_X18):
+    return estimate_open(view, Direction.LONG_PERP, "uniswap_v2", size_x18, costs(), funding_fraction=0.0,
+                         exit_basis_bps=300.0, leverage=3.0)
+
+
 def test_given_a_thin_vamm_outside_its_range_when_closing_after_stress_then_it_costs_more_than_at_entry() -> None:
     view = thin_outside_view()
-    evaluation = estimate_open(view, Direction.LONG_PERP, "uniswap_v2", 10 * ONE_X18, costs(), funding_fraction=0.0,
-                               exit_basis_bps=300.0, leverage=3.0)
-    check = check_exit_stress(stressed_exit_states(view, "uniswap_v2", 0.05), evaluation.entry, evaluation.exit,
-                              evaluation.net_usd, 1.0)
+    evaluation = _open(view)
+    check = check_exit_stress(stressed_exit_states(view, "uniswap_v2", 0.05), evaluation.entry, evaluation.exit)
     assert check.stressed_exit_cost_usd > 3 * check.normal_exit_cost_usd
     # the same view with thick liquidity everywhere: the stressed close costs about the same
     even = market_view()
-    evaluation = estimate_open(even, Direction.LONG_PERP, "uniswap_v2", 10 * ONE_X18, costs(), funding_fraction=0.0,
-                               exit_basis_bps=300.0, leverage=3.0)
-    check = check_exit_stress(stressed_exit_states(even, "uniswap_v2", 0.05), evaluation.entry, evaluation.exit,
-                              evaluation.net_usd, 1.0)
+    evaluation = _open(even)
+    check = check_exit_stress(stressed_exit_states(even, "uniswap_v2", 0.05), evaluation.entry, evaluation.exit)
     assert check.stressed_exit_cost_usd < 1.3 * check.normal_exit_cost_usd
 
 
-def _best_size(view, share: float) -> int:
-    found = optimise_open(view, Direction.LONG_PERP, "uniswap_v2", costs(), limits(stress=stress(share)), None,
-                          funding_fraction=0.0, exit_basis_bps=300.0, min_notional_usd=100.0, max_evaluations=14)
-    assert not isinstance(found, type(None)) and not hasattr(found, "reason")
-    search, _ = found  # type: ignore[misc]
+def jumped(view, index_usd: float, twap_usd: float = 3000.0):
+    """The view with the index at index_usd against its TWAP at twap_usd (twap interval 900 s)."""
+    perp = dataclasses.replace(view.perp, index_price_x18=int(index_usd * ONE_X18), index_twap_x18=int(twap_usd * ONE_X18))
+    return dataclasses.replace(view, perp=perp)
+
+
+def test_given_the_index_vs_its_twap_when_estimating_the_stress_probability_then_calm_is_zero_and_a_jump_is_likely() -> None:
+    perp = perp_state()  # index = its TWAP
+    assert stress_move_probability(perp, 0.05, 86_400) == 0.0
+    small = dataclasses.replace(perp, index_price_x18=int(3003 * ONE_X18))  # 0.1% off a 900 s TWAP
+    big = dataclasses.replace(perp, index_price_x18=int(2850 * ONE_X18))  # 5% off: a jump
+    p_small, p_big = stress_move_probability(small, 0.05, 3_600), stress_move_probability(big, 0.05, 3_600)
+    assert 0 < p_small < 0.01 < 0.8 < p_big <= 1
+    # sigma = |ln(3003/3000)| x sqrt(pi/2) / sqrt(300); p = erfc(0.05 / (sigma x sqrt(3600) x sqrt(2)))
+    sigma = math.log(3003 / 3000) * math.sqrt(math.pi / 2) / math.sqrt(300)
+    assert p_small == pytest.approx(math.erfc(0.05 / (sigma * 60 * math.sqrt(2))), rel=1e-9)
+    assert stress_move_probability(small, 0.05, 7_200) > p_small  # a longer hold, more chance
+
+
+def _best(view, weight: float, hold_s: float = 3_600.0):
+    found = optimise_open(view, Direction.LONG_PERP, "uniswap_v2", costs(), limits(stress=stress(weight, hold_s)), None,
+                          funding_fraction=0.0, exit_basis_bps=300.0, min_notional_usd=100.0, max_evaluations=14,
+                          hold_s=hold_s)
+    assert not isinstance(found, Unavailable)
+    search, _ = found
     assert search.best is not None
-    return search.best.perp_base_x18
+    return search.best
 
 
-def test_given_a_vamm_thin_beyond_the_stress_when_sizing_then_the_rule_cuts_the_size_to_what_its_edge_can_exit() -> None:
-    view = thin_outside_view()
-    without, with_rule = _best_size(view, 0.0), _best_size(view, 1.0)
-    assert with_rule < without
-    rule = exit_stress_rule(view, "uniswap_v2", stress(1.0))
-    for size, allowed in ((with_rule, True), (without, False)):
-        evaluation = estimate_open(view, Direction.LONG_PERP, "uniswap_v2", size, costs(), funding_fraction=0.0,
-                                   exit_basis_bps=300.0, leverage=3.0)
-        if allowed:
-            rule(evaluation.entry, evaluation.exit, evaluation.net_usd)
-        else:
-            with pytest.raises(ExitStressRefused, match="exit after stress"):
-                rule(evaluation.entry, evaluation.exit, evaluation.net_usd)
+def test_given_a_jumped_index_and_a_vamm_thin_beyond_the_stress_when_sizing_then_the_stressed_exit_cuts_the_size() -> None:
+    view = jumped(thin_outside_view(), 2850.0)
+    without, with_rule = _best(view, 0.0), _best(view, 1.0)
+    assert with_rule.perp_base_x18 < without.perp_base_x18
+    # the chosen size's estimate carries p x the stressed close's extra cost, as impact
+    plain = _open(view, with_rule.perp_base_x18)
+    check = check_exit_stress(stressed_exit_states(view, "uniswap_v2", 0.05), plain.entry, plain.exit)
+    p = stress_move_probability(view.perp, 0.05, 3_600)  # type: ignore[arg-type]
+    assert with_rule.estimate.price_impact_usd == pytest.approx(plain.estimate.price_impact_usd + p * check.extra_usd)
+    assert with_rule.net_usd < plain.net_usd
+
+
+def test_given_a_calm_index_when_sizing_then_the_rule_changes_nothing() -> None:
+    view = thin_outside_view()  # index = its TWAP: p = 0
+    assert _best(view, 1.0) == _best(view, 0.0)
 
 
 def test_given_a_tick_window_short_of_the_stressed_price_when_sizing_then_every_size_is_refused_and_says_why() -> None:
-    view = thin_outside_view()
+    view = jumped(thin_outside_view(), 2850.0)
     pool = view.perp.pool  # type: ignore[union-attr]
     spacing = pool.tick_spacing  # a window of +-900 ticks (about 9%): the stress needs about 15%
     narrow = ((pool.tick - 900) // spacing * spacing, (pool.tick + 900) // spacing * spacing)
@@ -129,9 +154,7 @@ def test_given_a_tick_window_short_of_the_stressed_price_when_sizing_then_every_
     view = dataclasses.replace(view, perp=dataclasses.replace(view.perp, pool=short))
     states = stressed_exit_states(view, "uniswap_v2", 0.05)
     assert any(s.unreachable and "tick window" in s.unreachable for s in states)
-    evaluation = estimate_open(view, Direction.LONG_PERP, "uniswap_v2", ONE_X18, costs(), funding_fraction=0.0,
-                               exit_basis_bps=300.0, leverage=3.0)
+    evaluation = _open(view, ONE_X18)
     with pytest.raises(ExitStressRefused, match="refused to be safe"):
-        exit_stress_rule(view, "uniswap_v2", stress(1.0))(evaluation.entry, evaluation.exit, evaluation.net_usd)
-    # off: the same size passes
-    exit_stress_rule(view, "uniswap_v2", stress(0.0))(evaluation.entry, evaluation.exit, evaluation.net_usd)
+        exit_stress_rule(view, "uniswap_v2", stress(1.0, 3_600.0))(evaluation)
+    assert exit_stress_rule(view, "uniswap_v2", stress(0.0, 3_600.0))(evaluation) is evaluation  # off
