@@ -40,6 +40,7 @@ def test_stress_json_for_a_proposed_position_gives_the_grid_and_the_size_cap(dev
     assert set(exits) == {"uniswap_v2", "uniswap_v3"}
     assert 0 < exits["uniswap_v3"]["normal_usd"] < exits["uniswap_v3"]["stressed_usd"]
     assert "band edge" in exits["uniswap_v3"]["worst"]
+    assert 0 <= report["stress_move_probability"] <= 1
 
 
 @pytest.mark.parametrize("args, field", [
