@@ -99,6 +99,9 @@ class RiskConfig(_Section):
     max_index_spot_divergence_bps: float = Field(200, gt=0)
     stress_index_move: float = Field(0.05, ge=0, lt=1, description="index shock (both ways) a new position must survive")
     stress_funding_apr: float = Field(1.0, ge=0, description="adverse funding APR paid over the expected hold, under stress")
+    stress_exit_weight: float = Field(1.0, ge=0, description=(
+        "weight on the estimated chance of a stress-sized index move within the hold; a new position's expected "
+        "net carries that chance x the extra cost of closing after the stressed move; 0: off"))
     margin_topup_ratio: float = Field(0.25, gt=0.0625, le=1,
                                       description="below it: top up collateral from the executor's USDC and reduce")
     margin_reduce_fraction: float = Field(0.5, gt=0, le=1, description="share of the largest position a reduce sheds")

@@ -364,7 +364,8 @@ class Engine:
             remaining_total_notional_usd=max(0.0, cfg.risk.max_notional_usd_total - held_usd),
             max_leverage=cfg.risk.max_leverage, free_collateral_usd=free_usd,
             min_margin_ratio=cfg.risk.min_margin_ratio,
-            stress=StressParams(cfg.risk.stress_index_move, cfg.risk.stress_funding_apr, costs.horizon_s),
+            stress=StressParams(cfg.risk.stress_index_move, cfg.risk.stress_funding_apr, costs.horizon_s,
+                                cfg.risk.stress_exit_weight),
             **self._wallet_limits(snapshot))
         stats = {}
         for s in signals:

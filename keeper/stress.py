@@ -37,9 +37,12 @@ class StressParams:
     index_move: float  # fraction of the index, shocked both ways (e.g. 0.05)
     funding_apr: float  # adverse funding paid over the holding time (fraction of notional per year)
     hold_s: float  # expected holding time the adverse funding is paid for
+    # weight on the estimated chance that the exit happens after the stressed move; the expected net
+    # then carries that chance x the stressed close's extra cost (strategies/exit_stress.py); 0: off
+    exit_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (0 <= self.index_move < 1 and self.funding_apr >= 0 and self.hold_s >= 0):
+        if not (0 <= self.index_move < 1 and self.funding_apr >= 0 and self.hold_s >= 0 and self.exit_weight >= 0):
             raise ValueError(f"stress params out of range: {self}")
 
 

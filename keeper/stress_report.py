@@ -5,7 +5,9 @@ of the grid (index -m / 0 / +m; vAMM at the lower band edge, at the index, at th
 with and without adverse funding over the holding time) gives the account value, the margin
 ratio, the further index move to Perp's maintenance ratio, and the PnL of the perp legs, of the
 spot hedge and net. The largest size of the proposed position that keeps the worst margin ratio
-at the guard is the one sizing uses (keeper/stress.py, the same function).
+at the guard is the one sizing uses (keeper/stress.py, the same function). For a proposal, the
+cost of closing it on each spot venue, now and after the stressed move (strategies/exit_stress.py,
+the quotes sizing weighs with risk.stress_exit_weight).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from keeper.stress import (
     stress_account,
     worst_margin_ratio,
 )
-from keeper.types import ONE_X18, Direction, MarketSnapshot, PerpAccountState, PerpMarketState
+from keeper.quotes import round_perp_base_to_spot_units
+from keeper.types import ONE_X18, SPOT_VENUES, Direction, MarketSnapshot, PerpAccountState, PerpMarketState
+from strategies.exit_stress import ExitStressCheck, quote_exit_stress_of_open, stress_move_probability
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class StressReport:
     guard: float
     rows: list[StressRow]
     max_proposal_notional_usd: float | None  # what sizing would allow for the proposal's market and side
+    exit_costs: dict[str, ExitStressCheck | str] | None = None  # the proposal's close per spot venue (str: why not)
+    stress_move_probability: float | None = None  # the weight sizing gives the stressed close (before risk.stress_exit_weight)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +59,11 @@ class StressReport:
             "legs": [leg.__dict__ for leg in self.legs],
             "worst_margin_ratio": worst_margin_ratio(self.rows),
             "max_proposal_notional_usd": self.max_proposal_notional_usd,
+            "stress_move_probability": self.stress_move_probability,
+            "proposal_exit_cost": None if self.exit_costs is None else {
+                venue: ({"error": c} if isinstance(c, str) else
+                        {"normal_usd": c.normal_exit_cost_usd, "stressed_usd": c.stressed_exit_cost_usd, "worst": c.worst_label})
+                for venue, c in self.exit_costs.items()},
             "rows": [{"shock": r.shock.label, "index_move": r.shock.index_move, "band_edge": r.shock.edge,
                       "adverse_funding": r.shock.adverse_funding, "account_value_usd": r.account_value_usd,
                       "position_value_usd": r.position_value_usd, "margin_ratio": r.margin_ratio,
@@ -75,7 +86,7 @@ def build_report(snapshot: MarketSnapshot, config: KeeperConfig, proposal: Propo
     params = StressParams(config.risk.stress_index_move, config.risk.stress_funding_apr,
                           config.costs.holding_horizon_hours * 3600)
     legs = legs_from_snapshot(snapshot) if collateral_usd is None else []
-    max_notional = None
+    max_notional = exit_costs = probability = None
     if proposal is not None:
         view = snapshot.markets.get(proposal.market)
         if view is None or not isinstance(view.perp, PerpMarketState):
@@ -89,8 +100,12 @@ def build_report(snapshot: MarketSnapshot, config: KeeperConfig, proposal: Propo
         max_notional = base * mark
         if proposal.notional_usd > 0:
             legs = legs + [PerpLeg(proposal.market, sign * proposal.notional_usd / mark, mark, index, band)]
+            base_x18 = round_perp_base_to_spot_units(int(proposal.notional_usd / mark * ONE_X18), view.spot_token_decimals)
+            exit_costs = {venue: quote_exit_stress_of_open(view, proposal.direction, venue, base_x18, params.index_move)
+                          for venue in SPOT_VENUES}
+            probability = stress_move_probability(perp, params.index_move, params.hold_s)
     return StressReport(snapshot.block_number, value_usd, legs, params, config.risk.min_margin_ratio,
-                        stress_account(value_usd, legs, params), max_notional)
+                        stress_account(value_usd, legs, params), max_notional, exit_costs, probability)
 
 
 def run_stress(rpc: JsonRpc, sources: Sources, account: str | None, config: KeeperConfig, proposal: Proposal | None,
@@ -152,3 +167,11 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     if report.max_proposal_notional_usd is not None and proposal is not None:
         console.print(f"largest {proposal.direction.value} {proposal.market} that keeps the guard under every shock: "
                       f"${report.max_proposal_notional_usd:,.0f} (the cap sizing uses)")
+    if report.stress_move_probability is not None:
+        console.print(f"chance of an index move of {report.params.index_move:.1%} within {report.params.hold_s / 3600:g} h "
+                      f"(from the index vs its TWAP): {report.stress_move_probability:.2%}, the weight sizing gives the "
+                      f"stressed close below (x risk.stress_exit_weight)")
+    for venue, cost in (report.exit_costs or {}).items():
+        console.print(f"closing it via {venue}: " + (f"not quotable: {cost}" if isinstance(cost, str) else
+                      f"${cost.normal_exit_cost_usd:,.2f} now, ${cost.stressed_exit_cost_usd:,.2f} after the stressed "
+                      f"move ({cost.worst_label}; fees + impact)"))

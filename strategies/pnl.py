@@ -61,6 +61,7 @@ from keeper.types import (
 from keeper.venues.perp_v2_math import PerpPriceBand
 from keeper.venues.registry import spot_adapter
 from strategies.base import CostModel, RiskLimits
+from strategies.exit_stress import exit_stress_rule
 from strategies.size_search import Dominance, SizeSearch, search_size
 
 # ------------------------------------------------------------------------------ the model
@@ -282,10 +283,11 @@ def optimise_open(
     assert not isinstance(mids, Unavailable)
     low_x18 = int(min_notional_usd / min(mids) * ONE_X18)
     step_x18 = spot_scale_to_x18(view.spot_token_decimals)
+    exit_rule = exit_stress_rule(view, venue, limits.stress)  # strategies/exit_stress.py
 
     def evaluate(size_x18: int) -> OpenEvaluation:
-        return estimate_open(view, direction, venue, size_x18, costs, funding_fraction=funding_fraction,
-                             exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage, hold_s=hold_s)
+        return exit_rule(estimate_open(view, direction, venue, size_x18, costs, funding_fraction=funding_fraction,
+                                       exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage, hold_s=hold_s))
 
     dominated = None
     if min_profit_usd is not None:

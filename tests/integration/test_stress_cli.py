@@ -34,6 +34,13 @@ def test_stress_json_for_a_proposed_position_gives_the_grid_and_the_size_cap(dev
     assert 0 < worst["liquidation_index_move"]
     # the size cap: the largest short that keeps the guard (0.15) under every shock, above this 50k
     assert report["max_proposal_notional_usd"] > 50_000 and report["worst_margin_ratio"] > report["guard"]
+    # the close of the proposal on each spot venue, now and after the stressed move (the devnet's
+    # concentrated ranges are thick around the price only: the stressed close costs more)
+    exits = report["proposal_exit_cost"]
+    assert set(exits) == {"uniswap_v2", "uniswap_v3"}
+    assert 0 < exits["uniswap_v3"]["normal_usd"] < exits["uniswap_v3"]["stressed_usd"]
+    assert "band edge" in exits["uniswap_v3"]["worst"]
+    assert 0 <= report["stress_move_probability"] <= 1
 
 
 @pytest.mark.parametrize("args, field", [
