@@ -84,6 +84,25 @@ def decode_results(data: bytes, elements: Sequence[int]) -> list[CallResult]:
     return results
 
 
+def successful_payloads(data: bytes, elements: Sequence[int]) -> list[bytes] | None:
+    """The return data of the `Result` tuples starting at `elements`, when every one succeeded
+    with data; None otherwise (then decode_results says which failed). The replay's hot path: no
+    tuple per result."""
+    frm = int.from_bytes
+    payloads: list[bytes] = []
+    append = payloads.append
+    for element in elements:
+        if data[element + WORD - 1] != 1:
+            return None
+        bytes_at = element + frm(data[element + WORD : element + 2 * WORD], "big")
+        start = bytes_at + WORD
+        length = frm(data[bytes_at:start], "big")
+        if not length:
+            return None
+        append(data[start : start + length])
+    return payloads
+
+
 @dataclass(frozen=True)
 class ResultLayout:
     """Where an aggregate3 answer keeps each call's result, for answers whose head words (the
