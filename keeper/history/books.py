@@ -91,17 +91,23 @@ class BacktestJournal:
         trade here" is counted only."""
         self.skips += 1
         if decision_id is not None:
-            before = self.journal._conn.total_changes
-            self.journal.record_skip(decision_id=decision_id, **kwargs)
-            self._neutral_changes += self.journal._conn.total_changes - before
+            self._pnl_neutral(self.journal.record_skip, decision_id=decision_id, **kwargs)
 
     def record_decision(self, *args: Any, **kwargs: Any) -> int:
         """The journal's decision row; it writes only the decisions table, which no PnL figure
         reads (keeper/journal/reports.py): the cached PnL to date stays valid."""
+        return self._pnl_neutral(self.journal.record_decision, *args, **kwargs)
+
+    def record_handover(self, **kwargs: Any) -> int:
+        """A hand-over is a decision row too (the PnL to date stays valid)."""
+        return self._pnl_neutral(self.journal.record_handover, **kwargs)
+
+    def _pnl_neutral(self, write: Any, *args: Any, **kwargs: Any) -> int:
         before = self.journal._conn.total_changes
-        decision_id = self.journal.record_decision(*args, **kwargs)
-        self._neutral_changes += self.journal._conn.total_changes - before
-        return decision_id
+        try:
+            return write(*args, **kwargs)  # type: ignore[no-any-return]
+        finally:
+            self._neutral_changes += self.journal._conn.total_changes - before
 
     def _pnl_changes(self) -> int:
         """The journal's change count, less the changes no PnL figure depends on."""
