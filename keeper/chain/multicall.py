@@ -94,13 +94,17 @@ def successful_payloads(data: bytes, elements: Sequence[int]) -> list[bytes] | N
     for element in elements:
         if data[element + WORD - 1] != 1:
             return None
-        bytes_at = element + frm(data[element + WORD : element + 2 * WORD], "big")
+        head = data[element + WORD : element + 2 * WORD]  # solc puts the bytes right after the head
+        bytes_at = element + (2 * WORD if head == _TUPLE_HEAD_SIZE else frm(head, "big"))
         start = bytes_at + WORD
         length = frm(data[bytes_at:start], "big")
         if not length:
             return None
         append(data[start : start + length])
     return payloads
+
+
+_TUPLE_HEAD_SIZE = (2 * WORD).to_bytes(WORD, "big")  # the offset of a Result's bytes when they follow its head
 
 
 @dataclass(frozen=True)
