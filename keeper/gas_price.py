@@ -5,9 +5,13 @@ reward percentile, never below the policy's `min_priority_fee_wei`. The cost mod
 profit gate and the pair planner price gas at the snapshot's base fee + this tip, so that what a
 strategy predicts a trade costs is what the chain will charge it:
 
-- `TipSource.tip_wei(block)`: the tip from the same `eth_feeHistory` and policy the sender uses,
-  read at most once per `TIP_REFRESH_BLOCKS` blocks (`fresh=True`, when a trade is about to be
-  planned: once in that block). A dry run (no key) reads it too.
+- `TipSource.tip_wei(block)`: the tip from the same `eth_feeHistory` and policy the sender uses.
+  The reading rides (keeper/chain/rpc.py `JsonRpc.ride`) with the next tick's reads, in the same
+  batch as the snapshot's first round trip, so it costs no round trip of its own: each call takes
+  the answer of the reading queued by the call before and queues the next. Only when no fresh
+  enough answer came (`TIP_REFRESH_BLOCKS` blocks old, or, with `fresh=True` when a trade is about
+  to be planned, older than the block) is `eth_feeHistory` read in a round trip of its own. A dry
+  run (no key) reads it too.
 - `learn(...)`: each included keeper transaction's tip (its receipt's effectiveGasPrice minus its
   block's base fee) is the newest evidence of what the chain charges; it replaces the cached tip.
 - Without an RPC (backtests of recorded history, which hold no fee history) the tip is the
@@ -19,8 +23,9 @@ to the engine's error boundary (a transient error skips the tick).
 
 from __future__ import annotations
 
-from keeper.chain.fees import FeePolicy, compute_priority_fee_wei, fetch_fee_history
-from keeper.chain.rpc import JsonRpc
+from keeper.chain.fees import (FeePolicy, build_fee_history, build_fee_history_request, compute_priority_fee_wei,
+                               fetch_fee_history)
+from keeper.chain.rpc import JsonRpc, Rider
 from keeper.config import KeeperConfig
 from keeper.errors import RpcError, TransientError
 from keeper.logs import get_logger
@@ -29,7 +34,7 @@ from keeper.types import Outcome
 log = get_logger("keeper.gas_price")
 GWEI = 10**9
 PRIORITY_FEE_WEI = 10**6  # 0.001 gwei: the policy's minimum tip; the tip without fee history
-TIP_REFRESH_BLOCKS = 10  # read eth_feeHistory at most once per this many blocks
+TIP_REFRESH_BLOCKS = 10  # a reading this many blocks old is refreshed in a round trip of its own
 
 
 def build_fee_policy(config: KeeperConfig) -> FeePolicy:
@@ -46,20 +51,46 @@ class TipSource:
         self.cached_wei = policy.min_priority_fee_wei if policy is not None else PRIORITY_FEE_WEI
         self.source = "constant"  # constant | fee_history | receipt
         self._at_block: int | None = None
+        self._rider: Rider | None = None  # the reading riding with the next round trip
 
     @property
     def live(self) -> bool:
         return self.rpc is not None and self.policy is not None
 
     def tip_wei(self, block: int, fresh: bool = False) -> int:
-        """The tip the sender would pay at `block`: refreshed once `refresh_blocks` have passed
-        since the last reading, or (`fresh`) once in this block."""
+        """The tip the sender would pay at `block`, from the reading that rode with the reads since
+        the last call; read on its own only when the newest is `refresh_blocks` old (`fresh`:
+        older than `block`). Queues the next reading to ride."""
         if not self.live:
             return self.cached_wei
+        self._take_rider(block)
         age = None if self._at_block is None else block - self._at_block
-        if age is None or age >= self.refresh_blocks or (fresh and age != 0):
+        if age is None or age >= self.refresh_blocks or (fresh and age > 0):
             self._refresh(block)
+        if self._rider is None:
+            assert self.rpc is not None and self.policy is not None
+            self._rider = self.rpc.ride(*build_fee_history_request(self.policy.history_blocks,
+                                                                    self.policy.reward_percentile))
         return self.cached_wei
+
+    def _take_rider(self, block: int) -> None:
+        """Take the answer of the queued reading, if it has ridden: the tip at the newest block it
+        covers, unless a newer reading or receipt came since."""
+        rider = self._rider
+        if rider is None or not rider.done:
+            return
+        self._rider = None
+        if rider.error is not None:
+            log.warning("gas.tip_refresh_failed", block=block, tip_wei=self.cached_wei, reason=str(rider.error))
+            return
+        assert self.policy is not None
+        history = build_fee_history(rider.result)
+        newest = history.oldest_block + len(history.gas_used_ratios) - 1
+        if self._at_block is not None and newest < self._at_block:
+            return  # a receipt (or a direct reading) since is newer evidence
+        self.cached_wei = compute_priority_fee_wei(history, self.policy)
+        self.source = "fee_history"
+        self._at_block = newest
 
     def _refresh(self, block: int) -> None:
         assert self.rpc is not None and self.policy is not None

@@ -17,8 +17,7 @@ from keeper.collect import Sources
 from keeper.config import KeeperConfig
 from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.manifest import DevnetManifest
-from keeper.devnet.provision import provision_executor
-from keeper.devnet.txs import DevSender
+from keeper.devnet.provision import provision_impersonated
 from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.errors import ConfigError
 from keeper.runtime import ChainSetup, Runtime, assemble_runtime
@@ -32,12 +31,7 @@ def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None 
     the runtime."""
 
     def provision(rpc: JsonRpc, owner: str | None) -> str:
-        owner = owner or manifest.accounts.keeper
-        rpc.call("anvil_impersonateAccount", [owner])  # provisioning sends as the owner, keyless
-        try:
-            return provision_executor(DevSender(rpc), manifest, owner)
-        finally:
-            rpc.call("anvil_stopImpersonatingAccount", [owner])
+        return provision_impersonated(rpc, manifest, owner or manifest.accounts.keeper)  # keyless
 
     return ChainSetup(
         rpc_url=rpc_url, sources=Sources.from_manifest(manifest), provision_executor=provision,

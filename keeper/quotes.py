@@ -38,9 +38,11 @@ stays inside it is the same whatever the band.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
+from keeper.frozen import quick_init
 from keeper.types import (
     BASIS_PERP_VENUE,
     ONE_X18,
@@ -69,8 +71,32 @@ DEFAULT_MAX_TICK_CROSSED_WITHIN_BLOCK = 1000
 PRICE_LIMIT_INTERVAL_S = 15  # Exchange._PRICE_LIMIT_INTERVAL
 PERP_LEG_VENUE = perp_adapter(BASIS_PERP_VENUE)  # a basis trade's perp leg
 
+# The perp legs already quoted on the last few perp states, by what decides them: a state is
+# immutable, so its quote of one trade is the same each time, and a tick quotes the same perp
+# trade many times over (each spot venue's size search, each open's exit, the planner's quote of
+# the intent). Held by identity with the state itself (so an id is never reused while held); a
+# quote that raises is not kept (it raises again).
+_PERP_STATES_KEPT = 4
+_perp_legs: dict[int, tuple[PerpMarketState, PerpPriceBand, dict[tuple[object, ...], PerpLegQuote]]] = {}
+
+
+_perp_legs_lock = threading.Lock()
+
+
+def _perp_state_memo(perp: PerpMarketState) -> tuple[PerpMarketState, PerpPriceBand, dict[tuple[object, ...], PerpLegQuote]]:
+    """(the state, the band a trade on it sees, its perp legs quoted so far)."""
+    memo = _perp_legs.get(id(perp))
+    if memo is not None and memo[0] is perp:
+        return memo
+    with _perp_legs_lock:
+        while len(_perp_legs) >= _PERP_STATES_KEPT:
+            del _perp_legs[next(iter(_perp_legs))]
+        memo = _perp_legs[id(perp)] = (perp, snapshot_price_band(perp), {})
+    return memo
+
 
 # ------------------------------------------------------------------------------ results
+@quick_init
 @dataclass(frozen=True)
 class PerpLegQuote:
     """The perp leg: the order's parameters and what Perp will do (18 decimals)."""
@@ -93,6 +119,7 @@ class PerpLegQuote:
     impact_usd: float
 
 
+@quick_init
 @dataclass(frozen=True)
 class SpotLegQuote:
     """The spot leg against USDC on one venue (raw token units)."""
@@ -110,6 +137,7 @@ class SpotLegQuote:
     impact_usd: float
 
 
+@quick_init
 @dataclass(frozen=True)
 class BasisTradeQuote:
     market: str
@@ -219,7 +247,8 @@ def quote_basis_trade(
     perp = view.perp
     if isinstance(perp, Unavailable):
         raise QuoteUnavailable(f"{view.name}: perp unavailable: {perp.reason}")
-    band = price_band if price_band is not None else snapshot_price_band(perp)
+    _, snapshot_band, perp_legs = _perp_state_memo(perp)
+    band = price_band if price_band is not None else snapshot_band
     scale = spot_scale_to_x18(view.spot_token_decimals)
 
     if kind == "close":
@@ -228,14 +257,18 @@ def quote_basis_trade(
         _check_position(position, view.name, direction, spot_venue)
         if perp_base_x18 not in (0, abs(position.perp_base_x18)):
             raise ValueError(f"a close trades the whole position ({abs(position.perp_base_x18)}), got {perp_base_x18}")
-        perp_quote = PERP_LEG_VENUE.quote_close(perp, position.perp_base_x18, band)
-        perp_leg = perp_leg_quote(perp, perp_quote, True, position.perp_base_x18 > 0, position.perp_base_x18 > 0,
-                             abs(position.perp_base_x18))
+        key = (True, position.perp_base_x18, band)
+        perp_leg = perp_legs.get(key)
+        if perp_leg is None:
+            perp_quote = PERP_LEG_VENUE.quote_close(perp, position.perp_base_x18, band)
+            perp_leg = perp_legs[key] = perp_leg_quote(perp, perp_quote, True, position.perp_base_x18 > 0,
+                                                       position.perp_base_x18 > 0, abs(position.perp_base_x18))
         spot_raw = abs(position.spot_raw)
-        if perp_quote.is_partial_close:
-            spot_raw = min(spot_raw, perp_quote.base_abs_raw // scale)
+        if perp_leg.is_partial_close:
+            filled_raw = abs(perp_leg.base_delta_x18)
+            spot_raw = min(spot_raw, filled_raw // scale)
             if spot_raw == 0:
-                raise QuoteUnavailable(f"{view.name}: the close would fill {perp_quote.base_abs_raw} base x 1e-18 "
+                raise QuoteUnavailable(f"{view.name}: the close would fill {filled_raw} base x 1e-18 "
                                        f"before Perp's tick band, under one raw unit of spot")
         # closing a short perp sells the spot bought; closing a long perp buys the spot sold back
         spot_leg = _spot_leg(view, spot_venue, is_buy=direction is Direction.LONG_PERP, amount_raw=spot_raw)
@@ -261,8 +294,11 @@ def quote_basis_trade(
                              f"({scale} x 1e-18 base)")
         is_short = trade_direction is Direction.SHORT_PERP
         # short: B2Q exact input (exact base in); long: Q2B exact output (exact base out)
-        perp_quote = PERP_LEG_VENUE.quote_open(perp, is_short, size_x18, band)
-        perp_leg = perp_leg_quote(perp, perp_quote, False, is_short, is_short, size_x18)
+        key = (False, is_short, size_x18, band)
+        perp_leg = perp_legs.get(key)
+        if perp_leg is None:
+            perp_quote = PERP_LEG_VENUE.quote_open(perp, is_short, size_x18, band)
+            perp_leg = perp_legs[key] = perp_leg_quote(perp, perp_quote, False, is_short, is_short, size_x18)
         spot_leg = _spot_leg(view, spot_venue, is_buy=is_short, amount_raw=size_x18 // scale)
     else:
         raise ValueError(f"unknown trade kind {kind!r} (open, close or resize)")

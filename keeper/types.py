@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Literal, Union, get_args
 
+from keeper.frozen import quick_init
+
 if TYPE_CHECKING:
     from keeper.venues.uniswap_v3_math import V3PoolState
 
@@ -197,6 +199,7 @@ def basis_legs(market: str, spot_venue: str) -> tuple[TradeLeg, TradeLeg]:
     return (TradeLeg("perp", BASIS_PERP_VENUE, market), TradeLeg("spot", spot_venue, market))
 
 
+@quick_init  # built per size quoted (keeper/frozen.py)
 @dataclass(frozen=True)
 class Position:
     """The keeper's open basis position in one market (journal, checked against the chain)."""
@@ -217,6 +220,7 @@ class Position:
         return basis_legs(self.market, self.spot_venue)
 
 
+@quick_init  # built per size quoted (keeper/frozen.py)
 @dataclass(frozen=True)
 class PnlEstimate:
     """Expected PnL of a decision over its horizon, in USD (floats: decision only, never amounts).
@@ -258,6 +262,7 @@ class Intent:
 
 
 # ------------------------------------------------------------------------------ plan / execute
+@quick_init  # built per size quoted (keeper/frozen.py)
 @dataclass(frozen=True)
 class PredictedFills:
     """What the executor's Fills will be if the chain is as in the snapshot (exact)."""

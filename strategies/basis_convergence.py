@@ -287,6 +287,7 @@ class BasisConvergence(StrategyBase):
                                                     self.premium_half_life_s(ctx, excess, stats)),
             exit_basis_bps=exit_basis_bps, min_notional_usd=self.params.min_notional_usd,
             max_evaluations=self.params.max_evaluations_per_venue, hold_s=hold_s, legs=legs_from_snapshot(ctx.snapshot),
+            min_profit_usd=self.params.min_profit_usd,
         )
         if isinstance(result, Unavailable):
             return result.reason

@@ -225,7 +225,7 @@ class FundingCarry(StrategyBase):
                 funding_fraction=funding_fraction * p.funding_persistence,
                 exit_basis_bps=expected_exit_basis_bps(ctx, view, venue),
                 min_notional_usd=p.min_notional_usd, max_evaluations=p.max_evaluations_per_venue,
-                legs=legs_from_snapshot(ctx.snapshot),
+                legs=legs_from_snapshot(ctx.snapshot), min_profit_usd=p.min_profit_usd,
             )
             if isinstance(result, Unavailable):
                 notes.append(f"{venue}: {result.reason}")

@@ -29,18 +29,21 @@ own impact afresh rather than getting our entry's impact back; its mid prices ar
 expected exit basis through the convergence term.
 
 Sizing: expected net PnL over B is concave-ish (edge linear in B, impact ~B^2, gas fixed), so
-`search_size` evaluates a geometric grid over [min size, the risk cap] and refines around the best
-point with parabolic interpolation (golden-section steps as the fallback), every evaluation quoting
-entry and exit exactly; at most `max_evaluations` sizes (2 quotes each).
+`search_size` (strategies/size_search.py) evaluates a geometric grid over [min size, the risk
+cap] and refines around the best point with parabolic interpolation (golden-section steps as the
+fallback), every evaluation quoting entry and exit exactly; at most `max_evaluations` sizes (2
+quotes each). `edge_slope_bound` bounds how fast the net can grow with size; when that is
+negative, the search proves most sizes worse than the smallest without quoting them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from keeper.errors import SkipOpportunity
+from keeper.frozen import quick_init
 from keeper.quotes import BasisTradeQuote, quote_basis_trade, round_perp_base_to_spot_units, spot_scale_to_x18
 from keeper.signals import spot_price
 from keeper.stress import PerpLeg, max_stressed_size_base
@@ -56,10 +59,9 @@ from keeper.types import (
     Unavailable,
 )
 from keeper.venues.perp_v2_math import PerpPriceBand
+from keeper.venues.registry import spot_adapter
 from strategies.base import CostModel, RiskLimits
-
-GOLDEN = (math.sqrt(5) - 1) / 2
-
+from strategies.size_search import Dominance, SizeSearch, search_size
 
 # ------------------------------------------------------------------------------ the model
 def direction_sign(direction: Direction) -> int:
@@ -99,6 +101,7 @@ def combine_pnl(
     )
 
 
+@quick_init
 @dataclass(frozen=True)
 class OpenEvaluation:
     """One size, quoted exactly: the open, its expected exit, and the expected PnL."""
@@ -253,95 +256,6 @@ def stress_cap_usd(view: MarketView, direction: Direction, account: PerpAccountS
     return base * mark, f"stressed margin ratio >= {limits.min_margin_ratio:g} under {shock.label}"
 
 
-@dataclass(frozen=True)
-class SizeSearch:
-    best: OpenEvaluation | None  # the best size found (None: no size could be quoted)
-    evaluations: int  # sizes evaluated (each: two exact basis-trade quotes, entry and exit)
-    low_x18: int
-    high_x18: int
-    first_failure: str | None  # why a size could not be quoted, if one could not
-
-    @property
-    def quotes(self) -> int:
-        return 2 * self.evaluations
-
-
-def search_size(evaluate: Callable[[int], OpenEvaluation], low_x18: int, high_x18: int, step_x18: int,
-                max_evaluations: int = 10, grid_points: int = 5, rel_tolerance: float = 1e-3) -> SizeSearch:
-    """Maximise evaluate(size).net_usd over sizes in [low, high] (multiples of step), with at
-    most max_evaluations calls: a geometric grid of grid_points sizes (low and high included),
-    then Brent-style refinement around the best point: the vertex of the parabola through it and
-    its two neighbours when that lies strictly inside them, else a golden-section step into the
-    wider side (a geometric step when the best is an end of the range). Stops early once the next
-    step would move the size by less than rel_tolerance. A size whose quote raises
-    SkipOpportunity counts as -infinity."""
-    if step_x18 <= 0 or max_evaluations < 1:
-        raise ValueError(f"need step_x18 > 0 and max_evaluations >= 1 (got {step_x18}, {max_evaluations})")
-    low_x18 = max(step_x18, -(-low_x18 // step_x18) * step_x18)
-    high_x18 = high_x18 // step_x18 * step_x18
-    if high_x18 < low_x18:
-        return SizeSearch(None, 0, low_x18, high_x18, "size range is empty")
-    cache: dict[int, OpenEvaluation | None] = {}
-    failure: list[str] = []
-
-    def snap(size_x18: float) -> int:
-        return min(high_x18, max(low_x18, int(size_x18) // step_x18 * step_x18))
-
-    def value(size: int) -> float:
-        if size not in cache:
-            try:
-                cache[size] = evaluate(size)
-            except SkipOpportunity as exc:
-                cache[size] = None
-                failure.append(str(exc))
-        result = cache[size]
-        return -math.inf if result is None else result.net_usd
-
-    points = max(1, min(grid_points, max_evaluations))
-    if points == 1 or high_x18 == low_x18:
-        grid = [high_x18]
-    else:
-        ratio = high_x18 / low_x18
-        grid = sorted({snap(low_x18 * ratio ** (i / (points - 1))) for i in range(points)} | {low_x18, high_x18})
-    for size in grid[:max_evaluations]:
-        value(size)
-
-    while len(cache) < max_evaluations:
-        xs = sorted(cache)
-        fs = [value(x) for x in xs]
-        j = max(range(len(xs)), key=lambda k: fs[k])
-        if len(xs) < 2 or not math.isfinite(fs[j]):
-            break
-        candidate = _next_size(xs, fs, j)
-        if candidate is None:
-            break
-        size = snap(candidate)
-        if size in cache or abs(size - xs[j]) <= max(step_x18, rel_tolerance * xs[j]):
-            break
-        value(size)
-    found = [e for e in cache.values() if e is not None]
-    best = max(found, key=lambda e: e.net_usd) if found else None
-    return SizeSearch(best, len(cache), low_x18, high_x18, failure[0] if failure else None)
-
-
-def _next_size(xs: list[int], fs: list[float], j: int) -> float | None:
-    """The next size to try around the best evaluated one, xs[j] (xs sorted)."""
-    if j == 0:  # the smallest size is best: halve the way (geometrically) to its neighbour
-        return math.sqrt(xs[0] * xs[1])
-    if j == len(xs) - 1:  # the largest is best: it is the top of the range, look just below
-        return math.sqrt(xs[-2] * xs[-1])
-    (x0, x1, x2), (f0, f1, f2) = xs[j - 1:j + 2], fs[j - 1:j + 2]
-    if all(math.isfinite(f) for f in (f0, f2)):
-        numerator = (x1 - x0) ** 2 * (f1 - f2) - (x1 - x2) ** 2 * (f1 - f0)
-        denominator = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0)
-        if denominator != 0:
-            vertex = x1 - 0.5 * numerator / denominator
-            if x0 < vertex < x2 and abs(vertex - x1) > 1e-9 * x1:
-                return vertex
-    # golden-section step into the wider side of the bracket
-    return x1 + (1 - GOLDEN) * (x2 - x1) if x2 - x1 > x1 - x0 else x1 - (1 - GOLDEN) * (x1 - x0)
-
-
 def optimise_open(
     view: MarketView,
     direction: Direction,
@@ -356,8 +270,11 @@ def optimise_open(
     max_evaluations: int = 10,
     hold_s: float | None = None,
     legs: Sequence[PerpLeg] = (),
+    min_profit_usd: float | None = None,
 ) -> tuple[SizeSearch, SizeCap] | Unavailable:
-    """The size with the best expected net PnL for a new position under the risk limits."""
+    """The size with the best expected net PnL for a new position under the risk limits. With
+    min_profit_usd (the caller's bar), a search whose answer is provably the smallest size and
+    below the bar quotes only the sizes it cannot rule out (search_size, edge_slope_bound)."""
     cap = compute_size_cap(view, direction, venue, limits, account, legs)
     if isinstance(cap, Unavailable):
         return cap
@@ -370,7 +287,57 @@ def optimise_open(
         return estimate_open(view, direction, venue, size_x18, costs, funding_fraction=funding_fraction,
                              exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage, hold_s=hold_s)
 
-    return search_size(evaluate, low_x18, cap.max_perp_base_x18, step_x18, max_evaluations), cap
+    dominated = None
+    if min_profit_usd is not None:
+        slope = edge_slope_bound(view, direction, venue, costs, funding_fraction=funding_fraction,
+                                 exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage, hold_s=hold_s)
+        if slope is not None and slope < 0:
+            dominated = _dominated_by_slope(slope, max(mids))
+    return search_size(evaluate, low_x18, cap.max_perp_base_x18, step_x18, max_evaluations, dominated=dominated,
+                       answer_below_usd=-math.inf if min_profit_usd is None else min_profit_usd), cap
+
+
+# Slack of the slope bound: the exact quotes round by a few raw units per swap step (USDC: 1e-6
+# USD each), and the model's floats by ~1e-16 of the notional; both far inside these.
+SLOPE_SLACK_USD = 1e-3
+SLOPE_SLACK_PER_NOTIONAL = 1e-7
+
+
+def edge_slope_bound(view: MarketView, direction: Direction, venue: SpotVenue, costs: CostModel, *,
+                     funding_fraction: float, exit_basis_bps: float | None, leverage: float,
+                     hold_s: float | None) -> float | None:
+    """An upper bound of how fast estimate_open's net grows with size, USD per whole base token:
+    net(b) - net(a) <= slope x (b - a) (up to rounding) for sizes a < b quoted on this view.
+
+    Convergence, funding and capital are linear in the size (their per-token rates from the
+    same mids, index and costs combine_pnl uses). Fees plus impact of the four legs (entry and
+    exit, perp and spot) are each a leg's cost beyond its mid, which grows at least at the leg's
+    fee rate times its mid: an AMM's marginal price moves against the trade (a buy pays at least
+    the mid plus the fee, a sale gets at most the mid less the fee; Perp's exchange fee on the
+    notional likewise). So the slope is at most the linear rates minus 2 x (perp mid x exchange
+    fee + spot mid x spot fee). None when a mid or a fee is not readable."""
+    perp = view.perp
+    mids = mid_prices_usd(view, venue)
+    spot_fee_pips = spot_adapter(venue).fee_pips(view)
+    if isinstance(perp, Unavailable) or isinstance(mids, Unavailable) or spot_fee_pips is None:
+        return None
+    perp_mid, spot_mid = mids
+    sign = direction_sign(direction)
+    entry_basis_bps = (perp_mid / spot_mid - 1) * 1e4
+    convergence = 0.0 if exit_basis_bps is None else sign * spot_mid * (entry_basis_bps - exit_basis_bps) / 1e4
+    funding = sign * perp.index_twap_x18 / ONE_X18 * funding_fraction
+    capital = costs.capital_cost_usd(spot_mid + perp_mid / leverage, hold_s)
+    fee_floor = 2 * (perp_mid * perp.exchange_fee_ratio_ppm / 1e6 + spot_mid * spot_fee_pips / 1e6)
+    return convergence + funding - capital - fee_floor
+
+
+def _dominated_by_slope(slope: float, price_usd: float) -> Dominance:
+    """search_size's proof from a negative slope bound: net(size) <= net(low) + slope x (size -
+    low) + slack < net(low)."""
+    def dominated(size_x18: int, low_x18: int) -> bool:
+        slack = SLOPE_SLACK_USD + SLOPE_SLACK_PER_NOTIONAL * (size_x18 + low_x18) / ONE_X18 * price_usd
+        return slope * (size_x18 - low_x18) / ONE_X18 + slack < 0
+    return dominated
 
 
 def describe_size(evaluation: OpenEvaluation) -> str:

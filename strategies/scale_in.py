@@ -24,7 +24,8 @@ from keeper.quotes import quote_basis_trade, spot_scale_to_x18
 from keeper.stress import PerpLeg
 from keeper.types import ONE_X18, MarketView, PerpAccountState, Position, Unavailable
 from strategies.base import CostModel, RiskLimits
-from strategies.pnl import OpenEvaluation, SizeCap, SizeSearch, combine_pnl, compute_size_cap, mid_prices_usd, search_size
+from strategies.pnl import OpenEvaluation, SizeCap, combine_pnl, compute_size_cap, mid_prices_usd
+from strategies.size_search import SizeSearch, search_size
 
 
 def widened_bps(position: Position, basis_bps: float) -> float:

@@ -107,21 +107,7 @@ contract BasisExecutor is IBasisExecutor, PairTrades {
         SpotOrder calldata spot,
         TradeBounds calldata bounds
     ) external returns (Fills memory fills) {
-        SpotMarket memory market = _startTrade(perp.baseToken, perp.oppositeAmountBound18, spot, bounds.deadline);
-        int256 positionBase18 = _takerPosition(perp.baseToken);
-        if (positionBase18 != 0) revert PositionNotFlat(perp.baseToken, positionBase18);
-        fills = _tradeOpenPosition(depositUsdcRaw, perp, spot, bounds, market, positionBase18);
-        emit BasisOpened(
-            perp.baseToken,
-            spot.venue,
-            fills.perpBase18,
-            fills.perpQuote18,
-            fills.spotRaw,
-            fills.usdcRaw,
-            fills.residualBase18,
-            fills.netQuote18,
-            fills.positionBase18After
-        );
+        return _openOrResizeBasis(depositUsdcRaw, perp, spot, bounds, false);
     }
 
     /// @inheritdoc IBasisExecutor
@@ -131,21 +117,7 @@ contract BasisExecutor is IBasisExecutor, PairTrades {
         SpotOrder calldata spot,
         TradeBounds calldata bounds
     ) external returns (Fills memory fills) {
-        SpotMarket memory market = _startTrade(perp.baseToken, perp.oppositeAmountBound18, spot, bounds.deadline);
-        int256 positionBase18 = _takerPosition(perp.baseToken);
-        if (positionBase18 == 0) revert NoPosition(perp.baseToken);
-        fills = _tradeOpenPosition(depositUsdcRaw, perp, spot, bounds, market, positionBase18);
-        emit BasisResized(
-            perp.baseToken,
-            spot.venue,
-            fills.perpBase18,
-            fills.perpQuote18,
-            fills.spotRaw,
-            fills.usdcRaw,
-            fills.residualBase18,
-            fills.netQuote18,
-            fills.positionBase18After
-        );
+        return _openOrResizeBasis(depositUsdcRaw, perp, spot, bounds, true);
     }
 
     /// @inheritdoc IBasisExecutor
@@ -263,19 +235,48 @@ contract BasisExecutor is IBasisExecutor, PairTrades {
         emit CollateralDeposited(msg.sender, usdcRaw);
     }
 
-    /// @dev Open and resize: optional deposit, `openPosition`, spot leg, bounds.
-    function _tradeOpenPosition(
+    /// @dev openBasis (`resize` false: the market flat first) and resizeBasis (`resize` true: held
+    ///      first): the shared checks, optional deposit, `openPosition`, spot leg, bounds, the event.
+    function _openOrResizeBasis(
         uint256 depositUsdcRaw,
         PerpOrder calldata perp,
         SpotOrder calldata spot,
         TradeBounds calldata bounds,
-        SpotMarket memory market,
-        int256 positionBase18Before
+        bool resize
     ) private returns (Fills memory fills) {
+        SpotMarket memory market = _startTrade(perp.baseToken, perp.oppositeAmountBound18, spot, bounds.deadline);
+        int256 positionBase18 = _takerPosition(perp.baseToken);
+        if (resize && positionBase18 == 0) revert NoPosition(perp.baseToken);
+        if (!resize && positionBase18 != 0) revert PositionNotFlat(perp.baseToken, positionBase18);
         if (depositUsdcRaw != 0) _deposit(depositUsdcRaw);
         (fills.perpBase18, fills.perpQuote18) = _openPosition(perp, bounds.deadline);
         _tradeSpot(fills, spot, market, bounds.deadline);
-        _checkBounds(fills, bounds, market.spotScaleTo18, positionBase18Before);
+        _checkBounds(fills, bounds, market.spotScaleTo18, positionBase18);
+        if (resize) {
+            emit BasisResized(
+                perp.baseToken,
+                spot.venue,
+                fills.perpBase18,
+                fills.perpQuote18,
+                fills.spotRaw,
+                fills.usdcRaw,
+                fills.residualBase18,
+                fills.netQuote18,
+                fills.positionBase18After
+            );
+        } else {
+            emit BasisOpened(
+                perp.baseToken,
+                spot.venue,
+                fills.perpBase18,
+                fills.perpQuote18,
+                fills.spotRaw,
+                fills.usdcRaw,
+                fills.residualBase18,
+                fills.netQuote18,
+                fills.positionBase18After
+            );
+        }
     }
 
     /// @dev One `openPosition`; returns the signed fill (executor's view).

@@ -19,23 +19,7 @@ abstract contract PairTrades is IPairExecutor {
         IBasisExecutor.PerpOrder calldata legB,
         PairBounds calldata bounds
     ) external returns (PairFills memory fills) {
-        (int256 positionA, int256 positionB) = _startPair(
-            legA.baseToken, legA.oppositeAmountBound18, legB.baseToken, legB.oppositeAmountBound18, bounds.deadline
-        );
-        if (positionA != 0) revert IBasisExecutor.PositionNotFlat(legA.baseToken, positionA);
-        if (positionB != 0) revert IBasisExecutor.PositionNotFlat(legB.baseToken, positionB);
-        fills = _tradePair(depositUsdcRaw, legA, legB, bounds, positionA, positionB);
-        emit PairOpened(
-            legA.baseToken,
-            legB.baseToken,
-            fills.perpBase18A,
-            fills.perpQuote18A,
-            fills.perpBase18B,
-            fills.perpQuote18B,
-            fills.netExposureQuote18,
-            fills.positionBase18AfterA,
-            fills.positionBase18AfterB
-        );
+        return _openOrResizePair(depositUsdcRaw, legA, legB, bounds, false);
     }
 
     /// @inheritdoc IPairExecutor
@@ -45,23 +29,7 @@ abstract contract PairTrades is IPairExecutor {
         IBasisExecutor.PerpOrder calldata legB,
         PairBounds calldata bounds
     ) external returns (PairFills memory fills) {
-        (int256 positionA, int256 positionB) = _startPair(
-            legA.baseToken, legA.oppositeAmountBound18, legB.baseToken, legB.oppositeAmountBound18, bounds.deadline
-        );
-        if (positionA == 0) revert IBasisExecutor.NoPosition(legA.baseToken);
-        if (positionB == 0) revert IBasisExecutor.NoPosition(legB.baseToken);
-        fills = _tradePair(depositUsdcRaw, legA, legB, bounds, positionA, positionB);
-        emit PairResized(
-            legA.baseToken,
-            legB.baseToken,
-            fills.perpBase18A,
-            fills.perpQuote18A,
-            fills.perpBase18B,
-            fills.perpQuote18B,
-            fills.netExposureQuote18,
-            fills.positionBase18AfterA,
-            fills.positionBase18AfterB
-        );
+        return _openOrResizePair(depositUsdcRaw, legA, legB, bounds, true);
     }
 
     /// @inheritdoc IPairExecutor
@@ -108,19 +76,54 @@ abstract contract PairTrades is IPairExecutor {
         positionB = _takerPosition(baseTokenB);
     }
 
-    /// @dev Open and resize of a pair: optional deposit, leg A, leg B, net exposure.
-    function _tradePair(
+    /// @dev openPair (`resize` false: both markets flat first) and resizePair (`resize` true: both
+    ///      held first): the shared checks, optional deposit, leg A, leg B, net exposure, the event.
+    function _openOrResizePair(
         uint256 depositUsdcRaw,
         IBasisExecutor.PerpOrder calldata legA,
         IBasisExecutor.PerpOrder calldata legB,
         PairBounds calldata bounds,
-        int256 positionA,
-        int256 positionB
+        bool resize
     ) private returns (PairFills memory fills) {
+        (int256 positionA, int256 positionB) = _startPair(
+            legA.baseToken, legA.oppositeAmountBound18, legB.baseToken, legB.oppositeAmountBound18, bounds.deadline
+        );
+        if (resize) {
+            if (positionA == 0) revert IBasisExecutor.NoPosition(legA.baseToken);
+            if (positionB == 0) revert IBasisExecutor.NoPosition(legB.baseToken);
+        } else {
+            if (positionA != 0) revert IBasisExecutor.PositionNotFlat(legA.baseToken, positionA);
+            if (positionB != 0) revert IBasisExecutor.PositionNotFlat(legB.baseToken, positionB);
+        }
         if (depositUsdcRaw != 0) _deposit(depositUsdcRaw);
         (fills.perpBase18A, fills.perpQuote18A) = _openPosition(legA, bounds.deadline);
         (fills.perpBase18B, fills.perpQuote18B) = _openPosition(legB, bounds.deadline);
         _checkPair(fills, bounds, positionA, positionB, legA.baseToken, legB.baseToken);
+        if (resize) {
+            emit PairResized(
+                legA.baseToken,
+                legB.baseToken,
+                fills.perpBase18A,
+                fills.perpQuote18A,
+                fills.perpBase18B,
+                fills.perpQuote18B,
+                fills.netExposureQuote18,
+                fills.positionBase18AfterA,
+                fills.positionBase18AfterB
+            );
+        } else {
+            emit PairOpened(
+                legA.baseToken,
+                legB.baseToken,
+                fills.perpBase18A,
+                fills.perpQuote18A,
+                fills.perpBase18B,
+                fills.perpQuote18B,
+                fills.netExposureQuote18,
+                fills.positionBase18AfterA,
+                fills.positionBase18AfterB
+            );
+        }
     }
 
     /// @dev Positions after, then the net-exposure bound (IPairExecutor notice); fills in the rest.

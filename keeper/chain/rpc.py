@@ -6,11 +6,19 @@ HTTPProvider (its pooled keep-alive session, JSON encoding, and its retries of c
 and timeouts on read methods; a send is never retried blindly). `bench/transport.py` measures it
 against a hand-written requests client: +0.02 ms per round trip, under 0.6 ms per trading tick
 (limit 1 ms), so no hand-written transport is kept.
+
+Riders: `ride(method, params)` queues a read that costs no round trip of its own. It goes out in
+the same JSON-RPC batch as the client's next read round trip (a call becomes a batch of it and its
+riders), and its answer (or error) lands in the returned `Rider`. A rider never changes what the
+call it rides with returns or raises; if that round trip fails as a whole, the rider waits for the
+next one. The gas tip's `eth_feeHistory` rides with the tick's snapshot reads this way
+(keeper/gas_price.py).
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +47,24 @@ class RpcStats:
     by_method: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class Rider:
+    """A read queued to ride the next round trip: `done` once answered, then `result` or `error`."""
+
+    method: str
+    params: list[Any]
+    done: bool = False
+    result: Any = None
+    error: Exception | None = None
+
+    def answer(self, reply: dict[str, Any]) -> None:
+        try:
+            self.result = _result_of(self.method, reply)
+        except (RpcError, TransientError) as exc:
+            self.error = exc
+        self.done = True
+
+
 class JsonRpc:
     """JSON-RPC over HTTP. Raises TransientError when the endpoint is unreachable (or answers
     HTTP 429/5xx, or not JSON), RpcError when it answers with an error object."""
@@ -48,6 +74,8 @@ class JsonRpc:
         self.timeout_s = timeout_s
         self.stats = RpcStats()
         self._ids = itertools.count(1)
+        self._riders: list[Rider] = []
+        self._riders_lock = threading.Lock()
         self._session = requests.Session()
         # RPC endpoints are called directly: skip requests' per-request scan of proxy variables
         # and .netrc (about half a millisecond a call).
@@ -81,10 +109,57 @@ class JsonRpc:
         self.stats.requests_sent += 1
         self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
 
+    def ride(self, method: str, params: list[Any]) -> Rider:
+        """Queue a read (a method of READ_METHODS) to go out with the next read round trip."""
+        if method not in READ_METHODS:
+            raise ValueError(f"only reads ride: {method}")
+        rider = Rider(method, params)
+        with self._riders_lock:
+            self._riders.append(rider)
+        return rider
+
+    def _take_riders(self, methods: list[str]) -> list[Rider]:
+        """The queued riders, when every method of this round trip is a read (sends go alone)."""
+        if not self._riders or any(m not in READ_METHODS for m in methods):
+            return []
+        with self._riders_lock:
+            riders, self._riders = self._riders, []
+        return riders
+
+    def _requeue(self, riders: list[Rider]) -> None:
+        with self._riders_lock:
+            self._riders[:0] = riders
+
     def call(self, method: str, params: list[Any] | None = None) -> Any:
         self._count(method)
-        reply = self._post({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or []})
-        return _result_of(method, reply)
+        request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or []}
+        riders = self._take_riders([method])
+        if not riders:
+            return _result_of(method, self._post(request))
+        replies = self._post_riding([request], riders)
+        return _result_of(method, replies[0] if isinstance(replies, list) else replies)
+
+    def _post_riding(self, payload: list[dict[str, Any]], riders: list[Rider]) -> Any:
+        """`payload` (a batch) and the riders in one round trip; the replies to `payload` in order
+        (or the node's single error object for the whole batch, as it came). The riders are
+        answered, or requeued when the round trip failed as a whole."""
+        ids = []
+        for rider in riders:
+            self._count(rider.method)
+            ids.append(next(self._ids))
+        try:
+            replies = self._post(payload + [{"jsonrpc": "2.0", "id": i, "method": r.method, "params": r.params}
+                                            for i, r in zip(ids, riders)])
+        except BaseException:
+            self._requeue(riders)
+            raise
+        if not isinstance(replies, list):
+            self._requeue(riders)
+            return replies
+        by_id = {reply.get("id"): reply for reply in replies}
+        for rider, request_id in zip(riders, ids):
+            rider.answer(by_id.get(request_id, {}))
+        return [by_id.get(p["id"], {}) for p in payload]
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """Several calls in one round trip; results in order. Raises on the first error."""
@@ -97,7 +172,8 @@ class JsonRpc:
             request_id = next(self._ids)
             ids.append(request_id)
             payload.append({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
-        replies = self._post(payload)
+        riders = self._take_riders([method for method, _ in calls])
+        replies = self._post_riding(payload, riders) if riders else self._post(payload)
         if not isinstance(replies, list):
             # Some nodes answer a whole batch with one error object.
             err = replies.get("error") if isinstance(replies, dict) else None

@@ -24,7 +24,7 @@ from keeper.chain.rpc import JsonRpc
 from keeper.chaos.audit import HedgeSampler, audit_chain, executor_value_x18, log_events
 from keeper.chaos.proxy import FaultConfig, FaultProxy
 from keeper.devnet.activity import ActivityConfig, MarketActivity
-from keeper.devnet.provision import provision_executor
+from keeper.devnet.provision import provision_executor, provision_impersonated
 from keeper.devnet.txs import DevSender, codec
 from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.errors import TxRevertedError
@@ -154,9 +154,7 @@ def _live_phase(plan: ChaosPlan, world: World, tmp: Path) -> dict[str, Any]:
     rpc = JsonRpc(world.node.rpc_url)
     key = Account.create()
     rpc.call("anvil_setBalance", [key.address, hex(100 * 10**18)])
-    rpc.call("anvil_impersonateAccount", [key.address])
-    executor = provision_executor(DevSender(rpc), world.manifest, key.address)
-    rpc.call("anvil_stopImpersonatingAccount", [key.address])
+    executor = provision_impersonated(rpc, world.manifest, key.address)
     manifest_path = tmp / "manifest.json"
     world.manifest.write(manifest_path)
     erc20 = codec("MintableERC20")

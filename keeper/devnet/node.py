@@ -37,6 +37,13 @@ def find_foundry_tool(tool: str) -> Path:
     raise ToolMissingError(f"{tool} not found: run `make deps` (installs @foundry-rs/{tool} from npm)")
 
 
+def port_taken(port: int) -> bool:
+    """Whether something already accepts connections on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -87,6 +94,8 @@ class AnvilNode:
     def start(self) -> JsonRpc:
         if self.port == 0:
             self.port = free_port()
+        elif port_taken(self.port):  # else the poll below would take another node's answer for ours
+            raise FatalError(f"port {self.port} on 127.0.0.1 is in use: another node or process listens there")
         self.process = subprocess.Popen(
             self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from keeper.chain.rpc import JsonRpc
 from keeper.devnet.deploy import USDC_DECIMALS
 from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.txs import DevSender, codec
@@ -76,3 +77,14 @@ def provision_executor(tx: DevSender, manifest: DevnetManifest, owner: str,
         tx.call_fn(owner, market.spot_token, erc20, "transfer", executor, amount)
     tx.call_fn(owner, executor, ex, "depositCollateral", funding.usdc_collateral_raw)
     return executor
+
+
+def provision_impersonated(rpc: JsonRpc, manifest: DevnetManifest, owner: str,
+                           funding: ExecutorFunding = ExecutorFunding()) -> str:
+    """provision_executor for an owner whose key anvil does not hold (a fresh keeper key, or none
+    in a dry run): its transactions are sent by impersonation, which ends whatever happens."""
+    rpc.call("anvil_impersonateAccount", [owner])
+    try:
+        return provision_executor(DevSender(rpc), manifest, owner, funding)
+    finally:
+        rpc.call("anvil_stopImpersonatingAccount", [owner])

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from keeper.errors import SkipOpportunity
+from keeper.frozen import quick_init
 from keeper.types import MarketView, PerpMarketState, Unavailable, VenueKind
 from keeper.venues.perp_v2_math import PerpPriceBand, PerpQuote
 
@@ -55,6 +56,7 @@ class ReceiptFacts:
 NO_RECEIPT_FACTS = ReceiptFacts()
 
 
+@quick_init
 @dataclass(frozen=True)
 class SpotSwap:
     """One exact spot swap against USDC: `amount_raw` spot bought (exact out) or sold (exact in)."""

@@ -19,9 +19,10 @@ against the index (EX_OPB), free collateral, the market being paused or closed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from keeper.errors import SkipOpportunity
+from keeper.frozen import quick_init
 from keeper.venues.uniswap_v3_math import (
     MAX_TICK,
     MIN_TICK,
@@ -31,6 +32,7 @@ from keeper.venues.uniswap_v3_math import (
     get_sqrt_ratio_at_tick,
     mul_div,
     mul_div_rounding_up,
+    with_exact_output_fee,
 )
 
 ONE_HUNDRED_PERCENT_PPM = 1_000_000
@@ -82,6 +84,7 @@ class PerpPriceBand:
         return min(edge_sqrt_price, sqrt_price_limit_x96)
 
 
+@quick_init
 @dataclass(frozen=True)
 class PerpQuote:
     """One Perp v2 trade. Amounts in raw 18-decimal units of vBase / vQuote.
@@ -194,7 +197,11 @@ def quote_perp_close(
                            is_base_to_quote, size_raw, limit)
     if not price_band.contains(quote.tick_after):
         raise PerpSwapReverted("EX_OPLAS", f"tick after {quote.tick_after}, band {price_band}")
-    return replace(quote, is_partial_close=quote.base_abs_raw < size_raw)
+    if quote.base_abs_raw >= size_raw:
+        return quote
+    return PerpQuote(quote.base_delta_raw, quote.quote_delta_raw, quote.exchanged_notional_raw, quote.fee_quote_raw,
+                     quote.insurance_fund_fee_quote_raw, quote.sqrt_price_after_x96, quote.tick_after,
+                     quote.liquidity_after, is_partial_close=True)
 
 
 def _exchange_swap(
@@ -222,7 +229,15 @@ def _exchange_swap(
     fee, insurance_fund_fee = _replay_fees(replay, is_base_to_quote, exchange_fee_ratio_ppm,
                                            insurance_fund_fee_ratio_ppm)
 
-    swap = compute_v3_swap(pool, is_base_to_quote, signed * pool_amount, sqrt_price_limit_x96)
+    # The pool's own swap. Base->quote replays with the pool's amount and fee: the same swap. An
+    # exact-output quote->base replays the same output (pool_amount == amount_raw) with another
+    # fee: the same path, only the fees differ (with_exact_output_fee).
+    if is_base_to_quote:
+        swap = replay
+    elif not is_exact_input:
+        swap = with_exact_output_fee(replay, uniswap_fee)
+    else:
+        swap = compute_v3_swap(pool, is_base_to_quote, signed * pool_amount, sqrt_price_limit_x96)
     if swap.amount0_delta_raw * swap.amount1_delta_raw >= 0:
         # ClearingHouse's swap callback: one side paid in, the other out, or nothing at all.
         raise PerpSwapReverted("CH_F0S", f"pool deltas {swap.amount0_delta_raw}, {swap.amount1_delta_raw}")

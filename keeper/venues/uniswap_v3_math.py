@@ -12,6 +12,7 @@ need bitmap bits outside that window raises `QuoteOutOfRange` instead of guessin
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from functools import lru_cache
 from types import MappingProxyType
 
 from keeper.errors import SkipOpportunity
+from keeper.frozen import quick_init
 
 # ------------------------------------------------------------------------------ constants
 MIN_TICK = -887272
@@ -57,10 +59,7 @@ _RATIO_FACTORS = (
     (0x40000, 0x2216E584F5FA1EA926041BEDFE98),
     (0x80000, 0x48A170391F7DC42444E8FA2),
 )
-# log_2 -> log_sqrt(1.0001) scale, and the error bounds of the approximation (Q128.128)
-_LOG_SQRT10001_SCALE = 255738958999603826347141
-_TICK_LOW_OFFSET = 3402992956809132418596140100660247210
-_TICK_HIGH_OFFSET = 291339464771989622907027621153398088495
+_LN_SQRT_10001 = math.log(1.0001) / 2  # ln sqrt(1.0001): a tick's step of ln(sqrt price)
 
 
 # ------------------------------------------------------------------------------ errors
@@ -135,24 +134,19 @@ def get_sqrt_ratio_at_tick(tick: int) -> int:
 
 
 def get_tick_at_sqrt_ratio(sqrt_price_x96: int) -> int:
-    """The greatest tick whose sqrt ratio is <= sqrt_price_x96, by TickMath's own log2 method."""
+    """The greatest tick whose sqrt ratio is <= sqrt_price_x96 (TickMath.getTickAtSqrtRatio's
+    definition): a float logarithm's estimate, then corrected exactly against
+    get_sqrt_ratio_at_tick (the estimate is off by at most one tick; TickMath's own log2 method
+    gives the same tick, tests/unit/test_uniswap_v3_math.py checks the two agree)."""
     if not MIN_SQRT_RATIO <= sqrt_price_x96 < MAX_SQRT_RATIO:
         raise V3SwapReverted("R")
-    ratio = sqrt_price_x96 << 32
-    msb = ratio.bit_length() - 1
-    r = ratio >> (msb - 127) if msb >= 128 else ratio << (127 - msb)
-    log_2 = (msb - 128) << 64
-    for shift in range(63, 49, -1):
-        r = (r * r) >> 127
-        f = r >> 128
-        log_2 |= f << shift
-        r >>= f
-    log_sqrt10001 = log_2 * _LOG_SQRT10001_SCALE
-    tick_low = (log_sqrt10001 - _TICK_LOW_OFFSET) >> 128
-    tick_high = (log_sqrt10001 + _TICK_HIGH_OFFSET) >> 128
-    if tick_low == tick_high:
-        return tick_low
-    return tick_high if get_sqrt_ratio_at_tick(tick_high) <= sqrt_price_x96 else tick_low
+    tick = math.floor(math.log(sqrt_price_x96 / Q96) / _LN_SQRT_10001)
+    tick = MIN_TICK if tick < MIN_TICK else MAX_TICK - 1 if tick > MAX_TICK - 1 else tick
+    while tick > MIN_TICK and get_sqrt_ratio_at_tick(tick) > sqrt_price_x96:
+        tick -= 1
+    while tick < MAX_TICK - 1 and get_sqrt_ratio_at_tick(tick + 1) <= sqrt_price_x96:
+        tick += 1
+    return tick
 
 
 # ------------------------------------------------------------------------------ SqrtPriceMath
@@ -235,6 +229,36 @@ def get_amount1_delta(sqrt_ratio_a_x96: int, sqrt_ratio_b_x96: int, liquidity: i
 
 
 # ------------------------------------------------------------------------------ SwapMath
+def _amount0_between(lower_x96: int, upper_x96: int, liquidity: int, round_up: bool) -> int:
+    """get_amount0_delta for prices already in order (lower <= upper): the swap step's form."""
+    if lower_x96 <= 0:
+        raise V3SwapReverted("SqrtPriceMath: zero price")
+    product = (liquidity << 96) * (upper_x96 - lower_x96)
+    if round_up:
+        quotient = -(-product // upper_x96)
+        if quotient > UINT256_MAX:  # FullMath's overflow: the contract's reason
+            mul_div_rounding_up(liquidity << 96, upper_x96 - lower_x96, upper_x96)
+        return -(-quotient // lower_x96)
+    quotient = product // upper_x96
+    if quotient > UINT256_MAX:
+        raise V3SwapReverted("mulDiv: result overflows uint256")
+    return quotient // lower_x96
+
+
+def _amount1_between(lower_x96: int, upper_x96: int, liquidity: int, round_up: bool) -> int:
+    """get_amount1_delta for prices already in order (lower <= upper): the swap step's form."""
+    product = liquidity * (upper_x96 - lower_x96)
+    if round_up:
+        quotient = -(-product // Q96)
+        if quotient > UINT256_MAX:  # FullMath's overflow: the contract's reason
+            mul_div_rounding_up(liquidity, upper_x96 - lower_x96, Q96)
+        return quotient
+    quotient = product // Q96
+    if quotient > UINT256_MAX:
+        raise V3SwapReverted("mulDiv: result overflows uint256")
+    return quotient
+
+
 def compute_swap_step(
     sqrt_price_current_x96: int,
     sqrt_price_target_x96: int,
@@ -243,45 +267,50 @@ def compute_swap_step(
     fee_pips: int,
 ) -> tuple[int, int, int, int]:
     """One step toward the target price: (sqrt_price_next_x96, amount_in_raw, amount_out_raw,
-    fee_amount_raw). amount_remaining_raw > 0 is exact input (fee included), < 0 exact output."""
-    zero_for_one = sqrt_price_current_x96 >= sqrt_price_target_x96
+    fee_amount_raw). amount_remaining_raw > 0 is exact input (fee included), < 0 exact output.
+    (A step moves the price from the current one toward the target, so the amounts are taken
+    between prices already in order: down for zero_for_one, up otherwise.)"""
+    current, target = sqrt_price_current_x96, sqrt_price_target_x96
+    zero_for_one = current >= target
     exact_in = amount_remaining_raw >= 0
-    amount_in = amount_out = 0
     if exact_in:
-        remaining_less_fee = mul_div(amount_remaining_raw, FEE_DENOMINATOR_PIPS - fee_pips, FEE_DENOMINATOR_PIPS)
+        remaining_less_fee = amount_remaining_raw * (FEE_DENOMINATOR_PIPS - fee_pips) // FEE_DENOMINATOR_PIPS
+        if remaining_less_fee > UINT256_MAX:
+            raise V3SwapReverted("mulDiv: result overflows uint256")
         if zero_for_one:
-            amount_in = get_amount0_delta(sqrt_price_target_x96, sqrt_price_current_x96, liquidity, True)
+            amount_in = _amount0_between(target, current, liquidity, True)
         else:
-            amount_in = get_amount1_delta(sqrt_price_current_x96, sqrt_price_target_x96, liquidity, True)
+            amount_in = _amount1_between(current, target, liquidity, True)
         if remaining_less_fee >= amount_in:
-            sqrt_price_next = sqrt_price_target_x96
+            sqrt_price_next = target
         else:
-            sqrt_price_next = get_next_sqrt_price_from_input(
-                sqrt_price_current_x96, liquidity, remaining_less_fee, zero_for_one)
+            sqrt_price_next = get_next_sqrt_price_from_input(current, liquidity, remaining_less_fee, zero_for_one)
+        amount_out = 0
     else:
         wanted_out = -amount_remaining_raw
         if zero_for_one:
-            amount_out = get_amount1_delta(sqrt_price_target_x96, sqrt_price_current_x96, liquidity, False)
+            amount_out = _amount1_between(target, current, liquidity, False)
         else:
-            amount_out = get_amount0_delta(sqrt_price_current_x96, sqrt_price_target_x96, liquidity, False)
+            amount_out = _amount0_between(current, target, liquidity, False)
         if wanted_out >= amount_out:
-            sqrt_price_next = sqrt_price_target_x96
+            sqrt_price_next = target
         else:
-            sqrt_price_next = get_next_sqrt_price_from_output(sqrt_price_current_x96, liquidity, wanted_out, zero_for_one)
+            sqrt_price_next = get_next_sqrt_price_from_output(current, liquidity, wanted_out, zero_for_one)
+        amount_in = 0
 
-    reached_target = sqrt_price_next == sqrt_price_target_x96
+    reached_target = sqrt_price_next == target
     # Amounts for the distance actually travelled; the ones computed above are reused only
     # when the step went all the way to the target on the side that was specified.
     if zero_for_one:
         if not (reached_target and exact_in):
-            amount_in = get_amount0_delta(sqrt_price_next, sqrt_price_current_x96, liquidity, True)
+            amount_in = _amount0_between(sqrt_price_next, current, liquidity, True)
         if not (reached_target and not exact_in):
-            amount_out = get_amount1_delta(sqrt_price_next, sqrt_price_current_x96, liquidity, False)
+            amount_out = _amount1_between(sqrt_price_next, current, liquidity, False)
     else:
         if not (reached_target and exact_in):
-            amount_in = get_amount1_delta(sqrt_price_current_x96, sqrt_price_next, liquidity, True)
+            amount_in = _amount1_between(current, sqrt_price_next, liquidity, True)
         if not (reached_target and not exact_in):
-            amount_out = get_amount0_delta(sqrt_price_current_x96, sqrt_price_next, liquidity, False)
+            amount_out = _amount0_between(current, sqrt_price_next, liquidity, False)
 
     if not exact_in and amount_out > -amount_remaining_raw:
         amount_out = -amount_remaining_raw
@@ -295,6 +324,13 @@ def compute_swap_step(
 
 
 # ------------------------------------------------------------------------------ pool state
+# Tick maps already checked, by identity (held, so an id is not reused while kept): a collector
+# builds each block's states from the same decoded maps, and a swap's pool_after keeps its map.
+# A hit also needs equal contents (a caller may have changed its dict since) and the same spacing
+# and window. The states share one private copy, each behind its own read-only proxy.
+_TICK_MAPS_KEPT = 64
+_TICK_MAPS_SEEN: dict[int, tuple[Mapping[int, int], tuple[int, int, int], dict[int, int], tuple[int, ...]]] = {}
+@quick_init
 @dataclass(frozen=True)
 class V3PoolState:
     """A V3 pool as read at one block.
@@ -324,14 +360,23 @@ class V3PoolState:
         low, high = self.tick_window
         if low > high:
             raise ValueError(f"tick_window {self.tick_window} is empty")
-        ticks = dict(self.liquidity_net_by_tick)
-        for tick in ticks:
-            if tick % self.tick_spacing:
-                raise ValueError(f"initialized tick {tick} is not a multiple of the spacing {self.tick_spacing}")
-            if not low <= tick <= high:
-                raise ValueError(f"initialized tick {tick} lies outside tick_window {self.tick_window}")
+        given = self.liquidity_net_by_tick
+        seen = _TICK_MAPS_SEEN.get(id(given))
+        if seen is not None and seen[0] is given and seen[1] == (self.tick_spacing, low, high) and seen[2] == given:
+            ticks, compressed = seen[2], seen[3]  # the same map (equal content) as a state built before
+        else:
+            ticks = dict(given)
+            for tick in ticks:
+                if tick % self.tick_spacing:
+                    raise ValueError(f"initialized tick {tick} is not a multiple of the spacing {self.tick_spacing}")
+                if not low <= tick <= high:
+                    raise ValueError(f"initialized tick {tick} lies outside tick_window {self.tick_window}")
+            compressed = tuple(sorted(t // self.tick_spacing for t in ticks))
+            if len(_TICK_MAPS_SEEN) >= _TICK_MAPS_KEPT:
+                _TICK_MAPS_SEEN.clear()
+            _TICK_MAPS_SEEN[id(given)] = (given, (self.tick_spacing, low, high), ticks, compressed)
         object.__setattr__(self, "liquidity_net_by_tick", MappingProxyType(ticks))
-        object.__setattr__(self, "_compressed_ticks", tuple(sorted(t // self.tick_spacing for t in ticks)))
+        object.__setattr__(self, "_compressed_ticks", compressed)
 
     def moved_to(self, sqrt_price_x96: int, tick: int, liquidity: int) -> V3PoolState:
         """The same pool after a swap (which changes only price, tick and active liquidity)."""
@@ -371,7 +416,8 @@ class V3PoolState:
 
 
 # ------------------------------------------------------------------------------ swap
-@dataclass(frozen=True, slots=True)
+@quick_init
+@dataclass(frozen=True)
 class V3SwapStep:
     """One iteration of the pool's swap loop."""
 
@@ -385,7 +431,8 @@ class V3SwapStep:
     crossed_initialized_tick: bool
 
 
-@dataclass(frozen=True, slots=True)
+@quick_init
+@dataclass(frozen=True)
 class V3SwapQuote:
     """What UniswapV3Pool.swap does: amounts (non-negative, raw units of the input and output
     token), the pool's signed deltas as swap() returns them (positive = paid into the pool),
@@ -421,26 +468,27 @@ def compute_v3_swap(
     and SwapRouter pass it). fee_pips overrides the pool's fee (Perp's replay uses this)."""
     if amount_specified_raw == 0:
         raise V3SwapReverted("AS")
-    limit = sqrt_price_limit_x96 or default_sqrt_price_limit_x96(zero_for_one)
+    sqrt_price = pool.sqrt_price_x96
+    limit = sqrt_price_limit_x96 or (MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1)
     if zero_for_one:
-        if not (MIN_SQRT_RATIO < limit < pool.sqrt_price_x96):
+        if not (MIN_SQRT_RATIO < limit < sqrt_price):
             raise V3SwapReverted("SPL")
-    elif not (pool.sqrt_price_x96 < limit < MAX_SQRT_RATIO):
+    elif not (sqrt_price < limit < MAX_SQRT_RATIO):
         raise V3SwapReverted("SPL")
     fee = pool.fee_pips if fee_pips is None else fee_pips
     exact_input = amount_specified_raw > 0
 
     remaining = amount_specified_raw
     calculated = 0
-    sqrt_price = pool.sqrt_price_x96
     tick = pool.tick
     liquidity = pool.liquidity
     crossed = 0
     fee_paid = 0
     steps: list[V3SwapStep] = []
+    next_initialized_tick = pool.next_initialized_tick_within_one_word
     while remaining != 0 and sqrt_price != limit:
         price_start = sqrt_price
-        tick_next, initialized = pool.next_initialized_tick_within_one_word(tick, zero_for_one)
+        tick_next, initialized = next_initialized_tick(tick, zero_for_one)
         tick_next = MIN_TICK if tick_next < MIN_TICK else MAX_TICK if tick_next > MAX_TICK else tick_next
         price_next = get_sqrt_ratio_at_tick(tick_next)
         beyond_limit = price_next < limit if zero_for_one else price_next > limit
@@ -475,6 +523,30 @@ def compute_v3_swap(
     amount_in, amount_out = (amount0, -amount1) if zero_for_one else (amount1, -amount0)
     return V3SwapQuote(zero_for_one, amount_in, amount_out, amount0, amount1, sqrt_price, tick, liquidity,
                        crossed, fee_paid, tuple(steps))
+
+
+def with_exact_output_fee(quote: V3SwapQuote, fee_pips: int) -> V3SwapQuote:
+    """`quote`, an exact-output swap, run again with fee_pips as the fee: an exact output's path
+    (prices, ticks, liquidity, amounts in and out per step) does not depend on the fee, only each
+    step's fee amount (and so the input) does, so only those are recomputed, step by step as
+    compute_swap_step rounds them (its reverts too). Equals compute_v3_swap(..., fee_pips=fee_pips)."""
+    if not 0 <= fee_pips < FEE_DENOMINATOR_PIPS:
+        raise ValueError(f"fee_pips must be in [0, 1e6), got {fee_pips}")
+    kept = FEE_DENOMINATOR_PIPS - fee_pips
+    steps = []
+    fee_paid = amount_in = 0
+    for step in quote.steps:
+        step_fee = mul_div_rounding_up(step.amount_in_raw, fee_pips, kept)
+        fee_paid += step_fee
+        amount_in += step.amount_in_raw + step_fee
+        steps.append(V3SwapStep(step.sqrt_price_start_x96, step.sqrt_price_end_x96, step.liquidity, step.amount_in_raw,
+                                step.amount_out_raw, step_fee, step.tick_next, step.crossed_initialized_tick))
+    if quote.zero_for_one:
+        amount0, amount1 = amount_in, quote.amount1_delta_raw
+    else:
+        amount0, amount1 = quote.amount0_delta_raw, amount_in
+    return V3SwapQuote(quote.zero_for_one, amount_in, quote.amount_out_raw, amount0, amount1, quote.sqrt_price_after_x96,
+                       quote.tick_after, quote.liquidity_after, quote.initialized_ticks_crossed, fee_paid, tuple(steps))
 
 
 def _add_liquidity_delta(liquidity: int, delta: int) -> int:

@@ -23,7 +23,7 @@ from eth_account import Account
 from keeper.chain.rpc import JsonRpc
 from keeper.chaos.audit import executor_value_x18 as chaos_executor_value_x18
 from keeper.devnet.activity import ActivityConfig, MarketActivity
-from keeper.devnet.provision import provision_executor
+from keeper.devnet.provision import provision_executor, provision_impersonated
 from keeper.devnet.txs import DevSender, codec
 from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.journal import Journal
@@ -83,8 +83,10 @@ class KeeperProcess:
         return code
 
 
-def drive_mispricing(keeper: KeeperProcess, driver: MarketActivity) -> None:
+def drive_mispricing(keeper: KeeperProcess, world: World) -> None:
     """Calm, then the perp ~3% rich and held, then converged; each step waits for the keeper's tick."""
+    driver = MarketActivity(JsonRpc(world.node.rpc_url), world.manifest,
+                            ActivityConfig(seed=11, step_s=60, premium_vol_daily=0.002, index_vol_daily=0.01))
     for step in range(CALM_STEPS + SHOCK_STEPS + CONVERGE_STEPS):
         if CALM_STEPS <= step < CALM_STEPS + SHOCK_STEPS:
             driver.shock_premium("ETH", 0.03)
@@ -110,9 +112,7 @@ def test_live_keeper_opens_holds_and_unwinds_with_books_that_match_the_chain(wor
     key = Account.create()
     rpc.call("anvil_setBalance", [key.address, hex(100 * 10**18)])
     # The executor is provisioned up front (as a user would), so the balance baseline is known.
-    rpc.call("anvil_impersonateAccount", [key.address])
-    executor = provision_executor(DevSender(rpc), world.manifest, key.address)
-    rpc.call("anvil_stopImpersonatingAccount", [key.address])
+    executor = provision_impersonated(rpc, world.manifest, key.address)
     value_before = executor_value_x18(rpc, world, executor)
     spot_before = spot_balances(rpc, world, executor)
     eth_before = int(rpc.call("eth_getBalance", [key.address, "latest"]), 16)
@@ -121,9 +121,7 @@ def test_live_keeper_opens_holds_and_unwinds_with_books_that_match_the_chain(wor
     try:
         started = keeper.wait_for("keeper.started")
         assert started["mode"] == "live" and started["executor"] == executor
-        driver = MarketActivity(JsonRpc(world.node.rpc_url), world.manifest,
-                                ActivityConfig(seed=11, step_s=60, premium_vol_daily=0.002, index_vol_daily=0.01))
-        drive_mispricing(keeper, driver)
+        drive_mispricing(keeper, world)
     finally:
         code = keeper.stop()
     assert code == 0
@@ -190,9 +188,7 @@ def test_dry_run_sends_nothing_but_logs_the_trades_it_would_make(world: World, t
     try:
         started = keeper.wait_for("keeper.started")
         assert started["mode"] == "dry_run" and started["owner"] == owner
-        driver = MarketActivity(JsonRpc(world.node.rpc_url), world.manifest,
-                                ActivityConfig(seed=11, step_s=60, premium_vol_daily=0.002, index_vol_daily=0.01))
-        drive_mispricing(keeper, driver)
+        drive_mispricing(keeper, world)
     finally:
         assert keeper.stop() == 0
     events = keeper.events()

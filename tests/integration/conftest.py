@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from keeper.chain.rpc import JsonRpc
+from keeper.config import KeeperConfig, load_config
 from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.txs import DevSender
 from keeper.devnet.world import World, prebuilt_state, start_world
@@ -22,6 +25,17 @@ class Devnet:
 
     def contract(self, name: str) -> str:
         return self.manifest.contracts[name]
+
+    def keeper_config(self, tmp_path: Path, **sections: dict[str, Any]) -> KeeperConfig:
+        """The keeper's config for this devnet: its RPC and manifest, a journal under `tmp_path`,
+        and any other config `sections`."""
+        manifest = tmp_path / "manifest.json"
+        self.manifest.write(manifest)
+        return load_config(None, environ={}, overrides={
+            "chain": {"rpc_url": self.manifest.rpc_url, "manifest": manifest},
+            "monitoring": {"journal": tmp_path / "journal.sqlite"},
+            **sections,
+        })
 
 
 @pytest.fixture(scope="session")

@@ -10,18 +10,12 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from keeper.blockloop import run_blocks
-from keeper.config import load_config
 from keeper.launch import build_runtime
 from tests.integration.conftest import Devnet
 
 
 def test_the_loop_ticks_on_pushed_heads_and_repeated_skips_drop_to_debug(devnet: Devnet, tmp_path: Path) -> None:
-    manifest = tmp_path / "manifest.json"
-    devnet.manifest.write(manifest)
-    settings = load_config(None, environ={}, overrides={
-        "chain": {"rpc_url": devnet.manifest.rpc_url, "manifest": manifest},
-        "monitoring": {"journal": tmp_path / "journal.sqlite"},
-    })
+    settings = devnet.keeper_config(tmp_path)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
     runtime = build_runtime(settings, dry_run=True)
     stop_mining = threading.Event()

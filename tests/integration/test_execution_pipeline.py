@@ -18,7 +18,7 @@ from keeper.chain.sender import SenderConfig, TxSender
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import load_config
 from keeper.devnet.deploy import DEADLINE_NEVER
-from keeper.devnet.provision import provision_executor
+from keeper.devnet.provision import provision_impersonated
 from keeper.devnet.txs import codec
 from keeper.execute import LiveExecutor
 from keeper.logs import configure_logging
@@ -35,9 +35,7 @@ def live(devnet: Devnet, tmp_path: Path) -> Iterator[tuple[Devnet, str, LiveExec
     key = Account.create()
     signer = Signer(bytes(key.key))
     devnet.rpc.call("anvil_setBalance", [signer.address, hex(100 * ETH)])
-    devnet.rpc.call("anvil_impersonateAccount", [signer.address])
-    executor = provision_executor(devnet.tx, devnet.manifest, signer.address)
-    devnet.rpc.call("anvil_stopImpersonatingAccount", [signer.address])
+    executor = provision_impersonated(devnet.rpc, devnet.manifest, signer.address)
     config = load_config(None, environ={}, overrides={"execution": {"slippage_bps": 30}})
     sender = TxSender(devnet.rpc, signer, SenderConfig(FeePolicy(max_fee_per_gas_cap_wei=100 * 10**9)),
                       MemoryPendingStore())

@@ -19,7 +19,7 @@ from keeper.chain.rpc import JsonRpc
 from keeper.chain.sender import SenderConfig, StaleAtSend, TxRequest, TxSender
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import load_config
-from keeper.devnet.provision import provision_executor
+from keeper.devnet.provision import provision_impersonated
 from keeper.devnet.txs import codec
 from keeper.errors import TransientError, rpc_error_from_reply
 from keeper.execute import LiveExecutor
@@ -83,9 +83,7 @@ def test_given_the_head_past_the_intents_last_block_at_send_time_then_nothing_is
 def an_open_decided(devnet: Devnet, keeper_key: Signer, tmp_path: Path) -> tuple[str, Any, Any, Journal, int]:
     """An executor operated by the key, and an ETH open planned and recorded as a decision:
     (executor, snapshot, plan, journal, decision id)."""
-    devnet.rpc.call("anvil_impersonateAccount", [keeper_key.address])
-    executor = provision_executor(devnet.tx, devnet.manifest, keeper_key.address)
-    devnet.rpc.call("anvil_stopImpersonatingAccount", [keeper_key.address])
+    executor = provision_impersonated(devnet.rpc, devnet.manifest, keeper_key.address)
     config = load_config(None, environ={}, overrides={"execution": {"slippage_bps": 30}})
     collector = SnapshotCollector(devnet.rpc, Sources.from_manifest(devnet.manifest), account=executor)
     collector.prepare()

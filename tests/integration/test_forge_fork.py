@@ -15,11 +15,15 @@ from pathlib import Path
 from keeper.artifacts import PROJECT_ROOT
 from keeper.devnet.node import find_foundry_tool
 from keeper.devnet.world import World
+from keeper.venues.gas import EXECUTOR_GAS_UNITS, PAIR_GAS_UNITS
 
 FORK_TESTS = "contracts/test/fork/*"
 # BasisExecutorFork.t.sol (13) + BasisExecutorPairFork.t.sol (6) + BasisExecutorGas.t.sol (2)
 EXPECTED_PASSED = 21
 FORGE_TIMEOUT_S = 900  # a cold cache compiles everything with solc-js first
+# BasisExecutorGas.t.sol prints each call's gas: "<what> (...)" then "  through the executor: <gas>"
+GAS_REPORT = re.compile(r"^\s*(open|resize|close|openPair|closePair)\s+\(.*\n(?:.*\n)*?\s*through the executor: (\d+)",
+                        re.MULTILINE)
 SUMMARY = re.compile(r"(\d+) tests passed, (\d+) failed, (\d+) skipped \((\d+) total tests\)")
 
 
@@ -57,3 +61,20 @@ def test_forge_fork_suite_passes_against_the_real_protocols(devnet_world: World)
     assert summaries, f"no forge summary line in the output\n{output}"
     passed, failed, skipped, total = (int(n) for n in summaries[-1])
     assert (passed, failed, skipped, total) == (EXPECTED_PASSED, 0, 0, EXPECTED_PASSED), output
+    # And the keeper's gas table still prices the executor's calls as measured here
+    assert gas_table_misses(result.stdout) == [], output
+
+
+def gas_table_misses(forge_stdout: str) -> list[str]:
+    """The fork-measured gas of each executor call against the keeper's gas table
+    (keeper/venues/gas.py): never above its upper column, and a pair trade within 10% of its
+    typical one (the planner's gate charges that; the basis rows were measured on other trades)."""
+    measured = {what: int(gas) for what, gas in GAS_REPORT.findall(forge_stdout)}
+    misses = [f"{what}: not measured" for what in ("open", "resize", "close", "openPair", "closePair") if what not in measured]
+    for what, gas in measured.items():
+        row = PAIR_GAS_UNITS[what.removesuffix("Pair")] if what.endswith("Pair") else EXECUTOR_GAS_UNITS[what]
+        if gas > row.upper:
+            misses.append(f"{what}: {gas:,} gas > the table's upper {row.upper:,}")
+        if what.endswith("Pair") and abs(gas - row.typical) > row.typical // 10:
+            misses.append(f"{what}: {gas:,} gas is not within 10% of the table's typical {row.typical:,}")
+    return misses

@@ -178,12 +178,7 @@ def test_keeper_status_lists_the_open_pair_matching_the_chain_and_values_it_at_t
     snapshot = collector.fetch_snapshot()
     plan = plan_pair(pair_desk.config, pair_desk.executor_address, open_intent(snapshot), snapshot, None)
     assert pair_desk._execute(plan, snapshot, None)["status"] == "included"
-    manifest = tmp_path / "manifest.json"
-    devnet.manifest.write(manifest)
-    config = load_config(None, environ={}, overrides={
-        "chain": {"rpc_url": devnet.manifest.rpc_url, "manifest": str(manifest)},
-        "account": {"executor": pair_desk.executor_address},
-        "monitoring": {"journal": str(tmp_path / "journal.sqlite")}})
+    config = devnet.keeper_config(tmp_path, account={"executor": pair_desk.executor_address})
 
     view = build_status(config)
 

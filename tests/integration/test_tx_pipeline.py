@@ -296,7 +296,10 @@ def test_nonce_taken_by_another_transaction_is_reported_replaced(devnet: Devnet,
 # ------------------------------------------------------------------------------------ reorgs
 @pytest.mark.parametrize("reorg", ["tx-dropped-by-reorg", "tx-moved-by-reorg"])
 def test_reorg_is_detected_and_the_outcome_rechecked(devnet: Devnet, signer: Signer, reorg: str) -> None:
-    # Given a transfer mined (automine) and waiting for 3 confirmations
+    # Given a transfer mined (automine) and waiting for 3 confirmations, on a block mined here (the
+    # reorg's common ancestor: anvil keeps the states of recent blocks only, and one from before the
+    # test's snapshot may be gone after the session's other tests)
+    mine(devnet)
     recipient = devnet.manifest.accounts.traders[1]
     before = usdc_balance(devnet, recipient)
     sender = make_sender(devnet, signer, confirmations=3)

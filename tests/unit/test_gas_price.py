@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from keeper.chain.fees import FeePolicy
+from keeper.chain.rpc import Rider
 from keeper.config import KeeperConfig
 from keeper.engine import Engine
 from keeper.errors import RpcError
@@ -26,14 +27,28 @@ class FeeRpc:
     def __init__(self, rewards_wei: list[int], ratios: list[float], base_fee_wei: int = GWEI) -> None:
         self.rewards_wei, self.ratios, self.base_fee_wei = rewards_wei, ratios, base_fee_wei
         self.calls: list[str] = []
+        self.riders: list[Rider] = []
+        self.head = 1  # the newest block eth_feeHistory covers
         self.fail = False
+
+    def ride(self, method: str, params: list[Any]) -> Rider:
+        self.riders.append(Rider(method, params))
+        return self.riders[-1]
+
+    def read(self) -> None:
+        """A round trip of the tick's own (the snapshot's): the riders go with it."""
+        for rider in self.riders:
+            rider.answer({"result": self.call(rider.method, rider.params)} if not self.fail else
+                         {"error": {"code": -32005, "message": "rate limited"}})
+        self.riders.clear()
 
     def call(self, method: str, params: list[Any] | None = None) -> Any:
         self.calls.append(method)
         if self.fail:
             raise RpcError("eth_feeHistory", -32005, "rate limited")
         if method == "eth_feeHistory":
-            return {"oldestBlock": "0x1", "baseFeePerGas": [hex(self.base_fee_wei)] * (len(self.ratios) + 1),
+            return {"oldestBlock": hex(self.head - len(self.ratios) + 1),
+                    "baseFeePerGas": [hex(self.base_fee_wei)] * (len(self.ratios) + 1),
                     "gasUsedRatio": self.ratios, "reward": [[hex(r)] for r in self.rewards_wei]}
         if method == "eth_getBlockByNumber":
             return {"number": params[0] if params else "0x0", "baseFeePerGas": hex(self.base_fee_wei)}
@@ -71,6 +86,34 @@ def test_the_fee_history_is_read_once_per_refresh_blocks_or_once_in_a_block_when
     tips.tip_wei(111, fresh=True)
     tips.tip_wei(111, fresh=True)
     assert rpc.calls.count("eth_feeHistory") == 3
+
+
+def test_the_fee_history_rides_with_the_ticks_reads_and_costs_no_round_trip_of_its_own() -> None:
+    rpc = FeeRpc([GWEI], [0.5])
+    tips = TipSource(rpc, POLICY, refresh_blocks=10)  # type: ignore[arg-type]
+    direct = 0
+    for block in range(100, 130):
+        rpc.head = block
+        rpc.read()  # the tick's snapshot, with the reading queued by the tick before
+        calls = len(rpc.calls)
+        rpc.rewards_wei = [block * GWEI]  # the chain's tips move every block
+        tips.tip_wei(block)
+        expected_wei = (block - 1) * GWEI if block > 100 else 100 * GWEI  # what rode in / the first reading
+        assert tips.tip_wei(block, fresh=True) == expected_wei
+        direct += len(rpc.calls) - calls
+    assert direct == 1  # the first tick only: nothing had ridden yet
+    assert rpc.calls.count("eth_feeHistory") == 30 and tips.source == "fee_history"
+
+
+def test_given_a_riding_reading_that_failed_then_the_tip_is_read_when_due() -> None:
+    rpc = FeeRpc([GWEI], [0.5])
+    tips = TipSource(rpc, POLICY, refresh_blocks=2)  # type: ignore[arg-type]
+    assert tips.tip_wei(1) == GWEI
+    rpc.fail = True
+    rpc.read()
+    rpc.fail = False
+    rpc.head, rpc.rewards_wei = 3, [3 * GWEI]
+    assert tips.tip_wei(3) == 3 * GWEI  # the rider's error is logged; due, so read directly
 
 
 def test_given_a_failed_refresh_then_the_last_tip_stays_and_without_one_it_raises() -> None:

@@ -31,8 +31,8 @@ from strategies.pnl import (
     estimate_close,
     estimate_open,
     optimise_open,
-    search_size,
 )
+from strategies.size_search import search_size
 
 USDC = 10**6
 
@@ -333,3 +333,14 @@ def test_given_little_executor_usdc_when_capping_a_short_perp_then_the_wallet_bi
     # a long perp sells spot instead: the USDC wallet does not limit it
     long_cap = compute_size_cap(view, Direction.LONG_PERP, "uniswap_v3", limits(usdc_wallet_usd=30_000.0), None)
     assert not isinstance(long_cap, Unavailable) and "executor USDC" not in long_cap.binding
+
+
+def test_given_two_perp_states_when_quoting_in_turn_then_each_quote_is_its_own_states() -> None:
+    # Given two states of the vAMM (different prices) quoted alternately, the same sizes each time
+    first, second = market_view(perp=perp_state(3000.0, 3000.0)), market_view(perp=perp_state(3060.0, 3000.0))
+    size = 2 * ONE_X18
+    fresh = {id(v): quote_basis_trade(v, "open", Direction.SHORT_PERP, "uniswap_v3", size) for v in (first, second)}
+    assert fresh[id(first)].perp != fresh[id(second)].perp
+    # When quoted again in turn, then each answer is that state's own quote
+    for view in (second, first, first, second):
+        assert quote_basis_trade(view, "open", Direction.SHORT_PERP, "uniswap_v3", size) == fresh[id(view)]

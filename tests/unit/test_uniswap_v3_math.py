@@ -34,6 +34,7 @@ from keeper.venues.uniswap_v3_math import (
     mul_div_rounding_up,
     quote_v3_exact_in,
     quote_v3_exact_out,
+    with_exact_output_fee,
 )
 
 ticks = st.integers(min_value=MIN_TICK, max_value=MAX_TICK)
@@ -476,3 +477,122 @@ def test_given_a_malformed_pool_when_building_it_then_it_is_refused() -> None:
         V3PoolState(Q96, 0, 1, 3000, 60, {61: 1}, (-1000, 1000))  # off the spacing
     with pytest.raises(ValueError):
         V3PoolState(Q96, 0, 1, 3000, 60, {1200: 1}, (-1000, 1000))  # outside the window
+
+
+@pool_settings
+@given(pools(), st.booleans(), amounts_raw, st.sampled_from((0, 100, 500, 1000, 3000, 10000, 250_000)))
+def test_given_an_exact_output_swap_when_its_fee_is_replaced_then_it_equals_the_swap_run_with_that_fee(
+    pool: V3PoolState, zero_for_one: bool, amount_out: int, other_fee_pips: int
+) -> None:
+    # Given an exact-output swap quoted with the pool's fee (a price limit half the time)
+    limit = 0 if amount_out % 2 else get_sqrt_ratio_at_tick(pool.tick + (-3000 if zero_for_one else 3000))
+    try:
+        direct = compute_v3_swap(pool, zero_for_one, -amount_out, limit, fee_pips=other_fee_pips)
+    except SkipOpportunity:
+        assume(False)
+    # When the same swap's fee is replaced, then it is the swap run with the other fee, field for field
+    assert with_exact_output_fee(compute_v3_swap(pool, zero_for_one, -amount_out, limit), other_fee_pips) == direct
+
+
+def tick_math_log2_tick(sqrt_price_x96: int) -> int:
+    """TickMath.getTickAtSqrtRatio's own method (log2 by squaring, then the error bounds), as
+    the contract computes it: the reference get_tick_at_sqrt_ratio's shortcut must agree with."""
+    ratio = sqrt_price_x96 << 32
+    msb = ratio.bit_length() - 1
+    r = ratio >> (msb - 127) if msb >= 128 else ratio << (127 - msb)
+    log_2 = (msb - 128) << 64
+    for shift in range(63, 49, -1):
+        r = (r * r) >> 127
+        f = r >> 128
+        log_2 |= f << shift
+        r >>= f
+    log_sqrt10001 = log_2 * 255738958999603826347141
+    tick_low = (log_sqrt10001 - 3402992956809132418596140100660247210) >> 128
+    tick_high = (log_sqrt10001 + 291339464771989622907027621153398088495) >> 128
+    if tick_low == tick_high:
+        return tick_low
+    return tick_high if get_sqrt_ratio_at_tick(tick_high) <= sqrt_price_x96 else tick_low
+
+
+@settings(max_examples=3000, deadline=None)
+@given(sqrt_prices)
+def test_given_any_sqrt_price_when_finding_its_tick_then_it_is_tick_maths_log2_answer(sqrt_price: int) -> None:
+    assert get_tick_at_sqrt_ratio(sqrt_price) == tick_math_log2_tick(sqrt_price)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.integers(min_value=MIN_TICK + 1, max_value=MAX_TICK - 1), st.integers(min_value=-2, max_value=1))
+def test_given_a_price_at_a_tick_edge_when_finding_its_tick_then_it_is_tick_maths_log2_answer(tick: int, nudge: int) -> None:
+    # Given a price on, just below or just above a tick's exact sqrt ratio (where a float estimate errs)
+    price = get_sqrt_ratio_at_tick(tick) + nudge
+    assume(MIN_SQRT_RATIO <= price < MAX_SQRT_RATIO)
+    # Then the tick is the contract's
+    assert get_tick_at_sqrt_ratio(price) == tick_math_log2_tick(price)
+
+
+def reference_swap_step(current: int, target: int, liquidity: int, remaining: int, fee_pips: int) -> tuple[int, int, int, int]:
+    """SwapMath.computeSwapStep line for line on the public (either-order) amount functions: the
+    reference the swap loop's ordered shortcut must equal."""
+    zero_for_one, exact_in = current >= target, remaining >= 0
+    amount_in = amount_out = 0
+    if exact_in:
+        less_fee = mul_div(remaining, 10**6 - fee_pips, 10**6)
+        amount_in = (get_amount0_delta(target, current, liquidity, True) if zero_for_one
+                     else get_amount1_delta(current, target, liquidity, True))
+        nxt = target if less_fee >= amount_in else get_next_sqrt_price_from_input(current, liquidity, less_fee, zero_for_one)
+    else:
+        amount_out = (get_amount1_delta(target, current, liquidity, False) if zero_for_one
+                      else get_amount0_delta(current, target, liquidity, False))
+        nxt = target if -remaining >= amount_out else get_next_sqrt_price_from_output(current, liquidity, -remaining, zero_for_one)
+    reached = nxt == target
+    if not (reached and exact_in):
+        amount_in = (get_amount0_delta(nxt, current, liquidity, True) if zero_for_one
+                     else get_amount1_delta(current, nxt, liquidity, True))
+    if not (reached and not exact_in):
+        amount_out = (get_amount1_delta(nxt, current, liquidity, False) if zero_for_one
+                      else get_amount0_delta(current, nxt, liquidity, False))
+    if not exact_in and amount_out > -remaining:
+        amount_out = -remaining
+    fee = remaining - amount_in if exact_in and not reached else mul_div_rounding_up(amount_in, fee_pips, 10**6 - fee_pips)
+    return nxt, amount_in, amount_out, fee
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    sqrt_prices,
+    sqrt_prices,
+    st.integers(min_value=1, max_value=2**128 - 1),
+    st.one_of(st.integers(min_value=-(10**30), max_value=10**30), st.integers(min_value=-(2**255), max_value=2**255)).filter(bool),
+    st.sampled_from((0, 100, 500, 3000, 10000, 999_999)),
+)
+def test_given_any_step_when_computed_then_it_equals_swap_maths_reference_reverts_included(
+    current: int, target: int, liquidity: int, remaining: int, fee_pips: int
+) -> None:
+    try:
+        expected: tuple[int, int, int, int] | str = reference_swap_step(current, target, liquidity, remaining, fee_pips)
+    except V3SwapReverted as exc:
+        expected = exc.reason
+    try:
+        got: tuple[int, int, int, int] | str = compute_swap_step(current, target, liquidity, remaining, fee_pips)
+    except V3SwapReverted as exc:
+        got = exc.reason
+    assert got == expected
+
+
+def test_given_one_tick_map_reused_when_building_states_then_each_checks_and_holds_its_contents() -> None:
+    # Given a caller that builds states from one dict, changing it in between (as a collector may)
+    net = {-600: 10**20, 600: -(10**20)}
+    window = (-256 * 60, 256 * 60 - 1)
+    first = V3PoolState(Q96, 0, 10**20, 3000, 60, net, window)
+    net[1200] = 5
+    second = V3PoolState(Q96, 0, 10**20, 3000, 60, net, window)
+    # Then each state holds the contents it was built from, read-only
+    assert dict(first.liquidity_net_by_tick) == {-600: 10**20, 600: -(10**20)}
+    assert dict(second.liquidity_net_by_tick) == net and second._compressed_ticks == (-10, 10, 20)
+    with pytest.raises(TypeError):
+        second.liquidity_net_by_tick[0] = 1  # type: ignore[index]
+    # and the checks still apply to a map seen before, against the new spacing and window
+    with pytest.raises(ValueError, match="not a multiple of the spacing"):
+        V3PoolState(Q96, 0, 10**20, 3000, 400, net, window)
+    with pytest.raises(ValueError, match="outside tick_window"):
+        V3PoolState(Q96, 0, 10**20, 3000, 60, net, (-60, 60))
