@@ -124,6 +124,16 @@ class BasisSeries:
         def spacing(i: int) -> float:
             return float(times[i + 1 - b]) - float(times[i - b])
 
+        step = lo - old_lo  # the common moves, _slide's steps inlined: one more block, the oldest out or not
+        if hi == old_hi + 1 and (step == 0 and 8 <= hi - lo or step == 1 and 16 <= hi - lo):
+            s, gaps = self._sorted, self._spacings
+            if step:
+                del s[bisect_left(s, values[old_lo - b])]
+                del gaps[bisect_left(gaps, spacing(old_lo))]
+            insort(s, values[old_hi - b])
+            insort(gaps, spacing(old_hi - 1))
+            self._lo, self._hi = lo, hi
+            return
         changes = abs(lo - old_lo) + abs(hi - old_hi)
         if lo >= old_hi or hi <= old_lo or changes * 8 > hi - lo:  # little overlap: sort afresh
             self._sorted = sorted(values[lo - b:hi - b])

@@ -105,6 +105,7 @@ class SnapshotCollector:
         self._pools_cache: tuple[tuple[MarketStatic, ...], list[_MarketReads], list[PoolStatic]] | None = None
         self._window_ticks: dict[str, tuple[uniswap_v3.BitmapWindow, tuple[int, ...]]] = {}
         self._pool_states: dict[str, tuple[Any, Any, Any, V3PoolState]] = {}
+        self._last_windows: tuple[list[uniswap_v3.BitmapWindow], tuple[list[PoolStatic], Any]] | None = None
 
     # ------------------------------------------------------------------ prepare
     def prepare(self) -> None:
@@ -226,12 +227,18 @@ class SnapshotCollector:
                 else:
                     self._windows.pop(p.address, None)
         tick_pools = [p for p in pools if p.address in heads and p.address in self._windows]
-        tick_key = tuple((p.address, self._initialized_ticks(p.address)) for p in tick_pools)
-        known_ticks = self._ticks_cache.get(tick_key)
-        if known_ticks is None:
-            tick_plans = [uniswap_v3.plan_liquidity_net(address, list(ticks)) for address, ticks in tick_key]
-            known_ticks = _remember(self._ticks_cache, tick_key,
-                                    (tick_plans, encode_aggregate3([c for p in tick_plans for c in p.calls])))
+        windows = [self._windows[p.address] for p in tick_pools]
+        if self._last_windows is not None and len(windows) == len(self._last_windows[0]) and \
+                all(w is last for w, last in zip(windows, self._last_windows[0])):
+            tick_pools, known_ticks = self._last_windows[1]  # the same window objects: the same ticks and calls
+        else:
+            tick_key = tuple((p.address, self._initialized_ticks(p.address)) for p in tick_pools)
+            known_ticks = self._ticks_cache.get(tick_key)
+            if known_ticks is None:
+                tick_plans = [uniswap_v3.plan_liquidity_net(address, list(ticks)) for address, ticks in tick_key]
+                known_ticks = _remember(self._ticks_cache, tick_key,
+                                        (tick_plans, encode_aggregate3([c for p in tick_plans for c in p.calls])))
+            self._last_windows = (windows, (tick_pools, known_ticks))
         tick_plans, tick_calldata = known_ticks
         storage = [[(r, r.storage_requests(mr.ctx, block_number)) for r in mr.storage_readers] for mr in markets_reads]
         storage_requests = [q for per_reader in storage for _, requests in per_reader for q in requests]

@@ -65,31 +65,41 @@ def spot_price(view: MarketView, venue: str) -> float | Unavailable:
 
 def compute_signals(snapshot: MarketSnapshot, history: BasisHistory) -> list[Signal | SkippedSignal]:
     out: list[Signal | SkippedSignal] = []
+    block, timestamp_s = snapshot.block_number, snapshot.block_timestamp
     for name, view in snapshot.markets.items():
         perp = view.perp
+        if isinstance(perp, Unavailable):
+            out.extend(SkippedSignal(name, venue, f"perp unavailable: {perp.reason}") for venue in SPOT_VENUES)
+            continue
+        parts = _perp_parts(perp)  # the market's numbers, shared by its spot venues
         for venue in SPOT_VENUES:
-            if isinstance(perp, Unavailable):
-                out.append(SkippedSignal(name, venue, f"perp unavailable: {perp.reason}"))
-                continue
             spot = spot_price(view, venue)
             if isinstance(spot, Unavailable):
                 out.append(SkippedSignal(name, venue, spot.reason))
                 continue
-            out.append(compute_signal(snapshot.block_number, name, venue, perp, spot, history,
-                                      timestamp_s=snapshot.block_timestamp))
+            out.append(_signal(block, name, venue, parts, spot, history, timestamp_s))
     return out
 
 
 def compute_signal(block: int, market: str, venue: str, perp: PerpMarketState, spot_usd: float,
                    history: BasisHistory, timestamp_s: int | None = None) -> Signal:
-    mark = perp.mark_price_x18 / ONE_X18
-    vamm = vamm_price_usd(perp)
-    basis_bps = (vamm / spot_usd - 1) * 1e4
+    return _signal(block, market, venue, _perp_parts(perp), spot_usd, history, timestamp_s)
+
+
+def _perp_parts(perp: PerpMarketState) -> tuple[float, float, float, float, float]:
+    """(mark, vAMM mid, index, funding rate per s, funding APR): one market's, whatever the venue."""
     rate_per_s = perp.funding_rate_per_s
-    funding_apr = rate_per_s * SECONDS_PER_YEAR
+    return (perp.mark_price_x18 / ONE_X18, vamm_price_usd(perp), perp.index_price_x18 / ONE_X18, rate_per_s,
+            rate_per_s * SECONDS_PER_YEAR)
+
+
+def _signal(block: int, market: str, venue: str, parts: tuple[float, float, float, float, float], spot_usd: float,
+            history: BasisHistory, timestamp_s: int | None) -> Signal:
+    mark, vamm, index, rate_per_s, funding_apr = parts
+    basis_bps = (vamm / spot_usd - 1) * 1e4
     return Signal(
         market=market, spot_venue=venue, block_number=block, spot_price_usd=spot_usd, mark_price_usd=mark,
-        index_price_usd=perp.index_price_x18 / ONE_X18, basis_bps=basis_bps,
+        index_price_usd=index, basis_bps=basis_bps,
         funding_rate_per_hour=rate_per_s * 3600, funding_apr=funding_apr,
         carry_apr_short_perp=funding_apr, carry_apr_long_perp=-funding_apr,
         basis_zscore=history.zscore_then_record(market, venue, block, basis_bps, timestamp_s),

@@ -84,6 +84,29 @@ def decode_results(data: bytes, elements: Sequence[int]) -> list[CallResult]:
     return results
 
 
+def successful_payloads(data: bytes, elements: Sequence[int]) -> list[bytes] | None:
+    """The return data of the `Result` tuples starting at `elements`, when every one succeeded
+    with data; None otherwise (then decode_results says which failed). The replay's hot path: no
+    tuple per result."""
+    frm = int.from_bytes
+    payloads: list[bytes] = []
+    append = payloads.append
+    for element in elements:
+        if data[element + WORD - 1] != 1:
+            return None
+        head = data[element + WORD : element + 2 * WORD]  # solc puts the bytes right after the head
+        bytes_at = element + (2 * WORD if head == _TUPLE_HEAD_SIZE else frm(head, "big"))
+        start = bytes_at + WORD
+        length = frm(data[bytes_at:start], "big")
+        if not length:
+            return None
+        append(data[start : start + length])
+    return payloads
+
+
+_TUPLE_HEAD_SIZE = (2 * WORD).to_bytes(WORD, "big")  # the offset of a Result's bytes when they follow its head
+
+
 @dataclass(frozen=True)
 class ResultLayout:
     """Where an aggregate3 answer keeps each call's result, for answers whose head words (the

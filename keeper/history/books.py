@@ -81,6 +81,7 @@ class BacktestJournal:
         # (journal change count, PnL to date, pending funding of each open position row it counted)
         self._pnl_total: tuple[int, PnlSplit, dict[int, int]] | None = None
         self._pending_moved = False  # funding readings written since: the open rows' pending moved
+        self._neutral_changes = 0  # journal changes that cannot move the PnL (decision rows)
 
     def __getattr__(self, name: str) -> Any:  # record_decision, pnl_summary, ...: the journal's own
         return getattr(self.journal, name)
@@ -90,7 +91,27 @@ class BacktestJournal:
         trade here" is counted only."""
         self.skips += 1
         if decision_id is not None:
-            self.journal.record_skip(decision_id=decision_id, **kwargs)
+            self._pnl_neutral(self.journal.record_skip, decision_id=decision_id, **kwargs)
+
+    def record_decision(self, *args: Any, **kwargs: Any) -> int:
+        """The journal's decision row; it writes only the decisions table, which no PnL figure
+        reads (keeper/journal/reports.py): the cached PnL to date stays valid."""
+        return self._pnl_neutral(self.journal.record_decision, *args, **kwargs)
+
+    def record_handover(self, **kwargs: Any) -> int:
+        """A hand-over is a decision row too (the PnL to date stays valid)."""
+        return self._pnl_neutral(self.journal.record_handover, **kwargs)
+
+    def _pnl_neutral(self, write: Any, *args: Any, **kwargs: Any) -> int:
+        before = self.journal._conn.total_changes
+        try:
+            return write(*args, **kwargs)  # type: ignore[no-any-return]
+        finally:
+            self._neutral_changes += self.journal._conn.total_changes - before
+
+    def _pnl_changes(self) -> int:
+        """The journal's change count, less the changes no PnL figure depends on."""
+        return self.journal._conn.total_changes - self._neutral_changes
 
     def record_funding(self, market: str, *, block: int, pending_funding_x18: int, timestamp_s: int | None = None) -> None:
         self._pending[market] = (block, pending_funding_x18, timestamp_s or 0)
@@ -99,10 +120,10 @@ class BacktestJournal:
         for name in [market] if market else list(self._pending):
             reading = self._pending.pop(name, None) if name else None
             if reading is not None:
-                before = self.journal._conn.total_changes
+                before = self._pnl_changes()
                 self.journal.record_funding(name, block=reading[0], pending_funding_x18=reading[1], timestamp_s=reading[2])
                 if self._pnl_total is not None and self._pnl_total[0] == before:  # nothing else written since
-                    self._pnl_total = (self.journal._conn.total_changes, *self._pnl_total[1:])
+                    self._pnl_total = (self._pnl_changes(), *self._pnl_total[1:])
                     self._pending_moved = True
 
     def record_outcome(self, decision_id: int, outcome: Outcome, **kwargs: Any) -> int:
@@ -136,11 +157,12 @@ class BacktestJournal:
     def pnl_total(self) -> PnlSplit:
         """The journal's PnL to date (pnl_summary().total), read again only when the journal was
         written since (sqlite's change count moved): a report sample per block otherwise re-ran
-        the same queries, 10% of a 2,000-block driven backtest (cProfile, 2026-11-30). When the
+        the same queries, 10% of a 2,000-block driven backtest (cProfile, 2026-11-30); decision
+        rows (record_decision, a planned decision skipped) do not count as writes. When the
         only writes since were funding readings (flush_funding), only the open positions' pending
         funding moved: the total moves by its change (the split's funding is minus settled plus
         pending, exactly), read from those rows alone."""
-        db, changes = self.journal._conn, self.journal._conn.total_changes
+        db, changes = self.journal._conn, self._pnl_changes()
         if self._pnl_total is not None and self._pnl_total[0] == changes:
             if self._pending_moved:
                 _, total, counted = self._pnl_total

@@ -12,11 +12,18 @@ and every number in the snapshot is the live code's.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from keeper.chain.multicall import CallResult, ResultLayout, decode_aggregate3, decode_results, encode_aggregate3
+from keeper.chain.multicall import (
+    CallResult,
+    ResultLayout,
+    decode_aggregate3,
+    decode_results,
+    encode_aggregate3,
+    successful_payloads,
+)
 from keeper.chain.rpc import RpcStats
 from keeper.collect import SnapshotCollector, Sources
 from keeper.venues.sources import MarketSource, MarketStatic, PoolStatic
@@ -122,12 +129,13 @@ class ReplayCollector(SnapshotCollector):
             if known.answer == answer:  # the same bytes as last time: the same values
                 return known.values
             if known.layout is not None and known.layout.fits(answer, known.answer):
-                previous, elements = known.answer, known.layout.elements
-                values = list(known.values)
-                for k, (plan, (start, end), first) in enumerate(zip(plans, known.spans, known.firsts)):
+                previous, values = known.answer, list(known.values)
+                for k, plan, start, end, elements in known.slots:
                     if answer[start:end] != previous[start:end]:
-                        values[k] = plan.result(decode_results(answer, elements[first:first + len(plan.calls)]))
-                self._known[calldata] = _Known(answer, known.layout, known.spans, known.firsts, values)
+                        payloads = successful_payloads(answer, elements)
+                        values[k] = plan.result(decode_results(answer, elements)) if payloads is None else \
+                            plan.result_of_payloads(payloads)
+                known.answer, known.values = answer, values
                 return values
         raw = decode_aggregate3(answer)
         values, firsts, i = [], [], 0
@@ -137,20 +145,21 @@ class ReplayCollector(SnapshotCollector):
             firsts.append(i)
             i += n
         layout = ResultLayout.of(answer) if len(raw) == i else None
-        spans = [layout.span(first, len(plan.calls)) for first, plan in zip(firsts, plans)] if layout else []
-        self._known[calldata] = _Known(answer, layout, spans, firsts, values)
+        slots = [(k, plan, *layout.span(first, len(plan.calls)), layout.elements[first:first + len(plan.calls)])
+                 for k, (first, plan) in enumerate(zip(firsts, plans))] if layout else []
+        self._known[calldata] = _Known(answer, layout, slots, values)
         return values
 
 
-@dataclass(frozen=True)
 class _Known:
-    """A calldata's last answer, its layout, each plan's byte span and first result, and values."""
+    """A calldata's last answer, its layout, and values; per plan: its index, byte span and
+    results' offsets."""
 
-    answer: bytes
-    layout: ResultLayout | None
-    spans: list[tuple[int, int]]
-    firsts: list[int]
-    values: list[Any]
+    __slots__ = ("answer", "layout", "slots", "values")
+
+    def __init__(self, answer: bytes, layout: ResultLayout | None,
+                 slots: list[tuple[int, ReadPlan[Any], int, int, tuple[int, ...]]], values: list[Any]) -> None:
+        self.answer, self.layout, self.slots, self.values = answer, layout, slots, values
 
 
 def replay_collector(meta: Mapping[str, Any]) -> tuple[SnapshotCollector, RecordedMulticall]:

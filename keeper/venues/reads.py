@@ -30,6 +30,10 @@ class ReadPlan(Generic[T]):
                     return Unavailable(f"{call.label} reverted: {describe_revert(data)}")
                 if not data:
                     return Unavailable(f"{call.label} returned no data (no contract at {call.target}?)")
+        return self.result_of_payloads(payloads)
+
+    def result_of_payloads(self, payloads: Sequence[bytes]) -> T | Unavailable:
+        """The decoded value of the calls' return data, every call having succeeded with data."""
         try:
             return self.decode(payloads)
         except (ValueError, IndexError, ZeroDivisionError) as exc:

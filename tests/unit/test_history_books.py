@@ -12,7 +12,7 @@ from keeper.pnl_split import TradeFees
 from keeper.simulate.paper import compute_funding_paid_x18
 from keeper.types import ONE_X18, Direction, Position
 
-from .test_journal import E18, make_fills, trade
+from .test_journal import E18, make_fills, make_intent, trade
 from .test_pnl_model import market_view, perp_state, snapshot_of
 
 
@@ -78,4 +78,28 @@ def test_given_funding_readings_flushed_between_samples_when_the_pnl_is_read_the
     # And after a trade the summary is read again
     trade(journal, "close", make_fills(perp_base_x18=2 * E18, net_quote_x18=-E18), 17, 0)
     assert books.pnl_total() == full().total and calls == [1]
+    journal.close()
+
+
+def test_given_decision_rows_written_between_samples_when_the_pnl_is_read_then_it_is_kept_and_still_the_journals(
+        tmp_path: Path) -> None:
+    # Given books with an open ETH short whose PnL to date was read once
+    journal = Journal(tmp_path / "journal.sqlite")
+    books = BacktestJournal(journal)
+    trade(journal, "open", make_fills(perp_base_x18=-2 * E18, net_quote_x18=3 * E18), 10, -2 * E18)
+    assert books.pnl_total() == journal.pnl_summary().total
+    calls: list[int] = []
+    full = journal.pnl_summary
+    journal.pnl_summary = lambda: calls.append(1) or full()  # type: ignore[method-assign]
+    # When decision rows are written (an intent, its skip, a hand-over) and a funding reading flushed
+    decision_id = books.record_decision(make_intent("close", block=11), block=11, timestamp_s=1_700_000_011)
+    books.record_skip(decision_id=decision_id, block=11, strategy="basis_convergence", market="ETH", reason="risk")
+    books.record_handover(market="ETH", to_strategy="funding_carry", reason="z still wide", block=12,
+                          timestamp_s=1_700_000_012)
+    books.record_funding("ETH", block=12, pending_funding_x18=E18 // 3, timestamp_s=1_700_000_012)
+    books.flush_funding()
+    # Then the PnL to date is the journal's to the wei, without the whole summary read again
+    assert books.pnl_total() == full().total
+    assert calls == []
+    assert journal.decision(decision_id).status == "skipped"  # and the rows are the journal's own
     journal.close()

@@ -3,6 +3,7 @@ chain is refused."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,18 @@ def test_given_a_history_of_another_chain_when_appending_then_refused(tmp_path: 
 def test_given_no_history_when_read_then_an_error_names_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no recorded blocks"):
         list(read_blocks(tmp_path / "missing"))
+
+
+def test_given_the_same_answer_in_several_blocks_when_read_then_one_bytes_object_equal_to_it(tmp_path: Path) -> None:
+    # Given blocks whose calldata is the same and whose answer repeats (a quiet pool)
+    writer = HistoryWriter(tmp_path / "h", META, part_blocks=10)
+    written = [replace(_record(b), reads=[(b"\x01" * 36, b"same" * 8), (b"\x02" * 4, b.to_bytes(32, "big"))])
+               for b in range(6)]
+    for record in written:
+        writer.append(record)
+    writer.flush()
+    # When read back
+    read = list(read_blocks(tmp_path / "h"))
+    # Then every field is as written, and a repeated answer is one object (compared once by the replay)
+    assert read == written
+    assert len({id(r.reads[0][1]) for r in read}) == 1 and len({id(r.reads[0][0]) for r in read}) == 1

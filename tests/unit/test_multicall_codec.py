@@ -9,6 +9,8 @@ from keeper.chain.multicall import (
     decode_aggregate3,
     decode_results,
     encode_aggregate3,
+    result_offsets,
+    successful_payloads,
     word_int,
     word_uint,
 )
@@ -67,3 +69,26 @@ def test_given_an_answer_with_the_same_element_sizes_when_reading_it_by_layout_t
         assert decode_results(second, layout.elements[i:i + 1]) == [CallResult(*now)]
     # And an answer with one more result does not fit
     assert not layout.fits(encode(["(bool,bytes)[]"], [results + [(True, b"")]]), first)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=100)), max_size=12))
+def test_given_any_answer_when_reading_the_payloads_then_they_are_the_results_data_or_none_on_a_failure(results) -> None:
+    # Given an aggregate3 answer, as solc encodes it
+    data = encode(["(bool,bytes)[]"], [results])
+    # When its payloads are read
+    payloads = successful_payloads(data, result_offsets(data))
+    # Then they are the results' data when every call succeeded with data, else None
+    if all(ok and d for ok, d in results):
+        assert payloads == [d for _, d in results]
+    else:
+        assert payloads is None
+
+
+def test_given_bytes_not_right_after_the_head_when_reading_the_payloads_then_the_offset_word_is_followed() -> None:
+    # Given a Result whose bytes start one word after its head (valid ABI, not what solc writes)
+    word = (32).to_bytes(32, "big")
+    element = (1).to_bytes(32, "big") + (96).to_bytes(32, "big") + bytes(32) + (3).to_bytes(32, "big") + b"abc" + bytes(29)
+    data = word + (1).to_bytes(32, "big") + word + element
+    # Then the payload is the bytes the offset word points at, as the full decoder reads them
+    assert decode_aggregate3(data) == [CallResult(True, b"abc")]
+    assert successful_payloads(data, result_offsets(data)) == [b"abc"]
