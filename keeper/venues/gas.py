@@ -12,7 +12,7 @@ touching cold storage. Two columns, one row per kind:
 Pair trades (the executor's openPair / closePair: two Perp v2 legs in one transaction, keeper/pairs_plan.py)
 have their own rows, measured on the devnet fork (tests/integration/test_pairs_desk.py and the pair
 scenarios of the suite, 2026-11-30): openPair used 1.78-2.04M when it deposits and touches cold
-storage (the first pair of an executor) and 1.53-1.58M warm; closePair 0.92-1.02M on the quiet devnet and
+storage (the first pair of an executor) and 1.53-1.61M warm; closePair 0.92-1.02M on the quiet devnet and
 1.39-1.42M in the scenarios (the first close of a run). Same columns: the strategy's estimate is the
 upper one, the planner's gate and the hindsight optimum's paper trades pay the typical one.
 
