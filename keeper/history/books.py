@@ -99,7 +99,9 @@ class BacktestJournal:
         return self._pnl_neutral(self.journal.record_decision, *args, **kwargs)
 
     def record_handover(self, **kwargs: Any) -> int:
-        """A hand-over is a decision row too (the PnL to date stays valid)."""
+        """A hand-over is a decision row too (the PnL to date stays valid), but it changes who owns
+        the position: the cached owners are read again."""
+        self._owners = None
         return self._pnl_neutral(self.journal.record_handover, **kwargs)
 
     def _pnl_neutral(self, write: Any, *args: Any, **kwargs: Any) -> int:

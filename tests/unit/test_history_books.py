@@ -103,3 +103,18 @@ def test_given_decision_rows_written_between_samples_when_the_pnl_is_read_then_i
     assert calls == []
     assert journal.decision(decision_id).status == "skipped"  # and the rows are the journal's own
     journal.close()
+
+
+def test_given_a_handover_when_the_owners_are_read_then_the_new_strategy_owns_the_position(tmp_path: Path) -> None:
+    # Given books with an open ETH short owned by the strategy that opened it, owners read once
+    journal = Journal(tmp_path / "journal.sqlite")
+    books = BacktestJournal(journal)
+    trade(journal, "open", make_fills(perp_base_x18=-2 * E18, net_quote_x18=3 * E18), 10, -2 * E18)
+    opener = books.position_owners()["ETH"]
+    assert opener != "funding_carry"
+    # When the position is handed over to funding_carry
+    books.record_handover(market="ETH", to_strategy="funding_carry", reason="carry pays", block=12,
+                          timestamp_s=1_700_000_012)
+    # Then the books name the new owner, as the journal does (not the cached old one)
+    assert books.position_owners() == journal.position_owners() == {"ETH": "funding_carry"}
+    journal.close()
