@@ -74,12 +74,12 @@ def replay_episodes(excess_bps: Sequence[float], entry_bps: float, exit_bps: flo
     starts[1:] &= ~np.where(up[1:], x[:-1] >= entry_bps, -x[:-1] >= entry_bps)  # not a departure's first observation
     inside = np.abs(x) < exit_bps
     first_up, first_down = _next_true((x <= 0) | inside), _next_true((-x <= 0) | inside)
-    values = x.tolist()
     out: list[tuple[float, int, float]] = []
     for i in np.flatnonzero(starts[:-1]).tolist():
         j = int((first_up if up[i] else first_down)[i + 1])
         if j < n:
-            out.append((values[j] / values[i], j - i, abs(values[i])))
+            entry, exit_ = float(x[i]), float(x[j])
+            out.append((exit_ / entry, j - i, abs(entry)))
     return out
 
 
@@ -97,12 +97,12 @@ def forecast_exit(window_bps: Sequence[float], center_bps: float, scale_bps: flo
     window_bps: the history window's basis, oldest first; spacing_s: its median spacing."""
     dt = spacing_s if spacing_s is not None and spacing_s > 0 else None
     entry_bps = entry_z * scale_bps
-    excess = (np.asarray(window_bps, dtype=float) - center_bps).tolist()
+    excess = np.asarray(window_bps, dtype=float) - center_bps
     model = decay_forecast(excess, dt, half_life_s, excess_bps, entry_bps, exit_bps, horizon_s)
     if dt is None or entry_bps <= 0:
         return model
     # the observation entered on ends the departures before it too (the next shock)
-    episodes = replay_episodes([*excess, excess_bps], max(entry_bps, SIMILAR_SHARE * abs(excess_bps)), exit_bps)
+    episodes = replay_episodes(np.append(excess, excess_bps), max(entry_bps, SIMILAR_SHARE * abs(excess_bps)), exit_bps)
     if not episodes:
         return model
     # the model's answer counts as one more departure the size of this one (a prior of one
