@@ -31,14 +31,15 @@ MIN_PHI = 0.001  # an AR(1) slope at or below 0 is read as this: half-life = dt 
 class BasisStats:
     """Robust statistics of one (market, venue)'s recent basis (bps): centre = median, scale =
     1.4826 x MAD, half_life_s = the fitted decay of departures from the centre (None: no decay seen).
-    window_bps and spacing_s (the window itself, oldest first, and its median spacing; not compared)
+    window_bps and spacing_s (the window itself, oldest first, as a read-only array, and its median
+    spacing; not compared)
     let a strategy replay its exit rule on the window (strategies/exit_forecast.py)."""
 
     center_bps: float
     scale_bps: float
     samples: int
     half_life_s: float | None = None
-    window_bps: tuple[float, ...] = field(default=(), compare=False, repr=False)
+    window_bps: Sequence[float] = field(default=(), compare=False, repr=False)
     spacing_s: float | None = field(default=None, compare=False)
 
     @classmethod
@@ -58,7 +59,7 @@ class BasisStats:
                 half_life = float(times[-1] - times[0])
             if times.size >= 2:
                 spacing = float(np.median(np.diff(times)))
-        return cls(center, scale, int(values.size), half_life, tuple(values.tolist()), spacing)
+        return cls(center, scale, int(values.size), half_life, _frozen(values.copy()), spacing)
 
     def zscore(self, basis_bps: float) -> float | None:
         return None if self.scale_bps <= 0 else (basis_bps - self.center_bps) / self.scale_bps
@@ -181,8 +182,9 @@ def _window_stats(series: BasisSeries, lo: int, hi: int) -> BasisStats:
     scale = MAD_TO_SIGMA * median_abs_deviation_sorted(values, center)
     half_life = None
     dt = median_sorted(spacings) if n >= 2 else None
+    window = _frozen(series.values_view(lo, hi).copy())
     if n >= 3 and dt is not None:
-        x = series.values_view(lo, hi) - center
+        x = window - center
         prev = x[:-1]
         denom = float(np.dot(prev, prev))
         if denom > 0 and dt > 0:
@@ -193,4 +195,10 @@ def _window_stats(series: BasisSeries, lo: int, hi: int) -> BasisStats:
         first, last = float(series.time(lo)), float(series.time(hi - 1))
         if last > first:
             half_life = last - first
-    return BasisStats(center, scale, n, half_life, tuple(series.values_view(lo, hi).tolist()), dt)
+    return BasisStats(center, scale, n, half_life, window, dt)
+
+
+def _frozen(values: np.ndarray) -> np.ndarray:
+    """A window kept in a BasisStats: its own read-only copy (the stats are shared, memoised)."""
+    values.flags.writeable = False
+    return values

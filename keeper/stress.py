@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from keeper.types import ONE_X18, MarketSnapshot, PerpAccountState, PerpMarketState
 
@@ -87,9 +88,18 @@ class StressRow:
 
 
 def shock_grid(params: StressParams, *, with_funding: bool = True) -> list[Shock]:
-    moves = sorted({-params.index_move, 0.0, params.index_move})
-    fundings = (False, True) if with_funding and params.funding_apr > 0 and params.hold_s > 0 else (False,)
-    return [Shock(m, e, f) for m in moves for e in (-1, 0, 1) for f in fundings]
+    funded = with_funding and params.funding_apr > 0 and params.hold_s > 0
+    if not params.index_move:  # 0.0 and -0.0 are one cache key, and their shocks' labels differ
+        return list(_grid.__wrapped__(params.index_move, funded))
+    return list(_grid(params.index_move, funded))
+
+
+@lru_cache(maxsize=64)
+def _grid(index_move: float, with_funding: bool) -> tuple[Shock, ...]:
+    """The grid's shocks, built once per stress setting (the sizing asks for them every search)."""
+    moves = sorted({-index_move, 0.0, index_move})
+    fundings = (False, True) if with_funding else (False,)
+    return tuple(Shock(m, e, f) for m in moves for e in (-1, 0, 1) for f in fundings)
 
 
 def stressed_mark(leg: PerpLeg, shock: Shock) -> float:

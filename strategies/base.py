@@ -145,6 +145,10 @@ class StrategyContext:
     limits: RiskLimits
     basis_stats: Mapping[tuple[str, str], BasisStats] = field(default_factory=lambda: _EMPTY)
     position_owner: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    # funding_forecast_s's answers by its arguments: the strategies ask the same forecast several
+    # times a tick (entry, sizing, both strategies), and it is a function of this context alone
+    _forecasts: dict[tuple[str, str, float, float, float | None], float] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def block_number(self) -> int:
@@ -164,6 +168,16 @@ class StrategyContext:
         toward the rate of the tradable basis's centre with the basis's fitted half-life (no
         decay when none is seen; `half_life_s` overrides the fitted one). Without a readable perp or
         statistics: the current rate."""
+        key = (market, venue, funding_rate_per_s, hold_s, half_life_s)
+        if not (funding_rate_per_s and hold_s and half_life_s != 0):
+            return self._funding_forecast_s(*key)  # 0.0 and -0.0 are one key; their answers' zeros need not be
+        found = self._forecasts.get(key)
+        if found is None:
+            found = self._forecasts[key] = self._funding_forecast_s(*key)
+        return found
+
+    def _funding_forecast_s(self, market: str, venue: str, funding_rate_per_s: float, hold_s: float,
+                            half_life_s: float | None) -> float:
         view = self.snapshot.markets.get(market)
         if view is None or not isinstance(view.perp, PerpMarketState):
             return funding_rate_per_s * hold_s

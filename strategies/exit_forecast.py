@@ -39,6 +39,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 SIMILAR_SHARE = 0.5  # a past departure informs the forecast when at least this share of the one entered on
 
 
@@ -61,22 +63,31 @@ def replay_episodes(excess_bps: Sequence[float], entry_bps: float, exit_bps: flo
     entry, observations held, |excess at entry|) for each departure of |excess| >= entry_bps whose first observation
     starts it (the previous one was not departed on the same side) and that resolved within the
     window; the rule fires at the first later observation with sign x excess <= 0 (crossed the
-    centre) or |excess| < exit_bps."""
+    centre) or |excess| < exit_bps. (Array comparisons: the same float tests as a loop over the
+    observations, side x excess being excess or -excess to the bit.)"""
+    x = np.asarray(excess_bps, dtype=float)
+    n = x.size
+    if n < 2:
+        return []
+    up = x > 0  # the departure's side: +1 above the centre, -1 otherwise
+    starts = np.abs(x) >= entry_bps
+    starts[1:] &= ~np.where(up[1:], x[:-1] >= entry_bps, -x[:-1] >= entry_bps)  # not a departure's first observation
+    inside = np.abs(x) < exit_bps
+    first_up, first_down = _next_true((x <= 0) | inside), _next_true((-x <= 0) | inside)
     out: list[tuple[float, int, float]] = []
-    n = len(excess_bps)
-    for i in range(n):
-        x = excess_bps[i]
-        if abs(x) < entry_bps:
-            continue
-        side = 1.0 if x > 0 else -1.0
-        if i > 0 and side * excess_bps[i - 1] >= entry_bps:
-            continue  # not the departure's first observation
-        for j in range(i + 1, n):
-            y = excess_bps[j]
-            if side * y <= 0 or abs(y) < exit_bps:
-                out.append((y / x, j - i, abs(x)))
-                break
+    for i in np.flatnonzero(starts[:-1]).tolist():
+        j = int((first_up if up[i] else first_down)[i + 1])
+        if j < n:
+            entry, exit_ = float(x[i]), float(x[j])
+            out.append((exit_ / entry, j - i, abs(entry)))
     return out
+
+
+def _next_true(mask: np.ndarray) -> np.ndarray:
+    """For each index, the first index at or after it where `mask` holds (len(mask) when none)."""
+    n = mask.size
+    at = np.where(mask, np.arange(n), n)
+    return np.minimum.accumulate(at[::-1])[::-1]
 
 
 def forecast_exit(window_bps: Sequence[float], center_bps: float, scale_bps: float, spacing_s: float | None,
@@ -86,12 +97,12 @@ def forecast_exit(window_bps: Sequence[float], center_bps: float, scale_bps: flo
     window_bps: the history window's basis, oldest first; spacing_s: its median spacing."""
     dt = spacing_s if spacing_s is not None and spacing_s > 0 else None
     entry_bps = entry_z * scale_bps
-    excess = [b - center_bps for b in window_bps]
+    excess = np.asarray(window_bps, dtype=float) - center_bps
     model = decay_forecast(excess, dt, half_life_s, excess_bps, entry_bps, exit_bps, horizon_s)
     if dt is None or entry_bps <= 0:
         return model
     # the observation entered on ends the departures before it too (the next shock)
-    episodes = replay_episodes([*excess, excess_bps], max(entry_bps, SIMILAR_SHARE * abs(excess_bps)), exit_bps)
+    episodes = replay_episodes(np.append(excess, excess_bps), max(entry_bps, SIMILAR_SHARE * abs(excess_bps)), exit_bps)
     if not episodes:
         return model
     # the model's answer counts as one more departure the size of this one (a prior of one
@@ -116,7 +127,7 @@ def decay_forecast(excess: Sequence[float], dt: float | None, half_life_s: float
     if dt is not None:
         decay_s = math.ceil(decay_s / dt - 1e-9) * dt  # the first observation inside the band
         side = 1.0 if excess_bps > 0 else -1.0
-        departed = sum(1 for x in excess if side * x >= entry_bps)
+        departed = int(np.count_nonzero(side * np.asarray(excess, dtype=float) >= entry_bps))
         catch_up_s = max(1, len(excess) // 2 + 1 - departed) * dt
         if catch_up_s < decay_s:
             decay_s, source = catch_up_s, f"half-life {half_life_s:.0f} s, centre moves onto the departure"

@@ -367,6 +367,20 @@ def test_given_a_half_life_when_forecasting_funding_then_the_twap_rate_ramps_to_
         rate * 900 + (instant - rate) * 450 + instant * rest, rel=1e-3)
 
 
+
+def test_given_a_repeated_funding_forecast_then_it_is_the_first_answer_and_a_replaced_context_answers_afresh() -> None:
+    # Given a context with a fitted half-life, asked the same forecast twice and another hold once
+    view = market_view(perp=perp_state(3000.0, 3000.0, vamm_usd=3009.0))
+    ctx = context(view, stats={("ETH", "uniswap_v3"): BasisStats(8.64, 5.0, 100, half_life_s=600.0)})
+    first = ctx.funding_forecast_s("ETH", "uniswap_v3", 5e-8, 6 * 3600.0)
+    # Then the repeat is the first answer, and a different hold or half-life is not served from it
+    assert ctx.funding_forecast_s("ETH", "uniswap_v3", 5e-8, 6 * 3600.0) == first
+    assert ctx.funding_forecast_s("ETH", "uniswap_v3", 5e-8, 3 * 3600.0) != first
+    assert ctx.funding_forecast_s("ETH", "uniswap_v3", 5e-8, 6 * 3600.0, half_life_s=60.0) != first
+    # and a context replaced with other statistics (no decay fitted) forecasts from those
+    other = dataclasses.replace(ctx, basis_stats={("ETH", "uniswap_v3"): BasisStats(8.64, 5.0, 100)})
+    assert other.funding_forecast_s("ETH", "uniswap_v3", 5e-8, 6 * 3600.0) > first
+
 def test_given_no_fitted_half_life_when_opening_on_convergence_then_funding_decays_with_the_expected_convergence() -> None:
     # Given the perp 2% rich (vAMM and TWAP), no decay seen in the history, a 24 h horizon
     view = rich_eth(0.02)
