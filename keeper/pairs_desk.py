@@ -202,20 +202,23 @@ class PairDesk:
         return {"kind": plan.intent.kind, "status": status, "tx_hash": None, "fills_equal_predicted": None}
 
     def _dry_run(self, plan: PairTxPlan, snapshot: MarketSnapshot, position: PairPosition | None) -> dict[str, Any]:
-        if not hasattr(self.executor, "rpc"):  # the backtest's paper executor in dry-run mode: the predicted fills
-            return self._dry_fills(plan, snapshot, self.executor.fill_pair(plan, snapshot)[1])
+        if not hasattr(self.executor, "rpc"):  # the backtest's paper executor in dry-run mode (keeper/history/books.py)
+            fills, why = self.executor.dry_pair(plan, snapshot)
+            return self._dry_fills(plan, snapshot, fills) if fills is not None else self._dry_reverted(plan, snapshot, why)
         call = {"from": self.executor.owner, "to": plan.to, "data": "0x" + plan.calldata.hex()}
         try:
             data = bytes.fromhex(self.executor.rpc.call("eth_call", [call, "latest"])[2:])
         except TransientError:
             raise
         except RpcError as exc:
-            log.info("pair.outcome", block=snapshot.block_number, kind=plan.intent.kind, status="simulation_reverted",
-                     detail=exc.rpc_message)
-            return {"kind": plan.intent.kind, "status": "simulation_reverted", "tx_hash": None,
-                    "fills_equal_predicted": None}
+            return self._dry_reverted(plan, snapshot, exc.rpc_message)
         fills = decode_pair_fills_return(plan.function, data)
         return self._dry_fills(plan, snapshot, fills)
+
+    def _dry_reverted(self, plan: PairTxPlan, snapshot: MarketSnapshot, why: str) -> dict[str, Any]:
+        log.info("pair.outcome", block=snapshot.block_number, kind=plan.intent.kind, status="simulation_reverted",
+                 detail=why)
+        return {"kind": plan.intent.kind, "status": "simulation_reverted", "tx_hash": None, "fills_equal_predicted": None}
 
     def _dry_fills(self, plan: PairTxPlan, snapshot: MarketSnapshot, fills: PairFills) -> dict[str, Any]:
         """The would-be fills of a dry run: the virtual pair they hold."""

@@ -254,6 +254,20 @@ class PaperExecutor:
         self.books._realized_x18 = None  # the pair desk books it: the realized PnL is read again
         return paper_pair_fill(plan, snapshot, settled, self.planner.recorded_l1_fee_wei, self.trades)  # type: ignore[attr-defined]
 
+    def dry_pair(self, plan: Any, snapshot: MarketSnapshot) -> tuple[Any, str]:
+        """A pair plan in dry-run mode: (its predicted fills, "") as the live dry run's eth_call
+        returns them, or (None, why) where that call reverts on the recorded account: an open
+        needs both markets flat, a close both legs held (the dry run's pairs are virtual)."""
+        intent, account = plan.intent, snapshot.account
+        held = [account.markets.get(m) if isinstance(account, PerpAccountState) else None
+                for m in (intent.market_a, intent.market_b)]
+        sizes = [h.position_size_x18 if h is not None else 0 for h in held]
+        if intent.kind == "open" and any(sizes):
+            return None, f"dry run: the executor holds {intent.market_a}/{intent.market_b} positions {sizes}: not flat"
+        if intent.kind != "open" and not all(sizes):
+            return None, f"dry run: the executor holds no {intent.market_a}/{intent.market_b} pair to close (it is virtual)"
+        return self.fill_pair(plan, snapshot)[1], ""
+
     def execute(self, plan: TxPlan, on_signed: Any = None) -> Outcome:
         """The executor's interface (keeper/execute.py); a paper trade signs nothing (`on_signed`
         is never called)."""

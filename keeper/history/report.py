@@ -133,15 +133,15 @@ def build_report(run: BacktestRun, history: Path) -> dict[str, Any]:
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The `--json` summary."""
+    """The `--json` summary (trades: basis and pair transactions; pair_trades, pair_usd: the pairs' alone)."""
     b, c = report["backtest"], report["comparison"]
+    pairs = report["keeper"]["pair_included"] if b["mode"] != "dry_run" else len(report["keeper"]["pair_outcomes"])
     return {"blocks": b["blocks"], "blocks_per_s": b["blocks_per_s"], "first_block": b["first_block"],
             "last_block": b["last_block"], "keeper_usd": round(c["keeper_usd"], 6),
             "optimum_usd": round(c["optimum_usd"], 6), "baseline_usd": round(c["baseline_usd"], 6),
             "carry_only_usd": round(c["carry_only_usd"], 6), "optimum_dominates": c["optimum_dominates"],
-            "trades": report["keeper"]["included"] if b["mode"] != "dry_run" else len(report["keeper"]["trades"]),
-            "pair_trades": (report["keeper"]["pair_included"] if b["mode"] != "dry_run"
-                            else len(report["keeper"]["pair_outcomes"])),
+            "trades": pairs + (report["keeper"]["included"] if b["mode"] != "dry_run" else len(report["keeper"]["trades"])),
+            "pair_trades": pairs,
             "pair_usd": round(report["keeper"]["pair_pnl_usd"], 6),
             "mode": b["mode"], "open_at_end": b["open_at_end"]}
 
