@@ -8,6 +8,9 @@ backtest books none."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ from keeper.history.record import record_history
 from keeper.history.report import build_report, summary
 from keeper.launch import build_runtime
 from keeper.pairs_journal import PairJournal, pair_split, pairs_pnl
+from keeper.plan import PRIORITY_FEE_WEI
+from keeper.simulate.paper import compute_funding_paid_x18
 from keeper.venues.gas import pair_typical_gas_units
 
 pytestmark = pytest.mark.integration
@@ -85,8 +90,7 @@ def test_backtest_books_the_pair_trades_at_their_predicted_fills(spread, tmp_pat
     assert run.open_at_end == []  # a pair still open is closed on the last block
     for t in trades:
         assert t["status"] == "included" and t["fills"] == t["predicted"]  # predicted = booked, to the wei
-        kind = t["kind"]
-        assert t["gas_used"] == pair_typical_gas_units(kind)
+        assert t["gas_used"] == pair_typical_gas_units(t["kind"])
     # the PnL identity: every leg's quote (Perp's fee in) - funding settled - gas = the reported PnL
     rows = book.rows()
     assert rows and all(r["status"] == "closed" for r in rows)
@@ -98,6 +102,18 @@ def test_backtest_books_the_pair_trades_at_their_predicted_fills(spread, tmp_pat
     assert all(f["position_base_x18_after_a"] == 0 == f["position_base_x18_after_b"] for f in fills[1::2])
     total = pairs_pnl(run.journal)
     assert total.total_x18 == quote - settled - gas == sum(pair_split(r).total_x18 for r in rows)
+    # funding on both legs, from the recorded premium of each block the pair was held over
+    by_block = {snap.block_number: snap for snap, _ in run.samples}  # every block: fewer than MAX_SAMPLES
+    opened, closed = trades[0]["block"], trades[1]["block"]
+    legs = {"ETH": fills[0]["position_base_x18_after_a"], "BTC": fills[0]["position_base_x18_after_b"]}
+    expected = sum(compute_funding_paid_x18(base, by_block[b - 1].markets[m].perp.funding_premium_x18,
+                                            by_block[b].block_timestamp - by_block[b - 1].block_timestamp)
+                   for b in range(opened + 1, closed + 1) for m, base in legs.items())
+    assert int(trades[1]["settled_funding_x18"]) == expected != 0 and int(trades[0]["settled_funding_x18"]) == 0
+    # gas: the pair gas table's typical row at the recorded base fee plus the tip (no L1 fee on the devnet)
+    for t in trades:
+        assert int(t["fee_paid_wei"]) == pair_typical_gas_units(t["kind"]) * (by_block[t["block"]].base_fee_wei
+                                                                              + PRIORITY_FEE_WEI)
     report = build_report(run, out)
     brief = summary(report)
     assert brief["pair_trades"] == len(trades) and brief["trades"] == len(trades)  # pairs_spread only: no basis trade
@@ -122,3 +138,30 @@ def test_backtest_with_pairs_spread_off_books_no_pair(spread, tmp_path: Path) ->
     run = run_backtest(out, off, work_dir=tmp_path / "bt")
     assert PairJournal(run.journal).trades() == [] and run.pair_outcomes == [] and not run.pairs
     assert summary(build_report(run, out))["pair_trades"] == 0
+
+
+def test_a_pair_open_at_the_end_is_closed_on_the_last_block(spread, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings, live, _, out, _ = spread
+    opened = live[0]["block"]
+    run = run_backtest(out, settings, to_block=opened + 2, work_dir=tmp_path / "bt")
+    trades = PairJournal(run.journal).trades()
+    assert [(t["kind"], t["block"]) for t in trades] == [("open", opened), ("close", opened + 2)]
+    assert trades[1]["reason"].startswith("risk: kill switch") and trades[1]["fills"] == trades[1]["predicted"]
+    assert run.open_at_end == [] and PairJournal(run.journal).open_position() is None
+    assert summary(build_report(run, out))["keeper_usd"] == round(pairs_pnl(run.journal).total_x18 / 10**18, 6)
+
+
+def test_backtest_cli_json_includes_the_pair_trades(spread, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings, _, _, out, work = spread
+    params = PAIRS["params"]["pairs_spread"]
+    (tmp_path / "keeper.toml").write_text(
+        f'[chain]\nmanifest = "{work / "manifest.json"}"\n[strategies]\nenabled = ["pairs_spread"]\n'
+        "[strategies.params.pairs_spread]\n" + "".join(f"{k} = {v}\n" for k, v in params.items()))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KEEPER_")}
+    result = subprocess.run([sys.executable, "-m", "keeper", "backtest", str(out), "-c", "keeper.toml", "--json",
+                             "--out", "bt"], capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    brief = json.loads(result.stdout)
+    run = run_backtest(out, settings, work_dir=tmp_path / "again")
+    assert brief["pair_trades"] == len(PairJournal(run.journal).trades()) >= 2
+    assert brief["keeper_usd"] == brief["pair_usd"] == round(pairs_pnl(run.journal).total_x18 / 10**18, 6)
