@@ -118,7 +118,7 @@ def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = N
                                                     meta.get("account") if mode == "dry_run" else None)
     run = BacktestRun(config, mode, markets, journal=journal, meta=meta)
     if engine.pairs is not None:
-        _collect_pair_outcomes(engine.pairs, run)
+        collect_pair_outcomes(engine.pairs, run.pair_outcomes)
     total = len(records) if records is not None else count_blocks(path, from_block, to_block)
     stride = max(1, total // MAX_SAMPLES)
     source = records if records is not None else read_blocks(path, from_block, to_block)
@@ -148,13 +148,14 @@ def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = N
     return run
 
 
-def _collect_pair_outcomes(desk: Any, run: BacktestRun) -> None:
-    """The pair desk's outcomes of each tick, kept on the run (the engine only logs them)."""
+def collect_pair_outcomes(desk: Any, into: list[dict[str, Any]]) -> None:
+    """The pair desk's outcomes of each tick, with their block, appended to `into` (the engine only
+    logs them): the backtest's, and a live desk's in the tests."""
     tick = desk.tick
 
     def collecting(snapshot: MarketSnapshot, *args: Any) -> list[dict[str, Any]]:
         outcomes = tick(snapshot, *args)
-        run.pair_outcomes.extend({"block": snapshot.block_number} | o for o in outcomes)
+        into.extend({"block": snapshot.block_number} | o for o in outcomes)
         return outcomes
 
     desk.tick = collecting

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from keeper.chain.rpc import JsonRpc
-from keeper.config import load_config, with_overrides
+from keeper.config import with_overrides
 from keeper.devnet.activity import ActivityConfig, MarketActivity
-from keeper.history.backtest import run_backtest
+from keeper.history.backtest import collect_pair_outcomes, run_backtest
 from keeper.history.record import record_history
 from keeper.history.report import build_report, summary
 from keeper.launch import build_runtime
@@ -27,6 +27,8 @@ from keeper.pairs_journal import PairJournal, pair_split, pairs_pnl
 from keeper.plan import PRIORITY_FEE_WEI
 from keeper.simulate.paper import compute_funding_paid_x18
 from keeper.venues.gas import pair_typical_gas_units
+
+from .test_history import live_settings
 
 pytestmark = pytest.mark.integration
 STEPS = 40
@@ -44,22 +46,10 @@ def spread(devnet_world, tmp_path_factory):  # type: ignore[no-untyped-def]
     work = tmp_path_factory.mktemp("history-pairs")
     rpc = devnet_world.node.rpc
     snapshot_id = rpc.call("evm_snapshot")
-    manifest = work / "manifest.json"
-    devnet_world.manifest.write(manifest)
-    settings = load_config(None, environ={}, overrides={
-        "chain": {"rpc_url": devnet_world.node.rpc_url, "manifest": manifest},
-        "monitoring": {"journal": work / "live.sqlite", "log_level": "WARNING"}, "strategies": PAIRS})
+    settings = live_settings(devnet_world, work, strategies=PAIRS)
     runtime = build_runtime(settings, dry_run=True)
     live: list[dict[str, Any]] = []
-    desk = runtime.engine.pairs
-    tick = desk.tick
-
-    def collecting(snapshot, *args):  # type: ignore[no-untyped-def]
-        outcomes = tick(snapshot, *args)
-        live.extend({"block": snapshot.block_number} | o for o in outcomes)
-        return outcomes
-
-    desk.tick = collecting
+    collect_pair_outcomes(runtime.engine.pairs, live)
     driver = MarketActivity(JsonRpc(devnet_world.node.rpc_url), devnet_world.manifest,
                             ActivityConfig(seed=7, step_s=60, index_vol_daily=0.01, premium_vol_daily=0.003,
                                            premium_half_life_s=600, spot_noise=0.0002))
