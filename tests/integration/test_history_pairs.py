@@ -155,3 +155,14 @@ def test_backtest_cli_json_includes_the_pair_trades(spread, tmp_path: Path) -> N
     run = run_backtest(out, settings, work_dir=tmp_path / "again")
     assert brief["pair_trades"] == len(PairJournal(run.journal).trades()) >= 2
     assert brief["keeper_usd"] == brief["pair_usd"] == round(pairs_pnl(run.journal).total_x18 / 10**18, 6)
+
+
+def test_a_sweep_job_scores_the_pair_trades(spread, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from keeper.history.sweep import Job, run_job
+
+    settings, live, ticked, out, _ = spread
+    params = (("strategies.params.pairs_spread.entry_z", 2.0),)
+    result = run_job(Job(str(out), settings.model_dump(), params, 0, ticked[0], ticked[-1]))
+    run = run_backtest(out, settings, work_dir=tmp_path)
+    assert result.trades == len(PairJournal(run.journal).trades()) >= 2
+    assert result.pnl_usd == pairs_pnl(run.journal).total_x18 / 10**18 != 0
