@@ -7,7 +7,9 @@ unwind / kill switch: close the pair); else the strategy decides on the history 
 (keeper/pairs_plan.py: exact quote, bounds, profit gate), send both legs in ONE executor call
 (openPair / closePair) through the live executor's sender (simulated first; a plan that fails
 simulation is not sent), and book the Pair* event's fills, Perp's fee and settled funding and the
-gas. A dry run eth_calls the plan and logs the would-be fills.
+gas. A dry run eth_calls the plan and logs the would-be fills. In `keeper backtest` the executor is
+the paper one (keeper/history/books.py, pair_books.py): its `fill_pair` stands for the send and
+the receipt, and the fills are booked the same way (`_book`).
 
 The markets of an open pair are held from the basis pipeline (no basis trade, no adoption of its
 legs as basis positions). A pair transaction whose outcome is unknown (an RPC failure after it was

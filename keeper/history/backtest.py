@@ -6,7 +6,9 @@ planner as `keeper run`, with exact quotes on the recorded pool state. Trades fi
 predicted fills and are booked by the live journal (books.py). In "dry_run" mode the recorded
 account is used as it is and positions are virtual, exactly as `keeper run --dry-run` keeps
 them: the decisions are the live dry-run keeper's on the same blocks. What remains open after
-the last block is closed on it (an exact close quote), so that the PnL is realized.
+the last block is closed on it (an exact close quote), so that the PnL is realized. With
+pairs_spread enabled the pair desk runs too, on the paper executor (pair_books.py): its trades
+are in the journal's pair tables, its open pair's legs in the paper account.
 """
 
 from __future__ import annotations

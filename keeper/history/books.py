@@ -6,7 +6,8 @@
   trade is included in the block it was planned on and booked by the journal as a live receipt
   is: Perp's fee from the quote, the spot pool's fee, the funding the trade settles, and the
   planner's gas cost (its gas units at that block's base fee plus the priority fee, plus the
-  recorded L1 data fee on OP-stack chains).
+  recorded L1 data fee on OP-stack chains). Pair plans: `fill_pair` / `dry_pair` for the pair
+  desk (pair_books.py).
 - `PaperAccount`: the Perp account the engine reads from a snapshot, built from the books
   (positions, pending funding accrued block by block from the recorded funding premium, account
   value = collateral + the journal's PnL to date), in place of the recorded account.
