@@ -166,3 +166,16 @@ def test_a_sweep_job_scores_the_pair_trades(spread, tmp_path: Path) -> None:  # 
     run = run_backtest(out, settings, work_dir=tmp_path)
     assert result.trades == len(PairJournal(run.journal).trades()) >= 2
     assert result.pnl_usd == pairs_pnl(run.journal).total_x18 / 10**18 != 0
+
+
+
+def test_with_the_basis_strategies_too_the_pair_legs_stay_out_of_the_basis_books(spread, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings, live, _, out, _ = spread
+    both = with_overrides(settings, {"strategies": {"enabled": ["basis_convergence", "funding_carry", "pairs_spread"]}},
+                          where="test")
+    run = run_backtest(out, both, work_dir=tmp_path / "bt")
+    trades = PairJournal(run.journal).trades()
+    assert [(t["kind"], t["status"]) for t in trades] == [("open", "included"), ("close", "included")]
+    assert trades[0]["block"] == live[0]["block"]
+    # the paper account shows the pair's legs (as the chain would); no basis position adopts them
+    assert run.journal._conn.execute("SELECT COUNT(*) FROM positions").fetchone()[0] == 0
