@@ -7,7 +7,9 @@ unwind / kill switch: close the pair); else the strategy decides on the history 
 (keeper/pairs_plan.py: exact quote, bounds, profit gate), send both legs in ONE executor call
 (openPair / closePair) through the live executor's sender (simulated first; a plan that fails
 simulation is not sent), and book the Pair* event's fills, Perp's fee and settled funding and the
-gas. A dry run eth_calls the plan and logs the would-be fills.
+gas. A dry run eth_calls the plan and logs the would-be fills. In `keeper backtest` the executor is
+the paper one (keeper/history/books.py, pair_books.py): its `fill_pair` stands for the send and
+the receipt, and the fills are booked the same way (`_book`).
 
 The markets of an open pair are held from the basis pipeline (no basis trade, no adoption of its
 legs as basis positions). A pair transaction whose outcome is unknown (an RPC failure after it was
@@ -36,7 +38,7 @@ from keeper.risk import RiskView
 from keeper.signals import vamm_price_usd
 from keeper.skiplog import reason_shape
 from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpMarketState
-from keeper.venues.executor import EXECUTOR, decode_pair_fills_return, pair_fills_from_receipt
+from keeper.venues.executor import EXECUTOR, PairFills, decode_pair_fills_return, pair_fills_from_receipt
 from keeper.venues.registry import perp_adapter
 from strategies.base import Skip, StrategyContext
 from strategies.pairs_spread import PairContext, PairsSpread
@@ -138,6 +140,8 @@ class PairDesk:
         trade_id = self.book.record_trade(intent, block=snapshot.block_number, timestamp_s=snapshot.block_timestamp,
                                           predicted=predicted, bounds=plan.bounds_dict(),
                                           pair_id=position.pair_id if position else None)
+        if self.executor.mode == "backtest":  # the backtest's paper executor (keeper/history/pair_books.py)
+            return self._book(plan, snapshot, position, trade_id, *self.executor.fill_pair(plan, snapshot))
         request = TxRequest(to=plan.to, data=plan.calldata, label=f"{plan.function} {'/'.join(self.markets)}",
                             errors_abi=EXECUTOR, valid_until_block=intent.valid_until_block)
         sender = self.executor.sender
@@ -154,8 +158,6 @@ class PairDesk:
         except SkipOpportunity as exc:
             return self._not_sent(trade_id, plan, snapshot, "dropped", str(exc))
         sender.acknowledge(result.nonce)
-        eth_x18 = eth_price_x18(snapshot) or 0
-        gas_x18 = compute_gas_usd_x18(result.fee_paid_wei, eth_x18)
         fills = None
         fee = settled = 0
         if result.status == "included":
@@ -164,6 +166,13 @@ class PairDesk:
             fills = found[1] if found else None
             facts = perp_adapter(BASIS_PERP_VENUE).receipt_facts(receipt or {}, self.clearing_house, plan.to)
             fee, settled = facts.fee_x18, facts.settled_funding_x18  # both legs' events: one venue, decoded once
+        return self._book(plan, snapshot, position, trade_id, result, fills, fee, settled)
+
+    def _book(self, plan: PairTxPlan, snapshot: MarketSnapshot, position: PairPosition | None, trade_id: int,
+              result: Any, fills: PairFills | None, fee: int, settled: int) -> dict[str, Any]:
+        """Book a sent (or paper-filled) pair transaction: its outcome, the pair's fills and costs."""
+        intent, predicted = plan.intent, plan.quote.predicted
+        gas_x18 = compute_gas_usd_x18(result.fee_paid_wei, eth_price_x18(snapshot) or 0)
         status = result.status if fills is not None or result.status != "included" else "included_without_event"
         if status == "included_without_event":  # the legs' sizes are unknown: never guess them
             self.stopped = f"pair transaction {result.tx_hash} included without a Pair* event: pair trading stopped"
@@ -195,17 +204,26 @@ class PairDesk:
         return {"kind": plan.intent.kind, "status": status, "tx_hash": None, "fills_equal_predicted": None}
 
     def _dry_run(self, plan: PairTxPlan, snapshot: MarketSnapshot, position: PairPosition | None) -> dict[str, Any]:
+        if not hasattr(self.executor, "rpc"):  # the backtest's paper executor in dry-run mode (keeper/history/books.py)
+            fills, why = self.executor.dry_pair(plan, snapshot)
+            return self._dry_fills(plan, snapshot, fills) if fills is not None else self._dry_reverted(plan, snapshot, why)
         call = {"from": self.executor.owner, "to": plan.to, "data": "0x" + plan.calldata.hex()}
         try:
             data = bytes.fromhex(self.executor.rpc.call("eth_call", [call, "latest"])[2:])
         except TransientError:
             raise
         except RpcError as exc:
-            log.info("pair.outcome", block=snapshot.block_number, kind=plan.intent.kind, status="simulation_reverted",
-                     detail=exc.rpc_message)
-            return {"kind": plan.intent.kind, "status": "simulation_reverted", "tx_hash": None,
-                    "fills_equal_predicted": None}
+            return self._dry_reverted(plan, snapshot, exc.rpc_message)
         fills = decode_pair_fills_return(plan.function, data)
+        return self._dry_fills(plan, snapshot, fills)
+
+    def _dry_reverted(self, plan: PairTxPlan, snapshot: MarketSnapshot, why: str) -> dict[str, Any]:
+        log.info("pair.outcome", block=snapshot.block_number, kind=plan.intent.kind, status="simulation_reverted",
+                 detail=why)
+        return {"kind": plan.intent.kind, "status": "simulation_reverted", "tx_hash": None, "fills_equal_predicted": None}
+
+    def _dry_fills(self, plan: PairTxPlan, snapshot: MarketSnapshot, fills: PairFills) -> dict[str, Any]:
+        """The would-be fills of a dry run: the virtual pair they hold."""
         intent = plan.intent
         if intent.kind == "open":
             fit = intent.fit
@@ -227,9 +245,9 @@ def build_pair_desk(config: KeeperConfig, executor: Any, journal: Any, executor_
     """The desk when pairs_spread is enabled (its params from strategies.params.pairs_spread), else None."""
     if PairsSpread.name not in config.strategies.enabled:
         return None
-    if not isinstance(executor, (LiveExecutor, DryRunExecutor)):  # the backtest's paper executor books basis trades only
-        log.warning("pair.desk_off", reason=f"pairs_spread needs a live or dry-run executor, not {type(executor).__name__}: "
-                                            "pair trades are not backtested")
+    if not isinstance(executor, (LiveExecutor, DryRunExecutor)) and not hasattr(executor, "fill_pair"):
+        log.warning("pair.desk_off", reason=f"pairs_spread needs a live, dry-run or paper executor, not "
+                                            f"{type(executor).__name__}")
         return None
     strategy = PairsSpread.from_params(config.strategies.params.get(PairsSpread.name, {}))
     return PairDesk(strategy, config, executor_address, executor, PairJournal(journal), clearing_house)

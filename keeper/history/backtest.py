@@ -6,7 +6,9 @@ planner as `keeper run`, with exact quotes on the recorded pool state. Trades fi
 predicted fills and are booked by the live journal (books.py). In "dry_run" mode the recorded
 account is used as it is and positions are virtual, exactly as `keeper run --dry-run` keeps
 them: the decisions are the live dry-run keeper's on the same blocks. What remains open after
-the last block is closed on it (an exact close quote), so that the PnL is realized.
+the last block is closed on it (an exact close quote), so that the PnL is realized. With
+pairs_spread enabled the pair desk runs too, on the paper executor (pair_books.py): its trades
+are in the journal's pair tables, its open pair's legs in the paper account.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from keeper.config import KeeperConfig, with_overrides
 from keeper.engine import Engine, load_strategy_slots
 from keeper.errors import ConfigError
 from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, NoMetrics, PaperAccount, PaperExecutor
+from keeper.history.pair_books import pair_legs
 from keeper.history.replay import rebuild_snapshot, replay_collector
 from keeper.history.store import BlockRecord, count_blocks, read_blocks, read_meta
 from keeper.journal import Journal
+from keeper.pairs_journal import pairs_realized_since
 from keeper.plan import Planner
 from keeper.types import MarketSnapshot, Outcome
 from strategies import STRATEGIES
@@ -51,6 +55,8 @@ class BacktestRun:
     journal: Journal | None = None
     skips: int = 0
     open_at_end: list[str] = field(default_factory=list)
+    pairs: bool = False  # the pair desk ran (pairs_spread enabled): its books are the journal's pair tables
+    pair_outcomes: list[dict[str, Any]] = field(default_factory=list)  # the desk's outcomes, with their block
 
     @property
     def blocks_per_s(self) -> float:
@@ -113,6 +119,8 @@ def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = N
     engine, executor, books, account = build_engine(config, collector, mode, journal,
                                                     meta.get("account") if mode == "dry_run" else None)
     run = BacktestRun(config, mode, markets, journal=journal, meta=meta)
+    if engine.pairs is not None:
+        collect_pair_outcomes(engine.pairs, run.pair_outcomes)
     total = len(records) if records is not None else count_blocks(path, from_block, to_block)
     stride = max(1, total // MAX_SAMPLES)
     source = records if records is not None else read_blocks(path, from_block, to_block)
@@ -130,24 +138,43 @@ def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = N
         run.last_block = snapshot.block_number
         if progress and run.blocks % 1000 == 0:
             progress(run.blocks, total)
-    if snapshot is not None and mode != "dry_run" and engine.positions():
+    if snapshot is not None and mode != "dry_run" and (engine.positions() or _pair_legs(engine)):
         engine.kill_switch = lambda: True  # risk "unwind": close what is open on the last block
         snapshot = _step(engine, executor, books, account, snapshot, run)
         run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))
     run.replay_s = time.perf_counter() - started
     books.flush_funding()
     run.skips = books.skips
-    run.open_at_end = sorted(engine.positions())
+    run.open_at_end = sorted(engine.positions()) + (["/".join(engine.pairs.markets)] if _pair_legs(engine) else [])
+    run.pairs = engine.pairs is not None
     return run
+
+
+def collect_pair_outcomes(desk: Any, into: list[dict[str, Any]]) -> None:
+    """The pair desk's outcomes of each tick, with their block, appended to `into` (the engine only
+    logs them): the backtest's, and a live desk's in the tests."""
+    tick = desk.tick
+
+    def collecting(snapshot: MarketSnapshot, *args: Any) -> list[dict[str, Any]]:
+        outcomes = tick(snapshot, *args)
+        into.extend({"block": snapshot.block_number} | o for o in outcomes)
+        return outcomes
+
+    desk.tick = collecting
+
+
+def _pair_legs(engine: Engine) -> dict[str, int]:
+    """The open pair's legs (the pair desk's, when pairs_spread is enabled)."""
+    return pair_legs(engine.pairs.position()) if engine.pairs is not None else {}
 
 
 def _step(engine: Engine, executor: PaperExecutor, books: BacktestJournal, account: PaperAccount,
           snapshot: MarketSnapshot, run: BacktestRun) -> MarketSnapshot:
     books.now_s = snapshot.block_timestamp
     if executor.mode != "dry_run":
-        positions = engine.positions()
-        account.accrue(snapshot, positions)
-        snapshot = replace(snapshot, account=account.state(snapshot, positions, _pnl_to_date_x18(books)))
+        positions, legs = engine.positions(), _pair_legs(engine)
+        account.accrue(snapshot, positions, legs)
+        snapshot = replace(snapshot, account=account.state(snapshot, positions, _pnl_to_date_x18(books), legs))
     executor.snapshot = snapshot
     report = engine.decide_on(snapshot, snapshot.block_number)
     run.outcomes.extend(report.outcomes)
@@ -161,4 +188,7 @@ def _pnl_to_date_x18(books: BacktestJournal) -> int:
 
 def _keeper_state(engine: Engine, books: BacktestJournal, snapshot: MarketSnapshot) -> dict[str, Any]:
     books.flush_funding()
-    return {"positions": engine.positions(), "pnl": books.pnl_total()}
+    pnl = books.pnl_total()
+    if engine.pairs is not None:  # the pairs closed so far (an open pair's books are its entry, not its value)
+        pnl = pnl + pairs_realized_since(books.journal._conn, 0.0)
+    return {"positions": engine.positions(), "pnl": pnl}

@@ -6,7 +6,8 @@
   trade is included in the block it was planned on and booked by the journal as a live receipt
   is: Perp's fee from the quote, the spot pool's fee, the funding the trade settles, and the
   planner's gas cost (its gas units at that block's base fee plus the priority fee, plus the
-  recorded L1 data fee on OP-stack chains).
+  recorded L1 data fee on OP-stack chains). Pair plans: `fill_pair` / `dry_pair` for the pair
+  desk (pair_books.py).
 - `PaperAccount`: the Perp account the engine reads from a snapshot, built from the books
   (positions, pending funding accrued block by block from the recorded funding premium, account
   value = collateral + the journal's PnL to date), in place of the recorded account.
@@ -18,11 +19,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from keeper.history.pair_books import paper_pair_fill
 from keeper.journal import Journal
 from keeper.journal.rows import _int, _open_position_row
+from keeper.pairs_journal import pairs_realized_since
 from keeper.plan import Planner
 from keeper.pnl_split import PnlSplit
 from keeper.simulate.paper import compute_funding_paid_x18
@@ -184,9 +188,10 @@ class BacktestJournal:
         return summary.total
 
     def realized_total_x18(self) -> int:
-        """Realized PnL of the closed positions (read again only after a trade)."""
+        """Realized PnL of the closed positions and closed pairs (read again only after a trade)."""
         if self._realized_x18 is None:
-            self._realized_x18 = self.journal.pnl_summary().realized.total_x18
+            pairs = pairs_realized_since(self.journal._conn, 0.0).total_x18
+            self._realized_x18 = self.journal.pnl_summary().realized.total_x18 + pairs
         return self._realized_x18
 
 
@@ -200,28 +205,32 @@ class PaperAccount:
     pending_x18: dict[str, int] = field(default_factory=dict)
     _previous: MarketSnapshot | None = None
 
-    def accrue(self, snapshot: MarketSnapshot, positions: dict[str, Position]) -> None:
-        """Funding each open position paid since the previous block, at the previous block's premium."""
+    def accrue(self, snapshot: MarketSnapshot, positions: dict[str, Position], legs: Mapping[str, int] = {}) -> None:
+        """Funding each open position (and each leg of an open pair: market -> base x18) paid since
+        the previous block, at the previous block's premium."""
         previous, self._previous = self._previous, snapshot
         if previous is None:
             return
         dt_s = snapshot.block_timestamp - previous.block_timestamp
-        for market, position in positions.items():
+        bases = {market: position.perp_base_x18 for market, position in positions.items()} | dict(legs)
+        for market, base_x18 in bases.items():
             view = previous.markets.get(market)
             if view is not None and isinstance(view.perp, PerpMarketState) and dt_s > 0:
-                paid = compute_funding_paid_x18(position.perp_base_x18, view.perp.funding_premium_x18, dt_s)
+                paid = compute_funding_paid_x18(base_x18, view.perp.funding_premium_x18, dt_s)
                 self.pending_x18[market] = self.pending_x18.get(market, 0) + paid
 
     def settle(self, market: str) -> int:
         return self.pending_x18.pop(market, 0)
 
-    def state(self, snapshot: MarketSnapshot, positions: dict[str, Position], pnl_to_date_x18: int) -> PerpAccountState:
+    def state(self, snapshot: MarketSnapshot, positions: dict[str, Position], pnl_to_date_x18: int,
+              legs: Mapping[str, int] = {}) -> PerpAccountState:
         markets, position_value = {}, 0
-        for market, position in positions.items():
+        bases = {market: position.perp_base_x18 for market, position in positions.items()} | dict(legs)
+        for market, base_x18 in bases.items():
             view = snapshot.markets.get(market)
             mark = view.perp.mark_price_x18 if view is not None and isinstance(view.perp, PerpMarketState) else 0
-            position_value += abs(position.perp_base_x18) * mark // ONE_X18
-            markets[market] = PerpAccountMarket(position.perp_base_x18, 0, self.pending_x18.get(market, 0))
+            position_value += abs(base_x18) * mark // ONE_X18
+            markets[market] = PerpAccountMarket(base_x18, 0, self.pending_x18.get(market, 0))
         value = int(self.collateral_usdc * 10**6) * USDC_TO_X18 + pnl_to_date_x18
         free_x18 = max(0, value - position_value * INITIAL_MARGIN_PPM // 10**6)
         return PerpAccountState(PAPER_ACCOUNT, value, free_x18 // USDC_TO_X18, position_value,
@@ -236,6 +245,29 @@ class PaperExecutor:
         self.account = account
         self.snapshot: MarketSnapshot | None = None
         self.trades = 0
+
+    def fill_pair(self, plan: Any, snapshot: MarketSnapshot) -> tuple[Any, Any, int, int]:
+        """A pair plan's paper fill for the pair desk (keeper/history/pair_books.py); in dry-run mode
+        nothing settles (the pair is virtual)."""
+        intent = plan.intent
+        settled = 0 if self.mode == "dry_run" else self.account.settle(intent.market_a) + self.account.settle(intent.market_b)
+        self.trades += 1
+        self.books._realized_x18 = None  # the pair desk books it: the realized PnL is read again
+        return paper_pair_fill(plan, snapshot, settled, self.planner.recorded_l1_fee_wei, self.trades)  # type: ignore[attr-defined]
+
+    def dry_pair(self, plan: Any, snapshot: MarketSnapshot) -> tuple[Any, str]:
+        """A pair plan in dry-run mode: (its predicted fills, "") as the live dry run's eth_call
+        returns them, or (None, why) where that call reverts on the recorded account: an open
+        needs both markets flat, a close both legs held (the dry run's pairs are virtual)."""
+        intent, account = plan.intent, snapshot.account
+        held = [account.markets.get(m) if isinstance(account, PerpAccountState) else None
+                for m in (intent.market_a, intent.market_b)]
+        sizes = [h.position_size_x18 if h is not None else 0 for h in held]
+        if intent.kind == "open" and any(sizes):
+            return None, f"dry run: the executor holds {intent.market_a}/{intent.market_b} positions {sizes}: not flat"
+        if intent.kind != "open" and not all(sizes):
+            return None, f"dry run: the executor holds no {intent.market_a}/{intent.market_b} pair to close (it is virtual)"
+        return self.fill_pair(plan, snapshot)[1], ""
 
     def execute(self, plan: TxPlan, on_signed: Any = None) -> Outcome:
         """The executor's interface (keeper/execute.py); a paper trade signs nothing (`on_signed`

@@ -17,6 +17,7 @@ from keeper.history.backtest import BacktestRun
 from keeper.plan import PRIORITY_FEE_WEI
 from keeper.signals import spot_price
 from keeper.simulate.compare import account_limits, compare, keeper_round_trips, yardsticks_json
+from keeper.simulate.pair_trips import pair_pnl, pair_round_trips, pair_transactions
 from keeper.simulate.paper import SnapshotQuoter, compute_close_value_x18, path_points
 from keeper.simulate.recorder import split_usd
 from keeper.simulate.report import usd, write_report
@@ -71,10 +72,14 @@ def build_report(run: BacktestRun, history: Path) -> dict[str, Any]:
     caps = account_limits(settings, snapshots[0], {m["name"]: m["spot_token"] for m in sources["markets"]},
                           {m["name"]: m["spot_token_decimals"] for m in sources["markets"]},
                           sources["markets"][0]["usdc"] if sources["markets"] else None)
-    pnl = run.journal.pnl_summary().total
+    pnl = run.journal.pnl_summary().total + pair_pnl(run.journal)  # pair trades: keeper/simulate/pair_trips.py
     outcomes = _outcomes(run, blocks)
     trips, known = keeper_round_trips(run.journal, outcomes, blocks)
-    baseline, carry, optimum, comparison = compare(settings, points, SnapshotQuoter(snapshots), caps, pnl, trips, known)
+    pair_rows, pair_trips = pair_round_trips(run.journal, blocks)
+    trips += pair_rows
+    pair_txs = pair_transactions(run.journal)
+    baseline, carry, optimum, comparison = compare(settings, points, SnapshotQuoter(snapshots), caps, pnl, trips, known,
+                                                   pair_trips)
     samples = []
     for k, (snapshot, state) in enumerate(run.samples):
         account = snapshot.account if isinstance(snapshot.account, PerpAccountState) else None
@@ -110,7 +115,10 @@ def build_report(run: BacktestRun, history: Path) -> dict[str, Any]:
                      "yardsticks_on": f"{len(snapshots)} snapshots: every {stride}-th block and every keeper trade's"},
         "markets": run.markets,
         "keeper": {"pnl": pnl.to_json_dict() | split_usd(pnl), "trades": outcomes, "transactions": len(outcomes),
-                   "round_trips": trips, "included": sum(1 for t in outcomes if t["status"] == "included")},
+                   "round_trips": trips, "included": sum(1 for t in outcomes if t["status"] == "included"),
+                   "pair_transactions": pair_txs, "pair_pnl_usd": usd(pair_pnl(run.journal).total_x18),
+                   "pair_included": sum(1 for t in pair_txs if t["status"] == "included"),
+                   "pair_outcomes": run.pair_outcomes},
         **yardsticks_json(settings, caps, baseline, carry, optimum),
         "comparison": comparison,
         "limits": {"min_margin_ratio": risk.min_margin_ratio, "max_notional_usd_per_market": risk.max_notional_usd_per_market,
@@ -125,13 +133,16 @@ def build_report(run: BacktestRun, history: Path) -> dict[str, Any]:
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The `--json` summary."""
+    """The `--json` summary (trades: basis and pair transactions; pair_trades, pair_usd: the pairs' alone)."""
     b, c = report["backtest"], report["comparison"]
+    pairs = report["keeper"]["pair_included"] if b["mode"] != "dry_run" else len(report["keeper"]["pair_outcomes"])
     return {"blocks": b["blocks"], "blocks_per_s": b["blocks_per_s"], "first_block": b["first_block"],
             "last_block": b["last_block"], "keeper_usd": round(c["keeper_usd"], 6),
             "optimum_usd": round(c["optimum_usd"], 6), "baseline_usd": round(c["baseline_usd"], 6),
             "carry_only_usd": round(c["carry_only_usd"], 6), "optimum_dominates": c["optimum_dominates"],
-            "trades": report["keeper"]["included"] if b["mode"] != "dry_run" else len(report["keeper"]["trades"]),
+            "trades": pairs + (report["keeper"]["included"] if b["mode"] != "dry_run" else len(report["keeper"]["trades"])),
+            "pair_trades": pairs,
+            "pair_usd": round(report["keeper"]["pair_pnl_usd"], 6),
             "mode": b["mode"], "open_at_end": b["open_at_end"]}
 
 

@@ -112,13 +112,16 @@ def run_job(job: Job) -> JobResult:
     """One backtest (a worker process, or a Dask worker): total PnL of a parameter set on a window."""
     from keeper.history.backtest import run_backtest
     from keeper.logs import configure_logging
+    from keeper.pairs_journal import PairJournal, pairs_pnl
 
     configure_logging("ERROR")
     settings = apply_params(KeeperConfig.model_validate(job.settings), job.params)
     run = run_backtest(Path(job.history), settings, from_block=job.from_block, to_block=job.to_block)
     assert run.journal is not None
-    pnl = run.journal.pnl_summary().total.total_x18 / 10**18
-    trades = sum(1 for o in run.outcomes if o.status == "included")
+    pairs = PairJournal(run.journal)  # pair trades (pairs_spread enabled): their PnL and transactions count too
+    pnl = (run.journal.pnl_summary().total.total_x18 + pairs_pnl(run.journal).total_x18) / 10**18
+    trades = sum(1 for o in run.outcomes if o.status == "included") + sum(1 for t in pairs.trades()
+                                                                          if t["status"] == "included")
     run.journal.close()
     return JobResult(job.params, job.window, pnl, trades, run.blocks)
 

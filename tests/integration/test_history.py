@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from keeper.chain.rpc import JsonRpc
-from keeper.config import load_config
+from keeper.config import KeeperConfig, load_config
 from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.history.backtest import run_backtest
 from keeper.history.record import record_history
@@ -41,17 +42,22 @@ def _without_gas(row: tuple) -> tuple:
     return row[:7] + (_GAS_DERIVED.sub(r"\1…", row[7] or ""),) + row[8:]
 
 
+def live_settings(devnet_world, work: Path, **sections: Any) -> KeeperConfig:  # type: ignore[no-untyped-def]
+    """The live dry-run keeper's settings on the devnet (its manifest written under work)."""
+    manifest = work / "manifest.json"
+    devnet_world.manifest.write(manifest)
+    return load_config(None, environ={}, overrides={
+        "chain": {"rpc_url": devnet_world.node.rpc_url, "manifest": manifest},
+        "monitoring": {"journal": work / "live.sqlite", "log_level": "WARNING"}, **sections})
+
+
 @pytest.fixture(scope="module")
 def driven(devnet_world, tmp_path_factory):  # type: ignore[no-untyped-def]
     """A live dry-run keeper ticking on every block of a driven devnet, with premium shocks."""
     work = tmp_path_factory.mktemp("history")
     rpc = devnet_world.node.rpc
     snapshot_id = rpc.call("evm_snapshot")
-    manifest = work / "manifest.json"
-    devnet_world.manifest.write(manifest)
-    settings = load_config(None, environ={}, overrides={
-        "chain": {"rpc_url": devnet_world.node.rpc_url, "manifest": manifest},
-        "monitoring": {"journal": work / "live.sqlite", "log_level": "WARNING"}})
+    settings = live_settings(devnet_world, work)
     runtime = build_runtime(settings, dry_run=True)
     driver = MarketActivity(JsonRpc(devnet_world.node.rpc_url), devnet_world.manifest,
                             ActivityConfig(seed=5, step_s=60, premium_vol_daily=0.0))
