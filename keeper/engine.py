@@ -110,7 +110,7 @@ class Engine:
     _pruned_at_s: int = 0
     _last_skip_reason: dict[tuple[str, str], str] = field(default_factory=dict)  # (strategy, market) -> words
     last_exit: dict[str, ExitMark] = field(default_factory=dict)  # market -> its last exit (when, side, basis)
-    _exit_basis: dict[str, tuple[str, float]] = field(default_factory=dict)  # market -> (venue, basis) a close was decided at
+    _exit_basis: dict[str, tuple[str, float]] = field(default_factory=dict)  # market -> (venue, basis) at its close
     gas_used: dict[tuple[str, str], int] = field(default_factory=dict)  # (market, kind) -> gas the chain used last
     oracle_recovery: OracleRecovery = field(init=False)
     boundary: ErrorBoundary = field(init=False)
@@ -268,7 +268,8 @@ class Engine:
                     last = self.last_exit.get(decision.market)
                     moved, round_trip = departure_since_exit(last, decision, context.signals) or (None, None)
                     blocked = cooldown_reason(decision.market, decision.direction.value, last, snapshot.block_timestamp,
-                                              self.config.risk.exit_cooldown_s, moved_bps=moved, round_trip_bps=round_trip)
+                                              self.config.risk.exit_cooldown_s, moved_bps=moved,
+                                              round_trip_bps=round_trip)
                 if blocked:
                     self._skip(decision, snapshot, "risk", blocked, skips)
                     continue

@@ -132,7 +132,8 @@ class ExitMark(NamedTuple):
 
 
 def cooldown_reason(market: str, direction: str, last_exit: tuple[int, str] | ExitMark | None, now_s: int,
-                    cooldown_s: int, *, moved_bps: float | None = None, round_trip_bps: float | None = None) -> str | None:
+                    cooldown_s: int, *, moved_bps: float | None = None,
+                    round_trip_bps: float | None = None) -> str | None:
     """Why a new `direction` position in `market` must wait after the last exit there, given as
     (timestamp, direction) (None: it may open). A close followed by a reopen of the same side soon
     after pays two transactions' fees and impact for nothing; the other side is a new trade on a
