@@ -105,7 +105,9 @@ class RiskConfig(_Section):
     margin_topup_ratio: float = Field(0.25, gt=0.0625, le=1,
                                       description="below it: top up collateral from the executor's USDC and reduce")
     margin_reduce_fraction: float = Field(0.5, gt=0, le=1, description="share of the largest position a reduce sheds")
-    exit_cooldown_s: int = Field(300, ge=0, description="no new position on the same side of a market this long after an exit there")
+    exit_cooldown_s: int = Field(300, ge=0, description=(
+        "no new position on the same side of a market this long after an exit there, unless the basis has since "
+        "moved away by at least the new trade's round-trip cost"))
     max_residual_delta_bps: float = Field(50, ge=0, description="re-hedge when |residual| / size exceeds this")
     kill_switch_file: Path = Path(".keeper/KILL")
     kill_switch_action: Literal["unwind", "freeze"] = "unwind"

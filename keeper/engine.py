@@ -35,7 +35,8 @@ from keeper.one_book import chain_gas_units, find_hand_over, ladder_intent
 from keeper.pairs_desk import build_pair_desk
 from keeper.plan import RISK_STRATEGY, Planner, eth_price_x18
 from keeper.retention import prune_journal
-from keeper.risk import OracleRecovery, RiskView, assess_risk, cooldown_reason, snapshot_stale_reason
+from keeper.risk import (ExitMark, OracleRecovery, RiskView, assess_risk, cooldown_reason, departure_since_exit,
+                          snapshot_stale_reason)
 from keeper.skiplog import SkipLog
 from keeper.signals import BasisHistory, Signal, compute_signals
 from keeper.types import (
@@ -108,7 +109,8 @@ class Engine:
     clock: Callable[[], float] = time.time  # wall clock, for the block-age check
     _pruned_at_s: int = 0
     _last_skip_reason: dict[tuple[str, str], str] = field(default_factory=dict)  # (strategy, market) -> words
-    last_exit: dict[str, tuple[int, str]] = field(default_factory=dict)  # market -> (timestamp, direction) of its last exit
+    last_exit: dict[str, ExitMark] = field(default_factory=dict)  # market -> its last exit (when, side, basis)
+    _exit_basis: dict[str, tuple[str, float]] = field(default_factory=dict)  # market -> (venue, basis) at its close
     gas_used: dict[tuple[str, str], int] = field(default_factory=dict)  # (market, kind) -> gas the chain used last
     oracle_recovery: OracleRecovery = field(init=False)
     boundary: ErrorBoundary = field(init=False)
@@ -263,8 +265,11 @@ class Engine:
                     continue
                 blocked = risk.can_open(decision.market) if decision.kind != "close" else None
                 if blocked is None and decision.kind == "open":
-                    blocked = cooldown_reason(decision.market, decision.direction.value, self.last_exit.get(decision.market),
-                                              snapshot.block_timestamp, self.config.risk.exit_cooldown_s)
+                    last = self.last_exit.get(decision.market)
+                    moved, round_trip = departure_since_exit(last, decision, context.signals) or (None, None)
+                    blocked = cooldown_reason(decision.market, decision.direction.value, last, snapshot.block_timestamp,
+                                              self.config.risk.exit_cooldown_s, moved_bps=moved,
+                                              round_trip_bps=round_trip)
                 if blocked:
                     self._skip(decision, snapshot, "risk", blocked, skips)
                     continue
@@ -396,6 +401,8 @@ class Engine:
                           signals: Mapping[tuple[str, str], Signal], skips: list[str],
                           decided_at: int) -> Outcome | None:
         signal = signals.get((intent.market, intent.spot_venue))
+        if intent.kind == "close" and signal is not None:
+            self._exit_basis[intent.market] = (intent.spot_venue, signal.basis_bps)
         inputs = {} if signal is None else {"basis_bps": signal.basis_bps, "basis_zscore": signal.basis_zscore,
                                             "funding_apr": signal.funding_apr, "spot_usd": signal.spot_price_usd,
                                             "mark_usd": signal.mark_price_usd, "index_usd": signal.index_price_usd}
@@ -481,7 +488,9 @@ class Engine:
             self.gas_used[(intent.market, intent.kind)] = outcome.gas_used
             self.planner.tips.learn(outcome.effective_gas_price_wei, outcome.block_number or snapshot.block_number)
         if intent.kind == "close" and outcome.status in ("included", "dry_run"):
-            self.last_exit[intent.market] = (outcome.block_timestamp_s or snapshot.block_timestamp, intent.direction.value)
+            venue, basis = self._exit_basis.pop(intent.market, (None, None))
+            self.last_exit[intent.market] = ExitMark(outcome.block_timestamp_s or snapshot.block_timestamp,
+                                                     intent.direction.value, venue, basis)
         if tx_id is not None and self.inflight is not None:
             self.inflight.acknowledge(outcome.nonce)
             self.inflight.watch(outcome)

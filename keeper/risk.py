@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from keeper.config import RiskConfig
 from keeper.signals import Signal
-from keeper.types import MarketSnapshot, PerpAccountState, PerpMarketState, Position, Unavailable
+from keeper.types import ONE_X18, Intent, MarketSnapshot, PerpAccountState, PerpMarketState, Position, Unavailable
 
 GWEI = 10**9
 
@@ -120,13 +121,50 @@ class OracleRecovery:
         return self.settling_until_s
 
 
-def cooldown_reason(market: str, direction: str, last_exit: tuple[int, str] | None, now_s: int,
-                    cooldown_s: int) -> str | None:
+class ExitMark(NamedTuple):
+    """The last exit in a market: when, which side, and the tradable basis it exited at (on the
+    exit's spot venue; None when unknown)."""
+
+    timestamp_s: int
+    direction: str
+    spot_venue: str | None = None
+    basis_bps: float | None = None
+
+
+def cooldown_reason(market: str, direction: str, last_exit: tuple[int, str] | ExitMark | None, now_s: int,
+                    cooldown_s: int, *, moved_bps: float | None = None,
+                    round_trip_bps: float | None = None) -> str | None:
     """Why a new `direction` position in `market` must wait after the last exit there, given as
     (timestamp, direction) (None: it may open). A close followed by a reopen of the same side soon
     after pays two transactions' fees and impact for nothing; the other side is a new trade on a
-    new signal (a premium that flipped) and is not held back."""
+    new signal (a premium that flipped) and is not held back. Nor is a reopen on a NEW departure:
+    when the basis has moved away from where the keeper exited, in the direction the new position
+    earns from, by at least the new trade's round-trip cost (moved_bps >= round_trip_bps, both in
+    bps of its notional), the move since the exit alone pays the round trip: not churn."""
     if last_exit is None or last_exit[1] != direction or now_s >= last_exit[0] + cooldown_s:
         return None
+    if moved_bps is not None and round_trip_bps is not None and moved_bps >= round_trip_bps > 0:
+        return None
+    moved = "" if moved_bps is None or round_trip_bps is None else \
+        f"; the basis moved {moved_bps:.1f} bps since the exit < round trip {round_trip_bps:.1f} bps"
     return (f"cooldown: exited {direction} {market} at t={last_exit[0]}, no new {direction} for {cooldown_s} s "
-            f"({last_exit[0] + cooldown_s - now_s} s left)")
+            f"({last_exit[0] + cooldown_s - now_s} s left{moved})")
+
+
+def departure_since_exit(last_exit: tuple[int, str] | ExitMark | None, open_intent: Intent,
+                         signals: Mapping[tuple[str, str], Signal]) -> tuple[float, float] | None:
+    """(moved_bps, round_trip_bps) for a reopen after `last_exit`: how far the tradable basis on the
+    exit's venue has moved since the exit in the direction the new position earns from (> 0: a new
+    departure), and the open's expected round-trip cost (both legs' fees, impact and gas of open
+    and close) in bps of its notional. None when the exit's basis or a price is unknown."""
+    if not isinstance(last_exit, ExitMark) or last_exit.basis_bps is None or last_exit.spot_venue is None:
+        return None
+    now = signals.get((open_intent.market, last_exit.spot_venue))
+    priced = signals.get((open_intent.market, open_intent.spot_venue))
+    if now is None or priced is None or open_intent.perp_base_x18 <= 0 or priced.spot_price_usd <= 0:
+        return None
+    notional_usd = open_intent.perp_base_x18 / ONE_X18 * priced.spot_price_usd
+    cost = open_intent.expected
+    round_trip_bps = (cost.fees_usd + cost.price_impact_usd + cost.gas_usd) / notional_usd * 1e4
+    moved_bps = (now.basis_bps - last_exit.basis_bps) * -open_intent.direction.perp_sign
+    return moved_bps, round_trip_bps
