@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from keeper.chain.rpc import JsonRpc
 from keeper.config import with_overrides
@@ -162,7 +163,11 @@ def test_a_sweep_job_scores_the_pair_trades(spread, tmp_path: Path) -> None:  # 
 
     settings, live, ticked, out, _ = spread
     params = (("strategies.params.pairs_spread.entry_z", 2.0),)
-    result = run_job(Job(str(out), settings.model_dump(), params, 0, ticked[0], ticked[-1]))
+    saved = structlog.get_config()  # a job quiets the logging of the worker process it runs in: this one's is restored
+    try:
+        result = run_job(Job(str(out), settings.model_dump(), params, 0, ticked[0], ticked[-1]))
+    finally:
+        structlog.configure(**saved)
     run = run_backtest(out, settings, work_dir=tmp_path)
     assert result.trades == len(PairJournal(run.journal).trades()) >= 2
     assert result.pnl_usd == pairs_pnl(run.journal).total_x18 / 10**18 != 0
