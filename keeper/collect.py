@@ -24,7 +24,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from keeper.artifacts import abi_codec
-from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate3, encode_aggregate3, word_uint
+from keeper.chain.multicall import Call, CallResult, Multicall, encode_aggregate3, word_uint
 from keeper.chain.rpc import JsonRpc
 from keeper.errors import ChainMismatchError, KeeperError, RpcError
 from keeper.types import MarketSnapshot, MarketView, Unavailable

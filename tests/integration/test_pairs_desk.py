@@ -26,7 +26,7 @@ from keeper.pairs_plan import plan_pair
 from keeper.pairs_types import PairIntent, SpreadFit
 from keeper.status import build_status
 from keeper.venues.gas import PAIR_GAS_UNITS
-from keeper.types import ONE_X18, MarketSnapshot, PerpAccountState, PerpMarketState, PnlEstimate, perp_price_from_sqrt_x96
+from keeper.types import MarketSnapshot, PerpAccountState, PerpMarketState, PnlEstimate, perp_price_from_sqrt_x96
 from strategies import PairsSpread
 from strategies.pairs_math import beta_neutral_sizes_x18
 
