@@ -41,6 +41,11 @@ _MC_TIMESTAMP = bytes.fromhex("0f28c97d")  # getCurrentBlockTimestamp()
 _MC_BASEFEE = bytes.fromhex("3e64a696")  # getBasefee()
 
 
+# Ticks a pool's read window reaches either way at least: a x1.29 / x0.774 price move, past the
+# default stressed closes of strategies/exit_stress.py (index 5%, Perp's band up to 10%).
+STRESS_REACH_TICKS = 2_560
+
+
 @dataclass(frozen=True)
 class Sources:
     chain_id: int
@@ -108,6 +113,13 @@ class SnapshotCollector:
         self._last_windows: tuple[list[uniswap_v3.BitmapWindow], tuple[list[PoolStatic], Any]] | None = None
 
     # ------------------------------------------------------------------ prepare
+    def half_width_for(self, tick_spacing: int) -> int:
+        """Bitmap words read either side of a pool's tick: at least the configured width, and enough
+        that the window reaches STRESS_REACH_TICKS both ways even right before it is re-centred (one
+        word of it is the safety margin), so the exit-stress rule can quote its stressed closes on
+        fine-spaced pools (spacing 1: 11 words; 10, 60 and wider, the devnet's: the configured 2)."""
+        return max(self.half_width, -(-STRESS_REACH_TICKS // (256 * tick_spacing)) + 1)
+
     def prepare(self) -> None:
         """Check chain id and that every address has code; read fees, tick spacings, decimals."""
         chain_id = self.rpc.chain_id()
@@ -220,7 +232,8 @@ class SnapshotCollector:
         stale = [p for p in pools if p.address in heads and not (
             p.address in self._windows and self._windows[p.address].covers_safely(heads[p.address].tick))]
         if stale:
-            bitmap_plans = [uniswap_v3.plan_bitmap(p.address, p.tick_spacing, heads[p.address].tick, self.half_width) for p in stale]
+            bitmap_plans = [uniswap_v3.plan_bitmap(p.address, p.tick_spacing, heads[p.address].tick,
+                                                   self.half_width_for(p.tick_spacing)) for p in stale]
             for p, window in zip(stale, self._run(bitmap_plans, block_number)):
                 if isinstance(window, uniswap_v3.BitmapWindow):
                     self._windows[p.address] = window
@@ -302,7 +315,8 @@ class SnapshotCollector:
             for slot in mr.pools:
                 if slot.pool.address in self._last_tick:
                     entry[slot.window_key] = uniswap_v3.plan_bitmap(slot.pool.address, slot.pool.tick_spacing,
-                                                                    self._last_tick[slot.pool.address], self.half_width)
+                                                                    self._last_tick[slot.pool.address],
+                                                                    self.half_width_for(slot.pool.tick_spacing))
             per_market.append(entry)
             plans.extend(entry.values())
         account_plan = wallet_plan = None

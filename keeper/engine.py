@@ -401,8 +401,11 @@ class Engine:
                           signals: Mapping[tuple[str, str], Signal], skips: list[str],
                           decided_at: int) -> Outcome | None:
         signal = signals.get((intent.market, intent.spot_venue))
-        if intent.kind == "close" and signal is not None:
-            self._exit_basis[intent.market] = (intent.spot_venue, signal.basis_bps)
+        if intent.kind == "close":  # the basis this close leaves (none without a signal: the plain cooldown then)
+            if signal is not None:
+                self._exit_basis[intent.market] = (intent.spot_venue, signal.basis_bps)
+            else:
+                self._exit_basis.pop(intent.market, None)  # never an earlier failed close's
         inputs = {} if signal is None else {"basis_bps": signal.basis_bps, "basis_zscore": signal.basis_zscore,
                                             "funding_apr": signal.funding_apr, "spot_usd": signal.spot_price_usd,
                                             "mark_usd": signal.mark_price_usd, "index_usd": signal.index_price_usd}

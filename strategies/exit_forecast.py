@@ -119,6 +119,8 @@ def decay_forecast(excess: Sequence[float], dt: float | None, half_life_s: float
                    entry_bps: float, exit_bps: float, horizon_s: float) -> ExitForecast:
     """The parametric answer (module notes, 2): the fitted decay until the first observation inside
     the exit band, or until the median has moved onto the departure, whichever is sooner."""
+    if not (exit_bps > 0 and math.isfinite(excess_bps)):  # no band to decay into (or no departure): no decay
+        return ExitForecast(0.0, horizon_s, f"no exit band to decay into ({exit_bps} bps, departure {excess_bps} bps)")
     if half_life_s is None or half_life_s <= 0 or abs(excess_bps) <= exit_bps:
         hold = horizon_s if half_life_s is None else min(horizon_s, half_life_s)
         return ExitForecast(0.0, hold, "no decay fitted" if half_life_s is None else "inside the exit band")

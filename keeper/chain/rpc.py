@@ -126,10 +126,6 @@ class JsonRpc:
             riders, self._riders = self._riders, []
         return riders
 
-    def _requeue(self, riders: list[Rider]) -> None:
-        with self._riders_lock:
-            self._riders[:0] = riders
-
     def call(self, method: str, params: list[Any] | None = None) -> Any:
         self._count(method)
         request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or []}
@@ -142,7 +138,10 @@ class JsonRpc:
     def _post_riding(self, payload: list[dict[str, Any]], riders: list[Rider]) -> Any:
         """`payload` (a batch) and the riders in one round trip; the replies to `payload` in order
         (or the node's single error object for the whole batch, as it came). The riders are
-        answered, or requeued when the round trip failed as a whole."""
+        answered; when the round trip fails as a whole (an exception, or one error object for the
+        batch: a gateway refusing a rider's method, a batch-size limit), the riders take that
+        failure and `payload` is sent once more alone, so a rider never changes what its carrier
+        returns or raises (and a rider that breaks every batch is not sent again and again)."""
         ids = []
         for rider in riders:
             self._count(rider.method)
@@ -150,16 +149,21 @@ class JsonRpc:
         try:
             replies = self._post(payload + [{"jsonrpc": "2.0", "id": i, "method": r.method, "params": r.params}
                                             for i, r in zip(ids, riders)])
-        except BaseException:
-            self._requeue(riders)
-            raise
+        except (RpcError, TransientError) as exc:
+            self._fail_riders(riders, exc)
+            return self._post(payload)
         if not isinstance(replies, list):
-            self._requeue(riders)
-            return replies
+            self._fail_riders(riders, RpcError("batch", -32600, f"the round trip carrying it failed: {replies}"))
+            return self._post(payload)
         by_id = {reply.get("id"): reply for reply in replies}
         for rider, request_id in zip(riders, ids):
             rider.answer(by_id.get(request_id, {}))
         return [by_id.get(p["id"], {}) for p in payload]
+
+    @staticmethod
+    def _fail_riders(riders: list[Rider], exc: Exception) -> None:
+        for rider in riders:
+            rider.error, rider.done = exc, True
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """Several calls in one round trip; results in order. Raises on the first error."""

@@ -111,3 +111,9 @@ def test_given_a_persistent_departure_when_opening_then_the_smaller_expected_con
     # Then it does not open, where expecting the basis back at the centre opened
     assert isinstance(only(strategy.decide(ctx)), Skip)
     assert isinstance(only(BasisConvergence(BasisConvergenceParams(exit_from_window=False)).decide(ctx)), Intent)
+
+
+def test_given_no_exit_band_or_no_finite_departure_then_the_decay_model_forecasts_no_decay() -> None:
+    for exit_bps, excess_bps in ((0.0, 40.0), (-1.0, 40.0), (5.0, float("nan"))):
+        forecast = decay_forecast([0.0, 1.0, 2.0], 12.0, 600.0, excess_bps, 20.0, exit_bps, 86_400.0)
+        assert forecast.remaining_ratio == 0.0 and forecast.hold_s == 86_400.0

@@ -1,5 +1,6 @@
 """Riders (keeper/chain/rpc.py): a queued read goes out in the batch of the client's next read
-round trip, never with a send, and a round trip that fails as a whole leaves it queued."""
+round trip, never with a send; a round trip that fails as a whole fails the rider and its
+carrier is sent again alone, so a rider never changes what its carrier returns or raises."""
 
 from __future__ import annotations
 
@@ -65,15 +66,31 @@ def test_a_rider_never_goes_with_a_send_and_waits_for_a_read() -> None:
     assert rider.done
 
 
-def test_given_a_failed_round_trip_then_the_rider_waits_for_the_next() -> None:
+def test_given_a_failed_round_trip_then_the_rider_takes_the_failure_and_the_call_goes_alone() -> None:
     node = Node()
     rider = node.ride("eth_feeHistory", ["0x14", "latest", [50]])
     node.fail = TransientError("timed out")
-    with pytest.raises(TransientError):
-        node.block_number()
-    assert not rider.done
+    assert node.block_number() == 42  # sent again without the rider
+    assert rider.done and isinstance(rider.error, TransientError) and rider.result is None
+    assert [p["method"] for p in node.payloads[0]] == ["eth_blockNumber", "eth_feeHistory"]
+    assert [p["method"] for p in node.payloads[1]] == ["eth_blockNumber"]
     node.block_number()
-    assert rider.done and rider.result == {"oldestBlock": "0x1"}
+    assert isinstance(node.payloads[2], dict)  # the failed rider is not carried again
+
+
+def test_given_a_gateway_refusing_the_whole_batch_then_the_call_still_answers_every_time() -> None:
+    class Refusing(Node):  # answers any batch carrying eth_feeHistory with one error object
+        def _post(self, payload: Any) -> Any:
+            if isinstance(payload, list) and any(p["method"] == "eth_feeHistory" for p in payload):
+                self.stats.round_trips += 1
+                return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "batch not supported"}}
+            return super()._post(payload)
+
+    node = Refusing()
+    rider = node.ride("eth_feeHistory", ["0x14", "latest", [50]])
+    assert [node.block_number() for _ in range(3)] == [42, 42, 42]
+    assert rider.done and isinstance(rider.error, RpcError) and "batch not supported" in str(rider.error)
+    assert node.stats.round_trips == 4  # one refused, then the call alone; the rider is not sent again
 
 
 def test_only_reads_ride() -> None:
