@@ -23,6 +23,7 @@ denominator is positive). Floats: sizing and reports only; amounts are re-quoted
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -89,13 +90,12 @@ class StressRow:
 
 def shock_grid(params: StressParams, *, with_funding: bool = True) -> list[Shock]:
     funded = with_funding and params.funding_apr > 0 and params.hold_s > 0
-    if not params.index_move:  # 0.0 and -0.0 are one cache key, and their shocks' labels differ
-        return list(_grid.__wrapped__(params.index_move, funded))
-    return list(_grid(params.index_move, funded))
+    # the sign is part of the key: 0.0 and -0.0 are equal keys, and their shocks' labels differ
+    return list(_grid(params.index_move, math.copysign(1.0, params.index_move), funded))
 
 
 @lru_cache(maxsize=64)
-def _grid(index_move: float, with_funding: bool) -> tuple[Shock, ...]:
+def _grid(index_move: float, _sign: float, with_funding: bool) -> tuple[Shock, ...]:
     """The grid's shocks, built once per stress setting (the sizing asks for them every search)."""
     moves = sorted({-index_move, 0.0, index_move})
     fundings = (False, True) if with_funding else (False,)
