@@ -9,21 +9,24 @@ on the relation BEFORE the run (the regression through the last sample whose own
 below entry_z: a rolling window absorbs a run while it goes, so its z shrinks and its correlation
 falls although the spread still widens); that relation must have the correlation (min_correlation),
 the rolling one only stays above break_correlation, and it is the position's entry model (hedge
-ratio, mean, scale). Without it, the entry is at the first sample past entry_z, on the rolling fit. Sized beta-neutral (B's notional = beta x A's) and under
-the stress-margin rule of the basis trades (the account's margin ratio above risk.min_margin_ratio
-with each leg shocked on its own), within the notional and leverage caps. The expected net PnL
+ratio, mean, scale). Without it, the entry is at the first sample past entry_z, on the rolling fit.
+Sized beta-neutral (B's notional = beta x A's) at the size of leg A, between `notional_usd` and
+the largest the caps allow (per-market and total notional, account leverage, `max_notional_usd`
+when set, and the stress-margin rule of the basis trades: the account's margin ratio above
+risk.min_margin_ratio with each leg shocked on its own), that maximises the expected net PnL
 (convergence to the exit band + funding - both legs' fees and price impact from the exact quote of
-the open, the same again for the close - gas of the open and the close - the cost of the margin)
-must be positive; the planner then applies costs.min_profit_usd and the gas multiple.
+the open at that size, the same again for the close - gas of the open and the close - the cost of
+the margin), as the basis strategies size (strategies/size_search.py); that net must be positive,
+and the planner then applies costs.min_profit_usd and the gas multiple.
 
 Exits, in this order: the margin guard (risk); the thesis broken, on the ROLLING regression: the
 correlation over the window fell below `break_correlation`, beta moved more than `max_beta_drift`
 (relative) from its value at entry, or the rolling z is past `stop_z` against the position;
 reversion, on the position's OWN model (the legs are hedged at the entry beta, so the position
 earns on log A - beta_entry log B, measured against the mean and scale at entry): that z back
-inside +-exit_z; the edge spent: the remaining convergence to the exit band below the cost of
-exiting now (the exact close quote's fees and impact, plus gas); the holding time past
-`max_hold_s`. The kill switch and the risk stage's unwind close the pair in the desk (keeper/pairs_desk.py).
+inside +-exit_z; the edge spent: the remaining convergence to the exit band plus funding minus the
+margin's capital cost over the rest of `hold_s` is <= 0 (the close's cost is not in it: it is paid
+now or later); the holding time past `max_hold_s`. The kill switch and the risk stage's unwind close the pair in the desk (keeper/pairs_desk.py).
 
 Pure: no web3, no I/O. The basis pipeline's `decide(ctx)` returns a Skip per market (a pair is not
 a basis Intent); the pair desk calls `decide_pair(pctx)` with the price history.
