@@ -26,7 +26,8 @@ reversion, on the position's OWN model (the legs are hedged at the entry beta, s
 earns on log A - beta_entry log B, measured against the mean and scale at entry): that z back
 inside +-exit_z; the edge spent: the remaining convergence to the exit band plus funding minus the
 margin's capital cost over the rest of `hold_s` is <= 0 (the close's cost is not in it: it is paid
-now or later); the holding time past `max_hold_s`. The kill switch and the risk stage's unwind close the pair in the desk (keeper/pairs_desk.py).
+now or later); the holding time past `max_hold_s`. The kill switch and the risk stage's unwind
+close the pair in the desk (keeper/pairs_desk.py).
 
 Pure: no web3, no I/O. The basis pipeline's `decide(ctx)` returns a Skip per market (a pair is not
 a basis Intent); the pair desk calls `decide_pair(pctx)` with the price history.
@@ -363,9 +364,9 @@ class PairsSpread(StrategyBase):
     def remaining_edge(self, ctx: StrategyContext, z: float, position: PairPosition, held_s: float) -> str | None:
         """Why the pair's expected remaining edge is spent (None: it is not): the rest of the
         convergence (from z, on the position's entry model, to the exit band, on leg A's notional
-        at the vAMM price) plus funding minus the margin's capital cost over the rest of the expected hold
-        (hold_s - held_s) is <= 0. The cost of closing is not in the comparison: closing now or at
-        the exit band pays the same close, so it cancels (as for the basis trades)."""
+        at the vAMM price) plus funding minus the margin's capital cost over the rest of the
+        expected hold (hold_s - held_s) is <= 0. The cost of closing is not in the comparison:
+        closing now or at the exit band pays the same close, so it cancels (as for the basis trades)."""
         p = self.params
         perp_a = ctx.snapshot.markets[position.market_a].perp
         perp_b = ctx.snapshot.markets[position.market_b].perp
