@@ -9,21 +9,25 @@ on the relation BEFORE the run (the regression through the last sample whose own
 below entry_z: a rolling window absorbs a run while it goes, so its z shrinks and its correlation
 falls although the spread still widens); that relation must have the correlation (min_correlation),
 the rolling one only stays above break_correlation, and it is the position's entry model (hedge
-ratio, mean, scale). Without it, the entry is at the first sample past entry_z, on the rolling fit. Sized beta-neutral (B's notional = beta x A's) and under
-the stress-margin rule of the basis trades (the account's margin ratio above risk.min_margin_ratio
-with each leg shocked on its own), within the notional and leverage caps. The expected net PnL
+ratio, mean, scale). Without it, the entry is at the first sample past entry_z, on the rolling fit.
+Sized beta-neutral (B's notional = beta x A's) at the size of leg A, between `notional_usd` and
+the largest the caps allow (per-market and total notional, account leverage, `max_notional_usd`
+when set, and the stress-margin rule of the basis trades: the account's margin ratio above
+risk.min_margin_ratio with each leg shocked on its own), that maximises the expected net PnL
 (convergence to the exit band + funding - both legs' fees and price impact from the exact quote of
-the open, the same again for the close - gas of the open and the close - the cost of the margin)
-must be positive; the planner then applies costs.min_profit_usd and the gas multiple.
+the open at that size, the same again for the close - gas of the open and the close - the cost of
+the margin), as the basis strategies size (strategies/size_search.py); that net must be positive,
+and the planner then applies costs.min_profit_usd and the gas multiple.
 
 Exits, in this order: the margin guard (risk); the thesis broken, on the ROLLING regression: the
 correlation over the window fell below `break_correlation`, beta moved more than `max_beta_drift`
 (relative) from its value at entry, or the rolling z is past `stop_z` against the position;
 reversion, on the position's OWN model (the legs are hedged at the entry beta, so the position
 earns on log A - beta_entry log B, measured against the mean and scale at entry): that z back
-inside +-exit_z; the edge spent: the remaining convergence to the exit band below the cost of
-exiting now (the exact close quote's fees and impact, plus gas); the holding time past
-`max_hold_s`. The kill switch and the risk stage's unwind close the pair in the desk (keeper/pairs_desk.py).
+inside +-exit_z; the edge spent: the remaining convergence to the exit band plus funding minus the
+margin's capital cost over the rest of `hold_s` is <= 0 (the close's cost is not in it: it is paid
+now or later); the holding time past `max_hold_s`. The kill switch and the risk stage's unwind
+close the pair in the desk (keeper/pairs_desk.py).
 
 Pure: no web3, no I/O. The basis pipeline's `decide(ctx)` returns a Skip per market (a pair is not
 a basis Intent); the pair desk calls `decide_pair(pctx)` with the price history.
@@ -43,6 +47,7 @@ from keeper.stress import PerpLeg, legs_from_snapshot
 from keeper.venues.gas import pair_upper_gas_units
 from keeper.types import ONE_X18, Intent, PerpAccountState, PerpMarketState, PnlEstimate, perp_price_from_sqrt_x96
 from strategies.base import Skip, StrategyBase, StrategyContext, parse_params, require_param
+from strategies.size_search import search_size
 from strategies.pairs_math import (
     beta_neutral_sizes_x18,
     excursion_fit,
@@ -67,7 +72,8 @@ class PairsSpreadParams:
     min_correlation: float = 0.8  # no entry below
     break_correlation: float = 0.5  # exit below (thesis broken)
     max_beta_drift: float = 0.5  # exit when |beta - beta at entry| > this x |beta at entry|
-    notional_usd: float = 10_000.0  # leg A's target notional; B's is beta x A's
+    notional_usd: float = 10_000.0  # leg A's smallest notional: the size search's low end; B's is beta x A's
+    max_notional_usd: float = 0.0  # leg A's largest (0: the risk caps and the stress rule only)
     hold_s: float = 3600.0  # expected holding time (funding and capital cost)
     max_hold_s: float = 21_600.0
     valid_for_blocks: int = 2
@@ -77,6 +83,7 @@ class PairsSpreadParams:
         require_param(self.market_a != self.market_b, "market_b", self.market_b, "a market other than market_a")
         for name in ("window_s", "entry_z", "notional_usd", "hold_s", "max_hold_s", "stop_z"):
             require_param(getattr(self, name) > 0, name, getattr(self, name), "> 0")
+        require_param(self.max_notional_usd >= 0, "max_notional_usd", self.max_notional_usd, ">= 0 (0: no cap of its own)")
         require_param(self.min_samples >= 3, "min_samples", self.min_samples, ">= 3")
         require_param(0 <= self.exit_z < self.entry_z < self.stop_z, "exit_z", self.exit_z,
                       ">= 0 and exit_z < entry_z < stop_z")
@@ -102,6 +109,29 @@ class PairContext:
 class LegCosts:
     fees_usd: float
     impact_usd: float
+
+
+@dataclass(frozen=True)
+class PairEvaluation:
+    """One size of the pair, quoted exactly, with its expected PnL (what the size search ranks)."""
+
+    notional_usd: float  # leg A's
+    base_a: int
+    base_b: int
+    estimate: PnlEstimate
+    terms: str
+
+    @property
+    def net_usd(self) -> float:
+        return self.estimate.net_usd
+
+
+def pair_funding_usd(perp_a: PerpMarketState, perp_b: PerpMarketState, side: PairSide, notional_a_usd: float,
+                     notional_b_usd: float, seconds: float) -> float:
+    """Funding the pair receives (> 0) or pays over `seconds` at the current rates: long spread is
+    long A and short B (longs pay funding_rate_per_s x notional)."""
+    sign_a = 1 if side == "long_spread" else -1
+    return -sign_a * (perp_a.funding_rate_per_s * notional_a_usd - perp_b.funding_rate_per_s * notional_b_usd) * seconds
 
 
 def quote_costs(quote: PairTradeQuote) -> LegCosts:
@@ -203,23 +233,51 @@ class PairsSpread(StrategyBase):
         return relation, numbers
 
     def _entry_intent(self, ctx: StrategyContext, fit: SpreadFit, side: PairSide, numbers: str) -> PairIntent | Skip:
+        """The open at the size of the best expected net (exact quotes) between notional_usd and
+        the caps (strategies/size_search.py), or why not."""
         p, label = self.params, self.pair_label()
         va, vb = ctx.snapshot.markets[p.market_a], ctx.snapshot.markets[p.market_b]
         perp_a, perp_b = va.perp, vb.perp
         assert isinstance(perp_a, PerpMarketState) and isinstance(perp_b, PerpMarketState)
-        price_a_x18 = perp_price_from_sqrt_x96(perp_a.pool.sqrt_price_x96)
-        price_b_x18 = perp_price_from_sqrt_x96(perp_b.pool.sqrt_price_x96)
-        beta_x18 = int(fit.beta * ONE_X18)
-        notional, cap_reason = self._size_usd(ctx, fit.beta, side, perp_a, perp_b)
-        if notional <= 0:
+        top, cap_reason = self._size_usd(ctx, fit.beta, side, perp_a, perp_b)
+        if top < 1:
             return self.skip(label, f"{side}: no size ({cap_reason}); {numbers}")
-        base_a, base_b = beta_neutral_sizes_x18(notional, price_a_x18, price_b_x18, beta_x18, side == "long_spread")
-        quote = quote_pair_trade(va, vb, "open", base_a, base_b, hedge_ratio_x18=beta_x18)
+        low = min(p.notional_usd, top)
+        search = search_size(lambda usd: self._evaluate(ctx, fit, side, usd), int(low), int(top), 1)
+        best = search.best
+        if best is None:
+            raise SkipOpportunity(search.first_failure or "no size could be quoted")
+        sizes = (f"the best expected net of {search.evaluations} sizes from ${low:,.0f} to ${top:,.0f}, "
+                 f"{cap_reason} at the top")
+        if best.net_usd <= 0:
+            return self.skip(label, f"{side} ${best.notional_usd:,.0f}: expected net {best.net_usd:+,.2f} <= 0 "
+                                    f"({best.terms}; {sizes}); {numbers}")
+        reason = (f"{side} {label}: {numbers}, |z| >= {p.entry_z}; A ${best.notional_usd:,.0f} / B "
+                  f"${best.notional_usd * fit.beta:,.0f} ({sizes}); expected net {best.net_usd:+,.2f} = {best.terms}")
+        return PairIntent(self.name, "open", p.market_a, p.market_b, side, best.base_a, best.base_b,
+                          int(fit.beta * ONE_X18), reason, best.estimate, ctx.block_number,
+                          ctx.block_number + self.valid_for_blocks, fit)
+
+    def _evaluate(self, ctx: StrategyContext, fit: SpreadFit, side: PairSide, notional: float) -> PairEvaluation:
+        """One size of leg A (USD), quoted exactly: the beta-neutral legs and the expected PnL of the
+        round trip (convergence to the exit band + funding - the open's fees and impact twice, for
+        the close too - gas of both - the margin's capital cost). Raises SkipOpportunity."""
+        p = self.params
+        va, vb = ctx.snapshot.markets[p.market_a], ctx.snapshot.markets[p.market_b]
+        perp_a, perp_b = va.perp, vb.perp
+        assert isinstance(perp_a, PerpMarketState) and isinstance(perp_b, PerpMarketState)
+        beta_x18 = int(fit.beta * ONE_X18)
+        base_a, base_b = beta_neutral_sizes_x18(notional, perp_price_from_sqrt_x96(perp_a.pool.sqrt_price_x96),
+                                                perp_price_from_sqrt_x96(perp_b.pool.sqrt_price_x96), beta_x18,
+                                                side == "long_spread")
+        try:
+            quote = quote_pair_trade(va, vb, "open", base_a, base_b, hedge_ratio_x18=beta_x18)
+        except ValueError as exc:
+            raise SkipOpportunity(str(exc)) from exc
         open_costs = quote_costs(quote)
         notional_b = notional * fit.beta
         convergence = notional * max(0.0, abs(fit.spread - fit.mean) - p.exit_z * fit.scale)
-        sign_a = 1 if side == "long_spread" else -1
-        funding = -(sign_a * perp_a.funding_rate_per_s * notional - sign_a * perp_b.funding_rate_per_s * notional_b) * p.hold_s
+        funding = pair_funding_usd(perp_a, perp_b, side, notional, notional_b, p.hold_s)
         costs = ctx.costs
         gas_open = costs.tx_cost_usd(PAIR_GAS_OPEN)
         gas_close = costs.tx_cost_usd(PAIR_GAS_CLOSE)
@@ -229,23 +287,20 @@ class PairsSpread(StrategyBase):
                                capital_cost_usd=capital, close_gas_usd=gas_close)
         terms = (f"convergence {convergence:+,.2f} + funding {funding:+,.2f} - fees {expected.fees_usd:,.2f} - impact "
                  f"{expected.price_impact_usd:,.2f} - gas {expected.gas_usd:,.2f} - capital {capital:,.2f}")
-        if expected.net_usd <= 0:
-            return self.skip(label, f"{side} ${notional:,.0f}: expected net {expected.net_usd:+,.2f} <= 0 "
-                                    f"({terms}); {numbers}")
-        reason = (f"{side} {label}: {numbers}, |z| >= {p.entry_z}; A ${notional:,.0f} / B ${notional_b:,.0f} "
-                  f"({cap_reason}); expected net {expected.net_usd:+,.2f} = {terms}")
-        return PairIntent(self.name, "open", p.market_a, p.market_b, side, base_a, base_b, beta_x18, reason, expected,
-                          ctx.block_number, ctx.block_number + self.valid_for_blocks, fit)
+        return PairEvaluation(notional, base_a, base_b, expected, terms)
 
     def _size_usd(self, ctx: StrategyContext, beta: float, side: PairSide, perp_a: PerpMarketState,
                   perp_b: PerpMarketState) -> tuple[float, str]:
-        """Leg A's notional: the smallest of the target, the per-market caps (B's is beta x A's),
-        the remaining total, the account's leverage and the stress-margin rule; and which binds."""
+        """Leg A's largest notional: the smallest of the per-market caps (B's is beta x A's), the
+        remaining total, the account's leverage, the stress-margin rule and max_notional_usd (when
+        set); and which binds."""
         p, lim = self.params, ctx.limits
         account = ctx.snapshot.account
-        caps = {"target": p.notional_usd, "market cap A": lim.max_notional_usd_per_market,
+        caps = {"market cap A": lim.max_notional_usd_per_market,
                 "market cap B": lim.max_notional_usd_per_market / beta,
                 "total cap": lim.remaining_total_notional_usd / (1 + beta)}
+        if p.max_notional_usd > 0:
+            caps["max_notional_usd"] = p.max_notional_usd
         legs = legs_from_snapshot(ctx.snapshot)
         if isinstance(account, PerpAccountState):
             value = account.account_value_x18 / ONE_X18
@@ -286,7 +341,7 @@ class PairsSpread(StrategyBase):
         reverted = (z >= -p.exit_z) if position.side == "long_spread" else (z <= p.exit_z)
         if reverted:
             return self._close(ctx, position, f"reverted: z {z:+.2f} inside +-{p.exit_z}; {numbers}")
-        edge = self.remaining_edge_vs_exit(ctx, z, position)
+        edge = self.remaining_edge(ctx, z, position, held_s)
         if edge is not None:
             return self._close(ctx, position, f"edge spent: {edge}; {numbers}")
         if held_s >= p.max_hold_s:
@@ -306,22 +361,26 @@ class PairsSpread(StrategyBase):
             return f"spread {fit.z:+.2f} sigma past its mean against the position (stop {p.stop_z})"
         return None
 
-    def remaining_edge_vs_exit(self, ctx: StrategyContext, z: float, position: PairPosition) -> str | None:
-        """The expected remaining convergence (from z, on the position's entry model, to the exit
-        band, valued on leg A's notional) below the cost of exiting now (exact close quote: fees +
-        impact, plus gas): why; else None."""
+    def remaining_edge(self, ctx: StrategyContext, z: float, position: PairPosition, held_s: float) -> str | None:
+        """Why the pair's expected remaining edge is spent (None: it is not): the rest of the
+        convergence (from z, on the position's entry model, to the exit band, on leg A's notional
+        at the vAMM price) plus funding minus the margin's capital cost over the rest of the
+        expected hold (hold_s - held_s) is <= 0. The cost of closing is not in the comparison:
+        closing now or at the exit band pays the same close, so it cancels (as for the basis trades)."""
         p = self.params
-        va, vb = ctx.snapshot.markets[position.market_a], ctx.snapshot.markets[position.market_b]
-        try:
-            quote = quote_pair_trade(va, vb, "close", position_x18_a=position.base_x18_a,
-                                     position_x18_b=position.base_x18_b, hedge_ratio_x18=position.hedge_ratio_x18)
-        except (SkipOpportunity, QuoteUnavailable, ValueError):
+        perp_a = ctx.snapshot.markets[position.market_a].perp
+        perp_b = ctx.snapshot.markets[position.market_b].perp
+        if not isinstance(perp_a, PerpMarketState) or not isinstance(perp_b, PerpMarketState):
             return None
-        notional_a = abs(quote.leg_a.quote_delta_x18) / ONE_X18
-        remaining = notional_a * max(0.0, abs(z) - p.exit_z) * position.entry_scale
-        exit_cost = sum(vars(quote_costs(quote)).values()) + ctx.costs.tx_cost_usd(PAIR_GAS_CLOSE)
-        if remaining < exit_cost:
-            return f"remaining edge {remaining:,.2f} USD < cost of exiting {exit_cost:,.2f} USD"
+        notional_a = abs(position.base_x18_a) * perp_price_from_sqrt_x96(perp_a.pool.sqrt_price_x96) / ONE_X18**2
+        rest_s = max(0.0, p.hold_s - held_s)
+        convergence = notional_a * max(0.0, abs(z) - p.exit_z) * position.entry_scale
+        funding = pair_funding_usd(perp_a, perp_b, position.side, notional_a, notional_a * position.entry_beta, rest_s)
+        capital = ctx.costs.capital_cost_usd(notional_a * (1 + position.entry_beta) / ctx.limits.max_leverage, rest_s)
+        edge = convergence + funding - capital
+        if edge <= 0:
+            return (f"remaining edge {edge:+,.2f} USD = convergence {convergence:+,.2f} + funding {funding:+,.2f} "
+                    f"- capital {capital:,.2f} over the {rest_s:.0f} s left of hold_s")
         return None
 
     def _close(self, ctx: StrategyContext, position: PairPosition, reason: str) -> PairIntent:

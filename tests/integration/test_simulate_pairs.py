@@ -76,7 +76,11 @@ def test_a_spread_that_opens_and_reverts_is_traded_and_earned(revert: Run) -> No
     assert trip["direction"] == "short_spread" and trip["closed"]  # ETH ran ahead: short ETH, long BTC
     assert trip["close_reason"].startswith(("reverted", "edge spent"))
     assert trip["realised_net_usd"] > 100  # entered at the turn, at the run's full deviation ($12 at its start)
-    assert "before the run" in next(t for t in trip["trades"] if t["kind"] == "open")["reason"]
+    opening = next(t for t in trip["trades"] if t["kind"] == "open")["reason"]
+    assert "before the run" in opening
+    # sized by the expected net from notional_usd ($10,000) up: the edge grows with size to the $100,000 cap
+    assert "the best expected net of" in opening and "market cap A binds at the top" in opening
+    assert abs(trip["perp_base"]) * 3000 > 5 * 10_000
     assert revert.report["comparison"]["optimum_usd"] >= revert.report["comparison"]["keeper_usd"]
 
 

@@ -4,6 +4,7 @@ the stress cap, the strategy-base conformance, and the pair books (journal split
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -17,7 +18,16 @@ from keeper.pnl_split import PnlSplit
 from keeper.simulate.optimum import OptimumResult
 from keeper.simulate.pair_trips import pair_round_trips, with_pair_trips
 from keeper.stress import PerpLeg, StressParams, stressed_mark
-from keeper.types import ONE_X18, Intent, PerpAccountState, PnlEstimate, Position, Direction, perp_price_from_sqrt_x96
+from keeper.types import (
+    ONE_X18,
+    Direction,
+    Intent,
+    PerpAccountState,
+    PerpMarketState,
+    PnlEstimate,
+    Position,
+    perp_price_from_sqrt_x96,
+)
 from keeper.venues.executor import PairFills
 from strategies import PairsSpread, load_strategy
 from strategies.base import Skip, StrategyContext
@@ -29,7 +39,7 @@ from strategies.pairs_math import (
     pair_shock_grid,
     still_widening,
 )
-from strategies.pairs_spread import PairContext, PairsSpreadParams
+from strategies.pairs_spread import PairContext, PairsSpreadParams, pair_funding_usd
 
 from .test_pnl_model import costs, limits, market_view, perp_state, snapshot_of
 
@@ -259,6 +269,49 @@ def test_given_a_small_account_when_sizing_then_the_stress_rule_binds_and_holds_
         assert value / exposure >= limits().min_margin_ratio * (1 - 1e-6)
 
 
+def notional_a_usd(decision: PairIntent, pctx: PairContext) -> float:
+    eth = pctx.ctx.snapshot.markets["ETH"].perp
+    return abs(decision.base_change_x18_a) * perp_price_from_sqrt_x96(eth.pool.sqrt_price_x96) / ONE_X18**2
+
+
+def with_vamm_depth(pctx: PairContext, factor: float) -> PairContext:
+    """The same tick with both vAMMs' liquidity scaled by `factor` (same prices)."""
+    snap = pctx.ctx.snapshot
+    markets = {m: dataclasses.replace(v, perp=dataclasses.replace(v.perp, pool=dataclasses.replace(
+        v.perp.pool, liquidity=int(v.perp.pool.liquidity * factor)))) for m, v in snap.markets.items()}
+    return dataclasses.replace(pctx, ctx=dataclasses.replace(pctx.ctx, snapshot=dataclasses.replace(snap, markets=markets)))
+
+
+def test_given_an_edge_that_grows_with_size_when_sizing_then_it_trades_up_to_the_cap_that_binds() -> None:
+    # 2% of convergence against ~0.4% of round-trip fees and deep vAMMs: every dollar adds to the net
+    pctx = with_vamm_depth(pair_context(+0.02), 40)
+    decision = strategy().decide_pair(pctx)
+    assert isinstance(decision, PairIntent), decision
+    assert notional_a_usd(decision, pctx) > 5 * 20_000.0  # well above notional_usd, the search's low end
+    assert "at the top" in decision.reason and "binds" in decision.reason
+    fit = decision.fit
+    assert fit is not None
+    at_low = strategy()._evaluate(pctx.ctx, fit, "short_spread", 20_000.0)
+    assert decision.expected.net_usd > at_low.net_usd > 0
+    # max_notional_usd caps it: the old fixed size
+    capped = strategy(max_notional_usd=20_000.0).decide_pair(pctx)
+    assert isinstance(capped, PairIntent) and "max_notional_usd binds" in capped.reason, capped
+    assert notional_a_usd(capped, pctx) == pytest.approx(20_000.0, rel=1e-6)
+
+
+def test_given_vamms_whose_impact_grows_with_size_when_sizing_then_it_stops_where_the_impact_eats_the_edge() -> None:
+    pctx = with_vamm_depth(pair_context(+0.02), 4)
+    decision = strategy().decide_pair(pctx)
+    assert isinstance(decision, PairIntent) and decision.fit is not None, decision
+    eth, btc = (pctx.ctx.snapshot.markets[m].perp for m in ("ETH", "BTC"))
+    top, _ = strategy()._size_usd(pctx.ctx, decision.fit.beta, "short_spread", eth, btc)
+    chosen = notional_a_usd(decision, pctx)
+    assert 1.5 * 20_000.0 < chosen < 0.5 * top  # inside the range: neither the low end nor the cap
+    for other in (20_000.0, top, chosen * 1.2, chosen / 1.2):  # within the search's tolerance of the best
+        evaluated = strategy()._evaluate(pctx.ctx, decision.fit, "short_spread", other)
+        assert evaluated.net_usd <= decision.expected.net_usd * (1 + 1e-3)
+
+
 def test_given_the_stress_scale_when_legs_diverge_then_it_is_below_a_common_move_cap() -> None:
     unit_a = PerpLeg("ETH", -1 / 3000, 3000.0, 3000.0, 0.1)
     unit_b = PerpLeg("BTC", 1 / 60_000, 60_000.0, 60_000.0, 0.1)
@@ -291,9 +344,45 @@ def test_given_the_spread_still_wide_when_deciding_then_it_holds() -> None:
     assert isinstance(decision, Skip) and decision.reason.startswith("hold short_spread")
 
 
-def test_given_a_nearly_spent_edge_when_deciding_then_it_closes_before_the_exit_band() -> None:
-    decision = strategy(exit_z=0.5).decide_pair(pair_context(+0.0009, held=held_pair()))  # z 1.8, 0.65 bps of edge left
-    assert isinstance(decision, PairIntent) and decision.reason.startswith("edge spent")
+def with_eth_funding(pctx: PairContext, market_twap_gap: float) -> PairContext:
+    """The same tick with ETH's market TWAP `market_twap_gap` (fraction) off its index TWAP: funding
+    (< 0: shorts pay longs)."""
+    snap = pctx.ctx.snapshot
+    eth = snap.markets["ETH"]
+    assert isinstance(eth.perp, PerpMarketState)
+    perp = dataclasses.replace(eth.perp, market_twap_x18=int(eth.perp.index_twap_x18 * (1 + market_twap_gap)))
+    markets = {**snap.markets, "ETH": dataclasses.replace(eth, perp=perp)}
+    ctx = dataclasses.replace(pctx.ctx, snapshot=dataclasses.replace(snap, markets=markets))
+    return dataclasses.replace(pctx, ctx=ctx)
+
+
+def test_given_a_small_edge_left_below_the_close_cost_when_deciding_then_it_holds_since_the_close_is_paid_anyway() -> None:
+    # z 1.8 on the entry model, exit band 0.5, scale 5 bps: 6.5 bps of the 18,000 USD leg A left (~12 USD),
+    # less than the close's fees alone (~36 USD); closing now or at the band pays the same close: hold
+    pctx = pair_context(+0.0009, held=held_pair())
+    decision = strategy(exit_z=0.5).decide_pair(pctx)
+    assert isinstance(decision, Skip) and decision.reason.startswith("hold short_spread"), decision
+
+
+def test_given_adverse_funding_above_the_edge_left_when_deciding_then_it_closes_as_edge_spent() -> None:
+    # the same ~12 USD left; ETH's funding now makes the short A leg pay 5%/day of 18,000 USD over the
+    # 3,000 s left of hold_s (~31 USD): the remaining edge is negative
+    pctx = with_eth_funding(pair_context(+0.0009, held=held_pair()), -0.05)
+    decision = strategy(exit_z=0.5).decide_pair(pctx)
+    assert isinstance(decision, PairIntent) and decision.reason.startswith("edge spent"), decision
+    assert "funding -" in decision.reason and "3000 s left" in decision.reason
+    # held past hold_s, nothing is left to pay: it holds for the convergence (max_hold_s still applies)
+    late = strategy(exit_z=0.5, hold_s=600.0).decide_pair(pctx)
+    assert isinstance(late, Skip) and late.reason.startswith("hold short_spread"), late
+
+
+def test_given_funding_when_forecasting_the_pair_then_the_sign_follows_the_side() -> None:
+    eth, btc = views()
+    assert isinstance(eth.perp, PerpMarketState) and isinstance(btc.perp, PerpMarketState)
+    longs_pay = dataclasses.replace(eth.perp, market_twap_x18=eth.perp.index_twap_x18 * 101 // 100)
+    assert pair_funding_usd(longs_pay, btc.perp, "long_spread", 10_000.0, 10_000.0, 86_400.0) == pytest.approx(-100.0)
+    assert pair_funding_usd(longs_pay, btc.perp, "short_spread", 10_000.0, 10_000.0, 86_400.0) == pytest.approx(100.0)
+    assert pair_funding_usd(btc.perp, longs_pay, "short_spread", 10_000.0, 10_000.0, 86_400.0) == pytest.approx(-100.0)
 
 
 def test_given_the_correlation_broken_when_deciding_then_it_closes_as_thesis_broken() -> None:
