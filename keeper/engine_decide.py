@@ -3,8 +3,9 @@ has them (re-hedges), the margin ladder and the strategies turn one snapshot's s
 intents, one per market at most, closes first; a strategy that raises is isolated and disabled
 after `strategies.max_failures` consecutive failures.
 
-A mixin of Engine: it reads the engine's config, strategies, journal, executor, collector, planner,
-history, positions and exit marks, and records skips through Engine._skip.
+A mixin of Engine: it works on the Engine's state (config, strategy slots, journal, executor,
+collector, planner, history, exit marks, in-flight and pair markets) and records skips through
+Engine._skip; it imports nothing from keeper/engine.py.
 """
 
 from __future__ import annotations

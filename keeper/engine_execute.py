@@ -3,8 +3,9 @@ decision, checked for staleness at decision time, planned, executed and booked; 
 flight is booked when its outcome is known (keeper/inflight.py). What the chain used (gas) and
 where a market was exited are kept for the next decisions; a dry run keeps its virtual books.
 
-A mixin of Engine: it reads the engine's config, journal, planner, executor, metrics, boundary and
-in-flight tracker, and records skips through Engine._skip.
+A mixin of Engine: it works on the Engine's state (config, journal, planner, executor, metrics,
+error boundary, in-flight tracker, exit marks, gas used, dry-run books) and records skips through
+Engine._skip; it imports nothing from keeper/engine.py.
 """
 
 from __future__ import annotations
