@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from keeper.chain.rpc import JsonRpc
-from keeper.chain.sender import OnSigned, SimulationReverted, TxOutcome, TxRequest, TxSender
+from keeper.chain.sender import TxSender
+from keeper.chain.tx_types import OnSigned, SimulationReverted, TxOutcome, TxRequest
 from keeper.errors import RpcError, SkipOpportunity, TransientError
 from keeper.logs import get_logger
 from keeper.types import Outcome, TradeLeg, TxPlan

@@ -32,7 +32,8 @@ from keeper.chain.fees import FeePolicy
 from keeper.chain.keys import Signer, load_signer
 from keeper.chain.pending import JsonFilePendingStore
 from keeper.chain.rpc import JsonRpc
-from keeper.chain.sender import SenderConfig, TxRequest, TxSender
+from keeper.chain.sender import TxSender
+from keeper.chain.tx_types import SenderConfig, TxRequest
 from keeper.config import KeeperConfig
 from keeper.devnet.manifest import DevnetManifest
 from keeper.errors import ChainMismatchError, ConfigError, TxRevertedError

@@ -36,7 +36,8 @@ from keeper.chain.heads import HeadFeed
 from keeper.chain.failover import connect_rpc
 from keeper.chain.retry import LIVE_ATTEMPTS, STARTUP_ATTEMPTS, RetryCalls
 from keeper.chain.rpc import JsonRpc
-from keeper.chain.sender import SenderConfig, TxSender
+from keeper.chain.sender import TxSender
+from keeper.chain.tx_types import SenderConfig
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
 from keeper.engine import Engine, load_strategy_slots

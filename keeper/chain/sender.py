@@ -23,141 +23,35 @@ Log events, each with the tx hash once there is one (simulation comes before sig
 tx.simulated has none): tx.simulated, tx.simulation_reverted, tx.signed, tx.sent, tx.rejected,
 tx.nonce_resynced, tx.rebroadcast, tx.replaced, tx.replace_refused (cap), tx.replace_rejected
 (node), tx.mined, tx.reorged, tx.included, tx.reverted, tx.superseded, tx.dropped, tx.recovered.
+
+By concern: tx_types.py (request, config, outcome, pending tracking, errors), broadcast.py (nonce,
+sign, persist, broadcast, re-broadcast and replacement: the Broadcaster TxSender builds on), this
+module (the pipeline's public API: submit, simulate, poll and settle, wait, recover).
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from eth_utils import to_checksum_address
 
 from keeper.chain.abi import ContractAbi, describe_revert
-from keeper.chain.fees import (
-    Eip1559Fees,
-    FeeCapExceeded,
-    FeePolicy,
-    build_fee_history,
-    build_fee_history_request,
-    compute_fees,
-    compute_replacement_fees,
-    GAS_PRICE_ORACLE,
-    fetch_l1_data_fee_wei,
+from keeper.chain.broadcast import Broadcaster
+from keeper.chain.pending import PendingEntry
+from keeper.chain.tx_types import (
+    OnSigned,
+    PendingTx,
+    SimulationReverted,
+    StaleAtSend,
+    TxOutcome,
+    TxPendingTimeout,
+    TxRequest,
 )
-from keeper.chain.keys import Eip1559Tx, Signer
-from keeper.chain.nonces import RESYNC_KINDS, NonceAllocator, SendErrorKind, classify_send_error, fetch_pending_nonce
-from keeper.chain.pending import PendingEntry, PendingTxStore, TxAttempt
-from keeper.chain.rpc import JsonRpc
-from keeper.errors import ConfigError, RpcError, SkipOpportunity, TransientError, TxRevertedError
+from keeper.errors import ConfigError, RpcError, TransientError
 from keeper.logs import get_logger
 
 log = get_logger(__name__)
-
-TxStatus = Literal["included", "reverted", "dropped", "replaced"]
-OnSigned = Callable[[PendingEntry], None]
-
-
-class SimulationReverted(TxRevertedError, SkipOpportunity):
-    """The call reverted in simulation (eth_call or gas estimation); nothing was sent."""
-
-
-class StaleAtSend(SkipOpportunity):
-    """The chain moved past the request's last valid block before it was signed; nothing was sent."""
-
-
-class TxRejected(SkipOpportunity):
-    """The node refused the broadcast (insufficient funds, gas, ...); nothing is pending."""
-
-
-class TxPendingTimeout(TransientError):
-    """Still not settled after the wait limits. The transaction stays tracked (and in the store):
-    poll or wait on it again, or let recover() pick it up after a restart."""
-
-    def __init__(self, tx_hash: str, nonce: int, waited_blocks: int, waited_s: float) -> None:
-        super().__init__(f"tx {tx_hash} (nonce {nonce}) not settled after {waited_blocks} blocks / {waited_s:.1f} s")
-        self.tx_hash = tx_hash
-        self.nonce = nonce
-
-
-@dataclass(frozen=True)
-class TxRequest:
-    """What to call (`to` None: create a contract from `data`). `errors_abi` decodes the target's
-    custom errors in revert reasons; `valid_until_block`: not signed once the chain head is past
-    it (StaleAtSend)."""
-
-    to: str | None
-    data: bytes = b""
-    value_wei: int = 0
-    label: str = "tx"
-    errors_abi: ContractAbi | None = field(default=None, compare=False, repr=False)
-    valid_until_block: int | None = None
-
-
-@dataclass(frozen=True)
-class SenderConfig:
-    fee_policy: FeePolicy
-    gas_margin_bps: int = 2_000  # gas limit = estimate * (1 + 20%)
-    confirmations: int = 1  # 1: settled as soon as it is in a block
-    replace_after_blocks: int = 3  # blocks since the last broadcast before a fee bump
-    max_wait_blocks: int = 100  # since the first broadcast, then TxPendingTimeout
-    max_wait_s: float = 600.0
-    poll_interval_s: float = 0.5
-    broadcast_attempts: int = 3  # on transient RPC errors, with the same raw bytes
-    # True: a settled nonce stays in the store until `acknowledge(nonce)` (its outcome is booked),
-    # so a crash between settling and booking still finds it after a restart.
-    keep_settled: bool = False
-    # Dropped: the node has not held it (re-broadcasts and replacements refused or lost) for this many blocks.
-    dropped_after_blocks: int = 3
-
-    def __post_init__(self) -> None:
-        for name in ("confirmations", "replace_after_blocks", "max_wait_blocks", "broadcast_attempts",
-                     "dropped_after_blocks"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.gas_margin_bps < 0:
-            raise ConfigError(f"gas_margin_bps must be >= 0, got {self.gas_margin_bps}")
-
-
-@dataclass(frozen=True)
-class TxOutcome:
-    """How a nonce settled. `tx_hash` is the attempt that was mined (or the last one sent).
-    `fee_paid_wei` = gas used * effective gas price + the receipt's L1 fee (OP-stack), if any."""
-
-    tx_hash: str
-    nonce: int
-    status: TxStatus
-    block_number: int | None
-    block_hash: str | None
-    gas_used: int
-    effective_gas_price_wei: int
-    fee_paid_wei: int
-    attempt_hashes: tuple[str, ...]
-    reorgs: int
-    revert_reason: str | None = None
-
-
-@dataclass
-class PendingTx:
-    """In-flight tracking of one nonce; owned and updated by the sender."""
-
-    entry: PendingEntry
-    errors_abi: ContractAbi | None = None
-    included_at: tuple[int, str] | None = None  # (block number, block hash) last seen holding it
-    nonce_taken_at: int | None = None  # head when the nonce was first seen used with no receipt of ours
-    reorgs: int = 0
-    head: int = 0  # chain head at the last poll
-    missing_since: int | None = None  # head when the node was first found not holding it (None: it holds it)
-
-    @property
-    def nonce(self) -> int:
-        return self.entry.nonce
-
-    @property
-    def tx_hash(self) -> str:
-        return self.entry.latest.tx_hash
 
 
 GAS_USED_MIN_MARGIN_BPS = 4_000  # gasUsed -> limit: refunds (<= 20% under EIP-3529) + nested-call 63/64
@@ -167,39 +61,9 @@ def compute_gas_limit(gas_estimate: int, margin_bps: int) -> int:
     return -(-gas_estimate * (10_000 + margin_bps) // 10_000)
 
 
-class TxSender:
-    """Signs and sends the keeper's transactions; the only place that broadcasts."""
-
-    def __init__(
-        self,
-        rpc: JsonRpc,
-        signer: Signer,
-        config: SenderConfig,
-        store: PendingTxStore,
-        chain_id: int | None = None,
-        nonces: NonceAllocator | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.rpc = rpc
-        self.signer = signer
-        self.config = config
-        self.store = store
-        self.chain_id = rpc.chain_id() if chain_id is None else chain_id
-        self.nonces = nonces or NonceAllocator(lambda: fetch_pending_nonce(rpc, signer.address))
-        self._sleep = sleep
-        self._lock = threading.RLock()
-        self._tracked: dict[int, PendingTx] = {}
-        self._recovered = False
-        self._access_list_supported = True
-        self._has_l1_oracle: bool | None = None
-
-    @property
-    def address(self) -> str:
-        return self.signer.address
-
-    def tracked(self) -> list[PendingTx]:
-        with self._lock:
-            return [self._tracked[n] for n in sorted(self._tracked)]
+class TxSender(Broadcaster):
+    """Signs and sends the keeper's transactions: simulate, price, broadcast (the Broadcaster),
+    settle, recover."""
 
     # ------------------------------------------------------------------------------ pipeline
     def send(self, request: TxRequest, on_signed: OnSigned | None = None) -> TxOutcome:
@@ -350,187 +214,6 @@ class TxSender:
             self._recovered = True
             return self.tracked()
 
-    # ------------------------------------------------------------------------------ sending
-    def _fetch_head_and_fees(self) -> tuple[int, Eip1559Fees]:
-        """The chain head and the market's fees, in one round trip. Raises FeeCapExceeded."""
-        policy = self.config.fee_policy
-        head, reply = self.rpc.batch([
-            ("eth_blockNumber", []), build_fee_history_request(policy.history_blocks, policy.reward_percentile),
-        ])
-        return int(head, 16), compute_fees(build_fee_history(reply), policy)
-
-    def _broadcast_first(self, pending: PendingTx, fees: Eip1559Fees, head: int,
-                         on_signed: OnSigned | None = None) -> None:
-        """Nonce, sign, persist, send; on a nonce error resync and try once more. A send answered
-        with an error is "unknown", not "refused": the node is asked for the transaction by hash
-        before its nonce is freed."""
-        for try_no in (1, 2):
-            nonce = self.nonces.next_nonce()
-            try:
-                pending.entry = replace(pending.entry, nonce=nonce)
-                attempt = self._sign_attempt(pending.entry, fees, head)
-                pending.entry = pending.entry.with_attempt(attempt)
-                if on_signed is not None:
-                    on_signed(pending.entry)
-                self.store.put(pending.entry)
-            except BaseException:
-                # Nothing reached the node: the nonce goes back (never a gap that queues the next one).
-                self.nonces.release(nonce)
-                pending.entry = replace(pending.entry, nonce=-1, attempts=())
-                raise
-            self._tracked[nonce] = pending
-            try:
-                self._send_raw_with_retries(attempt.raw_tx)
-            except TransientError:
-                # It may or may not have reached the node: keep it tracked and stored; the next
-                # submit re-runs recover(), which re-broadcasts these very bytes.
-                self._recovered = False
-                raise
-            except RpcError as exc:
-                kind = classify_send_error(exc.rpc_message)
-                if kind is not SendErrorKind.ALREADY_KNOWN and self._node_holds(attempt.tx_hash, exc):
-                    kind = SendErrorKind.ALREADY_KNOWN
-                if kind is not SendErrorKind.ALREADY_KNOWN:
-                    self.store.remove(nonce)
-                    del self._tracked[nonce]
-                    pending.entry = replace(pending.entry, nonce=-1, attempts=())
-                    if kind in RESYNC_KINDS and try_no == 1:
-                        resynced = self.nonces.resync(floor=self._nonce_floor())
-                        log.warning("tx.nonce_resynced", tx_hash=attempt.tx_hash, nonce=nonce,
-                                    next_nonce=resynced, reason=exc.rpc_message)
-                        continue
-                    if kind in RESYNC_KINDS:
-                        self.nonces.resync(floor=self._nonce_floor())
-                    else:
-                        self.nonces.release(nonce)
-                    log.warning("tx.rejected", tx_hash=attempt.tx_hash, nonce=nonce, reason=exc.rpc_message)
-                    raise TxRejected(
-                        f"{pending.entry.label}: node refused tx {attempt.tx_hash}: {exc.rpc_message}") from exc
-            log.info("tx.sent", tx_hash=attempt.tx_hash, nonce=nonce, label=pending.entry.label, block=head,
-                     max_fee_per_gas_wei=attempt.max_fee_per_gas_wei,
-                     max_priority_fee_per_gas_wei=attempt.max_priority_fee_per_gas_wei)
-            return
-
-    def _sign_attempt(self, entry: PendingEntry, fees: Eip1559Fees, head: int) -> TxAttempt:
-        signed = self.signer.sign(Eip1559Tx(
-            chain_id=entry.chain_id, nonce=entry.nonce, to=entry.to, data=entry.data, value_wei=entry.value_wei,
-            gas_limit=entry.gas_limit, max_fee_per_gas_wei=fees.max_fee_per_gas_wei,
-            max_priority_fee_per_gas_wei=fees.max_priority_fee_per_gas_wei,
-        ))
-        log.info("tx.signed", tx_hash=signed.tx_hash, nonce=entry.nonce, label=entry.label,
-                 gas_limit=entry.gas_limit, max_fee_per_gas_wei=fees.max_fee_per_gas_wei,
-                 max_priority_fee_per_gas_wei=fees.max_priority_fee_per_gas_wei,
-                 l1_data_fee_wei=self._l1_data_fee_wei(signed.raw_tx))
-        return TxAttempt(signed.tx_hash, signed.raw_tx, fees.max_fee_per_gas_wei,
-                         fees.max_priority_fee_per_gas_wei, head)
-
-    def _l1_data_fee_wei(self, raw_tx: bytes) -> int:
-        """OP-stack L1 data fee of a signed tx; whether the oracle exists is asked once."""
-        if self._has_l1_oracle is None:
-            self._has_l1_oracle = bool(self.rpc.get_code(GAS_PRICE_ORACLE))
-        return fetch_l1_data_fee_wei(self.rpc, raw_tx) if self._has_l1_oracle else 0
-
-    def _send_raw_with_retries(self, raw_tx: bytes) -> None:
-        for attempt_no in range(1, self.config.broadcast_attempts + 1):
-            try:
-                self.rpc.call("eth_sendRawTransaction", ["0x" + raw_tx.hex()])
-                return
-            except TransientError:
-                if attempt_no == self.config.broadcast_attempts:
-                    raise
-                self._sleep(0.2 * attempt_no)
-
-    def _node_holds(self, tx_hash: str, send_error: RpcError) -> bool:
-        """After a send answered with an error: does the node hold the transaction anyway (in its
-        pool or mined)? A lookup that fails transiently leaves it unknown: TransientError, and the
-        transaction stays tracked."""
-        try:
-            found = self.rpc.call("eth_getTransactionByHash", [tx_hash]) is not None
-        except TransientError:
-            self._recovered = False
-            raise
-        if found:
-            log.warning("tx.send_error_but_known", tx_hash=tx_hash, reason=send_error.rpc_message)
-        return found
-
-    def _rebroadcast(self, attempt: TxAttempt) -> SendErrorKind | None:
-        """Send these exact bytes again. None when the node accepted them, else why not.
-        TransientError (the answer is unknown) propagates."""
-        try:
-            self._send_raw_with_retries(attempt.raw_tx)
-            return None
-        except TransientError:
-            raise
-        except RpcError as exc:
-            kind = classify_send_error(exc.rpc_message)
-            if kind is not SendErrorKind.ALREADY_KNOWN and self._node_holds(attempt.tx_hash, exc):
-                return None
-            return kind
-
-    def _keep_in_pool(self, pending: PendingTx, head: int) -> bool:
-        """Not mined and the nonce is free: make sure the node has it, bump it when stuck.
-        False when the transaction is proven dropped: the node has not held it for
-        `dropped_after_blocks` blocks, each look's re-broadcast and replacement refused or lost."""
-        latest = pending.entry.latest
-        reprice = head - latest.sent_at_block >= self.config.replace_after_blocks
-        if self.rpc.call("eth_getTransactionByHash", [latest.tx_hash]) is None:
-            if pending.reorgs:
-                # A reorg took it out of the chain and the node did not keep it: its bytes were
-                # signed for a state that is gone. Dropped: the nonce is resynced from the chain
-                # and the intent is decided again on fresh state.
-                return False
-            if pending.missing_since is None:
-                pending.missing_since = head
-            missing_blocks = head - pending.missing_since
-            refused = self._rebroadcast(latest)
-            log.warning("tx.rebroadcast", tx_hash=latest.tx_hash, nonce=pending.nonce,
-                        result=refused.value if refused else "accepted", missing_blocks=missing_blocks)
-            if refused in (None, SendErrorKind.ALREADY_KNOWN, SendErrorKind.NONCE_TOO_LOW):
-                return True  # the node holds it again, or it was mined meanwhile (the next poll finds the receipt)
-            if refused is not SendErrorKind.NONCE_TOO_HIGH and self._replace(pending, head, forced_by=refused):
-                return True
-            return missing_blocks < self.config.dropped_after_blocks
-        pending.missing_since = None
-        if reprice:
-            self._replace(pending, head, forced_by=None)
-        return True
-
-    def _replace(self, pending: PendingTx, head: int, forced_by: SendErrorKind | None) -> bool:
-        """A same-nonce replacement with bumped fees. True when the node took it."""
-        entry = pending.entry
-        previous = entry.latest
-        policy = self.config.fee_policy
-        try:
-            _, market = self._fetch_head_and_fees()
-            fees = compute_replacement_fees(
-                Eip1559Fees(previous.max_fee_per_gas_wei, previous.max_priority_fee_per_gas_wei), market, policy)
-        except FeeCapExceeded as exc:
-            log.warning("tx.replace_refused", tx_hash=previous.tx_hash, nonce=entry.nonce, reason=str(exc))
-            return False
-        attempt = self._sign_attempt(entry, fees, head)
-        pending.entry = entry.with_attempt(attempt)
-        self.store.put(pending.entry)  # before sending, like every attempt
-        try:
-            self._send_raw_with_retries(attempt.raw_tx)
-        except TransientError:
-            raise  # unknown: the attempt stays stored and tracked
-        except RpcError as exc:
-            kind = classify_send_error(exc.rpc_message)
-            if kind is not SendErrorKind.ALREADY_KNOWN and self._node_holds(attempt.tx_hash, exc):
-                kind = SendErrorKind.ALREADY_KNOWN
-            if kind is not SendErrorKind.ALREADY_KNOWN:
-                pending.entry = entry  # never in flight: forget it
-                self.store.put(entry)
-                log.warning("tx.replace_rejected", tx_hash=attempt.tx_hash, replaces=previous.tx_hash,
-                            nonce=entry.nonce, reason=exc.rpc_message)
-                # Nonce too low: the previous attempt was mined meanwhile; the next poll sees it.
-                return kind is SendErrorKind.NONCE_TOO_LOW
-        log.info("tx.replaced", tx_hash=attempt.tx_hash, replaces=previous.tx_hash, nonce=entry.nonce,
-                 reason=forced_by.value if forced_by else f"not mined within {head - previous.sent_at_block} blocks",
-                 max_fee_per_gas_wei=fees.max_fee_per_gas_wei,
-                 max_priority_fee_per_gas_wei=fees.max_priority_fee_per_gas_wei)
-        return True
-
     # ------------------------------------------------------------------------------ settling
     def _is_canonical(self, receipt: dict[str, Any]) -> bool:
         block = self.rpc.call("eth_getBlockByNumber", [receipt["blockNumber"], False])
@@ -593,9 +276,6 @@ class TxSender:
                 if entry is not None:
                     pending = self._tracked[nonce] = PendingTx(entry, errors_abi)
             return pending
-
-    def _nonce_floor(self) -> int:
-        return max(self._tracked, default=-1) + 1
 
     def _fetch_revert_reason(self, entry: PendingEntry, receipt: dict[str, Any], errors_abi: ContractAbi | None) -> str:
         """The revert data from a call trace of the mined tx; where the node has no debug API,

@@ -18,8 +18,8 @@ values. Schema versioned in `meta`: an older journal is upgraded in place when i
 
 By concern: schema.py (DDL, version, migrations, opening the file), records.py (the record types,
 errors, constants), rows.py (rows <-> records), accounting.py (trades applied to positions,
-funding, gas, realized PnL, reconcile rows), reports.py (PnL summary, status), store.py (the
-Journal: the public API, one transaction per write).
+funding, gas, realized PnL, reconcile rows), reconcile.py (open positions aligned with the chain),
+reports.py (PnL summary, status), store.py (the Journal: the public API, one transaction per write).
 """
 
 from keeper.journal.records import (

@@ -10,25 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from keeper.journal.accounting import (
-    _adopt,
-    _close_position,
-    _estimate_to_json,
-    _inputs_json,
-    _insert_tx,
-    _log_difference,
-    _position_record,
-    _set_position,
-    _settle,
-)
+from keeper.journal.accounting import _estimate_to_json, _inputs_json, _insert_tx, _position_record, _settle
 from keeper.journal.records import (
     _UNSENT_STATUSES,
-    CLOSED_NOT_ON_CHAIN,
     HANDOVER_PREFIX,
     ChainPosition,
     DecisionRecord,
-    DifferenceAction,
-    DifferenceKind,
     FillsRecord,
     FundingRecord,
     JournalError,
@@ -40,6 +27,7 @@ from keeper.journal.records import (
     StatusReport,
     TxRecord,
 )
+from keeper.journal.reconcile import reconcile_positions
 from keeper.journal.reports import pending_transactions, pnl_summary, realized_since, status_report
 from keeper.journal.rows import (
     _decision_from_row,
@@ -377,42 +365,9 @@ class Journal:
           `adopt_spot_venue`), spot from the chain (0 if not read);
         - both, sizes differ: the journal takes the chain's perp base and spot.
         Every difference is returned and logged in reconcile_log, both values, in one transaction."""
-        differences: list[ReconcileDifference] = []
         with self._write() as db:
-            journal = {r["market"]: r for r in db.execute("SELECT * FROM positions WHERE status = 'open'")}
-            missing = sorted(set(journal) - set(chain_positions))
-            if missing:
-                raise JournalError(f"reconcile needs the chain's position in every market the journal holds; "
-                                   f"missing: {', '.join(missing)}")
-            for market in sorted(set(journal) | set(chain_positions)):
-                chain = chain_positions[market]
-                row = journal.get(market)
-                chain_perp = require_int(chain.perp_base_x18, "perp_base_x18")
-                chain_spot = None if chain.spot_raw is None else require_int(chain.spot_raw, "spot_raw")
-                if row is None:
-                    if chain_perp != 0:
-                        differences += _adopt(db, market, chain_perp, chain_spot, block, timestamp_s,
-                                              adopt_spot_venue, source="reconcile", detail="adopted from the chain")
-                    continue
-                perp, spot = _int(row["perp_base_x18"]), _int(row["spot_raw"])
-                new_spot = spot if chain_spot is None else chain_spot
-                kind: DifferenceKind = "journal_only" if chain_perp == 0 else "size_mismatch"
-                action: DifferenceAction = "closed" if chain_perp == 0 else "corrected"
-                found = []
-                if perp != chain_perp:
-                    found.append(("perp_base_x18", perp, chain_perp))
-                if new_spot != spot:
-                    found.append(("spot_raw", spot, chain_spot))
-                for name, journal_value, chain_value in found:
-                    differences.append(_log_difference(db, market, kind, name, journal_value, chain_value, action,
-                                                       row["id"], block, timestamp_s, "reconcile"))
-                if found or chain_perp == 0:
-                    _set_position(db, row, perp_base_x18=chain_perp, spot_raw=new_spot, block=block,
-                                  timestamp_s=timestamp_s, tx_id=None, event="reconcile",
-                                  detail="corrected to the chain" if chain_perp else "flat on chain")
-                if chain_perp == 0:
-                    _close_position(db, _position_row(db, row["id"]), block, timestamp_s, CLOSED_NOT_ON_CHAIN,
-                                    complete=False)
+            differences = reconcile_positions(db, chain_positions, block=block, timestamp_s=timestamp_s,
+                                              adopt_spot_venue=adopt_spot_venue)
         for d in differences:
             log.warning("journal.reconciled", market=d.market, kind=d.kind, field=d.field,
                         journal_value=d.journal_value, chain_value=d.chain_value, action=d.action,
@@ -423,5 +378,3 @@ class Journal:
         with self._read() as db:
             rows = db.execute("SELECT * FROM reconcile_log ORDER BY id").fetchall()
             return [_difference_from_row(r) for r in rows]
-
-    # ------------------------------------------------------------------ internals

@@ -23,17 +23,8 @@ from dataclasses import dataclass
 
 from keeper.errors import SkipOpportunity
 from keeper.frozen import quick_init
-from keeper.venues.uniswap_v3_math import (
-    MAX_TICK,
-    MIN_TICK,
-    V3PoolState,
-    V3SwapQuote,
-    compute_v3_swap,
-    get_sqrt_ratio_at_tick,
-    mul_div,
-    mul_div_rounding_up,
-    with_exact_output_fee,
-)
+from keeper.venues.uniswap_v3_libraries import MAX_TICK, MIN_TICK, get_sqrt_ratio_at_tick, mul_div, mul_div_rounding_up
+from keeper.venues.uniswap_v3_math import V3PoolState, V3SwapQuote, compute_v3_swap, with_exact_output_fee
 
 ONE_HUNDRED_PERCENT_PPM = 1_000_000
 DUST_RAW = 10  # UniswapV3Broker: an exact-output swap may miss the asked amount by less than this

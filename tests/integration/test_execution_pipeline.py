@@ -14,7 +14,8 @@ from eth_account import Account
 from keeper.chain.fees import FeePolicy
 from keeper.chain.keys import Signer
 from keeper.chain.pending import MemoryPendingStore
-from keeper.chain.sender import SenderConfig, TxSender
+from keeper.chain.sender import TxSender
+from keeper.chain.tx_types import SenderConfig
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import load_config
 from keeper.devnet.deploy import DEADLINE_NEVER

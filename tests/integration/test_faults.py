@@ -16,7 +16,8 @@ from keeper.chain.fees import FeePolicy
 from keeper.chain.keys import Signer
 from keeper.chain.pending import JsonFilePendingStore
 from keeper.chain.rpc import JsonRpc
-from keeper.chain.sender import SenderConfig, StaleAtSend, TxRequest, TxSender
+from keeper.chain.sender import TxSender
+from keeper.chain.tx_types import SenderConfig, StaleAtSend, TxRequest
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import load_config
 from keeper.devnet.provision import provision_impersonated

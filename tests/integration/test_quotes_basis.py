@@ -20,7 +20,7 @@ from keeper.quotes import (
 )
 from keeper.types import Direction, MarketSnapshot, PerpAccountState, PerpMarketState, Position, SpotVenue
 from keeper.venues.perp_v2_math import PerpPriceBand
-from keeper.venues.uniswap_v3_math import get_sqrt_ratio_at_tick
+from keeper.venues.uniswap_v3_libraries import get_sqrt_ratio_at_tick
 
 from .conftest import Devnet
 from .executor_setup import Executor, deploy_executor, send_trade, simulate_trade, token_balance, trade_call

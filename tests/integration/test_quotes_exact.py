@@ -22,14 +22,8 @@ from keeper.devnet.txs import codec
 from keeper.errors import RpcError, TxRevertedError
 from keeper.venues.perp_v2_math import PerpPriceBand, PerpQuote, PerpSwapReverted, quote_perp_close, quote_perp_open
 from keeper.venues.uniswap_v2_math import quote_v2_exact_in, quote_v2_exact_out
-from keeper.venues.uniswap_v3_math import (
-    MAX_TICK,
-    MIN_TICK,
-    V3PoolState,
-    V3SwapQuote,
-    compute_v3_swap,
-    get_sqrt_ratio_at_tick,
-)
+from keeper.venues.uniswap_v3_libraries import MAX_TICK, MIN_TICK, get_sqrt_ratio_at_tick
+from keeper.venues.uniswap_v3_math import V3PoolState, V3SwapQuote, compute_v3_swap
 
 from .conftest import Devnet
 from .helpers_v3 import load_v3_pool

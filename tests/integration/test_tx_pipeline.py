@@ -21,7 +21,8 @@ from keeper.chain.fees import GAS_PRICE_ORACLE, FeePolicy, build_get_l1_fee_call
 from keeper.chain.keys import Eip1559Tx, Signer, load_signer_from_env
 from keeper.chain.pending import JsonFilePendingStore, MemoryPendingStore, PendingTxStore
 from keeper.chain.rpc import JsonRpc
-from keeper.chain.sender import SenderConfig, SimulationReverted, TxOutcome, TxRequest, TxSender
+from keeper.chain.sender import TxSender
+from keeper.chain.tx_types import SenderConfig, SimulationReverted, TxOutcome, TxRequest
 from keeper.devnet.txs import codec
 from keeper.errors import SkipOpportunity, TransientError
 

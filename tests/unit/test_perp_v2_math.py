@@ -19,7 +19,8 @@ from keeper.venues.perp_v2_math import (
     scale_amount_by_fee_ratio,
     scaled_pool_amount,
 )
-from keeper.venues.uniswap_v3_math import V3PoolState, get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio
+from keeper.venues.uniswap_v3_libraries import get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio
+from keeper.venues.uniswap_v3_math import V3PoolState
 
 ETH = 10**18
 USD = 10**18  # vUSD has 18 decimals

@@ -23,7 +23,8 @@ from keeper.types import (
     V2PairState,
 )
 from keeper.venues.uniswap_v2_math import quote_v2_exact_in, quote_v2_exact_out
-from keeper.venues.uniswap_v3_math import V3PoolState, get_tick_at_sqrt_ratio
+from keeper.venues.uniswap_v3_libraries import get_tick_at_sqrt_ratio
+from keeper.venues.uniswap_v3_math import V3PoolState
 from strategies.base import CostModel, RiskLimits
 from strategies.pnl import (
     combine_pnl,

@@ -98,7 +98,8 @@ def test_given_a_stored_tx_whose_rebroadcast_is_held_then_recover_returns_it_as_
     from keeper.chain.fees import FeePolicy
     from keeper.chain.keys import Signer
     from keeper.chain.pending import MemoryPendingStore, PendingEntry, TxAttempt
-    from keeper.chain.sender import SenderConfig, TxSender
+    from keeper.chain.sender import TxSender
+    from keeper.chain.tx_types import SenderConfig
 
     # Given a transaction the last run stored (sent, then killed before its receipt)
     signer = Signer(bytes(Account.create().key))
