@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from keeper.chain.sender import SimulationReverted, TxRequest
+from keeper.chain.tx_types import SimulationReverted, TxRequest
 from keeper.config import KeeperConfig
 from keeper.execute import DryRunExecutor, LiveExecutor
 from keeper.errors import RpcError, SkipOpportunity, TransientError
