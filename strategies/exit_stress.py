@@ -179,8 +179,14 @@ def check_exit_stress(states: list[StressedExitState], entry: BasisTradeQuote,
                       normal_exit: BasisTradeQuote) -> ExitStressCheck:
     """Quote closing the position `entry` opens on every stressed state; raises ExitStressRefused
     when a state cannot be quoted exactly (conservative) or the close would be partial."""
-    view_name, direction, venue = entry.market, entry.direction, entry.spot_venue
-    held = _held(entry)
+    return check_position_exit_stress(states, _held(entry), normal_exit)
+
+
+def check_position_exit_stress(states: list[StressedExitState], held: Position,
+                               normal_exit: BasisTradeQuote) -> ExitStressCheck:
+    """Quote closing `held` on every stressed state (normal_exit: its close on the current state);
+    raises ExitStressRefused when a state cannot be quoted exactly or the close would be partial."""
+    view_name, direction, venue = held.market, held.direction, held.spot_venue
     worst, worst_label = -math.inf, ""
     for state in states:
         if state.view is None:
@@ -220,23 +226,68 @@ E = TypeVar("E", bound=_Evaluation)
 MIN_PROBABILITY = 1e-4  # below it the stressed exit is not quoted at all
 
 
+def exit_stress_probability(view: MarketView, stress: StressParams | None) -> float:
+    """p of the rule (module notes): 0 when the rule is off, the perp unreadable or p negligible."""
+    perp = view.perp
+    if stress is None or stress.exit_weight <= 0 or isinstance(perp, Unavailable):
+        return 0.0
+    probability = min(1.0, stress.exit_weight * stress_move_probability(perp, stress.index_move, stress.hold_s))
+    return 0.0 if probability < MIN_PROBABILITY else probability
+
+
+def _charged(evaluation: E, charge_usd: float) -> E:
+    estimate = dataclasses.replace(evaluation.estimate, price_impact_usd=evaluation.estimate.price_impact_usd
+                                   + charge_usd)
+    return dataclasses.replace(evaluation, estimate=estimate)  # type: ignore[type-var]
+
+
 def exit_stress_rule(view: MarketView, venue: SpotVenue, stress: StressParams | None) -> Callable[[E], E]:
     """The step a sizing search applies to each evaluated size: its estimate charged p x the
     stressed exit's extra cost (module notes); the identity when the rule is off or p is negligible.
     The stressed states are built once per market and venue."""
-    perp = view.perp
-    if stress is None or stress.exit_weight <= 0 or isinstance(perp, Unavailable):
+    probability = exit_stress_probability(view, stress)
+    if probability <= 0:
         return lambda evaluation: evaluation
-    probability = min(1.0, stress.exit_weight * stress_move_probability(perp, stress.index_move, stress.hold_s))
-    if probability < MIN_PROBABILITY:
-        return lambda evaluation: evaluation
+    assert stress is not None
     states = stressed_exit_states(view, venue, stress.index_move)
 
     def apply(evaluation: E) -> E:
         check = check_exit_stress(states, evaluation.entry, evaluation.exit)
-        estimate = dataclasses.replace(evaluation.estimate, price_impact_usd=evaluation.estimate.price_impact_usd
-                                       + probability * check.extra_usd)
-        return dataclasses.replace(evaluation, estimate=estimate)  # type: ignore[type-var]
+        return _charged(evaluation, probability * check.extra_usd)
+
+    return apply
+
+
+def grown_position(position: Position, resize: BasisTradeQuote) -> Position:
+    """The position after an add (a resize quoted on it): both legs grown by the resize's fills."""
+    return dataclasses.replace(position, perp_base_x18=position.perp_base_x18 + resize.predicted.perp_base_x18,
+                               spot_raw=position.spot_raw + resize.predicted.spot_raw)
+
+
+def add_exit_stress_rule(view: MarketView, position: Position, stress: StressParams | None,
+                         close_now: BasisTradeQuote) -> Callable[[E], E]:
+    """The rule for an add to `position` (close_now: its close on the current state): the exit pays
+    the stressed close of the WHOLE position, so the add is charged the rule's charge for the
+    position after the add minus the charge the position already carries,
+
+        p x (extra(position + add) - extra(position)),  extra = stressed close cost - normal close cost
+
+    (both on the same stressed states, with the same p; at least 0: closing more never costs less).
+    Adding then yields at most what the rule would have allowed as one open of the grown position.
+    The identity when the rule is off or p is negligible; a position whose own stressed close
+    cannot be quoted refuses every add (the grown one cannot be quoted either)."""
+    probability = exit_stress_probability(view, stress)
+    if probability <= 0:
+        return lambda evaluation: evaluation
+    assert stress is not None
+    states = stressed_exit_states(view, position.spot_venue, stress.index_move)
+    carried: list[float] = []  # extra(position), quoted on the first add evaluated
+
+    def apply(evaluation: E) -> E:
+        if not carried:
+            carried.append(check_position_exit_stress(states, position, close_now).extra_usd)
+        grown = check_position_exit_stress(states, grown_position(position, evaluation.entry), evaluation.exit)
+        return _charged(evaluation, probability * max(0.0, grown.extra_usd - carried[0]))
 
     return apply
 
