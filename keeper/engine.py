@@ -51,6 +51,7 @@ from keeper.types import (
     USDC_DECIMALS,
 )
 from keeper.stress import StressParams
+from keeper.index_volatility import IndexHistory
 from keeper.trade_legs import logged_legs
 from strategies import load_strategy
 from strategies.base import CostModel, RiskLimits, StrategyContext
@@ -102,6 +103,7 @@ class Engine:
     metrics: KeeperMetrics
     kill_switch: Callable[[], bool]
     history: BasisHistory = field(default_factory=BasisHistory)
+    index_history: IndexHistory = field(default_factory=IndexHistory)  # the exit-stress rule's volatility
     last_block: int = -1
     virtual_positions: dict[str, Position] = field(default_factory=dict)  # dry run only
     virtual_owners: dict[str, str] = field(default_factory=dict)  # dry run only: market -> strategy
@@ -172,6 +174,7 @@ class Engine:
         started = time.perf_counter() if started is None else started
         self.last_block = snapshot.block_number
         signals = [s for s in compute_signals(snapshot, self.history) if isinstance(s, Signal)]
+        self.index_history.record(snapshot)  # each market's index, once per block (keeper/index_volatility.py)
         if getattr(self.metrics, "publishes", True):  # a backtest's metrics publish nothing
             self._observe(snapshot, signals)
         outcomes = self.settle_in_flight(snapshot)
@@ -370,7 +373,7 @@ class Engine:
             max_leverage=cfg.risk.max_leverage, free_collateral_usd=free_usd,
             min_margin_ratio=cfg.risk.min_margin_ratio,
             stress=StressParams(cfg.risk.stress_index_move, cfg.risk.stress_funding_apr, costs.horizon_s,
-                                cfg.risk.stress_exit_weight),
+                                cfg.risk.stress_exit_weight, self.index_history.sigmas(snapshot)),
             **self._wallet_limits(snapshot))
         stats = {}
         for s in signals:

@@ -205,15 +205,25 @@ def check_position_exit_stress(states: list[StressedExitState], held: Position,
     return ExitStressCheck(exit_cost_usd(normal_exit), worst, worst_label)
 
 
-def stress_move_probability(perp: PerpMarketState, index_move: float, hold_s: float) -> float:
+def stress_move_probability(perp: PerpMarketState, index_move: float, hold_s: float,
+                            sigma_per_sqrt_s: float | None = None) -> float:
     """The chance of an index move of at least index_move (either way) within hold_s, for a random
-    walk whose volatility is read from the index's log departure from its TWAP (module notes)."""
-    if index_move <= 0 or hold_s <= 0 or perp.index_twap_x18 <= 0 or perp.index_price_x18 <= 0 or perp.twap_interval_s <= 0:
+    walk of volatility sigma_per_sqrt_s (the recorded history's estimate), or, without one, the
+    volatility read from the index's log departure from its TWAP (module notes)."""
+    if index_move <= 0 or hold_s <= 0:
         return 0.0
-    departure = abs(math.log(perp.index_price_x18 / perp.index_twap_x18))
-    sigma_per_sqrt_s = departure * math.sqrt(math.pi / 2) / math.sqrt(perp.twap_interval_s / 3)
+    if sigma_per_sqrt_s is None:
+        sigma_per_sqrt_s = departure_sigma_per_sqrt_s(perp)
     spread = sigma_per_sqrt_s * math.sqrt(hold_s)
     return 0.0 if spread <= 0 else math.erfc(index_move / (spread * math.sqrt(2)))
+
+
+def departure_sigma_per_sqrt_s(perp: PerpMarketState) -> float:
+    """One sample's volatility: |ln(index / TWAP)| x sqrt(pi / 2) / sqrt(T / 3) (0 when unreadable)."""
+    if perp.index_twap_x18 <= 0 or perp.index_price_x18 <= 0 or perp.twap_interval_s <= 0:
+        return 0.0
+    departure = abs(math.log(perp.index_price_x18 / perp.index_twap_x18))
+    return departure * math.sqrt(math.pi / 2) / math.sqrt(perp.twap_interval_s / 3)
 
 
 class _Evaluation(Protocol):  # strategies/pnl.py's OpenEvaluation, as far as this rule reads it
@@ -231,7 +241,8 @@ def exit_stress_probability(view: MarketView, stress: StressParams | None) -> fl
     perp = view.perp
     if stress is None or stress.exit_weight <= 0 or isinstance(perp, Unavailable):
         return 0.0
-    probability = min(1.0, stress.exit_weight * stress_move_probability(perp, stress.index_move, stress.hold_s))
+    probability = min(1.0, stress.exit_weight * stress_move_probability(
+        perp, stress.index_move, stress.hold_s, stress.index_sigma(view.name)))
     return 0.0 if probability < MIN_PROBABILITY else probability
 
 
