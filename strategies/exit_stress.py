@@ -23,17 +23,35 @@ The rule (a probability weight, not a hard cap): the exit expected at entry is t
 probability 1 - p and the stressed close with probability p, so each size's expected net is charged
 p x (stressed close cost - normal close cost) (fees + impact of each quoted close, the worse of the two
 stressed states; booked as price impact), and the size search maximises that. p is the chance of an
-index move of at least index_move within the expected hold, for a random walk whose volatility is
-read from the index's own departure from its TWAP (both in the snapshot): for a Brownian index,
-index - TWAP over the last T s has standard deviation sigma x sqrt(T / 3), so one observed log
-departure x gives sigma = |x| x sqrt(pi / 2) / sqrt(T / 3) (E|X| = sd x sqrt(2 / pi)), and
-p = erfc(index_move / (sigma x sqrt(hold) x sqrt(2))), times `exit_weight` (capped at 1). One sample
-is a noisy estimate, but it is a jump detector: a calm index gives p ~ 0 and the rule costs nothing;
-an index that has just jumped (the shock the keeper is trading) gives p near 1. A hard cap on the
-stressed exit relative to the expected net was tried first and rejected: on this devnet the stressed
-cost depends on the size alone, so it cut the trades whose edge the model under-forecasts most
-(README, issue 10). exit_weight 0 turns the rule off. Floats: sizing only; every amount stays an
-exact quote.
+index move of at least index_move within the expected hold for a random walk of volatility sigma:
+
+    p = min(1, exit_weight x erfc(index_move / (sigma x sqrt(hold) x sqrt(2))))
+
+sigma is the index's recent volatility from the history the engine records of the index every
+snapshot already reads (keeper/index_volatility.py, no read of its own): the exponentially weighted
+realized variance of the log index over the recorded blocks,
+
+    sigma^2 = sum_i w_i r_i^2 / sum_i w_i dt_i,  r_i = ln(index_i / index_(i-1)),  w_i = 2^(-age_i / H)
+
+with H = max(T / 3, 4 record spacings) (T: Perp's TWAP interval). About 2H / (ln 2 x spacing)
+increments enter (14 at T = 900 s and a record a minute): its relative error is about a quarter of
+that of the single sample used before (measured on random walks, tests/unit/test_index_volatility.py).
+It is still a jump detector: the newest increment weighs most, so an index that has just jumped by J
+has sigma^2 >= J^2 ln 2 / H (J = 5%, H = 300 s: p = 0.72 over an hour's hold), and a calm index keeps
+p ~ 0 (the rule then costs nothing). Without three recorded increments (a keeper just started,
+`keeper stress`) sigma falls back to the one sample the snapshot holds, the index's departure from its
+TWAP: for a Brownian index, index - TWAP over the last T s has standard deviation sigma x sqrt(T / 3),
+so one observed log departure x gives sigma = |x| x sqrt(pi / 2) / sqrt(T / 3) (E|X| = sd x sqrt(2 / pi)).
+
+Adds (strategies/scale_in.py) are charged consistently: the exit pays the stressed close of the WHOLE
+position, so an add is charged p x (extra(position + add) - extra(position)), extra = stressed close
+cost - normal close cost, both on the same stressed states with the same p (add_exit_stress_rule):
+the open's charge plus the adds' is the charge of the grown position held as one.
+
+A hard cap on the stressed exit relative to the expected net was tried first and rejected: on this
+devnet the stressed cost depends on the size alone, so it cut the trades whose edge the model
+under-forecasts most (README, issue 10). exit_weight 0 turns the rule off. Floats: sizing only; every
+amount stays an exact quote.
 """
 
 from __future__ import annotations
