@@ -101,3 +101,24 @@ def test_given_a_held_position_whose_stressed_close_is_not_quotable_when_adding_
     # Then the add cannot be charged what the position carries, and is refused (conservative)
     with pytest.raises(ExitStressRefused):
         add_exit_stress_rule(view, huge, stress(), now)(plain)
+
+
+def test_given_a_volatile_index_when_the_strategy_adds_to_a_widened_position_then_the_add_is_charged() -> None:
+    # Given basis_convergence's scale-in test state (2 ETH short perp entered at +150 bps, now +350 bps)
+    # and an index the recorded history calls volatile (8% a day per sqrt(day): p > 0 over the hold)
+    from keeper.stress import StressParams
+    from strategies import BasisConvergence
+    from tests.unit.test_scale_in import Z
+    from tests.unit.test_strategies import STATS_AT_ZERO, context, only, position, rich_eth
+
+    def decide(weight: float):
+        params = StressParams(0.05, 0.0, 3_600.0, exit_weight=weight, index_sigma_per_sqrt_s=(("ETH", 3e-4),))
+        ctx = context(rich_eth(0.035), z=Z, stats=STATS_AT_ZERO, risk=limits(stress=params),
+                      positions={"ETH": position(Direction.SHORT_PERP, 150.0)})
+        return only(BasisConvergence().decide(ctx))
+
+    without, with_rule = decide(0.0), decide(1.0)
+    # Then it still adds, but less, and the add's net carries the stressed close's extra cost
+    assert without.kind == with_rule.kind == "resize", (without, with_rule)
+    assert with_rule.perp_base_x18 < without.perp_base_x18
+    assert with_rule.expected.net_usd < without.expected.net_usd
