@@ -230,9 +230,9 @@ def stress_move_probability(perp: PerpMarketState, index_move: float, hold_s: fl
     volatility read from the index's log departure from its TWAP (module notes)."""
     if index_move <= 0 or hold_s <= 0:
         return 0.0
-    if sigma_per_sqrt_s is None:
-        sigma_per_sqrt_s = departure_sigma_per_sqrt_s(perp)
-    spread = sigma_per_sqrt_s * math.sqrt(hold_s)
+    departure = departure_sigma_per_sqrt_s(perp)
+    sigma = departure if sigma_per_sqrt_s is None else max(sigma_per_sqrt_s, departure)
+    spread = sigma * math.sqrt(hold_s)
     return 0.0 if spread <= 0 else math.erfc(index_move / (spread * math.sqrt(2)))
 
 
