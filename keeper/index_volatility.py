@@ -15,9 +15,10 @@ the index's departure from its TWAP is one sample: its relative error is about 1
 sigma^2 T / 3), so both see the same stretch of history; on a chain read every few minutes the
 half-life stretches to four records, so an estimate never rests on one increment alone. The newest
 increment carries the largest weight: an index that has just jumped by J has sigma^2 >= J^2 ln 2 / H
-(J = 5%, H = 300 s: sigma = 0.24% per sqrt(s)), a jump detector, while a calm index keeps sigma at
-its calm value. Fewer than MIN_INCREMENTS increments in the window (a keeper just started, `keeper
-stress`): no estimate (the caller falls back to the TWAP departure). Floats: sizing only.
+(J = 5%, H = 300 s: sigma = 0.24% per sqrt(s)), while a calm index keeps sigma at its calm value.
+The exit-stress rule (strategies/exit_stress.py) takes the larger of this and the one sample of the
+TWAP departure, which still reads a fresh jump at once. Fewer than MIN_INCREMENTS increments in the
+window (a keeper just started, `keeper stress`): no estimate. Floats: sizing only.
 """
 
 from __future__ import annotations

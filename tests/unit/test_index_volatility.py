@@ -92,18 +92,26 @@ def test_the_history_records_once_per_block_and_forgets_records_older_than_its_w
     assert IndexHistory().sigma_per_sqrt_s("ETH", TWAP_S) is None
 
 
-def test_the_rule_reads_the_historys_sigma_and_falls_back_to_the_twap_departure_without_one() -> None:
-    # Given an index 1% off its TWAP (the one sample says volatile) but a calm recorded history
+def test_the_rule_takes_the_larger_of_the_historys_sigma_and_the_twap_departures() -> None:
+    # Given an index 1% off its TWAP (the one sample says it has just moved) and a calm recorded history
     view = market_view(perp=dataclasses.replace(perp_state(), index_price_x18=int(3030 * ONE_X18)))
     perp = view.perp
     without = StressParams(0.05, 0.0, 3_600.0, exit_weight=1.0)
+    departure = stress_move_probability(perp, 0.05, 3_600, None)  # type: ignore[arg-type]
+    sigma = departure_sigma_per_sqrt_s(perp)  # type: ignore[arg-type]
+    assert departure == pytest.approx(math.erfc(0.05 / (sigma * 60 * math.sqrt(2)))) and departure > 0.05
     calm = dataclasses.replace(without, index_sigma_per_sqrt_s=(("ETH", 0.02 / math.sqrt(DAY_S)),))
-    assert exit_stress_probability(view, calm) == 0.0
-    fallback = stress_move_probability(perp, 0.05, 3_600, departure_sigma_per_sqrt_s(perp))  # type: ignore[arg-type]
-    assert exit_stress_probability(view, without) == pytest.approx(fallback) and fallback > 0.05
-    # another market's estimate is not this one's
-    other = dataclasses.replace(without, index_sigma_per_sqrt_s=(("BTC", 0.0),))
-    assert exit_stress_probability(view, other) == pytest.approx(fallback)
+    # Then the departure, the jump detector, decides (as it does without a history)
+    assert exit_stress_probability(view, calm) == pytest.approx(departure)
+    assert exit_stress_probability(view, without) == pytest.approx(departure)
+    # Given instead the index at its TWAP (the one sample says calm: p = 0) and a volatile history
+    flat = market_view()
+    assert exit_stress_probability(flat, without) == 0.0
+    volatile = dataclasses.replace(without, index_sigma_per_sqrt_s=(("ETH", 5e-4),))
+    # Then the history decides: p of a 5e-4 / sqrt(s) walk over the hour
+    assert exit_stress_probability(flat, volatile) == pytest.approx(math.erfc(0.05 / (5e-4 * 60 * math.sqrt(2))))
+    # and another market's estimate is not this one's
+    assert exit_stress_probability(flat, dataclasses.replace(without, index_sigma_per_sqrt_s=(("BTC", 5e-4),))) == 0.0
 
 
 def test_the_engine_records_each_snapshots_index_and_hands_the_estimate_to_the_stress_params() -> None:
