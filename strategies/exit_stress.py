@@ -285,9 +285,8 @@ def exit_stress_rule(view: MarketView, venue: SpotVenue, stress: StressParams | 
     stressed exit's extra cost (module notes); the identity when the rule is off or p is negligible.
     The stressed states are built once per market and venue."""
     probability = exit_stress_probability(view, stress)
-    if probability <= 0:
+    if probability <= 0 or stress is None:
         return lambda evaluation: evaluation
-    assert stress is not None
     states = stressed_exit_states(view, venue, stress.index_move)
 
     def apply(evaluation: E) -> E:
@@ -312,13 +311,12 @@ def add_exit_stress_rule(view: MarketView, position: Position, stress: StressPar
         p x (extra(position + add) - extra(position)),  extra = stressed close cost - normal close cost
 
     (both on the same stressed states, with the same p; at least 0: closing more never costs less).
-    Adding then yields at most what the rule would have allowed as one open of the grown position.
+    The open's charge plus the adds' is then the charge of the grown position held as one.
     The identity when the rule is off or p is negligible; a position whose own stressed close
     cannot be quoted refuses every add (the grown one cannot be quoted either)."""
     probability = exit_stress_probability(view, stress)
-    if probability <= 0:
+    if probability <= 0 or stress is None:
         return lambda evaluation: evaluation
-    assert stress is not None
     states = stressed_exit_states(view, position.spot_venue, stress.index_move)
     carried: list[float] = []  # extra(position), quoted on the first add evaluated
 
