@@ -39,6 +39,7 @@ from keeper.risk import ExitMark, OracleRecovery, RiskView, assess_risk
 from keeper.skiplog import SkipLog
 from keeper.signals import BasisHistory, Signal, compute_signals
 from keeper.types import Direction, Intent, MarketSnapshot, Outcome, PerpAccountState, Position
+from keeper.index_volatility import IndexHistory
 from strategies import load_strategy
 
 log = get_logger("keeper.engine")
@@ -87,6 +88,7 @@ class Engine(DecideStage, ExecuteStage):
     metrics: KeeperMetrics
     kill_switch: Callable[[], bool]
     history: BasisHistory = field(default_factory=BasisHistory)
+    index_history: IndexHistory = field(default_factory=IndexHistory)  # the exit-stress rule's volatility
     last_block: int = -1
     virtual_positions: dict[str, Position] = field(default_factory=dict)  # dry run only
     virtual_owners: dict[str, str] = field(default_factory=dict)  # dry run only: market -> strategy
@@ -157,6 +159,7 @@ class Engine(DecideStage, ExecuteStage):
         started = time.perf_counter() if started is None else started
         self.last_block = snapshot.block_number
         signals = [s for s in compute_signals(snapshot, self.history) if isinstance(s, Signal)]
+        self.index_history.record(snapshot)  # each market's index, once per block (keeper/index_volatility.py)
         if getattr(self.metrics, "publishes", True):  # a backtest's metrics publish nothing
             self._observe(snapshot, signals)
         outcomes = self.settle_in_flight(snapshot)

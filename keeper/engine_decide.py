@@ -4,8 +4,8 @@ intents, one per market at most, closes first; a strategy that raises is isolate
 after `strategies.max_failures` consecutive failures.
 
 A mixin of Engine: it works on the Engine's state (config, strategy slots, journal, executor,
-collector, planner, history, exit marks, in-flight and pair markets) and records skips through
-Engine._skip; it imports nothing from keeper/engine.py.
+collector, planner, basis and index histories, exit marks, in-flight and pair markets) and records
+skips through Engine._skip; it imports nothing from keeper/engine.py.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ class DecideStage:
             max_leverage=cfg.risk.max_leverage, free_collateral_usd=free_usd,
             min_margin_ratio=cfg.risk.min_margin_ratio,
             stress=StressParams(cfg.risk.stress_index_move, cfg.risk.stress_funding_apr, costs.horizon_s,
-                                cfg.risk.stress_exit_weight),
+                                cfg.risk.stress_exit_weight, self.index_history.sigmas(snapshot)),
             **self._wallet_limits(snapshot))
         stats = {}
         for s in signals:

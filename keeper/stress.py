@@ -42,6 +42,12 @@ class StressParams:
     # weight on the estimated chance that the exit happens after the stressed move; the expected net
     # then carries that chance x the stressed close's extra cost (strategies/exit_stress.py); 0: off
     exit_weight: float = 0.0
+    # the index's recent volatility per market, (market, sigma per sqrt(s)) (keeper/index_volatility.py,
+    # recorded by the engine); a market without one falls back to its index's departure from its TWAP
+    index_sigma_per_sqrt_s: tuple[tuple[str, float], ...] = ()
+
+    def index_sigma(self, market: str) -> float | None:
+        return next((sigma for name, sigma in self.index_sigma_per_sqrt_s if name == market), None)
 
     def __post_init__(self) -> None:
         if not (0 <= self.index_move < 1 and self.funding_apr >= 0 and self.hold_s >= 0 and self.exit_weight >= 0):

@@ -50,7 +50,7 @@ class StressReport:
     rows: list[StressRow]
     max_proposal_notional_usd: float | None  # what sizing would allow for the proposal's market and side
     exit_costs: dict[str, ExitStressCheck | str] | None = None  # the proposal's close per spot venue (str: why not)
-    stress_move_probability: float | None = None  # the weight sizing gives the stressed close (before risk.stress_exit_weight)
+    stress_move_probability: float | None = None  # from the TWAP departure alone (the keeper's sizing: its recorded history)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -169,8 +169,9 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
                       f"${report.max_proposal_notional_usd:,.0f} (the cap sizing uses)")
     if report.stress_move_probability is not None:
         console.print(f"chance of an index move of {report.params.index_move:.1%} within {report.params.hold_s / 3600:g} h "
-                      f"(from the index vs its TWAP): {report.stress_move_probability:.2%}, the weight sizing gives the "
-                      f"stressed close below (x risk.stress_exit_weight)")
+                      f"(one sample: the index vs its TWAP): {report.stress_move_probability:.2%}; the running keeper "
+                      f"weighs the stressed close below by the chance from the index volatility it recorded "
+                      f"(x risk.stress_exit_weight)")
     for venue, cost in (report.exit_costs or {}).items():
         console.print(f"closing it via {venue}: " + (f"not quotable: {cost}" if isinstance(cost, str) else
                       f"${cost.normal_exit_cost_usd:,.2f} now, ${cost.stressed_exit_cost_usd:,.2f} after the stressed "

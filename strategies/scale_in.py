@@ -8,7 +8,10 @@ model (strategies/pnl.py), with two differences:
 - the exit is the close of the WHOLE position, so the add is charged the close's marginal fees and
   impact (closing the combined position minus closing the current one, both quoted exactly on the
   current state): closing a larger position costs more than the sum of its parts;
-- gas is the resize's (the position's close is paid once, whether or not it grew).
+- gas is the resize's (the position's close is paid once, whether or not it grew);
+- the exit-stress rule (strategies/exit_stress.py) charges it p x the stressed close's extra cost of
+  the grown position minus that of the current one (add_exit_stress_rule): the stressed exit closes
+  the whole position, so a position grown by adds carries the charge one open of its size would.
 
 The size is capped like an open's (compute_size_cap: the account-level caps read the account,
 which already holds the position; the per-market cap is what the position leaves of it).
@@ -24,6 +27,7 @@ from keeper.quotes import quote_basis_trade, spot_scale_to_x18
 from keeper.stress import PerpLeg
 from keeper.types import ONE_X18, MarketView, PerpAccountState, Position, Unavailable
 from strategies.base import CostModel, RiskLimits
+from strategies.exit_stress import add_exit_stress_rule, grown_position
 from strategies.pnl import OpenEvaluation, SizeCap, combine_pnl, compute_size_cap, mid_prices_usd
 from strategies.size_search import SizeSearch, search_size
 
@@ -42,8 +46,7 @@ def estimate_add(view: MarketView, position: Position, perp_base_x18: int, costs
     if isinstance(perp, Unavailable):
         raise SkipOpportunity(f"{view.name}: perp unavailable: {perp.reason}")
     entry = quote_basis_trade(view, "resize", position.direction, position.spot_venue, perp_base_x18, position)
-    grown = dataclasses.replace(position, perp_base_x18=position.perp_base_x18 + entry.predicted.perp_base_x18,
-                                spot_raw=position.spot_raw + entry.predicted.spot_raw)
+    grown = grown_position(position, entry)
     exit_quote = quote_basis_trade(view, "close", position.direction, position.spot_venue, 0, grown)
     if exit_quote.perp.is_partial_close:
         raise SkipOpportunity(f"{view.name}: the grown position could not be closed in one block (Perp's tick band)")
@@ -78,11 +81,12 @@ def optimise_add(view: MarketView, position: Position, costs: CostModel, limits:
     except SkipOpportunity as exc:
         return Unavailable(f"cannot quote closing the position: {exc}")
     close_now = (now.fees_usd, now.impact_usd)
+    exit_rule = add_exit_stress_rule(view, position, limits.stress, now)  # strategies/exit_stress.py
 
     def evaluate(size_x18: int) -> OpenEvaluation:
-        return estimate_add(view, position, size_x18, costs, funding_fraction=funding_fraction,
-                            exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage, hold_s=hold_s,
-                            close_now=close_now)
+        return exit_rule(estimate_add(view, position, size_x18, costs, funding_fraction=funding_fraction,
+                                      exit_basis_bps=exit_basis_bps, leverage=limits.max_leverage, hold_s=hold_s,
+                                      close_now=close_now))
 
     low_x18 = int(min_notional_usd / min(mids) * ONE_X18)
     return search_size(evaluate, low_x18, cap.max_perp_base_x18, spot_scale_to_x18(view.spot_token_decimals),

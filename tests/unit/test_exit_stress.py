@@ -11,7 +11,8 @@ import pytest
 
 from keeper.stress import StressParams
 from keeper.types import ONE_X18, Q96, Direction, Unavailable, V2PairState
-from keeper.venues.uniswap_v3_math import V3PoolState, get_tick_at_sqrt_ratio
+from keeper.venues.uniswap_v3_libraries import get_tick_at_sqrt_ratio
+from keeper.venues.uniswap_v3_math import V3PoolState
 from strategies.exit_stress import (
     ExitStressRefused,
     check_exit_stress,
