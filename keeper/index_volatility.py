@@ -19,13 +19,18 @@ increment carries the largest weight: an index that has just jumped by J has sig
 The exit-stress rule (strategies/exit_stress.py) takes the larger of this and the one sample of the
 TWAP departure, which still reads a fresh jump at once. Fewer than MIN_INCREMENTS increments in the
 window (a keeper just started, `keeper stress`): no estimate. Floats: sizing only.
+
+Cost: recording is a log and an append per market and block; the estimate is computed only when
+the exit-stress rule asks for it (a size search), once per market and block, on arrays (numpy) of
+at most `max_records` records: the tick does not pay for it on blocks where nothing is sized.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
 
 from keeper.types import MarketSnapshot, PerpMarketState
 
@@ -33,44 +38,70 @@ MIN_INCREMENTS = 3
 RECORDS_PER_HALF_LIFE = 4  # the half-life spans at least this many records
 
 
-def ewma_variance_per_s(times_s: Sequence[float], log_prices: Sequence[float], half_life_s: float) -> float | None:
+def ewma_variance_per_s(times_s: Sequence[float] | np.ndarray, log_prices: Sequence[float] | np.ndarray,
+                        half_life_s: float) -> float | None:
     """sum w r^2 / sum w dt over the increments of (times_s, log_prices), oldest first, weights
     halving every half_life_s back from the newest record (module notes); None with fewer than
     MIN_INCREMENTS increments of positive duration."""
     if half_life_s <= 0:
         raise ValueError(f"half_life_s must be > 0, got {half_life_s}")
-    now = times_s[-1] if times_s else 0.0
-    squares = durations = 0.0
-    increments = 0
-    for i in range(1, len(times_s)):
-        dt = times_s[i] - times_s[i - 1]
-        if dt <= 0:
-            continue
-        weight = 2.0 ** (-(now - times_s[i]) / half_life_s)
-        squares += weight * (log_prices[i] - log_prices[i - 1]) ** 2
-        durations += weight * dt
-        increments += 1
-    return None if increments < MIN_INCREMENTS or durations <= 0 else squares / durations
+    times, logs = np.asarray(times_s, dtype=float), np.asarray(log_prices, dtype=float)
+    if times.size < 2:
+        return None
+    dt, moves = np.diff(times), np.diff(logs)
+    positive = dt > 0
+    if int(np.count_nonzero(positive)) < MIN_INCREMENTS:
+        return None
+    weights = np.exp2(-(times[-1] - times[1:][positive]) / half_life_s)
+    durations = float(np.dot(weights, dt[positive]))
+    return float(np.dot(weights, moves[positive] ** 2)) / durations if durations > 0 else None
 
 
-def half_life_s(times_s: Sequence[float], twap_interval_s: float) -> float:
+def half_life_s(times_s: Sequence[float] | np.ndarray, twap_interval_s: float) -> float:
     """H = max(T / 3, RECORDS_PER_HALF_LIFE x the median spacing of the records)."""
-    spacings = sorted(b - a for a, b in zip(times_s, times_s[1:]) if b > a)
-    median = spacings[len(spacings) // 2] if spacings else 0.0
+    spacings = np.diff(np.asarray(times_s, dtype=float))
+    spacings = np.sort(spacings[spacings > 0])
+    median = float(spacings[len(spacings) // 2]) if len(spacings) else 0.0
     return max(twap_interval_s / 3, RECORDS_PER_HALF_LIFE * median, 1.0)
+
+
+class _Series:
+    """One market's records (block, time, log index), oldest first, from `first` on."""
+
+    __slots__ = ("blocks", "times", "logs", "first")
+
+    def __init__(self) -> None:
+        self.blocks: list[int] = []
+        self.times: list[float] = []
+        self.logs: list[float] = []
+        self.first = 0
+
+    def __len__(self) -> int:
+        return len(self.blocks) - self.first
+
+    def append(self, block: int, time_s: float, log_index: float, max_records: int, oldest_s: float) -> None:
+        self.blocks.append(block)
+        self.times.append(time_s)
+        self.logs.append(log_index)
+        while len(self) > max_records or len(self) > MIN_INCREMENTS + 1 and self.times[self.first] < oldest_s:
+            self.first += 1
+        if self.first >= 1_024 and self.first * 2 >= len(self.blocks):  # compact, now and then
+            del self.blocks[:self.first], self.times[:self.first], self.logs[:self.first]
+            self.first = 0
 
 
 class IndexHistory:
     """The log index per market over the last `window_s` seconds, at most one record per block
-    (the newest `max_records` kept)."""
+    (the newest `max_records` kept); each market's estimate memoised for its newest block."""
 
     def __init__(self, window_s: float = 7_200.0, max_records: int = 1_024) -> None:
         if window_s <= 0 or max_records < MIN_INCREMENTS + 1:
             raise ValueError(f"need window_s > 0 and max_records > {MIN_INCREMENTS} "
                              f"(got {window_s}, {max_records})")
         self.window_s = window_s
-        self._records: dict[str, deque[tuple[int, int, float]]] = {}
+        self._series: dict[str, _Series] = {}
         self._max = max_records
+        self._memo: dict[str, tuple[int, float, float | None]] = {}  # market -> (newest block, T, sigma)
 
     def record(self, snapshot: MarketSnapshot) -> None:
         """Remember each readable market's index at the snapshot's block (once per block)."""
@@ -79,28 +110,49 @@ class IndexHistory:
             perp = view.perp
             if not isinstance(perp, PerpMarketState) or perp.index_price_x18 <= 0:
                 continue
-            records = self._records.setdefault(name, deque(maxlen=self._max))
-            if records and records[-1][0] >= block:
+            series = self._series.get(name)
+            if series is None:
+                series = self._series[name] = _Series()
+            elif len(series) and series.blocks[-1] >= block:
                 continue
-            records.append((block, now, math.log(perp.index_price_x18)))
-            while len(records) > MIN_INCREMENTS + 1 and records[0][1] < now - self.window_s:
-                records.popleft()
+            series.append(block, float(now), math.log(perp.index_price_x18), self._max, now - self.window_s)
 
     def sigma_per_sqrt_s(self, market: str, twap_interval_s: float) -> float | None:
         """The market's index volatility (module notes), None without enough records."""
-        records = self._records.get(market)
-        if not records:
+        series = self._series.get(market)
+        if series is None or not len(series):
             return None
-        times = [float(t) for _, t, _ in records]
-        variance = ewma_variance_per_s(times, [x for _, _, x in records], half_life_s(times, twap_interval_s))
-        return None if variance is None else math.sqrt(variance)
+        memo = self._memo.get(market)
+        if memo is not None and memo[0] == series.blocks[-1] and memo[1] == twap_interval_s:
+            return memo[2]
+        times = np.array(series.times[series.first:], dtype=float)
+        variance = ewma_variance_per_s(times, series.logs[series.first:], half_life_s(times, twap_interval_s))
+        sigma = None if variance is None else math.sqrt(variance)
+        self._memo[market] = (series.blocks[-1], twap_interval_s, sigma)
+        return sigma
 
-    def sigmas(self, snapshot: MarketSnapshot) -> tuple[tuple[str, float], ...]:
-        """(market, sigma per sqrt(s)) for each market of the snapshot with an estimate."""
-        out = []
-        for name, view in sorted(snapshot.markets.items()):
-            if isinstance(view.perp, PerpMarketState):
-                sigma = self.sigma_per_sqrt_s(name, float(view.perp.twap_interval_s))
-                if sigma is not None:
-                    out.append((name, sigma))
-        return tuple(out)
+    def sigmas(self, snapshot: MarketSnapshot) -> Mapping[str, float]:
+        """Market -> sigma per sqrt(s) for the snapshot's markets with an estimate, each computed
+        when first read (most ticks size nothing and read none)."""
+        return _LazySigmas(self, {name: float(view.perp.twap_interval_s) for name, view in snapshot.markets.items()
+                                  if isinstance(view.perp, PerpMarketState)})
+
+
+class _LazySigmas(Mapping[str, float]):
+    """IndexHistory.sigmas: a read-only mapping whose values are estimated on first read."""
+
+    def __init__(self, history: IndexHistory, twap_interval_s: dict[str, float]) -> None:
+        self._history, self._twap = history, twap_interval_s
+
+    def __getitem__(self, market: str) -> float:
+        twap = self._twap.get(market)
+        sigma = None if twap is None else self._history.sigma_per_sqrt_s(market, twap)
+        if sigma is None:
+            raise KeyError(market)
+        return sigma
+
+    def __iter__(self) -> Iterator[str]:
+        return (m for m in sorted(self._twap) if m in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -24,8 +24,8 @@ denominator is positive). Floats: sizing and reports only; amounts are re-quoted
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from keeper.types import ONE_X18, MarketSnapshot, PerpAccountState, PerpMarketState
@@ -42,12 +42,13 @@ class StressParams:
     # weight on the estimated chance that the exit happens after the stressed move; the expected net
     # then carries that chance x the stressed close's extra cost (strategies/exit_stress.py); 0: off
     exit_weight: float = 0.0
-    # the index's recent volatility per market, (market, sigma per sqrt(s)) (keeper/index_volatility.py,
-    # recorded by the engine); a market without one falls back to its index's departure from its TWAP
-    index_sigma_per_sqrt_s: tuple[tuple[str, float], ...] = ()
+    # the index's recent volatility per market, sigma per sqrt(s) (keeper/index_volatility.py, recorded
+    # by the engine, estimated when read); a market without one falls back to its index's departure
+    # from its TWAP
+    index_sigma_per_sqrt_s: Mapping[str, float] = field(default_factory=dict)
 
     def index_sigma(self, market: str) -> float | None:
-        return next((sigma for name, sigma in self.index_sigma_per_sqrt_s if name == market), None)
+        return self.index_sigma_per_sqrt_s.get(market)
 
     def __post_init__(self) -> None:
         if not (0 <= self.index_move < 1 and self.funding_apr >= 0 and self.hold_s >= 0 and self.exit_weight >= 0):

@@ -112,7 +112,7 @@ def test_given_a_volatile_index_when_the_strategy_adds_to_a_widened_position_the
     from tests.unit.test_strategies import STATS_AT_ZERO, context, only, position, rich_eth
 
     def decide(weight: float):
-        params = StressParams(0.05, 0.0, 3_600.0, exit_weight=weight, index_sigma_per_sqrt_s=(("ETH", 3e-4),))
+        params = StressParams(0.05, 0.0, 3_600.0, exit_weight=weight, index_sigma_per_sqrt_s={"ETH": 3e-4})
         ctx = context(rich_eth(0.035), z=Z, stats=STATS_AT_ZERO, risk=limits(stress=params),
                       positions={"ETH": position(Direction.SHORT_PERP, 150.0)})
         return only(BasisConvergence().decide(ctx))

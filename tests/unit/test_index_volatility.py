@@ -100,18 +100,18 @@ def test_the_rule_takes_the_larger_of_the_historys_sigma_and_the_twap_departures
     departure = stress_move_probability(perp, 0.05, 3_600, None)  # type: ignore[arg-type]
     sigma = departure_sigma_per_sqrt_s(perp)  # type: ignore[arg-type]
     assert departure == pytest.approx(math.erfc(0.05 / (sigma * 60 * math.sqrt(2)))) and departure > 0.05
-    calm = dataclasses.replace(without, index_sigma_per_sqrt_s=(("ETH", 0.02 / math.sqrt(DAY_S)),))
+    calm = dataclasses.replace(without, index_sigma_per_sqrt_s={"ETH": 0.02 / math.sqrt(DAY_S)})
     # Then the departure, the jump detector, decides (as it does without a history)
     assert exit_stress_probability(view, calm) == pytest.approx(departure)
     assert exit_stress_probability(view, without) == pytest.approx(departure)
     # Given instead the index at its TWAP (the one sample says calm: p = 0) and a volatile history
     flat = market_view()
     assert exit_stress_probability(flat, without) == 0.0
-    volatile = dataclasses.replace(without, index_sigma_per_sqrt_s=(("ETH", 5e-4),))
+    volatile = dataclasses.replace(without, index_sigma_per_sqrt_s={"ETH": 5e-4})
     # Then the history decides: p of a 5e-4 / sqrt(s) walk over the hour
     assert exit_stress_probability(flat, volatile) == pytest.approx(math.erfc(0.05 / (5e-4 * 60 * math.sqrt(2))))
     # and another market's estimate is not this one's
-    assert exit_stress_probability(flat, dataclasses.replace(without, index_sigma_per_sqrt_s=(("BTC", 5e-4),))) == 0.0
+    assert exit_stress_probability(flat, dataclasses.replace(without, index_sigma_per_sqrt_s={"BTC": 5e-4})) == 0.0
 
 
 def test_the_engine_records_each_snapshots_index_and_hands_the_estimate_to_the_stress_params() -> None:
@@ -124,3 +124,19 @@ def test_the_engine_records_each_snapshots_index_and_hands_the_estimate_to_the_s
     stress = engine.strategy_context(snapshot_at(5, 300, 3000.0 * 1.002**5), [], {}).limits.stress
     assert stress is not None
     assert stress.index_sigma("ETH") == pytest.approx(math.log(1.002) / math.sqrt(60), rel=1e-9)
+
+
+def test_the_sigmas_mapping_has_the_markets_with_an_estimate_and_keeps_at_most_max_records() -> None:
+    def price(block: int) -> float:
+        return 3000.0 * (1.001 if block % 2 else 1.0) * (1.01 if block > 26 else 1.0)
+
+    history = IndexHistory(window_s=10_000, max_records=5)
+    for block in range(1, 31):
+        history.record(snapshot_at(block, 60 * block, price(block)))
+    sigmas = history.sigmas(snapshot_at(30, 1_800, price(30)))
+    assert list(sigmas) == ["ETH"] and "BTC" not in sigmas and sigmas.get("BTC") is None
+    # only the last 5 records (blocks 26-30) count, the 1% step from 26 to 27 among them
+    kept = range(26, 31)
+    expected = ewma_variance_per_s([60.0 * b for b in kept], [math.log(price(b) * ONE_X18) for b in kept], 300.0)
+    assert expected is not None and sigmas["ETH"] == pytest.approx(math.sqrt(expected), rel=1e-12)
+    assert sigmas["ETH"] == history.sigma_per_sqrt_s("ETH", TWAP_S)
