@@ -13,9 +13,11 @@ are in the journal's pair tables, its open pair's legs in the paper account.
 
 from __future__ import annotations
 
+import gc
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,9 @@ from keeper.engine import Engine, load_strategy_slots
 from keeper.errors import ConfigError
 from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, NoMetrics, PaperAccount, PaperExecutor
 from keeper.history.pair_books import pair_legs
-from keeper.history.replay import rebuild_snapshot, replay_collector
+from keeper.history.pipeline import (MIN_PIPELINE_BLOCKS, ReplayedBlock, SnapshotPipeline, pipeline_available,
+                                     serial_blocks)
+from keeper.history.replay import replay_collector
 from keeper.history.store import BlockRecord, count_blocks, read_blocks, read_meta
 from keeper.journal import Journal
 from keeper.pairs_journal import pairs_realized_since
@@ -103,16 +107,29 @@ def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journ
 def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = None, from_block: int | None = None,
                  to_block: int | None = None, mode: str = "backtest", work_dir: Path | None = None,
                  progress: Callable[[int, int], None] | None = None,
-                 records: Sequence[BlockRecord] | None = None) -> BacktestRun:
+                 records: Sequence[BlockRecord] | None = None, pipeline: bool | None = None) -> BacktestRun:
     """Run the keeper over the recorded blocks [from_block, to_block] of `path` (or over
     `records`, already read). The journal is written under work_dir (a temporary directory by
-    default) and left open on the result."""
+    default) and left open on the result. `pipeline`: rebuild the snapshots in a worker process
+    while the engine runs (pipeline.py); None: when the machine has a second core and the range is
+    long enough to pay for it; never for `records`."""
     if strategy is not None and strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {strategy}: unknown (known: {', '.join(sorted(STRATEGIES))})")
     meta = read_meta(path)
     markets = [m["name"] for m in meta["sources"]["markets"]]
     config = backtest_config(settings, strategy, markets)
-    collector, multicall = replay_collector(meta)
+    total = len(records) if records is not None else count_blocks(path, from_block, to_block)
+    if pipeline is None:
+        pipeline = records is None and total >= MIN_PIPELINE_BLOCKS and pipeline_available()
+    with SnapshotPipeline(path, meta, from_block, to_block) if pipeline and records is None else nullcontext() as worker:
+        source = worker if worker is not None else \
+            serial_blocks(meta, records if records is not None else read_blocks(path, from_block, to_block))
+        return _run(meta, markets, config, mode, work_dir, progress, total, source)
+
+
+def _run(meta: dict[str, Any], markets: list[str], config: KeeperConfig, mode: str, work_dir: Path | None,
+         progress: Callable[[int, int], None] | None, total: int, source: Iterable[ReplayedBlock]) -> BacktestRun:
+    collector, _ = replay_collector(meta)  # the engine reads its sources (the snapshots come from `source`)
     work = work_dir or Path(tempfile.mkdtemp(prefix="keeper-backtest-"))
     journal = Journal(work / "journal.sqlite")
     journal._conn.execute("PRAGMA synchronous = OFF")  # a throwaway journal: no fsync per write
@@ -121,27 +138,28 @@ def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = N
     run = BacktestRun(config, mode, markets, journal=journal, meta=meta)
     if engine.pairs is not None:
         collect_pair_outcomes(engine.pairs, run.pair_outcomes)
-    total = len(records) if records is not None else count_blocks(path, from_block, to_block)
     stride = max(1, total // MAX_SAMPLES)
-    source = records if records is not None else read_blocks(path, from_block, to_block)
     started = time.perf_counter()
     snapshot = None
-    for record in source:
-        snapshot = rebuild_snapshot(collector, multicall, record)
-        engine.planner.recorded_l1_fee_wei = (record.l1[4] or 0) if record.l1 else 0  # type: ignore[attr-defined]
-        traded = len(run.outcomes)
-        snapshot = _step(engine, executor, books, account, snapshot, run)
-        if run.blocks % stride == 0 or run.blocks == total - 1 or len(run.outcomes) > traded:
-            run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))  # every trade's block too
-        run.blocks += 1
-        run.first_block = snapshot.block_number if run.first_block is None else run.first_block
-        run.last_block = snapshot.block_number
-        if progress and run.blocks % 1000 == 0:
-            progress(run.blocks, total)
-    if snapshot is not None and mode != "dry_run" and (engine.positions() or _pair_legs(engine)):
-        engine.kill_switch = lambda: True  # risk "unwind": close what is open on the last block
-        snapshot = _step(engine, executor, books, account, snapshot, run)
-        run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))
+    gc.freeze()  # what the set-up left alive stays: the collector stops going through it every few blocks
+    try:
+        for snapshot, l1_fee in source:
+            engine.planner.recorded_l1_fee_wei = l1_fee  # type: ignore[attr-defined]
+            traded = len(run.outcomes)
+            snapshot = _step(engine, executor, books, account, snapshot, run)
+            if run.blocks % stride == 0 or run.blocks == total - 1 or len(run.outcomes) > traded:
+                run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))  # every trade's block too
+            run.blocks += 1
+            run.first_block = snapshot.block_number if run.first_block is None else run.first_block
+            run.last_block = snapshot.block_number
+            if progress and run.blocks % 1000 == 0:
+                progress(run.blocks, total)
+        if snapshot is not None and mode != "dry_run" and (engine.positions() or _pair_legs(engine)):
+            engine.kill_switch = lambda: True  # risk "unwind": close what is open on the last block
+            snapshot = _step(engine, executor, books, account, snapshot, run)
+            run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))
+    finally:
+        gc.unfreeze()
     run.replay_s = time.perf_counter() - started
     books.flush_funding()
     run.skips = books.skips
