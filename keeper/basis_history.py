@@ -138,22 +138,29 @@ class BasisHistory:
 
     def stats(self, market: str, venue: str, before_block: int, timestamp_s: int) -> BasisStats | None:
         """Robust statistics of the window before `before_block`; None below min_samples."""
+        return self.stats_and_window(market, venue, before_block, timestamp_s)[0]
+
+    def stats_and_window(self, market: str, venue: str, before_block: int,
+                         timestamp_s: int) -> tuple[BasisStats | None, tuple[int, int] | None]:
+        """`stats`, and its window as the absolute indices (lo, hi) of the observations it spans
+        (0: the first recorded for this market and venue) when it is that contiguous run (None
+        for the brute-force path: its window is `window_bps`)."""
         series = self._series.get((market, venue))
         if series is None:
-            return None
+            return None, None
         if not (series.exact_order and self.incremental):
             past = self._past(series, before_block, timestamp_s)
             if len(past) < self.min_samples:
-                return None
-            return BasisStats.from_observations([b for _, _, b in past], [t for _, t, _ in past])
+                return None, None
+            return BasisStats.from_observations([b for _, _, b in past], [t for _, t, _ in past]), None
         lo, hi = series.window(before_block, timestamp_s - self.window_s, self.min_samples)
         if hi - lo < self.min_samples:
-            return None
+            return None, None
         if series.memo is not None and series.memo[0] == lo and series.memo[1] == hi:
-            return series.memo[2]  # type: ignore[return-value]
+            return series.memo[2], (lo, hi)  # type: ignore[return-value]
         found = _window_stats(series, lo, hi)
         series.memo = (lo, hi, found)
-        return found
+        return found, (lo, hi)
 
     def zscore_then_record(self, market: str, venue: str, block: int, basis_bps: float,
                            timestamp_s: int | None = None) -> float | None:

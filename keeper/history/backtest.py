@@ -26,6 +26,7 @@ from keeper.basis_history import BasisHistory
 from keeper.config import KeeperConfig, with_overrides
 from keeper.engine import Engine, load_strategy_slots
 from keeper.errors import ConfigError
+from keeper.history.basis_answers import AnsweredBasisHistory
 from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, NoMetrics, PaperAccount, PaperExecutor
 from keeper.history.pair_books import pair_legs
 from keeper.history.pipeline import (MIN_PIPELINE_BLOCKS, ReplayedBlock, SnapshotPipeline, pipeline_available,
@@ -89,8 +90,8 @@ def backtest_config(settings: KeeperConfig, strategy: str | None, markets: Seque
     return with_overrides(settings, overrides, where="backtest settings")
 
 
-def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journal,
-                 account_address: str | None) -> tuple[Engine, PaperExecutor, BacktestJournal, PaperAccount]:
+def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journal, account_address: str | None,
+                 history: BasisHistory) -> tuple[Engine, PaperExecutor, BacktestJournal, PaperAccount]:
     slots = load_strategy_slots(config)
     books = BacktestJournal(journal)
     account = PaperAccount(config.account.collateral_usdc)
@@ -99,7 +100,7 @@ def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journ
     engine = Engine(config=config, collector=collector, strategies=slots, planner=planner, executor=executor,
                     journal=books, metrics=NoMetrics(),  # type: ignore[arg-type]
                     kill_switch=lambda: False,
-                    history=BasisHistory(config.strategies.basis_window_s, config.strategies.basis_min_samples),
+                    history=history,
                     clock=lambda: books.now_s)  # the block-age check against the recorded block's time
     return engine, executor, books, account
 
@@ -120,21 +121,26 @@ def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = N
     config = backtest_config(settings, strategy, markets)
     total = len(records) if records is not None else count_blocks(path, from_block, to_block)
     if pipeline is None:
-        pipeline = records is None and total >= MIN_PIPELINE_BLOCKS and pipeline_available()
-    with SnapshotPipeline(path, meta, from_block, to_block) if pipeline and records is None else nullcontext() as worker:
+        pipeline = total >= MIN_PIPELINE_BLOCKS and pipeline_available()
+    pipeline = pipeline and records is None
+    basis = (config.strategies.basis_window_s, config.strategies.basis_min_samples)
+    with SnapshotPipeline(path, meta, from_block, to_block, basis) if pipeline else nullcontext() as worker:
         source = worker if worker is not None else \
             serial_blocks(meta, records if records is not None else read_blocks(path, from_block, to_block))
-        return _run(meta, markets, config, mode, work_dir, progress, total, source)
+        return _run(meta, markets, config, mode, work_dir, progress, total, source, answered=worker is not None)
 
 
 def _run(meta: dict[str, Any], markets: list[str], config: KeeperConfig, mode: str, work_dir: Path | None,
-         progress: Callable[[int, int], None] | None, total: int, source: Iterable[ReplayedBlock]) -> BacktestRun:
+         progress: Callable[[int, int], None] | None, total: int, source: Iterable[ReplayedBlock],
+         answered: bool) -> BacktestRun:
     collector, _ = replay_collector(meta)  # the engine reads its sources (the snapshots come from `source`)
     work = work_dir or Path(tempfile.mkdtemp(prefix="keeper-backtest-"))
     journal = Journal(work / "journal.sqlite")
     journal._conn.execute("PRAGMA synchronous = OFF")  # a throwaway journal: no fsync per write
+    history = (AnsweredBasisHistory if answered else BasisHistory)(config.strategies.basis_window_s,
+                                                                   config.strategies.basis_min_samples)
     engine, executor, books, account = build_engine(config, collector, mode, journal,
-                                                    meta.get("account") if mode == "dry_run" else None)
+                                                    meta.get("account") if mode == "dry_run" else None, history)
     run = BacktestRun(config, mode, markets, journal=journal, meta=meta)
     if engine.pairs is not None:
         collect_pair_outcomes(engine.pairs, run.pair_outcomes)
@@ -143,8 +149,10 @@ def _run(meta: dict[str, Any], markets: list[str], config: KeeperConfig, mode: s
     snapshot = None
     gc.freeze()  # what the set-up left alive stays: the collector stops going through it every few blocks
     try:
-        for snapshot, l1_fee in source:
+        for snapshot, l1_fee, answers in source:
             engine.planner.recorded_l1_fee_wei = l1_fee  # type: ignore[attr-defined]
+            if answers is not None:
+                history.load(snapshot.block_number, answers)  # type: ignore[attr-defined]
             traded = len(run.outcomes)
             snapshot = _step(engine, executor, books, account, snapshot, run)
             if run.blocks % stride == 0 or run.blocks == total - 1 or len(run.outcomes) > traded:

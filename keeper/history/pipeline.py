@@ -4,8 +4,10 @@ Rebuilding a snapshot (reading the Parquet parts, decoding the recorded bytes wi
 collector) depends on the recorded market data only, never on what the keeper did. So on a
 machine with a second core, `keeper backtest` hands it to a worker process: the worker reads and
 rebuilds blocks in order and sends them in batches through a bounded queue while the main process
-runs the engine on the blocks before them. Same snapshots, same order, same decisions: the worker
-runs the serial path's code, and the main process only unpickles its output.
+runs the engine on the blocks before them. With each snapshot it sends the basis statistics the
+engine will read at that block (basis_answers.py: they too depend on the recorded data only).
+Same snapshots, same statistics, same order, same decisions: the worker runs the serial path's
+code, and the main process only unpickles its output.
 
 - Bounded: at most QUEUE_BATCHES batches of BATCH_BLOCKS blocks wait in the queue (a month of
   blocks never sits in memory); the worker blocks when the engine is behind.
@@ -21,6 +23,7 @@ runs the serial path's code, and the main process only unpickles its output.
 from __future__ import annotations
 
 import copyreg
+import gc
 import io
 import multiprocessing
 import os
@@ -32,7 +35,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from keeper.basis_history import BasisHistory
 from keeper.errors import KeeperError
+from keeper.history.basis_answers import Answers, compute_answers
 from keeper.history.replay import rebuild_snapshot, replay_collector
 from keeper.history.store import BlockRecord, read_blocks
 from keeper.types import MarketSnapshot
@@ -43,7 +48,8 @@ QUEUE_BATCHES = 8
 MIN_PIPELINE_BLOCKS = 2 * BATCH_BLOCKS  # below this, forking costs more than it saves
 _POLL_S = 0.5
 
-ReplayedBlock = tuple[MarketSnapshot, int]  # the snapshot and the recorded L1 fee (wei) of a typical trade
+# the snapshot, the recorded L1 fee (wei) of a typical trade, and the basis statistics (None: serial)
+ReplayedBlock = tuple[MarketSnapshot, int, Answers | None]
 
 
 def l1_fee_wei(record: BlockRecord) -> int:
@@ -53,7 +59,7 @@ def l1_fee_wei(record: BlockRecord) -> int:
 def serial_blocks(meta: Mapping[str, Any], records: Iterator[BlockRecord] | Sequence[BlockRecord]) -> Iterator[ReplayedBlock]:
     collector, multicall = replay_collector(meta)
     for record in records:
-        yield rebuild_snapshot(collector, multicall, record), l1_fee_wei(record)
+        yield rebuild_snapshot(collector, multicall, record), l1_fee_wei(record), None
 
 
 def pipeline_available() -> bool:
@@ -63,13 +69,16 @@ def pipeline_available() -> bool:
 
 
 class SnapshotPipeline:
-    """The recorded blocks [from_block, to_block] of `path`, rebuilt by a worker process; iterate
-    once, then close (or use as a context manager)."""
+    """The recorded blocks [from_block, to_block] of `path`, rebuilt by a worker process, with the
+    statistics of a BasisHistory(*basis) fed their basis; iterate once, then close (or use as a
+    context manager)."""
 
-    def __init__(self, path: Path, meta: Mapping[str, Any], from_block: int | None, to_block: int | None) -> None:
+    def __init__(self, path: Path, meta: Mapping[str, Any], from_block: int | None, to_block: int | None,
+                 basis: tuple[float, int]) -> None:
         context = multiprocessing.get_context("fork")
         self._queue: Any = context.Queue(maxsize=QUEUE_BATCHES)
-        self._process = context.Process(target=_produce, args=(path, dict(meta), from_block, to_block, self._queue),
+        self._process = context.Process(target=_produce, args=(path, dict(meta), from_block, to_block, basis,
+                                                               self._queue),
                                         name="keeper-backtest-snapshots", daemon=True)
         self._process.start()
 
@@ -110,13 +119,16 @@ class SnapshotPipeline:
         self._queue.join_thread()
 
 
-def _produce(path: Path, meta: dict[str, Any], from_block: int | None, to_block: int | None, out: Any) -> None:
-    """The worker: read, rebuild, pickle in batches, in order; then "end", or the exception."""
+def _produce(path: Path, meta: dict[str, Any], from_block: int | None, to_block: int | None,
+             basis: tuple[float, int], out: Any) -> None:
+    """The worker: read, rebuild, answer, pickle in batches, in order; then "end", or the exception."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it closes us
+    gc.freeze()  # the parent's objects, inherited: the collector need not go through them (nor copy their pages)
     try:
+        history = BasisHistory(*basis)
         batch: list[ReplayedBlock] = []
-        for replayed in serial_blocks(meta, read_blocks(path, from_block, to_block)):
-            batch.append(replayed)
+        for snapshot, l1_fee, _ in serial_blocks(meta, read_blocks(path, from_block, to_block)):
+            batch.append((snapshot, l1_fee, compute_answers(snapshot, history)))
             if len(batch) == BATCH_BLOCKS:
                 out.put(("blocks", _dumps(batch)))
                 batch = []
