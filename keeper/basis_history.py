@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from keeper.frozen import quick_init
 from keeper.basis_window import BasisSeries, median_abs_deviation_sorted, median_sorted
 
 MAD_TO_SIGMA = 1.4826
 MIN_PHI = 0.001  # an AR(1) slope at or below 0 is read as this: half-life = dt x ln 2 / ln 1000, about dt / 10
 
 
+@quick_init  # one per window, per (market, venue) and block (keeper/frozen.py)
 @dataclass(frozen=True)
 class BasisStats:
     """Robust statistics of one (market, venue)'s recent basis (bps): centre = median, scale =
