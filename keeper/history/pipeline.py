@@ -14,7 +14,8 @@ code, and the main process only unpickles its output.
 - Errors: the worker sends its exception instead of the next batch; the main process raises it
   at that block, after the blocks before it were backtested, as the serial path would. A worker
   that dies without a word (killed, out of memory) is an error naming its exit code.
-- Shutdown: closing the stream (the end, an error in the engine, Ctrl-C) terminates the worker.
+- Shutdown: closing the stream (the end, an error in the engine, Ctrl-C) terminates the worker; a
+  worker whose main process was killed stops at its next full queue.
 - The worker is forked (it inherits the imports: no second start-up); where fork is not the
   platform's way, or with one core, the backtest runs serially. The sweep's jobs, which already
   use every core, run serially too.
@@ -124,26 +125,49 @@ def _produce(path: Path, meta: dict[str, Any], from_block: int | None, to_block:
     """The worker: read, rebuild, answer, pickle in batches, in order; then "end", or the exception."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it closes us
     gc.freeze()  # the parent's objects, inherited: the collector need not go through them (nor copy their pages)
+    send = _sender(out, os.getppid())
     try:
         history = BasisHistory(*basis)
         batch: list[ReplayedBlock] = []
         for snapshot, l1_fee, _ in serial_blocks(meta, read_blocks(path, from_block, to_block)):
             batch.append((snapshot, l1_fee, compute_answers(snapshot, history)))
             if len(batch) == BATCH_BLOCKS:
-                out.put(("blocks", _dumps(batch)))
+                send("blocks", _dumps(batch))
                 batch = []
         if batch:
-            out.put(("blocks", _dumps(batch)))
-        out.put(("end", b""))
+            send("blocks", _dumps(batch))
+        send("end", b"")
+    except _Orphaned:
+        return
     except Exception as exc:  # noqa: BLE001 - the worker's boundary: its error is raised in the main process
         try:
             message = _dumps(exc)
             pickle.loads(message)  # and it unpickles as it was
         except Exception:  # noqa: BLE001 - an exception that does not pickle: its words
             message = _dumps(KeeperError(f"backtest: the snapshot worker failed: {type(exc).__name__}: {exc}"))
-        out.put(("error", message))
+        try:
+            send("error", message)
+        except _Orphaned:
+            return
     out.close()
     out.join_thread()  # everything sent is in the pipe before the process ends
+
+
+class _Orphaned(Exception):
+    """The main process is gone (killed): nobody will read the queue."""
+
+
+def _sender(out: Any, parent: int) -> Any:
+    def send(kind: str, payload: bytes) -> None:
+        while True:
+            try:
+                out.put((kind, payload), timeout=_POLL_S)
+                return
+            except queue.Full:
+                if os.getppid() != parent:
+                    raise _Orphaned from None
+
+    return send
 
 
 _REDUCERS = copyreg.dispatch_table.copy()
@@ -171,7 +195,7 @@ _REDUCERS[V3PoolState] = _reduce_v3_pool
 def _loads(payload: bytes) -> Any:
     """A batch, unpickled with the cyclic garbage collector paused: its thousands of new objects
     would otherwise set off collections that go through them all again (half the unpickling's
-    time); it creates no cycles to collect."""
+    time). A snapshot is a tree: nothing here waits for the collector."""
     paused = gc.isenabled()
     gc.disable()
     try:
