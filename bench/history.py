@@ -6,7 +6,9 @@ pace on a quiet machine with a core each), and serially, by stage: reading the P
 rebuilding the snapshots with the keeper's collector, the whole backtest; and once more serially
 with the basis statistics recomputed over the whole window on every read (BasisHistory's
 reference path, as before 2026-11-30) to show the incremental statistics' gain on the same trades.
-Figures go to build/bench.json as history_<driven|calm>_*. Target: >= 5,000 blocks/s."""
+Figures go to build/bench.json as history_<driven|calm>_*: backtest_per_s is the pipelined backtest's
+wall clock, backtest_two_cores_cpu_per_s its pace with a core per process, backtest_serial_per_s
+and backtest_cpu_per_s the serial run's. Target: >= 5,000 blocks/s."""
 
 from __future__ import annotations
 
