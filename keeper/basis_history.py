@@ -113,7 +113,7 @@ class BasisHistory:
     2026-11-30; the benchmark compares the two)."""
 
     def __init__(self, window_s: float = 7200, min_samples: int = 20, max_samples: int = 4096,
-                 incremental: bool = True) -> None:
+                 incremental: bool = True, windows: bool = True) -> None:
         if window_s <= 0 or min_samples < 2 or max_samples < min_samples:
             raise ValueError(f"need window_s > 0 and 2 <= min_samples <= max_samples (got window_s={window_s}, "
                              f"min_samples={min_samples}, max_samples={max_samples})")
@@ -122,6 +122,7 @@ class BasisHistory:
         self._series: dict[tuple[str, str], BasisSeries] = {}
         self.max_samples = max_samples
         self.incremental = incremental
+        self.windows = windows  # False: the incremental statistics carry no window (a backtest's worker ships spans)
 
     def _past(self, series: BasisSeries, block: int, timestamp_s: int) -> list[tuple[int, int, float]]:
         """The window the brute-force way (any order of blocks and timestamps)."""
@@ -160,7 +161,7 @@ class BasisHistory:
             return None, None
         if series.memo is not None and series.memo[0] == lo and series.memo[1] == hi:
             return series.memo[2], (lo, hi)  # type: ignore[return-value]
-        found = _window_stats(series, lo, hi)
+        found = _window_stats(series, lo, hi, self.windows)
         series.memo = (lo, hi, found)
         return found, (lo, hi)
 
@@ -182,18 +183,19 @@ class BasisHistory:
         return None if stats is None else stats.zscore(basis_bps)
 
 
-def _window_stats(series: BasisSeries, lo: int, hi: int) -> BasisStats:
+def _window_stats(series: BasisSeries, lo: int, hi: int, with_window: bool = True) -> BasisStats:
     """`BasisStats.from_observations` of the series' window [lo, hi), from its sorted values and
-    spacings: the same numbers, operation for operation where they are floats."""
+    spacings: the same numbers, operation for operation where they are floats; its window_bps a
+    copy of the window (empty without `with_window`)."""
     values, spacings = series.sorted_window(lo, hi)
     n = hi - lo
     center = median_sorted(values)
     scale = MAD_TO_SIGMA * median_abs_deviation_sorted(values, center)
     half_life = None
     dt = median_sorted(spacings) if n >= 2 else None
-    window = _frozen(series.values_view(lo, hi).copy())
+    view = series.values_view(lo, hi)
     if n >= 3 and dt is not None:
-        x = window - center
+        x = view - center
         prev = x[:-1]
         denom = float(np.dot(prev, prev))
         if denom > 0 and dt > 0:
@@ -204,7 +206,7 @@ def _window_stats(series: BasisSeries, lo: int, hi: int) -> BasisStats:
         first, last = float(series.time(lo)), float(series.time(hi - 1))
         if last > first:
             half_life = last - first
-    return BasisStats(center, scale, n, half_life, window, dt)
+    return BasisStats(center, scale, n, half_life, _frozen(view.copy()) if with_window else (), dt)
 
 
 def _frozen(values: np.ndarray) -> np.ndarray:

@@ -35,16 +35,20 @@ Answers = dict[tuple[str, str], Answer]
 
 def compute_answers(snapshot: MarketSnapshot, history: BasisHistory) -> Answers:
     """What the engine's basis history answers at this block (the worker's side)."""
-    answers: Answers = {}
     block, timestamp_s = snapshot.block_number, snapshot.block_timestamp
-    for signal in compute_signals(snapshot, history):
-        if not isinstance(signal, Signal):
-            continue
-        stats, span = history.stats_and_window(signal.market, signal.spot_venue, block, timestamp_s)
-        shipped = None if stats is None else (stats.center_bps, stats.scale_bps, stats.samples, stats.half_life_s,
-                                              stats.spacing_s, span if span is not None else np.asarray(stats.window_bps))
-        answers[(signal.market, signal.spot_venue)] = (signal.basis_bps, signal.basis_zscore, shipped)
-    return answers
+    return {(s.market, s.spot_venue): answer_of(history, s.market, s.spot_venue, block, timestamp_s, s.basis_bps,
+                                                s.basis_zscore)
+            for s in compute_signals(snapshot, history) if isinstance(s, Signal)}
+
+
+def answer_of(history: BasisHistory, market: str, venue: str, block: int, timestamp_s: int, basis_bps: float,
+              zscore: float | None) -> Answer:
+    """One (market, venue)'s answer, once its basis was recorded (zscore_then_record gave `zscore`):
+    the statistics the strategies read at this block."""
+    stats, span = history.stats_and_window(market, venue, block, timestamp_s)
+    shipped = None if stats is None else (stats.center_bps, stats.scale_bps, stats.samples, stats.half_life_s,
+                                          stats.spacing_s, span if span is not None else np.asarray(stats.window_bps))
+    return basis_bps, zscore, shipped
 
 
 class AnsweredBasisHistory(BasisHistory):

@@ -127,7 +127,7 @@ def _produce(path: Path, meta: dict[str, Any], from_block: int | None, to_block:
     gc.freeze()  # the parent's objects, inherited: the collector need not go through them (nor copy their pages)
     send = _sender(out, os.getppid())
     try:
-        history = BasisHistory(*basis)
+        history = BasisHistory(*basis, windows=False)  # the spans are shipped, the main process keeps the values
         batch: list[ReplayedBlock] = []
         for snapshot, l1_fee, _ in serial_blocks(meta, read_blocks(path, from_block, to_block)):
             batch.append((snapshot, l1_fee, compute_answers(snapshot, history)))
