@@ -349,14 +349,12 @@ def test_a_sweep_job_backtests_in_its_own_process_only(driven, monkeypatch) -> N
     """The sweep's jobs already take every core: a job never starts a snapshot worker of its own,
     however long its window."""
     import keeper.history.backtest as backtest
-    import keeper.history.pipeline as pipeline
     from keeper.history.sweep import Job, run_job
 
     def refused(*args: Any) -> None:
         raise AssertionError("a sweep job started a snapshot worker")
 
     monkeypatch.setattr(backtest, "SnapshotPipeline", refused)
-    monkeypatch.setattr(pipeline, "MIN_PIPELINE_BLOCKS", 1)
     monkeypatch.setattr(backtest, "MIN_PIPELINE_BLOCKS", 1)
     settings, _, ticked, out, _, _ = driven
     result = run_job(Job(str(out), settings.model_dump(mode="json"), (), 0, ticked[0], ticked[-1]))
