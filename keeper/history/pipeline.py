@@ -45,6 +45,7 @@ from keeper.types import MarketSnapshot
 from keeper.venues.uniswap_v3_math import V3PoolState
 
 BATCH_BLOCKS = 100  # one pickle per batch: pool states unchanged between its blocks are sent once
+FIRST_BATCH_BLOCKS = 10  # the engine starts after 10 blocks, not 100; the batches double up to BATCH_BLOCKS
 QUEUE_BATCHES = 8
 MIN_PIPELINE_BLOCKS = 2 * BATCH_BLOCKS  # below this, forking costs more than it saves
 _POLL_S = 0.5
@@ -129,11 +130,12 @@ def _produce(path: Path, meta: dict[str, Any], from_block: int | None, to_block:
     try:
         history = BasisHistory(*basis, windows=False)  # the spans are shipped, the main process keeps the values
         batch: list[ReplayedBlock] = []
+        size = min(FIRST_BATCH_BLOCKS, BATCH_BLOCKS)
         for snapshot, l1_fee, _ in serial_blocks(meta, read_blocks(path, from_block, to_block)):
             batch.append((snapshot, l1_fee, compute_answers(snapshot, history)))
-            if len(batch) == BATCH_BLOCKS:
+            if len(batch) >= size:
                 send("blocks", _dumps(batch))
-                batch = []
+                batch, size = [], min(2 * size, BATCH_BLOCKS)
         if batch:
             send("blocks", _dumps(batch))
         send("end", b"")
