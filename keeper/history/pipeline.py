@@ -3,19 +3,19 @@
 Rebuilding a snapshot (reading the Parquet parts, decoding the recorded bytes with the live
 collector) depends on the recorded market data only, never on what the keeper did. So on a
 machine with a second core, `keeper backtest` hands it to a worker process: the worker reads and
-rebuilds blocks in order and sends them in batches through a bounded queue while the main process
+rebuilds blocks in order and sends them in batches through a bounded pipe while the main process
 runs the engine on the blocks before them. With each snapshot it sends the basis statistics the
 engine will read at that block (basis_answers.py: they too depend on the recorded data only).
 Same snapshots, same statistics, same order, same decisions: the worker runs the serial path's
 code, and the main process only unpickles its output.
 
-- Bounded: at most QUEUE_BATCHES batches of BATCH_BLOCKS blocks wait in the queue (a month of
-  blocks never sits in memory); the worker blocks when the engine is behind.
+- Bounded: the batches (BATCH_BLOCKS blocks each) wait in a pipe of PIPE_BYTES (about 8 of
+  them), so a month of blocks never sits in memory; the worker waits while the engine is behind.
 - Errors: the worker sends its exception instead of the next batch; the main process raises it
   at that block, after the blocks before it were backtested, as the serial path would. A worker
   that dies without a word (killed, out of memory) is an error naming its exit code.
 - Shutdown: closing the stream (the end, an error in the engine, Ctrl-C) terminates the worker; a
-  worker whose main process was killed stops at its next full queue.
+  worker whose main process was killed stops at its next write (the pipe is broken).
 - The worker is forked (it inherits the imports: no second start-up); where fork is not the
   platform's way, or with one core, the backtest runs serially. The sweep's jobs, which already
   use every core, run serially too.
@@ -29,7 +29,6 @@ import io
 import multiprocessing
 import os
 import pickle
-import queue
 import signal
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -46,9 +45,7 @@ from keeper.venues.uniswap_v3_math import V3PoolState
 
 BATCH_BLOCKS = 100  # one pickle per batch: pool states unchanged between its blocks are sent once
 FIRST_BATCH_BLOCKS = 10  # the engine starts after 10 blocks, not 100; the batches double up to BATCH_BLOCKS
-QUEUE_BATCHES = 8
 MIN_PIPELINE_BLOCKS = 2 * BATCH_BLOCKS  # below this, forking costs more than it saves
-_POLL_S = 0.5
 
 # the snapshot, the recorded L1 fee (wei) of a typical trade, and the basis statistics (None: serial)
 ReplayedBlock = tuple[MarketSnapshot, int, Answers | None]
@@ -78,11 +75,12 @@ class SnapshotPipeline:
     def __init__(self, path: Path, meta: Mapping[str, Any], from_block: int | None, to_block: int | None,
                  basis: tuple[float, int]) -> None:
         context = multiprocessing.get_context("fork")
-        self._queue: Any = context.Queue(maxsize=QUEUE_BATCHES)
-        self._process = context.Process(target=_produce, args=(path, dict(meta), from_block, to_block, basis,
-                                                               self._queue),
-                                        name="keeper-backtest-snapshots", daemon=True)
+        self._reader, writer = context.Pipe(duplex=False)
+        _widen(writer)
+        self._process = context.Process(target=_produce, name="keeper-backtest-snapshots", daemon=True,
+                                        args=(path, dict(meta), from_block, to_block, basis, writer, self._reader))
         self._process.start()
+        writer.close()  # the worker holds the only writing end: its end is the pipe's end of file
 
     def __enter__(self) -> SnapshotPipeline:
         return self
@@ -92,41 +90,63 @@ class SnapshotPipeline:
 
     def __iter__(self) -> Iterator[ReplayedBlock]:
         while True:
-            kind, payload = self._next()
-            if kind == "end":
+            message = self._receive()
+            kind, payload = message[:1], memoryview(message)[1:]
+            if kind == _END:
                 return
             batch = _loads(payload)
-            if kind == "error":
+            if kind == _ERROR:
                 raise batch
             yield from batch
 
-    def _next(self) -> tuple[str, bytes]:
-        while True:
-            try:
-                return self._queue.get(timeout=_POLL_S)  # type: ignore[no-any-return]
-            except queue.Empty:
-                if self._process.is_alive():
-                    continue
-            try:  # it ended: anything it sent before is in the pipe by now
-                return self._queue.get(timeout=_POLL_S)  # type: ignore[no-any-return]
-            except queue.Empty:
-                raise KeeperError(f"backtest: the snapshot worker process stopped without a word (exit code "
-                                  f"{self._process.exitcode}); run again, or see the system log (out of memory?)") from None
+    def _receive(self) -> bytes:
+        try:
+            return self._reader.recv_bytes()  # type: ignore[no-any-return]
+        except EOFError:
+            self._process.join()
+            raise KeeperError(f"backtest: the snapshot worker process stopped without a word (exit code "
+                              f"{self._process.exitcode}); run again, or see the system log (out of memory?)") from None
 
     def close(self) -> None:
         if self._process.is_alive():
             self._process.terminate()
         self._process.join()
-        self._queue.close()
-        self._queue.join_thread()
+        self._reader.close()
+
+
+_BLOCKS, _ERROR, _END = b"B", b"E", b"."
+PIPE_BYTES = 1 << 20  # the pipe's buffer, where Linux lets us widen it: several batches in flight
+
+
+def _widen(connection: Any) -> None:
+    """The pipe holds PIPE_BYTES (about 8 batches) instead of 64 KiB, where the platform allows."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[attr-defined]
+    except (ImportError, AttributeError, OSError):
+        pass  # not Linux, or above the system's limit: the pipe keeps its default size
 
 
 def _produce(path: Path, meta: dict[str, Any], from_block: int | None, to_block: int | None,
-             basis: tuple[float, int], out: Any) -> None:
-    """The worker: read, rebuild, answer, pickle in batches, in order; then "end", or the exception."""
+             basis: tuple[float, int], out: Any, reader: Any) -> None:
+    """The worker: its messages, each sent as soon as it is built (the write waits while the pipe
+    is full: the engine is behind). A broken pipe (the main process closed it, or died) ends it."""
+    reader.close()  # the main process's end, inherited: with it open here, the pipe would never break
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it closes us
-    gc.freeze()  # the parent's objects, inherited: the collector need not go through them (nor copy their pages)
-    send = _sender(out, os.getppid())
+    gc.freeze()  # the parent's objects, inherited: the collector need not go through them
+    try:
+        for message in _messages(path, meta, from_block, to_block, basis):
+            out.send_bytes(message)
+    except OSError:  # the pipe's: nobody reads any more
+        pass
+    finally:
+        out.close()
+
+
+def _messages(path: Path, meta: dict[str, Any], from_block: int | None, to_block: int | None,
+              basis: tuple[float, int]) -> Iterator[bytes]:
+    """Read, rebuild, answer, pickle in batches, in order; then the end, or the exception."""
     try:
         history = BasisHistory(*basis, windows=False)  # the spans are shipped, the main process keeps the values
         batch: list[ReplayedBlock] = []
@@ -134,42 +154,18 @@ def _produce(path: Path, meta: dict[str, Any], from_block: int | None, to_block:
         for snapshot, l1_fee, _ in serial_blocks(meta, read_blocks(path, from_block, to_block)):
             batch.append((snapshot, l1_fee, compute_answers(snapshot, history)))
             if len(batch) >= size:
-                send("blocks", _dumps(batch))
+                yield _dumps(batch, _BLOCKS)
                 batch, size = [], min(2 * size, BATCH_BLOCKS)
         if batch:
-            send("blocks", _dumps(batch))
-        send("end", b"")
-    except _Orphaned:
-        return
+            yield _dumps(batch, _BLOCKS)
+        yield _END
     except Exception as exc:  # noqa: BLE001 - the worker's boundary: its error is raised in the main process
         try:
-            message = _dumps(exc)
-            pickle.loads(message)  # and it unpickles as it was
+            message = _dumps(exc, _ERROR)
+            pickle.loads(memoryview(message)[1:])  # and it unpickles as it was
         except Exception:  # noqa: BLE001 - an exception that does not pickle: its words
-            message = _dumps(KeeperError(f"backtest: the snapshot worker failed: {type(exc).__name__}: {exc}"))
-        try:
-            send("error", message)
-        except _Orphaned:
-            return
-    out.close()
-    out.join_thread()  # everything sent is in the pipe before the process ends
-
-
-class _Orphaned(Exception):
-    """The main process is gone (killed): nobody will read the queue."""
-
-
-def _sender(out: Any, parent: int) -> Any:
-    def send(kind: str, payload: bytes) -> None:
-        while True:
-            try:
-                out.put((kind, payload), timeout=_POLL_S)
-                return
-            except queue.Full:
-                if os.getppid() != parent:
-                    raise _Orphaned from None
-
-    return send
+            message = _dumps(KeeperError(f"backtest: the snapshot worker failed: {type(exc).__name__}: {exc}"), _ERROR)
+        yield message
 
 
 _REDUCERS = copyreg.dispatch_table.copy()
@@ -207,8 +203,10 @@ def _loads(payload: bytes) -> Any:
             gc.enable()
 
 
-def _dumps(value: Any) -> bytes:
+def _dumps(value: Any, kind: bytes) -> bytes:
+    """`kind`, then the pickle of `value` (one buffer, no copy to join them)."""
     buffer = io.BytesIO()
+    buffer.write(kind)
     pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.dispatch_table = _REDUCERS
     pickler.dump(value)

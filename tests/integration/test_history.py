@@ -287,12 +287,12 @@ def _journal_rows(journal: Journal) -> dict[str, list[tuple]]:
 @pytest.mark.parametrize("mode", ["backtest", "dry_run"])
 def test_pipelined_backtest_is_the_serial_backtest(driven, tmp_path: Path, monkeypatch, mode: str) -> None:  # type: ignore[no-untyped-def]
     """The snapshots and basis statistics from the worker process (keeper/history/pipeline.py), in
-    batches of 5 through a queue of 2: the same journal, row for row, the same outcomes and report
-    samples as the serial backtest's."""
+    batches of 5 through a pipe of 4 KiB (the worker waits for the engine): the same journal, row
+    for row, the same outcomes and report samples as the serial backtest's."""
     import keeper.history.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "BATCH_BLOCKS", 5)
-    monkeypatch.setattr(pipeline, "QUEUE_BATCHES", 2)
+    monkeypatch.setattr(pipeline, "PIPE_BYTES", 4096)
     settings, _, ticked, out, _, _ = driven
     serial = run_backtest(out, settings, mode=mode, work_dir=tmp_path / "serial", pipeline=False)
     piped = run_backtest(out, settings, mode=mode, work_dir=tmp_path / "piped", pipeline=True)
