@@ -356,6 +356,7 @@ def test_a_sweep_job_backtests_in_its_own_process_only(driven, monkeypatch) -> N
 
     monkeypatch.setattr(backtest, "SnapshotPipeline", refused)
     monkeypatch.setattr(backtest, "MIN_PIPELINE_BLOCKS", 1)
+    monkeypatch.setattr("keeper.logs.configure_logging", lambda *args: None)  # a job's own process sets ERROR; not this one
     settings, _, ticked, out, _, _ = driven
     result = run_job(Job(str(out), settings.model_dump(mode="json"), (), 0, ticked[0], ticked[-1]))
     assert result.blocks == len(ticked)
