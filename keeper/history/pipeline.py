@@ -17,7 +17,8 @@ code, and the main process only unpickles its output.
 - Shutdown: closing the stream (the end, an error in the engine, Ctrl-C) terminates the worker; a
   worker whose main process was killed stops at its next write (the pipe is broken).
 - The worker is forked (it inherits the imports: no second start-up); where fork is not the
-  platform's way, or with one core, the backtest runs serially. The sweep's jobs, which already
+  platform's way, with one core, or when the other cores are busy (pipeline_available), the
+  backtest runs serially. The sweep's jobs, which already
   use every core, run serially too.
 """
 
@@ -62,9 +63,16 @@ def serial_blocks(meta: Mapping[str, Any], records: Iterator[BlockRecord] | Sequ
 
 
 def pipeline_available() -> bool:
-    """A second core to run on, and fork to start the worker with."""
+    """A second core to run on, idle, and fork to start the worker with. Idle: the one-minute load
+    average leaves more than a core free (as `make -l` asks before it starts a job); on a machine
+    whose other core is busy, the worker would only take turns with what runs there, and the
+    engine would wait for it (measured: slower than the serial run at a load of 2 on 2 cores)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores > 1 and "fork" in multiprocessing.get_all_start_methods()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average here: take the cores as free
+        load = 0.0
+    return cores > 1 and load < cores - 1 and "fork" in multiprocessing.get_all_start_methods()
 
 
 class SnapshotPipeline:

@@ -58,3 +58,4 @@ def test_a_basis_the_worker_did_not_answer_is_an_error() -> None:
         stand_in.stats("ETH", "uniswap_v3", 8, 112)
     with pytest.raises(KeeperError, match="for BTC uniswap_v3 at block 7"):
         stand_in.zscore_then_record("BTC", "uniswap_v3", 7, 1.25, 100)
+
