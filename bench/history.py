@@ -1,14 +1,19 @@
 """History: recording speed (`keeper record` on the devnet) and backtest replay speed over the
-recording, 2 markets (ETH, BTC), for a driven devnet. The replay is timed by stage: reading the
-Parquet parts, rebuilding the snapshots with the keeper's collector, and the whole backtest
-(rebuild + signals, risk, strategies, planner and books per block), and the backtest once more
+recording, 2 markets (ETH, BTC), for a driven devnet and a calm one. The backtest is timed as
+`keeper backtest` runs it (the snapshots and basis statistics from a worker process, the engine
+in this one: keeper/history/pipeline.py), with each process's CPU time (the slower one's is the
+pace on a quiet machine with a core each), and serially, by stage: reading the Parquet parts,
+rebuilding the snapshots with the keeper's collector, the whole backtest; and once more serially
 with the basis statistics recomputed over the whole window on every read (BasisHistory's
 reference path, as before 2026-11-30) to show the incremental statistics' gain on the same trades.
-Figures go to build/bench.json as history_<driven|calm>_*. Target: >= 5,000 blocks/s."""
+Figures go to build/bench.json as history_<driven|calm>_*: backtest_per_s is the pipelined backtest's
+wall clock, backtest_two_cores_cpu_per_s its pace with a core per process, backtest_serial_per_s
+and backtest_cpu_per_s the serial run's. Target: >= 5,000 blocks/s."""
 
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 import time
 from collections.abc import Callable
@@ -69,24 +74,43 @@ def _replay(history: Path, label: str) -> None:
         rebuild_snapshot(collector, multicall, record)
     rebuild_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as work:
-        cpu = time.process_time()
-        run = run_backtest(history, settings, work_dir=Path(work))
-        cpu = time.process_time() - cpu  # the machine is shared: CPU time moves less with the load than wall time
-        plain = _recomputed_stats(lambda: run_backtest(history, settings, work_dir=Path(work) / "plain"))
+        serial, serial_cpu, _ = _timed(lambda: run_backtest(history, settings, work_dir=Path(work) / "serial",
+                                                            pipeline=False))
+        piped, main_cpu, worker_cpu = _timed(lambda: run_backtest(history, settings, work_dir=Path(work) / "piped",
+                                                                  pipeline=True))
+        plain = _recomputed_stats(lambda: run_backtest(history, settings, work_dir=Path(work) / "plain", pipeline=False))
     n = len(records)
-    trades = sum(1 for o in run.outcomes if o.status == "included")
+    trades = sum(1 for o in piped.outcomes if o.status == "included")
+    same = [o.plan.predicted for o in serial.outcomes] == [o.plan.predicted for o in piped.outcomes]
+    two_cores = n / max(main_cpu, worker_cpu)  # the slower process's CPU time: the pace with a core each
+    load = os.getloadavg()[0]
     record_figure(f"history_{label}_read_per_s", n / read_s)
     record_figure(f"history_{label}_rebuild_per_s", n / rebuild_s)
-    record_figure(f"history_{label}_backtest_per_s", run.blocks_per_s)
-    record_figure(f"history_{label}_backtest_cpu_per_s", n / cpu)
+    record_figure(f"history_{label}_backtest_per_s", piped.blocks_per_s)
+    record_figure(f"history_{label}_backtest_two_cores_cpu_per_s", two_cores)
+    record_figure(f"history_{label}_backtest_serial_per_s", serial.blocks_per_s)
+    record_figure(f"history_{label}_backtest_cpu_per_s", n / serial_cpu)
     record_figure(f"history_{label}_backtest_recomputed_stats_per_s", plain.blocks_per_s)
-    print(f"{label}: backtest {n} blocks, 2 markets: {run.blocks_per_s:,.0f} blocks/s end to end "
-          f"(read {n / read_s:,.0f}/s, snapshot rebuild {n / rebuild_s:,.0f}/s, the rest is the keeper's "
-          f"signals/risk/strategies/planner: {(run.replay_s - read_s - rebuild_s) / n * 1e6:,.0f} us/block); "
-          f"{trades} paper trades; {n / cpu:,.0f} blocks per CPU second (load {os.getloadavg()[0]:.1f}; target >= 5,000 blocks/s)")
-    same = [o.plan.predicted for o in plain.outcomes] == [o.plan.predicted for o in run.outcomes]
+    print(f"{label}: backtest {n} blocks, 2 markets, {trades} paper trades: {piped.blocks_per_s:,.0f} blocks/s end to end "
+          f"with the snapshot worker process (main process {n / main_cpu:,.0f} blocks per CPU second, worker "
+          f"{n / worker_cpu:,.0f}: {two_cores:,.0f} blocks/s with a core each; load {load:.1f}; target >= 5,000 blocks/s)"
+          f"{'' if same else '; DIFFERENT trades from the serial backtest'}")
+    print(f"{label}: serial backtest {serial.blocks_per_s:,.0f} blocks/s ({n / serial_cpu:,.0f} per CPU second): read "
+          f"{n / read_s:,.0f}/s, snapshot rebuild {n / rebuild_s:,.0f}/s, the rest is the keeper's signals/risk/"
+          f"strategies/planner: {(serial.replay_s - read_s - rebuild_s) / n * 1e6:,.0f} us/block")
+    same = [o.plan.predicted for o in plain.outcomes] == [o.plan.predicted for o in serial.outcomes]
     print(f"{label}: with the basis statistics recomputed per read (before 2026-11-30): {plain.blocks_per_s:,.0f} blocks/s "
-          f"({'same' if same else 'DIFFERENT'} trades)")
+          f"serial ({'same' if same else 'DIFFERENT'} trades)")
+
+
+def _timed(backtest: Callable[[], BacktestRun]) -> tuple[BacktestRun, float, float]:
+    """The run, this process's CPU seconds and its child processes' (the snapshot worker's)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time()
+    run = backtest()
+    cpu = time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return run, cpu, (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
 
 
 def _recomputed_stats(backtest: Callable[[], BacktestRun]) -> BacktestRun:

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from keeper.frozen import quick_init
 from keeper.basis_window import BasisSeries, median_abs_deviation_sorted, median_sorted
 
 MAD_TO_SIGMA = 1.4826
 MIN_PHI = 0.001  # an AR(1) slope at or below 0 is read as this: half-life = dt x ln 2 / ln 1000, about dt / 10
 
 
+@quick_init  # one per window, per (market, venue) and block (keeper/frozen.py)
 @dataclass(frozen=True)
 class BasisStats:
     """Robust statistics of one (market, venue)'s recent basis (bps): centre = median, scale =
@@ -111,7 +113,7 @@ class BasisHistory:
     2026-11-30; the benchmark compares the two)."""
 
     def __init__(self, window_s: float = 7200, min_samples: int = 20, max_samples: int = 4096,
-                 incremental: bool = True) -> None:
+                 incremental: bool = True, windows: bool = True) -> None:
         if window_s <= 0 or min_samples < 2 or max_samples < min_samples:
             raise ValueError(f"need window_s > 0 and 2 <= min_samples <= max_samples (got window_s={window_s}, "
                              f"min_samples={min_samples}, max_samples={max_samples})")
@@ -120,6 +122,7 @@ class BasisHistory:
         self._series: dict[tuple[str, str], BasisSeries] = {}
         self.max_samples = max_samples
         self.incremental = incremental
+        self.windows = windows  # False: the incremental statistics carry no window (a backtest's worker ships spans)
 
     def _past(self, series: BasisSeries, block: int, timestamp_s: int) -> list[tuple[int, int, float]]:
         """The window the brute-force way (any order of blocks and timestamps)."""
@@ -138,22 +141,29 @@ class BasisHistory:
 
     def stats(self, market: str, venue: str, before_block: int, timestamp_s: int) -> BasisStats | None:
         """Robust statistics of the window before `before_block`; None below min_samples."""
+        return self.stats_and_window(market, venue, before_block, timestamp_s)[0]
+
+    def stats_and_window(self, market: str, venue: str, before_block: int,
+                         timestamp_s: int) -> tuple[BasisStats | None, tuple[int, int] | None]:
+        """`stats`, and its window as the absolute indices (lo, hi) of the observations it spans
+        (0: the first recorded for this market and venue) when it is that contiguous run (None
+        for the brute-force path: its window is `window_bps`)."""
         series = self._series.get((market, venue))
         if series is None:
-            return None
+            return None, None
         if not (series.exact_order and self.incremental):
             past = self._past(series, before_block, timestamp_s)
             if len(past) < self.min_samples:
-                return None
-            return BasisStats.from_observations([b for _, _, b in past], [t for _, t, _ in past])
+                return None, None
+            return BasisStats.from_observations([b for _, _, b in past], [t for _, t, _ in past]), None
         lo, hi = series.window(before_block, timestamp_s - self.window_s, self.min_samples)
         if hi - lo < self.min_samples:
-            return None
+            return None, None
         if series.memo is not None and series.memo[0] == lo and series.memo[1] == hi:
-            return series.memo[2]  # type: ignore[return-value]
-        found = _window_stats(series, lo, hi)
+            return series.memo[2], (lo, hi)  # type: ignore[return-value]
+        found = _window_stats(series, lo, hi, self.windows)
         series.memo = (lo, hi, found)
-        return found
+        return found, (lo, hi)
 
     def zscore_then_record(self, market: str, venue: str, block: int, basis_bps: float,
                            timestamp_s: int | None = None) -> float | None:
@@ -173,18 +183,19 @@ class BasisHistory:
         return None if stats is None else stats.zscore(basis_bps)
 
 
-def _window_stats(series: BasisSeries, lo: int, hi: int) -> BasisStats:
+def _window_stats(series: BasisSeries, lo: int, hi: int, with_window: bool = True) -> BasisStats:
     """`BasisStats.from_observations` of the series' window [lo, hi), from its sorted values and
-    spacings: the same numbers, operation for operation where they are floats."""
+    spacings: the same numbers, operation for operation where they are floats; its window_bps a
+    copy of the window (empty without `with_window`)."""
     values, spacings = series.sorted_window(lo, hi)
     n = hi - lo
     center = median_sorted(values)
     scale = MAD_TO_SIGMA * median_abs_deviation_sorted(values, center)
     half_life = None
     dt = median_sorted(spacings) if n >= 2 else None
-    window = _frozen(series.values_view(lo, hi).copy())
+    view = series.values_view(lo, hi)
     if n >= 3 and dt is not None:
-        x = window - center
+        x = view - center
         prev = x[:-1]
         denom = float(np.dot(prev, prev))
         if denom > 0 and dt > 0:
@@ -195,7 +206,7 @@ def _window_stats(series: BasisSeries, lo: int, hi: int) -> BasisStats:
         first, last = float(series.time(lo)), float(series.time(hi - 1))
         if last > first:
             half_life = last - first
-    return BasisStats(center, scale, n, half_life, window, dt)
+    return BasisStats(center, scale, n, half_life, _frozen(view.copy()) if with_window else (), dt)
 
 
 def _frozen(values: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from keeper.basis_history import BasisHistory
+from keeper.frozen import quick_init
 from keeper.types import (
     ONE_X18,
     Q192,
@@ -33,6 +34,7 @@ from keeper.types import (
 from keeper.venues.registry import spot_adapter
 
 
+@quick_init  # four per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class Signal:
     market: str

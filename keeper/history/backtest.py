@@ -13,9 +13,11 @@ are in the journal's pair tables, its open pair's legs in the paper account.
 
 from __future__ import annotations
 
+import gc
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,12 @@ from keeper.basis_history import BasisHistory
 from keeper.config import KeeperConfig, with_overrides
 from keeper.engine import Engine, load_strategy_slots
 from keeper.errors import ConfigError
+from keeper.history.basis_answers import AnsweredBasisHistory
 from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, NoMetrics, PaperAccount, PaperExecutor
 from keeper.history.pair_books import pair_legs
-from keeper.history.replay import rebuild_snapshot, replay_collector
+from keeper.history.pipeline import (MIN_PIPELINE_BLOCKS, ReplayedBlock, SnapshotPipeline, pipeline_available,
+                                     serial_blocks)
+from keeper.history.replay import replay_collector
 from keeper.history.store import BlockRecord, count_blocks, read_blocks, read_meta
 from keeper.journal import Journal
 from keeper.pairs_journal import pairs_realized_since
@@ -85,8 +90,8 @@ def backtest_config(settings: KeeperConfig, strategy: str | None, markets: Seque
     return with_overrides(settings, overrides, where="backtest settings")
 
 
-def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journal,
-                 account_address: str | None) -> tuple[Engine, PaperExecutor, BacktestJournal, PaperAccount]:
+def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journal, account_address: str | None,
+                 history: BasisHistory) -> tuple[Engine, PaperExecutor, BacktestJournal, PaperAccount]:
     slots = load_strategy_slots(config)
     books = BacktestJournal(journal)
     account = PaperAccount(config.account.collateral_usdc)
@@ -95,7 +100,7 @@ def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journ
     engine = Engine(config=config, collector=collector, strategies=slots, planner=planner, executor=executor,
                     journal=books, metrics=NoMetrics(),  # type: ignore[arg-type]
                     kill_switch=lambda: False,
-                    history=BasisHistory(config.strategies.basis_window_s, config.strategies.basis_min_samples),
+                    history=history,
                     clock=lambda: books.now_s)  # the block-age check against the recorded block's time
     return engine, executor, books, account
 
@@ -103,45 +108,66 @@ def build_engine(config: KeeperConfig, collector: Any, mode: str, journal: Journ
 def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = None, from_block: int | None = None,
                  to_block: int | None = None, mode: str = "backtest", work_dir: Path | None = None,
                  progress: Callable[[int, int], None] | None = None,
-                 records: Sequence[BlockRecord] | None = None) -> BacktestRun:
+                 records: Sequence[BlockRecord] | None = None, pipeline: bool | None = None) -> BacktestRun:
     """Run the keeper over the recorded blocks [from_block, to_block] of `path` (or over
     `records`, already read). The journal is written under work_dir (a temporary directory by
-    default) and left open on the result."""
+    default) and left open on the result. `pipeline`: rebuild the snapshots in a worker process
+    while the engine runs (pipeline.py); None: when the machine has a second core and the range is
+    long enough to pay for it; never for `records`."""
     if strategy is not None and strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {strategy}: unknown (known: {', '.join(sorted(STRATEGIES))})")
     meta = read_meta(path)
     markets = [m["name"] for m in meta["sources"]["markets"]]
     config = backtest_config(settings, strategy, markets)
-    collector, multicall = replay_collector(meta)
+    total = len(records) if records is not None else count_blocks(path, from_block, to_block)
+    if pipeline is None:
+        pipeline = total >= MIN_PIPELINE_BLOCKS and pipeline_available()
+    pipeline = pipeline and records is None
+    basis = (config.strategies.basis_window_s, config.strategies.basis_min_samples)
+    with SnapshotPipeline(path, meta, from_block, to_block, basis) if pipeline else nullcontext() as worker:
+        source = worker if worker is not None else \
+            serial_blocks(meta, records if records is not None else read_blocks(path, from_block, to_block))
+        return _run(meta, markets, config, mode, work_dir, progress, total, source, answered=worker is not None)
+
+
+def _run(meta: dict[str, Any], markets: list[str], config: KeeperConfig, mode: str, work_dir: Path | None,
+         progress: Callable[[int, int], None] | None, total: int, source: Iterable[ReplayedBlock],
+         answered: bool) -> BacktestRun:
+    collector, _ = replay_collector(meta)  # the engine reads its sources (the snapshots come from `source`)
     work = work_dir or Path(tempfile.mkdtemp(prefix="keeper-backtest-"))
     journal = Journal(work / "journal.sqlite")
     journal._conn.execute("PRAGMA synchronous = OFF")  # a throwaway journal: no fsync per write
+    history = (AnsweredBasisHistory if answered else BasisHistory)(config.strategies.basis_window_s,
+                                                                   config.strategies.basis_min_samples)
     engine, executor, books, account = build_engine(config, collector, mode, journal,
-                                                    meta.get("account") if mode == "dry_run" else None)
+                                                    meta.get("account") if mode == "dry_run" else None, history)
     run = BacktestRun(config, mode, markets, journal=journal, meta=meta)
     if engine.pairs is not None:
         collect_pair_outcomes(engine.pairs, run.pair_outcomes)
-    total = len(records) if records is not None else count_blocks(path, from_block, to_block)
     stride = max(1, total // MAX_SAMPLES)
-    source = records if records is not None else read_blocks(path, from_block, to_block)
     started = time.perf_counter()
     snapshot = None
-    for record in source:
-        snapshot = rebuild_snapshot(collector, multicall, record)
-        engine.planner.recorded_l1_fee_wei = (record.l1[4] or 0) if record.l1 else 0  # type: ignore[attr-defined]
-        traded = len(run.outcomes)
-        snapshot = _step(engine, executor, books, account, snapshot, run)
-        if run.blocks % stride == 0 or run.blocks == total - 1 or len(run.outcomes) > traded:
-            run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))  # every trade's block too
-        run.blocks += 1
-        run.first_block = snapshot.block_number if run.first_block is None else run.first_block
-        run.last_block = snapshot.block_number
-        if progress and run.blocks % 1000 == 0:
-            progress(run.blocks, total)
-    if snapshot is not None and mode != "dry_run" and (engine.positions() or _pair_legs(engine)):
-        engine.kill_switch = lambda: True  # risk "unwind": close what is open on the last block
-        snapshot = _step(engine, executor, books, account, snapshot, run)
-        run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))
+    gc.freeze()  # what the set-up left alive stays: the collector stops going through it every few blocks
+    try:
+        for snapshot, l1_fee, answers in source:
+            engine.planner.recorded_l1_fee_wei = l1_fee  # type: ignore[attr-defined]
+            if answers is not None:
+                history.load(snapshot.block_number, answers)  # type: ignore[attr-defined]
+            traded = len(run.outcomes)
+            snapshot = _step(engine, executor, books, account, snapshot, run)
+            if run.blocks % stride == 0 or run.blocks == total - 1 or len(run.outcomes) > traded:
+                run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))  # every trade's block too
+            run.blocks += 1
+            run.first_block = snapshot.block_number if run.first_block is None else run.first_block
+            run.last_block = snapshot.block_number
+            if progress and run.blocks % 1000 == 0:
+                progress(run.blocks, total)
+        if snapshot is not None and mode != "dry_run" and (engine.positions() or _pair_legs(engine)):
+            engine.kill_switch = lambda: True  # risk "unwind": close what is open on the last block
+            snapshot = _step(engine, executor, books, account, snapshot, run)
+            run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))
+    finally:
+        gc.unfreeze()
     run.replay_s = time.perf_counter() - started
     books.flush_funding()
     run.skips = books.skips

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from keeper.errors import ConfigError
+from keeper.frozen import quick_init
 
 FORMAT_VERSION = 2  # 2: l1_fee_wei
 META_KEY = b"keeper.history"
@@ -49,6 +50,7 @@ SCHEMA = pa.schema([
 ])
 
 
+@quick_init  # one per recorded block read (keeper/frozen.py)
 @dataclass(frozen=True)
 class BlockRecord:
     block: int
@@ -152,6 +154,7 @@ def read_blocks(path: Path, from_block: int | None = None, to_block: int | None 
         reads = table.column("reads").combine_chunks()  # one list array: offsets into one struct array
         offsets, pairs = reads.offsets.to_pylist(), reads.values
         calldata, results = _bytes_list(pairs.field("calldata")), _bytes_list(pairs.field("result"))
+        windows: dict[str, Mapping[str, int]] = {}  # the same centres block after block: parsed once (read only)
         for i, block in enumerate(columns["block"]):
             if (from_block is not None and block < from_block) or (to_block is not None and block > to_block):
                 continue
@@ -163,8 +166,15 @@ def read_blocks(path: Path, from_block: int | None = None, to_block: int | None 
                 gas_used=columns["gas_used"][i], gas_limit=columns["gas_limit"][i],
                 l1=None if l1 is None else (columns["l1_base_fee_wei"][i], columns["l1_blob_base_fee_wei"][i],
                                             columns["l1_base_fee_scalar"][i], columns["l1_blob_base_fee_scalar"][i], l1),
-                window_ticks=json.loads(columns["window_ticks"][i]),
+                window_ticks=_parsed(windows, columns["window_ticks"][i]),
                 reads=list(zip(calldata[lo:hi], results[lo:hi])))
+
+
+def _parsed(known: dict[str, Mapping[str, int]], text: str) -> Mapping[str, int]:
+    found = known.get(text)
+    if found is None:
+        found = known[text] = json.loads(text)
+    return found
 
 
 _DICTIONARY_COLUMNS = ["reads.list.element.calldata", "reads.list.element.result"]

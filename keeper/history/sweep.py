@@ -116,7 +116,8 @@ def run_job(job: Job) -> JobResult:
 
     configure_logging("ERROR")
     settings = apply_params(KeeperConfig.model_validate(job.settings), job.params)
-    run = run_backtest(Path(job.history), settings, from_block=job.from_block, to_block=job.to_block)
+    run = run_backtest(Path(job.history), settings, from_block=job.from_block, to_block=job.to_block,
+                       pipeline=False)  # the jobs already use every core: no second process each
     assert run.journal is not None
     pairs = PairJournal(run.journal)  # pair trades (pairs_spread enabled): their PnL and transactions count too
     pnl = (run.journal.pnl_summary().total.total_x18 + pairs_pnl(run.journal).total_x18) / 10**18

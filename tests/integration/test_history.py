@@ -268,3 +268,95 @@ def test_incremental_basis_statistics_change_no_decision(driven, tmp_path: Path,
         [(o.status, o.plan.intent, o.plan.predicted, o.fills) for o in plain.outcomes]
     assert fast.journal.pnl_summary().total == plain.journal.pnl_summary().total
     assert fast.skips == plain.skips
+
+
+def _journal_rows(journal: Journal) -> dict[str, list[tuple]]:
+    """Every row of every journal table, with the wall-clock times blanked (the backtest's rows carry
+    the time they were written)."""
+    db = journal._conn
+    tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    rows = {}
+    for table in tables:
+        columns = [c[1] for c in db.execute(f"PRAGMA table_info({table})")]
+        rows[table] = [tuple(None if c.endswith("_at_s") else v for c, v in zip(columns, r))
+                       for r in db.execute(f"SELECT * FROM {table} ORDER BY rowid")
+                       if not str(r[0]).endswith("_at_s")]  # the meta table's creation time
+    return rows
+
+
+@pytest.mark.parametrize("mode", ["backtest", "dry_run"])
+def test_pipelined_backtest_is_the_serial_backtest(driven, tmp_path: Path, monkeypatch, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """The snapshots and basis statistics from the worker process (keeper/history/pipeline.py), in
+    batches of 5 through a pipe of 4 KiB (the worker waits for the engine): the same journal, row
+    for row, the same outcomes and report samples as the serial backtest's."""
+    import keeper.history.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "BATCH_BLOCKS", 5)
+    monkeypatch.setattr(pipeline, "PIPE_BYTES", 4096)
+    settings, _, ticked, out, _, _ = driven
+    serial = run_backtest(out, settings, mode=mode, work_dir=tmp_path / "serial", pipeline=False)
+    piped = run_backtest(out, settings, mode=mode, work_dir=tmp_path / "piped", pipeline=True)
+    assert piped.blocks == serial.blocks == len(ticked)
+    assert any(o.status in ("included", "dry_run") for o in serial.outcomes), "the shocks make the backtest trade"
+    assert _journal_rows(piped.journal) == _journal_rows(serial.journal)
+    assert [(o.status, o.plan.intent, o.plan.predicted, o.fills) for o in piped.outcomes] == \
+        [(o.status, o.plan.intent, o.plan.predicted, o.fills) for o in serial.outcomes]
+    assert piped.samples == serial.samples
+    assert (piped.skips, piped.open_at_end, piped.first_block, piped.last_block) == \
+        (serial.skips, serial.open_at_end, serial.first_block, serial.last_block)
+
+
+def _history_with_a_hole(out: Path, to: Path, hole: int) -> None:
+    """A copy of the history in which block `hole` lost its recorded reads."""
+    from dataclasses import replace
+
+    from keeper.history.store import HistoryWriter, read_meta
+
+    writer = HistoryWriter(to, read_meta(out), part_blocks=10)
+    for record in read_blocks(out):
+        writer.append(replace(record, reads=[]) if record.block == hole else record)
+    writer.flush()
+
+
+def test_pipelined_backtest_raises_the_serial_error_at_the_same_block(driven, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from keeper.errors import ConfigError
+
+    settings, _, ticked, out, _, _ = driven
+    hole = ticked[len(ticked) // 2]
+    _history_with_a_hole(out, tmp_path / "holed", hole)
+    errors = {}
+    for piped in (False, True):
+        with pytest.raises(ConfigError) as raised:
+            run_backtest(tmp_path / "holed", settings, work_dir=tmp_path / str(piped), pipeline=piped,
+                         progress=lambda done, total: None)
+        errors[piped] = str(raised.value)
+    assert errors[True] == errors[False] and f"block {hole} has no recorded answer" in errors[True]
+
+
+def test_a_worker_that_dies_is_an_error_naming_its_exit_code(driven, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    import keeper.history.pipeline as pipeline
+    from keeper.errors import KeeperError
+
+    settings, _, _, out, _, _ = driven
+    monkeypatch.setattr(pipeline, "_produce", lambda *args: os._exit(3))
+    with pytest.raises(KeeperError, match="exit code 3"):
+        run_backtest(out, settings, work_dir=tmp_path / "bt", pipeline=True)
+
+
+def test_a_sweep_job_backtests_in_its_own_process_only(driven, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The sweep's jobs already take every core: a job never starts a snapshot worker of its own,
+    however long its window."""
+    import keeper.history.backtest as backtest
+    from keeper.history.sweep import Job, run_job
+
+    def refused(*args: Any) -> None:
+        raise AssertionError("a sweep job started a snapshot worker")
+
+    monkeypatch.setattr(backtest, "SnapshotPipeline", refused)
+    monkeypatch.setattr(backtest, "MIN_PIPELINE_BLOCKS", 1)
+    monkeypatch.setattr("keeper.logs.configure_logging", lambda *args: None)  # a job's own process sets ERROR; not this one
+    settings, _, ticked, out, _, _ = driven
+    result = run_job(Job(str(out), settings.model_dump(mode="json"), (), 0, ticked[0], ticked[-1]))
+    assert result.blocks == len(ticked)

@@ -184,3 +184,19 @@ def test_with_the_basis_strategies_too_the_pair_legs_stay_out_of_the_basis_books
     assert trades[0]["block"] == live[0]["block"]
     # the paper account shows the pair's legs (as the chain would); no basis position adopts them
     assert run.journal._conn.execute("SELECT COUNT(*) FROM positions").fetchone()[0] == 0
+
+
+def test_pipelined_backtest_books_the_serial_pair_trades(spread, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With the pair desk, the snapshots from the worker process (batches of 4): the same pair
+    outcomes block for block and the same journal, row for row, as the serial backtest."""
+    import keeper.history.pipeline as pipeline
+
+    from .test_history import _journal_rows
+
+    monkeypatch.setattr(pipeline, "BATCH_BLOCKS", 4)
+    settings, _, ticked, out, _ = spread
+    serial = run_backtest(out, settings, work_dir=tmp_path / "serial", pipeline=False)
+    piped = run_backtest(out, settings, work_dir=tmp_path / "piped", pipeline=True)
+    assert any(o["status"] == "included" for o in serial.pair_outcomes), "the spread makes the desk trade"
+    assert piped.pair_outcomes == serial.pair_outcomes
+    assert _journal_rows(piped.journal) == _journal_rows(serial.journal)

@@ -143,9 +143,9 @@ def test_the_engine_s_second_read_of_a_block_is_computed_once(monkeypatch) -> No
     computed: list[tuple[int, int]] = []
     original = module._window_stats
 
-    def counting(series, lo, hi):  # type: ignore[no-untyped-def]
+    def counting(series, lo, hi, *rest):  # type: ignore[no-untyped-def]
         computed.append((lo, hi))
-        return original(series, lo, hi)
+        return original(series, lo, hi, *rest)
 
     monkeypatch.setattr(module, "_window_stats", counting)
     history, brute = BasisHistory(600, 3), BruteForceHistory(600, 3)
