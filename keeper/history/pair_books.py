@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keeper.chain.sender import TxOutcome
+from keeper.chain.tx_types import TxOutcome
 from keeper.pairs_types import PairPosition
 from keeper.types import MarketSnapshot
 from keeper.venues.executor import PairFills
