@@ -1,6 +1,6 @@
 """The planner's last look at a trade's bounds: refuse bounds that protect nothing (pure).
 
-compute_bounds (keeper/quotes.py) moves each bound off the predicted fill by the configured
+compute_bounds (keeper/quote_bounds.py) moves each bound off the predicted fill by the configured
 slippage; this checks the result independently, so that a bug or a degenerate quote cannot send a
 trade whose bounds would let anything through: a perp oppositeAmountBound of 1 wei against a fill
 of thousands, a zero minimum out, a maximum in of 2**256 - 1, a residual bound as large as the
@@ -11,14 +11,8 @@ the config accepts), two raw units of rounding aside; a minimum must be non-zero
 from __future__ import annotations
 
 from keeper.errors import SkipOpportunity
-from keeper.quotes import (
-    BPS_DENOMINATOR,
-    PPM,
-    BasisTradeBounds,
-    BasisTradeQuote,
-    PerpLegQuote,
-    perp_closed_ratio_ppm,
-)
+from keeper.quote_bounds import BasisTradeBounds, perp_closed_ratio_ppm
+from keeper.quotes import BPS_DENOMINATOR, PPM, BasisTradeQuote, PerpLegQuote
 from keeper.quotes_pair import PairTradeBounds, PairTradeQuote, exposure_quote_x18
 
 MAX_BOUND_SLACK_BPS = 1_000  # = the maximum of execution.slippage_bps

@@ -18,7 +18,8 @@ from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig
 from keeper.errors import SkipOpportunity
 from keeper.gas_price import PRIORITY_FEE_WEI, TipSource, build_fee_policy  # noqa: F401 - PRIORITY_FEE_WEI re-exported
-from keeper.quotes import BasisTradeBounds, BasisTradeQuote, compute_bounds, quote_basis_trade
+from keeper.quote_bounds import BasisTradeBounds, compute_bounds
+from keeper.quotes import BasisTradeQuote, quote_basis_trade
 from keeper.types import Intent, MarketSnapshot, PerpMarketState, Position, TxPlan
 from keeper.venues import executor as ex
 from keeper.venues.gas import TYPICAL_GAS_UNITS as GAS_UNITS  # noqa: F401 - main's name, re-exported

@@ -24,14 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from keeper.quotes import (
-    BPS_DENOMINATOR,
-    PerpLegQuote,
-    QuoteUnavailable,
-    assumed_price_band,
-    perp_leg_bound,
-    perp_leg_quote,
-)
+from keeper.quote_bounds import perp_leg_bound
+from keeper.quotes import BPS_DENOMINATOR, PerpLegQuote, QuoteUnavailable, assumed_price_band, perp_leg_quote
 from keeper.types import ONE_X18, MarketView, PerpMarketState, PerpVenue, Unavailable
 from keeper.venues import executor as ex
 from keeper.venues.executor import PairFills
@@ -140,7 +134,7 @@ def quote_pair_trade(
 
 def compute_pair_bounds(quote: PairTradeQuote, slippage_bps: int) -> PairTradeBounds:
     """The executor bounds of `quote`, moved against us by slippage_bps (0 <= bps < 10_000): each
-    leg's oppositeAmountBound18 as for a basis trade's perp leg (keeper/quotes.py perp_leg_bound),
+    leg's oppositeAmountBound18 as for a basis trade's perp leg (keeper/quote_bounds.py perp_leg_bound),
     and the max net exposure = |predicted net| + slippage_bps of the gross exposure after the trade
     (|exposure A| + beta x |exposure B|), rounded up. With 0 bps every bound equals the prediction,
     so any wei of difference reverts."""

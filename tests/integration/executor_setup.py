@@ -19,7 +19,8 @@ from keeper.devnet.provision import ExecutorRoles
 from keeper.devnet.provision import deploy_executor as deploy_roles
 from keeper.devnet.txs import codec
 from keeper.plan import trade_call as plan_trade_call
-from keeper.quotes import BasisTradeBounds, BasisTradeQuote
+from keeper.quote_bounds import BasisTradeBounds
+from keeper.quotes import BasisTradeQuote
 from keeper.types import PredictedFills
 
 from .conftest import Devnet

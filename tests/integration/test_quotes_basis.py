@@ -11,13 +11,8 @@ from eth_utils import keccak
 from keeper.collect import SnapshotCollector, Sources
 from keeper.devnet.deploy import DEADLINE_NEVER
 from keeper.devnet.txs import codec
-from keeper.quotes import snapshot_price_band
-from keeper.quotes import (
-    BasisTradeQuote,
-    compute_bounds,
-    price_band_for_trade_at,
-    quote_basis_trade,
-)
+from keeper.quote_bounds import compute_bounds
+from keeper.quotes import BasisTradeQuote, price_band_for_trade_at, quote_basis_trade, snapshot_price_band
 from keeper.types import Direction, MarketSnapshot, PerpAccountState, PerpMarketState, Position, SpotVenue
 from keeper.venues.perp_v2_math import PerpPriceBand
 from keeper.venues.uniswap_v3_libraries import get_sqrt_ratio_at_tick

@@ -9,7 +9,8 @@ from dataclasses import replace
 import pytest
 
 from keeper.bounds_guard import UnprotectiveBounds, check_protective_bounds
-from keeper.quotes import BasisTradeQuote, PerpLegQuote, SpotLegQuote, compute_bounds
+from keeper.quote_bounds import compute_bounds
+from keeper.quotes import BasisTradeQuote, PerpLegQuote, SpotLegQuote
 from keeper.types import Direction, PredictedFills
 from keeper.venues.perp_v2_math import PerpPriceBand
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from keeper.quotes import compute_bounds, quote_basis_trade, round_perp_base_to_spot_units
+from keeper.quote_bounds import compute_bounds
+from keeper.quotes import quote_basis_trade, round_perp_base_to_spot_units
 from keeper.types import (
     ONE_X18,
     Q96,

@@ -10,7 +10,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from keeper.bounds_guard import UnprotectiveBounds, check_protective_pair_bounds
-from keeper.quotes import perp_leg_bound
+from keeper.quote_bounds import perp_leg_bound
 from keeper.quotes_pair import (
     build_pair_call,
     compute_pair_bounds,
