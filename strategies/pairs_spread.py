@@ -291,9 +291,9 @@ class PairsSpread(StrategyBase):
 
     def _size_usd(self, ctx: StrategyContext, beta: float, side: PairSide, perp_a: PerpMarketState,
                   perp_b: PerpMarketState) -> tuple[float, str]:
-        """Leg A's largest notional: the smallest of the per-market caps (B's is beta x A's), the
-        remaining total, the account's leverage, the stress-margin rule and max_notional_usd (when
-        set); and which binds."""
+        """Leg A's largest notional at the vAMM price: the smallest of the per-market caps (B's is
+        beta x A's), the remaining total, the account's leverage, the stress-margin rule and
+        max_notional_usd (when set), each on notional at the mark; and which binds."""
         p, lim = self.params, ctx.limits
         account = ctx.snapshot.account
         caps = {"market cap A": lim.max_notional_usd_per_market,
@@ -318,7 +318,12 @@ class PairsSpread(StrategyBase):
         else:
             caps["no account"] = 0.0
         binding = min(caps, key=lambda k: caps[k])
-        return max(0.0, caps[binding]), f"{binding} binds"
+        # the caps are on notional at the mark; the size is leg A's notional at the vAMM (the legs'
+        # base = notional / vAMM price): scaled down where a mark is above its vAMM, every cap holds
+        scale = min(1.0, perp_price_from_sqrt_x96(perp_a.pool.sqrt_price_x96) / perp_a.mark_price_x18,
+                    perp_price_from_sqrt_x96(perp_b.pool.sqrt_price_x96) / perp_b.mark_price_x18)
+        at_vamm = f" (x{scale:.4f}: the marks above the vAMMs)" if scale < 1 else ""
+        return max(0.0, caps[binding] * scale), f"{binding} binds{at_vamm}"
 
     # ------------------------------------------------------------------ exits
     def decide_pair_exit(self, pctx: PairContext, position: PairPosition) -> PairIntent | Skip:

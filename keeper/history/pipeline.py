@@ -154,10 +154,11 @@ def _produce(path: Path, meta: dict[str, Any], from_block: int | None, to_block:
 
 def _messages(path: Path, meta: dict[str, Any], from_block: int | None, to_block: int | None,
               basis: tuple[float, int]) -> Iterator[bytes]:
-    """Read, rebuild, answer, pickle in batches, in order; then the end, or the exception."""
+    """Read, rebuild, answer, pickle in batches, in order; then the end, or the exception (after
+    the blocks before it, as the serial path has backtested them when it raises)."""
+    batch: list[ReplayedBlock] = []
     try:
         history = BasisHistory(*basis, windows=False)  # the spans are shipped, the main process keeps the values
-        batch: list[ReplayedBlock] = []
         size = min(FIRST_BATCH_BLOCKS, BATCH_BLOCKS)
         for snapshot, l1_fee, _ in serial_blocks(meta, read_blocks(path, from_block, to_block)):
             batch.append((snapshot, l1_fee, compute_answers(snapshot, history)))
@@ -168,6 +169,14 @@ def _messages(path: Path, meta: dict[str, Any], from_block: int | None, to_block
             yield _dumps(batch, _BLOCKS)
         yield _END
     except Exception as exc:  # noqa: BLE001 - the worker's boundary: its error is raised in the main process
+        sent = None
+        if batch:  # the blocks built before the failing one go first
+            try:
+                sent = _dumps(batch, _BLOCKS)
+            except Exception:  # noqa: BLE001 - the batch itself does not pickle: the error says why
+                pass
+        if sent is not None:
+            yield sent
         try:
             message = _dumps(exc, _ERROR)
             pickle.loads(memoryview(message)[1:])  # and it unpickles as it was

@@ -318,19 +318,28 @@ def _history_with_a_hole(out: Path, to: Path, hole: int) -> None:
     writer.flush()
 
 
-def test_pipelined_backtest_raises_the_serial_error_at_the_same_block(driven, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pipelined_backtest_raises_the_serial_error_at_the_same_block(driven, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from keeper.engine import Engine
     from keeper.errors import ConfigError
 
     settings, _, ticked, out, _, _ = driven
     hole = ticked[len(ticked) // 2]
     _history_with_a_hole(out, tmp_path / "holed", hole)
+    decided: dict[bool, list[int]] = {False: [], True: []}
+    decide_on = Engine.decide_on
     errors = {}
     for piped in (False, True):
+        monkeypatch.setattr(Engine, "decide_on", lambda engine, snapshot, *args, _on=decided[piped], **kwargs: (
+            _on.append(snapshot.block_number), decide_on(engine, snapshot, *args, **kwargs))[1])
         with pytest.raises(ConfigError) as raised:
             run_backtest(tmp_path / "holed", settings, work_dir=tmp_path / str(piped), pipeline=piped,
                          progress=lambda done, total: None)
         errors[piped] = str(raised.value)
     assert errors[True] == errors[False] and f"block {hole} has no recorded answer" in errors[True]
+    # and every block before the hole was backtested first, as the serial run backtests them
+    assert decided[True] == decided[False] == [b for b in ticked if b < hole]
+    assert _journal_rows(Journal(tmp_path / "True" / "journal.sqlite")) == \
+        _journal_rows(Journal(tmp_path / "False" / "journal.sqlite"))
 
 
 def test_a_worker_that_dies_is_an_error_naming_its_exit_code(driven, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -356,6 +365,7 @@ def test_a_sweep_job_backtests_in_its_own_process_only(driven, monkeypatch) -> N
 
     monkeypatch.setattr(backtest, "SnapshotPipeline", refused)
     monkeypatch.setattr(backtest, "MIN_PIPELINE_BLOCKS", 1)
+    monkeypatch.setattr(backtest, "pipeline_available", lambda: True)  # whatever the machine's load
     monkeypatch.setattr("keeper.logs.configure_logging", lambda *args: None)  # a job's own process sets ERROR; not this one
     settings, _, ticked, out, _, _ = driven
     result = run_job(Job(str(out), settings.model_dump(mode="json"), (), 0, ticked[0], ticked[-1]))

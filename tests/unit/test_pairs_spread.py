@@ -17,7 +17,7 @@ from keeper.pairs_types import PairIntent, PairPosition, SpreadFit
 from keeper.pnl_split import PnlSplit
 from keeper.simulate.optimum import OptimumResult
 from keeper.simulate.pair_trips import pair_round_trips, with_pair_trips
-from keeper.stress import PerpLeg, StressParams, stressed_mark
+from keeper.stress import StressParams
 from keeper.types import (
     ONE_X18,
     Direction,
@@ -31,14 +31,7 @@ from keeper.types import (
 from keeper.venues.executor import PairFills
 from strategies import PairsSpread, load_strategy
 from strategies.base import Skip, StrategyContext
-from strategies.pairs_math import (
-    beta_neutral_sizes_x18,
-    excursion_fit,
-    fit_spread,
-    max_pair_scale_usd,
-    pair_shock_grid,
-    still_widening,
-)
+from strategies.pairs_math import excursion_fit, fit_spread, still_widening
 from strategies.pairs_spread import PairContext, PairsSpreadParams, pair_funding_usd
 
 from .test_pnl_model import costs, limits, market_view, perp_state, snapshot_of
@@ -249,81 +242,6 @@ def test_given_a_basis_position_in_a_leg_when_deciding_then_one_position_per_mar
     held = Position("ETH", Direction.SHORT_PERP, "uniswap_v3", -ONE_X18, ONE_X18, 900, NOW - 60, 10.0, 0)
     decision = strategy().decide_pair(pair_context(+0.02, positions={"ETH": held}))
     assert isinstance(decision, Skip) and "one position per market" in decision.reason
-
-
-def test_given_a_small_account_when_sizing_then_the_stress_rule_binds_and_holds_under_every_shock() -> None:
-    pctx = pair_context(+0.02, value_usd=2_000.0, max_leverage=50.0)
-    decision = strategy().decide_pair(pctx)
-    assert isinstance(decision, PairIntent) and "stress binds" in decision.reason, decision
-    eth, btc = (pctx.ctx.snapshot.markets[m].perp for m in ("ETH", "BTC"))
-    legs = [PerpLeg("ETH", decision.base_change_x18_a / ONE_X18, eth.mark_price_x18 / ONE_X18, eth.index_price_x18 / ONE_X18, 0.1),
-            PerpLeg("BTC", decision.base_change_x18_b / ONE_X18, btc.mark_price_x18 / ONE_X18, btc.index_price_x18 / ONE_X18, 0.1)]
-    fee = sum(abs(leg.size_base) * leg.mark_usd for leg in legs) * 0.001
-    for shock_a, shock_b in pair_shock_grid(STRESS):
-        value, exposure = 2_000.0 - fee, 0.0
-        for leg, shock in zip(legs, (shock_a, shock_b)):
-            mark = stressed_mark(leg, shock)
-            funding = abs(leg.size_base) * mark * STRESS.funding_apr * STRESS.hold_s / (365 * 86_400) if shock.adverse_funding else 0
-            value += leg.size_base * (mark - leg.mark_usd) - funding
-            exposure += abs(leg.size_base) * mark
-        assert value / exposure >= limits().min_margin_ratio * (1 - 1e-6)
-
-
-def notional_a_usd(decision: PairIntent, pctx: PairContext) -> float:
-    eth = pctx.ctx.snapshot.markets["ETH"].perp
-    return abs(decision.base_change_x18_a) * perp_price_from_sqrt_x96(eth.pool.sqrt_price_x96) / ONE_X18**2
-
-
-def with_vamm_depth(pctx: PairContext, factor: float) -> PairContext:
-    """The same tick with both vAMMs' liquidity scaled by `factor` (same prices)."""
-    snap = pctx.ctx.snapshot
-    markets = {m: dataclasses.replace(v, perp=dataclasses.replace(v.perp, pool=dataclasses.replace(
-        v.perp.pool, liquidity=int(v.perp.pool.liquidity * factor)))) for m, v in snap.markets.items()}
-    return dataclasses.replace(pctx, ctx=dataclasses.replace(pctx.ctx, snapshot=dataclasses.replace(snap, markets=markets)))
-
-
-def test_given_an_edge_that_grows_with_size_when_sizing_then_it_trades_up_to_the_cap_that_binds() -> None:
-    # 2% of convergence against ~0.4% of round-trip fees and deep vAMMs: every dollar adds to the net
-    pctx = with_vamm_depth(pair_context(+0.02), 40)
-    decision = strategy().decide_pair(pctx)
-    assert isinstance(decision, PairIntent), decision
-    assert notional_a_usd(decision, pctx) > 5 * 20_000.0  # well above notional_usd, the search's low end
-    assert "at the top" in decision.reason and "binds" in decision.reason
-    fit = decision.fit
-    assert fit is not None
-    at_low = strategy()._evaluate(pctx.ctx, fit, "short_spread", 20_000.0)
-    assert decision.expected.net_usd > at_low.net_usd > 0
-    # max_notional_usd caps it: the old fixed size
-    capped = strategy(max_notional_usd=20_000.0).decide_pair(pctx)
-    assert isinstance(capped, PairIntent) and "max_notional_usd binds" in capped.reason, capped
-    assert notional_a_usd(capped, pctx) == pytest.approx(20_000.0, rel=1e-6)
-
-
-def test_given_vamms_whose_impact_grows_with_size_when_sizing_then_it_stops_where_the_impact_eats_the_edge() -> None:
-    pctx = with_vamm_depth(pair_context(+0.02), 4)
-    decision = strategy().decide_pair(pctx)
-    assert isinstance(decision, PairIntent) and decision.fit is not None, decision
-    eth, btc = (pctx.ctx.snapshot.markets[m].perp for m in ("ETH", "BTC"))
-    top, _ = strategy()._size_usd(pctx.ctx, decision.fit.beta, "short_spread", eth, btc)
-    chosen = notional_a_usd(decision, pctx)
-    assert 1.5 * 20_000.0 < chosen < 0.5 * top  # inside the range: neither the low end nor the cap
-    for other in (20_000.0, top, chosen * 1.2, chosen / 1.2):  # within the search's tolerance of the best
-        evaluated = strategy()._evaluate(pctx.ctx, decision.fit, "short_spread", other)
-        assert evaluated.net_usd <= decision.expected.net_usd * (1 + 1e-3)
-
-
-def test_given_the_stress_scale_when_legs_diverge_then_it_is_below_a_common_move_cap() -> None:
-    unit_a = PerpLeg("ETH", -1 / 3000, 3000.0, 3000.0, 0.1)
-    unit_b = PerpLeg("BTC", 1 / 60_000, 60_000.0, 60_000.0, 0.1)
-    scale, binding = max_pair_scale_usd(10_000.0, [], unit_a, unit_b, 0.001, STRESS, 0.1)
-    assert 0 < scale < 10_000 / 0.1 and binding is not None and "A:" in binding
-    assert max_pair_scale_usd(10_000.0, [], unit_a, unit_b, 0.001, STRESS, 0.1 * 2)[0] < scale  # a higher guard: smaller
-
-
-def test_given_beta_and_prices_when_sizing_then_ints_round_down_and_are_signed_by_side() -> None:
-    a, b = beta_neutral_sizes_x18(10_000.0, 3000 * ONE_X18, 60_000 * ONE_X18, ONE_X18 * 3 // 2, long_a=True)
-    assert a == 10_000 * ONE_X18 * ONE_X18 // (3000 * ONE_X18) and b == -(a * 3000 * 3 // 2 // 60_000)
-    assert beta_neutral_sizes_x18(0.0, 1, 1, 1, True) == (0, 0)
 
 
 # ------------------------------------------------------------------------------ exits on snapshots
