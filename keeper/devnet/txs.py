@@ -13,6 +13,9 @@ from keeper.artifacts import abi_codec, load_artifact
 from keeper.chain.abi import ContractAbi, describe_revert
 from keeper.chain.rpc import JsonRpc
 from keeper.errors import RpcError, TransientError, TxRevertedError
+from keeper.logs import get_logger
+
+log = get_logger("keeper.devnet")
 
 # Every dev transaction carries an explicit gas cap so anvil does not estimate first (half the
 # round trips); a revert is then mined with status 0 and re-simulated for its reason.
@@ -34,8 +37,9 @@ class DevSender:
         self.rpc = rpc
         self.tx_count = 0
         self._sync_supported = True
-        self._queued: list[tuple[str, dict[str, Any], str]] = []
+        self._queued: list[tuple[str, dict[str, Any], str, tuple[str, ...]]] = []
         self.gas_used = 0
+        self.tolerated: list[TxRevertedError] = []  # reverts a caller said it expects (see submit)
 
     def nonce(self, account: str) -> int:
         return int(self.rpc.call("eth_getTransactionCount", [account, "pending"]), 16)
@@ -57,8 +61,11 @@ class DevSender:
             raise TxRevertedError(what or "transaction", self._revert_reason(tx, receipt), tx_hash)
         return receipt
 
-    def submit(self, sender: str, to: str, data: bytes, value_wei: int = 0, what: str = "") -> str:
-        """Queue a transaction without waiting (automine off); settle() checks it once mined."""
+    def submit(self, sender: str, to: str, data: bytes, value_wei: int = 0, what: str = "",
+               tolerate: tuple[str, ...] = ()) -> str:
+        """Queue a transaction without waiting (automine off); settle() checks it once mined. A
+        revert whose reason contains one of `tolerate` is kept in `tolerated` and logged
+        (`devnet.tx_reverted`, a warning) instead of raised: a best-effort trade of the driver's."""
         tx: dict[str, Any] = {"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(QUEUED_TX_GAS)}
         if value_wei:
             tx["value"] = hex(value_wei)
@@ -66,20 +73,27 @@ class DevSender:
             tx_hash = self.rpc.call("eth_sendTransaction", [tx])
         except RpcError as exc:
             raise TxRevertedError(what or "transaction", exc.rpc_message) from exc
-        self._queued.append((tx_hash, tx, what))
+        self._queued.append((tx_hash, tx, what, tolerate))
         return tx_hash
 
     def settle(self) -> None:
         """Check every queued transaction was mined successfully (after an evm_mine)."""
         queued, self._queued = self._queued, []
-        receipts = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h, _, _ in queued]) if queued else []
-        for (tx_hash, tx, what), receipt in zip(queued, receipts):
+        receipts = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h, *_ in queued]) if queued else []
+        for (tx_hash, tx, what, tolerate), receipt in zip(queued, receipts):
             if receipt is None:
                 raise TransientError(f"{what}: {tx_hash} was not mined")
             self.tx_count += 1
             self.gas_used += int(receipt["gasUsed"], 16)
             if int(receipt["status"], 16) != 1:
-                raise TxRevertedError(what or "transaction", self._revert_reason(tx, receipt), tx_hash)
+                self.tolerate(TxRevertedError(what or "transaction", self._revert_reason(tx, receipt), tx_hash), tolerate)
+
+    def tolerate(self, exc: TxRevertedError, reasons: tuple[str, ...]) -> None:
+        """Keep and log a revert whose reason is one of `reasons`; raise any other."""
+        if not any(r in exc.reason for r in reasons):
+            raise exc
+        self.tolerated.append(exc)
+        log.warning("devnet.tx_reverted", what=exc.what, reason=exc.reason, tx=exc.tx_hash, tolerated=True)
 
     def _send_and_wait(self, tx: dict[str, Any]) -> dict[str, Any]:
         """anvil's eth_sendTransactionSync returns the receipt in one round trip; other nodes

@@ -60,10 +60,11 @@ class _OracleMute:
             return {}
         return self._tx.call_fn(sender, to, abi, fn, *args, value_wei=value_wei)
 
-    def submit(self, sender: str, to: str, data: bytes, value_wei: int = 0, what: str = "") -> str:
+    def submit(self, sender: str, to: str, data: bytes, value_wei: int = 0, what: str = "",
+               tolerate: tuple[str, ...] = ()) -> str:
         if to.lower() in self._muted:
             return ""
-        return self._tx.submit(sender, to, data, value_wei=value_wei, what=what)
+        return self._tx.submit(sender, to, data, value_wei=value_wei, what=what, tolerate=tolerate)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)
