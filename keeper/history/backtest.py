@@ -62,6 +62,7 @@ class BacktestRun:
     open_at_end: list[str] = field(default_factory=list)
     pairs: bool = False  # the pair desk ran (pairs_spread enabled): its books are the journal's pair tables
     pair_outcomes: list[dict[str, Any]] = field(default_factory=list)  # the desk's outcomes, with their block
+    processes: int = 1  # 2: the snapshots and basis statistics came from the worker process (pipeline.py)
 
     @property
     def blocks_per_s(self) -> float:
@@ -141,7 +142,7 @@ def _run(meta: dict[str, Any], markets: list[str], config: KeeperConfig, mode: s
                                                                    config.strategies.basis_min_samples)
     engine, executor, books, account = build_engine(config, collector, mode, journal,
                                                     meta.get("account") if mode == "dry_run" else None, history)
-    run = BacktestRun(config, mode, markets, journal=journal, meta=meta)
+    run = BacktestRun(config, mode, markets, journal=journal, meta=meta, processes=2 if answered else 1)
     if engine.pairs is not None:
         collect_pair_outcomes(engine.pairs, run.pair_outcomes)
     stride = max(1, total // MAX_SAMPLES)

@@ -112,7 +112,8 @@ def backtest_command(*, history: Path, config: Path | None, strategy: str | None
     result = summary(report) | {"report": [str(p) for p in paths]}
     if json_output:
         return json.dumps(result)
-    return (f"{run.blocks} blocks ({run.first_block}-{run.last_block}) at {run.blocks_per_s:,.0f} blocks/s: keeper "
+    how = "with the snapshot worker" if run.processes == 2 else "in one process"
+    return (f"{run.blocks} blocks ({run.first_block}-{run.last_block}) at {run.blocks_per_s:,.0f} blocks/s ({how}): keeper "
             f"${result['keeper_usd']:,.2f} in {result['trades']} trades, threshold bot ${result['baseline_usd']:,.2f}, "
             f"carry-only bot ${result['carry_only_usd']:,.2f}, hindsight optimum ${result['optimum_usd']:,.2f} "
             f"(dominates: {'yes' if result['optimum_dominates'] else 'NO'})\nwrote {paths[0]}\nwrote {paths[1]}")

@@ -109,7 +109,8 @@ def build_report(run: BacktestRun, history: Path) -> dict[str, Any]:
                                      f"mode {run.mode}, strategies {settings.strategies.enabled}. " + IMPACT_NOTE)},
         "backtest": {"history": str(history), "mode": run.mode, "first_block": run.first_block,
                      "last_block": run.last_block, "blocks": run.blocks, "replay_s": round(run.replay_s, 3),
-                     "blocks_per_s": round(run.blocks_per_s, 1), "strategies": settings.strategies.enabled,
+                     "blocks_per_s": round(run.blocks_per_s, 1), "processes": run.processes,
+                     "strategies": settings.strategies.enabled,
                      "skips": run.skips, "open_at_end": run.open_at_end, "impact_modelled": False,
                      "impact_note": IMPACT_NOTE, "samples": len(samples), "sample_every_blocks": stride,
                      "yardsticks_on": f"{len(snapshots)} snapshots: every {stride}-th block and every keeper trade's"},
@@ -136,7 +137,8 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     """The `--json` summary (trades: basis and pair transactions; pair_trades, pair_usd: the pairs' alone)."""
     b, c = report["backtest"], report["comparison"]
     pairs = report["keeper"]["pair_included"] if b["mode"] != "dry_run" else len(report["keeper"]["pair_outcomes"])
-    return {"blocks": b["blocks"], "blocks_per_s": b["blocks_per_s"], "first_block": b["first_block"],
+    return {"blocks": b["blocks"], "blocks_per_s": b["blocks_per_s"], "processes": b["processes"],
+            "first_block": b["first_block"],
             "last_block": b["last_block"], "keeper_usd": round(c["keeper_usd"], 6),
             "optimum_usd": round(c["optimum_usd"], 6), "baseline_usd": round(c["baseline_usd"], 6),
             "carry_only_usd": round(c["carry_only_usd"], 6), "optimum_dominates": c["optimum_dominates"],

@@ -58,6 +58,7 @@ def test_record_then_backtest_from_the_cli(world) -> None:  # type: ignore[no-un
     summary = json.loads(result.stdout)
     assert summary["blocks"] == 30 and summary["first_block"] == head - 29 and summary["last_block"] == head
     assert {"blocks_per_s", "keeper_usd", "optimum_usd", "trades"} <= set(summary)
+    assert summary["processes"] == 1  # 30 blocks: too few to pay for the snapshot worker
     assert (work / "bt" / "report.html").exists()
 
 

@@ -302,6 +302,7 @@ def test_pipelined_backtest_is_the_serial_backtest(driven, tmp_path: Path, monke
     assert [(o.status, o.plan.intent, o.plan.predicted, o.fills) for o in piped.outcomes] == \
         [(o.status, o.plan.intent, o.plan.predicted, o.fills) for o in serial.outcomes]
     assert piped.samples == serial.samples
+    assert (piped.processes, serial.processes) == (2, 1)
     assert (piped.skips, piped.open_at_end, piped.first_block, piped.last_block) == \
         (serial.skips, serial.open_at_end, serial.first_block, serial.last_block)
 
