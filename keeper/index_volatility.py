@@ -139,7 +139,9 @@ class IndexHistory:
 
 
 class _LazySigmas(Mapping[str, float]):
-    """IndexHistory.sigmas: a read-only mapping whose values are estimated on first read."""
+    """IndexHistory.sigmas: a read-only mapping whose values are estimated on first read, from the
+    history as it is then: valid within the tick it was made for (the engine records the tick's
+    index before it builds the tick's contexts, and no context outlives its tick)."""
 
     def __init__(self, history: IndexHistory, twap_interval_s: dict[str, float]) -> None:
         self._history, self._twap = history, twap_interval_s

@@ -140,3 +140,16 @@ def test_the_sigmas_mapping_has_the_markets_with_an_estimate_and_keeps_at_most_m
     expected = ewma_variance_per_s([60.0 * b for b in kept], [math.log(price(b) * ONE_X18) for b in kept], 300.0)
     assert expected is not None and sigmas["ETH"] == pytest.approx(math.sqrt(expected), rel=1e-12)
     assert sigmas["ETH"] == history.sigma_per_sqrt_s("ETH", TWAP_S)
+
+
+def test_the_estimate_is_read_again_after_a_new_block_and_for_another_twap_interval() -> None:
+    history = IndexHistory()
+    for block in range(1, 11):
+        history.record(snapshot_at(block, 60 * block, 3000.0 * (1.001 if block % 2 else 1.0)))
+    calm = history.sigma_per_sqrt_s("ETH", TWAP_S)
+    assert calm is not None and history.sigmas(snapshot_at(10, 600, 3000.0))["ETH"] == calm
+    history.record(snapshot_at(11, 660, 3000.0 * 1.01))  # a 1% jump on the newest block
+    jumped = history.sigmas(snapshot_at(11, 660, 3000.0 * 1.01))["ETH"]
+    assert jumped > 2 * calm and jumped == history.sigma_per_sqrt_s("ETH", TWAP_S)
+    # the same block with a longer TWAP interval: a longer half-life, the jump weighs less
+    assert history.sigma_per_sqrt_s("ETH", 4 * TWAP_S) < jumped
