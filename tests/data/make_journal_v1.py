@@ -12,7 +12,7 @@ from pathlib import Path
 from keeper.journal import ChainPosition, Journal
 from keeper.pnl_split import TradeFees
 from keeper.types import Direction
-from tests.unit.test_journal import E18, make_fills, trade
+from tests.unit.journal_builders import E18, make_fills, trade
 
 out = Path(sys.argv[1])
 path = out / "journal-v1.sqlite"

@@ -12,7 +12,7 @@ from keeper.pnl_split import TradeFees
 from keeper.simulate.paper import compute_funding_paid_x18
 from keeper.types import ONE_X18, Direction, Position
 
-from .test_journal import E18, make_fills, make_intent, trade
+from .journal_builders import E18, make_fills, make_intent, trade
 from .test_pnl_model import market_view, perp_state, snapshot_of
 
 

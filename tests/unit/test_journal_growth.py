@@ -12,7 +12,7 @@ from keeper.skiplog import SkipLog, reason_shape
 
 from keeper.types import Outcome
 
-from .test_journal import make_intent, make_plan
+from .journal_builders import make_intent, make_plan
 
 
 def rows(path: Path, sql: str) -> int:

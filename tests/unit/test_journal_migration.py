@@ -14,7 +14,7 @@ import pytest
 
 import keeper.journal.schema as schema
 from keeper.journal import SCHEMA_VERSION, Journal, JournalError, JournalSchemaError, PositionLeg
-from tests.unit.test_journal import E18, make_fills, trade
+from tests.unit.journal_builders import E18, make_fills, trade
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 OLD = json.loads((DATA / "journal-v1.json").read_text())

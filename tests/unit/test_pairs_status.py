@@ -19,7 +19,7 @@ from keeper.status import build_status
 from keeper.types import ONE_X18, PnlEstimate
 from keeper.venues.executor import PairFills
 
-from .test_journal import E18, make_fills, trade
+from .journal_builders import E18, make_fills, trade
 from .test_pairs_spread import NOW, OPEN_FILLS, account, views
 from .test_pnl_model import snapshot_of
 

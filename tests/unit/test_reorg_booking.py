@@ -11,7 +11,7 @@ from keeper.journal import Journal
 from keeper.pnl_split import TradeFees
 from keeper.reorg_booking import reverse_booking
 
-from .test_journal import E18, included, make_fills, make_intent, make_plan, trade
+from .journal_builders import E18, included, make_fills, make_intent, make_plan, trade
 
 
 def test_given_a_booked_close_reorged_out_then_the_position_reopens_with_its_ledger_and_rebooks(tmp_path: Path) -> None:
