@@ -5,7 +5,6 @@ test_journal_file.py; the builders: journal_builders.py."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,6 @@ from keeper.pnl_split import (
 )
 from keeper.types import Direction, Outcome, PredictedFills
 from tests.unit.journal_builders import E18, ETH_PRICE_X18, EXECUTOR, HUGE, INT256_MIN, included, make_fills, make_intent, make_plan, trade
-
-
-@pytest.fixture()
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    with Journal(tmp_path / "journal.sqlite") as j:
-        yield j
 
 
 # ------------------------------------------------------------------------------ round trips

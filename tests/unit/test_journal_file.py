@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,12 +28,6 @@ from keeper.journal import (
 from keeper.pnl_split import TradeFees
 from keeper.types import Direction, Outcome
 from tests.unit.journal_builders import E18, ETH_PRICE_X18, HUGE, REPO, make_fills, make_intent, make_plan, trade
-
-
-@pytest.fixture()
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    with Journal(tmp_path / "journal.sqlite") as j:
-        yield j
 
 
 # ------------------------------------------------------------------------------ reconcile
