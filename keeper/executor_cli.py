@@ -45,7 +45,7 @@ def deploy(
     """Deploy a BasisExecutor whose admin is the admin key (withdrawals to --treasury only, markets,
     pause) and whose operator is --operator (trades only); register the markets; print the address
     and the config lines for the keeper."""
-    from keeper.cli import _configure_logging_from, _fail, out
+    from keeper.cli_console import configure_logging_from, fail, out
     from keeper.errors import KeeperError
     from keeper.executor_admin import AdminKey, build_sender, connect, parse_address
     from keeper.executor_admin import deploy as deploy_executor
@@ -54,13 +54,13 @@ def deploy(
         treasury_address = parse_address(treasury, "--treasury")
         operator_address = parse_address(operator, "--operator")
         settings = _settings(config, rpc_url, manifest)
-        _configure_logging_from(settings)
+        configure_logging_from(settings)
         names = [m.strip() for m in markets.split(",") if m.strip()] if markets else list(settings.markets.enabled)
         signer = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
         rpc, book = connect(settings)
         done = deploy_executor(rpc, build_sender(rpc, signer, settings), book, treasury_address, operator_address, names)
     except KeeperError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     out.print(f"BasisExecutor deployed at {done.address} (tx {done.tx_hash}, {done.gas_used:,} gas)", highlight=False)
     out.print(f"  admin    {done.admin}\n  treasury {done.treasury}\n  operator {done.operator}", highlight=False)
     for name, base, spot, fee in done.markets:
@@ -86,7 +86,7 @@ def migrate(
     deposit the collateral there. Refused, with nothing sent, while the old executor holds a
     position, or when the key is not the admin of both."""
     from keeper.chain.keys import load_signer_from_env
-    from keeper.cli import _configure_logging_from, _fail, out
+    from keeper.cli_console import configure_logging_from, fail, out
     from keeper.errors import KeeperError
     from keeper.executor_admin import AdminKey, build_sender, check_migration, connect, parse_address
     from keeper.executor_admin import migrate as run_migration
@@ -95,7 +95,7 @@ def migrate(
         old_address = parse_address(from_address, "--from")
         new_address = parse_address(to_address, "--to")
         settings = _settings(config, rpc_url, manifest)
-        _configure_logging_from(settings)
+        configure_logging_from(settings)
         admin = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
         treasury = load_signer_from_env(treasury_key_env) if treasury_key_env else None
         rpc, book = connect(settings)
@@ -104,7 +104,7 @@ def migrate(
         treasury_sender = build_sender(rpc, treasury, settings) if treasury else admin_sender
         done = run_migration(rpc, admin_sender, treasury_sender, [m.spot_token for m in book.markets], old, new)
     except KeeperError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     out.print(f"migrated {old.address} -> {new.address} (the old executor is paused)", highlight=False)
     for m in done.moved:
         out.print(f"  {m.what}: {m.amount_raw} raw of {m.token} (tx {m.tx_hash})", highlight=False)

@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 
+from keeper.chain.keys import Signer, load_signer_from_env
 from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig, load_config
 from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.txs import DevSender
 from keeper.devnet.world import World, prebuilt_state, start_world
+
+DEV_ACCOUNT_1_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # public anvil key
 
 
 @dataclass
@@ -53,3 +56,12 @@ def devnet(devnet_world: World) -> Iterator[Devnet]:
     yield Devnet(rpc, devnet_world.manifest, DevSender(rpc))
     rpc.call("anvil_removeBlockTimestampInterval")
     assert rpc.call("evm_revert", [snapshot]) is True
+
+
+@pytest.fixture()
+def signer(monkeypatch: pytest.MonkeyPatch, devnet: Devnet) -> Signer:
+    """The keeper's signer (anvil's public dev account #1), loaded from the env var as in production."""
+    monkeypatch.setenv("KEEPER_PRIVATE_KEY", DEV_ACCOUNT_1_KEY)
+    signer = load_signer_from_env()
+    assert signer.address == devnet.manifest.accounts.keeper
+    return signer

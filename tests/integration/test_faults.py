@@ -30,7 +30,7 @@ from keeper.plan import Planner, eth_price_x18
 
 from .conftest import Devnet
 from .test_execution_pipeline import ETH, intent
-from .test_tx_pipeline import chain_nonce, usdc_balance, usdc_transfer, wait_for_receipt
+from .tx_builders import chain_nonce, usdc_balance, usdc_transfer, wait_for_receipt
 
 
 class LyingSendRpc(JsonRpc):

@@ -1,113 +1,27 @@
 """The transaction pipeline against the devnet: send and confirm, never send what reverts in
-simulation, replace a stuck transaction, survive reorgs and restarts, the L1 data fee call.
+simulation, replace a stuck transaction, the L1 data fee call. Reorgs and restarts:
+test_tx_recovery.py.
 
-The keeper is anvil's public dev account #1; its key is test data, passed through the env var as in
-production. Tests that switch automine off or change the block gas limit restore them (and empty
-the pool) in a finally block: the fixture's evm_revert restores state, not node settings.
+The keeper is anvil's public dev account #1 (the `signer` fixture in conftest.py). Tests that switch
+automine off or change the block gas limit restore them (and empty the pool) in a finally block:
+the fixture's evm_revert restores state, not node settings.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
-
 import pytest
 from structlog.testing import capture_logs
 
-from keeper.chain.fees import GAS_PRICE_ORACLE, FeePolicy, build_get_l1_fee_calldata, fetch_l1_data_fee_wei
-from keeper.chain.keys import Eip1559Tx, Signer, load_signer_from_env
-from keeper.chain.pending import JsonFilePendingStore, MemoryPendingStore, PendingTxStore
-from keeper.chain.rpc import JsonRpc
-from keeper.chain.sender import TxSender
-from keeper.chain.tx_types import SenderConfig, SimulationReverted, TxOutcome, TxRequest
+from keeper.chain.fees import GAS_PRICE_ORACLE, build_get_l1_fee_calldata, fetch_l1_data_fee_wei
+from keeper.chain.keys import Eip1559Tx, Signer
+from keeper.chain.pending import MemoryPendingStore
+from keeper.chain.tx_types import SimulationReverted, TxRequest
 from keeper.devnet.txs import codec
-from keeper.errors import SkipOpportunity, TransientError
+from keeper.errors import SkipOpportunity
 
 from .conftest import Devnet
-
-DEV_ACCOUNT_1_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # public anvil key
-GWEI = 10**9
-USDC = 10**6
-
-
-@pytest.fixture()
-def signer(monkeypatch: pytest.MonkeyPatch, devnet: Devnet) -> Signer:
-    monkeypatch.setenv("KEEPER_PRIVATE_KEY", DEV_ACCOUNT_1_KEY)
-    signer = load_signer_from_env()
-    assert signer.address == devnet.manifest.accounts.keeper
-    return signer
-
-
-def make_sender(devnet: Devnet, signer: Signer, store: PendingTxStore | None = None, rpc: JsonRpc | None = None,
-                cap_wei: int = 1_000 * GWEI, **overrides: Any) -> TxSender:
-    config = SenderConfig(fee_policy=FeePolicy(max_fee_per_gas_cap_wei=cap_wei), poll_interval_s=0.005,
-                          max_wait_s=20.0, **overrides)
-    return TxSender(rpc or devnet.rpc, signer, config, store or MemoryPendingStore(), chain_id=devnet.manifest.chain_id)
-
-
-def usdc_transfer(devnet: Devnet, to: str, amount_raw: int) -> TxRequest:
-    erc20 = codec("MintableERC20")
-    return TxRequest(devnet.contract("USDC"), erc20.encode("transfer", to, amount_raw), label="USDC.transfer",
-                     errors_abi=erc20)
-
-
-def usdc_balance(devnet: Devnet, account: str) -> int:
-    return int(devnet.tx.read(devnet.contract("USDC"), codec("MintableERC20"), "balanceOf", account))
-
-
-def chain_nonce(devnet: Devnet, account: str, tag: str = "latest") -> int:
-    return int(devnet.rpc.call("eth_getTransactionCount", [account, tag]), 16)
-
-
-def mine(devnet: Devnet, blocks: int = 1) -> None:
-    for _ in range(blocks):
-        devnet.rpc.call("evm_mine", [])
-
-
-def block_tx_hashes(devnet: Devnet, number: int) -> list[str]:
-    return list(devnet.rpc.call("eth_getBlockByNumber", [hex(number), False])["transactions"])
-
-
-@contextmanager
-def manual_mining(devnet: Devnet) -> Iterator[None]:
-    devnet.rpc.call("evm_setAutomine", [False])
-    try:
-        yield
-    finally:
-        devnet.rpc.call("anvil_dropAllTransactions", [])
-        devnet.rpc.call("evm_setAutomine", [True])
-
-
-@contextmanager
-def base_fee_restored(devnet: Devnet) -> Iterator[None]:
-    """anvil_setNextBlockBaseFeePerGas outlives evm_revert: put the next block's base fee back."""
-    original = devnet.rpc.call("eth_feeHistory", ["0x1", "latest", []])["baseFeePerGas"][-1]
-    try:
-        yield
-    finally:
-        devnet.rpc.call("anvil_setNextBlockBaseFeePerGas", [original])
-
-
-def wait_for_receipt(devnet: Devnet, tx_hash: str) -> dict[str, Any]:
-    """anvil's automine answers eth_sendRawTransaction before the receipt is queryable."""
-    deadline = time.monotonic() + 5
-    while (receipt := devnet.rpc.call("eth_getTransactionReceipt", [tx_hash])) is None:
-        assert time.monotonic() < deadline, f"no receipt for {tx_hash}"
-        time.sleep(0.002)
-    return dict(receipt)
-
-
-@contextmanager
-def block_gas_limit(devnet: Devnet, gas: int) -> Iterator[None]:
-    original = devnet.rpc.call("eth_getBlockByNumber", ["latest", False])["gasLimit"]
-    devnet.rpc.call("evm_setBlockGasLimit", [hex(gas)])
-    try:
-        yield
-    finally:
-        devnet.rpc.call("evm_setBlockGasLimit", [original])
+from .tx_builders import (GWEI, USDC, base_fee_restored, block_gas_limit, chain_nonce, make_sender, manual_mining,
+                          mine, usdc_balance, usdc_transfer)
 
 
 # ------------------------------------------------------------------------------------ send
@@ -292,122 +206,6 @@ def test_nonce_taken_by_another_transaction_is_reported_replaced(devnet: Devnet,
     assert devnet.rpc.call("eth_getTransactionReceipt", [other.tx_hash])["status"] == "0x1"
     assert usdc_balance(devnet, recipient) == before
     assert store.load() == [] and sender.nonces.peek() == pending.nonce + 1
-
-
-# ------------------------------------------------------------------------------------ reorgs
-@pytest.mark.parametrize("reorg", ["tx-dropped-by-reorg", "tx-moved-by-reorg"])
-def test_reorg_is_detected_and_the_outcome_rechecked(devnet: Devnet, signer: Signer, reorg: str) -> None:
-    # Given a transfer mined (automine) and waiting for 3 confirmations, on a block mined here (the
-    # reorg's common ancestor: anvil keeps the states of recent blocks only, and one from before the
-    # test's snapshot may be gone after the session's other tests)
-    mine(devnet)
-    recipient = devnet.manifest.accounts.traders[1]
-    before = usdc_balance(devnet, recipient)
-    sender = make_sender(devnet, signer, confirmations=3)
-    pending = sender.submit(usdc_transfer(devnet, recipient, 5 * USDC))
-    wait_for_receipt(devnet, pending.tx_hash)
-    assert sender.poll(pending) is None
-    assert pending.included_at is not None
-    first_block, first_hash = pending.included_at
-    with capture_logs() as logs:
-        if reorg == "tx-dropped-by-reorg":
-            # When its block is replaced by an empty one: anvil forgets the tx entirely
-            devnet.rpc.call("anvil_reorg", [1, []])
-            assert devnet.rpc.call("eth_getTransactionReceipt", [pending.tx_hash]) is None
-            outcome = sender.poll(pending)
-            # Then it is dropped, not re-broadcast (its bytes were signed for a state that is
-            # gone; the intent is decided again), and the nonce is resynced from the chain
-            assert outcome is not None and outcome.status == "dropped" and outcome.reorgs == 1
-            assert [e["block_hash"] for e in logs if e["event"] == "tx.reorged"] == [first_hash]
-            assert sender.nonces.peek() == pending.nonce == chain_nonce(devnet, signer.address)
-            assert usdc_balance(devnet, recipient) == before
-            return
-        else:
-            # When the last 2 blocks are replaced, with the same tx one block later
-            mine(devnet)
-            assert sender.poll(pending) is None
-            devnet.rpc.call("anvil_reorg", [2, [["0x" + pending.entry.latest.raw_tx.hex(), 1]]])
-            assert sender.poll(pending) is None  # seen in its new block: confirmations restart
-        mine(devnet, 2)
-        outcome = sender.poll(pending)
-    # Then the reorg was logged and the outcome is the one on the canonical chain
-    reorged = [e for e in logs if e["event"] == "tx.reorged"]
-    assert len(reorged) == 1 and reorged[0]["block_hash"] == first_hash
-    assert outcome is not None and outcome.status == "included" and outcome.reorgs == 1
-    assert outcome.tx_hash == pending.entry.attempts[0].tx_hash  # the same signed tx, not a second one
-    assert outcome.block_number == first_block + 1 and outcome.block_hash != first_hash
-    canonical = devnet.rpc.call("eth_getBlockByNumber", [hex(first_block + 1), False])
-    assert canonical["hash"] == outcome.block_hash and outcome.tx_hash in canonical["transactions"]
-    assert usdc_balance(devnet, recipient) - before == 5 * USDC  # exactly once
-
-
-# ------------------------------------------------------------------------------------ restarts
-@pytest.mark.parametrize("node_state", ["still-in-pool", "lost-by-node"])
-def test_restart_while_pending_neither_double_submits_nor_loses_it(
-    devnet: Devnet, signer: Signer, tmp_path: Path, node_state: str
-) -> None:
-    recipient = devnet.manifest.accounts.traders[0]
-    before = usdc_balance(devnet, recipient)
-    nonce = chain_nonce(devnet, signer.address)
-    store = JsonFilePendingStore(tmp_path / "pending.json")
-    with manual_mining(devnet):
-        # Given a transfer sent (and stored) by a sender that then stops before it is mined
-        crashed = make_sender(devnet, signer, store)
-        sent = crashed.submit(usdc_transfer(devnet, recipient, 1 * USDC))
-        assert [(e.nonce, e.latest.tx_hash) for e in store.load()] == [(nonce, sent.tx_hash)]
-        if node_state == "lost-by-node":
-            devnet.rpc.call("anvil_dropTransaction", [sent.tx_hash])
-            assert devnet.rpc.call("eth_getTransactionByHash", [sent.tx_hash]) is None
-        del crashed
-        # When a new sender starts on the same store and sends another transfer
-        restarted = make_sender(devnet, signer, store)
-        (recovered,) = restarted.recover()
-        assert recovered.tx_hash == sent.tx_hash
-        assert devnet.rpc.call("eth_getTransactionByHash", [sent.tx_hash]) is not None
-        following = restarted.submit(usdc_transfer(devnet, recipient, 2 * USDC))
-        mine(devnet)
-        outcomes = [restarted.poll(recovered), restarted.poll(following)]
-    # Then the stored tx is mined once under its original hash and the new one took the next nonce
-    assert all(isinstance(o, TxOutcome) and o.status == "included" for o in outcomes)
-    assert [o.nonce for o in outcomes if o] == [nonce, nonce + 1]
-    assert block_tx_hashes(devnet, devnet.rpc.block_number()) == [sent.tx_hash, following.tx_hash]
-    assert usdc_balance(devnet, recipient) - before == 3 * USDC
-    assert chain_nonce(devnet, signer.address) == nonce + 2
-    assert store.load() == []
-
-
-class SendFailsRpc(JsonRpc):
-    """The devnet's endpoint, but eth_sendRawTransaction times out (the process 'dies' mid-send)."""
-
-    def call(self, method: str, params: list[Any] | None = None) -> Any:
-        if method == "eth_sendRawTransaction":
-            raise TransientError("eth_sendRawTransaction: timed out")
-        return super().call(method, params)
-
-
-def test_entry_is_stored_before_broadcast_and_recovered_after_a_failed_send(
-    devnet: Devnet, signer: Signer, tmp_path: Path
-) -> None:
-    # Given a send that fails in transit (nothing reaches the node)
-    store = JsonFilePendingStore(tmp_path / "pending.json")
-    flaky = SendFailsRpc(devnet.rpc.url)
-    nonce = chain_nonce(devnet, signer.address)
-    try:
-        with pytest.raises(TransientError):
-            make_sender(devnet, signer, store, rpc=flaky, broadcast_attempts=2).submit(
-                usdc_transfer(devnet, devnet.manifest.accounts.traders[0], 1 * USDC))
-    finally:
-        flaky.close()
-    # Then the signed tx was already in the store, though the node never saw it
-    (entry,) = store.load()
-    assert entry.nonce == nonce
-    assert devnet.rpc.call("eth_getTransactionByHash", [entry.latest.tx_hash]) is None
-    # When a new sender starts, it re-broadcasts those bytes and settles them
-    restarted = make_sender(devnet, signer, store)
-    (recovered,) = restarted.recover()
-    outcome = restarted.wait(recovered)
-    assert outcome.status == "included" and outcome.tx_hash == entry.latest.tx_hash and outcome.nonce == nonce
-    assert store.load() == []
 
 
 # ------------------------------------------------------------------------------------ L1 data fee

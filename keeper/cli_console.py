@@ -1,0 +1,33 @@
+"""What every `keeper` command module shares: the two consoles, the one-line error exit, logging
+from the config, and the common options. keeper/cli.py and the command modules it registers
+(devnet_cli.py, scan_cli.py, executor_cli.py) import them from here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from keeper.config import KeeperConfig
+from keeper.errors import FatalError, KeeperError
+from keeper.logs import configure_logging
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+DEFAULT_MANIFEST = Path(".keeper/devnet/manifest.json")
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (see keeper.example.toml). Env `KEEPER_<SECTION>__<KEY>` overrides it.")]
+
+
+def configure_logging_from(settings: KeeperConfig) -> None:
+    fmt = settings.monitoring.log_format
+    configure_logging(settings.monitoring.log_level, json_lines=None if fmt == "auto" else fmt == "json")
+
+
+def fail(exc: KeeperError) -> typer.Exit:
+    """One clear line on stderr; exit 2 for bad input or fatal set-up, 1 otherwise."""
+    code = 2 if isinstance(exc, FatalError) else 1
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(code)

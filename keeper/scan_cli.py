@@ -1,0 +1,71 @@
+"""`keeper scan`: one row per market from contract state at the latest block, as a table, one
+block per market on a narrow console, or JSON. Registered in keeper/cli.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from keeper.cli_console import DEFAULT_MANIFEST, fail, out
+from keeper.errors import FatalError, KeeperError, TransientError
+
+
+def scan(
+    rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC endpoint; addresses still come from the manifest (e.g. a fork of the devnet).")] = None,
+    manifest: Annotated[Path, typer.Option(help="Manifest with chain_id and every address (written by `keeper devnet`).")] = DEFAULT_MANIFEST,
+    json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (a list of rows) instead of a table.")] = False,
+    history_blocks: Annotated[int, typer.Option(min=0, help="Past blocks read for the basis z-score (0: no z-score).")] = 30,
+) -> None:
+    """One row per market, from contract state at the latest block: spot (Uniswap V3 and V2),
+    Perp v2 mark and index, basis, funding, carry, basis z-score, and the size that moves each
+    venue's price by 1% and 2%."""
+    import json
+
+    from keeper.chain.rpc import JsonRpc
+    from keeper.collect import Sources
+    from keeper.devnet.manifest import DevnetManifest
+    from keeper.scan import scan as run_scan
+
+    try:
+        book = DevnetManifest.read(manifest)
+        url = rpc_url or book.rpc_url
+        rpc = JsonRpc(url, timeout_s=10.0)
+        try:
+            rows = run_scan(rpc, Sources.from_manifest(book), history_blocks)
+        except TransientError as exc:
+            raise FatalError(f"--rpc-url {url}: {exc}") from exc
+    except KeeperError as exc:
+        raise fail(exc) from exc
+    if json_output:
+        out.print_json(json.dumps([r.as_json() for r in rows]))
+        return
+    _print_scan(rows)
+
+
+SCAN_TABLE_MIN_WIDTH = 170
+
+
+def _print_scan(rows: list) -> None:  # type: ignore[type-arg]
+    """A table on a wide console; one block per market on a narrow one (pipes default to 80)."""
+    from rich.table import Table
+
+    block = rows[0].block_number if rows else "?"
+    if out.width >= SCAN_TABLE_MIN_WIDTH:
+        table = Table(title=f"markets at block {block}", title_justify="left")
+        table.add_column("market", no_wrap=True, min_width=6)
+        for column in rows[0].cells() if rows else ():
+            table.add_column(column, justify="right", no_wrap=True)
+        for r in rows:
+            table.add_row(r.market, *r.cells().values())
+        out.print(table)
+    else:
+        out.print(f"markets at block {block}", highlight=False)
+        for r in rows:
+            out.print(f"[bold]{r.market}[/]")
+            for key, value in r.cells().items():
+                out.print(f"  {key:<30} {value}", highlight=False)
+    for r in rows:
+        for problem in r.unavailable:
+            out.print(f"[yellow]{r.market} unavailable[/]: {problem}", highlight=False)
