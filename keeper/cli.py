@@ -208,16 +208,18 @@ def stress(
     notional_usd: Annotated[float, typer.Option(help="Proposed notional in USD (0: only the largest safe size).")] = 0.0,
     collateral_usd: Annotated[Optional[float], typer.Option(help="Stress a fresh account with this collateral instead.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+    index_rounds: Annotated[Optional[int], typer.Option(help="Oracle rounds read back, at most, for the index volatility (default 64; 0: the TWAP departure alone).")] = None,
 ) -> None:
     """Margin ratio, distance to liquidation and PnL of the open positions (or a proposed one)
     under a grid of shocks (index +-, vAMM to Perp's band edges, adverse funding), from the chain's
-    current state; the same computation that caps sizing."""
+    current state; the same computation that caps sizing. For a proposal: its close on each spot
+    venue and the chance of the stressed index move, from the oracle's recent rounds."""
     from keeper.stress_report import stress_command
 
     try:
         stress_command(config_path=config, manifest=manifest, rpc_url=rpc_url, account=account, market=market,
                        direction=direction, notional_usd=notional_usd, collateral_usd=collateral_usd,
-                       json_output=json_output, console=out)
+                       json_output=json_output, console=out, index_rounds=index_rounds)
     except KeeperError as exc:
         raise _fail(exc) from exc
 

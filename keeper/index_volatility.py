@@ -18,7 +18,8 @@ increment carries the largest weight: an index that has just jumped by J has sig
 (J = 5%, H = 300 s: sigma = 0.24% per sqrt(s)), while a calm index keeps sigma at its calm value.
 The exit-stress rule (strategies/exit_stress.py) takes the larger of this and the one sample of the
 TWAP departure, which still reads a fresh jump at once. Fewer than MIN_INCREMENTS increments in the
-window (a keeper just started, `keeper stress`): no estimate. Floats: sizing only.
+window (a keeper just started): no estimate. `keeper stress`, which records nothing, fills an
+IndexHistory with the oracle's past rounds instead (keeper/index_rounds.py). Floats: sizing only.
 
 Cost: recording is a log and an append per market and block; the estimate is computed only when
 the exit-stress rule asks for it (a size search), once per market and block, on arrays (numpy) of
@@ -105,17 +106,26 @@ class IndexHistory:
 
     def record(self, snapshot: MarketSnapshot) -> None:
         """Remember each readable market's index at the snapshot's block (once per block)."""
-        block, now = snapshot.block_number, snapshot.block_timestamp
         for name, view in snapshot.markets.items():
             perp = view.perp
-            if not isinstance(perp, PerpMarketState) or perp.index_price_x18 <= 0:
-                continue
-            series = self._series.get(name)
-            if series is None:
-                series = self._series[name] = _Series()
-            elif len(series) and series.blocks[-1] >= block:
-                continue
-            series.append(block, float(now), math.log(perp.index_price_x18), self._max, now - self.window_s)
+            if isinstance(perp, PerpMarketState) and perp.index_price_x18 > 0:
+                self.record_price(name, snapshot.block_number, snapshot.block_timestamp, perp.index_price_x18)
+
+    def record_price(self, market: str, block: int, time_s: int, price: int) -> None:
+        """Remember the market's index (> 0, in any fixed unit: only its log moves count) at `block`,
+        once per block, blocks in increasing order (`keeper stress` numbers an oracle's past
+        rounds in order instead: keeper/index_rounds.py)."""
+        series = self._series.get(market)
+        if series is None:
+            series = self._series[market] = _Series()
+        elif len(series) and series.blocks[-1] >= block:
+            return
+        series.append(block, float(time_s), math.log(price), self._max, time_s - self.window_s)
+
+    def records(self, market: str) -> int:
+        """How many of the market's records the estimate reads (inside the window)."""
+        series = self._series.get(market)
+        return 0 if series is None else len(series)
 
     def sigma_per_sqrt_s(self, market: str, twap_interval_s: float) -> float | None:
         """The market's index volatility (module notes), None without enough records."""

@@ -7,7 +7,11 @@ ratio, the further index move to Perp's maintenance ratio, and the PnL of the pe
 spot hedge and net. The largest size of the proposed position that keeps the worst margin ratio
 at the guard is the one sizing uses (keeper/stress.py, the same function). For a proposal, the
 cost of closing it on each spot venue, now and after the stressed move (strategies/exit_stress.py,
-the quotes sizing weighs with risk.stress_exit_weight).
+the quotes sizing weighs with risk.stress_exit_weight), and the chance of the stressed move within
+the hold. That chance takes the index volatility as the running keeper does, the larger of its
+history's estimate and the one sample of the index's TWAP departure; the history here is the
+oracle's recent rounds read at the snapshot's block (keeper/index_rounds.py), and the one sample
+alone when the aggregator has too few rounds or cannot be read (the report says which).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from keeper.collect import SnapshotCollector, Sources
 from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError
+from keeper.index_rounds import DEFAULT_MAX_ROUNDS, RoundsSigma, fetch_rounds_sigma
 from keeper.stress import (
     PerpLeg,
     StressParams,
@@ -30,7 +35,15 @@ from keeper.stress import (
 )
 from keeper.quotes import round_perp_base_to_spot_units
 from keeper.types import ONE_X18, SPOT_VENUES, Direction, MarketSnapshot, PerpAccountState, PerpMarketState
-from strategies.exit_stress import ExitStressCheck, quote_exit_stress_of_open, stress_move_probability
+from strategies.exit_stress import (
+    ExitStressCheck,
+    departure_sigma_per_sqrt_s,
+    quote_exit_stress_of_open,
+    stress_move_probability,
+)
+
+SIGMA_FROM_ROUNDS = "aggregator_rounds"
+SIGMA_FROM_DEPARTURE = "twap_departure"
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,38 @@ class Proposal:
     market: str
     direction: Direction
     notional_usd: float
+
+
+@dataclass(frozen=True)
+class StressSigma:
+    """The index volatility behind stress_move_probability: max(history, departure) as the keeper
+    takes it, or the departure alone (source SIGMA_FROM_DEPARTURE) without a history estimate."""
+
+    sigma_per_sqrt_s: float
+    source: str
+    history: RoundsSigma
+    departure_sigma_per_sqrt_s: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"sigma_per_sqrt_s": self.sigma_per_sqrt_s, "source": self.source,
+                "rounds_read": self.history.rounds_read, "rounds_used": self.history.rounds_used,
+                "history_sigma_per_sqrt_s": self.history.sigma_per_sqrt_s,
+                "departure_sigma_per_sqrt_s": self.departure_sigma_per_sqrt_s, "fallback_reason": self.history.reason}
+
+    def describe(self) -> str:
+        if self.source == SIGMA_FROM_ROUNDS:
+            return (f"index volatility {self.sigma_per_sqrt_s:.3g} per sqrt(s): the larger of the oracle's last "
+                    f"{self.history.rounds_used} rounds ({self.history.sigma_per_sqrt_s:.3g}, the keeper's EWMA "
+                    f"estimator) and the index vs its TWAP ({self.departure_sigma_per_sqrt_s:.3g})")
+        return (f"index volatility {self.sigma_per_sqrt_s:.3g} per sqrt(s): the index vs its TWAP alone (one sample; "
+                f"no estimate from the oracle's rounds: {self.history.reason})")
+
+
+def stress_sigma(perp: PerpMarketState, history: RoundsSigma) -> StressSigma:
+    departure = departure_sigma_per_sqrt_s(perp)
+    if history.sigma_per_sqrt_s is None:
+        return StressSigma(departure, SIGMA_FROM_DEPARTURE, history, departure)
+    return StressSigma(max(history.sigma_per_sqrt_s, departure), SIGMA_FROM_ROUNDS, history, departure)
 
 
 @dataclass(frozen=True)
@@ -50,7 +95,8 @@ class StressReport:
     rows: list[StressRow]
     max_proposal_notional_usd: float | None  # what sizing would allow for the proposal's market and side
     exit_costs: dict[str, ExitStressCheck | str] | None = None  # the proposal's close per spot venue (str: why not)
-    stress_move_probability: float | None = None  # from the TWAP departure alone (the keeper's sizing: its recorded history)
+    stress_move_probability: float | None = None  # with index_sigma
+    index_sigma: StressSigma | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +106,7 @@ class StressReport:
             "worst_margin_ratio": worst_margin_ratio(self.rows),
             "max_proposal_notional_usd": self.max_proposal_notional_usd,
             "stress_move_probability": self.stress_move_probability,
+            "index_sigma": None if self.index_sigma is None else self.index_sigma.as_json(),
             "proposal_exit_cost": None if self.exit_costs is None else {
                 venue: ({"error": c} if isinstance(c, str) else
                         {"normal_usd": c.normal_exit_cost_usd, "stressed_usd": c.stressed_exit_cost_usd, "worst": c.worst_label})
@@ -73,9 +120,10 @@ class StressReport:
 
 
 def build_report(snapshot: MarketSnapshot, config: KeeperConfig, proposal: Proposal | None,
-                 collateral_usd: float | None) -> StressReport:
+                 collateral_usd: float | None, index_history: RoundsSigma | None = None) -> StressReport:
     """The grid for the snapshot's account (plus the proposal). collateral_usd replaces the
-    account value (required without an account)."""
+    account value (required without an account). index_history: the proposal market's volatility
+    from the oracle's rounds (None: not read)."""
     account = snapshot.account
     if collateral_usd is not None:
         value_usd = collateral_usd
@@ -86,7 +134,7 @@ def build_report(snapshot: MarketSnapshot, config: KeeperConfig, proposal: Propo
     params = StressParams(config.risk.stress_index_move, config.risk.stress_funding_apr,
                           config.costs.holding_horizon_hours * 3600)
     legs = legs_from_snapshot(snapshot) if collateral_usd is None else []
-    max_notional = exit_costs = probability = None
+    max_notional = exit_costs = probability = sigma = None
     if proposal is not None:
         view = snapshot.markets.get(proposal.market)
         if view is None or not isinstance(view.perp, PerpMarketState):
@@ -103,16 +151,25 @@ def build_report(snapshot: MarketSnapshot, config: KeeperConfig, proposal: Propo
             base_x18 = round_perp_base_to_spot_units(int(proposal.notional_usd / mark * ONE_X18), view.spot_token_decimals)
             exit_costs = {venue: quote_exit_stress_of_open(view, proposal.direction, venue, base_x18, params.index_move)
                           for venue in SPOT_VENUES}
-            probability = stress_move_probability(perp, params.index_move, params.hold_s)
+            sigma = stress_sigma(perp, index_history or RoundsSigma(None, 0, 0, "not read"))
+            probability = stress_move_probability(perp, params.index_move, params.hold_s, sigma.sigma_per_sqrt_s)
     return StressReport(snapshot.block_number, value_usd, legs, params, config.risk.min_margin_ratio,
-                        stress_account(value_usd, legs, params), max_notional, exit_costs, probability)
+                        stress_account(value_usd, legs, params), max_notional, exit_costs, probability, sigma)
 
 
 def run_stress(rpc: JsonRpc, sources: Sources, account: str | None, config: KeeperConfig, proposal: Proposal | None,
-               collateral_usd: float | None) -> StressReport:
+               collateral_usd: float | None, max_rounds: int = DEFAULT_MAX_ROUNDS) -> StressReport:
+    """The snapshot, then (for a proposal with a size) its market's oracle rounds at the same block."""
     collector = SnapshotCollector(rpc, sources, account=account)
     collector.prepare()
-    return build_report(collector.fetch_snapshot(), config, proposal, collateral_usd)
+    snapshot = collector.fetch_snapshot()
+    history = None
+    view = snapshot.markets.get(proposal.market) if proposal is not None and proposal.notional_usd > 0 else None
+    if view is not None and isinstance(view.perp, PerpMarketState):
+        aggregator = next(m.aggregator for m in sources.markets if m.name == view.name)
+        history = fetch_rounds_sigma(collector.multicall, aggregator, snapshot.block_number, snapshot.block_timestamp,
+                                     view.perp.twap_interval_s, max_rounds)
+    return build_report(snapshot, config, proposal, collateral_usd, history)
 
 
 def render_table(report: StressReport) -> Any:
@@ -133,7 +190,7 @@ def render_table(report: StressReport) -> Any:
 
 def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, account: str | None, market: str | None,
                    direction: str | None, notional_usd: float, collateral_usd: float | None, json_output: bool,
-                   console: Any) -> None:
+                   console: Any, index_rounds: int | None = None) -> None:
     """`keeper stress` (the CLI registers it; errors are KeeperErrors for it to map)."""
     import json
 
@@ -143,6 +200,9 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
 
     if not notional_usd >= 0:
         raise ConfigError(f"--notional-usd: must be >= 0 (got {notional_usd})")
+    index_rounds = DEFAULT_MAX_ROUNDS if index_rounds is None else index_rounds
+    if index_rounds < 0:
+        raise ConfigError(f"--index-rounds: must be >= 0 (got {index_rounds})")
     if collateral_usd is not None and not collateral_usd > 0:
         raise ConfigError(f"--collateral-usd: must be > 0 (got {collateral_usd})")
     settings = load_config(config_path)
@@ -155,7 +215,7 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     url = rpc_url or book.rpc_url
     try:
         report = run_stress(JsonRpc(url, timeout_s=10.0), Sources.from_manifest(book),
-                            account or settings.account.executor, settings, proposal, collateral_usd)
+                            account or settings.account.executor, settings, proposal, collateral_usd, index_rounds)
     except TransientError as exc:
         raise FatalError(f"--rpc-url {url}: {exc}") from exc
     if json_output:
@@ -167,11 +227,11 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     if report.max_proposal_notional_usd is not None and proposal is not None:
         console.print(f"largest {proposal.direction.value} {proposal.market} that keeps the guard under every shock: "
                       f"${report.max_proposal_notional_usd:,.0f} (the cap sizing uses)")
-    if report.stress_move_probability is not None:
-        console.print(f"chance of an index move of {report.params.index_move:.1%} within {report.params.hold_s / 3600:g} h "
-                      f"(one sample: the index vs its TWAP): {report.stress_move_probability:.2%}; the running keeper "
-                      f"weighs the stressed close below by the chance from the index volatility it recorded "
-                      f"(x risk.stress_exit_weight)")
+    if report.stress_move_probability is not None and report.index_sigma is not None:
+        console.print(f"chance of an index move of {report.params.index_move:.1%} within {report.params.hold_s / 3600:g} h: "
+                      f"{report.stress_move_probability:.2%} ({report.index_sigma.describe()}); the running keeper "
+                      f"weighs the stressed close below by this chance (x risk.stress_exit_weight), from the index "
+                      f"it recorded")
     for venue, cost in (report.exit_costs or {}).items():
         console.print(f"closing it via {venue}: " + (f"not quotable: {cost}" if isinstance(cost, str) else
                       f"${cost.normal_exit_cost_usd:,.2f} now, ${cost.stressed_exit_cost_usd:,.2f} after the stressed "

@@ -14,7 +14,7 @@ from keeper.chain.keys import Signer, load_signer_from_env
 from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig, load_config
 from keeper.devnet.manifest import DevnetManifest
-from keeper.devnet.txs import DevSender
+from keeper.devnet.txs import DevSender, codec
 from keeper.devnet.world import World, prebuilt_state, start_world
 
 DEV_ACCOUNT_1_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # public anvil key
@@ -28,6 +28,12 @@ class Devnet:
 
     def contract(self, name: str) -> str:
         return self.manifest.contracts[name]
+
+    def post_index(self, market: str, answer_raw: int) -> None:
+        """A new round of the market's aggregator (8 decimals), then the price feed's update()."""
+        m, deployer = self.manifest.market(market), self.manifest.accounts.deployer
+        self.tx.call_fn(deployer, m.aggregator, codec("MockV3Aggregator"), "updateAnswer", answer_raw)
+        self.tx.call_fn(deployer, m.chainlink_price_feed, codec("ChainlinkPriceFeedV3"), "update")
 
     def keeper_config(self, tmp_path: Path, **sections: dict[str, Any]) -> KeeperConfig:
         """The keeper's config for this devnet: its RPC and manifest, a journal under `tmp_path`,

@@ -38,12 +38,6 @@ def balance_of(d: Devnet, token: str, account: str) -> int:
     return d.tx.read(token, codec("MintableERC20"), "balanceOf", account)
 
 
-def move_index(d: Devnet, market: str, price_usd: int) -> None:
-    m = d.manifest.market(market)
-    d.tx.call_fn(d.manifest.accounts.deployer, m.aggregator, codec("MockV3Aggregator"), "updateAnswer", price_usd * 10**8)
-    d.tx.call_fn(d.manifest.accounts.deployer, m.chainlink_price_feed, codec("ChainlinkPriceFeedV3"), "update")
-
-
 # ------------------------------------------------------------------------------------ manifest
 def test_every_manifest_address_has_code(devnet: Devnet) -> None:
     addresses = devnet.manifest.all_addresses()
@@ -120,7 +114,7 @@ def test_pending_funding_sign_follows_mark_minus_index(devnet: Devnet, premium_s
     # When an hour passes with the oracle kept fresh at 3000
     for _ in range(6):
         devnet.rpc.call("evm_increaseTime", [600])
-        move_index(devnet, "ETH", 3000)
+        devnet.post_index("ETH", 3000 * 10**8)
     # Then when the market is above the index longs pay shorts, and below it shorts pay longs
     exchange, ex_abi = devnet.contract("Exchange"), codec("Exchange")
     long_pays = devnet.tx.read(exchange, ex_abi, "getPendingFundingPayment", long_trader, eth.base_token)
