@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from keeper.cli_console import DEFAULT_MANIFEST, ConfigOption, err, out
+from keeper.cli_console import ConfigOption, err, out
 from keeper.cli_console import configure_logging_from as _configure_logging_from
 from keeper.cli_console import fail as _fail
+from keeper.devnet.manifest import DEFAULT_MANIFEST
 from keeper.errors import FatalError, KeeperError, TransientError
 
 app = typer.Typer(

@@ -16,7 +16,6 @@ from keeper.logs import configure_logging
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-DEFAULT_MANIFEST = Path(".keeper/devnet/manifest.json")
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (see keeper.example.toml). Env `KEEPER_<SECTION>__<KEY>` overrides it.")]
 

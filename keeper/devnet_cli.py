@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from keeper.cli_console import DEFAULT_MANIFEST, err, fail, out
-from keeper.devnet.manifest import DevnetManifest
+from keeper.cli_console import err, fail, out
+from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import FatalError, KeeperError
 from keeper.logs import configure_logging, get_logger
 

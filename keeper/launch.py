@@ -10,19 +10,17 @@ resolves the markets there).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import Sources
 from keeper.config import KeeperConfig
 from keeper.devnet.activity import ActivityConfig, MarketActivity
-from keeper.devnet.manifest import DevnetManifest
+from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.devnet.provision import provision_impersonated
 from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.errors import ConfigError
 from keeper.runtime import ChainSetup, Runtime, assemble_runtime
 
-DEFAULT_MANIFEST = Path(".keeper/devnet/manifest.json")
 
 
 def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None = None, seed: int = 7) -> ChainSetup:

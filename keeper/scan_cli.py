@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from keeper.cli_console import DEFAULT_MANIFEST, fail, out
+from keeper.cli_console import fail, out
+from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import FatalError, KeeperError, TransientError
 
 
@@ -25,7 +26,6 @@ def scan(
 
     from keeper.chain.rpc import JsonRpc
     from keeper.collect import Sources
-    from keeper.devnet.manifest import DevnetManifest
     from keeper.scan import scan as run_scan
 
     try:

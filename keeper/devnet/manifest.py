@@ -13,6 +13,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from keeper.errors import ConfigError
 
+DEFAULT_MANIFEST = Path(".keeper/devnet/manifest.json")  # where `keeper devnet` writes it, and the commands look
+
 
 def _checksummed(value: str) -> str:
     if not is_address(value):

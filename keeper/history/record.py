@@ -25,7 +25,7 @@ from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
-from keeper.devnet.manifest import DevnetManifest
+from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import ConfigError, KeeperError, RpcError
 from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
@@ -33,7 +33,6 @@ from keeper.simulate.paper import PAPER_TX_BYTES
 
 DEFAULT_BLOCKS = 1_000
 HEADERS_AHEAD = 32  # block headers fetched per batch
-DEFAULT_MANIFEST = Path(".keeper/devnet/manifest.json")
 _L1_GETTERS = ("l1BaseFee()", "blobBaseFee()", "baseFeeScalar()", "blobBaseFeeScalar()")
 # the four inputs, then the fee of a typical executor trade; allowFailure: a getter the chain's
 # oracle version lacks (pre-Ecotone: no blob fee) is recorded as null, not as a failed block
