@@ -182,7 +182,8 @@ class BasisConvergence(StrategyBase):
         if not self.params.exit_from_window:
             return ExitForecast(0.0, self.expected_hold_s(ctx, excess_bps, stats), "at the centre")
         return forecast_exit(stats.window_bps, stats.center_bps, stats.scale_bps, stats.spacing_s, stats.half_life_s,
-                             excess_bps, self.params.entry_z, self._exit_target_bps(stats), ctx.costs.horizon_s)
+                             excess_bps, self.params.entry_z, self._exit_target_bps(stats), ctx.costs.horizon_s,
+                             fit=stats.decay_fit(), window_s=stats.window_s)
 
     def exit_basis_bps(self, mid_basis_bps: float, excess_bps: float, expected_exit: ExitForecast) -> float:
         """The basis expected at exit: convergence_fraction of the way the exit forecast expects."""
