@@ -30,6 +30,11 @@ sees neither:
    observations already departed on this side) more observations.
 
 Both are capped at the cost model's horizon (what the rest of the model assumes about holding).
+
+With the window's AR(1) fit and its standard error (`fit`: keeper/basis_history.py fit_ar1, a
+noise-robust instrument; basis_convergence's `decay_uncertainty`, off: measured in README) the
+parametric answer is its mean over the slope's uncertainty (posterior_decay_forecast), and with
+the history's `window_s` the median's catch-up counts a window that is still growing.
 Floats: decisions only.
 """
 
