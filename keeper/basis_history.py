@@ -43,9 +43,11 @@ class BasisStats:
     half_life_s: float | None = None
     window_bps: Sequence[float] = field(default=(), compare=False, repr=False)
     spacing_s: float | None = field(default=None, compare=False)
+    window_s: float | None = field(default=None, compare=False)  # the history's window (None: unknown)
 
     @classmethod
-    def from_observations(cls, basis_bps: Sequence[float], timestamps_s: Sequence[int] | None = None) -> BasisStats:
+    def from_observations(cls, basis_bps: Sequence[float], timestamps_s: Sequence[int] | None = None,
+                          window_s: float | None = None) -> BasisStats:
         values = np.asarray(basis_bps, dtype=float)
         if values.size < 2:
             raise ValueError(f"basis stats need >= 2 observations, got {values.size}")
@@ -61,7 +63,11 @@ class BasisStats:
                 half_life = float(times[-1] - times[0])
             if times.size >= 2:
                 spacing = float(np.median(np.diff(times)))
-        return cls(center, scale, int(values.size), half_life, _frozen(values.copy()), spacing)
+        return cls(center, scale, int(values.size), half_life, _frozen(values.copy()), spacing, window_s)
+
+    def decay_fit(self) -> Ar1Fit | None:
+        """The noise-robust AR(1) fit of the window's departures from its centre (fit_ar1)."""
+        return fit_ar1(np.asarray(self.window_bps, dtype=float) - self.center_bps)
 
     def zscore(self, basis_bps: float) -> float | None:
         return None if self.scale_bps <= 0 else (basis_bps - self.center_bps) / self.scale_bps
@@ -86,6 +92,54 @@ def estimate_half_life_s(values: np.ndarray, timestamps_s: np.ndarray, center: f
         return None
     phi = max(phi, MIN_PHI)
     return dt * math.log(2) / -math.log(phi)
+
+
+@dataclass(frozen=True)
+class Ar1Fit:
+    """An AR(1) slope of departures per observation, its standard error and how it was found."""
+
+    phi: float
+    se: float
+    method: str  # "iv" or "ols"
+
+
+def fit_ar1(x: np.ndarray) -> Ar1Fit | None:
+    """AR(1) slope phi of the departures x (value - centre, oldest first, one per observation) and
+    its standard error, robust to white measurement noise. The tradable basis is the premium plus
+    the spot venues' noise; that noise is in x[t] and x[t-1] alike, so least squares of x[t] on
+    x[t-1] is biased toward 0 (errors in variables). x[t-2] is an instrument: its noise is
+    independent of both, and sum x[t] x[t-2] / sum x[t-1] x[t-2] estimates gamma(2) / gamma(1) = phi
+    of the premium itself. Its standard error: sqrt(s2 x sum x[t-2]^2) / sum x[t-1] x[t-2], s2 the
+    residual variance of x[t] - phi x[t-1]. When the instrument says nothing (fewer than 4 points,
+    or sum x[t-1] x[t-2] <= 0: no persistence seen at lag 1 through the noise) the least-squares
+    slope through the origin and its standard error, sqrt(s2 / sum x[t-1]^2). None with fewer than
+    3 points or no variation. phi is not clipped (it may be <= 0 or >= 1: the caller reads it)."""
+    n = int(x.size)
+    if n < 3:
+        return None
+    if n >= 4:
+        y, lag1, lag2 = x[2:], x[1:-1], x[:-2]
+        denom = float(np.dot(lag1, lag2))
+        if denom > 0:
+            phi = float(np.dot(y, lag2)) / denom
+            resid = y - phi * lag1
+            s2 = float(np.dot(resid, resid)) / max(1, resid.size - 1)
+            return Ar1Fit(phi, math.sqrt(s2 * float(np.dot(lag2, lag2))) / denom, "iv")
+    prev, nxt = x[:-1], x[1:]
+    denom = float(np.dot(prev, prev))
+    if denom <= 0:
+        return None
+    phi = float(np.dot(prev, nxt)) / denom
+    resid = nxt - phi * prev
+    return Ar1Fit(phi, math.sqrt(float(np.dot(resid, resid)) / max(1, resid.size - 1) / denom), "ols")
+
+
+def half_life_of_phi(phi: float, dt: float) -> float:
+    """Half-life (s) of an AR(1) slope per observation spacing dt: inf at phi >= 1 (no decay), a
+    tenth of dt or so at phi <= MIN_PHI (as estimate_half_life_s reads it)."""
+    if phi >= 1:
+        return math.inf
+    return dt * math.log(2) / -math.log(max(phi, MIN_PHI))
 
 
 def decayed_seconds(half_life_s: float | None, horizon_s: float) -> float:
@@ -155,13 +209,13 @@ class BasisHistory:
             past = self._past(series, before_block, timestamp_s)
             if len(past) < self.min_samples:
                 return None, None
-            return BasisStats.from_observations([b for _, _, b in past], [t for _, t, _ in past]), None
+            return BasisStats.from_observations([b for _, _, b in past], [t for _, t, _ in past], self.window_s), None
         lo, hi = series.window(before_block, timestamp_s - self.window_s, self.min_samples)
         if hi - lo < self.min_samples:
             return None, None
         if series.memo is not None and series.memo[0] == lo and series.memo[1] == hi:
             return series.memo[2], (lo, hi)  # type: ignore[return-value]
-        found = _window_stats(series, lo, hi, self.windows)
+        found = _window_stats(series, lo, hi, self.windows, self.window_s)
         series.memo = (lo, hi, found)
         return found, (lo, hi)
 
@@ -183,7 +237,8 @@ class BasisHistory:
         return None if stats is None else stats.zscore(basis_bps)
 
 
-def _window_stats(series: BasisSeries, lo: int, hi: int, with_window: bool = True) -> BasisStats:
+def _window_stats(series: BasisSeries, lo: int, hi: int, with_window: bool = True,
+                  window_s: float | None = None) -> BasisStats:
     """`BasisStats.from_observations` of the series' window [lo, hi), from its sorted values and
     spacings: the same numbers, operation for operation where they are floats; its window_bps a
     copy of the window (empty without `with_window`)."""
@@ -206,7 +261,7 @@ def _window_stats(series: BasisSeries, lo: int, hi: int, with_window: bool = Tru
         first, last = float(series.time(lo)), float(series.time(hi - 1))
         if last > first:
             half_life = last - first
-    return BasisStats(center, scale, n, half_life, _frozen(view.copy()) if with_window else (), dt)
+    return BasisStats(center, scale, n, half_life, _frozen(view.copy()) if with_window else (), dt, window_s)
 
 
 def _frozen(values: np.ndarray) -> np.ndarray:

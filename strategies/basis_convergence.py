@@ -67,6 +67,10 @@ class BasisConvergenceParams:
     max_evaluations_per_venue: int = 10  # sizes quoted per venue (2 exact quotes each)
     add_on_widening: bool = True  # grow a held position when its basis widens past the entry (scale_in.py)
     exit_from_window: bool = True  # expect the exit where the exit rule fires on the window's history (exit_forecast.py)
+    # the decay model as the mean over the window's AR(1) slope and its uncertainty (noise-robust fit),
+    # not the point half-life, and the median's catch-up in a window still growing: measured on the
+    # suite and off (README, "Where the exit is expected")
+    decay_uncertainty: bool = False
 
     def __post_init__(self) -> None:
         require_param(self.entry_z > 0, "entry_z", self.entry_z, "> 0")
@@ -181,8 +185,10 @@ class BasisConvergence(StrategyBase):
         expected at the centre after expected_hold_s."""
         if not self.params.exit_from_window:
             return ExitForecast(0.0, self.expected_hold_s(ctx, excess_bps, stats), "at the centre")
+        calibrated = self.params.decay_uncertainty  # the AR(1) slope's uncertainty, a growing window's catch-up
         return forecast_exit(stats.window_bps, stats.center_bps, stats.scale_bps, stats.spacing_s, stats.half_life_s,
-                             excess_bps, self.params.entry_z, self._exit_target_bps(stats), ctx.costs.horizon_s)
+                             excess_bps, self.params.entry_z, self._exit_target_bps(stats), ctx.costs.horizon_s,
+                             fit=stats.decay_fit() if calibrated else None, window_s=stats.window_s if calibrated else None)
 
     def exit_basis_bps(self, mid_basis_bps: float, excess_bps: float, expected_exit: ExitForecast) -> float:
         """The basis expected at exit: convergence_fraction of the way the exit forecast expects."""

@@ -30,6 +30,11 @@ sees neither:
    observations already departed on this side) more observations.
 
 Both are capped at the cost model's horizon (what the rest of the model assumes about holding).
+
+With the window's AR(1) fit and its standard error (`fit`: keeper/basis_history.py fit_ar1, a
+noise-robust instrument; basis_convergence's `decay_uncertainty`, off: measured in README) the
+parametric answer is its mean over the slope's uncertainty (posterior_decay_forecast), and with
+the history's `window_s` the median's catch-up counts a window that is still growing.
 Floats: decisions only.
 """
 
@@ -39,9 +44,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from statistics import NormalDist
+
 import numpy as np
 
+from keeper.basis_history import Ar1Fit, half_life_of_phi
+
 SIMILAR_SHARE = 0.5  # a past departure informs the forecast when at least this share of the one entered on
+# the AR(1) slope's sampling distribution, normal with the fit's standard error, by five points of
+# equal probability (the quintiles' middles): the parametric forecast is their mean
+POSTERIOR_Z = tuple(NormalDist().inv_cdf(q) for q in (0.1, 0.3, 0.5, 0.7, 0.9))
 
 
 @dataclass(frozen=True)
@@ -53,9 +65,12 @@ class ExitForecast:
     remaining_ratio: float
     hold_s: float
     source: str
+    remaining_sd: float = 0.0  # the spread of remaining_ratio over the decay's uncertainty (0: a point forecast)
 
     def describe(self) -> str:
-        return f"exit expected after {self.hold_s:.0f} s at {self.remaining_ratio:+.2f} of the excess ({self.source})"
+        spread = f" (sd {self.remaining_sd:.2f})" if self.remaining_sd else ""
+        return (f"exit expected after {self.hold_s:.0f} s at {self.remaining_ratio:+.2f}{spread} of the excess "
+                f"({self.source})")
 
 
 def replay_episodes(excess_bps: Sequence[float], entry_bps: float, exit_bps: float) -> list[tuple[float, int, float]]:
@@ -92,13 +107,20 @@ def _next_true(mask: np.ndarray) -> np.ndarray:
 
 def forecast_exit(window_bps: Sequence[float], center_bps: float, scale_bps: float, spacing_s: float | None,
                   half_life_s: float | None, excess_bps: float, entry_z: float, exit_bps: float,
-                  horizon_s: float) -> ExitForecast:
+                  horizon_s: float, fit: Ar1Fit | None = None, window_s: float | None = None) -> ExitForecast:
     """The expected exit of a position entered now at `excess_bps` over the centre (module notes).
-    window_bps: the history window's basis, oldest first; spacing_s: its median spacing."""
+    window_bps: the history window's basis, oldest first; spacing_s: its median spacing; with `fit`
+    (the window's AR(1) slope and its standard error) the parametric answer is the mean over the
+    slope's uncertainty (posterior_decay_forecast), else the point half-life's; window_s: the
+    history's window in seconds (None: the window slides, its length fixed)."""
     dt = spacing_s if spacing_s is not None and spacing_s > 0 else None
     entry_bps = entry_z * scale_bps
     excess = np.asarray(window_bps, dtype=float) - center_bps
-    model = decay_forecast(excess, dt, half_life_s, excess_bps, entry_bps, exit_bps, horizon_s)
+    capacity = window_capacity(len(excess), dt, window_s)
+    if fit is not None and dt is not None:
+        model = posterior_decay_forecast(excess, dt, fit, excess_bps, entry_bps, exit_bps, horizon_s, capacity)
+    else:
+        model = decay_forecast(excess, dt, half_life_s, excess_bps, entry_bps, exit_bps, horizon_s, capacity)
     if dt is None or entry_bps <= 0:
         return model
     # the observation entered on ends the departures before it too (the next shock)
@@ -111,27 +133,75 @@ def forecast_exit(window_bps: Sequence[float], center_bps: float, scale_bps: flo
     weight = sum(w for _, _, w in episodes) + prior
     ratio = (sum(r * w for r, _, w in episodes) + model.remaining_ratio * prior) / weight
     hold = (dt * sum(k * w for _, k, w in episodes) + model.hold_s * prior) / weight
+    # the spread: the model's, as the prior's share of the weight (the replayed departures are data)
     return ExitForecast(ratio, min(horizon_s, hold),
-                        f"{len(episodes)} departure(s) in the window replayed, with the decay model as one more: {model.source}")
+                        f"{len(episodes)} departure(s) in the window replayed, with the decay model as one more: {model.source}",
+                        model.remaining_sd * prior / weight)
+
+
+def window_capacity(observations: int, dt: float | None, window_s: float | None) -> int:
+    """How many observations the window holds once full: window_s / dt, at least what it holds now
+    (a window at its minimum count, or already full). The window grows until then: the median
+    moves onto a departure later than in a window that slides."""
+    if dt is None or window_s is None or not math.isfinite(window_s):
+        return observations
+    return max(observations, int(window_s // dt))
+
+
+def catch_up_observations(observations: int, departed: int, capacity: int) -> int:
+    """Observations until the median is on the departure: the first m >= 1 after which more than
+    half the window is departed (departed + m of min(observations + m, capacity)), every new
+    observation departed and each dropped one (a full window) not."""
+    m = 1
+    while departed + m < min(observations + m, capacity) // 2 + 1:
+        m += 1
+    return m
+
+
+def posterior_decay_forecast(excess: Sequence[float], dt: float, fit: Ar1Fit, excess_bps: float, entry_bps: float,
+                             exit_bps: float, horizon_s: float, capacity: int | None = None) -> ExitForecast:
+    """decay_forecast's mean over the AR(1) slope's uncertainty: the slope at five points of equal
+    probability of a normal around the fit with its standard error (POSTERIOR_Z), each clipped to
+    [MIN_PHI, 1] (1: no decay) and read as a half-life; the share remaining and the hold are the
+    means, remaining_sd the spread. The share remaining is convex in the slope, so an uncertain fit
+    expects less convergence than its point estimate would: a window that cannot tell a
+    half-life of minutes from one of hours expects a part of the slow answer."""
+    points = [decay_forecast(excess, dt, half_life_of_phi(min(1.0, fit.phi + z * fit.se), dt), excess_bps,
+                             entry_bps, exit_bps, horizon_s, capacity) for z in POSTERIOR_Z]
+    ratios = np.array([p.remaining_ratio for p in points])
+    hold = float(np.mean([p.hold_s for p in points]))
+    middle = half_life_of_phi(fit.phi, dt)
+    return ExitForecast(float(np.mean(ratios)), hold,
+                        f"AR(1) {fit.phi:.3f} +- {fit.se:.3f} per {dt:.0f} s ({fit.method}), half-life "
+                        f"{_fmt_half_life(middle)} at the fit; {points[2].source} at the middle point",
+                        float(np.std(ratios)))
+
+
+def _fmt_half_life(half_life_s: float) -> str:
+    return "none" if not math.isfinite(half_life_s) else f"{half_life_s:.0f} s"
 
 
 def decay_forecast(excess: Sequence[float], dt: float | None, half_life_s: float | None, excess_bps: float,
-                   entry_bps: float, exit_bps: float, horizon_s: float) -> ExitForecast:
+                   entry_bps: float, exit_bps: float, horizon_s: float, capacity: int | None = None) -> ExitForecast:
     """The parametric answer (module notes, 2): the fitted decay until the first observation inside
-    the exit band, or until the median has moved onto the departure, whichever is sooner."""
+    the exit band, or until the median has moved onto the departure, whichever is sooner (an
+    infinite half-life: no decay, the median's move alone). capacity: the observations the window
+    holds once full (window_capacity; None: as many as now, a sliding window)."""
     if not (exit_bps > 0 and math.isfinite(excess_bps)):  # no band to decay into (or no departure): no decay
         return ExitForecast(0.0, horizon_s, f"no exit band to decay into ({exit_bps} bps, departure {excess_bps} bps)")
     if half_life_s is None or half_life_s <= 0 or abs(excess_bps) <= exit_bps:
         hold = horizon_s if half_life_s is None else min(horizon_s, half_life_s)
         return ExitForecast(0.0, hold, "no decay fitted" if half_life_s is None else "inside the exit band")
     decay_s = half_life_s * math.log2(abs(excess_bps) / exit_bps)
-    source = f"half-life {half_life_s:.0f} s"
+    source = f"half-life {_fmt_half_life(half_life_s)}"
     if dt is not None:
-        decay_s = math.ceil(decay_s / dt - 1e-9) * dt  # the first observation inside the band
+        if math.isfinite(decay_s):
+            decay_s = math.ceil(decay_s / dt - 1e-9) * dt  # the first observation inside the band
         side = 1.0 if excess_bps > 0 else -1.0
         departed = int(np.count_nonzero(side * np.asarray(excess, dtype=float) >= entry_bps))
-        catch_up_s = max(1, len(excess) // 2 + 1 - departed) * dt
+        n = len(excess)
+        catch_up_s = catch_up_observations(n, departed, n if capacity is None else max(n, capacity)) * dt
         if catch_up_s < decay_s:
-            decay_s, source = catch_up_s, f"half-life {half_life_s:.0f} s, centre moves onto the departure"
+            decay_s, source = catch_up_s, f"half-life {_fmt_half_life(half_life_s)}, centre moves onto the departure"
     hold = min(horizon_s, decay_s)
     return ExitForecast(2 ** (-hold / half_life_s), hold, source)

@@ -93,7 +93,7 @@ class AnsweredBasisHistory(BasisHistory):
         if shipped is not None:
             center, scale, samples, half_life, spacing, window = shipped
             values = window if isinstance(window, np.ndarray) else self._values[key].window(*window)
-            found = BasisStats(center, scale, samples, half_life, _frozen(values), spacing)
+            found = BasisStats(center, scale, samples, half_life, _frozen(values), spacing, self.window_s)
         self._stats[key] = found
         return found
 

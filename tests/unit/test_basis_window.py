@@ -31,7 +31,7 @@ class BruteForceHistory:
         past = self._past(market, venue, before_block, timestamp_s)
         if len(past) < self.min_samples:
             return None
-        return BasisStats.from_observations([b for _, _, b in past], [t for _, t, _ in past])
+        return BasisStats.from_observations([b for _, _, b in past], [t for _, t, _ in past], self.window_s)
 
     def zscore_then_record(self, market: str, venue: str, block: int, basis_bps: float,
                            timestamp_s: int | None = None) -> float | None:
@@ -51,9 +51,12 @@ class BruteForceHistory:
 
 
 def _bits(x: object) -> object:
-    """Floats by their bits (so -0.0 != 0.0 and nan == nan); BasisStats field by field."""
+    """Floats by their bits (so -0.0 != 0.0 and nan == nan); BasisStats field by field, with the
+    window's AR(1) fit and standard error (the convergence forecast's) and the window's length."""
     if isinstance(x, BasisStats):
-        return tuple(_bits(v) for v in (x.center_bps, x.scale_bps, x.samples, x.half_life_s))
+        fit = x.decay_fit()
+        fitted = None if fit is None else (_bits(fit.phi), _bits(fit.se), fit.method)
+        return tuple(_bits(v) for v in (x.center_bps, x.scale_bps, x.samples, x.half_life_s, x.window_s)) + (fitted,)
     return x.hex() if isinstance(x, float) else x
 
 

@@ -10,7 +10,15 @@ from keeper.types import Direction, Intent
 from strategies import BasisConvergence
 from strategies.base import BasisStats, Skip
 from strategies.basis_convergence import BasisConvergenceParams
-from strategies.exit_forecast import decay_forecast, forecast_exit, replay_episodes
+from keeper.basis_history import Ar1Fit, half_life_of_phi
+from strategies.exit_forecast import (
+    catch_up_observations,
+    decay_forecast,
+    forecast_exit,
+    posterior_decay_forecast,
+    replay_episodes,
+    window_capacity,
+)
 
 from .test_strategies import context, only, rich_eth
 
@@ -111,6 +119,58 @@ def test_given_a_persistent_departure_when_opening_then_the_smaller_expected_con
     # Then it does not open, where expecting the basis back at the centre opened
     assert isinstance(only(strategy.decide(ctx)), Skip)
     assert isinstance(only(BasisConvergence(BasisConvergenceParams(exit_from_window=False)).decide(ctx)), Intent)
+
+
+def test_given_decay_uncertainty_when_forecast_then_the_window_s_own_fit_decides_not_the_stated_half_life() -> None:
+    # Given a window 600 s apart whose departures decay by 0.99 an observation (its AR(1) fit: an
+    # 11.5-hour half-life, exactly, so no uncertainty) and stats that state a 60 s half-life
+    view = rich_eth(0.02)
+    z = {("ETH", "uniswap_v3"): 133.0, ("ETH", "uniswap_v2"): 133.0}
+    window = tuple(2.9 * 0.99 ** i for i in range(20))
+    stats = BasisStats(0.0, 1.5, 20, half_life_s=60.0, window_bps=window, spacing_s=600.0)
+    fit = stats.decay_fit()
+    assert fit is not None and fit.method == "iv" and fit.phi == pytest.approx(0.99) and fit.se < 1e-9
+    ctx = context(view, z=z, stats={("ETH", "uniswap_v3"): stats, ("ETH", "uniswap_v2"): stats})
+    # Then with decay_uncertainty the fit decides: the median catches up after 11 observations, when
+    # only 1 - 2^(-6600 / half-life) of the departure is gone, and it does not open
+    strategy = BasisConvergence(BasisConvergenceParams(decay_uncertainty=True))
+    forecast = strategy.exit_forecast(ctx, 200.0, stats)
+    remaining = 2 ** (-6600 / half_life_of_phi(0.99, 600.0))
+    assert forecast.remaining_ratio == pytest.approx(remaining) and forecast.hold_s == pytest.approx(6600.0)
+    assert "AR(1) 0.990" in forecast.source
+    assert isinstance(only(strategy.decide(ctx)), Skip)
+    # without it (the default), the stated 60 s half-life: nearly all of it back, and it opens
+    default = BasisConvergence().exit_forecast(ctx, 200.0, stats)
+    assert default.remaining_ratio < 0.01 and "AR(1)" not in default.source
+    assert isinstance(only(BasisConvergence().decide(ctx)), Intent)
+
+
+def test_given_an_uncertain_slope_when_forecast_then_it_expects_less_convergence_than_its_point_estimate() -> None:
+    # The share remaining is convex in the slope: the mean over phi's uncertainty (five points of a
+    # normal, phi + z x se, clipped at 1) sits above the share at phi itself, and has a spread
+    sure = posterior_decay_forecast(CALM, 60.0, Ar1Fit(0.9, 0.0, "iv"), 150.0, 3.0, 0.75, 86_400)
+    point = decay_forecast(CALM, 60.0, half_life_of_phi(0.9, 60.0), 150.0, 3.0, 0.75, 86_400)
+    assert (sure.remaining_ratio, sure.hold_s, sure.remaining_sd) == (pytest.approx(point.remaining_ratio), point.hold_s, 0.0)
+    unsure = posterior_decay_forecast(CALM, 60.0, Ar1Fit(0.9, 0.1, "iv"), 150.0, 3.0, 0.75, 86_400)
+    by_hand = [decay_forecast(CALM, 60.0, half_life_of_phi(min(1.0, 0.9 + z * 0.1), 60.0), 150.0, 3.0, 0.75, 86_400)
+               for z in (-1.2815516, -0.5244005, 0.0, 0.5244005, 1.2815516)]
+    assert unsure.remaining_ratio == pytest.approx(sum(f.remaining_ratio for f in by_hand) / 5, rel=1e-5)
+    assert unsure.remaining_ratio > point.remaining_ratio and unsure.remaining_sd > 0.1
+    # the top point (phi + 1.28 se >= 1) does not decay: it keeps the whole excess until the median moves
+    assert by_hand[-1].remaining_ratio == 1.0 and by_hand[-1].hold_s == 11 * 60.0
+    assert "+- 0.100" in unsure.source and "(sd " in unsure.describe()
+
+
+def test_given_a_window_still_growing_when_the_median_catches_up_then_it_takes_the_new_observations_too() -> None:
+    # 20 observations of a 7,200 s window 60 s apart (it will hold 120): each new departed observation
+    # also lengthens the window, so the median moves after 21 of them, not 11 (a full window's)
+    assert window_capacity(20, 60.0, 7_200.0) == 120 and window_capacity(20, 600.0, 7_200.0) == 20
+    assert window_capacity(20, 60.0, None) == 20 and window_capacity(20, None, 7_200.0) == 20
+    assert catch_up_observations(20, 0, 20) == 11 and catch_up_observations(20, 0, 120) == 21
+    assert catch_up_observations(20, 4, 20) == 7 and catch_up_observations(20, 15, 20) == 1
+    assert catch_up_observations(20, 0, 30) == 16  # full at 30 after 10 more, then sliding: 16 of 30
+    slow = forecast_exit(CALM, 0.0, 1.5, 60.0, 43_200.0, 300.0, 2.0, 0.75, 86_400, window_s=7_200.0)
+    assert slow.hold_s == pytest.approx(21 * 60.0)
 
 
 def test_given_no_exit_band_or_no_finite_departure_then_the_decay_model_forecasts_no_decay() -> None:
