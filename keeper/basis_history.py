@@ -34,8 +34,9 @@ class BasisStats:
     """Robust statistics of one (market, venue)'s recent basis (bps): centre = median, scale =
     1.4826 x MAD, half_life_s = the fitted decay of departures from the centre (None: no decay seen).
     window_bps and spacing_s (the window itself, oldest first, as a read-only array, and its median
-    spacing; not compared)
-    let a strategy replay its exit rule on the window (strategies/exit_forecast.py)."""
+    spacing; not compared) let a strategy replay its exit rule on the window
+    (strategies/exit_forecast.py); window_s (not compared) is the history's configured window, which
+    a window still filling has not reached yet (the optional catch-up of a growing window)."""
 
     center_bps: float
     scale_bps: float
@@ -90,8 +91,7 @@ def estimate_half_life_s(values: np.ndarray, timestamps_s: np.ndarray, center: f
     phi = float(np.dot(prev, nxt)) / denom
     if phi >= 1:
         return None
-    phi = max(phi, MIN_PHI)
-    return dt * math.log(2) / -math.log(phi)
+    return half_life_of_phi(phi, dt)
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,7 @@ def _window_stats(series: BasisSeries, lo: int, hi: int, with_window: bool = Tru
         if denom > 0 and dt > 0:
             phi = float(np.dot(prev, x[1:])) / denom
             if phi < 1:
-                half_life = dt * math.log(2) / -math.log(max(phi, MIN_PHI))
+                half_life = half_life_of_phi(phi, dt)
     if half_life is None:
         first, last = float(series.time(lo)), float(series.time(hi - 1))
         if last > first:

@@ -209,7 +209,7 @@ def stress(
     notional_usd: Annotated[float, typer.Option(help="Proposed notional in USD (0: only the largest safe size).")] = 0.0,
     collateral_usd: Annotated[Optional[float], typer.Option(help="Stress a fresh account with this collateral instead.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
-    index_rounds: Annotated[Optional[int], typer.Option(help="Oracle rounds read back, at most, for the index volatility (default 64; 0: the TWAP departure alone).")] = None,
+    index_rounds: Annotated[Optional[int], typer.Option(help="Oracle rounds read back, at most, for the index volatility (default 64, at most 1,024: the records the keeper's index history keeps; 0: the TWAP departure alone).")] = None,
 ) -> None:
     """Margin ratio, distance to liquidation and PnL of the open positions (or a proposed one)
     under a grid of shocks (index +-, vAMM to Perp's band edges, adverse funding), from the chain's

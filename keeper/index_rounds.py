@@ -30,6 +30,7 @@ from keeper.types import Unavailable
 from keeper.venues.chainlink import OracleRound, fetch_recent_rounds
 
 DEFAULT_MAX_ROUNDS = 64  # 64 minutes of the devnet driver's one round a minute; past 3 x a 15-minute TWAP
+MAX_ROUNDS = 1_024  # IndexHistory keeps no more records than this: rounds past it would be read for nothing
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,14 @@ def sigma_from_rounds(rounds: Sequence[OracleRound], now_s: int, twap_interval_s
     """The estimate from `rounds` (newest first, as fetch_recent_rounds returns them) at time now_s."""
     ordered: list[OracleRound] = []
     for r in reversed(rounds):
+        if r.updated_at_s > now_s:
+            continue  # dated after the snapshot: ChainlinkPriceFeedV3 does not take it either
         if ordered and ordered[-1].updated_at_s == r.updated_at_s:
             ordered[-1] = r  # the same time: only the newest counts
         else:
             ordered.append(r)
     if not ordered:
-        return RoundsSigma(None, 0, 0, "the aggregator has no round")
+        return RoundsSigma(None, len(rounds), 0, "the aggregator has no round dated at or before the snapshot")
     history = IndexHistory()
     for i, r in enumerate(ordered):
         history.record_price("index", i, r.updated_at_s, r.answer_raw)

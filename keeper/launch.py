@@ -10,7 +10,6 @@ resolves the markets there).
 
 from __future__ import annotations
 
-
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import Sources
 from keeper.config import KeeperConfig
@@ -20,7 +19,6 @@ from keeper.devnet.provision import provision_impersonated
 from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.errors import ConfigError
 from keeper.runtime import ChainSetup, Runtime, assemble_runtime
-
 
 
 def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None = None, seed: int = 7) -> ChainSetup:

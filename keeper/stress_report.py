@@ -23,7 +23,7 @@ from keeper.collect import SnapshotCollector, Sources
 from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError
-from keeper.index_rounds import DEFAULT_MAX_ROUNDS, RoundsSigma, fetch_rounds_sigma
+from keeper.index_rounds import DEFAULT_MAX_ROUNDS, MAX_ROUNDS, RoundsSigma, fetch_rounds_sigma
 from keeper.stress import (
     PerpLeg,
     StressParams,
@@ -201,8 +201,8 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     if not notional_usd >= 0:
         raise ConfigError(f"--notional-usd: must be >= 0 (got {notional_usd})")
     index_rounds = DEFAULT_MAX_ROUNDS if index_rounds is None else index_rounds
-    if index_rounds < 0:
-        raise ConfigError(f"--index-rounds: must be >= 0 (got {index_rounds})")
+    if not 0 <= index_rounds <= MAX_ROUNDS:
+        raise ConfigError(f"--index-rounds: must be between 0 and {MAX_ROUNDS} (got {index_rounds})")
     if collateral_usd is not None and not collateral_usd > 0:
         raise ConfigError(f"--collateral-usd: must be > 0 (got {collateral_usd})")
     settings = load_config(config_path)

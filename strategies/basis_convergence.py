@@ -80,6 +80,8 @@ class BasisConvergenceParams:
         require_param(self.valid_for_blocks >= 0, "valid_for_blocks", self.valid_for_blocks, ">= 0")
         require_param(self.max_evaluations_per_venue >= 1, "max_evaluations_per_venue",
                       self.max_evaluations_per_venue, ">= 1")
+        require_param(self.exit_from_window or not self.decay_uncertainty, "decay_uncertainty", self.decay_uncertainty,
+                      "false when exit_from_window is false (it changes only the window's forecast)")
 
 
 class BasisConvergence(StrategyBase):

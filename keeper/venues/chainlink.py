@@ -63,8 +63,9 @@ def fetch_recent_rounds(multicall: Multicall, aggregator: str, block: int, max_r
         return Unavailable(f"{label}.latestRoundData " + (f"reverted: {describe_revert(data)}" if not ok else "returned no data"))
     latest = _decode_round(data)
     if latest.updated_at_s == 0 or latest.answer_raw <= 0:
-        return []
-    ids = [latest.round_id - k for k in range(1, max_rounds) if latest.round_id - k > 0]
+        return Unavailable(f"{label}.latestRoundData: no valid round (answer {latest.answer_raw}, "
+                           f"updatedAt {latest.updated_at_s})")
+    ids = list(range(latest.round_id - 1, max(0, latest.round_id - max_rounds), -1))
     results = multicall.run_calls([Call(aggregator, _AGGREGATOR.encode("getRoundData", i), f"{label}.getRoundData({i})")
                                    for i in ids], block) if ids else []
     rounds = [latest]

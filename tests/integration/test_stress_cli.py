@@ -57,6 +57,7 @@ def test_stress_json_for_a_proposed_position_gives_the_grid_and_the_size_cap(dev
     (("--notional-usd", "-5"), "--notional-usd"),
     (("--collateral-usd", "0"), "--collateral-usd"),
     (("--index-rounds", "-1"), "--index-rounds"),
+    (("--index-rounds", "1025"), "--index-rounds"),
 ])
 def test_stress_bad_input_exits_2_naming_the_option(devnet: Devnet, tmp_path: Path, args: tuple[str, ...],
                                                     field: str) -> None:

@@ -145,6 +145,25 @@ def test_given_decay_uncertainty_when_forecast_then_the_window_s_own_fit_decides
     assert isinstance(only(BasisConvergence().decide(ctx)), Intent)
 
 
+def test_given_a_window_still_filling_when_forecast_then_only_decay_uncertainty_counts_its_growth() -> None:
+    # Given 20 one-minute observations of a 2-hour window (room for 120), none departed, a slow decay
+    view = rich_eth(0.02)
+    z = {("ETH", "uniswap_v3"): 133.0, ("ETH", "uniswap_v2"): 133.0}
+    window = tuple(2.9 * 0.99 ** i for i in range(20))
+    stats = BasisStats(0.0, 1.5, 20, half_life_s=43_200.0, window_bps=window, spacing_s=60.0, window_s=7_200.0)
+    ctx = context(view, z=z, stats={("ETH", "uniswap_v3"): stats, ("ETH", "uniswap_v2"): stats})
+    # Then by default the median catches up as a full window's would: after 20 // 2 + 1 = 11 observations
+    assert BasisConvergence().exit_forecast(ctx, 200.0, stats).hold_s == pytest.approx(11 * 60.0)
+    # and with decay_uncertainty the window grows with each new one: after 21 (more than half of 20 + 21)
+    calibrated = BasisConvergence(BasisConvergenceParams(decay_uncertainty=True)).exit_forecast(ctx, 200.0, stats)
+    assert calibrated.hold_s == pytest.approx(21 * 60.0)
+
+
+def test_given_decay_uncertainty_without_the_window_forecast_when_configured_then_it_is_refused() -> None:
+    with pytest.raises(ValueError, match="decay_uncertainty"):
+        BasisConvergenceParams(exit_from_window=False, decay_uncertainty=True)
+
+
 def test_given_an_uncertain_slope_when_forecast_then_it_expects_less_convergence_than_its_point_estimate() -> None:
     # The share remaining is convex in the slope: the mean over phi's uncertainty (five points of a
     # normal, phi + z x se, clipped at 1) sits above the share at phi itself, and has a spread

@@ -115,3 +115,35 @@ def test_three_rounds_and_the_snapshot_time_are_enough() -> None:
     rounds = [OracleRound(3, 3030, 180), OracleRound(2, 2970, 120), OracleRound(1, 3000, 60)]
     estimate = sigma_from_rounds(rounds, 240, T)
     assert estimate.sigma_per_sqrt_s is not None and estimate.sigma_per_sqrt_s > 0
+
+
+def test_a_huge_bound_reads_only_the_rounds_that_exist() -> None:
+    # Given rounds 1..10 and a bound far past them
+    fake = FakeAggregator({i: (3000 + i, 60 * i) for i in range(1, 11)}, latest=10)
+    rounds = fetch_recent_rounds(fake, AGGREGATOR, 77, 10**12)  # type: ignore[arg-type]
+    # Then the batch asks for rounds 9..1 only
+    assert [len(b) for b in fake.batches] == [1, 9] and len(rounds) == 10  # type: ignore[arg-type]
+
+
+def test_no_valid_latest_round_is_unavailable_with_its_answer() -> None:
+    fake = FakeAggregator({5: (0, 300)}, latest=5)
+    estimate = fetch_rounds_sigma(fake, AGGREGATOR, 77, 1_000, T)  # type: ignore[arg-type]
+    assert estimate.sigma_per_sqrt_s is None and "no valid round (answer 0" in (estimate.reason or "")
+    assert len(fake.batches) == 1  # nothing read before it
+
+
+def test_zero_rounds_read_nothing() -> None:
+    fake = FakeAggregator({i: (3000 + i, 60 * i) for i in range(1, 11)}, latest=10)
+    estimate = fetch_rounds_sigma(fake, AGGREGATOR, 77, 1_000, T, max_rounds=0)  # type: ignore[arg-type]
+    assert estimate.sigma_per_sqrt_s is None and fake.batches == [] and "--index-rounds 0" in (estimate.reason or "")
+
+
+def test_a_round_dated_after_the_snapshot_is_not_counted() -> None:
+    # Given a newest round posted after the snapshot's time (ChainlinkPriceFeedV3 refuses it too)
+    rounds = [OracleRound(5, 3300, 400), OracleRound(4, 3000, 240), OracleRound(3, 3030, 180),
+              OracleRound(2, 2970, 120), OracleRound(1, 3000, 60)]
+    with_future = sigma_from_rounds(rounds, 300, T)
+    without = sigma_from_rounds(rounds[1:], 300, T)
+    # Then the estimate is that of the others, read but not used
+    assert with_future.sigma_per_sqrt_s == without.sigma_per_sqrt_s and with_future.rounds_read == 5
+    assert with_future.rounds_used == 4
