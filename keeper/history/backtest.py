@@ -214,8 +214,8 @@ def _pnl_to_date_x18(books: BacktestJournal) -> int:
 
 
 def _keeper_state(engine: Engine, books: BacktestJournal, snapshot: MarketSnapshot) -> dict[str, Any]:
-    books.flush_funding()
+    books.flush_funding(write=False)  # written with the next write (or read) of the journal: one transaction
     pnl = books.pnl_total()
     if engine.pairs is not None:  # the pairs closed so far (an open pair's books are its entry, not its value)
-        pnl = pnl + pairs_realized_since(books.journal._conn, 0.0)
+        pnl = pnl + pairs_realized_since(books.connection(), 0.0)
     return {"positions": engine.positions(), "pnl": pnl}

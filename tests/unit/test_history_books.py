@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from keeper.errors import KeeperError
 from keeper.history.books import INITIAL_MARGIN_PPM, BacktestJournal, PaperAccount
 from keeper.journal import Journal
 from keeper.pnl_split import TradeFees
@@ -117,4 +120,54 @@ def test_given_a_handover_when_the_owners_are_read_then_the_new_strategy_owns_th
                           timestamp_s=1_700_000_012)
     # Then the books name the new owner, as the journal does (not the cached old one)
     assert books.position_owners() == journal.position_owners() == {"ETH": "funding_carry"}
+    journal.close()
+
+
+def test_given_samples_readings_held_back_when_the_pnl_is_read_then_it_is_the_journals_once_they_are_written(
+        tmp_path: Path) -> None:
+    # Given books with an open ETH short and an open BTC long, the PnL to date read once
+    journal = Journal(tmp_path / "journal.sqlite")
+    books = BacktestJournal(journal)
+    trade(journal, "open", make_fills(perp_base_x18=-2 * E18, net_quote_x18=3 * E18), 10, -2 * E18)
+    trade(journal, "open", make_fills(net_quote_x18=E18), 11, -E18, market="BTC")
+    books.pnl_total()
+    calls: list[int] = []
+    full = journal.pnl_summary
+    journal.pnl_summary = lambda: calls.append(1) or full()  # type: ignore[method-assign]
+    # When report samples take readings without writing them (paid, received, unchanged)
+    samples = []
+    for block, pending in ((13, 5 * E18 // 3), (14, -E18 // 9), (15, -E18 // 9)):
+        books.record_funding("ETH", block=block, pending_funding_x18=pending, timestamp_s=1_700_000_000 + block)
+        books.record_funding("BTC", block=block, pending_funding_x18=block, timestamp_s=1_700_000_000 + block)
+        books.flush_funding(write=False)
+        samples.append(books.pnl_total())
+    # Then nothing is written until the journal is read; then every reading is, in order
+    assert journal.funding_history("ETH") == [] and calls == []
+    assert books.open_positions()["ETH"].perp_base_x18 == -2 * E18  # a read of the journal: written first
+    assert [(r.block, r.amount_x18) for r in journal.funding_history("ETH")] == [
+        (13, 5 * E18 // 3), (14, -E18 // 9), (15, -E18 // 9)]
+    assert [r.block for r in journal.funding_history("BTC")] == [13, 14, 15]
+    # And each sample's PnL was the journal's as of its readings, to the wei, without the whole summary
+    assert samples[-1] == full().total and calls == []
+    assert samples[1].funding_x18 - samples[0].funding_x18 == (5 * E18 // 3 + 13) - (-E18 // 9 + 14)  # pending owed: paid
+    assert books.pnl_total() == full().total
+    journal.close()
+
+
+def test_given_a_held_back_reading_its_position_row_does_not_take_when_written_then_the_books_say_so(
+        tmp_path: Path) -> None:
+    # Given an open ETH short whose row already holds a reading of a later block
+    journal = Journal(tmp_path / "journal.sqlite")
+    books = BacktestJournal(journal)
+    trade(journal, "open", make_fills(perp_base_x18=-2 * E18, net_quote_x18=3 * E18), 10, -2 * E18)
+    journal.record_funding("ETH", block=20, pending_funding_x18=E18, timestamp_s=1_700_000_020)
+    books.pnl_total()
+    # When a sample's reading of an earlier block is taken, then written
+    books.record_funding("ETH", block=15, pending_funding_x18=2 * E18, timestamp_s=1_700_000_015)
+    books.flush_funding(write=False)
+    books.pnl_total()
+    # Then the write refuses (the sample's PnL took the reading as the row's): nothing is written
+    with pytest.raises(KeeperError, match="did not take the funding reading of block 15"):
+        books.write_readings()
+    assert [r.block for r in journal.funding_history("ETH")] == [20]
     journal.close()
