@@ -13,7 +13,6 @@ are in the journal's pair tables, its open pair's legs in the paper account.
 
 from __future__ import annotations
 
-import gc
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,7 +29,7 @@ from keeper.history.basis_answers import AnsweredBasisHistory
 from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, NoMetrics, PaperAccount, PaperExecutor
 from keeper.history.pair_books import pair_legs
 from keeper.history.pipeline import (MIN_PIPELINE_BLOCKS, ReplayedBlock, SnapshotPipeline, pipeline_available,
-                                     serial_blocks)
+                                     quiet_collector, serial_blocks)
 from keeper.history.replay import replay_collector
 from keeper.history.store import BlockRecord, count_blocks, read_blocks, read_meta
 from keeper.journal import Journal
@@ -148,8 +147,7 @@ def _run(meta: dict[str, Any], markets: list[str], config: KeeperConfig, mode: s
     stride = max(1, total // MAX_SAMPLES)
     started = time.perf_counter()
     snapshot = None
-    gc.freeze()  # what the set-up left alive stays: the collector stops going through it every few blocks
-    try:
+    with quiet_collector():  # what the set-up left alive, and each batch of snapshots: not gone through by the gc
         for snapshot, l1_fee, answers in source:
             engine.planner.recorded_l1_fee_wei = l1_fee  # type: ignore[attr-defined]
             if answers is not None:
@@ -167,8 +165,6 @@ def _run(meta: dict[str, Any], markets: list[str], config: KeeperConfig, mode: s
             engine.kill_switch = lambda: True  # risk "unwind": close what is open on the last block
             snapshot = _step(engine, executor, books, account, snapshot, run)
             run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))
-    finally:
-        gc.unfreeze()
     run.replay_s = time.perf_counter() - started
     books.flush_funding()
     run.skips = books.skips

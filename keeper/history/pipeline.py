@@ -32,6 +32,7 @@ import os
 import pickle
 import signal
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -142,14 +143,37 @@ def _produce(path: Path, meta: dict[str, Any], from_block: int | None, to_block:
     is full: the engine is behind). A broken pipe (the main process closed it, or died) ends it."""
     reader.close()  # the main process's end, inherited: with it open here, the pipe would never break
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it closes us
-    gc.freeze()  # the parent's objects, inherited: the collector need not go through them
     try:
-        for message in _messages(path, meta, from_block, to_block, basis):
-            out.send_bytes(message)
+        with quiet_collector():  # the parent's objects, inherited, and each batch in the making: not gone through
+            for message in _messages(path, meta, from_block, to_block, basis):
+                out.send_bytes(message)
     except OSError:  # the pipe's: nobody reads any more
         pass
     finally:
         out.close()
+
+
+LOOP_GC_THRESHOLD = 100_000  # young container objects before a collection, in a backtest's loop (default 700)
+
+
+@contextmanager
+def quiet_collector() -> Iterator[None]:
+    """The cyclic garbage collector kept off what the backtest's loop holds: the objects alive
+    when it starts are frozen out of its passes, and it runs after LOOP_GC_THRESHOLD new container
+    objects instead of 700. A batch of snapshots (thousands of objects, alive until their blocks
+    are done) otherwise sets off a collection that goes through all of it, one or two per batch:
+    11-17 us per driven block of the engine's process (gc.callbacks, 2026-11-30). A snapshot is a
+    tree, freed by its reference counts; what does make cycles is still collected, later: what the
+    loop leaves alive (the report's samples) joins the oldest generation, not passed through now."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(LOOP_GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.freeze()  # the loop's survivors too (a freeze empties the young generations without a pass) ...
+        gc.set_threshold(*threshold)
+        gc.unfreeze()  # ... then all of it is the oldest generation's, for the full collections
 
 
 def _messages(path: Path, meta: dict[str, Any], from_block: int | None, to_block: int | None,
