@@ -40,16 +40,21 @@ class SkipLog:
     last_shape: dict[tuple[str, str], str] = field(default_factory=dict)
     written: int = 0
     suppressed: int = 0
-    last_layout: dict[tuple[str, str], bytes] = field(default_factory=dict)  # of the last reason, its shape last_shape's
+    # the last reason and its layout (its shape is last_shape's)
+    last_reason: dict[tuple[str, str], tuple[str, bytes]] = field(default_factory=dict)
 
     def record(self, *, block: int, strategy: str, market: str, reason: str, timestamp_s: int | None) -> int | None:
         """The decision id when a row was written, None when the reason did not change."""
         key = (strategy, market)
-        layout = reason_layout(reason)
-        if self.last_layout.get(key) == layout:  # the last reason's shape, without the pattern
+        last = self.last_reason.get(key)
+        if last is not None and last[0] == reason:  # the very same words and numbers
             self.suppressed += 1
             return None
-        self.last_layout[key] = layout
+        layout = reason_layout(reason)
+        self.last_reason[key] = (reason, layout)
+        if last is not None and last[1] == layout:  # the last reason's shape, without the pattern
+            self.suppressed += 1
+            return None
         shape = reason_shape(reason)
         if self.last_shape.get(key) == shape:
             self.suppressed += 1
