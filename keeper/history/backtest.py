@@ -148,12 +148,12 @@ def _run(meta: dict[str, Any], markets: list[str], config: KeeperConfig, mode: s
     started = time.perf_counter()
     snapshot = None
     with quiet_collector():  # what the set-up left alive, and each batch of snapshots: not gone through by the gc
-        for snapshot, l1_fee, answers in source:
+        for snapshot, l1_fee, answers, signals in source:
             engine.planner.recorded_l1_fee_wei = l1_fee  # type: ignore[attr-defined]
             if answers is not None:
                 history.load(snapshot.block_number, answers)  # type: ignore[attr-defined]
             traded = len(run.outcomes)
-            snapshot = _step(engine, executor, books, account, snapshot, run)
+            snapshot = _step(engine, executor, books, account, snapshot, run, signals)
             if run.blocks % stride == 0 or run.blocks == total - 1 or len(run.outcomes) > traded:
                 run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))  # every trade's block too
             run.blocks += 1
@@ -192,14 +192,14 @@ def _pair_legs(engine: Engine) -> dict[str, int]:
 
 
 def _step(engine: Engine, executor: PaperExecutor, books: BacktestJournal, account: PaperAccount,
-          snapshot: MarketSnapshot, run: BacktestRun) -> MarketSnapshot:
+          snapshot: MarketSnapshot, run: BacktestRun, signals: list[Any] | None = None) -> MarketSnapshot:
     books.now_s = snapshot.block_timestamp
     if executor.mode != "dry_run":
         positions, legs = engine.positions(), _pair_legs(engine)
         account.accrue(snapshot, positions, legs)
         snapshot = replace(snapshot, account=account.state(snapshot, positions, _pnl_to_date_x18(books), legs))
     executor.snapshot = snapshot
-    report = engine.decide_on(snapshot, snapshot.block_number)
+    report = engine.decide_on(snapshot, snapshot.block_number, computed=signals)  # the worker's, or None: computed
     run.outcomes.extend(report.outcomes)
     return snapshot
 

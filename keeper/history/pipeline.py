@@ -5,7 +5,8 @@ collector) depends on the recorded market data only, never on what the keeper di
 machine with a second core, `keeper backtest` hands it to a worker process: the worker reads and
 rebuilds blocks in order and sends them in batches through a bounded pipe while the main process
 runs the engine on the blocks before them. With each snapshot it sends the basis statistics the
-engine will read at that block (basis_answers.py: they too depend on the recorded data only).
+engine will read at that block, and its signals (basis_answers.py: they too depend on the
+recorded data only).
 Same snapshots, same statistics, same order, same decisions: the worker runs the serial path's
 code, and the main process only unpickles its output.
 
@@ -40,6 +41,7 @@ from typing import Any
 from keeper.basis_history import BasisHistory
 from keeper.errors import KeeperError
 from keeper.history.basis_answers import Answers, compute_answers
+from keeper.signals import Signal, SkippedSignal
 from keeper.history.replay import rebuild_snapshot, replay_collector
 from keeper.history.store import BlockRecord, read_blocks
 from keeper.types import MarketSnapshot
@@ -49,8 +51,8 @@ BATCH_BLOCKS = 100  # one pickle per batch: pool states unchanged between its bl
 FIRST_BATCH_BLOCKS = 10  # the engine starts after 10 blocks, not 100; the batches double up to BATCH_BLOCKS
 MIN_PIPELINE_BLOCKS = 2 * BATCH_BLOCKS  # below this, forking costs more than it saves
 
-# the snapshot, the recorded L1 fee (wei) of a typical trade, and the basis statistics (None: serial)
-ReplayedBlock = tuple[MarketSnapshot, int, Answers | None]
+# the snapshot, the recorded L1 fee (wei) of a typical trade, the basis statistics and the signals (None: serial)
+ReplayedBlock = tuple[MarketSnapshot, int, Answers | None, list[Signal | SkippedSignal] | None]
 
 
 def l1_fee_wei(record: BlockRecord) -> int:
@@ -60,7 +62,7 @@ def l1_fee_wei(record: BlockRecord) -> int:
 def serial_blocks(meta: Mapping[str, Any], records: Iterator[BlockRecord] | Sequence[BlockRecord]) -> Iterator[ReplayedBlock]:
     collector, multicall = replay_collector(meta)
     for record in records:
-        yield rebuild_snapshot(collector, multicall, record), l1_fee_wei(record), None
+        yield rebuild_snapshot(collector, multicall, record), l1_fee_wei(record), None, None
 
 
 def pipeline_available() -> bool:
@@ -184,8 +186,9 @@ def _messages(path: Path, meta: dict[str, Any], from_block: int | None, to_block
     try:
         history = BasisHistory(*basis, windows=False)  # the spans are shipped, the main process keeps the values
         size = min(FIRST_BATCH_BLOCKS, BATCH_BLOCKS)
-        for snapshot, l1_fee, _ in serial_blocks(meta, read_blocks(path, from_block, to_block)):
-            batch.append((snapshot, l1_fee, compute_answers(snapshot, history)))
+        for snapshot, l1_fee, _, _ in serial_blocks(meta, read_blocks(path, from_block, to_block)):
+            signals, answers = compute_answers(snapshot, history)
+            batch.append((snapshot, l1_fee, answers, signals))
             if len(batch) >= size:
                 yield _dumps(batch, _BLOCKS)
                 batch, size = [], min(2 * size, BATCH_BLOCKS)
