@@ -29,6 +29,7 @@ from keeper.engine_decide import DecideStage
 from keeper.engine_execute import ExecuteStage
 from keeper.errors import ConfigError
 from keeper.execute import Executor
+from keeper.frozen import quick_init
 from keeper.inflight import InFlight
 from keeper.logs import get_logger, level_enabled
 from keeper.metrics import KeeperMetrics
@@ -64,6 +65,7 @@ def load_strategy_slots(config: KeeperConfig) -> list[StrategySlot]:
     return slots
 
 
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class TickReport:
     block_number: int
