@@ -152,8 +152,8 @@ class BacktestJournal:
         readings, self._unwritten = self._unwritten, []
         before, journal = self._pnl_changes(), self.journal
         with journal.write_transaction() as db:
-            for name, (block, pending_x18, timestamp_s) in readings:
-                journal.record_funding(name, block=block, pending_funding_x18=pending_x18, timestamp_s=timestamp_s)
+            journal.record_fundings([(name, block, pending_x18, timestamp_s)
+                                     for name, (block, pending_x18, timestamp_s) in readings])
             for name, (block, pending_x18, _) in {name: reading for name, reading in readings}.items():
                 row = _open_position_row(db, name)
                 if row is not None and (row["funding_pending_block"], _int(row["funding_pending_x18"])) != (block, pending_x18):
