@@ -111,7 +111,9 @@ class AnsweredBasisHistory(BasisHistory):
 
 class _Values:
     """One (market, venue)'s recorded basis values by absolute index, the oldest dropped once no
-    window reaches them."""
+    window reaches them. A window is a read-only view of the buffer: a value, once recorded, is
+    never written again (new values go past every window handed out, and dropping the oldest or
+    growing moves the rest to a new buffer), so the view is as good as a copy."""
 
     __slots__ = ("buf", "base", "end", "last_block")
 
@@ -134,8 +136,9 @@ class _Values:
         if lo < self.base or hi > self.end:
             raise KeeperError(f"backtest: basis window [{lo}, {hi}) is not among the values kept [{self.base}, {self.end})")
         drop = lo - self.base
-        if drop >= 1024 and drop * 2 >= self.end - self.base:  # compact, now and then
+        if drop >= 1024 and drop * 2 >= self.end - self.base:  # compact, now and then, into a new buffer
             kept = self.end - lo
-            self.buf[:kept] = self.buf[drop:drop + kept]
-            self.base = lo
-        return self.buf[lo - self.base:hi - self.base].copy()
+            buf = np.empty_like(self.buf)
+            buf[:kept] = self.buf[drop:drop + kept]
+            self.buf, self.base = buf, lo
+        return self.buf[lo - self.base:hi - self.base]

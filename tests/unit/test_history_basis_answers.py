@@ -28,7 +28,7 @@ def test_the_stand_in_gives_the_serial_historys_z_scores_and_statistics(backward
     # in another the engine takes the worker's signals and never asks the stand-in for a z-score
     rng = random.Random(11)
     serial, worker, stand_in = BasisHistory(600, 5), BasisHistory(600, 5, windows=False), AnsweredBasisHistory(600, 5)
-    timestamp, compared = 10_000, 0
+    timestamp, compared, kept = 10_000, 0, []
     for block in range(1, 3_000):
         timestamp += -30 if block == backwards_at else rng.choice([1, 2, 2, 12, 45])
         basis = {key: _basis(rng, block) for key in KEYS}
@@ -48,7 +48,11 @@ def test_the_stand_in_gives_the_serial_historys_z_scores_and_statistics(backward
                 assert np.array_equal(np.asarray(mine.window_bps), np.asarray(theirs.window_bps))
                 assert not np.asarray(mine.window_bps).flags.writeable
                 compared += 1
+                if block % 50 == 0:
+                    kept.append((mine.window_bps, np.array(mine.window_bps)))
     assert compared > 8_000
+    # and every window handed out is still what it was, thousands of blocks (and compactions) later
+    assert len(kept) > 100 and all(np.array_equal(window, copy) for window, copy in kept)
 
 
 def test_a_basis_the_worker_did_not_answer_is_an_error() -> None:
