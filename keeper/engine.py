@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from keeper.engine_decide import DecideStage
 from keeper.engine_execute import ExecuteStage
 from keeper.errors import ConfigError
 from keeper.execute import Executor
+from keeper.frozen import quick_init
 from keeper.inflight import InFlight
 from keeper.logs import get_logger, level_enabled
 from keeper.metrics import KeeperMetrics
@@ -37,7 +38,7 @@ from keeper.plan import Planner
 from keeper.retention import prune_journal
 from keeper.risk import ExitMark, OracleRecovery, RiskView, assess_risk
 from keeper.skiplog import SkipLog
-from keeper.signals import BasisHistory, Signal, compute_signals
+from keeper.signals import BasisHistory, Signal, SkippedSignal, compute_signals
 from keeper.types import Direction, Intent, MarketSnapshot, Outcome, PerpAccountState, Position
 from keeper.index_volatility import IndexHistory
 from strategies import load_strategy
@@ -64,6 +65,7 @@ def load_strategy_slots(config: KeeperConfig) -> list[StrategySlot]:
     return slots
 
 
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class TickReport:
     block_number: int
@@ -151,14 +153,18 @@ class Engine(DecideStage, ExecuteStage):
         return self.decide_on(snapshot, head, started, snapshot_ms, head_now=rpc.block_number)
 
     def decide_on(self, snapshot: MarketSnapshot, head: int, started: float | None = None,
-                  snapshot_ms: float = 0.0, head_now: Callable[[], int] | None = None) -> TickReport:
+                  snapshot_ms: float = 0.0, head_now: Callable[[], int] | None = None,
+                  computed: Sequence[Signal | SkippedSignal] | None = None) -> TickReport:
         """Everything after collect, on one snapshot: signals -> risk -> strategies -> plan ->
         execute -> journal. The live tick calls it on the snapshot it read, with `head_now` the
         node's head (read again at decision time, for staleness); the backtest (keeper/history/)
-        calls it on recorded snapshots, where the head is the snapshot's block."""
+        calls it on recorded snapshots, where the head is the snapshot's block, and with the
+        snapshot's signals when its worker process computed them (`computed`: compute_signals
+        on this snapshot, against a basis history whose numbers are this engine's)."""
         started = time.perf_counter() if started is None else started
         self.last_block = snapshot.block_number
-        signals = [s for s in compute_signals(snapshot, self.history) if isinstance(s, Signal)]
+        computed = compute_signals(snapshot, self.history) if computed is None else computed
+        signals = [s for s in computed if isinstance(s, Signal)]
         self.index_history.record(snapshot)  # each market's index, once per block (keeper/index_volatility.py)
         if getattr(self.metrics, "publishes", True):  # a backtest's metrics publish nothing
             self._observe(snapshot, signals)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keeper.errors import FatalError
+from keeper.frozen import quick_init
 
 ONE_X18 = 10**18
 USDC_RAW_TO_X18 = 10**12  # USDC has 6 decimals
@@ -101,6 +102,7 @@ def compute_spot_fee_x18(spot_raw: int, usdc_raw: int, fee_pips: int) -> int:
     return _ceil_div(fee_spot_raw * abs(usdc_raw) * USDC_RAW_TO_X18, abs(spot_raw))
 
 
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class PnlSplit:
     """A PnL in USD x18 and its parts; total = funding + convergence - fees - gas, exactly."""

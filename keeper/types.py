@@ -32,6 +32,7 @@ class Unavailable:
 
 
 # ------------------------------------------------------------------------------ collect
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class PerpMarketState:
     """Perp v2 market state at one block (all 18 decimals unless named otherwise)."""
@@ -70,6 +71,7 @@ class PerpMarketState:
         return self.funding_premium_x18 / self.index_twap_x18 / SECONDS_PER_DAY
 
 
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class V2PairState:
     pair: str
@@ -78,6 +80,7 @@ class V2PairState:
     fee_pips: int = 3000  # Uniswap V2: 0.3%
 
 
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class OracleState:
     """Chainlink-style aggregator: latestRoundData."""
@@ -90,6 +93,7 @@ class OracleState:
         return max(0, block_timestamp_s - self.updated_at_s)
 
 
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class PerpAccountMarket:
     position_size_x18: int  # taker position, signed (negative = short)
@@ -97,6 +101,7 @@ class PerpAccountMarket:
     pending_funding_x18: int  # positive: the account owes funding
 
 
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class PerpAccountState:
     account: str
@@ -114,6 +119,7 @@ class PerpAccountState:
         return self.account_value_x18 / self.total_abs_position_value_x18
 
 
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class MarketView:
     """Everything read about one asset at one block."""

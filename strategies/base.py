@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar, get_type_hints
 
 from keeper.basis_history import BasisStats, decayed_seconds
+from keeper.frozen import quick_init
 from keeper.signals import Signal, instant_funding_rate_per_s, spot_price
 from keeper.stress import StressParams
 from keeper.venues.gas import upper_gas_units
@@ -54,6 +55,7 @@ _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 
 
 # ------------------------------------------------------------------------------ inputs
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class CostModel:
     """What a trade costs beyond its quotes: gas (priced in USD through ETH), the L1 data fee of
@@ -98,6 +100,7 @@ class CostModel:
         return capital_usd * self.cost_of_capital_apr * hours / HOURS_PER_YEAR
 
 
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class RiskLimits:
     """The risk stage's limits for this tick, in USD where not named otherwise.
@@ -203,6 +206,7 @@ class StrategyContext:
 
 
 # ------------------------------------------------------------------------------ outputs
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class Skip:
     """A market a strategy looked at and left alone, and why (with the deciding numbers)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from keeper.errors import SkipOpportunity
+from keeper.frozen import quick_init
 
 if TYPE_CHECKING:
     from strategies.pnl import OpenEvaluation
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 GOLDEN = (math.sqrt(5) - 1) / 2
 
 
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class SizeSearch:
     best: OpenEvaluation | None  # the best size found (None: no size could be quoted)

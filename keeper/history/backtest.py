@@ -13,7 +13,6 @@ are in the journal's pair tables, its open pair's legs in the paper account.
 
 from __future__ import annotations
 
-import gc
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,7 +29,7 @@ from keeper.history.basis_answers import AnsweredBasisHistory
 from keeper.history.books import PAPER_ACCOUNT, BacktestJournal, NoMetrics, PaperAccount, PaperExecutor
 from keeper.history.pair_books import pair_legs
 from keeper.history.pipeline import (MIN_PIPELINE_BLOCKS, ReplayedBlock, SnapshotPipeline, pipeline_available,
-                                     serial_blocks)
+                                     quiet_collector, serial_blocks)
 from keeper.history.replay import replay_collector
 from keeper.history.store import BlockRecord, count_blocks, read_blocks, read_meta
 from keeper.journal import Journal
@@ -148,14 +147,13 @@ def _run(meta: dict[str, Any], markets: list[str], config: KeeperConfig, mode: s
     stride = max(1, total // MAX_SAMPLES)
     started = time.perf_counter()
     snapshot = None
-    gc.freeze()  # what the set-up left alive stays: the collector stops going through it every few blocks
-    try:
-        for snapshot, l1_fee, answers in source:
+    with quiet_collector():  # what the set-up left alive, and each batch of snapshots: not gone through by the gc
+        for snapshot, l1_fee, answers, signals in source:
             engine.planner.recorded_l1_fee_wei = l1_fee  # type: ignore[attr-defined]
             if answers is not None:
                 history.load(snapshot.block_number, answers)  # type: ignore[attr-defined]
             traded = len(run.outcomes)
-            snapshot = _step(engine, executor, books, account, snapshot, run)
+            snapshot = _step(engine, executor, books, account, snapshot, run, signals)
             if run.blocks % stride == 0 or run.blocks == total - 1 or len(run.outcomes) > traded:
                 run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))  # every trade's block too
             run.blocks += 1
@@ -167,8 +165,6 @@ def _run(meta: dict[str, Any], markets: list[str], config: KeeperConfig, mode: s
             engine.kill_switch = lambda: True  # risk "unwind": close what is open on the last block
             snapshot = _step(engine, executor, books, account, snapshot, run)
             run.samples.append((snapshot, _keeper_state(engine, books, snapshot)))
-    finally:
-        gc.unfreeze()
     run.replay_s = time.perf_counter() - started
     books.flush_funding()
     run.skips = books.skips
@@ -196,14 +192,14 @@ def _pair_legs(engine: Engine) -> dict[str, int]:
 
 
 def _step(engine: Engine, executor: PaperExecutor, books: BacktestJournal, account: PaperAccount,
-          snapshot: MarketSnapshot, run: BacktestRun) -> MarketSnapshot:
+          snapshot: MarketSnapshot, run: BacktestRun, signals: list[Any] | None = None) -> MarketSnapshot:
     books.now_s = snapshot.block_timestamp
     if executor.mode != "dry_run":
         positions, legs = engine.positions(), _pair_legs(engine)
         account.accrue(snapshot, positions, legs)
         snapshot = replace(snapshot, account=account.state(snapshot, positions, _pnl_to_date_x18(books), legs))
     executor.snapshot = snapshot
-    report = engine.decide_on(snapshot, snapshot.block_number)
+    report = engine.decide_on(snapshot, snapshot.block_number, computed=signals)  # the worker's, or None: computed
     run.outcomes.extend(report.outcomes)
     return snapshot
 
@@ -214,8 +210,8 @@ def _pnl_to_date_x18(books: BacktestJournal) -> int:
 
 
 def _keeper_state(engine: Engine, books: BacktestJournal, snapshot: MarketSnapshot) -> dict[str, Any]:
-    books.flush_funding()
+    books.flush_funding(write=False)  # written with the next write (or read) of the journal: one transaction
     pnl = books.pnl_total()
     if engine.pairs is not None:  # the pairs closed so far (an open pair's books are its entry, not its value)
-        pnl = pnl + pairs_realized_since(books.journal._conn, 0.0)
+        pnl = pnl + pairs_realized_since(books.connection(), 0.0)
     return {"positions": engine.positions(), "pnl": pnl}

@@ -7,12 +7,15 @@ market data only, never on what the keeper did. So the worker runs the engine's 
 with its own BasisHistory, and ships per (market, venue) the basis, the z-score and the window's
 statistics, with the window itself as its span (lo, hi) of observation indices.
 
+The worker ships the signals too (the engine takes them instead of computing them again: the
+same code on the same snapshot, with the z-scores of the same numbers).
+
 In the main process, `AnsweredBasisHistory` stands where the engine keeps its BasisHistory and
 answers the engine's reads of a block from those answers: the same floats (computed by the same
-code on the same observations). It keeps the basis values the engine records (an array, the
-oldest dropped as the windows move on) to give each statistics object its window, as the
-serial history does. A basis the engine computes that is not the worker's is an error, never a
-silent mismatch.
+code on the same observations). It keeps the basis values of the answers it is loaded with (an
+array, the oldest dropped as the windows move on) to give each statistics object its window,
+as the serial history does. A basis the engine computes that is not the worker's is an error,
+never a silent mismatch.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 from keeper.basis_history import BasisHistory, BasisStats, _frozen
 from keeper.errors import KeeperError
-from keeper.signals import Signal, compute_signals
+from keeper.signals import Signal, SkippedSignal, compute_signals
 from keeper.types import MarketSnapshot
 
 # (basis_bps, z-score, statistics: (center, scale, samples, half-life, spacing, window) or None),
@@ -33,12 +36,14 @@ Answer = tuple[float, float | None, tuple[Any, ...] | None]
 Answers = dict[tuple[str, str], Answer]
 
 
-def compute_answers(snapshot: MarketSnapshot, history: BasisHistory) -> Answers:
-    """What the engine's basis history answers at this block (the worker's side)."""
+def compute_answers(snapshot: MarketSnapshot, history: BasisHistory) -> tuple[list[Signal | SkippedSignal], Answers]:
+    """The snapshot's signals, and what the engine's basis history answers at this block (the
+    worker's side)."""
     block, timestamp_s = snapshot.block_number, snapshot.block_timestamp
-    return {(s.market, s.spot_venue): answer_of(history, s.market, s.spot_venue, block, timestamp_s, s.basis_bps,
-                                                s.basis_zscore)
-            for s in compute_signals(snapshot, history) if isinstance(s, Signal)}
+    signals = compute_signals(snapshot, history)
+    return signals, {(s.market, s.spot_venue): answer_of(history, s.market, s.spot_venue, block, timestamp_s,
+                                                         s.basis_bps, s.basis_zscore)
+                     for s in signals if isinstance(s, Signal)}
 
 
 def answer_of(history: BasisHistory, market: str, venue: str, block: int, timestamp_s: int, basis_bps: float,
@@ -63,7 +68,14 @@ class AnsweredBasisHistory(BasisHistory):
         self._values: dict[tuple[str, str], _Values] = {}
 
     def load(self, block: int, answers: Answers) -> None:
+        """The worker's answers at `block`, its basis recorded (as the engine's zscore_then_record
+        would: the engine may take the worker's signals instead of computing them)."""
         self._block, self._answers, self._stats = block, answers, {}
+        for key, (basis_bps, _, _) in answers.items():
+            values = self._values.get(key)
+            if values is None:
+                values = self._values[key] = _Values()
+            values.record(block, basis_bps)
 
     def _answer(self, market: str, venue: str, block: int) -> Answer:
         answer = self._answers.get((market, venue)) if block == self._block else None
@@ -78,11 +90,7 @@ class AnsweredBasisHistory(BasisHistory):
         if basis != basis_bps and not (math.isnan(basis) and math.isnan(basis_bps)):
             raise KeeperError(f"backtest: {market} {venue} basis at block {block} is {basis_bps} bps, the snapshot "
                               f"worker's {basis} bps")
-        values = self._values.get((market, venue))
-        if values is None:
-            values = self._values[(market, venue)] = _Values()
-        values.record(block, basis_bps)
-        return zscore
+        return zscore  # its basis was recorded when loaded
 
     def stats(self, market: str, venue: str, before_block: int, timestamp_s: int) -> BasisStats | None:
         key = (market, venue)
@@ -103,7 +111,9 @@ class AnsweredBasisHistory(BasisHistory):
 
 class _Values:
     """One (market, venue)'s recorded basis values by absolute index, the oldest dropped once no
-    window reaches them."""
+    window reaches them. A window is a read-only view of the buffer: a value, once recorded, is
+    never written again (new values go past every window handed out, and dropping the oldest or
+    growing moves the rest to a new buffer), so the view is as good as a copy."""
 
     __slots__ = ("buf", "base", "end", "last_block")
 
@@ -126,8 +136,9 @@ class _Values:
         if lo < self.base or hi > self.end:
             raise KeeperError(f"backtest: basis window [{lo}, {hi}) is not among the values kept [{self.base}, {self.end})")
         drop = lo - self.base
-        if drop >= 1024 and drop * 2 >= self.end - self.base:  # compact, now and then
+        if drop >= 1024 and drop * 2 >= self.end - self.base:  # compact, now and then, into a new buffer
             kept = self.end - lo
-            self.buf[:kept] = self.buf[drop:drop + kept]
-            self.base = lo
-        return self.buf[lo - self.base:hi - self.base].copy()
+            buf = np.empty_like(self.buf)
+            buf[:kept] = self.buf[drop:drop + kept]
+            self.buf, self.base = buf, lo
+        return self.buf[lo - self.base:hi - self.base]

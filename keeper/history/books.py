@@ -14,7 +14,10 @@
 - `BacktestJournal`: the journal, with what costs a write per block kept in memory: a
   strategy's "no trade" skips are counted, not written; only the latest pending-funding reading of a market is written (before
   its next trade, and at the end), which is all the books use; the daily loss limit counts the
-  day by block time.
+  day by block time. A report sample's readings (every block of a short history) are written
+  together, in their order, the next time anything reads or writes the journal (one transaction,
+  not one each); the sample's PnL takes them as the position rows' pending funding, which the
+  write then checks.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from keeper.errors import KeeperError
 from keeper.history.pair_books import paper_pair_fill
 from keeper.journal import Journal
 from keeper.journal.rows import _int, _open_position_row
@@ -45,6 +49,7 @@ USDC_TO_X18 = 10**12
 INITIAL_MARGIN_PPM = 100_000  # Perp v2: 10% initial margin
 MAINTENANCE_MARGIN_PPM = 62_500  # 6.25%
 PAPER_ACCOUNT = "0x00000000000000000000000000000000000bac7e"
+MAX_UNWRITTEN = 256  # report samples' funding readings held before they are written anyway
 
 
 class _NoMetric:
@@ -77,18 +82,25 @@ class BacktestJournal:
         self.now_s = 0
         self.skips = 0
         self._pending: dict[str, tuple[int, int, int]] = {}  # market -> (block, pending x18, timestamp)
+        self._unwritten: list[tuple[str, tuple[int, int, int]]] = []  # samples' readings, in order, not written yet
         self._positions: dict[str, Position] | None = None
         self._owners: dict[str, str] | None = None
         self._day = -1
         self._realized_at_day_start = 0.0
         self._realized_x18: int | None = None
-        # (journal change count, PnL to date, pending funding of each open position row it counted)
-        self._pnl_total: tuple[int, PnlSplit, dict[int, int]] | None = None
+        # (journal change count, PnL to date, (market, pending funding) of each open position row it counted)
+        self._pnl_total: tuple[int, PnlSplit, dict[int, tuple[str, int]]] | None = None
         self._pending_moved = False  # funding readings written since: the open rows' pending moved
         self._neutral_changes = 0  # journal changes that cannot move the PnL (decision rows)
 
-    def __getattr__(self, name: str) -> Any:  # record_decision, pnl_summary, ...: the journal's own
+    def __getattr__(self, name: str) -> Any:  # record_tx_sent, pnl_summary, path, ...: the journal's own
+        self.write_readings()  # whoever reads or writes the journal finds the samples' readings there
         return getattr(self.journal, name)
+
+    def connection(self) -> Any:
+        """The journal's SQLite connection, with every reading written."""
+        self.write_readings()
+        return self.journal._conn
 
     def record_skip(self, *, decision_id: int | None = None, **kwargs: Any) -> None:
         """A skipped intent is booked (its decision row says why); a strategy's per-block "no
@@ -109,7 +121,7 @@ class BacktestJournal:
         return self._pnl_neutral(self.journal.record_handover, **kwargs)
 
     def _pnl_neutral(self, write: Any, *args: Any, **kwargs: Any) -> int:
-        before = self.journal._conn.total_changes
+        before = self.connection().total_changes
         try:
             return write(*args, **kwargs)  # type: ignore[no-any-return]
         finally:
@@ -122,30 +134,52 @@ class BacktestJournal:
     def record_funding(self, market: str, *, block: int, pending_funding_x18: int, timestamp_s: int | None = None) -> None:
         self._pending[market] = (block, pending_funding_x18, timestamp_s or 0)
 
-    def flush_funding(self, market: str | None = None) -> None:
+    def flush_funding(self, market: str | None = None, *, write: bool = True) -> None:
+        """The latest readings (of `market`, or of all) go to the journal: now, or with `write=False`
+        (a report sample's) the next time the journal is read or written (write_readings)."""
         for name in [market] if market else list(self._pending):
             reading = self._pending.pop(name, None) if name else None
             if reading is not None:
-                before = self._pnl_changes()
-                self.journal.record_funding(name, block=reading[0], pending_funding_x18=reading[1], timestamp_s=reading[2])
-                if self._pnl_total is not None and self._pnl_total[0] == before:  # nothing else written since
-                    self._pnl_total = (self._pnl_changes(), *self._pnl_total[1:])
-                    self._pending_moved = True
+                self._unwritten.append((name, reading))
+        if write or len(self._unwritten) >= MAX_UNWRITTEN:
+            self.write_readings()
+
+    def write_readings(self) -> None:
+        """The readings not written yet, in their order, in one transaction; each must leave its
+        market's open position row with its pending funding, as pnl_total took it."""
+        if not self._unwritten:
+            return
+        readings, self._unwritten = self._unwritten, []
+        before, journal = self._pnl_changes(), self.journal
+        with journal.write_transaction() as db:
+            journal.record_fundings([(name, block, pending_x18, timestamp_s)
+                                     for name, (block, pending_x18, timestamp_s) in readings])
+            for name, (block, pending_x18, _) in {name: reading for name, reading in readings}.items():
+                row = _open_position_row(db, name)
+                if row is not None and (row["funding_pending_block"], _int(row["funding_pending_x18"])) != (block, pending_x18):
+                    raise KeeperError(f"backtest books: {name}'s open position did not take the funding reading of "
+                                      f"block {block} ({pending_x18}); the report's PnL samples would be wrong")
+        if self._pnl_total is not None and self._pnl_total[0] == before:  # nothing else written since
+            self._pnl_total = (self._pnl_changes(), *self._pnl_total[1:])
+            self._pending_moved = True
 
     def record_outcome(self, decision_id: int, outcome: Outcome, **kwargs: Any) -> int:
         if outcome.status == "included":
             self.flush_funding(outcome.plan.intent.market)
+        self.write_readings()
         tx_id = self.journal.record_outcome(decision_id, outcome, **kwargs)
         self._positions = self._owners = self._realized_x18 = None
         return tx_id
 
     def open_positions(self) -> dict[str, Position]:
         if self._positions is None:
+            self.write_readings()
             self._positions = self.journal.open_positions()
         return dict(self._positions)
 
     def position_owners(self) -> dict[str, str]:
         if self._owners is None:
+            self.write_readings()
             self._owners = self.journal.position_owners()
         return dict(self._owners)
 
@@ -167,30 +201,35 @@ class BacktestJournal:
         rows (record_decision, a planned decision skipped) do not count as writes. When the
         only writes since were funding readings (flush_funding), only the open positions' pending
         funding moved: the total moves by its change (the split's funding is minus settled plus
-        pending, exactly), read from those rows alone."""
-        db, changes = self.journal._conn, self._pnl_changes()
+        pending, exactly), read from those rows alone, or, for a reading not written yet, from
+        the reading itself (write_readings checks that the row takes it)."""
+        changes = self._pnl_changes()
         if self._pnl_total is not None and self._pnl_total[0] == changes:
-            if self._pending_moved:
+            if self._pending_moved or self._unwritten:
                 _, total, counted = self._pnl_total
-                now = {row_id: _pending_of(db, row_id) for row_id in counted}
-                moved = sum(counted[row_id] - now[row_id] for row_id in counted)
+                latest = {name: reading[1] for name, reading in self._unwritten}
+                now = {row_id: (market, latest[market] if market in latest else
+                                _pending_of(self.journal._conn, row_id) if self._pending_moved else pending)
+                       for row_id, (market, pending) in counted.items()}
+                moved = sum(counted[row_id][1] - now[row_id][1] for row_id in counted)
                 total = PnlSplit(total.funding_x18 + moved, total.convergence_x18, total.fees_x18, total.gas_x18,
                                  total.total_x18 + moved)
                 self._pnl_total, self._pending_moved = (changes, total, now), False
             return self._pnl_total[1]
+        db = self.connection()
         summary = self.journal.pnl_summary()
         counted = {}
         for market in summary.markets:  # the open rows pnl_summary counted, as it finds them
             row = _open_position_row(db, market)
             if row is not None:
-                counted[row["id"]] = _pending_of(db, row["id"])
-        self._pnl_total, self._pending_moved = (changes, summary.total, counted), False
+                counted[row["id"]] = (market, _pending_of(db, row["id"]))
+        self._pnl_total, self._pending_moved = (self._pnl_changes(), summary.total, counted), False
         return summary.total
 
     def realized_total_x18(self) -> int:
         """Realized PnL of the closed positions and closed pairs (read again only after a trade)."""
         if self._realized_x18 is None:
-            pairs = pairs_realized_since(self.journal._conn, 0.0).total_x18
+            pairs = pairs_realized_since(self.connection(), 0.0).total_x18
             self._realized_x18 = self.journal.pnl_summary().realized.total_x18 + pairs
         return self._realized_x18
 

@@ -5,7 +5,8 @@ collector) depends on the recorded market data only, never on what the keeper di
 machine with a second core, `keeper backtest` hands it to a worker process: the worker reads and
 rebuilds blocks in order and sends them in batches through a bounded pipe while the main process
 runs the engine on the blocks before them. With each snapshot it sends the basis statistics the
-engine will read at that block (basis_answers.py: they too depend on the recorded data only).
+engine will read at that block, and its signals (basis_answers.py: they too depend on the
+recorded data only).
 Same snapshots, same statistics, same order, same decisions: the worker runs the serial path's
 code, and the main process only unpickles its output.
 
@@ -32,6 +33,7 @@ import os
 import pickle
 import signal
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -39,6 +41,7 @@ from typing import Any
 from keeper.basis_history import BasisHistory
 from keeper.errors import KeeperError
 from keeper.history.basis_answers import Answers, compute_answers
+from keeper.signals import Signal, SkippedSignal
 from keeper.history.replay import rebuild_snapshot, replay_collector
 from keeper.history.store import BlockRecord, read_blocks
 from keeper.types import MarketSnapshot
@@ -48,8 +51,8 @@ BATCH_BLOCKS = 100  # one pickle per batch: pool states unchanged between its bl
 FIRST_BATCH_BLOCKS = 10  # the engine starts after 10 blocks, not 100; the batches double up to BATCH_BLOCKS
 MIN_PIPELINE_BLOCKS = 2 * BATCH_BLOCKS  # below this, forking costs more than it saves
 
-# the snapshot, the recorded L1 fee (wei) of a typical trade, and the basis statistics (None: serial)
-ReplayedBlock = tuple[MarketSnapshot, int, Answers | None]
+# the snapshot, the recorded L1 fee (wei) of a typical trade, the basis statistics and the signals (None: serial)
+ReplayedBlock = tuple[MarketSnapshot, int, Answers | None, list[Signal | SkippedSignal] | None]
 
 
 def l1_fee_wei(record: BlockRecord) -> int:
@@ -59,7 +62,7 @@ def l1_fee_wei(record: BlockRecord) -> int:
 def serial_blocks(meta: Mapping[str, Any], records: Iterator[BlockRecord] | Sequence[BlockRecord]) -> Iterator[ReplayedBlock]:
     collector, multicall = replay_collector(meta)
     for record in records:
-        yield rebuild_snapshot(collector, multicall, record), l1_fee_wei(record), None
+        yield rebuild_snapshot(collector, multicall, record), l1_fee_wei(record), None, None
 
 
 def pipeline_available() -> bool:
@@ -142,14 +145,37 @@ def _produce(path: Path, meta: dict[str, Any], from_block: int | None, to_block:
     is full: the engine is behind). A broken pipe (the main process closed it, or died) ends it."""
     reader.close()  # the main process's end, inherited: with it open here, the pipe would never break
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it closes us
-    gc.freeze()  # the parent's objects, inherited: the collector need not go through them
     try:
-        for message in _messages(path, meta, from_block, to_block, basis):
-            out.send_bytes(message)
+        with quiet_collector():  # the parent's objects, inherited, and each batch in the making: not gone through
+            for message in _messages(path, meta, from_block, to_block, basis):
+                out.send_bytes(message)
     except OSError:  # the pipe's: nobody reads any more
         pass
     finally:
         out.close()
+
+
+LOOP_GC_THRESHOLD = 100_000  # young container objects before a collection, in a backtest's loop (default 700)
+
+
+@contextmanager
+def quiet_collector() -> Iterator[None]:
+    """The cyclic garbage collector kept off what the backtest's loop holds: the objects alive
+    when it starts are frozen out of its passes, and it runs after LOOP_GC_THRESHOLD new container
+    objects instead of 700. A batch of snapshots (thousands of objects, alive until their blocks
+    are done) otherwise sets off a collection that goes through all of it, one or two per batch:
+    11-17 us per driven block of the engine's process (gc.callbacks, 2026-11-30). A snapshot is a
+    tree, freed by its reference counts; what does make cycles is still collected, later: what the
+    loop leaves alive (the report's samples) joins the oldest generation, not passed through now."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(LOOP_GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.freeze()  # the loop's survivors too (a freeze empties the young generations without a pass) ...
+        gc.set_threshold(*threshold)
+        gc.unfreeze()  # ... then all of it is the oldest generation's, for the full collections
 
 
 def _messages(path: Path, meta: dict[str, Any], from_block: int | None, to_block: int | None,
@@ -160,8 +186,9 @@ def _messages(path: Path, meta: dict[str, Any], from_block: int | None, to_block
     try:
         history = BasisHistory(*basis, windows=False)  # the spans are shipped, the main process keeps the values
         size = min(FIRST_BATCH_BLOCKS, BATCH_BLOCKS)
-        for snapshot, l1_fee, _ in serial_blocks(meta, read_blocks(path, from_block, to_block)):
-            batch.append((snapshot, l1_fee, compute_answers(snapshot, history)))
+        for snapshot, l1_fee, _, _ in serial_blocks(meta, read_blocks(path, from_block, to_block)):
+            signals, answers = compute_answers(snapshot, history)
+            batch.append((snapshot, l1_fee, answers, signals))
             if len(batch) >= size:
                 yield _dumps(batch, _BLOCKS)
                 batch, size = [], min(2 * size, BATCH_BLOCKS)
@@ -185,16 +212,28 @@ def _messages(path: Path, meta: dict[str, Any], from_block: int | None, to_block
         yield message
 
 
-_REDUCERS = copyreg.dispatch_table.copy()
+def _reducers() -> dict[type, Any]:
+    """The pickler's reducers for one message. A V3 pool state goes as its fields (its tick map is
+    a read-only proxy, which does not pickle): validated where it was built, restored as it was,
+    without validating and sorting its ticks again (that cost the main process more than the
+    pickle itself). The states that share a tick map (one pool's, block after block, while its
+    ticks stay: the collector builds them on one private copy, keyed by their compressed ticks)
+    share one copy of it in the message, as they do in this process: a batch pickles a pool's
+    map once, not once per block (a third of the bytes, for 4-6 ticks a pool)."""
+    maps: dict[int, tuple[tuple[int, ...], dict[int, int]]] = {}
 
+    def reduce_v3_pool(state: V3PoolState) -> tuple[Any, tuple[Any, ...]]:
+        fields = dict(state.__dict__)
+        ticks, key = state.liquidity_net_by_tick, state._compressed_ticks
+        known = maps.get(id(key))
+        if known is None or known[0] is not key or known[1] != ticks:
+            known = maps[id(key)] = (key, dict(ticks))
+        fields["liquidity_net_by_tick"] = known[1]
+        return _restore_v3_pool, (fields,)
 
-def _reduce_v3_pool(state: V3PoolState) -> tuple[Any, tuple[Any, ...]]:
-    """A V3 pool state as its fields (its tick map is a read-only proxy, which does not pickle):
-    validated where it was built, restored as it was, without validating and sorting its ticks
-    again (that cost the main process more than the pickle itself)."""
-    fields = dict(state.__dict__)
-    fields["liquidity_net_by_tick"] = dict(state.liquidity_net_by_tick)
-    return _restore_v3_pool, (fields,)
+    table = copyreg.dispatch_table.copy()
+    table[V3PoolState] = reduce_v3_pool
+    return table
 
 
 def _restore_v3_pool(fields: dict[str, Any]) -> V3PoolState:
@@ -203,8 +242,6 @@ def _restore_v3_pool(fields: dict[str, Any]) -> V3PoolState:
     state.__dict__.update(fields)
     return state
 
-
-_REDUCERS[V3PoolState] = _reduce_v3_pool
 
 
 def _loads(payload: bytes) -> Any:
@@ -225,6 +262,6 @@ def _dumps(value: Any, kind: bytes) -> bytes:
     buffer = io.BytesIO()
     buffer.write(kind)
     pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = _REDUCERS
+    pickler.dispatch_table = _reducers()
     pickler.dump(value)
     return buffer.getvalue()

@@ -129,9 +129,10 @@ class ReplayCollector(SnapshotCollector):
             if known.answer == answer:  # the same bytes as last time: the same values
                 return known.values
             if known.layout is not None and known.layout.fits(answer, known.answer):
-                previous, values = known.answer, list(known.values)
+                values, chunks = list(known.values), known.chunks
                 for k, plan, start, end, elements in known.slots:
-                    if answer[start:end] != previous[start:end]:
+                    if not answer.startswith(chunks[k], start):  # the plan's bytes moved (same span: same length)
+                        chunks[k] = answer[start:end]
                         payloads = successful_payloads(answer, elements)
                         values[k] = plan.result(decode_results(answer, elements)) if payloads is None else \
                             plan.result_of_payloads(payloads)
@@ -153,13 +154,14 @@ class ReplayCollector(SnapshotCollector):
 
 class _Known:
     """A calldata's last answer, its layout, and values; per plan: its index, byte span and
-    results' offsets."""
+    results' offsets, and its bytes in the last answer (compared in place with the next's)."""
 
-    __slots__ = ("answer", "layout", "slots", "values")
+    __slots__ = ("answer", "layout", "slots", "values", "chunks")
 
     def __init__(self, answer: bytes, layout: ResultLayout | None,
                  slots: list[tuple[int, ReadPlan[Any], int, int, tuple[int, ...]]], values: list[Any]) -> None:
         self.answer, self.layout, self.slots, self.values = answer, layout, slots, values
+        self.chunks = [answer[start:end] for _, _, start, end, _ in slots]
 
 
 def replay_collector(meta: Mapping[str, Any]) -> tuple[SnapshotCollector, RecordedMulticall]:

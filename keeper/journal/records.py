@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any, Literal
 
 from keeper.errors import ConfigError, FatalError
+from keeper.frozen import quick_init
 from keeper.pnl_split import PnlSplit, TradeFees, sum_pnl
 from keeper.types import Direction, PnlEstimate, Position, PredictedFills, VenueKind
 
@@ -35,6 +36,7 @@ HANDOVER_PREFIX = "hand-over:"
 
 
 # ------------------------------------------------------------------------------ records
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class ChainPosition:
     """What the chain holds in one market.

@@ -251,18 +251,30 @@ class Journal:
                        timestamp_s: int | None = None) -> int:
         """Perp's pending funding of the executor in a market at a block (positive: it owes).
         Updates the market's open position unless a later reading or trade is already known."""
+        return self.record_fundings([(market, block, pending_funding_x18, timestamp_s)])[0]
+
+    def record_fundings(self, readings: Sequence[tuple[str, int, int, int | None]]) -> list[int]:
+        """record_funding of each (market, block, pending x18, timestamp), in order, in one
+        transaction (a market's open row read once, updated once, to the last reading it takes)."""
         with self._write() as db:
-            position = _open_position_row(db, market)
-            cur = db.execute(
-                """INSERT INTO funding (market, block, timestamp_s, kind, amount_x18, position_id, recorded_at_s)
-                   VALUES (?, ?, ?, 'pending', ?, ?, ?)""",
-                (market, require_int(block, "block"), timestamp_s, _text(pending_funding_x18, "pending_funding_x18"),
-                 position["id"] if position else None, _now_s()))
-            if position is not None and block >= position["last_block"] and \
-                    (position["funding_pending_block"] is None or block >= position["funding_pending_block"]):
+            rows = {market: _open_position_row(db, market) for market in dict.fromkeys(r[0] for r in readings)}
+            taken: dict[str, tuple[int, int]] = {}  # market -> (block, pending x18) its open row takes
+            ids, now = [], _now_s()
+            for market, block, pending_funding_x18, timestamp_s in readings:
+                position = rows[market]
+                cur = db.execute(
+                    """INSERT INTO funding (market, block, timestamp_s, kind, amount_x18, position_id, recorded_at_s)
+                       VALUES (?, ?, ?, 'pending', ?, ?, ?)""",
+                    (market, require_int(block, "block"), timestamp_s, _text(pending_funding_x18, "pending_funding_x18"),
+                     position["id"] if position else None, now))
+                ids.append(int(cur.lastrowid))  # type: ignore[arg-type]
+                pending_block = taken[market][0] if market in taken else position["funding_pending_block"] if position else None
+                if position is not None and block >= position["last_block"] and (pending_block is None or block >= pending_block):
+                    taken[market] = (block, pending_funding_x18)
+            for market, (block, pending_funding_x18) in taken.items():
                 db.execute("UPDATE positions SET funding_pending_x18 = ?, funding_pending_block = ? WHERE id = ?",
-                           (str(pending_funding_x18), block, position["id"]))
-            return int(cur.lastrowid)  # type: ignore[arg-type]
+                           (str(pending_funding_x18), block, rows[market]["id"]))  # type: ignore[index]
+            return ids
 
     def funding_history(self, market: str) -> list[FundingRecord]:
         with self._read() as db:

@@ -16,6 +16,7 @@ from eth_utils import keccak
 
 from keeper.artifacts import abi_codec
 from keeper.chain.multicall import Call, word_int, word_uint
+from keeper.frozen import quick_init
 from keeper.types import PerpAccountMarket, PerpAccountState, perp_price_from_sqrt_x96
 from keeper.venues.reads import ReadPlan
 
@@ -46,6 +47,7 @@ class PerpConfig:
     twap_interval_s: int
 
 
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class PerpMarketReads:
     """Perp market values read at one block (the vAMM pool is read by the V3 venue)."""

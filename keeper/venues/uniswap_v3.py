@@ -12,6 +12,7 @@ from eth_abi import encode
 
 from keeper.artifacts import abi_codec
 from keeper.chain.multicall import Call, word_int, word_uint
+from keeper.frozen import quick_init
 from keeper.venues.reads import ReadPlan
 
 _POOL = abi_codec("UniswapV3Pool")
@@ -24,6 +25,7 @@ _TICKS = _POOL.fn("ticks").selector
 TICKS_PER_WORD = 256
 
 
+@quick_init  # built per block (keeper/frozen.py)
 @dataclass(frozen=True)
 class V3Head:
     sqrt_price_x96: int

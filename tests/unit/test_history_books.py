@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from keeper.errors import KeeperError
 from keeper.history.books import INITIAL_MARGIN_PPM, BacktestJournal, PaperAccount
 from keeper.journal import Journal
 from keeper.pnl_split import TradeFees
@@ -20,6 +24,21 @@ def _short(size: float = 2.0) -> Position:
     return Position(market="ETH", direction=Direction.SHORT_PERP, spot_venue="uniswap_v3",
                     perp_base_x18=-int(size * ONE_X18), spot_raw=int(size * ONE_X18), entry_block=1,
                     entry_timestamp_s=0, entry_basis_bps=0.0, net_quote_x18=0)
+
+
+def _books_with_an_eth_short(tmp_path: Path) -> tuple[Journal, BacktestJournal]:
+    """A journal with an open ETH short (2 ETH), and the backtest's books on it."""
+    journal = Journal(tmp_path / "journal.sqlite")
+    trade(journal, "open", make_fills(perp_base_x18=-2 * E18, net_quote_x18=3 * E18), 10, -2 * E18)
+    return journal, BacktestJournal(journal)
+
+
+def _counting_summaries(journal: Journal) -> tuple[list[int], Any]:
+    """The journal's whole PnL summary, counted each time the books read it: (the count, the summary)."""
+    calls: list[int] = []
+    full = journal.pnl_summary
+    journal.pnl_summary = lambda: calls.append(1) or full()  # type: ignore[method-assign]
+    return calls, full
 
 
 def test_given_longs_paying_when_a_short_is_held_an_hour_then_it_receives_the_premium_over_the_hour() -> None:
@@ -63,9 +82,7 @@ def test_given_funding_readings_flushed_between_samples_when_the_pnl_is_read_the
     trade(journal, "close", make_fills(perp_base_x18=E18, net_quote_x18=-E18 // 3), 12, 0, market="BTC",
           settled_funding_x18=E18 // 11)
     assert books.pnl_total() == journal.pnl_summary().total
-    calls: list[int] = []
-    full = journal.pnl_summary
-    journal.pnl_summary = lambda: calls.append(1) or full()  # type: ignore[method-assign]
+    calls, full = _counting_summaries(journal)
     # When pending-funding readings are flushed between reads (paid, received, unchanged, of a flat market)
     for block, pending in ((13, 5 * E18 // 3), (14, -E18 // 9), (15, -E18 // 9), (16, 0)):
         books.record_funding("ETH", block=block, pending_funding_x18=pending, timestamp_s=1_700_000_000 + block)
@@ -84,13 +101,9 @@ def test_given_funding_readings_flushed_between_samples_when_the_pnl_is_read_the
 def test_given_decision_rows_written_between_samples_when_the_pnl_is_read_then_it_is_kept_and_still_the_journals(
         tmp_path: Path) -> None:
     # Given books with an open ETH short whose PnL to date was read once
-    journal = Journal(tmp_path / "journal.sqlite")
-    books = BacktestJournal(journal)
-    trade(journal, "open", make_fills(perp_base_x18=-2 * E18, net_quote_x18=3 * E18), 10, -2 * E18)
+    journal, books = _books_with_an_eth_short(tmp_path)
     assert books.pnl_total() == journal.pnl_summary().total
-    calls: list[int] = []
-    full = journal.pnl_summary
-    journal.pnl_summary = lambda: calls.append(1) or full()  # type: ignore[method-assign]
+    calls, full = _counting_summaries(journal)
     # When decision rows are written (an intent, its skip, a hand-over) and a funding reading flushed
     decision_id = books.record_decision(make_intent("close", block=11), block=11, timestamp_s=1_700_000_011)
     books.record_skip(decision_id=decision_id, block=11, strategy="basis_convergence", market="ETH", reason="risk")
@@ -107,9 +120,7 @@ def test_given_decision_rows_written_between_samples_when_the_pnl_is_read_then_i
 
 def test_given_a_handover_when_the_owners_are_read_then_the_new_strategy_owns_the_position(tmp_path: Path) -> None:
     # Given books with an open ETH short owned by the strategy that opened it, owners read once
-    journal = Journal(tmp_path / "journal.sqlite")
-    books = BacktestJournal(journal)
-    trade(journal, "open", make_fills(perp_base_x18=-2 * E18, net_quote_x18=3 * E18), 10, -2 * E18)
+    journal, books = _books_with_an_eth_short(tmp_path)
     opener = books.position_owners()["ETH"]
     assert opener != "funding_carry"
     # When the position is handed over to funding_carry
@@ -117,4 +128,48 @@ def test_given_a_handover_when_the_owners_are_read_then_the_new_strategy_owns_th
                           timestamp_s=1_700_000_012)
     # Then the books name the new owner, as the journal does (not the cached old one)
     assert books.position_owners() == journal.position_owners() == {"ETH": "funding_carry"}
+    journal.close()
+
+
+def test_given_samples_readings_held_back_when_the_pnl_is_read_then_it_is_the_journals_once_they_are_written(
+        tmp_path: Path) -> None:
+    # Given books with an open ETH short and an open BTC long, the PnL to date read once
+    journal, books = _books_with_an_eth_short(tmp_path)
+    trade(journal, "open", make_fills(net_quote_x18=E18), 11, -E18, market="BTC")
+    books.pnl_total()
+    calls, full = _counting_summaries(journal)
+    # When report samples take readings without writing them (paid, received, unchanged)
+    samples = []
+    for block, pending in ((13, 5 * E18 // 3), (14, -E18 // 9), (15, -E18 // 9)):
+        books.record_funding("ETH", block=block, pending_funding_x18=pending, timestamp_s=1_700_000_000 + block)
+        books.record_funding("BTC", block=block, pending_funding_x18=block, timestamp_s=1_700_000_000 + block)
+        books.flush_funding(write=False)
+        samples.append(books.pnl_total())
+    # Then nothing is written until the journal is read; then every reading is, in order
+    assert journal.funding_history("ETH") == [] and calls == []
+    assert books.open_positions()["ETH"].perp_base_x18 == -2 * E18  # a read of the journal: written first
+    assert [(r.block, r.amount_x18) for r in journal.funding_history("ETH")] == [
+        (13, 5 * E18 // 3), (14, -E18 // 9), (15, -E18 // 9)]
+    assert [r.block for r in journal.funding_history("BTC")] == [13, 14, 15]
+    # And each sample's PnL was the journal's as of its readings, to the wei, without the whole summary
+    assert samples[-1] == full().total and calls == []
+    assert samples[1].funding_x18 - samples[0].funding_x18 == (5 * E18 // 3 + 13) - (-E18 // 9 + 14)  # pending owed: paid
+    assert books.pnl_total() == full().total
+    journal.close()
+
+
+def test_given_a_held_back_reading_its_position_row_does_not_take_when_written_then_the_books_say_so(
+        tmp_path: Path) -> None:
+    # Given an open ETH short whose row already holds a reading of a later block
+    journal, books = _books_with_an_eth_short(tmp_path)
+    journal.record_funding("ETH", block=20, pending_funding_x18=E18, timestamp_s=1_700_000_020)
+    books.pnl_total()
+    # When a sample's reading of an earlier block is taken, then written
+    books.record_funding("ETH", block=15, pending_funding_x18=2 * E18, timestamp_s=1_700_000_015)
+    books.flush_funding(write=False)
+    books.pnl_total()
+    # Then the write refuses (the sample's PnL took the reading as the row's): nothing is written
+    with pytest.raises(KeeperError, match="did not take the funding reading of block 15"):
+        books.write_readings()
+    assert [r.block for r in journal.funding_history("ETH")] == [20]
     journal.close()

@@ -17,3 +17,28 @@ def test_the_worker_process_is_used_only_when_a_core_is_idle(monkeypatch, cores:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
     assert pipeline.pipeline_available() is expected
+
+
+def test_given_the_backtests_loop_when_it_ends_then_the_collector_is_as_before_and_its_cycles_still_collected() -> None:
+    import gc
+    import weakref
+
+    from keeper.history.pipeline import LOOP_GC_THRESHOLD, quiet_collector
+
+    class Node:
+        pass
+
+    # Given the collector's settings before a backtest's loop
+    before = gc.get_threshold()
+    # When the loop runs with the collector kept quiet and leaves a garbage cycle behind
+    with quiet_collector():
+        assert gc.get_threshold()[0] == LOOP_GC_THRESHOLD and gc.get_freeze_count() > 0
+        node = Node()
+        node.self = node  # type: ignore[attr-defined]
+        gone = weakref.ref(node)
+        del node
+    # Then the settings are restored, nothing stays frozen, and a full collection frees the cycle
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    assert gone() is not None  # not passed through at the loop's end ...
+    gc.collect()
+    assert gone() is None  # ... but collected as any old garbage

@@ -172,6 +172,28 @@ def test_position_lifecycle_open_funding_resize_close(journal: Journal) -> None:
     assert realized.split.funding_x18 == 5 * E18 + 7
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ETH", "BTC", "SOL"]), st.integers(90, 130), st.integers(-10 * E18, 10 * E18),
+                          st.none() | st.integers(0, 2**40)), max_size=12))
+def test_readings_recorded_together_are_those_recorded_one_by_one(tmp_path_factory: pytest.TempPathFactory,
+                                                                   readings: list[tuple[str, int, int, int | None]]) -> None:
+    # Given two journals with the same open ETH and BTC positions (opened at blocks 100 and 110) and none in SOL
+    one, many = (Journal(tmp_path_factory.mktemp("funding") / "journal.sqlite") for _ in range(2))
+    for journal in (one, many):
+        trade(journal, "open", make_fills(perp_base_x18=-2 * E18), 99, -2 * E18)
+        trade(journal, "open", make_fills(), 109, -E18, market="BTC")
+        journal.record_funding("ETH", block=105, pending_funding_x18=E18)  # a reading before: late ones are not taken
+    # When the readings (any order of blocks, late ones too) are recorded one by one, and together
+    ids = [one.record_funding(m, block=b, pending_funding_x18=p, timestamp_s=t) for m, b, p, t in readings]
+    # Then the rows, their ids and each position's pending funding are the same
+    assert many.record_fundings(readings) == ids
+    for market in ("ETH", "BTC", "SOL"):
+        assert many.funding_history(market) == one.funding_history(market)
+    assert many.open_positions() == one.open_positions()
+    one.close()
+    many.close()
+
+
 def test_a_resize_that_disagrees_with_the_chain_takes_the_chain_size_and_logs_it(journal: Journal) -> None:
     _, _ = trade(journal, "open", make_fills(perp_base_x18=-E18), 10, -E18)
     # The event says the position is -2.5 ETH after a -1 ETH resize (the journal expected -2)

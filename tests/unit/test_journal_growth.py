@@ -6,9 +6,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from keeper.journal import Journal
 from keeper.retention import DAY_S, prune_journal
-from keeper.skiplog import SkipLog, reason_shape
+from keeper.skiplog import SkipLog, reason_layout, reason_shape
 
 from keeper.types import Outcome
 
@@ -35,6 +38,49 @@ def test_given_the_same_reason_with_new_numbers_then_one_row_until_the_reason_ch
     journal.close()
     assert rows(tmp_path / "j.sqlite", "SELECT count(*) FROM decisions WHERE status = 'skipped'") == 3
     assert (skips.written, skips.suppressed) == (3, 99)
+
+
+class _Rows:
+    """A journal that only counts the skip rows written."""
+
+    def __init__(self) -> None:
+        self.rows: list[str] = []
+
+    def record_skip(self, *, reason: str, **_: object) -> int:
+        self.rows.append(reason)
+        return len(self.rows)
+
+
+# reasons close to one another: digits, signs, points, exponents, commas and a non-ASCII digit
+_REASON = st.text(alphabet="0123456789-+.,_eE %abz\u0663", max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ETH", "BTC"]), _REASON), max_size=40))
+def test_given_any_reasons_then_the_rows_are_those_of_comparing_shapes_alone(reasons: list[tuple[str, str]]) -> None:
+    # Given a skip log, and the rule it implements: a row whenever the shape changes for the market
+    skips, expected, last = SkipLog(_Rows()), [], {}
+    for market, reason in reasons:
+        if last.get(market) != reason_shape(reason):
+            expected.append(reason)
+        last[market] = reason_shape(reason)
+    # When every reason is recorded (the layout settles most without the pattern)
+    for block, (market, reason) in enumerate(reasons):
+        skips.record(block=block, strategy="s", market=market, reason=reason, timestamp_s=block)
+    # Then the rows written are exactly the rule's
+    assert skips.journal.rows == expected and skips.written + skips.suppressed == len(reasons)
+
+
+@given(_REASON, st.lists(st.sampled_from("0123456789"), min_size=12, max_size=12))
+def test_given_a_reason_with_other_digits_in_place_then_its_layout_and_shape_are_the_same(
+        reason: str, digits: list[str]) -> None:
+    # Given a reason and the same reason with each ASCII digit replaced by another
+    other = "".join(digits[i] if c in "0123456789" else c for i, c in enumerate(reason))
+    # Then they are laid out alike, and shaped alike
+    assert reason_layout(other) == reason_layout(reason)
+    assert reason_shape(other) == reason_shape(reason)
+    # And a reason laid out otherwise is told apart
+    assert reason_layout(reason + "1") != reason_layout(reason + "a")
 
 
 def test_given_rows_older_than_the_window_then_skips_and_funding_go_and_trades_stay(tmp_path: Path) -> None:
