@@ -208,6 +208,12 @@ class Engine(DecideStage, ExecuteStage):
         return TickReport(snapshot.block_number, snapshot_ms, tick_ms, len(signals), len(intents), tuple(outcomes),
                           tuple(skips), snapshot, tuple(signals))
 
+    def record_history(self, snapshot: MarketSnapshot) -> None:
+        """What a tick records of `snapshot` (its basis per market and venue, its index per market),
+        nothing decided: the warm start's feed (keeper/warm_start.py), blocks in increasing order."""
+        compute_signals(snapshot, self.history)
+        self.index_history.record(snapshot)
+
     # ------------------------------------------------------------------ stages
     def _pairs_tick(self, snapshot: MarketSnapshot, signals: list[Signal], positions: Mapping[str, Position],
                     risk: RiskView, head: int) -> None:

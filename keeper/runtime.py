@@ -49,6 +49,7 @@ from keeper.retention import prune_journal
 from keeper.startup import retry_transient
 from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
 from keeper.venues.executor import EXECUTOR
+from keeper.warm_start import warm_start
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.plan import Planner
@@ -232,6 +233,7 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
                       heads=heads)
     if isinstance(rpc, RetryCalls):
         rpc.attempts = LIVE_ATTEMPTS  # in the loop a call that still fails skips the tick
+    warm_start(engine, snapshot, config.strategies.warm_start_blocks)  # the past blocks, before the first tick
     return runtime
 
 

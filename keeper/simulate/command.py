@@ -90,6 +90,7 @@ def simulation_settings(settings: KeeperConfig, world: ForkWorld, executor: str,
         "account": {"executor": executor, "keystore": None, "key_env": KEY_ENV},
         "monitoring": {"journal": work / "journal.sqlite", "metrics_port": 0},
         "risk": {"kill_switch_file": work / "KILL", "kill_switch_action": "unwind"},
+        "strategies": {"warm_start_blocks": 0},  # the scenarios start blind, as they always have (README)
     }
     return with_overrides(settings, overrides, where="simulation settings")
 

@@ -1,0 +1,102 @@
+"""Warm start: the keeper's basis and index histories filled from the chain's recent past before
+its first live tick, so that a restart does not leave it blind.
+
+Live, every tick records each (market, spot venue)'s tradable basis (compute_signals ->
+BasisHistory.zscore_then_record) and each market's index (IndexHistory.record). A keeper that has
+just started has neither: no z-score until `strategies.basis_min_samples` blocks have been seen,
+and for the next `strategies.basis_window_s` seconds statistics (centre, MAD scale, the AR(1)
+half-life) from a short, growing window. The warm start reads the last `warm_start_blocks` blocks,
+every block (the observation spacing is the live one: the AR(1) fit reads the median spacing), each
+pinned through the same snapshot read as a live tick (SnapshotCollector.fetch_snapshot(block)),
+and records each through the engine's own recording (Engine.record_history: the same two calls a
+tick makes), oldest first. Nothing is decided, planned or sent for a past block.
+
+How far back: `warm_start_blocks` blocks ending at the start-up snapshot's block (its own read is
+reused), at most the basis history's `max_samples`, and no further back than `basis_window_s`
+seconds before that block (older observations would fall out of the window at once; the newest
+`basis_min_samples` + 1 are read whatever their age, as the history keeps them).
+
+Reading goes newest first and stops at the first block that cannot be read (a node that keeps only
+recent state: "missing trie node", "header not found", a block before the contracts existed), so
+the history is the newest contiguous run; the `warm_start.done` event (warning
+`warm_start.partial` when it stopped early) carries the numbers: blocks asked, read, the first
+unreadable block and why, seconds. It never raises: a failed read ends the warm start, never the
+keeper. A `warm_start.progress` event every PROGRESS_EVERY blocks read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from keeper.logs import get_logger
+from keeper.types import MarketSnapshot
+
+log = get_logger("keeper.warm_start")
+PROGRESS_EVERY = 500  # blocks read between two progress events
+
+
+class _Recorder(Protocol):
+    """What the warm start needs of the engine (keeper/engine.py Engine)."""
+
+    collector: Any  # keeper.collect.SnapshotCollector: .fetch_snapshot(block)
+    history: Any  # keeper.basis_history.BasisHistory: .window_s, .min_samples, .max_samples
+
+    def record_history(self, snapshot: MarketSnapshot) -> None: ...
+
+
+@dataclass(frozen=True)
+class WarmStartReport:
+    asked: int  # blocks configured (warm_start_blocks)
+    planned: int  # after the caps (max_samples, the chain's first block)
+    read: int  # blocks recorded, the start-up snapshot's included
+    oldest_block: int | None  # the oldest block recorded (None: nothing)
+    first_unreadable: int | None  # the newest block that could not be read (None: none failed)
+    reason: str | None  # why it stopped early: the read's error, or the window's age
+    seconds: float
+
+
+def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *,
+               clock: Callable[[], float] = time.perf_counter) -> WarmStartReport:
+    """Fill `engine`'s histories with the `blocks` blocks ending at `start` (the module notes);
+    `blocks` = 0: nothing read, nothing logged. Never raises for a block that cannot be read."""
+    started = clock()
+    if blocks <= 0:
+        return WarmStartReport(0, 0, 0, None, None, None, 0.0)
+    history = engine.history
+    planned = min(blocks, history.max_samples, start.block_number + 1)
+    cutoff_s = start.block_timestamp - history.window_s
+    keep_anyway = history.min_samples + 1
+    snapshots = [start]
+    first_unreadable: int | None = None
+    reason: str | None = None
+    for block in range(start.block_number - 1, start.block_number - planned, -1):
+        try:
+            snapshot = engine.collector.fetch_snapshot(block)
+        except Exception as exc:  # noqa: BLE001 - any unreadable past block ends the warm start, never the keeper
+            first_unreadable, reason = block, f"{type(exc).__name__}: {exc}"
+            break
+        if snapshot.block_timestamp < cutoff_s and len(snapshots) >= keep_anyway:
+            reason = f"block {block} is older than strategies.basis_window_s ({history.window_s:g} s)"
+            break
+        snapshots.append(snapshot)
+        if len(snapshots) % PROGRESS_EVERY == 0:
+            log.info("warm_start.progress", read=len(snapshots), planned=planned, block=block,
+                     seconds=round(clock() - started, 2))
+    try:
+        for snapshot in reversed(snapshots):  # oldest first, as the ticks would have recorded them
+            engine.record_history(snapshot)
+    except Exception as exc:  # noqa: BLE001 - the keeper starts with what was recorded (oldest first)
+        log.error("warm_start.failed", block=snapshot.block_number, error=repr(exc))
+    report = WarmStartReport(blocks, planned, len(snapshots), snapshots[-1].block_number, first_unreadable, reason,
+                             clock() - started)
+    fields = dict(asked=report.asked, planned=report.planned, read=report.read, oldest_block=report.oldest_block,
+                  newest_block=start.block_number, first_unreadable=report.first_unreadable, reason=report.reason,
+                  seconds=round(report.seconds, 3))
+    if first_unreadable is not None:
+        log.warning("warm_start.partial", **fields)
+    else:
+        log.info("warm_start.done", **fields)
+    return report
