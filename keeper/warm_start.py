@@ -21,7 +21,8 @@ recent state: "missing trie node", "header not found", a block before the contra
 the history is the newest contiguous run; the `warm_start.done` event (warning
 `warm_start.partial` when it stopped early) carries the numbers: blocks asked, read, the first
 unreadable block and why, seconds. It never raises: a failed read ends the warm start, never the
-keeper. A `warm_start.progress` event every PROGRESS_EVERY blocks read.
+keeper; a snapshot whose recording raises is logged (`warm_start.failed`) and skipped, as a tick
+that raises would be. A `warm_start.progress` event every PROGRESS_EVERY blocks read.
 """
 
 from __future__ import annotations
@@ -85,11 +86,11 @@ def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *,
         if len(snapshots) % PROGRESS_EVERY == 0:
             log.info("warm_start.progress", read=len(snapshots), planned=planned, block=block,
                      seconds=round(clock() - started, 2))
-    try:
-        for snapshot in reversed(snapshots):  # oldest first, as the ticks would have recorded them
+    for snapshot in reversed(snapshots):  # oldest first, as the ticks would have recorded them
+        try:
             engine.record_history(snapshot)
-    except Exception as exc:  # noqa: BLE001 - the keeper starts with what was recorded (oldest first)
-        log.error("warm_start.failed", block=snapshot.block_number, error=repr(exc))
+        except Exception as exc:  # noqa: BLE001 - as a tick that raises: logged, and the next block goes on
+            log.error("warm_start.failed", block=snapshot.block_number, error=repr(exc))
     report = WarmStartReport(blocks, planned, len(snapshots), snapshots[-1].block_number, first_unreadable, reason,
                              clock() - started)
     fields = dict(asked=report.asked, planned=report.planned, read=report.read, oldest_block=report.oldest_block,

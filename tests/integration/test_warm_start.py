@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 import keeper.warm_start as warm_module
 from keeper.collect import SnapshotCollector
 from keeper.devnet.activity import ActivityConfig, MarketActivity
+from keeper.devnet.node import HISTORY_STATES_KEPT
 from keeper.engine import Engine
 from keeper.errors import RpcError
 from keeper.launch import build_runtime
@@ -145,3 +146,25 @@ def test_a_bad_warm_start_value_exits_2_naming_the_key(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120, check=False)
     assert ran.returncode == 2, ran.stdout + ran.stderr
     assert "strategies.warm_start_blocks" in ran.stderr and time.monotonic() - started < 120
+
+
+def test_the_devnet_node_keeps_128_states_so_a_longer_warm_start_is_partial(devnet: Devnet, tmp_path: Path) -> None:
+    """The devnet's anvil keeps the last HISTORY_STATES_KEPT states (keeper/devnet/node.py): a
+    real node that refuses older blocks."""
+    devnet.rpc.call("anvil_mine", [hex(HISTORY_STATES_KEPT + 40)])
+    with capture_logs() as logs:
+        runtime = _runtime(devnet, tmp_path, 1_000)
+    try:
+        partial = next(e for e in logs if e["event"] == "warm_start.partial")
+        assert HISTORY_STATES_KEPT // 2 <= partial["read"] <= HISTORY_STATES_KEPT + 1
+        assert partial["first_unreadable"] == partial["oldest_block"] - 1
+        assert partial["newest_block"] - partial["oldest_block"] + 1 == partial["read"]
+        market = runtime.config.markets.enabled[0]
+        assert len(runtime.engine.history._series[(market, SPOT_VENUES[0])]) == partial["read"]
+        devnet.rpc.call("evm_mine", [])
+        report = runtime.engine.tick()
+        assert report is not None and report.snapshot is not None and runtime.engine.fatal is None
+        stats = runtime.engine.history.stats(market, SPOT_VENUES[0], report.block_number, report.snapshot.block_timestamp)
+        assert stats is not None and stats.samples == partial["read"]  # empty blocks: a flat basis, no z-score (MAD 0)
+    finally:
+        runtime.close()

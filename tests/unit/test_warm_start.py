@@ -1,0 +1,111 @@
+"""The warm start's reach (keeper/warm_start.py), on a fake chain: every block from the newest back,
+capped by the blocks asked, the history's max_samples, the chain's first block and its window
+(keeping min_samples + 1 whatever their age); the newest contiguous run when a read fails; off at 0."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from structlog.testing import capture_logs
+
+from keeper.basis_history import BasisHistory
+from keeper.errors import TransientRpcError
+from keeper.types import MarketSnapshot
+from keeper.warm_start import warm_start
+
+SPACING_S = 2
+
+
+def _snapshot(block: int) -> MarketSnapshot:
+    return MarketSnapshot(block, 1_000_000 + SPACING_S * block, 0, {}, None, 1)
+
+
+@dataclass
+class FakeCollector:
+    unreadable_below: int = -1
+    raise_at: int | None = None
+    asked: list[int] = field(default_factory=list)
+
+    def fetch_snapshot(self, block: int) -> MarketSnapshot:
+        self.asked.append(block)
+        if block < self.unreadable_below or block == self.raise_at:
+            raise TransientRpcError("eth_call", -32000, "header not found")
+        return _snapshot(block)
+
+
+@dataclass
+class FakeEngine:
+    collector: FakeCollector
+    history: BasisHistory
+    recorded: list[int] = field(default_factory=list)
+
+    def record_history(self, snapshot: MarketSnapshot) -> None:
+        self.recorded.append(snapshot.block_number)
+
+
+def _engine(collector: FakeCollector | None = None, window_s: float = 10_000, min_samples: int = 5,
+            max_samples: int = 4_096) -> FakeEngine:
+    return FakeEngine(collector or FakeCollector(), BasisHistory(window_s, min_samples, max_samples))
+
+
+def test_every_block_of_the_range_is_recorded_oldest_first_the_start_snapshot_not_read_again() -> None:
+    engine = _engine()
+    with capture_logs() as logs:
+        report = warm_start(engine, _snapshot(1_000), 50)
+    assert engine.recorded == list(range(951, 1_001))
+    assert engine.collector.asked == list(range(999, 950, -1))  # newest first, the start block not re-read
+    assert (report.read, report.oldest_block, report.first_unreadable, report.reason) == (50, 951, None, None)
+    assert [e["event"] for e in logs] == ["warm_start.done"]
+
+
+def test_off_reads_and_logs_nothing() -> None:
+    engine = _engine()
+    with capture_logs() as logs:
+        report = warm_start(engine, _snapshot(1_000), 0)
+    assert engine.recorded == [] and engine.collector.asked == [] and logs == [] and report.read == 0
+
+
+@pytest.mark.parametrize(("blocks", "start", "max_samples", "expected"), [
+    (50, 1_000, 30, 30),  # the history keeps at most max_samples
+    (50, 9, 4_096, 10),  # the chain starts at block 0
+])
+def test_the_range_is_capped(blocks: int, start: int, max_samples: int, expected: int) -> None:
+    engine = _engine(max_samples=max_samples)
+    report = warm_start(engine, _snapshot(start), blocks)
+    assert report.planned == report.read == expected and engine.recorded == list(range(start - expected + 1, start + 1))
+
+
+def test_no_block_older_than_the_window_beyond_min_samples_plus_one() -> None:
+    engine = _engine(window_s=20 * SPACING_S, min_samples=5)  # 21 blocks inside the window
+    report = warm_start(engine, _snapshot(1_000), 500)
+    assert engine.recorded == list(range(980, 1_001)) and "older than strategies.basis_window_s" in report.reason
+    sparse = _engine(window_s=3 * SPACING_S, min_samples=5)  # a window of 4 blocks: min_samples + 1 kept anyway
+    warm_start(sparse, _snapshot(1_000), 500)
+    assert sparse.recorded == list(range(995, 1_001))
+
+
+def test_a_failed_read_keeps_the_newest_contiguous_run_and_says_so() -> None:
+    engine = _engine(FakeCollector(raise_at=990))
+    with capture_logs() as logs:
+        report = warm_start(engine, _snapshot(1_000), 50)
+    assert engine.recorded == list(range(991, 1_001)) and engine.collector.asked[-1] == 990
+    event = logs[-1]
+    assert event["event"] == "warm_start.partial" and event["log_level"] == "warning"
+    assert (event["asked"], event["read"], event["first_unreadable"], event["oldest_block"]) == (50, 10, 990, 991)
+    assert "header not found" in event["reason"] and report.first_unreadable == 990
+
+
+def test_a_snapshot_whose_recording_raises_is_skipped_and_logged() -> None:
+    engine = _engine()
+
+    def record(snapshot: MarketSnapshot) -> None:
+        if snapshot.block_number == 995:
+            raise ValueError("bad snapshot")
+        engine.recorded.append(snapshot.block_number)
+
+    engine.record_history = record  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        warm_start(engine, _snapshot(1_000), 10)
+    assert engine.recorded == [991, 992, 993, 994, 996, 997, 998, 999, 1_000]
+    assert any(e["event"] == "warm_start.failed" and e["block"] == 995 for e in logs)
