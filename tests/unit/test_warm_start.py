@@ -5,12 +5,16 @@ capped by the blocks asked, the history's max_samples, the chain's first block a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from structlog.testing import capture_logs
 
 from keeper.basis_history import BasisHistory
+from keeper.config import load_config
 from keeper.errors import TransientRpcError
+from keeper.simulate.command import simulation_settings
 from keeper.types import MarketSnapshot
 from keeper.warm_start import warm_start
 
@@ -109,3 +113,11 @@ def test_a_snapshot_whose_recording_raises_is_skipped_and_logged() -> None:
         warm_start(engine, _snapshot(1_000), 10)
     assert engine.recorded == [991, 992, 993, 994, 996, 997, 998, 999, 1_000]
     assert any(e["event"] == "warm_start.failed" and e["block"] == 995 for e in logs)
+
+
+def test_simulations_start_blind_whatever_the_config_says(tmp_path: Path) -> None:
+    """The scenario suite's decisions stay as they were: simulate turns the warm start off."""
+    settings = load_config(None, environ={}, overrides={"strategies": {"warm_start_blocks": 500}})
+    world = SimpleNamespace(runtime_overrides={"rpc_url": "http://127.0.0.1:1"})
+    simulated = simulation_settings(settings, world, "0x" + "11" * 20, tmp_path)  # type: ignore[arg-type]
+    assert settings.strategies.warm_start_blocks == 500 and simulated.strategies.warm_start_blocks == 0
