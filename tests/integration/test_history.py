@@ -57,7 +57,7 @@ def driven(devnet_world, tmp_path_factory):  # type: ignore[no-untyped-def]
     work = tmp_path_factory.mktemp("history")
     rpc = devnet_world.node.rpc
     snapshot_id = rpc.call("evm_snapshot")
-    settings = live_settings(devnet_world, work)
+    settings = live_settings(devnet_world, work, strategies={"warm_start_blocks": 0})  # blind, as the backtest starts
     runtime = build_runtime(settings, dry_run=True)
     driver = MarketActivity(JsonRpc(devnet_world.node.rpc_url), devnet_world.manifest,
                             ActivityConfig(seed=5, step_s=60, premium_vol_daily=0.0))
