@@ -15,6 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import keeper.warm_start as warm_module
+from keeper.chain.keys import Signer
 from keeper.collect import SnapshotCollector
 from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.node import HISTORY_STATES_KEPT
@@ -166,5 +167,20 @@ def test_the_devnet_node_keeps_128_states_so_a_longer_warm_start_is_partial(devn
         assert report is not None and report.snapshot is not None and runtime.engine.fatal is None
         stats = runtime.engine.history.stats(market, SPOT_VENUES[0], report.block_number, report.snapshot.block_timestamp)
         assert stats is not None and stats.samples == partial["read"]  # empty blocks: a flat basis, no z-score (MAD 0)
+    finally:
+        runtime.close()
+
+
+def test_a_live_keeper_warm_starts_too(devnet: Devnet, tmp_path: Path, signer: Signer) -> None:
+    _move(devnet, 25)
+    settings = devnet.keeper_config(tmp_path, strategies={"warm_start_blocks": 20})
+    with capture_logs() as logs:
+        runtime = build_runtime(settings, dry_run=False)
+    try:
+        assert runtime.mode == "live" and runtime.owner == signer.address
+        done = next(e for e in logs if e["event"] == "warm_start.done")
+        assert done["read"] == 20 and done["oldest_block"] == done["newest_block"] - 19
+        market = settings.markets.enabled[0]
+        assert len(runtime.engine.history._series[(market, SPOT_VENUES[0])]) == 20
     finally:
         runtime.close()
