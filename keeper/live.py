@@ -50,6 +50,10 @@ RECENT_EVENTS: dict[str, tuple[str, ...]] = {
     "rpc.restored": ("url",),
     "tick.skipped": ("reason",),
     "kill_switch.signal": ("action",),
+    "warm_start.progress": ("read", "planned", "seconds"),  # the start-up's past blocks (keeper/warm_start.py)
+    "warm_start.done": ("read", "seconds"),
+    "warm_start.partial": ("read", "first_unreadable", "seconds"),
+    "warm_start.failed": ("error",),
 }
 RECENT_LINES = 8
 

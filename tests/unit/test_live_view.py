@@ -63,3 +63,15 @@ def test_the_panel_shows_markets_margin_recent_events_and_the_log_file(tmp_path)
     assert "decision.intent" in text and "short_perp" in text
     assert "ETH    #41 funding_carry: no open: carry +1.82% APR < hurdle 5.00%" in text  # the market's last decision
     assert str(tmp_path / "keeper.log") in text
+
+
+def test_the_panel_shows_the_warm_start_s_progress_before_the_first_tick(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    state = LiveState(log_file=tmp_path / "keeper.log")
+    state.tap(None, "info", {"event": "warm_start.progress", "read": 500, "planned": 3600, "block": 900, "seconds": 1.4})
+    state.tap(None, "warning", {"event": "warm_start.partial", "read": 812, "first_unreadable": 587, "seconds": 2.3,
+                                "reason": "RpcError: missing trie node"})
+    console = Console(record=True, width=110, color_system=None)
+    console.print(state)
+    text = console.export_text()
+    assert "#900 warm_start.progress read=500 planned=3600 seconds=1.4" in text
+    assert "warm_start.partial read=812 first_unreadable=587 seconds=2.3" in text
