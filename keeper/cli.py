@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from keeper.cli_console import ConfigOption, err, out
+from keeper.cli_console import ConfigOption, err, out, run_app
 from keeper.cli_console import configure_logging_from as _configure_logging_from
 from keeper.cli_console import fail as _fail
 from keeper.devnet.manifest import DEFAULT_MANIFEST
@@ -241,6 +241,6 @@ _register_command_modules()
 
 def main() -> None:  # pragma: no cover - console entry point
     try:
-        app()
+        sys.exit(run_app(app))
     except KeyboardInterrupt:
         sys.exit(130)

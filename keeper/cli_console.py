@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from keeper.config import KeeperConfig
 from keeper.errors import FatalError, KeeperError
@@ -23,6 +24,23 @@ ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TO
 def configure_logging_from(settings: KeeperConfig) -> None:
     fmt = settings.monitoring.log_format
     configure_logging(settings.monitoring.log_level, json_lines=None if fmt == "auto" else fmt == "json")
+
+
+def run_app(app: typer.Typer) -> int:
+    """Run the command line; a usage error (an unknown option, a value of the wrong type or out
+    of range) is one line, `error: ...` naming the option, exit 2, like every other bad input."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `keeper`, `keeper executor`: the help is printed
+            return exc.exit_code
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        err.print(f"[bold red]error:[/] {escape(' '.join(exc.format_message().split()))}{escape(where)}", highlight=False)
+        return exc.exit_code
+    except typer.Abort:
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 def fail(exc: KeeperError) -> typer.Exit:

@@ -1,0 +1,39 @@
+"""Usage errors (an unknown option or command, a value of the wrong type or out of range, a missing
+argument) are one line, `error: ...` naming the option, exit code 2, no traceback and no boxed
+panel: the same shape as every other bad input. `--help` and a bare group still print the help."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def keeper(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEEPER_")}
+    return subprocess.run([sys.executable, "-m", "keeper", *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["run", "--blocks", "abc"], "'--blocks'"),
+    (["run", "--blocks", "0"], "'--blocks'"),
+    (["run", "--bogus"], "--bogus"),
+    (["scan", "--history-blocks", "-1"], "'--history-blocks'"),
+    (["backtest"], "'history'"),
+    (["executor", "deploy", "--treasury"], "'--treasury'"),
+    (["nosuch"], "'nosuch'"),
+])
+def test_a_usage_error_is_one_line_exit_2(args: list[str], named: str) -> None:
+    result = keeper(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and "╭" not in result.stderr
+
+
+def test_help_still_exits_0_and_a_bare_group_shows_its_help() -> None:
+    assert keeper("run", "--help").returncode == 0
+    bare = keeper("executor")
+    assert bare.returncode == 2 and "deploy" in bare.stdout + bare.stderr
