@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from keeper.cli_console import ConfigOption, err, out, run_app
+from keeper.cli_console import ConfigOption, check_options, err, out, run_app
 from keeper.cli_console import configure_logging_from as _configure_logging_from
 from keeper.cli_console import fail as _fail
 from keeper.devnet.manifest import DEFAULT_MANIFEST
@@ -54,6 +54,7 @@ def run(
         overrides["chain"]["manifest"] = manifest
     runtime = view = None
     try:
+        check_options(urls={"--rpc-url": rpc_url})
         settings = load_config(config, overrides=overrides)
         view = start_live_view(settings, out)  # on a terminal: the live panel, logs to a file
         try:
@@ -101,6 +102,7 @@ def simulate(
     from keeper.simulate.suite import simulate_main
 
     try:
+        check_options(urls={"--fork-url": fork_url})
         settings = load_config(config)
         if replay or check:
             from keeper.history.commands import replay_command
@@ -133,6 +135,7 @@ def record(
     from keeper.history.commands import record_command
 
     try:
+        check_options(urls={"--rpc-url": rpc_url}, addresses={"--account": account})
         out.print(record_command(config=config, rpc_url=rpc_url, out=out_file, from_block=from_block, to_block=to_block,
                                  follow=follow, account=account, manifest=manifest, console=err), highlight=False, markup=False)
     except KeeperError as exc:
@@ -187,6 +190,7 @@ def status(
     from keeper.status import build_status
 
     try:
+        check_options(urls={"--rpc-url": rpc_url})
         settings = load_config(config, overrides={"chain": {"rpc_url": rpc_url}} if rpc_url else None)
         _configure_logging_from(settings)
         report = build_status(settings)
@@ -195,7 +199,7 @@ def status(
     if json_output:
         out.print_json(json.dumps(report.as_json()))
     else:
-        out.print(report.as_text(), highlight=False)
+        out.print(report.as_text(), highlight=False, markup=False)
 
 
 @app.command()
@@ -218,6 +222,7 @@ def stress(
     from keeper.stress_report import stress_command
 
     try:
+        check_options(urls={"--rpc-url": rpc_url}, addresses={"--account": account})
         stress_command(config_path=config, manifest=manifest, rpc_url=rpc_url, account=account, market=market,
                        direction=direction, notional_usd=notional_usd, collateral_usd=collateral_usd,
                        json_output=json_output, console=out, index_rounds=index_rounds)

@@ -4,6 +4,7 @@ from the config, and the common options. keeper/cli.py and the command modules i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from keeper.config import KeeperConfig
+from keeper.config import KeeperConfig, check_url, parse_address
 from keeper.errors import FatalError, KeeperError
 from keeper.logs import configure_logging
 
@@ -43,8 +44,19 @@ def run_app(app: typer.Typer) -> int:
     return code if isinstance(code, int) else 0
 
 
+def check_options(*, urls: Mapping[str, str | None] = {}, addresses: Mapping[str, str | None] = {}) -> None:
+    """Node URLs and addresses given on the command line, checked before anything starts: a
+    ConfigError naming the option (the caller's `fail` turns it into one line, exit 2)."""
+    for option, url in urls.items():
+        if url is not None:
+            check_url(url, option)
+    for option, address in addresses.items():
+        if address is not None:
+            parse_address(address, option)
+
+
 def fail(exc: KeeperError) -> typer.Exit:
     """One clear line on stderr; exit 2 for bad input or fatal set-up, 1 otherwise."""
     code = 2 if isinstance(exc, FatalError) else 1
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
     return typer.Exit(code)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils import to_checksum_address
 
 from keeper.addressbook import AddressBook, book_from_manifest, optimism_book
 from keeper.artifacts import abi_codec, load_artifact
@@ -95,10 +95,6 @@ def _send(sender: TxSender, to: str | None, data: bytes, label: str) -> dict[str
     return sender.rpc.call("eth_getTransactionReceipt", [outcome.tx_hash])
 
 
-def parse_address(value: str, option: str) -> str:
-    if not is_address(value):
-        raise ConfigError(f"{option}: not an address: {value!r}")
-    return to_checksum_address(value)
 
 
 # ------------------------------------------------------------------------------ deploy

@@ -37,3 +37,19 @@ def test_help_still_exits_0_and_a_bare_group_shows_its_help() -> None:
     assert keeper("run", "--help").returncode == 0
     bare = keeper("executor")
     assert bare.returncode == 2 and "deploy" in bare.stdout + bare.stderr
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["run", "--dry-run", "--rpc-url", "localhost:8545"], "--rpc-url: not a node URL"),
+    (["scan", "--rpc-url", "127.0.0.1:8545"], "--rpc-url: not a node URL"),
+    (["status", "--rpc-url", "ftp://node"], "--rpc-url: not a node URL"),
+    (["simulate", "--fork-url", "localhost", "--blocks", "2", "--scenario", "calm"], "--fork-url: not a node URL"),
+    (["stress", "--account", "0x123"], "--account: not an address"),
+    (["record", "--rpc-url", "http://127.0.0.1:9", "--out", "h", "--account", "0x" + "zz" * 20], "--account: not an address"),
+    (["run", "--dry-run", "-c", "."], "is a directory"),
+])
+def test_a_malformed_url_address_or_config_path_is_named_before_anything_starts(args: list[str], named: str) -> None:
+    result = keeper(*args)  # nothing listens at these: an attempt to connect would show as a retry or a traceback
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], result.stderr
