@@ -268,5 +268,4 @@ class Engine(DecideStage, ExecuteStage):
         if isinstance(account, PerpAccountState):
             for market, held in account.markets.items():
                 m.position_base.labels(market).set(held.position_size_x18 / 10**18)
-            if account.margin_ratio is not None:
-                m.margin_ratio.set(account.margin_ratio)
+            m.publish_margin_ratio(account.margin_ratio)

@@ -32,3 +32,27 @@ def test_the_dashboard_covers_basis_funding_positions_pnl_margin_latency_and_rpc
     for metric in ("keeper_basis_bps", "keeper_funding_apr_ratio", "keeper_position_base", "keeper_pnl_usd",
                    "keeper_margin_ratio", "keeper_tick_seconds_bucket", "keeper_rpc_errors_total"):
         assert metric in exprs
+
+
+def test_pnl_components_sum_to_the_realized_total_and_no_position_is_no_margin_ratio() -> None:
+    import math
+
+    from keeper.pnl_split import PnlSplit
+
+    metrics = KeeperMetrics()
+
+    def value(name: str, **labels: str) -> float:
+        got = metrics.registry.get_sample_value(name, labels)
+        assert got is not None, name
+        return got
+
+    assert math.isnan(value("keeper_margin_ratio"))  # before any snapshot: no position, no ratio
+    one = 10**18
+    split = PnlSplit(funding_x18=3 * one, convergence_x18=10 * one, fees_x18=4 * one, gas_x18=one, total_x18=8 * one)
+    metrics.publish_pnl(split)
+    parts = {c: value("keeper_pnl_usd", component=c) for c in ("funding", "convergence", "fees", "gas")}
+    assert parts == {"funding": 3.0, "convergence": 10.0, "fees": -4.0, "gas": -1.0} and sum(parts.values()) == 8.0
+    metrics.publish_margin_ratio(0.42)
+    assert value("keeper_margin_ratio") == 0.42
+    metrics.publish_margin_ratio(None)  # the position closed: no stale ratio
+    assert math.isnan(value("keeper_margin_ratio"))
