@@ -36,7 +36,7 @@ def run(
     rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC URL (overrides chain.rpc_url). Unset everywhere: start the embedded devnet with market activity.")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the embedded devnet's market-activity driver.")] = 7,
-    drive_interval: Annotated[float, typer.Option(help="Embedded devnet: wall-clock seconds between market-activity steps.")] = 2.0,
+    drive_interval: Annotated[float, typer.Option(min=0.1, help="Embedded devnet: wall-clock seconds between market-activity steps.")] = 2.0,
 ) -> None:
     """Run the keeper: every new block, read all markets from contracts, decide, and open, hold
     and unwind delta-neutral basis positions through the executor. The signing key comes from the
@@ -79,7 +79,7 @@ def simulate(
     fork_url: Annotated[str, typer.Option(help="RPC of the chain to fork (e.g. an Optimism node, or a local devnet: http://127.0.0.1:8545).")],
     blocks: Annotated[Optional[int], typer.Option(min=1, help="Scenario steps to run (each step advances the chain and runs one keeper tick). Needed for one run; with --suite: default each scenario's recommended_steps.")] = None,
     scenario: Annotated[Optional[str], typer.Option(help="One run: scenario name (see scenarios/) or a scenario file.")] = None,
-    fork_block: Annotated[Optional[int], typer.Option(help="Fork at this block (default: the latest).")] = None,
+    fork_block: Annotated[Optional[int], typer.Option(min=0, help="Fork at this block (default: the latest).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the scenario's random path (one run).")] = 7,
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html (suite: suite.json, index.html and one directory per run).")] = Path("simulation"),
     suite: Annotated[bool, typer.Option("--suite", help="Run every scenario x seed against one fork origin and print a table with medians across seeds.")] = False,

@@ -6,9 +6,11 @@ Names carry units; labels are bounded (markets, venues, statuses), never address
 from __future__ import annotations
 
 import math
+import socket
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from keeper.errors import ConfigError
 from keeper.pnl_split import ONE_X18, PnlSplit
 
 
@@ -52,4 +54,24 @@ class KeeperMetrics:
 
     def serve(self, port: int) -> None:
         if port:
-            start_http_server(port, addr="127.0.0.1", registry=self.registry)
+            try:
+                start_http_server(port, addr="127.0.0.1", registry=self.registry)
+            except OSError as exc:
+                raise _port_error(port, exc) from exc
+
+
+def check_metrics_port(port: int) -> None:
+    """At start, before anything is sent: monitoring.metrics_port must be free on 127.0.0.1 (0: off)."""
+    if not port:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the metrics server binds it
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise _port_error(port, exc) from exc
+
+
+def _port_error(port: int, exc: OSError) -> ConfigError:
+    return ConfigError(f"monitoring.metrics_port: cannot serve metrics on 127.0.0.1:{port} ({exc.strerror or exc}; "
+                       "another keeper or process may hold it: pick another port, or 0 for none)")

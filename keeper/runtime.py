@@ -50,7 +50,7 @@ from keeper.startup import retry_transient
 from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
 from keeper.venues.executor import EXECUTOR
 from keeper.logs import get_logger
-from keeper.metrics import KeeperMetrics
+from keeper.metrics import KeeperMetrics, check_metrics_port
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
 
@@ -137,6 +137,7 @@ def assemble_runtime(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) 
 
 def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runtime:
     strategies = load_strategy_slots(config)  # a bad strategy name or parameter: refused before anything is sent
+    check_metrics_port(config.monitoring.metrics_port)  # likewise a metrics port another process holds
     rpc_url = setup.rpc_url
     rpc = connect_rpc(config.chain, rpc_url, attempts=STARTUP_ATTEMPTS,  # with chain.backup_rpc_urls: failover
                       backoff_max_s=config.chain.startup_backoff_max_s)

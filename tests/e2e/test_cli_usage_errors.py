@@ -24,6 +24,11 @@ def keeper(*args: str) -> subprocess.CompletedProcess[str]:
     (["backtest"], "'history'"),
     (["executor", "deploy", "--treasury"], "'--treasury'"),
     (["nosuch"], "'nosuch'"),
+    (["devnet", "--port", "-5"], "'--port'"),  # was an OverflowError traceback
+    (["devnet", "--step-interval", "-1", "--drive"], "'--step-interval'"),  # was a ValueError after deploying
+    (["devnet", "--log-level", "LOUD"], "--log-level: one of DEBUG"),  # was a KeyError traceback
+    (["run", "--drive-interval", "0"], "'--drive-interval'"),
+    (["simulate", "--fork-url", "http://127.0.0.1:9", "--fork-block", "-3"], "'--fork-block'"),
 ])
 def test_a_usage_error_is_one_line_exit_2(args: list[str], named: str) -> None:
     result = keeper(*args)
