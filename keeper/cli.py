@@ -163,6 +163,7 @@ def backtest(
     from keeper.history.commands import backtest_command, sweep_command
 
     try:
+        check_options(urls={"--dask": dask}, schemes={"tcp", "tls"})
         if sweep:
             text = sweep_command(history=history, config=config, strategy=strategy, from_block=from_block,
                                  to_block=to_block, sweep=sweep, folds=folds, workers=workers, dask=dask,

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from keeper.config import KeeperConfig, check_url, parse_address
+from keeper.config import URL_SCHEMES, KeeperConfig, check_url, parse_address
 from keeper.errors import FatalError, KeeperError
 from keeper.logs import configure_logging
 
@@ -44,12 +44,13 @@ def run_app(app: typer.Typer) -> int:
     return code if isinstance(code, int) else 0
 
 
-def check_options(*, urls: Mapping[str, str | None] = {}, addresses: Mapping[str, str | None] = {}) -> None:
-    """Node URLs and addresses given on the command line, checked before anything starts: a
-    ConfigError naming the option (the caller's `fail` turns it into one line, exit 2)."""
+def check_options(*, urls: Mapping[str, str | None] = {}, addresses: Mapping[str, str | None] = {},
+                  schemes: set[str] = URL_SCHEMES) -> None:
+    """URLs (of nodes: http(s), or `schemes`) and addresses given on the command line, checked before
+    anything starts: a ConfigError naming the option (the caller's `fail` makes it one line, exit 2)."""
     for option, url in urls.items():
         if url is not None:
-            check_url(url, option)
+            check_url(url, option, schemes)
     for option, address in addresses.items():
         if address is not None:
             parse_address(address, option)

@@ -220,7 +220,9 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     settings = load_config(config_path)
     proposal = None
     if market is not None or direction is not None:
-        if market is None or direction not in ("short_perp", "long_perp"):
+        if direction is not None and direction not in ("short_perp", "long_perp"):
+            raise ConfigError(f"--direction: short_perp or long_perp (got {direction!r})")
+        if market is None or direction is None:
             raise ConfigError("--market and --direction (short_perp or long_perp) go together")
         proposal = Proposal(market, Direction(direction), notional_usd)
     book = DevnetManifest.read(manifest)
