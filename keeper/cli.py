@@ -182,9 +182,10 @@ def status(
     config: ConfigOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
     rpc_url: Annotated[Optional[str], typer.Option(help="Check the journal against this node (overrides chain.rpc_url).")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
 ) -> None:
     """Positions and PnL (funding, convergence, fees, gas) from the journal, checked against the
-    chain when a node is reachable."""
+    chain when a node is reachable (chain.rpc_url and account.executor set)."""
     import json
 
     from keeper.config import load_config
@@ -192,7 +193,8 @@ def status(
 
     try:
         check_options(urls={"--rpc-url": rpc_url})
-        settings = load_config(config, overrides={"chain": {"rpc_url": rpc_url}} if rpc_url else None)
+        chain = {k: v for k, v in (("rpc_url", rpc_url), ("manifest", manifest)) if v}
+        settings = load_config(config, overrides={"chain": chain} if chain else None)
         _configure_logging_from(settings)
         report = build_status(settings)
     except KeeperError as exc:
