@@ -102,7 +102,7 @@ def simulate(
     from keeper.simulate.suite import simulate_main
 
     try:
-        check_options(urls={"--fork-url": fork_url})
+        check_options(urls={"--fork-url": fork_url}, out_dirs={"--out": out_dir})
         settings = load_config(config)
         if replay or check:
             from keeper.history.commands import replay_command
@@ -163,7 +163,7 @@ def backtest(
     from keeper.history.commands import backtest_command, sweep_command
 
     try:
-        check_options(urls={"--dask": dask}, schemes={"tcp", "tls"})
+        check_options(urls={"--dask": dask}, schemes={"tcp", "tls"}, out_dirs={"--out": out_dir})
         if sweep:
             text = sweep_command(history=history, config=config, strategy=strategy, from_block=from_block,
                                  to_block=to_block, sweep=sweep, folds=folds, workers=workers, dask=dask,

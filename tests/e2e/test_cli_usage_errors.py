@@ -7,13 +7,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 
-def keeper(*args: str) -> subprocess.CompletedProcess[str]:
+def keeper(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEEPER_")}
-    return subprocess.run([sys.executable, "-m", "keeper", *args], capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run([sys.executable, "-m", "keeper", *args], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=cwd)
 
 
 @pytest.mark.parametrize(("args", "named"), [
@@ -54,9 +56,15 @@ def test_help_still_exits_0_and_a_bare_group_shows_its_help() -> None:
     (["run", "--dry-run", "-c", "."], "is a directory"),
     (["backtest", "h", "--sweep", "risk.max_leverage=1,2", "--dask", "notaurl"], "--dask: not a node URL"),
     (["stress", "--market", "ETH", "--direction", "sideways"], "--direction: short_perp or long_perp (got 'sideways')"),
+    (["backtest", "h", "--out", "out-file"], "--out out-file: exists and is not a directory"),
+    (["simulate", "--fork-url", "http://127.0.0.1:9", "--blocks", "2", "--scenario", "calm", "--out", "out-file"],
+     "--out out-file: exists and is not a directory"),
 ])
-def test_a_malformed_url_address_or_config_path_is_named_before_anything_starts(args: list[str], named: str) -> None:
-    result = keeper(*args)  # nothing listens at these: an attempt to connect would show as a retry or a traceback
+def test_a_malformed_url_address_or_config_path_is_named_before_anything_starts(args: list[str], named: str,
+                                                                               tmp_path: Path) -> None:
+    if "--out" in args:
+        (tmp_path / args[args.index("--out") + 1]).write_text("a file, not a directory")
+    result = keeper(*args, cwd=tmp_path)  # nothing listens at these: a connection attempt would show as a retry or a traceback
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], result.stderr
