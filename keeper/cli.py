@@ -22,8 +22,18 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"basis-keeper {version('basis-keeper')}", highlight=False)
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")] = False,
+) -> None:
     """Commands: run (the keeper), status (positions and PnL), scan (markets now), devnet (the
     local world), executor (the admin's deploy / migrate). Run `keeper COMMAND --help` for each."""
 

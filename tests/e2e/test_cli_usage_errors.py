@@ -68,3 +68,10 @@ def test_a_malformed_url_address_or_config_path_is_named_before_anything_starts(
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], result.stderr
+
+
+def test_version_prints_the_package_version() -> None:
+    from importlib.metadata import version
+
+    result = keeper("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"basis-keeper {version('basis-keeper')}"
