@@ -57,6 +57,8 @@ def test_help_still_exits_0_and_a_bare_group_shows_its_help() -> None:
     (["backtest", "h", "--sweep", "risk.max_leverage=1,2", "--dask", "notaurl"], "--dask: not a node URL"),
     (["stress", "--market", "ETH", "--direction", "sideways"], "--direction: short_perp or long_perp (got 'sideways')"),
     (["backtest", "h", "--out", "out-file"], "--out out-file: exists and is not a directory"),
+    (["scan", "--manifest", "."], "manifest .: cannot read it"),  # a directory: was an IsADirectoryError traceback
+    (["scan", "--manifest", "none.json"], "file not found (`keeper devnet` writes one; give --manifest"),
     (["simulate", "--fork-url", "http://127.0.0.1:9", "--blocks", "2", "--scenario", "calm", "--out", "out-file"],
      "--out out-file: exists and is not a directory"),
 ])
