@@ -79,7 +79,7 @@ class DevnetManifest(_Strict):
 
     @staticmethod
     def default_path() -> Path:
-        return Path(".keeper/devnet/manifest.json")
+        return DEFAULT_MANIFEST
 
     def with_rpc_url(self, rpc_url: str) -> DevnetManifest:
         return self.model_copy(update={"rpc_url": rpc_url})
