@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = get_logger("keeper.loop")
 WS_CONNECT_WAIT_S = 2.0
+PNL_EVERY_TICKS = 30  # keeper_pnl_usd is refreshed after every tick that booked an outcome, and this often
 
 
 def head_ws_url(chain: ChainConfig, rpc: JsonRpc) -> str | None:
@@ -90,6 +91,7 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
     if failover is not None:
         failover.start_head_checks(runtime.config.chain.head_check_interval_s)
     engine = runtime.engine
+    metrics.publish_pnl(runtime.journal.realized_since(0.0))  # what earlier runs realized, from the start
     try:
         while not stop.is_set():
             head = feed.wait_newer(engine.last_block, stop)
@@ -108,6 +110,8 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
                 break
             if report is not None:
                 runtime.ticks += 1
+                if report.outcomes or runtime.ticks % PNL_EVERY_TICKS == 0:  # pair trades: the periodic refresh
+                    metrics.publish_pnl(runtime.journal.realized_since(0.0))
                 if view is not None and report.snapshot is not None:
                     view.state.observe_tick(report.snapshot, report.signals_seen, engine.positions(), report.tick_ms,
                                             heads=f"{feed.mode} ({'pushed' if feed.mode == 'ws' else 'polled'})")

@@ -23,7 +23,7 @@ class FatalAfter:
         self.ticks = 0
         self.last_block = -1
         self.fatal: BaseException | None = None
-        self.metrics = SimpleNamespace(rpc_errors=SimpleNamespace(inc=lambda: None))
+        self.metrics = SimpleNamespace(rpc_errors=SimpleNamespace(inc=lambda: None), publish_pnl=lambda _split: None)
 
     def tick(self, head_block: int | None = None) -> object:
         self.ticks += 1
@@ -31,7 +31,7 @@ class FatalAfter:
         if self.ticks == 3:
             self.fatal = ChainMismatchError("the node switched chains")
             return None
-        return SimpleNamespace(snapshot=None)
+        return SimpleNamespace(snapshot=None, outcomes=())
 
 
 class Heads:
@@ -65,6 +65,7 @@ class Heads:
 
 def _runtime(engine: FatalAfter, heads: Heads) -> Any:
     return SimpleNamespace(engine=engine, ticks=0, driver=None, kill_flag=threading.Event(), heads=heads, rpc=None,
+                           journal=SimpleNamespace(realized_since=lambda _since_s: None),
                            config=SimpleNamespace(risk=SimpleNamespace(kill_switch_action="unwind")))
 
 
