@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from keeper.cli_console import ConfigOption, check_options, err, out, run_app
 from keeper.cli_console import configure_logging_from as _configure_logging_from
@@ -73,7 +74,7 @@ def run(
             raise FatalError(f"chain.rpc_url: {exc}") from exc
         run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval, view=view)
         if runtime.engine.fatal is not None:  # an orderly stop on a fatal error inside a tick: exit 1
-            err.print(f"[bold red]error:[/] {runtime.engine.fatal}", highlight=False)
+            err.print(f"[bold red]error:[/] {escape(str(runtime.engine.fatal))}", highlight=False)
             raise typer.Exit(1)
     except KeeperError as exc:
         raise _fail(exc) from exc
@@ -165,7 +166,7 @@ def backtest(
     sweep: Annotated[Optional[list[str]], typer.Option(help="Calibrate: NAME=V1,V2,... (a strategies.params.* or risk.* key), repeatable.")] = None,
     folds: Annotated[int, typer.Option(min=1, help="Walk-forward folds for --sweep.")] = 3,
     workers: Annotated[Optional[int], typer.Option(min=1, help="--sweep: processes (default: every core).")] = None,
-    dask: Annotated[Optional[str], typer.Option(help="--sweep: run on this Dask scheduler (tcp://HOST:PORT; extra [dask]).")] = None,
+    dask: Annotated[Optional[str], typer.Option(help="--sweep: run on this Dask scheduler (tcp://HOST:PORT or HOST:PORT; extra [dask]).")] = None,
 ) -> None:
     """Replay the keeper's signals, risk, strategies and planner over recorded blocks with no
     node (exact quotes on the recorded state; its own impact is not modelled) and write the
@@ -173,7 +174,7 @@ def backtest(
     from keeper.history.commands import backtest_command, sweep_command
 
     try:
-        check_options(urls={"--dask": dask}, schemes={"tcp", "tls"}, out_dirs={"--out": out_dir})
+        check_options(out_dirs={"--out": out_dir})  # --dask: Dask's own address forms, checked by the sweep
         if sweep:
             text = sweep_command(history=history, config=config, strategy=strategy, from_block=from_block,
                                  to_block=to_block, sweep=sweep, folds=folds, workers=workers, dask=dask,

@@ -27,7 +27,6 @@ from keeper.types import SPOT_VENUES, SpotVenue
 
 ENV_PREFIX = "KEEPER_"
 ENV_NESTED = "__"
-# Variables with the prefix that are not settings (secrets and tool paths read elsewhere).
 # Variables with the prefix that are not settings (secrets and tool paths read elsewhere): the keeper's
 # and the admin's key and keystore password variables by their default names; a variable named by
 # account.key_env / account.keystore_password_env (or a command's --*-key-env) is skipped too.
@@ -57,10 +56,32 @@ def is_address_text(value: object) -> bool:
 def check_url(value: str, where: str, schemes: set[str] = URL_SCHEMES, *, quote: bool = True) -> str:
     """A node URL with one of `schemes` and a host; else a ConfigError naming `where`."""
     parts = urlsplit(value)
-    if parts.scheme.lower() not in schemes or not parts.netloc:
+    try:
+        host = parts.hostname
+    except ValueError:  # a malformed port or IPv6 literal
+        host = None
+    if parts.scheme.lower() not in schemes or not host:
         expected = " or ".join(f"{s}://" for s in sorted(schemes))
-        raise ConfigError(f"{where}: not a node URL (expected {expected}HOST[:PORT])" + (f": {value!r}" if quote else ""))
+        raise ConfigError(f"{where}: not a node URL (expected {expected}HOST[:PORT])"
+                          + (f": {redacted_url(value)!r}" if quote else ""))
     return value
+
+
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # an environment variable's name (a key pasted there is refused, not echoed)
+
+
+def redacted_url(value: str) -> str:
+    """A URL as it may be printed: scheme and host (and port) only; a provider's key often sits in
+    the path or the user part, and an error message must not carry it."""
+    parts = urlsplit(value)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not parts.scheme or not host:
+        return "<not shown: not a URL>" if len(value) > 16 else value
+    hidden = "/..." if (parts.path.strip("/") or parts.query or parts.username) else ""
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{hidden}"
 
 
 class _Section(BaseModel):
@@ -108,9 +129,10 @@ def _url(value: str, schemes: set[str]) -> str:
 
 
 class AccountConfig(_Section):
-    key_env: str = Field("KEEPER_PRIVATE_KEY", min_length=1, description="env var holding the hex private key")
+    key_env: str = Field("KEEPER_PRIVATE_KEY", min_length=1, pattern=ENV_NAME,
+                         description="NAME of the env var holding the hex private key (never the key)")
     keystore: Path | None = Field(None, description="encrypted keystore JSON (instead of key_env)")
-    keystore_password_env: str = "KEEPER_KEYSTORE_PASSWORD"
+    keystore_password_env: str = Field("KEEPER_KEYSTORE_PASSWORD", pattern=ENV_NAME)
     executor: str | None = Field(None, description="BasisExecutor address; unset on a devnet: deployed at start")
     collateral_usdc: float = Field(50_000, ge=0, description="USDC kept in the Perp vault through the executor")
 
@@ -284,6 +306,12 @@ def describe_validation_error(exc: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")  # our validators' own words
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; see keeper.example.toml)"
-    got = "" if first["type"] in ("extra_forbidden", "missing") else f" (got {first.get('input')!r})"
+    shown = first.get("input")
+    if isinstance(shown, str) and "url" in field:  # a node URL may carry a provider's key
+        shown = redacted_url(shown)
+    secret = field.endswith("_env")  # the name of a secret's variable: a secret pasted there is not echoed
+    if secret and first["type"] == "string_pattern_mismatch":
+        message = "must be the NAME of an environment variable (letters, digits, _), not its value"
+    got = "" if first["type"] in ("extra_forbidden", "missing") or secret else f" (got {shown!r})"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{field}: {message}{got}{more}"

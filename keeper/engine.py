@@ -59,10 +59,10 @@ def load_strategy_slots(config: KeeperConfig) -> list[StrategySlot]:
     params, or a bad parameter (of an enabled strategy or not: a typo waits for no one to enable
     it), is a ConfigError naming the key."""
     known = ", ".join(sorted(STRATEGIES))
-    for field, names in (("enabled", config.strategies.enabled), ("params", list(config.strategies.params))):
+    for key, names in (("enabled", config.strategies.enabled), ("params", list(config.strategies.params))):
         unknown = [n for n in names if n not in STRATEGIES]
         if unknown:
-            where = f"strategies.{field}" + (f".{unknown[0]}" if field == "params" else "")
+            where = f"strategies.{key}" + (f".{unknown[0]}" if key == "params" else "")
             raise ConfigError(f"{where}: unknown strategy {', '.join(map(repr, unknown))} (known: {known})")
     built = {}
     for name in dict.fromkeys([*config.strategies.enabled, *config.strategies.params]):

@@ -95,8 +95,6 @@ def _send(sender: TxSender, to: str | None, data: bytes, label: str) -> dict[str
     return sender.rpc.call("eth_getTransactionReceipt", [outcome.tx_hash])
 
 
-
-
 # ------------------------------------------------------------------------------ deploy
 @dataclass(frozen=True)
 class Deployment:

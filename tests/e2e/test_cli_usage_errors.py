@@ -54,7 +54,6 @@ def test_help_still_exits_0_and_a_bare_group_shows_its_help() -> None:
     (["stress", "--account", "0x123"], "--account: not an address"),
     (["record", "--rpc-url", "http://127.0.0.1:9", "--out", "h", "--account", "0x" + "zz" * 20], "--account: not an address"),
     (["run", "--dry-run", "-c", "."], "is a directory"),
-    (["backtest", "h", "--sweep", "risk.max_leverage=1,2", "--dask", "notaurl"], "--dask: not a node URL"),
     (["stress", "--market", "ETH", "--direction", "sideways"], "--direction: short_perp or long_perp (got 'sideways')"),
     (["backtest", "h", "--out", "out-file"], "--out out-file: exists and is not a directory"),
     (["scan", "--manifest", "."], "manifest .: cannot read it"),  # a directory: was an IsADirectoryError traceback

@@ -103,3 +103,24 @@ def test_given_the_key_variables_by_any_name_then_they_are_not_taken_for_setting
     load_config(None, environ={"KEEPER_ACCOUNT__KEY_ENV": "KEEPER_OTHER_KEY", "KEEPER_OTHER_KEY": "x"})
     with pytest.raises(ConfigError, match="KEEPER_RISK_MAX_LEVERAGE"):  # a typo'd setting is still an error
         load_config(None, environ={"KEEPER_RISK_MAX_LEVERAGE": "2"})
+
+
+def test_given_a_url_with_a_providers_key_when_refused_then_the_key_is_not_in_the_message() -> None:
+    from keeper.config import check_url
+    for overrides in ({"chain": {"rpc_url": "htps://node.example/v2/SECRETKEY"}},
+                      {"chain": {"rpc_url": "ftp://user:SECRETKEY@node.example"}}):
+        with pytest.raises(ConfigError) as caught:
+            load_config(None, environ={}, overrides=overrides)
+        assert "SECRETKEY" not in str(caught.value) and "chain.rpc_url" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        check_url("htps://node.example/v2/SECRETKEY", "--rpc-url")
+    assert "SECRETKEY" not in str(caught.value) and "node.example" in str(caught.value)
+    with pytest.raises(ConfigError, match="not a node URL"):
+        check_url("http://:8545", "--rpc-url")  # no host
+
+
+def test_given_a_key_pasted_as_key_env_when_loading_then_it_is_refused_without_echoing_it() -> None:
+    key = "0x" + "ab" * 32
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={}, overrides={"account": {"key_env": key}})
+    assert "account.key_env" in str(caught.value) and key not in str(caught.value) and "ab" * 8 not in str(caught.value)
