@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = get_logger("keeper.loop")
 WS_CONNECT_WAIT_S = 2.0
+PNL_EVERY_TICKS = 30  # keeper_pnl_usd is refreshed after every tick that booked an outcome, and this often
 
 
 def head_ws_url(chain: ChainConfig, rpc: JsonRpc) -> str | None:
@@ -91,6 +92,7 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
         failover.start_head_checks(runtime.config.chain.head_check_interval_s)
     engine = runtime.engine
     try:
+        _publish_pnl(metrics, runtime)  # what earlier runs realized, from the start
         while not stop.is_set():
             head = feed.wait_newer(engine.last_block, stop)
             if head is None:
@@ -108,6 +110,8 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
                 break
             if report is not None:
                 runtime.ticks += 1
+                if report.outcomes or runtime.ticks % PNL_EVERY_TICKS == 0:  # pair trades: the periodic refresh
+                    _publish_pnl(metrics, runtime)
                 if view is not None and report.snapshot is not None:
                     view.state.observe_tick(report.snapshot, report.signals_seen, engine.positions(), report.tick_ms,
                                             heads=f"{feed.mode} ({'pushed' if feed.mode == 'ws' else 'polled'})")
@@ -121,3 +125,14 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
         if scheduler.running:
             scheduler.shutdown(wait=True)
     log.info("keeper.stopped", ticks=runtime.ticks, ws_reconnects=feed.reconnects, missed_blocks=feed.missed_blocks)
+
+
+def _publish_pnl(metrics: Any, runtime: Any) -> None:
+    """keeper_pnl_usd from the journal; a read that fails is a structured event, not the loop's end
+    (a fatal error still stops it)."""
+    try:
+        metrics.publish_pnl(runtime.journal.realized_since(0.0))
+    except FatalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a metric is not worth the loop
+        log.error("metrics.pnl_failed", error=repr(exc))

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
-from keeper.cli_console import ConfigOption, err, out
+from keeper.cli_console import ConfigOption, check_options, err, out, run_app
 from keeper.cli_console import configure_logging_from as _configure_logging_from
 from keeper.cli_console import fail as _fail
 from keeper.devnet.manifest import DEFAULT_MANIFEST
@@ -22,8 +23,18 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"basis-keeper {version('basis-keeper')}", highlight=False)
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")] = False,
+) -> None:
     """Commands: run (the keeper), status (positions and PnL), scan (markets now), devnet (the
     local world), executor (the admin's deploy / migrate). Run `keeper COMMAND --help` for each."""
 
@@ -36,7 +47,7 @@ def run(
     rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC URL (overrides chain.rpc_url). Unset everywhere: start the embedded devnet with market activity.")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the embedded devnet's market-activity driver.")] = 7,
-    drive_interval: Annotated[float, typer.Option(help="Embedded devnet: wall-clock seconds between market-activity steps.")] = 2.0,
+    drive_interval: Annotated[float, typer.Option(min=0.1, help="Embedded devnet: wall-clock seconds between market-activity steps.")] = 2.0,
 ) -> None:
     """Run the keeper: every new block, read all markets from contracts, decide, and open, hold
     and unwind delta-neutral basis positions through the executor. The signing key comes from the
@@ -54,6 +65,7 @@ def run(
         overrides["chain"]["manifest"] = manifest
     runtime = view = None
     try:
+        check_options(urls={"--rpc-url": rpc_url})
         settings = load_config(config, overrides=overrides)
         view = start_live_view(settings, out)  # on a terminal: the live panel, logs to a file
         try:
@@ -62,7 +74,7 @@ def run(
             raise FatalError(f"chain.rpc_url: {exc}") from exc
         run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval, view=view)
         if runtime.engine.fatal is not None:  # an orderly stop on a fatal error inside a tick: exit 1
-            err.print(f"[bold red]error:[/] {runtime.engine.fatal}", highlight=False)
+            err.print(f"[bold red]error:[/] {escape(str(runtime.engine.fatal))}", highlight=False)
             raise typer.Exit(1)
     except KeeperError as exc:
         raise _fail(exc) from exc
@@ -78,7 +90,7 @@ def simulate(
     fork_url: Annotated[str, typer.Option(help="RPC of the chain to fork (e.g. an Optimism node, or a local devnet: http://127.0.0.1:8545).")],
     blocks: Annotated[Optional[int], typer.Option(min=1, help="Scenario steps to run (each step advances the chain and runs one keeper tick). Needed for one run; with --suite: default each scenario's recommended_steps.")] = None,
     scenario: Annotated[Optional[str], typer.Option(help="One run: scenario name (see scenarios/) or a scenario file.")] = None,
-    fork_block: Annotated[Optional[int], typer.Option(help="Fork at this block (default: the latest).")] = None,
+    fork_block: Annotated[Optional[int], typer.Option(min=0, help="Fork at this block (default: the latest).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the scenario's random path (one run).")] = 7,
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html (suite: suite.json, index.html and one directory per run).")] = Path("simulation"),
     suite: Annotated[bool, typer.Option("--suite", help="Run every scenario x seed against one fork origin and print a table with medians across seeds.")] = False,
@@ -101,6 +113,7 @@ def simulate(
     from keeper.simulate.suite import simulate_main
 
     try:
+        check_options(urls={"--fork-url": fork_url}, out_dirs={"--out": out_dir})
         settings = load_config(config)
         if replay or check:
             from keeper.history.commands import replay_command
@@ -133,6 +146,7 @@ def record(
     from keeper.history.commands import record_command
 
     try:
+        check_options(urls={"--rpc-url": rpc_url}, addresses={"--account": account})
         out.print(record_command(config=config, rpc_url=rpc_url, out=out_file, from_block=from_block, to_block=to_block,
                                  follow=follow, account=account, manifest=manifest, console=err), highlight=False, markup=False)
     except KeeperError as exc:
@@ -152,7 +166,7 @@ def backtest(
     sweep: Annotated[Optional[list[str]], typer.Option(help="Calibrate: NAME=V1,V2,... (a strategies.params.* or risk.* key), repeatable.")] = None,
     folds: Annotated[int, typer.Option(min=1, help="Walk-forward folds for --sweep.")] = 3,
     workers: Annotated[Optional[int], typer.Option(min=1, help="--sweep: processes (default: every core).")] = None,
-    dask: Annotated[Optional[str], typer.Option(help="--sweep: run on this Dask scheduler (tcp://HOST:PORT; extra [dask]).")] = None,
+    dask: Annotated[Optional[str], typer.Option(help="--sweep: run on this Dask scheduler (tcp://HOST:PORT or HOST:PORT; extra [dask]).")] = None,
 ) -> None:
     """Replay the keeper's signals, risk, strategies and planner over recorded blocks with no
     node (exact quotes on the recorded state; its own impact is not modelled) and write the
@@ -160,6 +174,7 @@ def backtest(
     from keeper.history.commands import backtest_command, sweep_command
 
     try:
+        check_options(out_dirs={"--out": out_dir})  # --dask: Dask's own address forms, checked by the sweep
         if sweep:
             text = sweep_command(history=history, config=config, strategy=strategy, from_block=from_block,
                                  to_block=to_block, sweep=sweep, folds=folds, workers=workers, dask=dask,
@@ -178,16 +193,19 @@ def status(
     config: ConfigOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
     rpc_url: Annotated[Optional[str], typer.Option(help="Check the journal against this node (overrides chain.rpc_url).")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
 ) -> None:
     """Positions and PnL (funding, convergence, fees, gas) from the journal, checked against the
-    chain when a node is reachable."""
+    chain when a node is reachable (chain.rpc_url and account.executor set)."""
     import json
 
     from keeper.config import load_config
     from keeper.status import build_status
 
     try:
-        settings = load_config(config, overrides={"chain": {"rpc_url": rpc_url}} if rpc_url else None)
+        check_options(urls={"--rpc-url": rpc_url})
+        chain = {k: v for k, v in (("rpc_url", rpc_url), ("manifest", manifest)) if v}
+        settings = load_config(config, overrides={"chain": chain} if chain else None)
         _configure_logging_from(settings)
         report = build_status(settings)
     except KeeperError as exc:
@@ -195,7 +213,7 @@ def status(
     if json_output:
         out.print_json(json.dumps(report.as_json()))
     else:
-        out.print(report.as_text(), highlight=False)
+        out.print(report.as_text(), highlight=False, markup=False)
 
 
 @app.command()
@@ -218,6 +236,7 @@ def stress(
     from keeper.stress_report import stress_command
 
     try:
+        check_options(urls={"--rpc-url": rpc_url}, addresses={"--account": account})
         stress_command(config_path=config, manifest=manifest, rpc_url=rpc_url, account=account, market=market,
                        direction=direction, notional_usd=notional_usd, collateral_usd=collateral_usd,
                        json_output=json_output, console=out, index_rounds=index_rounds)
@@ -241,6 +260,6 @@ _register_command_modules()
 
 def main() -> None:  # pragma: no cover - console entry point
     try:
-        app()
+        sys.exit(run_app(app))
     except KeyboardInterrupt:
         sys.exit(130)

@@ -4,14 +4,16 @@ from the config, and the common options. keeper/cli.py and the command modules i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from keeper.config import KeeperConfig
-from keeper.errors import FatalError, KeeperError
+from keeper.config import URL_SCHEMES, KeeperConfig, check_url, parse_address
+from keeper.errors import ConfigError, FatalError, KeeperError
 from keeper.logs import configure_logging
 
 out = Console(soft_wrap=True)
@@ -25,8 +27,41 @@ def configure_logging_from(settings: KeeperConfig) -> None:
     configure_logging(settings.monitoring.log_level, json_lines=None if fmt == "auto" else fmt == "json")
 
 
+def run_app(app: typer.Typer) -> int:
+    """Run the command line; a usage error (an unknown option, a value of the wrong type or out
+    of range) is one line, `error: ...` naming the option, exit 2, like every other bad input."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `keeper`, `keeper executor`: the help is printed
+            return exc.exit_code
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        err.print(f"[bold red]error:[/] {escape(' '.join(exc.format_message().split()))}{escape(where)}", highlight=False)
+        return exc.exit_code
+    except typer.Abort:
+        return 1
+    return code if isinstance(code, int) else 0
+
+
+def check_options(*, urls: Mapping[str, str | None] = {}, addresses: Mapping[str, str | None] = {},
+                  schemes: set[str] = URL_SCHEMES, out_dirs: Mapping[str, Path | None] = {}) -> None:
+    """URLs (of nodes: http(s), or `schemes`), addresses and output directories given on the command
+    line, checked before anything starts: a ConfigError naming the option (the caller's `fail` makes
+    it one line, exit 2)."""
+    for option, directory in out_dirs.items():
+        if directory is not None and directory.exists() and not directory.is_dir():
+            raise ConfigError(f"{option} {directory}: exists and is not a directory")
+    for option, url in urls.items():
+        if url is not None:
+            check_url(url, option, schemes)
+    for option, address in addresses.items():
+        if address is not None:
+            parse_address(address, option)
+
+
 def fail(exc: KeeperError) -> typer.Exit:
     """One clear line on stderr; exit 2 for bad input or fatal set-up, 1 otherwise."""
     code = 2 if isinstance(exc, FatalError) else 1
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
     return typer.Exit(code)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from keeper.errors import ConfigError
@@ -25,8 +27,61 @@ from keeper.types import SPOT_VENUES, SpotVenue
 
 ENV_PREFIX = "KEEPER_"
 ENV_NESTED = "__"
-# Variables with the prefix that are not settings (secrets and tool paths read elsewhere).
-NON_SETTING_ENV = {"KEEPER_PRIVATE_KEY", "KEEPER_KEYSTORE_PASSWORD", "KEEPER_ANVIL", "KEEPER_FORGE", "KEEPER_CAST"}
+# Variables with the prefix that are not settings (secrets and tool paths read elsewhere): the keeper's
+# and the admin's key and keystore password variables by their default names; a variable named by
+# account.key_env / account.keystore_password_env (or a command's --*-key-env) is skipped too.
+NON_SETTING_ENV = {"KEEPER_PRIVATE_KEY", "KEEPER_KEYSTORE_PASSWORD", "KEEPER_ADMIN_PRIVATE_KEY",
+                   "KEEPER_ADMIN_KEYSTORE_PASSWORD", "KEEPER_ANVIL", "KEEPER_FORGE", "KEEPER_CAST"}
+URL_SCHEMES = {"http", "https"}
+WS_SCHEMES = {"ws", "wss"}
+
+
+def parse_address(value: str, where: str) -> str:
+    """A 20-byte hex address (mixed case must be a valid EIP-55 checksum), checksummed; else a
+    ConfigError naming `where` (a config field or a command-line option)."""
+    if not is_address_text(value):
+        raise ConfigError(f"{where}: not an address (0x and 40 hex digits; mixed case must be its checksum): {value!r}")
+    return to_checksum_address(value)
+
+
+def is_address_text(value: object) -> bool:
+    """0x and 40 hex digits, all one case or a valid EIP-55 checksum (a typo in a checksummed
+    address is caught, as wallets do)."""
+    if not isinstance(value, str) or not value.startswith("0x") or not is_hex_address(value):
+        return False
+    digits = value[2:]
+    return digits == digits.lower() or digits == digits.upper() or is_checksum_address(value)
+
+
+def check_url(value: str, where: str, schemes: set[str] = URL_SCHEMES, *, quote: bool = True) -> str:
+    """A node URL with one of `schemes` and a host; else a ConfigError naming `where`."""
+    parts = urlsplit(value)
+    try:
+        host = parts.hostname
+    except ValueError:  # a malformed port or IPv6 literal
+        host = None
+    if parts.scheme.lower() not in schemes or not host:
+        expected = " or ".join(f"{s}://" for s in sorted(schemes))
+        raise ConfigError(f"{where}: not a node URL (expected {expected}HOST[:PORT])"
+                          + (f": {redacted_url(value)!r}" if quote else ""))
+    return value
+
+
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # an environment variable's name (a key pasted there is refused, not echoed)
+
+
+def redacted_url(value: str) -> str:
+    """A URL as it may be printed: scheme and host (and port) only; a provider's key often sits in
+    the path or the user part, and an error message must not carry it."""
+    parts = urlsplit(value)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not parts.scheme or not host:
+        return "<not shown: not a URL>" if len(value) > 16 else value
+    hidden = "/..." if (parts.path.strip("/") or parts.query or parts.username) else ""
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{hidden}"
 
 
 class _Section(BaseModel):
@@ -49,19 +104,43 @@ class ChainConfig(_Section):
     max_head_lag_s: float = Field(30.0, gt=0, description="demote a node whose head has not moved this long")
     head_check_interval_s: float = Field(5.0, gt=0, description="how often every node's head is compared")
 
+    @field_validator("rpc_url")
+    @classmethod
+    def _rpc_url(cls, value: str | None) -> str | None:
+        return None if value is None else _url(value, URL_SCHEMES)
+
+    @field_validator("backup_rpc_urls")
+    @classmethod
+    def _backup_rpc_urls(cls, value: list[str]) -> list[str]:
+        return [_url(url, URL_SCHEMES) for url in value]
+
+    @field_validator("ws_url")
+    @classmethod
+    def _ws_url(cls, value: str | None) -> str | None:
+        return None if value is None else _url(value, WS_SCHEMES)
+
+
+def _url(value: str, schemes: set[str]) -> str:
+    """check_url for a validator: a ValueError, which pydantic reports under the field's name."""
+    try:
+        return check_url(value, "url", schemes, quote=False)  # pydantic's message adds the value
+    except ConfigError as exc:
+        raise ValueError(str(exc).removeprefix("url: ")) from None
+
 
 class AccountConfig(_Section):
-    key_env: str = Field("KEEPER_PRIVATE_KEY", min_length=1, description="env var holding the hex private key")
+    key_env: str = Field("KEEPER_PRIVATE_KEY", min_length=1, pattern=ENV_NAME,
+                         description="NAME of the env var holding the hex private key (never the key)")
     keystore: Path | None = Field(None, description="encrypted keystore JSON (instead of key_env)")
-    keystore_password_env: str = "KEEPER_KEYSTORE_PASSWORD"
+    keystore_password_env: str = Field("KEEPER_KEYSTORE_PASSWORD", pattern=ENV_NAME)
     executor: str | None = Field(None, description="BasisExecutor address; unset on a devnet: deployed at start")
     collateral_usdc: float = Field(50_000, ge=0, description="USDC kept in the Perp vault through the executor")
 
     @field_validator("executor")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
-        if value is not None and not (value.startswith("0x") and len(value) == 42):
-            raise ValueError(f"not a 20-byte hex address: {value!r}")
+        if value is not None and not is_address_text(value):
+            raise ValueError("not an address (0x and 40 hex digits; mixed case must be its checksum)")
         return value
 
 
@@ -148,11 +227,12 @@ class KeeperConfig(_Section):
     monitoring: MonitoringConfig = MonitoringConfig()
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    """KEEPER_SECTION__FIELD=value -> {"section": {"field": value}}; any other KEEPER_ name is an error."""
+def _env_overrides(environ: dict[str, str], secrets: Collection[str] = ()) -> dict[str, Any]:
+    """KEEPER_SECTION__FIELD=value -> {"section": {"field": value}}; any other KEEPER_ name is an
+    error, except the variables that hold secrets (NON_SETTING_ENV and `secrets`)."""
     tree: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in NON_SETTING_ENV:
+        if not name.startswith(ENV_PREFIX) or name in NON_SETTING_ENV or name in secrets:
             continue
         parts = name[len(ENV_PREFIX):].lower().split(ENV_NESTED)
         if len(parts) != 2 or not all(parts):
@@ -163,6 +243,15 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         else:
             tree.setdefault(section, {})[field] = value
     return tree
+
+
+def _named_secrets(data: Mapping[str, Any], environ: Mapping[str, str]) -> set[str]:
+    """The variables the file or the environment names as holding the key or the keystore's password."""
+    account = data.get("account") if isinstance(data.get("account"), Mapping) else {}
+    names = {account.get("key_env"), account.get("keystore_password_env"),  # type: ignore[union-attr]
+             environ.get(f"{ENV_PREFIX}ACCOUNT{ENV_NESTED}KEY_ENV"),
+             environ.get(f"{ENV_PREFIX}ACCOUNT{ENV_NESTED}KEYSTORE_PASSWORD_ENV")}
+    return {n for n in names if isinstance(n, str)}
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,18 +265,26 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: Path | None = None, environ: dict[str, str] | None = None,
-                overrides: dict[str, Any] | None = None) -> KeeperConfig:
-    """File (optional) < environment < explicit overrides (CLI options). Raises ConfigError."""
+                overrides: dict[str, Any] | None = None, secret_env: tuple[str, ...] = ()) -> KeeperConfig:
+    """File (optional) < environment < explicit overrides (CLI options). Raises ConfigError.
+    `secret_env`: more variable names that hold secrets, not settings (a command's --*-key-env)."""
     where = f"config {path}" if path else "config"
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text())
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"{where}: file not found") from exc
+        except IsADirectoryError as exc:
+            raise ConfigError(f"{where}: is a directory, not a TOML file") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read it: {exc.strerror or exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
-    data = _merge(data, _env_overrides(dict(os.environ if environ is None else environ)))
+    env = dict(os.environ if environ is None else environ)
+    data = _merge(data, _env_overrides(env, _named_secrets(data, env) | set(secret_env)))
     data = _merge(data, overrides or {})
     try:
         return KeeperConfig.model_validate(data)
@@ -208,9 +305,15 @@ def describe_validation_error(exc: ValidationError) -> str:
     errors = exc.errors()
     first = errors[0]
     field = ".".join(str(p) for p in first["loc"])
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")  # our validators' own words
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; see keeper.example.toml)"
-    got = "" if first["type"] in ("extra_forbidden", "missing") else f" (got {first.get('input')!r})"
+    shown = first.get("input")
+    if isinstance(shown, str) and "url" in field:  # a node URL may carry a provider's key
+        shown = redacted_url(shown)
+    secret = field.endswith("_env")  # the name of a secret's variable: a secret pasted there is not echoed
+    if secret and first["type"] == "string_pattern_mismatch":
+        message = "must be the NAME of an environment variable (letters, digits, _), not its value"
+    got = "" if first["type"] in ("extra_forbidden", "missing") or secret else f" (got {shown!r})"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{field}: {message}{got}{more}"

@@ -14,8 +14,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from keeper.cli_console import err, fail, out
 from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
-from keeper.errors import FatalError, KeeperError
+from keeper.errors import ConfigError, FatalError, KeeperError
 from keeper.logs import configure_logging, get_logger
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class _StopRequested(Exception):
@@ -27,15 +30,15 @@ def _raise_stop(signum: int, _frame: object) -> None:
 
 
 def devnet(
-    port: Annotated[int, typer.Option(help="Port for anvil on 127.0.0.1 (0 picks a free one).")] = 8545,
+    port: Annotated[int, typer.Option(min=0, max=65_535, help="Port for anvil on 127.0.0.1 (0 picks a free one).")] = 8545,
     manifest: Annotated[Path, typer.Option(help="Where to write the JSON manifest (rpc_url, chain_id, every address).")] = DEFAULT_MANIFEST,
     dump_state: Annotated[Optional[Path], typer.Option(help="Save the freshly deployed chain here (and <file>.manifest.json beside it).")] = None,
     load_state: Annotated[Optional[Path], typer.Option(help="Start from a state saved with --dump-state instead of deploying (well under a second).")] = None,
     drive: Annotated[bool, typer.Option(help="Run the market-activity driver: index random walk, oracle updates, perp and spot trades.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the market-activity driver (same seed, same market path).")] = 7,
-    step_interval: Annotated[float, typer.Option(help="Wall-clock seconds between driver steps.")] = 2.0,
-    step_s: Annotated[int, typer.Option(help="Simulated chain seconds each driver step advances.")] = 60,
-    steps: Annotated[int, typer.Option(help="Stop after this many driver steps (0 = until Ctrl-C).")] = 0,
+    step_interval: Annotated[float, typer.Option(min=0.0, help="Wall-clock seconds between driver steps.")] = 2.0,
+    step_s: Annotated[int, typer.Option(min=1, help="Simulated chain seconds each driver step advances.")] = 60,
+    steps: Annotated[int, typer.Option(min=0, help="Stop after this many driver steps (0 = until Ctrl-C).")] = 0,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """Start anvil on 127.0.0.1 with the real Perp v2 (Curie), Uniswap V2/V3, WETH9 and
@@ -43,7 +46,9 @@ def devnet(
     from keeper.devnet.activity import ActivityConfig, MarketActivity
     from keeper.devnet.world import start_world
 
-    configure_logging(log_level)
+    if log_level.upper() not in LOG_LEVELS:
+        raise fail(ConfigError(f"--log-level: one of {', '.join(LOG_LEVELS)} (got {log_level!r})"))
+    configure_logging(log_level.upper())
     log = get_logger("keeper.devnet")
     if dump_state and load_state:
         raise fail(FatalError("--dump-state and --load-state are exclusive: pick one"))

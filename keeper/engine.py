@@ -41,7 +41,7 @@ from keeper.skiplog import SkipLog
 from keeper.signals import BasisHistory, Signal, SkippedSignal, compute_signals
 from keeper.types import Direction, Intent, MarketSnapshot, Outcome, PerpAccountState, Position
 from keeper.index_volatility import IndexHistory
-from strategies import load_strategy
+from strategies import STRATEGIES, load_strategy
 
 log = get_logger("keeper.engine")
 PRUNE_EVERY_S = 3_600
@@ -55,14 +55,22 @@ class StrategySlot:
 
 
 def load_strategy_slots(config: KeeperConfig) -> list[StrategySlot]:
-    """strategies.enabled, each built from its strategies.params; a bad parameter is a ConfigError."""
-    slots = []
-    for name in config.strategies.enabled:
+    """strategies.enabled, each built from its strategies.params. An unknown name in enabled or in
+    params, or a bad parameter (of an enabled strategy or not: a typo waits for no one to enable
+    it), is a ConfigError naming the key."""
+    known = ", ".join(sorted(STRATEGIES))
+    for key, names in (("enabled", config.strategies.enabled), ("params", list(config.strategies.params))):
+        unknown = [n for n in names if n not in STRATEGIES]
+        if unknown:
+            where = f"strategies.{key}" + (f".{unknown[0]}" if key == "params" else "")
+            raise ConfigError(f"{where}: unknown strategy {', '.join(map(repr, unknown))} (known: {known})")
+    built = {}
+    for name in dict.fromkeys([*config.strategies.enabled, *config.strategies.params]):
         try:
-            slots.append(StrategySlot(load_strategy(name, config.strategies.params.get(name, {}))))
+            built[name] = load_strategy(name, config.strategies.params.get(name, {}))
         except ValueError as exc:
             raise ConfigError(f"strategies.params.{name}: {exc}") from exc
-    return slots
+    return [StrategySlot(built[name]) for name in config.strategies.enabled]
 
 
 @quick_init  # built per block (keeper/frozen.py)
@@ -163,7 +171,10 @@ class Engine(DecideStage, ExecuteStage):
         on this snapshot, against a basis history whose numbers are this engine's)."""
         started = time.perf_counter() if started is None else started
         self.last_block = snapshot.block_number
-        computed = compute_signals(snapshot, self.history) if computed is None else computed
+        if computed is None:
+            computed = compute_signals(snapshot, self.history)
+        elif any(isinstance(s, Signal) and s.block_number != snapshot.block_number for s in computed):
+            raise ValueError(f"signals computed for another block than {snapshot.block_number}")
         signals = [s for s in computed if isinstance(s, Signal)]
         self.index_history.record(snapshot)  # each market's index, once per block (keeper/index_volatility.py)
         if getattr(self.metrics, "publishes", True):  # a backtest's metrics publish nothing
@@ -272,5 +283,4 @@ class Engine(DecideStage, ExecuteStage):
         if isinstance(account, PerpAccountState):
             for market, held in account.markets.items():
                 m.position_base.labels(market).set(held.position_size_x18 / 10**18)
-            if account.margin_ratio is not None:
-                m.margin_ratio.set(account.margin_ratio)
+            m.publish_margin_ratio(account.margin_ratio)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils import to_checksum_address
 
 from keeper.addressbook import AddressBook, book_from_manifest, optimism_book
 from keeper.artifacts import abi_codec, load_artifact
@@ -35,7 +35,7 @@ from keeper.chain.rpc import JsonRpc
 from keeper.chain.sender import TxSender
 from keeper.chain.tx_types import SenderConfig, TxRequest
 from keeper.config import KeeperConfig
-from keeper.devnet.manifest import DevnetManifest
+from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import ChainMismatchError, ConfigError, TxRevertedError
 from keeper.logs import get_logger
 
@@ -64,7 +64,7 @@ def connect(settings: KeeperConfig) -> tuple[JsonRpc, AddressBook]:
     set), else the Optimism preset's."""
     manifest = None
     if settings.chain.manifest is not None or settings.chain.preset == "devnet":
-        manifest = DevnetManifest.read(settings.chain.manifest or Path(".keeper/devnet/manifest.json"))
+        manifest = DevnetManifest.read(settings.chain.manifest or DEFAULT_MANIFEST)
     rpc_url = settings.chain.rpc_url or (manifest.rpc_url if manifest else None)
     if rpc_url is None:
         raise ConfigError("chain.rpc_url: the executor commands need a node (set it or pass --rpc-url)")
@@ -93,12 +93,6 @@ def _send(sender: TxSender, to: str | None, data: bytes, label: str) -> dict[str
     if outcome.status != "included":
         raise TxRevertedError(label, outcome.revert_reason or outcome.status, outcome.tx_hash)
     return sender.rpc.call("eth_getTransactionReceipt", [outcome.tx_hash])
-
-
-def parse_address(value: str, option: str) -> str:
-    if not is_address(value):
-        raise ConfigError(f"{option}: not an address: {value!r}")
-    return to_checksum_address(value)
 
 
 # ------------------------------------------------------------------------------ deploy

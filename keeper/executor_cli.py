@@ -19,7 +19,9 @@ RpcOption = Annotated[Optional[str], typer.Option(help="JSON-RPC URL (overrides 
 ManifestOption = Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")]
 
 
-def _settings(config: Path | None, rpc_url: str | None, manifest: Path | None):  # type: ignore[no-untyped-def]
+def _settings(config: Path | None, rpc_url: str | None, manifest: Path | None,  # type: ignore[no-untyped-def]
+              secret_env: tuple[str, ...]):
+    """The config, with the key variables this command reads skipped as settings (they hold secrets)."""
     from keeper.config import load_config
 
     chain: dict[str, object] = {}
@@ -27,7 +29,7 @@ def _settings(config: Path | None, rpc_url: str | None, manifest: Path | None): 
         chain["rpc_url"] = rpc_url
     if manifest:
         chain["manifest"] = manifest
-    return load_config(config, overrides={"chain": chain} if chain else None)
+    return load_config(config, overrides={"chain": chain} if chain else None, secret_env=secret_env)
 
 
 @app.command()
@@ -47,13 +49,14 @@ def deploy(
     and the config lines for the keeper."""
     from keeper.cli_console import configure_logging_from, fail, out
     from keeper.errors import KeeperError
-    from keeper.executor_admin import AdminKey, build_sender, connect, parse_address
+    from keeper.config import parse_address
+    from keeper.executor_admin import AdminKey, build_sender, connect
     from keeper.executor_admin import deploy as deploy_executor
 
     try:
         treasury_address = parse_address(treasury, "--treasury")
         operator_address = parse_address(operator, "--operator")
-        settings = _settings(config, rpc_url, manifest)
+        settings = _settings(config, rpc_url, manifest, (admin_key_env, admin_keystore_password_env))
         configure_logging_from(settings)
         names = [m.strip() for m in markets.split(",") if m.strip()] if markets else list(settings.markets.enabled)
         signer = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
@@ -66,7 +69,7 @@ def deploy(
     for name, base, spot, fee in done.markets:
         out.print(f"  market {name}: Perp base {base}, spot {spot}, V3 fee {fee} pips", highlight=False)
     out.print("\nPut in the keeper's config (the operator's key in account.key_env or account.keystore):\n", highlight=False)
-    out.print(done.config_lines(), highlight=False)
+    out.print(done.config_lines(), highlight=False, markup=False)  # "[account]" is TOML, not rich markup
 
 
 @app.command()
@@ -88,13 +91,15 @@ def migrate(
     from keeper.chain.keys import load_signer_from_env
     from keeper.cli_console import configure_logging_from, fail, out
     from keeper.errors import KeeperError
-    from keeper.executor_admin import AdminKey, build_sender, check_migration, connect, parse_address
+    from keeper.config import parse_address
+    from keeper.executor_admin import AdminKey, build_sender, check_migration, connect
     from keeper.executor_admin import migrate as run_migration
 
     try:
         old_address = parse_address(from_address, "--from")
         new_address = parse_address(to_address, "--to")
-        settings = _settings(config, rpc_url, manifest)
+        settings = _settings(config, rpc_url, manifest,
+                             (admin_key_env, admin_keystore_password_env, treasury_key_env or admin_key_env))
         configure_logging_from(settings)
         admin = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
         treasury = load_signer_from_env(treasury_key_env) if treasury_key_env else None

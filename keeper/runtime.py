@@ -40,7 +40,7 @@ from keeper.chain.sender import TxSender
 from keeper.chain.tx_types import SenderConfig
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
-from keeper.engine import Engine, load_strategy_slots
+from keeper.engine import Engine, StrategySlot, load_strategy_slots
 from keeper.errors import ChainMismatchError, ConfigError, FatalError
 from keeper.execute import DryRunExecutor, Executor, LiveExecutor
 from keeper.adopt import chain_positions
@@ -51,7 +51,7 @@ from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
 from keeper.venues.executor import EXECUTOR
 from keeper.warm_start import warm_start
 from keeper.logs import get_logger
-from keeper.metrics import KeeperMetrics
+from keeper.metrics import KeeperMetrics, check_metrics_port
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
 
@@ -137,6 +137,8 @@ def assemble_runtime(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) 
 
 
 def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runtime:
+    strategies = load_strategy_slots(config)  # a bad strategy name or parameter: refused before anything is sent
+    check_metrics_port(config.monitoring.metrics_port)  # likewise a metrics port another process holds
     rpc_url = setup.rpc_url
     rpc = connect_rpc(config.chain, rpc_url, attempts=STARTUP_ATTEMPTS,  # with chain.backup_rpc_urls: failover
                       backoff_max_s=config.chain.startup_backoff_max_s)
@@ -181,7 +183,7 @@ def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runt
     journal = Journal(config.monitoring.journal)
     try:
         return _assemble_engine(config, rpc, setup, sources, collector, journal, snapshot, signer,
-                                owner, executor_address, chain_id)
+                                owner, executor_address, chain_id, strategies)
     except BaseException:
         journal.close()
         raise
@@ -189,8 +191,7 @@ def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runt
 
 def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sources: Sources,
                      collector: SnapshotCollector, journal: Journal, snapshot: MarketSnapshot, signer: Signer | None,
-                     owner: str, executor_address: str, chain_id: int) -> Runtime:
-    strategies = load_strategy_slots(config)
+                     owner: str, executor_address: str, chain_id: int, strategies: list[StrategySlot]) -> Runtime:
     heads = build_head_feed(config, rpc)  # the block loop's feed; pushed heads also wake the sender
     executor: Executor
     if signer is None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from keeper.cli_console import fail, out
+from keeper.cli_console import check_options, fail, out
 from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import FatalError, KeeperError, TransientError
 
@@ -29,6 +29,7 @@ def scan(
     from keeper.scan import scan as run_scan
 
     try:
+        check_options(urls={"--rpc-url": rpc_url})
         book = DevnetManifest.read(manifest)
         url = rpc_url or book.rpc_url
         rpc = JsonRpc(url, timeout_s=10.0)

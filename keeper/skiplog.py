@@ -31,7 +31,7 @@ def reason_shape(reason: str) -> str:
 
 def reason_layout(reason: str) -> bytes:
     """The reason with every ASCII digit 0: equal layouts, equal shapes (see the module)."""
-    return reason.encode().translate(_DIGITS_TO_0)
+    return reason.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_0)
 
 
 @dataclass

@@ -188,6 +188,18 @@ def render_table(report: StressReport) -> Any:
     return table
 
 
+def print_whole(console: Any, table: Any) -> None:
+    """Print `table` at its natural width even on a narrower console (a pipe or a file is 80
+    columns to rich): a number is never cut to an ellipsis; a narrow terminal wraps the lines."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    needed = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    wide = Console(file=console.file, width=max(console.width, needed), force_terminal=console.is_terminal,
+                   color_system=console.color_system, soft_wrap=True)
+    wide.print(table)
+
+
 def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, account: str | None, market: str | None,
                    direction: str | None, notional_usd: float, collateral_usd: float | None, json_output: bool,
                    console: Any, index_rounds: int | None = None) -> None:
@@ -208,7 +220,9 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     settings = load_config(config_path)
     proposal = None
     if market is not None or direction is not None:
-        if market is None or direction not in ("short_perp", "long_perp"):
+        if direction is not None and direction not in ("short_perp", "long_perp"):
+            raise ConfigError(f"--direction: short_perp or long_perp (got {direction!r})")
+        if market is None or direction is None:
             raise ConfigError("--market and --direction (short_perp or long_perp) go together")
         proposal = Proposal(market, Direction(direction), notional_usd)
     book = DevnetManifest.read(manifest)
@@ -221,7 +235,7 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     if json_output:
         console.print_json(json.dumps(report.as_json()))
         return
-    console.print(render_table(report))
+    print_whole(console, render_table(report))
     worst = worst_margin_ratio(report.rows)
     console.print(f"worst margin ratio: {'-' if worst is None else f'{worst:.4f}'} (guard {report.guard:g})")
     if report.max_proposal_notional_usd is not None and proposal is not None:

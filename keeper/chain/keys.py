@@ -105,7 +105,7 @@ def load_signer_from_env(env_var: str = DEFAULT_KEY_ENV, environ: Mapping[str, s
     env = os.environ if environ is None else environ
     value = env.get(env_var, "").strip()
     if not value:
-        raise ConfigError(f"${env_var} is not set: put the keeper's private key there, or use a keystore file")
+        raise ConfigError(f"${env_var} is not set: put the signing key there (64 hex digits), or use a keystore file")
     if not _KEY_HEX.fullmatch(value):
         raise ConfigError(f"${env_var} is not a private key (expected 64 hex digits, 0x optional)")
     signer = _signer_or_config_error(bytes.fromhex(value.removeprefix("0x")), f"${env_var}")

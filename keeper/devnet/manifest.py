@@ -79,7 +79,7 @@ class DevnetManifest(_Strict):
 
     @staticmethod
     def default_path() -> Path:
-        return Path(".keeper/devnet/manifest.json")
+        return DEFAULT_MANIFEST
 
     def with_rpc_url(self, rpc_url: str) -> DevnetManifest:
         return self.model_copy(update={"rpc_url": rpc_url})
@@ -95,9 +95,12 @@ class DevnetManifest(_Strict):
         try:
             return cls.model_validate(json.loads(Path(path).read_text()))
         except FileNotFoundError as exc:
-            raise ConfigError(f"manifest {path}: file not found") from exc
+            raise ConfigError(f"manifest {path}: file not found (`keeper devnet` writes one; give --manifest or set "
+                              "chain.manifest)") from exc
         except json.JSONDecodeError as exc:
             raise ConfigError(f"manifest {path}: not JSON ({exc})") from exc
+        except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, binary
+            raise ConfigError(f"manifest {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from exc
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

@@ -201,6 +201,8 @@ def _step(engine: Engine, executor: PaperExecutor, books: BacktestJournal, accou
     executor.snapshot = snapshot
     report = engine.decide_on(snapshot, snapshot.block_number, computed=signals)  # the worker's, or None: computed
     run.outcomes.extend(report.outcomes)
+    if engine.fatal is not None:  # caught in the tick (a journal that cannot be written): the run stops, as live
+        raise engine.fatal
     return snapshot
 
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from keeper.errors import KeeperError
+from keeper.errors import FatalError
 from keeper.history.pair_books import paper_pair_fill
 from keeper.journal import Journal
 from keeper.journal.rows import _int, _open_position_row
@@ -149,16 +149,21 @@ class BacktestJournal:
         market's open position row with its pending funding, as pnl_total took it."""
         if not self._unwritten:
             return
-        readings, self._unwritten = self._unwritten, []
+        readings = self._unwritten
         before, journal = self._pnl_changes(), self.journal
-        with journal.write_transaction() as db:
-            journal.record_fundings([(name, block, pending_x18, timestamp_s)
-                                     for name, (block, pending_x18, timestamp_s) in readings])
-            for name, (block, pending_x18, _) in {name: reading for name, reading in readings}.items():
-                row = _open_position_row(db, name)
-                if row is not None and (row["funding_pending_block"], _int(row["funding_pending_x18"])) != (block, pending_x18):
-                    raise KeeperError(f"backtest books: {name}'s open position did not take the funding reading of "
-                                      f"block {block} ({pending_x18}); the report's PnL samples would be wrong")
+        try:
+            with journal.write_transaction() as db:
+                journal.record_fundings([(name, block, pending_x18, timestamp_s)
+                                         for name, (block, pending_x18, timestamp_s) in readings])
+                for name, (block, pending_x18, _) in {name: reading for name, reading in readings}.items():
+                    row = _open_position_row(db, name)
+                    if row is not None and (row["funding_pending_block"], _int(row["funding_pending_x18"])) != (block, pending_x18):
+                        raise FatalError(f"backtest books: {name}'s open position did not take the funding reading of "
+                                         f"block {block} ({pending_x18}); the report's PnL samples would be wrong")
+        except BaseException:
+            self._pnl_total = None  # the cached PnL counted them: read it from the journal again
+            raise
+        self._unwritten = []  # written (kept, in order, when the transaction failed)
         if self._pnl_total is not None and self._pnl_total[0] == before:  # nothing else written since
             self._pnl_total = (self._pnl_changes(), *self._pnl_total[1:])
             self._pending_moved = True

@@ -167,7 +167,7 @@ def quiet_collector() -> Iterator[None]:
     11-17 us per driven block of the engine's process (gc.callbacks, 2026-11-30). A snapshot is a
     tree, freed by its reference counts; what does make cycles is still collected, later: what the
     loop leaves alive (the report's samples) joins the oldest generation, not passed through now."""
-    threshold = gc.get_threshold()
+    threshold, frozen_before = gc.get_threshold(), gc.get_freeze_count()
     gc.freeze()
     gc.set_threshold(LOOP_GC_THRESHOLD, *threshold[1:])
     try:
@@ -175,7 +175,8 @@ def quiet_collector() -> Iterator[None]:
     finally:
         gc.freeze()  # the loop's survivors too (a freeze empties the young generations without a pass) ...
         gc.set_threshold(*threshold)
-        gc.unfreeze()  # ... then all of it is the oldest generation's, for the full collections
+        if not frozen_before:  # (a caller's own freeze stays as it was)
+            gc.unfreeze()  # ... then all of it is the oldest generation's, for the full collections
 
 
 def _messages(path: Path, meta: dict[str, Any], from_block: int | None, to_block: int | None,

@@ -160,7 +160,7 @@ def run_simulation(settings: KeeperConfig, *, fork_url: str, fork_block: int | N
         raise ConfigError(f"--blocks must be >= 1, got {blocks}")
     origin_chain_id, origin_block = origin_head(fork_url)
     if fork_block is not None and not 0 <= fork_block <= origin_block:
-        raise ConfigError(f"--fork-block {fork_block}: the origin's head is block {origin_block}")
+        raise ConfigError(f"--fork-block {fork_block}: must be between 0 and the origin's head, block {origin_block}")
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".simulation-", dir=out_dir))
     console = console or Console(stderr=True)

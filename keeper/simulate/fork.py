@@ -32,7 +32,7 @@ from keeper.addressbook import AddressBook
 from keeper.artifacts import PROJECT_ROOT, load_artifact
 from keeper.chain.rpc import JsonRpc
 from keeper.devnet.deploy import USDC_DECIMALS
-from keeper.devnet.manifest import DevnetManifest
+from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.devnet.node import AnvilNode, reanchor_clock
 from keeper.devnet.provision import ExecutorFunding, ExecutorRoles, deploy_executor
 from keeper.devnet.txs import DevSender, codec
@@ -237,7 +237,7 @@ def manifest_candidates(configured: Path | None) -> list[Path]:
     from keeper.devnet.world import BUILD_DIR, fingerprint, manifest_path_for
 
     current = manifest_path_for(BUILD_DIR / f"state-{len(DEFAULT_MARKETS)}m-{fingerprint(DEFAULT_MARKETS)}.json")
-    found = [current, Path(".keeper/devnet/manifest.json")]
+    found = [current, DEFAULT_MANIFEST]
     found += sorted((PROJECT_ROOT / "build" / "devnet").glob("state-*.json.manifest.json"),
                     key=lambda p: p.stat().st_mtime, reverse=True)
     return [p for p in found if p.is_file()]

@@ -212,6 +212,24 @@ def suite_table(suite: Mapping[str, Any]) -> Table:
     return table
 
 
+def describe_run(report: Mapping[str, Any]) -> str:
+    """One run's result in a few lines: the keeper against its yardsticks, the accounting check,
+    and where its log is."""
+    c, run, limits = report["comparison"], report["run"], report["limits"]
+    capture = "" if c.get("capture") is None else f" (capture {c['capture']:.1%})"
+    lowest = limits.get("lowest_margin_ratio")
+    yes = {True: "yes", False: "NO"}
+    lines = [f"{report['scenario']['name']} seed {run['seed']}, {run['steps']} steps on a fork of block {run['fork_block']} "
+             f"({run['wall_s']} s): keeper {c['keeper_usd']:+,.2f} USD in {len(report['keeper']['trades'])} trades; "
+             f"threshold bot {c['baseline_usd']:+,.2f}, carry-only bot {c['carry_only_usd']:+,.2f}, "
+             f"hindsight optimum {c['optimum_usd']:+,.2f}{capture}",
+             f"optimum dominates: {yes[bool(c['optimum_dominates'])]}; PnL split = balance change: "
+             f"{yes[bool(report['consistency'].get('split_equals_balance_change'))]}; lowest margin ratio "
+             f"{'-' if lowest is None else f'{lowest:.4f}'}; liquidations {len(limits.get('liquidations', []))}",
+             f"keeper log: {run['keeper_log']}"]
+    return "\n".join(lines + [f"DEFECT: {v}" for v in c.get("violations", [])])
+
+
 def suite_violations(suite: Mapping[str, Any]) -> list[str]:
     """One line per run where the optimum did not dominate (or the run failed)."""
     lines = []
@@ -261,8 +279,11 @@ def simulate_main(settings: KeeperConfig, *, fork_url: str, fork_block: int | No
                               "(or give --suite)")
         from keeper.simulate.command import run_simulation
 
-        for path in run_simulation(settings, fork_url=fork_url, fork_block=fork_block, blocks=blocks,
-                                   scenario=scenario, seed=seed, out_dir=out_dir, console=err):
+        paths = run_simulation(settings, fork_url=fork_url, fork_block=fork_block, blocks=blocks,
+                               scenario=scenario, seed=seed, out_dir=out_dir, console=err)
+        report = json.loads(next(p for p in paths if p.suffix == ".json").read_text())
+        out.print(describe_run(report), highlight=False, markup=False)
+        for path in paths:
             out.print(f"wrote {path}", highlight=False)
         return 0
     if scenario is not None:

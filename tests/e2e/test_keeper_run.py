@@ -167,10 +167,10 @@ def test_live_keeper_opens_holds_and_unwinds_with_books_that_match_the_chain(wor
     assert eth_spent == sum(e["fee_paid_wei"] for e in outcomes)
     # `keeper status` reports the same books, checked against the chain.
     status_run = subprocess.run(
-        [sys.executable, "-m", "keeper", "status", "--json", "--rpc-url", world.node.rpc_url],
+        [sys.executable, "-m", "keeper", "status", "--json", "--rpc-url", world.node.rpc_url,
+         "--manifest", str(tmp_path / "manifest.json")],
         capture_output=True, text=True, timeout=60,
-        env={**os.environ, "KEEPER_MONITORING__JOURNAL": str(keeper.journal), "KEEPER_ACCOUNT__EXECUTOR": executor,
-             "KEEPER_CHAIN__MANIFEST": str(tmp_path / "manifest.json")})
+        env={**os.environ, "KEEPER_MONITORING__JOURNAL": str(keeper.journal), "KEEPER_ACCOUNT__EXECUTOR": executor})
     assert status_run.returncode == 0, status_run.stderr
     status_json = json.loads(status_run.stdout)
     assert status_json["chain_checked"].startswith("yes") and status_json["mismatches"] == []

@@ -3,6 +3,7 @@ the same as at the previous block is logged at debug only."""
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from keeper.blockloop import run_blocks
+from keeper.journal import Journal
 from keeper.launch import build_runtime
 from tests.integration.conftest import Devnet
 
@@ -45,3 +47,12 @@ def test_the_loop_ticks_on_pushed_heads_and_repeated_skips_drop_to_debug(devnet:
     later = [e for e in skips if e["block"] != first_block]
     assert first and all(e["log_level"] == "info" for e in first)
     assert later and all(e["log_level"] == "debug" for e in later)
+    # The metrics the dashboard charts are published by the loop: the realized PnL by component
+    # (its sum the journal's realized total) and, with no position, a margin ratio of NaN (not 0).
+    samples = {(s.name, s.labels.get("component")): s.value
+               for family in runtime.engine.metrics.registry.collect() for s in family.samples}
+    pnl = {component: v for (name, component), v in samples.items() if name == "keeper_pnl_usd"}
+    assert set(pnl) == {"funding", "convergence", "fees", "gas"}
+    with Journal(settings.monitoring.journal, readonly=True) as journal:
+        assert sum(pnl.values()) == journal.realized_since(0.0).total_x18 / 10**18
+    assert math.isnan(samples[("keeper_margin_ratio", None)])

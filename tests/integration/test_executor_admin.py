@@ -26,7 +26,7 @@ from keeper.devnet.world import World
 from keeper.simulate.fork import fund_gas, start_fork
 
 EX, ERC20, VAULT = codec("BasisExecutor"), codec("MintableERC20"), codec("Vault")
-KEY_ENV = "TEST_EXECUTOR_ADMIN_KEY"
+KEY_ENV = "KEEPER_ADMIN_PRIVATE_KEY"  # the documented default: a KEEPER_ name that is not a setting
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,9 @@ def _deploy(chain: dict[str, Any], *extra: str) -> str:
     result = _keeper("executor", "deploy", "--treasury", chain["admin"], "--operator",
                      chain["manifest"].accounts.keeper, *extra, *chain["args"])
     assert result.exit_code == 0, result.output
-    line = next(line for line in result.output.splitlines() if line.startswith("executor = "))
+    lines = result.output.splitlines()
+    assert lines[lines.index("[account]") + 1].startswith("executor = ")  # the TOML lines to paste, section included
+    line = next(line for line in lines if line.startswith("executor = "))
     return line.split('"')[1]
 
 

@@ -331,4 +331,9 @@ def test_cli_simulate_writes_the_report(devnet_world: World, tmp_path: Path) -> 
     assert f"wrote {tmp_path / 'out' / 'report.json'}" in result.stdout
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["run"]["steps"] == 10 and report["scenario"]["name"] == "calm"
+    # ... and says how it went: the keeper against its yardsticks, the books check, where the log is
+    summary = result.stdout.splitlines()[0]
+    assert summary.startswith("calm seed 7, 10 steps on a fork of block ")
+    assert f"keeper {report['comparison']['keeper_usd']:+,.2f} USD" in summary and "hindsight optimum" in summary
+    assert f"keeper log: {tmp_path / 'out' / 'keeper.log'}" in result.stdout
     assert not any(name.startswith(".simulation-") for name in os.listdir(tmp_path / "out"))  # work dir removed

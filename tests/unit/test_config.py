@@ -62,3 +62,65 @@ def test_given_the_optimism_preset_then_it_names_chain_10_and_perp_markets() -> 
 def test_given_backup_rpc_urls_in_the_environment_then_they_are_a_list() -> None:
     config = load_config(None, environ={"KEEPER_CHAIN__BACKUP_RPC_URLS": "http://b:8545, http://c:8545"})
     assert config.chain.backup_rpc_urls == ["http://b:8545", "http://c:8545"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[account]\nexecutor = '0x" + "zz" * 20 + "'\n", "account.executor: not an address"),
+    ("[account]\nexecutor = '0x70997970C51812dc3A010C7d01b50e0d17dc79C9'\n", "account.executor: not an address"),  # bad checksum
+    ("[chain]\nrpc_url = 'localhost:8545'\n", "chain.rpc_url: not a node URL"),
+    ("[chain]\nbackup_rpc_urls = ['http://127.0.0.1:8545', 'node2']\n", "chain.backup_rpc_urls: not a node URL"),
+    ("[chain]\nws_url = 'http://127.0.0.1:8545'\n", "chain.ws_url: not a node URL (expected ws:// or wss://"),
+])
+def test_given_a_malformed_address_or_url_when_loading_then_the_field_is_named(tmp_path: Path, text: str,
+                                                                               message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), environ={})
+    assert message in str(caught.value) and "Value error" not in str(caught.value)
+
+
+def test_given_good_urls_and_a_checksummed_or_lowercase_address_then_they_load(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[chain]\nrpc_url = 'https://node.example:8545/v1'\nws_url = 'wss://node.example'\n"
+                                         "[account]\nexecutor = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8'\n"), environ={})
+    assert config.chain.rpc_url == "https://node.example:8545/v1" and config.account.executor is not None
+
+
+def test_given_a_directory_or_a_binary_file_as_config_then_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path, environ={})
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe[risk]")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(binary, environ={})
+
+
+def test_given_the_key_variables_by_any_name_then_they_are_not_taken_for_settings(tmp_path: Path) -> None:
+    # the admin commands' default variables, the variable account.key_env names, a command's own
+    config = load_config(write(tmp_path, "[account]\nkey_env = 'KEEPER_HOT_KEY'\n"),
+                         environ={"KEEPER_ADMIN_PRIVATE_KEY": "x", "KEEPER_ADMIN_KEYSTORE_PASSWORD": "x",
+                                  "KEEPER_HOT_KEY": "x", "KEEPER_TREASURY_KEY": "x"},
+                         secret_env=("KEEPER_TREASURY_KEY",))
+    assert config.account.key_env == "KEEPER_HOT_KEY"
+    load_config(None, environ={"KEEPER_ACCOUNT__KEY_ENV": "KEEPER_OTHER_KEY", "KEEPER_OTHER_KEY": "x"})
+    with pytest.raises(ConfigError, match="KEEPER_RISK_MAX_LEVERAGE"):  # a typo'd setting is still an error
+        load_config(None, environ={"KEEPER_RISK_MAX_LEVERAGE": "2"})
+
+
+def test_given_a_url_with_a_providers_key_when_refused_then_the_key_is_not_in_the_message() -> None:
+    from keeper.config import check_url
+    for overrides in ({"chain": {"rpc_url": "htps://node.example/v2/SECRETKEY"}},
+                      {"chain": {"rpc_url": "ftp://user:SECRETKEY@node.example"}}):
+        with pytest.raises(ConfigError) as caught:
+            load_config(None, environ={}, overrides=overrides)
+        assert "SECRETKEY" not in str(caught.value) and "chain.rpc_url" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        check_url("htps://node.example/v2/SECRETKEY", "--rpc-url")
+    assert "SECRETKEY" not in str(caught.value) and "node.example" in str(caught.value)
+    with pytest.raises(ConfigError, match="not a node URL"):
+        check_url("http://:8545", "--rpc-url")  # no host
+
+
+def test_given_a_key_pasted_as_key_env_when_loading_then_it_is_refused_without_echoing_it() -> None:
+    key = "0x" + "ab" * 32
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={}, overrides={"account": {"key_env": key}})
+    assert "account.key_env" in str(caught.value) and key not in str(caught.value) and "ab" * 8 not in str(caught.value)

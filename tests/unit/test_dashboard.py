@@ -32,3 +32,64 @@ def test_the_dashboard_covers_basis_funding_positions_pnl_margin_latency_and_rpc
     for metric in ("keeper_basis_bps", "keeper_funding_apr_ratio", "keeper_position_base", "keeper_pnl_usd",
                    "keeper_margin_ratio", "keeper_tick_seconds_bucket", "keeper_rpc_errors_total"):
         assert metric in exprs
+
+
+def test_pnl_components_sum_to_the_realized_total_and_no_position_is_no_margin_ratio() -> None:
+    import math
+
+    from keeper.pnl_split import PnlSplit
+
+    metrics = KeeperMetrics()
+
+    def value(name: str, **labels: str) -> float:
+        got = metrics.registry.get_sample_value(name, labels)
+        assert got is not None, name
+        return got
+
+    assert math.isnan(value("keeper_margin_ratio"))  # before any snapshot: no position, no ratio
+    one = 10**18
+    split = PnlSplit(funding_x18=3 * one, convergence_x18=10 * one, fees_x18=4 * one, gas_x18=one, total_x18=8 * one)
+    metrics.publish_pnl(split)
+    parts = {c: value("keeper_pnl_usd", component=c) for c in ("funding", "convergence", "fees", "gas")}
+    assert parts == {"funding": 3.0, "convergence": 10.0, "fees": -4.0, "gas": -1.0} and sum(parts.values()) == 8.0
+    metrics.publish_margin_ratio(0.42)
+    assert value("keeper_margin_ratio") == 0.42
+    metrics.publish_margin_ratio(None)  # the position closed: no stale ratio
+    assert math.isnan(value("keeper_margin_ratio"))
+
+
+def test_a_metrics_port_in_use_is_a_config_error_naming_the_key() -> None:
+    import socket
+
+    import pytest
+
+    from keeper.errors import ConfigError
+    from keeper.metrics import check_metrics_port
+
+    check_metrics_port(0)  # off: nothing to check
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"monitoring.metrics_port: cannot serve metrics on 127.0.0.1:{port}"):
+            check_metrics_port(port)
+        with pytest.raises(ConfigError, match="monitoring.metrics_port"):
+            KeeperMetrics().serve(port)  # the server itself says the same, not an OSError traceback
+
+
+def test_a_metrics_port_in_use_is_refused_before_the_node_is_contacted() -> None:
+    import socket
+
+    import pytest
+
+    from keeper.config import load_config
+    from keeper.errors import ConfigError
+    from keeper.runtime import ChainSetup, assemble_runtime
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        config = load_config(None, environ={}, overrides={"monitoring": {"metrics_port": holder.getsockname()[1]},
+                                                          "chain": {"startup_retry_s": 0}})
+        with pytest.raises(ConfigError, match="monitoring.metrics_port"):  # not a connection error to the dead port
+            assemble_runtime(config, ChainSetup(rpc_url="http://127.0.0.1:9"), dry_run=True)

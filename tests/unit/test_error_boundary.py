@@ -139,3 +139,18 @@ def test_given_an_interrupt_then_it_is_not_swallowed(exc: BaseException, tmp_pat
     engine = engine_raising(exc, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         engine.tick()
+
+
+def test_given_signals_computed_for_another_block_when_the_engine_takes_them_then_it_refuses(tmp_path: Path) -> None:
+    from keeper.basis_history import BasisHistory
+    from keeper.signals import Signal, compute_signals
+
+    from .test_pnl_model import market_view, snapshot_of
+
+    # Given signals a backtest's worker computed for block 1000, and the snapshot of block 1001
+    computed = compute_signals(snapshot_of(market_view(), block=1000), BasisHistory())
+    assert any(isinstance(s, Signal) for s in computed)
+    engine = engine_raising(RuntimeError("unused"), tmp_path)
+    # Then the engine does not decide on them
+    with pytest.raises(ValueError, match="another block than 1001"):
+        engine.decide_on(snapshot_of(market_view(), block=1001), 1001, computed=computed)

@@ -173,3 +173,31 @@ def test_given_a_held_back_reading_its_position_row_does_not_take_when_written_t
         books.write_readings()
     assert [r.block for r in journal.funding_history("ETH")] == [20]
     journal.close()
+
+
+def test_given_a_write_of_held_readings_that_fails_when_retried_then_nothing_is_lost_and_the_pnl_is_the_journals(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given two held readings, counted by the books' PnL
+    journal, books = _books_with_an_eth_short(tmp_path)
+    books.pnl_total()
+    for block, pending in ((13, 5 * E18), (14, 7 * E18)):
+        books.record_funding("ETH", block=block, pending_funding_x18=pending, timestamp_s=1_700_000_000 + block)
+        books.flush_funding(write=False)
+    assert books.pnl_total().funding_x18 != journal.pnl_summary().total.funding_x18
+    # When the journal's write fails (a locked or full disk)
+    real = journal.record_fundings
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(journal, "record_fundings", failing)
+    with pytest.raises(OSError):
+        books.write_readings()
+    assert journal.funding_history("ETH") == []
+    # Then the readings are still held: the next access writes both, in order, and the books' PnL is
+    # the journal's (not a cached total that counted readings never written)
+    monkeypatch.setattr(journal, "record_fundings", real)
+    total = books.pnl_total()
+    assert [(r.block, r.amount_x18) for r in journal.funding_history("ETH")] == [(13, 5 * E18), (14, 7 * E18)]
+    assert total == journal.pnl_summary().total
+    journal.close()

@@ -42,3 +42,18 @@ def test_given_the_backtests_loop_when_it_ends_then_the_collector_is_as_before_a
     assert gone() is not None  # not passed through at the loop's end ...
     gc.collect()
     assert gone() is None  # ... but collected as any old garbage
+
+
+def test_given_a_callers_own_freeze_when_the_loop_ends_then_it_stays_frozen() -> None:
+    import gc
+
+    from keeper.history.pipeline import quiet_collector
+
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with quiet_collector():
+            pass
+        assert gc.get_freeze_count() >= frozen > 0
+    finally:
+        gc.unfreeze()

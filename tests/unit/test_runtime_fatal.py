@@ -23,7 +23,7 @@ class FatalAfter:
         self.ticks = 0
         self.last_block = -1
         self.fatal: BaseException | None = None
-        self.metrics = SimpleNamespace(rpc_errors=SimpleNamespace(inc=lambda: None))
+        self.metrics = SimpleNamespace(rpc_errors=SimpleNamespace(inc=lambda: None), publish_pnl=lambda _split: None)
 
     def tick(self, head_block: int | None = None) -> object:
         self.ticks += 1
@@ -31,7 +31,7 @@ class FatalAfter:
         if self.ticks == 3:
             self.fatal = ChainMismatchError("the node switched chains")
             return None
-        return SimpleNamespace(snapshot=None)
+        return SimpleNamespace(snapshot=None, outcomes=())
 
 
 class Heads:
@@ -65,6 +65,7 @@ class Heads:
 
 def _runtime(engine: FatalAfter, heads: Heads) -> Any:
     return SimpleNamespace(engine=engine, ticks=0, driver=None, kill_flag=threading.Event(), heads=heads, rpc=None,
+                           journal=SimpleNamespace(realized_since=lambda _since_s: None),
                            config=SimpleNamespace(risk=SimpleNamespace(kill_switch_action="unwind")))
 
 
@@ -91,3 +92,21 @@ def test_given_sigterm_before_the_first_head_then_the_loop_still_stops() -> None
     runtime = _runtime(engine, Heads(before_first=lambda: os.kill(os.getpid(), signal.SIGTERM)))
     _restoring_signals(lambda: run_loop(runtime, blocks=None))  # returns: the signal was not lost
     assert engine.ticks == 0
+
+
+def test_given_a_journal_read_that_fails_for_the_pnl_metric_then_the_loop_goes_on_and_logs_it() -> None:
+    import sqlite3
+
+    # Given the PnL metric's journal read failing (a locked database), at start and after ticks
+    engine = FatalAfter()
+    runtime = _runtime(engine, Heads())
+
+    def locked(_since_s: float) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    runtime.journal = SimpleNamespace(realized_since=locked)
+    with capture_logs() as logs:
+        _restoring_signals(lambda: run_loop(runtime, blocks=None))
+    # Then the loop ticks on until its own stop (the fatal error of tick 3), each failure an event
+    assert engine.ticks == 3
+    assert any(e["event"] == "metrics.pnl_failed" and "locked" in e["error"] for e in logs)

@@ -1,0 +1,38 @@
+"""strategies.enabled and strategies.params are checked whole at start: an unknown strategy name
+in either, or a bad parameter of any strategy named there (enabled or not), is a ConfigError
+naming the key, raised before the runtime contacts the node (so before anything is sent)."""
+
+from __future__ import annotations
+
+import pytest
+
+from keeper.config import load_config
+from keeper.engine import load_strategy_slots
+from keeper.errors import ConfigError
+from keeper.runtime import ChainSetup, assemble_runtime
+
+
+@pytest.mark.parametrize(("environ_or_params", "message"), [
+    ({"enabled": ["basis_convergence", "nosuch"]}, "strategies.enabled: unknown strategy 'nosuch'"),
+    ({"params": {"basis_convergnce": {"entry_z": 1.0}}}, "strategies.params.basis_convergnce: unknown strategy"),
+    ({"params": {"pairs_spread": {"entry_zz": 1.0}}}, "strategies.params.pairs_spread: "),  # not enabled, still checked
+    ({"params": {"basis_convergence": {"entry_z": "x"}}}, "strategies.params.basis_convergence: "),
+])
+def test_a_bad_strategy_name_or_parameter_names_the_key(environ_or_params: dict[str, object], message: str) -> None:
+    config = load_config(None, environ={}, overrides={"strategies": environ_or_params})
+    with pytest.raises(ConfigError) as caught:
+        load_strategy_slots(config)
+    assert message in str(caught.value)
+
+
+def test_the_enabled_strategies_are_loaded_in_order_with_params_of_others_allowed() -> None:
+    config = load_config(None, environ={}, overrides={"strategies": {
+        "enabled": ["funding_carry", "basis_convergence"], "params": {"pairs_spread": {"entry_z": 2.5}}}})
+    assert [s.strategy.name for s in load_strategy_slots(config)] == ["funding_carry", "basis_convergence"]
+
+
+def test_a_bad_strategy_is_refused_before_the_node_is_contacted() -> None:
+    config = load_config(None, environ={}, overrides={"strategies": {"enabled": ["nosuch"]},
+                                                      "chain": {"startup_retry_s": 0}})
+    with pytest.raises(ConfigError, match="strategies.enabled"):  # not a connection error to the dead port
+        assemble_runtime(config, ChainSetup(rpc_url="http://127.0.0.1:9"), dry_run=True)
