@@ -156,7 +156,7 @@ class StrategiesConfig(_Section):
     max_failures: int = Field(3, ge=1, description="consecutive raises before a strategy is disabled")
     basis_window_s: float = Field(7200, gt=0, description="seconds of tradable-basis history behind the robust statistics")
     basis_min_samples: int = Field(20, ge=2, description="observations needed before a z-score is defined")
-    warm_start_blocks: int = Field(3_600, ge=0, description=(
+    warm_start_blocks: int = Field(300, ge=0, description=(
         "past blocks read at start into the basis and index histories (keeper/warm_start.py); 0: off"))
 
 
