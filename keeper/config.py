@@ -13,6 +13,7 @@ account.key_env, and never appears in a config object.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -55,12 +56,12 @@ def is_address_text(value: object) -> bool:
 
 def check_url(value: str, where: str, schemes: set[str] = URL_SCHEMES, *, quote: bool = True) -> str:
     """A node URL with one of `schemes` and a host; else a ConfigError naming `where`."""
-    parts = urlsplit(value)
     try:
-        host = parts.hostname
+        parts = urlsplit(value)
+        host, scheme = parts.hostname, parts.scheme
     except ValueError:  # a malformed port or IPv6 literal
-        host = None
-    if parts.scheme.lower() not in schemes or not host:
+        host, scheme = None, ""
+    if scheme.lower() not in schemes or not host:
         expected = " or ".join(f"{s}://" for s in sorted(schemes))
         raise ConfigError(f"{where}: not a node URL (expected {expected}HOST[:PORT])"
                           + (f": {redacted_url(value)!r}" if quote else ""))
@@ -73,15 +74,16 @@ ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # an environment variable's name (a key 
 def redacted_url(value: str) -> str:
     """A URL as it may be printed: scheme and host (and port) only; a provider's key often sits in
     the path or the user part, and an error message must not carry it."""
-    parts = urlsplit(value)
     try:
+        parts = urlsplit(value)
         host, port = parts.hostname, parts.port
     except ValueError:
-        host, port = None, None
+        return "<not shown: not a URL>"
     if not parts.scheme or not host:
         return "<not shown: not a URL>" if len(value) > 16 else value
     hidden = "/..." if (parts.path.strip("/") or parts.query or parts.username) else ""
-    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{hidden}"
+    shown_host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{shown_host}{f':{port}' if port else ''}{hidden}"
 
 
 class _Section(BaseModel):
@@ -136,6 +138,13 @@ class AccountConfig(_Section):
     executor: str | None = Field(None, description="BasisExecutor address; unset on a devnet: deployed at start")
     collateral_usdc: float = Field(50_000, ge=0, description="USDC kept in the Perp vault through the executor")
 
+    @field_validator("key_env", "keystore_password_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if re.search(r"[0-9a-fA-F]{32,}", value):  # a key pasted where its variable's name belongs
+            raise ValueError("must be the NAME of an environment variable (letters, digits, _), not its value")
+        return value
+
     @field_validator("executor")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
@@ -158,6 +167,8 @@ class StrategiesConfig(_Section):
     basis_min_samples: int = Field(20, ge=2, description="observations needed before a z-score is defined")
     warm_start_blocks: int = Field(300, ge=0, description=(
         "past blocks read at start into the basis and index histories (keeper/warm_start.py); 0: off"))
+    warm_start_max_s: float = Field(30.0, gt=0, le=3_600, description=(
+        "seconds the warm start may read for at most (open positions are not watched meanwhile)"))
 
 
 class CostsConfig(_Section):

@@ -234,7 +234,8 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
                       heads=heads)
     if isinstance(rpc, RetryCalls):
         rpc.attempts = LIVE_ATTEMPTS  # in the loop a call that still fails skips the tick
-    warm_start(engine, snapshot, config.strategies.warm_start_blocks)  # the past blocks, before the first tick
+    warm_start(engine, snapshot, config.strategies.warm_start_blocks,  # the past blocks, before the first tick
+               max_s=config.strategies.warm_start_max_s)
     return runtime
 
 

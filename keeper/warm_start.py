@@ -22,7 +22,9 @@ the history is the newest contiguous run; the `warm_start.done` event (warning
 `warm_start.partial` when it stopped early) carries the numbers: blocks asked, read, the first
 unreadable block and why, seconds. It never raises: a failed read ends the warm start, never the
 keeper; a snapshot whose recording raises is logged (`warm_start.failed`) and skipped, as a tick
-that raises would be. A `warm_start.progress` event every PROGRESS_EVERY blocks read.
+that raises would be. A `warm_start.progress` event every fifth of the range (at most every
+PROGRESS_EVERY blocks). Reading also stops once `strategies.warm_start_max_s` seconds are spent (a
+node that answers slowly, but answers): open positions are not watched while it reads.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from keeper.logs import get_logger
 from keeper.types import MarketSnapshot
 
 log = get_logger("keeper.warm_start")
-PROGRESS_EVERY = 500  # blocks read between two progress events
+PROGRESS_EVERY = 500  # blocks read between two progress events, at most (a fifth of the range, at least)
 
 
 class _Recorder(Protocol):
@@ -59,10 +61,12 @@ class WarmStartReport:
     seconds: float
 
 
-def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *,
+def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *, max_s: float | None = None,
                clock: Callable[[], float] = time.perf_counter) -> WarmStartReport:
     """Fill `engine`'s histories with the `blocks` blocks ending at `start` (the module notes);
-    `blocks` = 0: nothing read, nothing logged. Never raises for a block that cannot be read."""
+    `blocks` = 0: nothing read, nothing logged. Never raises for a block that cannot be read.
+    `max_s`: reading stops once this many seconds are spent (a slow node: the blocks read so far
+    are kept, and the keeper starts)."""
     started = clock()
     if blocks <= 0:
         return WarmStartReport(0, 0, 0, None, None, None, 0.0)
@@ -73,7 +77,12 @@ def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *,
     snapshots = [start]
     first_unreadable: int | None = None
     reason: str | None = None
+    progress_every = max(1, min(PROGRESS_EVERY, planned // 5))
+    stopped_early = False
     for block in range(start.block_number - 1, start.block_number - planned, -1):
+        if max_s is not None and clock() - started > max_s:
+            reason, stopped_early = f"time budget spent: {max_s:g} s (strategies.warm_start_max_s)", True
+            break
         try:
             snapshot = engine.collector.fetch_snapshot(block)
         except Exception as exc:  # noqa: BLE001 - any unreadable past block ends the warm start, never the keeper
@@ -83,7 +92,7 @@ def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *,
             reason = f"block {block} is older than strategies.basis_window_s ({history.window_s:g} s)"
             break
         snapshots.append(snapshot)
-        if len(snapshots) % PROGRESS_EVERY == 0:
+        if len(snapshots) % progress_every == 0:
             log.info("warm_start.progress", read=len(snapshots), planned=planned, block=block,
                      seconds=round(clock() - started, 2))
     for snapshot in reversed(snapshots):  # oldest first, as the ticks would have recorded them
@@ -96,7 +105,7 @@ def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *,
     fields = dict(asked=report.asked, planned=report.planned, read=report.read, oldest_block=report.oldest_block,
                   newest_block=start.block_number, first_unreadable=report.first_unreadable, reason=report.reason,
                   seconds=round(report.seconds, 3))
-    if first_unreadable is not None:
+    if first_unreadable is not None or stopped_early:
         log.warning("warm_start.partial", **fields)
     else:
         log.info("warm_start.done", **fields)

@@ -100,15 +100,29 @@ class Signer:
 
 
 # ------------------------------------------------------------------------------------ loading
+_ENV_NAME_SHOWN = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+_HEX_RUN = re.compile(r"(0X)?[0-9A-F]{32,}")
+
+
+def shown_env_name(name: str) -> str:
+    """`$NAME` for a message, when `name` looks like an environment variable's name (upper case,
+    digits, _; not a long hex run); otherwise a stand-in: a key or password pasted where a
+    variable's NAME belongs must not be printed back."""
+    if _ENV_NAME_SHOWN.fullmatch(name) and not _HEX_RUN.search(name.upper()):
+        return f"${name}"
+    return "the variable the config names (not shown: it does not look like a variable's name)"
+
+
 def load_signer_from_env(env_var: str = DEFAULT_KEY_ENV, environ: Mapping[str, str] | None = None) -> Signer:
     """The key as 64 hex digits (0x optional) in `env_var`."""
     env = os.environ if environ is None else environ
     value = env.get(env_var, "").strip()
     if not value:
-        raise ConfigError(f"${env_var} is not set: put the signing key there (64 hex digits), or use a keystore file")
+        raise ConfigError(f"{shown_env_name(env_var)} is not set: put the signing key there (64 hex digits), "
+                          "or use a keystore file")
     if not _KEY_HEX.fullmatch(value):
-        raise ConfigError(f"${env_var} is not a private key (expected 64 hex digits, 0x optional)")
-    signer = _signer_or_config_error(bytes.fromhex(value.removeprefix("0x")), f"${env_var}")
+        raise ConfigError(f"{shown_env_name(env_var)} is not a private key (expected 64 hex digits, 0x optional)")
+    signer = _signer_or_config_error(bytes.fromhex(value.removeprefix("0x")), shown_env_name(env_var))
     log.info("keys.loaded", source="env", env_var=env_var, address=signer.address)
     return signer
 
@@ -169,7 +183,7 @@ def _read_password(password_env: str, password_file: Path | None, environ: Mappi
             raise ConfigError(f"keystore password file {password_file}: cannot read ({exc.strerror})") from None
     env = os.environ if environ is None else environ
     if password_env not in env:
-        raise ConfigError(f"keystore password: set ${password_env} or give a password file")
+        raise ConfigError(f"keystore password: set {shown_env_name(password_env)} or give a password file")
     return env[password_env]
 
 

@@ -147,3 +147,14 @@ def test_signatures_go_through_coincurve_not_the_pure_python_fallback() -> None:
     from eth_keys.backends import get_backend
 
     assert type(get_backend()).__name__ == "CoinCurveECCBackend"
+
+
+def test_given_a_key_pasted_as_the_variables_name_when_loading_then_the_error_does_not_print_it() -> None:
+    from keeper.chain.keys import load_signer_from_env, shown_env_name
+    from keeper.errors import ConfigError
+    pasted = "ab" * 32
+    with pytest.raises(ConfigError) as caught:
+        load_signer_from_env(pasted, environ={})
+    assert pasted[:16] not in str(caught.value) and "not shown" in str(caught.value)
+    assert shown_env_name("KEEPER_PRIVATE_KEY") == "$KEEPER_PRIVATE_KEY"
+    assert "not shown" in shown_env_name("hunter2 password")

@@ -124,3 +124,21 @@ def test_given_a_key_pasted_as_key_env_when_loading_then_it_is_refused_without_e
     with pytest.raises(ConfigError) as caught:
         load_config(None, environ={}, overrides={"account": {"key_env": key}})
     assert "account.key_env" in str(caught.value) and key not in str(caught.value) and "ab" * 8 not in str(caught.value)
+
+
+@pytest.mark.parametrize("pasted", ["ab" * 32, "AB" * 32, "0x" + "12" * 32])
+def test_given_a_bare_hex_key_as_key_env_when_loading_then_it_is_refused_without_echoing_it(pasted: str) -> None:
+    for field in ("key_env", "keystore_password_env"):
+        with pytest.raises(ConfigError) as caught:
+            load_config(None, environ={}, overrides={"account": {field: pasted}})
+        assert f"account.{field}" in str(caught.value) and pasted[-20:] not in str(caught.value)
+
+
+def test_given_a_malformed_ipv6_url_then_one_error_naming_the_field() -> None:
+    from keeper.config import check_url, redacted_url
+    with pytest.raises(ConfigError, match="chain.rpc_url"):
+        load_config(None, environ={}, overrides={"chain": {"rpc_url": "http://[::1"}})
+    with pytest.raises(ConfigError, match="--rpc-url: not a node URL"):
+        check_url("http://[::1", "--rpc-url")
+    assert redacted_url("http://[::1]:8545/v2/KEY") == "http://[::1]:8545/..."
+    assert check_url("HTTP://[::1]:8545/", "x") == "HTTP://[::1]:8545/"

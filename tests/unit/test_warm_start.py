@@ -60,7 +60,20 @@ def test_every_block_of_the_range_is_recorded_oldest_first_the_start_snapshot_no
     assert engine.recorded == list(range(951, 1_001))
     assert engine.collector.asked == list(range(999, 950, -1))  # newest first, the start block not re-read
     assert (report.read, report.oldest_block, report.first_unreadable, report.reason) == (50, 951, None, None)
-    assert [e["event"] for e in logs] == ["warm_start.done"]
+    assert [e["event"] for e in logs] == ["warm_start.progress"] * 5 + ["warm_start.done"]  # every fifth
+    assert [e["read"] for e in logs[:-1]] == [10, 20, 30, 40, 50]
+
+
+def test_a_slow_node_is_cut_off_by_the_time_budget_with_what_was_read_kept() -> None:
+    # Given a clock that moves a second per read and a 10-second budget
+    ticks = iter(range(10_000))
+    engine = _engine()
+    with capture_logs() as logs:
+        report = warm_start(engine, _snapshot(1_000), 50, max_s=10, clock=lambda: float(next(ticks)))
+    # Then reading stops after about ten reads; what was read is recorded, oldest first; a warning says why
+    assert 5 <= report.read <= 12 and engine.recorded == list(range(1_001 - report.read, 1_001))
+    assert "time budget" in (report.reason or "")
+    assert [e["event"] for e in logs][-1] == "warm_start.partial"
 
 
 def test_off_reads_and_logs_nothing() -> None:
