@@ -33,6 +33,8 @@ ENV_NESTED = "__"
 # account.key_env / account.keystore_password_env (or a command's --*-key-env) is skipped too.
 NON_SETTING_ENV = {"KEEPER_PRIVATE_KEY", "KEEPER_KEYSTORE_PASSWORD", "KEEPER_ADMIN_PRIVATE_KEY",
                    "KEEPER_ADMIN_KEYSTORE_PASSWORD", "KEEPER_ANVIL", "KEEPER_FORGE", "KEEPER_CAST"}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{32,}")
 URL_SCHEMES = {"http", "https"}
 WS_SCHEMES = {"ws", "wss"}
 
@@ -66,9 +68,6 @@ def check_url(value: str, where: str, schemes: set[str] = URL_SCHEMES, *, quote:
         raise ConfigError(f"{where}: not a node URL (expected {expected}HOST[:PORT])"
                           + (f": {redacted_url(value)!r}" if quote else ""))
     return value
-
-
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # an environment variable's name (a key pasted there is refused, not echoed)
 
 
 def redacted_url(value: str) -> str:
@@ -131,17 +130,18 @@ def _url(value: str, schemes: set[str]) -> str:
 
 
 class AccountConfig(_Section):
-    key_env: str = Field("KEEPER_PRIVATE_KEY", min_length=1, pattern=ENV_NAME,
-                         description="NAME of the env var holding the hex private key (never the key)")
+    key_env: str = Field("KEEPER_PRIVATE_KEY", description="NAME of the env var holding the hex private key (never the key)")
     keystore: Path | None = Field(None, description="encrypted keystore JSON (instead of key_env)")
-    keystore_password_env: str = Field("KEEPER_KEYSTORE_PASSWORD", pattern=ENV_NAME)
+    keystore_password_env: str = "KEEPER_KEYSTORE_PASSWORD"
     executor: str | None = Field(None, description="BasisExecutor address; unset on a devnet: deployed at start")
     collateral_usdc: float = Field(50_000, ge=0, description="USDC kept in the Perp vault through the executor")
 
     @field_validator("key_env", "keystore_password_env")
     @classmethod
     def _env_name(cls, value: str) -> str:
-        if re.search(r"[0-9a-fA-F]{32,}", value):  # a key pasted where its variable's name belongs
+        # a variable's name; a key pasted where its name belongs is refused (and never echoed:
+        # describe_validation_error shows no value of an *_env field)
+        if not _ENV_NAME.fullmatch(value) or _HEX_RUN.search(value):
             raise ValueError("must be the NAME of an environment variable (letters, digits, _), not its value")
         return value
 
@@ -323,8 +323,6 @@ def describe_validation_error(exc: ValidationError) -> str:
     if isinstance(shown, str) and "url" in field:  # a node URL may carry a provider's key
         shown = redacted_url(shown)
     secret = field.endswith("_env")  # the name of a secret's variable: a secret pasted there is not echoed
-    if secret and first["type"] == "string_pattern_mismatch":
-        message = "must be the NAME of an environment variable (letters, digits, _), not its value"
     got = "" if first["type"] in ("extra_forbidden", "missing") or secret else f" (got {shown!r})"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{field}: {message}{got}{more}"

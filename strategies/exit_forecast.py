@@ -43,7 +43,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-
 from statistics import NormalDist
 
 import numpy as np
@@ -151,11 +150,14 @@ def window_capacity(observations: int, dt: float | None, window_s: float | None)
 def catch_up_observations(observations: int, departed: int, capacity: int) -> int:
     """Observations until the median is on the departure: the first m >= 1 after which more than
     half the window is departed (departed + m of min(observations + m, capacity)), every new
-    observation departed and each dropped one (a full window) not."""
-    m = 1
-    while departed + m < min(observations + m, capacity) // 2 + 1:
-        m += 1
-    return m
+    observation departed and each dropped one (a full window) not. Closed form: while the window
+    grows, the condition first holds at m = observations - 2 x departed + 1 or + 2 (the floor of the
+    half); once it is full, at capacity // 2 + 1 - departed (a full window now: the old formula)."""
+    n, d = observations, departed
+    for m in (max(1, n - 2 * d + 1), max(1, n - 2 * d + 2)):
+        if n + m <= capacity and d + m >= (n + m) // 2 + 1:
+            return m
+    return max(1, capacity - n, capacity // 2 + 1 - d)
 
 
 def posterior_decay_forecast(excess: Sequence[float], dt: float, fit: Ar1Fit, excess_bps: float, entry_bps: float,

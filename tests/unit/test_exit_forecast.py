@@ -196,3 +196,16 @@ def test_given_no_exit_band_or_no_finite_departure_then_the_decay_model_forecast
     for exit_bps, excess_bps in ((0.0, 40.0), (-1.0, 40.0), (5.0, float("nan"))):
         forecast = decay_forecast([0.0, 1.0, 2.0], 12.0, 600.0, excess_bps, 20.0, exit_bps, 86_400.0)
         assert forecast.remaining_ratio == 0.0 and forecast.hold_s == 86_400.0
+
+
+def test_the_catch_up_closed_form_is_the_count_observation_by_observation() -> None:
+    def counted(n: int, departed: int, capacity: int) -> int:  # the definition, one observation at a time
+        m = 1
+        while departed + m < min(n + m, capacity) // 2 + 1:
+            m += 1
+        return m
+
+    for n in range(0, 60):
+        for departed in range(0, n + 1):
+            for capacity in range(n, n + 90, 3):
+                assert catch_up_observations(n, departed, capacity) == counted(n, departed, capacity), (n, departed, capacity)
