@@ -152,7 +152,8 @@ def build_report(snapshot: MarketSnapshot, config: KeeperConfig, proposal: Propo
             exit_costs = {venue: quote_exit_stress_of_open(view, proposal.direction, venue, base_x18, params.index_move)
                           for venue in SPOT_VENUES}
             sigma = stress_sigma(perp, index_history or RoundsSigma(None, 0, 0, "not read"))
-            probability = stress_move_probability(perp, params.index_move, params.hold_s, sigma.sigma_per_sqrt_s)
+            # the sizing rule's own combination (max(history, departure)), fed the rounds' estimate
+            probability = stress_move_probability(perp, params.index_move, params.hold_s, sigma.history.sigma_per_sqrt_s)
     return StressReport(snapshot.block_number, value_usd, legs, params, config.risk.min_margin_ratio,
                         stress_account(value_usd, legs, params), max_notional, exit_costs, probability, sigma)
 
