@@ -99,6 +99,16 @@ class Runtime:
     kill_flag: threading.Event = field(default_factory=threading.Event)
     ticks: int = 0
     heads: HeadFeed | None = None
+    warm_from: MarketSnapshot | None = None  # the start-up snapshot, until the warm start has read back from it
+
+    def warm_up(self, should_stop: Callable[[], bool] | None = None) -> None:
+        """The warm start (keeper/warm_start.py), once: the block loop calls it before its first
+        tick, with its signal handlers in place (`should_stop`: a stop was asked for)."""
+        start, self.warm_from = self.warm_from, None
+        if start is not None:
+            warm_start(self.engine, start, self.config.strategies.warm_start_blocks,
+                       max_s=self.config.strategies.warm_start_max_s, should_stop=should_stop,
+                       latest=self.rpc.block_number)
 
     def close(self) -> None:
         if self.heads is not None:
@@ -231,11 +241,9 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
              markets=config.markets.enabled, strategies=[s.strategy.name for s in strategies],
              embedded_devnet=setup.embedded, reconciled=len(differences))
     runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, setup, driver, kill_flag,
-                      heads=heads)
+                      heads=heads, warm_from=snapshot)  # the past blocks: read by the loop, before its first tick
     if isinstance(rpc, RetryCalls):
         rpc.attempts = LIVE_ATTEMPTS  # in the loop a call that still fails skips the tick
-    warm_start(engine, snapshot, config.strategies.warm_start_blocks,  # the past blocks, before the first tick
-               max_s=config.strategies.warm_start_max_s)
     return runtime
 
 

@@ -134,3 +134,31 @@ def test_simulations_start_blind_whatever_the_config_says(tmp_path: Path) -> Non
     world = SimpleNamespace(runtime_overrides={"rpc_url": "http://127.0.0.1:1"})
     simulated = simulation_settings(settings, world, "0x" + "11" * 20, tmp_path)  # type: ignore[arg-type]
     assert settings.strategies.warm_start_blocks == 500 and simulated.strategies.warm_start_blocks == 0
+
+
+def test_a_stop_request_ends_the_reading_and_keeps_what_was_read() -> None:
+    engine = _engine()
+    with capture_logs() as logs:
+        report = warm_start(engine, _snapshot(1_000), 50, should_stop=lambda: len(engine.collector.asked) >= 7,
+                            latest=lambda: 1_005)
+    assert engine.recorded == list(range(993, 1_001)) and report.caught_up == 0  # no catch-up after a stop
+    assert report.reason == "stop requested" and logs[-1]["event"] == "warm_start.partial"
+
+
+def test_blocks_mined_meanwhile_are_read_after_oldest_first_up_to_the_head_asked_again() -> None:
+    heads = iter([1_003, 1_004, 1_004])  # a block arrives while the first three are read
+    engine = _engine()
+    with capture_logs() as logs:
+        report = warm_start(engine, _snapshot(1_000), 10, latest=lambda: next(heads))
+    assert engine.recorded == list(range(991, 1_005)) and report.caught_up == 4
+    assert engine.collector.asked[-4:] == [1_001, 1_002, 1_003, 1_004]
+    done = logs[-1]
+    assert (done["event"], done["newest_block"], done["caught_up"], done["read"]) == ("warm_start.done", 1_004, 4, 10)
+
+
+def test_a_failed_catch_up_read_keeps_what_was_read_and_says_so() -> None:
+    engine = _engine(FakeCollector(raise_at=1_002))
+    with capture_logs() as logs:
+        report = warm_start(engine, _snapshot(1_000), 10, latest=lambda: 1_004)
+    assert engine.recorded == list(range(991, 1_002)) and report.caught_up == 1
+    assert logs[-1]["event"] == "warm_start.partial" and "catch-up: block 1002" in (report.reason or "")
