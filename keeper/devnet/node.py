@@ -8,6 +8,8 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,17 @@ def find_foundry_tool(tool: str) -> Path:
     if on_path:
         return Path(on_path)
     raise ToolMissingError(f"{tool} not found: run `make deps` (installs @foundry-rs/{tool} from npm)")
+
+
+def parent_death_prefix() -> list[str]:
+    """The command prefix that makes the child get SIGTERM when this process dies, even by
+    kill -9 (Linux's parent-death signal, set by util-linux's `setpriv`, which then execs the
+    child: same pid, no shell between); [] where that is not available (not Linux, no setpriv),
+    and off any thread but the main one (the signal follows the thread that started the child)."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return []
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
 def port_taken(port: int) -> bool:
@@ -96,9 +109,9 @@ class AnvilNode:
             self.port = free_port()
         elif port_taken(self.port):  # else the poll below would take another node's answer for ours
             raise FatalError(f"port {self.port} on 127.0.0.1 is in use: another node or process listens there")
-        self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
+        self.process = subprocess.Popen(  # its own session (a Ctrl-C is ours to handle); it dies with us
+            parent_death_prefix() + self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True)
         rpc = JsonRpc(self.rpc_url, timeout_s=60.0)
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
