@@ -34,6 +34,7 @@ from keeper.venues.registry import SNAPSHOT_READERS
 from keeper.venues.snapshot_reads import MarketAnswers, PoolSlot, ReadContext, SnapshotReads
 from keeper.venues.sources import MarketSource, MarketStatic, PoolStatic
 from keeper.venues.uniswap_v3_math import V3PoolState
+from keeper.logs import redacted_url
 
 
 _MC_BLOCK_NUMBER = bytes.fromhex("42cbb15c")  # getBlockNumber()
@@ -124,7 +125,7 @@ class SnapshotCollector:
         """Check chain id and that every address has code; read fees, tick spacings, decimals."""
         chain_id = self.rpc.chain_id()
         if chain_id != self.sources.chain_id:
-            raise ChainMismatchError(f"RPC {self.rpc.url} is chain {chain_id}, expected {self.sources.chain_id}")
+            raise ChainMismatchError(f"RPC {redacted_url(self.rpc.url)} is chain {chain_id}, expected {self.sources.chain_id}")
         named = self._named_addresses()
         codes = self.rpc.batch([("eth_getCode", [address, "latest"]) for address in named.values()])
         missing = [f"{name} ({address})" for (name, address), code in zip(named.items(), codes) if code in ("0x", "")]

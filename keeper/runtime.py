@@ -50,7 +50,7 @@ from keeper.startup import retry_transient
 from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
 from keeper.venues.executor import EXECUTOR
 from keeper.warm_start import warm_start
-from keeper.logs import get_logger
+from keeper.logs import get_logger, redacted_url
 from keeper.metrics import KeeperMetrics, check_metrics_port
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
@@ -154,7 +154,7 @@ def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runt
                       backoff_max_s=config.chain.startup_backoff_max_s)
     chain_id = rpc.chain_id()
     if config.chain.chain_id is not None and chain_id != config.chain.chain_id:
-        raise ChainMismatchError(f"chain.chain_id: the node at {rpc_url} is chain {chain_id}, config says {config.chain.chain_id}")
+        raise ChainMismatchError(f"chain.chain_id: the node at {redacted_url(rpc_url)} is chain {chain_id}, config says {config.chain.chain_id}")
     sources = setup.sources if setup.sources is not None else resolve_sources(rpc, optimism_book())
     unknown = sorted(set(config.markets.enabled) - {m.name for m in sources.markets})
     if unknown:

@@ -35,6 +35,7 @@ from keeper.stress import (
 )
 from keeper.quotes import round_perp_base_to_spot_units
 from keeper.types import ONE_X18, SPOT_VENUES, Direction, MarketSnapshot, PerpAccountState, PerpMarketState
+from keeper.logs import redacted_url
 from strategies.exit_stress import (
     ExitStressCheck,
     departure_sigma_per_sqrt_s,
@@ -232,7 +233,7 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
         report = run_stress(JsonRpc(url, timeout_s=10.0), Sources.from_manifest(book),
                             account or settings.account.executor, settings, proposal, collateral_usd, index_rounds)
     except TransientError as exc:
-        raise FatalError(f"--rpc-url {url}: {exc}") from exc
+        raise FatalError(f"--rpc-url {redacted_url(url)}: {exc}") from exc
     if json_output:
         console.print_json(json.dumps(report.as_json()))
         return

@@ -26,7 +26,8 @@ import requests
 from web3 import HTTPProvider
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
-from keeper.errors import RpcError, TransientError, rpc_error_from_reply
+from keeper.errors import HttpStatusError, RpcError, TransientError, rpc_error_from_reply
+from keeper.logs import redacted_url
 
 # Reads only: a send that timed out may have reached the node (its outcome is "unknown", and the
 # sender's pending-transaction tracking owns it), so it is never retried here.
@@ -98,12 +99,12 @@ class JsonRpc:
                 return replies
             return dict(self.provider.make_request(payload["method"], payload["params"]), id=payload["id"])
         except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else "?"
-            raise TransientError(f"RPC {self.url} answered HTTP {status}") from exc
+            status = exc.response.status_code if exc.response is not None else None
+            raise HttpStatusError(f"RPC {redacted_url(self.url)} answered HTTP {status or '?'}", status) from exc
         except requests.RequestException as exc:
-            raise TransientError(f"RPC {self.url} unreachable: {_short_reason(exc)}") from exc
+            raise TransientError(f"RPC {redacted_url(self.url)} unreachable: {_short_reason(exc)}") from exc
         except ValueError as exc:  # the body was not JSON
-            raise TransientError(f"RPC {self.url} answered non-JSON: {str(exc)[:120]}") from exc
+            raise TransientError(f"RPC {redacted_url(self.url)} answered non-JSON: {str(exc)[:120]}") from exc
 
     def _count(self, method: str) -> None:
         self.stats.requests_sent += 1
