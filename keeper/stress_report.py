@@ -238,6 +238,10 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
         console.print_json(json.dumps(report.as_json()))
         return
     print_whole(console, render_table(report))
+    if not report.legs:
+        console.print("no perp position in this account (or proposed): every shock leaves it as it is. To stress a "
+                      "position, give --market, --direction and --notional-usd (with --collateral-usd for an "
+                      "account that does not exist yet).")
     worst = worst_margin_ratio(report.rows)
     console.print(f"worst margin ratio: {'-' if worst is None else f'{worst:.4f}'} (guard {report.guard:g})")
     if report.max_proposal_notional_usd is not None and proposal is not None:
