@@ -8,8 +8,10 @@ and for the next `strategies.basis_window_s` seconds statistics (centre, MAD sca
 half-life) from a short, growing window. The warm start reads the last `warm_start_blocks` blocks,
 every block (the observation spacing is the live one: the AR(1) fit reads the median spacing), each
 pinned through the same snapshot read as a live tick (SnapshotCollector.fetch_snapshot(block)),
-and records each through the engine's own recording (Engine.record_history: the same two calls a
-tick makes), oldest first. Nothing is decided, planned or sent for a past block.
+keeps of each only what a tick records (keeper/signals.py past_block: its basis per market and
+venue, its index per market; not the snapshot with its pools' tick maps) and records them through
+the engine (Engine.record_past: the same calls a tick makes, the same numbers), oldest first.
+Nothing is decided, planned or sent for a past block.
 
 How far back: `warm_start_blocks` blocks ending at the start-up snapshot's block (its own read is
 reused), at most the basis history's `max_samples`, and no further back than `basis_window_s`
@@ -41,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from keeper.logs import get_logger
+from keeper.signals import PastBlock, past_block
 from keeper.types import MarketSnapshot
 
 log = get_logger("keeper.warm_start")
@@ -53,7 +56,7 @@ class _Recorder(Protocol):
     collector: Any  # keeper.collect.SnapshotCollector: .fetch_snapshot(block)
     history: Any  # keeper.basis_history.BasisHistory: .window_s, .min_samples, .max_samples
 
-    def record_history(self, snapshot: MarketSnapshot) -> None: ...
+    def record_past(self, past: PastBlock) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *, max_s: 
     planned = min(blocks, history.max_samples, start.block_number + 1)
     cutoff_s = start.block_timestamp - history.window_s
     keep_anyway = history.min_samples + 1
-    snapshots = [start]
+    pasts = [past_block(start)]
     first_unreadable: int | None = None
     reason: str | None = None
     progress_every = max(1, min(PROGRESS_EVERY, planned // 5))
@@ -106,22 +109,22 @@ def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *, max_s: 
         except Exception as exc:  # noqa: BLE001 - any unreadable past block ends the warm start, never the keeper
             first_unreadable, reason = block, f"{type(exc).__name__}: {exc}"
             break
-        if snapshot.block_timestamp < cutoff_s and len(snapshots) >= keep_anyway:
+        if snapshot.block_timestamp < cutoff_s and len(pasts) >= keep_anyway:
             reason = f"block {block} is older than strategies.basis_window_s ({history.window_s:g} s)"
             break
-        snapshots.append(snapshot)
-        if len(snapshots) % progress_every == 0:
-            log.info("warm_start.progress", read=len(snapshots), planned=planned, block=block,
+        pasts.append(past_block(snapshot))
+        if len(pasts) % progress_every == 0:
+            log.info("warm_start.progress", read=len(pasts), planned=planned, block=block,
                      seconds=round(clock() - started, 2))
-    for snapshot in reversed(snapshots):  # oldest first, as the ticks would have recorded them
-        _record(engine, snapshot)
+    for past in reversed(pasts):  # oldest first, as the ticks would have recorded them
+        _record(engine, past)
     caught_up, newest = 0, start.block_number
     if latest is not None and not stopped_early:
         caught_up, why = _catch_up(engine, start.block_number, latest, out_of_time)
         newest = start.block_number + caught_up
         if why is not None:
             reason, stopped_early = (why if reason is None else f"{reason}; {why}"), True
-    report = WarmStartReport(blocks, planned, len(snapshots), snapshots[-1].block_number, first_unreadable, reason,
+    report = WarmStartReport(blocks, planned, len(pasts), pasts[-1].block_number, first_unreadable, reason,
                              clock() - started, caught_up)
     fields = dict(asked=report.asked, planned=report.planned, read=report.read, oldest_block=report.oldest_block,
                   newest_block=newest, caught_up=caught_up, first_unreadable=report.first_unreadable,
@@ -133,11 +136,11 @@ def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *, max_s: 
     return report
 
 
-def _record(engine: _Recorder, snapshot: MarketSnapshot) -> None:
+def _record(engine: _Recorder, past: PastBlock) -> None:
     try:
-        engine.record_history(snapshot)
+        engine.record_past(past)
     except Exception as exc:  # noqa: BLE001 - as a tick that raises: logged, and the next block goes on
-        log.error("warm_start.failed", block=snapshot.block_number, error=repr(exc))
+        log.error("warm_start.failed", block=past.block_number, error=repr(exc))
 
 
 def _catch_up(engine: _Recorder, after: int, latest: Callable[[], int],
@@ -160,5 +163,5 @@ def _catch_up(engine: _Recorder, after: int, latest: Callable[[], int],
             snapshot = engine.collector.fetch_snapshot(block)
         except Exception as exc:  # noqa: BLE001 - the first live tick carries on from the head
             return block - after - 1, f"catch-up: block {block}: {type(exc).__name__}: {exc}"
-        _record(engine, snapshot)
+        _record(engine, past_block(snapshot))
         block += 1

@@ -15,6 +15,7 @@ from keeper.basis_history import BasisHistory
 from keeper.config import load_config
 from keeper.errors import TransientRpcError
 from keeper.simulate.command import simulation_settings
+from keeper.signals import PastBlock
 from keeper.types import MarketSnapshot
 from keeper.warm_start import warm_start
 
@@ -44,8 +45,8 @@ class FakeEngine:
     history: BasisHistory
     recorded: list[int] = field(default_factory=list)
 
-    def record_history(self, snapshot: MarketSnapshot) -> None:
-        self.recorded.append(snapshot.block_number)
+    def record_past(self, past: PastBlock) -> None:
+        self.recorded.append(past.block_number)
 
 
 def _engine(collector: FakeCollector | None = None, window_s: float = 10_000, min_samples: int = 5,
@@ -116,12 +117,12 @@ def test_a_failed_read_keeps_the_newest_contiguous_run_and_says_so() -> None:
 def test_a_snapshot_whose_recording_raises_is_skipped_and_logged() -> None:
     engine = _engine()
 
-    def record(snapshot: MarketSnapshot) -> None:
-        if snapshot.block_number == 995:
+    def record(past: PastBlock) -> None:
+        if past.block_number == 995:
             raise ValueError("bad snapshot")
-        engine.recorded.append(snapshot.block_number)
+        engine.recorded.append(past.block_number)
 
-    engine.record_history = record  # type: ignore[method-assign]
+    engine.record_past = record  # type: ignore[method-assign]
     with capture_logs() as logs:
         warm_start(engine, _snapshot(1_000), 10)
     assert engine.recorded == [991, 992, 993, 994, 996, 997, 998, 999, 1_000]
@@ -162,3 +163,22 @@ def test_a_failed_catch_up_read_keeps_what_was_read_and_says_so() -> None:
         report = warm_start(engine, _snapshot(1_000), 10, latest=lambda: 1_004)
     assert engine.recorded == list(range(991, 1_002)) and report.caught_up == 1
     assert logs[-1]["event"] == "warm_start.partial" and "catch-up: block 1002" in (report.reason or "")
+
+
+def test_the_snapshots_read_are_not_held_while_reading_back_only_what_a_tick_records() -> None:
+    import weakref
+
+    alive: list[weakref.ref[MarketSnapshot]] = []
+    most_alive = 0
+
+    class Counting(FakeCollector):
+        def fetch_snapshot(self, block: int) -> MarketSnapshot:
+            nonlocal most_alive
+            most_alive = max(most_alive, sum(1 for ref in alive if ref() is not None))
+            snapshot = super().fetch_snapshot(block)
+            alive.append(weakref.ref(snapshot))
+            return snapshot
+
+    engine = _engine(Counting())
+    warm_start(engine, _snapshot(1_000), 200)
+    assert len(engine.recorded) == 200 and len(alive) == 199 and most_alive <= 1
