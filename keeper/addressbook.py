@@ -22,8 +22,8 @@ from keeper.chain.multicall import Call, Multicall, word_address, word_uint
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import MarketSource, Sources
 from keeper.errors import ChainMismatchError, ConfigError
-from keeper.venues.perp_v2 import PerpAddresses
 from keeper.logs import redacted_url
+from keeper.venues.perp_v2 import PerpAddresses
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 ZERO_ADDRESS = "0x" + "00" * 20

@@ -27,6 +27,7 @@ from keeper.artifacts import abi_codec
 from keeper.chain.multicall import Call, CallResult, Multicall, encode_aggregate3, word_uint
 from keeper.chain.rpc import JsonRpc
 from keeper.errors import ChainMismatchError, KeeperError, RpcError
+from keeper.logs import redacted_url
 from keeper.types import MarketSnapshot, MarketView, Unavailable
 from keeper.venues import chainlink, perp_v2, uniswap_v3
 from keeper.venues.reads import ReadPlan
@@ -34,7 +35,6 @@ from keeper.venues.registry import SNAPSHOT_READERS
 from keeper.venues.snapshot_reads import MarketAnswers, PoolSlot, ReadContext, SnapshotReads
 from keeper.venues.sources import MarketSource, MarketStatic, PoolStatic
 from keeper.venues.uniswap_v3_math import V3PoolState
-from keeper.logs import redacted_url
 
 
 _MC_BLOCK_NUMBER = bytes.fromhex("42cbb15c")  # getBlockNumber()

@@ -44,9 +44,12 @@ class HttpStatusError(TransientError):
 
     REFUSING = frozenset({401, 404, 405})  # unauthorised, no such path, not a JSON-RPC endpoint
 
-    def __init__(self, message: str, status: int | None) -> None:
+    def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+    def __reduce__(self) -> tuple[type, tuple[str, int | None]]:  # across a process pool
+        return type(self), (str(self), self.status)
 
     @property
     def refuses(self) -> bool:

@@ -105,7 +105,9 @@ class Runtime:
         """The warm start (keeper/warm_start.py), once: the block loop calls it before its first
         tick, with its signal handlers in place (`should_stop`: a stop was asked for)."""
         start, self.warm_from = self.warm_from, None
-        if start is not None:
+        if start is not None and self.engine.last_block >= 0:  # ticked already: the ticks recorded the past
+            log.info("warm_start.skipped", reason=f"the keeper ticked already (block {self.engine.last_block})")
+        elif start is not None:
             warm_start(self.engine, start, self.config.strategies.warm_start_blocks,
                        max_s=self.config.strategies.warm_start_max_s, should_stop=should_stop,
                        latest=self.rpc.block_number)

@@ -24,6 +24,7 @@ from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError
 from keeper.index_rounds import DEFAULT_MAX_ROUNDS, MAX_ROUNDS, RoundsSigma, fetch_rounds_sigma
+from keeper.logs import redacted_url
 from keeper.stress import (
     PerpLeg,
     StressParams,
@@ -35,7 +36,6 @@ from keeper.stress import (
 )
 from keeper.quotes import round_perp_base_to_spot_units
 from keeper.types import ONE_X18, SPOT_VENUES, Direction, MarketSnapshot, PerpAccountState, PerpMarketState
-from keeper.logs import redacted_url
 from strategies.exit_stress import (
     ExitStressCheck,
     departure_sigma_per_sqrt_s,
@@ -238,7 +238,7 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
         console.print_json(json.dumps(report.as_json()))
         return
     print_whole(console, render_table(report))
-    if not report.legs:
+    if not report.legs and proposal is None:
         console.print("no perp position in this account (or proposed): every shock leaves it as it is. To stress a "
                       "position, give --market, --direction and --notional-usd (with --collateral-usd for an "
                       "account that does not exist yet).")

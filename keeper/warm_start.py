@@ -87,7 +87,7 @@ def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *, max_s: 
     planned = min(blocks, history.max_samples, start.block_number + 1)
     cutoff_s = start.block_timestamp - history.window_s
     keep_anyway = history.min_samples + 1
-    pasts = [past_block(start)]
+    pasts = [past for past in (_observe(start),) if past is not None]
     first_unreadable: int | None = None
     reason: str | None = None
     progress_every = max(1, min(PROGRESS_EVERY, planned // 5))
@@ -112,7 +112,9 @@ def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *, max_s: 
         if snapshot.block_timestamp < cutoff_s and len(pasts) >= keep_anyway:
             reason = f"block {block} is older than strategies.basis_window_s ({history.window_s:g} s)"
             break
-        pasts.append(past_block(snapshot))
+        past = _observe(snapshot)
+        if past is not None:
+            pasts.append(past)
         if len(pasts) % progress_every == 0:
             log.info("warm_start.progress", read=len(pasts), planned=planned, block=block,
                      seconds=round(clock() - started, 2))
@@ -124,8 +126,8 @@ def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *, max_s: 
         newest = start.block_number + caught_up
         if why is not None:
             reason, stopped_early = (why if reason is None else f"{reason}; {why}"), True
-    report = WarmStartReport(blocks, planned, len(pasts), pasts[-1].block_number, first_unreadable, reason,
-                             clock() - started, caught_up)
+    report = WarmStartReport(blocks, planned, len(pasts), pasts[-1].block_number if pasts else None, first_unreadable,
+                             reason, clock() - started, caught_up)
     fields = dict(asked=report.asked, planned=report.planned, read=report.read, oldest_block=report.oldest_block,
                   newest_block=newest, caught_up=caught_up, first_unreadable=report.first_unreadable,
                   reason=report.reason, seconds=round(report.seconds, 3))
@@ -134,6 +136,14 @@ def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *, max_s: 
     else:
         log.info("warm_start.done", **fields)
     return report
+
+
+def _observe(snapshot: MarketSnapshot) -> PastBlock | None:
+    try:
+        return past_block(snapshot)
+    except Exception as exc:  # noqa: BLE001 - as a tick that raises: logged, and the next block goes on
+        log.error("warm_start.failed", block=snapshot.block_number, error=repr(exc))
+        return None
 
 
 def _record(engine: _Recorder, past: PastBlock) -> None:
@@ -163,5 +173,7 @@ def _catch_up(engine: _Recorder, after: int, latest: Callable[[], int],
             snapshot = engine.collector.fetch_snapshot(block)
         except Exception as exc:  # noqa: BLE001 - the first live tick carries on from the head
             return block - after - 1, f"catch-up: block {block}: {type(exc).__name__}: {exc}"
-        _record(engine, past_block(snapshot))
+        past = _observe(snapshot)
+        if past is not None:
+            _record(engine, past)
         block += 1

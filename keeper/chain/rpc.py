@@ -18,6 +18,7 @@ next one. The gas tip's `eth_feeHistory` rides with the tick's snapshot reads th
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,7 +209,7 @@ class JsonRpc:
 
 def _short_reason(exc: Exception) -> str:
     """'connection refused' rather than urllib3's three nested reprs."""
-    text = str(exc)
+    text = re.sub(r"with url: \S+", "with url: ...", str(exc))  # urllib3 quotes the path: a provider's key
     errno_at = text.rfind("[Errno")
     if errno_at >= 0:
         return text[errno_at:].split("]", 1)[-1].strip(" ')\"")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 from keeper.artifacts import NODE_MODULES
 from keeper.chain.rpc import JsonRpc
 from keeper.errors import FatalError, KeeperError, ToolMissingError
+from keeper.logs import redacted_url
 
 DEVNET_CHAIN_ID = 31337
 DEFAULT_BALANCE_ETH = 1_000_000
@@ -46,8 +48,22 @@ def parent_death_prefix() -> list[str]:
     and off any thread but the main one (the signal follows the thread that started the child)."""
     if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
         return []
+    return list(_setpriv_prefix())
+
+
+@functools.cache
+def _setpriv_prefix() -> tuple[str, ...]:
+    """setpriv's prefix when it has --pdeathsig (util-linux >= 2.33; an older one would refuse the
+    option and anvil would never start): tried once, on `true`."""
     setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+    if setpriv is None:
+        return ()
+    prefix = (setpriv, "--pdeathsig", "TERM", "--")
+    try:
+        works = subprocess.run([*prefix, "true"], capture_output=True, timeout=10, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        works = False
+    return prefix if works else ()
 
 
 def port_taken(port: int) -> bool:
@@ -117,6 +133,8 @@ class AnvilNode:
         while True:
             if self.process.poll() is not None:
                 err = (self.process.stderr.read() if self.process.stderr else b"").decode(errors="replace")
+                if self.fork_url:  # anvil names the URL it could not fetch from: not its key
+                    err = err.replace(self.fork_url, redacted_url(self.fork_url))
                 raise FatalError(f"anvil exited with code {self.process.returncode}: {err.strip()[-800:]}")
             try:
                 rpc.chain_id()

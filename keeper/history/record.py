@@ -29,8 +29,8 @@ from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import ConfigError, KeeperError, RpcError
 from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
-from keeper.simulate.paper import PAPER_TX_BYTES
 from keeper.logs import redacted_url
+from keeper.simulate.paper import PAPER_TX_BYTES
 
 DEFAULT_BLOCKS = 1_000
 HEADERS_AHEAD = 32  # block headers fetched per batch

@@ -1,5 +1,6 @@
 """An anvil the keeper started does not outlive it: killed with kill -9 (no orderly stop runs),
-its node still goes (Linux's parent-death signal, keeper/devnet/node.py parent_death_prefix)."""
+its node still goes (Linux's parent-death signal, keeper/devnet/node.py parent_death_prefix); a
+fork that fails names its origin without the URL's path (a provider's key)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from keeper.devnet.node import parent_death_prefix
+import pytest
+
+from keeper.devnet.node import AnvilNode, parent_death_prefix
+from keeper.errors import FatalError
 
 CHILD = """
 import sys, time
@@ -31,8 +35,8 @@ def _alive(pid: int) -> bool:
     return not (status.exists() and "\nState:\tZ" in status.read_text())  # a zombie has exited
 
 
+@pytest.mark.skipif(not parent_death_prefix(), reason="no setpriv with --pdeathsig here (README: Known limits)")
 def test_an_anvil_whose_keeper_is_killed_with_sigkill_goes_too() -> None:
-    assert parent_death_prefix(), "this machine (Linux with util-linux's setpriv) should have the guard"
     keeper = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True,
                               cwd=Path(__file__).resolve().parents[2])
     try:
@@ -46,3 +50,10 @@ def test_an_anvil_whose_keeper_is_killed_with_sigkill_goes_too() -> None:
         assert not _alive(anvil)
     finally:
         keeper.kill()
+
+
+def test_a_fork_that_cannot_start_names_its_origin_without_the_key() -> None:
+    node = AnvilNode(fork_url="http://127.0.0.1:9/v2/SECRETKEY123")
+    with pytest.raises(FatalError) as raised:
+        node.start()
+    assert "anvil exited" in str(raised.value) and "SECRETKEY123" not in str(raised.value)

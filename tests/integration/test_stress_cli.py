@@ -153,3 +153,6 @@ def test_stress_of_a_flat_account_says_there_is_nothing_to_stress_and_how_to_str
     assert "no perp position in this account" in result.stdout and "--market, --direction" in result.stdout
     proposed = run_stress(manifest, *PROPOSAL)
     assert proposed.returncode == 0 and "no perp position" not in proposed.stdout
+    largest = run_stress(manifest, "--account", "0x000000000000000000000000000000000000dEaD", "--market", "ETH",
+                         "--direction", "short_perp", "--collateral-usd", "30000")  # notional 0: the largest safe size
+    assert largest.returncode == 0 and "no perp position" not in largest.stdout and "largest short_perp" in largest.stdout

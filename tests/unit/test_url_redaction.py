@@ -60,3 +60,43 @@ def test_an_http_error_status_is_carried_with_the_error(monkeypatch: pytest.Monk
         rpc.call("eth_chainId")
     assert raised.value.status == 401 and raised.value.refuses
     assert str(raised.value) == "RPC https://node.example.com/... answered HTTP 401"
+
+
+def test_a_refusing_status_is_not_asked_again_and_the_error_survives_a_process_pool(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    import requests
+
+    from keeper.chain.retry import RetryingJsonRpc
+
+    rpc = RetryingJsonRpc("https://node.example.com/v2/SECRETKEY123", attempts=6, sleep=lambda _s: None)
+    response = requests.Response()
+    response.status_code = 404
+    asked = []
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        asked.append(1)
+        raise requests.HTTPError("404 Client Error", response=response)
+
+    monkeypatch.setattr(rpc.provider, "make_request", refuse)
+    with pytest.raises(HttpStatusError) as raised:
+        rpc.call("eth_chainId")
+    assert len(asked) == 1
+    copy = pickle.loads(pickle.dumps(raised.value))
+    assert (type(copy), str(copy), copy.status) == (HttpStatusError, str(raised.value), 404)
+
+
+def test_urllib3_s_quoted_path_is_cut_from_an_unreachable_node_s_reason() -> None:
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    import threading
+
+    server = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)  # plain HTTP: an https client fails its handshake
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rpc = JsonRpc(f"https://127.0.0.1:{server.server_port}/v2/SECRETKEY123", timeout_s=5.0)
+        with pytest.raises(TransientError) as raised:
+            rpc.call("eth_chainId")
+    finally:
+        server.shutdown()
+    assert "unreachable" in str(raised.value) and "SECRETKEY123" not in str(raised.value)

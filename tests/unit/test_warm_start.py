@@ -182,3 +182,33 @@ def test_the_snapshots_read_are_not_held_while_reading_back_only_what_a_tick_rec
     engine = _engine(Counting())
     warm_start(engine, _snapshot(1_000), 200)
     assert len(engine.recorded) == 200 and len(alive) == 199 and most_alive <= 1
+
+
+def test_a_block_whose_observation_raises_is_skipped_and_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keeper.warm_start as warm_module
+
+    real = warm_module.past_block
+
+    def broken(snapshot: MarketSnapshot) -> PastBlock:
+        if snapshot.block_number == 995:
+            raise ZeroDivisionError("a spot mid of 0")
+        return real(snapshot)
+
+    monkeypatch.setattr(warm_module, "past_block", broken)
+    engine = _engine()
+    with capture_logs() as logs:
+        report = warm_start(engine, _snapshot(1_000), 10)
+    assert engine.recorded == [991, 992, 993, 994, 996, 997, 998, 999, 1_000] and report.read == 9
+    assert any(e["event"] == "warm_start.failed" and e["block"] == 995 for e in logs)
+
+
+def test_a_keeper_that_ticked_already_is_not_warm_started() -> None:
+    from keeper.runtime import Runtime
+
+    engine = SimpleNamespace(last_block=1_000)
+    settings = load_config(None, environ={})
+    runtime = Runtime(settings, SimpleNamespace(block_number=lambda: 1_000), engine, None, "dry_run", "0x", "0x",  # type: ignore[arg-type]
+                      warm_from=_snapshot(990))
+    with capture_logs() as logs:
+        runtime.warm_up()
+    assert [e["event"] for e in logs] == ["warm_start.skipped"] and runtime.warm_from is None
