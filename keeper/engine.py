@@ -109,6 +109,7 @@ class Engine(DecideStage, ExecuteStage):
     last_exit: dict[str, ExitMark] = field(default_factory=dict)  # market -> its last exit (when, side, basis)
     _exit_basis: dict[str, tuple[str, float]] = field(default_factory=dict)  # market -> (venue, basis) at its close
     gas_used: dict[tuple[str, str], int] = field(default_factory=dict)  # (market, kind) -> gas the chain used last
+    _gas_units_memo: tuple[Any, dict[str, int], dict[str, dict[str, int]]] | None = None  # engine_decide._gas_units
     oracle_recovery: OracleRecovery = field(init=False)
     boundary: ErrorBoundary = field(init=False)
     inflight: InFlight | None = field(init=False)
