@@ -69,7 +69,8 @@ class ExecuteStage:
     def _execute(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None, signal: Signal | None,
                  decision_id: int, decided_at: int, skips: list[str], sent: list[int]) -> Outcome | None:
         try:
-            plan = self.planner.plan(intent, snapshot, position, head_block=decided_at)
+            plan = self.planner.plan(intent, snapshot, position, head_block=decided_at,
+                                     gas_units=self.gas_used.get((intent.market, intent.kind)))
         except SkipOpportunity as exc:
             self._skip(intent, snapshot, "plan", str(exc), skips, decision_id)
             return None

@@ -66,6 +66,9 @@ class RpcError(KeeperError):
         self.rpc_message = message
         self.data = data
 
+    def __reduce__(self) -> tuple[type, tuple[str, int, str, object]]:  # across a process pool
+        return type(self), (self.method, self.code, self.rpc_message, self.data)
+
 
 class TxRevertedError(KeeperError):
     """A transaction (or its simulation) reverted; `reason` is decoded when we can."""
@@ -76,6 +79,9 @@ class TxRevertedError(KeeperError):
         self.what = what
         self.reason = reason
         self.tx_hash = tx_hash
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str | None]]:  # across a process pool
+        return type(self), (self.what, self.reason, self.tx_hash)
 
 
 class SkipOpportunity(KeeperError):

@@ -3,12 +3,14 @@
 Every event is a name plus key=value fields, so that a decision can be reconstructed from the log.
 Secrets never reach here: nothing logs a key, and `redact` drops any field named like one; a
 field named like a URL (`rpc_url`, `url`, `ws_url`, ...) is shown as scheme://host:port only, as
-error messages show node URLs (`redacted_url`): a provider's API key sits in the path or the user part.
+error messages show node URLs (`redacted_url`), and so is any URL inside another field's text (an
+error's message): a provider's API key sits in the path, the query or the user part.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,9 +25,20 @@ def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
         lowered = key.lower()
         if any(word in lowered for word in _SECRET_WORDS):
             event[key] = "<redacted>"
-        elif lowered.endswith("url") and isinstance(event[key], str):
-            event[key] = redacted_url(event[key])
+        elif isinstance(event[key], str) and "://" in event[key]:
+            value = event[key]
+            event[key] = redacted_url(value) if lowered.endswith("url") else redact_urls(value)
     return event
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s)\]\"'<>,]+")
+
+
+def redact_urls(text: str) -> str:
+    """Every URL inside `text` (an error message, a node's stderr) as `redacted_url` shows it: a
+    node echoes the URL it could not reach, normalised (a default port dropped, a case lowered),
+    so the URL given cannot simply be searched for."""
+    return _URL_IN_TEXT.sub(lambda m: redacted_url(m.group()), text)
 
 
 def redacted_url(value: str) -> str:

@@ -99,9 +99,11 @@ class Planner:
         return quote_basis_trade(view, intent.kind, intent.direction, intent.spot_venue, intent.perp_base_x18, position)
 
     def plan(self, intent: Intent, snapshot: MarketSnapshot, position: Position | None,
-             head_block: int | None = None) -> TxPlan:
+             head_block: int | None = None, gas_units: int | None = None) -> TxPlan:
         """`head_block`: the node's head now (the intent expires against it, not against the
-        snapshot it came from); None: the snapshot's block."""
+        snapshot it came from); None: the snapshot's block. `gas_units`: what the chain used for
+        this market's last trade of this kind (the strategy's estimate came from the same
+        receipt); None: the gas table's typical units (keeper/venues/gas.py)."""
         now = snapshot.block_number if head_block is None else head_block
         if now > intent.valid_until_block:
             raise IntentExpired(f"intent from block {intent.created_block} valid until {intent.valid_until_block}, "
@@ -114,7 +116,7 @@ class Planner:
         deadline_s = snapshot.block_timestamp + cfg.execution.deadline_s
         function, args = trade_call(quote, bounds, deadline_s, intent.deposit_usdc_raw)
         calldata = ex.EXECUTOR.encode(function, *args)
-        gas_units = typical_gas_units(intent.kind)
+        gas_units = gas_units or typical_gas_units(intent.kind)
         gas_price_wei = snapshot.base_fee_wei + self.tips.tip_wei(now, fresh=True)
         l1_fee_wei = self.l1_fee_wei(calldata)
         gas_cost_wei = gas_units * gas_price_wei + l1_fee_wei

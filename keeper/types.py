@@ -68,6 +68,8 @@ class PerpMarketState:
     def funding_rate_per_s(self) -> float:
         """Fraction of notional paid per second by longs (negative: shorts pay). Perp v2 pays
         premium x time / 1 day, settled continuously."""
+        if self.index_twap_x18 == 0:  # an oracle with no TWAP yet: no premium can be read
+            return 0.0
         return self.funding_premium_x18 / self.index_twap_x18 / SECONDS_PER_DAY
 
 

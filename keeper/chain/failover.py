@@ -52,14 +52,13 @@ class FailoverRpc(JsonRpc):
 
     def __init__(self, clients: Sequence[JsonRpc], *, max_lag_blocks: int = 3, max_lag_s: float = 30.0,
                  bench_s: float = 5.0, bench_max_s: float = 60.0, clock: Callable[[], float] = time.monotonic,
-                 probes: Sequence[JsonRpc] | None = None) -> None:
+                 probes: Sequence[JsonRpc] | None = None, names: Sequence[str] | None = None) -> None:
         if not clients:
             raise ValueError("FailoverRpc needs at least one endpoint")
         super().__init__(clients[0].url, clients[0].timeout_s)
         probes = probes or [JsonRpc(c.url, timeout_s=min(PROBE_TIMEOUT_S, c.timeout_s)) for c in clients]
-        self.endpoints = [Endpoint(c, p, head_moved_s=clock(),
-                                   name="chain.rpc_url" if i == 0 else f"chain.backup_rpc_urls[{i - 1}]")
-                          for i, (c, p) in enumerate(zip(clients, probes))]
+        names = names or ["chain.rpc_url"] + [f"chain.backup_rpc_urls[{i}]" for i in range(len(clients) - 1)]
+        self.endpoints = [Endpoint(c, p, head_moved_s=clock(), name=n) for c, p, n in zip(clients, probes, names)]
         self.max_lag_blocks = max_lag_blocks
         self.max_lag_s = max_lag_s
         self.bench_s = bench_s
@@ -129,6 +128,9 @@ class FailoverRpc(JsonRpc):
         # a node that may come back is the one to report (start-up retries it); a refusal (a wrong
         # URL or key: keeper/startup.py ends the start) only when every endpoint refused
         passing = [f for f in failures if not (isinstance(f, HttpStatusError) and f.refuses)]
+        refused = [f for f in failures if f not in passing]
+        if passing and refused:  # the wait goes on, and the wrong URL is named with it
+            raise TransientError(f"{passing[0]}; and another endpoint refused: {refused[0]}") from passing[0]
         raise (passing or failures or [TransientError("no RPC endpoint configured")])[0]
 
     def check_heads(self) -> None:
@@ -172,11 +174,13 @@ def connect_rpc(chain: ChainConfig, primary_url: str, *, attempts: int = LIVE_AT
                 backoff_max_s: float = 1.0) -> JsonRpc:
     """The keeper's RPC client for `primary_url`, and with chain.backup_rpc_urls, a FailoverRpc
     over all of them (primary first); transient failures retried `attempts` times per call."""
-    urls = [primary_url] + [u for u in chain.backup_rpc_urls if u != primary_url]
-    if len(urls) == 1:
+    named = [(primary_url, "chain.rpc_url")] + [(u, f"chain.backup_rpc_urls[{i}]")
+                                                 for i, u in enumerate(chain.backup_rpc_urls) if u != primary_url]
+    if len(named) == 1:
         return RetryingJsonRpc(primary_url, timeout_s=chain.request_timeout_s, attempts=attempts,
                                backoff_max_s=backoff_max_s)
-    rpc = RetryingFailoverRpc([JsonRpc(u, timeout_s=chain.request_timeout_s) for u in urls],
-                              max_lag_blocks=chain.max_head_lag_blocks, max_lag_s=chain.max_head_lag_s)
+    rpc = RetryingFailoverRpc([JsonRpc(u, timeout_s=chain.request_timeout_s) for u, _ in named],
+                              max_lag_blocks=chain.max_head_lag_blocks, max_lag_s=chain.max_head_lag_s,
+                              names=[n for _, n in named])
     rpc.configure_retries(attempts, backoff_max_s=backoff_max_s)
     return rpc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import json
 import os
@@ -18,7 +17,7 @@ from pathlib import Path
 from keeper.artifacts import NODE_MODULES
 from keeper.chain.rpc import JsonRpc
 from keeper.errors import FatalError, KeeperError, ToolMissingError
-from keeper.logs import redacted_url
+from keeper.logs import redact_urls
 
 DEVNET_CHAIN_ID = 31337
 DEFAULT_BALANCE_ETH = 1_000_000
@@ -48,22 +47,30 @@ def parent_death_prefix() -> list[str]:
     and off any thread but the main one (the signal follows the thread that started the child)."""
     if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
         return []
-    return list(_setpriv_prefix())
+    global _SETPRIV_PREFIX
+    if _SETPRIV_PREFIX is None:
+        found = _try_setpriv()
+        if found is None:
+            return []  # the try itself failed (a busy machine): no guard this time, asked again next time
+        _SETPRIV_PREFIX = found
+    return list(_SETPRIV_PREFIX)
 
 
-@functools.cache
-def _setpriv_prefix() -> tuple[str, ...]:
-    """setpriv's prefix when it has --pdeathsig (util-linux >= 2.33; an older one would refuse the
-    option and anvil would never start): tried once, on `true`."""
+_SETPRIV_PREFIX: tuple[str, ...] | None = None  # parent_death_prefix's answer, once it had a definite one
+
+
+def _try_setpriv() -> tuple[str, ...] | None:
+    """setpriv's prefix when it has --pdeathsig (util-linux >= 2.33; an older one refuses the option
+    and anvil would never start), tried on `true`; () without it; None when the try could not run."""
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         return ()
     prefix = (setpriv, "--pdeathsig", "TERM", "--")
     try:
-        works = subprocess.run([*prefix, "true"], capture_output=True, timeout=10, check=False).returncode == 0
+        ran = subprocess.run([*prefix, "true"], capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
-        works = False
-    return prefix if works else ()
+        return None
+    return prefix if ran.returncode == 0 else ()
 
 
 def port_taken(port: int) -> bool:
@@ -133,8 +140,7 @@ class AnvilNode:
         while True:
             if self.process.poll() is not None:
                 err = (self.process.stderr.read() if self.process.stderr else b"").decode(errors="replace")
-                if self.fork_url:  # anvil names the URL it could not fetch from: not its key
-                    err = err.replace(self.fork_url, redacted_url(self.fork_url))
+                err = redact_urls(err)  # anvil names the fork URL it could not fetch from: not its key
                 raise FatalError(f"anvil exited with code {self.process.returncode}: {err.strip()[-800:]}")
             try:
                 rpc.chain_id()

@@ -38,3 +38,13 @@ def test_the_planned_gas_price_of_a_trade_is_the_one_it_pays(live) -> None:  # t
     assert abs(opened.effective_gas_price_wei - plan.gas_price_wei) == abs(base_paid - snap.base_fee_wei)
     assert abs(base_paid - snap.base_fee_wei) <= snap.base_fee_wei // 8 + 1
     assert planner.tips.learn(opened.effective_gas_price_wei, opened.block_number) == tip
+
+
+def test_the_gate_prices_a_trade_with_the_units_its_market_last_used(live) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    _, _, _, collector, planner, _ = live
+    snap = collector.fetch_snapshot()
+    typical = planner.plan(intent("open", snap.block_number), snap, None)
+    learned = planner.plan(intent("open", snap.block_number), snap, None, gas_units=1_550_000)
+    assert typical.gas_limit != 1_550_000 and learned.gas_limit == 1_550_000
+    assert learned.gas_cost_wei == 1_550_000 * learned.gas_price_wei + planner.last_l1_fee_wei
+    assert learned.gas_cost_usd > typical.gas_cost_usd  # the receipt's units cost more than the table's here

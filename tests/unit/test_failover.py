@@ -88,6 +88,7 @@ def test_a_refusal_is_reported_only_when_every_endpoint_refuses_and_logs_name_th
     with capture_logs() as logs, pytest.raises(TransientError) as raised:
         rpc.block_number()
     assert not isinstance(raised.value, HttpStatusError)  # the start-up keeps waiting for the primary
+    assert "connection refused" in str(raised.value) and "refused: RPC http://node1 answered HTTP 404" in str(raised.value)
     failed = [e["endpoint"] for e in logs if e["event"] == "rpc.endpoint_failed"]
     assert failed == ["chain.rpc_url", "chain.backup_rpc_urls[0]", "chain.backup_rpc_urls[1]"]
     rpc2, nodes2, _ = make()
@@ -172,3 +173,10 @@ def test_head_checks_run_in_the_background_until_stopped() -> None:
     served = nodes[0].served
     time.sleep(0.05)
     assert nodes[0].served == served  # stopped: no more checks
+
+
+def test_endpoint_names_follow_the_config_s_own_indices() -> None:
+    chain = ChainConfig(backup_rpc_urls=["http://a:1", "http://b:2"])
+    rpc = connect_rpc(chain, "http://a:1")  # the primary listed again among the backups is dropped
+    assert [(e.url, e.name) for e in rpc.endpoints] == [("http://a:1", "chain.rpc_url"),  # type: ignore[attr-defined]
+                                                        ("http://b:2", "chain.backup_rpc_urls[1]")]

@@ -22,3 +22,15 @@ def test_a_taken_port_is_refused_before_anything_starts() -> None:
             node.start()
         assert node.process is None  # no anvil was spawned
     assert not port_taken(port)
+
+
+def test_a_setpriv_try_that_could_not_run_is_tried_again_next_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keeper.devnet.node as node
+
+    answers = iter([None, ("setpriv", "--pdeathsig", "TERM", "--")])
+    monkeypatch.setattr(node, "_SETPRIV_PREFIX", None)
+    monkeypatch.setattr(node.sys, "platform", "linux")
+    monkeypatch.setattr(node, "_try_setpriv", lambda: next(answers))
+    assert node.parent_death_prefix() == []  # the try failed (EAGAIN, a timeout): no answer kept
+    assert node.parent_death_prefix() == ["setpriv", "--pdeathsig", "TERM", "--"]
+    assert node.parent_death_prefix() == ["setpriv", "--pdeathsig", "TERM", "--"]  # kept: not tried a third time

@@ -114,3 +114,10 @@ def test_given_no_reversion_in_the_history_then_the_half_life_is_its_span_not_fo
     stats = BasisStats.from_observations(values, list(range(0, 60 * 31, 60)))
     assert stats.half_life_s == pytest.approx(60 * 30)
     assert BasisStats.from_observations(values).half_life_s is None  # no timestamps: nothing to say
+
+
+def test_an_index_without_a_twap_yet_reads_no_funding_instead_of_failing_the_tick() -> None:
+    state = perp(3030, 0, 3030, vamm=3060)  # an oracle that has no TWAP yet (index TWAP 0)
+    assert state.funding_rate_per_s == 0.0
+    s = compute_signal(10, "ETH", "uniswap_v3", state, 3000.0, BasisHistory(60, 2))
+    assert s.funding_apr == 0.0 and s.basis_bps == pytest.approx(200.0, rel=1e-9)

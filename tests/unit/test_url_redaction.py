@@ -100,3 +100,33 @@ def test_urllib3_s_quoted_path_is_cut_from_an_unreachable_node_s_reason() -> Non
     finally:
         server.shutdown()
     assert "unreachable" in str(raised.value) and "SECRETKEY123" not in str(raised.value)
+
+
+@pytest.mark.parametrize("echoed", [
+    "error sending request for url (http://127.0.0.1/v2/SECRETKEY123)",  # anvil drops the default port
+    "Could not connect to: wss://node.example.com/ws/SECRETKEY123. Retries exceeded",
+    "failed: https://127.0.0.1:9/?apikey=SECRETKEY123, then gave up",
+    "HTTP://LOCALHOST:9/v2/SECRETKEY123",
+])
+def test_a_url_inside_any_text_is_cut_to_its_host(echoed: str) -> None:
+    from keeper.logs import redact_urls
+
+    assert "SECRETKEY123" not in redact_urls(echoed)
+    stream = io.StringIO()
+    configure_logging("INFO", json_lines=True, stream=stream)
+    try:
+        get_logger("test").warning("heads.ws_down", reason=echoed, error=echoed)
+    finally:
+        structlog.reset_defaults()
+    assert "SECRETKEY123" not in stream.getvalue() and "heads.ws_down" in stream.getvalue()
+
+
+def test_the_rpc_errors_survive_a_process_pool() -> None:
+    import pickle
+
+    from keeper.errors import RpcError, TransientRpcError, TxRevertedError
+
+    for error in (RpcError("eth_call", -32000, "execution reverted", "0x08c379a0"),
+                  TransientRpcError("eth_call", -32005, "limit exceeded"), TxRevertedError("open ETH", "CH_F0S", "0xab")):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error) and vars(copy) == vars(error)
