@@ -194,7 +194,8 @@ class BasisConvergence(StrategyBase):
         best = search.best
         if best is None or best.net_usd < p.min_profit_usd:
             return ("no add: no size quotable (cap: " + cap.binding + ")" if best is None else
-                    f"no add: best add's expected net ${best.net_usd:,.2f} < min ${p.min_profit_usd:,.2f}")
+                    f"no add: best add's expected net ${best.net_usd:,.2f} < min ${p.min_profit_usd:,.2f} at "
+                    f"{describe_size(best)} ({describe_estimate(best.estimate)}; {expected_exit.describe()})")
         return self.intent(ctx, "resize", position.market, position.direction, position.spot_venue, best.perp_base_x18,
                            f"add to {position.direction.value}: basis {signal.basis_bps:.1f} bps {why} "
                            f"since entry {position.entry_basis_bps:.1f} bps, z={_fmt(z)}, centre {stats.center_bps:.1f} bps; "
@@ -206,13 +207,15 @@ class BasisConvergence(StrategyBase):
         """Where (share of the excess left) and when the exit rule is expected to fire for a
         position entered now (strategies/exit_forecast.py); with exit_from_window off, the basis
         expected at the centre after expected_hold_s. point: stats.half_life_s as it is (a
-        departure's own), never the window fit's uncertainty."""
+        departure's own), never the window fit's uncertainty, and the median's catch-up in a window
+        still growing (the exit rule's, exit_forecast.window_capacity)."""
         if not self.params.exit_from_window:
             return ExitForecast(0.0, self.expected_hold_s(ctx, excess_bps, stats), "at the centre")
         calibrated = self.params.decay_uncertainty and not point  # the AR(1) slope's uncertainty, a growing window's catch-up
         return forecast_exit(stats.window_bps, stats.center_bps, stats.scale_bps, stats.spacing_s, stats.half_life_s,
                              excess_bps, self.params.entry_z, self._exit_target_bps(stats), ctx.costs.horizon_s,
-                             fit=stats.decay_fit() if calibrated else None, window_s=stats.window_s if calibrated else None)
+                             fit=stats.decay_fit() if calibrated else None,
+                             window_s=stats.window_s if calibrated or point else None)
 
     def exit_basis_bps(self, mid_basis_bps: float, excess_bps: float, expected_exit: ExitForecast) -> float:
         """The basis expected at exit: convergence_fraction of the way the exit forecast expects."""
