@@ -22,6 +22,7 @@ from keeper.chain.multicall import Call, Multicall, word_address, word_uint
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import MarketSource, Sources
 from keeper.errors import ChainMismatchError, ConfigError
+from keeper.logs import redacted_url
 from keeper.venues.perp_v2 import PerpAddresses
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -79,7 +80,7 @@ def resolve_sources(rpc: JsonRpc, book: AddressBook) -> Sources:
     """Pools, pairs, aggregators and decimals from chain state; one Multicall3 batch per hop."""
     chain_id = rpc.chain_id()
     if chain_id != book.chain_id:
-        raise ChainMismatchError(f"RPC {rpc.url} is chain {chain_id}, the address book is for chain {book.chain_id}")
+        raise ChainMismatchError(f"RPC {redacted_url(rpc.url)} is chain {chain_id}, the address book is for chain {book.chain_id}")
     if not rpc.get_code(book.multicall3):
         raise ChainMismatchError(f"no Multicall3 at {book.multicall3} on chain {chain_id}")
     mc = Multicall(rpc, book.multicall3)

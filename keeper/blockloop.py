@@ -7,7 +7,8 @@ head newer than the last one ticked": never two ticks at once, and heads that ar
 coalesce into the newest. With backup nodes configured, every node's head is compared on a
 background thread (`FailoverRpc.start_head_checks`). The embedded devnet's market-activity driver runs as an
 APScheduler job on its own thread (max_instances=1, coalesce). SIGINT/SIGTERM stop the loop
-after the tick in flight; SIGUSR1 pulls the kill switch.
+after the tick in flight; SIGUSR1 pulls the kill switch. Before the first tick, with these handlers
+in place, the warm start reads the recent past (Runtime.warm_up; a stop signal ends it).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
         failover.start_head_checks(runtime.config.chain.head_check_interval_s)
     engine = runtime.engine
     try:
+        runtime.warm_up(stop.is_set)  # the past blocks (keeper/warm_start.py): a stop signal ends it, then the loop
         _publish_pnl(metrics, runtime)  # what earlier runs realized, from the start
         while not stop.is_set():
             head = feed.wait_newer(engine.last_block, stop)

@@ -27,6 +27,7 @@ from keeper.artifacts import abi_codec
 from keeper.chain.multicall import Call, CallResult, Multicall, encode_aggregate3, word_uint
 from keeper.chain.rpc import JsonRpc
 from keeper.errors import ChainMismatchError, KeeperError, RpcError
+from keeper.logs import redacted_url
 from keeper.types import MarketSnapshot, MarketView, Unavailable
 from keeper.venues import chainlink, perp_v2, uniswap_v3
 from keeper.venues.reads import ReadPlan
@@ -124,7 +125,7 @@ class SnapshotCollector:
         """Check chain id and that every address has code; read fees, tick spacings, decimals."""
         chain_id = self.rpc.chain_id()
         if chain_id != self.sources.chain_id:
-            raise ChainMismatchError(f"RPC {self.rpc.url} is chain {chain_id}, expected {self.sources.chain_id}")
+            raise ChainMismatchError(f"RPC {redacted_url(self.rpc.url)} is chain {chain_id}, expected {self.sources.chain_id}")
         named = self._named_addresses()
         codes = self.rpc.batch([("eth_getCode", [address, "latest"]) for address in named.values()])
         missing = [f"{name} ({address})" for (name, address), code in zip(named.items(), codes) if code in ("0x", "")]

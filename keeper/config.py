@@ -24,6 +24,7 @@ from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from keeper.errors import ConfigError
+from keeper.logs import redacted_url
 from keeper.types import SPOT_VENUES, SpotVenue
 
 ENV_PREFIX = "KEEPER_"
@@ -68,21 +69,6 @@ def check_url(value: str, where: str, schemes: set[str] = URL_SCHEMES, *, quote:
         raise ConfigError(f"{where}: not a node URL (expected {expected}HOST[:PORT])"
                           + (f": {redacted_url(value)!r}" if quote else ""))
     return value
-
-
-def redacted_url(value: str) -> str:
-    """A URL as it may be printed: scheme and host (and port) only; a provider's key often sits in
-    the path or the user part, and an error message must not carry it."""
-    try:
-        parts = urlsplit(value)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return "<not shown: not a URL>"
-    if not parts.scheme or not host:
-        return "<not shown: not a URL>" if len(value) > 16 else value
-    hidden = "/..." if (parts.path.strip("/") or parts.query or parts.username) else ""
-    shown_host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{shown_host}{f':{port}' if port else ''}{hidden}"
 
 
 class _Section(BaseModel):

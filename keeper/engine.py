@@ -38,7 +38,7 @@ from keeper.plan import Planner
 from keeper.retention import prune_journal
 from keeper.risk import ExitMark, OracleRecovery, RiskView, assess_risk
 from keeper.skiplog import SkipLog
-from keeper.signals import BasisHistory, Signal, SkippedSignal, compute_signals
+from keeper.signals import BasisHistory, PastBlock, Signal, SkippedSignal, compute_signals
 from keeper.types import Direction, Intent, MarketSnapshot, Outcome, PerpAccountState, Position
 from keeper.index_volatility import IndexHistory
 from strategies import STRATEGIES, load_strategy
@@ -109,6 +109,7 @@ class Engine(DecideStage, ExecuteStage):
     last_exit: dict[str, ExitMark] = field(default_factory=dict)  # market -> its last exit (when, side, basis)
     _exit_basis: dict[str, tuple[str, float]] = field(default_factory=dict)  # market -> (venue, basis) at its close
     gas_used: dict[tuple[str, str], int] = field(default_factory=dict)  # (market, kind) -> gas the chain used last
+    _gas_units_memo: tuple[Any, dict[str, int], dict[str, dict[str, int]]] | None = None  # engine_decide._gas_units
     oracle_recovery: OracleRecovery = field(init=False)
     boundary: ErrorBoundary = field(init=False)
     inflight: InFlight | None = field(init=False)
@@ -219,11 +220,14 @@ class Engine(DecideStage, ExecuteStage):
         return TickReport(snapshot.block_number, snapshot_ms, tick_ms, len(signals), len(intents), tuple(outcomes),
                           tuple(skips), snapshot, tuple(signals))
 
-    def record_history(self, snapshot: MarketSnapshot) -> None:
-        """What a tick records of `snapshot` (its basis per market and venue, its index per market),
-        nothing decided: the warm start's feed (keeper/warm_start.py), blocks in increasing order."""
-        compute_signals(snapshot, self.history)
-        self.index_history.record(snapshot)
+    def record_past(self, past: PastBlock) -> None:
+        """What a tick records of a block (keeper/signals.py past_block: its basis per market and
+        venue, its index per market), nothing decided: the warm start's feed (keeper/warm_start.py),
+        blocks in increasing order. The same calls as the tick's recording, with the same numbers."""
+        for market, venue, basis_bps in past.basis:
+            self.history.zscore_then_record(market, venue, past.block_number, basis_bps, past.block_timestamp)
+        for market, index_x18 in past.index:
+            self.index_history.record_price(market, past.block_number, past.block_timestamp, index_x18)
 
     # ------------------------------------------------------------------ stages
     def _pairs_tick(self, snapshot: MarketSnapshot, signals: list[Signal], positions: Mapping[str, Position],

@@ -162,10 +162,12 @@ class DecideStage:
         cfg = self.config
         eth = self._eth_usd(snapshot)
         tip_wei = self.planner.tips.tip_wei(snapshot.block_number)  # what the sender would tip (keeper/gas_price.py)
-        costs = CostModel(gas_price_wei=snapshot.base_fee_wei + tip_wei, eth_price_usd=eth or 1.0,
-                          cost_of_capital_apr=cfg.costs.cost_of_capital_apr,
-                          holding_horizon_hours=cfg.costs.holding_horizon_hours,
-                          l1_data_fee_wei=self.planner.last_l1_fee_wei, **chain_gas_units(self.gas_used))
+        common = dict(gas_price_wei=snapshot.base_fee_wei + tip_wei, eth_price_usd=eth or 1.0,
+                      cost_of_capital_apr=cfg.costs.cost_of_capital_apr,
+                      holding_horizon_hours=cfg.costs.holding_horizon_hours, l1_data_fee_wei=self.planner.last_l1_fee_wei)
+        units, own_units = self._gas_units()
+        costs = CostModel(**common, **units)  # type: ignore[arg-type]
+        market_costs = {market: CostModel(**common, **own) for market, own in own_units.items()}  # type: ignore[arg-type]
         held_usd = 0.0
         for position in positions.values():
             view = snapshot.markets.get(position.market)
@@ -189,7 +191,19 @@ class DecideStage:
         owners = dict(self.virtual_owners) if self.executor.mode == "dry_run" else self.journal.position_owners()
         return StrategyContext(snapshot=snapshot, signals={(s.market, s.spot_venue): s for s in signals},
                                positions=positions, costs=costs, limits=limits, basis_stats=stats,
+                               market_costs=market_costs,
                                position_owner={m: o for m, o in owners.items() if m in positions})
+
+    def _gas_units(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """chain_gas_units over all markets, and per market where its own differ: worked out again
+        only when a receipt changed what the chain used (not every block)."""
+        key = tuple(self.gas_used.items())
+        cached = self._gas_units_memo
+        if cached is None or cached[0] != key:
+            units = chain_gas_units(self.gas_used)
+            own = {market: chain_gas_units(self.gas_used, market) for market in {m for m, _ in self.gas_used}}
+            cached = self._gas_units_memo = (key, units, {m: u for m, u in own.items() if u != units})
+        return cached[1], cached[2]
 
     def _wallet_limits(self, snapshot: MarketSnapshot) -> dict[str, Any]:
         """What the executor holds bounds what it can trade: spot to sell, USDC to buy with."""

@@ -37,6 +37,25 @@ class TransientError(KeeperError):
     """Worth retrying: the endpoint did not answer, or answered with a temporary error."""
 
 
+class HttpStatusError(TransientError):
+    """The node's HTTP server answered with an error status. Transient in the loop (a provider may
+    rate-limit with 403, or a gateway fail for a while); at start a status that says the URL or its
+    key is wrong (`refuses`) is fatal at once (keeper/startup.py)."""
+
+    REFUSING = frozenset({401, 404, 405})  # unauthorised, no such path, not a JSON-RPC endpoint
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def __reduce__(self) -> tuple[type, tuple[str, int | None]]:  # across a process pool
+        return type(self), (str(self), self.status)
+
+    @property
+    def refuses(self) -> bool:
+        return self.status in self.REFUSING
+
+
 class RpcError(KeeperError):
     """The node answered with a JSON-RPC error object."""
 

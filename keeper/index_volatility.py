@@ -91,6 +91,12 @@ class _Series:
             self.first = 0
 
 
+def index_readings(snapshot: MarketSnapshot) -> tuple[tuple[str, int], ...]:
+    """(market, index x 1e18) for each market whose index the snapshot read (> 0)."""
+    return tuple((name, view.perp.index_price_x18) for name, view in snapshot.markets.items()
+                 if isinstance(view.perp, PerpMarketState) and view.perp.index_price_x18 > 0)
+
+
 class IndexHistory:
     """The log index per market over the last `window_s` seconds, at most one record per block
     (the newest `max_records` kept); each market's estimate memoised for its newest block."""
@@ -106,10 +112,8 @@ class IndexHistory:
 
     def record(self, snapshot: MarketSnapshot) -> None:
         """Remember each readable market's index at the snapshot's block (once per block)."""
-        for name, view in snapshot.markets.items():
-            perp = view.perp
-            if isinstance(perp, PerpMarketState) and perp.index_price_x18 > 0:
-                self.record_price(name, snapshot.block_number, snapshot.block_timestamp, perp.index_price_x18)
+        for name, index_x18 in index_readings(snapshot):
+            self.record_price(name, snapshot.block_number, snapshot.block_timestamp, index_x18)
 
     def record_price(self, market: str, block: int, time_s: int, price: int) -> None:
         """Remember the market's index (> 0, in any fixed unit: only its log moves count) at `block`,

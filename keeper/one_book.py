@@ -56,13 +56,18 @@ def ladder_intent(snapshot: MarketSnapshot, positions: Mapping[str, Position], w
                   valid_until_block=snapshot.block_number + ttl_blocks, deposit_usdc_raw=step.deposit_usdc_raw)
 
 
-def chain_gas_units(gas_used: Mapping[tuple[str, str], int]) -> dict[str, int]:
-    """CostModel gas-unit overrides from (market, kind) -> gas used: per kind the largest over
-    markets; a close is costed like an open until one has been seen (it moves the same legs back)."""
+def chain_gas_units(gas_used: Mapping[tuple[str, str], int], market: str | None = None) -> dict[str, int]:
+    """CostModel gas-unit overrides from (market, kind) -> gas the chain used last: per kind, the
+    market's own when it has one (`market` given; pools and ticks crossed differ: 0.75M against
+    1.19M for a close on the devnet), else the largest over markets; a close is costed like an open
+    until one has been seen (it moves the same legs back)."""
     units = {}
     for kind in ("open", "close", "resize"):
+        own = gas_used.get((market, kind)) if market is not None else None
         seen = [gas for (_, k), gas in gas_used.items() if k == kind]
-        if seen:
+        if own is not None:
+            units[f"gas_units_{kind}"] = own
+        elif seen:
             units[f"gas_units_{kind}"] = max(seen)
     if "gas_units_open" in units and "gas_units_close" not in units:
         units["gas_units_close"] = units["gas_units_open"]

@@ -50,7 +50,7 @@ from keeper.startup import retry_transient
 from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
 from keeper.venues.executor import EXECUTOR
 from keeper.warm_start import warm_start
-from keeper.logs import get_logger
+from keeper.logs import get_logger, redacted_url
 from keeper.metrics import KeeperMetrics, check_metrics_port
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
@@ -99,6 +99,18 @@ class Runtime:
     kill_flag: threading.Event = field(default_factory=threading.Event)
     ticks: int = 0
     heads: HeadFeed | None = None
+    warm_from: MarketSnapshot | None = None  # the start-up snapshot, until the warm start has read back from it
+
+    def warm_up(self, should_stop: Callable[[], bool] | None = None) -> None:
+        """The warm start (keeper/warm_start.py), once: the block loop calls it before its first
+        tick, with its signal handlers in place (`should_stop`: a stop was asked for)."""
+        start, self.warm_from = self.warm_from, None
+        if start is not None and self.engine.last_block >= 0:  # ticked already: the ticks recorded the past
+            log.info("warm_start.skipped", reason=f"the keeper ticked already (block {self.engine.last_block})")
+        elif start is not None:
+            warm_start(self.engine, start, self.config.strategies.warm_start_blocks,
+                       max_s=self.config.strategies.warm_start_max_s, should_stop=should_stop,
+                       latest=self.rpc.block_number)
 
     def close(self) -> None:
         if self.heads is not None:
@@ -144,7 +156,7 @@ def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runt
                       backoff_max_s=config.chain.startup_backoff_max_s)
     chain_id = rpc.chain_id()
     if config.chain.chain_id is not None and chain_id != config.chain.chain_id:
-        raise ChainMismatchError(f"chain.chain_id: the node at {rpc_url} is chain {chain_id}, config says {config.chain.chain_id}")
+        raise ChainMismatchError(f"chain.chain_id: the node at {redacted_url(rpc_url)} is chain {chain_id}, config says {config.chain.chain_id}")
     sources = setup.sources if setup.sources is not None else resolve_sources(rpc, optimism_book())
     unknown = sorted(set(config.markets.enabled) - {m.name for m in sources.markets})
     if unknown:
@@ -231,11 +243,9 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
              markets=config.markets.enabled, strategies=[s.strategy.name for s in strategies],
              embedded_devnet=setup.embedded, reconciled=len(differences))
     runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, setup, driver, kill_flag,
-                      heads=heads)
+                      heads=heads, warm_from=snapshot)  # the past blocks: read by the loop, before its first tick
     if isinstance(rpc, RetryCalls):
         rpc.attempts = LIVE_ATTEMPTS  # in the loop a call that still fails skips the tick
-    warm_start(engine, snapshot, config.strategies.warm_start_blocks,  # the past blocks, before the first tick
-               max_s=config.strategies.warm_start_max_s)
     return runtime
 
 

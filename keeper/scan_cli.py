@@ -11,6 +11,7 @@ import typer
 from keeper.cli_console import check_options, fail, out
 from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import FatalError, KeeperError, TransientError
+from keeper.logs import redacted_url
 
 
 def scan(
@@ -36,7 +37,7 @@ def scan(
         try:
             rows = run_scan(rpc, Sources.from_manifest(book), history_blocks)
         except TransientError as exc:
-            raise FatalError(f"--rpc-url {url}: {exc}") from exc
+            raise FatalError(f"--rpc-url {redacted_url(url)}: {exc}") from exc
     except KeeperError as exc:
         raise fail(exc) from exc
     if json_output:

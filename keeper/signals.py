@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from keeper.basis_history import BasisHistory
 from keeper.frozen import quick_init
+from keeper.index_volatility import index_readings
 from keeper.types import (
     ONE_X18,
     Q192,
@@ -83,6 +84,42 @@ def compute_signals(snapshot: MarketSnapshot, history: BasisHistory) -> list[Sig
     return out
 
 
+@dataclass(frozen=True)
+class PastBlock:
+    """What a tick records of a block (its tradable basis per market and venue, its index per
+    market), without the snapshot it came from: the warm start holds these, a few hundred bytes
+    each, while it reads back (keeper/warm_start.py; Engine.record_past)."""
+
+    block_number: int
+    block_timestamp: int
+    basis: tuple[tuple[str, str, float], ...]  # basis_observations
+    index: tuple[tuple[str, int], ...]  # keeper.index_volatility.index_readings
+
+
+def past_block(snapshot: MarketSnapshot) -> PastBlock:
+    return PastBlock(snapshot.block_number, snapshot.block_timestamp, basis_observations(snapshot),
+                     index_readings(snapshot))
+
+
+def basis_observations(snapshot: MarketSnapshot) -> tuple[tuple[str, str, float], ...]:
+    """(market, venue, tradable basis bps) for each pair compute_signals would record, the same
+    numbers: what the warm start keeps of a past block instead of its whole snapshot."""
+    out = []
+    for name, view in snapshot.markets.items():
+        if isinstance(view.perp, Unavailable):
+            continue
+        vamm = vamm_price_usd(view.perp)
+        for venue in SPOT_VENUES:
+            spot = spot_price(view, venue)
+            if not isinstance(spot, Unavailable):
+                out.append((name, venue, tradable_basis_bps(vamm, spot)))
+    return tuple(out)
+
+
+def tradable_basis_bps(vamm_usd: float, spot_usd: float) -> float:
+    return (vamm_usd / spot_usd - 1) * 1e4
+
+
 def compute_signal(block: int, market: str, venue: str, perp: PerpMarketState, spot_usd: float,
                    history: BasisHistory, timestamp_s: int | None = None) -> Signal:
     return _signal(block, market, venue, _perp_parts(perp), spot_usd, history, timestamp_s)
@@ -98,7 +135,7 @@ def _perp_parts(perp: PerpMarketState) -> tuple[float, float, float, float, floa
 def _signal(block: int, market: str, venue: str, parts: tuple[float, float, float, float, float], spot_usd: float,
             history: BasisHistory, timestamp_s: int | None) -> Signal:
     mark, vamm, index, rate_per_s, funding_apr = parts
-    basis_bps = (vamm / spot_usd - 1) * 1e4
+    basis_bps = tradable_basis_bps(vamm, spot_usd)
     return Signal(
         market=market, spot_venue=venue, block_number=block, spot_price_usd=spot_usd, mark_price_usd=mark,
         index_price_usd=index, basis_bps=basis_bps,

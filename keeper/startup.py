@@ -1,6 +1,7 @@
 """Start-up under a flaky RPC: transient errors (timeouts, HTTP 429/5xx, JSON-RPC "try again"
 replies) are retried with exponential backoff for a bounded time; anything else (a wrong
-configuration, the wrong chain, missing code) is fatal at once."""
+configuration, the wrong chain, missing code, a node that answers HTTP 401/404/405: a wrong URL or
+API key, which no retry mends) is fatal at once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from keeper.errors import TransientError
+from keeper.errors import FatalError, HttpStatusError, TransientError
 from keeper.logs import get_logger
 
 log = get_logger("keeper.runtime")
@@ -30,6 +31,9 @@ def retry_transient(attempt: Callable[[], T], *, budget_s: float, backoff_max_s:
             result = attempt()
         except TransientError as exc:
             elapsed = clock() - started
+            if isinstance(exc, HttpStatusError) and exc.refuses:
+                log.error("keeper.start_failed", tries=tries, elapsed_s=round(elapsed, 2), error=str(exc))
+                raise FatalError(f"chain.rpc_url: {exc}: the node refuses the URL (check its path and API key)") from exc
             if elapsed + backoff_s > budget_s:
                 log.error("keeper.start_failed", tries=tries, elapsed_s=round(elapsed, 2), error=str(exc))
                 raise

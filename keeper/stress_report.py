@@ -24,6 +24,7 @@ from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError
 from keeper.index_rounds import DEFAULT_MAX_ROUNDS, MAX_ROUNDS, RoundsSigma, fetch_rounds_sigma
+from keeper.logs import redacted_url
 from keeper.stress import (
     PerpLeg,
     StressParams,
@@ -232,11 +233,15 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
         report = run_stress(JsonRpc(url, timeout_s=10.0), Sources.from_manifest(book),
                             account or settings.account.executor, settings, proposal, collateral_usd, index_rounds)
     except TransientError as exc:
-        raise FatalError(f"--rpc-url {url}: {exc}") from exc
+        raise FatalError(f"--rpc-url {redacted_url(url)}: {exc}") from exc
     if json_output:
         console.print_json(json.dumps(report.as_json()))
         return
     print_whole(console, render_table(report))
+    if not report.legs and proposal is None:
+        console.print("no perp position in this account (or proposed): every shock leaves it as it is. To stress a "
+                      "position, give --market, --direction and --notional-usd (with --collateral-usd for an "
+                      "account that does not exist yet).")
     worst = worst_margin_ratio(report.rows)
     console.print(f"worst margin ratio: {'-' if worst is None else f'{worst:.4f}'} (guard {report.guard:g})")
     if report.max_proposal_notional_usd is not None and proposal is not None:

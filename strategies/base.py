@@ -148,6 +148,7 @@ class StrategyContext:
     limits: RiskLimits
     basis_stats: Mapping[tuple[str, str], BasisStats] = field(default_factory=lambda: _EMPTY)
     position_owner: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    market_costs: Mapping[str, CostModel] = field(default_factory=lambda: _EMPTY)  # costs_for's exceptions
     # funding_forecast_s's answers by its arguments: the strategies ask the same forecast several
     # times a tick (entry, sizing, both strategies), and it is a function of this context alone
     _forecasts: dict[tuple[str, str, float, float, float | None], float] = field(
@@ -156,6 +157,11 @@ class StrategyContext:
     @property
     def block_number(self) -> int:
         return self.snapshot.block_number
+
+    def costs_for(self, market: str) -> CostModel:
+        """The costs of a trade in `market`: its gas from what the chain used for this market's own
+        trades of each kind, where it has any (keeper/one_book.py chain_gas_units); else `costs`."""
+        return self.market_costs.get(market, self.costs)
 
     @property
     def account_margin_ratio(self) -> float | None:

@@ -124,7 +124,7 @@ class BasisConvergence(StrategyBase):
                 reason = (f"converged: |z|={abs(z):.2f} < exit {self.params.exit_z:.2f}, basis "
                           f"{signal.basis_bps:.1f} bps (entry {position.entry_basis_bps:.1f})")
         try:
-            _, estimate = estimate_close(view, position, ctx.costs)
+            _, estimate = estimate_close(view, position, ctx.costs_for(view.name))
         except SkipOpportunity as exc:
             return self.skip(market, f"wants to close ({reason or 'checking the thesis'}) but cannot quote it: {exc}")
         if reason is None and signal is not None and stats is not None:
@@ -183,7 +183,7 @@ class BasisConvergence(StrategyBase):
         assert not isinstance(perp, Unavailable)
         account = ctx.snapshot.account if isinstance(ctx.snapshot.account, PerpAccountState) else None
         result = optimise_add(
-            view, position, ctx.costs, limits, account,
+            view, position, ctx.costs_for(view.name), limits, account,
             funding_fraction=ctx.funding_forecast_s(view.name, position.spot_venue, perp.funding_rate_per_s, hold_s,
                                                     self.premium_half_life_s(ctx, excess, stats)),
             exit_basis_bps=self.exit_basis_bps(mid_basis_bps, excess, expected_exit), min_notional_usd=p.min_notional_usd,
@@ -339,7 +339,7 @@ class BasisConvergence(StrategyBase):
 
         def search_under(limits: RiskLimits) -> tuple[SizeSearch, SizeCap] | Unavailable:
             return optimise_open(
-                view, direction, venue, ctx.costs, limits, account, funding_fraction=funding_fraction,
+                view, direction, venue, ctx.costs_for(view.name), limits, account, funding_fraction=funding_fraction,
                 exit_basis_bps=exit_basis_bps, min_notional_usd=self.params.min_notional_usd,
                 max_evaluations=self.params.max_evaluations_per_venue, hold_s=hold_s,
                 legs=legs_from_snapshot(ctx.snapshot), min_profit_usd=self.params.min_profit_usd)

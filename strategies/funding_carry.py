@@ -137,7 +137,7 @@ class FundingCarry(StrategyBase):
                                      f"{forecast_carry_apr(ctx, signal, position.direction):+.2%} APR >= cost of capital "
                                      f"{capital_apr:.2%}, basis {signal.basis_bps:.1f} bps")
         try:
-            _, estimate = estimate_close(view, position, ctx.costs)
+            _, estimate = estimate_close(view, position, ctx.costs_for(view.name))
         except SkipOpportunity as exc:
             return self.skip(market, f"wants to close ({reason}) but cannot quote it: {exc}")
         return self.intent(ctx, "close", market, position.direction, position.spot_venue,
@@ -221,7 +221,7 @@ class FundingCarry(StrategyBase):
                              f"{fee_per_usd:.4%}")
                 continue
             result = optimise_open(
-                view, direction, venue, ctx.costs, ctx.limits, account,
+                view, direction, venue, ctx.costs_for(view.name), ctx.limits, account,
                 funding_fraction=funding_fraction * p.funding_persistence,
                 exit_basis_bps=expected_exit_basis_bps(ctx, view, venue),
                 min_notional_usd=p.min_notional_usd, max_evaluations=p.max_evaluations_per_venue,

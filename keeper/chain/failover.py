@@ -22,7 +22,7 @@ from typing import Any
 from keeper.chain.retry import LIVE_ATTEMPTS, RetryCalls, RetryingJsonRpc
 from keeper.chain.rpc import JsonRpc
 from keeper.config import ChainConfig
-from keeper.errors import TransientError
+from keeper.errors import HttpStatusError, TransientError
 from keeper.logs import get_logger
 
 log = get_logger("keeper.rpc")
@@ -40,6 +40,7 @@ class Endpoint:
     demoted: str | None = None  # why, while demoted
     benched_until_s: float = 0.0
     failures: int = 0
+    name: str = "chain.rpc_url"  # the setting it comes from: logs show hosts only (API keys)
 
     @property
     def url(self) -> str:
@@ -56,7 +57,9 @@ class FailoverRpc(JsonRpc):
             raise ValueError("FailoverRpc needs at least one endpoint")
         super().__init__(clients[0].url, clients[0].timeout_s)
         probes = probes or [JsonRpc(c.url, timeout_s=min(PROBE_TIMEOUT_S, c.timeout_s)) for c in clients]
-        self.endpoints = [Endpoint(c, p, head_moved_s=clock()) for c, p in zip(clients, probes)]
+        self.endpoints = [Endpoint(c, p, head_moved_s=clock(),
+                                   name="chain.rpc_url" if i == 0 else f"chain.backup_rpc_urls[{i - 1}]")
+                          for i, (c, p) in enumerate(zip(clients, probes))]
         self.max_lag_blocks = max_lag_blocks
         self.max_lag_s = max_lag_s
         self.bench_s = bench_s
@@ -104,24 +107,29 @@ class FailoverRpc(JsonRpc):
 
     def _post(self, payload: Any) -> Any:
         self.stats.round_trips += 1
-        failure: TransientError | None = None
+        failures: list[TransientError] = []
         for endpoint in self._order():
             try:
                 reply = endpoint.client._post(payload)
             except TransientError as exc:
-                failure = exc
+                failures.append(exc)
                 endpoint.failures += 1
                 pause = min(self.bench_s * 2 ** (endpoint.failures - 1), self.bench_max_s)
                 endpoint.benched_until_s = self._clock() + pause
-                log.warning("rpc.endpoint_failed", url=endpoint.url, error=str(exc), benched_s=pause)
+                log.warning("rpc.endpoint_failed", endpoint=endpoint.name, url=endpoint.url, error=str(exc),
+                            benched_s=pause)
                 continue
             endpoint.failures = 0
             if endpoint is not self._active:
-                log.warning("rpc.failover", from_url=self._active.url, to_url=endpoint.url)
+                log.warning("rpc.failover", from_endpoint=self._active.name, to_endpoint=endpoint.name,
+                            from_url=self._active.url, to_url=endpoint.url)
                 self._active = endpoint
                 self.url = endpoint.url
             return reply
-        raise failure if failure is not None else TransientError("no RPC endpoint configured")
+        # a node that may come back is the one to report (start-up retries it); a refusal (a wrong
+        # URL or key: keeper/startup.py ends the start) only when every endpoint refused
+        passing = [f for f in failures if not (isinstance(f, HttpStatusError) and f.refuses)]
+        raise (passing or failures or [TransientError("no RPC endpoint configured")])[0]
 
     def check_heads(self) -> None:
         """Read every endpoint's head; demote the laggards, restore the ones that caught up."""
@@ -132,7 +140,7 @@ class FailoverRpc(JsonRpc):
             try:
                 head = endpoint.probe.block_number()
             except TransientError as exc:
-                log.debug("rpc.head_unreadable", url=endpoint.url, error=str(exc))
+                log.debug("rpc.head_unreadable", endpoint=endpoint.name, url=endpoint.url, error=str(exc))
                 continue
             if head > endpoint.head:
                 endpoint.head, endpoint.head_moved_s = head, now
@@ -150,10 +158,10 @@ class FailoverRpc(JsonRpc):
                 reason = f"head {endpoint.head} has not moved for {stalled_s:.0f} s while another node's has"
             if reason and not endpoint.demoted:
                 endpoint.demoted = reason
-                log.warning("rpc.demoted", url=endpoint.url, reason=reason, head=endpoint.head, best_head=best)
+                log.warning("rpc.demoted", endpoint=endpoint.name, url=endpoint.url, reason=reason, head=endpoint.head, best_head=best)
             elif not reason and endpoint.demoted:
                 endpoint.demoted = None
-                log.info("rpc.restored", url=endpoint.url, head=endpoint.head, best_head=best)
+                log.info("rpc.restored", endpoint=endpoint.name, url=endpoint.url, head=endpoint.head, best_head=best)
 
 
 class RetryingFailoverRpc(RetryCalls, FailoverRpc):

@@ -27,7 +27,7 @@ from typing import Any
 from web3 import AsyncWeb3, WebSocketProvider
 
 from keeper.errors import TransientError
-from keeper.logs import get_logger
+from keeper.logs import get_logger, redacted_url
 
 log = get_logger("keeper.heads")
 
@@ -240,7 +240,8 @@ class HeadFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any socket or protocol failure: fall back, reconnect
-                reason = f"{exc.__class__.__name__}: {str(exc)[:160]}"
+                shown = str(exc).replace(self.ws_url, redacted_url(self.ws_url)) if self.ws_url else str(exc)
+                reason = f"{exc.__class__.__name__}: {shown[:160]}"  # web3 names the URL: not its key
             finally:
                 self._set_live(False)
             if self._stopping.is_set():

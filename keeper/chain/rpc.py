@@ -18,6 +18,7 @@ next one. The gas tip's `eth_feeHistory` rides with the tick's snapshot reads th
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,8 @@ import requests
 from web3 import HTTPProvider
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
-from keeper.errors import RpcError, TransientError, rpc_error_from_reply
+from keeper.errors import HttpStatusError, RpcError, TransientError, rpc_error_from_reply
+from keeper.logs import redacted_url
 
 # Reads only: a send that timed out may have reached the node (its outcome is "unknown", and the
 # sender's pending-transaction tracking owns it), so it is never retried here.
@@ -98,12 +100,12 @@ class JsonRpc:
                 return replies
             return dict(self.provider.make_request(payload["method"], payload["params"]), id=payload["id"])
         except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else "?"
-            raise TransientError(f"RPC {self.url} answered HTTP {status}") from exc
+            status = exc.response.status_code if exc.response is not None else None
+            raise HttpStatusError(f"RPC {redacted_url(self.url)} answered HTTP {status or '?'}", status) from exc
         except requests.RequestException as exc:
-            raise TransientError(f"RPC {self.url} unreachable: {_short_reason(exc)}") from exc
+            raise TransientError(f"RPC {redacted_url(self.url)} unreachable: {_short_reason(exc)}") from exc
         except ValueError as exc:  # the body was not JSON
-            raise TransientError(f"RPC {self.url} answered non-JSON: {str(exc)[:120]}") from exc
+            raise TransientError(f"RPC {redacted_url(self.url)} answered non-JSON: {str(exc)[:120]}") from exc
 
     def _count(self, method: str) -> None:
         self.stats.requests_sent += 1
@@ -207,7 +209,7 @@ class JsonRpc:
 
 def _short_reason(exc: Exception) -> str:
     """'connection refused' rather than urllib3's three nested reprs."""
-    text = str(exc)
+    text = re.sub(r"with url: \S+", "with url: ...", str(exc))  # urllib3 quotes the path: a provider's key
     errno_at = text.rfind("[Errno")
     if errno_at >= 0:
         return text[errno_at:].split("]", 1)[-1].strip(" ')\"")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +18,7 @@ from pathlib import Path
 from keeper.artifacts import NODE_MODULES
 from keeper.chain.rpc import JsonRpc
 from keeper.errors import FatalError, KeeperError, ToolMissingError
+from keeper.logs import redacted_url
 
 DEVNET_CHAIN_ID = 31337
 DEFAULT_BALANCE_ETH = 1_000_000
@@ -35,6 +39,31 @@ def find_foundry_tool(tool: str) -> Path:
     if on_path:
         return Path(on_path)
     raise ToolMissingError(f"{tool} not found: run `make deps` (installs @foundry-rs/{tool} from npm)")
+
+
+def parent_death_prefix() -> list[str]:
+    """The command prefix that makes the child get SIGTERM when this process dies, even by
+    kill -9 (Linux's parent-death signal, set by util-linux's `setpriv`, which then execs the
+    child: same pid, no shell between); [] where that is not available (not Linux, no setpriv),
+    and off any thread but the main one (the signal follows the thread that started the child)."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return []
+    return list(_setpriv_prefix())
+
+
+@functools.cache
+def _setpriv_prefix() -> tuple[str, ...]:
+    """setpriv's prefix when it has --pdeathsig (util-linux >= 2.33; an older one would refuse the
+    option and anvil would never start): tried once, on `true`."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return ()
+    prefix = (setpriv, "--pdeathsig", "TERM", "--")
+    try:
+        works = subprocess.run([*prefix, "true"], capture_output=True, timeout=10, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        works = False
+    return prefix if works else ()
 
 
 def port_taken(port: int) -> bool:
@@ -96,14 +125,16 @@ class AnvilNode:
             self.port = free_port()
         elif port_taken(self.port):  # else the poll below would take another node's answer for ours
             raise FatalError(f"port {self.port} on 127.0.0.1 is in use: another node or process listens there")
-        self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
+        self.process = subprocess.Popen(  # its own session (a Ctrl-C is ours to handle); it dies with us
+            parent_death_prefix() + self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True)
         rpc = JsonRpc(self.rpc_url, timeout_s=60.0)
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             if self.process.poll() is not None:
                 err = (self.process.stderr.read() if self.process.stderr else b"").decode(errors="replace")
+                if self.fork_url:  # anvil names the URL it could not fetch from: not its key
+                    err = err.replace(self.fork_url, redacted_url(self.fork_url))
                 raise FatalError(f"anvil exited with code {self.process.returncode}: {err.strip()[-800:]}")
             try:
                 rpc.chain_id()

@@ -37,7 +37,7 @@ from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
 from keeper.devnet.node import AnvilNode
 from keeper.errors import ConfigError, FatalError, KeeperError, RpcError
-from keeper.logs import get_logger
+from keeper.logs import get_logger, redacted_url
 from keeper.types import MarketSnapshot
 
 log = get_logger("keeper.replay")
@@ -174,7 +174,7 @@ def run_replay(settings: KeeperConfig, *, fork_url: str, from_block: int, to_blo
     try:
         head = origin.block_number()
     except KeeperError as exc:
-        raise ConfigError(f"--fork-url {fork_url}: {exc}") from exc
+        raise ConfigError(f"--fork-url {redacted_url(fork_url)}: {exc}") from exc
     if not 0 <= from_block < to_block <= head:
         raise ConfigError(f"--from-block {from_block} / --to-block {to_block}: need from < to <= the origin's head {head}")
     node = AnvilNode(fork_url=fork_url, fork_block=from_block, startup_timeout_s=60.0, extra_args=["--order", "fifo"])
@@ -185,7 +185,7 @@ def run_replay(settings: KeeperConfig, *, fork_url: str, from_block: int, to_blo
         try:
             fork = node.start()
         except KeeperError as exc:
-            raise ConfigError(f"--fork-url {fork_url}: cannot fork it at block {from_block}: {exc}") from exc
+            raise ConfigError(f"--fork-url {redacted_url(fork_url)}: cannot fork it at block {from_block}: {exc}") from exc
         replayer = BlockReplayer(origin, fork, report)
         trades: list[Any] = []
         if check:

@@ -29,6 +29,7 @@ from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import ConfigError, KeeperError, RpcError
 from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
+from keeper.logs import redacted_url
 from keeper.simulate.paper import PAPER_TX_BYTES
 
 DEFAULT_BLOCKS = 1_000
@@ -109,11 +110,11 @@ class BlockRecorder:
             if block not in self._ahead:
                 self._fetch_ahead(block, max(block, min(last if last is not None else block, block + HEADERS_AHEAD - 1)))
         except (RpcError, KeeperError) as exc:
-            raise StateUnavailable(f"the node at {self.rpc.url} cannot serve the state of block {block} "
+            raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} cannot serve the state of block {block} "
                                    f"(first block it cannot serve; an archive node keeps every block): {exc}") from exc
         header, l1 = self._ahead.pop(block)
         if not header:
-            raise StateUnavailable(f"the node at {self.rpc.url} has no block {block}")
+            raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} has no block {block}")
         return BlockRecord(
             block=block, timestamp=int(header["timestamp"], 16), hash=bytes.fromhex(header["hash"][2:]),
             parent_hash=bytes.fromhex(header["parentHash"][2:]), base_fee_wei=int(header.get("baseFeePerGas", "0x0"), 16),

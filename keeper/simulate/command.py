@@ -49,7 +49,7 @@ from keeper.config import KeeperConfig, with_overrides
 from keeper.devnet.manifest import DevnetManifest
 from keeper.errors import ConfigError
 from keeper.journal import Journal
-from keeper.logs import configure_logging, get_logger
+from keeper.logs import configure_logging, get_logger, redacted_url
 from keeper.simulate.compare import account_limits, compare, keeper_round_trips, yardsticks_json
 from keeper.simulate.driver import ScenarioDriver
 from keeper.simulate.fork import find_origin_manifest, fund_gas, origin_head, provision_fork_executor, start_fork
@@ -169,7 +169,7 @@ def run_simulation(settings: KeeperConfig, *, fork_url: str, fork_block: int | N
     try:
         with _logs_to(out_dir / "keeper.log", settings.monitoring.log_level):
             assert node.rpc is not None
-            log.info("simulate.fork_started", origin=fork_url, origin_chain_id=origin_chain_id,
+            log.info("simulate.fork_started", origin_url=fork_url, origin_chain_id=origin_chain_id,
                      origin_block=origin_block, fork_block=fork_block, fork_rpc=node.rpc_url, scenario=plan.name)
             world = prepare_world(node.rpc, settings, work)
             key = Account.create()
@@ -182,7 +182,7 @@ def run_simulation(settings: KeeperConfig, *, fork_url: str, fork_block: int | N
                 runtime = build_runtime(sim_settings, dry_run=False, seed=seed)
             del key
             report = _run(runtime, node.rpc, world, plan, blocks, seed, executor.address, sim_settings, console)
-        report["run"] = {"origin_url": fork_url, "origin_chain_id": origin_chain_id, "origin_head_block": origin_block,
+        report["run"] = {"origin_url": redacted_url(fork_url), "origin_chain_id": origin_chain_id, "origin_head_block": origin_block,
                          "fork_block": fork_block if fork_block is not None else origin_block, "world": world.kind,
                          "seed": seed, "steps": blocks, "executor": executor.address, "owner": executor.owner,
                          "keeper_log": str(out_dir / "keeper.log"), "wall_s": round(time.monotonic() - started, 2)}

@@ -37,7 +37,7 @@ from keeper.devnet.node import AnvilNode, reanchor_clock
 from keeper.devnet.provision import ExecutorFunding, ExecutorRoles, deploy_executor
 from keeper.devnet.txs import DevSender, codec
 from keeper.errors import ConfigError, FatalError, KeeperError
-from keeper.logs import get_logger
+from keeper.logs import get_logger, redacted_url
 
 log = get_logger("keeper.simulate")
 MAX_PROBED_SLOT = 30
@@ -59,7 +59,7 @@ def start_fork(fork_url: str, fork_block: int | None = None) -> AnvilNode:
         reanchor_clock(rpc)
     except KeeperError as exc:
         node.stop()
-        raise FatalError(f"--fork-url {fork_url}: cannot fork it: {exc}") from exc
+        raise FatalError(f"--fork-url {redacted_url(fork_url)}: cannot fork it: {exc}") from exc
     return node
 
 
@@ -69,7 +69,7 @@ def origin_head(fork_url: str) -> tuple[int, int]:
     try:
         return rpc.chain_id(), rpc.block_number()
     except KeeperError as exc:
-        raise FatalError(f"--fork-url {fork_url}: {exc}") from exc
+        raise FatalError(f"--fork-url {redacted_url(fork_url)}: {exc}") from exc
     finally:
         rpc.close()
 

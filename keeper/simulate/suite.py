@@ -28,6 +28,7 @@ from rich.table import Table
 
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, KeeperError
+from keeper.logs import redacted_url
 from keeper.plan import RISK_STRATEGY
 from keeper.simulate.fork import origin_head
 from keeper.simulate.scenario import SCENARIO_DIR, load_scenario, scenario_path
@@ -177,7 +178,7 @@ def run_suite(settings: KeeperConfig, *, fork_url: str, fork_block: int | None, 
                     row["optimum_dominates"] = False
                 runs.append(row)
                 bar.advance(task)
-    suite = {"origin_url": fork_url, "origin_chain_id": chain_id, "fork_block": block, "seeds": list(seeds),
+    suite = {"origin_url": redacted_url(fork_url), "origin_chain_id": chain_id, "fork_block": block, "seeds": list(seeds),
              "scenarios": scenario_medians(runs), "expected_vs_realised": expected_vs_realised(runs), "runs": runs,
              "wall_s": round(time.monotonic() - started, 1),
              "optimum_dominates_everywhere": bool(runs) and all(r["optimum_dominates"] for r in runs)}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,33 @@ def test_an_unreachable_rpc_exits_2_naming_it(tmp_path: Path) -> None:
     world.stop()
     result = run_keeper("--rpc-url", "http://127.0.0.1:9", "--manifest", str(manifest), "--dry-run", cwd=tmp_path)
     assert result.returncode == 2 and "http://127.0.0.1:9" in result.stderr
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
+        self.send_response(401)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_a_node_that_refuses_the_url_exits_2_at_once_without_showing_the_key(tmp_path: Path) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    manifest = tmp_path / "manifest.json"
+    world = start_world(load_state=prebuilt_state())
+    world.manifest.write(manifest)
+    world.stop()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v2/SECRETKEY123"
+        result = run_keeper("--rpc-url", url, "--manifest", str(manifest), "--dry-run", cwd=tmp_path)
+    finally:
+        server.shutdown()
+    assert result.returncode == 2, result.stderr
+    assert "answered HTTP 401" in result.stderr and "refuses the URL" in result.stderr
+    assert "SECRETKEY123" not in result.stderr + result.stdout
+    assert "keeper.start_failed" in result.stderr and "keeper.start_retry" not in result.stderr  # not retried
 
 
 def test_help_shows_the_environment_override_form(tmp_path: Path) -> None:

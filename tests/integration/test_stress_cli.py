@@ -142,3 +142,17 @@ def test_stress_falls_back_to_the_twap_departure_when_the_oracle_has_too_few_rou
     text = run_stress(tmp_path / "manifest.json", *PROPOSAL)
     assert text.returncode == 0, text.stderr
     assert "the index vs its TWAP alone" in text.stdout and "2 round(s) in the window" in text.stdout
+
+
+def test_stress_of_a_flat_account_says_there_is_nothing_to_stress_and_how_to_stress_a_proposal(
+        devnet: Devnet, tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    devnet.manifest.write(manifest)
+    result = run_stress(manifest, "--account", "0x000000000000000000000000000000000000dEaD")
+    assert result.returncode == 0, result.stderr
+    assert "no perp position in this account" in result.stdout and "--market, --direction" in result.stdout
+    proposed = run_stress(manifest, *PROPOSAL)
+    assert proposed.returncode == 0 and "no perp position" not in proposed.stdout
+    largest = run_stress(manifest, "--account", "0x000000000000000000000000000000000000dEaD", "--market", "ETH",
+                         "--direction", "short_perp", "--collateral-usd", "30000")  # notional 0: the largest safe size
+    assert largest.returncode == 0 and "no perp position" not in largest.stdout and "largest short_perp" in largest.stdout

@@ -1,10 +1,14 @@
 """The warm start on the devnet (keeper/warm_start.py): a keeper started with a warm start over the
 last K blocks holds, at its first tick, the basis statistics and index history of a keeper that
 ticked through those K blocks; off, it starts blind as before; a node that cannot serve old state
-gives a partial warm start, its event, and a keeper that ticks."""
+gives a partial warm start, its event, and a keeper that ticks; blocks mined after the start-up
+block are caught up; the block loop runs it with its signal handlers in place (a SIGTERM during it
+stops the keeper without a tick)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +19,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import keeper.warm_start as warm_module
+from keeper.blockloop import run_blocks
 from keeper.chain.keys import Signer
 from keeper.collect import SnapshotCollector
 from keeper.devnet.activity import ActivityConfig, MarketActivity
@@ -41,7 +46,9 @@ def _runtime(devnet: Devnet, tmp_path: Path, warm_blocks: int, executor: str | N
     sections: dict[str, Any] = {"strategies": {"warm_start_blocks": warm_blocks}}
     if executor is not None:
         sections["account"] = {"executor": executor}
-    return build_runtime(devnet.keeper_config(tmp_path, **sections), dry_run=True)
+    runtime = build_runtime(devnet.keeper_config(tmp_path, **sections), dry_run=True)
+    runtime.warm_up()  # as the block loop does before its first tick
+    return runtime
 
 
 def _state(engine: Engine, markets: list[str], before_block: int, timestamp_s: int) -> dict[str, Any]:
@@ -176,6 +183,8 @@ def test_a_live_keeper_warm_starts_too(devnet: Devnet, tmp_path: Path, signer: S
     settings = devnet.keeper_config(tmp_path, strategies={"warm_start_blocks": 20})
     with capture_logs() as logs:
         runtime = build_runtime(settings, dry_run=False)
+        assert not [e for e in logs if str(e["event"]).startswith("warm_start")]  # the loop's, not the build's
+        runtime.warm_up()
     try:
         assert runtime.mode == "live" and runtime.owner == signer.address
         done = next(e for e in logs if e["event"] == "warm_start.done")
@@ -184,3 +193,51 @@ def test_a_live_keeper_warm_starts_too(devnet: Devnet, tmp_path: Path, signer: S
         assert len(runtime.engine.history._series[(market, SPOT_VENUES[0])]) == 20
     finally:
         runtime.close()
+
+
+def test_blocks_mined_after_the_start_up_block_are_caught_up_oldest_first(devnet: Devnet, tmp_path: Path) -> None:
+    _move(devnet, 10)
+    runtime = build_runtime(devnet.keeper_config(tmp_path, strategies={"warm_start_blocks": 10}), dry_run=True)
+    try:
+        start = runtime.warm_from.block_number if runtime.warm_from is not None else -1
+        _move(devnet, 3, seed=12)  # mined between the start-up snapshot and the loop's warm start
+        with capture_logs() as logs:
+            runtime.warm_up()
+        done = next(e for e in logs if e["event"] == "warm_start.done")
+        assert (done["read"], done["caught_up"], done["newest_block"]) == (10, 3, start + 3)
+        market = runtime.config.markets.enabled[0]
+        series = runtime.engine.history._series[(market, SPOT_VENUES[0])]
+        assert list(series.blocks[series.first - series.base:]) == list(range(start - 9, start + 4))
+        runtime.warm_up()  # once only: the start-up snapshot is spent
+        assert runtime.warm_from is None
+    finally:
+        runtime.close()
+
+
+def test_a_sigterm_during_the_warm_start_ends_it_and_the_loop_stops_in_order_without_a_tick(
+        devnet: Devnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _move(devnet, 12)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    runtime = build_runtime(devnet.keeper_config(tmp_path, strategies={"warm_start_blocks": 12}), dry_run=True)
+    real_fetch = SnapshotCollector.fetch_snapshot
+    reads: list[int] = []
+
+    def fetch_then_sigterm(self: SnapshotCollector, block: int | str = "latest") -> Any:
+        reads.append(1)
+        if len(reads) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # the loop's handler, installed before the warm start
+        return real_fetch(self, block)
+
+    monkeypatch.setattr(SnapshotCollector, "fetch_snapshot", fetch_then_sigterm)
+    try:
+        with capture_logs() as logs:
+            run_blocks(runtime, blocks=5)
+    finally:
+        runtime.close()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    events = [e["event"] for e in logs]
+    partial = next(e for e in logs if e["event"] == "warm_start.partial")
+    assert partial["reason"] == "stop requested" and 3 <= partial["read"] < 12
+    assert "keeper.stopping" in events and "keeper.stopped" in events and "tick" not in events
+    assert events.index("keeper.stopping") < events.index("warm_start.partial")

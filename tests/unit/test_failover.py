@@ -12,7 +12,7 @@ from keeper.chain.failover import FailoverRpc, RetryingFailoverRpc, connect_rpc
 from keeper.chain.retry import RetryCalls
 from keeper.chain.rpc import JsonRpc
 from keeper.config import ChainConfig
-from keeper.errors import TransientError
+from keeper.errors import HttpStatusError, TransientError
 
 
 class FakeNode(JsonRpc):
@@ -74,6 +74,27 @@ def test_every_endpoint_down_is_a_transient_error() -> None:
         node.down = True
     with pytest.raises(TransientError):
         rpc.block_number()
+
+
+def test_a_refusal_is_reported_only_when_every_endpoint_refuses_and_logs_name_the_setting() -> None:
+    rpc, nodes, _ = make(heads=(100, 100, 100))
+    nodes[0].down = True  # connection refused: it may come back
+
+    def refuse(_payload: Any) -> Any:
+        raise HttpStatusError("RPC http://node1 answered HTTP 404", 404)
+
+    nodes[1]._post = refuse  # type: ignore[method-assign]
+    nodes[2]._post = refuse  # type: ignore[method-assign]
+    with capture_logs() as logs, pytest.raises(TransientError) as raised:
+        rpc.block_number()
+    assert not isinstance(raised.value, HttpStatusError)  # the start-up keeps waiting for the primary
+    failed = [e["endpoint"] for e in logs if e["event"] == "rpc.endpoint_failed"]
+    assert failed == ["chain.rpc_url", "chain.backup_rpc_urls[0]", "chain.backup_rpc_urls[1]"]
+    rpc2, nodes2, _ = make()
+    for node in nodes2:
+        node._post = refuse  # type: ignore[method-assign]
+    with pytest.raises(HttpStatusError):
+        rpc2.block_number()
 
 
 def test_a_node_blocks_behind_is_demoted_and_restored_when_it_catches_up() -> None:

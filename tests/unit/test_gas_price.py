@@ -146,3 +146,23 @@ def test_the_cost_model_prices_gas_at_the_base_fee_plus_the_policys_tip() -> Non
     costs = engine.strategy_context(snap, [], {}).costs
     assert costs.gas_price_wei == snap.base_fee_wei + GWEI  # not + 0.001 gwei
     assert costs.tx_cost_usd(1_000_000) == pytest.approx(1_000_000 * 2 * GWEI / 10**18 * 3000)
+
+
+def test_each_market_is_costed_with_the_gas_its_own_trades_used_else_the_largest_over_markets() -> None:
+    config = KeeperConfig()
+    planner = Planner(config, "0x" + "11" * 20, rpc=FeeRpc([GWEI], [0.5]))  # type: ignore[arg-type]
+    engine = Engine(config=config, collector=SimpleNamespace(sources=SimpleNamespace(markets=[])), strategies=[],
+                    planner=planner, executor=SimpleNamespace(mode="dry_run"), journal=None,
+                    metrics=KeeperMetrics(), kill_switch=lambda: False)
+    engine.gas_used.update({("ETH", "open"): 1_550_000, ("ETH", "close"): 750_000, ("BTC", "open"): 1_090_000,
+                            ("BTC", "close"): 1_190_000})
+    ctx = engine.strategy_context(snapshot(), [], {})
+    assert (ctx.costs.gas_units_open, ctx.costs.gas_units_close) == (1_550_000, 1_190_000)  # the largest seen
+    assert (ctx.costs_for("ETH").gas_units_open, ctx.costs_for("ETH").gas_units_close) == (1_550_000, 750_000)
+    assert (ctx.costs_for("BTC").gas_units_open, ctx.costs_for("BTC").gas_units_close) == (1_090_000, 1_190_000)
+    assert ctx.costs_for("SOL") is ctx.costs  # no trade of its own yet
+    assert ctx.costs_for("ETH").gas_price_wei == ctx.costs.gas_price_wei
+    engine.gas_used.clear()
+    engine.gas_used[("BTC", "open")] = 1_090_000  # one market's open only: its close is costed like its open
+    ctx = engine.strategy_context(snapshot(), [], {})
+    assert ctx.costs.gas_units_close == 1_090_000 and ctx.market_costs == {}

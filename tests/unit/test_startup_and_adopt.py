@@ -1,4 +1,5 @@
-"""Start-up retries transient errors with bounded backoff (fatal ones at once); an adopted
+"""Start-up retries transient errors with bounded backoff (fatal ones at once, and an HTTP status
+that says the URL or key is wrong); an adopted
 position's spot leg is what the executor really holds, so its close can be quoted."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import pytest
 
 from keeper.adopt import adopted_spot_raw
 from keeper.boundary import unquotable
-from keeper.errors import ChainMismatchError, TransientError, TransientRpcError
+from keeper.errors import ChainMismatchError, FatalError, HttpStatusError, TransientError, TransientRpcError
 from keeper.startup import retry_transient
 from keeper.types import Direction, Position
 
@@ -61,6 +62,29 @@ def test_given_a_configuration_or_chain_error_then_it_is_not_retried() -> None:
     with pytest.raises(ChainMismatchError):
         retry_transient(attempt, budget_s=30, backoff_max_s=1, sleep=clock.sleep, clock=clock)
     assert calls == [1] and clock.sleeps == []
+
+
+@pytest.mark.parametrize(("status", "fatal"), [(401, True), (404, True), (405, True), (403, False), (429, False),
+                                               (503, False), (None, False)])
+def test_an_http_status_that_says_the_url_or_key_is_wrong_is_fatal_at_once_others_are_retried(
+        status: int | None, fatal: bool) -> None:
+    clock = FakeClock()
+    calls = []
+
+    def attempt() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise HttpStatusError(f"RPC https://node.example.com/... answered HTTP {status}", status)
+        return "runtime"
+
+    if fatal:
+        with pytest.raises(FatalError, match=f"chain.rpc_url: RPC https://node.example.com/... answered HTTP {status}: "
+                                             "the node refuses the URL"):
+            retry_transient(attempt, budget_s=30, backoff_max_s=1, sleep=clock.sleep, clock=clock)
+        assert calls == [1] and clock.sleeps == []
+    else:
+        assert retry_transient(attempt, budget_s=30, backoff_max_s=1, sleep=clock.sleep, clock=clock) == "runtime"
+        assert calls == [1, 1] and clock.sleeps == [0.25]
 
 
 def test_given_an_adopted_short_perp_then_its_spot_is_the_held_inventory_up_to_the_hedge() -> None:

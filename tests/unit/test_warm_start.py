@@ -15,6 +15,7 @@ from keeper.basis_history import BasisHistory
 from keeper.config import load_config
 from keeper.errors import TransientRpcError
 from keeper.simulate.command import simulation_settings
+from keeper.signals import PastBlock
 from keeper.types import MarketSnapshot
 from keeper.warm_start import warm_start
 
@@ -44,8 +45,8 @@ class FakeEngine:
     history: BasisHistory
     recorded: list[int] = field(default_factory=list)
 
-    def record_history(self, snapshot: MarketSnapshot) -> None:
-        self.recorded.append(snapshot.block_number)
+    def record_past(self, past: PastBlock) -> None:
+        self.recorded.append(past.block_number)
 
 
 def _engine(collector: FakeCollector | None = None, window_s: float = 10_000, min_samples: int = 5,
@@ -116,12 +117,12 @@ def test_a_failed_read_keeps_the_newest_contiguous_run_and_says_so() -> None:
 def test_a_snapshot_whose_recording_raises_is_skipped_and_logged() -> None:
     engine = _engine()
 
-    def record(snapshot: MarketSnapshot) -> None:
-        if snapshot.block_number == 995:
+    def record(past: PastBlock) -> None:
+        if past.block_number == 995:
             raise ValueError("bad snapshot")
-        engine.recorded.append(snapshot.block_number)
+        engine.recorded.append(past.block_number)
 
-    engine.record_history = record  # type: ignore[method-assign]
+    engine.record_past = record  # type: ignore[method-assign]
     with capture_logs() as logs:
         warm_start(engine, _snapshot(1_000), 10)
     assert engine.recorded == [991, 992, 993, 994, 996, 997, 998, 999, 1_000]
@@ -134,3 +135,80 @@ def test_simulations_start_blind_whatever_the_config_says(tmp_path: Path) -> Non
     world = SimpleNamespace(runtime_overrides={"rpc_url": "http://127.0.0.1:1"})
     simulated = simulation_settings(settings, world, "0x" + "11" * 20, tmp_path)  # type: ignore[arg-type]
     assert settings.strategies.warm_start_blocks == 500 and simulated.strategies.warm_start_blocks == 0
+
+
+def test_a_stop_request_ends_the_reading_and_keeps_what_was_read() -> None:
+    engine = _engine()
+    with capture_logs() as logs:
+        report = warm_start(engine, _snapshot(1_000), 50, should_stop=lambda: len(engine.collector.asked) >= 7,
+                            latest=lambda: 1_005)
+    assert engine.recorded == list(range(993, 1_001)) and report.caught_up == 0  # no catch-up after a stop
+    assert report.reason == "stop requested" and logs[-1]["event"] == "warm_start.partial"
+
+
+def test_blocks_mined_meanwhile_are_read_after_oldest_first_up_to_the_head_asked_again() -> None:
+    heads = iter([1_003, 1_004, 1_004])  # a block arrives while the first three are read
+    engine = _engine()
+    with capture_logs() as logs:
+        report = warm_start(engine, _snapshot(1_000), 10, latest=lambda: next(heads))
+    assert engine.recorded == list(range(991, 1_005)) and report.caught_up == 4
+    assert engine.collector.asked[-4:] == [1_001, 1_002, 1_003, 1_004]
+    done = logs[-1]
+    assert (done["event"], done["newest_block"], done["caught_up"], done["read"]) == ("warm_start.done", 1_004, 4, 10)
+
+
+def test_a_failed_catch_up_read_keeps_what_was_read_and_says_so() -> None:
+    engine = _engine(FakeCollector(raise_at=1_002))
+    with capture_logs() as logs:
+        report = warm_start(engine, _snapshot(1_000), 10, latest=lambda: 1_004)
+    assert engine.recorded == list(range(991, 1_002)) and report.caught_up == 1
+    assert logs[-1]["event"] == "warm_start.partial" and "catch-up: block 1002" in (report.reason or "")
+
+
+def test_the_snapshots_read_are_not_held_while_reading_back_only_what_a_tick_records() -> None:
+    import weakref
+
+    alive: list[weakref.ref[MarketSnapshot]] = []
+    most_alive = 0
+
+    class Counting(FakeCollector):
+        def fetch_snapshot(self, block: int) -> MarketSnapshot:
+            nonlocal most_alive
+            most_alive = max(most_alive, sum(1 for ref in alive if ref() is not None))
+            snapshot = super().fetch_snapshot(block)
+            alive.append(weakref.ref(snapshot))
+            return snapshot
+
+    engine = _engine(Counting())
+    warm_start(engine, _snapshot(1_000), 200)
+    assert len(engine.recorded) == 200 and len(alive) == 199 and most_alive <= 1
+
+
+def test_a_block_whose_observation_raises_is_skipped_and_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keeper.warm_start as warm_module
+
+    real = warm_module.past_block
+
+    def broken(snapshot: MarketSnapshot) -> PastBlock:
+        if snapshot.block_number == 995:
+            raise ZeroDivisionError("a spot mid of 0")
+        return real(snapshot)
+
+    monkeypatch.setattr(warm_module, "past_block", broken)
+    engine = _engine()
+    with capture_logs() as logs:
+        report = warm_start(engine, _snapshot(1_000), 10)
+    assert engine.recorded == [991, 992, 993, 994, 996, 997, 998, 999, 1_000] and report.read == 9
+    assert any(e["event"] == "warm_start.failed" and e["block"] == 995 for e in logs)
+
+
+def test_a_keeper_that_ticked_already_is_not_warm_started() -> None:
+    from keeper.runtime import Runtime
+
+    engine = SimpleNamespace(last_block=1_000)
+    settings = load_config(None, environ={})
+    runtime = Runtime(settings, SimpleNamespace(block_number=lambda: 1_000), engine, None, "dry_run", "0x", "0x",  # type: ignore[arg-type]
+                      warm_from=_snapshot(990))
+    with capture_logs() as logs:
+        runtime.warm_up()
+    assert [e["event"] for e in logs] == ["warm_start.skipped"] and runtime.warm_from is None

@@ -1,0 +1,102 @@
+"""A node URL never reaches a log line or an error message with its path or user part, where
+providers put their API keys: log fields named like a URL are shown as scheme://host:port, and the
+RPC client's errors name the node the same way."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+
+import pytest
+import structlog
+
+from keeper.chain.rpc import JsonRpc
+from keeper.errors import HttpStatusError, TransientError
+from keeper.logs import configure_logging, get_logger
+
+KEYED = "https://opt-mainnet.example.com/v2/SECRETKEY123"
+
+
+def test_log_fields_named_like_a_url_lose_their_path_and_user_part() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", json_lines=True, stream=stream)
+    try:
+        get_logger("test").info("keeper.started", rpc_url=KEYED, to_url="wss://u:pw@node.example.com:8546/ws",
+                                ws_url="ws://127.0.0.1:8545", urls=3)
+    finally:
+        structlog.reset_defaults()
+    event = json.loads(stream.getvalue())
+    assert "SECRETKEY123" not in stream.getvalue() and "pw" not in stream.getvalue()
+    assert event["rpc_url"] == "https://opt-mainnet.example.com/..."
+    assert event["to_url"] == "wss://node.example.com:8546/..."
+    assert event["ws_url"] == "ws://127.0.0.1:8545" and event["urls"] == 3  # nothing hidden: unchanged
+
+
+def test_an_unreachable_node_is_named_without_its_key() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends: nothing listens
+    rpc = JsonRpc(f"http://127.0.0.1:{port}/v3/SECRETKEY123", timeout_s=2.0)
+    with pytest.raises(TransientError) as raised:
+        rpc.call("eth_chainId")
+    assert f"RPC http://127.0.0.1:{port}/... unreachable" in str(raised.value)
+    assert "SECRETKEY123" not in str(raised.value)
+
+
+def test_an_http_error_status_is_carried_with_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start-up tells a refusing node (401) from a busy one by the status the client keeps."""
+    import requests
+
+    rpc = JsonRpc("https://node.example.com/v2/SECRETKEY123")
+    response = requests.Response()
+    response.status_code = 401
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise requests.HTTPError("401 Client Error", response=response)
+
+    monkeypatch.setattr(rpc.provider, "make_request", refuse)
+    with pytest.raises(HttpStatusError) as raised:
+        rpc.call("eth_chainId")
+    assert raised.value.status == 401 and raised.value.refuses
+    assert str(raised.value) == "RPC https://node.example.com/... answered HTTP 401"
+
+
+def test_a_refusing_status_is_not_asked_again_and_the_error_survives_a_process_pool(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    import requests
+
+    from keeper.chain.retry import RetryingJsonRpc
+
+    rpc = RetryingJsonRpc("https://node.example.com/v2/SECRETKEY123", attempts=6, sleep=lambda _s: None)
+    response = requests.Response()
+    response.status_code = 404
+    asked = []
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        asked.append(1)
+        raise requests.HTTPError("404 Client Error", response=response)
+
+    monkeypatch.setattr(rpc.provider, "make_request", refuse)
+    with pytest.raises(HttpStatusError) as raised:
+        rpc.call("eth_chainId")
+    assert len(asked) == 1
+    copy = pickle.loads(pickle.dumps(raised.value))
+    assert (type(copy), str(copy), copy.status) == (HttpStatusError, str(raised.value), 404)
+
+
+def test_urllib3_s_quoted_path_is_cut_from_an_unreachable_node_s_reason() -> None:
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    import threading
+
+    server = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)  # plain HTTP: an https client fails its handshake
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rpc = JsonRpc(f"https://127.0.0.1:{server.server_port}/v2/SECRETKEY123", timeout_s=5.0)
+        with pytest.raises(TransientError) as raised:
+            rpc.call("eth_chainId")
+    finally:
+        server.shutdown()
+    assert "unreachable" in str(raised.value) and "SECRETKEY123" not in str(raised.value)
