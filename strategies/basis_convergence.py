@@ -24,6 +24,9 @@ Exit (a position this strategy manages), the first that applies:
 While it holds, it adds to the position (a resize, strategies/scale_in.py) when the basis has
 widened past the entry by at least entry_z x scale, is still at least entry_z from the centre in
 the position's favour, and the add's own expected net clears min_profit_usd.
+Staged entry (`first_stage` < 1, strategies/staged_entry.py): an entry whose exit forecast has no
+past departure to replay (the decay model alone) opens that share of its best size; the rest is
+an add once the departure has narrowed since the entry, priced on the half-life its own path shows.
 There is no basis stop-loss: a hedged position that widens is worth MORE if the thesis holds, and
 solvency is kept by stress sizing and the margin ladder, not by realising the loss.
 """
@@ -44,6 +47,7 @@ from keeper.types import ONE_X18, Direction, Intent, MarketView, PerpAccountStat
 from strategies.base import (
     SPOT_VENUES,
     BasisStats,
+    RiskLimits,
     Skip,
     StrategyBase,
     StrategyContext,
@@ -52,8 +56,10 @@ from strategies.base import (
     require_param,
 )
 from strategies.exit_forecast import ExitForecast, forecast_exit
-from strategies.pnl import OpenEvaluation, describe_size, estimate_close, mid_prices_usd, optimise_open
+from strategies.pnl import OpenEvaluation, SizeCap, describe_size, estimate_close, mid_prices_usd, optimise_open
+from strategies.size_search import SizeSearch
 from strategies.scale_in import optimise_add, widened_bps
+from strategies.staged_entry import first_stage_limits, observed_half_life_s
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,9 @@ class BasisConvergenceParams:
     # not the point half-life, and the median's catch-up in a window still growing: measured on the
     # suite and off (README, "Where the exit is expected")
     decay_uncertainty: bool = False
+    # the share of the best size opened on a departure whose decay is unseen (no past departure in the
+    # window to replay); the rest is added once it narrows, priced on its own path (staged_entry.py)
+    first_stage: float = 1.0
 
     def __post_init__(self) -> None:
         require_param(self.entry_z > 0, "entry_z", self.entry_z, "> 0")
@@ -80,6 +89,7 @@ class BasisConvergenceParams:
         require_param(self.valid_for_blocks >= 0, "valid_for_blocks", self.valid_for_blocks, ">= 0")
         require_param(self.max_evaluations_per_venue >= 1, "max_evaluations_per_venue",
                       self.max_evaluations_per_venue, ">= 1")
+        require_param(0 < self.first_stage <= 1, "first_stage", self.first_stage, "in (0, 1]")
         require_param(self.exit_from_window or not self.decay_uncertainty, "decay_uncertainty", self.decay_uncertainty,
                       "false when exit_from_window is false (it changes only the window's forecast)")
 
@@ -144,18 +154,28 @@ class BasisConvergence(StrategyBase):
         entry_z x scale, is still at least entry_z from the centre in its favour, and the add's own
         expected net (strategies/scale_in.py) clears min_profit_usd; else why not."""
         z, p = signal.basis_zscore, self.params
-        if not p.add_on_widening:
+        staged = p.first_stage < 1
+        if not p.add_on_widening and not staged:
             return "no add: add_on_widening is off"
         wider = widened_bps(position, signal.basis_bps)
-        if z is None or -position.direction.perp_sign * z < p.entry_z or wider < p.entry_z * stats.scale_bps:
+        favour = z is not None and -position.direction.perp_sign * z >= p.entry_z
+        elapsed_s = ctx.snapshot.block_timestamp - position.entry_timestamp_s
+        own = observed_half_life_s(position.entry_basis_bps - stats.center_bps, signal.basis_bps - stats.center_bps,
+                                   elapsed_s) if staged and favour else None
+        if own is not None:  # a staged entry's rest: the departure has narrowed, at its own pace
+            why = f"narrowed {-wider:.1f} bps in {elapsed_s} s (its own half-life {own:.0f} s)"
+            stats = dataclasses.replace(stats, half_life_s=own)
+        elif p.add_on_widening and favour and wider >= p.entry_z * stats.scale_bps:
+            why = f"widened {wider:.1f} bps"
+        else:
             return (f"no add: widened {wider:.1f} bps since entry (needs {p.entry_z * stats.scale_bps:.1f}), "
-                    f"z={_fmt(z)}")
+                    f"z={_fmt(z)}" + ("; not narrowed either" if staged else ""))
         mids = mid_prices_usd(view, position.spot_venue)
         if isinstance(mids, Unavailable):
             return f"no add: {mids.reason}"
         mid_basis_bps = (mids[0] / mids[1] - 1) * 1e4
         excess = mid_basis_bps - stats.center_bps
-        expected_exit = self.exit_forecast(ctx, excess, stats)
+        expected_exit = self.exit_forecast(ctx, excess, stats, point=own is not None)
         hold_s = expected_exit.hold_s
         limits = ctx.limits if ctx.limits.stress is None else dataclasses.replace(
             ctx.limits, stress=dataclasses.replace(ctx.limits.stress, hold_s=hold_s))
@@ -174,23 +194,28 @@ class BasisConvergence(StrategyBase):
         best = search.best
         if best is None or best.net_usd < p.min_profit_usd:
             return ("no add: no size quotable (cap: " + cap.binding + ")" if best is None else
-                    f"no add: best add's expected net ${best.net_usd:,.2f} < min ${p.min_profit_usd:,.2f}")
+                    f"no add: best add's expected net ${best.net_usd:,.2f} < min ${p.min_profit_usd:,.2f} at "
+                    f"{describe_size(best)} ({describe_estimate(best.estimate)}; {expected_exit.describe()})")
         return self.intent(ctx, "resize", position.market, position.direction, position.spot_venue, best.perp_base_x18,
-                           f"add to {position.direction.value}: basis {signal.basis_bps:.1f} bps widened {wider:.1f} bps "
+                           f"add to {position.direction.value}: basis {signal.basis_bps:.1f} bps {why} "
                            f"since entry {position.entry_basis_bps:.1f} bps, z={_fmt(z)}, centre {stats.center_bps:.1f} bps; "
                            f"add {describe_size(best)}, expected net ${best.net_usd:,.2f} ({describe_estimate(best.estimate)}) "
                            f">= min ${p.min_profit_usd:,.2f}", best.estimate)
 
-    def exit_forecast(self, ctx: StrategyContext, excess_bps: float, stats: BasisStats) -> ExitForecast:
+    def exit_forecast(self, ctx: StrategyContext, excess_bps: float, stats: BasisStats,
+                      point: bool = False) -> ExitForecast:
         """Where (share of the excess left) and when the exit rule is expected to fire for a
         position entered now (strategies/exit_forecast.py); with exit_from_window off, the basis
-        expected at the centre after expected_hold_s."""
+        expected at the centre after expected_hold_s. point: stats.half_life_s as it is (a
+        departure's own), never the window fit's uncertainty, and the median's catch-up in a window
+        still growing (the exit rule's, exit_forecast.window_capacity)."""
         if not self.params.exit_from_window:
             return ExitForecast(0.0, self.expected_hold_s(ctx, excess_bps, stats), "at the centre")
-        calibrated = self.params.decay_uncertainty  # the AR(1) slope's uncertainty, a growing window's catch-up
+        calibrated = self.params.decay_uncertainty and not point  # the AR(1) slope's uncertainty, a growing window's catch-up
         return forecast_exit(stats.window_bps, stats.center_bps, stats.scale_bps, stats.spacing_s, stats.half_life_s,
                              excess_bps, self.params.entry_z, self._exit_target_bps(stats), ctx.costs.horizon_s,
-                             fit=stats.decay_fit() if calibrated else None, window_s=stats.window_s if calibrated else None)
+                             fit=stats.decay_fit() if calibrated else None,
+                             window_s=stats.window_s if calibrated or point else None)
 
     def exit_basis_bps(self, mid_basis_bps: float, excess_bps: float, expected_exit: ExitForecast) -> float:
         """The basis expected at exit: convergence_fraction of the way the exit forecast expects."""
@@ -309,20 +334,33 @@ class BasisConvergence(StrategyBase):
         hold_s = expected_exit.hold_s
         limits = ctx.limits if ctx.limits.stress is None else dataclasses.replace(
             ctx.limits, stress=dataclasses.replace(ctx.limits.stress, hold_s=hold_s))
-        result = optimise_open(
-            view, direction, venue, ctx.costs_for(view.name), limits, account,
-            funding_fraction=ctx.funding_forecast_s(view.name, venue, perp.funding_rate_per_s, hold_s,
-                                                    self.premium_half_life_s(ctx, excess, stats)),
-            exit_basis_bps=exit_basis_bps, min_notional_usd=self.params.min_notional_usd,
-            max_evaluations=self.params.max_evaluations_per_venue, hold_s=hold_s, legs=legs_from_snapshot(ctx.snapshot),
-            min_profit_usd=self.params.min_profit_usd,
-        )
+        funding_fraction = ctx.funding_forecast_s(view.name, venue, perp.funding_rate_per_s, hold_s,
+                                                  self.premium_half_life_s(ctx, excess, stats))
+
+        def search_under(limits: RiskLimits) -> tuple[SizeSearch, SizeCap] | Unavailable:
+            return optimise_open(
+                view, direction, venue, ctx.costs_for(view.name), limits, account, funding_fraction=funding_fraction,
+                exit_basis_bps=exit_basis_bps, min_notional_usd=self.params.min_notional_usd,
+                max_evaluations=self.params.max_evaluations_per_venue, hold_s=hold_s,
+                legs=legs_from_snapshot(ctx.snapshot), min_profit_usd=self.params.min_profit_usd)
+
+        result = search_under(limits)
         if isinstance(result, Unavailable):
             return result.reason
         search, cap = result
         if search.best is None:
             return (f"no size quotable in [{search.low_x18 / 1e18:g}, {search.high_x18 / 1e18:g}] base "
                     f"(cap: {cap.binding}){': ' + search.first_failure if search.first_failure else ''}")
+        first = self.params.first_stage
+        if first < 1 and expected_exit.replayed == 0 and search.best.net_usd >= self.params.min_profit_usd:
+            # its decay unseen: open the first stage; the rest is added once the departure narrows
+            staged = search_under(first_stage_limits(limits, first, search.best.notional_usd))
+            if (not isinstance(staged, Unavailable) and staged[0].best is not None
+                    and staged[0].best.net_usd >= self.params.min_profit_usd):  # else the whole size or nothing
+                expected_exit = dataclasses.replace(expected_exit, source=(
+                    f"{expected_exit.source}; first stage: {first:.0%} of the best size "
+                    f"${search.best.notional_usd:,.0f}, decay not yet seen"))
+                return staged[0].best, search.evaluations + staged[0].evaluations, expected_exit
         return search.best, search.evaluations, expected_exit
 
 

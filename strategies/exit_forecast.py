@@ -65,6 +65,7 @@ class ExitForecast:
     hold_s: float
     source: str
     remaining_sd: float = 0.0  # the spread of remaining_ratio over the decay's uncertainty (0: a point forecast)
+    replayed: int = 0  # past departures of the window the answer replayed (0: the decay model alone)
 
     def describe(self) -> str:
         spread = f" (sd {self.remaining_sd:.2f})" if self.remaining_sd else ""
@@ -135,7 +136,7 @@ def forecast_exit(window_bps: Sequence[float], center_bps: float, scale_bps: flo
     # the spread: the model's, as the prior's share of the weight (the replayed departures are data)
     return ExitForecast(ratio, min(horizon_s, hold),
                         f"{len(episodes)} departure(s) in the window replayed, with the decay model as one more: {model.source}",
-                        model.remaining_sd * prior / weight)
+                        model.remaining_sd * prior / weight, len(episodes))
 
 
 def window_capacity(observations: int, dt: float | None, window_s: float | None) -> int:
