@@ -31,8 +31,9 @@ node that answers slowly, but answers): open positions are not watched while it 
 It runs inside the block loop (keeper/blockloop.py, through Runtime.warm_up), after the signal
 handlers are in place: SIGINT/SIGTERM during it end the reading (`should_stop`) and the loop stops
 without a tick, as after any tick. Blocks mined while it read (a 30-second read is 15 blocks on a
-2-second chain) are read next, oldest first, up to the head at that moment (`latest`), so that the
-history has no gap before the first live tick; the events' `caught_up` counts them.
+2-second chain) are read next, oldest first, up to the head (`latest`, asked again once reached),
+within the same budget; the events' `caught_up` counts them. A block mined after that coalesces
+into the first tick, as heads do.
 """
 
 from __future__ import annotations
@@ -113,8 +114,9 @@ def warm_start(engine: _Recorder, start: MarketSnapshot, blocks: int, *, max_s: 
             reason = f"block {block} is older than strategies.basis_window_s ({history.window_s:g} s)"
             break
         past = _observe(snapshot)
-        if past is not None:
-            pasts.append(past)
+        if past is None:
+            continue
+        pasts.append(past)
         if len(pasts) % progress_every == 0:
             log.info("warm_start.progress", read=len(pasts), planned=planned, block=block,
                      seconds=round(clock() - started, 2))
