@@ -185,8 +185,12 @@ class StrategyContext:
         if view is None or not isinstance(view.perp, PerpMarketState):
             return funding_rate_per_s * hold_s
         perp = view.perp
-        spot = spot_price(view, venue)
-        instant = instant_funding_rate_per_s(perp, None if isinstance(spot, Unavailable) else spot)
+        signal = self.signals.get((market, venue))
+        if signal is not None:  # its spot and vAMM mids: compute_signals read them from this snapshot (no second read)
+            instant = instant_funding_rate_per_s(perp, signal.spot_price_usd, signal.vamm_price_usd)
+        else:
+            spot = spot_price(view, venue)
+            instant = instant_funding_rate_per_s(perp, None if isinstance(spot, Unavailable) else spot)
         twap_s = max(1.0, float(perp.twap_interval_s))
         ramp = min(hold_s, twap_s)
         total = funding_rate_per_s * ramp + (instant - funding_rate_per_s) * ramp * ramp / (2 * twap_s)
