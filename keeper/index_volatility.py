@@ -101,7 +101,8 @@ class _Series:
         self.blocks.append(block)
         self.times.append(time_s)
         self.logs.append(log_index)
-        while len(self) > max_records or len(self) > MIN_INCREMENTS + 1 and self.times[self.first] < oldest_s:
+        n += 1  # (len(self) is n - first)
+        while n - self.first > max_records or n - self.first > MIN_INCREMENTS + 1 and self.times[self.first] < oldest_s:
             self.first += 1
         if self.first >= 1_024 and self.first * 2 >= len(self.blocks):  # compact, now and then
             kept = len(self.blocks) - self.first
@@ -138,7 +139,7 @@ class IndexHistory:
         series = self._series.get(market)
         if series is None:
             series = self._series[market] = _Series()
-        elif len(series) and series.blocks[-1] >= block:
+        elif series.blocks and series.blocks[-1] >= block:  # (the newest record is never dropped: first < len)
             return
         series.append(block, float(time_s), math.log(price), self._max, time_s - self.window_s)
 
