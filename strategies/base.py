@@ -71,6 +71,10 @@ class CostModel:
     holding_horizon_hours: float = 24.0
 
     def __post_init__(self) -> None:
+        if (self.gas_price_wei >= 0 and self.eth_price_usd > 0 and self.gas_units_open >= 0 and self.gas_units_close >= 0
+                and self.gas_units_resize >= 0 and self.l1_data_fee_wei >= 0 and self.cost_of_capital_apr >= 0
+                and self.holding_horizon_hours > 0):
+            return  # valid (one test, as one is built per block); else the checks below name the first that fails
         _require(self.gas_price_wei >= 0, "gas_price_wei", self.gas_price_wei, ">= 0")
         _require(self.eth_price_usd > 0, "eth_price_usd", self.eth_price_usd, "> 0")
         for name in ("gas_units_open", "gas_units_close", "gas_units_resize", "l1_data_fee_wei"):
@@ -124,6 +128,10 @@ class RiskLimits:
     stress: StressParams | None = None  # None: no stress cap (unit tests of other rules)
 
     def __post_init__(self) -> None:
+        if (self.max_notional_usd_per_market >= 0 and self.remaining_total_notional_usd >= 0
+                and self.free_collateral_usd >= 0 and self.min_margin_ratio >= 0 and self.max_leverage > 0
+                and self.max_residual_base_x18 >= 0):
+            return  # valid (one test, as one is built per block); else the checks below name the first that fails
         for name in ("max_notional_usd_per_market", "remaining_total_notional_usd", "free_collateral_usd",
                      "min_margin_ratio"):
             _require(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
