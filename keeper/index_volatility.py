@@ -86,7 +86,8 @@ class _Series:
         return len(self.blocks) - self.first
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """The times and log indices from `first` on (read-only views of the buffers)."""
+        """The times and log indices from `first` on: read-only views of the buffers, valid until
+        the next append (a compaction writes over the buffers' start)."""
         end = len(self.blocks)
         times, logs = self._times_buf[self.first:end], self._logs_buf[self.first:end]
         times.flags.writeable = logs.flags.writeable = False
