@@ -172,11 +172,12 @@ class Engine(DecideStage, ExecuteStage):
         on this snapshot, against a basis history whose numbers are this engine's)."""
         started = time.perf_counter() if started is None else started
         self.last_block = snapshot.block_number
+        given = computed is not None
         if computed is None:
             computed = compute_signals(snapshot, self.history)
-        elif any(isinstance(s, Signal) and s.block_number != snapshot.block_number for s in computed):
-            raise ValueError(f"signals computed for another block than {snapshot.block_number}")
         signals = [s for s in computed if isinstance(s, Signal)]
+        if given and any(s.block_number != snapshot.block_number for s in signals):
+            raise ValueError(f"signals computed for another block than {snapshot.block_number}")
         self.index_history.record(snapshot)  # each market's index, once per block (keeper/index_volatility.py)
         if getattr(self.metrics, "publishes", True):  # a backtest's metrics publish nothing
             self._observe(snapshot, signals)

@@ -151,12 +151,14 @@ def vamm_price_usd(perp: PerpMarketState) -> float:
     return perp.pool.sqrt_price_x96 ** 2 / Q192
 
 
-def instant_funding_rate_per_s(perp: PerpMarketState, reference_usd: float | None = None) -> float:
+def instant_funding_rate_per_s(perp: PerpMarketState, reference_usd: float | None = None,
+                               vamm_usd: float | None = None) -> float:
     """The funding rate the vAMM's price now implies (premium vAMM / reference - 1, clamped like
     Perp's): where Perp's TWAP-based rate is heading within one TWAP interval. The reference is
     the index by default; pass the spot price to look through an index that lags spot (a stale or
-    slow oracle catches up, so the gap it makes is not a premium that lasts)."""
+    slow oracle catches up, so the gap it makes is not a premium that lasts). `vamm_usd`:
+    vamm_price_usd(perp) when the caller has it already (a signal's)."""
     reference = perp.index_price_x18 / ONE_X18 if reference_usd is None else reference_usd
     cap = perp.max_funding_rate_ppm / 1e6
-    premium = max(-cap, min(cap, vamm_price_usd(perp) / reference - 1))
+    premium = max(-cap, min(cap, (vamm_price_usd(perp) if vamm_usd is None else vamm_usd) / reference - 1))
     return premium / SECONDS_PER_DAY

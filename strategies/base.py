@@ -71,6 +71,10 @@ class CostModel:
     holding_horizon_hours: float = 24.0
 
     def __post_init__(self) -> None:
+        if (self.gas_price_wei >= 0 and self.eth_price_usd > 0 and self.gas_units_open >= 0 and self.gas_units_close >= 0
+                and self.gas_units_resize >= 0 and self.l1_data_fee_wei >= 0 and self.cost_of_capital_apr >= 0
+                and self.holding_horizon_hours > 0):
+            return  # valid (one test, as one is built per block); else the checks below name the first that fails
         _require(self.gas_price_wei >= 0, "gas_price_wei", self.gas_price_wei, ">= 0")
         _require(self.eth_price_usd > 0, "eth_price_usd", self.eth_price_usd, "> 0")
         for name in ("gas_units_open", "gas_units_close", "gas_units_resize", "l1_data_fee_wei"):
@@ -124,6 +128,10 @@ class RiskLimits:
     stress: StressParams | None = None  # None: no stress cap (unit tests of other rules)
 
     def __post_init__(self) -> None:
+        if (self.max_notional_usd_per_market >= 0 and self.remaining_total_notional_usd >= 0
+                and self.free_collateral_usd >= 0 and self.min_margin_ratio >= 0 and self.max_leverage > 0
+                and self.max_residual_base_x18 >= 0):
+            return  # valid (one test, as one is built per block); else the checks below name the first that fails
         for name in ("max_notional_usd_per_market", "remaining_total_notional_usd", "free_collateral_usd",
                      "min_margin_ratio"):
             _require(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
@@ -191,8 +199,12 @@ class StrategyContext:
         if view is None or not isinstance(view.perp, PerpMarketState):
             return funding_rate_per_s * hold_s
         perp = view.perp
-        spot = spot_price(view, venue)
-        instant = instant_funding_rate_per_s(perp, None if isinstance(spot, Unavailable) else spot)
+        signal = self.signals.get((market, venue))
+        if signal is not None:  # its spot and vAMM mids: compute_signals read them from this snapshot (no second read)
+            instant = instant_funding_rate_per_s(perp, signal.spot_price_usd, signal.vamm_price_usd)
+        else:
+            spot = spot_price(view, venue)
+            instant = instant_funding_rate_per_s(perp, None if isinstance(spot, Unavailable) else spot)
         twap_s = max(1.0, float(perp.twap_interval_s))
         ramp = min(hold_s, twap_s)
         total = funding_rate_per_s * ramp + (instant - funding_rate_per_s) * ramp * ramp / (2 * twap_s)

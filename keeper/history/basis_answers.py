@@ -100,8 +100,8 @@ class AnsweredBasisHistory(BasisHistory):
         found = None
         if shipped is not None:
             center, scale, samples, half_life, spacing, window = shipped
-            values = window if isinstance(window, np.ndarray) else self._values[key].window(*window)
-            found = BasisStats(center, scale, samples, half_life, _frozen(values), spacing, self.window_s)
+            values = _frozen(window) if isinstance(window, np.ndarray) else self._values[key].window(*window)
+            found = BasisStats(center, scale, samples, half_life, values, spacing, self.window_s)
         self._stats[key] = found
         return found
 
@@ -115,12 +115,17 @@ class _Values:
     never written again (new values go past every window handed out, and dropping the oldest or
     growing moves the rest to a new buffer), so the view is as good as a copy."""
 
-    __slots__ = ("buf", "base", "end", "last_block")
+    __slots__ = ("buf", "read_only", "base", "end", "last_block")
 
     def __init__(self) -> None:
-        self.buf = np.empty(256, dtype=float)
+        self._use(np.empty(256, dtype=float))
         self.base = self.end = 0  # buf[i - base] is observation i, for base <= i < end
         self.last_block = -1
+
+    def _use(self, buf: np.ndarray) -> None:
+        """Write into `buf`; hand out windows of its read-only view (a window of it is read-only
+        as it is made, not marked so per window)."""
+        self.buf, self.read_only = buf, _frozen(buf.view())
 
     def record(self, block: int, value: float) -> None:
         if block <= self.last_block:  # at most one per block, as BasisHistory records them
@@ -128,7 +133,7 @@ class _Values:
         self.last_block = block
         n = self.end - self.base
         if n == self.buf.size:
-            self.buf = np.concatenate([self.buf, np.empty(n, dtype=float)])
+            self._use(np.concatenate([self.buf, np.empty(n, dtype=float)]))
         self.buf[n] = value
         self.end += 1
 
@@ -140,5 +145,6 @@ class _Values:
             kept = self.end - lo
             buf = np.empty_like(self.buf)
             buf[:kept] = self.buf[drop:drop + kept]
-            self.buf, self.base = buf, lo
-        return self.buf[lo - self.base:hi - self.base]
+            self._use(buf)
+            self.base = lo
+        return self.read_only[lo - self.base:hi - self.base]

@@ -83,6 +83,7 @@ class BacktestJournal:
         self.skips = 0
         self._pending: dict[str, tuple[int, int, int]] = {}  # market -> (block, pending x18, timestamp)
         self._unwritten: list[tuple[str, tuple[int, int, int]]] = []  # samples' readings, in order, not written yet
+        self._unwritten_latest: dict[str, int] = {}  # market -> the pending funding of its latest unwritten reading
         self._positions: dict[str, Position] | None = None
         self._owners: dict[str, str] | None = None
         self._day = -1
@@ -141,6 +142,7 @@ class BacktestJournal:
             reading = self._pending.pop(name, None) if name else None
             if reading is not None:
                 self._unwritten.append((name, reading))
+                self._unwritten_latest[name] = reading[1]
         if write or len(self._unwritten) >= MAX_UNWRITTEN:
             self.write_readings()
 
@@ -163,7 +165,7 @@ class BacktestJournal:
         except BaseException:
             self._pnl_total = None  # the cached PnL counted them: read it from the journal again
             raise
-        self._unwritten = []  # written (kept, in order, when the transaction failed)
+        self._unwritten, self._unwritten_latest = [], {}  # written (kept, in order, when the transaction failed)
         if self._pnl_total is not None and self._pnl_total[0] == before:  # nothing else written since
             self._pnl_total = (self._pnl_changes(), *self._pnl_total[1:])
             self._pending_moved = True
@@ -212,7 +214,7 @@ class BacktestJournal:
         if self._pnl_total is not None and self._pnl_total[0] == changes:
             if self._pending_moved or self._unwritten:
                 _, total, counted = self._pnl_total
-                latest = {name: reading[1] for name, reading in self._unwritten}
+                latest = self._unwritten_latest  # (kept as they come: up to MAX_UNWRITTEN readings, not gone through per sample)
                 now = {row_id: (market, latest[market] if market in latest else
                                 _pending_of(self.journal._conn, row_id) if self._pending_moved else pending)
                        for row_id, (market, pending) in counted.items()}

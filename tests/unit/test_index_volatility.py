@@ -153,3 +153,31 @@ def test_the_estimate_is_read_again_after_a_new_block_and_for_another_twap_inter
     assert jumped > 2 * calm and jumped == history.sigma_per_sqrt_s("ETH", TWAP_S)
     # the same block with a longer TWAP interval: a longer half-life, the jump weighs less
     assert history.sigma_per_sqrt_s("ETH", 4 * TWAP_S) < jumped
+
+
+def test_the_estimate_read_from_the_numpy_buffers_is_the_estimate_of_the_records_to_the_bit() -> None:
+    # Given a history kept in lists and, for the estimate, in numpy buffers that grow and are
+    # compacted (more than 2 x 1,024 records dropped), at uneven spacings and prices
+    history = IndexHistory(window_s=3_000, max_records=300)
+    rng = np.random.default_rng(7)
+    time_s, seen = 0, 0
+    for block in range(1, 3_500):
+        time_s += int(rng.integers(1, 30))
+        history.record(snapshot_at(block, time_s, 3000.0 * math.exp(float(rng.normal(0, 0.01)))))
+        if block % 97 == 0 or block > 3_480:
+            series = history._series["ETH"]
+            times, logs = series.times[series.first:], series.logs[series.first:]
+            variance = ewma_variance_per_s(np.array(times), logs, half_life_s(np.array(times), TWAP_S))
+            # then the estimate is the one of the records as the lists hold them, to the bit
+            assert variance is not None and history.sigma_per_sqrt_s("ETH", TWAP_S) == math.sqrt(variance)
+            seen += 1
+    assert seen > 30 and history._series["ETH"].first < 1_024  # compacted on the way
+
+
+def test_the_median_spacing_is_the_sorted_spacings_upper_middle_one() -> None:
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 4, 9, 10, 600):
+        times = np.cumsum(rng.integers(0, 20, n)).astype(float)  # repeated times: spacings of 0 are left out
+        spacings = np.sort(np.diff(times)[np.diff(times) > 0])
+        median = float(spacings[len(spacings) // 2]) if len(spacings) else 0.0
+        assert half_life_s(times, TWAP_S) == max(TWAP_S / 3, 4 * median, 1.0)

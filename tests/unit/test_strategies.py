@@ -368,6 +368,25 @@ def test_given_a_half_life_when_forecasting_funding_then_the_twap_rate_ramps_to_
 
 
 
+def test_the_funding_forecast_from_the_signals_mids_is_the_one_read_from_the_snapshot_to_the_bit() -> None:
+    # Given contexts on the same views and statistics, one with the tick's signals (whose spot and
+    # vAMM mids the forecast takes) and one without (it reads them from the snapshot)
+    views = [market_view(perp=perp_state(3000.0, 3001.0, vamm_usd=v)) for v in (3009.0, 2991.5)]
+    for view in views:
+        stats = {("ETH", venue): BasisStats(8.64, 5.0, 100, half_life_s=600.0) for venue in ("uniswap_v3", "uniswap_v2")}
+        with_signals, without = context(view, stats=stats), dataclasses.replace(context(view, stats=stats), signals={})
+        for venue in ("uniswap_v3", "uniswap_v2"):
+            for hold in (600.0, 6 * 3600.0):
+                # Then the forecasts are equal to the bit, whichever venue and hold
+                assert with_signals.funding_forecast_s("ETH", venue, 5e-8, hold) == \
+                    without.funding_forecast_s("ETH", venue, 5e-8, hold)
+        # and a signal of other mids moves the forecast: the signal's numbers are the ones read
+        moved = dataclasses.replace(with_signals, signals={
+            k: dataclasses.replace(s, vamm_price_usd=s.vamm_price_usd * 1.001) for k, s in with_signals.signals.items()})
+        assert moved.funding_forecast_s("ETH", "uniswap_v3", 5e-8, 6 * 3600.0) != \
+            without.funding_forecast_s("ETH", "uniswap_v3", 5e-8, 6 * 3600.0)
+
+
 def test_given_a_repeated_funding_forecast_then_it_is_the_first_answer_and_a_replaced_context_answers_afresh() -> None:
     # Given a context with a fitted half-life, asked the same forecast twice and another hold once
     view = market_view(perp=perp_state(3000.0, 3000.0, vamm_usd=3009.0))
