@@ -160,8 +160,9 @@ class BasisConvergence(StrategyBase):
         wider = widened_bps(position, signal.basis_bps)
         favour = z is not None and -position.direction.perp_sign * z >= p.entry_z
         elapsed_s = ctx.snapshot.block_timestamp - position.entry_timestamp_s
+        known_entry = position.entry_timestamp_s > 0  # an adopted position's entry time can be unknown (0)
         own = observed_half_life_s(position.entry_basis_bps - stats.center_bps, signal.basis_bps - stats.center_bps,
-                                   elapsed_s) if staged and favour else None
+                                   elapsed_s) if staged and favour and known_entry else None
         if own is not None:  # a staged entry's rest: the departure has narrowed, at its own pace
             why = f"narrowed {-wider:.1f} bps in {elapsed_s} s (its own half-life {own:.0f} s)"
             stats = dataclasses.replace(stats, half_life_s=own)

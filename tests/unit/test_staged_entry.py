@@ -107,3 +107,20 @@ def test_first_stage_outside_its_range_is_refused() -> None:
     for bad in (0.0, 1.5):
         with pytest.raises(Exception, match="first_stage"):
             BasisConvergence.from_params({"first_stage": bad})
+
+
+def test_given_a_position_whose_entry_is_unknown_then_neither_add_fires() -> None:
+    """An adopted position (journal/accounting.py: entry basis unknown, read back as NaN; entry time
+    0) is not added to: no widening can be measured from an unknown entry, nor a pace."""
+    import dataclasses
+
+    adopted = dataclasses.replace(position(Direction.SHORT_PERP, math.nan), entry_timestamp_s=0)
+    for params in ({}, STAGED):
+        ctx = context(rich_eth(0.02), z=Z, stats=STATS_AT_ZERO, positions={"ETH": adopted},
+                      risk=limits(max_notional_usd_per_market=60_000.0))
+        decision = only(BasisConvergence.from_params(params).decide(ctx))
+        assert isinstance(decision, Skip) and "no add" in decision.reason, (params, decision)
+    narrowed_at_unknown_time = dataclasses.replace(position(Direction.SHORT_PERP, 250.0), entry_timestamp_s=0)
+    ctx = context(rich_eth(0.02), z=Z, stats=STATS_AT_ZERO, positions={"ETH": narrowed_at_unknown_time},
+                  risk=limits(max_notional_usd_per_market=60_000.0))
+    assert isinstance(only(BasisConvergence.from_params(STAGED).decide(ctx)), Skip)
