@@ -229,6 +229,8 @@ class Engine(DecideStage, ExecuteStage):
             self.history.zscore_then_record(market, venue, past.block_number, basis_bps, past.block_timestamp)
         for market, index_x18 in past.index:
             self.index_history.record_price(market, past.block_number, past.block_timestamp, index_x18)
+        if self.pairs is not None:  # the pair desk's price history (pairs_spread)
+            self.pairs.observe_past(past.block_timestamp, dict(past.vamm))
 
     # ------------------------------------------------------------------ stages
     def _pairs_tick(self, snapshot: MarketSnapshot, signals: list[Signal], positions: Mapping[str, Position],

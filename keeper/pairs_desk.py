@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,10 +78,19 @@ class PairDesk:
         a, b = (snapshot.markets.get(m) for m in self.markets)
         if a is None or b is None or not isinstance(a.perp, PerpMarketState) or not isinstance(b.perp, PerpMarketState):
             return
-        t = float(snapshot.block_timestamp)
+        self.observe_mids(snapshot.block_timestamp, vamm_price_usd(a.perp), vamm_price_usd(b.perp))
+
+    def observe_past(self, timestamp_s: int, vamm: Mapping[str, float]) -> None:
+        """A past block's vAMM mids (the warm start's PastBlock.vamm), recorded as a tick would."""
+        a, b = (vamm.get(m) for m in self.markets)
+        if a is not None and b is not None:
+            self.observe_mids(timestamp_s, a, b)
+
+    def observe_mids(self, timestamp_s: int, vamm_a: float, vamm_b: float) -> None:
+        t = float(timestamp_s)
         if self.samples and self.samples[-1][0] >= t:
             return
-        self.samples.append((t, math.log(vamm_price_usd(a.perp)), math.log(vamm_price_usd(b.perp))))
+        self.samples.append((t, math.log(vamm_a), math.log(vamm_b)))
         horizon = t - self.strategy.params.window_s
         while self.samples and self.samples[0][0] < horizon:
             self.samples.popleft()

@@ -87,18 +87,22 @@ def compute_signals(snapshot: MarketSnapshot, history: BasisHistory) -> list[Sig
 @dataclass(frozen=True)
 class PastBlock:
     """What a tick records of a block (its tradable basis per market and venue, its index per
-    market), without the snapshot it came from: the warm start holds these, a few hundred bytes
-    each, while it reads back (keeper/warm_start.py; Engine.record_past)."""
+    market, the vAMM mids the pair desk records), without the snapshot it came from: the warm start
+    holds these, a few hundred bytes each, while it reads back (keeper/warm_start.py;
+    Engine.record_past)."""
 
     block_number: int
     block_timestamp: int
     basis: tuple[tuple[str, str, float], ...]  # basis_observations
     index: tuple[tuple[str, int], ...]  # keeper.index_volatility.index_readings
+    vamm: tuple[tuple[str, float], ...] = ()  # each readable perp's vAMM mid (keeper/pairs_desk.py observe)
 
 
 def past_block(snapshot: MarketSnapshot) -> PastBlock:
+    vamm = tuple((name, vamm_price_usd(view.perp)) for name, view in snapshot.markets.items()
+                 if isinstance(view.perp, PerpMarketState))
     return PastBlock(snapshot.block_number, snapshot.block_timestamp, basis_observations(snapshot),
-                     index_readings(snapshot))
+                     index_readings(snapshot), vamm)
 
 
 def basis_observations(snapshot: MarketSnapshot) -> tuple[tuple[str, str, float], ...]:

@@ -41,9 +41,13 @@ def _move(devnet: Devnet, blocks: int, seed: int = 11) -> None:
         activity.step()
 
 
-def _runtime(devnet: Devnet, tmp_path: Path, warm_blocks: int, executor: str | None = None) -> Runtime:
-    """A dry-run keeper; with `executor`, on that executor (none is provisioned: no block is mined)."""
+def _runtime(devnet: Devnet, tmp_path: Path, warm_blocks: int, executor: str | None = None,
+             pairs: bool = False) -> Runtime:
+    """A dry-run keeper; with `executor`, on that executor (none is provisioned: no block is mined);
+    `pairs`: with pairs_spread enabled too (the pair desk's price history)."""
     sections: dict[str, Any] = {"strategies": {"warm_start_blocks": warm_blocks}}
+    if pairs:
+        sections["strategies"]["enabled"] = ["basis_convergence", "funding_carry", "pairs_spread"]
     if executor is not None:
         sections["account"] = {"executor": executor}
     runtime = build_runtime(devnet.keeper_config(tmp_path, **sections), dry_run=True)
@@ -241,3 +245,21 @@ def test_a_sigterm_during_the_warm_start_ends_it_and_the_loop_stops_in_order_wit
     assert partial["reason"] == "stop requested" and 3 <= partial["read"] < 12
     assert "keeper.stopping" in events and "keeper.stopped" in events and "tick" not in events
     assert events.index("keeper.stopping") < events.index("warm_start.partial")
+
+
+def test_the_pair_desk_s_price_history_is_warm_started_too(devnet: Devnet, tmp_path: Path) -> None:
+    ticked = _runtime(devnet, tmp_path / "ticked", 0, pairs=True)
+    try:
+        activity = MarketActivity(devnet.rpc, devnet.manifest, ActivityConfig(seed=13))
+        for _ in range(12):
+            activity.step()
+            assert ticked.engine.tick(devnet.rpc.block_number()) is not None
+        expected = list(ticked.engine.pairs.samples)
+        executor = ticked.executor_address
+    finally:
+        ticked.close()
+    warm = _runtime(devnet, tmp_path / "warm", 12, executor, pairs=True)
+    try:
+        assert len(expected) == 12 and list(warm.engine.pairs.samples) == expected  # the same (time, log A, log B)
+    finally:
+        warm.close()
