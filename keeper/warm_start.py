@@ -9,7 +9,8 @@ half-life) from a short, growing window. The warm start reads the last `warm_sta
 every block (the observation spacing is the live one: the AR(1) fit reads the median spacing), each
 pinned through the same snapshot read as a live tick (SnapshotCollector.fetch_snapshot(block)),
 keeps of each only what a tick records (keeper/signals.py past_block: its basis per market and
-venue, its index per market; not the snapshot with its pools' tick maps) and records them through
+venue, its index per market, the vAMM mids the pair desk records; not the snapshot with its pools'
+tick maps) and records them through
 the engine (Engine.record_past: the same calls a tick makes, the same numbers), oldest first.
 Nothing is decided, planned or sent for a past block.
 
