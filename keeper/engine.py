@@ -223,7 +223,7 @@ class Engine(DecideStage, ExecuteStage):
 
     def record_past(self, past: PastBlock) -> None:
         """What a tick records of a block (keeper/signals.py past_block: its basis per market and
-        venue, its index per market), nothing decided: the warm start's feed (keeper/warm_start.py),
+        venue, its index per market, the pair desk's vAMM mids), nothing decided: the warm start's feed (keeper/warm_start.py),
         blocks in increasing order. The same calls as the tick's recording, with the same numbers."""
         for market, venue, basis_bps in past.basis:
             self.history.zscore_then_record(market, venue, past.block_number, basis_bps, past.block_timestamp)

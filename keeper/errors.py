@@ -36,6 +36,8 @@ class ToolMissingError(FatalError):
 class TransientError(KeeperError):
     """Worth retrying: the endpoint did not answer, or answered with a temporary error."""
 
+    refuses = False  # HttpStatusError: a status that says the URL or its key is wrong
+
 
 class HttpStatusError(TransientError):
     """The node's HTTP server answered with an error status. Transient in the loop (a provider may
@@ -52,7 +54,7 @@ class HttpStatusError(TransientError):
         return type(self), (str(self), self.status)
 
     @property
-    def refuses(self) -> bool:
+    def refuses(self) -> bool:  # type: ignore[override]
         return self.status in self.REFUSING
 
 

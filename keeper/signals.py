@@ -93,31 +93,26 @@ class PastBlock:
 
     block_number: int
     block_timestamp: int
-    basis: tuple[tuple[str, str, float], ...]  # basis_observations
+    basis: tuple[tuple[str, str, float], ...]  # (market, venue, tradable basis bps)
     index: tuple[tuple[str, int], ...]  # keeper.index_volatility.index_readings
-    vamm: tuple[tuple[str, float], ...] = ()  # each readable perp's vAMM mid (keeper/pairs_desk.py observe)
+    vamm: tuple[tuple[str, float], ...]  # each readable perp's vAMM mid (keeper/pairs_desk.py observe)
 
 
 def past_block(snapshot: MarketSnapshot) -> PastBlock:
-    vamm = tuple((name, vamm_price_usd(view.perp)) for name, view in snapshot.markets.items()
-                 if isinstance(view.perp, PerpMarketState))
-    return PastBlock(snapshot.block_number, snapshot.block_timestamp, basis_observations(snapshot),
-                     index_readings(snapshot), vamm)
-
-
-def basis_observations(snapshot: MarketSnapshot) -> tuple[tuple[str, str, float], ...]:
-    """(market, venue, tradable basis bps) for each pair compute_signals would record, the same
-    numbers: what the warm start keeps of a past block instead of its whole snapshot."""
-    out = []
+    """The PastBlock of `snapshot`: per (market, venue) the tradable basis compute_signals would
+    record, the same numbers; per readable perp its vAMM mid; per market its index."""
+    basis, vamms = [], []
     for name, view in snapshot.markets.items():
         if isinstance(view.perp, Unavailable):
             continue
         vamm = vamm_price_usd(view.perp)
+        vamms.append((name, vamm))
         for venue in SPOT_VENUES:
             spot = spot_price(view, venue)
             if not isinstance(spot, Unavailable):
-                out.append((name, venue, tradable_basis_bps(vamm, spot)))
-    return tuple(out)
+                basis.append((name, venue, tradable_basis_bps(vamm, spot)))
+    return PastBlock(snapshot.block_number, snapshot.block_timestamp, tuple(basis), index_readings(snapshot),
+                     tuple(vamms))
 
 
 def tradable_basis_bps(vamm_usd: float, spot_usd: float) -> float:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from keeper.errors import FatalError, HttpStatusError, TransientError
+from keeper.errors import FatalError, TransientError
 from keeper.logs import get_logger
 
 log = get_logger("keeper.runtime")
@@ -31,7 +31,7 @@ def retry_transient(attempt: Callable[[], T], *, budget_s: float, backoff_max_s:
             result = attempt()
         except TransientError as exc:
             elapsed = clock() - started
-            if isinstance(exc, HttpStatusError) and exc.refuses:
+            if exc.refuses:
                 log.error("keeper.start_failed", tries=tries, elapsed_s=round(elapsed, 2), error=str(exc))
                 raise FatalError(f"chain.rpc_url: {exc}: the node refuses the URL (check its path and API key)") from exc
             if elapsed + backoff_s > budget_s:

@@ -22,7 +22,7 @@ from typing import Any
 from keeper.chain.retry import LIVE_ATTEMPTS, RetryCalls, RetryingJsonRpc
 from keeper.chain.rpc import JsonRpc
 from keeper.config import ChainConfig
-from keeper.errors import HttpStatusError, TransientError
+from keeper.errors import TransientError
 from keeper.logs import get_logger
 
 log = get_logger("keeper.rpc")
@@ -127,7 +127,7 @@ class FailoverRpc(JsonRpc):
             return reply
         # a node that may come back is the one to report (start-up retries it); a refusal (a wrong
         # URL or key: keeper/startup.py ends the start) only when every endpoint refused
-        passing = [f for f in failures if not (isinstance(f, HttpStatusError) and f.refuses)]
+        passing = [f for f in failures if not f.refuses]
         refused = [f for f in failures if f not in passing]
         if passing and refused:  # the wait goes on, and the wrong URL is named with it
             raise TransientError(f"{passing[0]}; and another endpoint refused: {refused[0]}") from passing[0]

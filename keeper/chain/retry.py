@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from keeper.chain.rpc import JsonRpc
-from keeper.errors import HttpStatusError, TransientError
+from keeper.errors import TransientError
 from keeper.logs import get_logger
 
 log = get_logger("keeper.chain.rpc")
@@ -61,7 +61,7 @@ class RetryCalls:
             try:
                 return attempt()
             except TransientError as exc:
-                if attempt_no == self.attempts or (isinstance(exc, HttpStatusError) and exc.refuses):
+                if attempt_no == self.attempts or exc.refuses:
                     raise  # a refusing status (a wrong URL or key) is not mended by asking again
                 self.retried += 1
                 log.debug("rpc.retry", method=what, attempt=attempt_no, backoff_s=backoff_s, error=str(exc))
