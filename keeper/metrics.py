@@ -6,9 +6,11 @@ Names carry units; labels are bounded (markets, venues, statuses), never address
 from __future__ import annotations
 
 import math
-import socket
+import threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from keeper.errors import ConfigError
 from keeper.pnl_split import ONE_X18, PnlSplit
@@ -40,6 +42,8 @@ class KeeperMetrics:
         self.tick_errors = Counter("keeper_tick_errors_total", "Exceptions caught at the engine's boundary, by group",
                                    ["group"], registry=r)
         self.quarantined = Gauge("keeper_quarantined_markets", "Markets quarantined (not traded)", registry=r)
+        self._server: _Server | None = None
+        self._serving: threading.Thread | None = None
 
     def publish_pnl(self, realized: PnlSplit) -> None:
         """keeper_pnl_usd{component}: realized funding and convergence, fees and gas as negatives,
@@ -52,24 +56,42 @@ class KeeperMetrics:
         """NaN with no position (no ratio): never a 0 that reads as 'liquidatable', never a stale value."""
         self.margin_ratio.set(math.nan if margin_ratio is None else margin_ratio)
 
-    def serve(self, port: int) -> None:
-        if port:
+    def bind(self, port: int) -> None:
+        """Takes 127.0.0.1:port for the metrics server now (0: off), before anything is sent, so
+        that no other process can take it between the check and serving; `serve` then answers on
+        it. A port another process holds is a ConfigError naming monitoring.metrics_port."""
+        if port and self._server is None:
             try:
-                start_http_server(port, addr="127.0.0.1", registry=self.registry)
+                self._server = make_server("127.0.0.1", port, make_wsgi_app(self.registry), _Server,
+                                           handler_class=_QuietHandler)
             except OSError as exc:
                 raise _port_error(port, exc) from exc
 
+    def serve(self, port: int) -> None:
+        """Answers scrapes on the bound port (binding it first if `bind` was not called)."""
+        self.bind(port)
+        if self._server is not None and self._serving is None:
+            self._serving = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+            self._serving.start()
 
-def check_metrics_port(port: int) -> None:
-    """At start, before anything is sent: monitoring.metrics_port must be free on 127.0.0.1 (0: off)."""
-    if not port:
-        return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the metrics server binds it
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise _port_error(port, exc) from exc
+    def close(self) -> None:
+        """Stops serving and frees the port (a keeper that failed to start, or stopped)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        if self._serving is not None:
+            server.shutdown()  # returns once serve_forever has (only call it when serving: it waits for that)
+            self._serving = None
+        server.server_close()
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a slow scraper never holds the keeper's exit
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        """Scrapes are not logged (the keeper's log is its structured events)."""
 
 
 def _port_error(port: int, exc: OSError) -> ConfigError:

@@ -51,7 +51,7 @@ from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
 from keeper.venues.executor import EXECUTOR
 from keeper.warm_start import warm_start
 from keeper.logs import get_logger, redacted_url
-from keeper.metrics import KeeperMetrics, check_metrics_port
+from keeper.metrics import KeeperMetrics
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
 
@@ -115,6 +115,7 @@ class Runtime:
     def close(self) -> None:
         if self.heads is not None:
             self.heads.stop()
+        self.engine.metrics.close()  # the metrics port is free again
         self.journal.close()
         self.rpc.close()
         if self.setup is not None and self.setup.stop is not None:
@@ -150,7 +151,17 @@ def assemble_runtime(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) 
 
 def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runtime:
     strategies = load_strategy_slots(config)  # a bad strategy name or parameter: refused before anything is sent
-    check_metrics_port(config.monitoring.metrics_port)  # likewise a metrics port another process holds
+    metrics = KeeperMetrics()
+    metrics.bind(config.monitoring.metrics_port)  # likewise a metrics port another process holds (taken now, served later)
+    try:
+        return _connect_and_assemble(config, setup, strategies, metrics, dry_run=dry_run)
+    except BaseException:
+        metrics.close()  # a start-up that failed (and may be retried) frees the port
+        raise
+
+
+def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: list[StrategySlot],
+                          metrics: KeeperMetrics, *, dry_run: bool) -> Runtime:
     rpc_url = setup.rpc_url
     rpc = connect_rpc(config.chain, rpc_url, attempts=STARTUP_ATTEMPTS,  # with chain.backup_rpc_urls: failover
                       backoff_max_s=config.chain.startup_backoff_max_s)
@@ -195,7 +206,7 @@ def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runt
     journal = Journal(config.monitoring.journal)
     try:
         return _assemble_engine(config, rpc, setup, sources, collector, journal, snapshot, signer,
-                                owner, executor_address, chain_id, strategies)
+                                owner, executor_address, chain_id, strategies, metrics)
     except BaseException:
         journal.close()
         raise
@@ -203,7 +214,8 @@ def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runt
 
 def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sources: Sources,
                      collector: SnapshotCollector, journal: Journal, snapshot: MarketSnapshot, signer: Signer | None,
-                     owner: str, executor_address: str, chain_id: int, strategies: list[StrategySlot]) -> Runtime:
+                     owner: str, executor_address: str, chain_id: int, strategies: list[StrategySlot],
+                     metrics: KeeperMetrics) -> Runtime:
     heads = build_head_feed(config, rpc)  # the block loop's feed; pushed heads also wake the sender
     executor: Executor
     if signer is None:
@@ -221,7 +233,6 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
             chain_id=chain_id, sleep=heads.sleep_until_new_head)
         sender.recover()
         executor = LiveExecutor(sender, rpc, {BASIS_PERP_VENUE: sources.perp.clearing_house})
-    metrics = KeeperMetrics()
     kill_flag = threading.Event()
 
     def kill_switch() -> bool:

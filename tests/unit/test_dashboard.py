@@ -64,15 +64,14 @@ def test_a_metrics_port_in_use_is_a_config_error_naming_the_key() -> None:
     import pytest
 
     from keeper.errors import ConfigError
-    from keeper.metrics import check_metrics_port
 
-    check_metrics_port(0)  # off: nothing to check
+    KeeperMetrics().bind(0)  # off: nothing to take
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
         with pytest.raises(ConfigError, match=f"monitoring.metrics_port: cannot serve metrics on 127.0.0.1:{port}"):
-            check_metrics_port(port)
+            KeeperMetrics().bind(port)
         with pytest.raises(ConfigError, match="monitoring.metrics_port"):
             KeeperMetrics().serve(port)  # the server itself says the same, not an OSError traceback
 
@@ -93,3 +92,23 @@ def test_a_metrics_port_in_use_is_refused_before_the_node_is_contacted() -> None
                                                           "chain": {"startup_retry_s": 0}})
         with pytest.raises(ConfigError, match="monitoring.metrics_port"):  # not a connection error to the dead port
             assemble_runtime(config, ChainSetup(rpc_url="http://127.0.0.1:9"), dry_run=True)
+
+
+
+def test_a_failed_start_frees_the_metrics_port_it_took() -> None:
+    import socket
+
+    import pytest
+
+    from keeper.config import load_config
+    from keeper.devnet.node import free_port
+    from keeper.errors import KeeperError
+    from keeper.runtime import ChainSetup, assemble_runtime
+
+    port = free_port()
+    config = load_config(None, environ={}, overrides={"monitoring": {"metrics_port": port},
+                                                      "chain": {"startup_retry_s": 0}})
+    with pytest.raises(KeeperError):  # no node on port 9
+        assemble_runtime(config, ChainSetup(rpc_url="http://127.0.0.1:9"), dry_run=True)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))  # the port is not left held by the failed start

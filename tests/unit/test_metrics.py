@@ -19,3 +19,23 @@ def test_given_metrics_served_when_scraped_then_values_and_labels_are_exposed() 
 
 def test_given_port_zero_then_nothing_is_served() -> None:
     KeeperMetrics().serve(0)  # no server, no error
+
+
+def test_a_bound_port_is_held_until_served_and_freed_by_close() -> None:
+    import socket
+
+    import pytest
+
+    port = free_port()
+    metrics = KeeperMetrics()
+    metrics.bind(port)  # at start: taken, not served yet
+    with socket.socket() as other, pytest.raises(OSError):
+        other.bind(("127.0.0.1", port))  # no other process can take it before the keeper serves
+    metrics.block_number.set(7)
+    metrics.serve(port)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert "keeper_block_number 7.0" in body
+    metrics.close()
+    metrics.close()  # idempotent
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))  # free again
