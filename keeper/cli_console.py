@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from keeper.config import URL_SCHEMES, KeeperConfig, check_url, parse_address
 from keeper.errors import ConfigError, FatalError, KeeperError
-from keeper.logs import configure_logging
+from keeper.logs import configure_logging, redact_urls
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -61,7 +61,9 @@ def check_options(*, urls: Mapping[str, str | None] = {}, addresses: Mapping[str
 
 
 def fail(exc: KeeperError) -> typer.Exit:
-    """One clear line on stderr; exit 2 for bad input or fatal set-up, 1 otherwise."""
+    """One clear line on stderr; exit 2 for bad input or fatal set-up, 1 otherwise. Any URL in the
+    message is shown as scheme://host:port only (the raise sites already do; this is the last net:
+    a provider's key in a URL's path, query or user part never reaches the terminal)."""
     code = 2 if isinstance(exc, FatalError) else 1
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(redact_urls(str(exc)))}", highlight=False)
     return typer.Exit(code)
