@@ -194,6 +194,12 @@ class DecideStage:
                                market_costs=market_costs,
                                position_owner={m: o for m, o in owners.items() if m in positions})
 
+    def gas_units_for(self, market: str) -> dict[str, int]:
+        """The gas units `market` is costed with (its own receipts', else the largest over markets;
+        a kind never seen is absent): the strategies' CostModel and the planner's gate alike."""
+        units, own = self._gas_units()
+        return own.get(market, units)
+
     def _gas_units(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
         """chain_gas_units over all markets, and per market where its own differ: worked out again
         only when a receipt changed what the chain used (not every block)."""

@@ -4,8 +4,9 @@ flight is booked when its outcome is known (keeper/inflight.py). What the chain 
 where a market was exited are kept for the next decisions; a dry run keeps its virtual books.
 
 A mixin of Engine: it works on the Engine's state (config, journal, planner, executor, metrics,
-error boundary, in-flight tracker, exit marks, gas used, dry-run books) and records skips through
-Engine._skip; it imports nothing from keeper/engine.py.
+error boundary, in-flight tracker, exit marks, gas used, dry-run books), records skips through
+Engine._skip and prices a plan's gas as the strategies did (gas_units_for, keeper/engine_decide.py);
+it imports nothing from keeper/engine.py.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class ExecuteStage:
                  decision_id: int, decided_at: int, skips: list[str], sent: list[int]) -> Outcome | None:
         try:
             plan = self.planner.plan(intent, snapshot, position, head_block=decided_at,
-                                     gas_units=self.gas_used.get((intent.market, intent.kind)))
+                                     gas_units=self.gas_units_for(intent.market).get(f"gas_units_{intent.kind}"))
         except SkipOpportunity as exc:
             self._skip(intent, snapshot, "plan", str(exc), skips, decision_id)
             return None

@@ -102,8 +102,9 @@ class Planner:
              head_block: int | None = None, gas_units: int | None = None) -> TxPlan:
         """`head_block`: the node's head now (the intent expires against it, not against the
         snapshot it came from); None: the snapshot's block. `gas_units`: what the chain used for
-        this market's last trade of this kind (the strategy's estimate came from the same
-        receipt); None: the gas table's typical units (keeper/venues/gas.py)."""
+        this market's last trade of this kind, else the largest over markets (the units the
+        strategy's estimate used: Engine.gas_units_for); None: the gas table's typical units
+        (keeper/venues/gas.py)."""
         now = snapshot.block_number if head_block is None else head_block
         if now > intent.valid_until_block:
             raise IntentExpired(f"intent from block {intent.created_block} valid until {intent.valid_until_block}, "

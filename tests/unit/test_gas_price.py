@@ -162,6 +162,10 @@ def test_each_market_is_costed_with_the_gas_its_own_trades_used_else_the_largest
     assert (ctx.costs_for("BTC").gas_units_open, ctx.costs_for("BTC").gas_units_close) == (1_090_000, 1_190_000)
     assert ctx.costs_for("SOL") is ctx.costs  # no trade of its own yet
     assert ctx.costs_for("ETH").gas_price_wei == ctx.costs.gas_price_wei
+    # the planner's gate prices the transaction it sends with the same units (Engine.gas_units_for)
+    assert engine.gas_units_for("ETH")["gas_units_close"] == 750_000
+    assert engine.gas_units_for("SOL") == {"gas_units_open": 1_550_000, "gas_units_close": 1_190_000}
+    assert "gas_units_resize" not in engine.gas_units_for("SOL")  # never seen: the planner's typical units
     engine.gas_used.clear()
     engine.gas_used[("BTC", "open")] = 1_090_000  # one market's open only: its close is costed like its open
     ctx = engine.strategy_context(snapshot(), [], {})
