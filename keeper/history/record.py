@@ -4,9 +4,10 @@ Per block: the collector's Multicall3 batches pinned to that block (their callda
 node's return bytes, see store.py), the block header (hash, parent, gas used and limit, base
 fee) and, where the chain has the OP-stack GasPriceOracle, its L1-fee inputs at that block;
 headers and L1 reads are fetched 32 blocks at a time in one batched request. Resumable: an
-existing history continues after its last block. A node that has not kept the state of a block
-answers its reads with an error: the recording stops there with one line naming that block
-(exit 2).
+existing history continues after its last block (with or without --follow); a --from-block past
+it is refused, naming the blocks it would leave out (a history has no holes). A node that has not
+kept the state of a block answers its reads with an error: the recording stops there with one line
+naming that block (exit 2).
 """
 
 from __future__ import annotations
@@ -134,6 +135,20 @@ class BlockRecorder:
             self._ahead[b] = (header, _l1_values(replies[i * step + 1]) if self.l1_oracle else None)
 
 
+def resume_block(out: Path, from_block: int | None) -> int | None:
+    """Where a recording into an existing history continues: right after its last block, so that
+    the history never has a hole (None: `out` holds no block yet). A --from-block past that block
+    would leave one: refused, naming it; one at or before it resumes after it."""
+    last = last_recorded_block(out)
+    if last is None:
+        return None
+    if from_block is not None and from_block > last + 1:
+        raise ConfigError(f"--from-block {from_block}: {out} ends at block {last}; recording from {from_block} would "
+                          f"leave blocks {last + 1}-{from_block - 1} out of it (leave --from-block out to resume at "
+                          f"{last + 1}, or record into another --out)")
+    return last + 1
+
+
 def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_block: int | None, to_block: int | None,
                    follow: bool, account: str | None, progress: Callable[[int, int, int], None] | None = None,
                    stop: Callable[[], bool] = lambda: False, poll_s: float = 1.0) -> tuple[int, float]:
@@ -143,15 +158,14 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
     if to_block is not None and to_block > head:
         raise ConfigError(f"--to-block {to_block}: the node's head is block {head}")
     end = head if to_block is None else to_block
-    start = from_block if from_block is not None else (head if follow else max(0, end - DEFAULT_BLOCKS + 1))
-    if start > end and not follow:
-        raise ConfigError(f"--from-block {start} is after --to-block {end}")
+    start = resume_block(out, from_block)
+    if start is None:
+        start = from_block if from_block is not None else (head if follow else max(0, end - DEFAULT_BLOCKS + 1))
+    if from_block is not None and from_block > end and not follow:
+        raise ConfigError(f"--from-block {from_block} is after --to-block {end}")
     recorder = BlockRecorder.start(rpc, recording_sources(settings, rpc), account)
     meta = collector_meta(recorder.collector) | {"l1_fee_inputs": recorder.l1_oracle}
     writer = HistoryWriter(out, meta)
-    last = last_recorded_block(out)
-    if last is not None and last >= start:
-        start = last + 1  # resume
     started, done, block = time.perf_counter(), 0, start
     try:
         while not stop():

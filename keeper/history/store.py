@@ -137,14 +137,41 @@ def last_recorded_block(path: Path) -> int | None:
     return int(parts[-1].stem.split("-")[2]) if parts else None
 
 
+def recorded_gaps(path: Path, from_block: int | None = None, to_block: int | None = None) -> list[tuple[int, int]]:
+    """The blocks missing between recorded parts, as (first, last) ranges, those that meet
+    [from_block, to_block] (from the parts' names: a part is written by one recording, block by
+    block, so a hole can only lie between two parts)."""
+    spans = [(int(first), int(last)) for _, first, last in (part.stem.split("-") for part in _parts(path))]
+    gaps = [(prev_last + 1, first - 1) for (_, prev_last), (first, _) in zip(spans, spans[1:]) if first > prev_last + 1]
+    return [(a, b) for a, b in gaps
+            if (from_block is None or b >= from_block) and (to_block is None or a <= to_block)]
+
+
+def require_contiguous(path: Path, from_block: int | None = None, to_block: int | None = None) -> None:
+    """A ConfigError naming the first hole in [from_block, to_block]: a backtest never runs across
+    blocks nobody recorded (each side of a hole can be run on its own)."""
+    gaps = recorded_gaps(path, from_block, to_block)
+    if gaps:
+        a, b = gaps[0]
+        more = f" (and {len(gaps) - 1} more)" if len(gaps) > 1 else ""
+        raise ConfigError(f"history {path}: blocks {a}-{b} were never recorded{more}; run a range on one side of "
+                          f"the gap (--to-block {a - 1} or --from-block {b + 1})")
+
+
 def read_blocks(path: Path, from_block: int | None = None, to_block: int | None = None) -> Iterator[BlockRecord]:
     """The recorded blocks in order, within [from_block, to_block] (parts outside are not read).
 
     The calldata and result bytes are read dictionary-encoded, as they are stored: a part's
     identical answers (the same calldata every block, a quiet pool's unchanged reads) come back as
     one bytes object, so the replay compares and hashes them once. No pyarrow.compute on this
-    path (its import alone is 50 ms, a tenth of a 2,000-block backtest)."""
+    path (its import alone is 50 ms, a tenth of a 2,000-block backtest). A hole between the
+    recorded blocks in that range is refused (require_contiguous), before the first block."""
     read_meta(path)
+    require_contiguous(path, from_block, to_block)
+    return _read_blocks(path, from_block, to_block)
+
+
+def _read_blocks(path: Path, from_block: int | None, to_block: int | None) -> Iterator[BlockRecord]:
     for part in _parts(path):
         _, first, last = part.stem.split("-")
         if (to_block is not None and int(first) > to_block) or (from_block is not None and int(last) < from_block):

@@ -22,7 +22,7 @@ from typing import Any
 
 from keeper.config import KeeperConfig, RiskConfig, with_overrides
 from keeper.errors import ConfigError
-from keeper.history.store import read_meta, recorded_range
+from keeper.history.store import read_meta, recorded_range, require_contiguous
 from strategies import STRATEGIES, load_strategy
 
 ParamSet = tuple[tuple[str, Any], ...]  # ((name, value), ...) in --sweep order
@@ -149,6 +149,7 @@ def run_sweep(history: Path, settings: KeeperConfig, specs: Sequence[str], folds
     first, last = recorded_range(history)
     first = max(first, from_block) if from_block is not None else first
     last = min(last, to_block) if to_block is not None else last
+    require_contiguous(history, first, last)  # no window across a hole in the recording
     spans = windows(first, last, folds)
     jobs = [Job(str(history), settings.model_dump(mode="json"), params, w, a, b)
             for params in grid for w, (a, b) in enumerate(spans)]
