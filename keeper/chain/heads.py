@@ -12,6 +12,10 @@ never stops because a socket dropped.
   during a tick coalesce into one.
 - Missed blocks: the first head pushed after a reconnect is compared with the last head pushed
   before the drop; the gap is logged (`heads.missed`) with how much of it polling covered.
+- A node that does not answer the poll: the next look waits twice as long each time (from
+  `poll_interval_s` up to `poll_backoff_max_s`); the first failure is logged (`heads.poll_failed`),
+  then one line per `poll_log_every_s` with the failures not logged since, and the first answer
+  after them once (`heads.poll_recovered`, with how many failed and for how long).
 """
 
 from __future__ import annotations
@@ -66,10 +70,18 @@ class HeadFeed:
 
     def __init__(self, fetch_block_number: Callable[[], int], ws_url: str | None = None, *,
                  poll_interval_s: float = 0.25, ws_silence_s: float = 2.0, backoff: Backoff = Backoff(),
-                 on_poll_error: Callable[[Exception], None] | None = None) -> None:
+                 on_poll_error: Callable[[Exception], None] | None = None, poll_backoff_max_s: float = 4.0,
+                 poll_log_every_s: float = 60.0) -> None:
         self._fetch_block_number = fetch_block_number
         self.ws_url = ws_url
         self.poll_interval_s = poll_interval_s
+        self.poll_backoff_max_s = max(poll_backoff_max_s, poll_interval_s)
+        self.poll_log_every_s = poll_log_every_s
+        self.poll_failures = 0  # consecutive failed polls (0: the node answers)
+        self._failing_since_s = 0.0
+        self._failures_logged_s = 0.0
+        self._failures_not_logged = 0
+        self._clock = time.monotonic
         self.ws_silence_s = ws_silence_s
         self.backoff = backoff
         self.on_poll_error = on_poll_error
@@ -141,8 +153,16 @@ class HeadFeed:
                     if self._latest is not None and self._latest.number > after:
                         return self._latest
             with self._cond:
-                self._cond.wait(self.poll_interval_s if not live else self.ws_silence_s)
+                self._cond.wait(self.poll_retry_s if not live else self.ws_silence_s)
         return None
+
+    @property
+    def poll_retry_s(self) -> float:
+        """The wait before the next poll: poll_interval_s, doubled per consecutive failure up to
+        poll_backoff_max_s (a head pushed meanwhile, or a stop, still ends the wait at once)."""
+        if self.poll_failures == 0:
+            return self.poll_interval_s
+        return float(min(self.poll_interval_s * 2 ** min(self.poll_failures, 32), self.poll_backoff_max_s))
 
     def sleep_until_new_head(self, timeout_s: float) -> None:
         """Sleep up to `timeout_s`, less if a head is pushed meanwhile: the sender polls for its
@@ -170,9 +190,26 @@ class HeadFeed:
         except TransientError as exc:
             if self.on_poll_error is not None:
                 self.on_poll_error(exc)
-            log.warning("heads.poll_failed", error=str(exc))
+            self._poll_failed(exc)
             return
+        if self.poll_failures:
+            log.info("heads.poll_recovered", block=number, failures=self.poll_failures,
+                     down_s=round(self._clock() - self._failing_since_s, 1))
+            self.poll_failures = self._failures_not_logged = 0
         self._offer(Head(number, "poll", time.perf_counter()))
+
+    def _poll_failed(self, exc: Exception) -> None:
+        """The first failure logged at once; then one line per poll_log_every_s, with the failures since."""
+        now = self._clock()
+        self.poll_failures += 1
+        if self.poll_failures == 1:
+            self._failing_since_s = now
+        elif now - self._failures_logged_s < self.poll_log_every_s:
+            self._failures_not_logged += 1
+            return
+        log.warning("heads.poll_failed", error=str(exc), failures=self.poll_failures,
+                    not_logged=self._failures_not_logged, retry_in_s=round(self.poll_retry_s, 2))
+        self._failures_logged_s, self._failures_not_logged = now, 0
 
     def _offer(self, head: Head) -> None:
         with self._cond:

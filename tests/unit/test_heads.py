@@ -38,8 +38,36 @@ def test_a_poll_that_fails_is_reported_and_the_feed_keeps_polling() -> None:
     with capture_logs() as logs:
         head = feed.wait_newer(-1, threading.Event())
     assert head.number == 7
-    assert len(errors) == 2
-    assert [e["event"] for e in logs].count("heads.poll_failed") == 2
+    assert len(errors) == 2  # each failure counted (rpc_errors)
+    events = [e["event"] for e in logs]
+    assert events.count("heads.poll_failed") == 1  # the first logged, the second within the minute not
+    recovered = [e for e in logs if e["event"] == "heads.poll_recovered"]
+    assert len(recovered) == 1 and recovered[0]["failures"] == 2 and recovered[0]["block"] == 7
+    assert feed.poll_failures == 0 and feed.poll_retry_s == 0.001
+
+
+def test_a_node_that_stays_down_is_polled_with_a_bounded_backoff_and_logged_at_a_bounded_rate() -> None:
+    # given a node that refuses every poll, and a clock the test moves (the audit: 52 lines in 15 s)
+    def down() -> int:
+        raise TransientError("RPC unreachable: connection refused")
+
+    now = [0.0]
+    feed = HeadFeed(down, poll_interval_s=0.25, poll_backoff_max_s=4.0, poll_log_every_s=60.0)
+    feed._clock = lambda: now[0]
+    waits = []
+    with capture_logs() as logs:
+        for _ in range(40):  # when it is polled as the loop would, after each wait
+            feed.poll()
+            waits.append(feed.poll_retry_s)
+            now[0] += feed.poll_retry_s
+    # then the wait doubles from the interval and stops at the cap
+    assert waits[:5] == [0.5, 1.0, 2.0, 4.0, 4.0] and max(waits) == 4.0
+    # and over those ~2.5 minutes: the first failure, then one line a minute with the count not logged
+    failed = [e for e in logs if e["event"] == "heads.poll_failed"]
+    assert 2 <= len(failed) <= 4 < 40
+    assert failed[0]["failures"] == 1 and failed[0]["not_logged"] == 0
+    assert failed[1]["not_logged"] > 0 and failed[1]["failures"] == 1 + failed[1]["not_logged"] + 1
+    assert sum(e["not_logged"] for e in failed) + len(failed) <= 40
 
 
 def test_stop_ends_the_wait_with_no_head() -> None:
