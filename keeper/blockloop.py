@@ -4,8 +4,10 @@ Heads come from `keeper.chain.heads.HeadFeed`: pushed over WebSocket when there 
 (chain.ws_url, or anvil's own port: anvil serves ws:// on its HTTP port), polled over HTTP
 otherwise and whenever the socket is down. The loop runs on one thread and asks the feed for "a
 head newer than the last one ticked": never two ticks at once, and heads that arrive during a tick
-coalesce into the newest. With backup nodes configured, every node's head is compared on a
-background thread (`FailoverRpc.start_head_checks`). The embedded devnet's market-activity driver runs as an
+coalesce into the newest. The loop ends after `blocks` ticks (--blocks), on SIGINT/SIGTERM, or on
+a fatal error in a tick, each logged as `keeper.stopping` with its reason. With backup nodes
+configured, every node's head is compared on a background thread
+(`FailoverRpc.start_head_checks`). The embedded devnet's market-activity driver runs as an
 APScheduler job on its own thread (max_instances=1, coalesce). SIGINT/SIGTERM stop the loop
 after the tick in flight; SIGUSR1 pulls the kill switch. Before the first tick, with these handlers
 in place, the warm start reads the recent past (Runtime.warm_up; a stop signal ends it).
@@ -65,7 +67,7 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
             runtime.kill_flag.set()
             log.warning("kill_switch.signal", action=runtime.config.risk.kill_switch_action)
             return
-        log.info("keeper.stopping", signal=signal.Signals(signum).name, ticks=runtime.ticks)
+        log.info("keeper.stopping", reason="signal", signal=signal.Signals(signum).name, ticks=runtime.ticks)
         stop.set()
         feed.wake()
 
@@ -109,6 +111,7 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
                 log.error("tick.failed", block=head.number, error=repr(exc), exc_info=True)
                 continue
             if engine.fatal is not None:  # logged as keeper.fatal by the engine; the CLI exits 1
+                log.info("keeper.stopping", reason="fatal", ticks=runtime.ticks)
                 break
             if report is not None:
                 runtime.ticks += 1
@@ -118,6 +121,7 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
                     view.state.observe_tick(report.snapshot, report.signals_seen, engine.positions(), report.tick_ms,
                                             heads=f"{feed.mode} ({'pushed' if feed.mode == 'ws' else 'polled'})")
                 if blocks is not None and runtime.ticks >= blocks:
+                    log.info("keeper.stopping", reason="blocks", blocks=blocks, ticks=runtime.ticks)
                     break
     finally:
         stop.set()

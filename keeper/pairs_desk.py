@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from keeper.chain.tx_types import SimulationReverted, TxRequest
 from keeper.config import KeeperConfig
 from keeper.execute import DryRunExecutor, LiveExecutor
-from keeper.errors import RpcError, SkipOpportunity, TransientError
+from keeper.errors import ConfigError, RpcError, SkipOpportunity, TransientError
 from keeper.logs import get_logger
 from keeper.pairs_journal import PairJournal
 from keeper.pairs_plan import PairTxPlan, plan_pair
@@ -248,6 +248,29 @@ class PairDesk:
                  fills_equal_predicted=fills == plan.quote.predicted)
         return {"kind": intent.kind, "status": "dry_run", "tx_hash": None,
                 "fills_equal_predicted": fills == plan.quote.predicted}
+
+
+def check_pair_markets(config: KeeperConfig, chain_markets: Sequence[str]) -> None:
+    """pairs_spread's market_a / market_b, checked at start: a market the chain does not have
+    (whenever its params are set, enabled or not), or, when it is enabled, one not in
+    markets.enabled (the snapshot reads the enabled markets only: the desk would wait for prices
+    that never come, saying nothing), is a ConfigError naming the parameter."""
+    name = PairsSpread.name
+    enabled = name in config.strategies.enabled
+    if not enabled and name not in config.strategies.params:
+        return
+    try:
+        params = PairsSpread.from_params(config.strategies.params.get(name, {})).params
+    except ValueError:
+        return  # a bad parameter: load_strategy_slots names it
+    for key in ("market_a", "market_b"):
+        market = getattr(params, key)
+        if market not in chain_markets:
+            raise ConfigError(f"strategies.params.{name}.{key}: {market!r} is not a market of this chain "
+                              f"(it has {list(chain_markets)})")
+        if enabled and market not in config.markets.enabled:
+            raise ConfigError(f"strategies.params.{name}.{key}: {market!r} is not in markets.enabled "
+                              f"{list(config.markets.enabled)} (the pair is read and traded on enabled markets only)")
 
 
 def build_pair_desk(config: KeeperConfig, executor: Any, journal: Any, executor_address: str,

@@ -1,8 +1,8 @@
 """The keeper's lifecycle: start-up checks, the block loop, graceful shutdown.
 
 Start-up: chain id, addresses have code, the signing key (live mode only; dry runs hold none), the
-executor (deployed and owned by the key; on an anvil devnet or fork it is provisioned if not
-configured), balances for gas, transactions left in flight by the last run booked, the journal
+executor (deployed and owned by the key, not paused: a live run refuses a paused one, a dry run
+warns; on an anvil devnet or fork it is provisioned if not configured), balances for gas, transactions left in flight by the last run booked, the journal
 reconciled with the chain (the chain wins). Transient RPC errors are retried with backoff for
 `chain.startup_retry_s` (keeper/startup.py); configuration and chain errors are fatal at once,
 with a message naming what is wrong, before anything is sent.
@@ -52,6 +52,7 @@ from keeper.venues.executor import EXECUTOR
 from keeper.warm_start import warm_start
 from keeper.logs import get_logger, redacted_url
 from keeper.metrics import KeeperMetrics
+from keeper.pairs_desk import check_pair_markets
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
 
@@ -172,6 +173,7 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
     unknown = sorted(set(config.markets.enabled) - {m.name for m in sources.markets})
     if unknown:
         raise ConfigError(f"markets.enabled: unknown market(s) {unknown}; this chain has {[m.name for m in sources.markets]}")
+    check_pair_markets(config, [m.name for m in sources.markets])
     anvil = _is_anvil(rpc)
     # ---- who trades
     signer: Signer | None = None
@@ -192,6 +194,14 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
         EXECUTOR.decode("operator", rpc.eth_call(executor_address, EXECUTOR.encode("operator")))[0])
     if signer is not None and owner.lower() != signer.address.lower():
         raise ChainMismatchError(f"account.executor: {executor_address} is operated by {owner}, not by the key's address {signer.address}")
+    paused = bool(EXECUTOR.decode("paused", rpc.eth_call(executor_address, EXECUTOR.encode("paused")))[0])
+    if paused and signer is not None:  # the contract refuses every trade (IsPaused): not a keeper worth starting
+        raise ConfigError(f"account.executor: {executor_address} is paused (by its admin, e.g. after `keeper executor "
+                          f"migrate`): it refuses every trade; set account.executor to the executor in use, or have "
+                          f"the admin unpause this one")
+    if paused:
+        log.warning("executor.paused", executor=executor_address,
+                    note="the executor refuses every trade (IsPaused): the dry run's simulations will revert")
     if signer is not None:
         balance = int(rpc.call("eth_getBalance", [signer.address, "latest"]), 16)
         if balance < MIN_GAS_BALANCE_WEI:
@@ -206,7 +216,7 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
     journal = Journal(config.monitoring.journal)
     try:
         return _assemble_engine(config, rpc, setup, sources, collector, journal, snapshot, signer,
-                                owner, executor_address, chain_id, strategies, metrics)
+                                owner, executor_address, chain_id, strategies, metrics, paused)
     except BaseException:
         journal.close()
         raise
@@ -215,7 +225,7 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
 def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sources: Sources,
                      collector: SnapshotCollector, journal: Journal, snapshot: MarketSnapshot, signer: Signer | None,
                      owner: str, executor_address: str, chain_id: int, strategies: list[StrategySlot],
-                     metrics: KeeperMetrics) -> Runtime:
+                     metrics: KeeperMetrics, paused: bool = False) -> Runtime:
     heads = build_head_feed(config, rpc)  # the block loop's feed; pushed heads also wake the sender
     executor: Executor
     if signer is None:
@@ -252,7 +262,7 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
     mode = "dry_run" if signer is None else "live"
     log.info("keeper.started", mode=mode, chain_id=chain_id, rpc_url=setup.rpc_url, executor=executor_address, owner=owner,
              markets=config.markets.enabled, strategies=[s.strategy.name for s in strategies],
-             embedded_devnet=setup.embedded, reconciled=len(differences))
+             embedded_devnet=setup.embedded, reconciled=len(differences), executor_paused=paused)
     runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, setup, driver, kill_flag,
                       heads=heads, warm_from=snapshot)  # the past blocks: read by the loop, before its first tick
     if isinstance(rpc, RetryCalls):

@@ -33,6 +33,7 @@ from keeper.history.pipeline import (MIN_PIPELINE_BLOCKS, ReplayedBlock, Snapsho
 from keeper.history.replay import replay_collector
 from keeper.history.store import BlockRecord, count_blocks, read_blocks, read_meta, require_contiguous
 from keeper.journal import Journal
+from keeper.pairs_desk import check_pair_markets
 from keeper.pairs_journal import pairs_realized_since
 from keeper.plan import Planner
 from keeper.types import MarketSnapshot, Outcome
@@ -119,6 +120,7 @@ def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = N
     meta = read_meta(path)
     markets = [m["name"] for m in meta["sources"]["markets"]]
     config = backtest_config(settings, strategy, markets)
+    check_pair_markets(config, markets)
     if records is None:
         require_contiguous(path, from_block, to_block)  # never across a hole in the recording, named
     total = len(records) if records is not None else count_blocks(path, from_block, to_block)

@@ -41,6 +41,8 @@ def test_the_loop_ticks_on_pushed_heads_and_repeated_skips_drop_to_debug(devnet:
     assert source["mode"] == "ws"
     ticks = [e["block"] for e in logs if e["event"] == "tick"]
     assert len(ticks) == 3 and ticks == sorted(set(ticks))  # one tick per head, in order, none twice
+    lifecycle = [(e["event"], e.get("reason")) for e in logs if e["event"] in ("keeper.stopping", "keeper.stopped")]
+    assert lifecycle == [("keeper.stopping", "blocks"), ("keeper.stopped", None)]  # --blocks N: the same lifecycle
     skips = [e for e in logs if e["event"] == "decision.skip"]
     first_block = ticks[0]
     first = [e for e in skips if e["block"] == first_block]
