@@ -21,6 +21,9 @@ from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.txs import DevSender, codec
 
 
+GAS_RESERVE_WEI = 10**18  # what the owner keeps for the gas of the transactions after the WETH deposit
+
+
 @dataclass(frozen=True)
 class ExecutorFunding:
     """What the owner moves into the executor (raw units by market's spot token)."""
@@ -51,7 +54,8 @@ def deploy_executor(tx: DevSender, roles: ExecutorRoles, clearing_house: str, un
 def provision_executor(tx: DevSender, manifest: DevnetManifest, owner: str,
                        funding: ExecutorFunding = ExecutorFunding(), admin: str | None = None) -> str:
     """An executor operated by `owner` (admin and treasury: `admin`, default the deployer),
-    funded from the owner's wallet (minted on the devnet when short)."""
+    funded from the owner's wallet (minted on the devnet when short; the ETH wrapped for the WETH
+    inventory topped up by anvil when short)."""
     c = manifest.contracts
     admin = admin or manifest.accounts.deployer
     executor = deploy_executor(
@@ -69,6 +73,7 @@ def provision_executor(tx: DevSender, manifest: DevnetManifest, owner: str,
         index = tx.read(market.aggregator, codec("MockV3Aggregator"), "latestAnswer")
         amount = funding.spot_inventory_usd * 10**market.spot_token_decimals * 10**8 // index
         if market.spot_token == c["WETH9"]:
+            top_up_eth(tx.rpc, owner, amount + GAS_RESERVE_WEI)
             tx.call_fn(owner, market.spot_token, codec("WETH9"), "deposit", value_wei=amount)
         else:
             have = tx.read(market.spot_token, erc20, "balanceOf", owner)
@@ -77,6 +82,15 @@ def provision_executor(tx: DevSender, manifest: DevnetManifest, owner: str,
         tx.call_fn(owner, market.spot_token, erc20, "transfer", executor, amount)
     tx.call_fn(owner, executor, ex, "depositCollateral", funding.usdc_collateral_raw)
     return executor
+
+
+def top_up_eth(rpc: JsonRpc, account: str, need_wei: int) -> None:
+    """At least `need_wei` of ETH on `account`, set by anvil when short (provisioning runs on anvil
+    only): each executor takes its WETH inventory from the owner's ETH, and a devnet's keeper
+    account (1,000 ETH) would run dry after ~17 dry-run starts with account.executor unset."""
+    have = int(rpc.call("eth_getBalance", [account, "latest"]), 16)
+    if have < need_wei:
+        rpc.call("anvil_setBalance", [account, hex(need_wei)])
 
 
 def provision_impersonated(rpc: JsonRpc, manifest: DevnetManifest, owner: str,

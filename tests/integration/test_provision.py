@@ -35,3 +35,17 @@ def test_given_a_provisioning_that_fails_then_the_impersonation_ends_too(devnet:
     with pytest.raises(KeeperError):
         provision_impersonated(devnet.rpc, devnet.manifest, owner, ExecutorFunding())
     assert not impersonated(devnet, owner)
+
+
+def test_an_owner_short_of_eth_for_the_weth_inventory_is_topped_up(devnet: Devnet) -> None:
+    # Given an owner with gas money but less ETH than the executor's WETH inventory (the audit: a
+    # devnet keeper account emptied by ~17 dry-run starts, then `WETH9.deposit reverted`)
+    owner = Account.create().address
+    devnet.rpc.call("anvil_setBalance", [owner, hex(2 * 10**18)])
+    # When an executor is provisioned for it, then it is, holding its full WETH inventory
+    executor = provision_impersonated(devnet.rpc, devnet.manifest, owner)
+    eth = devnet.manifest.market("ETH")
+    index = devnet.tx.read(eth.aggregator, codec("MockV3Aggregator"), "latestAnswer")
+    inventory = ExecutorFunding().spot_inventory_usd * 10**18 * 10**8 // index
+    assert inventory > 2 * 10**18
+    assert devnet.tx.read(devnet.contract("WETH9"), codec("MintableERC20"), "balanceOf", executor) == inventory
