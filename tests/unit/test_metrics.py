@@ -38,4 +38,8 @@ def test_a_bound_port_is_held_until_served_and_freed_by_close() -> None:
     metrics.close()
     metrics.close()  # idempotent
     with socket.socket() as other:
-        other.bind(("127.0.0.1", port))  # free again
+        # free again: no listener (the scrape's connection may linger in TIME_WAIT on the server's
+        # side, which a plain bind refuses; SO_REUSEADDR, as the keeper's own server sets it, does not)
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("127.0.0.1", port))
+        other.listen()
