@@ -51,6 +51,7 @@ from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
 from keeper.venues.executor import EXECUTOR
 from keeper.warm_start import warm_start
 from keeper.logs import get_logger, redacted_url
+from keeper.journal.lock import JournalLock
 from keeper.metrics import KeeperMetrics
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
@@ -100,6 +101,7 @@ class Runtime:
     ticks: int = 0
     heads: HeadFeed | None = None
     warm_from: MarketSnapshot | None = None  # the start-up snapshot, until the warm start has read back from it
+    journal_lock: JournalLock | None = None  # held from the start to close (keeper/journal/lock.py)
 
     def warm_up(self, should_stop: Callable[[], bool] | None = None) -> None:
         """The warm start (keeper/warm_start.py), once: the block loop calls it before its first
@@ -117,6 +119,8 @@ class Runtime:
             self.heads.stop()
         self.engine.metrics.close()  # the metrics port is free again
         self.journal.close()
+        if self.journal_lock is not None:
+            self.journal_lock.release()
         self.rpc.close()
         if self.setup is not None and self.setup.stop is not None:
             self.setup.stop()
@@ -151,13 +155,17 @@ def assemble_runtime(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) 
 
 def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runtime:
     strategies = load_strategy_slots(config)  # a bad strategy name or parameter: refused before anything is sent
+    lock = JournalLock(config.monitoring.journal).acquire()  # likewise a second keeper on this journal
     metrics = KeeperMetrics()
-    metrics.bind(config.monitoring.metrics_port)  # likewise a metrics port another process holds (taken now, served later)
     try:
-        return _connect_and_assemble(config, setup, strategies, metrics, dry_run=dry_run)
+        metrics.bind(config.monitoring.metrics_port)  # likewise a port another process holds (taken now, served later)
+        runtime = _connect_and_assemble(config, setup, strategies, metrics, dry_run=dry_run)
     except BaseException:
-        metrics.close()  # a start-up that failed (and may be retried) frees the port
+        metrics.close()  # a start-up that failed (and may be retried) frees the port and the journal
+        lock.release()
         raise
+    runtime.journal_lock = lock
+    return runtime
 
 
 def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: list[StrategySlot],
