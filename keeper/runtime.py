@@ -44,6 +44,7 @@ from keeper.engine import Engine, StrategySlot, load_strategy_slots
 from keeper.errors import ChainMismatchError, ConfigError, FatalError
 from keeper.execute import DryRunExecutor, Executor, LiveExecutor
 from keeper.adopt import chain_positions
+from keeper.collateral import fund_vault
 from keeper.journal import Journal
 from keeper.retention import prune_journal
 from keeper.startup import retry_transient
@@ -226,6 +227,7 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
                      metrics: KeeperMetrics) -> Runtime:
     heads = build_head_feed(config, rpc)  # the block loop's feed; pushed heads also wake the sender
     executor: Executor
+    sender: TxSender | None = None  # a dry run sends nothing
     if signer is None:
         executor = DryRunExecutor(rpc, owner)
     else:
@@ -241,6 +243,8 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
             chain_id=chain_id, sleep=heads.sleep_until_new_head)
         sender.recover()
         executor = LiveExecutor(sender, rpc, {BASIS_PERP_VENUE: sources.perp.clearing_house})
+    if sources.markets:  # the vault holds account.collateral_usdc (keeper/collateral.py); a dry run only says so
+        fund_vault(snapshot, sources.markets[0].usdc, executor_address, config.account.collateral_usdc, sender)
     kill_flag = threading.Event()
 
     def kill_switch() -> bool:
