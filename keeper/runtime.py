@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_utils import to_checksum_address
 
@@ -41,7 +42,7 @@ from keeper.chain.tx_types import SenderConfig
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
 from keeper.engine import Engine, StrategySlot, load_strategy_slots
-from keeper.errors import ChainMismatchError, ConfigError, FatalError
+from keeper.errors import ChainMismatchError, ConfigError, FatalError, RpcError, TransientError
 from keeper.execute import DryRunExecutor, Executor, LiveExecutor
 from keeper.adopt import chain_positions
 from keeper.collateral import fund_vault
@@ -127,6 +128,19 @@ class Runtime:
             self.setup.stop()
 
 
+def _executor_operator(rpc: JsonRpc, executor: str, chain_id: int) -> str:
+    """The executor's operator; a contract that does not answer `operator()` as a BasisExecutor
+    does (it reverts, or returns no address) is refused naming account.executor."""
+    try:
+        raw = rpc.eth_call(executor, EXECUTOR.encode("operator"))
+        return to_checksum_address(EXECUTOR.decode("operator", raw)[0])
+    except TransientError:
+        raise
+    except (RpcError, ValueError, DecodingError) as exc:
+        raise ChainMismatchError(f"account.executor: {executor} on chain {chain_id} is not a BasisExecutor "
+                                 f"(its operator() {'reverted' if isinstance(exc, RpcError) else 'returned no address'})") from exc
+
+
 def _is_anvil(rpc: JsonRpc) -> bool:
     try:
         return str(rpc.call("web3_clientVersion")).lower().startswith("anvil")
@@ -197,8 +211,7 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
         log.info("executor.provisioned", executor=executor_address)
     if not rpc.get_code(executor_address):
         raise ChainMismatchError(f"account.executor: no contract code at {executor_address} on chain {chain_id}")
-    owner = to_checksum_address(  # the executor's operator: the only account that may trade
-        EXECUTOR.decode("operator", rpc.eth_call(executor_address, EXECUTOR.encode("operator")))[0])
+    owner = _executor_operator(rpc, executor_address, chain_id)  # the only account that may trade
     if signer is not None and owner.lower() != signer.address.lower():
         raise ChainMismatchError(f"account.executor: {executor_address} is operated by {owner}, not by the key's address {signer.address}")
     if signer is not None:
