@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copyreg
 import gc
+import importlib
 import io
 import multiprocessing
 import os
@@ -215,34 +216,71 @@ def _messages(path: Path, meta: dict[str, Any], from_block: int | None, to_block
 
 def _reducers() -> dict[type, Any]:
     """The pickler's reducers for one message. A V3 pool state goes as its fields (its tick map is
-    a read-only proxy, which does not pickle): validated where it was built, restored as it was,
-    without validating and sorting its ticks again (that cost the main process more than the
-    pickle itself). The states that share a tick map (one pool's, block after block, while its
-    ticks stay: the collector builds them on one private copy, keyed by their compressed ticks)
-    share one copy of it in the message, as they do in this process: a batch pickles a pool's
-    map once, not once per block (a third of the bytes, for 4-6 ticks a pool)."""
-    maps: dict[int, tuple[tuple[int, ...], dict[int, int]]] = {}
+    a read-only proxy, which does not pickle), rebuilt by the unpickler itself (NEWOBJ and BUILD,
+    and the proxy by calling MappingProxyType: no Python function per pool): validated where it
+    was built, restored as it was, without validating and sorting its ticks again (that cost the
+    main process more than the pickle itself). The states that share a tick map (one pool's,
+    block after block, while its ticks stay: the collector builds them on one private copy, keyed
+    by their compressed ticks) share one proxy of one copy of it in the message, as they share the
+    copy in this process: a batch pickles a pool's map once, not once per block (a third of the
+    bytes, for 4-6 ticks a pool)."""
+    maps: dict[int, tuple[tuple[int, ...], dict[int, int], _TickMap]] = {}
 
-    def reduce_v3_pool(state: V3PoolState) -> tuple[Any, tuple[Any, ...]]:
+    def reduce_v3_pool(state: V3PoolState) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         fields = dict(state.__dict__)
         ticks, key = state.liquidity_net_by_tick, state._compressed_ticks
         known = maps.get(id(key))
         if known is None or known[0] is not key or known[1] != ticks:
-            known = maps[id(key)] = (key, dict(ticks))
-        fields["liquidity_net_by_tick"] = known[1]
-        return _restore_v3_pool, (fields,)
+            copied = dict(ticks)
+            known = maps[id(key)] = (key, copied, _TickMap(copied))
+        fields["liquidity_net_by_tick"] = known[2]
+        return copyreg.__newobj__, (V3PoolState,), fields  # type: ignore[attr-defined]
 
     table = copyreg.dispatch_table.copy()
     table[V3PoolState] = reduce_v3_pool
+    table[_TickMap] = _TickMap.reduce
+    table[_MappingProxyType] = _MappingProxyType.reduce
+    table[_Module] = _Module.reduce
     return table
 
 
-def _restore_v3_pool(fields: dict[str, Any]) -> V3PoolState:
-    state = object.__new__(V3PoolState)
-    fields["liquidity_net_by_tick"] = MappingProxyType(fields["liquidity_net_by_tick"])
-    state.__dict__.update(fields)
-    return state
+class _TickMap:
+    """A pool's tick map in a message: unpickled as MappingProxyType(the map)."""
 
+    __slots__ = ("ticks",)
+
+    def __init__(self, ticks: dict[int, int]) -> None:
+        self.ticks = ticks
+
+    def reduce(self) -> tuple[Any, tuple[dict[int, int]]]:
+        return _MAPPING_PROXY, (self.ticks,)
+
+
+class _MappingProxyType:
+    """MappingProxyType as a message names it: pickle cannot (its class calls itself
+    builtins.mappingproxy, not a name there), so the unpickler looks it up in `types` once per
+    message, then calls it per tick map."""
+
+    def __call__(self, mapping: Mapping[Any, Any]) -> MappingProxyType[Any, Any]:
+        return MappingProxyType(mapping)
+
+    def reduce(self) -> tuple[Any, tuple[Any, str]]:
+        return getattr, (_Module("types"), "MappingProxyType")
+
+
+class _Module:
+    """A module in a message: imported by the unpickler."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def reduce(self) -> tuple[Any, tuple[str]]:
+        return importlib.import_module, (self.name,)
+
+
+_MAPPING_PROXY = _MappingProxyType()
 
 
 def _loads(payload: bytes) -> Any:
