@@ -53,9 +53,10 @@ class QuoteOutOfRange(SkipOpportunity):
 # Tick maps already checked, by identity (held, so an id is not reused while kept): a collector
 # builds each block's states from the same decoded maps, and a swap's pool_after keeps its map.
 # A hit also needs equal contents (a caller may have changed its dict since) and the same spacing
-# and window. The states share one private copy, each behind its own read-only proxy.
+# and window. The states share one private copy behind one read-only proxy (a batch of a
+# backtest's snapshots pickles it once: keeper/history/pipeline.py).
 _TICK_MAPS_KEPT = 64
-_TICK_MAPS_SEEN: dict[int, tuple[Mapping[int, int], tuple[int, int, int], dict[int, int], tuple[int, ...]]] = {}
+_TICK_MAPS_SEEN: dict[int, tuple[Mapping[int, int], tuple[int, int, int], MappingProxyType[int, int], tuple[int, ...]]] = {}
 @quick_init
 @dataclass(frozen=True)
 class V3PoolState:
@@ -89,7 +90,7 @@ class V3PoolState:
         given = self.liquidity_net_by_tick
         seen = _TICK_MAPS_SEEN.get(id(given))
         if seen is not None and seen[0] is given and seen[1] == (self.tick_spacing, low, high) and seen[2] == given:
-            ticks, compressed = seen[2], seen[3]  # the same map (equal content) as a state built before
+            proxy, compressed = seen[2], seen[3]  # the same map (equal content) as a state built before
         else:
             ticks = dict(given)
             for tick in ticks:
@@ -100,8 +101,9 @@ class V3PoolState:
             compressed = tuple(sorted(t // self.tick_spacing for t in ticks))
             if len(_TICK_MAPS_SEEN) >= _TICK_MAPS_KEPT:
                 _TICK_MAPS_SEEN.clear()
-            _TICK_MAPS_SEEN[id(given)] = (given, (self.tick_spacing, low, high), ticks, compressed)
-        object.__setattr__(self, "liquidity_net_by_tick", MappingProxyType(ticks))
+            proxy = MappingProxyType(ticks)
+            _TICK_MAPS_SEEN[id(given)] = (given, (self.tick_spacing, low, high), proxy, compressed)
+        object.__setattr__(self, "liquidity_net_by_tick", proxy)
         object.__setattr__(self, "_compressed_ticks", compressed)
 
     def moved_to(self, sqrt_price_x96: int, tick: int, liquidity: int) -> V3PoolState:
