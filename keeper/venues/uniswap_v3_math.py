@@ -107,9 +107,17 @@ class V3PoolState:
         object.__setattr__(self, "_compressed_ticks", compressed)
 
     def moved_to(self, sqrt_price_x96: int, tick: int, liquidity: int) -> V3PoolState:
-        """The same pool after a swap (which changes only price, tick and active liquidity)."""
-        return V3PoolState(sqrt_price_x96, tick, liquidity, self.fee_pips, self.tick_spacing,
-                           self.liquidity_net_by_tick, self.tick_window)
+        """The same pool after a swap (which changes only price, tick and active liquidity), or
+        read again at a later block with the same ticks: what V3PoolState(...) of these fields
+        builds, with this state's fee, spacing, window and tick map (read-only, checked when this
+        state was built), so only the new liquidity is checked (a third of the constructor's cost)."""
+        if not 0 <= liquidity <= UINT128_MAX:
+            raise ValueError(f"liquidity must fit uint128, got {liquidity}")
+        state = object.__new__(type(self))
+        fields = state.__dict__
+        fields.update(self.__dict__)  # (the constructor's field order)
+        fields["sqrt_price_x96"], fields["tick"], fields["liquidity"] = sqrt_price_x96, tick, liquidity
+        return state
 
     def after(self, quote: V3SwapQuote) -> V3PoolState:
         """The pool once `quote`'s swap has happened, to quote the next trade against."""
