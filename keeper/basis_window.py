@@ -176,24 +176,23 @@ def mad_sorted_from(s: list[float], center: float, hint: int | None) -> tuple[fl
     n_above = n - m  # s[:m] < center: deviations center - s[m - 1 - j], ascending in j
     k = n // 2  # the k-th smallest deviation (0-based), and for an even n the (k-1)-th too
     lo, hi = max(0, k + 1 - m), min(n_above, k + 1)
-
-    def enough(i: int) -> bool:  # does above(i) reach below(k - i)? (False, then True, as i grows)
-        return not s[m + i] - center < center - s[m - 1 - (k - i)]
-
     if hint is not None and lo < hi:  # walk from the hint, a few steps; then the binary search
+        # "enough at i": above(i) reaches below(k - i), i.e. not s[a] - center < center - s[b]
+        # with a = m + i, b = m - 1 - (k - i); False, then True, as i grows
         i = min(max(hint, lo), hi)
-        if i == hi or enough(i):  # the split is at or below i
+        a, b = m + i, m - 1 - k + i
+        if i == hi or not s[a] - center < center - s[b]:  # the split is at or below i
             for _ in range(_HINT_STEPS):
-                if i == lo or not enough(i - 1):
+                if i == lo or s[a - 1] - center < center - s[b - 1]:  # not enough at i - 1
                     lo = hi = i
                     break
-                i -= 1
+                i, a, b = i - 1, a - 1, b - 1
             else:
                 hi = i
         else:  # above i
             for _ in range(_HINT_STEPS):
-                i += 1
-                if i == hi or enough(i):
+                i, a, b = i + 1, a + 1, b + 1
+                if i == hi or not s[a] - center < center - s[b]:
                     lo = hi = i
                     break
             else:
