@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from keeper.frozen import quick_init
-from keeper.basis_window import BasisSeries, median_abs_deviation_sorted, median_sorted
+from keeper.basis_window import BasisSeries, mad_sorted_from, median_sorted
 
 MAD_TO_SIGMA = 1.4826
 MIN_PHI = 0.001  # an AR(1) slope at or below 0 is read as this: half-life = dt x ln 2 / ln 1000, about dt / 10
@@ -205,6 +205,9 @@ class BasisHistory:
         series = self._series.get((market, venue))
         if series is None:
             return None, None
+        answered = series.answered
+        if answered is not None and answered[0] == before_block and answered[1] == timestamp_s:
+            return answered[2], answered[3]  # type: ignore[return-value]
         if not (series.exact_order and self.incremental):
             past = self._past(series, before_block, timestamp_s)
             if len(past) < self.min_samples:
@@ -221,19 +224,28 @@ class BasisHistory:
 
     def zscore_then_record(self, market: str, venue: str, block: int, basis_bps: float,
                            timestamp_s: int | None = None) -> float | None:
-        """Robust z-score of basis_bps against the window before it, then remember it."""
+        """Robust z-score of basis_bps against the window before it, then remember it.
+
+        The window before the block is still its window once the basis is recorded (the new
+        observation is of the block itself, and what leaves is older than the window), so the
+        statistics just read answer the next read of (block, time) at once (the engine's
+        strategies, the backtest's worker), unless the series has to answer the brute-force way
+        now or dropped an observation for max_samples (which may be the window's first)."""
         ts = block if timestamp_s is None else timestamp_s
-        stats = self.stats(market, venue, block, ts)
         series = self._series.get((market, venue))
+        stats, span = self.stats_and_window(market, venue, block, ts) if series is not None else (None, None)
         if series is None:
             series = self._series[(market, venue)] = BasisSeries()
+        same = True
         if not len(series) or series.blocks[-1] < block:
             series.append(block, ts, basis_bps)
             if len(series) > self.max_samples:
                 series.popleft()
+                same = False
         cutoff, keep = ts - self.window_s, self.min_samples + 1
         while len(series) > keep and series.times[series.first - series.base] < cutoff:
             series.popleft()  # (min_samples before the newest block stay, for the stats read after it)
+        series.answered = (block, ts, stats, span) if same and series.exact_order and self.incremental else None
         return None if stats is None else stats.zscore(basis_bps)
 
 
@@ -245,7 +257,8 @@ def _window_stats(series: BasisSeries, lo: int, hi: int, with_window: bool = Tru
     values, spacings = series.sorted_window(lo, hi)
     n = hi - lo
     center = median_sorted(values)
-    scale = MAD_TO_SIGMA * median_abs_deviation_sorted(values, center)
+    deviation, series.mad_split = mad_sorted_from(values, center, series.mad_split)
+    scale = MAD_TO_SIGMA * deviation
     half_life = None
     dt = median_sorted(spacings) if n >= 2 else None
     view = series.values_view(lo, hi)

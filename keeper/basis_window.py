@@ -44,7 +44,7 @@ def median_sorted(s: list[float]) -> float:
 
 class BasisSeries:
     __slots__ = ("blocks", "times", "values", "base", "first", "exact_order", "_buf", "_sorted", "_spacings",
-                 "_lo", "_hi", "memo")
+                 "_lo", "_hi", "memo", "mad_split", "answered")
 
     def __init__(self) -> None:
         self.blocks: list[int] = []   # blocks[i - base] is observation i's block (strictly increasing)
@@ -58,6 +58,8 @@ class BasisSeries:
         self._spacings: list[float] = []  # time[i + 1] - time[i] for _lo <= i < _hi - 1, sorted
         self._lo = self._hi = 0
         self.memo: tuple[int, int, object] | None = None  # (lo, hi, the caller's statistics of it)
+        self.mad_split: int | None = None  # the last window's MAD split (mad_sorted_from's hint for the next)
+        self.answered: tuple[int, int, object, object] | None = None  # the caller's: (block, time, its answer)
 
     @property
     def end(self) -> int:
@@ -117,23 +119,25 @@ class BasisSeries:
 
     def _move(self, lo: int, hi: int) -> None:
         old_lo, old_hi = self._lo, self._hi
-        if (lo, hi) == (old_lo, old_hi):
+        if lo == old_lo and hi == old_hi:
             return
         b, values, times = self.base, self.values, self.times
-
-        def spacing(i: int) -> float:
-            return float(times[i + 1 - b]) - float(times[i - b])
-
         step = lo - old_lo  # the common moves, _slide's steps inlined: one more block, the oldest out or not
         if hi == old_hi + 1 and (step == 0 and 8 <= hi - lo or step == 1 and 16 <= hi - lo):
             s, gaps = self._sorted, self._spacings
             if step:
-                del s[bisect_left(s, values[old_lo - b])]
-                del gaps[bisect_left(gaps, spacing(old_lo))]
-            insort(s, values[old_hi - b])
-            insort(gaps, spacing(old_hi - 1))
+                i = old_lo - b
+                del s[bisect_left(s, values[i])]
+                del gaps[bisect_left(gaps, float(times[i + 1]) - float(times[i]))]  # spacing(old_lo)
+            i = old_hi - b
+            insort(s, values[i])
+            insort(gaps, float(times[i]) - float(times[i - 1]))  # spacing(old_hi - 1)
             self._lo, self._hi = lo, hi
             return
+
+        def spacing(i: int) -> float:
+            return float(times[i + 1 - b]) - float(times[i - b])
+
         changes = abs(lo - old_lo) + abs(hi - old_hi)
         if lo >= old_hi or hi <= old_lo or changes * 8 > hi - lo:  # little overlap: sort afresh
             self._sorted = sorted(values[lo - b:hi - b])
@@ -158,17 +162,48 @@ def _slide(s: list[float], old_lo: int, old_hi: int, lo: int, hi: int, item: Cal
 
 def median_abs_deviation_sorted(s: list[float], center: float) -> float:
     """numpy's median of |x - center| over the sorted values `s`, by selection (see the module)."""
+    return mad_sorted_from(s, center, None)[0]
+
+
+def mad_sorted_from(s: list[float], center: float, hint: int | None) -> tuple[float, int]:
+    """median_abs_deviation_sorted, and the split it found (how many of the smallest deviations
+    come from above the centre), starting the search at `hint` (the split of the window before:
+    a window that slid by one block moves it by a step or two, found in as many comparisons
+    instead of a binary search's ~log2(n)). The split is the smallest i where a monotone
+    predicate holds, so any start finds the same one: the same float, whatever the hint."""
     n = len(s)
     m = bisect_left(s, center)  # s[m:] >= center: deviations s[m + i] - center, ascending in i
     n_above = n - m  # s[:m] < center: deviations center - s[m - 1 - j], ascending in j
     k = n // 2  # the k-th smallest deviation (0-based), and for an even n the (k-1)-th too
     lo, hi = max(0, k + 1 - m), min(n_above, k + 1)
+    if hint is not None and lo < hi:  # walk from the hint, a few steps; then the binary search
+        # "enough at i": above(i) reaches below(k - i), i.e. not s[a] - center < center - s[b]
+        # with a = m + i, b = m - 1 - (k - i); False, then True, as i grows
+        i = min(max(hint, lo), hi)
+        a, b = m + i, m - 1 - k + i
+        if i == hi or not s[a] - center < center - s[b]:  # the split is at or below i
+            for _ in range(_HINT_STEPS):
+                if i == lo or s[a - 1] - center < center - s[b - 1]:  # not enough at i - 1
+                    lo = hi = i
+                    break
+                i, a, b = i - 1, a - 1, b - 1
+            else:
+                hi = i
+        else:  # above i
+            for _ in range(_HINT_STEPS):
+                i, a, b = i + 1, a + 1, b + 1
+                if i == hi or not s[a] - center < center - s[b]:
+                    lo = hi = i
+                    break
+            else:
+                lo = i + 1
     while lo < hi:  # the smallest i (taken from above) with above(i) >= below(k - i)
         i = (lo + hi) // 2
         if s[m + i] - center < center - s[m - 1 - (k - i)]:
             lo = i + 1
         else:
             hi = i
+    split = lo
     # the k + 1 smallest deviations: the first `lo` above and the first `j` below
     j = k + 1 - lo
     above = s[m + lo - 1] - center if lo else None
@@ -179,8 +214,11 @@ def median_abs_deviation_sorted(s: list[float], center: float) -> float:
         kth, rest_above, rest_below = below, lo, j - 1
     assert kth is not None
     if n % 2:
-        return kth + 0.0
+        return kth + 0.0, split
     # the (k-1)-th: the largest of the k smallest, i.e. of the first rest_above and rest_below
     prev = max(s[m + rest_above - 1] - center if rest_above else -math.inf,
                center - s[m - rest_below] if rest_below else -math.inf)
-    return (prev + kth + 0.0) / 2
+    return (prev + kth + 0.0) / 2, split
+
+
+_HINT_STEPS = 4  # steps walked from a hint before the binary search takes over

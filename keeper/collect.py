@@ -110,7 +110,7 @@ class SnapshotCollector:
         # previous block when their bytes did not change (keeper/history/replay.py): kept
         self._pools_cache: tuple[tuple[MarketStatic, ...], list[_MarketReads], list[PoolStatic]] | None = None
         self._window_ticks: dict[str, tuple[uniswap_v3.BitmapWindow, tuple[int, ...]]] = {}
-        self._pool_states: dict[str, tuple[Any, Any, Any, V3PoolState]] = {}
+        self._pool_states: dict[str, tuple[Any, Any, Any, V3PoolState, PoolStatic]] = {}
         self._last_windows: tuple[list[uniswap_v3.BitmapWindow], tuple[list[PoolStatic], Any]] | None = None
 
     # ------------------------------------------------------------------ prepare
@@ -270,12 +270,16 @@ class SnapshotCollector:
                 return net if isinstance(net, Unavailable) else Unavailable(f"UniswapV3Pool({pool.address}) ticks unreadable")
             window = self._windows[pool.address]
             known = self._pool_states.get(pool.address)
-            if known is not None and known[0] is head and known[1] is net and known[2] is window:
-                return known[3]  # the same (immutable) reads as last block: the same state
+            if known is not None and known[1] is net and known[2] is window and known[4] is pool:
+                if known[0] is head:
+                    return known[3]  # the same (immutable) reads as last block: the same state
+                state = known[3].moved_to(head.sqrt_price_x96, head.tick, head.liquidity)  # the same ticks
+                self._pool_states[pool.address] = (head, net, window, state, pool)
+                return state
             state = V3PoolState(sqrt_price_x96=head.sqrt_price_x96, tick=head.tick, liquidity=head.liquidity,
                                 fee_pips=pool.fee_pips, tick_spacing=pool.tick_spacing,
                                 liquidity_net_by_tick=net, tick_window=window.tick_range)
-            self._pool_states[pool.address] = (head, net, window, state)
+            self._pool_states[pool.address] = (head, net, window, state, pool)
             return state
 
         markets = {}

@@ -147,6 +147,12 @@ class MarketSnapshot:
     rpc_round_trips: int
     wallet_raw: Mapping[str, int] = field(default_factory=dict)  # the account's token balances by token address
 
+    def with_account(self, account: PerpAccountState | Unavailable | None) -> MarketSnapshot:
+        """dataclasses.replace(self, account=account), for once per block (a backtest's paper
+        account): a third of replace's cost (it looks up every field by name)."""
+        return MarketSnapshot(self.block_number, self.block_timestamp, self.base_fee_wei, self.markets, account,
+                              self.rpc_round_trips, self.wallet_raw)
+
 
 SnapshotPart = Union[PerpMarketState, V2PairState, "V3PoolState", OracleState, Unavailable]
 

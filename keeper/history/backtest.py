@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +201,7 @@ def _step(engine: Engine, executor: PaperExecutor, books: BacktestJournal, accou
     if executor.mode != "dry_run":
         positions, legs = engine.positions(), _pair_legs(engine)
         account.accrue(snapshot, positions, legs)
-        snapshot = replace(snapshot, account=account.state(snapshot, positions, _pnl_to_date_x18(books), legs))
+        snapshot = snapshot.with_account(account.state(snapshot, positions, _pnl_to_date_x18(books), legs))
     executor.snapshot = snapshot
     report = engine.decide_on(snapshot, snapshot.block_number, computed=signals)  # the worker's, or None: computed
     run.outcomes.extend(report.outcomes)

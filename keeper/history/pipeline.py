@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copyreg
 import gc
+import importlib
 import io
 import multiprocessing
 import os
@@ -45,7 +46,6 @@ from keeper.signals import Signal, SkippedSignal
 from keeper.history.replay import rebuild_snapshot, replay_collector
 from keeper.history.store import BlockRecord, read_blocks
 from keeper.types import MarketSnapshot
-from keeper.venues.uniswap_v3_math import V3PoolState
 
 BATCH_BLOCKS = 100  # one pickle per batch: pool states unchanged between its blocks are sent once
 FIRST_BATCH_BLOCKS = 10  # the engine starts after 10 blocks, not 100; the batches double up to BATCH_BLOCKS
@@ -214,35 +214,50 @@ def _messages(path: Path, meta: dict[str, Any], from_block: int | None, to_block
 
 
 def _reducers() -> dict[type, Any]:
-    """The pickler's reducers for one message. A V3 pool state goes as its fields (its tick map is
-    a read-only proxy, which does not pickle): validated where it was built, restored as it was,
-    without validating and sorting its ticks again (that cost the main process more than the
-    pickle itself). The states that share a tick map (one pool's, block after block, while its
-    ticks stay: the collector builds them on one private copy, keyed by their compressed ticks)
-    share one copy of it in the message, as they do in this process: a batch pickles a pool's
-    map once, not once per block (a third of the bytes, for 4-6 ticks a pool)."""
-    maps: dict[int, tuple[tuple[int, ...], dict[int, int]]] = {}
-
-    def reduce_v3_pool(state: V3PoolState) -> tuple[Any, tuple[Any, ...]]:
-        fields = dict(state.__dict__)
-        ticks, key = state.liquidity_net_by_tick, state._compressed_ticks
-        known = maps.get(id(key))
-        if known is None or known[0] is not key or known[1] != ticks:
-            known = maps[id(key)] = (key, dict(ticks))
-        fields["liquidity_net_by_tick"] = known[1]
-        return _restore_v3_pool, (fields,)
-
+    """The pickler's reducers for one message. A V3 pool state pickles as any frozen dataclass
+    (its fields, restored by the unpickler itself: validated where it was built, not validated
+    and sorted again), but for its tick map, a read-only proxy, which does not pickle: it goes as
+    a copy of the map, unpickled into a proxy of it by MappingProxyType itself (no Python function
+    per pool). The states that share a tick map (one pool's, block after block, while its ticks
+    stay) share one proxy (uniswap_v3_math.V3PoolState), so a batch pickles a pool's map once, not
+    once per block (a third of the bytes, for 4-6 ticks a pool), and the main process's states
+    share it too."""
     table = copyreg.dispatch_table.copy()
-    table[V3PoolState] = reduce_v3_pool
+    table[MappingProxyType] = _reduce_mapping_proxy
+    table[_MappingProxyType] = _MappingProxyType.reduce
+    table[_Module] = _Module.reduce
     return table
 
 
-def _restore_v3_pool(fields: dict[str, Any]) -> V3PoolState:
-    state = object.__new__(V3PoolState)
-    fields["liquidity_net_by_tick"] = MappingProxyType(fields["liquidity_net_by_tick"])
-    state.__dict__.update(fields)
-    return state
+def _reduce_mapping_proxy(proxy: MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:
+    return _MAPPING_PROXY, (proxy.copy(),)
 
+
+class _MappingProxyType:
+    """MappingProxyType as a message names it: pickle cannot (its class calls itself
+    builtins.mappingproxy, not a name there), so the unpickler looks it up in `types` once per
+    message, then calls it per tick map."""
+
+    def __call__(self, mapping: Mapping[Any, Any]) -> MappingProxyType[Any, Any]:
+        return MappingProxyType(mapping)
+
+    def reduce(self) -> tuple[Any, tuple[Any, str]]:
+        return getattr, (_Module("types"), "MappingProxyType")
+
+
+class _Module:
+    """A module in a message: imported by the unpickler."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def reduce(self) -> tuple[Any, tuple[str]]:
+        return importlib.import_module, (self.name,)
+
+
+_MAPPING_PROXY = _MappingProxyType()
 
 
 def _loads(payload: bytes) -> Any:

@@ -182,19 +182,20 @@ def _read_blocks(path: Path, from_block: int | None, to_block: int | None) -> It
         offsets, pairs = reads.offsets.to_pylist(), reads.values
         calldata, results = _bytes_list(pairs.field("calldata")), _bytes_list(pairs.field("result"))
         windows: dict[str, Mapping[str, int]] = {}  # the same centres block after block: parsed once (read only)
-        for i, block in enumerate(columns["block"]):
+        rows = zip(*(columns[name] for name in _ROW_COLUMNS), offsets, offsets[1:])  # a block's fields, in SCHEMA order
+        for (block, timestamp, hash_, parent_hash, base_fee_wei, gas_used, gas_limit, l1_base_fee, l1_blob_base_fee,
+             l1_base_fee_scalar, l1_blob_base_fee_scalar, l1, window_ticks, lo, hi) in rows:
             if (from_block is not None and block < from_block) or (to_block is not None and block > to_block):
                 continue
-            l1 = columns["l1_fee_wei"][i]
-            lo, hi = offsets[i], offsets[i + 1]
             yield BlockRecord(
-                block=block, timestamp=columns["timestamp"][i], hash=columns["hash"][i],
-                parent_hash=columns["parent_hash"][i], base_fee_wei=columns["base_fee_wei"][i],
-                gas_used=columns["gas_used"][i], gas_limit=columns["gas_limit"][i],
-                l1=None if l1 is None else (columns["l1_base_fee_wei"][i], columns["l1_blob_base_fee_wei"][i],
-                                            columns["l1_base_fee_scalar"][i], columns["l1_blob_base_fee_scalar"][i], l1),
-                window_ticks=_parsed(windows, columns["window_ticks"][i]),
+                block=block, timestamp=timestamp, hash=hash_, parent_hash=parent_hash, base_fee_wei=base_fee_wei,
+                gas_used=gas_used, gas_limit=gas_limit,
+                l1=None if l1 is None else (l1_base_fee, l1_blob_base_fee, l1_base_fee_scalar, l1_blob_base_fee_scalar, l1),
+                window_ticks=_parsed(windows, window_ticks),
                 reads=list(zip(calldata[lo:hi], results[lo:hi])))
+
+
+_ROW_COLUMNS = [name for name in SCHEMA.names if name != "reads"]
 
 
 def _parsed(known: dict[str, Mapping[str, int]], text: str) -> Mapping[str, int]:

@@ -7,6 +7,7 @@ these as JSON (keeper/history/replay.py), so their fields are a file format: add
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class MarketSource:
     uniswap_v2_pair: str | None
     uniswap_v3_pool: str | None
 
-    @property
+    @cached_property  # asked for every market every block (the snapshot's MarketView); kept in the instance dict
     def spot_is_token0(self) -> bool:
         return int(self.spot_token, 16) < int(self.usdc, 16)
 

@@ -6,6 +6,7 @@ ticks(t).liquidityNet for every set bit. The exact swap math is in uniswap_v3_ma
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from eth_abi import encode
@@ -68,6 +69,16 @@ def word_of_tick(tick: int, tick_spacing: int) -> int:
     return compressed >> 8
 
 
+@functools.lru_cache(maxsize=4096)  # a window re-centred reads the same words again: eth_abi's encode is ~30 us
+def _tick_bitmap_calldata(word: int) -> bytes:
+    return _TICK_BITMAP + encode(["int16"], [word])
+
+
+@functools.lru_cache(maxsize=4096)
+def _ticks_calldata(tick: int) -> bytes:
+    return _TICKS + encode(["int24"], [tick])
+
+
 def plan_head(pool: str) -> ReadPlan[V3Head]:
     def decode(data: list[bytes]) -> V3Head:
         return V3Head(word_uint(data[0], 0), word_int(data[0], 1), word_uint(data[1], 0))
@@ -79,7 +90,7 @@ def plan_head(pool: str) -> ReadPlan[V3Head]:
 def plan_bitmap(pool: str, tick_spacing: int, center_tick: int, half_width_words: int) -> ReadPlan[BitmapWindow]:
     center = word_of_tick(center_tick, tick_spacing)
     first, last = center - half_width_words, center + half_width_words
-    calls = [Call(pool, _TICK_BITMAP + encode(["int16"], [w]), f"UniswapV3Pool({pool}).tickBitmap({w})")
+    calls = [Call(pool, _tick_bitmap_calldata(w), f"UniswapV3Pool({pool}).tickBitmap({w})")
              for w in range(first, last + 1)]
 
     def decode(data: list[bytes]) -> BitmapWindow:
@@ -90,7 +101,7 @@ def plan_bitmap(pool: str, tick_spacing: int, center_tick: int, half_width_words
 
 def plan_liquidity_net(pool: str, ticks: list[int]) -> ReadPlan[dict[int, int]]:
     """ticks(t) returns (liquidityGross, liquidityNet, ...): keep liquidityNet."""
-    calls = [Call(pool, _TICKS + encode(["int24"], [t]), f"UniswapV3Pool({pool}).ticks({t})") for t in ticks]
+    calls = [Call(pool, _ticks_calldata(t), f"UniswapV3Pool({pool}).ticks({t})") for t in ticks]
 
     def decode(data: list[bytes]) -> dict[int, int]:
         return {t: word_int(d, 1) for t, d in zip(ticks, data)}

@@ -53,9 +53,10 @@ class QuoteOutOfRange(SkipOpportunity):
 # Tick maps already checked, by identity (held, so an id is not reused while kept): a collector
 # builds each block's states from the same decoded maps, and a swap's pool_after keeps its map.
 # A hit also needs equal contents (a caller may have changed its dict since) and the same spacing
-# and window. The states share one private copy, each behind its own read-only proxy.
+# and window. The states share one private copy behind one read-only proxy (a batch of a
+# backtest's snapshots pickles it once: keeper/history/pipeline.py).
 _TICK_MAPS_KEPT = 64
-_TICK_MAPS_SEEN: dict[int, tuple[Mapping[int, int], tuple[int, int, int], dict[int, int], tuple[int, ...]]] = {}
+_TICK_MAPS_SEEN: dict[int, tuple[Mapping[int, int], tuple[int, int, int], MappingProxyType[int, int], tuple[int, ...]]] = {}
 @quick_init
 @dataclass(frozen=True)
 class V3PoolState:
@@ -89,7 +90,7 @@ class V3PoolState:
         given = self.liquidity_net_by_tick
         seen = _TICK_MAPS_SEEN.get(id(given))
         if seen is not None and seen[0] is given and seen[1] == (self.tick_spacing, low, high) and seen[2] == given:
-            ticks, compressed = seen[2], seen[3]  # the same map (equal content) as a state built before
+            proxy, compressed = seen[2], seen[3]  # the same map (equal content) as a state built before
         else:
             ticks = dict(given)
             for tick in ticks:
@@ -100,14 +101,23 @@ class V3PoolState:
             compressed = tuple(sorted(t // self.tick_spacing for t in ticks))
             if len(_TICK_MAPS_SEEN) >= _TICK_MAPS_KEPT:
                 _TICK_MAPS_SEEN.clear()
-            _TICK_MAPS_SEEN[id(given)] = (given, (self.tick_spacing, low, high), ticks, compressed)
-        object.__setattr__(self, "liquidity_net_by_tick", MappingProxyType(ticks))
+            proxy = MappingProxyType(ticks)
+            _TICK_MAPS_SEEN[id(given)] = (given, (self.tick_spacing, low, high), proxy, compressed)
+        object.__setattr__(self, "liquidity_net_by_tick", proxy)
         object.__setattr__(self, "_compressed_ticks", compressed)
 
     def moved_to(self, sqrt_price_x96: int, tick: int, liquidity: int) -> V3PoolState:
-        """The same pool after a swap (which changes only price, tick and active liquidity)."""
-        return V3PoolState(sqrt_price_x96, tick, liquidity, self.fee_pips, self.tick_spacing,
-                           self.liquidity_net_by_tick, self.tick_window)
+        """The same pool after a swap (which changes only price, tick and active liquidity), or
+        read again at a later block with the same ticks: what V3PoolState(...) of these fields
+        builds, with this state's fee, spacing, window and tick map (read-only, checked when this
+        state was built), so only the new liquidity is checked (a third of the constructor's cost)."""
+        if not 0 <= liquidity <= UINT128_MAX:
+            raise ValueError(f"liquidity must fit uint128, got {liquidity}")
+        state = object.__new__(type(self))
+        fields = state.__dict__
+        fields.update(self.__dict__)  # (the constructor's field order)
+        fields["sqrt_price_x96"], fields["tick"], fields["liquidity"] = sqrt_price_x96, tick, liquidity
+        return state
 
     def after(self, quote: V3SwapQuote) -> V3PoolState:
         """The pool once `quote`'s swap has happened, to quote the next trade against."""

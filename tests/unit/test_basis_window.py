@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from keeper.basis_history import BasisHistory, BasisStats
-from keeper.basis_window import median_abs_deviation_sorted, median_sorted
+from keeper.basis_window import mad_sorted_from, median_abs_deviation_sorted, median_sorted
 
 
 class BruteForceHistory:
@@ -138,6 +138,19 @@ def test_median_and_mad_by_selection_equal_numpy_on_random_sorted_windows() -> N
         center = float(np.median(arr))
         assert median_sorted(values).hex() == center.hex()
         assert median_abs_deviation_sorted(values, center).hex() == float(np.median(np.abs(arr - center))).hex()
+
+
+def test_the_mad_and_its_split_are_the_same_from_any_starting_hint() -> None:
+    rng = random.Random(11)
+    for _ in range(2_000):
+        n = rng.randint(1, 70)
+        values = sorted(_value(rng, []) for _ in range(n))
+        center = median_sorted(values)
+        mad, split = mad_sorted_from(values, center, None)
+        assert mad.hex() == median_abs_deviation_sorted(values, center).hex()
+        for hint in (split, split - 1, split + 1, split - 5, split + 9, -3, 0, n, n + 4, rng.randint(-10, n + 10)):
+            got, got_split = mad_sorted_from(values, center, hint)
+            assert (got.hex(), got_split) == (mad.hex(), split), (values, hint)
 
 
 def test_the_engine_s_second_read_of_a_block_is_computed_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]

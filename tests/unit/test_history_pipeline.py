@@ -57,3 +57,30 @@ def test_given_a_callers_own_freeze_when_the_loop_ends_then_it_stays_frozen() ->
         assert gc.get_freeze_count() >= frozen > 0
     finally:
         gc.unfreeze()
+
+
+def test_given_pool_states_on_one_tick_map_when_a_batch_is_pickled_then_they_come_back_equal_sharing_one_read_only_map() -> None:
+    import pickletools
+    from types import MappingProxyType
+
+    from keeper.history.pipeline import _BLOCKS, _dumps, _loads
+    from keeper.venues.uniswap_v3_math import V3PoolState
+
+    # Given three states of one pool on one decoded tick map (the collector's, block after block) and one on another
+    ticks = {-120: 5, 60: -5}
+    states = [V3PoolState(2**96 + i, i, 10**18, 3000, 60, ticks, (-15360, 15299)) for i in range(3)]
+    other = V3PoolState(2**96, 0, 10**18, 3000, 60, {-60: 7, 120: -7}, (-15360, 15299))
+    assert states[0].liquidity_net_by_tick is states[2].liquidity_net_by_tick  # one proxy for the map
+    # When they are pickled as a batch and unpickled
+    message = _dumps(states + [other], _BLOCKS)
+    back = _loads(memoryview(message)[1:])
+    # Then each is equal to its original, field by field, its map read-only, the shared map once in the message
+    assert back == states + [other]
+    for got, sent in zip(back, states + [other]):
+        assert got.__dict__ == sent.__dict__ and isinstance(got.liquidity_net_by_tick, MappingProxyType)
+    assert back[0].liquidity_net_by_tick is back[2].liquidity_net_by_tick is not back[3].liquidity_net_by_tick
+    reduces = sum(1 for op, _, _ in pickletools.genops(message[1:]) if op.name == "REDUCE")
+    assert reduces == 2 + 2  # MappingProxyType looked up once (import, getattr), then called per map: 2 maps
+    # And the map still refuses to be changed
+    with pytest.raises(TypeError):
+        back[0].liquidity_net_by_tick[60] = 0  # type: ignore[index]

@@ -339,3 +339,15 @@ def test_given_one_tick_map_reused_when_building_states_then_each_checks_and_hol
         V3PoolState(Q96, 0, 10**20, 3000, 400, net, window)
     with pytest.raises(ValueError, match="outside tick_window"):
         V3PoolState(Q96, 0, 10**20, 3000, 60, net, (-60, 60))
+
+
+def test_moved_to_is_the_constructors_state_with_the_new_head_and_checks_the_new_liquidity() -> None:
+    pool = V3PoolState(2**96, 0, 10**18, 3000, 60, {-120: 5, 60: -5}, (-15360, 15299))
+    moved = pool.moved_to(2**96 + 7, 3, 10**17)
+    built = V3PoolState(2**96 + 7, 3, 10**17, 3000, 60, {-120: 5, 60: -5}, (-15360, 15299))
+    assert moved == built and list(moved.__dict__) == list(built.__dict__)
+    assert moved._compressed_ticks == built._compressed_ticks == (-2, 1)
+    assert moved.liquidity_net_by_tick is pool.liquidity_net_by_tick  # the same read-only map
+    assert (pool.sqrt_price_x96, pool.tick, pool.liquidity) == (2**96, 0, 10**18)  # the original is unchanged
+    with pytest.raises(ValueError, match="uint128"):
+        pool.moved_to(2**96, 0, 2**128)
