@@ -146,7 +146,7 @@ def record(
     from keeper.history.commands import record_command
 
     try:
-        check_options(urls={"--rpc-url": rpc_url}, addresses={"--account": account})
+        check_options(urls={"--rpc-url": rpc_url}, addresses={"--account": account}, out_dirs={"--out": out_file})
         out.print(record_command(config=config, rpc_url=rpc_url, out=out_file, from_block=from_block, to_block=to_block,
                                  follow=follow, account=account, manifest=manifest, console=err), highlight=False, markup=False)
     except KeeperError as exc:
@@ -174,7 +174,7 @@ def backtest(
     from keeper.history.commands import backtest_command, sweep_command
 
     try:
-        check_options(out_dirs={"--out": out_dir})  # --dask: Dask's own address forms, checked by the sweep
+        check_options(out_dirs={"--out": None if sweep else out_dir})  # --dask: Dask's own address forms, checked by the sweep
         if sweep:
             text = sweep_command(history=history, config=config, strategy=strategy, from_block=from_block,
                                  to_block=to_block, sweep=sweep, folds=folds, workers=workers, dask=dask,

@@ -15,6 +15,7 @@ from rich.markup import escape
 from keeper.config import URL_SCHEMES, KeeperConfig, check_url, parse_address
 from keeper.errors import ConfigError, FatalError, KeeperError
 from keeper.logs import configure_logging, redact_urls
+from keeper.out_paths import check_writable
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -45,13 +46,17 @@ def run_app(app: typer.Typer) -> int:
 
 
 def check_options(*, urls: Mapping[str, str | None] = {}, addresses: Mapping[str, str | None] = {},
-                  schemes: set[str] = URL_SCHEMES, out_dirs: Mapping[str, Path | None] = {}) -> None:
-    """URLs (of nodes: http(s), or `schemes`), addresses and output directories given on the command
-    line, checked before anything starts: a ConfigError naming the option (the caller's `fail` makes
-    it one line, exit 2)."""
+                  schemes: set[str] = URL_SCHEMES, out_dirs: Mapping[str, Path | None] = {},
+                  out_files: Mapping[str, Path | None] = {}) -> None:
+    """URLs (of nodes: http(s), or `schemes`), addresses and output directories and files given on
+    the command line, checked before anything starts (an output must be creatable and writable): a
+    ConfigError naming the option (the caller's `fail` makes it one line, exit 2)."""
     for option, directory in out_dirs.items():
-        if directory is not None and directory.exists() and not directory.is_dir():
-            raise ConfigError(f"{option} {directory}: exists and is not a directory")
+        if directory is not None:
+            check_writable(directory, option, directory=True)
+    for option, file in out_files.items():
+        if file is not None:
+            check_writable(file, option, directory=False)
     for option, url in urls.items():
         if url is not None:
             check_url(url, option, schemes)

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from keeper.cli_console import err, fail, out
+from keeper.cli_console import check_options, err, fail, out
 from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import ConfigError, FatalError, KeeperError
 from keeper.logs import configure_logging, get_logger
@@ -52,6 +52,12 @@ def devnet(
     log = get_logger("keeper.devnet")
     if dump_state and load_state:
         raise fail(FatalError("--dump-state and --load-state are exclusive: pick one"))
+    if steps and not drive:
+        raise fail(ConfigError("--steps: counts driver steps; it needs --drive"))
+    try:
+        check_options(out_files={"--manifest": manifest, "--dump-state": dump_state})
+    except ConfigError as exc:
+        raise fail(exc) from exc
     signal.signal(signal.SIGTERM, _raise_stop)
     world = None
     try:
