@@ -51,18 +51,18 @@ def check_options(*, urls: Mapping[str, str | None] = {}, addresses: Mapping[str
     """URLs (of nodes: http(s), or `schemes`), addresses and output directories and files given on
     the command line, checked before anything starts (an output must be creatable and writable): a
     ConfigError naming the option (the caller's `fail` makes it one line, exit 2)."""
-    for option, directory in out_dirs.items():
-        if directory is not None:
-            check_writable(directory, option, directory=True)
-    for option, file in out_files.items():
-        if file is not None:
-            check_writable(file, option, directory=False)
     for option, url in urls.items():
         if url is not None:
             check_url(url, option, schemes)
     for option, address in addresses.items():
         if address is not None:
             parse_address(address, option)
+    for option, directory in out_dirs.items():
+        if directory is not None:
+            check_writable(directory, option, directory=True)
+    for option, file in out_files.items():
+        if file is not None:
+            check_writable(file, option, directory=False)
 
 
 def fail(exc: KeeperError) -> typer.Exit:
