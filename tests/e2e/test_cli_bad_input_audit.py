@@ -51,3 +51,40 @@ def test_a_journal_path_holding_another_file_is_refused_before_any_chain_is_used
     result = keeper("run", "--dry-run", "--rpc-url", NODE, cwd=tmp_path,
                     env={"KEEPER_MONITORING__JOURNAL": "notes.txt", "KEEPER_MONITORING__LIVE_PANEL": "off"})
     assert_one_line_exit_2(result, "journal notes.txt: not a usable SQLite database")
+
+
+ADDRESS = "0x" + "11" * 20
+
+
+def test_a_keystore_or_scenario_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_bytes(b"\xff\xfe\x00 binary \x80")
+    deploy = keeper("executor", "deploy", "--treasury", ADDRESS, "--operator", ADDRESS, "--rpc-url", NODE,
+                    "--admin-keystore", "bad.toml", cwd=tmp_path)
+    assert_one_line_exit_2(deploy, "keystore bad.toml: not a JSON keystore (not UTF-8")
+    scenario = keeper("simulate", "--fork-url", NODE, "--blocks", "2", "--scenario", "bad.toml", cwd=tmp_path)
+    assert_one_line_exit_2(scenario, "scenario bad.toml: not UTF-8 text")
+
+
+def test_a_market_given_twice_to_executor_deploy_is_refused_before_the_key_is_read(tmp_path: Path) -> None:
+    result = keeper("executor", "deploy", "--treasury", ADDRESS, "--operator", ADDRESS, "--rpc-url", NODE,
+                    "--markets", "ETH,BTC,ETH", cwd=tmp_path)  # was: setMarket(ETH) sent twice
+    assert_one_line_exit_2(result, "--markets: ETH given more than once")
+
+
+@pytest.mark.parametrize("command", ["deploy", "migrate"])
+def test_executor_help_at_80_columns_shows_every_option_name_whole(command: str, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "keeper", "executor", command, "--help"], capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path, env={**os.environ, "COLUMNS": "80", "TERM": "dumb"})
+    assert result.returncode == 0
+    assert "--admin-password-env " in result.stdout and "KEEPER_ADMIN_KEYSTORE_PASSWORD;" in result.stdout
+    assert "…" not in result.stdout  # nothing cut short
+
+
+def test_the_password_option_s_old_name_still_works_but_not_both(tmp_path: Path) -> None:
+    both = keeper("executor", "deploy", "--treasury", ADDRESS, "--operator", ADDRESS, "--rpc-url", NODE,
+                  "--admin-password-env", "A", "--admin-keystore-password-env", "B", cwd=tmp_path)
+    assert_one_line_exit_2(both, "--admin-password-env and --admin-keystore-password-env (its old name) both given")
+    (tmp_path / "k.json").write_text('{"crypto": {}}')
+    old = keeper("executor", "deploy", "--treasury", ADDRESS, "--operator", ADDRESS, "--rpc-url", NODE,
+                 "--admin-keystore", "k.json", "--admin-keystore-password-env", "MY_PASSWORD", cwd=tmp_path)
+    assert_one_line_exit_2(old, "keystore password: set $MY_PASSWORD")
