@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from keeper.cli_console import ConfigOption, check_options, err, out, run_app
+from keeper.cli_console import ConfigOption, check_options, err, finite, out, run_app
 from keeper.cli_console import configure_logging_from as _configure_logging_from
 from keeper.cli_console import fail as _fail
 from keeper.devnet.manifest import DEFAULT_MANIFEST
@@ -47,7 +47,7 @@ def run(
     rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC URL (overrides chain.rpc_url). Unset everywhere: start the embedded devnet with market activity.")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the embedded devnet's market-activity driver.")] = 7,
-    drive_interval: Annotated[float, typer.Option(min=0.1, help="Embedded devnet: wall-clock seconds between market-activity steps.")] = 2.0,
+    drive_interval: Annotated[float, typer.Option(min=0.1, callback=finite, help="Embedded devnet: wall-clock seconds between market-activity steps.")] = 2.0,
 ) -> None:
     """Run the keeper: every new block, read all markets from contracts, decide, and open, hold
     and unwind delta-neutral basis positions through the executor. The signing key comes from the
@@ -224,8 +224,8 @@ def stress(
     account: Annotated[Optional[str], typer.Option(help="Perp account to stress (default: account.executor).")] = None,
     market: Annotated[Optional[str], typer.Option(help="Propose a position in this market (with --direction).")] = None,
     direction: Annotated[Optional[str], typer.Option(help="short_perp or long_perp, for --market.")] = None,
-    notional_usd: Annotated[float, typer.Option(help="Proposed notional in USD (0: only the largest safe size).")] = 0.0,
-    collateral_usd: Annotated[Optional[float], typer.Option(help="Stress a fresh account with this collateral instead.")] = None,
+    notional_usd: Annotated[float, typer.Option(callback=finite, help="Proposed notional in USD (0: only the largest safe size).")] = 0.0,
+    collateral_usd: Annotated[Optional[float], typer.Option(callback=finite, help="Stress a fresh account with this collateral instead.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
     index_rounds: Annotated[Optional[int], typer.Option(help="Oracle rounds read back, at most, for the index volatility (default 64, at most 1,024: the records the keeper's index history keeps; 0: the TWAP departure alone).")] = None,
 ) -> None:

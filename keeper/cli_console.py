@@ -4,6 +4,7 @@ from the config, and the common options. keeper/cli.py and the command modules i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Optional
@@ -63,6 +64,13 @@ def check_options(*, urls: Mapping[str, str | None] = {}, addresses: Mapping[str
     for option, file in out_files.items():
         if file is not None:
             check_writable(file, option, directory=False)
+
+
+def finite(value: float | None) -> float | None:
+    """A float option's callback: inf and nan are refused (a usage error naming the option)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def fail(exc: KeeperError) -> typer.Exit:

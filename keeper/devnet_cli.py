@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from keeper.cli_console import check_options, err, fail, out
+from keeper.cli_console import check_options, err, fail, finite, out
 from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import ConfigError, FatalError, KeeperError
 from keeper.logs import configure_logging, get_logger
@@ -36,7 +36,7 @@ def devnet(
     load_state: Annotated[Optional[Path], typer.Option(help="Start from a state saved with --dump-state instead of deploying (well under a second).")] = None,
     drive: Annotated[bool, typer.Option(help="Run the market-activity driver: index random walk, oracle updates, perp and spot trades.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the market-activity driver (same seed, same market path).")] = 7,
-    step_interval: Annotated[float, typer.Option(min=0.0, help="Wall-clock seconds between driver steps.")] = 2.0,
+    step_interval: Annotated[float, typer.Option(min=0.0, callback=finite, help="Wall-clock seconds between driver steps.")] = 2.0,
     step_s: Annotated[int, typer.Option(min=1, help="Simulated chain seconds each driver step advances.")] = 60,
     steps: Annotated[int, typer.Option(min=0, help="Stop after this many driver steps (0 = until Ctrl-C).")] = 0,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",

@@ -54,7 +54,7 @@ MAX_PREMIUM = 0.06  # keeper.devnet.activity clamps the premium here (Perp's pri
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ActivitySettings(_Strict):

@@ -88,3 +88,22 @@ def test_the_password_option_s_old_name_still_works_but_not_both(tmp_path: Path)
     old = keeper("executor", "deploy", "--treasury", ADDRESS, "--operator", ADDRESS, "--rpc-url", NODE,
                  "--admin-keystore", "k.json", "--admin-keystore-password-env", "MY_PASSWORD", cwd=tmp_path)
     assert_one_line_exit_2(old, "keystore password: set $MY_PASSWORD")
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["stress", "--notional-usd", "inf", "--collateral-usd", "10000"], "'--notional-usd': inf is not a finite number"),
+    (["stress", "--collateral-usd", "inf", "--json"], "'--collateral-usd': inf is not a finite number"),
+    (["stress", "--collateral-usd", "nan"], "'--collateral-usd': nan is not a finite number"),
+    (["run", "--dry-run", "--drive-interval", "inf"], "'--drive-interval': inf is not a finite number"),
+    (["run", "--dry-run", "--rpc-url", "http://127.0.0.1:99999"], "--rpc-url: not a node URL"),  # was retried 28 s
+    (["scan", "--rpc-url", "http://127.0.0.1:0"], "--rpc-url: not a node URL"),
+])
+def test_non_finite_numbers_and_invalid_ports_are_usage_errors(args: list[str], named: str, tmp_path: Path) -> None:
+    assert_one_line_exit_2(keeper(*args, cwd=tmp_path), named)
+
+
+def test_an_error_from_a_keeper_variable_names_the_variable(tmp_path: Path) -> None:
+    (tmp_path / "k.toml").write_text("[risk]\nmax_leverage = 2\n")
+    result = keeper("run", "--dry-run", "-c", "k.toml", "--rpc-url", NODE, cwd=tmp_path,
+                    env={"KEEPER_RISK__MAX_LEVRAGE": "2"})
+    assert_one_line_exit_2(result, "error: environment KEEPER_RISK__MAX_LEVRAGE: risk.max_levrage: unknown key")
