@@ -107,3 +107,26 @@ def test_an_error_from_a_keeper_variable_names_the_variable(tmp_path: Path) -> N
     result = keeper("run", "--dry-run", "-c", "k.toml", "--rpc-url", NODE, cwd=tmp_path,
                     env={"KEEPER_RISK__MAX_LEVRAGE": "2"})
     assert_one_line_exit_2(result, "error: environment KEEPER_RISK__MAX_LEVRAGE: risk.max_levrage: unknown key")
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["simulate", "--fork-url", NODE, "--blocks", "5", "--scenario", "mispricing", "--seeds", "1,2"],
+     "--seeds: only with --suite (one run takes --seed)"),  # was: ran seed 7, the seeds ignored
+    (["simulate", "--fork-url", NODE, "--suite", "--seed", "3"], "--seed: one scenario run only, not with --suite"),
+    (["simulate", "--fork-url", NODE, "--check", "--scenario", "calm"], "--check: needs --replay"),  # was: --from-block: required with --replay
+    (["simulate", "--fork-url", NODE, "--blocks", "5", "--scenario", "calm", "--from-block", "3"], "--from-block: only with --replay"),
+    (["backtest", "hist", "--workers", "2"], "--workers: only with --sweep"),
+    (["backtest", "hist", "--folds", "2", "--dask", "tcp://127.0.0.1:9"], "--folds, --dask: only with --sweep"),
+    (["backtest", "hist", "--sweep", "risk.exit_cooldown_s=1,2", "--dry-run"], "--dry-run: not with --sweep"),
+    (["run", "--dry-run", "--rpc-url", NODE, "--seed", "3"], "--seed: only for the embedded devnet; not with an RPC"),
+    (["run", "--dry-run", "--rpc-url", NODE, "--drive-interval", "1"], "--drive-interval: only for the embedded devnet"),
+])
+def test_an_option_the_chosen_mode_would_ignore_is_refused_naming_both(args: list[str], named: str,
+                                                                     tmp_path: Path) -> None:
+    assert_one_line_exit_2(keeper(*args, cwd=tmp_path), named)
+
+
+def test_an_rpc_from_the_config_also_refuses_the_embedded_devnet_options(tmp_path: Path) -> None:
+    (tmp_path / "k.toml").write_text(f'[chain]\nrpc_url = "{NODE}"\n')
+    result = keeper("run", "--dry-run", "-c", "k.toml", "--seed", "3", cwd=tmp_path)
+    assert_one_line_exit_2(result, "--seed: only for the embedded devnet; not with an RPC (--rpc-url or chain.rpc_url)")
