@@ -15,7 +15,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
+from typing import TYPE_CHECKING
 
 from keeper.artifacts import NODE_MODULES, abi_codec
 from keeper.chain.multicall import Call, Multicall, word_address, word_uint
@@ -24,6 +24,10 @@ from keeper.collect import MarketSource, Sources
 from keeper.errors import ChainMismatchError, ConfigError
 from keeper.logs import redacted_url
 from keeper.venues.perp_v2 import PerpAddresses
+
+if TYPE_CHECKING:
+    from keeper.config import KeeperConfig
+    from keeper.devnet.manifest import DevnetManifest
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -164,8 +168,29 @@ def export_optimism(target: Path = DATA_DIR / "optimism.json") -> Path:
     return target
 
 
+def config_chain(config: KeeperConfig) -> tuple[str, DevnetManifest | None]:
+    """The node URL `config` names, and the devnet manifest when its preset is the devnet
+    (chain.manifest, else where `keeper devnet` writes it): chain.rpc_url, else the manifest's."""
+    from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
+
+    manifest = DevnetManifest.read(config.chain.manifest or DEFAULT_MANIFEST) if config.chain.preset == "devnet" else None
+    url = config.chain.rpc_url or (manifest.rpc_url if manifest is not None else None)
+    if url is None:
+        raise ConfigError("chain.rpc_url: required with preset 'optimism'")
+    return url, manifest
+
+
+def config_sources(rpc: JsonRpc, manifest: DevnetManifest | None) -> Sources:
+    """The markets' addresses: a devnet's from its manifest, a real chain's resolved on chain from
+    the Optimism address book."""
+    if manifest is not None:
+        return Sources.from_manifest(manifest.with_rpc_url(rpc.url))
+    return resolve_sources(rpc, optimism_book())
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["export"]:
         print("usage: python -m keeper.addressbook export", file=sys.stderr)
         raise SystemExit(2)
     print(export_optimism())
+

@@ -12,7 +12,6 @@ from rich.markup import escape
 from keeper.cli_console import ConfigOption, check_options, err, finite, out, run_app
 from keeper.cli_console import configure_logging_from as _configure_logging_from
 from keeper.cli_console import fail as _fail
-from keeper.devnet.manifest import DEFAULT_MANIFEST
 from keeper.errors import ConfigError, FatalError, KeeperError, TransientError
 
 app = typer.Typer(
@@ -245,8 +244,8 @@ def status(
 @app.command()
 def stress(
     config: ConfigOption = None,
-    manifest: Annotated[Path, typer.Option(help="Manifest with every address (written by `keeper devnet`).")] = DEFAULT_MANIFEST,
-    rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC endpoint (default: the manifest's).")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest; default: where `keeper devnet` writes it).")] = None,
+    rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC endpoint (overrides chain.rpc_url; default on a devnet: the manifest's).")] = None,
     account: Annotated[Optional[str], typer.Option(help="Perp account to stress (default: account.executor).")] = None,
     market: Annotated[Optional[str], typer.Option(help="Propose a position in this market (with --direction).")] = None,
     direction: Annotated[Optional[str], typer.Option(help="short_perp or long_perp, for --market.")] = None,

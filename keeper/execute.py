@@ -94,7 +94,12 @@ def legs_receipt_facts(legs: tuple[TradeLeg, ...], receipt: dict[str, Any], venu
 
 
 class DryRunExecutor:
-    """Simulates every plan with eth_call from the executor's owner; sends nothing, signs nothing."""
+    """Simulates every open with eth_call from the executor's owner; sends nothing, signs nothing.
+
+    A close or resize acts on a position this dry run only imagines (its books are virtual, the
+    chain never held it): an eth_call of it would revert (Perp: no position) or act on whatever
+    the executor really holds. Its would-be fills are the plan's exact quote instead (the same
+    quote a live plan's fills are tested equal to), said so in the outcome."""
 
     mode = "dry_run"
 
@@ -103,6 +108,12 @@ class DryRunExecutor:
         self.owner = owner
 
     def execute(self, plan: TxPlan, on_signed: OnSigned | None = None) -> Outcome:
+        if plan.intent.kind != "open":
+            fills = plan.predicted
+            return Outcome(plan, "dry_run", None, None, 0, 0, fills,
+                           f"would {plan.intent.kind} {plan.intent.market} (a position of this dry run only: priced by "
+                           f"the exact quote, not eth_call): perp base {fills.perp_base_x18}, spot {fills.spot_raw}, "
+                           f"net quote {fills.net_quote_x18}")
         function = _FUNCTION_OF_KIND[plan.intent.kind]
         call = {"from": self.owner, "to": plan.to, "data": "0x" + plan.calldata.hex()}
         try:

@@ -4,7 +4,8 @@ Every event is a name plus key=value fields, so that a decision can be reconstru
 Secrets never reach here: nothing logs a key, and `redact` drops any field named like one; a
 field named like a URL (`rpc_url`, `url`, `ws_url`, ...) is shown as scheme://host:port only, as
 error messages show node URLs (`redacted_url`), and so is any URL inside another field's text (an
-error's message): a provider's API key sits in the path, the query or the user part.
+error's message; the CLI's error line too): a provider's API key sits in the path, the query or
+the user part.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import re
 import sys
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
 
@@ -31,29 +31,39 @@ def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s)\]\"'<>,]+")
+_URL_IN_TEXT = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://"
+    r"(?:[^\s/?#()\[\]{}\"'<>,]*@)?"  # a user part
+    r"(?:\[[^\]\s]*\]?)?[^\s/?#()\[\]{}\"'<>,]*"  # the host (an IPv6 literal in brackets) and port
+    r"(?:[/?#][^\s(){}\"'<>,]*)?")  # a path, a query (brackets allowed there: a[]=KEY)
+_TRAILING = ".:;!?"  # prose after a URL ("... at http://host:8545." or "http://host: refused"), not the URL's
 
 
 def redact_urls(text: str) -> str:
-    """Every URL inside `text` (an error message, a node's stderr) as `redacted_url` shows it: a
-    node echoes the URL it could not reach, normalised (a default port dropped, a case lowered),
-    so the URL given cannot simply be searched for."""
-    return _URL_IN_TEXT.sub(lambda m: redacted_url(m.group()), text)
+    """Every URL inside `text` (an error message, a node's stderr) as `redacted_url` shows it; the
+    punctuation of the sentence around it stays where it was."""
+    def shown(match: re.Match[str]) -> str:
+        url = match.group()
+        kept = url.rstrip(_TRAILING)
+        return redacted_url(kept) + url[len(kept):]
+    return _URL_IN_TEXT.sub(shown, text)
 
 
 def redacted_url(value: str) -> str:
-    """A URL as it may be printed: scheme and host (and port) only; a provider's key often sits in
-    the path or the user part, and an error message must not carry it."""
-    try:
-        parts = urlsplit(value)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return "<not shown: not a URL>"
-    if not parts.scheme or not host:
+    """A URL as it may be printed: scheme and host (and port) as given; a path, a query or a user
+    part, where providers put their keys, becomes "/...". Split as text, not parsed, so that a URL
+    a parser refuses (a bad port, a broken IPv6 literal) is still shown without its secret part;
+    a value with no scheme://host is not shown at all when long enough to be a key."""
+    scheme, sep, rest = value.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo, at, host = authority.rpartition("@")
+    if not sep or not _SCHEME.fullmatch(scheme) or not host:
         return "<not shown: not a URL>" if len(value) > 16 else value
-    hidden = "/..." if (parts.path.strip("/") or parts.query or parts.username) else ""
-    shown_host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{shown_host}{f':{port}' if port else ''}{hidden}"
+    hidden = "/..." if (rest[len(authority):].strip("/") or at) else ""
+    return f"{scheme}://{host}{hidden}"
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 
 def configure_logging(level: str = "INFO", json_lines: bool | None = None, stream: Any = None,

@@ -214,6 +214,11 @@ class PairDesk:
         return {"kind": plan.intent.kind, "status": status, "tx_hash": None, "fills_equal_predicted": None}
 
     def _dry_run(self, plan: PairTxPlan, snapshot: MarketSnapshot, position: PairPosition | None) -> dict[str, Any]:
+        """An open is eth_called; a close or resize acts on the dry run's virtual pair, which the
+        chain never held: its would-be fills are the plan's exact quote (keeper/execute.py's
+        DryRunExecutor does the same for basis trades)."""
+        if plan.intent.kind != "open":
+            return self._dry_fills(plan, snapshot, plan.quote.predicted)
         if not hasattr(self.executor, "rpc"):  # the backtest's paper executor in dry-run mode (keeper/history/books.py)
             fills, why = self.executor.dry_pair(plan, snapshot)
             return self._dry_fills(plan, snapshot, fills) if fills is not None else self._dry_reverted(plan, snapshot, why)

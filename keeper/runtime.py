@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_utils import to_checksum_address
 
@@ -41,9 +42,10 @@ from keeper.chain.tx_types import SenderConfig
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
 from keeper.engine import Engine, StrategySlot, load_strategy_slots
-from keeper.errors import ChainMismatchError, ConfigError, FatalError
+from keeper.errors import ChainMismatchError, ConfigError, FatalError, RpcError, TransientError
 from keeper.execute import DryRunExecutor, Executor, LiveExecutor
 from keeper.adopt import chain_positions
+from keeper.collateral import fund_vault
 from keeper.journal import Journal
 from keeper.retention import prune_journal
 from keeper.startup import retry_transient
@@ -51,6 +53,7 @@ from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
 from keeper.venues.executor import EXECUTOR
 from keeper.warm_start import warm_start
 from keeper.logs import get_logger, redacted_url
+from keeper.journal.lock import JournalLock
 from keeper.metrics import KeeperMetrics
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
@@ -100,6 +103,7 @@ class Runtime:
     ticks: int = 0
     heads: HeadFeed | None = None
     warm_from: MarketSnapshot | None = None  # the start-up snapshot, until the warm start has read back from it
+    journal_lock: JournalLock | None = None  # held from the start to close (keeper/journal/lock.py)
 
     def warm_up(self, should_stop: Callable[[], bool] | None = None) -> None:
         """The warm start (keeper/warm_start.py), once: the block loop calls it before its first
@@ -117,9 +121,24 @@ class Runtime:
             self.heads.stop()
         self.engine.metrics.close()  # the metrics port is free again
         self.journal.close()
+        if self.journal_lock is not None:
+            self.journal_lock.release()
         self.rpc.close()
         if self.setup is not None and self.setup.stop is not None:
             self.setup.stop()
+
+
+def _executor_operator(rpc: JsonRpc, executor: str, chain_id: int) -> str:
+    """The executor's operator; a contract that does not answer `operator()` as a BasisExecutor
+    does (it reverts, or returns no address) is refused naming account.executor."""
+    try:
+        raw = rpc.eth_call(executor, EXECUTOR.encode("operator"))
+        return to_checksum_address(EXECUTOR.decode("operator", raw)[0])
+    except TransientError:
+        raise
+    except (RpcError, ValueError, DecodingError) as exc:
+        raise ChainMismatchError(f"account.executor: {executor} on chain {chain_id} is not a BasisExecutor "
+                                 f"(its operator() {'reverted' if isinstance(exc, RpcError) else 'returned no address'})") from exc
 
 
 def _is_anvil(rpc: JsonRpc) -> bool:
@@ -151,13 +170,17 @@ def assemble_runtime(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) 
 
 def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runtime:
     strategies = load_strategy_slots(config)  # a bad strategy name or parameter: refused before anything is sent
+    lock = JournalLock(config.monitoring.journal).acquire()  # likewise a second keeper on this journal
     metrics = KeeperMetrics()
-    metrics.bind(config.monitoring.metrics_port)  # likewise a metrics port another process holds (taken now, served later)
     try:
-        return _connect_and_assemble(config, setup, strategies, metrics, dry_run=dry_run)
+        metrics.bind(config.monitoring.metrics_port)  # likewise a port another process holds (taken now, served later)
+        runtime = _connect_and_assemble(config, setup, strategies, metrics, dry_run=dry_run)
     except BaseException:
-        metrics.close()  # a start-up that failed (and may be retried) frees the port
+        metrics.close()  # a start-up that failed (and may be retried) frees the port and the journal
+        lock.release()
         raise
+    runtime.journal_lock = lock
+    return runtime
 
 
 def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: list[StrategySlot],
@@ -188,8 +211,7 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
         log.info("executor.provisioned", executor=executor_address)
     if not rpc.get_code(executor_address):
         raise ChainMismatchError(f"account.executor: no contract code at {executor_address} on chain {chain_id}")
-    owner = to_checksum_address(  # the executor's operator: the only account that may trade
-        EXECUTOR.decode("operator", rpc.eth_call(executor_address, EXECUTOR.encode("operator")))[0])
+    owner = _executor_operator(rpc, executor_address, chain_id)  # the only account that may trade
     if signer is not None and owner.lower() != signer.address.lower():
         raise ChainMismatchError(f"account.executor: {executor_address} is operated by {owner}, not by the key's address {signer.address}")
     if signer is not None:
@@ -218,6 +240,7 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
                      metrics: KeeperMetrics) -> Runtime:
     heads = build_head_feed(config, rpc)  # the block loop's feed; pushed heads also wake the sender
     executor: Executor
+    sender: TxSender | None = None  # a dry run sends nothing
     if signer is None:
         executor = DryRunExecutor(rpc, owner)
     else:
@@ -233,6 +256,8 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
             chain_id=chain_id, sleep=heads.sleep_until_new_head)
         sender.recover()
         executor = LiveExecutor(sender, rpc, {BASIS_PERP_VENUE: sources.perp.clearing_house})
+    if sources.markets:  # the vault holds account.collateral_usdc (keeper/collateral.py); a dry run only says so
+        fund_vault(snapshot, sources.markets[0].usdc, executor_address, config.account.collateral_usdc, sender)
     kill_flag = threading.Event()
 
     def kill_switch() -> bool:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from keeper.addressbook import config_chain, config_sources
 from keeper.chain.rpc import JsonRpc
-from keeper.collect import SnapshotCollector, Sources
+from keeper.collect import SnapshotCollector
 from keeper.config import KeeperConfig
-from keeper.devnet.manifest import DevnetManifest
 from keeper.errors import ConfigError, KeeperError
 from keeper.journal import Journal, StatusReport
 from keeper.pairs_status import OpenPairStatus, fetch_open_pairs, pair_leg_sizes_x18, with_unrealised
@@ -80,13 +80,7 @@ def _check_chain(config: KeeperConfig, report: StatusReport,
         return "no: set chain.rpc_url and account.executor to check the journal against the chain", [], None
     try:
         rpc = JsonRpc(config.chain.rpc_url, timeout_s=config.chain.request_timeout_s)
-        if config.chain.preset == "devnet":
-            manifest = DevnetManifest.read(config.chain.manifest or DevnetManifest.default_path())
-            sources = Sources.from_manifest(manifest.with_rpc_url(config.chain.rpc_url))
-        else:
-            from keeper.addressbook import optimism_book, resolve_sources
-
-            sources = resolve_sources(rpc, optimism_book())
+        sources = config_sources(rpc, config_chain(config)[1])
         collector = SnapshotCollector(rpc, sources, account=config.account.executor)
         snapshot = collector.fetch_snapshot()
     except KeeperError as exc:

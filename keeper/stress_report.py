@@ -210,7 +210,7 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     import json
 
     from keeper.config import load_config
-    from keeper.devnet.manifest import DevnetManifest
+    from keeper.addressbook import config_chain, config_sources
     from keeper.errors import FatalError, TransientError
 
     if not (math.isfinite(notional_usd) and notional_usd >= 0):  # inf: an OverflowError in the sizing
@@ -220,7 +220,8 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
         raise ConfigError(f"--index-rounds: must be between 0 and {MAX_ROUNDS} (got {index_rounds})")
     if collateral_usd is not None and not (math.isfinite(collateral_usd) and collateral_usd > 0):  # inf: Infinity in --json
         raise ConfigError(f"--collateral-usd: must be a finite number > 0 (got {collateral_usd})")
-    settings = load_config(config_path)
+    chain = {k: v for k, v in (("rpc_url", rpc_url), ("manifest", manifest)) if v}  # the options override the config
+    settings = load_config(config_path, overrides={"chain": chain} if chain else None)
     proposal = None
     if market is not None or direction is not None:
         if direction is not None and direction not in ("short_perp", "long_perp"):
@@ -228,13 +229,14 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
         if market is None or direction is None:
             raise ConfigError("--market and --direction (short_perp or long_perp) go together")
         proposal = Proposal(market, Direction(direction), notional_usd)
-    book = DevnetManifest.read(manifest)
-    url = rpc_url or book.rpc_url
+    url, book = config_chain(settings)
     try:
-        report = run_stress(JsonRpc(url, timeout_s=10.0), Sources.from_manifest(book),
-                            account or settings.account.executor, settings, proposal, collateral_usd, index_rounds)
+        rpc = JsonRpc(url, timeout_s=10.0)
+        report = run_stress(rpc, config_sources(rpc, book), account or settings.account.executor, settings, proposal,
+                            collateral_usd, index_rounds)
     except TransientError as exc:
-        raise FatalError(f"--rpc-url {redacted_url(url)}: {exc}") from exc
+        source = "--rpc-url" if rpc_url else "chain.rpc_url" if settings.chain.rpc_url else "the devnet manifest's rpc_url"
+        raise FatalError(f"{source} {redacted_url(url)}: {exc}") from exc
     if json_output:
         console.print_json(json.dumps(report.as_json()))
         return

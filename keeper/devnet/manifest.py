@@ -77,10 +77,6 @@ class DevnetManifest(_Strict):
                     named[f"{market.name}.{key}"] = value
         return named
 
-    @staticmethod
-    def default_path() -> Path:
-        return DEFAULT_MANIFEST
-
     def with_rpc_url(self, rpc_url: str) -> DevnetManifest:
         return self.model_copy(update={"rpc_url": rpc_url})
 

@@ -75,7 +75,8 @@ def provision_executor(tx: DevSender, manifest: DevnetManifest, owner: str,
             if have < amount:
                 tx.call_fn(manifest.accounts.deployer, market.spot_token, erc20, "mint", owner, amount - have)
         tx.call_fn(owner, market.spot_token, erc20, "transfer", executor, amount)
-    tx.call_fn(owner, executor, ex, "depositCollateral", funding.usdc_collateral_raw)
+    if funding.usdc_collateral_raw:  # Perp's vault refuses a zero deposit
+        tx.call_fn(owner, executor, ex, "depositCollateral", funding.usdc_collateral_raw)
     return executor
 
 

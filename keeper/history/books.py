@@ -302,17 +302,15 @@ class PaperExecutor:
         return paper_pair_fill(plan, snapshot, settled, self.planner.recorded_l1_fee_wei, self.trades)  # type: ignore[attr-defined]
 
     def dry_pair(self, plan: Any, snapshot: MarketSnapshot) -> tuple[Any, str]:
-        """A pair plan in dry-run mode: (its predicted fills, "") as the live dry run's eth_call
+        """A pair open in dry-run mode: (its predicted fills, "") as the live dry run's eth_call
         returns them, or (None, why) where that call reverts on the recorded account: an open
-        needs both markets flat, a close both legs held (the dry run's pairs are virtual)."""
+        needs both markets flat. (A dry run's closes never reach here: the desk prices them.)"""
         intent, account = plan.intent, snapshot.account
         held = [account.markets.get(m) if isinstance(account, PerpAccountState) else None
                 for m in (intent.market_a, intent.market_b)]
         sizes = [h.position_size_x18 if h is not None else 0 for h in held]
-        if intent.kind == "open" and any(sizes):
+        if any(sizes):
             return None, f"dry run: the executor holds {intent.market_a}/{intent.market_b} positions {sizes}: not flat"
-        if intent.kind != "open" and not all(sizes):
-            return None, f"dry run: the executor holds no {intent.market_a}/{intent.market_b} pair to close (it is virtual)"
         return self.fill_pair(plan, snapshot)[1], ""
 
     def execute(self, plan: TxPlan, on_signed: Any = None) -> Outcome:
@@ -323,12 +321,7 @@ class PaperExecutor:
         fills = plan.predicted
         detail = (f"paper {intent.kind} {intent.market}: perp base {fills.perp_base_x18}, spot {fills.spot_raw}, "
                   f"net quote {fills.net_quote_x18}")
-        if self.mode == "dry_run":
-            held = snapshot.account.markets.get(intent.market) if isinstance(snapshot.account, PerpAccountState) else None
-            if intent.kind != "open" and (held is None or held.position_size_x18 == 0):
-                # what the live dry run meets: its positions are virtual, the executor holds none to change
-                return Outcome(plan, "simulation_reverted", None, None, 0, 0, None,
-                               f"dry run: the executor holds no {intent.market} position to {intent.kind} (it is virtual)")
+        if self.mode == "dry_run":  # as the live dry run: the predicted fills (eth_call's for an open, equal)
             return Outcome(plan, "dry_run", None, None, 0, 0, fills, detail)
         position = self.books.open_positions().get(intent.market)
         quote = self.planner.quote(intent, snapshot, position)

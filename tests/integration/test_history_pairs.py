@@ -117,9 +117,11 @@ def test_backtest_dry_run_desk_trades_the_live_dry_run_desks_pairs(spread, tmp_p
     settings, live, ticked, out, _ = spread
     run = run_backtest(out, settings, mode="dry_run", work_dir=tmp_path / "bt")
     assert [o["kind"] for o in live][:2] == ["open", "close"], live
-    # the live dry run's pair is virtual: its eth_call of the close reverts (the executor holds no pair), every block
+    # the live dry run's pair is virtual: its close is priced by the exact quote (an eth_call would
+    # revert: the executor holds no pair), and the virtual pair is gone after it
     assert live[0]["status"] == "dry_run" and live[0]["fills_equal_predicted"] is True
-    assert {o["status"] for o in live[1:]} == {"simulation_reverted"}
+    assert live[1]["status"] == "dry_run" and live[1]["fills_equal_predicted"] is True
+    assert "simulation_reverted" not in {o["status"] for o in live}
     assert run.pair_outcomes == live  # same blocks, kinds, statuses; the live fills from eth_call = predicted
 
 

@@ -156,3 +156,21 @@ def test_stress_of_a_flat_account_says_there_is_nothing_to_stress_and_how_to_str
     largest = run_stress(manifest, "--account", "0x000000000000000000000000000000000000dEaD", "--market", "ETH",
                          "--direction", "short_perp", "--collateral-usd", "30000")  # notional 0: the largest safe size
     assert largest.returncode == 0 and "no perp position" not in largest.stdout and "largest short_perp" in largest.stdout
+
+
+def test_stress_takes_the_chain_from_the_config_file(devnet: Devnet, tmp_path: Path) -> None:
+    """-c FILE alone: its chain.manifest (and the manifest's node), not a manifest another devnet
+    left in .keeper/devnet/ of the working directory; a dead chain.rpc_url is named as such."""
+    manifest = tmp_path / "manifest.json"
+    devnet.manifest.write(manifest)
+    stale = tmp_path / ".keeper" / "devnet" / "manifest.json"  # an older devnet's, on a dead port
+    devnet.manifest.with_rpc_url("http://127.0.0.1:9").write(stale)
+    (tmp_path / "keeper.toml").write_text(f'[chain]\nmanifest = "{manifest}"\n')
+    result = subprocess.run([sys.executable, "-m", "keeper", "stress", "-c", "keeper.toml", *PROPOSAL, "--json"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rows"]
+    (tmp_path / "dead.toml").write_text(f'[chain]\nmanifest = "{manifest}"\nrpc_url = "http://127.0.0.1:9"\n')
+    result = subprocess.run([sys.executable, "-m", "keeper", "stress", "-c", "dead.toml", *PROPOSAL],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2 and "chain.rpc_url http://127.0.0.1:9" in result.stderr and "--rpc-url" not in result.stderr

@@ -130,3 +130,22 @@ def test_the_rpc_errors_survive_a_process_pool() -> None:
                   TransientRpcError("eth_call", -32005, "limit exceeded"), TxRevertedError("open ETH", "CH_F0S", "0xab")):
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error) and str(copy) == str(error) and vars(copy) == vars(error)
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    # the text around a URL is the sentence's, not the URL's: kept as it was
+    ("--rpc-url RPC https://127.0.0.1:18690: unreachable", "--rpc-url RPC https://127.0.0.1:18690: unreachable"),
+    ("Could not connect to: wss://node.example.com:8546. Retries", "Could not connect to: wss://node.example.com:8546. Retries"),
+    # a message's own pattern is not a URL to hide
+    ("not a node URL (expected http:// or https://HOST[:PORT]): 'localhost:8545'",
+     "not a node URL (expected http:// or https://HOST[:PORT]): 'localhost:8545'"),
+    # a URL a parser refuses still loses its secret part, and keeps its host
+    ("RPC http://127.0.0.1:99999/v2/SECRETKEY123 unreachable", "RPC http://127.0.0.1:99999/... unreachable"),
+    ("at http://[::1]:8545/v2/SECRETKEY123.", "at http://[::1]:8545/...."),
+    ("https://host.example/p?x[0]=SECRETKEY123 then", "https://host.example/... then"),
+    ("wss://SECRETKEY123@[::1]:3/", "wss://[::1]:3/..."),
+])
+def test_a_url_in_text_is_cut_to_its_host_and_the_sentence_around_it_is_kept(text: str, shown: str) -> None:
+    from keeper.logs import redact_urls
+
+    assert redact_urls(text) == shown

@@ -1,0 +1,48 @@
+"""One keeper per journal: `keeper run` holds an exclusive lock beside the journal file
+(`<journal>.lock`, flock) from its start, before anything is sent, to its stop. Two keepers on one
+journal would share a key and an executor: both would plan the same trade and race each other's
+nonces. A second one is refused, naming the journal and the first one's process id.
+
+The lock is the kernel's: it is released when the holding process exits, however it exits
+(kill -9 included), so a stale lock file never blocks a restart.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from keeper.errors import ConfigError
+
+
+class JournalLock:
+    def __init__(self, journal: Path) -> None:
+        self.journal = journal
+        self.path = journal.with_name(journal.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> JournalLock:
+        """Takes the lock, or raises ConfigError (exit 2) when another process holds it."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"monitoring.journal: cannot create the lock file {self.path} "
+                              f"({exc.strerror or exc})") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(f"monitoring.journal: {self.journal} is in use by another keeper "
+                              f"(process {holder}); stop it first, or give this one its own journal") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock; the file stays (harmless)
