@@ -31,7 +31,7 @@ def _raise_stop(signum: int, _frame: object) -> None:
 
 def devnet(
     port: Annotated[int, typer.Option(min=0, max=65_535, help="Port for anvil on 127.0.0.1 (0 picks a free one).")] = 8545,
-    manifest: Annotated[Path, typer.Option(help="Where to write the JSON manifest (rpc_url, chain_id, every address).")] = DEFAULT_MANIFEST,
+    manifest: Annotated[Path, typer.Option(show_default=False, help=f"Where to write the JSON manifest (rpc_url, chain_id, every address; default: {DEFAULT_MANIFEST.name} in {DEFAULT_MANIFEST.parent}).")] = DEFAULT_MANIFEST,
     dump_state: Annotated[Optional[Path], typer.Option(help="Save the freshly deployed chain here (and <file>.manifest.json beside it).")] = None,
     load_state: Annotated[Optional[Path], typer.Option(help="Start from a state saved with --dump-state instead of deploying (well under a second).")] = None,
     drive: Annotated[bool, typer.Option(help="Run the market-activity driver: index random walk, oracle updates, perp and spot trades.")] = False,

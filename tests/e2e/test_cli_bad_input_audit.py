@@ -71,13 +71,15 @@ def test_a_market_given_twice_to_executor_deploy_is_refused_before_the_key_is_re
     assert_one_line_exit_2(result, "--markets: ETH given more than once")
 
 
-@pytest.mark.parametrize("command", ["deploy", "migrate"])
-def test_executor_help_at_80_columns_shows_every_option_name_whole(command: str, tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "keeper", "executor", command, "--help"], capture_output=True,
+@pytest.mark.parametrize("command", [["executor", "deploy"], ["executor", "migrate"], ["run"], ["simulate"], ["record"],
+                                     ["backtest"], ["status"], ["stress"], ["scan"], ["devnet"]])
+def test_help_at_80_columns_shows_every_option_name_and_default_whole(command: list[str], tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "keeper", *command, "--help"], capture_output=True,
                             text=True, timeout=60, cwd=tmp_path, env={**os.environ, "COLUMNS": "80", "TERM": "dumb"})
     assert result.returncode == 0
-    assert "--admin-password-env " in result.stdout and "KEEPER_ADMIN_KEYSTORE_PASSWORD;" in result.stdout
-    assert "…" not in result.stdout  # nothing cut short
+    assert "…" not in result.stdout  # nothing cut short (was: --admin-keystore-password-… and its default)
+    if command[0] == "executor":
+        assert "--admin-password-env " in result.stdout and "KEEPER_ADMIN_KEYSTORE_PASSWORD;" in result.stdout
 
 
 def test_the_password_option_s_old_name_still_works_but_not_both(tmp_path: Path) -> None:
