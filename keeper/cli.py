@@ -118,7 +118,8 @@ def simulate(
     try:
         check_options(urls={"--fork-url": fork_url}, out_dirs={"--out": out_dir})
         _refuse_ignored_simulate_options(replay=replay, check=check, suite=suite, seed=seed, seeds=seeds,
-                                         from_block=from_block, to_block=to_block)
+                                         from_block=from_block, to_block=to_block, scenario=scenario,
+                                         scenarios=scenarios, blocks=blocks, fork_block=fork_block)
         settings = load_config(config)
         if replay or check:
             from keeper.history.commands import replay_command
@@ -137,8 +138,14 @@ def simulate(
 
 
 def _refuse_ignored_simulate_options(*, replay: bool, check: bool, suite: bool, seed: int | None, seeds: str | None,
-                                     from_block: int | None, to_block: int | None) -> None:
+                                     from_block: int | None, to_block: int | None, scenario: str | None,
+                                     scenarios: list[str] | None, blocks: int | None, fork_block: int | None) -> None:
     """An option the chosen mode would ignore is an error naming both (ConfigError)."""
+    if replay:  # the origin's own blocks, forked at --from-block: no scenario, no steps, no other fork block
+        for option, value in (("--suite", suite), ("--scenario", scenario), ("--scenarios", scenarios),
+                              ("--blocks", blocks), ("--fork-block", fork_block)):
+            if value is not None and value is not False and value != []:  # --fork-block 0 included
+                raise ConfigError(f"{option}: not with --replay (it replays the origin's blocks from --from-block)")
     if check and not replay:
         raise ConfigError("--check: needs --replay (it checks the replayed blocks)")
     for option, value in (("--from-block", from_block), ("--to-block", to_block)):

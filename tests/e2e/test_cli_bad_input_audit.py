@@ -117,6 +117,8 @@ def test_an_error_from_a_keeper_variable_names_the_variable(tmp_path: Path) -> N
     (["simulate", "--fork-url", NODE, "--suite", "--seed", "3"], "--seed: one scenario run only, not with --suite"),
     (["simulate", "--fork-url", NODE, "--check", "--scenario", "calm"], "--check: needs --replay"),  # was: --from-block: required with --replay
     (["simulate", "--fork-url", NODE, "--blocks", "5", "--scenario", "calm", "--from-block", "3"], "--from-block: only with --replay"),
+    (["simulate", "--fork-url", NODE, "--replay", "--from-block", "1", "--to-block", "2", "--scenario", "calm"],
+     "--scenario: not with --replay"),
     (["backtest", "hist", "--workers", "2"], "--workers: only with --sweep"),
     (["backtest", "hist", "--folds", "2", "--dask", "tcp://127.0.0.1:9"], "--folds, --dask: only with --sweep"),
     (["backtest", "hist", "--sweep", "risk.exit_cooldown_s=1,2", "--dry-run"], "--dry-run: not with --sweep"),
