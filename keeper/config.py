@@ -147,6 +147,19 @@ class MarketsConfig(_Section):
     enabled: list[str] = Field(default_factory=lambda: ["ETH", "BTC"], min_length=1)
     spot_venues: list[SpotVenue] = Field(default_factory=lambda: list(SPOT_VENUES), min_length=1)
 
+    @field_validator("enabled", "spot_venues")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        return _unique(value)
+
+
+def _unique(value: list[str]) -> list[str]:
+    """A list of names, each at most once (a market twice would be traded, and registered, twice)."""
+    twice = sorted({v for v in value if value.count(v) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(twice)} given more than once")
+    return value
+
 
 class StrategiesConfig(_Section):
     enabled: list[str] = Field(default_factory=lambda: ["basis_convergence", "funding_carry"])
@@ -160,6 +173,11 @@ class StrategiesConfig(_Section):
     warm_start_max_s: float = Field(30.0, gt=0, le=3_600, description=(
         "seconds the warm start may read for at most (open positions are not watched meanwhile)"))
 
+
+    @field_validator("enabled")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        return _unique(value)
 
 class CostsConfig(_Section):
     cost_of_capital_apr: float = Field(0.05, ge=0, le=1)

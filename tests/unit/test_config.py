@@ -177,3 +177,13 @@ def test_non_finite_numbers_and_invalid_ports_are_refused(environ: dict[str, str
 def test_a_config_file_inf_is_refused_naming_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"keeper.toml: risk.max_gas_price_gwei: Input should be a finite number"):
         load_config(write(tmp_path, "[risk]\nmax_gas_price_gwei = inf\n"), environ={})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[markets]\nenabled = ['ETH', 'BTC', 'ETH']\n", "markets.enabled: ETH given more than once"),
+    ("[markets]\nspot_venues = ['uniswap_v3', 'uniswap_v3']\n", "markets.spot_venues: uniswap_v3 given more than once"),
+    ("[strategies]\nenabled = ['funding_carry', 'funding_carry']\n", "strategies.enabled: funding_carry given more than once"),
+])
+def test_a_name_listed_twice_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text), environ={})
