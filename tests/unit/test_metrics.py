@@ -38,4 +38,7 @@ def test_a_bound_port_is_held_until_served_and_freed_by_close() -> None:
     metrics.close()
     metrics.close()  # idempotent
     with socket.socket() as other:
+        # SO_REUSEADDR: the served request's connection may linger in TIME_WAIT on this port (flaky
+        # without it); a listener still bound there would make the bind fail all the same
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         other.bind(("127.0.0.1", port))  # free again
