@@ -9,10 +9,10 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from keeper.cli_console import ConfigOption, check_options, err, out, run_app
+from keeper.cli_console import ConfigOption, check_options, err, finite, out, run_app
 from keeper.cli_console import configure_logging_from as _configure_logging_from
 from keeper.cli_console import fail as _fail
-from keeper.errors import FatalError, KeeperError, TransientError
+from keeper.errors import ConfigError, FatalError, KeeperError, TransientError
 
 app = typer.Typer(
     add_completion=False,
@@ -45,8 +45,8 @@ def run(
     blocks: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many new blocks (default: run until Ctrl-C / SIGTERM).")] = None,
     rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC URL (overrides chain.rpc_url). Unset everywhere: start the embedded devnet with market activity.")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the embedded devnet's market-activity driver.")] = 7,
-    drive_interval: Annotated[float, typer.Option(min=0.1, help="Embedded devnet: wall-clock seconds between market-activity steps.")] = 2.0,
+    seed: Annotated[Optional[int], typer.Option(help="Embedded devnet (no RPC set): seed of its market-activity driver (default 7).")] = None,
+    drive_interval: Annotated[Optional[float], typer.Option(min=0.1, callback=finite, help="Embedded devnet (no RPC set): wall-clock seconds between market-activity steps (default 2).")] = None,
 ) -> None:
     """Run the keeper: every new block, read all markets from contracts, decide, and open, hold
     and unwind delta-neutral basis positions through the executor. The signing key comes from the
@@ -66,12 +66,16 @@ def run(
     try:
         check_options(urls={"--rpc-url": rpc_url})
         settings = load_config(config, overrides=overrides)
+        embedded_only = [o for o, v in (("--seed", seed), ("--drive-interval", drive_interval)) if v is not None]
+        if embedded_only and settings.chain.rpc_url is not None:  # only the embedded devnet has a driver
+            raise ConfigError(f"{' and '.join(embedded_only)}: only for the embedded devnet; not with an RPC "
+                              "(--rpc-url or chain.rpc_url)")
         view = start_live_view(settings, out)  # on a terminal: the live panel, logs to a file
         try:
-            runtime = build_runtime(settings, dry_run=dry_run, seed=seed)
+            runtime = build_runtime(settings, dry_run=dry_run, seed=7 if seed is None else seed)
         except TransientError as exc:
             raise FatalError(f"chain.rpc_url: {exc}") from exc
-        run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval, view=view)
+        run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval or 2.0, view=view)
         if runtime.engine.fatal is not None:  # an orderly stop on a fatal error inside a tick: exit 1
             err.print(f"[bold red]error:[/] {escape(str(runtime.engine.fatal))}", highlight=False)
             raise typer.Exit(1)
@@ -90,11 +94,11 @@ def simulate(
     blocks: Annotated[Optional[int], typer.Option(min=1, help="Scenario steps to run (each step advances the chain and runs one keeper tick). Needed for one run; with --suite: default each scenario's recommended_steps.")] = None,
     scenario: Annotated[Optional[str], typer.Option(help="One run: scenario name (see scenarios/) or a scenario file.")] = None,
     fork_block: Annotated[Optional[int], typer.Option(min=0, help="Fork at this block (default: the latest).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the scenario's random path (one run).")] = 7,
+    seed: Annotated[Optional[int], typer.Option(help="One run: seed for the scenario's random path (default 7).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html (suite: suite.json, index.html and one directory per run).")] = Path("simulation"),
     suite: Annotated[bool, typer.Option("--suite", help="Run every scenario x seed against one fork origin and print a table with medians across seeds.")] = False,
     scenarios: Annotated[Optional[list[str]], typer.Option("--scenarios", help="Suite: a scenario file or a directory of them; repeatable (default: scenarios/).")] = None,
-    seeds: Annotated[str, typer.Option(help="Suite: comma-separated seeds.")] = "1,2,3",
+    seeds: Annotated[Optional[str], typer.Option(help="Suite: comma-separated seeds (default 1,2,3).")] = None,
     config: ConfigOption = None,
     replay: Annotated[bool, typer.Option("--replay", help="Replay the origin's blocks (--from-block, --to-block] on a fork at --from-block, the keeper trading between them.")] = False,
     from_block: Annotated[Optional[int], typer.Option(min=0, help="--replay: fork at this origin block.")] = None,
@@ -113,6 +117,9 @@ def simulate(
 
     try:
         check_options(urls={"--fork-url": fork_url}, out_dirs={"--out": out_dir})
+        _refuse_ignored_simulate_options(replay=replay, check=check, suite=suite, seed=seed, seeds=seeds,
+                                         from_block=from_block, to_block=to_block, scenario=scenario,
+                                         scenarios=scenarios, blocks=blocks, fork_block=fork_block)
         settings = load_config(config)
         if replay or check:
             from keeper.history.commands import replay_command
@@ -122,11 +129,32 @@ def simulate(
             return
         _configure_logging_from(settings)
         code = simulate_main(settings, fork_url=fork_url, fork_block=fork_block, blocks=blocks, scenario=scenario,
-                             seed=seed, out_dir=out_dir, suite=suite, scenarios=scenarios or [], seeds=seeds,
+                             seed=7 if seed is None else seed, out_dir=out_dir, suite=suite,
+                             scenarios=scenarios or [], seeds=seeds or "1,2,3",
                              out=out, err=err)
     except KeeperError as exc:
         raise _fail(exc) from exc
     raise typer.Exit(code)
+
+
+def _refuse_ignored_simulate_options(*, replay: bool, check: bool, suite: bool, seed: int | None, seeds: str | None,
+                                     from_block: int | None, to_block: int | None, scenario: str | None,
+                                     scenarios: list[str] | None, blocks: int | None, fork_block: int | None) -> None:
+    """An option the chosen mode would ignore is an error naming both (ConfigError)."""
+    if replay:  # the origin's own blocks, forked at --from-block: no scenario, no steps, no other fork block
+        for option, value in (("--suite", suite), ("--scenario", scenario), ("--scenarios", scenarios),
+                              ("--blocks", blocks), ("--fork-block", fork_block)):
+            if value is not None and value is not False and value != []:  # --fork-block 0 included
+                raise ConfigError(f"{option}: not with --replay (it replays the origin's blocks from --from-block)")
+    if check and not replay:
+        raise ConfigError("--check: needs --replay (it checks the replayed blocks)")
+    for option, value in (("--from-block", from_block), ("--to-block", to_block)):
+        if value is not None and not replay:
+            raise ConfigError(f"{option}: only with --replay")
+    if seeds is not None and not suite:
+        raise ConfigError("--seeds: only with --suite (one run takes --seed)")
+    if seed is not None and (suite or replay):
+        raise ConfigError(f"--seed: one scenario run only, not with {'--suite (it takes --seeds)' if suite else '--replay'}")
 
 
 @app.command()
@@ -145,7 +173,7 @@ def record(
     from keeper.history.commands import record_command
 
     try:
-        check_options(urls={"--rpc-url": rpc_url}, addresses={"--account": account})
+        check_options(urls={"--rpc-url": rpc_url}, addresses={"--account": account}, out_dirs={"--out": out_file})
         out.print(record_command(config=config, rpc_url=rpc_url, out=out_file, from_block=from_block, to_block=to_block,
                                  follow=follow, account=account, manifest=manifest, console=err), highlight=False, markup=False)
     except KeeperError as exc:
@@ -163,7 +191,7 @@ def backtest(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html.")] = Path("backtest"),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide as `keeper run --dry-run` would: the recorded account, virtual positions.")] = False,
     sweep: Annotated[Optional[list[str]], typer.Option(help="Calibrate: NAME=V1,V2,... (a strategies.params.* or risk.* key), repeatable.")] = None,
-    folds: Annotated[int, typer.Option(min=1, help="Walk-forward folds for --sweep.")] = 3,
+    folds: Annotated[Optional[int], typer.Option(min=1, help="--sweep: walk-forward folds (default 3).")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="--sweep: processes (default: every core).")] = None,
     dask: Annotated[Optional[str], typer.Option(help="--sweep: run on this Dask scheduler (tcp://HOST:PORT or HOST:PORT; extra [dask]).")] = None,
 ) -> None:
@@ -173,10 +201,15 @@ def backtest(
     from keeper.history.commands import backtest_command, sweep_command
 
     try:
-        check_options(out_dirs={"--out": out_dir})  # --dask: Dask's own address forms, checked by the sweep
+        check_options(out_dirs={"--out": None if sweep else out_dir})  # --dask: Dask's own address forms, checked by the sweep
+        sweep_only = [o for o, v in (("--folds", folds), ("--workers", workers), ("--dask", dask)) if v is not None]
+        if sweep_only and not sweep:
+            raise ConfigError(f"{', '.join(sweep_only)}: only with --sweep")
+        if sweep and dry_run:
+            raise ConfigError("--dry-run: not with --sweep (the sweep replays the strategies, not one run)")
         if sweep:
             text = sweep_command(history=history, config=config, strategy=strategy, from_block=from_block,
-                                 to_block=to_block, sweep=sweep, folds=folds, workers=workers, dask=dask,
+                                 to_block=to_block, sweep=sweep, folds=folds or 3, workers=workers, dask=dask,
                                  json_output=json_output, console=err)
         else:
             text = backtest_command(history=history, config=config, strategy=strategy, from_block=from_block,
@@ -223,8 +256,8 @@ def stress(
     account: Annotated[Optional[str], typer.Option(help="Perp account to stress (default: account.executor).")] = None,
     market: Annotated[Optional[str], typer.Option(help="Propose a position in this market (with --direction).")] = None,
     direction: Annotated[Optional[str], typer.Option(help="short_perp or long_perp, for --market.")] = None,
-    notional_usd: Annotated[float, typer.Option(help="Proposed notional in USD (0: only the largest safe size).")] = 0.0,
-    collateral_usd: Annotated[Optional[float], typer.Option(help="Stress a fresh account with this collateral instead.")] = None,
+    notional_usd: Annotated[float, typer.Option(callback=finite, help="Proposed notional in USD (0: only the largest safe size).")] = 0.0,
+    collateral_usd: Annotated[Optional[float], typer.Option(callback=finite, help="Stress a fresh account with this collateral instead.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
     index_rounds: Annotated[Optional[int], typer.Option(help="Oracle rounds read back, at most, for the index volatility (default 64, at most 1,024: the records the keeper's index history keeps; 0: the TWAP departure alone).")] = None,
 ) -> None:

@@ -4,6 +4,7 @@ from the config, and the common options. keeper/cli.py and the command modules i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,6 +16,7 @@ from rich.markup import escape
 from keeper.config import URL_SCHEMES, KeeperConfig, check_url, parse_address
 from keeper.errors import ConfigError, FatalError, KeeperError
 from keeper.logs import configure_logging, redact_urls
+from keeper.out_paths import check_writable
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -45,19 +47,30 @@ def run_app(app: typer.Typer) -> int:
 
 
 def check_options(*, urls: Mapping[str, str | None] = {}, addresses: Mapping[str, str | None] = {},
-                  schemes: set[str] = URL_SCHEMES, out_dirs: Mapping[str, Path | None] = {}) -> None:
-    """URLs (of nodes: http(s), or `schemes`), addresses and output directories given on the command
-    line, checked before anything starts: a ConfigError naming the option (the caller's `fail` makes
-    it one line, exit 2)."""
-    for option, directory in out_dirs.items():
-        if directory is not None and directory.exists() and not directory.is_dir():
-            raise ConfigError(f"{option} {directory}: exists and is not a directory")
+                  schemes: set[str] = URL_SCHEMES, out_dirs: Mapping[str, Path | None] = {},
+                  out_files: Mapping[str, Path | None] = {}) -> None:
+    """URLs (of nodes: http(s), or `schemes`), addresses and output directories and files given on
+    the command line, checked before anything starts (an output must be creatable and writable): a
+    ConfigError naming the option (the caller's `fail` makes it one line, exit 2)."""
     for option, url in urls.items():
         if url is not None:
             check_url(url, option, schemes)
     for option, address in addresses.items():
         if address is not None:
             parse_address(address, option)
+    for option, directory in out_dirs.items():
+        if directory is not None:
+            check_writable(directory, option, directory=True)
+    for option, file in out_files.items():
+        if file is not None:
+            check_writable(file, option, directory=False)
+
+
+def finite(value: float | None) -> float | None:
+    """A float option's callback: inf and nan are refused (a usage error naming the option)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def fail(exc: KeeperError) -> typer.Exit:

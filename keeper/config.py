@@ -4,7 +4,7 @@ The only module that reads the config file and the environment for settings. Eve
 forbids unknown keys (a typo must never fall back silently to a default), and every error names
 the field: `config keeper.toml: risk.max_leverage: Input should be greater than 0 (got -1)`.
 
-Environment variables override the file: KEEPER_<SECTION>__<FIELD>, e.g.
+Environment variables override the file: KEEPER_<SECTION>__<FIELD> (deeper keys: one more __ per level), e.g.
 KEEPER_RISK__MAX_LEVERAGE=2 or KEEPER_CHAIN__RPC_URL=http://127.0.0.1:8545. Secrets are not
 settings: the signing key is read by keeper/chain/keys.py from the variable named in
 account.key_env, and never appears in a config object.
@@ -36,6 +36,7 @@ NON_SETTING_ENV = {"KEEPER_PRIVATE_KEY", "KEEPER_KEYSTORE_PASSWORD", "KEEPER_ADM
                    "KEEPER_ADMIN_KEYSTORE_PASSWORD", "KEEPER_ANVIL", "KEEPER_FORGE", "KEEPER_CAST"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEX_RUN = re.compile(r"[0-9a-fA-F]{32,}")
+LIST_ENV_FIELDS = ("enabled", "spot_venues", "backup_rpc_urls")  # KEEPER_MARKETS__ENABLED=ETH,BTC
 URL_SCHEMES = {"http", "https"}
 WS_SCHEMES = {"ws", "wss"}
 
@@ -58,21 +59,24 @@ def is_address_text(value: object) -> bool:
 
 
 def check_url(value: str, where: str, schemes: set[str] = URL_SCHEMES, *, quote: bool = True) -> str:
-    """A node URL with one of `schemes` and a host; else a ConfigError naming `where`."""
+    """A node URL with one of `schemes`, a host and, if given, a port in 1..65535; else a
+    ConfigError naming `where`."""
+    port_ok = True
     try:
         parts = urlsplit(value)
         host, scheme = parts.hostname, parts.scheme
+        port_ok = parts.port != 0  # reading it checks it: a port that is not 0..65535 raises
     except ValueError:  # a malformed port or IPv6 literal
         host, scheme = None, ""
-    if scheme.lower() not in schemes or not host:
+    if scheme.lower() not in schemes or not host or not port_ok:
         expected = " or ".join(f"{s}://" for s in sorted(schemes))
-        raise ConfigError(f"{where}: not a node URL (expected {expected}HOST[:PORT])"
+        raise ConfigError(f"{where}: not a node URL (expected {expected}HOST[:PORT], PORT 1-65535)"
                           + (f": {redacted_url(value)!r}" if quote else ""))
     return value
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)  # inf, nan: refused
 
 
 class ChainConfig(_Section):
@@ -143,6 +147,19 @@ class MarketsConfig(_Section):
     enabled: list[str] = Field(default_factory=lambda: ["ETH", "BTC"], min_length=1)
     spot_venues: list[SpotVenue] = Field(default_factory=lambda: list(SPOT_VENUES), min_length=1)
 
+    @field_validator("enabled", "spot_venues")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        return _unique(value)
+
+
+def _unique(value: list[str]) -> list[str]:
+    """A list of names, each at most once (a market twice would be traded, and registered, twice)."""
+    twice = sorted({v for v in value if value.count(v) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(twice)} given more than once")
+    return value
+
 
 class StrategiesConfig(_Section):
     enabled: list[str] = Field(default_factory=lambda: ["basis_convergence", "funding_carry"])
@@ -156,6 +173,11 @@ class StrategiesConfig(_Section):
     warm_start_max_s: float = Field(30.0, gt=0, le=3_600, description=(
         "seconds the warm start may read for at most (open positions are not watched meanwhile)"))
 
+
+    @field_validator("enabled")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        return _unique(value)
 
 class CostsConfig(_Section):
     cost_of_capital_apr: float = Field(0.05, ge=0, le=1)
@@ -224,22 +246,51 @@ class KeeperConfig(_Section):
     monitoring: MonitoringConfig = MonitoringConfig()
 
 
-def _env_overrides(environ: dict[str, str], secrets: Collection[str] = ()) -> dict[str, Any]:
-    """KEEPER_SECTION__FIELD=value -> {"section": {"field": value}}; any other KEEPER_ name is an
-    error, except the variables that hold secrets (NON_SETTING_ENV and `secrets`)."""
+def _env_overrides(environ: dict[str, str], secrets: Collection[str] = (),
+                   names: dict[tuple[str, ...], str] | None = None) -> dict[str, Any]:
+    """KEEPER_SECTION__FIELD=value -> {"section": {"field": value}}; deeper keys nest further
+    (KEEPER_STRATEGIES__PARAMS__BASIS_CONVERGENCE__ENTRY_Z=3, the value read as a TOML value: 3,
+    2.5, true, "text"; else the text itself). The list fields (LIST_ENV_FIELDS) are comma-separated.
+    Any other KEEPER_ name is an error, except the variables that hold secrets (NON_SETTING_ENV and
+    `secrets`). `names`, when given, maps each key path set to its variable's name."""
     tree: dict[str, Any] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name in NON_SETTING_ENV or name in secrets:
             continue
         parts = name[len(ENV_PREFIX):].lower().split(ENV_NESTED)
-        if len(parts) != 2 or not all(parts):
+        if len(parts) < 2 or not all(parts):
             raise ConfigError(f"environment {name}: expected KEEPER_<SECTION>__<FIELD> (e.g. KEEPER_RISK__MAX_LEVERAGE)")
-        section, field = parts
-        if field in ("enabled", "spot_venues", "backup_rpc_urls"):
-            tree.setdefault(section, {})[field] = [v.strip() for v in value.split(",") if v.strip()]
+        node = tree
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment {name}: {'.'.join(parts[:-1])} is set by another variable as a value")
+            node = child
+        if len(parts) == 2 and parts[1] in LIST_ENV_FIELDS:
+            node[parts[-1]] = [v.strip() for v in value.split(",") if v.strip()]
         else:
-            tree.setdefault(section, {})[field] = value
+            node[parts[-1]] = value if len(parts) == 2 else _toml_value(value)
+        if names is not None:
+            names[tuple(parts)] = name
     return tree
+
+
+def _toml_value(text: str) -> Any:
+    """A nested variable's value as TOML reads it (3 -> int, 2.5 -> float, true -> bool); else the text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _env_source(loc: tuple[Any, ...], names: Mapping[tuple[str, ...], str]) -> str | None:
+    """The variable that set the key at `loc` (or a key under it, or the key holding it), if any."""
+    path = tuple(str(p) for p in loc)
+    for keys, name in names.items():
+        n = min(len(keys), len(path))
+        if keys[:n] == path[:n]:
+            return name
+    return None
 
 
 def _named_secrets(data: Mapping[str, Any], environ: Mapping[str, str]) -> set[str]:
@@ -281,12 +332,14 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None,
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
     env = dict(os.environ if environ is None else environ)
-    data = _merge(data, _env_overrides(env, _named_secrets(data, env) | set(secret_env)))
+    env_names: dict[tuple[str, ...], str] = {}
+    data = _merge(data, _env_overrides(env, _named_secrets(data, env) | set(secret_env), env_names))
     data = _merge(data, overrides or {})
     try:
         return KeeperConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {describe_validation_error(exc)}") from exc
+        variable = _env_source(exc.errors()[0]["loc"], env_names)  # the environment set it, not the file
+        raise ConfigError(f"{f'environment {variable}' if variable else where}: {describe_validation_error(exc)}") from exc
 
 
 def with_overrides(config: KeeperConfig, overrides: Mapping[str, Any], where: str = "config") -> KeeperConfig:
@@ -308,6 +361,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     shown = first.get("input")
     if isinstance(shown, str) and "url" in field:  # a node URL may carry a provider's key
         shown = redacted_url(shown)
+    elif isinstance(shown, list) and "url" in field:
+        shown = [redacted_url(u) if isinstance(u, str) else u for u in shown]
     secret = field.endswith("_env")  # the name of a secret's variable: a secret pasted there is not echoed
     got = "" if first["type"] in ("extra_forbidden", "missing") or secret else f" (got {shown!r})"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""

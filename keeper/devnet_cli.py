@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from keeper.cli_console import err, fail, out
+from keeper.cli_console import check_options, err, fail, finite, out
 from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import ConfigError, FatalError, KeeperError
 from keeper.logs import configure_logging, get_logger
@@ -31,12 +31,12 @@ def _raise_stop(signum: int, _frame: object) -> None:
 
 def devnet(
     port: Annotated[int, typer.Option(min=0, max=65_535, help="Port for anvil on 127.0.0.1 (0 picks a free one).")] = 8545,
-    manifest: Annotated[Path, typer.Option(help="Where to write the JSON manifest (rpc_url, chain_id, every address).")] = DEFAULT_MANIFEST,
+    manifest: Annotated[Path, typer.Option(show_default=False, help=f"Where to write the JSON manifest (rpc_url, chain_id, every address; default: {DEFAULT_MANIFEST.name} in {DEFAULT_MANIFEST.parent}).")] = DEFAULT_MANIFEST,
     dump_state: Annotated[Optional[Path], typer.Option(help="Save the freshly deployed chain here (and <file>.manifest.json beside it).")] = None,
     load_state: Annotated[Optional[Path], typer.Option(help="Start from a state saved with --dump-state instead of deploying (well under a second).")] = None,
     drive: Annotated[bool, typer.Option(help="Run the market-activity driver: index random walk, oracle updates, perp and spot trades.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the market-activity driver (same seed, same market path).")] = 7,
-    step_interval: Annotated[float, typer.Option(min=0.0, help="Wall-clock seconds between driver steps.")] = 2.0,
+    step_interval: Annotated[float, typer.Option(min=0.0, callback=finite, help="Wall-clock seconds between driver steps.")] = 2.0,
     step_s: Annotated[int, typer.Option(min=1, help="Simulated chain seconds each driver step advances.")] = 60,
     steps: Annotated[int, typer.Option(min=0, help="Stop after this many driver steps (0 = until Ctrl-C).")] = 0,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
@@ -52,6 +52,12 @@ def devnet(
     log = get_logger("keeper.devnet")
     if dump_state and load_state:
         raise fail(FatalError("--dump-state and --load-state are exclusive: pick one"))
+    if steps and not drive:
+        raise fail(ConfigError("--steps: counts driver steps; it needs --drive"))
+    try:
+        check_options(out_files={"--manifest": manifest, "--dump-state": dump_state})
+    except ConfigError as exc:
+        raise fail(exc) from exc
     signal.signal(signal.SIGTERM, _raise_stop)
     world = None
     try:

@@ -4,7 +4,7 @@ it deploys, registers the markets, pauses, and withdraws, always to the treasury
 
 The admin key comes from the environment variable named by --admin-key-env (default
 KEEPER_ADMIN_PRIVATE_KEY) or an encrypted keystore (--admin-keystore, password from
---admin-keystore-password-env); never from a flag value, never logged. Transactions go through the
+--admin-password-env); never from a flag value, never logged. Transactions go through the
 keeper's own pipeline (keeper/chain/sender.py: simulate, fees under the configured cap, nonce,
 persist, send, wait), with their own pending-transaction file beside the journal.
 

@@ -13,7 +13,10 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
 
 AdminKeyEnv = Annotated[str, typer.Option(help="Name of the environment variable holding the admin's private key (the key itself is never a flag).")]
 AdminKeystore = Annotated[Optional[Path], typer.Option(help="Encrypted keystore JSON of the admin key (instead of --admin-key-env).")]
-AdminKeystorePasswordEnv = Annotated[str, typer.Option(help="Environment variable holding the admin keystore's password.")]
+ADMIN_PASSWORD_ENV = "KEEPER_ADMIN_KEYSTORE_PASSWORD"
+# --admin-password-env: short enough to be read whole in an 80-column --help; the old name still works (hidden)
+AdminKeystorePasswordEnv = Annotated[str, typer.Option("--admin-password-env", show_default=False, help=f"Environment variable holding the admin keystore's password (default: {ADMIN_PASSWORD_ENV}; old name: --admin-keystore-password-env).")]
+OldPasswordEnv = Annotated[Optional[str], typer.Option("--admin-keystore-password-env", hidden=True)]
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config: chain (rpc_url, preset, manifest), markets, execution fee cap.")]
 RpcOption = Annotated[Optional[str], typer.Option(help="JSON-RPC URL (overrides chain.rpc_url).")]
 ManifestOption = Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")]
@@ -32,6 +35,17 @@ def _settings(config: Path | None, rpc_url: str | None, manifest: Path | None,  
     return load_config(config, overrides={"chain": chain} if chain else None, secret_env=secret_env)
 
 
+def _password_env(given: str, old_name: str | None) -> str:
+    """--admin-password-env, or its old name --admin-keystore-password-env (not both)."""
+    from keeper.errors import ConfigError
+
+    if old_name is None:
+        return given
+    if given != ADMIN_PASSWORD_ENV:
+        raise ConfigError("--admin-password-env and --admin-keystore-password-env (its old name) both given: pick one")
+    return old_name
+
+
 @app.command()
 def deploy(
     treasury: Annotated[str, typer.Option(help="Where every withdrawal goes (e.g. a cold wallet or a multisig).")],
@@ -39,7 +53,8 @@ def deploy(
     markets: Annotated[Optional[str], typer.Option(help="Comma-separated markets to register (default: markets.enabled).")] = None,
     admin_key_env: AdminKeyEnv = "KEEPER_ADMIN_PRIVATE_KEY",
     admin_keystore: AdminKeystore = None,
-    admin_keystore_password_env: AdminKeystorePasswordEnv = "KEEPER_ADMIN_KEYSTORE_PASSWORD",
+    admin_password_env: AdminKeystorePasswordEnv = ADMIN_PASSWORD_ENV,
+    old_password_env: OldPasswordEnv = None,
     config: ConfigOption = None,
     rpc_url: RpcOption = None,
     manifest: ManifestOption = None,
@@ -48,17 +63,21 @@ def deploy(
     pause) and whose operator is --operator (trades only); register the markets; print the address
     and the config lines for the keeper."""
     from keeper.cli_console import configure_logging_from, fail, out
-    from keeper.errors import KeeperError
+    from keeper.errors import ConfigError, KeeperError
     from keeper.config import parse_address
     from keeper.executor_admin import AdminKey, build_sender, connect
     from keeper.executor_admin import deploy as deploy_executor
 
     try:
+        admin_keystore_password_env = _password_env(admin_password_env, old_password_env)
         treasury_address = parse_address(treasury, "--treasury")
         operator_address = parse_address(operator, "--operator")
         settings = _settings(config, rpc_url, manifest, (admin_key_env, admin_keystore_password_env))
         configure_logging_from(settings)
         names = [m.strip() for m in markets.split(",") if m.strip()] if markets else list(settings.markets.enabled)
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # setMarket would be sent once per mention
+            raise ConfigError(f"--markets: {', '.join(twice)} given more than once")
         signer = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
         rpc, book = connect(settings)
         done = deploy_executor(rpc, build_sender(rpc, signer, settings), book, treasury_address, operator_address, names)
@@ -79,7 +98,8 @@ def migrate(
     treasury_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the treasury's key, when the treasury is not the admin.")] = None,
     admin_key_env: AdminKeyEnv = "KEEPER_ADMIN_PRIVATE_KEY",
     admin_keystore: AdminKeystore = None,
-    admin_keystore_password_env: AdminKeystorePasswordEnv = "KEEPER_ADMIN_KEYSTORE_PASSWORD",
+    admin_password_env: AdminKeystorePasswordEnv = ADMIN_PASSWORD_ENV,
+    old_password_env: OldPasswordEnv = None,
     config: ConfigOption = None,
     rpc_url: RpcOption = None,
     manifest: ManifestOption = None,
@@ -96,6 +116,7 @@ def migrate(
     from keeper.executor_admin import migrate as run_migration
 
     try:
+        admin_keystore_password_env = _password_env(admin_password_env, old_password_env)
         old_address = parse_address(from_address, "--from")
         new_address = parse_address(to_address, "--to")
         settings = _settings(config, rpc_url, manifest,

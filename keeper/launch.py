@@ -18,6 +18,7 @@ from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.devnet.provision import provision_impersonated
 from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.errors import ConfigError
+from keeper.journal import Journal
 from keeper.runtime import ChainSetup, Runtime, assemble_runtime
 
 
@@ -37,7 +38,10 @@ def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None 
 
 
 def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runtime:
-    """The runtime on the configured chain; with no RPC configured, on the embedded devnet."""
+    """The runtime on the configured chain; with no RPC configured, on the embedded devnet. The
+    journal is opened (created, or checked to be a keeper journal) first: a bad monitoring.journal
+    is refused before any chain is started or any transaction sent."""
+    Journal(config.monitoring.journal).close()
     if config.chain.rpc_url is None:
         if config.chain.preset != "devnet":
             raise ConfigError("chain.rpc_url: required with preset 'optimism' (no embedded chain for it)")

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from keeper.config import KeeperConfig
+from keeper.errors import ConfigError
 from keeper.logs import configure_logging
 from keeper.signals import Signal
 from keeper.types import MarketSnapshot, PerpAccountState, Position
@@ -232,8 +233,11 @@ def start_live_view(config: KeeperConfig, console: Console | None = None) -> Liv
         configure_logging(monitoring.log_level, json_lines=None if fmt == "auto" else fmt == "json")
         return None
     path = monitoring.log_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stream = path.open("a", buffering=1, encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stream = path.open("a", buffering=1, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"monitoring.log_file {path}: cannot write it ({exc.strerror or exc})") from exc
     state = LiveState(log_file=path)
     configure_logging(monitoring.log_level, json_lines=True, stream=stream, tap=state.tap)
     return LiveView(state, console, stream)

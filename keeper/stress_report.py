@@ -16,6 +16,7 @@ alone when the aggregator has too few rounds or cannot be read (the report says 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,13 +213,13 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     from keeper.addressbook import config_chain, config_sources
     from keeper.errors import FatalError, TransientError
 
-    if not notional_usd >= 0:
-        raise ConfigError(f"--notional-usd: must be >= 0 (got {notional_usd})")
+    if not (math.isfinite(notional_usd) and notional_usd >= 0):  # inf: an OverflowError in the sizing
+        raise ConfigError(f"--notional-usd: must be a finite number >= 0 (got {notional_usd})")
     index_rounds = DEFAULT_MAX_ROUNDS if index_rounds is None else index_rounds
     if not 0 <= index_rounds <= MAX_ROUNDS:
         raise ConfigError(f"--index-rounds: must be between 0 and {MAX_ROUNDS} (got {index_rounds})")
-    if collateral_usd is not None and not collateral_usd > 0:
-        raise ConfigError(f"--collateral-usd: must be > 0 (got {collateral_usd})")
+    if collateral_usd is not None and not (math.isfinite(collateral_usd) and collateral_usd > 0):  # inf: Infinity in --json
+        raise ConfigError(f"--collateral-usd: must be a finite number > 0 (got {collateral_usd})")
     chain = {k: v for k, v in (("rpc_url", rpc_url), ("manifest", manifest)) if v}  # the options override the config
     settings = load_config(config_path, overrides={"chain": chain} if chain else None)
     proposal = None

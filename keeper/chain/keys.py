@@ -161,11 +161,13 @@ def load_signer(
 
 def _read_keystore(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"keystore {path}: file not found") from None
     except OSError as exc:
         raise ConfigError(f"keystore {path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:  # a binary or wrongly encoded file: not a JSON keystore
+        raise ConfigError(f"keystore {path}: not a JSON keystore (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
     try:
         keystore = json.loads(text)
     except ValueError:
@@ -178,9 +180,11 @@ def _read_keystore(path: Path) -> dict[str, Any]:
 def _read_password(password_env: str, password_file: Path | None, environ: Mapping[str, str] | None) -> str:
     if password_file is not None:
         try:
-            return password_file.read_text().removesuffix("\n")
+            return password_file.read_text(encoding="utf-8").removesuffix("\n")
         except OSError as exc:
             raise ConfigError(f"keystore password file {password_file}: cannot read ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"keystore password file {password_file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     env = os.environ if environ is None else environ
     if password_env not in env:
         raise ConfigError(f"keystore password: set {shown_env_name(password_env)} or give a password file")

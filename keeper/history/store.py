@@ -86,7 +86,10 @@ class HistoryWriter:
         self._rows: list[dict[str, Any]] = []
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--out {path}: exists and is not a history directory")
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--out {path}: cannot create it ({exc.strerror or exc})") from exc
         existing = read_meta(path) if _parts(path) else None
         if existing is not None and _comparable(existing) != _comparable(self.meta):
             raise ConfigError(f"--out {path}: holds a history of other contracts or another chain "

@@ -66,6 +66,13 @@ def parse_sweep(specs: Sequence[str], settings: KeeperConfig) -> list[tuple[str,
                               f"or risk.KEY; strategies: {', '.join(sorted(STRATEGIES))})")
         parsed = [_number(v.strip()) for v in values.split(",") if v.strip()]
         canonical = ".".join(parts)
+        given = next((spec for spec, (axis, _) in zip(specs, axes) if axis == canonical), None)
+        if given is not None:  # the same parameter under two spellings: one would be dropped
+            raise ConfigError(f"--sweep {name}: the same parameter as --sweep {given.partition('=')[0].strip()} "
+                              f"({canonical}); give it once")
+        twice = sorted({str(v) for v in parsed if parsed.count(v) > 1})
+        if twice:  # 2 and 2.0 too: the same parameter set, run twice
+            raise ConfigError(f"--sweep {canonical}: value(s) {', '.join(twice)} given more than once")
         for value in parsed:  # every value must be accepted by the config and the strategy
             apply_params(settings, ((canonical, value),), where=f"--sweep {canonical}={value}")
         axes.append((canonical, parsed))

@@ -293,8 +293,9 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise JournalSchemaError(f"journal {path}: cannot open ({exc})") from exc
+    except (sqlite3.Error, OSError) as exc:
+        raise JournalSchemaError(f"journal {path}: cannot open ({getattr(exc, 'strerror', None) or exc}); "
+                                 "point monitoring.journal at a writable place") from exc
     conn.row_factory = sqlite3.Row
     try:
         conn.execute("PRAGMA busy_timeout = 10000")

@@ -54,7 +54,7 @@ MAX_PREMIUM = 0.06  # keeper.devnet.activity clamps the premium here (Perp's pri
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ActivitySettings(_Strict):
@@ -188,7 +188,11 @@ def scenario_path(name_or_path: str, directory: Path = SCENARIO_DIR) -> Path:
 def load_scenario(name_or_path: str, directory: Path = SCENARIO_DIR) -> Scenario:
     path = scenario_path(name_or_path, directory)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"scenario {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except OSError as exc:
+        raise ConfigError(f"scenario {path}: cannot read it ({exc.strerror or exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"scenario {path}: not valid TOML: {exc}") from exc
     return parse_scenario(data, where=f"scenario {path}")

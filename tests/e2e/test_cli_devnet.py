@@ -33,7 +33,7 @@ def test_deploy_dump_then_load_from_state(tmp_path: Path) -> None:
     assert "ETH" in deployed.stdout and first.accounts.keeper in deployed.stdout
     # When loading that state on another port
     loaded = run_keeper("devnet", "--port", "0", "--manifest", str(manifest), "--load-state", str(state),
-                        "--steps", "1", "--step-interval", "0")
+                        "--drive", "--steps", "1", "--step-interval", "0")
     # Then the same contracts come back, at a new rpc_url, reported as loaded
     assert loaded.returncode == 0, loaded.stderr
     second = DevnetManifest.read(manifest)
@@ -47,6 +47,9 @@ def test_deploy_dump_then_load_from_state(tmp_path: Path) -> None:
     [
         (["--dump-state", "a.json", "--load-state", "b.json"], "exclusive"),
         (["--load-state", "does-not-exist.json"], "file not found"),
+        (["--steps", "2"], "--steps: counts driver steps; it needs --drive"),  # was: ran 2 idle steps, no driver
+        (["--manifest", "/proc/x/m.json"], "--manifest /proc/x/m.json: cannot write in /proc"),  # was: a traceback after deploying
+        (["--manifest", "/dev/null/m.json"], "--manifest /dev/null/m.json: cannot be created (/dev/null is not a directory)"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -63,6 +63,19 @@ def test_keystore_decrypts_with_the_password_from_the_env(keystore: Path) -> Non
     assert signer.address == ADDRESS
 
 
+def test_a_keystore_that_is_not_utf8_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xff\xfe not a keystore \x80")
+    with pytest.raises(ConfigError, match=r"keystore .*bad\.toml: not a JSON keystore \(not UTF-8"):  # was UnicodeDecodeError
+        load_signer(keystore_path=bad, environ={"KEEPER_KEYSTORE_PASSWORD": "x"})
+    password = tmp_path / "password"
+    password.write_bytes(b"\xff\xfe")
+    good = tmp_path / "k.json"
+    good.write_text('{"crypto": {}}')
+    with pytest.raises(ConfigError, match=r"keystore password file .*password: not UTF-8"):
+        load_signer(keystore_path=good, password_file=password, environ={})
+
+
 def test_keystore_decrypts_with_a_password_file(keystore: Path, tmp_path: Path) -> None:
     password_file = tmp_path / "password"
     password_file.write_text("correct horse\n")  # as `echo` writes it

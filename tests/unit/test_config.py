@@ -142,3 +142,48 @@ def test_given_a_malformed_ipv6_url_then_one_error_naming_the_field() -> None:
         check_url("http://[::1", "--rpc-url")
     assert redacted_url("http://[::1]:8545/v2/KEY") == "http://[::1]:8545/..."
     assert check_url("HTTP://[::1]:8545/", "x") == "HTTP://[::1]:8545/"
+
+
+def test_an_error_in_a_value_an_environment_variable_set_names_the_variable_not_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[risk]\nmax_leverage = 2\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"KEEPER_RISK__MAX_LEVRAGE": "2"})
+    assert str(caught.value).startswith("environment KEEPER_RISK__MAX_LEVRAGE: risk.max_levrage: unknown key")
+    with pytest.raises(ConfigError, match=r"^environment KEEPER_RIKS__X: riks: unknown key"):
+        load_config(path, environ={"KEEPER_RIKS__X": "1"})
+    with pytest.raises(ConfigError, match=r"^config .*keeper.toml: risk.max_leverage"):  # the file's own error
+        load_config(write(tmp_path, "[risk]\nmax_leverage = -1\n"), environ={})
+
+
+def test_nested_keys_and_lists_can_be_set_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "[strategies.params.basis_convergence]\nexit_z = 0.5\n")
+    config = load_config(path, environ={"KEEPER_STRATEGIES__PARAMS__BASIS_CONVERGENCE__ENTRY_Z": "3",
+                                        "KEEPER_MARKETS__ENABLED": "ETH", "KEEPER_STRATEGIES__ENABLED": "funding_carry"})
+    assert config.strategies.params == {"basis_convergence": {"exit_z": 0.5, "entry_z": 3}}  # merged with the file's
+    assert config.markets.enabled == ["ETH"] and config.strategies.enabled == ["funding_carry"]
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"KEEPER_RISK__MAX_NOTIONAL_USD_TOTAL": "inf"}, "risk.max_notional_usd_total: Input should be a finite number"),
+    ({"KEEPER_COSTS__MIN_PROFIT_USD": "nan"}, "costs.min_profit_usd: Input should be a finite number"),
+    ({"KEEPER_CHAIN__RPC_URL": "http://127.0.0.1:99999"}, "chain.rpc_url: not a node URL"),
+    ({"KEEPER_CHAIN__BACKUP_RPC_URLS": "http://a:8545/KEY,http://b:0"}, r"chain.backup_rpc_urls: not a node URL.*'http://a:8545/\.\.\.'"),
+])
+def test_non_finite_numbers_and_invalid_ports_are_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, environ=environ)
+
+
+def test_a_config_file_inf_is_refused_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"keeper.toml: risk.max_gas_price_gwei: Input should be a finite number"):
+        load_config(write(tmp_path, "[risk]\nmax_gas_price_gwei = inf\n"), environ={})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[markets]\nenabled = ['ETH', 'BTC', 'ETH']\n", "markets.enabled: ETH given more than once"),
+    ("[markets]\nspot_venues = ['uniswap_v3', 'uniswap_v3']\n", "markets.spot_venues: uniswap_v3 given more than once"),
+    ("[strategies]\nenabled = ['funding_carry', 'funding_carry']\n", "strategies.enabled: funding_carry given more than once"),
+])
+def test_a_name_listed_twice_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text), environ={})

@@ -57,3 +57,15 @@ def test_given_blocks_and_folds_when_windowed_then_k_plus_one_consecutive_window
     assert all(b[0] == a[1] + 1 for a, b in zip(spans, spans[1:]))
     with pytest.raises(ConfigError, match="--folds 9"):
         windows(0, 10, 9)
+
+
+def test_given_one_parameter_under_two_spellings_when_parsed_then_refused_naming_both() -> None:
+    with pytest.raises(ConfigError, match=r"--sweep strategies.params.basis_convergence.entry_z: the same parameter as "
+                                          r"--sweep basis_convergence.entry_z"):  # was: one silently dropped
+        parse_sweep(["basis_convergence.entry_z=2", "strategies.params.basis_convergence.entry_z=3"],
+                    load_config(None, environ={}))
+
+
+def test_given_a_value_twice_when_parsed_then_refused() -> None:
+    with pytest.raises(ConfigError, match=r"--sweep risk.exit_cooldown_s: value\(s\) 100 given more than once"):
+        parse_sweep(["risk.exit_cooldown_s=100,200,100"], load_config(None, environ={}))  # was: the same set run twice

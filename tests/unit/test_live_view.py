@@ -75,3 +75,20 @@ def test_the_panel_shows_the_warm_start_s_progress_before_the_first_tick(tmp_pat
     text = console.export_text()
     assert "#900 warm_start.progress read=500 planned=3600 seconds=1.4" in text
     assert "warm_start.partial read=812 first_unreadable=587 seconds=2.3" in text
+
+
+def test_a_log_file_that_cannot_be_written_is_a_config_error_naming_the_key(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    from keeper.config import KeeperConfig
+    from keeper.errors import ConfigError
+    from keeper.live import start_live_view
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # the panel is for a terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    config = KeeperConfig.model_validate({"monitoring": {"log_file": Path("/proc/x/y.log")}})
+    with pytest.raises(ConfigError, match=r"monitoring.log_file /proc/x/y.log: cannot write it"):  # was a FileNotFoundError
+        start_live_view(config)

@@ -68,6 +68,13 @@ def test_invalid_toml_is_reported_with_the_file(tmp_path: Path) -> None:
         load_scenario(str(path))
 
 
+def test_a_scenario_file_that_is_not_utf8_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_bytes(b"name = \"x\"\n\xff\xfe\x00")
+    with pytest.raises(ConfigError, match=r"bad\.toml: not UTF-8 text"):  # was a UnicodeDecodeError traceback
+        load_scenario(str(path))
+
+
 @pytest.mark.parametrize(("data", "message"), [
     ({"name": "x", "foo": 1}, "unknown key 'foo'"),
     ({"name": "x", "activity": {"step_z": 1}}, "activity: unknown key 'step_z'"),
