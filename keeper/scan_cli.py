@@ -8,36 +8,39 @@ from typing import Annotated, Optional
 
 import typer
 
-from keeper.cli_console import check_options, fail, out
-from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
+from keeper.cli_console import ConfigOption, check_options, fail, out
 from keeper.errors import FatalError, KeeperError, TransientError
 from keeper.logs import redacted_url
 
 
 def scan(
-    rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC endpoint; addresses still come from the manifest (e.g. a fork of the devnet).")] = None,
-    manifest: Annotated[Path, typer.Option(help="Manifest with chain_id and every address (written by `keeper devnet`).")] = DEFAULT_MANIFEST,
+    config: ConfigOption = None,
+    rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC endpoint (overrides chain.rpc_url; on a devnet the addresses still come from the manifest, e.g. a fork of it).")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with chain_id and every address (overrides chain.manifest; default: where `keeper devnet` writes it).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (a list of rows) instead of a table.")] = False,
     history_blocks: Annotated[int, typer.Option(min=0, help="Past blocks read for the basis z-score (0: no z-score).")] = 30,
 ) -> None:
     """One row per market, from contract state at the latest block: spot (Uniswap V3 and V2),
     Perp v2 mark and index, basis, funding, carry, basis z-score, and the size that moves each
-    venue's price by 1% and 2%."""
+    venue's price by 1% and 2%. The chain is the config's (a devnet's manifest, or the Optimism
+    preset's addresses resolved on chain)."""
     import json
 
+    from keeper.addressbook import chain_url_source, config_chain, config_sources
     from keeper.chain.rpc import JsonRpc
-    from keeper.collect import Sources
+    from keeper.config import load_config
     from keeper.scan import scan as run_scan
 
     try:
         check_options(urls={"--rpc-url": rpc_url})
-        book = DevnetManifest.read(manifest)
-        url = rpc_url or book.rpc_url
+        chain = {k: v for k, v in (("rpc_url", rpc_url), ("manifest", manifest)) if v}  # the options override the config
+        settings = load_config(config, overrides={"chain": chain} if chain else None)
+        url, book = config_chain(settings)
         rpc = JsonRpc(url, timeout_s=10.0)
         try:
-            rows = run_scan(rpc, Sources.from_manifest(book), history_blocks)
+            rows = run_scan(rpc, config_sources(rpc, book), history_blocks)
         except TransientError as exc:
-            raise FatalError(f"--rpc-url {redacted_url(url)}: {exc}") from exc
+            raise FatalError(f"{chain_url_source(rpc_url, settings)} {redacted_url(url)}: {exc}") from exc
     except KeeperError as exc:
         raise fail(exc) from exc
     if json_output:

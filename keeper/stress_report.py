@@ -210,7 +210,7 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     import json
 
     from keeper.config import load_config
-    from keeper.addressbook import config_chain, config_sources
+    from keeper.addressbook import chain_url_source, config_chain, config_sources
     from keeper.errors import FatalError, TransientError
 
     if not (math.isfinite(notional_usd) and notional_usd >= 0):  # inf: an OverflowError in the sizing
@@ -235,8 +235,7 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
         report = run_stress(rpc, config_sources(rpc, book), account or settings.account.executor, settings, proposal,
                             collateral_usd, index_rounds)
     except TransientError as exc:
-        source = "--rpc-url" if rpc_url else "chain.rpc_url" if settings.chain.rpc_url else "the devnet manifest's rpc_url"
-        raise FatalError(f"{source} {redacted_url(url)}: {exc}") from exc
+        raise FatalError(f"{chain_url_source(rpc_url, settings)} {redacted_url(url)}: {exc}") from exc
     if json_output:
         console.print_json(json.dumps(report.as_json()))
         return

@@ -175,3 +175,15 @@ def test_scan_cli_prints_rows_and_exits_2_on_bad_input(devnet: Devnet, tmp_path:
     assert result.returncode == 2 and "http://127.0.0.1:9" in result.stderr
 
 
+
+
+def test_scan_takes_the_chain_from_the_config_file(devnet: Devnet, tmp_path: Path) -> None:
+    """-c FILE: its chain.manifest, not a manifest another devnet left in .keeper/devnet/."""
+    manifest = tmp_path / "manifest.json"
+    devnet.manifest.write(manifest)
+    devnet.manifest.with_rpc_url("http://127.0.0.1:9").write(tmp_path / ".keeper" / "devnet" / "manifest.json")
+    (tmp_path / "keeper.toml").write_text(f'[chain]\nmanifest = "{manifest}"\n')
+    result = subprocess.run([sys.executable, "-m", "keeper", "scan", "-c", "keeper.toml", "--json", "--history-blocks", "0"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert {row["market"] for row in json.loads(result.stdout)} == {m.name for m in devnet.manifest.markets}
