@@ -266,8 +266,6 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
             chain_id=chain_id, sleep=heads.sleep_until_new_head)
         sender.recover()
         executor = LiveExecutor(sender, rpc, {BASIS_PERP_VENUE: sources.perp.clearing_house})
-    if sources.markets:  # the vault holds account.collateral_usdc (keeper/collateral.py); a dry run only says so
-        fund_vault(snapshot, sources.markets[0].usdc, executor_address, config.account.collateral_usdc, sender)
     kill_flag = threading.Event()
 
     def kill_switch() -> bool:
@@ -282,6 +280,9 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
     differences = journal.reconcile(chain_positions(snapshot, sources, journal.open_positions(), in_flight),
                                     block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
     prune_journal(journal, snapshot.block_timestamp, config.monitoring.journal_retention_days)
+    if sources.markets:  # the vault holds account.collateral_usdc (keeper/collateral.py), read after the settling
+        fund_vault(collector.fetch_snapshot() if sender is not None else snapshot, sources.markets[0].usdc,
+                   executor_address, config.account.collateral_usdc, sender)
     metrics.serve(config.monitoring.metrics_port)
     driver = setup.start_driver() if setup.start_driver is not None else None
     mode = "dry_run" if signer is None else "live"
