@@ -69,8 +69,9 @@ def check_url(value: str, where: str, schemes: set[str] = URL_SCHEMES, *, quote:
     except ValueError:  # a malformed port or IPv6 literal
         host, scheme = None, ""
     if scheme.lower() not in schemes or not host or not port_ok:
-        expected = " or ".join(f"{s}://" for s in sorted(schemes))
-        raise ConfigError(f"{where}: not a node URL (expected {expected}HOST[:PORT], PORT 1-65535)"
+        expected = " or ".join(sorted(schemes))  # said without "://": the message's own pattern is not a URL to redact
+        raise ConfigError(f"{where}: not a node URL (expected scheme {expected}, a host and an optional port 1-65535, "
+                          f"e.g. {sorted(schemes)[0]}://127.0.0.1:8545)"
                           + (f": {redacted_url(value)!r}" if quote else ""))
     return value
 

@@ -31,12 +31,10 @@ def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-_URL_IN_TEXT = re.compile(
-    r"[A-Za-z][A-Za-z0-9+.-]*://"
-    r"(?:[^\s/?#()\[\]{}\"'<>,]*@)?"  # a user part
-    r"(?:\[[^\]\s]*\]?)?[^\s/?#()\[\]{}\"'<>,]*"  # the host (an IPv6 literal in brackets) and port
-    r"(?:[/?#][^\s(){}\"'<>,]*)?")  # a path, a query (brackets allowed there: a[]=KEY)
-_TRAILING = ".:;!?"  # prose after a URL ("... at http://host:8545." or "http://host: refused"), not the URL's
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]*")  # to the next space or quote
+_TRAILING = ".,:;!?)]}"  # the sentence's, after a URL ("... at http://host:8545." or "(http://host/x)")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(:[0-9]{0,5})?")  # a name or an IPv6 literal, a port
 
 
 def redact_urls(text: str) -> str:
@@ -52,18 +50,19 @@ def redact_urls(text: str) -> str:
 def redacted_url(value: str) -> str:
     """A URL as it may be printed: scheme and host (and port) as given; a path, a query or a user
     part, where providers put their keys, becomes "/...". Split as text, not parsed, so that a URL
-    a parser refuses (a bad port, a broken IPv6 literal) is still shown without its secret part;
-    a value with no scheme://host is not shown at all when long enough to be a key."""
+    a parser refuses (a bad port) is still shown without its secret part. A user part ends at the
+    LAST "@" (a pasted password may hold "/", "?" or "#"); a host that is not a plain name or IPv6
+    literal with digits for a port is not shown (it may be a piece of a secret). A value with no
+    scheme://host is not shown at all when long enough to be a key."""
     scheme, sep, rest = value.partition("://")
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    userinfo, at, host = authority.rpartition("@")
-    if not sep or not _SCHEME.fullmatch(scheme) or not host:
+    if not sep or not _SCHEME.fullmatch(scheme):
         return "<not shown: not a URL>" if len(value) > 16 else value
-    hidden = "/..." if (rest[len(authority):].strip("/") or at) else ""
+    userinfo, at, after = rest.rpartition("@")
+    host = re.split(r"[/?#]", after, maxsplit=1)[0]
+    if not host or not _HOST.fullmatch(host):
+        return "<not shown: not a URL>" if (at or len(value) > 16) else value
+    hidden = "/..." if (after[len(host):].strip("/") or at) else ""
     return f"{scheme}://{host}{hidden}"
-
-
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 
 def configure_logging(level: str = "INFO", json_lines: bool | None = None, stream: Any = None,

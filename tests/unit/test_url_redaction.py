@@ -136,9 +136,16 @@ def test_the_rpc_errors_survive_a_process_pool() -> None:
     # the text around a URL is the sentence's, not the URL's: kept as it was
     ("--rpc-url RPC https://127.0.0.1:18690: unreachable", "--rpc-url RPC https://127.0.0.1:18690: unreachable"),
     ("Could not connect to: wss://node.example.com:8546. Retries", "Could not connect to: wss://node.example.com:8546. Retries"),
-    # a message's own pattern is not a URL to hide
-    ("not a node URL (expected http:// or https://HOST[:PORT]): 'localhost:8545'",
-     "not a node URL (expected http:// or https://HOST[:PORT]): 'localhost:8545'"),
+    # a message's own example is a URL with nothing to hide
+    ("not a node URL (expected scheme http or https, e.g. http://127.0.0.1:8545): 'localhost:8545'",
+     "not a node URL (expected scheme http or https, e.g. http://127.0.0.1:8545): 'localhost:8545'"),
+    # a pasted password holding "/", "#" or "?": the user part ends at the last "@"
+    ("cannot reach http://user:pa/ss@host.com/x", "cannot reach http://host.com/..."),
+    ("https://u:s3cr3t#x@node.example.com", "https://node.example.com/..."),
+    # a path with a comma; a host followed by something no host holds
+    ("https://host.example/v2/abc,def then", "https://host.example/... then"),
+    ("https://host.example;SECRETKEY123", "<not shown: not a URL>"),
+    ("https://host.example\\SECRETKEY123", "<not shown: not a URL>"),
     # a URL a parser refuses still loses its secret part, and keeps its host
     ("RPC http://127.0.0.1:99999/v2/SECRETKEY123 unreachable", "RPC http://127.0.0.1:99999/... unreachable"),
     ("at http://[::1]:8545/v2/SECRETKEY123.", "at http://[::1]:8545/...."),
