@@ -19,6 +19,7 @@ from keeper.devnet.provision import provision_impersonated
 from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.errors import ConfigError
 from keeper.journal import Journal
+from keeper.journal.lock import JournalLock
 from keeper.runtime import ChainSetup, Runtime, assemble_runtime
 
 
@@ -39,9 +40,19 @@ def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None 
 
 def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runtime:
     """The runtime on the configured chain; with no RPC configured, on the embedded devnet. The
-    journal is opened (created, or checked to be a keeper journal) first: a bad monitoring.journal
-    is refused before any chain is started or any transaction sent."""
-    Journal(config.monitoring.journal).close()
+    journal is locked (keeper/journal/lock.py) and opened (created, or checked to be a keeper
+    journal) first: a bad monitoring.journal, or one another keeper holds, is refused before any
+    chain is started or any transaction sent."""
+    lock = JournalLock(config.monitoring.journal).acquire()
+    try:
+        Journal(config.monitoring.journal).close()
+        return assemble_runtime(config, _chain_setup(config, seed), dry_run=dry_run, journal_lock=lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _chain_setup(config: KeeperConfig, seed: int) -> ChainSetup:
     if config.chain.rpc_url is None:
         if config.chain.preset != "devnet":
             raise ConfigError("chain.rpc_url: required with preset 'optimism' (no embedded chain for it)")
@@ -56,4 +67,4 @@ def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runt
         setup = devnet_setup(manifest, config.chain.rpc_url, seed=seed)
     else:
         setup = ChainSetup(rpc_url=config.chain.rpc_url)
-    return assemble_runtime(config, setup, dry_run=dry_run)
+    return setup

@@ -104,7 +104,7 @@ class Runtime:
     ticks: int = 0
     heads: HeadFeed | None = None
     warm_from: MarketSnapshot | None = None  # the start-up snapshot, until the warm start has read back from it
-    journal_lock: JournalLock | None = None  # held from the start to close (keeper/journal/lock.py)
+    locks: list[JournalLock] = field(default_factory=list)  # the journal's and the key's pending store's, start to close
 
     def warm_up(self, should_stop: Callable[[], bool] | None = None) -> None:
         """The warm start (keeper/warm_start.py), once: the block loop calls it before its first
@@ -122,8 +122,8 @@ class Runtime:
             self.heads.stop()
         self.engine.metrics.close()  # the metrics port is free again
         self.journal.close()
-        if self.journal_lock is not None:
-            self.journal_lock.release()
+        for lock in self.locks:
+            lock.release()
         self.rpc.close()
         if self.setup is not None and self.setup.stop is not None:
             self.setup.stop()
@@ -142,6 +142,11 @@ def _executor_operator(rpc: JsonRpc, executor: str, chain_id: int) -> str:
                                  f"(its operator() {'reverted' if isinstance(exc, RpcError) else 'returned no address'})") from exc
 
 
+def pending_store_path(config: KeeperConfig, chain_id: int, address: str) -> Path:
+    """The sender's pending-transaction store of a key on a chain, beside the journal."""
+    return config.monitoring.journal.with_name(f"pending-{chain_id}-{address}.json")
+
+
 def _is_anvil(rpc: JsonRpc) -> bool:
     try:
         return str(rpc.call("web3_clientVersion")).lower().startswith("anvil")
@@ -157,11 +162,13 @@ def _ephemeral_devnet_signer(rpc: JsonRpc) -> Signer:
     return signer
 
 
-def assemble_runtime(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runtime:
+def assemble_runtime(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool,
+                     journal_lock: JournalLock | None = None) -> Runtime:
     """Connects to `setup`'s chain and assembles the keeper on it (start-up retries transient
-    errors); on failure the setup's chain is stopped."""
+    errors); on failure the setup's chain is stopped. `journal_lock`: the journal's, taken by the
+    caller (it stays the caller's to release should this fail); None: taken here."""
     try:
-        return retry_transient(lambda: _assemble(config, setup, dry_run=dry_run),
+        return retry_transient(lambda: _assemble(config, setup, dry_run=dry_run, journal_lock=journal_lock),
                                budget_s=config.chain.startup_retry_s, backoff_max_s=config.chain.startup_backoff_max_s)
     except BaseException:
         if setup.stop is not None:
@@ -169,23 +176,25 @@ def assemble_runtime(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) 
         raise
 
 
-def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool) -> Runtime:
+def _assemble(config: KeeperConfig, setup: ChainSetup, *, dry_run: bool, journal_lock: JournalLock | None) -> Runtime:
     strategies = load_strategy_slots(config)  # a bad strategy name or parameter: refused before anything is sent
-    lock = JournalLock(config.monitoring.journal).acquire()  # likewise a second keeper on this journal
+    # likewise a second keeper on this journal (and, live, on this key's pending store: _connect_and_assemble)
+    locks = [journal_lock or JournalLock(config.monitoring.journal).acquire()]
     metrics = KeeperMetrics()
     try:
         metrics.bind(config.monitoring.metrics_port)  # likewise a port another process holds (taken now, served later)
-        runtime = _connect_and_assemble(config, setup, strategies, metrics, dry_run=dry_run)
+        runtime = _connect_and_assemble(config, setup, strategies, metrics, locks, dry_run=dry_run)
     except BaseException:
-        metrics.close()  # a start-up that failed (and may be retried) frees the port and the journal
-        lock.release()
+        metrics.close()  # a start-up that failed (and may be retried) frees the port and what it locked
+        for lock in locks[1 if journal_lock is not None else 0:]:
+            lock.release()
         raise
-    runtime.journal_lock = lock
+    runtime.locks = locks
     return runtime
 
 
 def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: list[StrategySlot],
-                          metrics: KeeperMetrics, *, dry_run: bool) -> Runtime:
+                          metrics: KeeperMetrics, locks: list[JournalLock], *, dry_run: bool) -> Runtime:
     rpc_url = setup.rpc_url
     rpc = connect_rpc(config.chain, rpc_url, attempts=STARTUP_ATTEMPTS,  # with chain.backup_rpc_urls: failover
                       backoff_max_s=config.chain.startup_backoff_max_s)
@@ -214,6 +223,9 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
     if not rpc.get_code(executor_address):
         raise ChainMismatchError(f"account.executor: no contract code at {executor_address} on chain {chain_id}")
     owner = _executor_operator(rpc, executor_address, chain_id)  # the only account that may trade
+    if signer is not None:  # one keeper per key and chain: its pending store (nonces) is not shared
+        locks.append(JournalLock(pending_store_path(config, chain_id, signer.address),
+                                 what="the pending-transaction store of this key and chain").acquire())
     if signer is not None and owner.lower() != signer.address.lower():
         raise ChainMismatchError(f"account.executor: {executor_address} is operated by {owner}, not by the key's address {signer.address}")
     paused = bool(EXECUTOR.decode("paused", rpc.eth_call(executor_address, EXECUTOR.encode("paused")))[0])
@@ -262,7 +274,7 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
                          replace_after_blocks=cfg.replace_after_blocks, dropped_after_blocks=cfg.dropped_after_blocks,
                          poll_interval_s=config.chain.poll_interval_s,
                          keep_settled=True),
-            JsonFilePendingStore(config.monitoring.journal.with_name(f"pending-{chain_id}-{signer.address}.json")),
+            JsonFilePendingStore(pending_store_path(config, chain_id, signer.address)),
             chain_id=chain_id, sleep=heads.sleep_until_new_head)
         sender.recover()
         executor = LiveExecutor(sender, rpc, {BASIS_PERP_VENUE: sources.perp.clearing_house})

@@ -1,7 +1,9 @@
 """One keeper per journal: `keeper run` holds an exclusive lock beside the journal file
-(`<journal>.lock`, flock) from its start, before anything is sent, to its stop. Two keepers on one
-journal would share a key and an executor: both would plan the same trade and race each other's
-nonces. A second one is refused, naming the journal and the first one's process id.
+(`<journal>.lock`, flock) from its start, before anything is sent, to its stop; a live one also
+locks its key's pending-transaction store (`pending-<chain>-<address>.json.lock`), which two
+keepers with different journals in one directory would otherwise share. Two keepers on one
+journal or one key would both plan the same trade and race each other's nonces. A second one is
+refused, naming the file and the first one's process id.
 
 The lock is the kernel's: it is released when the holding process exits, however it exits
 (kill -9 included), so a stale lock file never blocks a restart.
@@ -17,9 +19,13 @@ from keeper.errors import ConfigError
 
 
 class JournalLock:
-    def __init__(self, journal: Path) -> None:
-        self.journal = journal
-        self.path = journal.with_name(journal.name + ".lock")
+    """An exclusive lock on `<path>.lock` (the path resolved: a symlink to it is the same file);
+    `what` names it in the refusal (the journal's config key by default)."""
+
+    def __init__(self, journal: Path, what: str = "monitoring.journal") -> None:
+        self.journal = Path(journal).resolve()
+        self.what = what
+        self.path = self.journal.with_name(self.journal.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> JournalLock:
@@ -28,14 +34,14 @@ class JournalLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ConfigError(f"monitoring.journal: cannot create the lock file {self.path} "
+            raise ConfigError(f"{self.what}: cannot create the lock file {self.path} "
                               f"({exc.strerror or exc})") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise ConfigError(f"monitoring.journal: {self.journal} is in use by another keeper "
+            raise ConfigError(f"{self.what}: {self.journal} is in use by another keeper "
                               f"(process {holder}); stop it first, or give this one its own journal") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

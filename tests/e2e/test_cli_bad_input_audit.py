@@ -42,7 +42,7 @@ def test_an_output_path_that_cannot_be_written_is_refused_up_front(args: list[st
 def test_a_journal_that_cannot_be_created_is_refused_before_any_chain_is_used(tmp_path: Path) -> None:
     result = keeper("run", "--dry-run", "--rpc-url", NODE, cwd=tmp_path,
                     env={"KEEPER_MONITORING__JOURNAL": "/proc/x/j.sqlite", "KEEPER_MONITORING__LIVE_PANEL": "off"})
-    assert_one_line_exit_2(result, "journal /proc/x/j.sqlite: cannot open")
+    assert_one_line_exit_2(result, "cannot create the lock file /proc/x/j.sqlite.lock")  # the lock is taken first
     assert "monitoring.journal" in result.stderr
 
 
