@@ -22,13 +22,11 @@ from keeper.chain.sender import TxSender
 from keeper.chain.tx_types import SimulationReverted, TxRequest
 from keeper.errors import FatalError, TransientError
 from keeper.logs import get_logger
-from keeper.types import MarketSnapshot, PerpAccountState
+from keeper.types import USDC_DECIMALS, USDC_TO_X18, MarketSnapshot, PerpAccountState
 from keeper.venues.executor import EXECUTOR
 
 log = get_logger("keeper.collateral")
 MIN_SHORTFALL_SHARE = 0.01  # of the target: a smaller shortfall is not topped up
-USDC_DECIMALS = 6
-USDC_TO_X18 = 10**12
 
 
 def start_deposit_raw(account: PerpAccountState, wallet_usdc_raw: int, target_usdc: float) -> int:

@@ -174,11 +174,11 @@ class StrategiesConfig(_Section):
     warm_start_max_s: float = Field(30.0, gt=0, le=3_600, description=(
         "seconds the warm start may read for at most (open positions are not watched meanwhile)"))
 
-
     @field_validator("enabled")
     @classmethod
     def _once_each(cls, value: list[str]) -> list[str]:
         return _unique(value)
+
 
 class CostsConfig(_Section):
     cost_of_capital_apr: float = Field(0.05, ge=0, le=1)

@@ -22,6 +22,7 @@ ONE_X18 = 10**18
 SECONDS_PER_DAY = 86_400
 SECONDS_PER_YEAR = 365 * SECONDS_PER_DAY
 USDC_DECIMALS = 6
+USDC_TO_X18 = 10 ** (18 - USDC_DECIMALS)  # a raw USDC amount as an x18 one
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from keeper.plan import Planner
 from keeper.pnl_split import PnlSplit
 from keeper.simulate.paper import compute_funding_paid_x18
 from keeper.types import (
+    USDC_TO_X18,
     MarketSnapshot,
     Outcome,
     PerpAccountMarket,
@@ -45,7 +46,6 @@ from keeper.types import (
 )
 
 ONE_X18 = 10**18
-USDC_TO_X18 = 10**12
 INITIAL_MARGIN_PPM = 100_000  # Perp v2: 10% initial margin
 MAINTENANCE_MARGIN_PPM = 62_500  # 6.25%
 PAPER_ACCOUNT = "0x00000000000000000000000000000000000bac7e"

@@ -20,13 +20,12 @@ from typing import Any
 
 from eth_utils import keccak
 
-from keeper.addressbook import optimism_book, resolve_sources
+from keeper.addressbook import config_chain, config_sources
 from keeper.chain.fees import GAS_PRICE_ORACLE, build_get_l1_fee_calldata
 from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate3, encode_aggregate3
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
-from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import ConfigError, KeeperError, RpcError
 from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
@@ -77,12 +76,7 @@ class RecordingMulticall(Multicall):
 
 def recording_sources(settings: KeeperConfig, rpc: JsonRpc) -> Sources:
     """The markets to record: the devnet manifest's, or the Optimism preset's (resolved on chain)."""
-    if settings.chain.preset == "devnet":
-        path = settings.chain.manifest or DEFAULT_MANIFEST
-        if not Path(path).exists():
-            raise ConfigError(f"chain.manifest: {path} not found (a devnet history needs its manifest)")
-        return Sources.from_manifest(DevnetManifest.read(Path(path)))
-    return resolve_sources(rpc, optimism_book())
+    return config_sources(rpc, config_chain(settings)[1])
 
 
 @dataclass

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import Sources
 from keeper.devnet.txs import codec
+from keeper.types import USDC_TO_X18
 
-USDC_TO_X18 = 10**12
 
 
 @dataclass(frozen=True)
