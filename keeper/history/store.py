@@ -122,6 +122,12 @@ def _parts(path: Path) -> list[Path]:
     return sorted(path.glob("part-*.parquet"))
 
 
+def _span(part: Path) -> tuple[int, int]:
+    """A part's first and last block, from its name (part-<first>-<last>.parquet)."""
+    _, first, last = part.stem.split("-")
+    return int(first), int(last)
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     parts = _parts(path) if path.is_dir() else []
     if not parts:
@@ -137,14 +143,14 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 def last_recorded_block(path: Path) -> int | None:
     parts = _parts(path) if path.is_dir() else []
-    return int(parts[-1].stem.split("-")[2]) if parts else None
+    return _span(parts[-1])[1] if parts else None
 
 
 def recorded_gaps(path: Path, from_block: int | None = None, to_block: int | None = None) -> list[tuple[int, int]]:
     """The blocks missing between recorded parts, as (first, last) ranges, those that meet
     [from_block, to_block] (from the parts' names: a part is written by one recording, block by
     block, so a hole can only lie between two parts)."""
-    spans = [(int(first), int(last)) for _, first, last in (part.stem.split("-") for part in _parts(path))]
+    spans = [_span(part) for part in _parts(path)]
     gaps = [(prev_last + 1, first - 1) for (_, prev_last), (first, _) in zip(spans, spans[1:]) if first > prev_last + 1]
     return [(a, b) for a, b in gaps
             if (from_block is None or b >= from_block) and (to_block is None or a <= to_block)]
@@ -176,8 +182,8 @@ def read_blocks(path: Path, from_block: int | None = None, to_block: int | None 
 
 def _read_blocks(path: Path, from_block: int | None, to_block: int | None) -> Iterator[BlockRecord]:
     for part in _parts(path):
-        _, first, last = part.stem.split("-")
-        if (to_block is not None and int(first) > to_block) or (from_block is not None and int(last) < from_block):
+        first, last = _span(part)
+        if (to_block is not None and first > to_block) or (from_block is not None and last < from_block):
             continue
         table = pq.ParquetFile(part, read_dictionary=_DICTIONARY_COLUMNS).read(use_threads=False)  # not read_table: no dataset layer (140 ms to import)
         columns = {name: table.column(name).to_pylist() for name in table.column_names if name != "reads"}
@@ -225,7 +231,7 @@ def count_blocks(path: Path, from_block: int | None = None, to_block: int | None
     """How many recorded blocks fall in [from_block, to_block] (from the parts' names)."""
     total = 0
     for part in _parts(path):
-        _, first, last = (int(x) if x.isdigit() else x for x in part.stem.split("-"))
+        first, last = _span(part)
         lo = max(first, from_block) if from_block is not None else first
         hi = min(last, to_block) if to_block is not None else last
         total += max(0, hi - lo + 1)
@@ -237,4 +243,4 @@ def recorded_range(path: Path) -> tuple[int, int]:
     parts = _parts(path) if path.is_dir() else []
     if not parts:
         raise ConfigError(f"history {path}: no recorded blocks")
-    return int(parts[0].stem.split("-")[1]), int(parts[-1].stem.split("-")[2])
+    return _span(parts[0])[0], _span(parts[-1])[1]
