@@ -81,6 +81,9 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
             if not stop.is_set():
                 report = driver.step()
                 log.debug("market.step", step=report.step, block=report.block_number)
+                if report.shock is not None:
+                    log.info("market.shock", market=report.shock[0], premium=report.shock[1], step=report.step,
+                             block=report.block_number)
 
         scheduler.add_job(drive_job, "interval", seconds=drive_interval_s, max_instances=1, coalesce=True, id="drive")
         scheduler.start()

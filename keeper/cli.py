@@ -14,6 +14,8 @@ from keeper.cli_console import configure_logging_from as _configure_logging_from
 from keeper.cli_console import fail as _fail
 from keeper.errors import ConfigError, FatalError, KeeperError, TransientError
 
+DEMO_SHOCK_EVERY_STEPS = 30  # the embedded devnet's scripted premium shock: a minute apart at a step per 2 s
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -47,6 +49,7 @@ def run(
     manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Embedded devnet (no RPC set): seed of its market-activity driver (default 7).")] = None,
     drive_interval: Annotated[Optional[float], typer.Option(min=0.1, callback=finite, help="Embedded devnet (no RPC set): wall-clock seconds between market-activity steps (default 2).")] = None,
+    shock_every: Annotated[Optional[int], typer.Option(min=0, help=f"Embedded devnet (no RPC set): every this many market-activity steps one market's perp premium jumps to +-2% (the markets in turn) and then decays, so you can watch the keeper trade it; 0: never (default {DEMO_SHOCK_EVERY_STEPS}).")] = None,
 ) -> None:
     """Run the keeper: every new block, read all markets from contracts, decide, and open, hold
     and unwind delta-neutral basis positions through the executor. The signing key comes from the
@@ -66,13 +69,15 @@ def run(
     try:
         check_options(urls={"--rpc-url": rpc_url})
         settings = load_config(config, overrides=overrides)
-        embedded_only = [o for o, v in (("--seed", seed), ("--drive-interval", drive_interval)) if v is not None]
+        embedded_only = [o for o, v in (("--seed", seed), ("--drive-interval", drive_interval),
+                                        ("--shock-every", shock_every)) if v is not None]
         if embedded_only and settings.chain.rpc_url is not None:  # only the embedded devnet has a driver
             raise ConfigError(f"{' and '.join(embedded_only)}: only for the embedded devnet; not with an RPC "
                               "(--rpc-url or chain.rpc_url)")
         view = start_live_view(settings, out)  # on a terminal: the live panel, logs to a file
         try:
-            runtime = build_runtime(settings, dry_run=dry_run, seed=7 if seed is None else seed)
+            runtime = build_runtime(settings, dry_run=dry_run, seed=7 if seed is None else seed,
+                                    shock_every_steps=DEMO_SHOCK_EVERY_STEPS if shock_every is None else shock_every)
         except TransientError as exc:
             raise FatalError(f"chain.rpc_url: {exc}") from exc
         run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval or 2.0, view=view)

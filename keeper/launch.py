@@ -23,10 +23,11 @@ from keeper.journal.lock import JournalLock
 from keeper.runtime import ChainSetup, Runtime, assemble_runtime
 
 
-def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None = None, seed: int = 7) -> ChainSetup:
+def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None = None, seed: int = 7,
+                 shock_every_steps: int = 0) -> ChainSetup:
     """A devnet's markets from its manifest and its executor provisioning (anvil only); with the
-    embedded `world`: a throwaway key and the market-activity driver too, and the world stops with
-    the runtime."""
+    embedded `world`: a throwaway key and the market-activity driver too (a scripted premium shock
+    every `shock_every_steps` steps, 0: none), and the world stops with the runtime."""
 
     def provision(rpc: JsonRpc, owner: str | None) -> str:
         return provision_impersonated(rpc, manifest, owner or manifest.accounts.keeper)  # keyless
@@ -34,11 +35,12 @@ def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None 
     return ChainSetup(
         rpc_url=rpc_url, sources=Sources.from_manifest(manifest), provision_executor=provision,
         embedded=world is not None,
-        start_driver=(lambda: MarketActivity(JsonRpc(rpc_url), manifest, ActivityConfig(seed=seed))) if world else None,
+        start_driver=(lambda: MarketActivity(JsonRpc(rpc_url), manifest, ActivityConfig(
+            seed=seed, shock_every_steps=shock_every_steps))) if world else None,
         stop=world.stop if world is not None else None)
 
 
-def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runtime:
+def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7, shock_every_steps: int = 0) -> Runtime:
     """The runtime on the configured chain; with no RPC configured, on the embedded devnet. The
     journal is locked (keeper/journal/lock.py) and opened (created, or checked to be a keeper
     journal) first: a bad monitoring.journal, or one another keeper holds, is refused before any
@@ -46,19 +48,21 @@ def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7) -> Runt
     lock = JournalLock(config.monitoring.journal).acquire()
     try:
         Journal(config.monitoring.journal).close()
-        return assemble_runtime(config, _chain_setup(config, seed), dry_run=dry_run, journal_lock=lock)
+        return assemble_runtime(config, _chain_setup(config, seed, shock_every_steps), dry_run=dry_run,
+                                journal_lock=lock)
     except BaseException:
         lock.release()
         raise
 
 
-def _chain_setup(config: KeeperConfig, seed: int) -> ChainSetup:
+def _chain_setup(config: KeeperConfig, seed: int, shock_every_steps: int) -> ChainSetup:
     if config.chain.rpc_url is None:
         if config.chain.preset != "devnet":
             raise ConfigError("chain.rpc_url: required with preset 'optimism' (no embedded chain for it)")
         world = start_world(load_state=prebuilt_state())
         try:
-            setup = devnet_setup(world.manifest, world.node.rpc_url, world=world, seed=seed)
+            setup = devnet_setup(world.manifest, world.node.rpc_url, world=world, seed=seed,
+                                 shock_every_steps=shock_every_steps)
         except BaseException:
             world.stop()
             raise

@@ -65,7 +65,7 @@ MIN_GAS_BALANCE_WEI = 10**16  # 0.01 ETH
 
 
 class MarketDriver(Protocol):
-    """Moves a devnet's market on a timer (keeper/devnet/activity.py); `step()` reports `.step` and `.block_number`."""
+    """Moves a devnet's market on a timer (keeper/devnet/activity.py); `step()` reports `.step`, `.block_number` and `.shock` (a scripted premium shock or None)."""
 
     def step(self) -> Any: ...
 

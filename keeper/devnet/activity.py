@@ -6,7 +6,10 @@ Model, per market and per step of `step_s` simulated seconds:
 - perp premium (perp price / index - 1): an Ornstein-Uhlenbeck process that mean-reverts to 0
   with half-life `premium_half_life_s`, so basis opens and converges as it does on real venues;
   a trader moves the vAMM pool to index * (1 + premium) with a price-limited Perp v2 trade;
-- spot pools: arbitrage flow moves Uniswap V3 and V2 to index * (1 + small noise).
+- spot pools: arbitrage flow moves Uniswap V3 and V2 to index * (1 + small noise);
+- optionally (`shock_every_steps`, what `make demo` uses): every that many steps one market's
+  premium jumps to +-`shock_premium` (the markets in turn, the sign flipping after each round),
+  then decays like any premium, so a demo shows a dislocation the keeper can trade.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class ActivityConfig:
     premium_half_life_s: float = 3_600.0
     spot_noise: float = 0.0005
     one_block_per_step: bool = True  # all of a step's trades land in one block, as between real blocks
+    shock_every_steps: int = 0  # 0: no scripted premium shocks
+    shock_premium: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,19 @@ class StepReport:
     block_number: int
     timestamp: int
     markets: tuple[MarketTick, ...]
+    shock: tuple[str, float] | None = None  # (market, premium) of this step's scripted shock
+
+
+def scripted_shock(step: int, config: ActivityConfig, names: list[str]) -> tuple[str, float] | None:
+    """The scripted premium shock of step `step` (1-based), if it has one, as (market, premium):
+    every `config.shock_every_steps` steps, the markets in the order given, the sign flipping after
+    each round of them."""
+    every = config.shock_every_steps
+    if every <= 0 or step % every or not names:
+        return None
+    k = step // every - 1
+    sign = 1.0 if (k // len(names)) % 2 == 0 else -1.0
+    return names[k % len(names)], sign * config.shock_premium
 
 
 @dataclass
@@ -125,7 +143,8 @@ class MarketActivity:
         ticks = [self._report(state) for state in moved]
         self.steps_done += 1
         head = self.rpc.call("eth_getBlockByNumber", ["latest", False])
-        return StepReport(self.steps_done, int(head["number"], 16), int(head["timestamp"], 16), tuple(ticks))
+        return StepReport(self.steps_done, int(head["number"], 16), int(head["timestamp"], 16), tuple(ticks),
+                          scripted_shock(self.steps_done, cfg, sorted(self.markets)))
 
     def queue_step(self) -> None:
         """One step's trades sent to the pool and not mined: with anvil's interval mining (and
@@ -140,6 +159,9 @@ class MarketActivity:
         cfg = self.config
         dt_days = cfg.step_s / SECONDS_PER_DAY
         decay = math.exp(-math.log(2) * cfg.step_s / cfg.premium_half_life_s)
+        scripted = scripted_shock(self.steps_done + 1, cfg, sorted(self.markets))
+        if scripted is not None:
+            self.shock_premium(*scripted)
         ticks = []
         for name in sorted(self.markets):
             state = self.markets[name]

@@ -124,6 +124,7 @@ def test_an_error_from_a_keeper_variable_names_the_variable(tmp_path: Path) -> N
     (["backtest", "hist", "--sweep", "risk.exit_cooldown_s=1,2", "--dry-run"], "--dry-run: not with --sweep"),
     (["run", "--dry-run", "--rpc-url", NODE, "--seed", "3"], "--seed: only for the embedded devnet; not with an RPC"),
     (["run", "--dry-run", "--rpc-url", NODE, "--drive-interval", "1"], "--drive-interval: only for the embedded devnet"),
+    (["run", "--dry-run", "--rpc-url", NODE, "--shock-every", "5"], "--shock-every: only for the embedded devnet"),
 ])
 def test_an_option_the_chosen_mode_would_ignore_is_refused_naming_both(args: list[str], named: str,
                                                                      tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from keeper.devnet.activity import ActivityConfig, MarketActivity
+from keeper.devnet.activity import ActivityConfig, MarketActivity, scripted_shock
 from keeper.devnet.deploy import DEADLINE_NEVER, MAX_UINT256, Q96
 from keeper.devnet.node import latest_block_timestamp
 from keeper.devnet.txs import codec
@@ -199,3 +199,16 @@ def test_activity_driver_moves_index_perp_and_spot_consistently(devnet: Devnet) 
     eth = devnet.manifest.market("ETH")
     index = devnet.tx.read(eth.base_token, codec("BaseToken"), "getIndexPrice", 0)
     assert index == pytest.approx(reports[-1].markets[1].index_price_usd * 1e18, rel=1e-6)  # type: ignore[attr-defined]
+
+
+def test_scripted_shocks_take_the_markets_in_turn_and_flip_sign_each_round(devnet: Devnet) -> None:
+    config = ActivityConfig(seed=3, step_s=60, premium_vol_daily=0.0, shock_every_steps=2)
+    assert [scripted_shock(step, config, ["BTC", "ETH"]) for step in range(1, 9)] == [
+        None, ("BTC", 0.02), None, ("ETH", 0.02), None, ("BTC", -0.02), None, ("ETH", -0.02)]
+    assert scripted_shock(4, ActivityConfig(), ["BTC", "ETH"]) is None  # off by default
+    driver = MarketActivity(devnet.rpc, devnet.manifest, config)
+    first, second = driver.step(), driver.step()
+    assert first.shock is None and second.shock == ("BTC", 0.02)
+    btc = {t.name: t for t in second.markets}["BTC"]
+    assert btc.premium_target == pytest.approx(0.02, rel=0.02)  # one step's decay, no noise
+    assert btc.perp_price_usd == pytest.approx(btc.index_price_usd * 1.02, rel=0.003)  # the vAMM moved to it
