@@ -14,7 +14,14 @@ from keeper.cli_console import configure_logging_from as _configure_logging_from
 from keeper.cli_console import fail as _fail
 from keeper.errors import ConfigError, FatalError, KeeperError, TransientError
 
+# The defaults of options whose unset value means something else too (each written here once, for
+# both the option's help and the code).
+DEVNET_SEED = 7  # the embedded devnet's market-activity driver; also one simulation run's seed
+DRIVE_INTERVAL_S = 2.0
 DEMO_SHOCK_EVERY_STEPS = 30  # the embedded devnet's scripted premium shock: a minute apart at a step per 2 s
+SUITE_SEEDS = "1,2,3"
+SWEEP_FOLDS = 3
+BACKTEST_OUT = Path("backtest")
 
 app = typer.Typer(
     add_completion=False,
@@ -47,8 +54,8 @@ def run(
     blocks: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many new blocks (default: run until Ctrl-C / SIGTERM).")] = None,
     rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC URL (overrides chain.rpc_url). Unset everywhere: start the embedded devnet with market activity.")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Embedded devnet (no RPC set): seed of its market-activity driver (default 7).")] = None,
-    drive_interval: Annotated[Optional[float], typer.Option(min=0.1, callback=finite, help="Embedded devnet (no RPC set): wall-clock seconds between market-activity steps (default 2).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help=f"Embedded devnet (no RPC set): seed of its market-activity driver (default {DEVNET_SEED}).")] = None,
+    drive_interval: Annotated[Optional[float], typer.Option(min=0.1, callback=finite, help=f"Embedded devnet (no RPC set): wall-clock seconds between market-activity steps (default {DRIVE_INTERVAL_S:g}).")] = None,
     shock_every: Annotated[Optional[int], typer.Option(min=0, help=f"Embedded devnet (no RPC set): every this many market-activity steps one market's perp premium jumps to +-2% (the markets in turn) and then decays, so you can watch the keeper trade it; 0: never (default {DEMO_SHOCK_EVERY_STEPS}).")] = None,
 ) -> None:
     """Run the keeper: every new block, read all markets from contracts, decide, and open, hold
@@ -76,11 +83,11 @@ def run(
                               "(--rpc-url or chain.rpc_url)")
         view = start_live_view(settings, out)  # on a terminal: the live panel, logs to a file
         try:
-            runtime = build_runtime(settings, dry_run=dry_run, seed=7 if seed is None else seed,
+            runtime = build_runtime(settings, dry_run=dry_run, seed=DEVNET_SEED if seed is None else seed,
                                     shock_every_steps=DEMO_SHOCK_EVERY_STEPS if shock_every is None else shock_every)
         except TransientError as exc:
             raise FatalError(f"chain.rpc_url: {exc}") from exc
-        run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval or 2.0, view=view)
+        run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval or DRIVE_INTERVAL_S, view=view)
         if runtime.engine.fatal is not None:  # an orderly stop on a fatal error inside a tick: exit 1
             err.print(f"[bold red]error:[/] {escape(str(runtime.engine.fatal))}", highlight=False)
             raise typer.Exit(1)
@@ -99,11 +106,11 @@ def simulate(
     blocks: Annotated[Optional[int], typer.Option(min=1, help="Scenario steps to run (each step advances the chain and runs one keeper tick). Needed for one run; with --suite: default each scenario's recommended_steps.")] = None,
     scenario: Annotated[Optional[str], typer.Option(help="One run: scenario name (see scenarios/) or a scenario file.")] = None,
     fork_block: Annotated[Optional[int], typer.Option(min=0, help="Fork at this block (default: the latest).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="One run: seed for the scenario's random path (default 7).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help=f"One run: seed for the scenario's random path (default {DEVNET_SEED}).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html (suite: suite.json, index.html and one directory per run).")] = Path("simulation"),
     suite: Annotated[bool, typer.Option("--suite", help="Run every scenario x seed against one fork origin and print a table with medians across seeds.")] = False,
     scenarios: Annotated[Optional[list[str]], typer.Option("--scenarios", help="Suite: a scenario file or a directory of them; repeatable (default: scenarios/).")] = None,
-    seeds: Annotated[Optional[str], typer.Option(help="Suite: comma-separated seeds (default 1,2,3).")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help=f"Suite: comma-separated seeds (default {SUITE_SEEDS}).")] = None,
     config: ConfigOption = None,
     replay: Annotated[bool, typer.Option("--replay", help="Replay the origin's blocks (--from-block, --to-block] on a fork at --from-block, the keeper trading between them.")] = False,
     from_block: Annotated[Optional[int], typer.Option(min=0, help="--replay: fork at this origin block.")] = None,
@@ -134,8 +141,8 @@ def simulate(
             return
         _configure_logging_from(settings)
         code = simulate_main(settings, fork_url=fork_url, fork_block=fork_block, blocks=blocks, scenario=scenario,
-                             seed=7 if seed is None else seed, out_dir=out_dir, suite=suite,
-                             scenarios=scenarios or [], seeds=seeds or "1,2,3",
+                             seed=DEVNET_SEED if seed is None else seed, out_dir=out_dir, suite=suite,
+                             scenarios=scenarios or [], seeds=seeds or SUITE_SEEDS,
                              out=out, err=err)
     except KeeperError as exc:
         raise _fail(exc) from exc
@@ -193,10 +200,10 @@ def backtest(
     from_block: Annotated[Optional[int], typer.Option(min=0, help="First recorded block to replay.")] = None,
     to_block: Annotated[Optional[int], typer.Option(min=0, help="Last recorded block to replay.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html.")] = Path("backtest"),
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help=f"Where to write report.json and report.html (default {BACKTEST_OUT}; not with --sweep, which prints its result).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide as `keeper run --dry-run` would: the recorded account, virtual positions.")] = False,
     sweep: Annotated[Optional[list[str]], typer.Option(help="Calibrate: NAME=V1,V2,... (a strategies.params.* or risk.* key), repeatable.")] = None,
-    folds: Annotated[Optional[int], typer.Option(min=1, help="--sweep: walk-forward folds (default 3).")] = None,
+    folds: Annotated[Optional[int], typer.Option(min=1, help=f"--sweep: walk-forward folds (default {SWEEP_FOLDS}).")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="--sweep: processes (default: every core).")] = None,
     dask: Annotated[Optional[str], typer.Option(help="--sweep: run on this Dask scheduler (tcp://HOST:PORT or HOST:PORT; extra [dask]).")] = None,
 ) -> None:
@@ -206,15 +213,18 @@ def backtest(
     from keeper.history.commands import backtest_command, sweep_command
 
     try:
-        check_options(out_dirs={"--out": None if sweep else out_dir})  # --dask: Dask's own address forms, checked by the sweep
         sweep_only = [o for o, v in (("--folds", folds), ("--workers", workers), ("--dask", dask)) if v is not None]
         if sweep_only and not sweep:
             raise ConfigError(f"{', '.join(sweep_only)}: only with --sweep")
         if sweep and dry_run:
             raise ConfigError("--dry-run: not with --sweep (the sweep replays the strategies, not one run)")
+        if sweep and out_dir is not None:
+            raise ConfigError("--out: not with --sweep (the sweep writes no report: it prints its table and TOML fragment)")
+        out_dir = out_dir or BACKTEST_OUT
+        check_options(out_dirs={"--out": None if sweep else out_dir})  # --dask: Dask's own address forms, checked by the sweep
         if sweep:
             text = sweep_command(history=history, config=config, strategy=strategy, from_block=from_block,
-                                 to_block=to_block, sweep=sweep, folds=folds or 3, workers=workers, dask=dask,
+                                 to_block=to_block, sweep=sweep, folds=folds or SWEEP_FOLDS, workers=workers, dask=dask,
                                  json_output=json_output, console=err)
         else:
             text = backtest_command(history=history, config=config, strategy=strategy, from_block=from_block,

@@ -41,14 +41,18 @@ COLUMNS = (("keeper", "keeper_usd"), ("threshold bot", "baseline_usd"), ("carry-
 
 # ------------------------------------------------------------------------------ inputs
 def parse_seeds(text: str) -> list[int]:
-    """'1,2,3' -> [1, 2, 3]; ConfigError naming --seeds otherwise."""
+    """'1,2,3' -> [1, 2, 3]; ConfigError naming --seeds otherwise (a seed given twice too: its
+    runs would weigh twice in every median)."""
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise ConfigError(f"--seeds: expected comma-separated integers like 1,2,3 (got {text!r})") from None
     if not seeds or any(s < 0 for s in seeds):
         raise ConfigError(f"--seeds: expected comma-separated integers >= 0 like 1,2,3 (got {text!r})")
-    return list(dict.fromkeys(seeds))
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise ConfigError(f"--seeds: each seed once (got {', '.join(map(str, twice))} more than once in {text!r})")
+    return seeds
 
 
 def resolve_scenarios(specs: Sequence[str]) -> list[Path]:

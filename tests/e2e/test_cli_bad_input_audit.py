@@ -122,6 +122,7 @@ def test_an_error_from_a_keeper_variable_names_the_variable(tmp_path: Path) -> N
     (["backtest", "hist", "--workers", "2"], "--workers: only with --sweep"),
     (["backtest", "hist", "--folds", "2", "--dask", "tcp://127.0.0.1:9"], "--folds, --dask: only with --sweep"),
     (["backtest", "hist", "--sweep", "risk.exit_cooldown_s=1,2", "--dry-run"], "--dry-run: not with --sweep"),
+    (["backtest", "hist", "--sweep", "risk.exit_cooldown_s=1,2", "--out", "r"], "--out: not with --sweep"),
     (["run", "--dry-run", "--rpc-url", NODE, "--seed", "3"], "--seed: only for the embedded devnet; not with an RPC"),
     (["run", "--dry-run", "--rpc-url", NODE, "--drive-interval", "1"], "--drive-interval: only for the embedded devnet"),
     (["run", "--dry-run", "--rpc-url", NODE, "--shock-every", "5"], "--shock-every: only for the embedded devnet"),
