@@ -21,7 +21,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from keeper.errors import ConfigError
 from keeper.logs import redacted_url
@@ -100,6 +100,15 @@ class ChainConfig(_Section):
     @classmethod
     def _rpc_url(cls, value: str | None) -> str | None:
         return None if value is None else _url(value, URL_SCHEMES)
+
+    @field_validator("manifest")
+    @classmethod
+    def _manifest(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        preset = info.data.get("preset", "devnet")  # declared before it
+        if value is not None and preset != "devnet":
+            raise ValueError(f"a devnet manifest: only with preset 'devnet' (the preset is {preset!r}, whose "
+                             "addresses are resolved on chain)")
+        return value
 
     @field_validator("backup_rpc_urls")
     @classmethod

@@ -26,7 +26,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from keeper.addressbook import AddressBook, book_from_manifest, optimism_book
+from keeper.addressbook import AddressBook, book_from_manifest, config_chain, optimism_book
 from keeper.artifacts import abi_codec, load_artifact
 from keeper.chain.fees import FeePolicy
 from keeper.chain.keys import Signer, load_signer
@@ -35,7 +35,6 @@ from keeper.chain.rpc import JsonRpc
 from keeper.chain.sender import TxSender
 from keeper.chain.tx_types import SenderConfig, TxRequest
 from keeper.config import KeeperConfig
-from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
 from keeper.errors import ChainMismatchError, ConfigError, TxRevertedError
 from keeper.logs import get_logger
 
@@ -60,14 +59,9 @@ class AdminKey:
 
 
 def connect(settings: KeeperConfig) -> tuple[JsonRpc, AddressBook]:
-    """The node and the address book: the devnet manifest's (preset devnet, or chain.manifest
-    set), else the Optimism preset's."""
-    manifest = None
-    if settings.chain.manifest is not None or settings.chain.preset == "devnet":
-        manifest = DevnetManifest.read(settings.chain.manifest or DEFAULT_MANIFEST)
-    rpc_url = settings.chain.rpc_url or (manifest.rpc_url if manifest else None)
-    if rpc_url is None:
-        raise ConfigError("chain.rpc_url: the executor commands need a node (set it or pass --rpc-url)")
+    """The node and the address book (addressbook.config_chain): the devnet manifest's with the
+    devnet preset, else the Optimism preset's."""
+    rpc_url, manifest = config_chain(settings)
     rpc = JsonRpc(rpc_url, timeout_s=settings.chain.request_timeout_s)
     book = book_from_manifest(manifest) if manifest is not None else optimism_book()
     chain_id = rpc.chain_id()

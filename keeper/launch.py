@@ -10,11 +10,12 @@ resolves the markets there).
 
 from __future__ import annotations
 
+from keeper.addressbook import config_chain
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import Sources
 from keeper.config import KeeperConfig
 from keeper.devnet.activity import ActivityConfig, MarketActivity
-from keeper.devnet.manifest import DEFAULT_MANIFEST, DevnetManifest
+from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.provision import provision_impersonated
 from keeper.devnet.world import World, prebuilt_state, start_world
 from keeper.errors import ConfigError
@@ -61,14 +62,10 @@ def _chain_setup(config: KeeperConfig, seed: int, shock_every_steps: int) -> Cha
             raise ConfigError("chain.rpc_url: required with preset 'optimism' (no embedded chain for it)")
         world = start_world(load_state=prebuilt_state())
         try:
-            setup = devnet_setup(world.manifest, world.node.rpc_url, world=world, seed=seed,
-                                 shock_every_steps=shock_every_steps)
+            return devnet_setup(world.manifest, world.node.rpc_url, world=world, seed=seed,
+                                shock_every_steps=shock_every_steps)
         except BaseException:
             world.stop()
             raise
-    elif config.chain.preset == "devnet":
-        manifest = DevnetManifest.read(config.chain.manifest or DEFAULT_MANIFEST)
-        setup = devnet_setup(manifest, config.chain.rpc_url, seed=seed)
-    else:
-        setup = ChainSetup(rpc_url=config.chain.rpc_url)
-    return setup
+    rpc_url, manifest = config_chain(config)  # the devnet preset: its manifest's addresses
+    return devnet_setup(manifest, rpc_url, seed=seed) if manifest is not None else ChainSetup(rpc_url=rpc_url)
