@@ -17,6 +17,7 @@ from typing import Any
 
 from keeper.adopt import chain_positions
 from keeper.logs import get_logger, level_enabled
+from keeper.margin_ladder import buyback_reserve_raw
 from keeper.one_book import chain_gas_units, find_hand_over, ladder_intent
 from keeper.plan import RISK_STRATEGY, eth_price_x18
 from keeper.risk import RiskView, cooldown_reason, departure_since_exit
@@ -39,6 +40,8 @@ class DecideStage:
         if risk.freeze:
             skips.append(risk.freeze)
             log.warning("decision.frozen", block=snapshot.block_number, reason=risk.freeze)
+            if risk.frozen_margin:
+                log.error("margin.frozen_below_guard", block=snapshot.block_number, reason=risk.frozen_margin)
             return []
         if risk.unwind_all:
             return [self._unwind_intent(p, snapshot, risk.unwind_all) for p in positions.values() if p.market not in held]
@@ -117,7 +120,9 @@ class DecideStage:
                        taken: Mapping[str, Intent]) -> dict[str, Intent]:
         sources = self.collector.sources.markets
         usdc = snapshot.wallet_raw.get(sources[0].usdc, 0) if sources and snapshot.wallet_raw else 0
-        intent = ladder_intent(snapshot, {m: p for m, p in positions.items() if m not in taken}, usdc,
+        reserve = buyback_reserve_raw(snapshot.markets, positions)  # the long perps' buy-backs are not spare
+        spare = 0 if reserve is None else max(0, usdc - reserve)
+        intent = ladder_intent(snapshot, {m: p for m, p in positions.items() if m not in taken}, spare,
                                self.config.risk, self.config.execution.intent_ttl_blocks)
         if intent is None:
             return {}
@@ -182,7 +187,7 @@ class DecideStage:
             min_margin_ratio=cfg.risk.min_margin_ratio,
             stress=StressParams(cfg.risk.stress_index_move, cfg.risk.stress_funding_apr, costs.horizon_s,
                                 cfg.risk.stress_exit_weight, self.index_history.sigmas(snapshot)),
-            **self._wallet_limits(snapshot))
+            **self._wallet_limits(snapshot, positions))
         stats = {}
         for s in signals:
             found = self.history.stats(s.market, s.spot_venue, snapshot.block_number, snapshot.block_timestamp)
@@ -211,12 +216,16 @@ class DecideStage:
             cached = self._gas_units_memo = (key, units, {m: u for m, u in own.items() if u != units})
         return cached[1], cached[2]
 
-    def _wallet_limits(self, snapshot: MarketSnapshot) -> dict[str, Any]:
-        """What the executor holds bounds what it can trade: spot to sell, USDC to buy with."""
+    def _wallet_limits(self, snapshot: MarketSnapshot, positions: Mapping[str, Position]) -> dict[str, Any]:
+        """What the executor holds bounds what it can trade: spot to sell, USDC to buy with (less
+        what the long perps' buy-backs need, keeper/margin_ladder.py)."""
         if not snapshot.wallet_raw:
             return {}
         sources = self.collector.sources.markets
         usdc = snapshot.wallet_raw.get(sources[0].usdc) if sources else None
+        if usdc is not None:
+            reserve = buyback_reserve_raw(snapshot.markets, positions)
+            usdc = 0 if reserve is None else max(0, usdc - reserve)
         return {"spot_inventory_raw": {m.name: snapshot.wallet_raw.get(m.spot_token, 0) for m in sources},
                 "usdc_wallet_usd": None if usdc is None else usdc / 10**USDC_DECIMALS}
 

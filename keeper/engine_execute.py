@@ -18,11 +18,11 @@ from keeper.chain.pending import PendingEntry
 from keeper.errors import ErrorGroup, SkipOpportunity
 from keeper.gas_price import gas_prediction
 from keeper.logs import get_logger
-from keeper.plan import eth_price_x18
+from keeper.plan import RISK_STRATEGY, eth_price_x18
 from keeper.risk import ExitMark, snapshot_stale_reason
 from keeper.signals import Signal
 from keeper.trade_legs import logged_legs
-from keeper.types import Intent, MarketSnapshot, Outcome, Position
+from keeper.types import USDC_DECIMALS, Intent, MarketSnapshot, Outcome, Position
 
 log = get_logger("keeper.engine")
 
@@ -75,6 +75,10 @@ class ExecuteStage:
         except SkipOpportunity as exc:
             self._skip(intent, snapshot, "plan", str(exc), skips, decision_id)
             return None
+        short = self._wallet_short(intent, plan.predicted.usdc_raw, snapshot)
+        if short is not None:
+            self._skip(intent, snapshot, "plan", short, skips, decision_id)
+            return None
         log.info("tx.planned", block=snapshot.block_number, market=intent.market, kind=intent.kind,
                  gas_limit=plan.gas_limit, gas_cost_usd=round(plan.gas_cost_usd, 4),
                  expected_net_usd=round(plan.expected_net_usd, 4), predicted=plan.predicted.__dict__,
@@ -101,6 +105,26 @@ class ExecuteStage:
         if outcome.status == "dry_run" and outcome.fills is not None:
             self._apply_virtual(intent, outcome, snapshot, signal)
         return outcome
+
+    def _wallet_short(self, intent: Intent, usdc_change_raw: int, snapshot: MarketSnapshot) -> str | None:
+        """Live: why the executor's USDC cannot pay this trade's spot buy and deposit (the chain
+        would revert it), or None. A close or a risk trade that cannot pay is an alarm
+        (`unwind.wallet_short`, error): the position stays until USDC reaches the executor."""
+        sources = self.collector.sources.markets
+        if self.executor.mode != "live" or not sources or sources[0].usdc not in snapshot.wallet_raw:
+            return None
+        needed = max(0, -usdc_change_raw) + intent.deposit_usdc_raw
+        wallet = snapshot.wallet_raw[sources[0].usdc]
+        if needed <= wallet:
+            return None
+        why = (f"executor USDC {wallet / 10**USDC_DECIMALS:,.2f} < {needed / 10**USDC_DECIMALS:,.2f} this "
+               f"{intent.kind} needs (spot buy {max(0, -usdc_change_raw) / 10**USDC_DECIMALS:,.2f}, deposit "
+               f"{intent.deposit_usdc_raw / 10**USDC_DECIMALS:,.2f})")
+        if intent.kind == "close" or intent.strategy == RISK_STRATEGY:
+            log.error("unwind.wallet_short", block=snapshot.block_number, market=intent.market, kind=intent.kind,
+                      strategy=intent.strategy, wallet_usdc_raw=wallet, needed_usdc_raw=needed,
+                      shortfall_usdc_raw=needed - wallet, reason=f"{why}: send USDC to the executor")
+        return why
 
     def settle_in_flight(self, snapshot: MarketSnapshot) -> list[Outcome]:
         """Book every transaction in flight whose outcome is known now (see keeper/inflight.py)."""

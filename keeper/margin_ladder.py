@@ -10,6 +10,10 @@
     ratio < min_margin_ratio                    unwind everything (keeper/risk.py)
 
 Each step is returned with its numbers for the `margin.ladder` log event.
+
+The executor's USDC is not all spare: closing a long-perp position buys its spot back with it
+(the USDC its open received). `buyback_reserve_raw` keeps that much out of the ladder's top-ups and
+out of what short-perp opens may spend, so the guard's unwind of a long perp can always pay.
 """
 
 from __future__ import annotations
@@ -17,10 +21,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from keeper.types import ONE_X18, USDC_DECIMALS, PerpAccountState, Position
+from keeper.types import ONE_X18, USDC_DECIMALS, MarketView, PerpAccountState, PerpMarketState, Position
 
 USDC_SPARE_SHARE = 0.9  # of the executor's USDC the ladder may move into Perp
+BUYBACK_MARGIN = 0.03  # over the index value of a long perp's sold spot: the pool fee (<= 1%) and the buy's impact
 MIN_SHED_DIVISOR = 1000  # the smallest reduce (the one that only carries a top-up): 0.1% of the position
+
+
+def buyback_reserve_raw(markets: Mapping[str, MarketView], positions: Mapping[str, Position]) -> int | None:
+    """USDC (raw) that closing the long-perp positions needs to buy their spot back: the sold spot
+    at the index, plus BUYBACK_MARGIN; None when a price is unreadable (then nothing is spare)."""
+    reserve = 0
+    for position in positions.values():
+        if position.spot_raw >= 0:
+            continue
+        view = markets.get(position.market)
+        if view is None or not isinstance(view.perp, PerpMarketState):
+            return None
+        value_x18 = -position.spot_raw * 10 ** (18 - view.spot_token_decimals) * view.perp.index_price_x18 // ONE_X18
+        reserve += int(value_x18 * (1 + BUYBACK_MARGIN)) // 10 ** (18 - USDC_DECIMALS)
+    return reserve
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Outcomes, from mildest to strongest:
 - no new positions anywhere (gas price above the cap, daily loss limit hit, stale snapshot, a block
   older than `max_block_age_s` by the wall clock);
 - unwind everything (margin ratio below its guard, kill switch set to unwind);
-- freeze: no transactions at all (kill switch set to freeze).
+- freeze: no transactions at all (kill switch set to freeze), the margin guard's unwind included:
+  a margin ratio below the guard while frozen is an alarm (`frozen_margin`), not a trade.
 Closing is always allowed unless frozen: a guard never traps a position.
 """
 
@@ -28,6 +29,7 @@ class RiskView:
     no_new_positions: str | None = None
     unwind_all: str | None = None
     freeze: str | None = None
+    frozen_margin: str | None = None  # frozen while the margin ratio is below the guard: what the guard would do
 
     def can_open(self, market: str) -> str | None:
         """None when opening in `market` is allowed, else the reason it is not."""
@@ -51,14 +53,16 @@ def assess_risk(
     settling after an oracle outage (see OracleRecovery); no new positions there before it.
     `head_block`: the node's head when the risk is assessed; `now_s`: the wall clock (the block
     age check is off when None or `risk.max_block_age_s` is 0)."""
-    if kill_switch and risk.kill_switch_action == "freeze":
-        return RiskView(freeze="kill switch: freeze")
-    unwind = "kill switch: unwind everything" if kill_switch else None
     account = snapshot.account
-    if unwind is None and isinstance(account, PerpAccountState) and positions:
+    below_guard = None
+    if isinstance(account, PerpAccountState) and positions:
         ratio = account.margin_ratio
         if ratio is not None and ratio < risk.min_margin_ratio:
-            unwind = f"margin ratio {ratio:.4f} below guard {risk.min_margin_ratio}"
+            below_guard = f"margin ratio {ratio:.4f} below guard {risk.min_margin_ratio}"
+    if kill_switch and risk.kill_switch_action == "freeze":
+        return RiskView(freeze="kill switch: freeze", frozen_margin=below_guard and (
+            f"{below_guard}: the guard would unwind everything, but the kill switch freezes every transaction"))
+    unwind = "kill switch: unwind everything" if kill_switch else below_guard
     no_new = snapshot_stale_reason(snapshot.block_number, head_block, risk.max_snapshot_age_blocks)
     block_age_s = None if now_s is None or not risk.max_block_age_s else now_s - snapshot.block_timestamp
     if no_new:

@@ -38,14 +38,16 @@ def start_live_keeper(tmp_path: Path, overrides: dict[str, Any]) -> tuple[World,
         del os.environ["KEEPER_PRIVATE_KEY"]
 
 
-def open_eth_on_a_premium_shock(world: World, runtime: Runtime, rpc: JsonRpc, steps: int = 40) -> MarketActivity:
-    """Drive calm steps, then a 3% ETH premium from step 28, ticking the keeper each step, until it
-    holds an ETH position; returns the driver (its position is in runtime.journal)."""
+def open_eth_on_a_premium_shock(world: World, runtime: Runtime, rpc: JsonRpc, steps: int = 40,
+                                premium: float = 0.03) -> MarketActivity:
+    """Drive calm steps, then an ETH premium of `premium` (3%: a short perp; negative: a long perp)
+    from step 28, ticking the keeper each step, until it holds an ETH position; returns the driver
+    (its position is in runtime.journal)."""
     driver = MarketActivity(rpc, world.manifest, ActivityConfig(seed=11, step_s=60, premium_vol_daily=0.002,
                                                                index_vol_daily=0.01))
     for step in range(steps):
         if step >= 28:
-            driver.shock_premium("ETH", 0.03)
+            driver.shock_premium("ETH", premium)
         driver.step()
         runtime.engine.tick()
         if runtime.journal.open_positions():

@@ -66,7 +66,16 @@ def test_given_the_kill_switch_then_its_action_decides() -> None:
     assert assess(snapshot(), kill_switch=True).unwind_all == "kill switch: unwind everything"
     frozen = assess_risk(snapshot(), [signal()], {}, RiskConfig().model_copy(update={"kill_switch_action": "freeze"}),
                          head_block=100, gas_price_wei=GWEI, realized_today_usd=0.0, kill_switch=True)
-    assert frozen.freeze and frozen.can_open("ETH")
+    assert frozen.freeze and frozen.can_open("ETH") and frozen.frozen_margin is None
+
+
+def test_given_freeze_with_margin_below_the_guard_then_nothing_is_sent_but_the_alarm_names_it() -> None:
+    account = PerpAccountState("0x" + "33" * 20, 10 * 10**18, 0, 100 * 10**18, 0, {})
+    frozen = assess_risk(snapshot(account=account), [signal()], {"ETH": position()},
+                         RiskConfig().model_copy(update={"kill_switch_action": "freeze"}), head_block=100,
+                         gas_price_wei=GWEI, realized_today_usd=0.0, kill_switch=True)
+    assert frozen.freeze == "kill switch: freeze" and frozen.unwind_all is None  # freeze wins: no transaction
+    assert frozen.frozen_margin and "margin ratio 0.1000 below guard" in frozen.frozen_margin
 
 
 def test_given_an_oracle_outage_then_the_market_stays_blocked_for_one_twap_interval() -> None:

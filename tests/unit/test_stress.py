@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from keeper.margin_ladder import plan_ladder_step
+from keeper.margin_ladder import BUYBACK_MARGIN, buyback_reserve_raw, plan_ladder_step
 from keeper.risk import cooldown_reason
 from keeper.stress import (
     MAINTENANCE_MARGIN_RATIO,
@@ -16,7 +16,8 @@ from keeper.stress import (
     stress_account,
     worst_margin_ratio,
 )
-from keeper.types import ONE_X18, Direction, PerpAccountState, Position
+from keeper.types import ONE_X18, Direction, PerpAccountState, Position, Unavailable
+from tests.unit.test_pnl_model import market_view, perp_state
 
 PARAMS = StressParams(index_move=0.05, funding_apr=1.0, hold_s=3600.0)
 
@@ -102,6 +103,19 @@ def test_given_margin_below_topup_and_too_little_usdc_then_it_tops_up_what_it_ca
 
 def test_given_margin_below_the_guard_then_the_ladder_leaves_it_to_the_unwind() -> None:
     assert plan_ladder_step(account(10_000, 100_000), {"ETH": pos("ETH", 30)}, 10**12, **LADDER) is None  # type: ignore[arg-type]
+
+
+def test_the_long_perps_buy_backs_are_reserved_at_the_index_with_a_margin_and_short_perps_need_none() -> None:
+    views = {"ETH": market_view("ETH", 18, 3000.0), "BTC": market_view("BTC", 8, 60_000.0)}
+    long_eth = Position("ETH", Direction.LONG_PERP, "uniswap_v3", 2 * ONE_X18, -2 * 10**18, 1, 1, 0.0, 0)
+    long_btc = Position("BTC", Direction.LONG_PERP, "uniswap_v3", ONE_X18 // 10, -10**7, 1, 1, 0.0, 0)
+    reserve = buyback_reserve_raw(views, {"ETH": long_eth, "BTC": long_btc, "SOL": pos("SOL", 5)})
+    assert reserve == int((2 * 3000 + 0.1 * 60_000) * (1 + BUYBACK_MARGIN) * 10**6)  # the short perp (SOL) adds 0
+    assert buyback_reserve_raw(views, {"ETH": pos("ETH", 30)}) == 0
+    # a long perp whose price cannot be read: nothing is spare
+    unreadable = {"ETH": market_view("ETH", 18, 3000.0, perp=perp_state())}
+    unreadable["ETH"] = type(unreadable["ETH"])(**{**unreadable["ETH"].__dict__, "perp": Unavailable("down")})
+    assert buyback_reserve_raw(unreadable, {"ETH": long_eth}) is None
 
 
 # ------------------------------------------------------------------------------ cooldown
