@@ -5,6 +5,11 @@ keeper) and reports each market where the journal (basis positions and open pair
 and the chain disagree; it changes nothing (the running keeper reconciles at its next start).
 Without a reachable node it says so. Open pairs are listed with their legs (keeper/pairs_status.py),
 and their unrealised PnL when the chain was read.
+
+The journal's PnL of an open basis position is its cash so far (the open's net quote, funding,
+fees, gas), not its value: an open that sold the perp rich shows that premium as a gain before
+any of it is earned. When the chain was read, the open positions are also marked to market: what
+closing each now would add (its exact close quote, less the close's gas), and the total with it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, KeeperError
 from keeper.journal import Journal, StatusReport
 from keeper.pairs_status import OpenPairStatus, fetch_open_pairs, pair_leg_sizes_x18, with_unrealised
+from keeper.plan import PRIORITY_FEE_WEI
+from keeper.simulate.paper import compute_close_value_x18
 from keeper.types import MarketSnapshot, PerpAccountState
 
 USD = 10**18
@@ -30,10 +37,14 @@ class StatusView:
     chain_checked: str  # "yes: ..." or why not
     mismatches: tuple[str, ...]
     pairs: tuple[OpenPairStatus, ...] = field(default=())
+    close_value_x18: int | None = None  # what closing the open basis positions now adds (None: chain not read)
 
     def as_json(self) -> dict[str, Any]:
+        marked = None if self.close_value_x18 is None else self.journal.pnl.total.total_x18 + self.close_value_x18
         return {"journal": self.journal.to_json_dict(), "chain_checked": self.chain_checked,
-                "mismatches": list(self.mismatches), "pairs": [p.to_json_dict() for p in self.pairs]}
+                "mismatches": list(self.mismatches), "pairs": [p.to_json_dict() for p in self.pairs],
+                "open_close_value_x18": None if self.close_value_x18 is None else str(self.close_value_x18),
+                "marked_total_x18": None if marked is None else str(marked)}
 
     def as_text(self) -> str:
         r = self.journal
@@ -51,6 +62,13 @@ class StatusView:
         lines.append(f"PnL total {total.total_x18 / USD:+.4f} USD = funding {total.funding_x18 / USD:+.4f} "
                      f"+ convergence {total.convergence_x18 / USD:+.4f} - fees {total.fees_x18 / USD:.4f} "
                      f"- gas {total.gas_x18 / USD:.4f} (realized {realized.total_x18 / USD:+.4f})")
+        if r.positions and self.close_value_x18 is None:
+            lines.append("  open positions not marked to market (chain not read): their part is cash so far, "
+                         "the open's net quote included")
+        elif r.positions and self.close_value_x18 is not None:
+            lines.append(f"PnL marked to market {(total.total_x18 + self.close_value_x18) / USD:+.4f} USD = total "
+                         f"{self.close_value_x18 / USD:+.4f} for closing the open positions now (their exact "
+                         "quotes, less the close's gas)")
         for market, pnl in r.pnl.markets.items():
             t = pnl.total
             lines.append(f"  {market:<5} {t.total_x18 / USD:+.4f} USD (funding {t.funding_x18 / USD:+.4f}, convergence "
@@ -69,9 +87,11 @@ def build_status(config: KeeperConfig) -> StatusView:
         report = journal.status()
         pairs = fetch_open_pairs(journal)
     checked, mismatches, snapshot = _check_chain(config, report, pairs)
+    close_value = None
     if snapshot is not None:
         pairs = tuple(with_unrealised(p, snapshot) for p in pairs)
-    return StatusView(report, checked, tuple(mismatches), pairs)
+        close_value = compute_close_value_x18(snapshot, [r.position for r in report.positions], PRIORITY_FEE_WEI)
+    return StatusView(report, checked, tuple(mismatches), pairs, close_value)
 
 
 def _check_chain(config: KeeperConfig, report: StatusReport,
