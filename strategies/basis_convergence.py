@@ -285,7 +285,9 @@ class BasisConvergence(StrategyBase):
                 continue
             z = signal.basis_zscore
             if z is None or stats is None:
-                notes.append(f"{venue}: z undefined (not enough basis history), basis {signal.basis_bps:.1f} bps")
+                why = (f"basis flat over the window: MAD 0 over {stats.samples} samples, centre {stats.center_bps:.1f} bps"
+                       if stats is not None and stats.scale_bps <= 0 else "not enough basis history")
+                notes.append(f"{venue}: z undefined ({why}), basis {signal.basis_bps:.1f} bps")
                 continue
             if abs(z) < self.params.entry_z:
                 notes.append(f"{venue}: |z|={abs(z):.2f} < entry {self.params.entry_z:.2f} "

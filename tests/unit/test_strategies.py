@@ -107,6 +107,15 @@ def test_given_z_inside_the_band_when_deciding_then_it_skips_with_the_numbers() 
     assert "|z|=1.20 < entry 2.00" in decision.reason and "uniswap_v2: z undefined" in decision.reason
 
 
+def test_given_a_flat_window_then_the_undefined_z_says_the_basis_was_flat_not_that_history_is_missing() -> None:
+    flat = {("ETH", "uniswap_v3"): BasisStats(1.5, 0.0, 120)}  # e.g. a warm start over deployment blocks
+    ctx = context(rich_eth(0.02), z={("ETH", "uniswap_v3"): None, ("ETH", "uniswap_v2"): None}, stats=flat)
+    decision = only(BasisConvergence().decide(ctx))
+    assert isinstance(decision, Skip)
+    assert "uniswap_v3: z undefined (basis flat over the window: MAD 0 over 120 samples, centre 1.5 bps)" in decision.reason
+    assert "uniswap_v2: z undefined (not enough basis history)" in decision.reason
+
+
 def test_given_a_large_z_but_a_tiny_basis_when_deciding_then_costs_win_and_it_skips() -> None:
     # z = 5 because the history is calm, but the perp is only 4 bps rich: fees eat it
     view = rich_eth(0.0004)
