@@ -2,7 +2,9 @@
 
 Gas units per kind of basis trade (the executor's openBasis / resizeBasis / closeBasis), measured on
 the devnet fork: openBasis used 1.09-1.56M and closeBasis 0.72-1.28M, the first trade of a market
-touching cold storage. Two columns, one row per kind:
+touching cold storage (a live devnet run of 2026-12-01 also saw a BTC open at 1.54M and an ETH resize
+at 1.49M, above the `upper` column: that column is only the estimate before a market's first
+receipt, and every real transaction's limit is estimated on chain). Two columns, one row per kind:
 
 - `typical`: warm storage; what the planner's profit gate charges for this transaction and what the
   paper bots (baselines, hindsight optimum) pay per trade;
