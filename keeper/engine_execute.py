@@ -45,10 +45,14 @@ class ExecuteStage:
         decision_id = self.journal.record_decision(intent, block=snapshot.block_number,
                                                    timestamp_s=snapshot.block_timestamp,
                                                    basis_bps=None if signal is None else signal.basis_bps, inputs=inputs)
+        e = intent.expected
         log.info("decision.intent", block=snapshot.block_number, strategy=intent.strategy, kind=intent.kind,
                  market=intent.market, direction=intent.direction.value, venue=intent.spot_venue,
-                 perp_base_x18=intent.perp_base_x18, expected_net_usd=round(intent.expected.net_usd, 4),
-                 reason=intent.reason)
+                 perp_base_x18=intent.perp_base_x18, expected_net_usd=round(e.net_usd, 4),
+                 expected={"convergence_usd": round(e.convergence_usd, 4), "funding_usd": round(e.funding_usd, 4),
+                           "fees_usd": round(e.fees_usd, 4), "impact_usd": round(e.price_impact_usd, 4),
+                           "gas_usd": round(e.gas_usd, 4), "capital_usd": round(e.capital_cost_usd, 4)},
+                 **inputs, vamm_usd=None if signal is None else signal.vamm_price_usd, reason=intent.reason)
         stale = snapshot_stale_reason(snapshot.block_number, decided_at, self.config.risk.max_snapshot_age_blocks)
         if stale:
             self._skip(intent, snapshot, "risk", f"at decision time: {stale}", skips, decision_id)

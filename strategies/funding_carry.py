@@ -248,7 +248,8 @@ class FundingCarry(StrategyBase):
         evaluation, signal, evaluations = best
         entry = evaluation.entry
         reason = (f"open {entry.direction.value} on {entry.spot_venue}: funding APR {signal.funding_apr:+.2%} "
-                  f"(carry {carry_apr(signal, entry.direction):+.2%} vs capital {capital_apr:.2%}), basis "
+                  f"(carry now {carry_apr(signal, entry.direction):+.2%}, forecast "
+                  f"{forecast_carry_apr(ctx, signal, entry.direction):+.2%} APR vs capital {capital_apr:.2%}), basis "
                   f"{signal.basis_bps:.1f} bps, size {describe_size(evaluation)}, expected net ${evaluation.net_usd:,.2f} over "
                   f"{ctx.costs.holding_horizon_hours:g} h ({describe_estimate(evaluation.estimate)}) >= min ${p.min_profit_usd:,.2f}; "
                   f"{evaluations} sizes quoted")

@@ -134,6 +134,10 @@ def test_live_keeper_opens_holds_and_unwinds_with_books_that_match_the_chain(wor
     # Every decision is in the log with its reason, and each sent trade was planned first.
     intents = [e for e in events if e.get("event") == "decision.intent"]
     assert len(intents) >= len(outcomes) and all(e["reason"] for e in intents)
+    # with the expected net's parts and the prices it was decided on as fields, not only in the reason's words
+    parts = {"convergence_usd", "funding_usd", "fees_usd", "impact_usd", "gas_usd", "capital_usd"}
+    assert all(set(e["expected"]) == parts for e in intents)
+    assert all(e["index_usd"] > 0 and e["mark_usd"] > 0 and e["spot_usd"] > 0 and e["vamm_usd"] > 0 for e in intents)
     assert any(e.get("event") == "decision.skip" for e in events)
     assert events[-1]["event"] == "keeper.stopped"
     # Predicted fills were the real fills, to the wei.

@@ -14,7 +14,7 @@ from keeper.types import ONE_X18, Direction, Intent, MarketView, PerpAccountStat
 from strategies import STRATEGIES, BasisConvergence, FundingCarry, load_strategy
 from strategies.base import BasisStats, CostModel, RiskLimits, Skip, StrategyContext
 from strategies.basis_convergence import BasisConvergenceParams
-from strategies.funding_carry import FundingCarryParams
+from strategies.funding_carry import FundingCarryParams, forecast_carry_apr
 from strategies.pnl import estimate_open
 
 from .test_pnl_model import costs, limits, market_view, perp_state, snapshot_of
@@ -249,6 +249,9 @@ def test_given_longs_paying_well_above_the_hurdle_when_deciding_then_it_opens_sh
     assert decision.expected.funding_usd > decision.expected.fees_usd > 0
     assert abs(decision.expected.convergence_usd) < 1.0  # the basis sits at its centre
     assert "funding APR +109.50%" in decision.reason and "over 168 h" in decision.reason
+    # the carry its rule used (the forecast) is named, beside the carry now
+    forecast = forecast_carry_apr(ctx, ctx.signals[("ETH", decision.spot_venue)], Direction.SHORT_PERP)
+    assert f"(carry now +109.50%, forecast {forecast:+.2%} APR vs capital" in decision.reason
 
 
 def test_given_shorts_paying_when_deciding_then_it_opens_long_perp() -> None:
