@@ -182,6 +182,7 @@ class Engine(DecideStage, ExecuteStage):
         if getattr(self.metrics, "publishes", True):  # a backtest's metrics publish nothing
             self._observe(snapshot, signals)
         outcomes = self.settle_in_flight(snapshot)
+        settled = len(outcomes)  # booked now, sent at an earlier tick
         in_flight = self.inflight.markets() if self.inflight is not None else set()
         positions = self.positions()
         self._record_funding(snapshot, positions)
@@ -215,7 +216,8 @@ class Engine(DecideStage, ExecuteStage):
         if level_enabled(logging.INFO):  # the event's fields are built only when it is emitted
             log.info("tick", block=snapshot.block_number, snapshot_ms=round(snapshot_ms, 2), tick_ms=round(tick_ms, 2),
                      rpc_calls=snapshot.rpc_round_trips, signals=len(signals), intents=len(intents),
-                     sent=len(outcomes), skips=len(skips), positions=held_now,
+                     sent=sum(1 for o in outcomes[settled:] if o.tx_hash is not None), settled=settled,
+                     skips=len(skips), positions=held_now,
                      blocked={k: v for k, v in risk.blocked_markets.items()}, held=held,
                      guard=risk.freeze or risk.unwind_all or risk.no_new_positions)
         return TickReport(snapshot.block_number, snapshot_ms, tick_ms, len(signals), len(intents), tuple(outcomes),

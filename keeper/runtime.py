@@ -292,7 +292,10 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
     differences = journal.reconcile(chain_positions(snapshot, sources, journal.open_positions(), in_flight),
                                     block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
     prune_journal(journal, snapshot.block_timestamp, config.monitoring.journal_retention_days)
-    if sources.markets:  # the vault holds account.collateral_usdc (keeper/collateral.py), read after the settling
+    if sources.markets and kill_switch():  # no money moves while the switch is pulled, a deposit neither
+        log.warning("collateral.deferred", executor=executor_address, target_usd=config.account.collateral_usdc,
+                    reason=f"the kill switch is pulled ({config.risk.kill_switch_file}): nothing deposited this start")
+    elif sources.markets:  # the vault holds account.collateral_usdc (keeper/collateral.py), read after the settling
         fund_vault(collector.fetch_snapshot() if sender is not None else snapshot, sources.markets[0].usdc,
                    executor_address, config.account.collateral_usdc, sender)
     metrics.serve(config.monitoring.metrics_port)

@@ -119,10 +119,10 @@ class BasisConvergence(StrategyBase):
             remaining_bps = (signal.basis_bps - stats.center_bps) * -direction.perp_sign  # still to earn
             if remaining_bps <= 0:
                 reason = (f"converged: basis {signal.basis_bps:.1f} bps crossed its centre {stats.center_bps:.1f} bps "
-                          f"(z={_fmt(z)}, entry {position.entry_basis_bps:.1f})")
+                          f"(z={_fmt(z)}, entry {_entry_bps(position)})")
             elif z is not None and abs(z) < self.params.exit_z:
                 reason = (f"converged: |z|={abs(z):.2f} < exit {self.params.exit_z:.2f}, basis "
-                          f"{signal.basis_bps:.1f} bps (entry {position.entry_basis_bps:.1f})")
+                          f"{signal.basis_bps:.1f} bps (entry {_entry_bps(position)})")
         try:
             _, estimate = estimate_close(view, position, ctx.costs_for(view.name))
         except SkipOpportunity as exc:
@@ -142,7 +142,7 @@ class BasisConvergence(StrategyBase):
                 return add
             return self.skip(market, f"holding {direction.value}: z={_fmt(signal.basis_zscore)} (exit below "
                                      f"{self.params.exit_z:.2f}), basis {signal.basis_bps:.1f} bps, centre "
-                                     f"{stats.center_bps:.1f} bps, entry {position.entry_basis_bps:.1f} bps; round trip if "
+                                     f"{stats.center_bps:.1f} bps, entry {_entry_bps(position)} bps; round trip if "
                                      f"closed now ${estimate.net_usd:,.2f}; {add}")
         return self.intent(ctx, "close", market, direction, position.spot_venue, abs(position.perp_base_x18),
                            f"close {direction.value}: {reason}; round trip if closed now ${estimate.net_usd:,.2f}",
@@ -199,7 +199,7 @@ class BasisConvergence(StrategyBase):
                     f"{describe_size(best)} ({describe_estimate(best.estimate)}; {expected_exit.describe()})")
         return self.intent(ctx, "resize", position.market, position.direction, position.spot_venue, best.perp_base_x18,
                            f"add to {position.direction.value}: basis {signal.basis_bps:.1f} bps {why} "
-                           f"since entry {position.entry_basis_bps:.1f} bps, z={_fmt(z)}, centre {stats.center_bps:.1f} bps; "
+                           f"since entry {_entry_bps(position)} bps, z={_fmt(z)}, centre {stats.center_bps:.1f} bps; "
                            f"add {describe_size(best)}, expected net ${best.net_usd:,.2f} ({describe_estimate(best.estimate)}) "
                            f">= min ${p.min_profit_usd:,.2f}", best.estimate)
 
@@ -369,6 +369,12 @@ class BasisConvergence(StrategyBase):
 
 def _fmt_s(seconds: float | None) -> str:
     return "none" if seconds is None else f"{seconds:.0f} s"
+
+
+def _entry_bps(position: Position) -> str:
+    """The entry basis for a reason: an adopted position's is unknown (NaN in the books)."""
+    value = position.entry_basis_bps
+    return "unknown (adopted)" if math.isnan(value) else f"{value:.1f}"
 
 
 def _fmt(z: float | None) -> str:

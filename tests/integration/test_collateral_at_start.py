@@ -49,3 +49,19 @@ def test_a_dry_run_sends_nothing_and_says_what_a_live_start_would_deposit(devnet
     short = [e for e in logs if e["event"] == "collateral.short"]
     assert len(short) == 1 and short[0]["deposit_usdc"] == TARGET_USDC and short[0]["vault_usd"] == 0
     assert _vault_usdc_raw(devnet, executor) == 0
+
+
+def test_a_live_start_with_the_kill_switch_pulled_deposits_nothing(devnet: Devnet, tmp_path: Path,
+                                                                    signer: Signer) -> None:
+    executor = provision_impersonated(devnet.rpc, devnet.manifest, signer.address,
+                                      ExecutorFunding(usdc_collateral_raw=0))
+    kill = tmp_path / "KILL"
+    kill.touch()
+    settings = devnet.keeper_config(tmp_path, account={"executor": executor, "collateral_usdc": TARGET_USDC},
+                                    risk={"kill_switch_file": kill})
+    with capture_logs() as logs:
+        build_runtime(settings, dry_run=False).close()
+    deferred = [e for e in logs if e["event"] == "collateral.deferred"]
+    assert len(deferred) == 1 and "kill switch is pulled" in deferred[0]["reason"]
+    assert not [e for e in logs if e["event"] == "collateral.deposited"]
+    assert _vault_usdc_raw(devnet, executor) == 0

@@ -423,3 +423,11 @@ def test_given_no_fitted_half_life_when_opening_on_convergence_then_funding_deca
     notional = decision.perp_base_x18 / ONE_X18 * 3000.0
     assert 0 < decision.expected.funding_usd < 0.5 * notional * 0.02
     assert decision.expected.convergence_usd > decision.expected.funding_usd
+
+
+def test_given_an_adopted_position_then_its_unknown_entry_basis_reads_unknown_not_nan() -> None:
+    adopted = dataclasses.replace(position(Direction.SHORT_PERP, 0.0), entry_basis_bps=float("nan"))
+    ctx = context(rich_eth(0.0), z={("ETH", "uniswap_v3"): 0.1, ("ETH", "uniswap_v2"): 0.1}, stats=STATS_AT_ZERO,
+                  positions={"ETH": adopted}, owner={"ETH": "basis_convergence"})
+    decision = only(BasisConvergence().decide(ctx))
+    assert "entry unknown (adopted)" in decision.reason and "nan" not in decision.reason
