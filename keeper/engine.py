@@ -96,7 +96,7 @@ class Engine(DecideStage, ExecuteStage):
     executor: Executor
     journal: Any  # keeper.journal.Journal
     metrics: KeeperMetrics
-    kill_switch: Callable[[], bool]
+    kill_switch: Callable[[], bool | frozenset[str]]  # keeper/kill_switch.py
     history: BasisHistory = field(default_factory=BasisHistory)
     index_history: IndexHistory = field(default_factory=IndexHistory)  # the exit-stress rule's volatility
     last_block: int = -1
@@ -193,6 +193,7 @@ class Engine(DecideStage, ExecuteStage):
         held = {m: why for m, why in self.boundary.blocked(positions).items()}
         held.update({m: "a transaction of this market is in flight: booked first" for m in in_flight})
         held.update(self.pairs.held_markets() if self.pairs is not None else {})
+        held.update(risk.frozen_markets)  # the kill switch freezes these: no transaction there
         skips: list[str] = []
         intents = self._decide(snapshot, signals, positions, risk, skips, held)
         by_key = {(s.market, s.spot_venue): s for s in signals}

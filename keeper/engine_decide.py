@@ -45,6 +45,9 @@ class DecideStage:
             return []
         if risk.unwind_all:
             return [self._unwind_intent(p, snapshot, risk.unwind_all) for p in positions.values() if p.market not in held]
+        killed = {m: self._unwind_intent(p, snapshot, risk.unwind_markets[m]) for m, p in positions.items()
+                  if m in risk.unwind_markets and m not in held}  # the kill switch names these markets
+        held = {**held, **risk.unwind_markets}  # the strategies leave them alone
         rehedges, positions = self._residual_drift(snapshot, positions, held)  # the books as reconciled
         positions = {m: p for m, p in positions.items() if m not in held}
         rehedges.update(self._margin_ladder(snapshot, positions, rehedges))
@@ -68,6 +71,8 @@ class DecideStage:
                     log.error("strategy.disabled", strategy=slot.strategy.name, reason=slot.disabled)
                 continue
             for decision in decisions:
+                if decision.market not in enabled:  # held this tick (in flight, quarantined, killed) or not traded
+                    continue
                 if not isinstance(decision, Intent):
                     skips.append(f"{decision.strategy} {decision.market}: {decision.reason}")
                     self.metrics.decisions.labels(decision.strategy, "none", "skip").inc()
@@ -81,8 +86,6 @@ class DecideStage:
                     self._deferred_skips.append(decision)  # journaled after this tick's sends
                     continue
                 self._last_skip_reason.pop((decision.strategy, decision.market), None)
-                if decision.market not in enabled:
-                    continue
                 blocked = risk.can_open(decision.market) if decision.kind != "close" else None
                 if blocked is None and decision.kind == "open":
                     last = self.last_exit.get(decision.market)
@@ -99,6 +102,7 @@ class DecideStage:
                 if current is None or (decision.kind == "close" and current.kind != "close"):
                     by_market[decision.market] = decision  # one intent per market; closes first
         by_market.update(rehedges)  # a drifted hedge is fixed before anything a strategy wants there
+        by_market.update(killed)
         return sorted(by_market.values(), key=lambda i: (i.kind != "close", i.market))
 
     def _hand_over(self, close: Intent, context: StrategyContext, snapshot: MarketSnapshot, skips: list[str]) -> bool:

@@ -106,9 +106,12 @@ class PairDesk:
             return []
         position = self.position()
         decision: PairIntent | Skip
-        if risk.unwind_all and position is not None:
-            decision = self.strategy._close(ctx, position, f"risk: {risk.unwind_all}")
-        elif risk.unwind_all:
+        if any(m in risk.frozen_markets for m in self.markets):
+            return []
+        unwind = risk.unwind_all or next((risk.unwind_markets[m] for m in self.markets if m in risk.unwind_markets), None)
+        if unwind and position is not None:
+            decision = self.strategy._close(ctx, position, f"risk: {unwind}")
+        elif unwind:
             return []
         else:
             times, la, lb = (list(x) for x in zip(*self.samples)) if self.samples else ([], [], [])

@@ -4,7 +4,8 @@ Outcomes, from mildest to strongest:
 - a market is blocked for new positions (stale oracle, index/spot divergence, perp unavailable);
 - no new positions anywhere (gas price above the cap, daily loss limit hit, stale snapshot, a block
   older than `max_block_age_s` by the wall clock);
-- unwind everything (margin ratio below its guard, kill switch set to unwind);
+- unwind everything (margin ratio below its guard, kill switch set to unwind); the kill switch
+  naming markets (keeper/kill_switch.py) unwinds or freezes those markets only;
 - freeze: no transactions at all (kill switch set to freeze), the margin guard's unwind included:
   a margin ratio below the guard while frozen is an alarm (`frozen_margin`), not a trade.
 Closing is always allowed unless frozen: a guard never traps a position.
@@ -30,10 +31,13 @@ class RiskView:
     unwind_all: str | None = None
     freeze: str | None = None
     frozen_margin: str | None = None  # frozen while the margin ratio is below the guard: what the guard would do
+    unwind_markets: Mapping[str, str] = field(default_factory=dict)  # the kill switch names them (unwind)
+    frozen_markets: Mapping[str, str] = field(default_factory=dict)  # the kill switch names them (freeze)
 
     def can_open(self, market: str) -> str | None:
         """None when opening in `market` is allowed, else the reason it is not."""
-        return self.freeze or self.unwind_all or self.no_new_positions or self.blocked_markets.get(market)
+        return (self.freeze or self.unwind_all or self.no_new_positions or self.unwind_markets.get(market)
+                or self.frozen_markets.get(market) or self.blocked_markets.get(market))
 
 
 def assess_risk(
@@ -45,24 +49,30 @@ def assess_risk(
     head_block: int,
     gas_price_wei: int,
     realized_today_usd: float,
-    kill_switch: bool,
+    kill_switch: bool | frozenset[str],
     settling_until_s: Mapping[str, int] | None = None,
     now_s: float | None = None,
 ) -> RiskView:
     """`settling_until_s`: market -> timestamp until which its TWAP-based signals are still
     settling after an oracle outage (see OracleRecovery); no new positions there before it.
     `head_block`: the node's head when the risk is assessed; `now_s`: the wall clock (the block
-    age check is off when None or `risk.max_block_age_s` is 0)."""
+    age check is off when None or `risk.max_block_age_s` is 0). `kill_switch`: keeper/kill_switch.py's
+    state (True: every market; a set: those markets only)."""
+    only = kill_switch if isinstance(kill_switch, frozenset) else frozenset()
+    kill_all = bool(kill_switch) and not only
     account = snapshot.account
     below_guard = None
     if isinstance(account, PerpAccountState) and positions:
         ratio = account.margin_ratio
         if ratio is not None and ratio < risk.min_margin_ratio:
             below_guard = f"margin ratio {ratio:.4f} below guard {risk.min_margin_ratio}"
-    if kill_switch and risk.kill_switch_action == "freeze":
+    if kill_all and risk.kill_switch_action == "freeze":
         return RiskView(freeze="kill switch: freeze", frozen_margin=below_guard and (
             f"{below_guard}: the guard would unwind everything, but the kill switch freezes every transaction"))
-    unwind = "kill switch: unwind everything" if kill_switch else below_guard
+    unwind = "kill switch: unwind everything" if kill_all else below_guard
+    by_market = {m: f"kill switch: {risk.kill_switch_action} {m}" for m in sorted(only)}
+    unwind_markets = by_market if risk.kill_switch_action == "unwind" else {}
+    frozen_markets = by_market if risk.kill_switch_action == "freeze" else {}
     no_new = snapshot_stale_reason(snapshot.block_number, head_block, risk.max_snapshot_age_blocks)
     block_age_s = None if now_s is None or not risk.max_block_age_s else now_s - snapshot.block_timestamp
     if no_new:
@@ -96,7 +106,7 @@ def assess_risk(
         if s.market not in blocked and divergence_bps > risk.max_index_spot_divergence_bps:
             blocked[s.market] = (f"index {s.index_price_usd:.4f} vs {s.spot_venue} spot {s.spot_price_usd:.4f}: "
                                  f"{divergence_bps:.1f} bps apart (max {risk.max_index_spot_divergence_bps})")
-    return RiskView(blocked, no_new, unwind, None)
+    return RiskView(blocked, no_new, unwind, None, None, unwind_markets, frozen_markets)
 
 
 def snapshot_stale_reason(snapshot_block: int, head_block: int, max_age_blocks: int) -> str | None:

@@ -46,6 +46,7 @@ from keeper.errors import ChainMismatchError, ConfigError, FatalError, RpcError,
 from keeper.execute import DryRunExecutor, Executor, LiveExecutor
 from keeper.adopt import chain_positions
 from keeper.collateral import fund_vault
+from keeper.kill_switch import KillSwitch
 from keeper.journal import Journal
 from keeper.retention import prune_journal
 from keeper.startup import retry_transient
@@ -279,9 +280,7 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
         sender.recover()
         executor = LiveExecutor(sender, rpc, {BASIS_PERP_VENUE: sources.perp.clearing_house})
     kill_flag = threading.Event()
-
-    def kill_switch() -> bool:
-        return kill_flag.is_set() or Path(config.risk.kill_switch_file).exists()
+    kill_switch = KillSwitch(config.risk.kill_switch_file, config.markets.enabled, kill_flag)
 
     engine = Engine(
         config=config, collector=collector, strategies=strategies,

@@ -1,0 +1,61 @@
+"""The kill switch: SIGUSR1, or the file `risk.kill_switch_file`, read every tick.
+
+- SIGUSR1, or the file empty: every market (the action `risk.kill_switch_action` everywhere: unwind
+  every position, or freeze every transaction).
+- The file naming markets (`ETH`, or `ETH, BTC`: separated by commas, spaces or lines; any case):
+  only those markets. Their positions unwind, or freeze, and no position opens there; the others
+  trade on.
+- The file naming a market the keeper does not trade, or unreadable: every market (a typo in an
+  emergency must not leave a market trading), with `kill_switch.unknown_markets` / `.unreadable`
+  at error level once per distinct content.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Collection
+from pathlib import Path
+
+from keeper.logs import get_logger
+
+log = get_logger("keeper.kill_switch")
+_SEPARATORS = re.compile(r"[,\s]+")
+
+KillSwitchState = bool | frozenset[str]  # False: off; True: every market; a set: those markets only
+
+
+class KillSwitch:
+    """Called once per tick: the switch's state now (see the module docstring)."""
+
+    def __init__(self, path: Path, markets: Collection[str], flag: threading.Event | None = None) -> None:
+        self.path = Path(path)
+        self.markets = frozenset(m.upper() for m in markets)
+        self.flag = flag or threading.Event()
+        self._alarmed: str | None = None
+
+    def __call__(self) -> KillSwitchState:
+        if self.flag.is_set():
+            return True
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            self._alarmed = None
+            return False
+        except OSError as exc:  # there but unreadable (a directory, permissions): fail safe
+            self._alarm("kill_switch.unreadable", f"{exc.strerror or exc}", path=str(self.path))
+            return True
+        names = frozenset(n.upper() for n in _SEPARATORS.split(text) if n)
+        if not names:
+            return True
+        unknown = sorted(names - self.markets)
+        if unknown:
+            self._alarm("kill_switch.unknown_markets", text, path=str(self.path), unknown=unknown,
+                        markets=sorted(self.markets), action="every market")
+            return True
+        return names
+
+    def _alarm(self, event: str, key: str, **fields: object) -> None:
+        if self._alarmed != key:
+            self._alarmed = key
+            log.error(event, **fields)

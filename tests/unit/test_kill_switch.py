@@ -1,0 +1,53 @@
+"""The kill switch's state from SIGUSR1 and the file: every market, or the markets the file names;
+a name the keeper does not trade, or an unreadable file, means every market."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from keeper.config import RiskConfig
+from keeper.kill_switch import KillSwitch
+from keeper.risk import assess_risk
+from tests.unit.test_risk import GWEI, position, signal, snapshot
+
+
+def test_the_file_decides_which_markets_and_the_signal_means_all(tmp_path: Path) -> None:
+    path, flag = tmp_path / "KILL", threading.Event()
+    switch = KillSwitch(path, ["ETH", "BTC"], flag)
+    assert switch() is False
+    path.write_text("")
+    assert switch() is True  # an empty file: every market
+    path.write_text("eth\n")
+    assert switch() == frozenset({"ETH"})
+    path.write_text("ETH, btc")
+    assert switch() == frozenset({"ETH", "BTC"})
+    flag.set()
+    assert switch() is True
+
+
+def test_a_market_it_does_not_trade_or_an_unreadable_file_means_every_market_with_one_alarm(tmp_path: Path) -> None:
+    path = tmp_path / "KILL"
+    switch = KillSwitch(path, ["ETH", "BTC"])
+    path.write_text("ETHH")  # a typo in an emergency
+    with capture_logs() as logs:
+        assert switch() is True and switch() is True
+    alarms = [e for e in logs if e["event"] == "kill_switch.unknown_markets"]
+    assert len(alarms) == 1 and alarms[0]["log_level"] == "error" and alarms[0]["unknown"] == ["ETHH"]
+    path.unlink()
+    path.mkdir()  # there, but not a file
+    with capture_logs() as logs:
+        assert switch() is True
+    assert [e["event"] for e in logs] == ["kill_switch.unreadable"]
+
+
+def test_named_markets_unwind_or_freeze_alone_and_cannot_open() -> None:
+    for action, field in (("unwind", "unwind_markets"), ("freeze", "frozen_markets")):
+        view = assess_risk(snapshot(), [signal()], {"ETH": position()},
+                           RiskConfig().model_copy(update={"kill_switch_action": action}), head_block=100,
+                           gas_price_wei=GWEI, realized_today_usd=0.0, kill_switch=frozenset({"ETH"}))
+        assert view.unwind_all is None and view.freeze is None  # not every market
+        assert getattr(view, field) == {"ETH": f"kill switch: {action} ETH"}
+        assert view.can_open("ETH") == f"kill switch: {action} ETH" and view.can_open("BTC") is None
