@@ -16,7 +16,7 @@ import os
 import re
 import tomllib
 from collections.abc import Collection, Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -369,6 +369,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; see keeper.example.toml)"
     shown = first.get("input")
+    if isinstance(shown, PurePath):  # a path as the user wrote it, not its repr
+        shown = str(shown)
     if isinstance(shown, str) and "url" in field:  # a node URL may carry a provider's key
         shown = redacted_url(shown)
     elif isinstance(shown, list) and "url" in field:

@@ -110,6 +110,8 @@ class Engine(DecideStage, ExecuteStage):
     _exit_basis: dict[str, tuple[str, float]] = field(default_factory=dict)  # market -> (venue, basis) at its close
     gas_used: dict[tuple[str, str], int] = field(default_factory=dict)  # (market, kind) -> gas the chain used last
     _gas_units_memo: tuple[Any, dict[str, int], dict[str, dict[str, int]]] | None = None  # engine_decide._gas_units
+    _tick_sent: int = 0  # transactions signed this tick (the `tick` event's sent)
+    _tick_usdc_change_raw: int = 0  # the executor's USDC moved by this tick's included trades (engine_execute)
     oracle_recovery: OracleRecovery = field(init=False)
     boundary: ErrorBoundary = field(init=False)
     inflight: InFlight | None = field(init=False)
@@ -183,6 +185,7 @@ class Engine(DecideStage, ExecuteStage):
             self._observe(snapshot, signals)
         outcomes = self.settle_in_flight(snapshot)
         settled = len(outcomes)  # booked now, sent at an earlier tick
+        self._tick_sent = self._tick_usdc_change_raw = 0
         in_flight = self.inflight.markets() if self.inflight is not None else set()
         positions = self.positions()
         self._record_funding(snapshot, positions)
@@ -217,10 +220,11 @@ class Engine(DecideStage, ExecuteStage):
         if level_enabled(logging.INFO):  # the event's fields are built only when it is emitted
             log.info("tick", block=snapshot.block_number, snapshot_ms=round(snapshot_ms, 2), tick_ms=round(tick_ms, 2),
                      rpc_calls=snapshot.rpc_round_trips, signals=len(signals), intents=len(intents),
-                     sent=sum(1 for o in outcomes[settled:] if o.tx_hash is not None), settled=settled,
+                     sent=self._tick_sent, settled=settled,
                      skips=len(skips), positions=held_now,
                      blocked={k: v for k, v in risk.blocked_markets.items()}, held=held,
-                     guard=risk.freeze or risk.unwind_all or risk.no_new_positions)
+                     guard=risk.freeze or risk.unwind_all or risk.no_new_positions
+                     or "; ".join([*risk.unwind_markets.values(), *risk.frozen_markets.values()]) or None)
         return TickReport(snapshot.block_number, snapshot_ms, tick_ms, len(signals), len(intents), tuple(outcomes),
                           tuple(skips), snapshot, tuple(signals))
 

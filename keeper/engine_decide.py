@@ -43,18 +43,20 @@ class DecideStage:
             if risk.frozen_margin:
                 log.error("margin.frozen_below_guard", block=snapshot.block_number, reason=risk.frozen_margin)
             return []
+        if risk.frozen_margin:  # a freeze (of every market or some) holds what the guard would unwind
+            log.error("margin.frozen_below_guard", block=snapshot.block_number, reason=risk.frozen_margin)
         if risk.unwind_all:
             return [self._unwind_intent(p, snapshot, risk.unwind_all) for p in positions.values() if p.market not in held]
         killed = {m: self._unwind_intent(p, snapshot, risk.unwind_markets[m]) for m, p in positions.items()
                   if m in risk.unwind_markets and m not in held}  # the kill switch names these markets
         held = {**held, **risk.unwind_markets}  # the strategies leave them alone
-        rehedges, positions = self._residual_drift(snapshot, positions, held)  # the books as reconciled
-        positions = {m: p for m, p in positions.items() if m not in held}
-        rehedges.update(self._margin_ladder(snapshot, positions, rehedges))
+        rehedges, book = self._residual_drift(snapshot, positions, held)  # the books as reconciled
+        positions = {m: p for m, p in book.items() if m not in held}  # what may be traded this tick
+        rehedges.update(self._margin_ladder(snapshot, positions, rehedges, book))
         enabled = set(self.config.markets.enabled) - set(held)
         venues = set(self.config.markets.spot_venues)
         usable = [s for s in signals if s.market in enabled and s.spot_venue in venues]
-        context = self.strategy_context(snapshot, usable, positions)
+        context = self.strategy_context(snapshot, usable, positions, book)
         log_skips = level_enabled(logging.INFO)  # the "decision.skip" events are info or debug
         by_market: dict[str, Intent] = {}
         for slot in self.strategies:
@@ -121,10 +123,11 @@ class DecideStage:
         return True
 
     def _margin_ladder(self, snapshot: MarketSnapshot, positions: Mapping[str, Position],
-                       taken: Mapping[str, Intent]) -> dict[str, Intent]:
+                       taken: Mapping[str, Intent], book: Mapping[str, Position]) -> dict[str, Intent]:
+        """`positions`: the ones it may resize; `book`: every position, held ones too (their buy-backs)."""
         sources = self.collector.sources.markets
         usdc = snapshot.wallet_raw.get(sources[0].usdc, 0) if sources and snapshot.wallet_raw else 0
-        reserve = buyback_reserve_raw(snapshot.markets, positions)  # the long perps' buy-backs are not spare
+        reserve = buyback_reserve_raw(snapshot.markets, book)  # the long perps' buy-backs are not spare
         spare = 0 if reserve is None else max(0, usdc - reserve)
         intent = ladder_intent(snapshot, {m: p for m, p in positions.items() if m not in taken}, spare,
                                self.config.risk, self.config.execution.intent_ttl_blocks)
@@ -166,9 +169,12 @@ class DecideStage:
                 intents[market] = self._unwind_intent(position, snapshot, reason)
         return intents, positions
 
-    def strategy_context(self, snapshot: MarketSnapshot, signals: list[Signal],
-                         positions: Mapping[str, Position]) -> StrategyContext:
+    def strategy_context(self, snapshot: MarketSnapshot, signals: list[Signal], positions: Mapping[str, Position],
+                         book: Mapping[str, Position] | None = None) -> StrategyContext:
+        """`positions`: what the strategies may trade; `book` (default: the same): every position,
+        held ones too, for the account-level limits (total notional, the long perps' buy-backs)."""
         cfg = self.config
+        book = positions if book is None else book
         eth = self._eth_usd(snapshot)
         tip_wei = self.planner.tips.tip_wei(snapshot.block_number)  # what the sender would tip (keeper/gas_price.py)
         common = dict(gas_price_wei=snapshot.base_fee_wei + tip_wei, eth_price_usd=eth or 1.0,
@@ -178,7 +184,7 @@ class DecideStage:
         costs = CostModel(**common, **units)  # type: ignore[arg-type]
         market_costs = {market: CostModel(**common, **own) for market, own in own_units.items()}  # type: ignore[arg-type]
         held_usd = 0.0
-        for position in positions.values():
+        for position in book.values():
             view = snapshot.markets.get(position.market)
             if view is not None and isinstance(view.perp, PerpMarketState):
                 held_usd += abs(position.perp_base_x18) * view.perp.mark_price_x18 / 10**36
@@ -191,7 +197,7 @@ class DecideStage:
             min_margin_ratio=cfg.risk.min_margin_ratio,
             stress=StressParams(cfg.risk.stress_index_move, cfg.risk.stress_funding_apr, costs.horizon_s,
                                 cfg.risk.stress_exit_weight, self.index_history.sigmas(snapshot)),
-            **self._wallet_limits(snapshot, positions))
+            **self._wallet_limits(snapshot, book))
         stats = {}
         for s in signals:
             found = self.history.stats(s.market, s.spot_venue, snapshot.block_number, snapshot.block_timestamp)

@@ -94,11 +94,14 @@ class ExecuteStage:
             for tx_id in sent:  # the sender re-signs only after the node refused the previous one
                 self.journal.record_tx_outcome(tx_id, Outcome(plan, "dropped", None, None, 0, 0, None,
                                                               "refused by the node; re-signed"))
+            self._tick_sent += 0 if sent else 1  # a re-signed transaction replaces the refused one
             sent.clear()
             sent.append(self.journal.record_tx_sent(decision_id, plan, tx_hash=entry.latest.tx_hash, nonce=entry.nonce,
                                                     sent_block=snapshot.block_number, eth_price_x18=eth_x18))
 
         outcome = self.executor.execute(plan, on_signed)
+        if outcome.status == "included" and outcome.fills is not None:  # the wallet the next intent of this tick meets
+            self._tick_usdc_change_raw += outcome.fills.usdc_raw - intent.deposit_usdc_raw
         self.metrics.tx_outcomes.labels(outcome.status).inc()
         self.metrics.decisions.labels(intent.strategy, intent.kind, outcome.status).inc()
         log.info("tx.outcome", block=snapshot.block_number, market=intent.market, kind=intent.kind,
@@ -118,7 +121,7 @@ class ExecuteStage:
         if self.executor.mode != "live" or not sources or sources[0].usdc not in snapshot.wallet_raw:
             return None
         needed = max(0, -usdc_change_raw) + intent.deposit_usdc_raw
-        wallet = snapshot.wallet_raw[sources[0].usdc]
+        wallet = snapshot.wallet_raw[sources[0].usdc] + self._tick_usdc_change_raw  # after this tick's trades
         if needed <= wallet:
             return None
         why = (f"executor USDC {wallet / 10**USDC_DECIMALS:,.2f} < {needed / 10**USDC_DECIMALS:,.2f} this "

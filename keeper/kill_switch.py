@@ -30,7 +30,7 @@ class KillSwitch:
 
     def __init__(self, path: Path, markets: Collection[str], flag: threading.Event | None = None) -> None:
         self.path = Path(path)
-        self.markets = frozenset(m.upper() for m in markets)
+        self.markets = {m.upper(): m for m in markets}  # a name in any case -> the configured spelling
         self.flag = flag or threading.Event()
         self._alarmed: str | None = None
 
@@ -45,15 +45,14 @@ class KillSwitch:
         except OSError as exc:  # there but unreadable (a directory, permissions): fail safe
             self._alarm("kill_switch.unreadable", f"{exc.strerror or exc}", path=str(self.path))
             return True
-        names = frozenset(n.upper() for n in _SEPARATORS.split(text) if n)
-        if not names:
-            return True
-        unknown = sorted(names - self.markets)
+        names = {n.upper(): n for n in _SEPARATORS.split(text) if n}
+        unknown = sorted(given for upper, given in names.items() if upper not in self.markets)
         if unknown:
             self._alarm("kill_switch.unknown_markets", text, path=str(self.path), unknown=unknown,
-                        markets=sorted(self.markets), action="every market")
+                        markets=sorted(self.markets.values()), action="every market")
             return True
-        return names
+        self._alarmed = None  # a fixed file: the next bad one is told again
+        return frozenset(self.markets[upper] for upper in names) if names else True
 
     def _alarm(self, event: str, key: str, **fields: object) -> None:
         if self._alarmed != key:

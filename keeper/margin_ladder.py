@@ -21,26 +21,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from keeper.types import ONE_X18, USDC_DECIMALS, MarketView, PerpAccountState, PerpMarketState, Position
+from keeper.signals import spot_price
+from keeper.types import ONE_X18, USDC_DECIMALS, MarketView, PerpAccountState, PerpMarketState, Position, Unavailable
 
 USDC_SPARE_SHARE = 0.9  # of the executor's USDC the ladder may move into Perp
-BUYBACK_MARGIN = 0.03  # over the index value of a long perp's sold spot: the pool fee (<= 1%) and the buy's impact
+BUYBACK_MARGIN_BPS = 300  # over the value of a long perp's sold spot: the pool fee (<= 1%) and the buy's impact
 MIN_SHED_DIVISOR = 1000  # the smallest reduce (the one that only carries a top-up): 0.1% of the position
 
 
 def buyback_reserve_raw(markets: Mapping[str, MarketView], positions: Mapping[str, Position]) -> int | None:
-    """USDC (raw) that closing the long-perp positions needs to buy their spot back: the sold spot
-    at the index, plus BUYBACK_MARGIN; None when a price is unreadable (then nothing is spare)."""
+    """USDC (raw, rounded up) that closing the long-perp positions needs to buy their spot back: the
+    sold spot at the index (the spot venue's mid when the perp cannot be read), plus
+    BUYBACK_MARGIN_BPS; None when neither price can be read (then nothing is spare)."""
     reserve = 0
     for position in positions.values():
         if position.spot_raw >= 0:
             continue
         view = markets.get(position.market)
-        if view is None or not isinstance(view.perp, PerpMarketState):
+        price_x18 = None if view is None else _price_x18(view, position.spot_venue)
+        if view is None or price_x18 is None:
             return None
-        value_x18 = -position.spot_raw * 10 ** (18 - view.spot_token_decimals) * view.perp.index_price_x18 // ONE_X18
-        reserve += int(value_x18 * (1 + BUYBACK_MARGIN)) // 10 ** (18 - USDC_DECIMALS)
+        value_x18 = -position.spot_raw * 10 ** (18 - view.spot_token_decimals) * price_x18 // ONE_X18
+        with_margin_x18 = -(-value_x18 * (10_000 + BUYBACK_MARGIN_BPS) // 10_000)
+        reserve += -(-with_margin_x18 // 10 ** (18 - USDC_DECIMALS))
     return reserve
+
+
+def _price_x18(view: MarketView, venue: str) -> int | None:
+    if isinstance(view.perp, PerpMarketState):
+        return view.perp.index_price_x18
+    mid = spot_price(view, venue)
+    return None if isinstance(mid, Unavailable) else int(mid * ONE_X18)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,9 @@ def assess_risk(
     by_market = {m: f"kill switch: {risk.kill_switch_action} {m}" for m in sorted(only)}
     unwind_markets = by_market if risk.kill_switch_action == "unwind" else {}
     frozen_markets = by_market if risk.kill_switch_action == "freeze" else {}
+    frozen_held = sorted(m for m in frozen_markets if m in positions)
+    frozen_margin = (f"{below_guard}: the guard unwinds every market but {', '.join(frozen_held)}, which the kill "
+                     "switch freezes") if below_guard and frozen_held else None
     no_new = snapshot_stale_reason(snapshot.block_number, head_block, risk.max_snapshot_age_blocks)
     block_age_s = None if now_s is None or not risk.max_block_age_s else now_s - snapshot.block_timestamp
     if no_new:
@@ -106,7 +109,8 @@ def assess_risk(
         if s.market not in blocked and divergence_bps > risk.max_index_spot_divergence_bps:
             blocked[s.market] = (f"index {s.index_price_usd:.4f} vs {s.spot_venue} spot {s.spot_price_usd:.4f}: "
                                  f"{divergence_bps:.1f} bps apart (max {risk.max_index_spot_divergence_bps})")
-    return RiskView(blocked, no_new, unwind, None, None, unwind_markets, frozen_markets)
+    return RiskView(blocked_markets=blocked, no_new_positions=no_new, unwind_all=unwind, frozen_margin=frozen_margin,
+                    unwind_markets=unwind_markets, frozen_markets=frozen_markets)
 
 
 def snapshot_stale_reason(snapshot_block: int, head_block: int, max_age_blocks: int) -> str | None:

@@ -291,7 +291,7 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
     differences = journal.reconcile(chain_positions(snapshot, sources, journal.open_positions(), in_flight),
                                     block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
     prune_journal(journal, snapshot.block_timestamp, config.monitoring.journal_retention_days)
-    if sources.markets and kill_switch():  # no money moves while the switch is pulled, a deposit neither
+    if sources.markets and kill_switch() is True:  # pulled for every market: no money moves, a deposit neither
         log.warning("collateral.deferred", executor=executor_address, target_usd=config.account.collateral_usdc,
                     reason=f"the kill switch is pulled ({config.risk.kill_switch_file}): nothing deposited this start")
     elif sources.markets:  # the vault holds account.collateral_usdc (keeper/collateral.py), read after the settling

@@ -14,6 +14,7 @@ closing each now would add (its exact close quote, less the close's gas), and th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from keeper.errors import ConfigError, KeeperError
 from keeper.journal import Journal, StatusReport
 from keeper.pairs_status import OpenPairStatus, fetch_open_pairs, pair_leg_sizes_x18, with_unrealised
 from keeper.plan import PRIORITY_FEE_WEI
-from keeper.simulate.paper import compute_close_value_x18
+from keeper.simulate.paper import close_values_x18
 from keeper.types import MarketSnapshot, PerpAccountState
 
 USD = 10**18
@@ -37,14 +38,25 @@ class StatusView:
     chain_checked: str  # "yes: ..." or why not
     mismatches: tuple[str, ...]
     pairs: tuple[OpenPairStatus, ...] = field(default=())
-    close_value_x18: int | None = None  # what closing the open basis positions now adds (None: chain not read)
+    closes_x18: Mapping[str, int | None] | None = None  # per open market, what closing now adds (None: not read)
+
+    @property
+    def close_value_x18(self) -> int | None:
+        """What closing every open basis position now adds; None when the chain was not read or a
+        close could not be quoted (then no marked total is claimed)."""
+        values = self.closes_x18
+        return None if values is None or None in values.values() else sum(v for v in values.values() if v is not None)
+
+    def unmarked(self) -> list[str]:
+        return sorted(m for m, v in (self.closes_x18 or {}).items() if v is None)
 
     def as_json(self) -> dict[str, Any]:
-        marked = None if self.close_value_x18 is None else self.journal.pnl.total.total_x18 + self.close_value_x18
+        value = self.close_value_x18
+        marked = None if value is None else self.journal.pnl.total.total_x18 + value
         return {"journal": self.journal.to_json_dict(), "chain_checked": self.chain_checked,
                 "mismatches": list(self.mismatches), "pairs": [p.to_json_dict() for p in self.pairs],
-                "open_close_value_x18": None if self.close_value_x18 is None else str(self.close_value_x18),
-                "marked_total_x18": None if marked is None else str(marked)}
+                "open_close_value_x18": None if value is None else str(value),
+                "marked_total_x18": None if marked is None else str(marked), "unmarked_markets": self.unmarked()}
 
     def as_text(self) -> str:
         r = self.journal
@@ -62,13 +74,15 @@ class StatusView:
         lines.append(f"PnL total {total.total_x18 / USD:+.4f} USD = funding {total.funding_x18 / USD:+.4f} "
                      f"+ convergence {total.convergence_x18 / USD:+.4f} - fees {total.fees_x18 / USD:.4f} "
                      f"- gas {total.gas_x18 / USD:.4f} (realized {realized.total_x18 / USD:+.4f})")
-        if r.positions and self.close_value_x18 is None:
-            lines.append("  open positions not marked to market (chain not read): their part is cash so far, "
-                         "the open's net quote included")
-        elif r.positions and self.close_value_x18 is not None:
-            lines.append(f"PnL marked to market {(total.total_x18 + self.close_value_x18) / USD:+.4f} USD = total "
-                         f"{self.close_value_x18 / USD:+.4f} for closing the open positions now (their exact "
-                         "quotes, less the close's gas)")
+        value = self.close_value_x18
+        if r.positions and value is None:
+            why = (f"no close quote for {', '.join(self.unmarked())}" if self.unmarked() else "chain not read")
+            lines.append(f"  open positions not marked to market ({why}): their part is cash so far, the open's "
+                         "net quote included")
+        elif r.positions and value is not None:
+            lines.append(f"PnL marked to market {(total.total_x18 + value) / USD:+.4f} USD = total "
+                         f"{total.total_x18 / USD:+.4f} {value / USD:+.4f} for closing the open positions now "
+                         "(their exact quotes, less the close's gas)")
         for market, pnl in r.pnl.markets.items():
             t = pnl.total
             lines.append(f"  {market:<5} {t.total_x18 / USD:+.4f} USD (funding {t.funding_x18 / USD:+.4f}, convergence "
@@ -90,7 +104,7 @@ def build_status(config: KeeperConfig) -> StatusView:
     close_value = None
     if snapshot is not None:
         pairs = tuple(with_unrealised(p, snapshot) for p in pairs)
-        close_value = compute_close_value_x18(snapshot, [r.position for r in report.positions], PRIORITY_FEE_WEI)
+        close_value = close_values_x18(snapshot, [r.position for r in report.positions], PRIORITY_FEE_WEI)
     return StatusView(report, checked, tuple(mismatches), pairs, close_value)
 
 

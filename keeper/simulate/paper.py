@@ -230,16 +230,27 @@ PAPER_TX_BYTES = bytes(range(1, 256)) * 2
 def compute_close_value_x18(snapshot: MarketSnapshot, positions: Iterable[Position], priority_fee_wei: int) -> int:
     """What closing `positions` at `snapshot` would add to their PnL to date: each close's exact
     quoted net quote minus its paper gas (a mark to market with exit costs). A position whose close
-    cannot be quoted adds nothing."""
+    cannot be quoted adds nothing (close_values_x18 names it)."""
+    return sum(v for v in close_values_x18(snapshot, positions, priority_fee_wei).values() if v is not None)
+
+
+def close_values_x18(snapshot: MarketSnapshot, positions: Iterable[Position],
+                     priority_fee_wei: int) -> dict[str, int | None]:
+    """Per position's market: what closing it at `snapshot` would add (compute_close_value_x18), or
+    None when its close cannot be quoted (a market not in the snapshot, a partial fill at Perp's
+    band, a leg that cannot be quoted)."""
     eth = snapshot.markets.get("ETH")
     eth_x18 = eth.perp.index_price_x18 if eth is not None and isinstance(eth.perp, PerpMarketState) else 0
     quoter = SnapshotQuoter([snapshot])
-    total = 0
+    values: dict[str, int | None] = {}
     for p in positions:
-        if p.market not in snapshot.markets or not p.perp_base_x18:
+        if not p.perp_base_x18:
             continue
-        fill = quoter.close(0, p.market, p.direction, p.spot_venue, p.perp_base_x18, p.spot_raw)
-        if not isinstance(fill, str):
+        fill = quoter.close(0, p.market, p.direction, p.spot_venue, p.perp_base_x18, p.spot_raw) \
+            if p.market in snapshot.markets else "not in the snapshot"
+        if isinstance(fill, str):
+            values[p.market] = None
+        else:
             gas_wei = typical_gas_units("close") * (snapshot.base_fee_wei + priority_fee_wei)
-            total += fill.net_quote_x18 - compute_gas_usd_x18(gas_wei, eth_x18)
-    return total
+            values[p.market] = fill.net_quote_x18 - compute_gas_usd_x18(gas_wei, eth_x18)
+    return values

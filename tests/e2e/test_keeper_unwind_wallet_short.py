@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from keeper.devnet.txs import DevSender, codec
 from keeper.types import Direction
 from tests.e2e.live_keeper import open_eth_on_a_premium_shock, start_live_keeper
@@ -28,17 +30,24 @@ def test_an_unwind_the_wallet_cannot_pay_is_an_alarm_and_goes_through_once_usdc_
         nonce = rpc.call("eth_getTransactionCount", [runtime.owner, "latest"])
         # When the keeper ticks
         driver.step()
-        report = runtime.engine.tick()
-        # Then nothing was sent, the position is held, and the skip names the shortfall
+        with capture_logs() as logs:
+            report = runtime.engine.tick()
+        # Then nothing was sent, the position is held, and the skip and an error-level alarm name the shortfall
         assert report is not None and not report.outcomes
         assert any("executor USDC 0.00 <" in s and "close needs" in s for s in report.skips), report.skips
+        alarms = [e for e in logs if e["event"] == "unwind.wallet_short"]
+        assert len(alarms) == 1 and alarms[0]["log_level"] == "error" and alarms[0]["market"] == "ETH"
+        assert alarms[0]["wallet_usdc_raw"] == 0 and alarms[0]["shortfall_usdc_raw"] == alarms[0]["needed_usdc_raw"] > 0
+        assert [e["sent"] for e in logs if e["event"] == "tick"] == [0]
         assert rpc.call("eth_getTransactionCount", [runtime.owner, "latest"]) == nonce
         assert runtime.journal.open_positions()["ETH"].perp_base_x18 == held.perp_base_x18
         # When the treasury sends the USDC back, the same unwind is included
         sender.call_fn(treasury, usdc, codec("MintableERC20"), "transfer", executor, balance)
         driver.step()
-        report = runtime.engine.tick()
+        with capture_logs() as logs:
+            report = runtime.engine.tick()
         assert report is not None and [o.status for o in report.outcomes] == ["included"], report.skips
+        assert [e["sent"] for e in logs if e["event"] == "tick"] == [1]
         assert "ETH" not in runtime.journal.open_positions()
     finally:
         runtime.close()

@@ -26,7 +26,9 @@ def test_status_marks_an_open_position_at_its_close_quote_and_the_close_books_th
         cash_total = view.journal.pnl.total.total_x18
         marked = cash_total + view.close_value_x18
         text = view.as_text()
-        assert "PnL marked to market" in text and view.as_json()["marked_total_x18"] == str(marked)
+        assert (f"PnL marked to market {marked / USD:+.4f} USD = total {cash_total / USD:+.4f} "
+                f"{view.close_value_x18 / USD:+.4f} for closing") in text
+        assert view.as_json()["marked_total_x18"] == str(marked) and view.as_json()["unmarked_markets"] == []
         # When the keeper unwinds at the next block (prices unmoved)
         runtime.kill_flag.set()
         rpc.call("evm_mine", [])

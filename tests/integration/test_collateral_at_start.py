@@ -65,3 +65,9 @@ def test_a_live_start_with_the_kill_switch_pulled_deposits_nothing(devnet: Devne
     assert len(deferred) == 1 and "kill switch is pulled" in deferred[0]["reason"]
     assert not [e for e in logs if e["event"] == "collateral.deposited"]
     assert _vault_usdc_raw(devnet, executor) == 0
+    # a file naming one market leaves the others to trade: they need the collateral, so it is deposited
+    kill.write_text("ETH")
+    with capture_logs() as logs:
+        build_runtime(settings, dry_run=False).close()
+    assert [e["event"] for e in logs if str(e["event"]).startswith("collateral.")] == ["collateral.deposited"]
+    assert _vault_usdc_raw(devnet, executor) == TARGET_USDC * 10**6

@@ -71,7 +71,8 @@ def test_given_backup_rpc_urls_in_the_environment_then_they_are_a_list() -> None
     ("[chain]\nbackup_rpc_urls = ['http://127.0.0.1:8545', 'node2']\n", "chain.backup_rpc_urls: not a node URL"),
     ("[chain]\nws_url = 'http://127.0.0.1:8545'\n", "chain.ws_url: not a node URL (expected scheme ws or wss"),
     ("[chain]\npreset = 'optimism'\nmanifest = 'm.json'\n",  # was: read by the executor commands, not by run
-     "chain.manifest: a devnet manifest: only with preset 'devnet'"),
+     "chain.manifest: a devnet manifest: only with preset 'devnet' (the preset is 'optimism', whose addresses are "
+     "resolved on chain) (got 'm.json')"),  # the path as written, not PosixPath('m.json')
 ])
 def test_given_a_malformed_address_or_url_when_loading_then_the_field_is_named(tmp_path: Path, text: str,
                                                                                message: str) -> None:

@@ -51,3 +51,29 @@ def test_named_markets_unwind_or_freeze_alone_and_cannot_open() -> None:
         assert view.unwind_all is None and view.freeze is None  # not every market
         assert getattr(view, field) == {"ETH": f"kill switch: {action} ETH"}
         assert view.can_open("ETH") == f"kill switch: {action} ETH" and view.can_open("BTC") is None
+
+
+def test_the_markets_come_back_in_their_configured_spelling_and_a_new_typo_alarms_again(tmp_path: Path) -> None:
+    path = tmp_path / "KILL"
+    switch = KillSwitch(path, ["wstETH", "BTC"])
+    path.write_text("WSTETH")
+    assert switch() == frozenset({"wstETH"})  # the engine keys markets by the config's spelling
+    with capture_logs() as logs:
+        path.write_text("ETX")
+        switch()
+        path.write_text("btc")
+        assert switch() == frozenset({"BTC"})
+        path.write_text("ETX")
+        switch()
+    assert [e["event"] for e in logs] == ["kill_switch.unknown_markets"] * 2
+
+
+def test_a_market_frozen_while_the_margin_is_below_the_guard_is_named_in_the_alarm() -> None:
+    from keeper.types import PerpAccountState
+
+    account = PerpAccountState("0x" + "33" * 20, 10 * 10**18, 0, 100 * 10**18, 0, {})
+    view = assess_risk(snapshot(account=account), [signal()], {"ETH": position()},
+                       RiskConfig().model_copy(update={"kill_switch_action": "freeze"}), head_block=100,
+                       gas_price_wei=GWEI, realized_today_usd=0.0, kill_switch=frozenset({"ETH"}))
+    assert view.unwind_all and view.frozen_markets == {"ETH": "kill switch: freeze ETH"}
+    assert view.frozen_margin and "every market but ETH, which the kill switch freezes" in view.frozen_margin

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from keeper.margin_ladder import BUYBACK_MARGIN, buyback_reserve_raw, plan_ladder_step
+from keeper.margin_ladder import BUYBACK_MARGIN_BPS, buyback_reserve_raw, plan_ladder_step
 from keeper.risk import cooldown_reason
 from keeper.stress import (
     MAINTENANCE_MARGIN_RATIO,
@@ -17,7 +19,7 @@ from keeper.stress import (
     worst_margin_ratio,
 )
 from keeper.types import ONE_X18, Direction, PerpAccountState, Position, Unavailable
-from tests.unit.test_pnl_model import market_view, perp_state
+from tests.unit.test_pnl_model import market_view
 
 PARAMS = StressParams(index_move=0.05, funding_apr=1.0, hold_s=3600.0)
 
@@ -110,12 +112,15 @@ def test_the_long_perps_buy_backs_are_reserved_at_the_index_with_a_margin_and_sh
     long_eth = Position("ETH", Direction.LONG_PERP, "uniswap_v3", 2 * ONE_X18, -2 * 10**18, 1, 1, 0.0, 0)
     long_btc = Position("BTC", Direction.LONG_PERP, "uniswap_v3", ONE_X18 // 10, -10**7, 1, 1, 0.0, 0)
     reserve = buyback_reserve_raw(views, {"ETH": long_eth, "BTC": long_btc, "SOL": pos("SOL", 5)})
-    assert reserve == int((2 * 3000 + 0.1 * 60_000) * (1 + BUYBACK_MARGIN) * 10**6)  # the short perp (SOL) adds 0
+    assert reserve == (2 * 3000 + 6_000) * (10_000 + BUYBACK_MARGIN_BPS) // 10_000 * 10**6  # the short perp (SOL) adds 0
     assert buyback_reserve_raw(views, {"ETH": pos("ETH", 30)}) == 0
-    # a long perp whose price cannot be read: nothing is spare
-    unreadable = {"ETH": market_view("ETH", 18, 3000.0, perp=perp_state())}
-    unreadable["ETH"] = type(unreadable["ETH"])(**{**unreadable["ETH"].__dict__, "perp": Unavailable("down")})
-    assert buyback_reserve_raw(unreadable, {"ETH": long_eth}) is None
+    # a long perp whose perp cannot be read: its spot venue's mid; neither: nothing is spare
+    eth = views["ETH"]
+    no_perp = {"ETH": dataclasses.replace(eth, perp=Unavailable("down"))}
+    assert buyback_reserve_raw(no_perp, {"ETH": long_eth}) == pytest.approx(
+        2 * 3000 * (10_000 + BUYBACK_MARGIN_BPS) // 10_000 * 10**6, rel=1e-6)
+    nothing = {"ETH": dataclasses.replace(eth, perp=Unavailable("down"), spot_v3=Unavailable("down"))}
+    assert buyback_reserve_raw(nothing, {"ETH": long_eth}) is None
 
 
 # ------------------------------------------------------------------------------ cooldown
