@@ -79,30 +79,37 @@ def replay_episodes(excess_bps: Sequence[float], entry_bps: float, exit_bps: flo
     starts it (the previous one was not departed on the same side) and that resolved within the
     window; the rule fires at the first later observation with sign x excess <= 0 (crossed the
     centre) or |excess| < exit_bps. (Array comparisons: the same float tests as a loop over the
-    observations, side x excess being excess or -excess to the bit.)"""
+    observations, side x excess being excess or -excess to the bit; |excess| >= entry_bps as
+    excess >= entry_bps or -excess >= entry_bps, which it is for every float. The exits are looked
+    for only when a departure starts, by a search in the observations where each side's rule fires.)"""
     x = np.asarray(excess_bps, dtype=float)
     n = x.size
     if n < 2:
         return []
+    negated = -x
+    above, below = x >= entry_bps, negated >= entry_bps
     up = x > 0  # the departure's side: +1 above the centre, -1 otherwise
-    starts = np.abs(x) >= entry_bps
-    starts[1:] &= ~np.where(up[1:], x[:-1] >= entry_bps, -x[:-1] >= entry_bps)  # not a departure's first observation
+    starts = above[:-1] | below[:-1]  # (the last observation starts nothing that resolves)
+    starts[1:] &= ~np.where(up[1:-1], above[:-2], below[:-2])  # not a departure's first observation
+    first = starts.nonzero()[0]
+    if not first.size:
+        return []
     inside = np.abs(x) < exit_bps
-    first_up, first_down = _next_true((x <= 0) | inside), _next_true((-x <= 0) | inside)
+    after = first + 1
+    exits = np.where(up[first], _first_at_or_after((x <= 0) | inside, after),
+                     _first_at_or_after((negated <= 0) | inside, after))
     out: list[tuple[float, int, float]] = []
-    for i in np.flatnonzero(starts[:-1]).tolist():
-        j = int((first_up if up[i] else first_down)[i + 1])
+    for i, j in zip(first.tolist(), exits.tolist()):
         if j < n:
             entry, exit_ = float(x[i]), float(x[j])
             out.append((exit_ / entry, j - i, abs(entry)))
     return out
 
 
-def _next_true(mask: np.ndarray) -> np.ndarray:
-    """For each index, the first index at or after it where `mask` holds (len(mask) when none)."""
-    n = mask.size
-    at = np.where(mask, np.arange(n), n)
-    return np.minimum.accumulate(at[::-1])[::-1]
+def _first_at_or_after(mask: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For each index in `at`, the first index at or after it where `mask` holds (len(mask) when none)."""
+    where = mask.nonzero()[0]
+    return np.concatenate((where, (mask.size,)))[where.searchsorted(at)]
 
 
 def forecast_exit(window_bps: Sequence[float], center_bps: float, scale_bps: float, spacing_s: float | None,
@@ -115,7 +122,10 @@ def forecast_exit(window_bps: Sequence[float], center_bps: float, scale_bps: flo
     history's window in seconds (None: the window slides, its length fixed)."""
     dt = spacing_s if spacing_s is not None and spacing_s > 0 else None
     entry_bps = entry_z * scale_bps
-    excess = np.asarray(window_bps, dtype=float) - center_bps
+    observations = len(window_bps)
+    entered = np.empty(observations + 1)  # the window's excess, then the observation entered on
+    excess = np.subtract(window_bps, center_bps, out=entered[:observations])
+    entered[observations] = excess_bps
     capacity = window_capacity(len(excess), dt, window_s)
     if fit is not None and dt is not None:
         model = posterior_decay_forecast(excess, dt, fit, excess_bps, entry_bps, exit_bps, horizon_s, capacity)
@@ -124,7 +134,7 @@ def forecast_exit(window_bps: Sequence[float], center_bps: float, scale_bps: flo
     if dt is None or entry_bps <= 0:
         return model
     # the observation entered on ends the departures before it too (the next shock)
-    episodes = replay_episodes(np.append(excess, excess_bps), max(entry_bps, SIMILAR_SHARE * abs(excess_bps)), exit_bps)
+    episodes = replay_episodes(entered, max(entry_bps, SIMILAR_SHARE * abs(excess_bps)), exit_bps)
     if not episodes:
         return model
     # the model's answer counts as one more departure the size of this one (a prior of one

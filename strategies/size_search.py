@@ -136,14 +136,14 @@ def _low_is_best(quote: Callable[[int], OpenEvaluation | str], grid: list[int], 
     at_low = quote(low_x18)
     if isinstance(at_low, str) or not at_low.net_usd < answer_below_usd:
         return None
-    sizes = set(grid)
     path = list(grid[1:])
-    while len(sizes) < max_evaluations:
-        xs = sorted(sizes)
-        size = snap(math.sqrt(xs[0] * xs[1]))
-        if size in sizes or abs(size - xs[0]) <= max(step_x18, rel_tolerance * xs[0]):
+    second = grid[1]  # the smallest size above low: each new size is below it (snapped, never below low)
+    tolerance = max(step_x18, rel_tolerance * low_x18)
+    while len(path) + 1 < max_evaluations:
+        size = snap(math.sqrt(low_x18 * second))
+        if size == second or abs(size - low_x18) <= tolerance:  # (a size already there is low or second)
             break
-        sizes.add(size)
+        second = size
         path.append(size)
     proven = 0
     for size in path:

@@ -26,10 +26,12 @@ code, and the main process only unpickles its output.
 from __future__ import annotations
 
 import copyreg
+import dataclasses
 import gc
 import importlib
 import io
 import multiprocessing
+import operator
 import os
 import pickle
 import signal
@@ -45,7 +47,8 @@ from keeper.history.basis_answers import Answers, compute_answers
 from keeper.signals import Signal, SkippedSignal
 from keeper.history.replay import rebuild_snapshot, replay_collector
 from keeper.history.store import BlockRecord, read_blocks
-from keeper.types import MarketSnapshot
+from keeper.types import (MarketSnapshot, MarketView, OracleState, PerpAccountMarket, PerpAccountState, PerpMarketState,
+                          V2PairState)
 
 BATCH_BLOCKS = 100  # one pickle per batch: pool states unchanged between its blocks are sent once
 FIRST_BATCH_BLOCKS = 10  # the engine starts after 10 blocks, not 100; the batches double up to BATCH_BLOCKS
@@ -223,10 +226,34 @@ def _reducers() -> dict[type, Any]:
     once per block (a third of the bytes, for 4-6 ticks a pool), and the main process's states
     share it too."""
     table = copyreg.dispatch_table.copy()
+    table.update(_BY_FIELDS)
     table[MappingProxyType] = _reduce_mapping_proxy
     table[_MappingProxyType] = _MappingProxyType.reduce
     table[_Module] = _Module.reduce
     return table
+
+
+def _by_fields(cls: type) -> Any:
+    """The reducer of a frozen dataclass whose constructor only stores its fields (keeper/frozen.py's
+    quick_init, no __post_init__): the class and the tuple of its field values (one C call,
+    attrgetter), unpickled by calling the class on them. Against the default (a dict of the
+    fields, built by the unpickler, then copied into the instance's): pickled in 0.7 of the time,
+    unpickled in half (400 signals, 2026-12-01)."""
+    fields = dataclasses.fields(cls)
+    if ("__post_init__" in vars(cls) or cls.__init__.__code__.co_filename != "<string>"  # type: ignore[misc]
+            or not all(f.init for f in fields)):
+        raise TypeError(f"{cls.__name__}: its constructor does more than store its fields")
+    values = operator.attrgetter(*(f.name for f in fields))
+
+    def reduce(value: Any) -> tuple[type, tuple[Any, ...]]:
+        return cls, values(value)
+
+    return reduce
+
+
+# the per-block classes that pickle as their field values (a V3 pool state validates and is not one of them)
+_BY_FIELDS = {cls: _by_fields(cls) for cls in (Signal, MarketView, PerpMarketState, V2PairState, OracleState,
+                                                PerpAccountMarket, PerpAccountState)}
 
 
 def _reduce_mapping_proxy(proxy: MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:

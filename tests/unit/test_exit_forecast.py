@@ -209,3 +209,28 @@ def test_the_catch_up_closed_form_is_the_count_observation_by_observation() -> N
         for departed in range(0, n + 1):
             for capacity in range(n, n + 90, 3):
                 assert catch_up_observations(n, departed, capacity) == counted(n, departed, capacity), (n, departed, capacity)
+
+
+def _replayed_by_a_loop(excess: list[float], entry_bps: float, exit_bps: float) -> list[tuple[float, int, float]]:
+    """The rule of replay_episodes, observation by observation (the reference its arrays must give)."""
+    out = []
+    for i, x in enumerate(excess[:-1]):
+        side = 1.0 if x > 0 else -1.0
+        if not abs(x) >= entry_bps or (i > 0 and side * excess[i - 1] >= entry_bps):
+            continue  # not departed, or not the departure's first observation
+        for j in range(i + 1, len(excess)):
+            if side * excess[j] <= 0 or abs(excess[j]) < exit_bps:
+                out.append((excess[j] / x, j - i, abs(x)))
+                break
+    return out
+
+
+def test_given_random_windows_with_signed_zeros_and_ties_when_replayed_then_the_episodes_are_the_loops_to_the_bit() -> None:
+    import random
+
+    rng = random.Random(12)
+    values = [0.0, -0.0, 1.0, -1.0, 2.5, -2.5, 5.0, -5.0]  # ties with the thresholds, both zeros
+    for _ in range(3_000):
+        excess = [rng.choice(values + [rng.uniform(-9.0, 9.0)]) for _ in range(rng.randint(0, 30))]
+        entry_bps, exit_bps = rng.choice([2.5, 5.0, 1.0, 3.3]), rng.choice([1.0, 0.5, 0.0, 2.5])
+        assert replay_episodes(excess, entry_bps, exit_bps) == _replayed_by_a_loop(excess, entry_bps, exit_bps)

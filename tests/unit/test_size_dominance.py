@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 
+from types import SimpleNamespace
+
 import pytest
 
 from keeper.errors import SkipOpportunity
@@ -81,3 +83,24 @@ def test_given_exact_quotes_at_many_sizes_then_the_net_never_grows_faster_than_t
     for a, b in itertools.combinations(sorted(nets), 2):
         slack = SLOPE_SLACK_USD + SLOPE_SLACK_PER_NOTIONAL * (a + b) / ONE_X18 * price * 1.01
         assert nets[b] - nets[a] <= slope * (b - a) / ONE_X18 + slack, (a, b)
+
+
+@pytest.mark.parametrize(("low", "high", "step", "max_evaluations"), [
+    (10**15, 10**21, 1, 10), (10**15, 10**21, 10**10, 10), (10**17, 2 * 10**17, 10**12, 10), (10**15, 10**21, 1, 6),
+    (10**17, 10**17 + 3 * 10**12, 10**12, 10), (5 * 10**16, 7 * 10**20, 10**6, 25)])
+def test_given_a_net_falling_with_size_when_every_size_is_proven_worse_then_the_shortcut_proves_the_full_searchs_sizes(
+        low: int, high: int, step: int, max_evaluations: int) -> None:
+    from strategies.pnl import OpenEvaluation
+    from strategies.size_search import search_size
+
+    # Given a net that falls with the size (the full search walks from the grid down toward the smallest size)
+    def evaluate(size_x18: int) -> OpenEvaluation:
+        return SimpleNamespace(net_usd=-size_x18 / 1e18, perp_base_x18=size_x18)  # type: ignore[return-value]
+
+    full = search_size(evaluate, low, high, step, max_evaluations)
+    # When every size but the smallest is proven worse without a quote
+    fast = search_size(evaluate, low, high, step, max_evaluations, dominated=lambda size, low_x18: True,
+                       answer_below_usd=5.0)
+    # Then the shortcut proved exactly the sizes the full search quoted after the smallest one, and quoted one
+    assert fast.best == full.best and fast.best.perp_base_x18 == full.low_x18
+    assert (fast.evaluations, fast.proven_worse) == (1, full.evaluations - 1)
