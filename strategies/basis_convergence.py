@@ -56,10 +56,21 @@ from strategies.base import (
     require_param,
 )
 from strategies.exit_forecast import ExitForecast, forecast_exit
-from strategies.pnl import OpenEvaluation, SizeCap, describe_size, estimate_close, mid_prices_usd, optimise_open
+from strategies.pnl import (
+    OpenEvaluation,
+    SizeCap,
+    describe_size,
+    direction_sign,
+    estimate_close,
+    mid_prices_usd,
+    optimise_open,
+    round_trip_fee_fraction,
+)
 from strategies.size_search import SizeSearch
 from strategies.scale_in import optimise_add, widened_bps
 from strategies.staged_entry import first_stage_limits, observed_half_life_s
+
+NO_SIZE_FEE_SHARE = 0.9  # of the nominal round-trip fee rate that an edge below proves no size pays
 
 
 @dataclass(frozen=True)
@@ -339,6 +350,16 @@ class BasisConvergence(StrategyBase):
             ctx.limits, stress=dataclasses.replace(ctx.limits.stress, hold_s=hold_s))
         funding_fraction = ctx.funding_forecast_s(view.name, venue, perp.funding_rate_per_s, hold_s,
                                                   self.premium_half_life_s(ctx, excess, stats))
+        # Convergence and funding grow with the size as its fees do, impact, gas and capital only
+        # cost: when the edge per dollar is below the fees per dollar (with room for the fee's base,
+        # the perp's quote, differing from the spot notional), no size pays, so none is quoted.
+        sign = direction_sign(direction)
+        convergence_bps = sign * (mid_basis_bps - exit_basis_bps)
+        funding_bps = sign * funding_fraction * (perp.index_twap_x18 / ONE_X18) / mids[1] * 1e4
+        fee_bps = round_trip_fee_fraction(view, venue) * 1e4
+        if convergence_bps + funding_bps < NO_SIZE_FEE_SHARE * fee_bps:
+            return (f"expected convergence {convergence_bps:+.1f} bps + funding {funding_bps:+.1f} bps of notional < "
+                    f"{NO_SIZE_FEE_SHARE:.0%} of the round-trip fees {fee_bps:.1f} bps: no size pays")
 
         def search_under(limits: RiskLimits) -> tuple[SizeSearch, SizeCap] | Unavailable:
             return optimise_open(

@@ -41,8 +41,14 @@ from strategies.base import (
     require_param,
 )
 from keeper.stress import legs_from_snapshot
-from keeper.venues.registry import spot_adapter
-from strategies.pnl import OpenEvaluation, describe_size, estimate_close, mid_prices_usd, optimise_open
+from strategies.pnl import (
+    OpenEvaluation,
+    describe_size,
+    estimate_close,
+    mid_prices_usd,
+    optimise_open,
+    round_trip_fee_fraction,
+)
 
 
 @dataclass(frozen=True)
@@ -63,13 +69,6 @@ class FundingCarryParams:
         require_param(self.valid_for_blocks >= 0, "valid_for_blocks", self.valid_for_blocks, ">= 0")
         require_param(self.max_evaluations_per_venue >= 1, "max_evaluations_per_venue",
                       self.max_evaluations_per_venue, ">= 1")
-
-
-def spot_fee_fraction(view: MarketView, venue: str) -> float:
-    """The spot venue's fee per unit of notional, as its adapter reads it (Uniswap V2: 0.3%; V3:
-    the pool's tier); 0.3% when the venue is not readable in this snapshot."""
-    fee_pips = spot_adapter(venue).fee_pips(view)
-    return 0.003 if fee_pips is None else fee_pips / 1e6
 
 
 def expected_exit_basis_bps(ctx: StrategyContext, view: MarketView, venue: str) -> float | None:
@@ -214,7 +213,7 @@ class FundingCarry(StrategyBase):
             # pay, so skip the size search.
             funding_fraction = ctx.funding_forecast_s(market, venue, perp.funding_rate_per_s, ctx.costs.horizon_s)
             funding_per_usd = -direction.perp_sign * funding_fraction * p.funding_persistence
-            fee_per_usd = 2 * (perp.exchange_fee_ratio_ppm / 1e6 + spot_fee_fraction(view, venue))
+            fee_per_usd = round_trip_fee_fraction(view, venue)
             if funding_per_usd < fee_per_usd:
                 notes.append(f"{venue}: {direction.value} carry {carry:+.2%}: funding over "
                              f"{ctx.costs.holding_horizon_hours:g} h {funding_per_usd:.4%} of notional < round-trip fees "

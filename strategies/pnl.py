@@ -184,6 +184,21 @@ class SizeCap:
     binding: str  # which limit binds, with its numbers
 
 
+def spot_fee_fraction(view: MarketView, venue: str) -> float:
+    """The spot venue's fee per unit of notional, as its adapter reads it (Uniswap V2: 0.3%; V3:
+    the pool's tier); 0.3% when the venue is not readable in this snapshot."""
+    fee_pips = spot_adapter(venue).fee_pips(view)
+    return 0.003 if fee_pips is None else fee_pips / 1e6
+
+
+def round_trip_fee_fraction(view: MarketView, venue: str) -> float:
+    """Perp's exchange fee and the spot venue's, on the way in and out, per unit of notional: what
+    any size of a basis trade pays before its impact (0 when the perp cannot be read)."""
+    perp = view.perp
+    perp_fee = 0.0 if isinstance(perp, Unavailable) else perp.exchange_fee_ratio_ppm / 1e6
+    return 2 * (perp_fee + spot_fee_fraction(view, venue))
+
+
 def mid_prices_usd(view: MarketView, venue: SpotVenue) -> tuple[float, float] | Unavailable:
     """(vAMM mid, spot mid) in USD, floats for sizing."""
     perp = view.perp

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from keeper.types import Unavailable
-from strategies.funding_carry import spot_fee_fraction
+from strategies.pnl import spot_fee_fraction
 
 from .test_pnl_model import market_view
 

@@ -123,7 +123,24 @@ def test_given_a_large_z_but_a_tiny_basis_when_deciding_then_costs_win_and_it_sk
     ctx = context(view, z={("ETH", "uniswap_v3"): 5.0, ("ETH", "uniswap_v2"): 5.0}, stats=stats)
     decision = only(BasisConvergence().decide(ctx))
     assert isinstance(decision, Skip)
-    assert "best expected net $" in decision.reason and "< min $5.00" in decision.reason
+    assert "expected convergence +4.0 bps + funding" in decision.reason and "no size pays" in decision.reason
+
+
+@pytest.mark.parametrize("premium", [0.0004, 0.001, 0.002, 0.003, 0.004, 0.005, 0.008, 0.012, 0.02, -0.003, -0.006])
+def test_the_no_size_pays_shortcut_only_skips_what_the_full_size_search_would_skip(
+        premium: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    price = 3000 * (1 + premium)
+    view = market_view(perp=perp_state(price, 3000.0, market_twap_usd=price, vamm_usd=price))
+    z = 5.0 if premium > 0 else -5.0
+    stats = {("ETH", v): BasisStats(0.0, 0.8, 100) for v in ("uniswap_v3", "uniswap_v2")}
+    ctx = context(view, z={("ETH", "uniswap_v3"): z, ("ETH", "uniswap_v2"): z}, stats=stats)
+    with_shortcut = only(BasisConvergence().decide(ctx))
+    monkeypatch.setattr("strategies.basis_convergence.NO_SIZE_FEE_SHARE", -1e9)  # never short-circuits
+    full = only(BasisConvergence().decide(ctx))
+    assert type(with_shortcut) is type(full)
+    if isinstance(full, Intent):  # the same trade; only the other venue's note may read differently
+        assert dataclasses.replace(with_shortcut, reason="") == dataclasses.replace(full, reason="")
+        assert with_shortcut.reason.split("; others")[0] == full.reason.split("; others")[0]
 
 
 def test_given_a_position_owned_by_another_strategy_when_deciding_then_no_second_position() -> None:
