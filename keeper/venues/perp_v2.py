@@ -84,17 +84,18 @@ def plan_market(perp: PerpAddresses, base_token: str, twap_interval_s: int) -> R
 
     def decode(d: Sequence[bytes]) -> PerpMarketReads:
         info = d[4]
-        return PerpMarketReads(  # positional, in the field order (two a block in a backtest)
-            word_uint(d[0]),  # mark_price_x18
-            word_uint(d[1]),  # index_price_x18
-            word_uint(d[2]),  # index_twap_x18
-            perp_price_from_sqrt_x96(word_uint(d[3])),  # market_twap_x18
+        frm = int.from_bytes  # word_uint inlined: ten words, two markets a block in a backtest
+        return PerpMarketReads(  # positional, in the field order
+            frm(d[0][:32], "big"),  # mark_price_x18
+            frm(d[1][:32], "big"),  # index_price_x18
+            frm(d[2][:32], "big"),  # index_twap_x18
+            perp_price_from_sqrt_x96(frm(d[3][:32], "big")),  # market_twap_x18
             "0x" + info[12:32].hex(),  # pool
-            word_uint(info, 1),  # exchange_fee_ratio_ppm
-            word_uint(info, 2),  # uniswap_fee_ratio_ppm
-            word_uint(info, 3),  # insurance_fund_fee_ratio_ppm
-            word_uint(info, 4),  # max_price_spread_ratio_ppm
-            word_uint(d[5]),  # max_tick_crossed_within_block
+            frm(info[32:64], "big"),  # exchange_fee_ratio_ppm
+            frm(info[64:96], "big"),  # uniswap_fee_ratio_ppm
+            frm(info[96:128], "big"),  # insurance_fund_fee_ratio_ppm
+            frm(info[128:160], "big"),  # max_price_spread_ratio_ppm
+            frm(d[5][:32], "big"),  # max_tick_crossed_within_block
         )
 
     return ReadPlan(calls, decode)
