@@ -237,13 +237,14 @@ class BasisHistory:
         if series is None:
             series = self._series[(market, venue)] = BasisSeries()
         same = True
-        if not len(series) or series.blocks[-1] < block:
+        blocks, times = series.blocks, series.times  # (len(series) is base + len(blocks) - first, inlined)
+        if series.base + len(blocks) == series.first or blocks[-1] < block:
             series.append(block, ts, basis_bps)
-            if len(series) > self.max_samples:
+            if series.base + len(blocks) - series.first > self.max_samples:
                 series.popleft()
                 same = False
         cutoff, keep = ts - self.window_s, self.min_samples + 1
-        while len(series) > keep and series.times[series.first - series.base] < cutoff:
+        while series.base + len(blocks) - series.first > keep and times[series.first - series.base] < cutoff:
             series.popleft()  # (min_samples before the newest block stay, for the stats read after it)
         series.answered = (block, ts, stats, span) if same and series.exact_order and self.incremental else None
         return None if stats is None else stats.zscore(basis_bps)

@@ -16,6 +16,7 @@ words its state needs, and builds its MarketView field from the answers
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -212,8 +213,9 @@ class SnapshotCollector:
         index = 1
         decoded: list[dict[str, Any]] = []
         for entry in per_market:
-            decoded.append({key: results[index + i] for i, key in enumerate(entry)})
-            index += len(entry)
+            end = index + len(entry)
+            decoded.append(dict(zip(entry, results[index:end])))
+            index = end
         account_state = results[index] if account_plan else None
         wallet = results[index + 1] if phase1.wallet_plan else {}
         wallet = {} if isinstance(wallet, Unavailable) else wallet
@@ -243,7 +245,7 @@ class SnapshotCollector:
         tick_pools = [p for p in pools if p.address in heads and p.address in self._windows]
         windows = [self._windows[p.address] for p in tick_pools]
         if self._last_windows is not None and len(windows) == len(self._last_windows[0]) and \
-                all(w is last for w, last in zip(windows, self._last_windows[0])):
+                all(map(operator.is_, windows, self._last_windows[0])):
             tick_pools, known_ticks = self._last_windows[1]  # the same window objects: the same ticks and calls
         else:
             tick_key = tuple((p.address, self._initialized_ticks(p.address)) for p in tick_pools)

@@ -135,14 +135,11 @@ def _signal(block: int, market: str, venue: str, parts: tuple[float, float, floa
             history: BasisHistory, timestamp_s: int | None) -> Signal:
     mark, vamm, index, rate_per_s, funding_apr = parts
     basis_bps = tradable_basis_bps(vamm, spot_usd)
-    return Signal(
-        market=market, spot_venue=venue, block_number=block, spot_price_usd=spot_usd, mark_price_usd=mark,
-        index_price_usd=index, basis_bps=basis_bps,
-        funding_rate_per_hour=rate_per_s * 3600, funding_apr=funding_apr,
-        carry_apr_short_perp=funding_apr, carry_apr_long_perp=-funding_apr,
-        basis_zscore=history.zscore_then_record(market, venue, block, basis_bps, timestamp_s),
-        vamm_price_usd=vamm, mark_basis_bps=(mark / spot_usd - 1) * 1e4,
-    )
+    zscore = history.zscore_then_record(market, venue, block, basis_bps, timestamp_s)
+    # positional, in Signal's field order (four a block: a keyword call costs about 1 us more)
+    return Signal(market, venue, block, spot_usd, mark, index, basis_bps,  # market .. basis_bps
+                  rate_per_s * 3600, funding_apr, funding_apr, -funding_apr,  # funding per hour, APR, carry short / long
+                  zscore, vamm, (mark / spot_usd - 1) * 1e4)  # basis_zscore, vamm_price_usd, mark_basis_bps
 
 
 def vamm_price_usd(perp: PerpMarketState) -> float:

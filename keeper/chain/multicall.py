@@ -94,8 +94,9 @@ def successful_payloads(data: bytes, elements: Sequence[int]) -> list[bytes] | N
     for element in elements:
         if data[element + WORD - 1] != 1:
             return None
-        head = data[element + WORD : element + 2 * WORD]  # solc puts the bytes right after the head
-        bytes_at = element + (2 * WORD if head == _TUPLE_HEAD_SIZE else frm(head, "big"))
+        # solc puts the bytes right after the head (compared in place: no slice)
+        bytes_at = element + (2 * WORD if data.startswith(_TUPLE_HEAD_SIZE, element + WORD)
+                              else frm(data[element + WORD : element + 2 * WORD], "big"))
         start = bytes_at + WORD
         length = frm(data[bytes_at:start], "big")
         if not length:

@@ -86,22 +86,20 @@ class RecordedMulticall:
     def run(self, calldata: bytes, block: int | str = "latest") -> list[CallResult]:
         return decode_aggregate3(self.raw(calldata, block))
 
-    def _storage_key(self, request: tuple[str, list[Any]]) -> bytes | None:
-        """storage_read_key, kept per (method, contract, slot): the same reads every block."""
-        method, params = request
-        known = self._keys.get((method, params[0], params[1]))
-        if known is None:
-            known = self._keys[(method, params[0], params[1])] = storage_read_key(request) or b""
-        return known or None
-
     def storage_words(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
         """The recorded replies to the collector's storage reads; none when any is missing (the
         live collector had none either: its batch failed and it fell back to the calls alone)."""
-        keys = [self._storage_key(r) for r in requests]
-        words = [self._answers.get(k) if k is not None else None for k in keys]
-        if any(w is None for w in words):
-            return []
-        return ["0x" + w.hex() for w in words if w is not None]
+        known, answers, words = self._keys, self._answers, []
+        for request in requests:  # each key (storage_read_key) kept per (method, contract, slot)
+            method, params = request
+            key = known.get((method, params[0], params[1]))
+            if key is None:
+                key = known[(method, params[0], params[1])] = storage_read_key(request) or b""
+            word = answers.get(key) if key else None
+            if word is None:
+                return []
+            words.append("0x" + word.hex())
+        return words
 
 
 class ReplayCollector(SnapshotCollector):

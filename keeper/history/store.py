@@ -196,12 +196,10 @@ def _read_blocks(path: Path, from_block: int | None, to_block: int | None) -> It
              l1_base_fee_scalar, l1_blob_base_fee_scalar, l1, window_ticks, lo, hi) in rows:
             if (from_block is not None and block < from_block) or (to_block is not None and block > to_block):
                 continue
-            yield BlockRecord(
-                block=block, timestamp=timestamp, hash=hash_, parent_hash=parent_hash, base_fee_wei=base_fee_wei,
-                gas_used=gas_used, gas_limit=gas_limit,
-                l1=None if l1 is None else (l1_base_fee, l1_blob_base_fee, l1_base_fee_scalar, l1_blob_base_fee_scalar, l1),
-                window_ticks=_parsed(windows, window_ticks),
-                reads=list(zip(calldata[lo:hi], results[lo:hi])))
+            yield BlockRecord(  # positional, in the field order (one a block: keywords cost more)
+                block, timestamp, hash_, parent_hash, base_fee_wei, gas_used, gas_limit,
+                None if l1 is None else (l1_base_fee, l1_blob_base_fee, l1_base_fee_scalar, l1_blob_base_fee_scalar, l1),
+                _parsed(windows, window_ticks), list(zip(calldata[lo:hi], results[lo:hi])))
 
 
 _ROW_COLUMNS = [name for name in SCHEMA.names if name != "reads"]

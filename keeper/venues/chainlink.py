@@ -22,7 +22,8 @@ def plan_latest_answer(aggregator: str, decimals: int) -> ReadPlan[OracleState]:
     """latestRoundData -> (roundId, answer, startedAt, updatedAt, answeredInRound)."""
 
     def decode(data: list[bytes]) -> OracleState:
-        answer, updated_at = word_int(data[0], 1), word_uint(data[0], 3)
+        round_data = data[0]  # word_int / word_uint inlined: every market, every block in a backtest
+        answer, updated_at = int.from_bytes(round_data[32:64], "big", signed=True), int.from_bytes(round_data[96:128], "big")
         return OracleState(answer, decimals, updated_at)
 
     return ReadPlan([Call(aggregator, LATEST_ROUND_DATA, f"aggregator({aggregator}).latestRoundData")], decode)

@@ -40,15 +40,10 @@ class PerpV2Reads(SnapshotReads):
         words = answers.storage.get("perp")
         band = perp_v2.decode_band_storage(*words) if words else None
         cfg = ctx.config
-        return PerpMarketState(
-            base_token=ctx.static.source.base_token, pool=pool, mark_price_x18=reads.mark_price_x18,
-            index_price_x18=reads.index_price_x18, index_twap_x18=reads.index_twap_x18,
-            market_twap_x18=reads.market_twap_x18, exchange_fee_ratio_ppm=reads.exchange_fee_ratio_ppm,
-            uniswap_fee_ratio_ppm=reads.uniswap_fee_ratio_ppm,
-            insurance_fund_fee_ratio_ppm=reads.insurance_fund_fee_ratio_ppm,
-            max_funding_rate_ppm=cfg.max_funding_rate_ppm, twap_interval_s=cfg.twap_interval_s,
-            max_price_spread_ratio_ppm=reads.max_price_spread_ratio_ppm,
-            max_tick_crossed_within_block=reads.max_tick_crossed_within_block,
-            band_last_updated_tick=band[0] if band else None,
-            band_last_updated_timestamp_s=band[1] if band else None,
-            snapshot_timestamp_s=answers.block_timestamp_s)
+        return PerpMarketState(  # positional, in the field order (two a block in a backtest)
+            ctx.static.source.base_token, pool, reads.mark_price_x18,  # base_token, pool, mark_price_x18
+            reads.index_price_x18, reads.index_twap_x18, reads.market_twap_x18,  # index, index TWAP, market TWAP
+            reads.exchange_fee_ratio_ppm, reads.uniswap_fee_ratio_ppm, reads.insurance_fund_fee_ratio_ppm,
+            cfg.max_funding_rate_ppm, cfg.twap_interval_s, reads.max_price_spread_ratio_ppm,
+            band[0] if band else None, band[1] if band else None,  # band_last_updated_tick, ..._timestamp_s
+            reads.max_tick_crossed_within_block, answers.block_timestamp_s)  # ..., snapshot_timestamp_s

@@ -80,8 +80,10 @@ def _ticks_calldata(tick: int) -> bytes:
 
 
 def plan_head(pool: str) -> ReadPlan[V3Head]:
-    def decode(data: list[bytes]) -> V3Head:
-        return V3Head(word_uint(data[0], 0), word_int(data[0], 1), word_uint(data[1], 0))
+    def decode(data: list[bytes]) -> V3Head:  # word_uint / word_int inlined: four pools a block in a backtest
+        slot0 = data[0]
+        return V3Head(int.from_bytes(slot0[:32], "big"), int.from_bytes(slot0[32:64], "big", signed=True),
+                      int.from_bytes(data[1][:32], "big"))
 
     return ReadPlan([Call(pool, SLOT0, f"UniswapV3Pool({pool}).slot0"),
                      Call(pool, LIQUIDITY, f"UniswapV3Pool({pool}).liquidity")], decode)
