@@ -63,6 +63,7 @@ def run(
     environment variable named by account.key_env (default KEEPER_PRIVATE_KEY) or an encrypted
     keystore; never from the command line. With --dry-run no key is needed."""
     from keeper.config import load_config
+    from keeper.devnet.activity import ActivityConfig
     from keeper.live import start_live_view
     from keeper.launch import build_runtime
     from keeper.runtime import run_loop
@@ -83,8 +84,9 @@ def run(
                               "(--rpc-url or chain.rpc_url)")
         view = start_live_view(settings, out)  # on a terminal: the live panel, logs to a file
         try:
-            runtime = build_runtime(settings, dry_run=dry_run, seed=DEVNET_SEED if seed is None else seed,
-                                    shock_every_steps=DEMO_SHOCK_EVERY_STEPS if shock_every is None else shock_every)
+            runtime = build_runtime(settings, dry_run=dry_run, activity=ActivityConfig(
+                seed=DEVNET_SEED if seed is None else seed,
+                shock_every_steps=DEMO_SHOCK_EVERY_STEPS if shock_every is None else shock_every))
         except TransientError as exc:
             raise FatalError(f"chain.rpc_url: {exc}") from exc
         run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval or DRIVE_INTERVAL_S, view=view)

@@ -37,14 +37,12 @@ class DecideStage:
                 risk: RiskView, skips: list[str], held: Mapping[str, str]) -> list[Intent]:
         """Intents, one per market at most, closes first. `held`: markets not traded this tick
         (quarantined, or a transaction in flight), with the reason; strategies do not see them."""
+        if risk.frozen_margin:  # a freeze (of every market or some) holds what the guard would unwind
+            log.error("margin.frozen_below_guard", block=snapshot.block_number, reason=risk.frozen_margin)
         if risk.freeze:
             skips.append(risk.freeze)
             log.warning("decision.frozen", block=snapshot.block_number, reason=risk.freeze)
-            if risk.frozen_margin:
-                log.error("margin.frozen_below_guard", block=snapshot.block_number, reason=risk.frozen_margin)
             return []
-        if risk.frozen_margin:  # a freeze (of every market or some) holds what the guard would unwind
-            log.error("margin.frozen_below_guard", block=snapshot.block_number, reason=risk.frozen_margin)
         if risk.unwind_all:
             return [self._unwind_intent(p, snapshot, risk.unwind_all) for p in positions.values() if p.market not in held]
         killed = {m: self._unwind_intent(p, snapshot, risk.unwind_markets[m]) for m, p in positions.items()
@@ -125,12 +123,9 @@ class DecideStage:
     def _margin_ladder(self, snapshot: MarketSnapshot, positions: Mapping[str, Position],
                        taken: Mapping[str, Intent], book: Mapping[str, Position]) -> dict[str, Intent]:
         """`positions`: the ones it may resize; `book`: every position, held ones too (their buy-backs)."""
-        sources = self.collector.sources.markets
-        usdc = snapshot.wallet_raw.get(sources[0].usdc, 0) if sources and snapshot.wallet_raw else 0
-        reserve = buyback_reserve_raw(snapshot.markets, book)  # the long perps' buy-backs are not spare
-        spare = 0 if reserve is None else max(0, usdc - reserve)
-        intent = ladder_intent(snapshot, {m: p for m, p in positions.items() if m not in taken}, spare,
-                               self.config.risk, self.config.execution.intent_ttl_blocks)
+        intent = ladder_intent(snapshot, {m: p for m, p in positions.items() if m not in taken},
+                               self._spare_usdc_raw(snapshot, book) or 0, self.config.risk,
+                               self.config.execution.intent_ttl_blocks)
         if intent is None:
             return {}
         log.warning("margin.ladder", block=snapshot.block_number, market=intent.market,
@@ -231,13 +226,24 @@ class DecideStage:
         what the long perps' buy-backs need, keeper/margin_ladder.py)."""
         if not snapshot.wallet_raw:
             return {}
-        sources = self.collector.sources.markets
-        usdc = snapshot.wallet_raw.get(sources[0].usdc) if sources else None
-        if usdc is not None:
-            reserve = buyback_reserve_raw(snapshot.markets, positions)
-            usdc = 0 if reserve is None else max(0, usdc - reserve)
-        return {"spot_inventory_raw": {m.name: snapshot.wallet_raw.get(m.spot_token, 0) for m in sources},
+        usdc = self._spare_usdc_raw(snapshot, positions)
+        return {"spot_inventory_raw": {m.name: snapshot.wallet_raw.get(m.spot_token, 0)
+                                       for m in self.collector.sources.markets},
                 "usdc_wallet_usd": None if usdc is None else usdc / 10**USDC_DECIMALS}
+
+    def _wallet_usdc_raw(self, snapshot: MarketSnapshot) -> int | None:
+        """The executor's USDC as the snapshot read it (None: not read)."""
+        sources = self.collector.sources.markets
+        return snapshot.wallet_raw.get(sources[0].usdc) if sources else None
+
+    def _spare_usdc_raw(self, snapshot: MarketSnapshot, book: Mapping[str, Position]) -> int | None:
+        """The executor's USDC less what the long perps of `book` need to buy their spot back
+        (keeper/margin_ladder.py; 0 when a price for that is unreadable); None: the wallet not read."""
+        usdc = self._wallet_usdc_raw(snapshot)
+        if usdc is None:
+            return None
+        reserve = buyback_reserve_raw(snapshot.markets, book)
+        return 0 if reserve is None else max(0, usdc - reserve)
 
     def _unwind_intent(self, position: Position, snapshot: MarketSnapshot, reason: str) -> Intent:
         return Intent(strategy=RISK_STRATEGY, kind="close", market=position.market, direction=position.direction,

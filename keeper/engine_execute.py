@@ -5,7 +5,8 @@ where a market was exited are kept for the next decisions; a dry run keeps its v
 
 A mixin of Engine: it works on the Engine's state (config, journal, planner, executor, metrics,
 error boundary, in-flight tracker, exit marks, gas used, dry-run books), records skips through
-Engine._skip and prices a plan's gas as the strategies did (gas_units_for, keeper/engine_decide.py);
+Engine._skip, prices a plan's gas as the strategies did (gas_units_for, keeper/engine_decide.py) and
+reads the executor's USDC as they do (_wallet_usdc_raw, the same module);
 it imports nothing from keeper/engine.py.
 """
 
@@ -117,11 +118,11 @@ class ExecuteStage:
         """Live: why the executor's USDC cannot pay this trade's spot buy and deposit (the chain
         would revert it), or None. A close or a risk trade that cannot pay is an alarm
         (`unwind.wallet_short`, error): the position stays until USDC reaches the executor."""
-        sources = self.collector.sources.markets
-        if self.executor.mode != "live" or not sources or sources[0].usdc not in snapshot.wallet_raw:
+        read = self._wallet_usdc_raw(snapshot) if self.executor.mode == "live" else None
+        if read is None:
             return None
         needed = max(0, -usdc_change_raw) + intent.deposit_usdc_raw
-        wallet = snapshot.wallet_raw[sources[0].usdc] + self._tick_usdc_change_raw  # after this tick's trades
+        wallet = read + self._tick_usdc_change_raw  # after this tick's trades
         if needed <= wallet:
             return None
         why = (f"executor USDC {wallet / 10**USDC_DECIMALS:,.2f} < {needed / 10**USDC_DECIMALS:,.2f} this "

@@ -24,11 +24,11 @@ from keeper.journal.lock import JournalLock
 from keeper.runtime import ChainSetup, Runtime, assemble_runtime
 
 
-def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None = None, seed: int = 7,
-                 shock_every_steps: int = 0) -> ChainSetup:
+def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None = None,
+                 activity: ActivityConfig | None = None) -> ChainSetup:
     """A devnet's markets from its manifest and its executor provisioning (anvil only); with the
-    embedded `world`: a throwaway key and the market-activity driver too (a scripted premium shock
-    every `shock_every_steps` steps, 0: none), and the world stops with the runtime."""
+    embedded `world`: a throwaway key and the market-activity driver too (`activity`: its seed,
+    scripted shocks etc.; default ActivityConfig()), and the world stops with the runtime."""
 
     def provision(rpc: JsonRpc, owner: str | None) -> str:
         return provision_impersonated(rpc, manifest, owner or manifest.accounts.keeper)  # keyless
@@ -36,36 +36,34 @@ def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None 
     return ChainSetup(
         rpc_url=rpc_url, sources=Sources.from_manifest(manifest), provision_executor=provision,
         embedded=world is not None,
-        start_driver=(lambda: MarketActivity(JsonRpc(rpc_url), manifest, ActivityConfig(
-            seed=seed, shock_every_steps=shock_every_steps))) if world else None,
+        start_driver=(lambda: MarketActivity(JsonRpc(rpc_url), manifest, activity or ActivityConfig())) if world else None,
         stop=world.stop if world is not None else None)
 
 
-def build_runtime(config: KeeperConfig, *, dry_run: bool, seed: int = 7, shock_every_steps: int = 0) -> Runtime:
-    """The runtime on the configured chain; with no RPC configured, on the embedded devnet. The
+def build_runtime(config: KeeperConfig, *, dry_run: bool, activity: ActivityConfig | None = None) -> Runtime:
+    """The runtime on the configured chain; with no RPC configured, on the embedded devnet, whose
+    market-activity driver runs with `activity` (default ActivityConfig()). The
     journal is locked (keeper/journal/lock.py) and opened (created, or checked to be a keeper
     journal) first: a bad monitoring.journal, or one another keeper holds, is refused before any
     chain is started or any transaction sent."""
     lock = JournalLock(config.monitoring.journal).acquire()
     try:
         Journal(config.monitoring.journal).close()
-        return assemble_runtime(config, _chain_setup(config, seed, shock_every_steps), dry_run=dry_run,
-                                journal_lock=lock)
+        return assemble_runtime(config, _chain_setup(config, activity), dry_run=dry_run, journal_lock=lock)
     except BaseException:
         lock.release()
         raise
 
 
-def _chain_setup(config: KeeperConfig, seed: int, shock_every_steps: int) -> ChainSetup:
+def _chain_setup(config: KeeperConfig, activity: ActivityConfig | None) -> ChainSetup:
     if config.chain.rpc_url is None:
         if config.chain.preset != "devnet":
             raise ConfigError("chain.rpc_url: required with preset 'optimism' (no embedded chain for it)")
         world = start_world(load_state=prebuilt_state())
         try:
-            return devnet_setup(world.manifest, world.node.rpc_url, world=world, seed=seed,
-                                shock_every_steps=shock_every_steps)
+            return devnet_setup(world.manifest, world.node.rpc_url, world=world, activity=activity)
         except BaseException:
             world.stop()
             raise
     rpc_url, manifest = config_chain(config)  # the devnet preset: its manifest's addresses
-    return devnet_setup(manifest, rpc_url, seed=seed) if manifest is not None else ChainSetup(rpc_url=rpc_url)
+    return devnet_setup(manifest, rpc_url) if manifest is not None else ChainSetup(rpc_url=rpc_url)

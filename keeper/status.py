@@ -45,7 +45,7 @@ class StatusView:
         """What closing every open basis position now adds; None when the chain was not read or a
         close could not be quoted (then no marked total is claimed)."""
         values = self.closes_x18
-        return None if values is None or None in values.values() else sum(v for v in values.values() if v is not None)
+        return None if values is None or None in values.values() else sum(values.values())  # type: ignore[arg-type]
 
     def unmarked(self) -> list[str]:
         return sorted(m for m, v in (self.closes_x18 or {}).items() if v is None)

@@ -98,6 +98,7 @@ class MarketActivity:
         self.rng = random.Random(self.config.seed)
         self.tx = DevSender(self.rpc)
         self.steps_done = 0
+        self.last_shock: tuple[str, float] | None = None  # the scripted shock of the last step, if any
         self._trader_index = 0
         self.markets: dict[str, _MarketState] = {}
         for m in self.manifest.markets:
@@ -144,7 +145,7 @@ class MarketActivity:
         self.steps_done += 1
         head = self.rpc.call("eth_getBlockByNumber", ["latest", False])
         return StepReport(self.steps_done, int(head["number"], 16), int(head["timestamp"], 16), tuple(ticks),
-                          scripted_shock(self.steps_done, cfg, sorted(self.markets)))
+                          self.last_shock)
 
     def queue_step(self) -> None:
         """One step's trades sent to the pool and not mined: with anvil's interval mining (and
@@ -159,9 +160,9 @@ class MarketActivity:
         cfg = self.config
         dt_days = cfg.step_s / SECONDS_PER_DAY
         decay = math.exp(-math.log(2) * cfg.step_s / cfg.premium_half_life_s)
-        scripted = scripted_shock(self.steps_done + 1, cfg, sorted(self.markets))
-        if scripted is not None:
-            self.shock_premium(*scripted)
+        self.last_shock = scripted_shock(self.steps_done + 1, cfg, sorted(self.markets))
+        if self.last_shock is not None:
+            self.shock_premium(*self.last_shock)
         ticks = []
         for name in sorted(self.markets):
             state = self.markets[name]

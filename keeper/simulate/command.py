@@ -179,7 +179,7 @@ def run_simulation(settings: KeeperConfig, *, fork_url: str, fork_block: int | N
             from keeper.launch import build_runtime
 
             with _key_in_environment(bytes(key.key).hex()):
-                runtime = build_runtime(sim_settings, dry_run=False, seed=seed)
+                runtime = build_runtime(sim_settings, dry_run=False)  # a fork: the scenario's driver, not the embedded one's
             del key
             report = _run(runtime, node.rpc, world, plan, blocks, seed, executor.address, sim_settings, console)
         report["run"] = {"origin_url": redacted_url(fork_url), "origin_chain_id": origin_chain_id, "origin_head_block": origin_block,

@@ -243,14 +243,12 @@ def close_values_x18(snapshot: MarketSnapshot, positions: Iterable[Position],
     eth_x18 = eth.perp.index_price_x18 if eth is not None and isinstance(eth.perp, PerpMarketState) else 0
     quoter = SnapshotQuoter([snapshot])
     values: dict[str, int | None] = {}
+    gas_wei = typical_gas_units("close") * (snapshot.base_fee_wei + priority_fee_wei)
     for p in positions:
         if not p.perp_base_x18:
             continue
-        fill = quoter.close(0, p.market, p.direction, p.spot_venue, p.perp_base_x18, p.spot_raw) \
-            if p.market in snapshot.markets else "not in the snapshot"
-        if isinstance(fill, str):
-            values[p.market] = None
-        else:
-            gas_wei = typical_gas_units("close") * (snapshot.base_fee_wei + priority_fee_wei)
-            values[p.market] = fill.net_quote_x18 - compute_gas_usd_x18(gas_wei, eth_x18)
+        fill = (quoter.close(0, p.market, p.direction, p.spot_venue, p.perp_base_x18, p.spot_raw)
+                if p.market in snapshot.markets else None)
+        values[p.market] = None if fill is None or isinstance(fill, str) else (
+            fill.net_quote_x18 - compute_gas_usd_x18(gas_wei, eth_x18))
     return values
