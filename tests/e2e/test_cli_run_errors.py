@@ -96,3 +96,12 @@ def test_help_shows_the_environment_override_form(tmp_path: Path) -> None:
                             timeout=60, env={**os.environ, "COLUMNS": "200"}, cwd=tmp_path)
     assert result.returncode == 0
     assert "KEEPER_<SECTION>__<KEY>" in result.stdout and "KEEPER___" not in result.stdout
+
+
+def test_help_gives_the_drivers_own_shock_premium(tmp_path: Path) -> None:
+    from keeper.devnet.activity_config import ActivityConfig
+
+    result = subprocess.run([sys.executable, "-m", "keeper", "run", "--help"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "COLUMNS": "200"}, cwd=tmp_path)
+    assert result.returncode == 0
+    assert f"jumps to +-{ActivityConfig().shock_premium * 100:g}%" in " ".join(result.stdout.replace("│", " ").split())
