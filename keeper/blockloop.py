@@ -30,7 +30,7 @@ from keeper.logs import get_logger
 
 if TYPE_CHECKING:
     from keeper.live import LiveView
-    from keeper.runtime import Runtime
+    from keeper.runtime import MarketDriver, Runtime
 
 log = get_logger("keeper.loop")
 WS_CONNECT_WAIT_S = 2.0
@@ -52,6 +52,17 @@ def head_ws_url(chain: ChainConfig, rpc: JsonRpc) -> str | None:
 
 def build_head_feed(config: KeeperConfig, rpc: JsonRpc) -> HeadFeed:
     return HeadFeed(rpc.block_number, head_ws_url(config.chain, rpc), poll_interval_s=config.chain.poll_interval_s)
+
+
+def drive_step(driver: MarketDriver) -> Any:
+    """One step of the embedded devnet's market-activity driver (keeper/devnet/activity.py), logged:
+    `market.step` (debug) every step, `market.shock` (info) on a step with a scripted premium shock."""
+    report = driver.step()
+    log.debug("market.step", step=report.step, block=report.block_number)
+    if report.shock is not None:
+        log.info("market.shock", market=report.shock[0], premium=report.shock[1], step=report.step,
+                 block=report.block_number)
+    return report
 
 
 def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 2.0,
@@ -79,11 +90,7 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
 
         def drive_job() -> None:
             if not stop.is_set():
-                report = driver.step()
-                log.debug("market.step", step=report.step, block=report.block_number)
-                if report.shock is not None:
-                    log.info("market.shock", market=report.shock[0], premium=report.shock[1], step=report.step,
-                             block=report.block_number)
+                drive_step(driver)
 
         scheduler.add_job(drive_job, "interval", seconds=drive_interval_s, max_instances=1, coalesce=True, id="drive")
         scheduler.start()

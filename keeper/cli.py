@@ -12,6 +12,7 @@ from rich.markup import escape
 from keeper.cli_console import ConfigOption, check_options, err, finite, out, run_app
 from keeper.cli_console import configure_logging_from as _configure_logging_from
 from keeper.cli_console import fail as _fail
+from keeper.devnet.activity_config import ActivityConfig  # no chain code: its defaults for the help
 from keeper.errors import ConfigError, FatalError, KeeperError, TransientError
 
 # The defaults of options whose unset value means something else too (each written here once, for
@@ -56,14 +57,13 @@ def run(
     manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
     seed: Annotated[Optional[int], typer.Option(help=f"Embedded devnet (no RPC set): seed of its market-activity driver (default {DEVNET_SEED}).")] = None,
     drive_interval: Annotated[Optional[float], typer.Option(min=0.1, callback=finite, help=f"Embedded devnet (no RPC set): wall-clock seconds between market-activity steps (default {DRIVE_INTERVAL_S:g}).")] = None,
-    shock_every: Annotated[Optional[int], typer.Option(min=0, help=f"Embedded devnet (no RPC set): every this many market-activity steps one market's perp premium jumps to +-2% (the markets in turn) and then decays, so you can watch the keeper trade it; 0: never (default {DEMO_SHOCK_EVERY_STEPS}).")] = None,
+    shock_every: Annotated[Optional[int], typer.Option(min=0, help=f"Embedded devnet (no RPC set): every this many market-activity steps one market's perp premium jumps to +-{ActivityConfig.shock_premium * 100:g}% (the markets in turn) and then decays, so you can watch the keeper trade it; 0: never (default {DEMO_SHOCK_EVERY_STEPS}).")] = None,
 ) -> None:
     """Run the keeper: every new block, read all markets from contracts, decide, and open, hold
     and unwind delta-neutral basis positions through the executor. The signing key comes from the
     environment variable named by account.key_env (default KEEPER_PRIVATE_KEY) or an encrypted
     keystore; never from the command line. With --dry-run no key is needed."""
     from keeper.config import load_config
-    from keeper.devnet.activity import ActivityConfig
     from keeper.live import start_live_view
     from keeper.launch import build_runtime
     from keeper.runtime import run_loop

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
 from keeper.errors import ConfigError
 from keeper.logs import redacted_url
@@ -254,6 +254,14 @@ class KeeperConfig(_Section):
     risk: RiskConfig = RiskConfig()
     execution: ExecutionConfig = ExecutionConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    _env_names: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)  # load_config: key path -> variable
+
+    def where(self, *key: str, source: tuple[str, ...] | None = None) -> str:
+        """How a check after loading (the strategies' parameters) names `key` in its error: after the
+        environment variable that set `source` (default: the key), or the key holding it, if one did,
+        as load_config does (`environment KEEPER_...: a.b`); else `a.b`."""
+        variable = _env_source(key if source is None else source, self._env_names)
+        return f"environment {variable}: {'.'.join(key)}" if variable else ".".join(key)
 
 
 def _env_overrides(environ: dict[str, str], secrets: Collection[str] = (),
@@ -346,10 +354,12 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None,
     data = _merge(data, _env_overrides(env, _named_secrets(data, env) | set(secret_env), env_names))
     data = _merge(data, overrides or {})
     try:
-        return KeeperConfig.model_validate(data)
+        config = KeeperConfig.model_validate(data)
     except ValidationError as exc:
         variable = _env_source(exc.errors()[0]["loc"], env_names)  # the environment set it, not the file
         raise ConfigError(f"{f'environment {variable}' if variable else where}: {describe_validation_error(exc)}") from exc
+    config._env_names = env_names  # KeeperConfig.where
+    return config
 
 
 def with_overrides(config: KeeperConfig, overrides: Mapping[str, Any], where: str = "config") -> KeeperConfig:

@@ -62,14 +62,16 @@ def load_strategy_slots(config: KeeperConfig) -> list[StrategySlot]:
     for key, names in (("enabled", config.strategies.enabled), ("params", list(config.strategies.params))):
         unknown = [n for n in names if n not in STRATEGIES]
         if unknown:
-            where = f"strategies.{key}" + (f".{unknown[0]}" if key == "params" else "")
+            where = config.where("strategies", key, *unknown[:1 if key == "params" else 0])
             raise ConfigError(f"{where}: unknown strategy {', '.join(map(repr, unknown))} (known: {known})")
     built = {}
     for name in dict.fromkeys([*config.strategies.enabled, *config.strategies.params]):
         try:
             built[name] = load_strategy(name, config.strategies.params.get(name, {}))
-        except ValueError as exc:
-            raise ConfigError(f"strategies.params.{name}: {exc}") from exc
+        except ValueError as exc:  # a ParamError names the parameter, and so the variable that set it, if one did
+            param = getattr(exc, "param", None)
+            key = ("strategies", "params", name)
+            raise ConfigError(f"{config.where(*key, source=(*key, param)) if param else '.'.join(key)}: {exc}") from exc
     return [StrategySlot(built[name]) for name in config.strategies.enabled]
 
 

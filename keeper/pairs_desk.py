@@ -272,12 +272,11 @@ def check_pair_markets(config: KeeperConfig, chain_markets: Sequence[str]) -> No
     except ValueError:
         return  # a bad parameter: load_strategy_slots names it
     for key in ("market_a", "market_b"):
-        market = getattr(params, key)
+        market, where = getattr(params, key), config.where("strategies", "params", name, key)  # or its variable
         if market not in chain_markets:
-            raise ConfigError(f"strategies.params.{name}.{key}: {market!r} is not a market of this chain "
-                              f"(it has {list(chain_markets)})")
+            raise ConfigError(f"{where}: {market!r} is not a market of this chain (it has {list(chain_markets)})")
         if enabled and market not in config.markets.enabled:
-            raise ConfigError(f"strategies.params.{name}.{key}: {market!r} is not in markets.enabled "
+            raise ConfigError(f"{where}: {market!r} is not in markets.enabled "
                               f"{list(config.markets.enabled)} (the pair is read and traded on enabled markets only)")
 
 

@@ -244,34 +244,42 @@ class Strategy(Protocol):
 P = TypeVar("P")
 
 
+class ParamError(ValueError):
+    """A bad strategy parameter; `param`: its name (the config names where it was set)."""
+
+    def __init__(self, message: str, param: str | None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 def parse_params(strategy: str, params_type: type[P], params: Mapping[str, Any]) -> P:
     """Build a frozen params dataclass from a mapping: unknown names, wrong types and values that
-    the dataclass rejects raise ValueError naming the strategy and the parameter."""
+    the dataclass rejects raise ParamError (a ValueError) naming the strategy and the parameter."""
     fields = {f.name: f for f in dataclasses.fields(params_type)}  # type: ignore[arg-type]
     unknown = sorted(set(params) - set(fields))
     if unknown:
-        raise ValueError(f"strategy {strategy!r}: unknown parameter(s) {', '.join(unknown)} "
-                         f"(known: {', '.join(sorted(fields))})")
+        raise ParamError(f"strategy {strategy!r}: unknown parameter(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(sorted(fields))})", unknown[0])
     hints = get_type_hints(params_type)
     values = {name: _coerce(strategy, name, value, hints[name]) for name, value in params.items()}
     try:
         return params_type(**values)
     except ValueError as exc:
-        raise ValueError(f"strategy {strategy!r}: {exc}") from exc
+        raise ParamError(f"strategy {strategy!r}: {exc}", getattr(exc, "param", None)) from exc
 
 
 def _coerce(strategy: str, name: str, value: Any, kind: type) -> Any:
     if kind is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"strategy {strategy!r}: parameter {name} must be a bool, got {value!r}")
+            raise ParamError(f"strategy {strategy!r}: parameter {name} must be a bool, got {value!r}", name)
         return value
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"strategy {strategy!r}: parameter {name} must be an int, got {value!r}")
+            raise ParamError(f"strategy {strategy!r}: parameter {name} must be an int, got {value!r}", name)
         return value
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"strategy {strategy!r}: parameter {name} must be a finite number, got {value!r}")
+            raise ParamError(f"strategy {strategy!r}: parameter {name} must be a finite number, got {value!r}", name)
         return float(value)
     return value
 
@@ -282,9 +290,9 @@ def _require(ok: bool, name: str, value: object, rule: str) -> None:
 
 
 def require_param(ok: bool, name: str, value: object, rule: str) -> None:
-    """For params dataclasses' __post_init__: ValueError naming the parameter."""
+    """For params dataclasses' __post_init__: ParamError (a ValueError) naming the parameter."""
     if not ok:
-        raise ValueError(f"parameter {name} must be {rule}, got {value!r}")
+        raise ParamError(f"parameter {name} must be {rule}, got {value!r}", name)
 
 
 class StrategyBase:

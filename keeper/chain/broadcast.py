@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from keeper.chain.fees import (
     Eip1559Fees,
@@ -30,6 +31,16 @@ from keeper.errors import RpcError, TransientError
 from keeper.logs import get_logger
 
 log = get_logger("keeper.chain.sender")  # the sender's events, under its name
+
+
+def rebroadcast_result(refused: SendErrorKind | None, held: Mapping[str, Any] | None = None) -> str:
+    """What a re-broadcast did, as tx.recovered (rebroadcast) and tx.rebroadcast (result) say it:
+    "accepted" (the node took the bytes); "already_mined" / "already_pending" when it refused them
+    (`refused`: why, e.g. nonce too low after a restart) but holds the transaction (`held`, its
+    eth_getTransactionByHash: mined, or in its pool); else why it refused them."""
+    if held is not None:
+        return "already_mined" if held.get("blockNumber") else "already_pending"
+    return "accepted" if refused is None else refused.value
 
 
 class Broadcaster:
@@ -155,32 +166,32 @@ class Broadcaster:
                     raise
                 self._sleep(0.2 * attempt_no)
 
-    def _node_holds(self, tx_hash: str, send_error: RpcError) -> bool:
+    def _node_holds(self, tx_hash: str, send_error: RpcError) -> dict[str, Any] | None:
         """After a send answered with an error: does the node hold the transaction anyway (in its
-        pool or mined)? A lookup that fails transiently leaves it unknown: TransientError, and the
-        transaction stays tracked."""
+        pool or mined)? Its eth_getTransactionByHash, or None. A lookup that fails transiently leaves
+        it unknown: TransientError, and the transaction stays tracked."""
         try:
-            found = self.rpc.call("eth_getTransactionByHash", [tx_hash]) is not None
+            found = self.rpc.call("eth_getTransactionByHash", [tx_hash])
         except TransientError:
             self._recovered = False
             raise
-        if found:
+        if found is not None:
             log.warning("tx.send_error_but_known", tx_hash=tx_hash, reason=send_error.rpc_message)
         return found
 
-    def _rebroadcast(self, attempt: TxAttempt) -> SendErrorKind | None:
-        """Send these exact bytes again. None when the node accepted them, else why not.
-        TransientError (the answer is unknown) propagates."""
+    def _rebroadcast(self, attempt: TxAttempt) -> tuple[SendErrorKind | None, str]:
+        """Send these exact bytes again: (None, what happened) when the node holds them after it,
+        else (why not, its name); the name as rebroadcast_result gives it. TransientError (the
+        answer is unknown) propagates."""
         try:
             self._send_raw_with_retries(attempt.raw_tx)
-            return None
+            return None, rebroadcast_result(None)
         except TransientError:
             raise
         except RpcError as exc:
             kind = classify_send_error(exc.rpc_message)
-            if kind is not SendErrorKind.ALREADY_KNOWN and self._node_holds(attempt.tx_hash, exc):
-                return None
-            return kind
+            held = None if kind is SendErrorKind.ALREADY_KNOWN else self._node_holds(attempt.tx_hash, exc)
+            return (None, rebroadcast_result(kind, held)) if held is not None else (kind, rebroadcast_result(kind))
 
     def _keep_in_pool(self, pending: PendingTx, head: int) -> bool:
         """Not mined and the nonce is free: make sure the node has it, bump it when stuck.
@@ -197,9 +208,9 @@ class Broadcaster:
             if pending.missing_since is None:
                 pending.missing_since = head
             missing_blocks = head - pending.missing_since
-            refused = self._rebroadcast(latest)
-            log.warning("tx.rebroadcast", tx_hash=latest.tx_hash, nonce=pending.nonce,
-                        result=refused.value if refused else "accepted", missing_blocks=missing_blocks)
+            refused, result = self._rebroadcast(latest)
+            log.warning("tx.rebroadcast", tx_hash=latest.tx_hash, nonce=pending.nonce, result=result,
+                        missing_blocks=missing_blocks)
             if refused in (None, SendErrorKind.ALREADY_KNOWN, SendErrorKind.NONCE_TOO_LOW):
                 return True  # the node holds it again, or it was mined meanwhile (the next poll finds the receipt)
             if refused is not SendErrorKind.NONCE_TOO_HIGH and self._replace(pending, head, forced_by=refused):

@@ -202,8 +202,7 @@ class TxSender(Broadcaster):
                 # Entries already tracked are those whose broadcast failed transiently in this process.
                 self._tracked.setdefault(entry.nonce, PendingTx(entry))
                 try:
-                    kind = self._rebroadcast(entry.latest)
-                    result = kind.value if kind else "accepted"
+                    _, result = self._rebroadcast(entry.latest)  # accepted, already_mined, nonce_too_low...
                 except TransientError:
                     # Unknown (the node held or lost the send): it stays tracked, and each poll
                     # looks it up by hash and re-broadcasts it; recovery does not wait for it.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from keeper.chain.abi import ContractAbi
 from keeper.chain.rpc import JsonRpc
+from keeper.devnet.activity_config import ActivityConfig
 from keeper.devnet.deploy import AGGREGATOR_DECIMALS, DEADLINE_NEVER, USDC_DECIMALS, Q96
 from keeper.devnet.manifest import DevnetManifest, MarketAddresses
 from keeper.devnet.node import latest_block_timestamp
@@ -29,22 +30,6 @@ from keeper.errors import TxRevertedError
 SECONDS_PER_DAY = 86_400
 MAX_PREMIUM = 0.06  # Perp v2 refuses trades that push the market more than 10% from the index
 REFERRAL_NONE = b"\0" * 32
-
-
-@dataclass(frozen=True)
-class ActivityConfig:
-    seed: int = 7
-    step_s: int = 60
-    block_interval_s: int = 1  # every mined block advances the chain clock by exactly this
-    index_vol_daily: float = 0.04
-    jump_probability: float = 0.0
-    jump_size: float = 0.05
-    premium_vol_daily: float = 0.03
-    premium_half_life_s: float = 3_600.0
-    spot_noise: float = 0.0005
-    one_block_per_step: bool = True  # all of a step's trades land in one block, as between real blocks
-    shock_every_steps: int = 0  # 0: no scripted premium shocks
-    shock_premium: float = 0.02
 
 
 @dataclass(frozen=True)

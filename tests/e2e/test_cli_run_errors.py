@@ -40,6 +40,19 @@ def test_an_unknown_keeper_variable_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "risk.max_levrage" in result.stderr
 
 
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("KEEPER_STRATEGIES__PARAMS__BASIS_CONVERGENCE__ENTRY_Z", "-3", "parameter entry_z must be > 0"),
+    ("KEEPER_STRATEGIES__PARAMS__FUNDING_CARRY__MIN_CARRY_APRR", "0.1", "unknown parameter(s) min_carry_aprr"),
+])
+def test_a_bad_strategy_parameter_from_the_environment_exits_2_naming_the_variable(
+        tmp_path: Path, variable: str, value: str, message: str) -> None:
+    result = run_keeper("--blocks", "1", "--dry-run", env={variable: value}, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: environment {variable}: strategies.params."), lines
+    assert message in lines[0]
+
+
 def test_live_mode_without_a_key_exits_2_before_sending(tmp_path: Path) -> None:
     world: World = start_world(load_state=prebuilt_state())
     try:
@@ -96,3 +109,12 @@ def test_help_shows_the_environment_override_form(tmp_path: Path) -> None:
                             timeout=60, env={**os.environ, "COLUMNS": "200"}, cwd=tmp_path)
     assert result.returncode == 0
     assert "KEEPER_<SECTION>__<KEY>" in result.stdout and "KEEPER___" not in result.stdout
+
+
+def test_help_gives_the_drivers_own_shock_premium(tmp_path: Path) -> None:
+    from keeper.devnet.activity_config import ActivityConfig
+
+    result = subprocess.run([sys.executable, "-m", "keeper", "run", "--help"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "COLUMNS": "200"}, cwd=tmp_path)
+    assert result.returncode == 0
+    assert f"jumps to +-{ActivityConfig().shock_premium * 100:g}%" in " ".join(result.stdout.replace("│", " ").split())

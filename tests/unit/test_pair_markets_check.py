@@ -38,3 +38,10 @@ def test_an_enabled_pair_on_a_market_not_in_markets_enabled_is_refused() -> None
 def test_a_pair_on_enabled_markets_of_the_chain_passes() -> None:
     check_pair_markets(_config(["pairs_spread"]), CHAIN)
     check_pair_markets(_config(["pairs_spread"], market_a="BTC", market_b="ETH"), CHAIN)
+
+
+def test_a_market_a_variable_set_is_refused_naming_the_variable() -> None:
+    variable = "KEEPER_STRATEGIES__PARAMS__PAIRS_SPREAD__MARKET_A"
+    config = load_config(None, environ={variable: "DOGE", "KEEPER_STRATEGIES__PARAMS__PAIRS_SPREAD__MARKET_B": "BTC"})
+    with pytest.raises(ConfigError, match=rf"^environment {variable}: strategies\.params\.pairs_spread\.market_a: 'DOGE'"):
+        check_pair_markets(config, CHAIN)

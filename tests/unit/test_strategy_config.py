@@ -25,6 +25,25 @@ def test_a_bad_strategy_name_or_parameter_names_the_key(environ_or_params: dict[
     assert message in str(caught.value)
 
 
+def test_a_bad_parameter_set_by_a_variable_names_it_and_one_set_elsewhere_does_not() -> None:
+    bad = "KEEPER_STRATEGIES__PARAMS__BASIS_CONVERGENCE__ENTRY_Z"
+    fine = "KEEPER_STRATEGIES__PARAMS__BASIS_CONVERGENCE__MIN_NOTIONAL_USD"
+    config = load_config(None, environ={fine: "500", bad: "-3"})
+    with pytest.raises(ConfigError) as caught:
+        load_strategy_slots(config)
+    assert str(caught.value).startswith(f"environment {bad}: strategies.params.basis_convergence: ")
+    # the bad value from elsewhere (here: as a CLI override) is not blamed on the variable that set another parameter
+    config = load_config(None, environ={fine: "500"},
+                         overrides={"strategies": {"params": {"basis_convergence": {"entry_z": -3.0}}}})
+    with pytest.raises(ConfigError) as caught:
+        load_strategy_slots(config)
+    assert str(caught.value).startswith("strategies.params.basis_convergence: strategy 'basis_convergence': "
+                                        "parameter entry_z must be > 0")
+    config = load_config(None, environ={"KEEPER_STRATEGIES__ENABLED": "basis_convergence,nosuch"})
+    with pytest.raises(ConfigError, match="^environment KEEPER_STRATEGIES__ENABLED: strategies.enabled: unknown"):
+        load_strategy_slots(config)
+
+
 def test_the_enabled_strategies_are_loaded_in_order_with_params_of_others_allowed() -> None:
     config = load_config(None, environ={}, overrides={"strategies": {
         "enabled": ["funding_carry", "basis_convergence"], "params": {"pairs_spread": {"entry_z": 2.5}}}})
