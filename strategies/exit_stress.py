@@ -3,7 +3,7 @@
 Stress sizing (keeper/stress.py) keeps the margin ratio above the guard under a stressed move; it
 says nothing about what CLOSING costs after that move. A position sized near the cap when the pools
 are thick can pay several times its entry's impact to close once the price has left the range the
-liquidity sits in (README, issue 10, fourth pass: 108-158 bps per leg at the close vs 10-36 at the
+liquidity sits in (docs/decisions-log.md, issue 10, fourth pass: 108-158 bps per leg at the close vs 10-36 at the
 open). So each size is also quoted as the close of the same position on the pools moved to the
 stressed prices the margin stress uses:
 
@@ -49,7 +49,7 @@ minutes, H = 2,400 s: a fresh jump J gives sigma_history about 0.017 J per sqrt(
 up to 0.072 J). The max keeps the sample's errors on the high side: a large one-off departure still
 charges, on purpose. A calm index keeps p ~ 0 (the rule then costs nothing); an index that has just
 jumped by the stress move (5%) has p of about 0.8 over an hour's hold. Without three recorded increments (a keeper just started, `keeper stress`) sigma is the
-departure's alone. Measured (README, 2026-11-30): the history alone, in place of the departure, cut
+departure's alone. Measured (docs/decisions-log.md, 2026-11-30): the history alone, in place of the departure, cut
 sizes less after jumps and lost $135 (median) on funding_regime_volatile, seeds 4-6; the max is the
 departure's results within $4 on every scenario.
 
@@ -60,7 +60,7 @@ the open's charge plus the adds' is the charge of the grown position held as one
 
 A hard cap on the stressed exit relative to the expected net was tried first and rejected: on this
 devnet the stressed cost depends on the size alone, so it cut the trades whose edge the model
-under-forecasts most (README, issue 10). exit_weight 0 turns the rule off. Floats: sizing only; every
+under-forecasts most (docs/decisions-log.md, issue 10). exit_weight 0 turns the rule off. Floats: sizing only; every
 amount stays an exact quote.
 """
 
