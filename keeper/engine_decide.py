@@ -123,12 +123,14 @@ class DecideStage:
     def _margin_ladder(self, snapshot: MarketSnapshot, positions: Mapping[str, Position],
                        taken: Mapping[str, Intent], book: Mapping[str, Position]) -> dict[str, Intent]:
         """`positions`: the ones it may resize; `book`: every position, held ones too (their buy-backs)."""
-        intent = ladder_intent(snapshot, {m: p for m, p in positions.items() if m not in taken},
-                               self._spare_usdc_raw(snapshot, book) or 0, self.config.risk,
-                               self.config.execution.intent_ttl_blocks)
-        if intent is None:
+        found = ladder_intent(snapshot, {m: p for m, p in positions.items() if m not in taken},
+                              self._spare_usdc_raw(snapshot, book) or 0, self.config.risk,
+                              self.config.execution.intent_ttl_blocks)
+        if found is None:
             return {}
+        intent, step = found
         log.warning("margin.ladder", block=snapshot.block_number, market=intent.market,
+                    margin_ratio=round(step.margin_ratio, 6), ratio_after_deposit=round(step.margin_ratio_after_deposit, 6),
                     deposit_usdc_raw=intent.deposit_usdc_raw, reduce_base_x18=-intent.perp_base_x18, reason=intent.reason)
         return {intent.market: intent}
 

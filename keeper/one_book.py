@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from keeper.config import RiskConfig
-from keeper.margin_ladder import plan_ladder_step
+from keeper.margin_ladder import LadderStep, plan_ladder_step
 from keeper.plan import RISK_STRATEGY
 from keeper.types import Intent, MarketSnapshot, PerpAccountState, PnlEstimate, Position
 from strategies.base import StrategyContext
@@ -38,8 +38,9 @@ def find_hand_over(close: Intent, context: StrategyContext, strategies: Sequence
 
 
 def ladder_intent(snapshot: MarketSnapshot, positions: Mapping[str, Position], wallet_usdc_raw: int, risk: RiskConfig,
-                  ttl_blocks: int) -> Intent | None:
-    """The margin ladder's reduce (with its top-up deposit) for this tick, or None."""
+                  ttl_blocks: int) -> tuple[Intent, LadderStep] | None:
+    """The margin ladder's reduce (with its top-up deposit) for this tick and the step it carries
+    out (its ratios, for the log), or None."""
     account = snapshot.account
     if not isinstance(account, PerpAccountState) or not positions:
         return None
@@ -53,7 +54,7 @@ def ladder_intent(snapshot: MarketSnapshot, positions: Mapping[str, Position], w
     return Intent(strategy=RISK_STRATEGY, kind="resize", market=step.market, direction=position.direction,
                   spot_venue=position.spot_venue, perp_base_x18=-step.reduce_base_x18, reason=step.reason,
                   expected=PnlEstimate(0, 0, 0, 0, 0, 0), created_block=snapshot.block_number,
-                  valid_until_block=snapshot.block_number + ttl_blocks, deposit_usdc_raw=step.deposit_usdc_raw)
+                  valid_until_block=snapshot.block_number + ttl_blocks, deposit_usdc_raw=step.deposit_usdc_raw), step
 
 
 def chain_gas_units(gas_used: Mapping[tuple[str, str], int], market: str | None = None) -> dict[str, int]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from keeper.devnet.txs import DevSender, codec
 from tests.e2e.live_keeper import open_eth_on_a_premium_shock, start_live_keeper
 
@@ -29,7 +31,8 @@ def test_below_the_topup_ratio_the_keeper_tops_up_collateral_and_sheds_a_little(
         collateral_before = sender.read(vault, codec("Vault"), "getBalance", executor)
         # When the keeper ticks
         driver.step()
-        report = runtime.engine.tick()
+        with capture_logs() as logs:
+            report = runtime.engine.tick()
         # Then the risk stage's resize was included: it deposited USDC into Perp and shed 0.1%
         assert report is not None
         resizes = [o for o in report.outcomes if o.plan.intent.kind == "resize"]
@@ -46,6 +49,11 @@ def test_below_the_topup_ratio_the_keeper_tops_up_collateral_and_sheds_a_little(
         assert -intent.perp_base_x18 <= abs(held.perp_base_x18) // 1000
         ratio = runtime.engine.collector.fetch_snapshot().account.margin_ratio  # type: ignore[union-attr]
         assert ratio is not None and ratio >= 0.25
+        # and the step was logged with its numbers: the ratio it acted on and the one the deposit gives
+        [step] = [e for e in logs if e["event"] == "margin.ladder"]
+        assert step["market"] == "ETH" and step["deposit_usdc_raw"] == intent.deposit_usdc_raw
+        assert 0.19 < step["margin_ratio"] < 0.21 and step["ratio_after_deposit"] >= 0.25
+        assert step["reduce_base_x18"] == -intent.perp_base_x18 > 0
     finally:
         runtime.close()
         world.stop()
