@@ -175,3 +175,10 @@ def test_stress_refuses_a_notional_without_the_proposal_it_would_size(tmp_path: 
     with pytest.raises(ConfigError, match="--notional-usd: only with --market and --direction"):
         stress_command(config_path=None, manifest=tmp_path / "none.json", rpc_url=NODE, account=None, market=None,
                        direction=None, notional_usd=1000.0, collateral_usd=1000.0, json_output=False, console=None)
+
+
+def test_the_record_progress_shows_no_rate_before_it_means_anything() -> None:
+    from keeper.history.commands import rate_text
+
+    assert rate_text(1, 1e-9) == "" and rate_text(1, 0.2) == ""  # was "1,000,000,000 blocks/s" under --follow
+    assert rate_text(100, 2.0) == "50 blocks/s"
