@@ -82,6 +82,9 @@ def run(
         if embedded_only and settings.chain.rpc_url is not None:  # only the embedded devnet has a driver
             raise ConfigError(f"{' and '.join(embedded_only)}: only for the embedded devnet; not with an RPC "
                               "(--rpc-url or chain.rpc_url)")
+        if settings.chain.rpc_url is None and settings.chain.manifest is not None:  # else silently not read
+            raise ConfigError(f"{'--manifest' if manifest else 'chain.manifest'}: needs an RPC (--rpc-url or "
+                              "chain.rpc_url); with none, run starts its own embedded devnet")
         view = start_live_view(settings, out)  # on a terminal: the live panel, logs to a file
         try:
             runtime = build_runtime(settings, dry_run=dry_run, activity=ActivityConfig(

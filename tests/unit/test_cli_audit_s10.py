@@ -182,3 +182,15 @@ def test_the_record_progress_shows_no_rate_before_it_means_anything() -> None:
 
     assert rate_text(1, 1e-9) == "" and rate_text(1, 0.2) == ""  # was "1,000,000,000 blocks/s" under --follow
     assert rate_text(100, 2.0) == "50 blocks/s"
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--manifest", "m.json"], "--manifest: needs an RPC"),
+    (["-c", "keeper.toml"], "chain.manifest: needs an RPC"),
+])
+def test_run_refuses_a_manifest_it_would_not_read_without_an_rpc(args: list[str], named: str, tmp_path: Path) -> None:
+    # it used to start the embedded devnet and ignore the manifest of the devnet the user meant
+    (tmp_path / "keeper.toml").write_text('[chain]\nmanifest = "m.json"\n')
+    result = keeper("run", "--dry-run", "--blocks", "1", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    one_error_line(result.stderr, named)
