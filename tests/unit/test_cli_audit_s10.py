@@ -194,3 +194,14 @@ def test_run_refuses_a_manifest_it_would_not_read_without_an_rpc(args: list[str]
     result = keeper("run", "--dry-run", "--blocks", "1", *args, cwd=tmp_path)
     assert result.returncode == 2
     one_error_line(result.stderr, named)
+
+
+def test_status_asks_only_for_what_is_missing_to_check_the_chain(tmp_path: Path) -> None:
+    from keeper.journal import Journal
+    from keeper.status import build_status
+
+    journal = tmp_path / "journal.sqlite"
+    Journal(journal).close()
+    settings = load_config(None, overrides={"monitoring": {"journal": journal}, "chain": {"rpc_url": NODE}},
+                           environ={})
+    assert build_status(settings).chain_checked == "no: set account.executor to check the journal against the chain"
