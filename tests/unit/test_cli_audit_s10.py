@@ -205,3 +205,20 @@ def test_status_asks_only_for_what_is_missing_to_check_the_chain(tmp_path: Path)
     settings = load_config(None, overrides={"monitoring": {"journal": journal}, "chain": {"rpc_url": NODE}},
                            environ={})
     assert build_status(settings).chain_checked == "no: set account.executor to check the journal against the chain"
+
+
+@pytest.mark.parametrize(("toml", "named"), [
+    ("[risk]\nmax_leverage = true\n", "risk.max_leverage: expected a number, not true/false"),  # was taken as 1.0
+    ("[chain]\nchain_id = true\n", "chain.chain_id: expected a number, not true/false"),  # was chain 1
+    ("[execution]\nconfirmations = false\n", "execution.confirmations: expected a number, not true/false"),
+])
+def test_a_bool_where_the_config_wants_a_number_is_refused(toml: str, named: str, tmp_path: Path) -> None:
+    (tmp_path / "keeper.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=named):
+        load_config(tmp_path / "keeper.toml", environ={})
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "keeper.toml"
+    path.write_bytes(b"\xef\xbb\xbf[risk]\nmax_leverage = 2.0\n")  # Notepad's UTF-8: was "not valid TOML" at 1:1
+    assert load_config(path, environ={}).risk.max_leverage == 2.0
