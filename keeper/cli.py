@@ -55,7 +55,7 @@ def run(
     blocks: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many new blocks (default: run until Ctrl-C / SIGTERM).")] = None,
     rpc_url: Annotated[Optional[str], typer.Option(help="JSON-RPC URL (overrides chain.rpc_url). Unset everywhere: start the embedded devnet with market activity.")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help=f"Embedded devnet (no RPC set): seed of its market-activity driver (default {DEVNET_SEED}).")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help=f"Embedded devnet (no RPC set): seed of its market-activity driver (default {DEVNET_SEED}).")] = None,
     drive_interval: Annotated[Optional[float], typer.Option(min=0.1, callback=finite, help=f"Embedded devnet (no RPC set): wall-clock seconds between market-activity steps (default {DRIVE_INTERVAL_S:g}).")] = None,
     shock_every: Annotated[Optional[int], typer.Option(min=0, help=f"Embedded devnet (no RPC set): every this many market-activity steps one market's perp premium jumps to +-{ActivityConfig.shock_premium * 100:g}% (the markets in turn) and then decays, so you can watch the keeper trade it; 0: never (default {DEMO_SHOCK_EVERY_STEPS}).")] = None,
 ) -> None:
@@ -82,13 +82,16 @@ def run(
         if embedded_only and settings.chain.rpc_url is not None:  # only the embedded devnet has a driver
             raise ConfigError(f"{' and '.join(embedded_only)}: only for the embedded devnet; not with an RPC "
                               "(--rpc-url or chain.rpc_url)")
+        if settings.chain.rpc_url is None and settings.chain.manifest is not None:  # else silently not read
+            raise ConfigError(f"{'--manifest' if manifest else 'chain.manifest'}: needs an RPC (--rpc-url or "
+                              "chain.rpc_url); with none, run starts its own embedded devnet")
         view = start_live_view(settings, out)  # on a terminal: the live panel, logs to a file
         try:
             runtime = build_runtime(settings, dry_run=dry_run, activity=ActivityConfig(
                 seed=DEVNET_SEED if seed is None else seed,
                 shock_every_steps=DEMO_SHOCK_EVERY_STEPS if shock_every is None else shock_every))
         except TransientError as exc:
-            raise FatalError(f"chain.rpc_url: {exc}") from exc
+            raise FatalError(f"{'--rpc-url' if rpc_url else 'chain.rpc_url'}: {exc}") from exc
         run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval or DRIVE_INTERVAL_S, view=view)
         if runtime.engine.fatal is not None:  # an orderly stop on a fatal error inside a tick: exit 1
             err.print(f"[bold red]error:[/] {escape(str(runtime.engine.fatal))}", highlight=False)
@@ -108,7 +111,7 @@ def simulate(
     blocks: Annotated[Optional[int], typer.Option(min=1, help="Scenario steps to run (each step advances the chain and runs one keeper tick). Needed for one run; with --suite: default each scenario's recommended_steps.")] = None,
     scenario: Annotated[Optional[str], typer.Option(help="One run: scenario name (see scenarios/) or a scenario file.")] = None,
     fork_block: Annotated[Optional[int], typer.Option(min=0, help="Fork at this block (default: the latest).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help=f"One run: seed for the scenario's random path (default {DEVNET_SEED}).")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help=f"One run: seed for the scenario's random path (default {DEVNET_SEED}).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write report.json and report.html (suite: suite.json, index.html and one directory per run).")] = Path("simulation"),
     suite: Annotated[bool, typer.Option("--suite", help="Run every scenario x seed against one fork origin and print a table with medians across seeds.")] = False,
     scenarios: Annotated[Optional[list[str]], typer.Option("--scenarios", help="Suite: a scenario file or a directory of them; repeatable (default: scenarios/).")] = None,
@@ -144,7 +147,7 @@ def simulate(
         _configure_logging_from(settings)
         code = simulate_main(settings, fork_url=fork_url, fork_block=fork_block, blocks=blocks, scenario=scenario,
                              seed=DEVNET_SEED if seed is None else seed, out_dir=out_dir, suite=suite,
-                             scenarios=scenarios or [], seeds=seeds or SUITE_SEEDS,
+                             scenarios=scenarios or [], seeds=SUITE_SEEDS if seeds is None else seeds,
                              out=out, err=err)
     except KeeperError as exc:
         raise _fail(exc) from exc

@@ -130,8 +130,11 @@ class SnapshotCollector:
         named = self._named_addresses()
         codes = self.rpc.batch([("eth_getCode", [address, "latest"]) for address in named.values()])
         missing = [f"{name} ({address})" for (name, address), code in zip(named.items(), codes) if code in ("0x", "")]
-        if missing:
-            raise ChainMismatchError(f"no contract code at {', '.join(missing)} on chain {chain_id}")
+        if missing:  # the first few (all of them: the node is not the chain the addresses are for)
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            hint = (" (none of the addresses has code: is the node the chain they are for, e.g. the devnet whose "
+                    "manifest this is, still running?)") if len(missing) == len(named) else ""
+            raise ChainMismatchError(f"no contract code at {', '.join(missing[:3])}{more} on chain {chain_id}{hint}")
         config_plan = perp_v2.plan_config(self.sources.perp)
         config = config_plan.result(self.multicall.run_calls(list(config_plan.calls)))
         if isinstance(config, Unavailable):

@@ -17,7 +17,7 @@ import re
 import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path, PurePath
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
@@ -78,6 +78,16 @@ def check_url(value: str, where: str, schemes: set[str] = URL_SCHEMES, *, quote:
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)  # inf, nan: refused
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """TOML's `true` is not the number 1 (pydantic would take it as one): refused, as the
+        strategies refuse it for their parameters."""
+        field_type = cls.model_fields[info.field_name or ""].annotation
+        if isinstance(value, bool) and {int, float} & {field_type, *get_args(field_type)}:
+            raise ValueError("expected a number, not true/false")
+        return value
 
 
 class ChainConfig(_Section):
@@ -338,7 +348,7 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None,
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))  # a BOM (Windows editors): skipped
         except FileNotFoundError as exc:
             raise ConfigError(f"{where}: file not found") from exc
         except IsADirectoryError as exc:

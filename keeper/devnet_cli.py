@@ -32,10 +32,10 @@ def _raise_stop(signum: int, _frame: object) -> None:
 def devnet(
     port: Annotated[int, typer.Option(min=0, max=65_535, help="Port for anvil on 127.0.0.1 (0 picks a free one).")] = 8545,
     manifest: Annotated[Path, typer.Option(show_default=False, help=f"Where to write the JSON manifest (rpc_url, chain_id, every address; default: {DEFAULT_MANIFEST.name} in {DEFAULT_MANIFEST.parent}).")] = DEFAULT_MANIFEST,
-    dump_state: Annotated[Optional[Path], typer.Option(help="Save the freshly deployed chain here (and <file>.manifest.json beside it).")] = None,
+    dump_state: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Save the freshly deployed chain here (and its manifest beside it, as `FILE.manifest.json`).")] = None,
     load_state: Annotated[Optional[Path], typer.Option(help="Start from a state saved with --dump-state instead of deploying (well under a second).")] = None,
     drive: Annotated[bool, typer.Option(help="Run the market-activity driver: index random walk, oracle updates, perp and spot trades.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the market-activity driver (same seed, same market path).")] = 7,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the market-activity driver (same seed, same market path).")] = 7,
     step_interval: Annotated[float, typer.Option(min=0.0, callback=finite, help="Wall-clock seconds between driver steps.")] = 2.0,
     step_s: Annotated[int, typer.Option(min=1, help="Simulated chain seconds each driver step advances.")] = 60,
     steps: Annotated[int, typer.Option(min=0, help="Stop after this many driver steps (0 = until Ctrl-C).")] = 0,

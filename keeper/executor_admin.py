@@ -26,7 +26,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from keeper.addressbook import AddressBook, book_from_manifest, config_chain, optimism_book
+from keeper.addressbook import AddressBook, book_from_manifest, chain_url_source, config_chain, optimism_book
 from keeper.artifacts import abi_codec, load_artifact
 from keeper.chain.fees import FeePolicy
 from keeper.chain.keys import Signer, load_signer
@@ -35,7 +35,7 @@ from keeper.chain.rpc import JsonRpc
 from keeper.chain.sender import TxSender
 from keeper.chain.tx_types import SenderConfig, TxRequest
 from keeper.config import KeeperConfig
-from keeper.errors import ChainMismatchError, ConfigError, TxRevertedError
+from keeper.errors import ChainMismatchError, ConfigError, FatalError, TransientError, TxRevertedError
 from keeper.logs import get_logger
 
 DEFAULT_ADMIN_KEY_ENV = "KEEPER_ADMIN_PRIVATE_KEY"
@@ -58,13 +58,17 @@ class AdminKey:
         return load_signer(self.keystore, self.key_env, self.keystore_password_env)
 
 
-def connect(settings: KeeperConfig) -> tuple[JsonRpc, AddressBook]:
+def connect(settings: KeeperConfig, rpc_url_option: str | None = None) -> tuple[JsonRpc, AddressBook]:
     """The node and the address book (addressbook.config_chain): the devnet manifest's with the
-    devnet preset, else the Optimism preset's."""
+    devnet preset, else the Optimism preset's. A node that does not answer is a FatalError naming
+    where its URL came from (`rpc_url_option`: the command's --rpc-url, if given): nothing sent."""
     rpc_url, manifest = config_chain(settings)
     rpc = JsonRpc(rpc_url, timeout_s=settings.chain.request_timeout_s)
     book = book_from_manifest(manifest) if manifest is not None else optimism_book()
-    chain_id = rpc.chain_id()
+    try:
+        chain_id = rpc.chain_id()
+    except TransientError as exc:
+        raise FatalError(f"{chain_url_source(rpc_url_option, settings)}: {exc}") from exc
     if chain_id != book.chain_id:
         raise ChainMismatchError(f"chain.rpc_url: the node is chain {chain_id}, the address book is for {book.chain_id}")
     return rpc, book

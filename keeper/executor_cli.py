@@ -79,7 +79,7 @@ def deploy(
         if twice:  # setMarket would be sent once per mention
             raise ConfigError(f"--markets: {', '.join(twice)} given more than once")
         signer = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
-        rpc, book = connect(settings)
+        rpc, book = connect(settings, rpc_url)
         done = deploy_executor(rpc, build_sender(rpc, signer, settings), book, treasury_address, operator_address, names)
     except KeeperError as exc:
         raise fail(exc) from exc
@@ -124,7 +124,7 @@ def migrate(
         configure_logging_from(settings)
         admin = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
         treasury = load_signer_from_env(treasury_key_env) if treasury_key_env else None
-        rpc, book = connect(settings)
+        rpc, book = connect(settings, rpc_url)
         old, new = check_migration(rpc, admin, treasury, old_address, new_address)
         admin_sender = build_sender(rpc, admin, settings)
         treasury_sender = build_sender(rpc, treasury, settings) if treasury else admin_sender

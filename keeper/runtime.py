@@ -207,6 +207,8 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
     if unknown:
         raise ConfigError(f"markets.enabled: unknown market(s) {unknown}; this chain has {[m.name for m in sources.markets]}")
     check_pair_markets(config, [m.name for m in sources.markets])
+    collector = SnapshotCollector(rpc, sources)  # every address has code: a wrong chain is named before any deploy
+    collector.prepare()
     anvil = _is_anvil(rpc)
     # ---- who trades
     signer: Signer | None = None
@@ -242,8 +244,7 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
         if balance < MIN_GAS_BALANCE_WEI:
             raise FatalError(f"keeper account {signer.address} has {balance / 1e18:.6f} ETH: not enough for gas")
     # ---- reading, deciding, planning
-    collector = SnapshotCollector(rpc, sources, account=executor_address)
-    collector.prepare()
+    collector.account = executor_address
     snapshot = collector.fetch_snapshot()
     account = snapshot.account
     if not isinstance(account, PerpAccountState):

@@ -97,6 +97,8 @@ def build_status(config: KeeperConfig) -> StatusView:
     path = config.monitoring.journal
     if not path.exists():
         raise ConfigError(f"monitoring.journal: {path} does not exist (has the keeper run with this config?)")
+    if path.is_dir():
+        raise ConfigError(f"monitoring.journal: {path} is a directory, not the journal's SQLite file")
     with Journal(path, readonly=True) as journal:
         report = journal.status()
         pairs = fetch_open_pairs(journal)
@@ -110,8 +112,10 @@ def build_status(config: KeeperConfig) -> StatusView:
 
 def _check_chain(config: KeeperConfig, report: StatusReport,
                  pairs: tuple[OpenPairStatus, ...] = ()) -> tuple[str, list[str], MarketSnapshot | None]:
-    if config.chain.rpc_url is None or config.account.executor is None:
-        return "no: set chain.rpc_url and account.executor to check the journal against the chain", [], None
+    unset = [k for k, v in (("chain.rpc_url (or --rpc-url)", config.chain.rpc_url),
+                            ("account.executor", config.account.executor)) if v is None]
+    if unset:  # only what is missing: a given --rpc-url is not asked for again
+        return f"no: set {' and '.join(unset)} to check the journal against the chain", [], None
     try:
         rpc = JsonRpc(config.chain.rpc_url, timeout_s=config.chain.request_timeout_s)
         sources = config_sources(rpc, config_chain(config)[1])

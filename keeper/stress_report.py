@@ -229,6 +229,8 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
         if market is None or direction is None:
             raise ConfigError("--market and --direction (short_perp or long_perp) go together")
         proposal = Proposal(market, Direction(direction), notional_usd)
+    elif notional_usd:  # it sizes a proposal: without one it would be ignored
+        raise ConfigError("--notional-usd: only with --market and --direction (a proposed position)")
     url, book = config_chain(settings)
     try:
         rpc = JsonRpc(url, timeout_s=10.0)

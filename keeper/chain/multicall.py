@@ -142,9 +142,12 @@ class ResultLayout:
         return len(data) == self.size and data[: self.heads_end] == source[: self.heads_end]
 
     def span(self, first: int, count: int) -> tuple[int, int]:
-        """The bytes of results first .. first + count - 1."""
-        end = first + count
-        return self.elements[first], (self.elements[end] if end < len(self.elements) else self.size)
+        """The bytes of results first .. first + count - 1 (none: an empty span where they would start,
+        the answer's end after the last result)."""
+        def start_of(k: int) -> int:
+            return self.elements[k] if k < len(self.elements) else self.size
+
+        return start_of(first), start_of(first + count)
 
 
 class Multicall:

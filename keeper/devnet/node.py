@@ -141,7 +141,9 @@ class AnvilNode:
             if self.process.poll() is not None:
                 err = (self.process.stderr.read() if self.process.stderr else b"").decode(errors="replace")
                 err = redact_urls(err)  # anvil names the fork URL it could not fetch from: not its key
-                raise FatalError(f"anvil exited with code {self.process.returncode}: {err.strip()[-800:]}")
+                lines = [line.strip() for line in err.splitlines()  # one line; not anvil's own pointer at its --help
+                         if line.strip() and not line.startswith("For more information")]
+                raise FatalError(f"anvil exited with code {self.process.returncode}: {'; '.join(lines)[-800:]}")
             try:
                 rpc.chain_id()
                 break

@@ -51,6 +51,8 @@ def start_world(
         sidecar = manifest_path_for(load_state)
         if not load_state.exists():
             raise ConfigError(f"--load-state {load_state}: file not found")
+        if load_state.is_dir():
+            raise ConfigError(f"--load-state {load_state}: a directory, not a state file saved with --dump-state")
         if not sidecar.exists():
             raise ConfigError(f"--load-state {load_state}: its manifest {sidecar.name} is missing beside it")
         saved = DevnetManifest.read(sidecar)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,6 @@ class _LazyBar:
         if self._progress is not None:
             self._progress.stop()
 
-    @property
-    def elapsed_s(self) -> float:
-        return (self._progress.tasks[0].elapsed or 1e-9) if self._progress is not None else 1e-9
-
     def update(self, completed: int, total: int | None, description: str | None = None, rate: str = "") -> None:
         if self._progress is None:
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -55,6 +52,12 @@ class _LazyBar:
             self._task = self._progress.add_task(self.description, total=total, rate="")
         self._progress.update(self._task, completed=completed, total=total, rate=rate,
                               description=description or self.description)
+
+
+def rate_text(blocks: int, elapsed_s: float) -> str:
+    """The progress bar's rate since the start; none in the first half second (one block in no
+    time read as a billion blocks a second, and stayed on screen while --follow waited)."""
+    return f"{blocks / elapsed_s:,.0f} blocks/s" if elapsed_s >= 0.5 else ""
 
 
 def record_command(*, config: Path | None, rpc_url: str, out: Path, from_block: int | None, to_block: int | None,
@@ -75,11 +78,12 @@ def record_command(*, config: Path | None, rpc_url: str, out: Path, from_block: 
         raise ConfigError(f"--rpc-url: {exc}") from exc
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    started = time.monotonic()
     try:
         with _LazyBar(console, "recording") as bar:
 
             def progress(done: int, total: int, block: int) -> None:
-                bar.update(done, total or None, f"block {block}", f"{done / bar.elapsed_s:,.0f} blocks/s")
+                bar.update(done, total or None, f"block {block}", rate_text(done, time.monotonic() - started))
 
             written, seconds = record_history(settings, rpc, out, from_block=from_block, to_block=to_block,
                                               follow=follow, account=account or settings.account.executor,

@@ -121,7 +121,7 @@ class BlockReplayer:
         try:
             parent_ts = int(fork.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
             timestamp = int(block["timestamp"], 16)
-            if timestamp <= parent_ts:  # the keeper's own blocks used the seconds up to it
+            if timestamp < parent_ts:  # the keeper's own blocks used the seconds up to it (equal: anvil takes it)
                 timestamp = parent_ts + 1
                 self.report.shifted_timestamps += 1
             fork.call("evm_setNextBlockTimestamp", [timestamp])

@@ -64,7 +64,9 @@ def parse_sweep(specs: Sequence[str], settings: KeeperConfig) -> list[tuple[str,
         if not allowed:
             raise ConfigError(f"--sweep {name}: not a strategy or risk setting (use strategies.params.STRATEGY.PARAM "
                               f"or risk.KEY; strategies: {', '.join(sorted(STRATEGIES))})")
-        parsed = [_number(v.strip()) for v in values.split(",") if v.strip()]
+        if any(not v.strip() for v in values.split(",")):  # '1,,2': a value left out, not skipped
+            raise ConfigError(f"--sweep {spec!r}: expected NAME=V1,V2,... (an empty value)")
+        parsed = [_number(v.strip()) for v in values.split(",")]
         canonical = ".".join(parts)
         given = next((spec for spec, (axis, _) in zip(specs, axes) if axis == canonical), None)
         if given is not None:  # the same parameter under two spellings: one would be dropped
@@ -197,6 +199,8 @@ def _execute(jobs: list[Job], workers: int | None, dask_address: str | None,
             client = Client(dask_address, timeout="10s")
         except OSError as exc:
             raise ConfigError(f"--dask {dask_address}: no scheduler answers there ({exc})") from exc
+        except ValueError as exc:  # Dask's own parse of the address: no port, an unknown protocol
+            raise ConfigError(f"--dask {dask_address}: not a scheduler address, e.g. tcp://HOST:PORT ({exc})") from exc
         with client:
             for future in as_completed(client.map(run_job, jobs, pure=False)):
                 results.append(future.result())

@@ -175,6 +175,9 @@ def scenario_path(name_or_path: str, directory: Path = SCENARIO_DIR) -> Path:
     (`funding-spike` and `funding_spike` are the same name)."""
     given = Path(name_or_path)
     if given.suffix == ".toml" or given.exists() or "/" in name_or_path:
+        if given.is_dir():
+            raise ConfigError(f"scenario {name_or_path}: a directory, not a scenario file (a directory of them is "
+                              "for --suite --scenarios)")
         if not given.is_file():
             raise ConfigError(f"scenario {name_or_path}: file not found")
         return given

@@ -44,7 +44,7 @@ def parse_seeds(text: str) -> list[int]:
     """'1,2,3' -> [1, 2, 3]; ConfigError naming --seeds otherwise (a seed given twice too: its
     runs would weigh twice in every median)."""
     try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
+        seeds = [int(part) for part in text.split(",")]  # an empty item ('1,,2', '') is an error, not skipped
     except ValueError:
         raise ConfigError(f"--seeds: expected comma-separated integers like 1,2,3 (got {text!r})") from None
     if not seeds or any(s < 0 for s in seeds):

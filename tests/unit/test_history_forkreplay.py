@@ -82,3 +82,27 @@ def test_given_an_origin_block_when_replayed_then_sent_in_order_at_its_time_and_
     assert report.replayed_txs == 3
     assert [r["hash"] for r in report.reverted] == ["0xa2"] and [r["hash"] for r in report.logs_changed] == ["0xa4"]
     assert result.transactions == 5 and result.fork_block == 0x65
+
+
+def test_given_origin_blocks_sharing_a_second_when_replayed_then_each_keeps_the_origins_timestamp() -> None:
+    # a devnet mines several blocks in the same second; anvil takes a block at its parent's
+    # timestamp, so shifting it a second on made `simulate --replay --check` report every such
+    # block as differing from the origin
+    report = ReplayReport(100, 101, check=True)
+    fork = Fork()
+    fork.call = _parent_at(fork.call, "0x1000")  # type: ignore[method-assign]
+    BlockReplayer(Origin(), fork, report).replay(0x65)  # type: ignore[arg-type]
+    assert ("evm_setNextBlockTimestamp", [0x1000]) in fork.calls and report.shifted_timestamps == 0
+    # a parent later than the origin's block (the keeper's own blocks used the time): shifted past it
+    report, fork = ReplayReport(100, 101, check=False), Fork()
+    fork.call = _parent_at(fork.call, "0x1005")  # type: ignore[method-assign]
+    BlockReplayer(Origin(), fork, report).replay(0x65)  # type: ignore[arg-type]
+    assert ("evm_setNextBlockTimestamp", [0x1006]) in fork.calls and report.shifted_timestamps == 1
+
+
+def _parent_at(call: Any, timestamp: str) -> Any:
+    def answer(method: str, params: list[Any] | None = None) -> Any:
+        got = call(method, params)
+        return {"timestamp": timestamp} if method == "eth_getBlockByNumber" else got
+
+    return answer

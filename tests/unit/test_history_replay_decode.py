@@ -61,3 +61,17 @@ def test_given_one_plans_bytes_changed_when_the_next_block_is_decoded_then_only_
     words[4] = b"\x01" * 64
     run(_answer(words))
     assert decoded == [0, 1, 2, 1, 0, 1, 2]
+
+
+def test_given_a_plan_with_no_calls_last_when_a_block_is_decoded_then_its_values_are_the_live_decodes() -> None:
+    # a devnet block before every contract is deployed reads some plans with no call at all; one
+    # at the end of the answer used to raise IndexError out of `keeper backtest` (a traceback)
+    decoded: list[int] = []
+    plans = [_plan(0, 0, decoded), _plan(1, 2, decoded), _plan(2, 0, decoded)]
+    collector = ReplayCollector.__new__(ReplayCollector)
+    collector._known, collector.multicall = {}, _Answer()  # type: ignore[assignment]
+    words = [bytes([k]) * 32 for k in range(2)]
+    for _ in range(2):  # the second block: the same calldata, through the remembered layout
+        collector.multicall.answer = _answer(words)  # type: ignore[attr-defined]
+        assert collector._run(plans, 7, b"calldata") == SnapshotCollector._decode(plans, decode_aggregate3(_answer(words)))
+        words[1] = b"\x99" * 32
