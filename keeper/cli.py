@@ -13,7 +13,7 @@ from keeper.cli_console import ConfigOption, check_options, err, finite, out, ru
 from keeper.cli_console import configure_logging_from as _configure_logging_from
 from keeper.cli_console import fail as _fail
 from keeper.devnet.activity_config import ActivityConfig  # no chain code: its defaults for the help
-from keeper.errors import ConfigError, FatalError, KeeperError, TransientError
+from keeper.errors import ConfigError, FatalError, KeeperError, TransientError, UrlRefusedError
 
 # The defaults of options whose unset value means something else too (each written here once, for
 # both the option's help and the code).
@@ -90,8 +90,9 @@ def run(
             runtime = build_runtime(settings, dry_run=dry_run, activity=ActivityConfig(
                 seed=DEVNET_SEED if seed is None else seed,
                 shock_every_steps=DEMO_SHOCK_EVERY_STEPS if shock_every is None else shock_every))
-        except TransientError as exc:
-            raise FatalError(f"{'--rpc-url' if rpc_url else 'chain.rpc_url'}: {exc}") from exc
+        except (TransientError, UrlRefusedError) as exc:  # named by where the URL came from
+            where = "--rpc-url" if rpc_url else "chain.rpc_url" if settings.chain.rpc_url else "the embedded devnet"
+            raise FatalError(f"{where}: {exc}") from exc
         run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval or DRIVE_INTERVAL_S, view=view)
         if runtime.engine.fatal is not None:  # an orderly stop on a fatal error inside a tick: exit 1
             err.print(f"[bold red]error:[/] {escape(str(runtime.engine.fatal))}", highlight=False)

@@ -96,7 +96,7 @@ class SnapshotCollector:
         self.rpc = rpc
         self.readers = tuple(readers)  # who fills each MarketView field, in batch order
         self.sources = sources
-        self.account = account
+        self._account = account
         self.half_width = bitmap_half_width_words
         self.multicall = Multicall(rpc, sources.multicall3)
         self.static: tuple[MarketStatic, ...] = ()
@@ -113,6 +113,16 @@ class SnapshotCollector:
         self._window_ticks: dict[str, tuple[uniswap_v3.BitmapWindow, tuple[int, ...]]] = {}
         self._pool_states: dict[str, tuple[Any, Any, Any, V3PoolState, PoolStatic]] = {}
         self._last_windows: tuple[list[uniswap_v3.BitmapWindow], tuple[list[PoolStatic], Any]] | None = None
+
+    @property
+    def account(self) -> str | None:
+        """The account whose Perp state and wallet each snapshot reads (None: none)."""
+        return self._account
+
+    @account.setter
+    def account(self, address: str | None) -> None:  # the cached phase-1 plans read the old one's
+        self._account = address
+        self._phase1_cache.clear()
 
     # ------------------------------------------------------------------ prepare
     def half_width_for(self, tick_spacing: int) -> int:

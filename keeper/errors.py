@@ -29,6 +29,11 @@ class ChainMismatchError(FatalError):
     """The RPC endpoint is not the chain, or the contract is not the one, we were told."""
 
 
+class UrlRefusedError(FatalError):
+    """At start, the node answered with a status that says its URL or key is wrong (no retry mends
+    it). The message does not say where the URL came from: the command that knows adds it."""
+
+
 class ToolMissingError(FatalError):
     """A required binary or artifact (anvil, forge, npm package) is not installed."""
 

@@ -70,7 +70,8 @@ def connect(settings: KeeperConfig, rpc_url_option: str | None = None) -> tuple[
     except TransientError as exc:
         raise FatalError(f"{chain_url_source(rpc_url_option, settings)}: {exc}") from exc
     if chain_id != book.chain_id:
-        raise ChainMismatchError(f"chain.rpc_url: the node is chain {chain_id}, the address book is for {book.chain_id}")
+        raise ChainMismatchError(f"{chain_url_source(rpc_url_option, settings)}: the node is chain {chain_id}, "
+                                 f"the address book is for {book.chain_id}")
     return rpc, book
 
 

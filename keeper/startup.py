@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from keeper.errors import FatalError, TransientError
+from keeper.errors import TransientError, UrlRefusedError
 from keeper.logs import get_logger
 
 log = get_logger("keeper.runtime")
@@ -33,7 +33,7 @@ def retry_transient(attempt: Callable[[], T], *, budget_s: float, backoff_max_s:
             elapsed = clock() - started
             if exc.refuses:
                 log.error("keeper.start_failed", tries=tries, elapsed_s=round(elapsed, 2), error=str(exc))
-                raise FatalError(f"chain.rpc_url: {exc}: the node refuses the URL (check its path and API key)") from exc
+                raise UrlRefusedError(f"{exc}: the node refuses the URL (check its path and API key)") from exc
             if elapsed + backoff_s > budget_s:
                 log.error("keeper.start_failed", tries=tries, elapsed_s=round(elapsed, 2), error=str(exc))
                 raise

@@ -199,7 +199,7 @@ def _execute(jobs: list[Job], workers: int | None, dask_address: str | None,
             client = Client(dask_address, timeout="10s")
         except OSError as exc:
             raise ConfigError(f"--dask {dask_address}: no scheduler answers there ({exc})") from exc
-        except ValueError as exc:  # Dask's own parse of the address: no port, an unknown protocol
+        except (ValueError, TypeError) as exc:  # Dask's parse: no port, an unknown protocol; tls:// with no context
             raise ConfigError(f"--dask {dask_address}: not a scheduler address, e.g. tcp://HOST:PORT ({exc})") from exc
         with client:
             for future in as_completed(client.map(run_job, jobs, pure=False)):

@@ -173,8 +173,8 @@ def available_scenarios(directory: Path = SCENARIO_DIR) -> list[str]:
 def scenario_path(name_or_path: str, directory: Path = SCENARIO_DIR) -> Path:
     """A path as given when it names a file (or ends in .toml); else scenarios/<name>.toml
     (`funding-spike` and `funding_spike` are the same name)."""
-    given = Path(name_or_path)
-    if given.suffix == ".toml" or given.exists() or "/" in name_or_path:
+    given = Path(name_or_path)  # a bare name is a scenario's even beside a directory of that name
+    if given.suffix == ".toml" or given.is_file() or "/" in name_or_path:
         if given.is_dir():
             raise ConfigError(f"scenario {name_or_path}: a directory, not a scenario file (a directory of them is "
                               "for --suite --scenarios)")

@@ -100,6 +100,7 @@ def test_a_node_that_refuses_the_url_exits_2_at_once_without_showing_the_key(tmp
         server.shutdown()
     assert result.returncode == 2, result.stderr
     assert "answered HTTP 401" in result.stderr and "refuses the URL" in result.stderr
+    assert "error: --rpc-url: RPC http://127.0.0.1" in result.stderr  # the option it came from, not chain.rpc_url
     assert "SECRETKEY123" not in result.stderr + result.stdout
     assert "keeper.start_failed" in result.stderr and "keeper.start_retry" not in result.stderr  # not retried
 

@@ -87,6 +87,16 @@ def test_steady_state_snapshot_takes_two_calls_and_matches_direct_reads(devnet: 
         assert snap.wallet_raw[token] == read_at(devnet, block, token, "MintableERC20", "balanceOf", trader)
 
 
+def test_an_account_set_after_a_snapshot_is_read_from_the_next_one(devnet: Devnet) -> None:
+    # keeper run checks the chain's code before it knows its executor, then names the account
+    collector = collector_for(devnet)
+    for _ in range(2):  # the second: with the tick windows known, the plans it caches for the blocks after
+        assert collector.fetch_snapshot().account is None
+    collector.account = devnet.manifest.accounts.traders[0]  # the cached plans had no account read
+    snap = collector.fetch_snapshot()
+    assert snap.account is not None and not isinstance(snap.account, Unavailable) and snap.wallet_raw
+
+
 def test_a_failing_sub_read_marks_only_that_venue_unavailable(devnet: Devnet) -> None:
     collector = collector_for(devnet)
     eth = devnet.manifest.market("ETH")

@@ -59,7 +59,7 @@ def test_a_negative_seed_is_refused_it_would_be_the_same_path_as_its_absolute_va
 def test_seeds_with_an_empty_item_are_refused_not_skipped(text: str) -> None:
     from keeper.simulate.suite import parse_seeds
 
-    with pytest.raises(ConfigError, match="--seeds: expected comma-separated integers"):
+    with pytest.raises(ConfigError, match=f"--seeds: expected comma-separated integers like 1,2,3 \\(got '{text}'\\)"):
         parse_seeds(text)
 
 
@@ -78,7 +78,7 @@ def test_a_sweep_value_left_out_is_refused_not_skipped() -> None:
         parse_sweep(["risk.max_leverage=1,,2"], load_config(None, environ={}))
 
 
-@pytest.mark.parametrize("address", ["notanaddress", "tcp://127.0.0.1", "foo://127.0.0.1:1"])
+@pytest.mark.parametrize("address", ["notanaddress", "tcp://127.0.0.1", "foo://127.0.0.1:1", "tls://127.0.0.1:9"])
 def test_a_dask_address_dask_cannot_parse_is_named_not_a_traceback(address: str) -> None:
     from keeper.history.sweep import _execute
 
@@ -100,6 +100,17 @@ def test_a_scenario_path_that_is_a_directory_points_at_the_suite(tmp_path: Path)
 
     with pytest.raises(ConfigError, match="a directory, not a scenario file .*--suite --scenarios"):
         scenario_path(str(tmp_path))
+
+
+def test_a_scenario_name_beside_a_directory_of_that_name_is_still_the_scenario(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keeper.simulate.scenario import SCENARIO_DIR, scenario_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "calm").mkdir()  # e.g. a suite's output directory for it
+    assert scenario_path("calm") == SCENARIO_DIR / "calm.toml"
+    with pytest.raises(ConfigError, match="scenario ./calm: a directory, not a scenario file"):
+        scenario_path("./calm")
 
 
 def test_a_load_state_that_is_a_directory_is_refused_before_anvil_starts(tmp_path: Path) -> None:
@@ -146,6 +157,19 @@ def test_executor_commands_name_the_rpc_option_when_its_node_is_down_and_exit_2(
     with pytest.raises(FatalError, match=r"^--rpc-url: RPC http://127.0.0.1:9 unreachable"):
         connect(settings, NODE)
     with pytest.raises(FatalError, match=r"^chain.rpc_url: RPC http://127.0.0.1:9 unreachable"):
+        connect(settings)
+
+
+def test_executor_commands_name_the_rpc_option_when_its_node_is_another_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    from keeper.chain.rpc import JsonRpc
+    from keeper.errors import ChainMismatchError
+    from keeper.executor_admin import connect
+
+    monkeypatch.setattr(JsonRpc, "chain_id", lambda self: 1)  # mainnet; the optimism preset's book is chain 10
+    settings = load_config(None, overrides={"chain": {"preset": "optimism", "rpc_url": NODE}}, environ={})
+    with pytest.raises(ChainMismatchError, match=r"^--rpc-url: the node is chain 1, the address book is for 10"):
+        connect(settings, NODE)
+    with pytest.raises(ChainMismatchError, match=r"^chain.rpc_url: the node is chain 1"):
         connect(settings)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from keeper.adopt import adopted_spot_raw
 from keeper.boundary import unquotable
-from keeper.errors import ChainMismatchError, FatalError, HttpStatusError, TransientError, TransientRpcError
+from keeper.errors import ChainMismatchError, HttpStatusError, TransientError, TransientRpcError, UrlRefusedError
 from keeper.startup import retry_transient
 from keeper.types import Direction, Position
 
@@ -78,8 +78,8 @@ def test_an_http_status_that_says_the_url_or_key_is_wrong_is_fatal_at_once_other
         return "runtime"
 
     if fatal:
-        with pytest.raises(FatalError, match=f"chain.rpc_url: RPC https://node.example.com/... answered HTTP {status}: "
-                                             "the node refuses the URL"):
+        with pytest.raises(UrlRefusedError, match=f"^RPC https://node.example.com/... answered HTTP {status}: "
+                                                  "the node refuses the URL"):
             retry_transient(attempt, budget_s=30, backoff_max_s=1, sleep=clock.sleep, clock=clock)
         assert calls == [1] and clock.sleeps == []
     else:
