@@ -7,7 +7,11 @@ headers and L1 reads are fetched 32 blocks at a time in one batched request. Res
 existing history continues after its last block (with or without --follow); a --from-block past
 it is refused, naming the blocks it would leave out (a history has no holes). A node that has not
 kept the state of a block answers its reads with an error: the recording stops there with one line
-naming that block (exit 2).
+naming that block (exit 2). Following, a block is recorded once the node has the next one: anvil
+answers a read of its head block while it mines the next with that block's state or a revert (the
+next block's number, a TWAP underflow), which would go into the history as this block's. Every
+block's answer must carry its own number (Multicall3's getBlockNumber): one that does not is read
+again, then refused.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from keeper.logs import redacted_url
 from keeper.simulate.paper import PAPER_TX_BYTES
 
 DEFAULT_BLOCKS = 1_000
+FOLLOW_BEHIND_HEAD = 1  # --follow records block b once the node's head is b + 1 (see the module notes)
+WRONG_BLOCK_RETRIES = 2  # re-reads of a block whose answer carried another block's number
+WRONG_BLOCK_PAUSE_S = 0.2
 HEADERS_AHEAD = 32  # block headers fetched per batch
 _L1_GETTERS = ("l1BaseFee()", "blobBaseFee()", "baseFeeScalar()", "blobBaseFeeScalar()")
 # the four inputs, then the fee of a typical executor trade; allowFailure: a getter the chain's
@@ -49,6 +56,10 @@ def _l1_values(reply: str) -> tuple[int | None, ...]:
 
 class StateUnavailable(ConfigError):
     """The node cannot serve the state of a block the recording needs."""
+
+
+class WrongBlockAnswer(KeeperError):
+    """The node answered a block's pinned reads with another block's state (exit 1)."""
 
 
 class RecordingMulticall(Multicall):
@@ -99,11 +110,21 @@ class BlockRecorder:
         """One block; the headers (and L1-fee reads) of the blocks up to `last` are fetched ahead
         in one batch with this one's, so that a block costs the collector's two reads only."""
         windows = dict(self.collector._last_tick)
-        self.multicall.captured = []
         try:
-            self.collector.fetch_snapshot(block)
+            for attempt in range(WRONG_BLOCK_RETRIES + 1):
+                self.multicall.captured = []
+                self.collector._last_tick = dict(windows)  # a re-read builds the calldata the first read did
+                answered = self.collector.fetch_snapshot(block).block_number
+                if answered == block:
+                    break
+                if attempt == WRONG_BLOCK_RETRIES:
+                    raise WrongBlockAnswer(f"the node at {redacted_url(self.rpc.url)} answered the reads of block {block} "
+                                           f"with block {answered}'s state, {attempt + 1} times: not recorded")
+                time.sleep(WRONG_BLOCK_PAUSE_S)
             if block not in self._ahead:
                 self._fetch_ahead(block, max(block, min(last if last is not None else block, block + HEADERS_AHEAD - 1)))
+        except WrongBlockAnswer:
+            raise
         except (RpcError, KeeperError) as exc:
             raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} cannot serve the state of block {block} "
                                    f"(first block it cannot serve; an archive node keeps every block): {exc}") from exc
@@ -152,6 +173,8 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
     if to_block is not None and to_block > head:
         raise ConfigError(f"--to-block {to_block}: the node's head is block {head}")
     end = head if to_block is None else to_block
+    if follow:
+        end = head - FOLLOW_BEHIND_HEAD
     start = resume_block(out, from_block)
     if start is None:
         start = from_block if from_block is not None else (head if follow else max(0, end - DEFAULT_BLOCKS + 1))
@@ -167,7 +190,7 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
                 if not follow:
                     break
                 time.sleep(poll_s)
-                end = rpc.block_number()
+                end = rpc.block_number() - FOLLOW_BEHIND_HEAD
                 continue
             writer.append(recorder.record(block, end))
             done += 1
