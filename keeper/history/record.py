@@ -16,6 +16,7 @@ again, then refused.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -179,9 +180,11 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
     if start is None:
         start = from_block if from_block is not None else (head if follow else max(0, end - DEFAULT_BLOCKS + 1))
     if from_block is not None and from_block > end and not follow:
-        raise ConfigError(f"--from-block {from_block} is after --to-block {end}")
+        raise ConfigError(f"--from-block {from_block} is after --to-block {end}" if to_block is not None else
+                          f"--from-block {from_block}: after the node's head, block {head} (--follow waits for it)")
     recorder = BlockRecorder.start(rpc, recording_sources(settings, rpc), account)
     meta = collector_meta(recorder.collector) | {"l1_fee_inputs": recorder.l1_oracle}
+    created = not out.exists()
     writer = HistoryWriter(out, meta)
     started, done, block = time.perf_counter(), 0, start
     try:
@@ -199,4 +202,6 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
             block += 1
     finally:
         writer.flush()
+        if created and last_recorded_block(out) is None:  # stopped before its first block: no empty --out left
+            shutil.rmtree(out, ignore_errors=True)
     return done, time.perf_counter() - started
