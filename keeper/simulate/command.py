@@ -167,6 +167,8 @@ def run_simulation(settings: KeeperConfig, *, fork_url: str, fork_block: int | N
     work: Path | None = None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("report.json", "report.html"):  # an earlier run's: never left beside this run's log
+            (out_dir / stale).unlink(missing_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".simulation-", dir=out_dir))
         with _logs_to(out_dir / "keeper.log", settings.monitoring.log_level):
             assert node.rpc is not None
