@@ -11,7 +11,8 @@ naming that block (exit 2). Following, a block is recorded once the node has the
 answers a read of its head block while it mines the next with that block's state or a revert (the
 next block's number, a TWAP underflow), which would go into the history as this block's. Every
 block's answer must carry its own number (Multicall3's getBlockNumber): one that does not is read
-again, then refused.
+again, then refused; a read of the head block (the end of a range up to the head) that failed is
+read again too, and kept if it fails every time.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
 from keeper.logs import redacted_url
 from keeper.simulate.paper import PAPER_TX_BYTES
+from keeper.types import MarketSnapshot, Unavailable
 
 DEFAULT_BLOCKS = 1_000
 FOLLOW_BEHIND_HEAD = 1  # --follow records block b once the node's head is b + 1 (see the module notes)
@@ -107,18 +109,23 @@ class BlockRecorder:
         collector.multicall = multicall
         return cls(rpc, collector, multicall, bool(rpc.get_code(GAS_PRICE_ORACLE)))
 
-    def record(self, block: int, last: int | None = None) -> BlockRecord:
+    def record(self, block: int, last: int | None = None, *, at_head: bool = False) -> BlockRecord:
         """One block; the headers (and L1-fee reads) of the blocks up to `last` are fetched ahead
-        in one batch with this one's, so that a block costs the collector's two reads only."""
+        in one batch with this one's, so that a block costs the collector's two reads only.
+        `at_head`: the block was the node's head when the recording started; a read of it that
+        failed is read again too (anvil mining the next block), and kept if it fails every time."""
         windows = dict(self.collector._last_tick)
         try:
             for attempt in range(WRONG_BLOCK_RETRIES + 1):
                 self.multicall.captured = []
                 self.collector._last_tick = dict(windows)  # a re-read builds the calldata the first read did
-                answered = self.collector.fetch_snapshot(block).block_number
-                if answered == block:
+                snapshot = self.collector.fetch_snapshot(block)
+                answered = snapshot.block_number
+                if answered == block and not (at_head and _reads_failed(snapshot)):
                     break
                 if attempt == WRONG_BLOCK_RETRIES:
+                    if answered == block:
+                        break  # failed at every read: the chain's own answer at that block
                     raise WrongBlockAnswer(f"the node at {redacted_url(self.rpc.url)} answered the reads of block {block} "
                                            f"with block {answered}'s state, {attempt + 1} times: not recorded")
                 time.sleep(WRONG_BLOCK_PAUSE_S)
@@ -149,6 +156,11 @@ class BlockRecorder:
         for i, b in enumerate(range(first, last + 1)):
             header = replies[i * step]
             self._ahead[b] = (header, _l1_values(replies[i * step + 1]) if self.l1_oracle else None)
+
+
+def _reads_failed(snapshot: MarketSnapshot) -> bool:
+    parts = [getattr(view, name) for view in snapshot.markets.values() for name in ("perp", "spot_v2", "spot_v3", "oracle")]
+    return any(isinstance(part, Unavailable) for part in [*parts, snapshot.account])
 
 
 def resume_block(out: Path, from_block: int | None) -> int | None:
@@ -195,7 +207,7 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
                 time.sleep(poll_s)
                 end = rpc.block_number() - FOLLOW_BEHIND_HEAD
                 continue
-            writer.append(recorder.record(block, end))
+            writer.append(recorder.record(block, end, at_head=not follow and block >= head))
             done += 1
             if progress:
                 progress(done, 0 if follow else end - start + 1, block)
