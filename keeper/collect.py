@@ -46,6 +46,11 @@ _MC_BASEFEE = bytes.fromhex("3e64a696")  # getBasefee()
 # Ticks a pool's read window reaches either way at least: a x1.29 / x0.774 price move, past the
 # default stressed closes of strategies/exit_stress.py (index 5%, Perp's band up to 10%).
 STRESS_REACH_TICKS = 2_560
+# prepare(): a market read that fails is read once more after this pause before it is fatal. anvil
+# answers a read made while it mines a block (a driven devnet) with a revert now and then (a TWAP
+# underflow: the new block's state at the old block's time); a market that is really unreadable
+# fails twice.
+PREPARE_RETRY_PAUSE_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,9 @@ class SnapshotCollector:
         for m in self.sources.markets:
             info = perp_v2.plan_market(self.sources.perp, m.base_token, config.twap_interval_s)
             reads = info.result(self.multicall.run_calls(list(info.calls)))
+            if isinstance(reads, Unavailable):
+                time.sleep(PREPARE_RETRY_PAUSE_S)
+                reads = info.result(self.multicall.run_calls(list(info.calls)))
             if isinstance(reads, Unavailable):
                 raise ChainMismatchError(f"market {m.name}: Perp v2 market unreadable: {reads.reason}")
             perp_pool = self._pool_static(to_checksum_address(reads.pool))

@@ -118,6 +118,10 @@ def run_backtest(path: Path, settings: KeeperConfig, *, strategy: str | None = N
     if strategy is not None and strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {strategy}: unknown (known: {', '.join(sorted(STRATEGIES))})")
     meta = read_meta(path)
+    if mode == "dry_run" and not meta.get("account"):  # it would decide on no collateral: never a trade
+        raise ConfigError(f"--dry-run: history {path} was recorded without an account, and a dry run decides on the "
+                          "recorded one (record with --account ADDR or account.executor; or backtest on the paper "
+                          "account without --dry-run)")
     markets = [m["name"] for m in meta["sources"]["markets"]]
     config = backtest_config(settings, strategy, markets)
     check_pair_markets(config, markets)

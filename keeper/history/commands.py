@@ -99,9 +99,11 @@ def backtest_command(*, history: Path, config: Path | None, strategy: str | None
                      to_block: int | None, json_output: bool, out_dir: Path, dry_run: bool, console: Console) -> str:
     from keeper.history.backtest import run_backtest
     from keeper.history.report import build_report, summary, write_backtest_report
+    from keeper.history.store import require_within
 
     if from_block is not None and to_block is not None and from_block > to_block:
         raise ConfigError(f"--from-block {from_block} is after --to-block {to_block}")
+    require_within(history, from_block, to_block)
     settings = load_config(config)
     _quiet_logging(settings.monitoring.log_level)
     with _LazyBar(console, "backtest") as bar:
@@ -126,8 +128,10 @@ def backtest_command(*, history: Path, config: Path | None, strategy: str | None
 def sweep_command(*, history: Path, config: Path | None, strategy: str | None, from_block: int | None,
                   to_block: int | None, sweep: list[str], folds: int, workers: int | None, dask: str | None,
                   json_output: bool, console: Console) -> str:
+    from keeper.history.store import require_within
     from keeper.history.sweep import format_sweep, run_sweep
 
+    require_within(history, from_block, to_block)
     settings = load_config(config)
     _quiet_logging(settings.monitoring.log_level)
     with _LazyBar(console, "sweep: backtests") as bar:

@@ -7,11 +7,17 @@ headers and L1 reads are fetched 32 blocks at a time in one batched request. Res
 existing history continues after its last block (with or without --follow); a --from-block past
 it is refused, naming the blocks it would leave out (a history has no holes). A node that has not
 kept the state of a block answers its reads with an error: the recording stops there with one line
-naming that block (exit 2).
+naming that block (exit 2). Following, a block is recorded once the node has the next one: anvil
+answers a read of its head block while it mines the next with that block's state or a revert (the
+next block's number, a TWAP underflow), which would go into the history as this block's. Every
+block's answer must carry its own number (Multicall3's getBlockNumber): one that does not is read
+again, then refused; a read of the head block (the end of a range up to the head) that failed is
+read again too, and kept if it fails every time.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,8 +37,12 @@ from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
 from keeper.logs import redacted_url
 from keeper.simulate.paper import PAPER_TX_BYTES
+from keeper.types import MarketSnapshot, Unavailable
 
 DEFAULT_BLOCKS = 1_000
+FOLLOW_BEHIND_HEAD = 1  # --follow records block b once the node's head is b + 1 (see the module notes)
+WRONG_BLOCK_RETRIES = 2  # re-reads of a block whose answer carried another block's number
+WRONG_BLOCK_PAUSE_S = 0.2
 HEADERS_AHEAD = 32  # block headers fetched per batch
 _L1_GETTERS = ("l1BaseFee()", "blobBaseFee()", "baseFeeScalar()", "blobBaseFeeScalar()")
 # the four inputs, then the fee of a typical executor trade; allowFailure: a getter the chain's
@@ -49,6 +59,10 @@ def _l1_values(reply: str) -> tuple[int | None, ...]:
 
 class StateUnavailable(ConfigError):
     """The node cannot serve the state of a block the recording needs."""
+
+
+class WrongBlockAnswer(KeeperError):
+    """The node answered a block's pinned reads with another block's state (exit 1)."""
 
 
 class RecordingMulticall(Multicall):
@@ -95,15 +109,30 @@ class BlockRecorder:
         collector.multicall = multicall
         return cls(rpc, collector, multicall, bool(rpc.get_code(GAS_PRICE_ORACLE)))
 
-    def record(self, block: int, last: int | None = None) -> BlockRecord:
+    def record(self, block: int, last: int | None = None, *, at_head: bool = False) -> BlockRecord:
         """One block; the headers (and L1-fee reads) of the blocks up to `last` are fetched ahead
-        in one batch with this one's, so that a block costs the collector's two reads only."""
+        in one batch with this one's, so that a block costs the collector's two reads only.
+        `at_head`: the block was the node's head when the recording started; a read of it that
+        failed is read again too (anvil mining the next block), and kept if it fails every time."""
         windows = dict(self.collector._last_tick)
-        self.multicall.captured = []
         try:
-            self.collector.fetch_snapshot(block)
+            for attempt in range(WRONG_BLOCK_RETRIES + 1):
+                self.multicall.captured = []
+                self.collector._last_tick = dict(windows)  # a re-read builds the calldata the first read did
+                snapshot = self.collector.fetch_snapshot(block)
+                answered = snapshot.block_number
+                if answered == block and not (at_head and _reads_failed(snapshot)):
+                    break
+                if attempt == WRONG_BLOCK_RETRIES:
+                    if answered == block:
+                        break  # failed at every read: the chain's own answer at that block
+                    raise WrongBlockAnswer(f"the node at {redacted_url(self.rpc.url)} answered the reads of block {block} "
+                                           f"with block {answered}'s state, {attempt + 1} times: not recorded")
+                time.sleep(WRONG_BLOCK_PAUSE_S)
             if block not in self._ahead:
                 self._fetch_ahead(block, max(block, min(last if last is not None else block, block + HEADERS_AHEAD - 1)))
+        except WrongBlockAnswer:
+            raise
         except (RpcError, KeeperError) as exc:
             raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} cannot serve the state of block {block} "
                                    f"(first block it cannot serve; an archive node keeps every block): {exc}") from exc
@@ -129,6 +158,11 @@ class BlockRecorder:
             self._ahead[b] = (header, _l1_values(replies[i * step + 1]) if self.l1_oracle else None)
 
 
+def _reads_failed(snapshot: MarketSnapshot) -> bool:
+    parts = [getattr(view, name) for view in snapshot.markets.values() for name in ("perp", "spot_v2", "spot_v3", "oracle")]
+    return any(isinstance(part, Unavailable) for part in [*parts, snapshot.account])
+
+
 def resume_block(out: Path, from_block: int | None) -> int | None:
     """Where a recording into an existing history continues: right after its last block, so that
     the history never has a hole (None: `out` holds no block yet). A --from-block past that block
@@ -152,13 +186,17 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
     if to_block is not None and to_block > head:
         raise ConfigError(f"--to-block {to_block}: the node's head is block {head}")
     end = head if to_block is None else to_block
+    if follow:
+        end = head - FOLLOW_BEHIND_HEAD
     start = resume_block(out, from_block)
     if start is None:
         start = from_block if from_block is not None else (head if follow else max(0, end - DEFAULT_BLOCKS + 1))
     if from_block is not None and from_block > end and not follow:
-        raise ConfigError(f"--from-block {from_block} is after --to-block {end}")
+        raise ConfigError(f"--from-block {from_block} is after --to-block {end}" if to_block is not None else
+                          f"--from-block {from_block}: after the node's head, block {head} (--follow waits for it)")
     recorder = BlockRecorder.start(rpc, recording_sources(settings, rpc), account)
     meta = collector_meta(recorder.collector) | {"l1_fee_inputs": recorder.l1_oracle}
+    created = not out.exists()
     writer = HistoryWriter(out, meta)
     started, done, block = time.perf_counter(), 0, start
     try:
@@ -167,13 +205,15 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
                 if not follow:
                     break
                 time.sleep(poll_s)
-                end = rpc.block_number()
+                end = rpc.block_number() - FOLLOW_BEHIND_HEAD
                 continue
-            writer.append(recorder.record(block, end))
+            writer.append(recorder.record(block, end, at_head=not follow and block >= head))
             done += 1
             if progress:
                 progress(done, 0 if follow else end - start + 1, block)
             block += 1
     finally:
         writer.flush()
+        if created and last_recorded_block(out) is None:  # stopped before its first block: no empty --out left
+            shutil.rmtree(out, ignore_errors=True)
     return done, time.perf_counter() - started

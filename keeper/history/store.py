@@ -156,6 +156,18 @@ def recorded_gaps(path: Path, from_block: int | None = None, to_block: int | Non
             if (from_block is None or b >= from_block) and (to_block is None or a <= to_block)]
 
 
+def require_within(path: Path, from_block: int | None = None, to_block: int | None = None) -> None:
+    """A ConfigError naming --from-block / --to-block when it lies outside the recorded blocks (a
+    range past the history's end is not cut short silently: those blocks were never recorded)."""
+    if from_block is None and to_block is None:
+        return
+    first, last = recorded_range(path)
+    if from_block is not None and not first <= from_block <= last:
+        raise ConfigError(f"--from-block {from_block}: history {path} holds blocks {first}-{last}")
+    if to_block is not None and not first <= to_block <= last:
+        raise ConfigError(f"--to-block {to_block}: history {path} holds blocks {first}-{last}")
+
+
 def require_contiguous(path: Path, from_block: int | None = None, to_block: int | None = None) -> None:
     """A ConfigError naming the first hole in [from_block, to_block]: a backtest never runs across
     blocks nobody recorded (each side of a hole can be run on its own)."""

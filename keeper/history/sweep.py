@@ -218,10 +218,12 @@ def _execute(jobs: list[Job], workers: int | None, dask_address: str | None,
 def format_sweep(result: Mapping[str, Any]) -> str:
     lines = [f"walk-forward over blocks {result['blocks'][0]}-{result['blocks'][1]}: {result['folds']} folds, "
              f"{len(result['parameter_sets'])} parameter sets, {result['jobs']} backtests on {result['executor']}",
-             "", f"{'parameter set':<60} {'in-sample USD':>14} {'out-of-sample USD':>18}"]
-    for s in result["parameter_sets"]:
-        label = ", ".join(f"{k}={v}" for k, v in s["params"].items())
-        lines.append(f"{label:<60} {s['in_sample_usd']:>14,.2f} {s['out_of_sample_usd']:>18,.2f}")
+             ""]
+    labels = [", ".join(f"{k}={v}" for k, v in s["params"].items()) for s in result["parameter_sets"]]
+    width = max([len("parameter set"), *map(len, labels)])  # the columns line up however long the names
+    lines.append(f"{'parameter set':<{width}} {'in-sample USD':>14} {'out-of-sample USD':>18}")
+    for label, s in zip(labels, result["parameter_sets"]):
+        lines.append(f"{label:<{width}} {s['in_sample_usd']:>14,.2f} {s['out_of_sample_usd']:>18,.2f}")
     lines.append("")
     for row in result["walk_forward"]:
         label = ", ".join(f"{k}={v}" for k, v in row["chosen"].items())

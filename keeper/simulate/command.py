@@ -161,12 +161,15 @@ def run_simulation(settings: KeeperConfig, *, fork_url: str, fork_block: int | N
     origin_chain_id, origin_block = origin_head(fork_url)
     if fork_block is not None and not 0 <= fork_block <= origin_block:
         raise ConfigError(f"--fork-block {fork_block}: must be between 0 and the origin's head, block {origin_block}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".simulation-", dir=out_dir))
     console = console or Console(stderr=True)
-    node = start_fork(fork_url, fork_block)
+    node = start_fork(fork_url, fork_block)  # before --out is touched: a fork that fails leaves nothing there
     runtime = None
+    work: Path | None = None
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("report.json", "report.html"):  # an earlier run's: never left beside this run's log
+            (out_dir / stale).unlink(missing_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".simulation-", dir=out_dir))
         with _logs_to(out_dir / "keeper.log", settings.monitoring.log_level):
             assert node.rpc is not None
             log.info("simulate.fork_started", origin_url=fork_url, origin_chain_id=origin_chain_id,
@@ -191,7 +194,8 @@ def run_simulation(settings: KeeperConfig, *, fork_url: str, fork_block: int | N
         if runtime is not None:
             runtime.close()
         node.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _run(runtime: Any, rpc: JsonRpc, world: ForkWorld, plan: Scenario, blocks: int, seed: int, executor: str,

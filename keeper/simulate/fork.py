@@ -51,15 +51,20 @@ FORK_ADMIN = "0x00000000000000000000000000000000000AD317"
 
 
 # ------------------------------------------------------------------------------ the fork node
+class ForkStartError(FatalError):
+    """anvil could not fork the origin (at that block): every run from the same origin block would fail alike."""
+
+
 def start_fork(fork_url: str, fork_block: int | None = None) -> AnvilNode:
-    """anvil forked from `fork_url`; raises FatalError (bad --fork-url / --fork-block) on failure."""
+    """anvil forked from `fork_url`; raises ForkStartError (bad --fork-url / --fork-block) on failure."""
     node = AnvilNode(fork_url=fork_url, fork_block=fork_block, startup_timeout_s=60.0)
     try:
         rpc = node.start()
         reanchor_clock(rpc)
     except KeeperError as exc:
         node.stop()
-        raise FatalError(f"--fork-url {redacted_url(fork_url)}: cannot fork it: {exc}") from exc
+        at = "" if fork_block is None else f" at --fork-block {fork_block}"
+        raise ForkStartError(f"--fork-url {redacted_url(fork_url)}: cannot fork it{at}: {exc}") from exc
     return node
 
 

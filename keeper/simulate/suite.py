@@ -9,7 +9,9 @@ origin block (the origin's head when the suite starts, or --fork-block). The sui
 - index.html: the table, each run linked to its report.
 
 A run that fails (a scenario the fork cannot carry out, a node error) is recorded with its error
-and the suite goes on; the command then exits 1.
+and the suite goes on; the command then exits 1. A --fork-block past the origin's head, or a fork
+that cannot be started at all (a block the origin no longer keeps), stops the suite before or at
+its first run: one line, exit 2 (every run forks the same block).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, KeeperError
 from keeper.logs import redacted_url
 from keeper.plan import RISK_STRATEGY
-from keeper.simulate.fork import origin_head
+from keeper.simulate.fork import ForkStartError, origin_head
 from keeper.simulate.scenario import SCENARIO_DIR, load_scenario, scenario_path
 
 RunFn = Callable[..., list[Path]]
@@ -157,9 +159,10 @@ def run_suite(settings: KeeperConfig, *, fork_url: str, fork_block: int | None, 
     started = time.monotonic()
     paths = resolve_scenarios(scenarios)
     chain_id, head = origin_head(fork_url)
+    if fork_block is not None and fork_block > head:
+        raise ConfigError(f"--fork-block {fork_block}: must be between 0 and the origin's head, block {head}")
     block = head if fork_block is None else fork_block
     console = console or Console(stderr=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
                TimeElapsedColumn())
@@ -177,6 +180,8 @@ def run_suite(settings: KeeperConfig, *, fork_url: str, fork_block: int | None, 
                     written = run(settings, fork_url=fork_url, fork_block=block, blocks=steps or plan.recommended_steps,
                                   scenario=str(path), seed=seed, out_dir=run_dir, console=Console(quiet=True))
                     row |= run_row(json.loads(written[0].read_text()))
+                except ForkStartError:
+                    raise  # the next runs fork the same block: none of them would start either
                 except KeeperError as exc:
                     row["error"] = str(exc)
                     row["optimum_dominates"] = False
@@ -186,6 +191,7 @@ def run_suite(settings: KeeperConfig, *, fork_url: str, fork_block: int | None, 
              "scenarios": scenario_medians(runs), "expected_vs_realised": expected_vs_realised(runs), "runs": runs,
              "wall_s": round(time.monotonic() - started, 1),
              "optimum_dominates_everywhere": bool(runs) and all(r["optimum_dominates"] for r in runs)}
+    out_dir.mkdir(parents=True, exist_ok=True)  # here, not before the runs: a suite stopped at its first leaves nothing
     (out_dir / "suite.json").write_text(json.dumps(suite, indent=1, allow_nan=False) + "\n")
     (out_dir / "index.html").write_text(render_index(suite))
     return suite

@@ -60,6 +60,9 @@ def test_record_then_backtest_from_the_cli(world) -> None:  # type: ignore[no-un
     assert {"blocks_per_s", "keeper_usd", "optimum_usd", "trades"} <= set(summary)
     assert summary["processes"] == 1  # 30 blocks: too few to pay for the snapshot worker
     assert (work / "bt" / "report.html").exists()
+    past = keeper("backtest", "hist", "-c", "keeper.toml", "--to-block", str(head + 5), "--out", "bt2", cwd=work)
+    _one_error_line(past, f"--to-block {head + 5}: history hist holds blocks {head - 29}-{head}")
+    assert not (work / "bt2").exists()
 
 
 def test_record_of_pruned_state_exits_2_naming_the_first_block(world) -> None:  # type: ignore[no-untyped-def]

@@ -119,6 +119,7 @@ def test_record_of_a_block_the_node_no_longer_keeps_names_it(driven, tmp_path: P
     with pytest.raises(StateUnavailable, match=f"block {head - 400}"):
         record_history(settings, runtime.rpc, tmp_path / "h", from_block=head - 400, to_block=head, follow=False,
                        account=None)
+    assert not (tmp_path / "h").exists()  # a new --out that got no block is not left behind, empty
 
 
 def _sources_for(settings):  # type: ignore[no-untyped-def]

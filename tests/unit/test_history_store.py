@@ -17,6 +17,7 @@ from keeper.history.store import (
     read_blocks,
     read_meta,
     recorded_range,
+    require_within,
 )
 
 META = {"chain_id": 31337, "account": None, "sources": {"markets": []}}
@@ -87,3 +88,18 @@ def test_given_the_same_answer_in_several_blocks_when_read_then_one_bytes_object
     # Then every field is as written, and a repeated answer is one object (compared once by the replay)
     assert read == written
     assert len({id(r.reads[0][1]) for r in read}) == 1 and len({id(r.reads[0][0]) for r in read}) == 1
+
+
+def test_given_a_range_outside_the_history_when_checked_then_the_option_is_named(tmp_path: Path) -> None:
+    # Given a history of blocks 10-16 (the audit: --to-block 9999 ran 10-16 and said nothing)
+    writer = HistoryWriter(tmp_path / "h", META, part_blocks=3)
+    for b in range(10, 17):
+        writer.append(_record(b))
+    writer.flush()
+    # Then a range inside it passes, and one reaching outside names the option and the recorded span
+    require_within(tmp_path / "h", 10, 16)
+    require_within(tmp_path / "h")
+    with pytest.raises(ConfigError, match=r"^--to-block 9999: history .* holds blocks 10-16$"):
+        require_within(tmp_path / "h", 12, 9999)
+    with pytest.raises(ConfigError, match=r"^--from-block 3: history .* holds blocks 10-16$"):
+        require_within(tmp_path / "h", 3, None)

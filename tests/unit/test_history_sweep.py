@@ -8,7 +8,7 @@ import pytest
 
 from keeper.config import load_config
 from keeper.errors import ConfigError
-from keeper.history.sweep import apply_params, parse_sweep, toml_fragment, windows
+from keeper.history.sweep import apply_params, format_sweep, parse_sweep, toml_fragment, windows
 
 
 def test_given_strategy_and_risk_names_when_parsed_then_canonical_with_typed_values() -> None:
@@ -69,3 +69,16 @@ def test_given_one_parameter_under_two_spellings_when_parsed_then_refused_naming
 def test_given_a_value_twice_when_parsed_then_refused() -> None:
     with pytest.raises(ConfigError, match=r"--sweep risk.exit_cooldown_s: value\(s\) 100 given more than once"):
         parse_sweep(["risk.exit_cooldown_s=100,200,100"], load_config(None, environ={}))  # was: the same set run twice
+
+
+def test_the_printed_table_lines_up_with_long_parameter_names() -> None:
+    # Given parameter sets whose names are longer than the old fixed 60-character column (the audit)
+    names = {"strategies.params.basis_convergence.entry_z": 1.5, "risk.exit_cooldown_s": 100}
+    sets = [{"params": names, "in_sample_usd": -480.3, "out_of_sample_usd": -417.89},
+            {"params": {"risk.exit_cooldown_s": 150}, "in_sample_usd": 12.0, "out_of_sample_usd": 3.5}]
+    text = format_sweep({"blocks": [1, 100], "folds": 2, "parameter_sets": sets, "jobs": 6, "executor": "1 process",
+                         "walk_forward": [], "walk_forward_out_of_sample_usd": 0.0, "toml": ""})
+    header, *rows = text.splitlines()[2:5]
+    # Then every row ends where the header ends, and each number sits under its column's end
+    assert header.startswith("parameter set") and len({len(header), *map(len, rows)}) == 1
+    assert rows[0].endswith("-417.89") and rows[1].endswith("3.50")
