@@ -107,6 +107,12 @@ class Journal:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"executor:{chain_id}",)).fetchone()
         return row[0] if row else None
 
+    def recorded_executors(self) -> dict[int, str]:
+        """Every chain's executor recorded by `record_executor`, by chain id."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT key, value FROM meta WHERE key LIKE 'executor:%'").fetchall()
+        return {int(key.split(":", 1)[1]): value for key, value in rows}
+
     def record_executor(self, chain_id: int, executor: str) -> None:
         """Records the executor a live run trades through on `chain_id` (see `executor_of`)."""
         with self._write() as conn:

@@ -15,6 +15,7 @@ from keeper.chain.keys import Signer
 from keeper.errors import ChainMismatchError
 from keeper.journal import Journal
 from keeper.launch import build_runtime
+from keeper.status import build_status
 from tests.integration.conftest import Devnet
 
 pytestmark = pytest.mark.integration
@@ -68,3 +69,16 @@ def test_another_key_on_the_journals_executor_is_refused_naming_the_journal(
                                                  r"through, 0x[0-9a-fA-F]{40}, is operated by .*; set account\.executor, "
                                                  r"or use another monitoring\.journal$"):
         build_runtime(settings, dry_run=False)
+
+
+def test_status_checks_the_chain_against_the_journals_executor_when_account_executor_is_unset(
+        devnet: Devnet, signer: Signer, tmp_path: Path) -> None:
+    # Given a live keeper that provisioned its executor (account.executor unset) and stopped
+    settings = devnet.keeper_config(tmp_path)
+    first = build_runtime(settings, dry_run=False)
+    first.close()
+    # When `keeper status` runs with the same config, then it reads that executor on the chain
+    view = build_status(settings)
+    assert view.chain_checked.startswith("yes, at block ")
+    assert view.chain_checked.endswith(f"(executor {first.executor_address}, the journal's: account.executor is unset)")
+    assert view.mismatches == ()
