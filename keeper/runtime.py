@@ -57,6 +57,7 @@ from keeper.logs import get_logger, redacted_url
 from keeper.journal.lock import JournalLock
 from keeper.metrics import KeeperMetrics
 from keeper.pairs_desk import check_pair_markets
+from keeper.pairs_status import fetch_open_pairs
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
 
@@ -156,6 +157,21 @@ def _journal_executor(config: KeeperConfig, rpc: JsonRpc, chain_id: int) -> str 
     return executor
 
 
+def _refuse_other_executor(config: KeeperConfig, chain_id: int, executor: str) -> None:
+    """A configured executor other than the one this journal's open positions are in (recorded by
+    its live runs) is refused before anything is sent: reconciling with its account would book
+    them closed ("not on chain") while the other executor still holds them."""
+    with Journal(config.monitoring.journal) as journal:
+        recorded = journal.executor_of(chain_id)
+        if recorded is None or recorded.lower() == executor.lower():
+            return
+        held = sorted(set(journal.open_positions()) | {m for p in fetch_open_pairs(journal) for m in (p.market_a, p.market_b)})
+    if held:
+        raise ConfigError(f"account.executor: {executor}, but this journal's open positions ({', '.join(held)}) are in "
+                          f"{recorded} on chain {chain_id}: close them there first (account.executor = {recorded}), "
+                          f"or use another monitoring.journal")
+
+
 def pending_store_path(config: KeeperConfig, chain_id: int, address: str) -> Path:
     """The sender's pending-transaction store of a key on a chain, beside the journal."""
     return config.monitoring.journal.with_name(f"pending-{chain_id}-{address}.json")
@@ -231,6 +247,8 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
         else:
             signer = load_signer(config.account.keystore, config.account.key_env, config.account.keystore_password_env)
     executor_address = config.account.executor
+    if executor_address is not None:
+        _refuse_other_executor(config, chain_id, executor_address)
     reused = False
     if executor_address is None and anvil and setup.provision_executor is not None and not setup.embedded:
         executor_address = _journal_executor(config, rpc, chain_id)

@@ -12,8 +12,9 @@ from eth_account import Account
 from structlog.testing import capture_logs
 
 from keeper.chain.keys import Signer
-from keeper.errors import ChainMismatchError
-from keeper.journal import Journal
+from keeper.devnet.provision import provision_impersonated
+from keeper.errors import ChainMismatchError, ConfigError
+from keeper.journal import ChainPosition, Journal
 from keeper.launch import build_runtime
 from keeper.status import build_status
 from tests.integration.conftest import Devnet
@@ -82,3 +83,24 @@ def test_status_checks_the_chain_against_the_journals_executor_when_account_exec
     assert view.chain_checked.startswith("yes, at block ")
     assert view.chain_checked.endswith(f"(executor {first.executor_address}, the journal's: account.executor is unset)")
     assert view.mismatches == ()
+
+
+def test_another_configured_executor_is_refused_while_the_journal_holds_positions_in_its_own(
+        devnet: Devnet, signer: Signer, tmp_path: Path) -> None:
+    # Given a journal whose live run traded through its executor and holds an open ETH position
+    settings = devnet.keeper_config(tmp_path)
+    first = build_runtime(settings, dry_run=False)
+    first.close()
+    with Journal(settings.monitoring.journal) as journal:
+        journal.reconcile({"ETH": ChainPosition(-10**18)}, block=devnet.rpc.block_number())
+    other = provision_impersonated(devnet.rpc, devnet.manifest, signer.address)
+    block = devnet.rpc.block_number()
+    # When the keeper starts with account.executor set to another executor of the key
+    moved = devnet.keeper_config(tmp_path, account={"executor": other})
+    # Then it is refused naming both executors, and nothing is sent (the journal's ETH stays open)
+    with pytest.raises(ConfigError, match=rf"^account\.executor: {other}, but this journal's open positions \(ETH\) "
+                                          rf"are in {first.executor_address} on chain 31337: close them there first"):
+        build_runtime(moved, dry_run=False)
+    assert devnet.rpc.block_number() == block
+    with Journal(settings.monitoring.journal) as journal:
+        assert list(journal.open_positions()) == ["ETH"]
