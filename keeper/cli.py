@@ -249,7 +249,8 @@ def status(
     manifest: Annotated[Optional[Path], typer.Option(help="Devnet manifest with the addresses (overrides chain.manifest).")] = None,
 ) -> None:
     """Positions and PnL (funding, convergence, fees, gas) from the journal, checked against the
-    chain when a node is reachable (chain.rpc_url and account.executor set)."""
+    chain when a node is reachable (chain.rpc_url set, and account.executor or, unset, the executor
+    the journal's live run recorded for that chain)."""
     import json
 
     from keeper.config import load_config

@@ -20,6 +20,7 @@ midway stops with what was done: what was already withdrawn sits in the treasury
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,8 +187,9 @@ class Migration:
 
 
 def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_address: str,
-                    new_address: str) -> tuple[ExecutorView, ExecutorView]:
-    """Every pre-condition of `migrate`, before anything is sent (ConfigError names the option)."""
+                    new_address: str, market_names: Mapping[str, str] | None = None) -> tuple[ExecutorView, ExecutorView]:
+    """Every pre-condition of `migrate`, before anything is sent (ConfigError names the option).
+    `market_names`: the chain's market names by Perp base token, for the refusal of an open position."""
     old = fetch_executor_view(rpc, old_address, "--from")
     new = fetch_executor_view(rpc, new_address, "--to")
     if old.address == new.address:
@@ -200,7 +202,10 @@ def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_ad
     ab = abi_codec("AccountBalance")
     open_markets = ab.decode("getBaseTokens", rpc.eth_call(old.account_balance, ab.encode("getBaseTokens", old.address)))[0]
     if open_markets:
-        raise ConfigError(f"--from: {old.address} still holds positions or orders in {list(open_markets)}; "
+        names = {k.lower(): v for k, v in (market_names or {}).items()}
+        held = ", ".join(f"{names[b.lower()]} (base token {to_checksum_address(b)})" if b.lower() in names
+                         else to_checksum_address(b) for b in open_markets)
+        raise ConfigError(f"--from: {old.address} still holds positions or orders in {held}; "
                           "close them first (pause it to stop the keeper)")
     signer = treasury or admin
     if signer.address.lower() != old.treasury.lower():

@@ -8,6 +8,9 @@
 - The file naming a market the keeper does not trade, or unreadable: every market (a typo in an
   emergency must not leave a market trading), with `kill_switch.unknown_markets` / `.unreadable`
   at error level once per distinct content.
+
+Each change of state is logged: `kill_switch.pulled` (warning: every market, or the markets named)
+and `kill_switch.released` (info).
 """
 
 from __future__ import annotations
@@ -33,8 +36,20 @@ class KillSwitch:
         self.markets = {m.upper(): m for m in markets}  # a name in any case -> the configured spelling
         self.flag = flag or threading.Event()
         self._alarmed: str | None = None
+        self._last: KillSwitchState = False
 
     def __call__(self) -> KillSwitchState:
+        state = self._read()
+        if state != self._last:
+            self._last = state
+            if state is False:
+                log.info("kill_switch.released", path=str(self.path))
+            else:
+                log.warning("kill_switch.pulled", markets="every market" if state is True else sorted(state),
+                            source="SIGUSR1" if self.flag.is_set() else str(self.path))
+        return state
+
+    def _read(self) -> KillSwitchState:
         if self.flag.is_set():
             return True
         try:

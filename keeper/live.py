@@ -51,11 +51,16 @@ RECENT_EVENTS: dict[str, tuple[str, ...]] = {
     "rpc.restored": ("url",),
     "tick.skipped": ("reason",),
     "kill_switch.signal": ("action",),
+    "kill_switch.pulled": ("markets", "source"),
+    "kill_switch.released": ("path",),
     "warm_start.progress": ("read", "planned", "seconds"),  # the start-up's past blocks (keeper/warm_start.py)
     "warm_start.done": ("read", "seconds"),
     "warm_start.partial": ("read", "first_unreadable", "seconds"),
     "warm_start.failed": ("error",),
 }
+# Any other event at warning or above is an incident the panel shows too, with these fields if it has them.
+INCIDENT_FIELDS = ("market", "kind", "unknown", "reason", "error", "tx_hash")
+INCIDENT_METHODS = frozenset({"warning", "warn", "error", "exception", "critical", "fatal"})
 RECENT_LINES = 8
 
 
@@ -88,8 +93,9 @@ class LiveState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ------------------------------------------------------------------ feeding it
-    def tap(self, _logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
-        """A structlog processor: remembers the events worth showing, passes every event on."""
+    def tap(self, _logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        """A structlog processor: remembers the events worth showing (those of RECENT_EVENTS, and
+        any other at warning or above), passes every event on."""
         name = event.get("event")
         if name == "keeper.started":
             with self.lock:
@@ -97,7 +103,7 @@ class LiveState:
         if name in ("decision.skip", "decision.intent") and event.get("market"):
             with self.lock:
                 self.last_decision[str(event["market"])] = f"#{event.get('block')} {event.get('strategy')}: {event.get('reason')}"
-        keys = RECENT_EVENTS.get(str(name))
+        keys = RECENT_EVENTS.get(str(name), INCIDENT_FIELDS if method in INCIDENT_METHODS else None)
         if keys is not None:
             stamp = time.strftime("%H:%M:%S")
             details = " ".join(f"{k}={_short(event[k])}" for k in keys if event.get(k) is not None)

@@ -57,6 +57,7 @@ from keeper.logs import get_logger, redacted_url
 from keeper.journal.lock import JournalLock
 from keeper.metrics import KeeperMetrics
 from keeper.pairs_desk import check_pair_markets
+from keeper.pairs_status import fetch_open_pairs
 from keeper.plan import Planner
 from keeper.signals import BasisHistory
 
@@ -143,6 +144,34 @@ def _executor_operator(rpc: JsonRpc, executor: str, chain_id: int) -> str:
                                  f"(its operator() {'reverted' if isinstance(exc, RpcError) else 'returned no address'})") from exc
 
 
+def _journal_executor(config: KeeperConfig, rpc: JsonRpc, chain_id: int) -> str | None:
+    """The executor the journal's last live run on this chain traded through, if it still has code
+    there (a devnet started afresh has none): with account.executor unset, a restart carries on
+    with it instead of provisioning a new one, whose empty account would close the journal's open
+    positions as "not on chain" while the old executor still holds them."""
+    with Journal(config.monitoring.journal) as journal:
+        executor = journal.executor_of(chain_id)
+    if executor is None or not rpc.get_code(executor):
+        return None
+    log.info("executor.reused", executor=executor, journal=str(config.monitoring.journal))
+    return executor
+
+
+def _refuse_other_executor(config: KeeperConfig, chain_id: int, executor: str) -> None:
+    """A configured executor other than the one this journal's open positions are in (recorded by
+    its live runs) is refused before anything is sent: reconciling with its account would book
+    them closed ("not on chain") while the other executor still holds them."""
+    with Journal(config.monitoring.journal) as journal:
+        recorded = journal.executor_of(chain_id)
+        if recorded is None or recorded.lower() == executor.lower():
+            return
+        held = sorted(set(journal.open_positions()) | {m for p in fetch_open_pairs(journal) for m in (p.market_a, p.market_b)})
+    if held:
+        raise ConfigError(f"account.executor: {executor}, but this journal's open positions ({', '.join(held)}) are in "
+                          f"{recorded} on chain {chain_id}: close them there first (account.executor = {recorded}), "
+                          f"or use another monitoring.journal")
+
+
 def pending_store_path(config: KeeperConfig, chain_id: int, address: str) -> Path:
     """The sender's pending-transaction store of a key on a chain, beside the journal."""
     return config.monitoring.journal.with_name(f"pending-{chain_id}-{address}.json")
@@ -218,6 +247,12 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
         else:
             signer = load_signer(config.account.keystore, config.account.key_env, config.account.keystore_password_env)
     executor_address = config.account.executor
+    if executor_address is not None:
+        _refuse_other_executor(config, chain_id, executor_address)
+    reused = False
+    if executor_address is None and anvil and setup.provision_executor is not None and not setup.embedded:
+        executor_address = _journal_executor(config, rpc, chain_id)
+        reused = executor_address is not None
     if executor_address is None:
         if not (anvil and setup.provision_executor is not None):
             raise ConfigError("account.executor: required outside a devnet/fork (deploy a BasisExecutor and set its address)")
@@ -230,7 +265,11 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
         locks.append(JournalLock(pending_store_path(config, chain_id, signer.address),
                                  what="the pending-transaction store of this key and chain").acquire())
     if signer is not None and owner.lower() != signer.address.lower():
-        raise ChainMismatchError(f"account.executor: {executor_address} is operated by {owner}, not by the key's address {signer.address}")
+        which = (f"unset, and the executor this journal traded through, {executor_address}," if reused
+                 else f"{executor_address}")
+        raise ChainMismatchError(f"account.executor: {which} is operated by {owner}, not by the key's address "
+                                 f"{signer.address}" + ("; set account.executor, or use another monitoring.journal"
+                                                        if reused else ""))
     paused = bool(EXECUTOR.decode("paused", rpc.eth_call(executor_address, EXECUTOR.encode("paused")))[0])
     if paused and signer is not None:  # the contract refuses every trade (IsPaused): not a keeper worth starting
         raise ConfigError(f"account.executor: {executor_address} is paused (by its admin, e.g. after `keeper executor "
@@ -251,6 +290,8 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
         raise ChainMismatchError(f"executor {executor_address}: Perp account unreadable: {getattr(account, 'reason', account)}")
     journal = Journal(config.monitoring.journal)
     try:
+        if signer is not None and not setup.embedded:  # a restart with account.executor unset carries on with it
+            journal.record_executor(chain_id, executor_address)
         return _assemble_engine(config, rpc, setup, sources, collector, journal, snapshot, signer,
                                 owner, executor_address, chain_id, strategies, metrics, paused)
     except BaseException:

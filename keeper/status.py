@@ -114,12 +114,23 @@ def _check_chain(config: KeeperConfig, report: StatusReport,
                  pairs: tuple[OpenPairStatus, ...] = ()) -> tuple[str, list[str], MarketSnapshot | None]:
     unset = [k for k, v in (("chain.rpc_url (or --rpc-url)", config.chain.rpc_url),
                             ("account.executor", config.account.executor)) if v is None]
-    if unset:  # only what is missing: a given --rpc-url is not asked for again
+    if config.chain.rpc_url is None:  # only what is missing: a given --rpc-url is not asked for again
         return f"no: set {' and '.join(unset)} to check the journal against the chain", [], None
+    executor, source, recorded = config.account.executor, "", {}
+    if executor is None:  # the executor the journal's live runs traded through (keeper/runtime.py), by chain
+        with Journal(config.monitoring.journal, readonly=True) as journal:
+            recorded = journal.recorded_executors()
+    if executor is None and not recorded:
+        return "no: set account.executor to check the journal against the chain", [], None
     try:
         rpc = JsonRpc(config.chain.rpc_url, timeout_s=config.chain.request_timeout_s)
+        if executor is None:
+            executor = recorded.get(rpc.chain_id())
+            if executor is None:
+                return "no: set account.executor to check the journal against the chain", [], None
+            source = f" (executor {executor}, the journal's: account.executor is unset)"
         sources = config_sources(rpc, config_chain(config)[1])
-        collector = SnapshotCollector(rpc, sources, account=config.account.executor)
+        collector = SnapshotCollector(rpc, sources, account=executor)
         snapshot = collector.fetch_snapshot()
     except KeeperError as exc:
         return f"no: {exc}", [], None
@@ -133,4 +144,4 @@ def _check_chain(config: KeeperConfig, report: StatusReport,
     for market, held in account.markets.items():
         if held.position_size_x18 != journal_sizes.get(market, 0):
             mismatches.append(f"{market}: journal perp {journal_sizes.get(market, 0)}, chain {held.position_size_x18}")
-    return f"yes, at block {snapshot.block_number}", mismatches, snapshot
+    return f"yes, at block {snapshot.block_number}{source}", mismatches, snapshot

@@ -139,6 +139,8 @@ def test_migrate_moves_collateral_and_inventory_and_refuses_while_a_position_is_
     nonce_before = _nonce(rpc, chain["admin"])
     refused = _keeper(*migrate)
     assert refused.exit_code == 2 and "still holds positions" in refused.output
+    # naming the market, not only its Perp base token (the operator reads "ETH")
+    assert f"in ETH (base token {manifest.market('ETH').base_token}); close them first" in " ".join(refused.output.split())
     assert _nonce(rpc, chain["admin"]) == nonce_before and tx.read(old, EX, "paused") is False
 
     # When the keeper has closed it and the admin migrates

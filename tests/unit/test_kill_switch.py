@@ -40,7 +40,7 @@ def test_a_market_it_does_not_trade_or_an_unreadable_file_means_every_market_wit
     path.mkdir()  # there, but not a file
     with capture_logs() as logs:
         assert switch() is True
-    assert [e["event"] for e in logs] == ["kill_switch.unreadable"]
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["kill_switch.unreadable"]
 
 
 def test_named_markets_unwind_or_freeze_alone_and_cannot_open() -> None:
@@ -65,7 +65,7 @@ def test_the_markets_come_back_in_their_configured_spelling_and_a_new_typo_alarm
         assert switch() == frozenset({"BTC"})
         path.write_text("ETX")
         switch()
-    assert [e["event"] for e in logs] == ["kill_switch.unknown_markets"] * 2
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["kill_switch.unknown_markets"] * 2
 
 
 def test_a_market_frozen_while_the_margin_is_below_the_guard_is_named_in_the_alarm() -> None:
@@ -77,3 +77,26 @@ def test_a_market_frozen_while_the_margin_is_below_the_guard_is_named_in_the_ala
                        gas_price_wei=GWEI, realized_today_usd=0.0, kill_switch=frozenset({"ETH"}))
     assert view.unwind_all and view.frozen_markets == {"ETH": "kill switch: freeze ETH"}
     assert view.frozen_margin and "every market but ETH, which the kill switch freezes" in view.frozen_margin
+
+
+def test_each_change_of_the_switch_is_logged_once(tmp_path: Path) -> None:
+    # Given a switch read every tick, pulled by the file for ETH, then for every market, then released
+    path, flag = tmp_path / "KILL", threading.Event()
+    switch = KillSwitch(path, ["ETH", "BTC"], flag)
+    with capture_logs() as logs:
+        switch()
+        path.write_text("ETH")
+        switch(), switch()
+        path.write_text("")
+        switch()
+        path.unlink()
+        switch(), switch()
+        flag.set()
+        switch()
+    # Then each change is one event, naming what is pulled and by what
+    changes = [(e["event"], e["log_level"], e.get("markets"), e.get("source")) for e in logs
+               if e["event"] in ("kill_switch.pulled", "kill_switch.released")]
+    assert changes == [("kill_switch.pulled", "warning", ["ETH"], str(path)),
+                       ("kill_switch.pulled", "warning", "every market", str(path)),
+                       ("kill_switch.released", "info", None, None),
+                       ("kill_switch.pulled", "warning", "every market", "SIGUSR1")]

@@ -77,6 +77,26 @@ def test_the_panel_shows_the_warm_start_s_progress_before_the_first_tick(tmp_pat
     assert "warm_start.partial read=812 first_unreadable=587 seconds=2.3" in text
 
 
+def test_the_panel_shows_every_warning_and_error_as_an_incident_and_the_kill_switch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Given events the panel has no line for, at error and warning, one at info, and the kill switch
+    state = LiveState(log_file=tmp_path / "keeper.log")
+    state.tap(None, "error", {"event": "kill_switch.unknown_markets", "path": ".keeper/KILL", "unknown": ["ETHH"]})
+    state.tap(None, "error", {"event": "unwind.wallet_short", "block": 77, "market": "BTC", "kind": "close",
+                              "reason": "wallet short by 12 USDC"})
+    state.tap(None, "warning", {"event": "market.quarantined", "market": "ETH", "reason": "3 errors in a row"})
+    state.tap(None, "info", {"event": "journal.pruned", "decisions": 5})
+    state.tap(None, "warning", {"event": "kill_switch.pulled", "markets": "every market", "source": ".keeper/KILL"})
+    console = Console(record=True, width=130, color_system=None)
+    console.print(state)
+    text = console.export_text()
+    # Then the warnings and errors are in the recent list with what they are about; the info is not
+    assert "kill_switch.unknown_markets unknown=['ETHH']" in text
+    assert "#77 unwind.wallet_short market=BTC kind=close reason=wallet short by 12 USDC" in text
+    assert "market.quarantined market=ETH reason=3 errors in a row" in text
+    assert "kill_switch.pulled markets=every market source=.keeper/KILL" in text
+    assert "journal.pruned" not in text
+
+
 def test_a_log_file_that_cannot_be_written_is_a_config_error_naming_the_key(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import sys
     from pathlib import Path
