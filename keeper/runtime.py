@@ -150,7 +150,7 @@ def _journal_executor(config: KeeperConfig, rpc: JsonRpc, chain_id: int) -> str 
     with it instead of provisioning a new one, whose empty account would close the journal's open
     positions as "not on chain" while the old executor still holds them."""
     with Journal(config.monitoring.journal) as journal:
-        executor = journal.executor_of(chain_id)
+        executor = journal.recorded_executors().get(chain_id)
     if executor is None or not rpc.get_code(executor):
         return None
     log.info("executor.reused", executor=executor, journal=str(config.monitoring.journal))
@@ -162,7 +162,7 @@ def _refuse_other_executor(config: KeeperConfig, chain_id: int, executor: str) -
     its live runs) is refused before anything is sent: reconciling with its account would book
     them closed ("not on chain") while the other executor still holds them."""
     with Journal(config.monitoring.journal) as journal:
-        recorded = journal.executor_of(chain_id)
+        recorded = journal.recorded_executors().get(chain_id)
         if recorded is None or recorded.lower() == executor.lower():
             return
         held = sorted(set(journal.open_positions()) | {m for p in fetch_open_pairs(journal) for m in (p.market_a, p.market_b)})

@@ -110,6 +110,9 @@ def build_status(config: KeeperConfig) -> StatusView:
     return StatusView(report, checked, tuple(mismatches), pairs, close_value)
 
 
+_NO_EXECUTOR = "no: set account.executor to check the journal against the chain"
+
+
 def _check_chain(config: KeeperConfig, report: StatusReport,
                  pairs: tuple[OpenPairStatus, ...] = ()) -> tuple[str, list[str], MarketSnapshot | None]:
     unset = [k for k, v in (("chain.rpc_url (or --rpc-url)", config.chain.rpc_url),
@@ -121,13 +124,13 @@ def _check_chain(config: KeeperConfig, report: StatusReport,
         with Journal(config.monitoring.journal, readonly=True) as journal:
             recorded = journal.recorded_executors()
     if executor is None and not recorded:
-        return "no: set account.executor to check the journal against the chain", [], None
+        return _NO_EXECUTOR, [], None
     try:
         rpc = JsonRpc(config.chain.rpc_url, timeout_s=config.chain.request_timeout_s)
         if executor is None:
             executor = recorded.get(rpc.chain_id())
             if executor is None:
-                return "no: set account.executor to check the journal against the chain", [], None
+                return _NO_EXECUTOR, [], None
             source = f" (executor {executor}, the journal's: account.executor is unset)"
         sources = config_sources(rpc, config_chain(config)[1])
         collector = SnapshotCollector(rpc, sources, account=executor)

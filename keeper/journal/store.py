@@ -100,21 +100,15 @@ class Journal:
                     raise JournalError(f"journal {self.path}: {exc}") from exc
                 raise
 
-    def executor_of(self, chain_id: int) -> str | None:
-        """The executor this journal's last live run traded through on `chain_id`, if it recorded one
-        (a restart with account.executor unset on a devnet or fork carries on with it)."""
-        with self._read() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"executor:{chain_id}",)).fetchone()
-        return row[0] if row else None
-
     def recorded_executors(self) -> dict[int, str]:
-        """Every chain's executor recorded by `record_executor`, by chain id."""
+        """The executor each chain's last live run traded through (`record_executor`), by chain id
+        (a restart with account.executor unset on a devnet or fork carries on with it)."""
         with self._read() as conn:
             rows = conn.execute("SELECT key, value FROM meta WHERE key LIKE 'executor:%'").fetchall()
         return {int(key.split(":", 1)[1]): value for key, value in rows}
 
     def record_executor(self, chain_id: int, executor: str) -> None:
-        """Records the executor a live run trades through on `chain_id` (see `executor_of`)."""
+        """Records the executor a live run trades through on `chain_id` (see `recorded_executors`)."""
         with self._write() as conn:
             conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                          (f"executor:{chain_id}", executor))

@@ -52,7 +52,8 @@ from keeper.journal import Journal
 from keeper.logs import configure_logging, get_logger, redacted_url
 from keeper.simulate.compare import account_limits, compare, keeper_round_trips, yardsticks_json
 from keeper.simulate.driver import ScenarioDriver
-from keeper.simulate.fork import find_origin_manifest, fund_gas, origin_head, provision_fork_executor, start_fork
+from keeper.simulate.fork import (check_fork_block, find_origin_manifest, fund_gas, origin_head,
+                                  provision_fork_executor, start_fork)
 from keeper.simulate.ledger import BalanceReader, KeeperBalances, compute_balance_change
 from keeper.simulate.pair_trips import pair_fee_paid_wei, pair_pnl, pair_round_trips, pair_transactions
 from keeper.simulate.paper import AccountLimits, SnapshotQuoter, path_points
@@ -159,8 +160,7 @@ def run_simulation(settings: KeeperConfig, *, fork_url: str, fork_block: int | N
     if blocks < 1:
         raise ConfigError(f"--blocks must be >= 1, got {blocks}")
     origin_chain_id, origin_block = origin_head(fork_url)
-    if fork_block is not None and not 0 <= fork_block <= origin_block:
-        raise ConfigError(f"--fork-block {fork_block}: must be between 0 and the origin's head, block {origin_block}")
+    check_fork_block(fork_block, origin_block)
     console = console or Console(stderr=True)
     node = start_fork(fork_url, fork_block)  # before --out is touched: a fork that fails leaves nothing there
     runtime = None

@@ -55,6 +55,12 @@ class ForkStartError(FatalError):
     """anvil could not fork the origin (at that block): every run from the same origin block would fail alike."""
 
 
+def check_fork_block(fork_block: int | None, head: int) -> None:
+    """A --fork-block the origin has (0 .. its head), else a ConfigError naming the head."""
+    if fork_block is not None and not 0 <= fork_block <= head:
+        raise ConfigError(f"--fork-block {fork_block}: must be between 0 and the origin's head, block {head}")
+
+
 def start_fork(fork_url: str, fork_block: int | None = None) -> AnvilNode:
     """anvil forked from `fork_url`; raises ForkStartError (bad --fork-url / --fork-block) on failure."""
     node = AnvilNode(fork_url=fork_url, fork_block=fork_block, startup_timeout_s=60.0)

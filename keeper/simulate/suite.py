@@ -32,7 +32,7 @@ from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, KeeperError
 from keeper.logs import redacted_url
 from keeper.plan import RISK_STRATEGY
-from keeper.simulate.fork import ForkStartError, origin_head
+from keeper.simulate.fork import ForkStartError, check_fork_block, origin_head
 from keeper.simulate.scenario import SCENARIO_DIR, load_scenario, scenario_path
 
 RunFn = Callable[..., list[Path]]
@@ -159,8 +159,7 @@ def run_suite(settings: KeeperConfig, *, fork_url: str, fork_block: int | None, 
     started = time.monotonic()
     paths = resolve_scenarios(scenarios)
     chain_id, head = origin_head(fork_url)
-    if fork_block is not None and fork_block > head:
-        raise ConfigError(f"--fork-block {fork_block}: must be between 0 and the origin's head, block {head}")
+    check_fork_block(fork_block, head)
     block = head if fork_block is None else fork_block
     console = console or Console(stderr=True)
     runs: list[dict[str, Any]] = []

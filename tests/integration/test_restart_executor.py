@@ -55,7 +55,7 @@ def test_a_recorded_executor_without_code_on_this_chain_is_not_reused(devnet: De
     runtime.close()
     assert runtime.executor_address != gone and devnet.rpc.get_code(runtime.executor_address)
     with Journal(settings.monitoring.journal) as journal:
-        assert journal.executor_of(devnet.rpc.chain_id()) == runtime.executor_address
+        assert journal.recorded_executors().get(devnet.rpc.chain_id()) == runtime.executor_address
 
 
 def test_another_key_on_the_journals_executor_is_refused_naming_the_journal(
