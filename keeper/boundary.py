@@ -2,7 +2,8 @@
 (keeper.errors.classify_error) and handled here, by group; the scheduler never sees one.
 
 - transient (RPC timeouts, HTTP 429/5xx, JSON-RPC "try again" replies): a metric and a warning;
-  the tick (or the one intent) is skipped and the next tick retries;
+  the tick (or the one intent) is skipped and the next tick retries; a snapshot the node kept
+  answering from another block (SnapshotWrongBlock) has its own warning, `snapshot.wrong_block`;
 - opportunity: skipped with its reason;
 - fatal: recorded for an orderly stop (the runtime stops the loop, the process exits 1), with a
   `keeper.fatal` event;
@@ -16,7 +17,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass, field
 
-from keeper.errors import ErrorGroup, classify_error
+from keeper.errors import ErrorGroup, SnapshotWrongBlock, classify_error
 from keeper.logs import get_logger
 from keeper.metrics import KeeperMetrics
 from keeper.types import Direction, Position
@@ -39,7 +40,11 @@ class ErrorBoundary:
         group = classify_error(exc)
         self.metrics.tick_errors.labels(group.value).inc()
         fields = dict(where=where, block=block, market=market, error_type=type(exc).__name__, error=str(exc))
-        if group is ErrorGroup.TRANSIENT:
+        if isinstance(exc, SnapshotWrongBlock):  # the node answered from another block: this tick skipped
+            self.metrics.rpc_errors.inc()
+            log.warning("snapshot.wrong_block", where=where, block=block, phase=exc.phase,
+                        expected_block=exc.expected_block, got_block=exc.got_block, reads=exc.reads, error=str(exc))
+        elif group is ErrorGroup.TRANSIENT:
             self.metrics.rpc_errors.inc()
             log.warning("tick.transient", **fields)
         elif group is ErrorGroup.OPPORTUNITY:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +27,8 @@ from eth_utils import to_checksum_address
 from keeper.artifacts import abi_codec
 from keeper.chain.multicall import Call, CallResult, Multicall, encode_aggregate3, word_uint
 from keeper.chain.rpc import JsonRpc
-from keeper.errors import ChainMismatchError, KeeperError, RpcError
-from keeper.logs import redacted_url
+from keeper.errors import ChainMismatchError, KeeperError, RpcError, SnapshotWrongBlock
+from keeper.logs import get_logger, redacted_url
 from keeper.types import MarketSnapshot, MarketView, Unavailable
 from keeper.venues import chainlink, perp_v2, uniswap_v3
 from keeper.venues.reads import ReadPlan
@@ -42,6 +42,8 @@ _MC_BLOCK_NUMBER = bytes.fromhex("42cbb15c")  # getBlockNumber()
 _MC_TIMESTAMP = bytes.fromhex("0f28c97d")  # getCurrentBlockTimestamp()
 _MC_BASEFEE = bytes.fromhex("3e64a696")  # getBasefee()
 
+log = get_logger("keeper.collect")
+
 
 # Ticks a pool's read window reaches either way at least: a x1.29 / x0.774 price move, past the
 # default stressed closes of strategies/exit_stress.py (index 5%, Perp's band up to 10%).
@@ -51,6 +53,9 @@ STRESS_REACH_TICKS = 2_560
 # underflow: the new block's state at the old block's time); a market that is really unreadable
 # fails twice.
 PREPARE_RETRY_PAUSE_S = 0.3
+# check_block: a batch is read at most this many times; answered from another block than the one
+# asked for every time, the snapshot is refused (SnapshotWrongBlock: the tick is skipped).
+READS_PER_BATCH = 3
 
 
 @dataclass(frozen=True)
@@ -94,11 +99,23 @@ class _Phase1:
 
 class SnapshotCollector:
     """Reads every market at one block. prepare() once (static facts, code checks), then
-    fetch_snapshot() each block."""
+    fetch_snapshot() each block.
+
+    check_block (the live loop's collector, keeper/runtime.py): every batch carries Multicall3's
+    getBlockNumber (phase 1 reads it anyway; the later batches get it as their first call, in the
+    same eth_call), and a batch answered from another block than the one asked for (a node mining
+    the next block while it answers) is read again, at most READS_PER_BATCH times in all. Off (replay,
+    history, scans), the calldata is the same as it always was."""
 
     def __init__(self, rpc: JsonRpc, sources: Sources, account: str | None = None,
-                 bitmap_half_width_words: int = 2, readers: Sequence[SnapshotReads] = SNAPSHOT_READERS) -> None:
+                 bitmap_half_width_words: int = 2, readers: Sequence[SnapshotReads] = SNAPSHOT_READERS,
+                 check_block: bool = False) -> None:
         self.rpc = rpc
+        self.check_block = check_block
+        # the plans put before a later batch's own: its block number when checked, none otherwise
+        self._lead: list[ReadPlan[Any]] = [ReadPlan(
+            [Call(sources.multicall3, _MC_BLOCK_NUMBER, "Multicall3.getBlockNumber")],
+            lambda d: word_uint(d[0]))] if check_block else []
         self.readers = tuple(readers)  # who fills each MarketView field, in batch order
         self.sources = sources
         self._account = account
@@ -226,7 +243,9 @@ class SnapshotCollector:
         # ---- phase 1: heads of everything + bitmap windows where a tick is known
         phase1 = self._phase1()
         per_market, account_plan = phase1.per_market, phase1.account_plan
-        results = self._run(phase1.plans, block, phase1.calldata)
+        results = self._read_at("heads", block if isinstance(block, int) else None,
+                                lambda: self._run(phase1.plans, block, phase1.calldata),
+                                lambda r: r[0][0] if isinstance(r[0], tuple) else None)
         block_values = results[0]
         if isinstance(block_values, Unavailable):
             raise KeeperError(f"snapshot: block getters failed: {block_values.reason}")
@@ -258,7 +277,10 @@ class SnapshotCollector:
         if stale:
             bitmap_plans = [uniswap_v3.plan_bitmap(p.address, p.tick_spacing, heads[p.address].tick,
                                                    self.half_width_for(p.tick_spacing)) for p in stale]
-            for p, window in zip(stale, self._run(bitmap_plans, block_number)):
+            lead = len(self._lead)
+            read = self._read_at("windows", block_number, lambda: self._run(self._lead + bitmap_plans, block_number),
+                                 self._lead_block)
+            for p, window in zip(stale, read[lead:]):
                 if isinstance(window, uniswap_v3.BitmapWindow):
                     self._windows[p.address] = window
                 else:
@@ -272,15 +294,19 @@ class SnapshotCollector:
             tick_key = tuple((p.address, self._initialized_ticks(p.address)) for p in tick_pools)
             known_ticks = self._ticks_cache.get(tick_key)
             if known_ticks is None:
-                tick_plans = [uniswap_v3.plan_liquidity_net(address, list(ticks)) for address, ticks in tick_key]
+                tick_plans = self._lead + [uniswap_v3.plan_liquidity_net(address, list(ticks))
+                                           for address, ticks in tick_key]
                 known_ticks = _remember(self._ticks_cache, tick_key,
                                         (tick_plans, encode_aggregate3([c for p in tick_plans for c in p.calls])))
             self._last_windows = (windows, (tick_pools, known_ticks))
         tick_plans, tick_calldata = known_ticks
         storage = [[(r, r.storage_requests(mr.ctx, block_number)) for r in mr.storage_readers] for mr in markets_reads]
         storage_requests = [q for per_reader in storage for _, requests in per_reader for q in requests]
-        tick_results, storage_words = self._run_with_requests(tick_plans, block_number, tick_calldata, storage_requests)
-        nets = dict(zip((p.address for p in tick_pools), tick_results))
+        tick_results, storage_words = self._read_at(
+            "ticks", block_number,
+            lambda: self._run_with_requests(tick_plans, block_number, tick_calldata, storage_requests),
+            lambda r: self._lead_block(r[0]))
+        nets = dict(zip((p.address for p in tick_pools), tick_results[len(self._lead):]))
 
         def pool_state(pool: PoolStatic | None) -> V3PoolState | Unavailable:
             if pool is None:
@@ -358,6 +384,27 @@ class SnapshotCollector:
             plans.append(wallet_plan)
         return _remember(self._phase1_cache, key, _Phase1(key, plans, per_market, account_plan, wallet_plan,
                                                           encode_aggregate3([c for p in plans for c in p.calls])))
+
+    def _read_at(self, phase: str, expected: int | None, read: Callable[[], Any],
+                 answered: Callable[[Any], int | None]) -> Any:
+        """`read()`'s answer; with check_block, read again while `answered` (its block number, None when
+        it has none) is not `expected` (None: any block), up to READS_PER_BATCH reads in all."""
+        result = read()
+        reads = 1
+        while self.check_block and expected is not None:
+            got = answered(result)
+            if got is None or got == expected:
+                break
+            if reads == READS_PER_BATCH:
+                raise SnapshotWrongBlock(phase, expected, got, reads)
+            log.info("snapshot.reread", phase=phase, expected_block=expected, got_block=got, read=reads)
+            result = read()
+            reads += 1
+        return result
+
+    def _lead_block(self, results: list[Any]) -> int | None:
+        """The block a later batch was answered from (its lead plan), None when unchecked."""
+        return results[0] if self._lead and results and isinstance(results[0], int) else None
 
     def _run_with_requests(self, plans: Sequence[ReadPlan[Any]], block: int, calldata: bytes,
                            requests: list[tuple[str, list[Any]]]) -> tuple[list[Any], list[Any]]:

@@ -63,6 +63,22 @@ class HttpStatusError(TransientError):
         return self.status in self.REFUSING
 
 
+class SnapshotWrongBlock(TransientError):
+    """A snapshot batch was answered from another block than the one asked for, at every read
+    (keeper/collect.py, check_block): the tick is skipped, the next head tries again."""
+
+    def __init__(self, phase: str, expected_block: int, got_block: int, reads: int) -> None:
+        super().__init__(f"snapshot: the {phase} batch was answered from block {got_block}, not {expected_block}, "
+                         f"{reads} reads in a row")
+        self.phase = phase
+        self.expected_block = expected_block
+        self.got_block = got_block
+        self.reads = reads
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int, int]]:  # across a process pool
+        return type(self), (self.phase, self.expected_block, self.got_block, self.reads)
+
+
 class RpcError(KeeperError):
     """The node answered with a JSON-RPC error object."""
 

@@ -236,7 +236,9 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
     if unknown:
         raise ConfigError(f"markets.enabled: unknown market(s) {unknown}; this chain has {[m.name for m in sources.markets]}")
     check_pair_markets(config, [m.name for m in sources.markets])
-    collector = SnapshotCollector(rpc, sources)  # every address has code: a wrong chain is named before any deploy
+    # every address has code: a wrong chain is named before any deploy; the live loop's snapshots are
+    # checked to come from the block asked for (a batch the node answered from another is read again)
+    collector = SnapshotCollector(rpc, sources, check_block=True)
     collector.prepare()
     anvil = _is_anvil(rpc)
     # ---- who trades

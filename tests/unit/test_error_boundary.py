@@ -18,6 +18,7 @@ from keeper.errors import (
     ErrorGroup,
     RpcError,
     SkipOpportunity,
+    SnapshotWrongBlock,
     TransientError,
     TransientRpcError,
     classify_error,
@@ -77,6 +78,31 @@ def test_given_a_transient_error_in_a_tick_then_it_is_a_warning_and_a_metric(tmp
     assert errors_counted(engine, "transient") == 1 and engine.fatal is None
     assert engine.metrics.registry.get_sample_value("keeper_rpc_errors_total") == 1
     assert [e["log_level"] for e in logs if e["event"] == "tick.transient"] == ["warning"]
+
+
+def test_given_a_snapshot_read_from_another_block_then_it_is_transient_and_pickles() -> None:
+    import pickle
+
+    exc = SnapshotWrongBlock("heads", expected_block=100, got_block=101, reads=3)
+    assert classify_error(exc) is ErrorGroup.TRANSIENT and isinstance(exc, TransientError)
+    assert str(exc) == "snapshot: the heads batch was answered from block 101, not 100, 3 reads in a row"
+    again = pickle.loads(pickle.dumps(exc))  # across a process pool, its fields kept
+    assert (again.phase, again.expected_block, again.got_block, again.reads, str(again)) == \
+        ("heads", 100, 101, 3, str(exc))
+
+
+def test_given_a_snapshot_from_another_block_in_a_tick_then_a_wrong_block_warning_skips_that_tick(
+        tmp_path: Path) -> None:
+    engine = engine_raising(SnapshotWrongBlock("ticks", expected_block=100, got_block=99, reads=3), tmp_path)
+    with capture_logs() as logs:
+        assert engine.tick() is None  # nothing raised: the tick is skipped
+        assert engine.tick() is None  # and the loop goes on to the next one
+    warnings = [e for e in logs if e["event"] == "snapshot.wrong_block"]
+    assert [(e["log_level"], e["phase"], e["expected_block"], e["got_block"], e["reads"]) for e in warnings] == \
+        [("warning", "ticks", 100, 99, 3)] * 2
+    assert not [e for e in logs if e["event"] == "tick.transient"]  # one warning per skipped tick, its own
+    assert errors_counted(engine, "transient") == 2 and engine.fatal is None
+    assert engine.metrics.registry.get_sample_value("keeper_rpc_errors_total") == 2  # the node's answer, counted
 
 
 def test_given_a_skipped_opportunity_in_a_tick_then_it_is_logged_with_its_reason(tmp_path: Path) -> None:
