@@ -29,10 +29,11 @@ from eth_utils import keccak
 from keeper.addressbook import config_chain, config_sources
 from keeper.chain.fees import GAS_PRICE_ORACLE, build_get_l1_fee_calldata
 from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate3, encode_aggregate3
-from keeper.chain.rpc import JsonRpc
+from keeper.chain.rpc import BlockParam, JsonRpc
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, KeeperError, RpcError
+from keeper.history.reorg import ReorgTooDeep, node_hashes, rewind
 from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
 from keeper.logs import redacted_url
@@ -65,15 +66,23 @@ class WrongBlockAnswer(KeeperError):
     """The node answered a block's pinned reads with another block's state (exit 1)."""
 
 
+class BlockReplaced(KeeperError):
+    """The block being read left the node's chain (a reorg): read that height again."""
+
+
 class RecordingMulticall(Multicall):
-    """The collector's Multicall3 that also keeps what it sent and what the node answered."""
+    """The collector's Multicall3 that also keeps what it sent and what the node answered, its
+    reads of the `pinned` block number going out pinned to that block's hash (EIP-1898)."""
 
     def __init__(self, rpc: JsonRpc, address: str) -> None:
         super().__init__(rpc, address)
         self.captured: list[tuple[bytes, bytes]] = []
+        self.pinned: tuple[int, str] | None = None  # (number, hash)
 
-    def run(self, calldata: bytes, block: int | str = "latest") -> list[CallResult]:
-        return self._answer(calldata, self.rpc.eth_call(self.address, calldata, block))
+    def _at(self, block: int | str) -> BlockParam:
+        if self.pinned is not None and block == self.pinned[0]:
+            return {"blockHash": self.pinned[1]}
+        return block
 
     def _answer(self, calldata: bytes | None, raw: bytes) -> list[CallResult]:
         assert calldata is not None
@@ -110,12 +119,20 @@ class BlockRecorder:
         return cls(rpc, collector, multicall, bool(rpc.get_code(GAS_PRICE_ORACLE)))
 
     def record(self, block: int, last: int | None = None, *, at_head: bool = False) -> BlockRecord:
-        """One block; the headers (and L1-fee reads) of the blocks up to `last` are fetched ahead
-        in one batch with this one's, so that a block costs the collector's two reads only.
-        `at_head`: the block was the node's head when the recording started; a read of it that
-        failed is read again too (anvil mining the next block), and kept if it fails every time."""
+        """One block: its header first (fetched ahead in one batch with the headers of the blocks up
+        to `last`, HEADERS_AHEAD at most), then the collector's reads pinned to its hash, so that
+        a reorg between the reads cannot mix two chains into one record. `at_head`: the block was
+        the node's head when the recording started; a read of it that failed is read again too
+        (anvil mining the next block), and kept if it fails every time. Raises BlockReplaced when
+        the header's block left the node's chain before its reads were answered."""
         windows = dict(self.collector._last_tick)
         try:
+            if block not in self._ahead:
+                self._fetch_ahead(block, max(block, min(last if last is not None else block, block + HEADERS_AHEAD - 1)))
+            header, l1 = self._ahead[block]
+            if not header:
+                raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} has no block {block}")
+            self.multicall.pinned = (block, header["hash"])
             for attempt in range(WRONG_BLOCK_RETRIES + 1):
                 self.multicall.captured = []
                 self.collector._last_tick = dict(windows)  # a re-read builds the calldata the first read did
@@ -129,35 +146,40 @@ class BlockRecorder:
                     raise WrongBlockAnswer(f"the node at {redacted_url(self.rpc.url)} answered the reads of block {block} "
                                            f"with block {answered}'s state, {attempt + 1} times: not recorded")
                 time.sleep(WRONG_BLOCK_PAUSE_S)
-            if block not in self._ahead:
-                self._fetch_ahead(block, max(block, min(last if last is not None else block, block + HEADERS_AHEAD - 1)))
-        except WrongBlockAnswer:
+        except (WrongBlockAnswer, StateUnavailable):
             raise
         except (RpcError, KeeperError) as exc:
+            pinned, self._ahead = self.multicall.pinned, {}
+            if pinned is not None and node_hashes(self.rpc, [block]) != [bytes.fromhex(pinned[1][2:])]:
+                raise BlockReplaced(f"block {block} {pinned[1]} left the node's chain while it was read") from exc
             raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} cannot serve the state of block {block} "
                                    f"(first block it cannot serve; an archive node keeps every block): {exc}") from exc
-        header, l1 = self._ahead.pop(block)
-        if not header:
-            raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} has no block {block}")
+        finally:
+            self.multicall.pinned = None
+        del self._ahead[block]
         return BlockRecord(
             block=block, timestamp=int(header["timestamp"], 16), hash=bytes.fromhex(header["hash"][2:]),
             parent_hash=bytes.fromhex(header["parentHash"][2:]), base_fee_wei=int(header.get("baseFeePerGas", "0x0"), 16),
             gas_used=int(header["gasUsed"], 16), gas_limit=int(header["gasLimit"], 16),
             l1=l1, window_ticks=windows, reads=list(self.multicall.captured))
 
+    def forget_ahead(self) -> None:
+        """Drop the headers fetched ahead (a reorg: they may be of the orphaned chain)."""
+        self._ahead.clear()
+
     def _fetch_ahead(self, first: int, last: int) -> None:
-        requests: list[tuple[str, list[Any]]] = []
-        for b in range(first, last + 1):
-            requests.append(("eth_getBlockByNumber", [hex(b), False]))
-            if self.l1_oracle:
-                requests.append(("eth_call", [{"to": self.multicall.address, "data": "0x" + _L1_CALLDATA.hex()}, hex(b)]))
-        replies = self.rpc.batch(requests)
-        step = 2 if self.l1_oracle else 1
-        for i, b in enumerate(range(first, last + 1)):
-            header = replies[i * step]
-            self._ahead[b] = (header, _l1_values(replies[i * step + 1]) if self.l1_oracle else None)
-
-
+        """The headers of blocks first..last in one batch; on an OP-stack chain their L1-fee reads in
+        a second one, each pinned to its header's hash."""
+        headers = self.rpc.batch([("eth_getBlockByNumber", [hex(b), False]) for b in range(first, last + 1)])
+        l1: list[tuple[int | None, ...] | None] = [None] * len(headers)
+        if self.l1_oracle:
+            known = [(i, h) for i, h in enumerate(headers) if h]
+            replies = self.rpc.batch([("eth_call", [{"to": self.multicall.address, "data": "0x" + _L1_CALLDATA.hex()},
+                                                    {"blockHash": h["hash"]}]) for _, h in known])
+            for (i, _), reply in zip(known, replies):
+                l1[i] = _l1_values(reply)
+        for b, header, fee in zip(range(first, last + 1), headers, l1):
+            self._ahead[b] = (header, fee)
 def _reads_failed(snapshot: MarketSnapshot) -> bool:
     parts = [getattr(view, name) for view in snapshot.markets.values() for name in ("perp", "spot_v2", "spot_v3", "oracle")]
     return any(isinstance(part, Unavailable) for part in [*parts, snapshot.account])
@@ -199,19 +221,37 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
     created = not out.exists()
     writer = HistoryWriter(out, meta)
     started, done, block = time.perf_counter(), 0, start
+    previous = writer.recorded_hash(block - 1)  # the hash the next block must name as its parent
     try:
         while not stop():
             if block > end:
-                if not follow:
+                if follow:
+                    time.sleep(poll_s)
+                    end = rpc.block_number() - FOLLOW_BEHIND_HEAD
+                    continue
+                if previous is None or node_hashes(rpc, [block - 1]) == [previous]:
                     break
-                time.sleep(poll_s)
-                end = rpc.block_number() - FOLLOW_BEHIND_HEAD
+                record = None  # the range's last recorded block was replaced
+            else:
+                try:
+                    record = recorder.record(block, end, at_head=not follow and block >= head)
+                except BlockReplaced:
+                    continue  # that height again, from its new header
+            if record is None or (previous is not None and record.parent_hash != previous):
+                ancestor = rewind(writer, rpc, block - 1)  # the recorded blocks after it left the node's chain
+                done -= max(0, block - 1 - max(ancestor, start - 1))
+                block, start, previous = ancestor + 1, min(start, ancestor + 1), writer.recorded_hash(ancestor)
+                recorder.forget_ahead()
                 continue
-            writer.append(recorder.record(block, end, at_head=not follow and block >= head))
+            writer.append(record)
+            previous = record.hash
             done += 1
             if progress:
                 progress(done, 0 if follow else end - start + 1, block)
             block += 1
+    except ReorgTooDeep:
+        writer.drop_after(-1)  # the blocks not yet on disk are of the same contradicted chain: none written
+        raise
     finally:
         writer.flush()
         if created and last_recorded_block(out) is None:  # stopped before its first block: no empty --out left
