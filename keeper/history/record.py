@@ -35,6 +35,7 @@ from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, KeeperError, RpcError
 from keeper.history.reorg import ReorgTooDeep, node_hashes, rewind
 from keeper.history.replay import collector_meta, storage_read_key
+from keeper.history.served import served_start
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
 from keeper.logs import redacted_url
 from keeper.simulate.paper import PAPER_TX_BYTES
@@ -211,12 +212,16 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
     if follow:
         end = head - FOLLOW_BEHIND_HEAD
     start = resume_block(out, from_block)
+    fresh = start is None
     if start is None:
         start = from_block if from_block is not None else (head if follow else max(0, end - DEFAULT_BLOCKS + 1))
     if from_block is not None and from_block > end and not follow:
         raise ConfigError(f"--from-block {from_block} is after --to-block {end}" if to_block is not None else
                           f"--from-block {from_block}: after the node's head, block {head} (--follow waits for it)")
-    recorder = BlockRecorder.start(rpc, recording_sources(settings, rpc), account)
+    sources = recording_sources(settings, rpc)
+    if fresh and from_block is None and not follow:  # the default range: from what the node serves
+        start = served_start(rpc, sources.multicall3, start, end)
+    recorder = BlockRecorder.start(rpc, sources, account)
     meta = collector_meta(recorder.collector) | {"l1_fee_inputs": recorder.l1_oracle}
     created = not out.exists()
     writer = HistoryWriter(out, meta)

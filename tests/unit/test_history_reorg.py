@@ -183,3 +183,54 @@ def test_given_a_pinned_block_then_its_reads_and_storage_requests_go_out_by_hash
     (call, storage), = rpc.batches
     assert call[1][1] == by_hash and storage == ("eth_getStorageAt", ["0x" + "11" * 20, "0x5", by_hash])
     assert len(multicall.captured) == 4  # both answers, the pinned batch's call and its storage word
+
+
+# ---------------------------------------------------------------------------- pruned nodes
+@pytest.mark.parametrize("first_served", [0, 1, 377, 998, 999])
+def test_given_a_pruned_node_then_bisection_finds_the_first_block_it_serves(first_served: int) -> None:
+    from keeper.history.served import first_served_block
+
+    probes: list[int] = []
+
+    def serves(block: int) -> bool:
+        probes.append(block)
+        return block >= first_served
+
+    assert first_served_block(serves, 0, 999) == first_served
+    assert len(probes) <= 12  # log2(1000) + the two ends
+
+
+def test_given_a_node_that_serves_not_even_the_end_then_none() -> None:
+    from keeper.history.served import first_served_block
+
+    assert first_served_block(lambda block: False, 0, 999) is None
+
+
+class _PrunedRpc:
+    url = "http://127.0.0.1:1"
+
+    def __init__(self, first_served: int) -> None:
+        self.first_served = first_served
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        from keeper.errors import RpcError
+
+        assert method == "eth_getBalance"
+        if int(params[1], 16) < self.first_served:
+            raise RpcError(method, -32602, f"BlockOutOfRangeError: requested was {int(params[1], 16)}")
+        return "0x0"
+
+
+def test_given_a_pruned_node_then_the_default_range_starts_past_its_first_served_block() -> None:
+    from structlog.testing import capture_logs
+
+    from keeper.errors import ConfigError
+    from keeper.history.served import SERVED_MARGIN, served_start
+
+    with capture_logs() as logs:
+        assert served_start(_PrunedRpc(1_872), "0x" + "11" * 20, 1_000, 1_999) == 1_872 + SERVED_MARGIN == 1_876
+        assert served_start(_PrunedRpc(900), "0x" + "11" * 20, 1_000, 1_999) == 1_000  # an archive node: unchanged
+    assert [(e["event"], e["asked"], e["served_from"], e["start"]) for e in logs] == [
+        ("record.range_shortened", 1_000, 1_872, 1_876)]
+    with pytest.raises(ConfigError, match="cannot serve the state of block 1999"):
+        served_start(_PrunedRpc(2_100), "0x" + "11" * 20, 1_000, 1_999)
