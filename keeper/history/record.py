@@ -1,13 +1,18 @@
 """`keeper record`: the keeper's own snapshot of every block, raw, into a history file.
 
-Per block: the collector's Multicall3 batches pinned to that block (their calldata and the
-node's return bytes, see store.py), the block header (hash, parent, gas used and limit, base
-fee) and, where the chain has the OP-stack GasPriceOracle, its L1-fee inputs at that block;
-headers and L1 reads are fetched 32 blocks at a time in one batched request. Resumable: an
-existing history continues after its last block (with or without --follow); a --from-block past
-it is refused, naming the blocks it would leave out (a history has no holes). A node that has not
-kept the state of a block answers its reads with an error: the recording stops there with one line
-naming that block (exit 2). Following, a block is recorded once the node has the next one: anvil
+Per block: the block header first (hash, parent, gas used and limit, base fee; fetched 32 blocks
+at a time in one batched request), then the collector's Multicall3 batches and storage reads
+pinned to that header's hash (EIP-1898: a reorg between the reads cannot mix two chains; their
+calldata and the node's return bytes, see store.py) and, where the chain has the OP-stack
+GasPriceOracle, its L1-fee inputs (a second batch per 32 headers, each pinned to its hash).
+Resumable: an existing history continues after its last block (with or without --follow); a
+--from-block past it is refused, naming the blocks it would leave out (a history has no holes).
+A block whose parent hash is not the recorded hash of the block before it (also on resume), or a
+range's last recorded block that is no longer the node's, is a reorg: reorg.py drops the orphaned
+blocks and the recording goes on from the common ancestor (deeper than 64 blocks: one line, exit
+2, the history untouched). A node that has not kept the state of a block answers its reads with
+an error: the recording stops there with one line naming that block (exit 2); the default range
+starts where the node serves state (served.py). Following, a block is recorded once the node has the next one: anvil
 answers a read of its head block while it mines the next with that block's state or a revert (the
 next block's number, a TWAP underflow), which would go into the history as this block's. Every
 block's answer must carry its own number (Multicall3's getBlockNumber): one that does not is read
