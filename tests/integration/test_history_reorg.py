@@ -70,6 +70,20 @@ def _events(result: subprocess.CompletedProcess[str], name: str) -> list[dict[st
     return [line for line in lines if line.get("event") == name]
 
 
+def _reorgs(events: list[dict[str, Any]]) -> list[tuple[int, int, int]]:
+    return [(e["depth"], e["from_block"], e["ancestor"]) for e in events if e["event"] == "record.reorg"]
+
+
+def _recorded_then_reorged(world: World, work: Path, out: str, blocks: int, depth: int) -> int:
+    """`blocks` new blocks recorded into `out` by the CLI, then the last `depth` of them replaced;
+    returns the head (the same height after the reorg)."""
+    head = _mine(_rpc(world), blocks)
+    assert _record(world, work, out, "--from-block", str(head - blocks + 1)).returncode == 0
+    _reorg(world, depth)
+    assert _rpc(world).block_number() == head
+    return head
+
+
 def _on_the_nodes_chain(rpc: JsonRpc, history: Path) -> list[int]:
     """The history's blocks, after checking each one's hash against the node's at that height."""
     records = list(read_blocks(history))
@@ -82,17 +96,14 @@ def _on_the_nodes_chain(rpc: JsonRpc, history: Path) -> list[int]:
 def test_a_10_block_reorg_between_two_runs_is_dropped_and_recorded_again(world) -> None:  # type: ignore[no-untyped-def]
     node, work = world
     rpc = _rpc(node)
-    head = _mine(rpc, 20)
-    first = _record(node, work, "h10", "--from-block", str(head - 19))
-    assert first.returncode == 0, first.stderr
     # Given a reorg of the last 10 recorded blocks, and 2 new blocks on the new chain
-    _reorg(node, 10)
+    head = _recorded_then_reorged(node, work, "h10", 20, 10)
     new_head = _mine(rpc, 2)
     # When the recording resumes
     second = _record(node, work, "h10")
     # Then the orphaned blocks were found and dropped, and the new chain's recorded in their place
     assert second.returncode == 0, second.stderr
-    assert [(e["depth"], e["from_block"], e["ancestor"]) for e in _events(second, "record.reorg")] == [(10, head, head - 10)]
+    assert _reorgs(_events(second, "record.reorg")) == [(10, head, head - 10)]
     assert "recorded 12 blocks" in second.stdout
     assert _on_the_nodes_chain(rpc, work / "h10") == list(range(head - 19, new_head + 1))
 
@@ -100,15 +111,12 @@ def test_a_10_block_reorg_between_two_runs_is_dropped_and_recorded_again(world) 
 def test_a_3_block_reorg_at_the_same_height_is_found_at_the_ranges_end(world) -> None:  # type: ignore[no-untyped-def]
     node, work = world
     rpc = _rpc(node)
-    head = _mine(rpc, 8)
-    assert _record(node, work, "h3", "--from-block", str(head - 7)).returncode == 0
     # Given 3 blocks replaced, the head at the same height
-    _reorg(node, 3)
-    assert rpc.block_number() == head
+    head = _recorded_then_reorged(node, work, "h3", 8, 3)
     # When recorded again: nothing new to read, but the last recorded block is no longer the node's
     again = _record(node, work, "h3")
     assert again.returncode == 0, again.stderr
-    assert [(e["depth"], e["from_block"], e["ancestor"]) for e in _events(again, "record.reorg")] == [(3, head, head - 3)]
+    assert _reorgs(_events(again, "record.reorg")) == [(3, head, head - 3)]
     assert "recorded 3 blocks" in again.stdout
     assert _on_the_nodes_chain(rpc, work / "h3") == list(range(head - 7, head + 1))
 
@@ -130,8 +138,7 @@ def test_a_10_block_reorg_during_a_recording(world, tmp_path: Path) -> None:  # 
                                     account=None, progress=progress)
     assert reorged
     # the 5 recorded blocks of the orphaned chain were dropped, the new chain's 10 recorded
-    assert [(e["depth"], e["from_block"], e["ancestor"]) for e in logs if e["event"] == "record.reorg"] == [
-        (5, head - 5, head - 10)]
+    assert _reorgs(logs) == [(5, head - 5, head - 10)]
     assert written == 30
     assert _on_the_nodes_chain(rpc, tmp_path / "h") == list(range(head - 29, head + 1))
 
@@ -139,8 +146,8 @@ def test_a_10_block_reorg_during_a_recording(world, tmp_path: Path) -> None:  # 
 def test_a_65_block_reorg_exits_2_and_leaves_the_files_as_they_were(world) -> None:  # type: ignore[no-untyped-def]
     node, work = world
     rpc = _rpc(node)
-    head = _mine(rpc, 70)
-    assert _record(node, work, "h65", "--from-block", str(head - 69)).returncode == 0
+    _mine(rpc, 70)
+    assert _record(node, work, "h65", "--from-block", str(rpc.block_number() - 69)).returncode == 0
     before = {p.name: p.read_bytes() for p in (work / "h65").iterdir()}
     _reorg(node, 65)
     _mine(rpc, 1)

@@ -234,3 +234,36 @@ def test_given_a_pruned_node_then_the_default_range_starts_past_its_first_served
         ("record.range_shortened", 1_000, 1_872, 1_876)]
     with pytest.raises(ConfigError, match="cannot serve the state of block 1999"):
         served_start(_PrunedRpc(2_100), "0x" + "11" * 20, 1_000, 1_999)
+
+
+def test_given_an_op_stack_chain_then_the_l1_fee_reads_go_in_a_second_batch_pinned_by_hash() -> None:
+    from types import SimpleNamespace
+
+    from eth_abi import encode
+
+    from keeper.history.record import BlockRecorder
+
+    headers = {b: {"number": hex(b), "timestamp": "0x10", "hash": "0x" + f"{b:064x}", "parentHash": "0x" + f"{b - 1:064x}",
+                   "baseFeePerGas": "0x7", "gasUsed": "0x1", "gasLimit": "0x2"} for b in (40, 41)}
+    l1_answer = "0x" + encode(["(bool,bytes)[]"], [[(True, (v).to_bytes(32, "big")) for v in (7, 0, 1368, 810_949, 41)]]).hex()
+    batches: list[list[Any]] = []
+
+    class Rpc:
+        url = "http://127.0.0.1:1"
+
+        def batch(self, requests: list[Any]) -> list[Any]:
+            batches.append(requests)
+            return [headers[int(p[0], 16)] if m == "eth_getBlockByNumber" else l1_answer for m, p in requests]
+
+    class Collector:
+        _last_tick: dict[str, int] = {}
+
+        def fetch_snapshot(self, block: int) -> Any:
+            return SimpleNamespace(block_number=block, markets={}, account=None)
+
+    recorder = BlockRecorder(Rpc(), Collector(), SimpleNamespace(captured=[], address="0x" + "cA11" * 10), True)  # type: ignore[arg-type]
+    record = recorder.record(40, 41)
+    assert [m for m, _ in batches[0]] == ["eth_getBlockByNumber"] * 2
+    assert [p[1] for _, p in batches[1]] == [{"blockHash": headers[40]["hash"]}, {"blockHash": headers[41]["hash"]}]
+    assert record.l1 == (7, 0, 1368, 810_949, 41) and record.hash == (40).to_bytes(32, "big")
+    assert recorder.record(41).l1 == (7, 0, 1368, 810_949, 41) and len(batches) == 2  # fetched ahead
