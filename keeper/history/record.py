@@ -12,8 +12,8 @@ range's last recorded block that is no longer the node's, is a reorg: reorg.py d
 blocks and the recording goes on from the common ancestor (deeper than 64 blocks: one line, exit
 2, the history untouched). A node that has not kept the state of a block answers its reads with
 an error: the recording stops there with one line naming that block (exit 2); the default range
-starts where the node serves state (served.py). Following, a block is recorded once the node has the next one: anvil
-answers a read of its head block while it mines the next with that block's state or a revert (the
+starts where the node serves state (served.py). Following, a block is recorded once the node has
+the next one: anvil answers a read of its head block while it mines the next with that block's state or a revert (the
 next block's number, a TWAP underflow), which would go into the history as this block's. Every
 block's answer must carry its own number (Multicall3's getBlockNumber): one that does not is read
 again, then refused; a read of the head block (the end of a range up to the head) that failed is
@@ -156,7 +156,7 @@ class BlockRecorder:
             raise
         except (RpcError, KeeperError) as exc:
             pinned, self._ahead = self.multicall.pinned, {}
-            if pinned is not None and node_hashes(self.rpc, [block]) != [bytes.fromhex(pinned[1][2:])]:
+            if pinned is not None and _replaced(self.rpc, block, pinned[1]):
                 raise BlockReplaced(f"block {block} {pinned[1]} left the node's chain while it was read") from exc
             raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} cannot serve the state of block {block} "
                                    f"(first block it cannot serve; an archive node keeps every block): {exc}") from exc
@@ -186,6 +186,16 @@ class BlockRecorder:
                 l1[i] = _l1_values(reply)
         for b, header, fee in zip(range(first, last + 1), headers, l1):
             self._ahead[b] = (header, fee)
+
+
+def _replaced(rpc: JsonRpc, block: int, hash_hex: str) -> bool:
+    """Is the node's block at that height now another one? (Unknown, the node failing again: no.)"""
+    try:
+        return node_hashes(rpc, [block]) != [bytes.fromhex(hash_hex[2:])]
+    except KeeperError:
+        return False
+
+
 def _reads_failed(snapshot: MarketSnapshot) -> bool:
     parts = [getattr(view, name) for view in snapshot.markets.values() for name in ("perp", "spot_v2", "spot_v3", "oracle")]
     return any(isinstance(part, Unavailable) for part in [*parts, snapshot.account])

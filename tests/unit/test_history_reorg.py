@@ -267,3 +267,37 @@ def test_given_an_op_stack_chain_then_the_l1_fee_reads_go_in_a_second_batch_pinn
     assert [p[1] for _, p in batches[1]] == [{"blockHash": headers[40]["hash"]}, {"blockHash": headers[41]["hash"]}]
     assert record.l1 == (7, 0, 1368, 810_949, 41) and record.hash == (40).to_bytes(32, "big")
     assert recorder.record(41).l1 == (7, 0, 1368, 810_949, 41) and len(batches) == 2  # fetched ahead
+
+
+def test_given_a_block_that_leaves_the_chain_while_read_then_block_replaced_else_state_unavailable() -> None:
+    from types import SimpleNamespace
+
+    from keeper.errors import RpcError
+    from keeper.history.record import BlockRecorder, BlockReplaced, StateUnavailable
+
+    header = {"number": "0x28", "timestamp": "0x10", "hash": "0x" + "aa" * 32, "parentHash": "0x" + "bb" * 32,
+              "gasUsed": "0x1", "gasLimit": "0x2"}
+    now_at_40: list[dict[str, str]] = [header | {"hash": "0x" + "cc" * 32}]  # what the node holds at 40 when asked again
+
+    class Rpc:
+        url = "http://127.0.0.1:1"
+
+        def batch(self, requests: list[Any]) -> list[Any]:
+            return [now_at_40[0] if now_at_40 else header for _ in requests]
+
+    class Collector:
+        _last_tick: dict[str, int] = {}
+
+        def fetch_snapshot(self, block: int) -> Any:
+            raise RpcError("eth_call", -32001, "Resource not found")
+
+    multicall = SimpleNamespace(captured=[], address="0x" + "cA11" * 10, pinned=None)
+    recorder = BlockRecorder(Rpc(), Collector(), multicall, False)  # type: ignore[arg-type]
+    recorder._ahead[40] = (header, None)
+    with pytest.raises(BlockReplaced, match="block 40 0xaaaa"):
+        recorder.record(40)
+    assert recorder._ahead == {} and multicall.pinned is None  # the headers fetched ahead are forgotten
+    # the same failure with the block still the node's: its state is not served (a pruned node)
+    now_at_40.clear()
+    with pytest.raises(StateUnavailable, match="cannot serve the state of block 40"):
+        recorder.record(40)
