@@ -58,9 +58,27 @@ def _record(tmp: Path, activity: ActivityConfig, label: str) -> Path:
         record_figure(f"history_{label}_record_per_s", written / seconds)
         print(f"{label}: recorded {written} blocks at {written / seconds:,.0f} blocks/s "
               f"(2 Multicall3 batches per block, headers 32 at a time; {sum(f.stat().st_size for f in out.iterdir()) / written:,.0f} bytes/block on disk)")
+        _pinned_call_latency(rpc, out, world.manifest.contracts["Multicall3"], label)
         return out
     finally:
         world.stop()
+
+
+def _pinned_call_latency(rpc: JsonRpc, history: Path, multicall3: str, label: str, calls: int = 300) -> None:
+    """The collector's first batch of the last recorded block, by block number and by block hash
+    (EIP-1898, as `keeper record` reads), alternately: median and p95 ms of each."""
+    last = list(read_blocks(history))[-1]
+    calldata, answer = last.reads[0]
+    timings: dict[str, list[float]] = {"number": [], "hash": []}
+    for _ in range(calls):
+        for kind, block in (("number", last.block), ("hash", {"blockHash": "0x" + last.hash.hex()})):
+            started = time.perf_counter()
+            assert rpc.eth_call(multicall3, calldata, block) == answer
+            timings[kind].append((time.perf_counter() - started) * 1000)
+    for kind, ms in timings.items():
+        ms.sort()
+        record_figure(f"history_{label}_eth_call_by_{kind}_ms", ms[len(ms) // 2])
+        print(f"{label}: eth_call by block {kind}: median {ms[len(ms) // 2]:.2f} ms, p95 {ms[int(len(ms) * 0.95)]:.2f} ms")
 
 
 def _replay(history: Path, label: str) -> None:

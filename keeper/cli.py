@@ -179,7 +179,7 @@ def _refuse_ignored_simulate_options(*, replay: bool, check: bool, suite: bool, 
 def record(
     rpc_url: Annotated[str, typer.Option(help="JSON-RPC URL of the chain to record (an archive node for old blocks).")],
     out_file: Annotated[Path, typer.Option("--out", help="History to write (a Parquet dataset directory); an existing one is resumed.")],
-    from_block: Annotated[Optional[int], typer.Option(min=0, help="First block (default: 1,000 blocks before --to-block; with --follow: the head).")] = None,
+    from_block: Annotated[Optional[int], typer.Option(min=0, help="First block (default: 1,000 blocks before --to-block, or the first the node serves the state of plus 4; with --follow: the head).")] = None,
     to_block: Annotated[Optional[int], typer.Option(min=0, help="Last block (default: the head).")] = None,
     follow: Annotated[bool, typer.Option("--follow", help="Keep recording new blocks until Ctrl-C.")] = False,
     account: Annotated[Optional[str], typer.Option(help="Also record this executor's Perp account and wallet (default: account.executor).")] = None,
@@ -187,7 +187,8 @@ def record(
     config: ConfigOption = None,
 ) -> None:
     """Record, per block, the keeper's own snapshot reads (raw Multicall3 results pinned to the
-    block), the block header, base fee and L1-fee inputs, for `keeper backtest`."""
+    block's hash), the block header, base fee and L1-fee inputs, for `keeper backtest`. A reorg
+    drops the orphaned blocks and records the node's chain (deeper than 64 blocks: refused)."""
     from keeper.history.commands import record_command
 
     try:

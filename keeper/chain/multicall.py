@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from eth_utils import keccak
 
-from keeper.chain.rpc import JsonRpc
+from keeper.chain.rpc import BlockParam, JsonRpc
 
 MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
 AGGREGATE3_SELECTOR = keccak(text="aggregate3((address,bool,bytes)[])")[:4]
@@ -159,7 +159,7 @@ class Multicall:
 
     def run(self, calldata: bytes, block: int | str = "latest") -> list[CallResult]:
         """Run pre-encoded aggregate3 calldata (see encode_aggregate3)."""
-        return decode_aggregate3(self.rpc.eth_call(self.address, calldata, block))
+        return self._answer(calldata, self.rpc.eth_call(self.address, calldata, self._at(block)))
 
     def run_calls(self, calls: list[Call], block: int | str = "latest") -> list[CallResult]:
         return self.run(encode_aggregate3(calls), block)
@@ -169,10 +169,18 @@ class Multicall:
         """Pre-encoded aggregate3 calldata (None: none) and extra JSON-RPC requests (e.g. storage
         reads) in ONE batch round trip, the call pinned to `block` (the requests carry their own
         block). Returns the decoded call results and the requests' raw replies, in order."""
-        calls = [] if calldata is None else [("eth_call", [{"to": self.address, "data": "0x" + calldata.hex()}, hex(block)])]
+        at = self._at(block)
+        calls = [] if calldata is None else [("eth_call", [{"to": self.address, "data": "0x" + calldata.hex()},
+                                                          hex(at) if isinstance(at, int) else at])]
+        if at != block:  # pinned by hash: the requests pinned to that block's number are too
+            requests = [(m, [*p[:-1], at]) if p and p[-1] == hex(block) else (m, p) for m, p in requests]
         replies = self.rpc.batch(calls + requests)
         raw = self._answer(calldata, bytes.fromhex(replies[0][2:])) if calls else None
         return raw, self._extra(requests, list(replies[len(calls):]))
+
+    def _at(self, block: int | str) -> BlockParam:
+        """Hook: the block parameter a read of `block` goes out with (a recording pins it by hash)."""
+        return block
 
     def _answer(self, calldata: bytes | None, raw: bytes) -> list[CallResult]:
         """Hook: the decoded answer to `calldata` (a recording keeps the raw bytes)."""

@@ -40,6 +40,9 @@ RETRIES = ExceptionRetryConfiguration(errors=(requests.ConnectionError, requests
                                       backoff_factor=0.05, method_allowlist=READ_METHODS)
 
 
+BlockParam = int | str | dict[str, str]  # a number, a tag ("latest"), or EIP-1898 {"blockHash": "0x.."}
+
+
 @dataclass
 class RpcStats:
     """Round trips made through one client (a batch counts once)."""
@@ -199,7 +202,8 @@ class JsonRpc:
     def get_code(self, address: str, block: str = "latest") -> bytes:
         return bytes.fromhex(self.call("eth_getCode", [address, block])[2:])
 
-    def eth_call(self, to: str, data: bytes, block: str | int = "latest", sender: str | None = None) -> bytes:
+    def eth_call(self, to: str, data: bytes, block: BlockParam = "latest", sender: str | None = None) -> bytes:
+        """`block`: a number, a tag, or EIP-1898's {"blockHash": "0x.."} (that block, whatever its number now holds)."""
         tx: dict[str, Any] = {"to": to, "data": "0x" + data.hex()}
         if sender:
             tx["from"] = sender

@@ -1,14 +1,19 @@
 """`keeper record`: the keeper's own snapshot of every block, raw, into a history file.
 
-Per block: the collector's Multicall3 batches pinned to that block (their calldata and the
-node's return bytes, see store.py), the block header (hash, parent, gas used and limit, base
-fee) and, where the chain has the OP-stack GasPriceOracle, its L1-fee inputs at that block;
-headers and L1 reads are fetched 32 blocks at a time in one batched request. Resumable: an
-existing history continues after its last block (with or without --follow); a --from-block past
-it is refused, naming the blocks it would leave out (a history has no holes). A node that has not
-kept the state of a block answers its reads with an error: the recording stops there with one line
-naming that block (exit 2). Following, a block is recorded once the node has the next one: anvil
-answers a read of its head block while it mines the next with that block's state or a revert (the
+Per block: the block header first (hash, parent, gas used and limit, base fee; fetched 32 blocks
+at a time in one batched request), then the collector's Multicall3 batches and storage reads
+pinned to that header's hash (EIP-1898: a reorg between the reads cannot mix two chains; their
+calldata and the node's return bytes, see store.py) and, where the chain has the OP-stack
+GasPriceOracle, its L1-fee inputs (a second batch per 32 headers, each pinned to its hash).
+Resumable: an existing history continues after its last block (with or without --follow); a
+--from-block past it is refused, naming the blocks it would leave out (a history has no holes).
+A block whose parent hash is not the recorded hash of the block before it (also on resume), or a
+range's last recorded block that is no longer the node's, is a reorg: reorg.py drops the orphaned
+blocks and the recording goes on from the common ancestor (deeper than 64 blocks: one line, exit
+2, the history untouched). A node that has not kept the state of a block answers its reads with
+an error: the recording stops there with one line naming that block (exit 2); the default range
+starts where the node serves state (served.py). Following, a block is recorded once the node has
+the next one: anvil answers a read of its head block while it mines the next with that block's state or a revert (the
 next block's number, a TWAP underflow), which would go into the history as this block's. Every
 block's answer must carry its own number (Multicall3's getBlockNumber): one that does not is read
 again, then refused; a read of the head block (the end of a range up to the head) that failed is
@@ -29,11 +34,13 @@ from eth_utils import keccak
 from keeper.addressbook import config_chain, config_sources
 from keeper.chain.fees import GAS_PRICE_ORACLE, build_get_l1_fee_calldata
 from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate3, encode_aggregate3
-from keeper.chain.rpc import JsonRpc
+from keeper.chain.rpc import BlockParam, JsonRpc
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, KeeperError, RpcError
+from keeper.history.reorg import ReorgTooDeep, node_hashes, rewind
 from keeper.history.replay import collector_meta, storage_read_key
+from keeper.history.served import served_start
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
 from keeper.logs import redacted_url
 from keeper.simulate.paper import PAPER_TX_BYTES
@@ -65,15 +72,23 @@ class WrongBlockAnswer(KeeperError):
     """The node answered a block's pinned reads with another block's state (exit 1)."""
 
 
+class BlockReplaced(KeeperError):
+    """The block being read left the node's chain (a reorg): read that height again."""
+
+
 class RecordingMulticall(Multicall):
-    """The collector's Multicall3 that also keeps what it sent and what the node answered."""
+    """The collector's Multicall3 that also keeps what it sent and what the node answered, its
+    reads of the `pinned` block number going out pinned to that block's hash (EIP-1898)."""
 
     def __init__(self, rpc: JsonRpc, address: str) -> None:
         super().__init__(rpc, address)
         self.captured: list[tuple[bytes, bytes]] = []
+        self.pinned: tuple[int, str] | None = None  # (number, hash)
 
-    def run(self, calldata: bytes, block: int | str = "latest") -> list[CallResult]:
-        return self._answer(calldata, self.rpc.eth_call(self.address, calldata, block))
+    def _at(self, block: int | str) -> BlockParam:
+        if self.pinned is not None and block == self.pinned[0]:
+            return {"blockHash": self.pinned[1]}
+        return block
 
     def _answer(self, calldata: bytes | None, raw: bytes) -> list[CallResult]:
         assert calldata is not None
@@ -110,12 +125,20 @@ class BlockRecorder:
         return cls(rpc, collector, multicall, bool(rpc.get_code(GAS_PRICE_ORACLE)))
 
     def record(self, block: int, last: int | None = None, *, at_head: bool = False) -> BlockRecord:
-        """One block; the headers (and L1-fee reads) of the blocks up to `last` are fetched ahead
-        in one batch with this one's, so that a block costs the collector's two reads only.
-        `at_head`: the block was the node's head when the recording started; a read of it that
-        failed is read again too (anvil mining the next block), and kept if it fails every time."""
+        """One block: its header first (fetched ahead in one batch with the headers of the blocks up
+        to `last`, HEADERS_AHEAD at most), then the collector's reads pinned to its hash, so that
+        a reorg between the reads cannot mix two chains into one record. `at_head`: the block was
+        the node's head when the recording started; a read of it that failed is read again too
+        (anvil mining the next block), and kept if it fails every time. Raises BlockReplaced when
+        the header's block left the node's chain before its reads were answered."""
         windows = dict(self.collector._last_tick)
         try:
+            if block not in self._ahead:
+                self._fetch_ahead(block, max(block, min(last if last is not None else block, block + HEADERS_AHEAD - 1)))
+            header, l1 = self._ahead[block]
+            if not header:
+                raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} has no block {block}")
+            self.multicall.pinned = (block, header["hash"])
             for attempt in range(WRONG_BLOCK_RETRIES + 1):
                 self.multicall.captured = []
                 self.collector._last_tick = dict(windows)  # a re-read builds the calldata the first read did
@@ -129,33 +152,48 @@ class BlockRecorder:
                     raise WrongBlockAnswer(f"the node at {redacted_url(self.rpc.url)} answered the reads of block {block} "
                                            f"with block {answered}'s state, {attempt + 1} times: not recorded")
                 time.sleep(WRONG_BLOCK_PAUSE_S)
-            if block not in self._ahead:
-                self._fetch_ahead(block, max(block, min(last if last is not None else block, block + HEADERS_AHEAD - 1)))
-        except WrongBlockAnswer:
+        except (WrongBlockAnswer, StateUnavailable):
             raise
         except (RpcError, KeeperError) as exc:
+            pinned, self._ahead = self.multicall.pinned, {}
+            if pinned is not None and _replaced(self.rpc, block, pinned[1]):
+                raise BlockReplaced(f"block {block} {pinned[1]} left the node's chain while it was read") from exc
             raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} cannot serve the state of block {block} "
                                    f"(first block it cannot serve; an archive node keeps every block): {exc}") from exc
-        header, l1 = self._ahead.pop(block)
-        if not header:
-            raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} has no block {block}")
+        finally:
+            self.multicall.pinned = None
+        del self._ahead[block]
         return BlockRecord(
             block=block, timestamp=int(header["timestamp"], 16), hash=bytes.fromhex(header["hash"][2:]),
             parent_hash=bytes.fromhex(header["parentHash"][2:]), base_fee_wei=int(header.get("baseFeePerGas", "0x0"), 16),
             gas_used=int(header["gasUsed"], 16), gas_limit=int(header["gasLimit"], 16),
             l1=l1, window_ticks=windows, reads=list(self.multicall.captured))
 
+    def forget_ahead(self) -> None:
+        """Drop the headers fetched ahead (a reorg: they may be of the orphaned chain)."""
+        self._ahead.clear()
+
     def _fetch_ahead(self, first: int, last: int) -> None:
-        requests: list[tuple[str, list[Any]]] = []
-        for b in range(first, last + 1):
-            requests.append(("eth_getBlockByNumber", [hex(b), False]))
-            if self.l1_oracle:
-                requests.append(("eth_call", [{"to": self.multicall.address, "data": "0x" + _L1_CALLDATA.hex()}, hex(b)]))
-        replies = self.rpc.batch(requests)
-        step = 2 if self.l1_oracle else 1
-        for i, b in enumerate(range(first, last + 1)):
-            header = replies[i * step]
-            self._ahead[b] = (header, _l1_values(replies[i * step + 1]) if self.l1_oracle else None)
+        """The headers of blocks first..last in one batch; on an OP-stack chain their L1-fee reads in
+        a second one, each pinned to its header's hash."""
+        headers = self.rpc.batch([("eth_getBlockByNumber", [hex(b), False]) for b in range(first, last + 1)])
+        l1: list[tuple[int | None, ...] | None] = [None] * len(headers)
+        if self.l1_oracle:
+            known = [(i, h) for i, h in enumerate(headers) if h]
+            replies = self.rpc.batch([("eth_call", [{"to": self.multicall.address, "data": "0x" + _L1_CALLDATA.hex()},
+                                                    {"blockHash": h["hash"]}]) for _, h in known])
+            for (i, _), reply in zip(known, replies):
+                l1[i] = _l1_values(reply)
+        for b, header, fee in zip(range(first, last + 1), headers, l1):
+            self._ahead[b] = (header, fee)
+
+
+def _replaced(rpc: JsonRpc, block: int, hash_hex: str) -> bool:
+    """Is the node's block at that height now another one? (Unknown, the node failing again: no.)"""
+    try:
+        return node_hashes(rpc, [block]) != [bytes.fromhex(hash_hex[2:])]
+    except KeeperError:
+        return False
 
 
 def _reads_failed(snapshot: MarketSnapshot) -> bool:
@@ -189,29 +227,51 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
     if follow:
         end = head - FOLLOW_BEHIND_HEAD
     start = resume_block(out, from_block)
+    fresh = start is None
     if start is None:
         start = from_block if from_block is not None else (head if follow else max(0, end - DEFAULT_BLOCKS + 1))
     if from_block is not None and from_block > end and not follow:
         raise ConfigError(f"--from-block {from_block} is after --to-block {end}" if to_block is not None else
                           f"--from-block {from_block}: after the node's head, block {head} (--follow waits for it)")
-    recorder = BlockRecorder.start(rpc, recording_sources(settings, rpc), account)
+    sources = recording_sources(settings, rpc)
+    if fresh and from_block is None and not follow:  # the default range: from what the node serves
+        start = served_start(rpc, sources.multicall3, start, end)
+    recorder = BlockRecorder.start(rpc, sources, account)
     meta = collector_meta(recorder.collector) | {"l1_fee_inputs": recorder.l1_oracle}
     created = not out.exists()
     writer = HistoryWriter(out, meta)
     started, done, block = time.perf_counter(), 0, start
+    previous = writer.recorded_hash(block - 1)  # the hash the next block must name as its parent
     try:
         while not stop():
             if block > end:
-                if not follow:
+                if follow:
+                    time.sleep(poll_s)
+                    end = rpc.block_number() - FOLLOW_BEHIND_HEAD
+                    continue
+                if previous is None or node_hashes(rpc, [block - 1]) == [previous]:
                     break
-                time.sleep(poll_s)
-                end = rpc.block_number() - FOLLOW_BEHIND_HEAD
+                record = None  # the range's last recorded block was replaced
+            else:
+                try:
+                    record = recorder.record(block, end, at_head=not follow and block >= head)
+                except BlockReplaced:
+                    continue  # that height again, from its new header
+            if record is None or (previous is not None and record.parent_hash != previous):
+                ancestor = rewind(writer, rpc, block - 1)  # the recorded blocks after it left the node's chain
+                done -= max(0, block - 1 - max(ancestor, start - 1))
+                block, start, previous = ancestor + 1, min(start, ancestor + 1), writer.recorded_hash(ancestor)
+                recorder.forget_ahead()
                 continue
-            writer.append(recorder.record(block, end, at_head=not follow and block >= head))
+            writer.append(record)
+            previous = record.hash
             done += 1
             if progress:
                 progress(done, 0 if follow else end - start + 1, block)
             block += 1
+    except ReorgTooDeep:
+        writer.drop_after(-1)  # the blocks not yet on disk are of the same contradicted chain: none written
+        raise
     finally:
         writer.flush()
         if created and last_recorded_block(out) is None:  # stopped before its first block: no empty --out left

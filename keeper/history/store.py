@@ -12,6 +12,11 @@ what a columnar file is for (one sequential read per column, zstd-compressed; th
 identical in most blocks, is dictionary-encoded to almost nothing), and parts written atomically
 (temporary name, then rename) make the recording resumable: a stopped `keeper record` loses at
 most the part in progress, and a restart continues after the last block on disk.
+
+A reorg drops the orphaned blocks (truncate_history) in steps that each leave a history a restart
+resumes: the parts past the new end are deleted last first, then the part the new end falls in is
+rewritten under its shorter name, then the longer one is deleted. Two parts that start at the same
+block are a truncation stopped between those two steps: the shorter one is the history's.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +100,22 @@ class HistoryWriter:
             raise ConfigError(f"--out {path}: holds a history of other contracts or another chain "
                               f"(chain {existing.get('chain_id')}); choose another --out")
 
+    def recorded_hash(self, block: int) -> bytes | None:
+        """Block `block`'s recorded hash, unflushed or on disk (None: not recorded)."""
+        first = self._rows[0]["block"] if self._rows else None
+        if first is not None and first <= block <= self._rows[-1]["block"]:
+            return self._rows[block - first]["hash"]  # type: ignore[no-any-return]
+        return recorded_hashes(self.path, block, block).get(block)
+
+    def first_block(self) -> int | None:
+        """The history's first block, unflushed or on disk (None: none yet)."""
+        parts = _parts(self.path)
+        return _span(parts[0])[0] if parts else (self._rows[0]["block"] if self._rows else None)
+
+    def drop_after(self, block: int) -> None:
+        """Forget the unflushed blocks after `block` (a reorg orphaned them)."""
+        self._rows = [row for row in self._rows if row["block"] <= block]
+
     def append(self, record: BlockRecord) -> None:
         self._rows.append(record.row())
         if len(self._rows) >= self.part_blocks or time.monotonic() - self._flushed_at >= self.flush_every_s:
@@ -119,7 +140,18 @@ def _comparable(meta: Mapping[str, Any]) -> Any:
 
 
 def _parts(path: Path) -> list[Path]:
-    return sorted(path.glob("part-*.parquet"))
+    """The history's parts in block order; of two that start at the same block (a truncation
+    stopped halfway, see the module notes) the shorter one."""
+    kept: dict[int, Path] = {}
+    for part in sorted(path.glob("part-*.parquet"), reverse=True):
+        kept[_span(part)[0]] = part  # names sort by first, then last: the shorter comes last
+    return [kept[first] for first in sorted(kept)]
+
+
+def _superseded(path: Path) -> list[Path]:
+    """Parts a truncation stopped halfway left behind (the longer of two that start at one block)."""
+    kept = set(_parts(path))
+    return [part for part in sorted(path.glob("part-*.parquet")) if part not in kept]
 
 
 def _span(part: Path) -> tuple[int, int]:
@@ -235,6 +267,49 @@ def _bytes_list(column: Any) -> list[bytes]:
     values = column.dictionary.to_pylist()
     return [values[j] for j in column.indices.to_pylist()] if column.null_count == 0 else \
         [None if j is None else values[j] for j in column.indices.to_pylist()]
+
+
+def recorded_hashes(path: Path, from_block: int, to_block: int) -> dict[int, bytes]:
+    """The recorded blocks' hashes in [from_block, to_block] (only the parts there, two columns)."""
+    found: dict[int, bytes] = {}
+    for part in _parts(path) if path.is_dir() else []:
+        first, last = _span(part)
+        if first > to_block or last < from_block:
+            continue
+        table = pq.ParquetFile(part).read(columns=["block", "hash"], use_threads=False)
+        found.update((b, h) for b, h in zip(table.column("block").to_pylist(), table.column("hash").to_pylist())
+                     if from_block <= b <= to_block)
+    return found
+
+
+def truncation_steps(path: Path, last_kept: int) -> list[Callable[[], None]]:
+    """The steps that drop every recorded block after `last_kept`, in order; a history stopped
+    after any of them is whole (module notes): a restart finds its last block, checks its hash
+    against the node's and truncates again if it is still orphaned."""
+    steps: list[Callable[[], None]] = [part.unlink for part in _superseded(path)]
+    parts = _parts(path)
+    steps += [part.unlink for part in reversed(parts) if _span(part)[0] > last_kept]
+    for part in parts:
+        first, last = _span(part)
+        if first <= last_kept < last:
+            shorter = path / f"part-{first:012d}-{last_kept:012d}.parquet"
+            steps += [lambda part=part, shorter=shorter: _write_head(part, shorter, last_kept), part.unlink]
+    return steps
+
+
+def truncate_history(path: Path, last_kept: int) -> None:
+    """Drop the recorded blocks after `last_kept` (a reorg orphaned them), crash-safely."""
+    for step in truncation_steps(path, last_kept):
+        step()
+
+
+def _write_head(part: Path, shorter: Path, last_kept: int) -> None:
+    """`part`'s blocks up to `last_kept` as the part `shorter`, written atomically."""
+    table = pq.ParquetFile(part).read(use_threads=False)
+    kept = table.slice(0, last_kept - _span(part)[0] + 1)
+    temporary = shorter.with_suffix(".tmp")
+    pq.write_table(kept, temporary, compression="zstd")
+    os.replace(temporary, shorter)
 
 
 def count_blocks(path: Path, from_block: int | None = None, to_block: int | None = None) -> int:

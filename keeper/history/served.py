@@ -1,0 +1,61 @@
+"""Which blocks a node can serve the state of: a pruned full node keeps only its recent states
+(anvil its last --prune-history, geth 128), and answers a read of an older block with an error.
+
+`keeper record`'s default range (the 1,000 blocks up to the head) starts, on such a node, at the
+first block it serves plus SERVED_MARGIN (the node prunes on while the recording reads), found by
+bisection, and says so (`record.range_shortened`); an explicit --from-block is never moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from keeper.chain.rpc import JsonRpc
+from keeper.errors import ConfigError, RpcError
+from keeper.logs import get_logger, redacted_url
+
+SERVED_MARGIN = 4  # blocks past the first served one: the node prunes on as it mines
+log = get_logger("keeper.record")
+
+
+def first_served_block(serves: Callable[[int], bool], lo: int, hi: int) -> int | None:
+    """The first block in [lo, hi] that `serves` answers True for, where a node that serves a
+    block serves every later one (about log2(hi - lo) probes); None when it does not serve `hi`."""
+    if serves(lo):
+        return lo
+    if not serves(hi):
+        return None
+    while hi - lo > 1:  # not served at lo, served at hi
+        mid = (lo + hi) // 2
+        if serves(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def state_served(rpc: JsonRpc, address: str) -> Callable[[int], bool]:
+    """Does the node serve the state of a block (a balance read of `address` there)? A transient
+    failure (timeout, 5xx) is raised, not taken for a pruned block."""
+    def serves(block: int) -> bool:
+        try:
+            rpc.call("eth_getBalance", [address, hex(block)])
+        except RpcError:
+            return False
+        return True
+
+    return serves
+
+
+def served_start(rpc: JsonRpc, address: str, start: int, end: int) -> int:
+    """The default range's first block: `start`, or the first block the node serves past it plus
+    SERVED_MARGIN (logged as record.range_shortened). A node that serves not even `end`: ConfigError."""
+    served = first_served_block(state_served(rpc, address), start, end)
+    if served is None:
+        raise ConfigError(f"the node at {redacted_url(rpc.url)} cannot serve the state of block {end} (its head "
+                          "or --to-block): an archive node keeps every block")
+    if served == start:
+        return start
+    shortened = min(served + SERVED_MARGIN, end)
+    log.warning("record.range_shortened", asked=start, served_from=served, start=shortened)
+    return shortened
