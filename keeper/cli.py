@@ -250,7 +250,8 @@ def status(
 ) -> None:
     """Positions and PnL (funding, convergence, fees, gas) from the journal, checked against the
     chain when a node is reachable (chain.rpc_url set, and account.executor or, unset, the executor
-    the journal's live run recorded for that chain)."""
+    the journal's live run recorded for that chain). Exit 1 when the journal and the chain disagree
+    (a MISMATCH line per market, after the whole report)."""
     import json
 
     from keeper.config import load_config
@@ -268,6 +269,8 @@ def status(
         out.print_json(json.dumps(report.as_json()))
     else:
         out.print(report.as_text(), highlight=False, markup=False)
+    if report.mismatches:  # printed whole first; a script or a cron job sees the disagreement in the code
+        raise typer.Exit(1)
 
 
 @app.command()

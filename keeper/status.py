@@ -39,6 +39,7 @@ class StatusView:
     mismatches: tuple[str, ...]
     pairs: tuple[OpenPairStatus, ...] = field(default=())
     closes_x18: Mapping[str, int | None] | None = None  # per open market, what closing now adds (None: not read)
+    chain_read: bool = False  # the executor's account was read on chain (mismatches are then meaningful)
 
     @property
     def close_value_x18(self) -> int | None:
@@ -53,7 +54,7 @@ class StatusView:
     def as_json(self) -> dict[str, Any]:
         value = self.close_value_x18
         marked = None if value is None else self.journal.pnl.total.total_x18 + value
-        return {"journal": self.journal.to_json_dict(), "chain_checked": self.chain_checked,
+        return {"journal": self.journal.to_json_dict(), "chain_checked": self.chain_checked, "chain_read": self.chain_read,
                 "mismatches": list(self.mismatches), "pairs": [p.to_json_dict() for p in self.pairs],
                 "open_close_value_x18": None if value is None else str(value),
                 "marked_total_x18": None if marked is None else str(marked), "unmarked_markets": self.unmarked()}
@@ -107,7 +108,7 @@ def build_status(config: KeeperConfig) -> StatusView:
     if snapshot is not None:
         pairs = tuple(with_unrealised(p, snapshot) for p in pairs)
         close_value = close_values_x18(snapshot, [r.position for r in report.positions], PRIORITY_FEE_WEI)
-    return StatusView(report, checked, tuple(mismatches), pairs, close_value)
+    return StatusView(report, checked, tuple(mismatches), pairs, close_value, chain_read=snapshot is not None)
 
 
 _NO_EXECUTOR = "no: set account.executor to check the journal against the chain"
