@@ -48,6 +48,7 @@ from keeper.adopt import chain_positions
 from keeper.collateral import fund_vault
 from keeper.kill_switch import KillSwitch
 from keeper.journal import Journal
+from keeper.journal.executors import choose_executor
 from keeper.retention import prune_journal
 from keeper.startup import retry_transient
 from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
@@ -146,15 +147,17 @@ def _executor_operator(rpc: JsonRpc, executor: str, chain_id: int) -> str:
 
 def _journal_executor(config: KeeperConfig, rpc: JsonRpc, chain_id: int) -> str | None:
     """The executor the journal's last live run on this chain traded through, if it still has code
-    there (a devnet started afresh has none): with account.executor unset, a restart carries on
-    with it instead of provisioning a new one, whose empty account would close the journal's open
-    positions as "not on chain" while the old executor still holds them."""
-    with Journal(config.monitoring.journal) as journal:
-        executor = journal.recorded_executors().get(chain_id)
-    if executor is None or not rpc.get_code(executor):
-        return None
-    log.info("executor.reused", executor=executor, journal=str(config.monitoring.journal))
-    return executor
+    there (a devnet started afresh has none: skipped, logged as `executor.skipped`): with
+    account.executor unset, a restart carries on with it instead of provisioning a new one, whose
+    empty account would close the journal's open positions as "not on chain" while the old
+    executor still holds them. The same choice as `keeper status` and `keeper stress`."""
+    choice = choose_executor(("account.executor", None), config.monitoring.journal, lambda: chain_id,
+                             lambda address: bool(rpc.get_code(address)))
+    if choice.skipped:
+        log.info("executor.skipped", reason=choice.skipped, journal=str(config.monitoring.journal))
+    if choice.address is not None:
+        log.info("executor.reused", executor=choice.address, journal=str(config.monitoring.journal))
+    return choice.address
 
 
 def _refuse_other_executor(config: KeeperConfig, chain_id: int, executor: str) -> None:
