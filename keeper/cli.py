@@ -67,13 +67,15 @@ def run(
     from keeper.live import start_live_view
     from keeper.launch import build_runtime
     from keeper.runtime import run_loop
+    from keeper.stop_signals import START_STOP_EXIT, StartStopped, StopSignals, log_start_stopped
 
     overrides: dict[str, dict[str, object]] = {"chain": {}}
     if rpc_url:
         overrides["chain"]["rpc_url"] = rpc_url
     if manifest:
         overrides["chain"]["manifest"] = manifest
-    runtime = view = None
+    runtime = view = previous = None
+    signals = StopSignals()
     try:
         check_options(urls={"--rpc-url": rpc_url})
         settings = load_config(config, overrides=overrides)
@@ -86,6 +88,7 @@ def run(
             raise ConfigError(f"{'--manifest' if manifest else 'chain.manifest'}: needs an RPC (--rpc-url or "
                               "chain.rpc_url); with none, run starts its own embedded devnet")
         view = start_live_view(settings, out)  # on a terminal: the live panel, logs to a file
+        previous = signals.install()  # logging is set up: a stop or SIGUSR1 at start is handled and told
         try:
             runtime = build_runtime(settings, dry_run=dry_run, activity=ActivityConfig(
                 seed=DEVNET_SEED if seed is None else seed,
@@ -97,13 +100,20 @@ def run(
         if runtime.engine.fatal is not None:  # an orderly stop on a fatal error inside a tick: exit 1
             err.print(f"[bold red]error:[/] {escape(str(runtime.engine.fatal))}", highlight=False)
             raise typer.Exit(1)
+    except StartStopped as stopped:  # SIGINT/SIGTERM before the block loop ran: nothing sent after it
+        signals.raise_on_stop = False  # a second Ctrl-C does not cut the cleanup short
+        log_start_stopped(stopped.signal_name)
+        raise typer.Exit(START_STOP_EXIT) from None
     except KeeperError as exc:
         raise _fail(exc) from exc
     finally:
+        signals.raise_on_stop = False
         if runtime is not None:
             runtime.close()
         if view is not None:
             view.stop()
+        if previous is not None:
+            signals.restore(previous)
 
 
 @app.command()
