@@ -63,6 +63,7 @@ def run(
     and unwind delta-neutral basis positions through the executor. The signing key comes from the
     environment variable named by account.key_env (default KEEPER_PRIVATE_KEY) or an encrypted
     keystore; never from the command line. With --dry-run no key is needed."""
+    from keeper.addressbook import chain_url_source
     from keeper.config import load_config
     from keeper.live import start_live_view
     from keeper.launch import build_runtime
@@ -94,7 +95,7 @@ def run(
                 seed=DEVNET_SEED if seed is None else seed,
                 shock_every_steps=DEMO_SHOCK_EVERY_STEPS if shock_every is None else shock_every))
         except (TransientError, UrlRefusedError) as exc:  # named by where the URL came from
-            where = "--rpc-url" if rpc_url else "chain.rpc_url" if settings.chain.rpc_url else "the embedded devnet"
+            where = chain_url_source(rpc_url, settings) if settings.chain.rpc_url else "the embedded devnet"
             raise FatalError(f"{where}: {exc}") from exc
         run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval or DRIVE_INTERVAL_S, view=view)
         if runtime.engine.fatal is not None:  # an orderly stop on a fatal error inside a tick: exit 1

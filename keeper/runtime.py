@@ -237,7 +237,8 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
                       backoff_max_s=config.chain.startup_backoff_max_s)
     chain_id = rpc.chain_id()
     if config.chain.chain_id is not None and chain_id != config.chain.chain_id:
-        raise ChainMismatchError(f"chain.chain_id: the node at {redacted_url(rpc_url)} is chain {chain_id}, config says {config.chain.chain_id}")
+        node = config.where("chain", "rpc_url") if rpc_url == config.chain.rpc_url else redacted_url(rpc_url)  # a manifest's: local
+        raise ChainMismatchError(f"chain.chain_id: the node ({node}) is chain {chain_id}, config says {config.chain.chain_id}")
     sources = setup.sources if setup.sources is not None else resolve_sources(rpc, optimism_book())
     unknown = sorted(set(config.markets.enabled) - {m.name for m in sources.markets})
     if unknown:
