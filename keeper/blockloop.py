@@ -68,7 +68,10 @@ def drive_step(driver: MarketDriver) -> Any:
 
 def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float = 2.0,
                view: LiveView | None = None, feed: HeadFeed | None = None) -> None:
-    """Tick on every new head until `blocks` ticks have run, SIGINT/SIGTERM, or forever."""
+    """Tick on every new head until `blocks` ticks have run, SIGINT/SIGTERM, a fatal error, or
+    forever. An error outside a tick (the heads, the PnL metric's journal read) stops the loop in
+    order: `keeper.fatal` (where "loop"), `keeper.stopping` (reason "fatal"), `keeper.stopped`, and
+    `runtime.loop_fatal` holds it (`keeper run` exits 1)."""
     feed = feed or runtime.heads or build_head_feed(runtime.config, runtime.rpc)
     signals = runtime.signals  # `keeper run` installed them for its start; else installed here until the loop ends
     previous = None
@@ -79,7 +82,6 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
     stop = signals.stop
     metrics = runtime.engine.metrics
     feed.on_poll_error = lambda _exc: metrics.rpc_errors.inc()
-    action = runtime.config.risk.kill_switch_action
     scheduler = BackgroundScheduler()
     if runtime.driver is not None:
         driver = runtime.driver
@@ -99,46 +101,12 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
     failover = runtime.rpc if isinstance(runtime.rpc, FailoverRpc) else None
     if failover is not None:
         failover.start_head_checks(runtime.config.chain.head_check_interval_s)
-    engine = runtime.engine
     try:
-        runtime.warm_up(stop.is_set)  # the past blocks (keeper/warm_start.py): a stop signal ends it, and the start
-        if stop.is_set():
-            raise StartStopped(signals.stop_signal or "signal")  # `keeper run` logs it (phase "start"), exit 130
-        signals.phase = LOOP
-        _publish_pnl(metrics, runtime)  # what earlier runs realized, from the start
-        while True:
-            signals.log_kill_signal(action)
-            if stop.is_set():
-                log.info("keeper.stopping", reason="signal", signal=signals.stop_signal, ticks=runtime.ticks, phase=LOOP)
-                break
-            head = feed.wait_newer(engine.last_block, stop)
-            if head is None:
-                if not stop.is_set():  # the feed itself stopped
-                    break
-                continue  # the stop: logged at the loop's top
-            signals.log_kill_signal(action)  # a SIGUSR1 while waiting: told before the tick that applies it
-            if engine.last_block >= 0 and head.number > engine.last_block + 1:
-                log.debug("heads.coalesced", from_block=engine.last_block + 1, to_block=head.number, source=head.source)
-            try:
-                report = engine.tick(head.number)
-            except FatalError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the loop outlives a failed tick, as a structured event
-                log.error("tick.failed", block=head.number, error=repr(exc), exc_info=True)
-                continue
-            if engine.fatal is not None:  # logged as keeper.fatal by the engine; the CLI exits 1
-                log.info("keeper.stopping", reason="fatal", ticks=runtime.ticks, phase=LOOP)
-                break
-            if report is not None:
-                runtime.ticks += 1
-                if report.outcomes or runtime.ticks % PNL_EVERY_TICKS == 0:  # pair trades: the periodic refresh
-                    _publish_pnl(metrics, runtime)
-                if view is not None and report.snapshot is not None:
-                    view.state.observe_tick(report.snapshot, report.signals_seen, engine.positions(), report.tick_ms,
-                                            heads=f"{feed.mode} ({'pushed' if feed.mode == 'ws' else 'polled'})")
-                if blocks is not None and runtime.ticks >= blocks:
-                    log.info("keeper.stopping", reason="blocks", blocks=blocks, ticks=runtime.ticks, phase=LOOP)
-                    break
+        _loop(runtime, signals, feed, blocks, view)
+    except Exception as exc:  # noqa: BLE001 - outside a tick (a tick's own errors are the engine's): an orderly stop
+        runtime.loop_fatal = exc  # the CLI prints it and exits 1
+        log.critical("keeper.fatal", where="loop", error_type=type(exc).__name__, error=str(exc))  # URLs redacted
+        log.info("keeper.stopping", reason="fatal", ticks=runtime.ticks, phase=signals.phase)
     finally:
         stop.set()
         feed.stop()
@@ -149,7 +117,51 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
         if previous is not None:
             signals.restore(previous)
     log.info("keeper.stopped", ticks=runtime.ticks, ws_reconnects=feed.reconnects, missed_blocks=feed.missed_blocks,
-             phase=LOOP)
+             phase=signals.phase)
+
+
+def _loop(runtime: Runtime, signals: StopSignals, feed: HeadFeed, blocks: int | None, view: LiveView | None) -> None:
+    """The warm start, then one tick per head until a stop (logged as `keeper.stopping`)."""
+    engine, stop, metrics = runtime.engine, signals.stop, runtime.engine.metrics
+    action = runtime.config.risk.kill_switch_action
+    runtime.warm_up(stop.is_set)  # the past blocks (keeper/warm_start.py): a stop signal ends it, and the start
+    if stop.is_set():
+        raise StartStopped(signals.stop_signal or "signal")  # `keeper run` logs it (phase "start"), exit 130
+    signals.phase = LOOP
+    _publish_pnl(metrics, runtime)  # what earlier runs realized, from the start
+    while True:
+        signals.log_kill_signal(action)
+        if stop.is_set():
+            log.info("keeper.stopping", reason="signal", signal=signals.stop_signal, ticks=runtime.ticks, phase=LOOP)
+            break
+        head = feed.wait_newer(engine.last_block, stop)
+        if head is None:
+            if not stop.is_set():  # the feed itself stopped
+                break
+            continue  # the stop: logged at the loop's top
+        signals.log_kill_signal(action)  # a SIGUSR1 while waiting: told before the tick that applies it
+        if engine.last_block >= 0 and head.number > engine.last_block + 1:
+            log.debug("heads.coalesced", from_block=engine.last_block + 1, to_block=head.number, source=head.source)
+        try:
+            report = engine.tick(head.number)
+        except FatalError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the loop outlives a failed tick, as a structured event
+            log.error("tick.failed", block=head.number, error=repr(exc), exc_info=True)
+            continue
+        if engine.fatal is not None:  # logged as keeper.fatal by the engine; the CLI exits 1
+            log.info("keeper.stopping", reason="fatal", ticks=runtime.ticks, phase=LOOP)
+            break
+        if report is not None:
+            runtime.ticks += 1
+            if report.outcomes or runtime.ticks % PNL_EVERY_TICKS == 0:  # pair trades: the periodic refresh
+                _publish_pnl(metrics, runtime)
+            if view is not None and report.snapshot is not None:
+                view.state.observe_tick(report.snapshot, report.signals_seen, engine.positions(), report.tick_ms,
+                                        heads=f"{feed.mode} ({'pushed' if feed.mode == 'ws' else 'polled'})")
+            if blocks is not None and runtime.ticks >= blocks:
+                log.info("keeper.stopping", reason="blocks", blocks=blocks, ticks=runtime.ticks, phase=LOOP)
+                break
 
 
 def _publish_pnl(metrics: Any, runtime: Any) -> None:

@@ -66,6 +66,7 @@ def run(
     from keeper.addressbook import chain_url_source
     from keeper.config import load_config
     from keeper.live import start_live_view
+    from keeper.logs import redact_urls
     from keeper.launch import build_runtime
     from keeper.runtime import run_loop
     from keeper.stop_signals import START_STOP_EXIT, StartStopped, StopSignals, log_start_stopped
@@ -98,8 +99,9 @@ def run(
             where = chain_url_source(rpc_url, settings) if settings.chain.rpc_url else "the embedded devnet"
             raise FatalError(f"{where}: {exc}") from exc
         run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval or DRIVE_INTERVAL_S, view=view)
-        if runtime.engine.fatal is not None:  # an orderly stop on a fatal error inside a tick: exit 1
-            err.print(f"[bold red]error:[/] {escape(str(runtime.engine.fatal))}", highlight=False)
+        fatal = runtime.engine.fatal or runtime.loop_fatal  # an orderly stop on a fatal error, in a tick or not
+        if fatal is not None:
+            err.print(f"[bold red]error:[/] {escape(redact_urls(str(fatal)))}", highlight=False)
             raise typer.Exit(1)
     except StartStopped as stopped:  # SIGINT/SIGTERM before the block loop ran: nothing sent after it
         signals.raise_on_stop = False  # a second Ctrl-C does not cut the cleanup short

@@ -112,6 +112,7 @@ class Runtime:
     warm_from: MarketSnapshot | None = None  # the start-up snapshot, until the warm start has read back from it
     locks: list[JournalLock] = field(default_factory=list)  # the journal's and the key's pending store's, start to close
     signals: StopSignals | None = None  # the handlers installed at start (keeper/stop_signals.py), if any
+    loop_fatal: BaseException | None = None  # an error outside a tick that stopped the block loop (exit 1)
 
     def warm_up(self, should_stop: Callable[[], bool] | None = None) -> None:
         """The warm start (keeper/warm_start.py), once: the block loop calls it before its first
