@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from structlog.testing import capture_logs
 
 from keeper.chain.keys import Signer
 from keeper.journal import Journal
@@ -67,17 +66,3 @@ def test_status_skips_a_recorded_executor_without_code_saying_so(devnet: Devnet,
                                   "skipped (a devnet started afresh?); set account.executor to check the journal "
                                   "against the chain")
 
-
-def test_run_logs_a_recorded_executor_it_skips_for_having_no_code(devnet: Devnet, signer: Signer,
-                                                                  tmp_path: Path) -> None:
-    # Given a journal that recorded an executor the chain has no code at
-    settings = devnet.keeper_config(tmp_path)
-    gone = Account.create().address
-    with Journal(settings.monitoring.journal) as journal:
-        journal.record_executor(devnet.rpc.chain_id(), gone)
-    # When the keeper starts, then it provisions another and says why the recorded one was skipped
-    with capture_logs() as logs:
-        build_runtime(settings, dry_run=False).close()
-    skipped = [e for e in logs if e["event"] == "executor.skipped"]
-    assert len(skipped) == 1 and gone in skipped[0]["reason"] and "has no code on chain" in skipped[0]["reason"]
-    assert [e["event"] for e in logs if e["event"].startswith("executor.")] == ["executor.skipped", "executor.provisioned"]
