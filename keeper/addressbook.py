@@ -181,8 +181,10 @@ def config_chain(config: KeeperConfig) -> tuple[str, DevnetManifest | None]:
 
 
 def chain_url_source(rpc_url_option: str | None, config: KeeperConfig) -> str:
-    """Where config_chain's URL came from, for an error naming it: the option, the key or the manifest."""
-    return "--rpc-url" if rpc_url_option else "chain.rpc_url" if config.chain.rpc_url else "the devnet manifest's rpc_url"
+    """Where config_chain's URL came from, for an error naming it: the option, the key (after the
+    environment variable that holds it, if one does) or the manifest."""
+    return ("--rpc-url" if rpc_url_option else config.where("chain", "rpc_url") if config.chain.rpc_url
+            else "the devnet manifest's rpc_url")
 
 
 def config_sources(rpc: JsonRpc, manifest: DevnetManifest | None) -> Sources:

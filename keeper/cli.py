@@ -63,17 +63,21 @@ def run(
     and unwind delta-neutral basis positions through the executor. The signing key comes from the
     environment variable named by account.key_env (default KEEPER_PRIVATE_KEY) or an encrypted
     keystore; never from the command line. With --dry-run no key is needed."""
+    from keeper.addressbook import chain_url_source
     from keeper.config import load_config
     from keeper.live import start_live_view
+    from keeper.logs import redact_urls
     from keeper.launch import build_runtime
     from keeper.runtime import run_loop
+    from keeper.stop_signals import START_STOP_EXIT, StartStopped, StopSignals, log_start_stopped
 
     overrides: dict[str, dict[str, object]] = {"chain": {}}
     if rpc_url:
         overrides["chain"]["rpc_url"] = rpc_url
     if manifest:
         overrides["chain"]["manifest"] = manifest
-    runtime = view = None
+    runtime = view = previous = None
+    signals = StopSignals()
     try:
         check_options(urls={"--rpc-url": rpc_url})
         settings = load_config(config, overrides=overrides)
@@ -86,24 +90,33 @@ def run(
             raise ConfigError(f"{'--manifest' if manifest else 'chain.manifest'}: needs an RPC (--rpc-url or "
                               "chain.rpc_url); with none, run starts its own embedded devnet")
         view = start_live_view(settings, out)  # on a terminal: the live panel, logs to a file
+        previous = signals.install()  # logging is set up: a stop or SIGUSR1 at start is handled and told
         try:
             runtime = build_runtime(settings, dry_run=dry_run, activity=ActivityConfig(
                 seed=DEVNET_SEED if seed is None else seed,
                 shock_every_steps=DEMO_SHOCK_EVERY_STEPS if shock_every is None else shock_every))
         except (TransientError, UrlRefusedError) as exc:  # named by where the URL came from
-            where = "--rpc-url" if rpc_url else "chain.rpc_url" if settings.chain.rpc_url else "the embedded devnet"
+            where = chain_url_source(rpc_url, settings) if settings.chain.rpc_url else "the embedded devnet"
             raise FatalError(f"{where}: {exc}") from exc
         run_loop(runtime, blocks=blocks, drive_interval_s=drive_interval or DRIVE_INTERVAL_S, view=view)
-        if runtime.engine.fatal is not None:  # an orderly stop on a fatal error inside a tick: exit 1
-            err.print(f"[bold red]error:[/] {escape(str(runtime.engine.fatal))}", highlight=False)
+        fatal = runtime.engine.fatal or runtime.loop_fatal  # an orderly stop on a fatal error, in a tick or not
+        if fatal is not None:
+            err.print(f"[bold red]error:[/] {escape(redact_urls(str(fatal)))}", highlight=False)
             raise typer.Exit(1)
+    except StartStopped as stopped:  # SIGINT/SIGTERM before the block loop ran: nothing sent after it
+        signals.raise_on_stop = False  # a second Ctrl-C does not cut the cleanup short
+        log_start_stopped(stopped.signal_name)
+        raise typer.Exit(START_STOP_EXIT) from None
     except KeeperError as exc:
         raise _fail(exc) from exc
     finally:
+        signals.raise_on_stop = False
         if runtime is not None:
             runtime.close()
         if view is not None:
             view.stop()
+        if previous is not None:
+            signals.restore(previous)
 
 
 @app.command()
@@ -251,7 +264,8 @@ def status(
 ) -> None:
     """Positions and PnL (funding, convergence, fees, gas) from the journal, checked against the
     chain when a node is reachable (chain.rpc_url set, and account.executor or, unset, the executor
-    the journal's live run recorded for that chain)."""
+    the journal's live run recorded for that chain). Exit 1 when the journal and the chain disagree
+    (a MISMATCH line per market, after the whole report)."""
     import json
 
     from keeper.config import load_config
@@ -269,6 +283,8 @@ def status(
         out.print_json(json.dumps(report.as_json()))
     else:
         out.print(report.as_text(), highlight=False, markup=False)
+    if report.mismatches:  # printed whole first; a script or a cron job sees the disagreement in the code
+        raise typer.Exit(1)
 
 
 @app.command()

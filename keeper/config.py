@@ -363,6 +363,7 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None,
     env_names: dict[tuple[str, ...], str] = {}
     data = _merge(data, _env_overrides(env, _named_secrets(data, env) | set(secret_env), env_names))
     data = _merge(data, overrides or {})
+    env_names = _not_overridden(env_names, overrides or {})  # a CLI option's value is not the variable's
     try:
         config = KeeperConfig.model_validate(data)
     except ValidationError as exc:
@@ -373,11 +374,29 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None,
 
 
 def with_overrides(config: KeeperConfig, overrides: Mapping[str, Any], where: str = "config") -> KeeperConfig:
-    """`config` with some keys replaced (nested by section), validated again."""
+    """`config` with some keys replaced (nested by section), validated again. The environment
+    variables that set the keys it keeps are still named in errors (KeeperConfig.where, and its
+    own validation error); a replaced key is `where`'s."""
+    names = _not_overridden(config._env_names, overrides)
     try:
-        return KeeperConfig.model_validate(_merge(config.model_dump(), overrides))
+        merged = KeeperConfig.model_validate(_merge(config.model_dump(), overrides))
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {describe_validation_error(exc)}") from exc
+        variable = _env_source(exc.errors()[0]["loc"], names)
+        raise ConfigError(f"{f'environment {variable}' if variable else where}: {describe_validation_error(exc)}") from exc
+    merged._env_names = names
+    return merged
+
+
+def _not_overridden(names: Mapping[tuple[str, ...], str], overrides: Mapping[str, Any]) -> dict[tuple[str, ...], str]:
+    """The variables' key paths that `overrides` (merged as _merge does) leaves as they were."""
+    def replaced(keys: tuple[str, ...]) -> bool:
+        node: Any = overrides
+        for key in keys:
+            if not isinstance(node, Mapping) or key not in node:
+                return not isinstance(node, Mapping)  # a value above the key replaced its whole section
+            node = node[key]
+        return True
+    return {keys: name for keys, name in names.items() if not replaced(keys)}
 
 
 def describe_validation_error(exc: ValidationError) -> str:

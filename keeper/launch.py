@@ -18,10 +18,13 @@ from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.provision import provision_impersonated
 from keeper.devnet.world import World, prebuilt_state, start_world
-from keeper.errors import ConfigError
+from keeper.errors import ConfigError, TransientError, UrlRefusedError
 from keeper.journal import Journal
 from keeper.journal.lock import JournalLock
+from keeper.logs import get_logger
 from keeper.runtime import ChainSetup, Runtime, assemble_runtime
+
+log = get_logger("keeper.runtime")
 
 
 def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None = None,
@@ -45,13 +48,23 @@ def build_runtime(config: KeeperConfig, *, dry_run: bool, activity: ActivityConf
     market-activity driver runs with `activity` (default ActivityConfig()). The
     journal is locked (keeper/journal/lock.py) and opened (created, or checked to be a keeper
     journal) first: a bad monitoring.journal, or one another keeper holds, is refused before any
-    chain is started or any transaction sent."""
-    lock = JournalLock(config.monitoring.journal).acquire()
+    chain is started or any transaction sent. A failure other than bad input (ConfigError: the
+    CLI's one error line) is logged as `keeper.start_failed` (with its error_type) before it
+    propagates."""
     try:
-        Journal(config.monitoring.journal).close()
-        return assemble_runtime(config, _chain_setup(config, activity), dry_run=dry_run, journal_lock=lock)
-    except BaseException:
-        lock.release()
+        lock = JournalLock(config.monitoring.journal).acquire()
+        try:
+            Journal(config.monitoring.journal).close()
+            return assemble_runtime(config, _chain_setup(config, activity), dry_run=dry_run, journal_lock=lock)
+        except BaseException:
+            lock.release()
+            raise
+    except (TransientError, UrlRefusedError):
+        raise  # keeper.start_failed logged by the start's retries (keeper/startup.py), with their count
+    except ConfigError:
+        raise  # bad input: its one error line says it all (exit 2)
+    except Exception as exc:
+        log.error("keeper.start_failed", error_type=type(exc).__name__, error=str(exc))  # URLs redacted by the log
         raise
 
 

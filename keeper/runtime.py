@@ -9,7 +9,8 @@ with a message naming what is wrong, before anything is sent.
 
 The block loop (keeper/blockloop.py) ticks on every new head, pushed over WebSocket or polled
 over HTTP, never two ticks at once; SIGINT/SIGTERM stop it after the current tick; SIGUSR1 (or
-the kill-switch file) pulls the kill switch.
+the kill-switch file) pulls the kill switch. During the start, a SIGINT/SIGTERM ends it (nothing
+sent after it) and a SIGUSR1 pulls the kill switch (keeper/stop_signals.py).
 
 The runtime does not know the devnet: it receives a `ChainSetup` (keeper/launch.py builds it; with
 no RPC configured that is the embedded devnet, with the market-activity driver as a second job:
@@ -47,7 +48,10 @@ from keeper.execute import DryRunExecutor, Executor, LiveExecutor
 from keeper.adopt import chain_positions
 from keeper.collateral import fund_vault
 from keeper.kill_switch import KillSwitch
+from keeper import stop_signals
+from keeper.stop_signals import StopSignals
 from keeper.journal import Journal
+from keeper.journal.executors import choose_executor
 from keeper.retention import prune_journal
 from keeper.startup import retry_transient
 from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
@@ -107,6 +111,8 @@ class Runtime:
     heads: HeadFeed | None = None
     warm_from: MarketSnapshot | None = None  # the start-up snapshot, until the warm start has read back from it
     locks: list[JournalLock] = field(default_factory=list)  # the journal's and the key's pending store's, start to close
+    signals: StopSignals | None = None  # the handlers installed at start (keeper/stop_signals.py), if any
+    loop_fatal: BaseException | None = None  # an error outside a tick that stopped the block loop (exit 1)
 
     def warm_up(self, should_stop: Callable[[], bool] | None = None) -> None:
         """The warm start (keeper/warm_start.py), once: the block loop calls it before its first
@@ -146,15 +152,17 @@ def _executor_operator(rpc: JsonRpc, executor: str, chain_id: int) -> str:
 
 def _journal_executor(config: KeeperConfig, rpc: JsonRpc, chain_id: int) -> str | None:
     """The executor the journal's last live run on this chain traded through, if it still has code
-    there (a devnet started afresh has none): with account.executor unset, a restart carries on
-    with it instead of provisioning a new one, whose empty account would close the journal's open
-    positions as "not on chain" while the old executor still holds them."""
-    with Journal(config.monitoring.journal) as journal:
-        executor = journal.recorded_executors().get(chain_id)
-    if executor is None or not rpc.get_code(executor):
-        return None
-    log.info("executor.reused", executor=executor, journal=str(config.monitoring.journal))
-    return executor
+    there (a devnet started afresh has none: skipped, logged as `executor.skipped`): with
+    account.executor unset, a restart carries on with it instead of provisioning a new one, whose
+    empty account would close the journal's open positions as "not on chain" while the old
+    executor still holds them. The same choice as `keeper status` and `keeper stress`."""
+    choice = choose_executor(("account.executor", None), config.monitoring.journal, lambda: chain_id,
+                             lambda address: bool(rpc.get_code(address)))
+    if choice.skipped:
+        log.info("executor.skipped", reason=choice.skipped, journal=str(config.monitoring.journal))
+    if choice.address is not None:
+        log.info("executor.reused", executor=choice.address, journal=str(config.monitoring.journal))
+    return choice.address
 
 
 def _refuse_other_executor(config: KeeperConfig, chain_id: int, executor: str) -> None:
@@ -230,7 +238,8 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
                       backoff_max_s=config.chain.startup_backoff_max_s)
     chain_id = rpc.chain_id()
     if config.chain.chain_id is not None and chain_id != config.chain.chain_id:
-        raise ChainMismatchError(f"chain.chain_id: the node at {redacted_url(rpc_url)} is chain {chain_id}, config says {config.chain.chain_id}")
+        node = config.where("chain", "rpc_url") if rpc_url == config.chain.rpc_url else redacted_url(rpc_url)  # a manifest's: local
+        raise ChainMismatchError(f"chain.chain_id: the node ({node}) is chain {chain_id}, config says {config.chain.chain_id}")
     sources = setup.sources if setup.sources is not None else resolve_sources(rpc, optimism_book())
     unknown = sorted(set(config.markets.enabled) - {m.name for m in sources.markets})
     if unknown:
@@ -258,7 +267,8 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
     if executor_address is None:
         if not (anvil and setup.provision_executor is not None):
             raise ConfigError("account.executor: required outside a devnet/fork (deploy a BasisExecutor and set its address)")
-        executor_address = setup.provision_executor(rpc, signer.address if signer else None)
+        with stop_signals.sending():  # a deploy, then funding: a stop signal meanwhile ends the start after it
+            executor_address = setup.provision_executor(rpc, signer.address if signer else None)
         log.info("executor.provisioned", executor=executor_address)
     if not rpc.get_code(executor_address):
         raise ChainMismatchError(f"account.executor: no contract code at {executor_address} on chain {chain_id}")
@@ -321,9 +331,11 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
                          keep_settled=True),
             JsonFilePendingStore(pending_store_path(config, chain_id, signer.address)),
             chain_id=chain_id, sleep=heads.sleep_until_new_head)
-        sender.recover()
+        with stop_signals.sending():  # re-broadcasts: a stop signal meanwhile ends the start after them
+            sender.recover()
         executor = LiveExecutor(sender, rpc, {BASIS_PERP_VENUE: sources.perp.clearing_house})
-    kill_flag = threading.Event()
+    signals = stop_signals.installed()  # a SIGUSR1 during the start pulls this kill switch
+    kill_flag = signals.kill_flag if signals is not None else threading.Event()
     kill_switch = KillSwitch(config.risk.kill_switch_file, config.markets.enabled, kill_flag)
 
     engine = Engine(
@@ -339,8 +351,9 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
         log.warning("collateral.deferred", executor=executor_address, target_usd=config.account.collateral_usdc,
                     reason=f"the kill switch is pulled ({config.risk.kill_switch_file}): nothing deposited this start")
     elif sources.markets:  # the vault holds account.collateral_usdc (keeper/collateral.py), read after the settling
-        fund_vault(collector.fetch_snapshot() if sender is not None else snapshot, sources.markets[0].usdc,
-                   executor_address, config.account.collateral_usdc, sender)
+        with stop_signals.sending():
+            fund_vault(collector.fetch_snapshot() if sender is not None else snapshot, sources.markets[0].usdc,
+                       executor_address, config.account.collateral_usdc, sender)
     metrics.serve(config.monitoring.metrics_port)
     driver = setup.start_driver() if setup.start_driver is not None else None
     mode = "dry_run" if signer is None else "live"
@@ -348,7 +361,7 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
              markets=config.markets.enabled, strategies=[s.strategy.name for s in strategies],
              embedded_devnet=setup.embedded, reconciled=len(differences), executor_paused=paused)
     runtime = Runtime(config, rpc, engine, journal, mode, owner, executor_address, setup, driver, kill_flag,
-                      heads=heads, warm_from=snapshot)  # the past blocks: read by the loop, before its first tick
+                      heads=heads, warm_from=snapshot, signals=signals)  # the past blocks: read by the loop, before its first tick
     if isinstance(rpc, RetryCalls):
         rpc.attempts = LIVE_ATTEMPTS  # in the loop a call that still fails skips the tick
     return runtime

@@ -32,10 +32,12 @@ def retry_transient(attempt: Callable[[], T], *, budget_s: float, backoff_max_s:
         except TransientError as exc:
             elapsed = clock() - started
             if exc.refuses:
-                log.error("keeper.start_failed", tries=tries, elapsed_s=round(elapsed, 2), error=str(exc))
+                log.error("keeper.start_failed", tries=tries, elapsed_s=round(elapsed, 2), error_type=type(exc).__name__,
+                          error=str(exc))
                 raise UrlRefusedError(f"{exc}: the node refuses the URL (check its path and API key)") from exc
             if elapsed + backoff_s > budget_s:
-                log.error("keeper.start_failed", tries=tries, elapsed_s=round(elapsed, 2), error=str(exc))
+                log.error("keeper.start_failed", tries=tries, elapsed_s=round(elapsed, 2), error_type=type(exc).__name__,
+                          error=str(exc))
                 raise
             log.warning("keeper.start_retry", tries=tries, elapsed_s=round(elapsed, 2), backoff_s=backoff_s,
                         error=str(exc))

@@ -24,6 +24,7 @@ from keeper.collect import SnapshotCollector
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, KeeperError
 from keeper.journal import Journal, StatusReport
+from keeper.journal.executors import FROM_JOURNAL, choose_executor
 from keeper.pairs_status import OpenPairStatus, fetch_open_pairs, pair_leg_sizes_x18, with_unrealised
 from keeper.plan import PRIORITY_FEE_WEI
 from keeper.simulate.paper import close_values_x18
@@ -39,6 +40,7 @@ class StatusView:
     mismatches: tuple[str, ...]
     pairs: tuple[OpenPairStatus, ...] = field(default=())
     closes_x18: Mapping[str, int | None] | None = None  # per open market, what closing now adds (None: not read)
+    chain_read: bool = False  # the executor's account was read on chain (mismatches are then meaningful)
 
     @property
     def close_value_x18(self) -> int | None:
@@ -53,7 +55,7 @@ class StatusView:
     def as_json(self) -> dict[str, Any]:
         value = self.close_value_x18
         marked = None if value is None else self.journal.pnl.total.total_x18 + value
-        return {"journal": self.journal.to_json_dict(), "chain_checked": self.chain_checked,
+        return {"journal": self.journal.to_json_dict(), "chain_checked": self.chain_checked, "chain_read": self.chain_read,
                 "mismatches": list(self.mismatches), "pairs": [p.to_json_dict() for p in self.pairs],
                 "open_close_value_x18": None if value is None else str(value),
                 "marked_total_x18": None if marked is None else str(marked), "unmarked_markets": self.unmarked()}
@@ -107,10 +109,11 @@ def build_status(config: KeeperConfig) -> StatusView:
     if snapshot is not None:
         pairs = tuple(with_unrealised(p, snapshot) for p in pairs)
         close_value = close_values_x18(snapshot, [r.position for r in report.positions], PRIORITY_FEE_WEI)
-    return StatusView(report, checked, tuple(mismatches), pairs, close_value)
+    return StatusView(report, checked, tuple(mismatches), pairs, close_value, chain_read=snapshot is not None)
 
 
-_NO_EXECUTOR = "no: set account.executor to check the journal against the chain"
+_SET_EXECUTOR = "set account.executor to check the journal against the chain"
+_NO_EXECUTOR = f"no: {_SET_EXECUTOR}"
 
 
 def _check_chain(config: KeeperConfig, report: StatusReport,
@@ -119,19 +122,15 @@ def _check_chain(config: KeeperConfig, report: StatusReport,
                             ("account.executor", config.account.executor)) if v is None]
     if config.chain.rpc_url is None:  # only what is missing: a given --rpc-url is not asked for again
         return f"no: set {' and '.join(unset)} to check the journal against the chain", [], None
-    executor, source, recorded = config.account.executor, "", {}
-    if executor is None:  # the executor the journal's live runs traded through (keeper/runtime.py), by chain
-        with Journal(config.monitoring.journal, readonly=True) as journal:
-            recorded = journal.recorded_executors()
-    if executor is None and not recorded:
-        return _NO_EXECUTOR, [], None
     try:
         rpc = JsonRpc(config.chain.rpc_url, timeout_s=config.chain.request_timeout_s)
-        if executor is None:
-            executor = recorded.get(rpc.chain_id())
-            if executor is None:
-                return _NO_EXECUTOR, [], None
-            source = f" (executor {executor}, the journal's: account.executor is unset)"
+        choice = choose_executor(("account.executor", config.account.executor), config.monitoring.journal,
+                                 rpc.chain_id, lambda address: bool(rpc.get_code(address)))
+        if choice.address is None:
+            return (f"no: {choice.skipped}; {_SET_EXECUTOR}" if choice.skipped else _NO_EXECUTOR), [], None
+        executor = choice.address
+        source = (f" (executor {executor}, the journal's: account.executor is unset)"
+                  if choice.source == FROM_JOURNAL else "")
         sources = config_sources(rpc, config_chain(config)[1])
         collector = SnapshotCollector(rpc, sources, account=executor)
         snapshot = collector.fetch_snapshot()

@@ -17,13 +17,14 @@ alone when the aggregator has too few rounds or cannot be read (the report says 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from keeper.collect import SnapshotCollector, Sources
 from keeper.chain.rpc import JsonRpc
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError
+from keeper.journal.executors import ExecutorChoice, choose_executor
 from keeper.index_rounds import DEFAULT_MAX_ROUNDS, MAX_ROUNDS, RoundsSigma, fetch_rounds_sigma
 from keeper.logs import redacted_url
 from keeper.stress import (
@@ -99,10 +100,13 @@ class StressReport:
     exit_costs: dict[str, ExitStressCheck | str] | None = None  # the proposal's close per spot venue (str: why not)
     stress_move_probability: float | None = None  # with index_sigma
     index_sigma: StressSigma | None = None
+    account: ExecutorChoice = ExecutorChoice(None)  # the Perp account read, and where it came from
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "block": self.block_number, "account_value_usd": self.account_value_usd, "guard": self.guard,
+            "block": self.block_number, "account": self.account.address, "account_source": self.account.source,
+            "account_skipped": self.account.skipped,
+            "account_value_usd": self.account_value_usd, "guard": self.guard,
             "index_move": self.params.index_move, "funding_apr": self.params.funding_apr, "hold_s": self.params.hold_s,
             "legs": [leg.__dict__ for leg in self.legs],
             "worst_margin_ratio": worst_margin_ratio(self.rows),
@@ -132,7 +136,8 @@ def build_report(snapshot: MarketSnapshot, config: KeeperConfig, proposal: Propo
     elif isinstance(account, PerpAccountState):
         value_usd = account.account_value_x18 / ONE_X18
     else:
-        raise ConfigError("--collateral-usd: needed when no Perp account is read (give --account or config account.executor)")
+        raise ConfigError("--collateral-usd: needed when no Perp account is read (give --account or config "
+                          "account.executor; the journal records none with code on this chain)")
     params = StressParams(config.risk.stress_index_move, config.risk.stress_funding_apr,
                           config.costs.holding_horizon_hours * 3600)
     legs = legs_from_snapshot(snapshot) if collateral_usd is None else []
@@ -162,8 +167,12 @@ def build_report(snapshot: MarketSnapshot, config: KeeperConfig, proposal: Propo
 
 def run_stress(rpc: JsonRpc, sources: Sources, account: str | None, config: KeeperConfig, proposal: Proposal | None,
                collateral_usd: float | None, max_rounds: int = DEFAULT_MAX_ROUNDS) -> StressReport:
-    """The snapshot, then (for a proposal with a size) its market's oracle rounds at the same block."""
-    collector = SnapshotCollector(rpc, sources, account=account)
+    """The snapshot of `account` (--account; None: account.executor, else the journal's executor on
+    this chain: keeper/journal/executors.py), then (for a proposal with a size) its market's oracle
+    rounds at the same block."""
+    given = ("--account", account) if account is not None else ("account.executor", config.account.executor)
+    choice = choose_executor(given, config.monitoring.journal, rpc.chain_id, lambda address: bool(rpc.get_code(address)))
+    collector = SnapshotCollector(rpc, sources, account=choice.address)
     collector.prepare()
     snapshot = collector.fetch_snapshot()
     history = None
@@ -172,7 +181,7 @@ def run_stress(rpc: JsonRpc, sources: Sources, account: str | None, config: Keep
         aggregator = next(m.aggregator for m in sources.markets if m.name == view.name)
         history = fetch_rounds_sigma(collector.multicall, aggregator, snapshot.block_number, snapshot.block_timestamp,
                                      view.perp.twap_interval_s, max_rounds)
-    return build_report(snapshot, config, proposal, collateral_usd, history)
+    return replace(build_report(snapshot, config, proposal, collateral_usd, history), account=choice)
 
 
 def render_table(report: StressReport) -> Any:
@@ -211,6 +220,7 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
 
     from keeper.config import load_config
     from keeper.addressbook import chain_url_source, config_chain, config_sources
+    from keeper.cli_console import configure_logging_from
     from keeper.errors import FatalError, TransientError
 
     if not (math.isfinite(notional_usd) and notional_usd >= 0):  # inf: an OverflowError in the sizing
@@ -222,6 +232,7 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
         raise ConfigError(f"--collateral-usd: must be a finite number > 0 (got {collateral_usd})")
     chain = {k: v for k, v in (("rpc_url", rpc_url), ("manifest", manifest)) if v}  # the options override the config
     settings = load_config(config_path, overrides={"chain": chain} if chain else None)
+    configure_logging_from(settings)  # on stderr: stdout is the report's (--json: one JSON document)
     proposal = None
     if market is not None or direction is not None:
         if direction is not None and direction not in ("short_perp", "long_perp"):
@@ -241,6 +252,7 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     if json_output:
         console.print_json(json.dumps(report.as_json()))
         return
+    console.print(f"account {report.account.describe()}", highlight=False, markup=False)
     print_whole(console, render_table(report))
     if not report.legs and proposal is None:
         console.print("no perp position in this account (or proposed): every shock leaves it as it is. To stress a "

@@ -50,10 +50,15 @@ def test_a_recorded_executor_without_code_on_this_chain_is_not_reused(devnet: De
     gone = Account.create().address
     with Journal(settings.monitoring.journal) as journal:
         journal.record_executor(devnet.rpc.chain_id(), gone)
-    # When the keeper starts, then it provisions one, and records that one
-    runtime = build_runtime(settings, dry_run=False)
+    # When the keeper starts, then it provisions one, says why the recorded one was skipped
+    # (`executor.skipped`, the thirteenth session's audit), and records the new one
+    with capture_logs() as logs:
+        runtime = build_runtime(settings, dry_run=False)
     runtime.close()
     assert runtime.executor_address != gone and devnet.rpc.get_code(runtime.executor_address)
+    skipped = [e["reason"] for e in logs if e["event"] == "executor.skipped"]
+    assert len(skipped) == 1 and f"{gone} has no code on chain {devnet.rpc.chain_id()}" in skipped[0]
+    assert [e["event"] for e in logs if e["event"].startswith("executor.")] == ["executor.skipped", "executor.provisioned"]
     with Journal(settings.monitoring.journal) as journal:
         assert journal.recorded_executors().get(devnet.rpc.chain_id()) == runtime.executor_address
 

@@ -64,7 +64,7 @@ class Heads:
 
 
 def _runtime(engine: FatalAfter, heads: Heads) -> Any:
-    return SimpleNamespace(engine=engine, ticks=0, driver=None, kill_flag=threading.Event(), heads=heads, rpc=None, warm_up=lambda _should_stop: None,
+    return SimpleNamespace(engine=engine, ticks=0, driver=None, kill_flag=threading.Event(), heads=heads, rpc=None, signals=None, warm_up=lambda _should_stop: None,
                            journal=SimpleNamespace(realized_since=lambda _since_s: None),
                            config=SimpleNamespace(risk=SimpleNamespace(kill_switch_action="unwind")))
 
