@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
@@ -21,6 +22,14 @@ from keeper.runtime import run_loop
 from tests.unit.test_runtime_fatal import FatalAfter, Heads, _runtime
 
 SECRET_URL = "https://node.example:8545/v3/0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Any:
+    """`keeper run` configures logging onto the runner's stderr, closed after it: later tests log as before."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def _journal_fails(_since_s: float) -> None:
