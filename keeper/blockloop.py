@@ -76,7 +76,7 @@ def run_blocks(runtime: Runtime, *, blocks: int | None, drive_interval_s: float 
     signals = runtime.signals  # `keeper run` installed them for its start; else installed here until the loop ends
     previous = None
     if signals is None:
-        signals = StopSignals(kill_flag=runtime.kill_flag)
+        signals = StopSignals(kill_flag=runtime.kill_flag, raise_on_stop=False)  # flags only, from the start
         previous = signals.install()
     signals.on_stop, signals.raise_on_stop = feed.wake, False  # from here the handlers only set flags
     stop = signals.stop

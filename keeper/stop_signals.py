@@ -78,8 +78,7 @@ class StopSignals:
         self.stop.set()
         if self.on_stop is not None:
             self.on_stop()
-        if self.raise_on_stop and self._sending == 0:
-            raise StartStopped(self.stop_signal)
+        self._stop_start()
 
     def log_kill_signal(self, action: str) -> None:
         """`kill_switch.signal` for a SIGUSR1 received since the last call (by the thread that runs)."""
@@ -87,15 +86,25 @@ class StopSignals:
             log.warning("kill_switch.signal", action=action, phase=self.kill_phase)
             self.kill_phase = None
 
+    def _stop_start(self) -> None:
+        """Raises `StartStopped` once, outside a `sending()` section, if a stop came during the
+        start: once, so that a second Ctrl-C does not cut the start-up's cleanups short."""
+        if self.raise_on_stop and self._sending == 0 and self.stop.is_set():
+            self.raise_on_stop = False
+            raise StartStopped(self.stop_signal or "signal")
+
     @contextmanager
     def sending(self) -> Iterator[None]:
+        """A send the stop waits for. A stop already asked: nothing is sent (a start retried after
+        a transient error does not send again). A stop during it: `StartStopped` after it, also
+        when the send failed (its error is the `StartStopped`'s context; the start is not retried)."""
+        self._stop_start()
         self._sending += 1
         try:
             yield
         finally:
             self._sending -= 1
-        if self.raise_on_stop and self._sending == 0 and self.stop.is_set():
-            raise StartStopped(self.stop_signal or "signal")
+            self._stop_start()
 
 
 _installed: StopSignals | None = None

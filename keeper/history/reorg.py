@@ -63,7 +63,8 @@ def rewind(writer: HistoryWriter, rpc: JsonRpc, tip: int) -> int:
         ancestor = find_ancestor(tip, first, writer.recorded_hash, lambda heights: node_hashes(rpc, heights))
     except ReorgTooDeep as exc:
         raise ReorgTooDeep(f"--out {writer.path}: {exc}; left as it was (record into another --out)") from exc
-    log.warning("record.reorg", depth=tip - ancestor, from_block=tip, ancestor=ancestor)
+    if ancestor < tip:  # else only headers fetched ahead were of the other chain: nothing recorded is dropped
+        log.warning("record.reorg", depth=tip - ancestor, from_block=tip, ancestor=ancestor)
     writer.drop_after(ancestor)
     truncate_history(writer.path, ancestor)
     return ancestor

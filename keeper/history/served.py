@@ -8,6 +8,7 @@ bisection, and says so (`record.range_shortened`); an explicit --from-block is n
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from keeper.chain.rpc import JsonRpc
@@ -15,6 +16,14 @@ from keeper.errors import ConfigError, RpcError
 from keeper.logs import get_logger, redacted_url
 
 SERVED_MARGIN = 4  # blocks past the first served one: the node prunes on as it mines
+# A probe the node throttled says nothing about pruning (a pruned block's reply, anvil's
+# BlockOutOfRangeError or geth's "header not found"/"missing trie node", is none of these): it is
+# asked again after a pause, PROBE_TRIES times in all, then the throttling is raised.
+THROTTLED_CODES = frozenset({-32005, 429})
+THROTTLED_WORDS = ("rate limit", "too many requests", "limit exceeded", "try again", "busy", "capacity", "quota",
+                   "overloaded")
+PROBE_TRIES = 4
+FIRST_PAUSE_S = 0.25
 log = get_logger("keeper.record")
 
 
@@ -34,23 +43,36 @@ def first_served_block(serves: Callable[[int], bool], lo: int, hi: int) -> int |
     return hi
 
 
-def state_served(rpc: JsonRpc, address: str) -> Callable[[int], bool]:
-    """Does the node serve the state of a block (a balance read of `address` there)? A transient
-    failure (timeout, 5xx) is raised, not taken for a pruned block."""
+def throttled(exc: RpcError) -> bool:
+    """A "slow down" reply (rate limited, busy), not an answer about the block."""
+    text = exc.rpc_message.lower()
+    return exc.code in THROTTLED_CODES or any(word in text for word in THROTTLED_WORDS)
+
+
+def state_served(rpc: JsonRpc, address: str, sleep: Callable[[float], None] = time.sleep) -> Callable[[int], bool]:
+    """Does the node serve the state of a block (a balance read of `address` there)? A transport
+    failure (timeout, 5xx) is raised, and so is a throttled probe after PROBE_TRIES: neither is
+    taken for a pruned block."""
     def serves(block: int) -> bool:
-        try:
-            rpc.call("eth_getBalance", [address, hex(block)])
-        except RpcError:
-            return False
-        return True
+        for attempt in range(PROBE_TRIES):
+            try:
+                rpc.call("eth_getBalance", [address, hex(block)])
+                return True
+            except RpcError as exc:
+                if not throttled(exc):
+                    return False
+                if attempt == PROBE_TRIES - 1:
+                    raise
+                sleep(FIRST_PAUSE_S * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     return serves
 
 
-def served_start(rpc: JsonRpc, address: str, start: int, end: int) -> int:
+def served_start(rpc: JsonRpc, address: str, start: int, end: int, sleep: Callable[[float], None] = time.sleep) -> int:
     """The default range's first block: `start`, or the first block the node serves past it plus
     SERVED_MARGIN (logged as record.range_shortened). A node that serves not even `end`: ConfigError."""
-    served = first_served_block(state_served(rpc, address), start, end)
+    served = first_served_block(state_served(rpc, address, sleep), start, end)
     if served is None:
         raise ConfigError(f"the node at {redacted_url(rpc.url)} cannot serve the state of block {end} (its head "
                           "or --to-block): an archive node keeps every block")

@@ -114,6 +114,28 @@ def test_given_unflushed_and_flushed_blocks_then_the_writer_knows_both_hashes(tm
     assert recorded_hashes(tmp_path / "h", 108, 109) == {108: (108).to_bytes(32, "big"), 109: (109).to_bytes(32, "big")}
 
 
+@pytest.mark.parametrize("ancestor", [129, 126])
+def test_given_a_rewind_then_record_reorg_tells_only_dropped_blocks(tmp_path: Path, ancestor: int) -> None:
+    # Only headers fetched ahead of the tip were of the other chain (ancestor == tip): nothing is
+    # dropped, and no `record.reorg` with depth 0 says otherwise
+    from structlog.testing import capture_logs
+
+    from keeper.history.reorg import rewind
+
+    writer = _history(tmp_path / "h", 100, 129)
+
+    class Rpc:
+        def batch(self, requests: list[Any]) -> list[Any]:
+            return [{"hash": "0x" + (int(p[0], 16).to_bytes(32, "big") if int(p[0], 16) <= ancestor else b"\xee" * 32).hex()}
+                    for _m, p in requests]
+
+    with capture_logs() as logs:
+        assert rewind(writer, Rpc(), 129) == ancestor  # type: ignore[arg-type]
+    told = [(e["depth"], e["from_block"], e["ancestor"]) for e in logs if e["event"] == "record.reorg"]
+    assert told == ([] if ancestor == 129 else [(3, 129, 126)])
+    assert _blocks(tmp_path / "h")[-1] == ancestor
+
+
 # ---------------------------------------------------------------------------- common ancestor
 class _Node:
     """The node's hashes: the recorded chain's up to `ancestor`, another chain's after it."""
@@ -209,16 +231,44 @@ def test_given_a_node_that_serves_not_even_the_end_then_none() -> None:
 class _PrunedRpc:
     url = "http://127.0.0.1:1"
 
-    def __init__(self, first_served: int) -> None:
+    def __init__(self, first_served: int, throttle_every: int = 0) -> None:
         self.first_served = first_served
+        self.throttle_every = throttle_every  # every n-th call answered "rate limited"
+        self.calls = 0
 
     def call(self, method: str, params: list[Any]) -> Any:
-        from keeper.errors import RpcError
+        from keeper.errors import rpc_error_from_reply  # the transport's own classification
 
         assert method == "eth_getBalance"
-        if int(params[1], 16) < self.first_served:
-            raise RpcError(method, -32602, f"BlockOutOfRangeError: requested was {int(params[1], 16)}")
+        self.calls += 1
+        if self.throttle_every and self.calls % self.throttle_every == 0:
+            raise rpc_error_from_reply(method, -32005, "rate limit exceeded, try again later")
+        if int(params[1], 16) < self.first_served:  # anvil's reply for a pruned block
+            raise rpc_error_from_reply(method, -32000, f"BlockOutOfRangeError: block height is 2000 but requested was {int(params[1], 16)}")
         return "0x0"
+
+
+@pytest.mark.parametrize("throttle_every", [2, 3])
+def test_given_a_node_that_throttles_probes_then_the_first_served_block_is_still_found(throttle_every: int) -> None:
+    # A rate-limited probe was taken for a pruned block: the range started late, or the end
+    # "could not be served"
+    from keeper.history.served import first_served_block, state_served
+
+    rpc = _PrunedRpc(1_872, throttle_every)
+    pauses: list[float] = []
+    assert first_served_block(state_served(rpc, "0x" + "11" * 20, pauses.append), 1_000, 1_999) == 1_872
+    assert pauses and set(pauses) == {0.25}
+
+
+def test_given_a_node_that_throttles_every_probe_then_the_throttling_is_raised_not_taken_for_pruning() -> None:
+    from keeper.errors import TransientRpcError
+    from keeper.history.served import PROBE_TRIES, served_start
+
+    rpc = _PrunedRpc(0, throttle_every=1)
+    pauses: list[float] = []
+    with pytest.raises(TransientRpcError, match="rate limit"):
+        served_start(rpc, "0x" + "11" * 20, 1_000, 1_999, pauses.append)
+    assert rpc.calls == PROBE_TRIES and pauses == [0.25, 0.5, 1.0]
 
 
 def test_given_a_pruned_node_then_the_default_range_starts_past_its_first_served_block() -> None:

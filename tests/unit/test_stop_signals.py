@@ -27,12 +27,60 @@ def test_a_stop_during_a_send_at_start_waits_for_the_send_then_ends_the_start() 
                 sent.append("deposit")  # the send completes
             sent.append("after")  # never reached: nothing is sent after the signal
         assert stopped.value.signal_name == "SIGTERM" and sent == ["deposit"]
-        # Outside a send, the next stop ends the start at once
-        with pytest.raises(StartStopped):
-            os.kill(os.getpid(), signal.SIGINT)
+        # Once: a second Ctrl-C during the start's cleanups does not cut them short
+        os.kill(os.getpid(), signal.SIGINT)
+        cleaned = True
     finally:
         signals.restore(previous)
-    assert installed() is None
+    assert installed() is None and cleaned
+
+
+def test_outside_a_send_a_stop_ends_the_start_at_once() -> None:
+    signals = StopSignals()
+    previous = signals.install()
+    try:
+        with pytest.raises(StartStopped) as stopped:
+            os.kill(os.getpid(), signal.SIGINT)
+        assert stopped.value.signal_name == "SIGINT"
+    finally:
+        signals.restore(previous)
+
+
+def test_a_send_that_fails_after_a_stop_ends_the_start_and_a_retried_start_sends_nothing() -> None:
+    # A stop lands during the deploy, then its receipt times out: the start must not be retried
+    # into a second deploy (retry_transient retries TransientErrors, not StartStopped)
+    from keeper.errors import TransientError
+    from keeper.startup import retry_transient
+
+    signals = StopSignals()
+    previous = signals.install()
+    sent: list[str] = []
+
+    def assemble() -> str:
+        with sending():
+            sent.append(f"deploy#{len(sent) + 1}")
+            if len(sent) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+                raise TransientError("receipt: timed out")
+        return "runtime"
+
+    try:
+        with pytest.raises(StartStopped) as stopped:
+            retry_transient(assemble, budget_s=30, backoff_max_s=0.01, sleep=lambda _s: None)
+    finally:
+        signals.restore(previous)
+    assert sent == ["deploy#1"] and isinstance(stopped.value.__context__, TransientError)
+
+
+def test_a_stop_flag_set_before_a_send_sends_nothing() -> None:
+    signals = StopSignals()
+    signals.stop.set()  # e.g. set while a transient error was being retried
+    sent: list[str] = []
+    with pytest.raises(StartStopped):
+        with signals.sending():
+            sent.append("deposit")
+    assert sent == []
+
 
 
 def test_sigusr1_at_start_only_sets_the_kill_flag_and_the_loop_tells_it_with_its_phase() -> None:
@@ -81,5 +129,3 @@ def test_a_stop_during_the_warm_start_ends_the_start_without_a_tick() -> None:
     with capture_logs() as logs, pytest.raises(StartStopped):
         run_blocks(runtime, blocks=None)
     assert engine.ticks == 0 and not [e for e in logs if e["event"] == "keeper.stopping"]
-
-
