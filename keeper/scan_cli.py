@@ -36,7 +36,7 @@ def scan(
         chain = {k: v for k, v in (("rpc_url", rpc_url), ("manifest", manifest)) if v}  # the options override the config
         settings = load_config(config, overrides={"chain": chain} if chain else None)
         url, book = config_chain(settings)
-        rpc = JsonRpc(url, timeout_s=10.0)
+        rpc = JsonRpc(url, timeout_s=settings.chain.request_timeout_s)
         try:
             rows = run_scan(rpc, config_sources(rpc, book), history_blocks)
         except TransientError as exc:

@@ -244,7 +244,7 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
         raise ConfigError("--notional-usd: only with --market and --direction (a proposed position)")
     url, book = config_chain(settings)
     try:
-        rpc = JsonRpc(url, timeout_s=10.0)
+        rpc = JsonRpc(url, timeout_s=settings.chain.request_timeout_s)
         report = run_stress(rpc, config_sources(rpc, book), account or settings.account.executor, settings, proposal,
                             collateral_usd, index_rounds)
     except TransientError as exc:
