@@ -37,10 +37,10 @@ from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate
 from keeper.chain.rpc import BlockParam, JsonRpc
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
-from keeper.errors import ConfigError, KeeperError, RpcError
+from keeper.errors import ConfigError, KeeperError, RpcError, TransientError
 from keeper.history.reorg import ReorgTooDeep, node_hashes, rewind
 from keeper.history.replay import collector_meta, storage_read_key
-from keeper.history.served import served_start
+from keeper.history.served import served_start, throttled
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
 from keeper.logs import redacted_url
 from keeper.simulate.paper import PAPER_TX_BYTES
@@ -158,6 +158,10 @@ class BlockRecorder:
             pinned, self._ahead = self.multicall.pinned, {}
             if pinned is not None and _replaced(self.rpc, block, pinned[1]):
                 raise BlockReplaced(f"block {block} {pinned[1]} left the node's chain while it was read") from exc
+            if isinstance(exc, TransientError) and (not isinstance(exc, RpcError) or throttled(exc)):
+                # a timeout, an HTTP 5xx, a rate limit: the node's trouble, not its pruning
+                raise TransientError(f"reading block {block}: {exc}; the history holds the blocks before it "
+                                     "(the same command again resumes there)") from exc
             raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} cannot serve the state of block {block} "
                                    f"(first block it cannot serve; an archive node keeps every block): {exc}") from exc
         finally:

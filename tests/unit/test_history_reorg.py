@@ -351,3 +351,37 @@ def test_given_a_block_that_leaves_the_chain_while_read_then_block_replaced_else
     now_at_40.clear()
     with pytest.raises(StateUnavailable, match="cannot serve the state of block 40"):
         recorder.record(40)
+
+
+@pytest.mark.parametrize("failure", ["timeout", "rate_limited"])
+def test_given_a_read_that_fails_transiently_then_it_is_not_called_a_pruned_block(failure: str) -> None:
+    # before: "cannot serve the state of block 40 (... an archive node keeps every block)", exit 2
+    from types import SimpleNamespace
+
+    from keeper.errors import TransientError, rpc_error_from_reply
+    from keeper.history.record import BlockRecorder, StateUnavailable
+
+    header = {"number": "0x28", "timestamp": "0x10", "hash": "0x" + "aa" * 32, "parentHash": "0x" + "bb" * 32,
+              "gasUsed": "0x1", "gasLimit": "0x2"}
+
+    class Rpc:
+        url = "http://127.0.0.1:1"
+
+        def batch(self, requests: list[Any]) -> list[Any]:
+            return [header for _ in requests]
+
+    class Collector:
+        _last_tick: dict[str, int] = {}
+
+        def fetch_snapshot(self, block: int) -> Any:
+            if failure == "timeout":
+                raise TransientError("RPC http://127.0.0.1:1 unreachable: ReadTimeout")
+            raise rpc_error_from_reply("eth_call", 429, "Too Many Requests")
+
+    multicall = SimpleNamespace(captured=[], address="0x" + "cA11" * 10, pinned=None)
+    recorder = BlockRecorder(Rpc(), Collector(), multicall, False)  # type: ignore[arg-type]
+    recorder._ahead[40] = (header, None)
+    with pytest.raises(TransientError, match="reading block 40: .*the same command again resumes") as raised:
+        recorder.record(40)
+    assert not isinstance(raised.value, StateUnavailable)
+
