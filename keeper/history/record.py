@@ -42,7 +42,7 @@ from keeper.history.reorg import ReorgTooDeep, node_hashes, rewind
 from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.served import served_start, throttled
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
-from keeper.logs import redacted_url
+from keeper.logs import get_logger, redacted_url
 from keeper.simulate.paper import PAPER_TX_BYTES
 from keeper.types import MarketSnapshot, Unavailable
 
@@ -51,6 +51,13 @@ FOLLOW_BEHIND_HEAD = 1  # --follow records block b once the node's head is b + 1
 WRONG_BLOCK_RETRIES = 2  # re-reads of a block whose answer carried another block's number
 WRONG_BLOCK_PAUSE_S = 0.2
 HEADERS_AHEAD = 32  # block headers fetched per batch
+# A block's reads that fail transiently (a timeout, an HTTP 5xx, a rate limit) are asked again
+# after a pause, READ_TRIES times in all (pauses 0.5, 1, 2, 4, 8 s: about 15 s), then the error ends
+# the recording (exit 1; the same command resumes after the last block written).
+READ_TRIES = 6
+FIRST_PAUSE_S = 0.5
+MAX_PAUSE_S = 8.0
+log = get_logger("keeper.record")
 _L1_GETTERS = ("l1BaseFee()", "blobBaseFee()", "baseFeeScalar()", "blobBaseFeeScalar()")
 # the four inputs, then the fee of a typical executor trade; allowFailure: a getter the chain's
 # oracle version lacks (pre-Ecotone: no blob fee) is recorded as null, not as a failed block
@@ -192,6 +199,22 @@ class BlockRecorder:
             self._ahead[b] = (header, fee)
 
 
+def read_block(recorder: BlockRecorder, block: int, last: int | None, *, at_head: bool,
+               sleep: Callable[[float], None] = time.sleep) -> BlockRecord:
+    """`recorder.record(block)`, asked again after a pause while it fails transiently (logged as
+    `record.retry`), READ_TRIES times in all; then the last error is raised."""
+    for tries in range(1, READ_TRIES + 1):
+        try:
+            return recorder.record(block, last, at_head=at_head)
+        except TransientError as exc:
+            if tries == READ_TRIES:
+                raise
+            pause_s = min(FIRST_PAUSE_S * 2 ** (tries - 1), MAX_PAUSE_S)
+            log.warning("record.retry", block=block, tries=tries, pause_s=pause_s, error=str(exc))
+            sleep(pause_s)
+    raise AssertionError("unreachable")
+
+
 def _replaced(rpc: JsonRpc, block: int, hash_hex: str) -> bool:
     """Is the node's block at that height now another one? (Unknown, the node failing again: no.)"""
     try:
@@ -258,7 +281,7 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
                 record = None  # the range's last recorded block was replaced
             else:
                 try:
-                    record = recorder.record(block, end, at_head=not follow and block >= head)
+                    record = read_block(recorder, block, end, at_head=not follow and block >= head)
                 except BlockReplaced:
                     continue  # that height again, from its new header
             if record is None or (previous is not None and record.parent_hash != previous):

@@ -143,6 +143,38 @@ def test_a_10_block_reorg_during_a_recording(world, tmp_path: Path) -> None:  # 
     assert _on_the_nodes_chain(rpc, tmp_path / "h") == list(range(head - 29, head + 1))
 
 
+def test_a_node_that_fails_twice_mid_recording_is_asked_again_and_the_history_is_whole(
+        world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # before: the first HTTP 503 ended the recording with "cannot serve the state of block N", exit 2
+    from keeper import errors
+    from keeper.history import record as record_module
+
+    node, work = world
+    head = _mine(_rpc(node), 20)
+    monkeypatch.setattr(record_module, "FIRST_PAUSE_S", 0.01)
+
+    class Flaky(JsonRpc):
+        calls = 0
+
+        def _post(self, payload: Any) -> Any:
+            requests = payload if isinstance(payload, list) else [payload]
+            if any(r["method"] == "eth_call" and isinstance(r["params"][1], dict) for r in requests):  # a block's reads
+                Flaky.calls += 1
+                if Flaky.calls in (8, 9):  # two round trips in a row, mid-range
+                    raise errors.HttpStatusError("RPC answered HTTP 503", 503)
+            return super()._post(payload)
+
+    rpc = Flaky(node.node.rpc_url)
+    settings = load_config(work / "keeper.toml", environ={}, overrides={"chain": {"rpc_url": node.node.rpc_url}})
+    with capture_logs() as logs:
+        written, _ = record_history(settings, rpc, tmp_path / "h", from_block=head - 19, to_block=head, follow=False,
+                                    account=None)
+    retries = [e for e in logs if e["event"] == "record.retry"]
+    assert [(e["tries"], e["pause_s"]) for e in retries] == [(1, 0.01), (2, 0.02)] and Flaky.calls > 9
+    assert written == 20
+    assert _on_the_nodes_chain(_rpc(node), tmp_path / "h") == list(range(head - 19, head + 1))
+
+
 def test_a_65_block_reorg_exits_2_and_leaves_the_files_as_they_were(world) -> None:  # type: ignore[no-untyped-def]
     node, work = world
     rpc = _rpc(node)

@@ -385,3 +385,32 @@ def test_given_a_read_that_fails_transiently_then_it_is_not_called_a_pruned_bloc
         recorder.record(40)
     assert not isinstance(raised.value, StateUnavailable)
 
+
+@pytest.mark.parametrize("failures", [0, 2, 5, 6])
+def test_given_transient_read_failures_then_the_block_is_asked_again_after_growing_pauses(failures: int) -> None:
+    from structlog.testing import capture_logs
+
+    from keeper.errors import TransientError
+    from keeper.history.record import READ_TRIES, read_block
+
+    asked: list[int] = []
+
+    class Recorder:
+        def record(self, block: int, last: int | None, *, at_head: bool) -> str:
+            asked.append(block)
+            if len(asked) <= failures:
+                raise TransientError(f"reading block {block}: timed out")
+            return "the record"
+
+    pauses: list[float] = []
+    with capture_logs() as logs:
+        if failures >= READ_TRIES:
+            with pytest.raises(TransientError, match="reading block 40"):
+                read_block(Recorder(), 40, 99, at_head=False, sleep=pauses.append)  # type: ignore[arg-type]
+        else:
+            assert read_block(Recorder(), 40, 99, at_head=False, sleep=pauses.append) == "the record"  # type: ignore[arg-type]
+    retried = min(failures, READ_TRIES - 1)
+    assert len(asked) == min(failures + 1, READ_TRIES)
+    assert pauses == [0.5, 1.0, 2.0, 4.0, 8.0][:retried]
+    assert [(e["event"], e["block"], e["tries"]) for e in logs] == [("record.retry", 40, t) for t in range(1, retried + 1)]
+
