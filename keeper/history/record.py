@@ -41,7 +41,7 @@ from keeper.errors import ConfigError, KeeperError, RpcError, TransientError
 from keeper.history.reorg import ReorgTooDeep, node_hashes, rewind
 from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.served import served_start, throttled
-from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block
+from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block, read_meta
 from keeper.logs import get_logger, redacted_url
 from keeper.simulate.paper import PAPER_TX_BYTES
 from keeper.types import MarketSnapshot, Unavailable
@@ -235,6 +235,7 @@ def resume_block(out: Path, from_block: int | None) -> int | None:
     last = last_recorded_block(out)
     if last is None:
         return None
+    read_meta(out)  # a history, not a directory of junk named like one
     if from_block is not None and from_block > last + 1:
         raise ConfigError(f"--from-block {from_block}: {out} ends at block {last}; recording from {from_block} would "
                           f"leave blocks {last + 1}-{from_block - 1} out of it (leave --from-block out to resume at "

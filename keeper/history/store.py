@@ -144,7 +144,10 @@ def _parts(path: Path) -> list[Path]:
     stopped halfway, see the module notes) the shorter one."""
     kept: dict[int, Path] = {}
     for part in sorted(path.glob("part-*.parquet"), reverse=True):
-        kept[_span(part)[0]] = part  # names sort by first, then last: the shorter comes last
+        try:
+            kept[_span(part)[0]] = part  # names sort by first, then last: the shorter comes last
+        except ValueError:
+            raise _not_a_part(path, part, "expected part-<first block>-<last block>.parquet") from None
     return [kept[first] for first in sorted(kept)]
 
 
@@ -160,13 +163,25 @@ def _span(part: Path) -> tuple[int, int]:
     return int(first), int(last)
 
 
+def _not_a_part(path: Path, part: Path, why: str) -> ConfigError:
+    return ConfigError(f"history {path}: {part.name} is not a keeper history part ({why})")
+
+
+def _read_part(path: Path, part: Path, read: Callable[[], Any]) -> Any:
+    """read(), a part's file that pyarrow cannot read (cut short, not Parquet) one error naming it."""
+    try:
+        return read()
+    except (pa.ArrowException, OSError) as exc:
+        raise _not_a_part(path, part, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     parts = _parts(path) if path.is_dir() else []
     if not parts:
         raise ConfigError(f"history {path}: no recorded blocks (expected a directory written by `keeper record`)")
-    raw = pq.read_schema(parts[0]).metadata or {}
+    raw = _read_part(path, parts[0], lambda: pq.read_schema(parts[0]).metadata) or {}
     if META_KEY not in raw:
-        raise ConfigError(f"history {path}: {parts[0].name} is not a keeper history part")
+        raise _not_a_part(path, parts[0], "no keeper.history metadata")
     meta = json.loads(raw[META_KEY])
     if meta.get("format_version") != FORMAT_VERSION:
         raise ConfigError(f"history {path}: format version {meta.get('format_version')}, this keeper reads {FORMAT_VERSION}")
@@ -229,7 +244,8 @@ def _read_blocks(path: Path, from_block: int | None, to_block: int | None) -> It
         first, last = _span(part)
         if (to_block is not None and first > to_block) or (from_block is not None and last < from_block):
             continue
-        table = pq.ParquetFile(part, read_dictionary=_DICTIONARY_COLUMNS).read(use_threads=False)  # not read_table: no dataset layer (140 ms to import)
+        table = _read_part(path, part, lambda part=part: pq.ParquetFile(  # not read_table: no dataset layer (140 ms to import)
+            part, read_dictionary=_DICTIONARY_COLUMNS).read(use_threads=False))
         columns = {name: table.column(name).to_pylist() for name in table.column_names if name != "reads"}
         reads = table.column("reads").combine_chunks()  # one list array: offsets into one struct array
         offsets, pairs = reads.offsets.to_pylist(), reads.values
@@ -276,7 +292,7 @@ def recorded_hashes(path: Path, from_block: int, to_block: int) -> dict[int, byt
         first, last = _span(part)
         if first > to_block or last < from_block:
             continue
-        table = pq.ParquetFile(part).read(columns=["block", "hash"], use_threads=False)
+        table = _read_part(path, part, lambda part=part: pq.ParquetFile(part).read(columns=["block", "hash"], use_threads=False))
         found.update((b, h) for b, h in zip(table.column("block").to_pylist(), table.column("hash").to_pylist())
                      if from_block <= b <= to_block)
     return found

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from keeper.errors import ConfigError
+from keeper.history.record import resume_block
 from keeper.history.store import (
     BlockRecord,
     HistoryWriter,
@@ -103,3 +104,29 @@ def test_given_a_range_outside_the_history_when_checked_then_the_option_is_named
         require_within(tmp_path / "h", 12, 9999)
     with pytest.raises(ConfigError, match=r"^--from-block 3: history .* holds blocks 10-16$"):
         require_within(tmp_path / "h", 3, None)
+
+
+@pytest.mark.parametrize("name", ["part-000000000001-000000000002.parquet", "part-x.parquet"])
+def test_given_a_part_that_is_not_parquet_or_misnamed_when_read_then_one_error_names_the_file(tmp_path: Path, name: str) -> None:
+    # Given a history whose first part is junk (the audit: pyarrow's ArrowInvalid traceback, exit 1)
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / name).write_bytes(b"junk\n")
+    # Then reading it is a ConfigError naming the history and the file, for the backtest and the recorder
+    with pytest.raises(ConfigError, match=f"history .*h: {name} is not a keeper history part"):
+        list(read_blocks(tmp_path / "h"))
+    with pytest.raises(ConfigError, match=f"{name} is not a keeper history part"):
+        resume_block(tmp_path / "h", 150)  # before: "h ends at block 2; recording from 150 would leave blocks 3-149 out"
+    with pytest.raises(ConfigError, match=f"{name} is not a keeper history part"):
+        HistoryWriter(tmp_path / "h", META)
+
+
+def test_given_a_later_part_that_is_junk_when_read_then_one_error_names_it(tmp_path: Path) -> None:
+    # Given a good first part and a junk second one (a copy cut short)
+    writer = HistoryWriter(tmp_path / "h", META, part_blocks=3)
+    for b in range(10, 13):
+        writer.append(_record(b))
+    writer.flush()
+    (tmp_path / "h" / "part-000000000013-000000000015.parquet").write_bytes(b"PAR1 cut short")
+    # Then the blocks before it read, and reaching it is a ConfigError naming it
+    with pytest.raises(ConfigError, match="part-000000000013-000000000015.parquet is not a keeper history part"):
+        list(read_blocks(tmp_path / "h"))
