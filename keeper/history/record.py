@@ -41,7 +41,7 @@ from keeper.errors import ConfigError, KeeperError, RpcError, TransientError
 from keeper.history.reorg import ReorgTooDeep, node_hashes, rewind
 from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.served import served_start, throttled
-from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block, read_meta
+from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block, read_meta, recorded_range
 from keeper.logs import get_logger, redacted_url
 from keeper.simulate.paper import PAPER_TX_BYTES
 from keeper.types import MarketSnapshot, Unavailable
@@ -231,11 +231,16 @@ def _reads_failed(snapshot: MarketSnapshot) -> bool:
 def resume_block(out: Path, from_block: int | None) -> int | None:
     """Where a recording into an existing history continues: right after its last block, so that
     the history never has a hole (None: `out` holds no block yet). A --from-block past that block
-    would leave one: refused, naming it; one at or before it resumes after it."""
+    would leave one, one before its first block would be left out: refused, naming them; one
+    within it (the same command again) resumes after it."""
     last = last_recorded_block(out)
     if last is None:
         return None
     read_meta(out)  # a history, not a directory of junk named like one
+    first = recorded_range(out)[0]
+    if from_block is not None and from_block < first:
+        raise ConfigError(f"--from-block {from_block}: {out} holds blocks {first}-{last}; blocks {from_block}-{first - 1} "
+                          f"cannot be added to it (a history grows at its end): record them into another --out")
     if from_block is not None and from_block > last + 1:
         raise ConfigError(f"--from-block {from_block}: {out} ends at block {last}; recording from {from_block} would "
                           f"leave blocks {last + 1}-{from_block - 1} out of it (leave --from-block out to resume at "

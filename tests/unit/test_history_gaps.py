@@ -38,6 +38,15 @@ def test_given_a_from_block_past_the_end_when_recording_then_refused_naming_the_
         resume_block(h, 1396)
 
 
+def test_given_a_from_block_before_the_start_when_recording_then_refused_naming_the_blocks_left_out(tmp_path: Path) -> None:
+    # Given a history of blocks 324-437 (the audit: --from-block 90 --to-block 400 printed
+    # "recorded 0 blocks", exit 0, and blocks 90-323 were never recorded, said nowhere)
+    h = _history(tmp_path / "h", (324, 437))
+    with pytest.raises(ConfigError, match=r"^--from-block 90: .*h holds blocks 324-437; blocks 90-323 cannot be added"):
+        resume_block(h, 90)
+    assert resume_block(h, 324) == 438  # its own first block: the same command again resumes
+
+
 def test_given_a_hole_between_parts_when_read_then_refused_naming_it(tmp_path: Path) -> None:
     h = _history(tmp_path / "h", (324, 437), (1396, 1406))
     assert recorded_gaps(h) == [(438, 1395)]
