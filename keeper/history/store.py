@@ -96,9 +96,12 @@ class HistoryWriter:
         except OSError as exc:
             raise ConfigError(f"--out {path}: cannot create it ({exc.strerror or exc})") from exc
         existing = read_meta(path) if _parts(path) else None
-        if existing is not None and _comparable(existing) != _comparable(self.meta):
+        if existing is not None and _comparable(existing) != _comparable(self.meta | {"account": existing.get("account")}):
             raise ConfigError(f"--out {path}: holds a history of other contracts or another chain "
                               f"(chain {existing.get('chain_id')}); choose another --out")
+        if existing is not None and existing.get("account") != self.meta.get("account"):
+            raise ConfigError(f"--account: {path} was recorded {_with_account(existing)}, this recording has "
+                              f"{self.meta.get('account') or 'none'}; choose another --out (or record with its account)")
 
     def recorded_hash(self, block: int) -> bytes | None:
         """Block `block`'s recorded hash, unflushed or on disk (None: not recorded)."""
@@ -133,6 +136,10 @@ class HistoryWriter:
         pq.write_table(table, temporary, compression="zstd")
         os.replace(temporary, final)
         self._rows = []
+
+
+def _with_account(meta: Mapping[str, Any]) -> str:
+    return f"with account {meta['account']}" if meta.get("account") else "without an account"
 
 
 def _comparable(meta: Mapping[str, Any]) -> Any:

@@ -71,6 +71,19 @@ def test_given_a_history_of_another_chain_when_appending_then_refused(tmp_path: 
     HistoryWriter(tmp_path / "h", META)  # the same chain and contracts: resumed
 
 
+def test_given_a_history_of_another_account_when_appending_then_the_refusal_names_account(tmp_path: Path) -> None:
+    # Given a history recorded without an account (the audit: resuming it with --account ADDR said
+    # "holds a history of other contracts or another chain (chain 31337)": the same chain)
+    writer = HistoryWriter(tmp_path / "h", META)
+    writer.append(_record(1))
+    writer.flush()
+    with pytest.raises(ConfigError, match=r"^--account: .*h was recorded without an account, this recording has "
+                                          r"0x70997970C51812dc3A010C7d01b50e0d17dc79C8; choose another --out"):
+        HistoryWriter(tmp_path / "h", META | {"account": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"})
+    with pytest.raises(ConfigError, match="other contracts or another chain"):  # account and chain: the chain first
+        HistoryWriter(tmp_path / "h", META | {"account": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "chain_id": 10})
+
+
 def test_given_no_history_when_read_then_an_error_names_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no recorded blocks"):
         list(read_blocks(tmp_path / "missing"))
