@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from keeper.chain.rpc import JsonRpc
-from keeper.config import load_config
+from keeper.config import load_config, parse_address
 from keeper.errors import ConfigError, KeeperError, TransientError
 from keeper.logs import configure_logging
 
@@ -86,13 +86,20 @@ def record_command(*, config: Path | None, rpc_url: str, out: Path, from_block: 
                 bar.update(done, total or None, f"block {block}", rate_text(done, time.monotonic() - started))
 
             written, seconds = record_history(settings, rpc, out, from_block=from_block, to_block=to_block,
-                                              follow=follow, account=account or settings.account.executor,
+                                              follow=follow, account=_checksummed(account, settings.account.executor),
                                               progress=progress, stop=stop.is_set)
     finally:
         signal.signal(signal.SIGINT, previous)
         rpc.close()
     rate = written / seconds if seconds > 0 else 0.0
     return f"recorded {written} blocks into {out} ({rate:,.0f} blocks/s)"
+
+
+def _checksummed(option: str | None, configured: str | None) -> str | None:
+    """The recorded account (--account, else account.executor) checksummed: a history stores it as
+    text, and the same account in lower case is the same account when the recording resumes."""
+    chosen = option or configured
+    return None if chosen is None else parse_address(chosen, "--account" if option else "account.executor")
 
 
 def backtest_command(*, history: Path, config: Path | None, strategy: str | None, from_block: int | None,

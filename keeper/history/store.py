@@ -99,7 +99,7 @@ class HistoryWriter:
         if existing is not None and _comparable(existing) != _comparable(self.meta | {"account": existing.get("account")}):
             raise ConfigError(f"--out {path}: holds a history of other contracts or another chain "
                               f"(chain {existing.get('chain_id')}); choose another --out")
-        if existing is not None and existing.get("account") != self.meta.get("account"):
+        if existing is not None and str(existing.get("account")).lower() != str(self.meta.get("account")).lower():
             raise ConfigError(f"--account: {path} was recorded {_with_account(existing)}, this recording has "
                               f"{self.meta.get('account') or 'none'}; choose another --out (or record with its account)")
 

@@ -65,6 +65,20 @@ def test_record_then_backtest_from_the_cli(world) -> None:  # type: ignore[no-un
     assert not (work / "bt2").exists()
 
 
+def test_resuming_with_the_same_account_in_lower_case_continues(world) -> None:  # type: ignore[no-untyped-def]
+    # The audit: --account in lower case after a recording with its checksum was refused as another account
+    node, work = world
+    head = node.node.rpc.block_number()  # type: ignore[union-attr]
+    account = node.manifest.accounts.keeper
+    first = keeper("record", "--rpc-url", node.node.rpc_url, "--from-block", str(head - 5), "--to-block", str(head - 3),
+                   "--out", "acct", "--account", account, "-c", "keeper.toml", cwd=work)
+    assert first.returncode == 0, first.stderr
+    resumed = keeper("record", "--rpc-url", node.node.rpc_url, "--to-block", str(head), "--out", "acct",
+                     "--account", account.lower(), "-c", "keeper.toml", cwd=work)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "recorded 3 blocks" in resumed.stdout
+
+
 def test_record_of_pruned_state_exits_2_naming_the_first_block(world) -> None:  # type: ignore[no-untyped-def]
     node, work = world
     result = keeper("record", "--rpc-url", node.node.rpc_url, "--from-block", "1", "--to-block", "5", "--out", "old",
