@@ -29,11 +29,14 @@ class ReorgTooDeep(ConfigError):
 
 
 def find_ancestor(tip: int, first: int, recorded_hash: Callable[[int], bytes | None],
-                  node_hashes: Callable[[Sequence[int]], Sequence[bytes | None]]) -> int:
+                  node_hashes: Callable[[Sequence[int]], Sequence[bytes | None]], *, first_parent: bytes) -> int:
     """The last block at or below `tip` whose recorded hash is the node's at that height (the
-    common ancestor; first - 1 when every recorded block from `first` is orphaned). The node's
+    common ancestor; first - 1 when every recorded block from `first` is orphaned and the node's
+    block first - 1 is still `first_parent`, the first block's recorded parent). The node's
     hashes are asked for HEADERS_PER_BATCH blocks at a time, `tip` first. Raises ReorgTooDeep when
-    more than MAX_REORG_DEPTH blocks above the ancestor were orphaned."""
+    more than MAX_REORG_DEPTH blocks above the ancestor were orphaned, or when no recorded block
+    nor the first one's parent is on the node's chain (another chain, a reset devnet: nothing
+    recorded is dropped for it)."""
     block = tip
     while block >= first and tip - block <= MAX_REORG_DEPTH:
         heights = list(range(block, max(first, tip - MAX_REORG_DEPTH) - 1, -1))[:HEADERS_PER_BATCH]
@@ -44,6 +47,9 @@ def find_ancestor(tip: int, first: int, recorded_hash: Callable[[int], bytes | N
     if tip - block > MAX_REORG_DEPTH:
         raise ReorgTooDeep(f"the node's chain leaves the recorded one more than {MAX_REORG_DEPTH} blocks back "
                            f"(no recorded block in {tip - MAX_REORG_DEPTH}-{tip} is on it)")
+    if first == 0 or list(node_hashes([first - 1])) != [first_parent]:
+        raise ReorgTooDeep(f"no recorded block ({first}-{tip}) is on the node's chain, nor the parent of {first} "
+                           f"(another chain, or a reset devnet?)")
     return first - 1
 
 
@@ -60,7 +66,8 @@ def rewind(writer: HistoryWriter, rpc: JsonRpc, tip: int) -> int:
     first = writer.first_block()
     assert first is not None
     try:
-        ancestor = find_ancestor(tip, first, writer.recorded_hash, lambda heights: node_hashes(rpc, heights))
+        ancestor = find_ancestor(tip, first, writer.recorded_hash, lambda heights: node_hashes(rpc, heights),
+                                 first_parent=writer.first_parent_hash())
     except ReorgTooDeep as exc:
         raise ReorgTooDeep(f"--out {writer.path}: {exc}; left as it was (record into another --out)") from exc
     if ancestor < tip:  # else only headers fetched ahead were of the other chain: nothing recorded is dropped

@@ -115,6 +115,14 @@ class HistoryWriter:
         parts = _parts(self.path)
         return _span(parts[0])[0] if parts else (self._rows[0]["block"] if self._rows else None)
 
+    def first_parent_hash(self) -> bytes:
+        """The parent hash recorded with the history's first block (unflushed or on disk)."""
+        parts = _parts(self.path)
+        if not parts:
+            return self._rows[0]["parent_hash"]  # type: ignore[no-any-return]
+        first = _span(parts[0])[0]
+        return recorded_hashes(self.path, first, first, column="parent_hash")[first]
+
     def drop_after(self, block: int) -> None:
         """Forget the unflushed blocks after `block` (a reorg orphaned them)."""
         self._rows = [row for row in self._rows if row["block"] <= block]
@@ -292,15 +300,15 @@ def _bytes_list(column: Any) -> list[bytes]:
         [None if j is None else values[j] for j in column.indices.to_pylist()]
 
 
-def recorded_hashes(path: Path, from_block: int, to_block: int) -> dict[int, bytes]:
-    """The recorded blocks' hashes in [from_block, to_block] (only the parts there, two columns)."""
+def recorded_hashes(path: Path, from_block: int, to_block: int, column: str = "hash") -> dict[int, bytes]:
+    """The recorded blocks' hashes (or parent hashes) in [from_block, to_block] (only the parts there, two columns)."""
     found: dict[int, bytes] = {}
     for part in _parts(path) if path.is_dir() else []:
         first, last = _span(part)
         if first > to_block or last < from_block:
             continue
-        table = _read_part(path, part, lambda part=part: pq.ParquetFile(part).read(columns=["block", "hash"], use_threads=False))
-        found.update((b, h) for b, h in zip(table.column("block").to_pylist(), table.column("hash").to_pylist())
+        table = _read_part(path, part, lambda part=part: pq.ParquetFile(part).read(columns=["block", column], use_threads=False))
+        found.update((b, h) for b, h in zip(table.column("block").to_pylist(), table.column(column).to_pylist())
                      if from_block <= b <= to_block)
     return found
 

@@ -156,19 +156,43 @@ def _recorded(height: int) -> bytes:
 @pytest.mark.parametrize("depth", [1, 3, 10, 16, 17, MAX_REORG_DEPTH])
 def test_given_a_reorg_of_some_depth_then_the_ancestor_is_below_it(depth: int) -> None:
     node = _Node(1_000 - depth)
-    assert find_ancestor(1_000, 500, _recorded, node.hashes) == 1_000 - depth
+    assert find_ancestor(1_000, 500, _recorded, node.hashes, first_parent=_recorded(499)) == 1_000 - depth
     assert node.asked[0][0] == 1_000 and all(len(batch) <= 16 for batch in node.asked)
 
 
 def test_given_a_reorg_deeper_than_64_then_refused() -> None:
     node = _Node(1_000 - MAX_REORG_DEPTH - 1)
     with pytest.raises(ReorgTooDeep, match="more than 64 blocks back"):
-        find_ancestor(1_000, 500, _recorded, node.hashes)
+        find_ancestor(1_000, 500, _recorded, node.hashes, first_parent=_recorded(499))
     assert max(h for batch in node.asked for h in batch) == 1_000 and min(h for batch in node.asked for h in batch) == 936
 
 
 def test_given_every_recorded_block_orphaned_then_the_ancestor_is_before_the_first() -> None:
-    assert find_ancestor(1_010, 1_000, _recorded, _Node(990).hashes) == 999
+    # the node still has the first block's parent: the reorg starts right at the history's first block
+    assert find_ancestor(1_010, 1_000, _recorded, _Node(999).hashes, first_parent=_recorded(999)) == 999
+
+
+@pytest.mark.parametrize("node", [_Node(990), _Node(-1)], ids=["a deeper fork", "another chain"])
+def test_given_no_recorded_block_nor_the_first_ones_parent_on_the_node_then_refused(node: _Node) -> None:
+    # The audit: a 6-block history, resumed on a reset devnet (its head below the history), was
+    # deleted whole, "recorded 0 blocks", exit 0: nothing recorded is on that chain, it is not a reorg to follow
+    with pytest.raises(ReorgTooDeep, match=r"no recorded block \(1000-1010\) is on the node's chain, nor the parent of 1000"):
+        find_ancestor(1_010, 1_000, _recorded, node.hashes, first_parent=_recorded(999))
+
+
+def test_given_a_history_of_a_reset_devnet_when_rewound_then_its_files_are_left_as_they_were(tmp_path: Path) -> None:
+    from keeper.history.reorg import rewind
+
+    writer = _history(tmp_path / "h", 235, 240)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "h").iterdir()}
+
+    class Rpc:  # the reset devnet: its head is block 159
+        def batch(self, requests: list[Any]) -> list[Any]:
+            return [None if int(p[0], 16) > 159 else {"hash": "0x" + "ee" * 32} for _m, p in requests]
+
+    with pytest.raises(ReorgTooDeep, match=r"^--out .*h: no recorded block \(235-240\) is on the node's chain.*left as it was"):
+        rewind(writer, Rpc(), 240)  # type: ignore[arg-type]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "h").iterdir()} == before
 
 
 # ---------------------------------------------------------------------------- hash-pinned reads
