@@ -49,7 +49,7 @@ class JobResult:
 
 def parse_sweep(specs: Sequence[str], settings: KeeperConfig) -> list[tuple[str, list[Any]]]:
     """NAME=V1,V2,... -> [(name, [values])]. NAME is strategies.params.STRATEGY.PARAM (or
-    STRATEGY.PARAM) or risk.KEY; anything else is refused, naming it."""
+    STRATEGY.PARAM) of a strategy that runs, or risk.KEY; anything else is refused, naming it."""
     axes = []
     for spec in specs:
         name, sep, values = spec.partition("=")
@@ -64,6 +64,10 @@ def parse_sweep(specs: Sequence[str], settings: KeeperConfig) -> list[tuple[str,
         if not allowed:
             raise ConfigError(f"--sweep {name}: not a strategy or risk setting (use strategies.params.STRATEGY.PARAM "
                               f"or risk.KEY; strategies: {', '.join(sorted(STRATEGIES))})")
+        enabled = settings.strategies.enabled
+        if parts[0] == "strategies" and parts[2] not in enabled:  # every set would backtest the same
+            raise ConfigError(f"--sweep {'.'.join(parts)}: {parts[2]} does not run (strategies.enabled: "
+                              f"{', '.join(enabled)}; or --strategy): the parameter would change nothing")
         if any(not v.strip() for v in values.split(",")):  # '1,,2': a value left out, not skipped
             raise ConfigError(f"--sweep {spec!r}: expected NAME=V1,V2,... (an empty value)")
         parsed = [_number(v.strip()) for v in values.split(",")]

@@ -30,6 +30,19 @@ def test_given_a_parameter_that_is_not_strategy_or_risk_when_parsed_then_refused
         parse_sweep([spec], load_config(None, environ={}))
 
 
+def test_given_a_parameter_of_a_strategy_that_does_not_run_when_parsed_then_refused_naming_it() -> None:
+    # The audit: --sweep pairs_spread.entry_z=1,2 (pairs_spread not in strategies.enabled) printed two
+    # identical rows and a TOML fragment "chosen" among them: that parameter changes nothing
+    settings = load_config(None, environ={})
+    assert "pairs_spread" not in settings.strategies.enabled
+    with pytest.raises(ConfigError, match=r"^--sweep strategies.params.pairs_spread.entry_z: pairs_spread does not run "
+                                          r"\(strategies.enabled: basis_convergence, funding_carry; or --strategy\): the parameter would change nothing"):
+        parse_sweep(["pairs_spread.entry_z=1,2"], settings)
+    only_carry = settings.model_copy(update={"strategies": settings.strategies.model_copy(update={"enabled": ["funding_carry"]})})
+    with pytest.raises(ConfigError, match=r"basis_convergence does not run \(strategies.enabled: funding_carry"):
+        parse_sweep(["basis_convergence.entry_z=1,2"], only_carry)  # as with --strategy funding_carry
+
+
 def test_given_a_value_the_strategy_rejects_when_parsed_then_refused_naming_it() -> None:
     with pytest.raises(ConfigError, match="min_notional_usd"):
         parse_sweep(["basis_convergence.min_notional_usd=-5"], load_config(None, environ={}))
