@@ -108,8 +108,6 @@ def backtest_command(*, history: Path, config: Path | None, strategy: str | None
     from keeper.history.report import build_report, summary, write_backtest_report
     from keeper.history.store import require_within
 
-    if from_block is not None and to_block is not None and from_block > to_block:
-        raise ConfigError(f"--from-block {from_block} is after --to-block {to_block}")
     require_within(history, from_block, to_block)
     settings = load_config(config)
     _quiet_logging(settings.monitoring.log_level)

@@ -219,10 +219,13 @@ def recorded_gaps(path: Path, from_block: int | None = None, to_block: int | Non
 
 
 def require_within(path: Path, from_block: int | None = None, to_block: int | None = None) -> None:
-    """A ConfigError naming --from-block / --to-block when it lies outside the recorded blocks (a
-    range past the history's end is not cut short silently: those blocks were never recorded)."""
+    """A ConfigError naming --from-block / --to-block when they are reversed or lie outside the
+    recorded blocks (a range past the history's end is not cut short silently: those blocks were
+    never recorded)."""
     if from_block is None and to_block is None:
         return
+    if from_block is not None and to_block is not None and from_block > to_block:
+        raise ConfigError(f"--from-block {from_block} is after --to-block {to_block}")
     first, last = recorded_range(path)
     if from_block is not None and not first <= from_block <= last:
         raise ConfigError(f"--from-block {from_block}: history {path} holds blocks {first}-{last}")

@@ -117,6 +117,10 @@ def test_given_a_range_outside_the_history_when_checked_then_the_option_is_named
         require_within(tmp_path / "h", 12, 9999)
     with pytest.raises(ConfigError, match=r"^--from-block 3: history .* holds blocks 10-16$"):
         require_within(tmp_path / "h", 3, None)
+    # a reversed range inside it (the audit: --sweep ... --from-block 14 --to-block 12 said
+    # "--folds 3: -1 blocks cannot make 4 windows"): named as the backtest names it
+    with pytest.raises(ConfigError, match=r"^--from-block 14 is after --to-block 12$"):
+        require_within(tmp_path / "h", 14, 12)
 
 
 @pytest.mark.parametrize("name", ["part-000000000001-000000000002.parquet", "part-x.parquet"])
