@@ -32,11 +32,13 @@ from typing import Any
 
 from eth_account import Account
 
+from keeper.addressbook import ZERO_ADDRESS
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
 from keeper.devnet.node import AnvilNode
 from keeper.errors import ConfigError, FatalError, KeeperError, RpcError
+from keeper.history.served import state_served
 from keeper.logs import get_logger, redacted_url
 from keeper.types import MarketSnapshot
 
@@ -177,6 +179,9 @@ def run_replay(settings: KeeperConfig, *, fork_url: str, from_block: int, to_blo
         raise ConfigError(f"--fork-url {redacted_url(fork_url)}: {exc}") from exc
     if not 0 <= from_block < to_block <= head:
         raise ConfigError(f"--from-block {from_block} / --to-block {to_block}: need from < to <= the origin's head {head}")
+    if not state_served(origin, ZERO_ADDRESS)(from_block):  # anvil would fail to fork there, in its own words
+        raise ConfigError(f"--from-block {from_block}: the node at {redacted_url(fork_url)} cannot serve the state of "
+                          f"block {from_block}: an archive node keeps every block (or a later --from-block)")
     node = AnvilNode(fork_url=fork_url, fork_block=from_block, startup_timeout_s=60.0, extra_args=["--order", "fifo"])
     report = ReplayReport(from_block, to_block, check)
     runtime = None

@@ -86,6 +86,15 @@ def test_record_of_pruned_state_exits_2_naming_the_first_block(world) -> None:  
     _one_error_line(result, "cannot serve the state of block 1")
 
 
+def test_replay_from_a_pruned_block_exits_2_naming_from_block(world) -> None:  # type: ignore[no-untyped-def]
+    # The audit: "--fork-url URL: cannot fork it at block 1: anvil exited with code 1: Error: failed to
+    # create genesis; ... BlockOutOfRangeError ...", the option to change not named
+    node, work = world
+    result = keeper("simulate", "--replay", "--fork-url", node.node.rpc_url, "--from-block", "1", "--to-block", "3",
+                    "-c", "keeper.toml", "--out", "rp", cwd=work)
+    _one_error_line(result, "--from-block 1:", "cannot serve the state of block 1", "an archive node")
+
+
 @pytest.mark.parametrize("args, named", [
     (["record", "--rpc-url", "http://127.0.0.1:9", "--out", "x"], "--rpc-url"),
     (["record", "--rpc-url", "http://127.0.0.1:9", "--out", "x", "--follow", "--to-block", "3"], "--follow"),
