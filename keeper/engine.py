@@ -17,6 +17,7 @@ book: ExecuteStage), the two mixins the Engine is built from.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -290,8 +291,8 @@ class Engine(DecideStage, ExecuteStage):
         m.block_number.set(snapshot.block_number)
         for s in signals:
             m.basis_bps.labels(s.market, s.spot_venue).set(s.basis_bps)
-            if s.basis_zscore is not None:
-                m.basis_zscore.labels(s.market, s.spot_venue).set(s.basis_zscore)
+            z = s.basis_zscore  # undefined (basis flat over the window, too few samples): NaN, never a stale z
+            m.basis_zscore.labels(s.market, s.spot_venue).set(math.nan if z is None else z)
             m.funding_apr.labels(s.market).set(s.funding_apr)
             m.carry_apr.labels(s.market, Direction.SHORT_PERP.value).set(s.carry_apr_short_perp)
             m.carry_apr.labels(s.market, Direction.LONG_PERP.value).set(s.carry_apr_long_perp)

@@ -112,3 +112,26 @@ def test_a_failed_start_frees_the_metrics_port_it_took() -> None:
         assemble_runtime(config, ChainSetup(rpc_url="http://127.0.0.1:9"), dry_run=True)
     with socket.socket() as other:
         other.bind(("127.0.0.1", port))  # the port is not left held by the failed start
+
+def test_a_z_score_that_becomes_undefined_is_nan_not_the_last_value() -> None:
+    import math
+    from types import SimpleNamespace
+
+    from keeper.engine import Engine
+
+    metrics = KeeperMetrics()
+    engine = SimpleNamespace(metrics=metrics)
+    snapshot = SimpleNamespace(block_number=7, account=None)
+
+    def signal(z: float | None) -> SimpleNamespace:
+        return SimpleNamespace(market="ETH", spot_venue="uniswap_v3", basis_bps=12.0, basis_zscore=z,
+                               funding_apr=0.1, carry_apr_short_perp=0.1, carry_apr_long_perp=-0.1)
+
+    def z_now() -> float | None:
+        return metrics.registry.get_sample_value("keeper_basis_zscore", {"market": "ETH", "venue": "uniswap_v3"})
+
+    Engine._observe(engine, snapshot, [signal(2.5)])
+    assert z_now() == 2.5
+    Engine._observe(engine, snapshot, [signal(None)])  # basis flat over the window: no z-score now
+    got = z_now()
+    assert got is not None and math.isnan(got)  # not the 2.5 of an earlier block, shown as current
