@@ -284,6 +284,8 @@ def _schema_version(conn: sqlite3.Connection) -> str | None:
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    if path.is_dir():  # SQLite would only say "unable to open database file"
+        raise JournalSchemaError(f"monitoring.journal: {path} is a directory, not the journal's SQLite file")
     try:
         if readonly:
             if not path.is_file():
