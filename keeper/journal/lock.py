@@ -58,6 +58,7 @@ class JournalLock:
             os.close(fd)  # closing the descriptor releases the flock; the file stays (harmless)
 
 
-def directory_refusal(journal: Path, what: str = "monitoring.journal") -> str:
-    """The one-line refusal of a journal path that is a directory (the lock's and the journal's own)."""
-    return f"{what}: {journal} is a directory, not the journal's SQLite file"
+def directory_refusal(path: Path, what: str = "monitoring.journal") -> str:
+    """The one-line refusal of a path that is a directory (the lock's, for the journal or the
+    pending store, and the journal's own)."""
+    return f"{what}: {path} is a directory, not a file"

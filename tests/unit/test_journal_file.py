@@ -140,8 +140,7 @@ def test_a_journal_path_that_is_a_directory_is_refused_saying_so(tmp_path: Path)
     folder = tmp_path / "journal.sqlite"
     folder.mkdir()
     for readonly in (False, True):  # keeper run / keeper status: not "cannot open", not "no such file"
-        with pytest.raises(JournalSchemaError, match=r"monitoring.journal: .*journal.sqlite is a directory, not the "
-                                                     r"journal's SQLite file"):
+        with pytest.raises(JournalSchemaError, match=r"monitoring.journal: .*journal.sqlite is a directory, not a file"):
             Journal(folder, readonly=readonly)
 
 
