@@ -309,6 +309,8 @@ class Engine(DecideStage, ExecuteStage):
             m.carry_apr.labels(s.market, Direction.LONG_PERP.value).set(s.carry_apr_long_perp)
         account = snapshot.account
         if isinstance(account, PerpAccountState):
+            virtual = self.virtual_positions if self.executor.mode == "dry_run" else {}  # the chain never holds them
             for market, held in account.markets.items():
-                m.position_base.labels(market).set(held.position_size_x18 / 10**18)
+                base_x18 = virtual[market].perp_base_x18 if market in virtual else held.position_size_x18
+                m.position_base.labels(market).set(base_x18 / 10**18)
             m.publish_margin_ratio(account.margin_ratio)

@@ -165,3 +165,27 @@ def test_a_venue_or_perp_not_read_this_block_is_nan_not_the_last_blocks_numbers(
     for direction in ("short_perp", "long_perp"):
         got = metrics.registry.get_sample_value("keeper_carry_apr_ratio", {"market": "ETH", "direction": direction})
         assert got is not None and math.isnan(got)
+
+
+def test_a_dry_run_publishes_its_would_be_positions_which_the_chain_never_holds() -> None:
+    from types import SimpleNamespace
+
+    from keeper.engine import Engine
+    from keeper.types import PerpAccountMarket, PerpAccountState
+
+    flat = PerpAccountMarket(position_size_x18=0, open_notional_x18=0, pending_funding_x18=0)
+    account = PerpAccountState("0xexecutor", 10**23, 10**11, 0, 0, {"ETH": flat, "BTC": flat})
+    snapshot = SimpleNamespace(block_number=9, account=account, markets={})
+    metrics = KeeperMetrics()
+
+    def base(market: str) -> float | None:
+        return metrics.registry.get_sample_value("keeper_position_base", {"market": market})
+
+    dry = SimpleNamespace(metrics=metrics, executor=SimpleNamespace(mode="dry_run"),
+                          virtual_positions={"ETH": SimpleNamespace(perp_base_x18=-3 * 10**18 // 2)})
+    Engine._observe(dry, snapshot, [])
+    assert (base("ETH"), base("BTC")) == (-1.5, 0.0)  # before: 0.0 while the log and the panel showed the short
+    live = SimpleNamespace(metrics=metrics, executor=SimpleNamespace(mode="live"),
+                           virtual_positions={"ETH": SimpleNamespace(perp_base_x18=10**18)})
+    Engine._observe(live, snapshot, [])
+    assert base("ETH") == 0.0  # a live run publishes what the chain holds
