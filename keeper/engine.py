@@ -17,6 +17,7 @@ book: ExecuteStage), the two mixins the Engine is built from.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from keeper.retention import prune_journal
 from keeper.risk import ExitMark, OracleRecovery, RiskView, assess_risk
 from keeper.skiplog import SkipLog
 from keeper.signals import BasisHistory, PastBlock, Signal, SkippedSignal, compute_signals
-from keeper.types import Direction, Intent, MarketSnapshot, Outcome, PerpAccountState, Position
+from keeper.types import Direction, Intent, MarketSnapshot, Outcome, PerpAccountState, Position, Unavailable
 from keeper.index_volatility import IndexHistory
 from strategies import STRATEGIES, load_strategy
 
@@ -184,7 +185,7 @@ class Engine(DecideStage, ExecuteStage):
             raise ValueError(f"signals computed for another block than {snapshot.block_number}")
         self.index_history.record(snapshot)  # each market's index, once per block (keeper/index_volatility.py)
         if getattr(self.metrics, "publishes", True):  # a backtest's metrics publish nothing
-            self._observe(snapshot, signals)
+            self._observe(snapshot, computed)
         outcomes = self.settle_in_flight(snapshot)
         settled = len(outcomes)  # booked now, sent at an earlier tick
         self._tick_sent = self._tick_usdc_change_raw = 0
@@ -285,18 +286,31 @@ class Engine(DecideStage, ExecuteStage):
     def _realized_today_usd(self) -> float:
         return float(self.journal.realized_today_usd())
 
-    def _observe(self, snapshot: MarketSnapshot, signals: list[Signal]) -> None:
+    def _observe(self, snapshot: MarketSnapshot, computed: Sequence[Signal | SkippedSignal]) -> None:
+        """The block's numbers; what this block could not read (a venue, a market's perp) is NaN,
+        never the last block's numbers shown as current."""
         m = self.metrics
         m.block_number.set(snapshot.block_number)
-        for s in signals:
+        for name, view in snapshot.markets.items():
+            if isinstance(view.perp, Unavailable):
+                m.funding_apr.labels(name).set(math.nan)
+                for direction in Direction:
+                    m.carry_apr.labels(name, direction.value).set(math.nan)
+        for s in computed:
+            if isinstance(s, SkippedSignal):
+                m.basis_bps.labels(s.market, s.spot_venue).set(math.nan)
+                m.basis_zscore.labels(s.market, s.spot_venue).set(math.nan)
+                continue
             m.basis_bps.labels(s.market, s.spot_venue).set(s.basis_bps)
-            if s.basis_zscore is not None:
-                m.basis_zscore.labels(s.market, s.spot_venue).set(s.basis_zscore)
+            z = s.basis_zscore  # undefined (basis flat over the window, too few samples): NaN, never a stale z
+            m.basis_zscore.labels(s.market, s.spot_venue).set(math.nan if z is None else z)
             m.funding_apr.labels(s.market).set(s.funding_apr)
             m.carry_apr.labels(s.market, Direction.SHORT_PERP.value).set(s.carry_apr_short_perp)
             m.carry_apr.labels(s.market, Direction.LONG_PERP.value).set(s.carry_apr_long_perp)
         account = snapshot.account
         if isinstance(account, PerpAccountState):
+            virtual = self.virtual_positions if self.executor.mode == "dry_run" else {}  # the chain never holds them
             for market, held in account.markets.items():
-                m.position_base.labels(market).set(held.position_size_x18 / 10**18)
+                base_x18 = virtual[market].perp_base_x18 if market in virtual else held.position_size_x18
+                m.position_base.labels(market).set(base_x18 / 10**18)
             m.publish_margin_ratio(account.margin_ratio)

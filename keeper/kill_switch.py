@@ -35,6 +35,7 @@ class KillSwitch:
         self.path = Path(path)
         self.markets = {m.upper(): m for m in markets}  # a name in any case -> the configured spelling
         self.flag = flag or threading.Event()
+        self.flag_source = "SIGUSR1"  # what the flag's `kill_switch.pulled` names (see `pull`)
         self._alarmed: str | None = None
         self._last: KillSwitchState = False
 
@@ -46,8 +47,14 @@ class KillSwitch:
                 log.info("kill_switch.released", path=str(self.path))
             else:
                 log.warning("kill_switch.pulled", markets="every market" if state is True else sorted(state),
-                            source="SIGUSR1" if self.flag.is_set() else str(self.path))
+                            source=self.flag_source if self.flag.is_set() else str(self.path))
         return state
+
+    def pull(self, source: str) -> None:
+        """Pulls the switch for every market from inside the process (keeper simulate's run-end
+        wind-down), logged with `source`: not as a SIGUSR1 nobody sent."""
+        self.flag_source = source
+        self.flag.set()
 
     def _read(self) -> KillSwitchState:
         if self.flag.is_set():

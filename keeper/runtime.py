@@ -114,6 +114,14 @@ class Runtime:
     signals: StopSignals | None = None  # the handlers installed at start (keeper/stop_signals.py), if any
     loop_fatal: BaseException | None = None  # an error outside a tick that stopped the block loop (exit 1)
 
+    def pull_kill_switch(self, source: str) -> None:
+        """The kill switch for every market, pulled by the program running this keeper (keeper
+        simulate's wind-down); `kill_switch.pulled` names `source`."""
+        switch = self.engine.kill_switch
+        if isinstance(switch, KillSwitch):
+            switch.pull(source)
+        self.kill_flag.set()
+
     def warm_up(self, should_stop: Callable[[], bool] | None = None) -> None:
         """The warm start (keeper/warm_start.py), once: the block loop calls it before its first
         tick, with its signal handlers in place (`should_stop`: a stop was asked for)."""

@@ -99,8 +99,6 @@ def build_status(config: KeeperConfig) -> StatusView:
     path = config.monitoring.journal
     if not path.exists():
         raise ConfigError(f"monitoring.journal: {path} does not exist (has the keeper run with this config?)")
-    if path.is_dir():
-        raise ConfigError(f"monitoring.journal: {path} is a directory, not the journal's SQLite file")
     with Journal(path, readonly=True) as journal:
         report = journal.status()
         pairs = fetch_open_pairs(journal)

@@ -29,13 +29,17 @@ class JournalLock:
         self._fd: int | None = None
 
     def acquire(self) -> JournalLock:
-        """Takes the lock, or raises ConfigError (exit 2) when another process holds it."""
+        """Takes the lock, or raises ConfigError (exit 2) when another process holds it, or when
+        the journal's path cannot be a file (a directory; under a file): nothing created then."""
+        if self.journal.is_dir():
+            raise ConfigError(directory_refusal(self.journal, self.what))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ConfigError(f"{self.what}: cannot create the lock file {self.path} "
-                              f"({exc.strerror or exc})") from exc
+            blocker = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+            why = f"{blocker} is a file, not a directory" if blocker else exc.strerror or exc
+            raise ConfigError(f"{self.what}: cannot create the lock file {self.path} ({why})") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -52,3 +56,9 @@ class JournalLock:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)  # closing the descriptor releases the flock; the file stays (harmless)
+
+
+def directory_refusal(path: Path, what: str = "monitoring.journal") -> str:
+    """The one-line refusal of a path that is a directory (the lock's, for the journal or the
+    pending store, and the journal's own)."""
+    return f"{what}: {path} is a directory, not a file"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from keeper.journal.lock import directory_refusal
 from keeper.journal.records import JournalSchemaError
 from keeper.logs import get_logger
 
@@ -284,6 +285,8 @@ def _schema_version(conn: sqlite3.Connection) -> str | None:
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    if path.is_dir():  # SQLite would only say "unable to open database file"
+        raise JournalSchemaError(directory_refusal(path))
     try:
         if readonly:
             if not path.is_file():

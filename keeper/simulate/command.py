@@ -223,7 +223,7 @@ def _run(runtime: Any, rpc: JsonRpc, world: ForkWorld, plan: Scenario, blocks: i
             recorder.tick(runtime, "scenario", n)
             bar.advance(task)
         driver.end()
-        runtime.kill_flag.set()  # kill switch "unwind": the keeper closes what it holds
+        runtime.pull_kill_switch("keeper simulate: wind-down")  # kill switch "unwind": the keeper closes what it holds
         bar.update(task, description=f"{plan.name}: wind-down")
         for k in range(WIND_DOWN_MAX_TICKS):
             driver.advance_time(plan.activity.step_s)

@@ -112,3 +112,80 @@ def test_a_failed_start_frees_the_metrics_port_it_took() -> None:
         assemble_runtime(config, ChainSetup(rpc_url="http://127.0.0.1:9"), dry_run=True)
     with socket.socket() as other:
         other.bind(("127.0.0.1", port))  # the port is not left held by the failed start
+
+def test_a_z_score_that_becomes_undefined_is_nan_not_the_last_value() -> None:
+    import math
+    from types import SimpleNamespace
+
+    from keeper.engine import Engine
+
+    metrics = KeeperMetrics()
+    engine = SimpleNamespace(metrics=metrics)
+    snapshot = SimpleNamespace(block_number=7, account=None, markets={})
+
+    def signal(z: float | None) -> SimpleNamespace:
+        return SimpleNamespace(market="ETH", spot_venue="uniswap_v3", basis_bps=12.0, basis_zscore=z,
+                               funding_apr=0.1, carry_apr_short_perp=0.1, carry_apr_long_perp=-0.1)
+
+    def z_now() -> float | None:
+        return metrics.registry.get_sample_value("keeper_basis_zscore", {"market": "ETH", "venue": "uniswap_v3"})
+
+    Engine._observe(engine, snapshot, [signal(2.5)])
+    assert z_now() == 2.5
+    Engine._observe(engine, snapshot, [signal(None)])  # basis flat over the window: no z-score now
+    got = z_now()
+    assert got is not None and math.isnan(got)  # not the 2.5 of an earlier block, shown as current
+
+
+def test_a_venue_or_perp_not_read_this_block_is_nan_not_the_last_blocks_numbers() -> None:
+    import math
+    from types import SimpleNamespace
+
+    from keeper.engine import Engine
+    from keeper.signals import SkippedSignal
+    from keeper.types import Unavailable
+
+    metrics = KeeperMetrics()
+    engine = SimpleNamespace(metrics=metrics)
+    read = SimpleNamespace(block_number=7, account=None, markets={"ETH": SimpleNamespace(perp=object())})
+    signal = SimpleNamespace(market="ETH", spot_venue="uniswap_v2", basis_bps=12.0, basis_zscore=2.5,
+                             funding_apr=0.1, carry_apr_short_perp=0.1, carry_apr_long_perp=-0.1)
+    Engine._observe(engine, read, [signal])
+    venue = {"market": "ETH", "venue": "uniswap_v2"}
+    assert metrics.registry.get_sample_value("keeper_basis_bps", venue) == 12.0
+    # Given the next block, where the venue's pool and then the perp could not be read
+    Engine._observe(engine, read, [SkippedSignal("ETH", "uniswap_v2", "pool read failed")])
+    assert all(math.isnan(metrics.registry.get_sample_value(name, venue) or 0.0)
+               for name in ("keeper_basis_bps", "keeper_basis_zscore"))
+    assert metrics.registry.get_sample_value("keeper_funding_apr_ratio", {"market": "ETH"}) == 0.1  # the perp was read
+    no_perp = SimpleNamespace(block_number=8, account=None,
+                              markets={"ETH": SimpleNamespace(perp=Unavailable("perp read failed"))})
+    Engine._observe(engine, no_perp, [SkippedSignal("ETH", "uniswap_v2", "perp unavailable: perp read failed")])
+    assert math.isnan(metrics.registry.get_sample_value("keeper_funding_apr_ratio", {"market": "ETH"}) or 0.0)
+    for direction in ("short_perp", "long_perp"):
+        got = metrics.registry.get_sample_value("keeper_carry_apr_ratio", {"market": "ETH", "direction": direction})
+        assert got is not None and math.isnan(got)
+
+
+def test_a_dry_run_publishes_its_would_be_positions_which_the_chain_never_holds() -> None:
+    from types import SimpleNamespace
+
+    from keeper.engine import Engine
+    from keeper.types import PerpAccountMarket, PerpAccountState
+
+    flat = PerpAccountMarket(position_size_x18=0, open_notional_x18=0, pending_funding_x18=0)
+    account = PerpAccountState("0xexecutor", 10**23, 10**11, 0, 0, {"ETH": flat, "BTC": flat})
+    snapshot = SimpleNamespace(block_number=9, account=account, markets={})
+    metrics = KeeperMetrics()
+
+    def base(market: str) -> float | None:
+        return metrics.registry.get_sample_value("keeper_position_base", {"market": market})
+
+    dry = SimpleNamespace(metrics=metrics, executor=SimpleNamespace(mode="dry_run"),
+                          virtual_positions={"ETH": SimpleNamespace(perp_base_x18=-3 * 10**18 // 2)})
+    Engine._observe(dry, snapshot, [])
+    assert (base("ETH"), base("BTC")) == (-1.5, 0.0)  # before: 0.0 while the log and the panel showed the short
+    live = SimpleNamespace(metrics=metrics, executor=SimpleNamespace(mode="live"),
+                           virtual_positions={"ETH": SimpleNamespace(perp_base_x18=10**18)})
+    Engine._observe(live, snapshot, [])
+    assert base("ETH") == 0.0  # a live run publishes what the chain holds

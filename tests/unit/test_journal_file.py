@@ -136,6 +136,14 @@ def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
         Journal(tmp_path / "absent.sqlite", readonly=True)
 
 
+def test_a_journal_path_that_is_a_directory_is_refused_saying_so(tmp_path: Path) -> None:
+    folder = tmp_path / "journal.sqlite"
+    folder.mkdir()
+    for readonly in (False, True):  # keeper run / keeper status: not "cannot open", not "no such file"
+        with pytest.raises(JournalSchemaError, match=r"monitoring.journal: .*journal.sqlite is a directory, not a file"):
+            Journal(folder, readonly=readonly)
+
+
 def test_status_is_json_serialisable_and_readable_beside_the_writer(journal: Journal, tmp_path: Path) -> None:
     # Given an open position (huge), pending funding, a transaction in flight
     trade(journal, "open", make_fills(-HUGE, HUGE), 10, -HUGE)

@@ -57,3 +57,16 @@ def test_a_second_keeper_on_a_journal_is_refused_before_the_node_is_contacted(tm
         assemble_runtime(config, ChainSetup(rpc_url="http://127.0.0.1:9"), dry_run=True)
     assert "monitoring.journal" not in str(caught.value)
     JournalLock(journal).acquire().release()  # and the failed start released the lock
+
+
+def test_a_journal_path_that_cannot_be_a_file_is_refused_saying_why_and_leaves_no_lock_file(tmp_path: Path) -> None:
+    folder = tmp_path / "journal.sqlite"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=r"monitoring.journal: .*journal.sqlite is a directory, not a file"):
+        JournalLock(folder).acquire()
+    assert not (tmp_path / "journal.sqlite.lock").exists()  # nothing left beside it
+    plain = tmp_path / "notes.txt"
+    plain.write_text("x")
+    with pytest.raises(ConfigError, match=r"monitoring.journal: cannot create the lock file .* \(.*notes.txt is a file, "
+                                          r"not a directory\)"):  # not "(File exists)"
+        JournalLock(plain / "journal.sqlite").acquire()

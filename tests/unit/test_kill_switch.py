@@ -100,3 +100,20 @@ def test_each_change_of_the_switch_is_logged_once(tmp_path: Path) -> None:
                        ("kill_switch.pulled", "warning", "every market", str(path)),
                        ("kill_switch.released", "info", None, None),
                        ("kill_switch.pulled", "warning", "every market", "SIGUSR1")]
+
+
+def test_a_switch_pulled_from_inside_the_process_is_logged_with_that_source_not_as_sigusr1(tmp_path: Path) -> None:
+    # Given keeper simulate's run-end wind-down, which pulls the switch itself (no signal was sent)
+    from types import SimpleNamespace
+
+    from keeper.runtime import Runtime
+
+    flag = threading.Event()
+    switch = KillSwitch(tmp_path / "KILL", ["ETH", "BTC"], flag)
+    runtime = SimpleNamespace(engine=SimpleNamespace(kill_switch=switch), kill_flag=flag)
+    with capture_logs() as logs:
+        switch()
+        Runtime.pull_kill_switch(runtime, "keeper simulate: wind-down")  # type: ignore[arg-type]
+        assert switch() is True  # every market
+    pulled = [(e["markets"], e["source"]) for e in logs if e["event"] == "kill_switch.pulled"]
+    assert pulled == [("every market", "keeper simulate: wind-down")]
