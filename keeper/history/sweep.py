@@ -197,9 +197,11 @@ def _execute(jobs: list[Job], workers: int | None, dask_address: str | None,
     if dask_address:
         try:
             from distributed import Client, as_completed
+            from distributed.comm import get_address_host_port
         except ImportError as exc:
             raise ConfigError("--dask: needs the optional extra: pip install 'basis-keeper[dask]'") from exc
         try:
+            get_address_host_port(dask_address)  # parsed before a Client (and its event loop) is started for it
             client = Client(dask_address, timeout="10s")
         except OSError as exc:
             raise ConfigError(f"--dask {dask_address}: no scheduler answers there ({exc})") from exc
