@@ -242,7 +242,7 @@ def _keeper_on_fork(settings: KeeperConfig, fork: JsonRpc, work: Path) -> Any:
 
 def _wind_down(runtime: Any, fork: JsonRpc, trades: list[Any], ticks: int = 4) -> dict[str, Any]:
     """Close what the keeper holds (kill switch: unwind) after the last block, then its books."""
-    runtime.kill_flag.set()
+    runtime.pull_kill_switch("keeper simulate --replay: wind-down")
     for _ in range(ticks):
         if not runtime.journal.open_positions():
             break

@@ -117,3 +117,24 @@ def test_a_switch_pulled_from_inside_the_process_is_logged_with_that_source_not_
         assert switch() is True  # every market
     pulled = [(e["markets"], e["source"]) for e in logs if e["event"] == "kill_switch.pulled"]
     assert pulled == [("every market", "keeper simulate: wind-down")]
+
+
+def test_the_replays_wind_down_names_itself_as_the_source(tmp_path: Path) -> None:
+    # Given keeper simulate --replay's run-end wind-down (before: logged as a SIGUSR1 nobody sent)
+    from types import SimpleNamespace
+
+    from keeper.history.forkreplay import _wind_down
+    from keeper.pnl_split import ZERO_PNL
+    from keeper.runtime import Runtime
+
+    flag = threading.Event()
+    switch = KillSwitch(tmp_path / "KILL", ["ETH"], flag)
+    runtime = SimpleNamespace(engine=SimpleNamespace(kill_switch=switch), kill_flag=flag,
+                              journal=SimpleNamespace(open_positions=lambda: {}, pnl_summary=lambda: SimpleNamespace(total=ZERO_PNL)))
+    runtime.pull_kill_switch = lambda source: Runtime.pull_kill_switch(runtime, source)  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        switch()
+        _wind_down(runtime, None, [])  # type: ignore[arg-type]
+        switch()
+    pulled = [e["source"] for e in logs if e["event"] == "kill_switch.pulled"]
+    assert pulled == ["keeper simulate --replay: wind-down"]
