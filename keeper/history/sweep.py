@@ -191,17 +191,38 @@ def _workers(workers: int | None) -> int:
     return workers or os.cpu_count() or 1
 
 
+def _check_scheduler(address: str) -> None:
+    """The --dask address parsed and its scheduler's port answering before a Client is made: a
+    Client whose start fails is left to the garbage collector, whose closing of it can deadlock the
+    next Client's start in the same process (seen in the unit tests)."""
+    import socket
+
+    from distributed.comm import get_address_host_port, parse_address
+
+    try:
+        scheme, _ = parse_address(address)
+        host, port = get_address_host_port(address)
+    except ValueError as exc:  # no port, an unknown protocol
+        raise ConfigError(f"--dask {address}: not a scheduler address, e.g. tcp://HOST:PORT ({exc})") from exc
+    if scheme in ("tls", "wss"):
+        raise ConfigError(f"--dask {address}: not a scheduler address the sweep can use: {scheme}:// needs a security "
+                          "context it does not pass; e.g. tcp://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=10).close()
+    except OSError as exc:
+        raise ConfigError(f"--dask {address}: no scheduler answers there ({exc})") from exc
+
+
 def _execute(jobs: list[Job], workers: int | None, dask_address: str | None,
              progress: Callable[[int, int], None] | None) -> list[JobResult]:
     results: list[JobResult] = []
     if dask_address:
         try:
             from distributed import Client, as_completed
-            from distributed.comm import get_address_host_port
         except ImportError as exc:
             raise ConfigError("--dask: needs the optional extra: pip install 'basis-keeper[dask]'") from exc
+        _check_scheduler(dask_address)
         try:
-            get_address_host_port(dask_address)  # parsed before a Client (and its event loop) is started for it
             client = Client(dask_address, timeout="10s")
         except OSError as exc:
             raise ConfigError(f"--dask {dask_address}: no scheduler answers there ({exc})") from exc
