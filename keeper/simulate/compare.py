@@ -130,7 +130,9 @@ def dominance(optimum: PnlSplit, keeper: PnlSplit, keeper_trips: Sequence[Mappin
 def compare(settings: KeeperConfig, points: Mapping[str, Sequence[PathPoint]], quoter: Quoter, limits: AccountLimits,
             keeper_pnl: PnlSplit, keeper_trips: Sequence[Mapping[str, Any]], known: Sequence[KnownTrip],
             pair_trips: Sequence[OptimalTrip] = ()) -> tuple[PaperResult, PaperResult, OptimumResult, dict[str, Any]]:
-    """The bots, the optimum and the comparison block of the report."""
+    """The bots, the optimum and the comparison block of the report. They trade the keeper's
+    markets (`markets.enabled`), not every market the path holds."""
+    points = {market: path for market, path in points.items() if market in settings.markets.enabled}
     notional = settings.risk.max_notional_usd_per_market
     baseline = run_threshold_baseline(points, quoter, ThresholdPolicy(notional_usd=notional), limits)
     carry = run_carry_bot(points, quoter, CarryPolicy(notional_usd=notional), limits)
