@@ -40,7 +40,7 @@ from keeper.retention import prune_journal
 from keeper.risk import ExitMark, OracleRecovery, RiskView, assess_risk
 from keeper.skiplog import SkipLog
 from keeper.signals import BasisHistory, PastBlock, Signal, SkippedSignal, compute_signals
-from keeper.types import Direction, Intent, MarketSnapshot, Outcome, PerpAccountState, Position, Unavailable
+from keeper.types import Direction, Intent, MarketSnapshot, Outcome, PerpAccountState, Position
 from keeper.index_volatility import IndexHistory
 from strategies import STRATEGIES, load_strategy
 
@@ -291,8 +291,9 @@ class Engine(DecideStage, ExecuteStage):
         never the last block's numbers shown as current."""
         m = self.metrics
         m.block_number.set(snapshot.block_number)
-        for name, view in snapshot.markets.items():
-            if isinstance(view.perp, Unavailable):
+        signalled = {s.market for s in computed if not isinstance(s, SkippedSignal)}
+        for name in snapshot.markets:
+            if name not in signalled:  # its perp, or every spot venue of it, unread this block
                 m.funding_apr.labels(name).set(math.nan)
                 for direction in Direction:
                     m.carry_apr.labels(name, direction.value).set(math.nan)

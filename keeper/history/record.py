@@ -52,8 +52,9 @@ WRONG_BLOCK_RETRIES = 2  # re-reads of a block whose answer carried another bloc
 WRONG_BLOCK_PAUSE_S = 0.2
 HEADERS_AHEAD = 32  # block headers fetched per batch
 # A block's reads that fail transiently (a timeout, an HTTP 5xx, a rate limit) are asked again
-# after a pause, READ_TRIES times in all (pauses 0.5, 1, 2, 4, 8 s: about 15 s), then the error ends
-# the recording (exit 1; the same command resumes after the last block written).
+# after a pause, READ_TRIES times in all (pauses 0.5, 1, 2, 4, 8 s: 15.5 s, plus each try's own wait
+# of up to chain.request_timeout_s), then the error ends the recording (exit 1; the same command
+# resumes after the last block written); Ctrl-C ends it at the next failure.
 READ_TRIES = 6
 FIRST_PAUSE_S = 0.5
 MAX_PAUSE_S = 8.0
@@ -200,14 +201,14 @@ class BlockRecorder:
 
 
 def read_block(recorder: BlockRecorder, block: int, last: int | None, *, at_head: bool,
-               sleep: Callable[[float], None] = time.sleep) -> BlockRecord:
+               sleep: Callable[[float], None] = time.sleep, stop: Callable[[], bool] = lambda: False) -> BlockRecord:
     """`recorder.record(block)`, asked again after a pause while it fails transiently (logged as
-    `record.retry`), READ_TRIES times in all; then the last error is raised."""
+    `record.retry`), READ_TRIES times in all; then, or once `stop()` (Ctrl-C), the last error is raised."""
     for tries in range(1, READ_TRIES + 1):
         try:
             return recorder.record(block, last, at_head=at_head)
         except TransientError as exc:
-            if tries == READ_TRIES:
+            if tries == READ_TRIES or stop():
                 raise
             pause_s = min(FIRST_PAUSE_S * 2 ** (tries - 1), MAX_PAUSE_S)
             log.warning("record.retry", block=block, tries=tries, pause_s=pause_s, error=str(exc))
@@ -287,7 +288,7 @@ def record_history(settings: KeeperConfig, rpc: JsonRpc, out: Path, *, from_bloc
                 record = None  # the range's last recorded block was replaced
             else:
                 try:
-                    record = read_block(recorder, block, end, at_head=not follow and block >= head)
+                    record = read_block(recorder, block, end, at_head=not follow and block >= head, stop=stop)
                 except BlockReplaced:
                     continue  # that height again, from its new header
             if record is None or (previous is not None and record.parent_hash != previous):

@@ -183,11 +183,15 @@ def _not_a_part(path: Path, part: Path, why: str) -> ConfigError:
 
 
 def _read_part(path: Path, part: Path, read: Callable[[], Any]) -> Any:
-    """read(), a part's file that pyarrow cannot read (cut short, not Parquet) one error naming it."""
+    """read(), a part's file that pyarrow cannot read one error naming it: not a part (cut short,
+    not Parquet), or a file that cannot be read at all (permissions, an I/O error: not called junk)."""
     try:
         return read()
     except (pa.ArrowException, OSError) as exc:
-        raise _not_a_part(path, part, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, pa.ArrowInvalid):
+            raise _not_a_part(path, part, why) from exc
+        raise ConfigError(f"history {path}: cannot read {part.name} ({why})") from exc
 
 
 def read_meta(path: Path) -> dict[str, Any]:

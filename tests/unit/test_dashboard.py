@@ -157,7 +157,13 @@ def test_a_venue_or_perp_not_read_this_block_is_nan_not_the_last_blocks_numbers(
     Engine._observe(engine, read, [SkippedSignal("ETH", "uniswap_v2", "pool read failed")])
     assert all(math.isnan(metrics.registry.get_sample_value(name, venue) or 0.0)
                for name in ("keeper_basis_bps", "keeper_basis_zscore"))
-    assert metrics.registry.get_sample_value("keeper_funding_apr_ratio", {"market": "ETH"}) == 0.1  # the perp was read
+    # no signal for ETH this block (its only venue unread): its funding and carry are not this
+    # block's numbers either (before: block 7's 0.1, shown as current)
+    assert math.isnan(metrics.registry.get_sample_value("keeper_funding_apr_ratio", {"market": "ETH"}) or 0.0)
+    two_venues = SimpleNamespace(block_number=8, account=None, markets={"ETH": SimpleNamespace(perp=object())})
+    Engine._observe(engine, two_venues, [SkippedSignal("ETH", "uniswap_v2", "pool read failed"),
+                                         SimpleNamespace(**{**vars(signal), "spot_venue": "uniswap_v3"})])
+    assert metrics.registry.get_sample_value("keeper_funding_apr_ratio", {"market": "ETH"}) == 0.1  # read with v3
     no_perp = SimpleNamespace(block_number=8, account=None,
                               markets={"ETH": SimpleNamespace(perp=Unavailable("perp read failed"))})
     Engine._observe(engine, no_perp, [SkippedSignal("ETH", "uniswap_v2", "perp unavailable: perp read failed")])

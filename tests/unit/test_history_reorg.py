@@ -438,3 +438,20 @@ def test_given_transient_read_failures_then_the_block_is_asked_again_after_growi
     assert pauses == [0.5, 1.0, 2.0, 4.0, 8.0][:retried]
     assert [(e["event"], e["block"], e["tries"]) for e in logs] == [("record.retry", 40, t) for t in range(1, retried + 1)]
 
+
+def test_given_a_stop_while_reads_fail_then_the_error_is_raised_at_once_not_retried() -> None:
+    from keeper.errors import TransientError
+    from keeper.history.record import read_block
+
+    asked: list[int] = []
+
+    class Recorder:
+        def record(self, block: int, last: int | None, *, at_head: bool) -> str:
+            asked.append(block)
+            raise TransientError(f"reading block {block}: timed out")
+
+    pauses: list[float] = []
+    with pytest.raises(TransientError, match="reading block 40"):
+        read_block(Recorder(), 40, 99, at_head=False, sleep=pauses.append, stop=lambda: True)  # type: ignore[arg-type]
+    assert asked == [40] and pauses == []
+

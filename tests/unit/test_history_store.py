@@ -147,3 +147,12 @@ def test_given_a_later_part_that_is_junk_when_read_then_one_error_names_it(tmp_p
     # Then the blocks before it read, and reaching it is a ConfigError naming it
     with pytest.raises(ConfigError, match="part-000000000013-000000000015.parquet is not a keeper history part"):
         list(read_blocks(tmp_path / "h"))
+
+
+def test_given_a_part_that_cannot_be_read_at_all_then_it_is_not_called_junk(tmp_path: Path) -> None:
+    # A part the process cannot open (here a directory under a part's name; permissions or an I/O
+    # error alike) is "cannot read", not "not a keeper history part", which invites deleting it
+    (tmp_path / "h" / "part-000000000001-000000000002.parquet").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"history .*h: cannot read part-000000000001-000000000002.parquet \(") as raised:
+        list(read_blocks(tmp_path / "h"))
+    assert "not a keeper history part" not in str(raised.value)
