@@ -115,13 +115,24 @@ class TransientRpcError(RpcError, TransientError):
     """A JSON-RPC error reply that means "try again" (rate limited, busy, timed out upstream)."""
 
 
-# JSON-RPC error codes that mean "try again": EIP-1474 limit exceeded / resource unavailable,
-# and the 429 some gateways put in the JSON body.
-_TRANSIENT_RPC_CODES = frozenset({-32005, -32002, 429})
+# "Slow down" replies: rate limited or busy (EIP-1474 limit exceeded, the 429 some gateways put in
+# the JSON body), whatever was asked; a subset of the transient ones below.
+_THROTTLED_RPC_CODES = frozenset({-32005, 429})
+_THROTTLED_RPC_WORDS = ("rate limit", "too many requests", "try again", "busy", "capacity", "limit exceeded", "quota",
+                        "overloaded")
+# JSON-RPC error codes that mean "try again": the throttled ones and EIP-1474 resource unavailable.
+_TRANSIENT_RPC_CODES = _THROTTLED_RPC_CODES | {-32002}
 # Wording of try-again replies (geth, erigon, alchemy, infura, quicknode, anvil forks).
-_TRANSIENT_RPC_WORDS = ("rate limit", "too many requests", "try again", "timed out", "timeout", "temporarily",
-                        "unavailable", "header not found", "busy", "capacity", "limit exceeded", "quota", "overloaded",
-                        "blockoutofrange", "unknown block")  # the head moved back (reorg) under a pinned read
+_TRANSIENT_RPC_WORDS = _THROTTLED_RPC_WORDS + (
+    "timed out", "timeout", "temporarily", "unavailable", "header not found",
+    "blockoutofrange", "unknown block")  # the head moved back (reorg) under a pinned read; or a pruned block
+
+
+def throttled(exc: RpcError) -> bool:
+    """A "slow down" reply (rate limited, busy): it says nothing about what was asked (a block a
+    pruned node no longer serves answers "header not found" / BlockOutOfRange instead)."""
+    text = exc.rpc_message.lower()
+    return exc.code in _THROTTLED_RPC_CODES or any(word in text for word in _THROTTLED_RPC_WORDS)
 
 
 def rpc_error_from_reply(method: str, code: int, message: str, data: object = None) -> RpcError:

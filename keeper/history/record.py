@@ -37,10 +37,10 @@ from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate
 from keeper.chain.rpc import BlockParam, JsonRpc
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
-from keeper.errors import ConfigError, KeeperError, RpcError, TransientError
+from keeper.errors import ConfigError, KeeperError, RpcError, TransientError, throttled
 from keeper.history.reorg import ReorgTooDeep, node_hashes, rewind
 from keeper.history.replay import collector_meta, storage_read_key
-from keeper.history.served import served_start, throttled
+from keeper.history.served import served_start
 from keeper.history.store import BlockRecord, HistoryWriter, last_recorded_block, read_meta, recorded_range
 from keeper.logs import get_logger, redacted_url
 from keeper.simulate.paper import PAPER_TX_BYTES

@@ -12,16 +12,12 @@ import time
 from collections.abc import Callable
 
 from keeper.chain.rpc import JsonRpc
-from keeper.errors import ConfigError, RpcError
+from keeper.errors import ConfigError, RpcError, throttled
 from keeper.logs import get_logger, redacted_url
 
 SERVED_MARGIN = 4  # blocks past the first served one: the node prunes on as it mines
-# A probe the node throttled says nothing about pruning (a pruned block's reply, anvil's
-# BlockOutOfRangeError or geth's "header not found"/"missing trie node", is none of these): it is
-# asked again after a pause, PROBE_TRIES times in all, then the throttling is raised.
-THROTTLED_CODES = frozenset({-32005, 429})
-THROTTLED_WORDS = ("rate limit", "too many requests", "limit exceeded", "try again", "busy", "capacity", "quota",
-                   "overloaded")
+# A probe the node throttled (keeper/errors.py: throttled) says nothing about pruning: it is asked
+# again after a pause, PROBE_TRIES times in all, then the throttling is raised.
 PROBE_TRIES = 4
 FIRST_PAUSE_S = 0.25
 log = get_logger("keeper.record")
@@ -41,12 +37,6 @@ def first_served_block(serves: Callable[[int], bool], lo: int, hi: int) -> int |
         else:
             lo = mid
     return hi
-
-
-def throttled(exc: RpcError) -> bool:
-    """A "slow down" reply (rate limited, busy), not an answer about the block."""
-    text = exc.rpc_message.lower()
-    return exc.code in THROTTLED_CODES or any(word in text for word in THROTTLED_WORDS)
 
 
 def state_served(rpc: JsonRpc, address: str, sleep: Callable[[float], None] = time.sleep) -> Callable[[int], bool]:
