@@ -168,3 +168,18 @@ def test_migrate_refuses_a_key_that_is_not_the_admin(chain: dict[str, Any], monk
     monkeypatch.setenv(KEY_ENV, Account.create().key.hex())
     result = _keeper("executor", "migrate", "--from", old, "--to", new, *chain["args"])
     assert result.exit_code == 2 and "--from" in result.output and "admin is" in result.output
+
+
+def test_migrate_refuses_a_new_executor_without_the_old_ones_markets(chain: dict[str, Any]) -> None:
+    """The old executor trades ETH and BTC; a new one deployed with --markets ETH cannot trade
+    BTC: moving the WBTC inventory there would leave the keeper's BTC trades reverting. Refused
+    before anything is sent, naming --to and the market."""
+    rpc, tx, manifest = chain["rpc"], chain["tx"], chain["manifest"]
+    old, new = _deploy(chain), _deploy(chain, "--markets", "ETH")
+    tx.call_fn(manifest.accounts.keeper, manifest.market("BTC").spot_token, ERC20, "transfer", old, 10**7)
+    nonce_before = _nonce(rpc, chain["admin"])
+    refused = _keeper("executor", "migrate", "--from", old, "--to", new, *chain["args"])
+    assert refused.exit_code == 2, refused.output
+    assert f"error: --to: {new} has no market BTC registered" in " ".join(refused.output.split())
+    assert _nonce(rpc, chain["admin"]) == nonce_before and tx.read(old, EX, "paused") is False
+    assert _balance(rpc, manifest.market("BTC").spot_token, old) == 10**7
