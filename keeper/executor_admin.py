@@ -15,7 +15,8 @@ one, the old executor holds no position or order, the treasury can be signed for
 (USDC and the spot tokens of the markets) sent to the treasury, and the treasury sends those exact
 amounts on to the new executor, which deposits the collateral back into its own Vault account. ETH
 held by the old executor goes to the treasury and stays there (the executor needs none). A failure
-midway stops with what was done: what was already withdrawn sits in the treasury.
+midway stops with what was done: what was already withdrawn sits in the treasury, and each
+movement done was logged (`executor.migrated`) when its transaction was included.
 """
 
 from __future__ import annotations
@@ -191,6 +192,12 @@ class Migration:
     collateral_raw: int = 0
     moved: list[Movement] = field(default_factory=list)
 
+    def record(self, movement: Movement) -> None:
+        """One movement done, logged at once: a failure after it leaves it in the log."""
+        self.moved.append(movement)
+        log.info("executor.migrated", what=movement.what, token=movement.token, amount_raw=movement.amount_raw,
+                 tx_hash=movement.tx_hash)
+
 
 def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_address: str,
                     new_address: str, market_names: Mapping[str, str] | None = None) -> tuple[ExecutorView, ExecutorView]:
@@ -239,26 +246,24 @@ def migrate(rpc: JsonRpc, admin: TxSender, treasury: TxSender, spot_tokens: list
     if free_raw > 0:
         receipt = _send(admin, old.address, EXECUTOR.encode("withdrawCollateral", free_raw), "withdraw collateral")
         result.collateral_raw = free_raw
-        result.moved.append(Movement("vault -> old executor", old.usdc, free_raw, receipt["transactionHash"]))
+        result.record(Movement("vault -> old executor", old.usdc, free_raw, receipt["transactionHash"]))
     withdrawn: list[tuple[str, int]] = []
     for token in dict.fromkeys([old.usdc, *spot_tokens]):  # ordered, no repeats
         held = ERC20.decode("balanceOf", rpc.eth_call(token, ERC20.encode("balanceOf", old.address)))[0]
         if held > 0:
             receipt = _send(admin, old.address, EXECUTOR.encode("withdrawToken", token, held), "withdraw token")
-            result.moved.append(Movement("old executor -> treasury", token, held, receipt["transactionHash"]))
+            result.record(Movement("old executor -> treasury", token, held, receipt["transactionHash"]))
             withdrawn.append((token, held))
     eth_wei = int(rpc.call("eth_getBalance", [old.address, "latest"]), 16)
     if eth_wei > 0:
         receipt = _send(admin, old.address, EXECUTOR.encode("withdrawEth", eth_wei), "withdraw ETH")
-        result.moved.append(Movement("old executor -> treasury (stays)", "ETH", eth_wei, receipt["transactionHash"]))
+        result.record(Movement("old executor -> treasury (stays)", "ETH", eth_wei, receipt["transactionHash"]))
     for token, amount in withdrawn:
         receipt = _send(treasury, token, ERC20.encode("transfer", new.address, amount), "treasury -> new executor")
-        result.moved.append(Movement("treasury -> new executor", token, amount, receipt["transactionHash"]))
+        result.record(Movement("treasury -> new executor", token, amount, receipt["transactionHash"]))
     if result.collateral_raw > 0:
         receipt = _send(admin, new.address, EXECUTOR.encode("depositCollateral", result.collateral_raw),
                         "deposit collateral")
-        result.moved.append(Movement("new executor -> vault", new.usdc, result.collateral_raw,
+        result.record(Movement("new executor -> vault", new.usdc, result.collateral_raw,
                                      receipt["transactionHash"]))
-    for m in result.moved:
-        log.info("executor.migrated", what=m.what, token=m.token, amount_raw=m.amount_raw, tx_hash=m.tx_hash)
     return result
