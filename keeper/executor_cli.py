@@ -3,10 +3,14 @@ in keeper/cli.py with one add_typer line)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from keeper.chain.keys import Signer
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
                   help="The admin's commands for the BasisExecutor: deploy one, migrate to a new one.")
@@ -46,6 +50,20 @@ def _password_env(given: str, old_name: str | None) -> str:
     return old_name
 
 
+def _key_from(option: str, load: Callable[[], Signer]) -> Signer:
+    """A key loaded for `option`: its refusal (variable unset, not a key, keystore unreadable) names the option."""
+    from keeper.errors import ConfigError
+
+    try:
+        return load()
+    except ConfigError as exc:
+        raise ConfigError(f"{option}: {exc}") from exc
+
+
+def _admin_option(keystore: Path | None) -> str:
+    return "--admin-keystore" if keystore is not None else "--admin-key-env"
+
+
 @app.command()
 def deploy(
     treasury: Annotated[str, typer.Option(help="Where every withdrawal goes (e.g. a cold wallet or a multisig).")],
@@ -78,7 +96,8 @@ def deploy(
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:  # setMarket would be sent once per mention
             raise ConfigError(f"--markets: {', '.join(twice)} given more than once")
-        signer = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
+        signer = _key_from(_admin_option(admin_keystore),
+                           AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load)
         rpc, book = connect(settings, rpc_url)
         done = deploy_executor(rpc, build_sender(rpc, signer, settings), book, treasury_address, operator_address, names)
     except KeeperError as exc:
@@ -123,8 +142,9 @@ def migrate(
         settings = _settings(config, rpc_url, manifest,
                              (admin_key_env, admin_keystore_password_env, treasury_key_env or admin_key_env))
         configure_logging_from(settings)
-        admin = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
-        treasury = load_signer_from_env(treasury_key_env) if treasury_key_env else None
+        admin = _key_from(_admin_option(admin_keystore),
+                          AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load)
+        treasury = _key_from("--treasury-key-env", lambda: load_signer_from_env(treasury_key_env)) if treasury_key_env else None
         rpc, book = connect(settings, rpc_url)
         old, new = check_migration(rpc, admin, treasury, old_address, new_address,
                                    {m.base_token: m.name for m in book.markets})

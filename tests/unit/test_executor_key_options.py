@@ -1,0 +1,41 @@
+"""`keeper executor deploy | migrate` read two keys by variable name (--admin-key-env and, for a
+treasury that is not the admin, --treasury-key-env): a variable that is not set is refused in one
+line naming the option it came from, exit 2, before the node is contacted."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from keeper.cli import app
+from keeper.cli_console import run_app
+
+NODE = "http://127.0.0.1:9"  # nothing listens there: the key is checked first
+ADDRESS_A, ADDRESS_B = "0x" + "11" * 20, "0x" + "22" * 20
+DEV_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # public anvil key
+
+
+def cli(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["keeper", *argv])
+    code = run_app(app)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "option", "variable"), [
+    (["executor", "deploy", "--treasury", ADDRESS_A, "--operator", ADDRESS_B, "--admin-key-env", "ADMN_KEY"],
+     "--admin-key-env", "ADMN_KEY"),
+    (["executor", "migrate", "--from", ADDRESS_A, "--to", ADDRESS_B, "--admin-key-env", "ADMN_KEY"],
+     "--admin-key-env", "ADMN_KEY"),
+    (["executor", "migrate", "--from", ADDRESS_A, "--to", ADDRESS_B, "--treasury-key-env", "TREAS_KEY"],
+     "--treasury-key-env", "TREAS_KEY"),
+])
+def test_an_unset_key_variable_is_refused_naming_its_option(
+        argv: list[str], option: str, variable: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("KEEPER_ADMIN_PRIVATE_KEY", DEV_KEY)
+    monkeypatch.delenv(variable, raising=False)
+    code, err = cli([*argv, "--rpc-url", NODE], monkeypatch, capsys)
+    lines = [line for line in err.strip().splitlines() if not line.startswith("{")]
+    assert code == 2 and lines == [f"error: {option}: ${variable} is not set: put the signing key there (64 hex "
+                                   "digits), or use a keystore file"], err
