@@ -132,7 +132,7 @@ def deploy(rpc: JsonRpc, sender: TxSender, book: AddressBook, treasury: str, ope
     for name in market_names:
         m = by_name[name]
         _send(sender, address, EXECUTOR.encode("setMarket", m.base_token, m.spot_token, m.uniswap_v3_fee_pips),
-              f"setMarket {name}")
+              f"setMarket {name} on the new executor {address}")  # a failure names what was deployed
         markets.append((name, m.base_token, m.spot_token, m.uniswap_v3_fee_pips))
     log.info("executor.deployed", executor=address, admin=admin, treasury=treasury, operator=operator,
              markets=market_names, tx_hash=receipt["transactionHash"])
