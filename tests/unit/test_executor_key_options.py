@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+import structlog
 
 from keeper.cli import app
 from keeper.cli_console import run_app
@@ -17,8 +18,14 @@ DEV_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  
 
 
 def cli(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """The command line in this process; the logging it configures (onto the captured stderr, closed
+    after the test) is restored after it."""
     monkeypatch.setattr(sys, "argv", ["keeper", *argv])
-    code = run_app(app)
+    previous = structlog.get_config()
+    try:
+        code = run_app(app)
+    finally:
+        structlog.configure(**previous)
     return code, capsys.readouterr().err
 
 
