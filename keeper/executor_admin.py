@@ -10,8 +10,9 @@ persist, send, wait), with their own pending-transaction file beside the journal
 
 Migration (the admin moves collateral and inventory from an old executor to a new one):
 every check runs before anything is sent (both executors have code, the key is the admin of both,
-same ClearingHouse and USDC, every market the old executor has registered registered alike on the new
-one, the old executor holds no position or order, the treasury can be signed for); then the old executor is paused, its free collateral withdrawn, every token it holds
+same ClearingHouse and USDC, every market the old executor has registered and holds inventory for
+registered alike on the new one, the old executor holds no position or order, the treasury can be
+signed for); then the old executor is paused, its free collateral withdrawn, every token it holds
 (USDC and the spot tokens of the markets) sent to the treasury, and the treasury sends those exact
 amounts on to the new executor, which deposits the collateral back into its own Vault account. ETH
 held by the old executor goes to the treasury and stays there (the executor needs none). A failure
@@ -214,9 +215,12 @@ def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_ad
         raise ConfigError(f"--to: {new.address} trades on another ClearingHouse/USDC than {old.address}")
     for base_token, name in (market_names or {}).items():
         had, has = (_spot_market(rpc, view.address, base_token) for view in (old, new))
-        if int(had[0], 16) and had != has:  # its inventory would sit where the keeper cannot trade it
+        held = ERC20.decode("balanceOf", rpc.eth_call(had[0], ERC20.encode("balanceOf", old.address)))[0] \
+            if int(had[0], 16) else 0
+        if held and had != has:  # its inventory would sit where the keeper cannot trade it
             raise ConfigError(f"--to: {new.address} has no market {name} registered as {old.address} has it (spot "
-                              f"{to_checksum_address(had[0])}, V3 fee {had[2]} pips); deploy it with that market "
+                              f"{to_checksum_address(had[0])}, V3 fee {had[2]} pips), and {old.address} holds "
+                              f"{held} raw of that spot token; deploy the new executor with that market "
                               "(`keeper executor deploy --markets`)")
     ab = abi_codec("AccountBalance")
     open_markets = ab.decode("getBaseTokens", rpc.eth_call(old.account_balance, ab.encode("getBaseTokens", old.address)))[0]

@@ -126,8 +126,8 @@ def migrate(
     """Move collateral and inventory from an old executor to a new one: pause the old one, withdraw
     its free collateral and its tokens to the treasury, send them on to the new executor and
     deposit the collateral there. Refused, with nothing sent, while the old executor holds a
-    position, when the new one lacks a market the old one has registered, or when the key is not
-    the admin of both."""
+    position, when the new one lacks a market the old one has registered and holds inventory
+    for, or when the key is not the admin of both."""
     from keeper.chain.keys import load_signer_from_env
     from keeper.cli_console import configure_logging_from, fail, out
     from keeper.errors import KeeperError

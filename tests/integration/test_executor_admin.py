@@ -171,9 +171,9 @@ def test_migrate_refuses_a_key_that_is_not_the_admin(chain: dict[str, Any], monk
 
 
 def test_migrate_refuses_a_new_executor_without_the_old_ones_markets(chain: dict[str, Any]) -> None:
-    """The old executor trades ETH and BTC; a new one deployed with --markets ETH cannot trade
-    BTC: moving the WBTC inventory there would leave the keeper's BTC trades reverting. Refused
-    before anything is sent, naming --to and the market."""
+    """The old executor trades ETH and BTC and holds WBTC; a new one deployed with --markets ETH
+    cannot trade BTC: moving the WBTC inventory there would leave it where the keeper cannot trade
+    it. Refused before anything is sent, naming --to and the market."""
     rpc, tx, manifest = chain["rpc"], chain["tx"], chain["manifest"]
     old, new = _deploy(chain), _deploy(chain, "--markets", "ETH")
     tx.call_fn(manifest.accounts.keeper, manifest.market("BTC").spot_token, ERC20, "transfer", old, 10**7)
@@ -183,3 +183,9 @@ def test_migrate_refuses_a_new_executor_without_the_old_ones_markets(chain: dict
     assert f"error: --to: {new} has no market BTC registered" in " ".join(refused.output.split())
     assert _nonce(rpc, chain["admin"]) == nonce_before and tx.read(old, EX, "paused") is False
     assert _balance(rpc, manifest.market("BTC").spot_token, old) == 10**7
+    # a market dropped on purpose, with no inventory to move, is no reason to refuse
+    old_without_wbtc = _deploy(chain)
+    tx.call_fn(manifest.accounts.keeper, manifest.market("ETH").spot_token, ERC20, "transfer", old_without_wbtc, 10**17)
+    moved = _keeper("executor", "migrate", "--from", old_without_wbtc, "--to", new, *chain["args"])
+    assert moved.exit_code == 0, moved.output
+    assert _balance(rpc, manifest.market("ETH").spot_token, new) == 10**17
