@@ -12,7 +12,7 @@ Migration (the admin moves collateral and inventory from an old executor to a ne
 every check runs before anything is sent (both executors have code, the key is the admin of both,
 same ClearingHouse and USDC, every market the old executor has registered and holds inventory for
 registered alike on the new one, the old executor holds no position or order, the treasury can be
-signed for); then the old executor is paused, its free collateral withdrawn, every token it holds
+signed for and, when it is not the admin, has ETH for its transfers' gas); then the old executor is paused, its free collateral withdrawn, every token it holds
 (USDC and the spot tokens of the markets) sent to the treasury, and the treasury sends those exact
 amounts on to the new executor, which deposits the collateral back into its own Vault account. ETH
 held by the old executor goes to the treasury and stays there (the executor needs none). A failure
@@ -43,6 +43,7 @@ from keeper.logs import get_logger
 
 DEFAULT_ADMIN_KEY_ENV = "KEEPER_ADMIN_PRIVATE_KEY"
 GWEI = 10**9
+TRANSFER_GAS = 100_000  # an ERC-20 transfer's gas, with room (the treasury's, at migration)
 EXECUTOR = abi_codec("BasisExecutor")
 ERC20 = abi_codec("MintableERC20")
 log = get_logger("keeper.executor")
@@ -234,6 +235,14 @@ def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_ad
     if signer.address.lower() != old.treasury.lower():
         raise ConfigError(f"--treasury-key-env: the treasury {old.treasury} must sign the transfers to the new "
                           f"executor; the key given is {signer.address}")
+    if treasury is not None:  # a cold wallet without gas would stop the migration midway, everything in it
+        transfers = 1 + len(market_names or {})  # USDC and each market's spot token
+        need_wei = transfers * TRANSFER_GAS * int(rpc.call("eth_gasPrice", []), 16)
+        have_wei = int(rpc.call("eth_getBalance", [treasury.address, "latest"]), 16)
+        if have_wei < need_wei:
+            raise ConfigError(f"--treasury-key-env: the treasury {treasury.address} has too little ETH for the gas of "
+                              f"its transfers to the new executor ({have_wei} wei; up to {transfers} transfers of "
+                              f"{TRANSFER_GAS:,} gas at the node's gas price need {need_wei} wei): send it some first")
     return old, new
 
 

@@ -189,3 +189,24 @@ def test_migrate_refuses_a_new_executor_without_the_old_ones_markets(chain: dict
     moved = _keeper("executor", "migrate", "--from", old_without_wbtc, "--to", new, *chain["args"])
     assert moved.exit_code == 0, moved.output
     assert _balance(rpc, manifest.market("ETH").spot_token, new) == 10**17
+
+
+def test_migrate_refuses_a_treasury_without_eth_for_its_transfers_before_sending(
+        chain: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold-wallet treasury (not the admin) signs the transfers to the new executor; without ETH
+    for their gas the migration would stop midway: the old executor paused and emptied, everything
+    in the treasury, the new executor empty. Refused before anything is sent, naming the option."""
+    rpc, tx, manifest = chain["rpc"], chain["tx"], chain["manifest"]
+    treasury = Account.create()
+    monkeypatch.setenv("TREASURY_KEY", treasury.key.hex())
+    deploy = ("executor", "deploy", "--treasury", treasury.address, "--operator", manifest.accounts.keeper, *chain["args"])
+    old, new = (next(line for line in _keeper(*deploy).output.splitlines() if line.startswith("executor = ")).split('"')[1]
+                for _ in range(2))
+    tx.call_fn(manifest.accounts.keeper, manifest.contracts["USDC"], ERC20, "transfer", old, 1_000 * 10**6)
+    nonce_before = _nonce(rpc, chain["admin"])
+    refused = _keeper("executor", "migrate", "--from", old, "--to", new, "--treasury-key-env", "TREASURY_KEY",
+                      *chain["args"])
+    assert refused.exit_code == 2, refused.output
+    assert f"error: --treasury-key-env: the treasury {treasury.address} has too little ETH for the gas" in " ".join(refused.output.split())
+    assert _nonce(rpc, chain["admin"]) == nonce_before and tx.read(old, EX, "paused") is False
+    assert _balance(rpc, manifest.contracts["USDC"], old) == 1_000 * 10**6
