@@ -137,7 +137,7 @@ def deploy(rpc: JsonRpc, sender: TxSender, book: AddressBook, treasury: str, ope
               f"setMarket {name} on the new executor {address}")  # a failure names what was deployed
         markets.append((name, m.base_token, m.spot_token, m.uniswap_v3_fee_pips))
     log.info("executor.deployed", executor=address, admin=admin, treasury=treasury, operator=operator,
-             markets=market_names, tx_hash=receipt["transactionHash"])
+             markets=market_names, tx_hash=receipt["transactionHash"], chain_id=rpc.chain_id(), rpc_url=rpc.url)
     return Deployment(address, receipt["transactionHash"], int(receipt["gasUsed"], 16), admin, treasury, operator,
                       tuple(markets))
 

@@ -11,6 +11,7 @@ import typer
 
 if TYPE_CHECKING:
     from keeper.chain.keys import Signer
+    from keeper.chain.rpc import JsonRpc
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
                   help="The admin's commands for the BasisExecutor: deploy one, migrate to a new one.")
@@ -60,6 +61,13 @@ def _key_from(option: str, load: Callable[[], Signer]) -> Signer:
         raise ConfigError(f"{option}: {exc}") from exc
 
 
+def _node(rpc: JsonRpc) -> str:
+    """Where a command sent: on a fork, a forgotten --rpc-url sends to the devnet manifest's node."""
+    from keeper.logs import redacted_url
+
+    return f"chain {rpc.chain_id()} via {redacted_url(rpc.url)}"
+
+
 def _admin_option(keystore: Path | None) -> str:
     return "--admin-keystore" if keystore is not None else "--admin-key-env"
 
@@ -102,7 +110,8 @@ def deploy(
         done = deploy_executor(rpc, build_sender(rpc, signer, settings), book, treasury_address, operator_address, names)
     except KeeperError as exc:
         raise fail(exc) from exc
-    out.print(f"BasisExecutor deployed at {done.address} (tx {done.tx_hash}, {done.gas_used:,} gas)", highlight=False)
+    out.print(f"BasisExecutor deployed at {done.address} on {_node(rpc)} (tx {done.tx_hash}, {done.gas_used:,} gas)",
+              highlight=False)
     out.print(f"  admin    {done.admin}\n  treasury {done.treasury}\n  operator {done.operator}", highlight=False)
     for name, base, spot, fee in done.markets:
         out.print(f"  market {name}: Perp base {base}, spot {spot}, V3 fee {fee} pips", highlight=False)
@@ -153,7 +162,7 @@ def migrate(
         done = run_migration(rpc, admin_sender, treasury_sender, [m.spot_token for m in book.markets], old, new)
     except KeeperError as exc:
         raise fail(exc) from exc
-    out.print(f"migrated {old.address} -> {new.address} (the old executor is paused)", highlight=False)
+    out.print(f"migrated {old.address} -> {new.address} on {_node(rpc)} (the old executor is paused)", highlight=False)
     for m in done.moved:
         out.print(f"  {m.what}: {m.amount_raw} raw of {m.token} (tx {m.tx_hash})", highlight=False)
     if not done.moved:

@@ -108,6 +108,21 @@ def test_deploy_sets_the_roles_and_markets_and_prints_the_config(chain: dict[str
     assert tx.read(executor, EX, "spotMarket", manifest.market("BTC").base_token)[0] == "0x" + "00" * 20
 
 
+def test_deploy_and_migrate_say_which_chain_and_node_they_sent_to(chain: dict[str, Any]) -> None:
+    """On a fork, a forgotten --rpc-url sends to the devnet manifest's node, the origin: the output
+    and the log name the chain and the node (scheme, host and port) each command sent to."""
+    rpc = chain["rpc"]
+    node = f"chain {rpc.chain_id()} via {rpc.url}"
+    deployed = _keeper("executor", "deploy", "--treasury", chain["admin"], "--operator", chain["manifest"].accounts.keeper,
+                       *chain["args"])
+    assert deployed.exit_code == 0 and f" on {node} (tx 0x" in deployed.output, deployed.output
+    logged = next(line for line in deployed.output.splitlines() if '"executor.deployed"' in line)
+    assert f'"chain_id": {rpc.chain_id()}' in logged and f'"rpc_url": "{rpc.url}"' in logged
+    old = next(line for line in deployed.output.splitlines() if line.startswith("executor = ")).split('"')[1]
+    migrated = _keeper("executor", "migrate", "--from", old, "--to", _deploy(chain), *chain["args"])
+    assert migrated.exit_code == 0 and f" on {node} (the old executor is paused)" in migrated.output, migrated.output
+
+
 def test_deploy_refuses_bad_input_before_sending(chain: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     rpc, admin = chain["rpc"], chain["admin"]
     same = _keeper("executor", "deploy", "--treasury", admin, "--operator", admin, *chain["args"])
