@@ -71,8 +71,8 @@ def load_strategy_slots(config: KeeperConfig) -> list[StrategySlot]:
             built[name] = load_strategy(name, config.strategies.params.get(name, {}))
         except ValueError as exc:  # a ParamError names the parameter, and so the variable that set it, if one did
             param = getattr(exc, "param", None)
-            key = ("strategies", "params", name)
-            raise ConfigError(f"{config.where(*key, source=(*key, param)) if param else '.'.join(key)}: {exc}") from exc
+            key = ("strategies", "params", name, *([param] if param else []))
+            raise ConfigError(f"{config.where(*key) if param else '.'.join(key)}: {exc}") from exc
     return [StrategySlot(built[name]) for name in config.strategies.enabled]
 
 
