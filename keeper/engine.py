@@ -310,8 +310,9 @@ class Engine(DecideStage, ExecuteStage):
             m.carry_apr.labels(s.market, Direction.LONG_PERP.value).set(s.carry_apr_long_perp)
         account = snapshot.account
         if isinstance(account, PerpAccountState):
-            virtual = self.virtual_positions if self.executor.mode == "dry_run" else {}  # the chain never holds them
+            dry_run = self.executor.mode == "dry_run"  # its own (virtual) book only: the chain never holds it
             for market, held in account.markets.items():
-                base_x18 = virtual[market].perp_base_x18 if market in virtual else held.position_size_x18
+                virtual = self.virtual_positions.get(market) if dry_run else None
+                base_x18 = (virtual.perp_base_x18 if virtual else 0) if dry_run else held.position_size_x18
                 m.position_base.labels(market).set(base_x18 / 10**18)
             m.publish_margin_ratio(account.margin_ratio)

@@ -195,3 +195,31 @@ def test_a_dry_run_publishes_its_would_be_positions_which_the_chain_never_holds(
                            virtual_positions={"ETH": SimpleNamespace(perp_base_x18=10**18)})
     Engine._observe(live, snapshot, [])
     assert base("ETH") == 0.0  # a live run publishes what the chain holds
+
+
+def test_a_dry_run_publishes_its_own_book_only_never_the_chain_s_size_for_a_market_it_does_not_hold() -> None:
+    from types import SimpleNamespace
+
+    from keeper.engine import Engine
+    from keeper.types import PerpAccountMarket, PerpAccountState
+
+    # Given a dry run reading an executor that holds a real BTC long (opened by a live run), and a
+    # would-be ETH short of its own
+    held = PerpAccountMarket(position_size_x18=2 * 10**18, open_notional_x18=0, pending_funding_x18=0)
+    flat = PerpAccountMarket(position_size_x18=0, open_notional_x18=0, pending_funding_x18=0)
+    account = PerpAccountState("0xexecutor", 10**23, 10**11, 0, 0, {"ETH": flat, "BTC": held})
+    snapshot = SimpleNamespace(block_number=9, account=account, markets={})
+    metrics = KeeperMetrics()
+
+    def base(market: str) -> float | None:
+        return metrics.registry.get_sample_value("keeper_position_base", {"market": market})
+
+    dry = SimpleNamespace(metrics=metrics, executor=SimpleNamespace(mode="dry_run"),
+                          virtual_positions={"ETH": SimpleNamespace(perp_base_x18=-10**18)})
+    Engine._observe(dry, snapshot, [])
+    # then the gauge is the dry run's book: its ETH short, and 0 for BTC (before: the chain's 2.0, two books in one series)
+    assert (base("ETH"), base("BTC")) == (-1.0, 0.0)
+    # and once it closes its ETH short, 0 there too, while the chain's account is what it was
+    dry.virtual_positions.clear()
+    Engine._observe(dry, SimpleNamespace(block_number=10, account=account, markets={}), [])
+    assert (base("ETH"), base("BTC")) == (0.0, 0.0)
