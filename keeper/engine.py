@@ -299,6 +299,9 @@ class Engine(DecideStage, ExecuteStage):
                     m.carry_apr.labels(name, direction.value).set(math.nan)
         for s in computed:
             if isinstance(s, SkippedSignal):
+                if not any(source.has_spot_venue(s.spot_venue) for source in self.collector.sources.markets
+                           if source.name == s.market):
+                    continue  # no pool there at all: no series, not a NaN one that can never be a number
                 m.basis_bps.labels(s.market, s.spot_venue).set(math.nan)
                 m.basis_zscore.labels(s.market, s.spot_venue).set(math.nan)
                 continue

@@ -145,8 +145,11 @@ def test_a_venue_or_perp_not_read_this_block_is_nan_not_the_last_blocks_numbers(
     from keeper.signals import SkippedSignal
     from keeper.types import Unavailable
 
+    from keeper.venues.sources import MarketSource
+
     metrics = KeeperMetrics()
-    engine = SimpleNamespace(metrics=metrics)
+    eth = MarketSource("ETH", "0xbase", "0xagg", "0xweth", 18, "0xusdc", uniswap_v2_pair="0xpair", uniswap_v3_pool="0xpool")
+    engine = SimpleNamespace(metrics=metrics, collector=SimpleNamespace(sources=SimpleNamespace(markets=(eth,))))
     read = SimpleNamespace(block_number=7, account=None, markets={"ETH": SimpleNamespace(perp=object())})
     signal = SimpleNamespace(market="ETH", spot_venue="uniswap_v2", basis_bps=12.0, basis_zscore=2.5,
                              funding_apr=0.1, carry_apr_short_perp=0.1, carry_apr_long_perp=-0.1)
@@ -223,3 +226,27 @@ def test_a_dry_run_publishes_its_own_book_only_never_the_chain_s_size_for_a_mark
     dry.virtual_positions.clear()
     Engine._observe(dry, SimpleNamespace(block_number=10, account=account, markets={}), [])
     assert (base("ETH"), base("BTC")) == (0.0, 0.0)
+
+
+def test_a_spot_venue_a_market_has_no_pool_on_exports_no_series_at_all() -> None:
+    import math
+    from types import SimpleNamespace
+
+    from keeper.engine import Engine
+    from keeper.signals import SkippedSignal
+    from keeper.venues.sources import MarketSource
+
+    # Given BTC with a V3 pool and no V2 pair (as on Optimism, where a token may have none)
+    btc = MarketSource("BTC", "0xbase", "0xagg", "0xwbtc", 8, "0xusdc", uniswap_v2_pair=None, uniswap_v3_pool="0xpool")
+    metrics = KeeperMetrics()
+    engine = SimpleNamespace(metrics=metrics, collector=SimpleNamespace(sources=SimpleNamespace(markets=(btc,))))
+    read = SimpleNamespace(block_number=7, account=None, markets={"BTC": SimpleNamespace(perp=object())})
+    # when a block's V2 signal is skipped (no pair) and its V3 read failed
+    Engine._observe(engine, read, [SkippedSignal("BTC", "uniswap_v2", "no Uniswap V2 pair configured"),
+                                   SkippedSignal("BTC", "uniswap_v3", "UniswapV3Pool(0xpool) head unreadable")])
+    series = {(s.name, s.labels.get("venue")) for family in metrics.registry.collect() for s in family.samples
+              if s.labels.get("market") == "BTC" and "venue" in s.labels}
+    # then the pair that cannot exist has no series (before: NaN basis and z-score for BTC on uniswap_v2, every
+    # block), while the venue it has but could not read is NaN, as before
+    assert series == {("keeper_basis_bps", "uniswap_v3"), ("keeper_basis_zscore", "uniswap_v3")}
+    assert math.isnan(metrics.registry.get_sample_value("keeper_basis_bps", {"market": "BTC", "venue": "uniswap_v3"}) or 0.0)
