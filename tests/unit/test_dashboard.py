@@ -176,56 +176,45 @@ def test_a_venue_or_perp_not_read_this_block_is_nan_not_the_last_blocks_numbers(
         assert got is not None and math.isnan(got)
 
 
-def test_a_dry_run_publishes_its_would_be_positions_which_the_chain_never_holds() -> None:
+def published_positions(mode: str, chain_base: dict[str, float], virtual_base: dict[str, float],
+                        metrics: KeeperMetrics | None = None) -> dict[str, float | None]:
+    """keeper_position_base per market after one block observed by an engine in `mode` whose
+    executor holds `chain_base` on chain and (a dry run) `virtual_base` in its virtual book."""
     from types import SimpleNamespace
 
     from keeper.engine import Engine
     from keeper.types import PerpAccountMarket, PerpAccountState
 
-    flat = PerpAccountMarket(position_size_x18=0, open_notional_x18=0, pending_funding_x18=0)
-    account = PerpAccountState("0xexecutor", 10**23, 10**11, 0, 0, {"ETH": flat, "BTC": flat})
-    snapshot = SimpleNamespace(block_number=9, account=account, markets={})
+    held = {m: PerpAccountMarket(position_size_x18=int(b * 10**18), open_notional_x18=0, pending_funding_x18=0)
+            for m, b in chain_base.items()}
+    snapshot = SimpleNamespace(block_number=9, account=PerpAccountState("0xexecutor", 10**23, 10**11, 0, 0, held),
+                               markets={})
+    metrics = metrics or KeeperMetrics()
+    engine = SimpleNamespace(metrics=metrics, executor=SimpleNamespace(mode=mode), virtual_positions={
+        m: SimpleNamespace(perp_base_x18=int(b * 10**18)) for m, b in virtual_base.items()})
+    Engine._observe(engine, snapshot, [])
+    return {m: metrics.registry.get_sample_value("keeper_position_base", {"market": m}) for m in chain_base}
+
+
+def test_a_dry_run_publishes_its_would_be_positions_which_the_chain_never_holds() -> None:
     metrics = KeeperMetrics()
-
-    def base(market: str) -> float | None:
-        return metrics.registry.get_sample_value("keeper_position_base", {"market": market})
-
-    dry = SimpleNamespace(metrics=metrics, executor=SimpleNamespace(mode="dry_run"),
-                          virtual_positions={"ETH": SimpleNamespace(perp_base_x18=-3 * 10**18 // 2)})
-    Engine._observe(dry, snapshot, [])
-    assert (base("ETH"), base("BTC")) == (-1.5, 0.0)  # before: 0.0 while the log and the panel showed the short
-    live = SimpleNamespace(metrics=metrics, executor=SimpleNamespace(mode="live"),
-                           virtual_positions={"ETH": SimpleNamespace(perp_base_x18=10**18)})
-    Engine._observe(live, snapshot, [])
-    assert base("ETH") == 0.0  # a live run publishes what the chain holds
+    flat = {"ETH": 0.0, "BTC": 0.0}
+    # before: 0.0 while the log and the panel showed the short
+    assert published_positions("dry_run", flat, {"ETH": -1.5}, metrics) == {"ETH": -1.5, "BTC": 0.0}
+    # a live run publishes what the chain holds
+    assert published_positions("live", flat, {"ETH": 1.0}, metrics) == {"ETH": 0.0, "BTC": 0.0}
 
 
 def test_a_dry_run_publishes_its_own_book_only_never_the_chain_s_size_for_a_market_it_does_not_hold() -> None:
-    from types import SimpleNamespace
-
-    from keeper.engine import Engine
-    from keeper.types import PerpAccountMarket, PerpAccountState
-
     # Given a dry run reading an executor that holds a real BTC long (opened by a live run), and a
-    # would-be ETH short of its own
-    held = PerpAccountMarket(position_size_x18=2 * 10**18, open_notional_x18=0, pending_funding_x18=0)
-    flat = PerpAccountMarket(position_size_x18=0, open_notional_x18=0, pending_funding_x18=0)
-    account = PerpAccountState("0xexecutor", 10**23, 10**11, 0, 0, {"ETH": flat, "BTC": held})
-    snapshot = SimpleNamespace(block_number=9, account=account, markets={})
+    # would-be ETH short of its own, then the gauge is the dry run's book: its ETH short, and 0 for
+    # BTC (before: the chain's 2.0, two books in one series)
     metrics = KeeperMetrics()
-
-    def base(market: str) -> float | None:
-        return metrics.registry.get_sample_value("keeper_position_base", {"market": market})
-
-    dry = SimpleNamespace(metrics=metrics, executor=SimpleNamespace(mode="dry_run"),
-                          virtual_positions={"ETH": SimpleNamespace(perp_base_x18=-10**18)})
-    Engine._observe(dry, snapshot, [])
-    # then the gauge is the dry run's book: its ETH short, and 0 for BTC (before: the chain's 2.0, two books in one series)
-    assert (base("ETH"), base("BTC")) == (-1.0, 0.0)
+    chain = {"ETH": 0.0, "BTC": 2.0}
+    assert published_positions("dry_run", chain, {"ETH": -1.0}, metrics) == {"ETH": -1.0, "BTC": 0.0}
     # and once it closes its ETH short, 0 there too, while the chain's account is what it was
-    dry.virtual_positions.clear()
-    Engine._observe(dry, SimpleNamespace(block_number=10, account=account, markets={}), [])
-    assert (base("ETH"), base("BTC")) == (0.0, 0.0)
+    assert published_positions("dry_run", chain, {}, metrics) == {"ETH": 0.0, "BTC": 0.0}
+    assert published_positions("live", chain, {}) == {"ETH": 0.0, "BTC": 2.0}
 
 
 def test_a_spot_venue_a_market_has_no_pool_on_exports_no_series_at_all() -> None:
