@@ -43,7 +43,7 @@ class StatusView:
     pairs: tuple[OpenPairStatus, ...] = field(default=())
     closes_x18: Mapping[str, int | None] | None = None  # per open market, what closing now adds (None: not read)
     chain_read: bool = False  # the executor's account was read on chain (mismatches are then meaningful)
-    positions_note: str | None = None  # the open positions are not on the node's chain (its executor has no code)
+    positions_note: str | None = None  # the open positions are not on the node's chain (keeper/journal/holder.py)
 
     @property
     def close_value_x18(self) -> int | None:
