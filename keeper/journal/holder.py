@@ -89,9 +89,10 @@ def write_off_or_refuse(journal_path: Path, chain_id: int, has_code: Callable[[s
     if stranded is None:
         return None
     if not stranded.write_off:
+        would = "write them off" if embedded else "book them closed"
         raise ConfigError(f"monitoring.journal: {journal_path} holds {stranded.held()} {stranded.why}; the start on "
-                          f"{node} (chain {chain_id}) would book them closed, so nothing was sent: run against the "
-                          "chain that holds them, or point monitoring.journal at another file")
+                          f"{node} (chain {chain_id}) would {would}, so nothing was sent: run against the chain that "
+                          "holds them, or point monitoring.journal at another file")
     with Journal(journal_path) as journal:
         journal.write_off(executor=stranded.executor, chain_id=stranded.chain_id)
     return stranded

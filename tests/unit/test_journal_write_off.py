@@ -196,3 +196,15 @@ def test_the_embedded_devnet_writes_an_earlier_embedded_runs_positions_off(tmp_p
     with Journal(path, readonly=True) as journal:
         assert journal.open_positions() == {} and journal.pnl_summary().realized == ZERO_PNL
         assert [p.close_reason for p in journal.status().written_off] == [WRITTEN_OFF, WRITTEN_OFF]
+
+
+def test_the_embedded_devnet_refuses_a_nodes_positions_naming_them(tmp_path: Path) -> None:
+    # Given a journal whose open positions a node's live run holds (chain 10: they may be real)
+    path = _journal_with(tmp_path, PositionsHolder(10, GONE, embedded=False))
+    # When the embedded devnet starts on it, then it is refused, nothing written off
+    with pytest.raises(ConfigError, match=rf"holds open positions \(BTC, ETH\) in executor {GONE} on chain 10, a "
+                                          r"node's, not an embedded devnet's; the start on the embedded devnet \(chain "
+                                          r"31337\) would write them off, so nothing was sent"):
+        write_off_or_refuse(path, CHAIN, _no_code, embedded=True, node="the embedded devnet")
+    with Journal(path, readonly=True) as journal:
+        assert sorted(journal.open_positions()) == ["BTC", "ETH"] and journal.status().written_off == ()
