@@ -20,7 +20,7 @@ from eth_abi import decode as abi_decode
 from structlog.testing import capture_logs
 
 from bench.results import record
-from bench.snapshot_race import _GET_BLOCK_NUMBER, build_collector, next_head
+from bench.snapshot_race import _GET_BLOCK_NUMBER, CELL_SNAPSHOTS, build_collector, next_head, snapshots_taken
 from keeper.chain.multicall import Call, decode_aggregate3, encode_aggregate3, word_uint
 from keeper.chain.rpc import JsonRpc
 from keeper.collect import SnapshotCollector
@@ -34,7 +34,6 @@ from keeper.devnet.world import World, prebuilt_state, start_world
 _PROBE_RUNTIME = "3660095743600055005b60005460005260206000f3"
 _PROBE_INIT = "0x74" + _PROBE_RUNTIME + "600052" + "6015" + "600b" + "f3"
 CELL_S = 15.0
-CELL_SNAPSHOTS = 300
 
 
 def deploy_probe(rpc: JsonRpc, sender: str) -> str:
@@ -127,20 +126,10 @@ def run_cell(collector: SnapshotCollector, probe: StateProbe, per_head: bool) ->
     snapshot, from the batches it kept (a re-read replaces its batch): was a getBlockNumber another
     block (what check_block sees), an eth_call's state, the storage words' state, and did the
     snapshot hold two blocks' states?"""
-    rpc = collector.rpc
     counts = {"snapshots": 0, "skipped": 0, "number_other": 0, "call_state_other": 0, "storage_other": 0,
               "storage_other_call_right": 0, "state_mixed": 0}
-    deadline = time.monotonic() + CELL_S
-    head = rpc.block_number()
-    while counts["snapshots"] < CELL_SNAPSHOTS and time.monotonic() < deadline:
-        found = next_head(rpc, head, deadline) if per_head else rpc.block_number()
-        if found is None:
-            break
-        head = found
-        probe.batches.clear()
-        try:
-            collector.fetch_snapshot(head)
-        except Exception:  # noqa: BLE001 - a refused snapshot is counted
+    for head, delivered in snapshots_taken(collector, per_head, CELL_S, probe.batches.clear):
+        if not delivered:
             counts["skipped"] += 1
             continue
         batches = probe.batches
