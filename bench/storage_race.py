@@ -127,7 +127,7 @@ def run_cell(collector: SnapshotCollector, probe: StateProbe, per_head: bool) ->
     block (what check_block sees), an eth_call's state, the storage words' state, and did the
     snapshot hold two blocks' states?"""
     counts = {"snapshots": 0, "skipped": 0, "number_other": 0, "call_state_other": 0, "storage_other": 0,
-              "storage_other_call_right": 0, "state_mixed": 0}
+              "storage_other_call_right": 0, "state_mixed": 0, "state_earlier": 0}
     for head, delivered in snapshots_taken(collector, per_head, CELL_S, probe.batches.clear):
         if not delivered:
             counts["skipped"] += 1
@@ -142,6 +142,7 @@ def run_cell(collector: SnapshotCollector, probe: StateProbe, per_head: bool) ->
         counts["storage_other"] += storage_other
         counts["storage_other_call_right"] += storage_other and number == head and state == head
         counts["state_mixed"] += len({s for _, s, _ in kept} | set(words)) > 1
+        counts["state_earlier"] += any(s < head for _, s, _ in kept) or any(word < head for word in words)
     return counts
 
 
@@ -198,7 +199,8 @@ def run(world: World) -> None:
                   f"{100 * c['number_other'] / n:5.1f}% | an eth_call on another block's state "
                   f"{100 * c['call_state_other'] / n:5.1f}% | storage words another block's "
                   f"{100 * c['storage_other'] / n:5.1f}% ({c['storage_other_call_right']} with the ticks eth_call's "
-                  f"number and state right) | two blocks' states in one snapshot {100 * c['state_mixed'] / n:5.1f}%")
+                  f"number and state right) | two blocks' states in one snapshot {100 * c['state_mixed'] / n:5.1f}% | "
+                  f"an earlier block's state {c['state_earlier']}")
     for pin in ("number", "hash"):
         with WritingMiner(world.manifest.rpc_url, sender, probe_address):
             c = pinned_reads(rpc, world.manifest.contracts["Multicall3"], probe_address, pin == "hash", CELL_S)

@@ -109,16 +109,16 @@ class SnapshotCollector:
 
     What the check cannot see is the state. anvil answers a read of its head block H while it mines
     H+1 with H+1's state under H's number (bench/storage_race.py, 2026-12-02, blocks carrying a
-    transaction mined back to back, 3 runs): an eth_call of 23-40% of checked snapshots ran on
+    transaction mined back to back, 4 runs): an eth_call of 23-40% of checked snapshots ran on
     another block's state, getBlockNumber saying H in all, and the ticks batch's storage reads
-    (eth_getStorageAt, which carry no number) were another block's in 9-15%. So the storage reads
+    (eth_getStorageAt, which carry no number) were another block's in 7-15%. So the storage reads
     are not checked: a check against the batch's getBlockNumber would pass them. Pinning them by
-    hash does not help (anvil resolves a hash to its number: 51-67% of reads of the head answered
-    from another block's state by hash, 28-43% by number), nor a check of their order in the batch
-    (anvil answers a batch's requests concurrently: 1.3-5.0% out of order). Reads of a block behind
-    the head (kept states) are not raced; which block the loop reads is the loop's choice, not this
-    module's. A node that resolves a number to its header's state root (geth, reth) answers every
-    read pinned to H, storage or call, from H's state."""
+    hash does not help (anvil resolves a hash to its number: 40-67% of reads of the head answered
+    from another block's state by hash, 28-43% by number, worse in every run), nor a check of their
+    order in the batch (anvil answers a batch's requests concurrently: 1.3-7.3% out of order). Reads
+    of a block behind the head (kept states) are not raced; which block the loop reads is the loop's
+    choice, not this module's. A node that resolves a number to its header's state root (geth, reth)
+    answers every read pinned to H, storage or call, from H's state."""
 
     def __init__(self, rpc: JsonRpc, sources: Sources, account: str | None = None,
                  bitmap_half_width_words: int = 2, readers: Sequence[SnapshotReads] = SNAPSHOT_READERS,
