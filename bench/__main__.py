@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import devnet, e2e, history, results, snapshot, snapshot_race, soak, suite, tick, transport
+from bench import devnet, e2e, history, results, snapshot, snapshot_race, soak, storage_race, suite, tick, transport
 
 BENCHES = {"devnet": devnet.main, "snapshot": snapshot.main, "snapshot_race": snapshot_race.main,
+           "storage_race": storage_race.main,
            "tick": tick.main, "transport": transport.main,
            "e2e": e2e.main, "suite": suite.main, "history": history.main, "soak": soak.main}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,22 +141,32 @@ def next_head(rpc: JsonRpc, after: int, deadline: float) -> int | None:
     return None
 
 
-def run_cell(collector: SnapshotCollector, probe: Probe, per_head: bool, seconds: float) -> Tally:
-    """Snapshots for `seconds` (or CELL_SNAPSHOTS): at each new head, or back to back."""
-    rpc, tally = collector.rpc, Tally()
+def snapshots_taken(collector: SnapshotCollector, per_head: bool, seconds: float, before: Callable[[], None],
+                    limit: int = CELL_SNAPSHOTS) -> Iterator[tuple[int, bool]]:
+    """Snapshots for `seconds` (or `limit` of them): at each new head, or back to back; `before()`
+    ahead of each. Yields each snapshot's head and whether it was delivered (not refused)."""
+    rpc, taken = collector.rpc, 0
     deadline = time.monotonic() + seconds
     head = rpc.block_number()
-    while tally.snapshots < CELL_SNAPSHOTS and time.monotonic() < deadline:
+    while taken < limit and time.monotonic() < deadline:
         found = next_head(rpc, head, deadline) if per_head else rpc.block_number()
         if found is None:
             break
         head = found
-        probe.batches.clear()
+        before()
         try:
             collector.fetch_snapshot(head)
             delivered = True
         except Exception:  # noqa: BLE001 - a refused snapshot is what is counted
             delivered = False
+        taken += 1
+        yield head, delivered
+
+
+def run_cell(collector: SnapshotCollector, probe: Probe, per_head: bool, seconds: float) -> Tally:
+    """Snapshots for `seconds` (or CELL_SNAPSHOTS): at each new head, or back to back."""
+    tally = Tally()
+    for head, delivered in snapshots_taken(collector, per_head, seconds, probe.batches.clear):
         tally.add(head, list(probe.batches), delivered)
     return tally
 

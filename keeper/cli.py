@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from keeper.cli_console import ConfigOption, check_options, err, finite, out, run_app
+from keeper.cli_console import ConfigOption, check_options, err, finite, load_settings, out, run_app
 from keeper.cli_console import configure_logging_from as _configure_logging_from
 from keeper.cli_console import fail as _fail
 from keeper.devnet.activity_config import ActivityConfig  # no chain code: its defaults for the help
@@ -64,7 +64,6 @@ def run(
     environment variable named by account.key_env (default KEEPER_PRIVATE_KEY) or an encrypted
     keystore; never from the command line. With --dry-run no key is needed."""
     from keeper.addressbook import chain_url_source
-    from keeper.config import load_config
     from keeper.live import start_live_view
     from keeper.logs import redact_urls
     from keeper.launch import build_runtime
@@ -80,7 +79,7 @@ def run(
     signals = StopSignals()
     try:
         check_options(urls={"--rpc-url": rpc_url})
-        settings = load_config(config, overrides=overrides)
+        settings = load_settings(config, overrides=overrides)
         embedded_only = [o for o, v in (("--seed", seed), ("--drive-interval", drive_interval),
                                         ("--shock-every", shock_every)) if v is not None]
         if embedded_only and settings.chain.rpc_url is not None:  # only the embedded devnet has a driver
@@ -143,7 +142,6 @@ def simulate(
     chain is never written to. --replay applies the origin's own blocks (--from-block,
     --to-block] again on a fork, the keeper trading between them; --check (keeper off) verifies
     every replayed block against the origin."""
-    from keeper.config import load_config
     from keeper.simulate.suite import simulate_main
 
     try:
@@ -151,7 +149,7 @@ def simulate(
         _refuse_ignored_simulate_options(replay=replay, check=check, suite=suite, seed=seed, seeds=seeds,
                                          from_block=from_block, to_block=to_block, scenario=scenario,
                                          scenarios=scenarios, blocks=blocks, fork_block=fork_block)
-        settings = load_config(config)
+        settings = load_settings(config)
         if replay or check:
             from keeper.history.commands import replay_command
 
@@ -268,13 +266,12 @@ def status(
     (a MISMATCH line per market, after the whole report)."""
     import json
 
-    from keeper.config import load_config
     from keeper.status import build_status
 
     try:
         check_options(urls={"--rpc-url": rpc_url})
         chain = {k: v for k, v in (("rpc_url", rpc_url), ("manifest", manifest)) if v}
-        settings = load_config(config, overrides={"chain": chain} if chain else None)
+        settings = load_settings(config, overrides={"chain": chain} if chain else None)
         _configure_logging_from(settings)
         report = build_status(settings)
     except KeeperError as exc:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from keeper.config import URL_SCHEMES, KeeperConfig, check_url, parse_address
+from keeper.config import URL_SCHEMES, KeeperConfig, check_url, load_config, parse_address
 from keeper.errors import ConfigError, FatalError, KeeperError
 from keeper.logs import configure_logging, redact_urls
 from keeper.out_paths import check_writable
@@ -22,6 +22,18 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (see keeper.example.toml). Env `KEEPER_<SECTION>__<KEY>` overrides it.")]
+
+
+def load_settings(path: Path | None, overrides: dict[str, Any] | None = None,
+                  secret_env: tuple[str, ...] = ()) -> KeeperConfig:
+    """The config a command runs with (keeper.config.load_config), its strategies' names and
+    parameters checked as `keeper run` builds them: every command that reads a config refuses a typo
+    there the same way (a ConfigError naming the key), before it reaches out to a node."""
+    from keeper.engine import load_strategy_slots  # the strategies' code: only once a command runs
+
+    settings = load_config(path, overrides=overrides, secret_env=secret_env)
+    load_strategy_slots(settings)
+    return settings
 
 
 def configure_logging_from(settings: KeeperConfig) -> None:

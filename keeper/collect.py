@@ -105,7 +105,20 @@ class SnapshotCollector:
     getBlockNumber (phase 1 reads it anyway; the later batches get it as their first call, in the
     same eth_call), and a batch answered from another block than the one asked for (a node mining
     the next block while it answers) is read again, at most READS_PER_BATCH times in all. Off (replay,
-    history, scans), the calldata is the same as it always was."""
+    history, scans), the calldata is the same as it always was.
+
+    What the check cannot see is the state. anvil answers a read of its head block H while it mines
+    H+1 with H+1's state under H's number (bench/storage_race.py, 2026-12-02, blocks carrying a
+    transaction mined back to back, 4 runs): an eth_call of 23-40% of checked snapshots ran on
+    another block's state, getBlockNumber saying H in all, and the ticks batch's storage reads
+    (eth_getStorageAt, which carry no number) were another block's in 7-15%. So the storage reads
+    are not checked: a check against the batch's getBlockNumber would pass them. Pinning them by
+    hash does not help (anvil resolves a hash to its number: 40-67% of reads of the head answered
+    from another block's state by hash, 28-43% by number, worse in every run), nor a check of their
+    order in the batch (anvil answers a batch's requests concurrently: 1.3-7.3% out of order). Reads
+    of a block behind the head (kept states) are not raced; which block the loop reads is the loop's
+    choice, not this module's. A node that resolves a number to its header's state root (geth, reth)
+    answers every read pinned to H, storage or call, from H's state."""
 
     def __init__(self, rpc: JsonRpc, sources: Sources, account: str | None = None,
                  bitmap_half_width_words: int = 2, readers: Sequence[SnapshotReads] = SNAPSHOT_READERS,
@@ -410,7 +423,8 @@ class SnapshotCollector:
                            requests: list[tuple[str, list[Any]]]) -> tuple[list[Any], list[Any]]:
         """`plans` through Multicall3 and the extra JSON-RPC requests (storage reads) in ONE batch
         round trip, all pinned to `block`. A failed extra request leaves its values empty (the
-        quotes then assume the band), never the snapshot."""
+        quotes then assume the band), never the snapshot. The storage reads are not block-checked:
+        on anvil the eth_call beside them is raced the same way, unseen (see the class notes)."""
         try:
             raw, extra = self.multicall.run_with_requests(calldata if plans else None, block, requests)
         except RpcError:

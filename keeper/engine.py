@@ -71,8 +71,8 @@ def load_strategy_slots(config: KeeperConfig) -> list[StrategySlot]:
             built[name] = load_strategy(name, config.strategies.params.get(name, {}))
         except ValueError as exc:  # a ParamError names the parameter, and so the variable that set it, if one did
             param = getattr(exc, "param", None)
-            key = ("strategies", "params", name)
-            raise ConfigError(f"{config.where(*key, source=(*key, param)) if param else '.'.join(key)}: {exc}") from exc
+            key = ("strategies", "params", name, *([param] if param else []))
+            raise ConfigError(f"{config.where(*key) if param else '.'.join(key)}: {exc}") from exc
     return [StrategySlot(built[name]) for name in config.strategies.enabled]
 
 
@@ -299,6 +299,9 @@ class Engine(DecideStage, ExecuteStage):
                     m.carry_apr.labels(name, direction.value).set(math.nan)
         for s in computed:
             if isinstance(s, SkippedSignal):
+                if not any(source.has_spot_venue(s.spot_venue) for source in self.collector.sources.markets
+                           if source.name == s.market):
+                    continue  # no pool there at all: no series, not a NaN one that can never be a number
                 m.basis_bps.labels(s.market, s.spot_venue).set(math.nan)
                 m.basis_zscore.labels(s.market, s.spot_venue).set(math.nan)
                 continue
@@ -310,8 +313,9 @@ class Engine(DecideStage, ExecuteStage):
             m.carry_apr.labels(s.market, Direction.LONG_PERP.value).set(s.carry_apr_long_perp)
         account = snapshot.account
         if isinstance(account, PerpAccountState):
-            virtual = self.virtual_positions if self.executor.mode == "dry_run" else {}  # the chain never holds them
+            dry_run = self.executor.mode == "dry_run"  # its own (virtual) book only: the chain never holds it
             for market, held in account.markets.items():
-                base_x18 = virtual[market].perp_base_x18 if market in virtual else held.position_size_x18
+                virtual = self.virtual_positions.get(market) if dry_run else None
+                base_x18 = (virtual.perp_base_x18 if virtual else 0) if dry_run else held.position_size_x18
                 m.position_base.labels(market).set(base_x18 / 10**18)
             m.publish_margin_ratio(account.margin_ratio)

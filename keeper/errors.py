@@ -120,11 +120,20 @@ class TransientRpcError(RpcError, TransientError):
 _THROTTLED_RPC_CODES = frozenset({-32005, 429})
 _THROTTLED_RPC_WORDS = ("rate limit", "too many requests", "try again", "busy", "capacity", "limit exceeded", "quota",
                         "overloaded")
+# "Out of time" replies: the node has the state but gave up on the request (geth, erigon, reth:
+# "execution aborted (timeout = 5s)" for an eth_call past the EVM timeout; geth's server: "request
+# timed out", -32002, past its HTTP timeout; "context deadline exceeded"); a subset too.
+_SLOW_RPC_WORDS = ("execution aborted", "timed out", "timeout", "deadline exceeded")
+# Replies that say the node has not kept the state asked for (a pruned node: geth "missing trie
+# node", "header not found", "state histories haven't been fully indexed yet", "required historical
+# state unavailable"; anvil BlockOutOfRange): never slow or busy, whatever else they say.
+_STATE_MISSING_WORDS = ("missing trie node", "header not found", "fully indexed", "historical state",
+                        "blockoutofrange", "unknown block", "pruned")
 # JSON-RPC error codes that mean "try again": the throttled ones and EIP-1474 resource unavailable.
 _TRANSIENT_RPC_CODES = _THROTTLED_RPC_CODES | {-32002}
 # Wording of try-again replies (geth, erigon, alchemy, infura, quicknode, anvil forks).
-_TRANSIENT_RPC_WORDS = _THROTTLED_RPC_WORDS + (
-    "timed out", "timeout", "temporarily", "unavailable", "header not found",
+_TRANSIENT_RPC_WORDS = _THROTTLED_RPC_WORDS + _SLOW_RPC_WORDS + (
+    "temporarily", "unavailable", "header not found",
     "blockoutofrange", "unknown block")  # the head moved back (reorg) under a pinned read; or a pruned block
 
 
@@ -133,6 +142,16 @@ def throttled(exc: RpcError) -> bool:
     pruned node no longer serves answers "header not found" / BlockOutOfRange instead)."""
     text = exc.rpc_message.lower()
     return exc.code in _THROTTLED_RPC_CODES or any(word in text for word in _THROTTLED_RPC_WORDS)
+
+
+def busy_or_slow(exc: RpcError) -> bool:
+    """Throttled, or out of time (an eth_call past the node's EVM timeout, a request past its
+    server's): the node may well have the state asked for, so a read answered so is asked again
+    and never taken for a pruned block (keeper record, history/served.py)."""
+    text = exc.rpc_message.lower()
+    if any(word in text for word in _STATE_MISSING_WORDS):
+        return False
+    return throttled(exc) or any(word in text for word in _SLOW_RPC_WORDS)
 
 
 def rpc_error_from_reply(method: str, code: int, message: str, data: object = None) -> RpcError:

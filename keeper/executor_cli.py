@@ -30,14 +30,14 @@ ManifestOption = Annotated[Optional[Path], typer.Option(help="Devnet manifest wi
 def _settings(config: Path | None, rpc_url: str | None, manifest: Path | None,  # type: ignore[no-untyped-def]
               secret_env: tuple[str, ...]):
     """The config, with the key variables this command reads skipped as settings (they hold secrets)."""
-    from keeper.config import load_config
+    from keeper.cli_console import load_settings
 
     chain: dict[str, object] = {}
     if rpc_url:
         chain["rpc_url"] = rpc_url
     if manifest:
         chain["manifest"] = manifest
-    return load_config(config, overrides={"chain": chain} if chain else None, secret_env=secret_env)
+    return load_settings(config, overrides={"chain": chain} if chain else None, secret_env=secret_env)
 
 
 def _password_env(given: str, old_name: str | None) -> str:

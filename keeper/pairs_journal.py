@@ -31,6 +31,9 @@ from keeper.pairs_types import PairIntent, PairPosition
 from keeper.pnl_split import PnlSplit, sum_pnl
 from keeper.venues.executor import PairFills
 
+PAIR_WRITTEN_OFF = "written_off"  # a pair's status once its chain is gone (besides 'open' and 'closed')
+
+
 def _fills_json(fills: PairFills | None) -> str | None:
     return None if fills is None else json.dumps({k: str(v) for k, v in asdict(fills).items()})
 
@@ -133,10 +136,19 @@ def pair_split(row: dict[str, Any]) -> PnlSplit:
 
 
 def pairs_pnl(journal: Any) -> PnlSplit:
-    """Every pair's split (open ones as booked so far) plus the gas of reverted opens."""
+    """Every pair's split (open ones as booked so far; written-off ones not) plus the gas of reverted opens."""
     book = PairJournal(journal)
     lost = book.unbooked_gas_x18()
-    return sum_pnl(pair_split(r) for r in book.rows()) + PnlSplit(0, 0, 0, lost, -lost)
+    return sum_pnl(pair_split(r) for r in book.rows() if r["status"] != PAIR_WRITTEN_OFF) + PnlSplit(0, 0, 0, lost, -lost)
+
+
+def write_off_open_pairs(db: sqlite3.Connection, reason: str) -> list[dict[str, Any]]:
+    """Every open pair written off (its chain is gone: keeper/journal/holder.py): status
+    PAIR_WRITTEN_OFF, `reason`, its books kept as they were (in no realised PnL). Returns the rows."""
+    rows = [dict(r) for r in db.execute("SELECT * FROM pair_positions WHERE status = 'open' ORDER BY id")]
+    db.execute("UPDATE pair_positions SET status = ?, close_reason = ?, closed_at_s = ? WHERE status = 'open'",
+               (PAIR_WRITTEN_OFF, reason, time.time()))
+    return rows
 
 
 def pairs_realized_since(db: sqlite3.Connection, since_s: float) -> PnlSplit:

@@ -52,6 +52,7 @@ from keeper import stop_signals
 from keeper.stop_signals import StopSignals
 from keeper.journal import Journal
 from keeper.journal.executors import choose_executor
+from keeper.journal.holder import write_off_or_refuse
 from keeper.retention import prune_journal
 from keeper.startup import retry_transient
 from keeper.types import BASIS_PERP_VENUE, MarketSnapshot, PerpAccountState
@@ -258,6 +259,9 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
     collector = SnapshotCollector(rpc, sources, check_block=True)
     collector.prepare()
     anvil = _is_anvil(rpc)
+    # the journal's open positions on a chain that is gone: an earlier embedded run's written off, others refused
+    write_off_or_refuse(config.monitoring.journal, chain_id, lambda address: bool(rpc.get_code(address)),
+                        embedded=setup.embedded, node="the embedded devnet" if setup.embedded else redacted_url(rpc_url))
     # ---- who trades
     signer: Signer | None = None
     if not dry_run:
@@ -312,6 +316,8 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
     try:
         if signer is not None and not setup.embedded:  # a restart with account.executor unset carries on with it
             journal.record_executor(chain_id, executor_address)
+        if signer is not None:  # where the open positions are from now on (keeper/journal/holder.py)
+            journal.record_positions_holder(chain_id, executor_address, embedded=setup.embedded)
         return _assemble_engine(config, rpc, setup, sources, collector, journal, snapshot, signer,
                                 owner, executor_address, chain_id, strategies, metrics, paused)
     except BaseException:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from keeper.cli_console import ConfigOption, check_options, fail, out
+from keeper.cli_console import ConfigOption, check_options, fail, load_settings, out
 from keeper.errors import FatalError, KeeperError, TransientError
 from keeper.logs import redacted_url
 
@@ -28,13 +28,12 @@ def scan(
 
     from keeper.addressbook import chain_url_source, config_chain, config_sources
     from keeper.chain.rpc import JsonRpc
-    from keeper.config import load_config
     from keeper.scan import scan as run_scan
 
     try:
         check_options(urls={"--rpc-url": rpc_url})
         chain = {k: v for k, v in (("rpc_url", rpc_url), ("manifest", manifest)) if v}  # the options override the config
-        settings = load_config(config, overrides={"chain": chain} if chain else None)
+        settings = load_settings(config, overrides={"chain": chain} if chain else None)
         url, book = config_chain(settings)
         rpc = JsonRpc(url, timeout_s=settings.chain.request_timeout_s)
         try:

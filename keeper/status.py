@@ -23,10 +23,12 @@ from keeper.chain.rpc import JsonRpc
 from keeper.collect import SnapshotCollector
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, KeeperError
-from keeper.journal import Journal, StatusReport
+from keeper.journal import Journal, PositionRecord, StatusReport
 from keeper.journal.executors import FROM_JOURNAL, choose_executor
+from keeper.journal.holder import find_stranded
 from keeper.pairs_status import OpenPairStatus, fetch_open_pairs, pair_leg_sizes_x18, with_unrealised
 from keeper.plan import PRIORITY_FEE_WEI
+from keeper.pnl_split import sum_pnl
 from keeper.simulate.paper import close_values_x18
 from keeper.types import MarketSnapshot, PerpAccountState
 
@@ -41,6 +43,7 @@ class StatusView:
     pairs: tuple[OpenPairStatus, ...] = field(default=())
     closes_x18: Mapping[str, int | None] | None = None  # per open market, what closing now adds (None: not read)
     chain_read: bool = False  # the executor's account was read on chain (mismatches are then meaningful)
+    positions_note: str | None = None  # the open positions are not on the node's chain (keeper/journal/holder.py)
 
     @property
     def close_value_x18(self) -> int | None:
@@ -58,7 +61,8 @@ class StatusView:
         return {"journal": self.journal.to_json_dict(), "chain_checked": self.chain_checked, "chain_read": self.chain_read,
                 "mismatches": list(self.mismatches), "pairs": [p.to_json_dict() for p in self.pairs],
                 "open_close_value_x18": None if value is None else str(value),
-                "marked_total_x18": None if marked is None else str(marked), "unmarked_markets": self.unmarked()}
+                "marked_total_x18": None if marked is None else str(marked), "unmarked_markets": self.unmarked(),
+                "positions_note": self.positions_note}
 
     def as_text(self) -> str:
         r = self.journal
@@ -71,6 +75,8 @@ class StatusView:
             lines.append(f"  {p.market:<5} {p.direction.value:<11} {legs}: perp {p.perp_base_x18 / 1e18:+.6f} "
                          f"spot {p.spot_raw} raw, opened block {p.entry_block}")
         lines += [pair.as_text() for pair in self.pairs]
+        if self.positions_note and (r.positions or self.pairs):
+            lines.append(f"  {self.positions_note}")
         total = r.pnl.total
         realized = r.pnl.realized
         lines.append(f"PnL total {total.total_x18 / USD:+.4f} USD = funding {total.funding_x18 / USD:+.4f} "
@@ -89,10 +95,19 @@ class StatusView:
             t = pnl.total
             lines.append(f"  {market:<5} {t.total_x18 / USD:+.4f} USD (funding {t.funding_x18 / USD:+.4f}, convergence "
                          f"{t.convergence_x18 / USD:+.4f}, fees {t.fees_x18 / USD:.4f}, gas {t.gas_x18 / USD:.4f})")
+        if r.written_off:
+            gone = sum_pnl(p.pnl for p in r.written_off)
+            lines.append(f"written off: the chain that held them is gone: {', '.join(_written_off_line(p) for p in r.written_off)}"
+                         f"; cash so far {gone.total_x18 / USD:+.4f} USD, in no PnL above (not realized)")
         for tx in r.pending_transactions:
             lines.append(f"  pending tx {tx.tx_hash} ({tx.market} {tx.kind})")
         lines += [f"  MISMATCH {m}" for m in self.mismatches]
         return "\n".join(lines)
+
+
+def _written_off_line(record: PositionRecord) -> str:
+    p = record.position
+    return f"{p.market} {p.direction.value} (position {record.id}, last block {record.last_block})"
 
 
 def build_status(config: KeeperConfig) -> StatusView:
@@ -107,7 +122,26 @@ def build_status(config: KeeperConfig) -> StatusView:
     if snapshot is not None:
         pairs = tuple(with_unrealised(p, snapshot) for p in pairs)
         close_value = close_values_x18(snapshot, [r.position for r in report.positions], PRIORITY_FEE_WEI)
-    return StatusView(report, checked, tuple(mismatches), pairs, close_value, chain_read=snapshot is not None)
+    note = _stranded_note(config) if report.positions or pairs else None
+    return StatusView(report, checked, tuple(mismatches), pairs, close_value, chain_read=snapshot is not None,
+                      positions_note=note)
+
+
+def _stranded_note(config: KeeperConfig) -> str | None:
+    """With a node: whether the journal's open positions are on its chain (keeper/journal/holder.py,
+    the check `keeper run` makes); without one it cannot be known (they show as open)."""
+    if config.chain.rpc_url is None:
+        return None
+    try:
+        rpc = JsonRpc(config.chain.rpc_url, timeout_s=config.chain.request_timeout_s)
+        stranded = find_stranded(config.monitoring.journal, rpc.chain_id(), lambda address: bool(rpc.get_code(address)),
+                                 embedded=False)
+    except KeeperError:
+        return None  # the chain check's line says why the node was not read
+    if stranded is None:
+        return None
+    return (f"NOT ON THIS CHAIN: the {stranded.held()} above are {stranded.why}; `keeper run` on this node refuses "
+            "to start (it would book them closed)")
 
 
 _SET_EXECUTOR = "set account.executor to check the journal against the chain"

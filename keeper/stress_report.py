@@ -218,9 +218,8 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     """`keeper stress` (the CLI registers it; errors are KeeperErrors for it to map)."""
     import json
 
-    from keeper.config import load_config
     from keeper.addressbook import chain_url_source, config_chain, config_sources
-    from keeper.cli_console import configure_logging_from
+    from keeper.cli_console import configure_logging_from, load_settings
     from keeper.errors import FatalError, TransientError
 
     if not (math.isfinite(notional_usd) and notional_usd >= 0):  # inf: an OverflowError in the sizing
@@ -231,7 +230,7 @@ def stress_command(*, config_path: Any, manifest: Any, rpc_url: str | None, acco
     if collateral_usd is not None and not (math.isfinite(collateral_usd) and collateral_usd > 0):  # inf: Infinity in --json
         raise ConfigError(f"--collateral-usd: must be a finite number > 0 (got {collateral_usd})")
     chain = {k: v for k, v in (("rpc_url", rpc_url), ("manifest", manifest)) if v}  # the options override the config
-    settings = load_config(config_path, overrides={"chain": chain} if chain else None)
+    settings = load_settings(config_path, overrides={"chain": chain} if chain else None)
     configure_logging_from(settings)  # on stderr: stdout is the report's (--json: one JSON document)
     proposal = None
     if market is not None or direction is not None:

@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from keeper.chain.rpc import JsonRpc
-from keeper.config import load_config, parse_address
+from keeper.cli_console import load_settings
+from keeper.config import parse_address
 from keeper.errors import ConfigError, KeeperError, TransientError
 from keeper.logs import configure_logging
 
@@ -69,7 +70,7 @@ def record_command(*, config: Path | None, rpc_url: str, out: Path, from_block: 
     overrides: dict[str, Any] = {"chain": {"rpc_url": rpc_url}}
     if manifest:
         overrides["chain"]["manifest"] = manifest
-    settings = load_config(config, overrides=overrides)
+    settings = load_settings(config, overrides=overrides)
     _quiet_logging(settings.monitoring.log_level)
     rpc = JsonRpc(rpc_url, timeout_s=settings.chain.request_timeout_s)
     try:
@@ -108,8 +109,8 @@ def backtest_command(*, history: Path, config: Path | None, strategy: str | None
     from keeper.history.report import build_report, summary, write_backtest_report
     from keeper.history.store import require_within
 
+    settings = load_settings(config)  # a bad config is named first, as by every command
     require_within(history, from_block, to_block)
-    settings = load_config(config)
     _quiet_logging(settings.monitoring.log_level)
     with _LazyBar(console, "backtest") as bar:
         run = run_backtest(history, settings, strategy=strategy, from_block=from_block, to_block=to_block,
@@ -136,8 +137,8 @@ def sweep_command(*, history: Path, config: Path | None, strategy: str | None, f
     from keeper.history.store import require_within
     from keeper.history.sweep import format_sweep, run_sweep
 
+    settings = load_settings(config)  # a bad config is named first, as by every command
     require_within(history, from_block, to_block)
-    settings = load_config(config)
     _quiet_logging(settings.monitoring.log_level)
     with _LazyBar(console, "sweep: backtests") as bar:
         result = run_sweep(history, settings, sweep, folds, from_block=from_block, to_block=to_block,

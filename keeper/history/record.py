@@ -37,7 +37,7 @@ from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate
 from keeper.chain.rpc import BlockParam, JsonRpc
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
-from keeper.errors import ConfigError, KeeperError, RpcError, TransientError, throttled
+from keeper.errors import ConfigError, KeeperError, RpcError, TransientError, busy_or_slow
 from keeper.history.reorg import ReorgTooDeep, node_hashes, rewind
 from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.served import served_start
@@ -51,7 +51,8 @@ FOLLOW_BEHIND_HEAD = 1  # --follow records block b once the node's head is b + 1
 WRONG_BLOCK_RETRIES = 2  # re-reads of a block whose answer carried another block's number
 WRONG_BLOCK_PAUSE_S = 0.2
 HEADERS_AHEAD = 32  # block headers fetched per batch
-# A block's reads that fail transiently (a timeout, an HTTP 5xx, a rate limit) are asked again
+# A block's reads that fail transiently (a timeout, the node's own "execution aborted (timeout = 5s)"
+# or "request timed out", an HTTP 5xx, a rate limit) are asked again
 # after a pause, READ_TRIES times in all (pauses 0.5, 1, 2, 4, 8 s: 15.5 s, plus each try's own wait
 # of up to chain.request_timeout_s), then the error ends the recording (exit 1; the same command
 # resumes after the last block written); Ctrl-C ends it at the next failure.
@@ -166,8 +167,9 @@ class BlockRecorder:
             pinned, self._ahead = self.multicall.pinned, {}
             if pinned is not None and _replaced(self.rpc, block, pinned[1]):
                 raise BlockReplaced(f"block {block} {pinned[1]} left the node's chain while it was read") from exc
-            if isinstance(exc, TransientError) and (not isinstance(exc, RpcError) or throttled(exc)):
-                # a timeout, an HTTP 5xx, a rate limit: the node's trouble, not its pruning
+            if isinstance(exc, TransientError) and (not isinstance(exc, RpcError) or busy_or_slow(exc)):
+                # a timeout (the transport's, or the node's "execution aborted (timeout = 5s)"), an
+                # HTTP 5xx, a rate limit: the node's trouble, not its pruning
                 raise TransientError(f"reading block {block}: {exc}; the history holds the blocks before it "
                                      "(the same command again resumes there)") from exc
             raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} cannot serve the state of block {block} "

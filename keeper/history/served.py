@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 
 from keeper.chain.rpc import JsonRpc
-from keeper.errors import ConfigError, RpcError, throttled
+from keeper.errors import ConfigError, RpcError, busy_or_slow
 from keeper.logs import get_logger, redacted_url
 
 SERVED_MARGIN = 4  # blocks past the first served one: the node prunes on as it mines
-# A probe the node throttled (keeper/errors.py: throttled) says nothing about pruning: it is asked
-# again after a pause, PROBE_TRIES times in all, then the throttling is raised.
+# A probe the node throttled or timed out (keeper/errors.py: busy_or_slow; geth's "execution aborted
+# (timeout = 5s)") says nothing about pruning: it is asked again after a pause, PROBE_TRIES times in
+# all, then that error is raised.
 PROBE_TRIES = 4
 FIRST_PAUSE_S = 0.25
 log = get_logger("keeper.record")
@@ -41,15 +42,15 @@ def first_served_block(serves: Callable[[int], bool], lo: int, hi: int) -> int |
 
 def state_served(rpc: JsonRpc, address: str, sleep: Callable[[float], None] = time.sleep) -> Callable[[int], bool]:
     """Does the node serve the state of a block (a balance read of `address` there)? A transport
-    failure (timeout, 5xx) is raised, and so is a throttled probe after PROBE_TRIES: neither is
-    taken for a pruned block."""
+    failure (timeout, 5xx) is raised, and so is a throttled or timed-out probe after PROBE_TRIES:
+    neither is taken for a pruned block."""
     def serves(block: int) -> bool:
         for attempt in range(PROBE_TRIES):
             try:
                 rpc.call("eth_getBalance", [address, hex(block)])
                 return True
             except RpcError as exc:
-                if not throttled(exc):
+                if not busy_or_slow(exc):
                     return False
                 if attempt == PROBE_TRIES - 1:
                     raise

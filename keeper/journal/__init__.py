@@ -41,11 +41,13 @@ from keeper.journal.records import (
     PositionEvent,
     PositionLeg,
     PositionRecord,
+    PositionsHolder,
     RealizedPnl,
     ReconcileDifference,
     StatusReport,
     TxRecord,
     TxRecordStatus,
+    WRITTEN_OFF,
 )
 from keeper.journal.schema import MIGRATIONS, SCHEMA_VERSION
 from keeper.journal.store import Journal
@@ -71,10 +73,12 @@ __all__ = [
     "PositionEvent",
     "PositionLeg",
     "PositionRecord",
+    "PositionsHolder",
     "RealizedPnl",
     "ReconcileDifference",
     "SCHEMA_VERSION",
     "StatusReport",
     "TxRecord",
     "TxRecordStatus",
+    "WRITTEN_OFF",
 ]

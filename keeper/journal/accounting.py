@@ -12,6 +12,7 @@ from keeper.journal.records import (
     _FILL_EVENT_OF_KIND,
     _SETTLED_STATUSES,
     CLOSED_NOT_ON_CHAIN,
+    WRITTEN_OFF,
     DifferenceAction,
     DifferenceField,
     DifferenceKind,
@@ -265,7 +266,7 @@ def _close_position(db: sqlite3.Connection, row: sqlite3.Row, block: int, timest
 
 
 def _position_record(db: sqlite3.Connection, r: sqlite3.Row) -> PositionRecord:
-    if r["status"] == "open":
+    if r["status"] == "open" or r["close_reason"] == WRITTEN_OFF:  # a write-off realizes nothing
         pnl = _position_split(db, r)
     else:
         realized = db.execute("SELECT * FROM realized_pnl WHERE position_id = ?", (r["id"],)).fetchone()

@@ -1,19 +1,22 @@
 """Reconcile: the journal's open positions aligned with what the chain holds (the chain wins),
 every difference logged in reconcile_log with both values (Journal.reconcile, in its write
-transaction)."""
+transaction); or, when their chain is gone, written off (Journal.write_off: never booked as closed
+against a chain that never held them)."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
 
-from keeper.journal.accounting import _adopt, _close_position, _log_difference, _set_position
+from keeper.journal.accounting import _adopt, _close_position, _event, _log_difference, _position_record, _set_position
 from keeper.journal.records import (
     CLOSED_NOT_ON_CHAIN,
+    WRITTEN_OFF,
     ChainPosition,
     DifferenceAction,
     DifferenceKind,
     JournalError,
+    PositionRecord,
     ReconcileDifference,
 )
 from keeper.journal.rows import _int, _position_row
@@ -61,3 +64,24 @@ def reconcile_positions(db: sqlite3.Connection, chain_positions: Mapping[str, Ch
             _close_position(db, _position_row(db, row["id"]), block, timestamp_s, CLOSED_NOT_ON_CHAIN,
                             complete=False)
     return differences
+
+
+def write_off_positions(db: sqlite3.Connection, *, executor: str | None, chain_id: int | None) -> list[PositionRecord]:
+    """Every open position written off: its chain is gone, so nothing of it can be closed or read.
+    Each is closed with reason WRITTEN_OFF as of its last block (the last its chain was seen at) and
+    no realized PnL; a 'close' event and reconcile_log rows (source "write-off", the chain's value
+    None: not readable) record it. Returns them as written off, their pnl the cash so far."""
+    written = []
+    for row in db.execute("SELECT * FROM positions WHERE status = 'open' ORDER BY market").fetchall():
+        block, source = row["last_block"], "write-off"
+        where = f"executor {executor or 'unrecorded'} on chain {chain_id if chain_id is not None else 'unrecorded'}"
+        _log_difference(db, row["market"], "journal_only", "perp_base_x18", _int(row["perp_base_x18"]), None,
+                        "closed", row["id"], block, None, source)
+        if _int(row["spot_raw"]):
+            _log_difference(db, row["market"], "journal_only", "spot_raw", _int(row["spot_raw"]), None, "closed",
+                            row["id"], block, None, source)
+        db.execute("""UPDATE positions SET status = 'closed', closed_block = ?, closed_timestamp_s = NULL,
+                      close_reason = ? WHERE id = ?""", (block, WRITTEN_OFF, row["id"]))
+        _event(db, row["id"], "close", block, None, None, f"{WRITTEN_OFF} ({where})")
+        written.append(_position_record(db, _position_row(db, row["id"])))
+    return written

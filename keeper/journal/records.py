@@ -23,6 +23,9 @@ _SETTLED_STATUSES = ("included", "reverted", "dropped", "replaced")
 _UNSENT_STATUSES = ("dry_run", "simulation_reverted")
 _FILL_EVENT_OF_KIND = {"open": "BasisOpened", "resize": "BasisResized", "close": "BasisClosed"}
 CLOSED_NOT_ON_CHAIN = "reconciled: not on chain"
+# A position whose chain is gone (an embedded devnet's, after its run): closed in the journal with
+# this reason and no realized PnL; its cash so far is shown apart (StatusReport.written_off).
+WRITTEN_OFF = "written off: the chain that held it is gone"
 
 
 class JournalError(FatalError):
@@ -48,6 +51,16 @@ class ChainPosition:
 
     perp_base_x18: int
     spot_raw: int | None = None
+
+
+@dataclass(frozen=True)
+class PositionsHolder:
+    """Where the journal's open positions are held: the executor and chain of its last live run,
+    and whether that chain was an embedded devnet's (a new chain each run: gone when the run ended)."""
+
+    chain_id: int
+    executor: str
+    embedded: bool
 
 
 @dataclass(frozen=True)
@@ -172,7 +185,8 @@ class PositionRecord:
     """A position as the journal holds it. For an adopted position (entry_known False) the entry
     fields of `position` are when the journal adopted it, and entry_basis_bps is NaN.
     `pnl`: realized for a closed position; to date (settled + pending funding, trades so far, gas
-    so far; not marked to market) for an open one."""
+    so far; not marked to market) for an open one, and for a written-off one (close_reason
+    WRITTEN_OFF: never realized) as of its write-off."""
 
     id: int
     status: Literal["open", "closed"]
@@ -261,6 +275,7 @@ class StatusReport:
     pnl: PnlSummary
     pending_transactions: tuple[TxRecord, ...]
     latest_funding: Mapping[str, FundingRecord]
+    written_off: tuple[PositionRecord, ...] = ()  # closed as WRITTEN_OFF: pnl is their cash so far, in no total
 
     def to_json_dict(self) -> dict[str, Any]:
         """Plain JSON types. Fields named *_x18, *_raw, *_wei are decimal strings (they exceed a
@@ -280,6 +295,7 @@ class StatusReport:
             },
             "pending_transactions": [_to_json(t) for t in self.pending_transactions],
             "latest_funding": {m: _to_json(f) for m, f in self.latest_funding.items()},
+            "written_off": [_to_json(p) for p in self.written_off],
         }
 
 

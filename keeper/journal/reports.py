@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from keeper.journal.accounting import _position_record, _position_split, _unattributed_split
-from keeper.journal.records import FundingRecord, MarketPnl, PnlSummary, StatusReport, TxRecord
+from keeper.journal.records import WRITTEN_OFF, FundingRecord, MarketPnl, PnlSummary, StatusReport, TxRecord
 from keeper.journal.rows import _funding_from_row, _int, _open_position_row, _realized_from_row, _tx_from_row
 from keeper.journal.schema import SCHEMA_VERSION
 from keeper.pairs_journal import pairs_realized_since
@@ -63,4 +63,6 @@ def status_report(db: sqlite3.Connection, journal_path: Path) -> StatusReport:
         pnl=pnl_summary(db),
         pending_transactions=tuple(pending_transactions(db)),
         latest_funding=dict(sorted(latest.items())),
+        written_off=tuple(_position_record(db, r) for r in db.execute(
+            "SELECT * FROM positions WHERE status = 'closed' AND close_reason = ? ORDER BY id", (WRITTEN_OFF,))),
     )

@@ -22,12 +22,14 @@ from keeper.journal.records import (
     PnlSummary,
     PositionEvent,
     PositionRecord,
+    PositionsHolder,
     RealizedPnl,
     ReconcileDifference,
     StatusReport,
     TxRecord,
+    WRITTEN_OFF,
 )
-from keeper.journal.reconcile import reconcile_positions
+from keeper.journal.reconcile import reconcile_positions, write_off_positions
 from keeper.journal.reports import pending_transactions, pnl_summary, realized_since, status_report
 from keeper.journal.rows import (
     _decision_from_row,
@@ -47,6 +49,7 @@ from keeper.journal.rows import (
 )
 from keeper.journal.schema import SCHEMA_VERSION, _connect, prepare_schema
 from keeper.logs import get_logger
+from keeper.pairs_journal import write_off_open_pairs
 from keeper.pnl_split import PnlSplit, TradeFees, require_int
 from keeper.types import Direction, Intent, Outcome, Position, SpotVenue, TxPlan
 
@@ -112,6 +115,41 @@ class Journal:
         with self._write() as conn:
             conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                          (f"executor:{chain_id}", executor))
+
+    def positions_holder(self) -> PositionsHolder | None:
+        """The chain and executor the journal's open positions are in (`record_positions_holder`);
+        None: not recorded (no live run since this was kept)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'positions_holder'").fetchone()
+        return None if row is None else PositionsHolder(**json.loads(row[0]))
+
+    def record_positions_holder(self, chain_id: int, executor: str, *, embedded: bool) -> None:
+        """Records that a live run holds the journal's positions in `executor` on `chain_id`
+        (`embedded`: a chain of its own, gone when the run ends)."""
+        value = json.dumps({"chain_id": chain_id, "executor": executor, "embedded": embedded})
+        with self._write() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('positions_holder', ?) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (value,))
+
+    def write_off(self, *, executor: str | None, chain_id: int | None) -> list[PositionRecord]:
+        """Every open position and open pair written off, in one transaction: the chain that held
+        them (`executor` on `chain_id`, None: not recorded) is gone, so nothing of them can be closed,
+        read or realized (reconcile.write_off_positions; pairs: status 'written_off'). Each is logged
+        as a warning with its cash so far. Returns the positions written off."""
+        with self._write() as db:
+            written = write_off_positions(db, executor=executor, chain_id=chain_id)
+            pairs = write_off_open_pairs(db, WRITTEN_OFF)
+        for record in written:
+            split = record.pnl
+            log.warning("journal.position_written_off", market=record.position.market, position_id=record.id,
+                        executor=executor, chain_id=chain_id, reason=WRITTEN_OFF, last_block=record.last_block,
+                        perp_base_x18=record.position.perp_base_x18, total_x18=split.total_x18,
+                        funding_x18=split.funding_x18, convergence_x18=split.convergence_x18,
+                        fees_x18=split.fees_x18, gas_x18=split.gas_x18)
+        for pair in pairs:
+            log.warning("journal.pair_written_off", pair_id=pair["id"], markets=[pair["market_a"], pair["market_b"]],
+                        executor=executor, chain_id=chain_id, reason=WRITTEN_OFF)
+        return written
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

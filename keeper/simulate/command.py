@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +49,7 @@ from keeper.config import KeeperConfig, with_overrides
 from keeper.devnet.manifest import DevnetManifest
 from keeper.errors import ConfigError
 from keeper.journal import Journal
-from keeper.logs import configure_logging, get_logger, redacted_url
+from keeper.logs import configure_logging, get_logger, redact_urls, redacted_url
 from keeper.simulate.compare import account_limits, compare, keeper_round_trips, yardsticks_json
 from keeper.simulate.driver import ScenarioDriver
 from keeper.simulate.fork import (check_fork_block, find_origin_manifest, fund_gas, origin_head,
@@ -127,6 +127,26 @@ def _logs_to(path: Path, level: str) -> Iterator[None]:
             raise
         finally:
             structlog.configure(**previous)
+
+
+@contextmanager
+def logged_stop(ticks: Callable[[], int], steps: int) -> Iterator[None]:
+    """The simulated keeper's log ends as a live run's (keeper/blockloop.py): `keeper.stopping`, with
+    reason `scenario_end` after the wind-down, `fatal` (the error) or `signal` (Ctrl-C) when the run
+    broke off, then `keeper.stopped`; both with the ticks the keeper ran."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        log.info("keeper.stopping", reason="signal", signal="SIGINT", ticks=ticks(), phase="loop")
+        raise
+    except Exception as exc:
+        log.info("keeper.stopping", reason="fatal", error_type=type(exc).__name__, error=redact_urls(str(exc)),
+                 ticks=ticks(), phase="loop")
+        raise
+    else:
+        log.info("keeper.stopping", reason="scenario_end", steps=steps, ticks=ticks(), phase="loop")
+    finally:
+        log.info("keeper.stopped", ticks=ticks(), phase="loop")
 
 
 def prepare_world(rpc: JsonRpc, settings: KeeperConfig, work: Path) -> ForkWorld:
@@ -216,7 +236,8 @@ def _run(runtime: Any, rpc: JsonRpc, world: ForkWorld, plan: Scenario, blocks: i
     total = plan.warmup_steps + blocks + WIND_DOWN_MAX_TICKS
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
+    with logged_stop(lambda: len(recorder.snapshots), blocks), \
+            Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(f"{plan.name}: warm-up", total=total)
         for i in range(plan.warmup_steps):
             driver.warm_up()

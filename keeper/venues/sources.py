@@ -21,6 +21,10 @@ class MarketSource:
     uniswap_v2_pair: str | None
     uniswap_v3_pool: str | None
 
+    def has_spot_venue(self, venue: str) -> bool:
+        """Whether the market has a pool on `venue` (a SPOT_VENUES name) at all."""
+        return {"uniswap_v2": self.uniswap_v2_pair, "uniswap_v3": self.uniswap_v3_pool}.get(venue) is not None
+
     @cached_property  # asked for every market every block (the snapshot's MarketView); kept in the instance dict
     def spot_is_token0(self) -> bool:
         return int(self.spot_token, 16) < int(self.usdc, 16)

@@ -305,6 +305,20 @@ def test_the_throwaway_key_reaches_neither_the_logs_nor_the_report(mispricing: R
     assert os.environ.get("KEEPER_PRIVATE_KEY") != mispricing.keys_hex[0]
 
 
+def test_the_keeper_log_ends_as_a_live_run_s_does_stopping_then_stopped(mispricing: Run) -> None:
+    # before: the simulated keeper's log just ended, a finished run read like a crashed one
+    log_file = mispricing.paths[0].parent / "keeper.log"
+    events = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+    names = [e["event"] for e in events]
+    assert names.count("keeper.stopping") == names.count("keeper.stopped") == 1
+    at = names.index("keeper.stopping")
+    ticks = len(mispricing.report["samples"])  # one sample per keeper tick: warm-up, scenario, wind-down
+    assert {k: v for k, v in events[at].items() if k != "timestamp"} == {
+        "event": "keeper.stopping", "level": "info", "reason": "scenario_end", "steps": 30, "ticks": ticks, "phase": "loop"}
+    assert events[at + 1]["event"] == "keeper.stopped" and events[at + 1]["ticks"] == ticks
+    assert "tick" in names[:at] and "tick" not in names[at:]  # the keeper ticked, and not after it stopped
+
+
 def test_keeper_beats_the_baseline_on_a_plain_mispricing(mispricing: Run) -> None:
     comparison = mispricing.report["comparison"]
     assert comparison["keeper_usd"] > 0

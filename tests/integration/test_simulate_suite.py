@@ -49,4 +49,7 @@ def test_short_suite_optimum_dominates_everywhere(devnet_world: World, tmp_path:
     page = (out / "index.html").read_text()
     for run in runs:
         assert f'href="{run["report"]}"' in page and (out / run["report"]).is_file()
+        # and each run's keeper log ends as a live run's does (before: it just ended)
+        log_lines = (out / run["report"]).parent.joinpath("keeper.log").read_text().splitlines()
+        assert [json.loads(line)["event"] for line in log_lines[-2:]] == ["keeper.stopping", "keeper.stopped"]
     assert [e["scenario"] for e in suite["scenarios"]] == ["mispricing", "alternating_premium"]

@@ -17,14 +17,14 @@ def test_with_overrides_keeps_the_variable_that_set_a_bad_parameter() -> None:
     # Given a bad parameter from the environment, and the config re-derived with other keys replaced
     config = with_overrides(load_config(None, environ={BAD: "-3"}), {"risk": {"max_leverage": 2.0}}, where="scenario")
     # When the strategies are built, then the error names the variable
-    with pytest.raises(ConfigError, match=rf"^environment {BAD}: strategies\.params\.basis_convergence: "):
+    with pytest.raises(ConfigError, match=rf"^environment {BAD}: strategies\.params\.basis_convergence\.entry_z: "):
         load_strategy_slots(config)
 
 
 def test_with_overrides_does_not_blame_a_variable_for_a_key_it_replaced() -> None:
     config = load_config(None, environ={BAD: "3", "KEEPER_CHAIN__RPC_URL": "http://127.0.0.1:8545"})
     replaced = with_overrides(config, {"strategies": {"params": {"basis_convergence": {"entry_z": -3.0}}}})
-    with pytest.raises(ConfigError, match=r"^strategies\.params\.basis_convergence: "):
+    with pytest.raises(ConfigError, match=r"^strategies\.params\.basis_convergence\.entry_z: "):
         load_strategy_slots(replaced)
     assert replaced.where("chain", "rpc_url") == "environment KEEPER_CHAIN__RPC_URL: chain.rpc_url"
 

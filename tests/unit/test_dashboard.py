@@ -145,8 +145,11 @@ def test_a_venue_or_perp_not_read_this_block_is_nan_not_the_last_blocks_numbers(
     from keeper.signals import SkippedSignal
     from keeper.types import Unavailable
 
+    from keeper.venues.sources import MarketSource
+
     metrics = KeeperMetrics()
-    engine = SimpleNamespace(metrics=metrics)
+    eth = MarketSource("ETH", "0xbase", "0xagg", "0xweth", 18, "0xusdc", uniswap_v2_pair="0xpair", uniswap_v3_pool="0xpool")
+    engine = SimpleNamespace(metrics=metrics, collector=SimpleNamespace(sources=SimpleNamespace(markets=(eth,))))
     read = SimpleNamespace(block_number=7, account=None, markets={"ETH": SimpleNamespace(perp=object())})
     signal = SimpleNamespace(market="ETH", spot_venue="uniswap_v2", basis_bps=12.0, basis_zscore=2.5,
                              funding_apr=0.1, carry_apr_short_perp=0.1, carry_apr_long_perp=-0.1)
@@ -173,25 +176,66 @@ def test_a_venue_or_perp_not_read_this_block_is_nan_not_the_last_blocks_numbers(
         assert got is not None and math.isnan(got)
 
 
-def test_a_dry_run_publishes_its_would_be_positions_which_the_chain_never_holds() -> None:
+def published_positions(mode: str, chain_base: dict[str, float], virtual_base: dict[str, float],
+                        metrics: KeeperMetrics | None = None) -> dict[str, float | None]:
+    """keeper_position_base per market after one block observed by an engine in `mode` whose
+    executor holds `chain_base` on chain and (a dry run) `virtual_base` in its virtual book."""
     from types import SimpleNamespace
 
     from keeper.engine import Engine
     from keeper.types import PerpAccountMarket, PerpAccountState
 
-    flat = PerpAccountMarket(position_size_x18=0, open_notional_x18=0, pending_funding_x18=0)
-    account = PerpAccountState("0xexecutor", 10**23, 10**11, 0, 0, {"ETH": flat, "BTC": flat})
-    snapshot = SimpleNamespace(block_number=9, account=account, markets={})
+    held = {m: PerpAccountMarket(position_size_x18=int(b * 10**18), open_notional_x18=0, pending_funding_x18=0)
+            for m, b in chain_base.items()}
+    snapshot = SimpleNamespace(block_number=9, account=PerpAccountState("0xexecutor", 10**23, 10**11, 0, 0, held),
+                               markets={})
+    metrics = metrics or KeeperMetrics()
+    engine = SimpleNamespace(metrics=metrics, executor=SimpleNamespace(mode=mode), virtual_positions={
+        m: SimpleNamespace(perp_base_x18=int(b * 10**18)) for m, b in virtual_base.items()})
+    Engine._observe(engine, snapshot, [])
+    return {m: metrics.registry.get_sample_value("keeper_position_base", {"market": m}) for m in chain_base}
+
+
+def test_a_dry_run_publishes_its_would_be_positions_which_the_chain_never_holds() -> None:
     metrics = KeeperMetrics()
+    flat = {"ETH": 0.0, "BTC": 0.0}
+    # before: 0.0 while the log and the panel showed the short
+    assert published_positions("dry_run", flat, {"ETH": -1.5}, metrics) == {"ETH": -1.5, "BTC": 0.0}
+    # a live run publishes what the chain holds
+    assert published_positions("live", flat, {"ETH": 1.0}, metrics) == {"ETH": 0.0, "BTC": 0.0}
 
-    def base(market: str) -> float | None:
-        return metrics.registry.get_sample_value("keeper_position_base", {"market": market})
 
-    dry = SimpleNamespace(metrics=metrics, executor=SimpleNamespace(mode="dry_run"),
-                          virtual_positions={"ETH": SimpleNamespace(perp_base_x18=-3 * 10**18 // 2)})
-    Engine._observe(dry, snapshot, [])
-    assert (base("ETH"), base("BTC")) == (-1.5, 0.0)  # before: 0.0 while the log and the panel showed the short
-    live = SimpleNamespace(metrics=metrics, executor=SimpleNamespace(mode="live"),
-                           virtual_positions={"ETH": SimpleNamespace(perp_base_x18=10**18)})
-    Engine._observe(live, snapshot, [])
-    assert base("ETH") == 0.0  # a live run publishes what the chain holds
+def test_a_dry_run_publishes_its_own_book_only_never_the_chain_s_size_for_a_market_it_does_not_hold() -> None:
+    # Given a dry run reading an executor that holds a real BTC long (opened by a live run), and a
+    # would-be ETH short of its own, then the gauge is the dry run's book: its ETH short, and 0 for
+    # BTC (before: the chain's 2.0, two books in one series)
+    metrics = KeeperMetrics()
+    chain = {"ETH": 0.0, "BTC": 2.0}
+    assert published_positions("dry_run", chain, {"ETH": -1.0}, metrics) == {"ETH": -1.0, "BTC": 0.0}
+    # and once it closes its ETH short, 0 there too, while the chain's account is what it was
+    assert published_positions("dry_run", chain, {}, metrics) == {"ETH": 0.0, "BTC": 0.0}
+    assert published_positions("live", chain, {}) == {"ETH": 0.0, "BTC": 2.0}
+
+
+def test_a_spot_venue_a_market_has_no_pool_on_exports_no_series_at_all() -> None:
+    import math
+    from types import SimpleNamespace
+
+    from keeper.engine import Engine
+    from keeper.signals import SkippedSignal
+    from keeper.venues.sources import MarketSource
+
+    # Given BTC with a V3 pool and no V2 pair (as on Optimism, where a token may have none)
+    btc = MarketSource("BTC", "0xbase", "0xagg", "0xwbtc", 8, "0xusdc", uniswap_v2_pair=None, uniswap_v3_pool="0xpool")
+    metrics = KeeperMetrics()
+    engine = SimpleNamespace(metrics=metrics, collector=SimpleNamespace(sources=SimpleNamespace(markets=(btc,))))
+    read = SimpleNamespace(block_number=7, account=None, markets={"BTC": SimpleNamespace(perp=object())})
+    # when a block's V2 signal is skipped (no pair) and its V3 read failed
+    Engine._observe(engine, read, [SkippedSignal("BTC", "uniswap_v2", "no Uniswap V2 pair configured"),
+                                   SkippedSignal("BTC", "uniswap_v3", "UniswapV3Pool(0xpool) head unreadable")])
+    series = {(s.name, s.labels.get("venue")) for family in metrics.registry.collect() for s in family.samples
+              if s.labels.get("market") == "BTC" and "venue" in s.labels}
+    # then the pair that cannot exist has no series (before: NaN basis and z-score for BTC on uniswap_v2, every
+    # block), while the venue it has but could not read is NaN, as before
+    assert series == {("keeper_basis_bps", "uniswap_v3"), ("keeper_basis_zscore", "uniswap_v3")}
+    assert math.isnan(metrics.registry.get_sample_value("keeper_basis_bps", {"market": "BTC", "venue": "uniswap_v3"}) or 0.0)

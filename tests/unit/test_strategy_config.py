@@ -15,8 +15,8 @@ from keeper.runtime import ChainSetup, assemble_runtime
 @pytest.mark.parametrize(("environ_or_params", "message"), [
     ({"enabled": ["basis_convergence", "nosuch"]}, "strategies.enabled: unknown strategy 'nosuch'"),
     ({"params": {"basis_convergnce": {"entry_z": 1.0}}}, "strategies.params.basis_convergnce: unknown strategy"),
-    ({"params": {"pairs_spread": {"entry_zz": 1.0}}}, "strategies.params.pairs_spread: "),  # not enabled, still checked
-    ({"params": {"basis_convergence": {"entry_z": "x"}}}, "strategies.params.basis_convergence: "),
+    ({"params": {"pairs_spread": {"entry_zz": 1.0}}}, "strategies.params.pairs_spread.entry_zz: "),  # not enabled, still checked
+    ({"params": {"basis_convergence": {"entry_z": "x"}}}, "strategies.params.basis_convergence.entry_z: "),
 ])
 def test_a_bad_strategy_name_or_parameter_names_the_key(environ_or_params: dict[str, object], message: str) -> None:
     config = load_config(None, environ={}, overrides={"strategies": environ_or_params})
@@ -31,13 +31,13 @@ def test_a_bad_parameter_set_by_a_variable_names_it_and_one_set_elsewhere_does_n
     config = load_config(None, environ={fine: "500", bad: "-3"})
     with pytest.raises(ConfigError) as caught:
         load_strategy_slots(config)
-    assert str(caught.value).startswith(f"environment {bad}: strategies.params.basis_convergence: ")
+    assert str(caught.value).startswith(f"environment {bad}: strategies.params.basis_convergence.entry_z: ")
     # the bad value from elsewhere (here: as a CLI override) is not blamed on the variable that set another parameter
     config = load_config(None, environ={fine: "500"},
                          overrides={"strategies": {"params": {"basis_convergence": {"entry_z": -3.0}}}})
     with pytest.raises(ConfigError) as caught:
         load_strategy_slots(config)
-    assert str(caught.value).startswith("strategies.params.basis_convergence: strategy 'basis_convergence': "
+    assert str(caught.value).startswith("strategies.params.basis_convergence.entry_z: strategy 'basis_convergence': "
                                         "parameter entry_z must be > 0")
     config = load_config(None, environ={"KEEPER_STRATEGIES__ENABLED": "basis_convergence,nosuch"})
     with pytest.raises(ConfigError, match="^environment KEEPER_STRATEGIES__ENABLED: strategies.enabled: unknown"):

@@ -1,0 +1,210 @@
+"""Open positions on a chain that is gone (keeper/journal/holder.py): found from where the journal
+records them held, written off (never booked as a close: no realized PnL) on the embedded devnet,
+refused on a node; hand-built journals, no chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from keeper.errors import ConfigError
+from keeper.journal import WRITTEN_OFF, Journal, PositionsHolder
+from keeper.journal.holder import find_stranded, write_off_or_refuse
+from keeper.pairs_journal import PAIR_WRITTEN_OFF, PairJournal, pairs_realized_since
+from keeper.pnl_split import ZERO_PNL, TradeFees
+from keeper.status import StatusView
+from keeper.types import Direction
+from tests.unit.journal_builders import E18, make_fills, trade
+from tests.unit.test_pairs_status import book_open
+
+GONE = "0x00000000000000000000000000000000000000e7"
+CHAIN = 31337
+
+
+def _two_open(journal: Journal) -> None:
+    """ETH short and BTC long open, with fees, funding and gas: cash so far that is not zero."""
+    trade(journal, "open", make_fills(), 10, -E18, fees=TradeFees(3 * E18, E18), settled_funding_x18=E18 // 4)
+    trade(journal, "open", make_fills(perp_base_x18=2 * E18, net_quote_x18=-7 * E18, usdc_raw=2_000_000_000), 12,
+          2 * E18, market="BTC", direction=Direction.LONG_PERP)
+    journal.record_funding("ETH", block=15, pending_funding_x18=-E18 // 8)
+
+
+def _no_code(address: str) -> bool:
+    return False
+
+
+# ------------------------------------------------------------------------------ the booking
+def test_a_write_off_books_no_realized_pnl_and_keeps_every_row(journal: Journal) -> None:
+    # Given two open positions with cash so far, and nothing realized
+    _two_open(journal)
+    before = {p.position.market: p for p in journal.positions("open")}
+    summary = journal.pnl_summary()
+    assert summary.realized == ZERO_PNL and summary.open.total_x18 != 0
+    # When their chain is gone and they are written off
+    with capture_logs() as logs:
+        written = journal.write_off(executor=GONE, chain_id=CHAIN)
+    # Then none is open, none has a realized PnL, and realized (and today's, for the loss limit) is unchanged
+    assert [p.position.market for p in written] == ["BTC", "ETH"] and journal.open_positions() == {}
+    assert all(journal.realized(p.id) is None for p in written)
+    after = journal.pnl_summary()
+    assert after.realized == ZERO_PNL and after.open == ZERO_PNL and journal.realized_today_usd() == 0.0
+    # And each is closed as written off at its last block, its pnl the cash so far it had
+    for p in written:
+        assert (p.status, p.close_reason, p.closed_block) == ("closed", WRITTEN_OFF, before[p.position.market].last_block)
+        assert p.pnl == before[p.position.market].pnl
+    # And the write-off is in its events, the reconcile log (the chain's value: not readable) and a warning each
+    eth = before["ETH"]
+    assert journal.position_events(eth.id)[-1].kind == "close"
+    assert journal.position_events(eth.id)[-1].detail == f"{WRITTEN_OFF} (executor {GONE} on chain {CHAIN})"
+    rows = [(d.market, d.field, d.journal_value, d.chain_value, d.action, d.source) for d in journal.reconcile_log()]
+    assert ("ETH", "perp_base_x18", -E18, None, "closed", "write-off") in rows
+    assert ("BTC", "perp_base_x18", 2 * E18, None, "closed", "write-off") in rows
+    warned = {e["market"]: e for e in logs if e["event"] == "journal.position_written_off"}
+    assert set(warned) == {"ETH", "BTC"} and warned["ETH"]["log_level"] == "warning"
+    assert (warned["ETH"]["position_id"], warned["ETH"]["executor"], warned["ETH"]["chain_id"]) == (eth.id, GONE, CHAIN)
+    assert (warned["ETH"]["total_x18"], warned["ETH"]["fees_x18"], warned["ETH"]["funding_x18"]) == \
+        (eth.pnl.total_x18, eth.pnl.fees_x18, eth.pnl.funding_x18)
+
+
+def test_status_shows_write_offs_apart_from_realized(journal: Journal) -> None:
+    # Given two positions written off
+    _two_open(journal)
+    cash = journal.pnl_summary().open.total_x18
+    journal.write_off(executor=GONE, chain_id=CHAIN)
+    # When the status is read
+    report = journal.status()
+    text = StatusView(report, chain_checked="no node", mismatches=()).as_text()
+    # Then they are listed as written off with their cash so far, not in realized, not open
+    assert [p.position.market for p in report.written_off] == ["ETH", "BTC"] and report.positions == ()
+    assert "(realized +0.0000)" in text and "no open positions" in text
+    assert (f"written off: the chain that held them is gone: ETH short_perp (position 1, last block 11), BTC long_perp "
+            f"(position 2, last block 13); cash so far {cash / E18:+.4f} USD, in no PnL above (not realized)") in text
+    assert [p["id"] for p in report.to_json_dict()["written_off"]] == [1, 2]
+
+
+def test_open_pairs_are_written_off_out_of_the_realized_pnl(journal: Journal) -> None:
+    # Given an open pair
+    book = PairJournal(journal)
+    pair_id = book_open(book)
+    # When it is written off
+    with capture_logs() as logs:
+        journal.write_off(executor=GONE, chain_id=CHAIN)
+    # Then it is not open, not closed (not realized), and said so
+    assert book.rows("open") == [] and [r["id"] for r in book.rows(PAIR_WRITTEN_OFF)] == [pair_id]
+    with journal.read_transaction() as db:
+        assert pairs_realized_since(db, 0.0) == ZERO_PNL
+    assert [(e["pair_id"], e["markets"]) for e in logs if e["event"] == "journal.pair_written_off"] == \
+        [(pair_id, ["ETH", "BTC"])]
+
+
+def test_the_holder_round_trips(journal: Journal) -> None:
+    assert journal.positions_holder() is None
+    journal.record_positions_holder(CHAIN, GONE, embedded=True)
+    journal.record_positions_holder(10, GONE, embedded=False)
+    assert journal.positions_holder() == PositionsHolder(10, GONE, False)
+
+
+# ------------------------------------------------------------------------------ the detection
+def _journal_with(tmp_path: Path, holder: PositionsHolder | None = None, recorded: dict[int, str] | None = None,
+                  positions: bool = True) -> Path:
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as journal:
+        if positions:
+            _two_open(journal)
+        if holder is not None:
+            journal.record_positions_holder(holder.chain_id, holder.executor, embedded=holder.embedded)
+        for chain_id, executor in (recorded or {}).items():
+            journal.record_executor(chain_id, executor)
+    return path
+
+
+def test_an_earlier_embedded_runs_positions_are_written_off_on_the_embedded_devnet_and_refused_on_a_node(
+        tmp_path: Path) -> None:
+    path = _journal_with(tmp_path, PositionsHolder(CHAIN, GONE, embedded=True))
+    # Then on the next embedded devnet they may be written off
+    stranded = find_stranded(path, CHAIN, _no_code, embedded=True)
+    assert stranded is not None and stranded.write_off and (stranded.executor, stranded.chain_id) == (GONE, CHAIN)
+    # And on a node (whatever code it has there) they are refused: that chain ended with its run
+    on_node = find_stranded(path, CHAIN, lambda address: True, embedded=False)
+    assert on_node is not None and not on_node.write_off
+    assert on_node.why == f"in executor {GONE} on chain {CHAIN} of an earlier embedded devnet run: that chain ended " \
+                          "with its run"
+
+
+def test_a_journal_kept_before_the_holder_with_no_recorded_executor_is_an_embedded_runs(tmp_path: Path) -> None:
+    path = _journal_with(tmp_path)
+    stranded = find_stranded(path, CHAIN, _no_code, embedded=True)
+    assert stranded is not None and stranded.write_off and stranded.executor is None
+    assert stranded.markets == ("BTC", "ETH")
+
+
+def test_a_nodes_positions_are_refused_where_its_executor_has_no_code_and_kept_where_it_has(tmp_path: Path) -> None:
+    path = _journal_with(tmp_path, PositionsHolder(CHAIN, GONE, embedded=False))
+    asked: list[str] = []
+    gone = find_stranded(path, CHAIN, lambda address: asked.append(address) or False, embedded=False)
+    assert asked == [GONE] and gone is not None and not gone.write_off
+    assert gone.why == (f"in executor {GONE} on chain {CHAIN}, which has no code on this node: the chain that held "
+                        "them is gone (a devnet or fork started afresh?)")
+    assert find_stranded(path, CHAIN, lambda address: True, embedded=False) is None
+    # And the embedded devnet never writes off a node's positions
+    embedded = find_stranded(path, CHAIN, lambda address: True, embedded=True)
+    assert embedded is not None and not embedded.write_off
+
+
+def test_a_journal_kept_before_the_holder_uses_the_executor_recorded_for_the_chain(tmp_path: Path) -> None:
+    path = _journal_with(tmp_path, recorded={CHAIN: GONE})
+    stranded = find_stranded(path, CHAIN, _no_code, embedded=False)
+    assert stranded is not None and (stranded.executor, stranded.chain_id, stranded.write_off) == (GONE, CHAIN, False)
+
+
+def test_nothing_open_or_a_chain_with_the_executor_is_left_alone(tmp_path: Path) -> None:
+    empty = _journal_with(tmp_path / "a", PositionsHolder(CHAIN, GONE, embedded=False), positions=False)
+    assert find_stranded(empty, CHAIN, _no_code, embedded=False) is None
+    assert find_stranded(empty, CHAIN, _no_code, embedded=True) is None
+
+
+def test_an_open_pair_alone_is_stranded_too(tmp_path: Path) -> None:
+    path = _journal_with(tmp_path, PositionsHolder(CHAIN, GONE, embedded=False), positions=False)
+    with Journal(path) as journal:
+        book_open(PairJournal(journal))
+    stranded = find_stranded(path, CHAIN, _no_code, embedded=False)
+    assert stranded is not None and (stranded.markets, stranded.pairs) == ((), ("ETH/BTC",))
+    assert stranded.held() == "open pairs (ETH/BTC)"
+
+
+def test_a_refusal_names_executor_chain_positions_and_ways_out_and_writes_nothing(tmp_path: Path) -> None:
+    path = _journal_with(tmp_path, PositionsHolder(CHAIN, GONE, embedded=False))
+    before = path.read_bytes()
+    with pytest.raises(ConfigError) as refused:
+        write_off_or_refuse(path, CHAIN, _no_code, embedded=False, node="http://127.0.0.1:8545")
+    assert str(refused.value) == (
+        f"monitoring.journal: {path} holds open positions (BTC, ETH) in executor {GONE} on chain {CHAIN}, which has "
+        "no code on this node: the chain that held them is gone (a devnet or fork started afresh?); the start on "
+        f"http://127.0.0.1:8545 (chain {CHAIN}) would book them closed, so nothing was sent: run against the chain "
+        "that holds them, or point monitoring.journal at another file")
+    assert "\n" not in str(refused.value) and path.read_bytes() == before
+    with Journal(path, readonly=True) as journal:
+        assert sorted(journal.open_positions()) == ["BTC", "ETH"]
+
+
+def test_the_embedded_devnet_writes_an_earlier_embedded_runs_positions_off(tmp_path: Path) -> None:
+    path = _journal_with(tmp_path, PositionsHolder(CHAIN, GONE, embedded=True))
+    stranded = write_off_or_refuse(path, CHAIN, _no_code, embedded=True, node="the embedded devnet")
+    assert stranded is not None
+    with Journal(path, readonly=True) as journal:
+        assert journal.open_positions() == {} and journal.pnl_summary().realized == ZERO_PNL
+        assert [p.close_reason for p in journal.status().written_off] == [WRITTEN_OFF, WRITTEN_OFF]
+
+
+def test_the_embedded_devnet_refuses_a_nodes_positions_naming_them(tmp_path: Path) -> None:
+    # Given a journal whose open positions a node's live run holds (chain 10: they may be real)
+    path = _journal_with(tmp_path, PositionsHolder(10, GONE, embedded=False))
+    # When the embedded devnet starts on it, then it is refused, nothing written off
+    with pytest.raises(ConfigError, match=rf"holds open positions \(BTC, ETH\) in executor {GONE} on chain 10, a "
+                                          r"node's, not an embedded devnet's; the start on the embedded devnet \(chain "
+                                          r"31337\) would write them off, so nothing was sent"):
+        write_off_or_refuse(path, CHAIN, _no_code, embedded=True, node="the embedded devnet")
+    with Journal(path, readonly=True) as journal:
+        assert sorted(journal.open_positions()) == ["BTC", "ETH"] and journal.status().written_off == ()
