@@ -10,6 +10,7 @@ other way is listed in DYNAMIC with the names it can take, so a new one fails he
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -44,6 +45,7 @@ def _is_log_level(node: ast.AST) -> str | None:
     return None
 
 
+@functools.cache  # the tests read it, none changes it
 def emitted() -> tuple[dict[str, set[str]], dict[str, list[int]]]:
     """{event: the levels it is logged at}, {file: lines of calls whose event is not a literal}."""
     events: dict[str, set[str]] = defaultdict(set)
