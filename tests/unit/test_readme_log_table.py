@@ -105,3 +105,19 @@ def test_the_debug_only_list_holds_debug_events_the_readme_leaves_out() -> None:
     for name in DEBUG_ONLY:
         assert events.get(name) == {"debug"}, f"{name}: {events.get(name)}"
     assert not set(DEBUG_ONLY) & readme_events()
+
+
+def test_every_reason_keeper_stopping_gives_is_in_its_row() -> None:
+    reasons: set[str] = set()
+    for directory in ("keeper", "strategies"):
+        for path in (ROOT / directory).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                        and node.args[0].value == "keeper.stopping" and _is_log_level(node.func):
+                    reasons |= {k.value.value for k in node.keywords  # type: ignore[attr-defined]
+                                if k.arg == "reason" and isinstance(k.value, ast.Constant)}
+    assert {"blocks", "signal", "fatal"} <= reasons
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| `keeper.started` / `keeper.stopping`"))
+    missing = sorted(r for r in reasons if not re.search(rf"\b{r}\b", row.split("|")[3]))
+    assert not missing, f"keeper.stopping reasons not in README's row: {missing}"
