@@ -80,6 +80,20 @@ def test_the_scan_finds_the_events_and_every_spelling_of_a_call() -> None:
     assert "critical" in events["keeper.fatal"]
 
 
+def test_every_logger_is_named_log() -> None:
+    """The scan reads `log.<level>(...)` calls only: a logger bound to another name would be missed."""
+    others = []
+    for directory in ("keeper", "strategies"):
+        for path in (ROOT / directory).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call) \
+                        and ast.unparse(node.value.func).endswith("get_logger"):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    others += [f"{path.relative_to(ROOT)}: {ast.unparse(t)}" for t in targets
+                               if not (isinstance(t, ast.Name) and t.id == "log")]
+    assert not others, others
+
+
 def test_every_call_that_names_its_event_in_a_variable_is_listed() -> None:
     _, dynamic = emitted()
     assert set(dynamic) == set(DYNAMIC), f"log calls whose event is not a literal: {dict(dynamic)}"
