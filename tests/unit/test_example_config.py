@@ -88,3 +88,10 @@ def test_every_config_key_the_readme_names_exists() -> None:
     assert len(named) > 30
     unknown = sorted(n for n in named - README_TYPOS if n not in keys and not any(k.startswith(n + ".") for k in keys))
     assert not unknown, f"README names config keys the config does not have: {unknown}"
+
+
+def test_every_keeper_variable_that_is_not_a_setting_is_in_the_readme() -> None:
+    from keeper.config import NON_SETTING_ENV
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Configuration")[1].split("\n## ")[0]
+    missing = sorted(name for name in NON_SETTING_ENV if f"`{name}`" not in section)
+    assert not missing, f"KEEPER_* variables skipped by the config, not named in README's Configuration: {missing}"
