@@ -27,6 +27,15 @@ def test_every_metric_the_dashboard_queries_is_exported() -> None:
     assert queried and queried <= exported_names(), queried - exported_names()
 
 
+def test_the_scrape_config_targets_the_devnet_preset_s_metrics_port_and_the_default_is_off() -> None:
+    from keeper.config import KeeperConfig, load_config
+    root = DASHBOARD.parents[1]
+    scrape = (root / "monitoring" / "prometheus.yml").read_text(encoding="utf-8")
+    port = load_config(root / "config" / "devnet.toml", environ={}).monitoring.metrics_port
+    assert f'"127.0.0.1:{port}"' in scrape and port == 9108  # README "Dashboard"
+    assert KeeperConfig().monitoring.metrics_port == 0
+
+
 def test_the_dashboard_covers_basis_funding_positions_pnl_margin_latency_and_rpc_errors() -> None:
     exprs = " ".join(t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"])
     for metric in ("keeper_basis_bps", "keeper_funding_apr_ratio", "keeper_position_base", "keeper_pnl_usd",
