@@ -52,13 +52,15 @@ def _password_env(given: str, old_name: str | None) -> str:
 
 
 def _key_from(option: str, load: Callable[[], Signer]) -> Signer:
-    """A key loaded for `option`: its refusal (variable unset, not a key, keystore unreadable) names the option."""
+    """A key loaded for `option`: its refusal (variable unset, not a key, keystore unreadable) names the
+    option (the keystore's password: --admin-password-env)."""
     from keeper.errors import ConfigError
 
     try:
         return load()
     except ConfigError as exc:
-        raise ConfigError(f"{option}: {exc}") from exc
+        named = "--admin-password-env" if str(exc).startswith("keystore password") else option
+        raise ConfigError(f"{named}: {exc}") from exc
 
 
 def _node(rpc: JsonRpc) -> str:

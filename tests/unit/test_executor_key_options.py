@@ -5,6 +5,7 @@ line naming the option it came from, exit 2, before the node is contacted."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 import structlog
@@ -46,3 +47,15 @@ def test_an_unset_key_variable_is_refused_naming_its_option(
     lines = [line for line in err.strip().splitlines() if not line.startswith("{")]
     assert code == 2 and lines == [f"error: {option}: ${variable} is not set: put the signing key there (64 hex "
                                    "digits), or use a keystore file"], err
+
+
+def test_a_keystore_without_its_password_names_the_password_option(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    keystore = tmp_path / "k.json"
+    keystore.write_text('{"crypto": {}}')
+    monkeypatch.delenv("KEEPER_ADMIN_KEYSTORE_PASSWORD", raising=False)
+    code, err = cli(["executor", "deploy", "--treasury", ADDRESS_A, "--operator", ADDRESS_B, "--admin-keystore",
+                     str(keystore), "--rpc-url", NODE], monkeypatch, capsys)
+    lines = [line for line in err.strip().splitlines() if not line.startswith("{")]
+    assert code == 2 and lines == ["error: --admin-password-env: keystore password: set $KEEPER_ADMIN_KEYSTORE_PASSWORD "
+                                   "or give a password file"], err
