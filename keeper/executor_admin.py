@@ -10,12 +10,14 @@ persist, send, wait), with their own pending-transaction file beside the journal
 
 Migration (the admin moves collateral and inventory from an old executor to a new one):
 every check runs before anything is sent (both executors have code, the key is the admin of both,
-same ClearingHouse and USDC, the old executor holds no position or order, the treasury can be
-signed for); then the old executor is paused, its free collateral withdrawn, every token it holds
+same ClearingHouse and USDC, every market the old executor has registered and holds inventory for
+registered alike on the new one, the old executor holds no position or order, the treasury can be
+signed for and, when it is not the admin, has ETH for its transfers' gas); then the old executor is paused, its free collateral withdrawn, every token it holds
 (USDC and the spot tokens of the markets) sent to the treasury, and the treasury sends those exact
 amounts on to the new executor, which deposits the collateral back into its own Vault account. ETH
 held by the old executor goes to the treasury and stays there (the executor needs none). A failure
-midway stops with what was done: what was already withdrawn sits in the treasury.
+midway stops with what was done: what was already withdrawn sits in the treasury, and each
+movement done was logged (`executor.migrated`) when its transaction was included.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from keeper.logs import get_logger
 
 DEFAULT_ADMIN_KEY_ENV = "KEEPER_ADMIN_PRIVATE_KEY"
 GWEI = 10**9
+TRANSFER_GAS = 100_000  # an ERC-20 transfer's gas, with room (the treasury's, at migration)
 EXECUTOR = abi_codec("BasisExecutor")
 ERC20 = abi_codec("MintableERC20")
 log = get_logger("keeper.executor")
@@ -131,10 +134,10 @@ def deploy(rpc: JsonRpc, sender: TxSender, book: AddressBook, treasury: str, ope
     for name in market_names:
         m = by_name[name]
         _send(sender, address, EXECUTOR.encode("setMarket", m.base_token, m.spot_token, m.uniswap_v3_fee_pips),
-              f"setMarket {name}")
+              f"setMarket {name} on the new executor {address}")  # a failure names what was deployed
         markets.append((name, m.base_token, m.spot_token, m.uniswap_v3_fee_pips))
     log.info("executor.deployed", executor=address, admin=admin, treasury=treasury, operator=operator,
-             markets=market_names, tx_hash=receipt["transactionHash"])
+             markets=market_names, tx_hash=receipt["transactionHash"], chain_id=rpc.chain_id(), rpc_url=rpc.url)
     return Deployment(address, receipt["transactionHash"], int(receipt["gasUsed"], 16), admin, treasury, operator,
                       tuple(markets))
 
@@ -170,6 +173,12 @@ def fetch_executor_view(rpc: JsonRpc, address: str, option: str) -> ExecutorView
                         addr["clearingHouse"], addr["accountBalance"], addr["vault"], addr["usdc"], bool(views["paused"]))
 
 
+def _spot_market(rpc: JsonRpc, executor: str, base_token: str) -> tuple[str, int, int]:
+    """An executor's registration of a market: (spot token, scale to 18 decimals, V3 fee pips)."""
+    spot, scale, fee = EXECUTOR.decode("spotMarket", rpc.eth_call(executor, EXECUTOR.encode("spotMarket", base_token)))[0]
+    return spot.lower(), int(scale), int(fee)
+
+
 @dataclass(frozen=True)
 class Movement:
     what: str
@@ -185,6 +194,12 @@ class Migration:
     collateral_raw: int = 0
     moved: list[Movement] = field(default_factory=list)
 
+    def record(self, movement: Movement) -> None:
+        """One movement done, logged at once: a failure after it leaves it in the log."""
+        self.moved.append(movement)
+        log.info("executor.migrated", what=movement.what, token=movement.token, amount_raw=movement.amount_raw,
+                 tx_hash=movement.tx_hash)
+
 
 def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_address: str,
                     new_address: str, market_names: Mapping[str, str] | None = None) -> tuple[ExecutorView, ExecutorView]:
@@ -199,6 +214,15 @@ def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_ad
             raise ConfigError(f"{option}: {view.address}'s admin is {view.admin}, not the admin key's {admin.address}")
     if (old.clearing_house, old.usdc) != (new.clearing_house, new.usdc):
         raise ConfigError(f"--to: {new.address} trades on another ClearingHouse/USDC than {old.address}")
+    for base_token, name in (market_names or {}).items():
+        had, has = (_spot_market(rpc, view.address, base_token) for view in (old, new))
+        held = ERC20.decode("balanceOf", rpc.eth_call(had[0], ERC20.encode("balanceOf", old.address)))[0] \
+            if int(had[0], 16) else 0
+        if held and had != has:  # its inventory would sit where the keeper cannot trade it
+            raise ConfigError(f"--to: {new.address} has no market {name} registered as {old.address} has it (spot "
+                              f"{to_checksum_address(had[0])}, V3 fee {had[2]} pips), and {old.address} holds "
+                              f"{held} raw of that spot token; deploy the new executor with that market "
+                              "(`keeper executor deploy --markets`)")
     ab = abi_codec("AccountBalance")
     open_markets = ab.decode("getBaseTokens", rpc.eth_call(old.account_balance, ab.encode("getBaseTokens", old.address)))[0]
     if open_markets:
@@ -211,6 +235,14 @@ def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_ad
     if signer.address.lower() != old.treasury.lower():
         raise ConfigError(f"--treasury-key-env: the treasury {old.treasury} must sign the transfers to the new "
                           f"executor; the key given is {signer.address}")
+    if treasury is not None:  # a cold wallet without gas would stop the migration midway, everything in it
+        transfers = 1 + len(market_names or {})  # USDC and each market's spot token
+        need_wei = transfers * TRANSFER_GAS * int(rpc.call("eth_gasPrice", []), 16)
+        have_wei = int(rpc.call("eth_getBalance", [treasury.address, "latest"]), 16)
+        if have_wei < need_wei:
+            raise ConfigError(f"--treasury-key-env: the treasury {treasury.address} has too little ETH for the gas of "
+                              f"its transfers to the new executor ({have_wei} wei; up to {transfers} transfers of "
+                              f"{TRANSFER_GAS:,} gas at the node's gas price need {need_wei} wei): send it some first")
     return old, new
 
 
@@ -227,26 +259,24 @@ def migrate(rpc: JsonRpc, admin: TxSender, treasury: TxSender, spot_tokens: list
     if free_raw > 0:
         receipt = _send(admin, old.address, EXECUTOR.encode("withdrawCollateral", free_raw), "withdraw collateral")
         result.collateral_raw = free_raw
-        result.moved.append(Movement("vault -> old executor", old.usdc, free_raw, receipt["transactionHash"]))
+        result.record(Movement("vault -> old executor", old.usdc, free_raw, receipt["transactionHash"]))
     withdrawn: list[tuple[str, int]] = []
     for token in dict.fromkeys([old.usdc, *spot_tokens]):  # ordered, no repeats
         held = ERC20.decode("balanceOf", rpc.eth_call(token, ERC20.encode("balanceOf", old.address)))[0]
         if held > 0:
             receipt = _send(admin, old.address, EXECUTOR.encode("withdrawToken", token, held), "withdraw token")
-            result.moved.append(Movement("old executor -> treasury", token, held, receipt["transactionHash"]))
+            result.record(Movement("old executor -> treasury", token, held, receipt["transactionHash"]))
             withdrawn.append((token, held))
     eth_wei = int(rpc.call("eth_getBalance", [old.address, "latest"]), 16)
     if eth_wei > 0:
         receipt = _send(admin, old.address, EXECUTOR.encode("withdrawEth", eth_wei), "withdraw ETH")
-        result.moved.append(Movement("old executor -> treasury (stays)", "ETH", eth_wei, receipt["transactionHash"]))
+        result.record(Movement("old executor -> treasury (stays)", "ETH", eth_wei, receipt["transactionHash"]))
     for token, amount in withdrawn:
         receipt = _send(treasury, token, ERC20.encode("transfer", new.address, amount), "treasury -> new executor")
-        result.moved.append(Movement("treasury -> new executor", token, amount, receipt["transactionHash"]))
+        result.record(Movement("treasury -> new executor", token, amount, receipt["transactionHash"]))
     if result.collateral_raw > 0:
         receipt = _send(admin, new.address, EXECUTOR.encode("depositCollateral", result.collateral_raw),
                         "deposit collateral")
-        result.moved.append(Movement("new executor -> vault", new.usdc, result.collateral_raw,
+        result.record(Movement("new executor -> vault", new.usdc, result.collateral_raw,
                                      receipt["transactionHash"]))
-    for m in result.moved:
-        log.info("executor.migrated", what=m.what, token=m.token, amount_raw=m.amount_raw, tx_hash=m.tx_hash)
     return result

@@ -3,10 +3,15 @@ in keeper/cli.py with one add_typer line)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from keeper.chain.keys import Signer
+    from keeper.chain.rpc import JsonRpc
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
                   help="The admin's commands for the BasisExecutor: deploy one, migrate to a new one.")
@@ -46,6 +51,29 @@ def _password_env(given: str, old_name: str | None) -> str:
     return old_name
 
 
+def _key_from(option: str, load: Callable[[], Signer]) -> Signer:
+    """A key loaded for `option`: its refusal (variable unset, not a key, keystore unreadable) names the
+    option (the keystore's password: --admin-password-env)."""
+    from keeper.errors import ConfigError
+
+    try:
+        return load()
+    except ConfigError as exc:
+        named = "--admin-password-env" if str(exc).startswith("keystore password") else option
+        raise ConfigError(f"{named}: {exc}") from exc
+
+
+def _node(rpc: JsonRpc) -> str:
+    """Where a command sent: on a fork, a forgotten --rpc-url sends to the devnet manifest's node."""
+    from keeper.logs import redacted_url
+
+    return f"chain {rpc.chain_id()} via {redacted_url(rpc.url)}"
+
+
+def _admin_option(keystore: Path | None) -> str:
+    return "--admin-keystore" if keystore is not None else "--admin-key-env"
+
+
 @app.command()
 def deploy(
     treasury: Annotated[str, typer.Option(help="Where every withdrawal goes (e.g. a cold wallet or a multisig).")],
@@ -78,12 +106,14 @@ def deploy(
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:  # setMarket would be sent once per mention
             raise ConfigError(f"--markets: {', '.join(twice)} given more than once")
-        signer = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
+        signer = _key_from(_admin_option(admin_keystore),
+                           AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load)
         rpc, book = connect(settings, rpc_url)
         done = deploy_executor(rpc, build_sender(rpc, signer, settings), book, treasury_address, operator_address, names)
     except KeeperError as exc:
         raise fail(exc) from exc
-    out.print(f"BasisExecutor deployed at {done.address} (tx {done.tx_hash}, {done.gas_used:,} gas)", highlight=False)
+    out.print(f"BasisExecutor deployed at {done.address} on {_node(rpc)} (tx {done.tx_hash}, {done.gas_used:,} gas)",
+              highlight=False)
     out.print(f"  admin    {done.admin}\n  treasury {done.treasury}\n  operator {done.operator}", highlight=False)
     for name, base, spot, fee in done.markets:
         out.print(f"  market {name}: Perp base {base}, spot {spot}, V3 fee {fee} pips", highlight=False)
@@ -107,7 +137,8 @@ def migrate(
     """Move collateral and inventory from an old executor to a new one: pause the old one, withdraw
     its free collateral and its tokens to the treasury, send them on to the new executor and
     deposit the collateral there. Refused, with nothing sent, while the old executor holds a
-    position, or when the key is not the admin of both."""
+    position, when the new one lacks a market the old one has registered and holds inventory
+    for, or when the key is not the admin of both."""
     from keeper.chain.keys import load_signer_from_env
     from keeper.cli_console import configure_logging_from, fail, out
     from keeper.errors import KeeperError
@@ -122,8 +153,9 @@ def migrate(
         settings = _settings(config, rpc_url, manifest,
                              (admin_key_env, admin_keystore_password_env, treasury_key_env or admin_key_env))
         configure_logging_from(settings)
-        admin = AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load()
-        treasury = load_signer_from_env(treasury_key_env) if treasury_key_env else None
+        admin = _key_from(_admin_option(admin_keystore),
+                          AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load)
+        treasury = _key_from("--treasury-key-env", lambda: load_signer_from_env(treasury_key_env)) if treasury_key_env else None
         rpc, book = connect(settings, rpc_url)
         old, new = check_migration(rpc, admin, treasury, old_address, new_address,
                                    {m.base_token: m.name for m in book.markets})
@@ -132,7 +164,7 @@ def migrate(
         done = run_migration(rpc, admin_sender, treasury_sender, [m.spot_token for m in book.markets], old, new)
     except KeeperError as exc:
         raise fail(exc) from exc
-    out.print(f"migrated {old.address} -> {new.address} (the old executor is paused)", highlight=False)
+    out.print(f"migrated {old.address} -> {new.address} on {_node(rpc)} (the old executor is paused)", highlight=False)
     for m in done.moved:
         out.print(f"  {m.what}: {m.amount_raw} raw of {m.token} (tx {m.tx_hash})", highlight=False)
     if not done.moved:

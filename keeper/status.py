@@ -150,10 +150,10 @@ _NO_EXECUTOR = f"no: {_SET_EXECUTOR}"
 
 def _check_chain(config: KeeperConfig, report: StatusReport,
                  pairs: tuple[OpenPairStatus, ...] = ()) -> tuple[str, list[str], MarketSnapshot | None]:
-    unset = [k for k, v in (("chain.rpc_url (or --rpc-url)", config.chain.rpc_url),
-                            ("account.executor", config.account.executor)) if v is None]
-    if config.chain.rpc_url is None:  # only what is missing: a given --rpc-url is not asked for again
-        return f"no: set {' and '.join(unset)} to check the journal against the chain", [], None
+    if config.chain.rpc_url is None:  # only what is missing: the executor may come from the journal
+        executor = "" if config.account.executor else (" (and account.executor, unless the journal's last live run "
+                                                       "on that chain recorded its executor)")
+        return f"no: set chain.rpc_url (or --rpc-url) to check the journal against the chain{executor}", [], None
     try:
         rpc = JsonRpc(config.chain.rpc_url, timeout_s=config.chain.request_timeout_s)
         choice = choose_executor(("account.executor", config.account.executor), config.monitoring.journal,

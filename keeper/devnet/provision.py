@@ -19,6 +19,7 @@ from keeper.chain.rpc import JsonRpc
 from keeper.devnet.deploy import USDC_DECIMALS
 from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.txs import DevSender, codec
+from keeper.errors import ConfigError
 
 
 GAS_RESERVE_WEI = 10**18  # what the owner keeps for the gas of the transactions after the WETH deposit
@@ -58,6 +59,11 @@ def provision_executor(tx: DevSender, manifest: DevnetManifest, owner: str,
     inventory topped up by anvil when short)."""
     c = manifest.contracts
     admin = admin or manifest.accounts.deployer
+    if owner.lower() == admin.lower():  # the constructor would revert (RolesNotSeparate): send nothing
+        raise ConfigError(f"account.key_env: the key's address {owner} is this devnet's deployer, the admin and "
+                          f"treasury of the executor provisioned for it; the operator must be another key (the "
+                          f"devnet's keeper account is {manifest.accounts.keeper}), or set account.executor to one "
+                          "deployed with `keeper executor deploy`")
     executor = deploy_executor(
         tx, ExecutorRoles(admin, admin, owner), c["ClearingHouse"], c["UniswapV2Router02"], c["SwapRouter"],
         ((m.base_token, m.spot_token, m.uniswap_v3_fee_pips) for m in manifest.markets))

@@ -177,6 +177,7 @@ def replay_command(settings: Any, *, fork_url: str, from_block: int | None, to_b
         keeper = report.keeper
         lines.append(f"keeper: {len(keeper.get('trades', []))} trades, PnL ${keeper.get('pnl_usd', 0.0):,.2f}, "
                      f"open after wind-down: {keeper.get('open_after')}")
+        lines.append(f"keeper log: {out_dir / 'keeper.log'}")
     lines.append(f"origin transactions reverted on the fork: {len(report.reverted)}; logs changed: "
                  f"{len(report.logs_changed)}; not replayable: {len(report.unreplayable)}")
     lines += [f"  not replayable: block {u['block']} {u['hash']}: {u['reason']}" for u in report.unreplayable[:20]]

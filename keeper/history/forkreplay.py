@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,40 +187,48 @@ def run_replay(settings: KeeperConfig, *, fork_url: str, from_block: int, to_blo
     report = ReplayReport(from_block, to_block, check)
     runtime = None
     work = Path(tempfile.mkdtemp(prefix=".replay-", dir=out_dir if out_dir.exists() else None))
-    try:
+    with ExitStack() as logs:  # the keeper's log (not with --check): closed last, an error logged in it
         try:
-            fork = node.start()
-        except KeeperError as exc:
-            raise ConfigError(f"--fork-url {redacted_url(fork_url)}: cannot fork it at block {from_block}: {exc}") from exc
-        replayer = BlockReplayer(origin, fork, report)
-        trades: list[Any] = []
-        if check:
-            sources = sources_for(origin)
-            on_origin, on_fork = SnapshotCollector(origin, sources), SnapshotCollector(fork, sources)
-            on_origin.prepare()
-            on_fork.prepare()
-        else:
-            runtime = _keeper_on_fork(settings, fork, work)
-        for n, number in enumerate(range(from_block + 1, to_block + 1), 1):
-            result = replayer.replay(number)
+            try:
+                fork = node.start()
+            except KeeperError as exc:
+                raise ConfigError(f"--fork-url {redacted_url(fork_url)}: cannot fork it at block {from_block}: {exc}") from exc
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for stale in ("replay.json", "keeper.log"):  # an earlier run's: never beside this run's
+                (out_dir / stale).unlink(missing_ok=True)
+            if not check:  # the keeper's log beside replay.json, as `keeper simulate` leaves it
+                from keeper.simulate.command import _logs_to
+
+                logs.enter_context(_logs_to(out_dir / "keeper.log", settings.monitoring.log_level))
+            replayer = BlockReplayer(origin, fork, report)
+            trades: list[Any] = []
             if check:
-                difference = _first_difference(on_origin.fetch_snapshot(number), on_fork.fetch_snapshot(result.fork_block))
-                result.snapshot_equal, result.difference = difference is None, difference
+                sources = sources_for(origin)
+                on_origin, on_fork = SnapshotCollector(origin, sources), SnapshotCollector(fork, sources)
+                on_origin.prepare()
+                on_fork.prepare()
             else:
-                assert runtime is not None
-                tick = runtime.engine.tick()
-                trades += [o for o in (tick.outcomes if tick else ()) if o.status == "included"]
-            report.blocks.append(result)
-            if progress:
-                progress(n, to_block - from_block)
-        if runtime is not None:
-            report.keeper = _wind_down(runtime, fork, trades)
-    finally:
-        if runtime is not None:
-            runtime.close()
-        node.stop()
-        origin.close()
-        shutil.rmtree(work, ignore_errors=True)
+                runtime = _keeper_on_fork(settings, fork, work)
+            for n, number in enumerate(range(from_block + 1, to_block + 1), 1):
+                result = replayer.replay(number)
+                if check:
+                    difference = _first_difference(on_origin.fetch_snapshot(number), on_fork.fetch_snapshot(result.fork_block))
+                    result.snapshot_equal, result.difference = difference is None, difference
+                else:
+                    assert runtime is not None
+                    tick = runtime.engine.tick()
+                    trades += [o for o in (tick.outcomes if tick else ()) if o.status == "included"]
+                report.blocks.append(result)
+                if progress:
+                    progress(n, to_block - from_block)
+            if runtime is not None:
+                report.keeper = _wind_down(runtime, fork, trades)
+        finally:
+            if runtime is not None:
+                runtime.close()
+            node.stop()
+            origin.close()
+            shutil.rmtree(work, ignore_errors=True)
     report.wall_s = time.monotonic() - started
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "replay.json").write_text(json.dumps(report.as_json(), indent=1) + "\n")

@@ -114,12 +114,17 @@ def _key_in_environment(private_key_hex: str) -> Iterator[None]:
 @contextmanager
 def _logs_to(path: Path, level: str) -> Iterator[None]:
     """The keeper's and the simulation's log events go to `path` (JSON lines) during the run, so
-    that the console keeps the progress bar; the previous logging set-up is restored after."""
+    that the console keeps the progress bar; the previous logging set-up is restored after. A run
+    stopped by an error or Ctrl-C ends its log with `simulate.failed`, saying why."""
     previous = structlog.get_config()
     with path.open("w") as stream:
         configure_logging(level, json_lines=True, stream=stream)
         try:
             yield
+        except BaseException as exc:
+            log.error("simulate.failed", error_type=type(exc).__name__,
+                      error="interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc))
+            raise
         finally:
             structlog.configure(**previous)
 

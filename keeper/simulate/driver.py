@@ -79,10 +79,11 @@ class ScenarioDriver(MarketActivity):
         super().__post_init__()
         if self.scenario is None:
             raise ValueError("ScenarioDriver needs a scenario")
-        unknown = sorted(self.scenario.markets_named() - set(self.markets))
-        if unknown:
-            raise ConfigError(f"scenario {self.scenario.name}: unknown market(s) {unknown}; "
-                              f"this chain has {sorted(self.markets)}")
+        for i, event in enumerate(self.scenario.events):  # the first unknown name, by its field
+            unknown = [m for m in event.markets or () if m not in self.markets]
+            if unknown:
+                raise ConfigError(f"scenario {self.scenario.name}: events[{i}] ({event.kind}).markets: unknown market "
+                                  f"{unknown[0]!r} (this chain has {', '.join(sorted(self.markets))})")
         self._paused: set[str] = set()
         self._normal_base_fee_wei: int | None = None
         self.scenario_step = 0  # scenario steps done (warm-up steps are not counted)

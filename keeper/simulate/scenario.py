@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from keeper.artifacts import PROJECT_ROOT
 from keeper.config import StrategiesConfig
-from strategies import load_strategy
+from strategies import STRATEGIES, load_strategy
 from keeper.devnet.activity import ActivityConfig
 from keeper.errors import ConfigError
 from keeper.types import SPOT_VENUES, SpotVenue
@@ -149,10 +149,19 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _strategies_valid(self) -> Scenario:
-        if self.strategies is not None:
+        if self.strategies is None:
+            return self
+        try:
             parsed = StrategiesConfig.model_validate(self.strategies)  # unknown keys and bad values, by name
-            for name in parsed.enabled:
+        except ValidationError as exc:
+            text = describe_scenario_error(exc)
+            raise ValueError(f"strategies{': ' if text.startswith('unknown key') else '.'}{text}") from None
+        for name in parsed.enabled:
+            try:
                 load_strategy(name, parsed.params.get(name, {}))  # ValueError naming the parameter
+            except ValueError as exc:
+                field = f"params.{name}" if name in STRATEGIES else "enabled"
+                raise ValueError(f"strategies.{field}: {exc}") from None
         return self
 
     def events_at(self, step: int) -> list[Any]:
@@ -234,6 +243,8 @@ def describe_scenario_error(exc: ValidationError) -> str:
         key = parts.pop() if parts else "?"
         where = f"{'.'.join(parts)}: " if parts else ""
         return f"{where}unknown key {key!r} (check the spelling; see scenarios/*.toml){more}"
+    if not parts and kind == "value_error":  # the scenario's own check, its message names the field
+        return f"{first['msg'].removeprefix('Value error, ')}{more}"
     field = ".".join(parts) or "scenario"
     if kind == "union_tag_invalid":
         return f"{field}: unknown event kind {first.get('input', {}).get('kind')!r} (one of {', '.join(sorted(_EVENT_KINDS))}){more}"

@@ -237,6 +237,11 @@ def describe_run(report: Mapping[str, Any]) -> str:
              f"{yes[bool(report['consistency'].get('split_equals_balance_change'))]}; lowest margin ratio "
              f"{'-' if lowest is None else f'{lowest:.4f}'}; liquidations {len(limits.get('liquidations', []))}",
              f"keeper log: {run['keeper_log']}"]
+    not_run = [f"events[{i}] ({e['kind']}) " + (f"at step {e['at_step']}" if "at_step" in e else f"from step {e['from_step']}")
+               for i, e in enumerate(report["scenario"].get("events", []))
+               if e.get("at_step", e.get("from_step", 0)) > run["steps"]]
+    if not_run:  # a clean result of a run in which the scenario did not happen is not a result
+        lines.append(f"NOT RUN in {run['steps']} steps (raise --blocks): {', '.join(not_run)}")
     return "\n".join(lines + [f"DEFECT: {v}" for v in c.get("violations", [])])
 
 

@@ -108,6 +108,21 @@ def test_deploy_sets_the_roles_and_markets_and_prints_the_config(chain: dict[str
     assert tx.read(executor, EX, "spotMarket", manifest.market("BTC").base_token)[0] == "0x" + "00" * 20
 
 
+def test_deploy_and_migrate_say_which_chain_and_node_they_sent_to(chain: dict[str, Any]) -> None:
+    """On a fork, a forgotten --rpc-url sends to the devnet manifest's node, the origin: the output
+    and the log name the chain and the node (scheme, host and port) each command sent to."""
+    rpc = chain["rpc"]
+    node = f"chain {rpc.chain_id()} via {rpc.url}"
+    deployed = _keeper("executor", "deploy", "--treasury", chain["admin"], "--operator", chain["manifest"].accounts.keeper,
+                       *chain["args"])
+    assert deployed.exit_code == 0 and f" on {node} (tx 0x" in deployed.output, deployed.output
+    logged = next(line for line in deployed.output.splitlines() if '"executor.deployed"' in line)
+    assert f'"chain_id": {rpc.chain_id()}' in logged and f'"rpc_url": "{rpc.url}"' in logged
+    old = next(line for line in deployed.output.splitlines() if line.startswith("executor = ")).split('"')[1]
+    migrated = _keeper("executor", "migrate", "--from", old, "--to", _deploy(chain), *chain["args"])
+    assert migrated.exit_code == 0 and f" on {node} (the old executor is paused)" in migrated.output, migrated.output
+
+
 def test_deploy_refuses_bad_input_before_sending(chain: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     rpc, admin = chain["rpc"], chain["admin"]
     same = _keeper("executor", "deploy", "--treasury", admin, "--operator", admin, *chain["args"])
@@ -168,3 +183,45 @@ def test_migrate_refuses_a_key_that_is_not_the_admin(chain: dict[str, Any], monk
     monkeypatch.setenv(KEY_ENV, Account.create().key.hex())
     result = _keeper("executor", "migrate", "--from", old, "--to", new, *chain["args"])
     assert result.exit_code == 2 and "--from" in result.output and "admin is" in result.output
+
+
+def test_migrate_refuses_a_new_executor_without_the_old_ones_markets(chain: dict[str, Any]) -> None:
+    """The old executor trades ETH and BTC and holds WBTC; a new one deployed with --markets ETH
+    cannot trade BTC: moving the WBTC inventory there would leave it where the keeper cannot trade
+    it. Refused before anything is sent, naming --to and the market."""
+    rpc, tx, manifest = chain["rpc"], chain["tx"], chain["manifest"]
+    old, new = _deploy(chain), _deploy(chain, "--markets", "ETH")
+    tx.call_fn(manifest.accounts.keeper, manifest.market("BTC").spot_token, ERC20, "transfer", old, 10**7)
+    nonce_before = _nonce(rpc, chain["admin"])
+    refused = _keeper("executor", "migrate", "--from", old, "--to", new, *chain["args"])
+    assert refused.exit_code == 2, refused.output
+    assert f"error: --to: {new} has no market BTC registered" in " ".join(refused.output.split())
+    assert _nonce(rpc, chain["admin"]) == nonce_before and tx.read(old, EX, "paused") is False
+    assert _balance(rpc, manifest.market("BTC").spot_token, old) == 10**7
+    # a market dropped on purpose, with no inventory to move, is no reason to refuse
+    old_without_wbtc = _deploy(chain)
+    tx.call_fn(manifest.accounts.keeper, manifest.market("ETH").spot_token, ERC20, "transfer", old_without_wbtc, 10**17)
+    moved = _keeper("executor", "migrate", "--from", old_without_wbtc, "--to", new, *chain["args"])
+    assert moved.exit_code == 0, moved.output
+    assert _balance(rpc, manifest.market("ETH").spot_token, new) == 10**17
+
+
+def test_migrate_refuses_a_treasury_without_eth_for_its_transfers_before_sending(
+        chain: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold-wallet treasury (not the admin) signs the transfers to the new executor; without ETH
+    for their gas the migration would stop midway: the old executor paused and emptied, everything
+    in the treasury, the new executor empty. Refused before anything is sent, naming the option."""
+    rpc, tx, manifest = chain["rpc"], chain["tx"], chain["manifest"]
+    treasury = Account.create()
+    monkeypatch.setenv("TREASURY_KEY", treasury.key.hex())
+    deploy = ("executor", "deploy", "--treasury", treasury.address, "--operator", manifest.accounts.keeper, *chain["args"])
+    old, new = (next(line for line in _keeper(*deploy).output.splitlines() if line.startswith("executor = ")).split('"')[1]
+                for _ in range(2))
+    tx.call_fn(manifest.accounts.keeper, manifest.contracts["USDC"], ERC20, "transfer", old, 1_000 * 10**6)
+    nonce_before = _nonce(rpc, chain["admin"])
+    refused = _keeper("executor", "migrate", "--from", old, "--to", new, "--treasury-key-env", "TREASURY_KEY",
+                      *chain["args"])
+    assert refused.exit_code == 2, refused.output
+    assert f"error: --treasury-key-env: the treasury {treasury.address} has too little ETH for the gas" in " ".join(refused.output.split())
+    assert _nonce(rpc, chain["admin"]) == nonce_before and tx.read(old, EX, "paused") is False
+    assert _balance(rpc, manifest.contracts["USDC"], old) == 1_000 * 10**6

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from keeper.chain.rpc import JsonRpc
-from keeper.config import KeeperConfig, load_config
+from keeper.config import KeeperConfig, load_config, with_overrides
 from keeper.devnet.activity import ActivityConfig, MarketActivity
 from keeper.history.backtest import run_backtest
 from keeper.history.record import record_history
@@ -148,10 +148,15 @@ def test_replay_with_the_keeper_trading_between_the_origins_blocks(driven, tmp_p
     from keeper.history.forkreplay import run_replay
 
     settings, runtime, ticked, _, _, _ = driven
+    settings = with_overrides(settings, {"monitoring": {"log_level": "INFO"}})
     report = run_replay(settings, fork_url=runtime.rpc.url, from_block=ticked[0] - 1, to_block=ticked[-1], check=False,
                         out_dir=tmp_path, sources_for=_sources_for(settings))
     trades = report.keeper["trades"]
     assert any(t["kind"] == "open" for t in trades), "the shocks make the keeper trade on the fork"
+    # the keeper's log is beside replay.json, as `keeper simulate` leaves it: its trades can be reconstructed
+    logged = [json.loads(line) for line in (tmp_path / "keeper.log").read_text().splitlines()]
+    outcomes = [e["tx_hash"] for e in logged if e["event"] == "tx.outcome" and e["status"] == "included"]
+    assert {e["event"] for e in logged} >= {"keeper.started", "tick", "tx.planned"} and len(outcomes) == len(trades)
     assert report.keeper["open_after"] == []
     # its own blocks sit between the origin's: the fork numbers run ahead of the origin's
     assert report.blocks[-1].fork_block > report.blocks[-1].origin_block

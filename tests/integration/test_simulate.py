@@ -26,7 +26,7 @@ from keeper.config import load_config
 from keeper.devnet.manifest import DevnetManifest
 from keeper.devnet.txs import DevSender, codec
 from keeper.devnet.world import World
-from keeper.errors import FatalError
+from keeper.errors import ConfigError, FatalError
 from keeper.simulate.command import run_simulation
 from keeper.simulate.driver import ScenarioDriver
 from keeper.simulate.fork import (
@@ -127,6 +127,17 @@ def test_provisioned_executor_is_owned_by_the_key_and_funded_by_storage_writes(d
     # the impersonation ended: the node no longer sends for the owner
     with pytest.raises(Exception):
         devnet.rpc.call("eth_sendTransaction", [{"from": owner, "to": owner, "value": "0x1"}])
+
+
+def test_a_scenario_event_on_a_market_the_chain_does_not_have_is_refused_naming_its_field(devnet: Devnet) -> None:
+    scenario = parse_scenario({"name": "typo", "events": [
+        {"kind": "premium_shock", "at_step": 2, "premium": 0.01},
+        {"kind": "index_move", "from_step": 1, "to_step": 3, "pct_per_step": 0.001, "markets": ["ETH", "DOGE"]},
+    ]})
+    with pytest.raises(ConfigError) as refused:
+        ScenarioDriver(devnet.rpc, devnet.manifest, scenario.activity.activity_config(5), scenario=scenario)
+    assert str(refused.value) == ("scenario typo: events[1] (index_move).markets: unknown market 'DOGE' "
+                                  "(this chain has BTC, ETH)")
 
 
 def test_scenario_driver_applies_each_kind_of_event(devnet: Devnet) -> None:

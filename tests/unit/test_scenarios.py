@@ -100,6 +100,20 @@ def test_invalid_scenarios_name_the_field(data: dict, message: str) -> None:  # 
         parse_scenario(data, where="scenario t.toml")
 
 
+@pytest.mark.parametrize(("strategies", "message"), [
+    ({"enabled": ["basis_convergence", "nope"]},
+     "strategies.enabled: unknown strategy 'nope' (known: basis_convergence, funding_carry, pairs_spread)"),
+    ({"enabled": ["basis_convergence"], "params": {"basis_convergence": {"entry_z": -3}}},
+     "strategies.params.basis_convergence: strategy 'basis_convergence': parameter entry_z must be > 0, got -3.0"),
+    ({"enabeld": ["basis_convergence"]}, "strategies: unknown key 'enabeld'"),
+])
+def test_a_scenarios_strategies_section_names_the_field(strategies: dict, message: str) -> None:  # type: ignore[type-arg]
+    """(before: `scenario t.toml: scenario: unknown strategy 'nope'`, `scenario t.toml: unknown key 'enabeld'`)"""
+    with pytest.raises(ConfigError) as refused:
+        parse_scenario({"name": "x", "strategies": strategies}, where="scenario t.toml")
+    assert str(refused.value).startswith(f"scenario t.toml: {message}"), str(refused.value)
+
+
 def test_events_apply_to_their_markets_only() -> None:
     scenario = parse_scenario({"name": "x", "events": [
         {"kind": "premium_shock", "at_step": 2, "premium": 0.01, "markets": ["ETH"]},

@@ -88,3 +88,21 @@ def test_the_accuracy_figure_is_the_median_relative_error_over_all_trips_and_by_
     assert accuracy["closed_by_strategy"] == {"round_trips": 1, "median_abs_rel_error": pytest.approx(2.0)}
     assert accuracy["closed_by_risk"] == {"round_trips": 2, "median_abs_rel_error": pytest.approx(0.3)}
     assert "50% over 3" in describe_accuracy(accuracy) and "200% over 1" in describe_accuracy(accuracy)
+
+
+def test_a_run_shorter_than_its_scenarios_events_says_which_did_not_happen() -> None:
+    """`--blocks 4` on a scenario whose shock is at step 50: the result says so (before: a clean
+    result of a run in which the scenario's event never happened)."""
+    from keeper.simulate.suite import describe_run
+
+    events = [{"kind": "premium_shock", "at_step": 3, "premium": 0.02, "markets": None},
+              {"kind": "index_move", "from_step": 5, "to_step": 9, "pct_per_step": -0.01, "markets": ["ETH"]},
+              {"kind": "premium_shock", "at_step": 50, "premium": 0.02, "markets": None}]
+    run_report = {"scenario": {"name": "late", "events": events}, "keeper": {"trades": []},
+                  "run": {"seed": 7, "steps": 4, "fork_block": 159, "wall_s": 3.0, "keeper_log": "simulation/keeper.log"},
+                  "comparison": {"keeper_usd": 0.0, "baseline_usd": 0.0, "carry_only_usd": 0.0, "optimum_usd": 1.0,
+                                 "capture": 0.0, "optimum_dominates": True},
+                  "consistency": {"split_equals_balance_change": True}, "limits": {"lowest_margin_ratio": None}}
+    lines = describe_run(run_report).splitlines()
+    assert ("NOT RUN in 4 steps (raise --blocks): events[1] (index_move) from step 5, events[2] (premium_shock) "
+            "at step 50") in lines
