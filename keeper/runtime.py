@@ -175,11 +175,14 @@ def _journal_executor(config: KeeperConfig, rpc: JsonRpc, chain_id: int) -> str 
 
 
 def _refuse_other_executor(config: KeeperConfig, chain_id: int, executor: str) -> None:
-    """A configured executor other than the one this journal's open positions are in (recorded by
-    its live runs) is refused before anything is sent: reconciling with its account would book
-    them closed ("not on chain") while the other executor still holds them."""
+    """A configured executor other than the one this journal's open positions are in (its holder on
+    this chain, recorded by every start's reconcile; before the holder, by its live runs) is refused
+    before anything is sent: reconciling with its account would book them closed ("not on chain")
+    while the other executor still holds them."""
     with Journal(config.monitoring.journal) as journal:
-        recorded = journal.recorded_executors().get(chain_id)
+        holder = journal.positions_holder()
+        recorded = (holder.executor if holder is not None and holder.chain_id == chain_id and not holder.embedded
+                    else journal.recorded_executors().get(chain_id))
         if recorded is None or recorded.lower() == executor.lower():
             return
         held = sorted(set(journal.open_positions()) | {m for p in fetch_open_pairs(journal) for m in (p.market_a, p.market_b)})

@@ -109,3 +109,24 @@ def test_another_configured_executor_is_refused_while_the_journal_holds_position
     assert devnet.rpc.block_number() == block
     with Journal(settings.monitoring.journal) as journal:
         assert list(journal.open_positions()) == ["ETH"]
+
+
+def test_another_configured_executor_is_refused_while_positions_a_dry_run_adopted_are_in_its_own(
+        devnet: Devnet, signer: Signer, tmp_path: Path) -> None:
+    # Given a journal whose only start, a dry run on executor E, adopted E's open ETH position (no live run recorded E)
+    held = provision_impersonated(devnet.rpc, devnet.manifest, signer.address)
+    settings = devnet.keeper_config(tmp_path, account={"executor": held})
+    build_runtime(settings, dry_run=True).close()
+    with Journal(settings.monitoring.journal) as journal:
+        journal.reconcile({"ETH": ChainPosition(-10**18)}, block=devnet.rpc.block_number())
+        assert journal.recorded_executors() == {}
+    other = provision_impersonated(devnet.rpc, devnet.manifest, signer.address)
+    block = devnet.rpc.block_number()
+    # When a live start names another executor of the key, then it is refused naming E, nothing sent
+    moved = devnet.keeper_config(tmp_path, account={"executor": other})
+    with pytest.raises(ConfigError, match=rf"^account\.executor: {other}, but this journal's open positions \(ETH\) "
+                                          rf"are in {held} on chain 31337: close them there first"):
+        build_runtime(moved, dry_run=False)
+    assert devnet.rpc.block_number() == block
+    with Journal(settings.monitoring.journal) as journal:
+        assert list(journal.open_positions()) == ["ETH"]
