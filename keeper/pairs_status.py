@@ -52,11 +52,16 @@ class OpenPairStatus:
 
 
 def fetch_open_pairs(journal: Any) -> tuple[OpenPairStatus, ...]:  # keeper.journal.Journal
+    return fetch_pairs(journal, "open")
+
+
+def fetch_pairs(journal: Any, status: str) -> tuple[OpenPairStatus, ...]:
+    """The journal's pairs with `status` ('open'; PAIR_WRITTEN_OFF: the books they had when their chain went)."""
     return tuple(
         OpenPairStatus(int(r["id"]), r["market_a"], r["market_b"], r["side"], int(r["base_x18_a"]), int(r["base_x18_b"]),
                        int(r["hedge_ratio_x18"]), int(r["entry_block"]), float(r["entry_z"]),
                        int(r["quote_x18"]) - int(r["funding_settled_x18"]) - int(r["gas_x18"]))
-        for r in PairJournal(journal).rows("open"))
+        for r in PairJournal(journal).rows(status))
 
 
 def pair_leg_sizes_x18(pairs: tuple[OpenPairStatus, ...]) -> dict[str, int]:

@@ -166,7 +166,7 @@ def _journal_executor(config: KeeperConfig, rpc: JsonRpc, chain_id: int) -> str 
     empty account would close the journal's open positions as "not on chain" while the old
     executor still holds them. The same choice as `keeper status` and `keeper stress`."""
     choice = choose_executor(("account.executor", None), config.monitoring.journal, lambda: chain_id,
-                             lambda address: bool(rpc.get_code(address)))
+                             rpc.has_code)
     if choice.skipped:
         log.info("executor.skipped", reason=choice.skipped, journal=str(config.monitoring.journal))
     if choice.address is not None:
@@ -175,11 +175,14 @@ def _journal_executor(config: KeeperConfig, rpc: JsonRpc, chain_id: int) -> str 
 
 
 def _refuse_other_executor(config: KeeperConfig, chain_id: int, executor: str) -> None:
-    """A configured executor other than the one this journal's open positions are in (recorded by
-    its live runs) is refused before anything is sent: reconciling with its account would book
-    them closed ("not on chain") while the other executor still holds them."""
+    """A configured executor other than the one this journal's open positions are in (its holder on
+    this chain, recorded by every start's reconcile; before the holder, by its live runs) is refused
+    before anything is sent: reconciling with its account would book them closed ("not on chain")
+    while the other executor still holds them."""
     with Journal(config.monitoring.journal) as journal:
-        recorded = journal.recorded_executors().get(chain_id)
+        holder = journal.positions_holder()
+        recorded = (holder.executor if holder is not None and holder.chain_id == chain_id and not holder.embedded
+                    else journal.recorded_executors().get(chain_id))
         if recorded is None or recorded.lower() == executor.lower():
             return
         held = sorted(set(journal.open_positions()) | {m for p in fetch_open_pairs(journal) for m in (p.market_a, p.market_b)})
@@ -260,8 +263,8 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
     collector.prepare()
     anvil = _is_anvil(rpc)
     # the journal's open positions on a chain that is gone: an earlier embedded run's written off, others refused
-    write_off_or_refuse(config.monitoring.journal, chain_id, lambda address: bool(rpc.get_code(address)),
-                        embedded=setup.embedded, node="the embedded devnet" if setup.embedded else redacted_url(rpc_url))
+    write_off_or_refuse(config.monitoring.journal, chain_id, rpc.has_code, embedded=setup.embedded,
+                        node="the embedded devnet" if setup.embedded else redacted_url(rpc_url), head=rpc.block_number)
     # ---- who trades
     signer: Signer | None = None
     if not dry_run:
@@ -316,8 +319,6 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
     try:
         if signer is not None and not setup.embedded:  # a restart with account.executor unset carries on with it
             journal.record_executor(chain_id, executor_address)
-        if signer is not None:  # where the open positions are from now on (keeper/journal/holder.py)
-            journal.record_positions_holder(chain_id, executor_address, embedded=setup.embedded)
         return _assemble_engine(config, rpc, setup, sources, collector, journal, snapshot, signer,
                                 owner, executor_address, chain_id, strategies, metrics, paused)
     except BaseException:
@@ -360,6 +361,8 @@ def _assemble_engine(config: KeeperConfig, rpc: JsonRpc, setup: ChainSetup, sour
     in_flight = engine.inflight.markets() if engine.inflight is not None else set()
     differences = journal.reconcile(chain_positions(snapshot, sources, journal.open_positions(), in_flight),
                                     block=snapshot.block_number, timestamp_s=snapshot.block_timestamp)
+    # the open positions are now exactly this executor's on this chain, a dry run's too (keeper/journal/holder.py)
+    journal.record_positions_holder(chain_id, executor_address, embedded=setup.embedded)
     prune_journal(journal, snapshot.block_timestamp, config.monitoring.journal_retention_days)
     if sources.markets and kill_switch() is True:  # pulled for every market: no money moves, a deposit neither
         log.warning("collateral.deferred", executor=executor_address, target_usd=config.account.collateral_usdc,

@@ -26,7 +26,8 @@ from keeper.errors import ConfigError, KeeperError
 from keeper.journal import Journal, PositionRecord, StatusReport
 from keeper.journal.executors import FROM_JOURNAL, choose_executor
 from keeper.journal.holder import find_stranded
-from keeper.pairs_status import OpenPairStatus, fetch_open_pairs, pair_leg_sizes_x18, with_unrealised
+from keeper.pairs_journal import PAIR_WRITTEN_OFF
+from keeper.pairs_status import OpenPairStatus, fetch_open_pairs, fetch_pairs, pair_leg_sizes_x18, with_unrealised
 from keeper.plan import PRIORITY_FEE_WEI
 from keeper.pnl_split import sum_pnl
 from keeper.simulate.paper import close_values_x18
@@ -44,6 +45,7 @@ class StatusView:
     closes_x18: Mapping[str, int | None] | None = None  # per open market, what closing now adds (None: not read)
     chain_read: bool = False  # the executor's account was read on chain (mismatches are then meaningful)
     positions_note: str | None = None  # the open positions are not on the node's chain (keeper/journal/holder.py)
+    written_off_pairs: tuple[OpenPairStatus, ...] = ()  # their chain gone: books as they were, in no PnL
 
     @property
     def close_value_x18(self) -> int | None:
@@ -62,7 +64,8 @@ class StatusView:
                 "mismatches": list(self.mismatches), "pairs": [p.to_json_dict() for p in self.pairs],
                 "open_close_value_x18": None if value is None else str(value),
                 "marked_total_x18": None if marked is None else str(marked), "unmarked_markets": self.unmarked(),
-                "positions_note": self.positions_note}
+                "positions_note": self.positions_note,
+                "written_off_pairs": [p.to_json_dict() for p in self.written_off_pairs]}
 
     def as_text(self) -> str:
         r = self.journal
@@ -95,10 +98,13 @@ class StatusView:
             t = pnl.total
             lines.append(f"  {market:<5} {t.total_x18 / USD:+.4f} USD (funding {t.funding_x18 / USD:+.4f}, convergence "
                          f"{t.convergence_x18 / USD:+.4f}, fees {t.fees_x18 / USD:.4f}, gas {t.gas_x18 / USD:.4f})")
-        if r.written_off:
-            gone = sum_pnl(p.pnl for p in r.written_off)
-            lines.append(f"written off: the chain that held them is gone: {', '.join(_written_off_line(p) for p in r.written_off)}"
-                         f"; cash so far {gone.total_x18 / USD:+.4f} USD, in no PnL above (not realized)")
+        if r.written_off or self.written_off_pairs:
+            gone = sum_pnl(p.pnl for p in r.written_off).total_x18 + sum(p.booked_x18 for p in self.written_off_pairs)
+            which = [_written_off_line(p) for p in r.written_off] + [
+                f"pair {p.pair_id} {p.side} {p.market_a}/{p.market_b} (entry block {p.entry_block})"
+                for p in self.written_off_pairs]
+            lines.append(f"written off: the chain that held them is gone: {', '.join(which)}; cash so far "
+                         f"{gone / USD:+.4f} USD, in no PnL above (not realized)")
         for tx in r.pending_transactions:
             lines.append(f"  pending tx {tx.tx_hash} ({tx.market} {tx.kind})")
         lines += [f"  MISMATCH {m}" for m in self.mismatches]
@@ -117,6 +123,7 @@ def build_status(config: KeeperConfig) -> StatusView:
     with Journal(path, readonly=True) as journal:
         report = journal.status()
         pairs = fetch_open_pairs(journal)
+        gone_pairs = fetch_pairs(journal, PAIR_WRITTEN_OFF)
     checked, mismatches, snapshot = _check_chain(config, report, pairs)
     close_value = None
     if snapshot is not None:
@@ -124,7 +131,7 @@ def build_status(config: KeeperConfig) -> StatusView:
         close_value = close_values_x18(snapshot, [r.position for r in report.positions], PRIORITY_FEE_WEI)
     note = _stranded_note(config) if report.positions or pairs else None
     return StatusView(report, checked, tuple(mismatches), pairs, close_value, chain_read=snapshot is not None,
-                      positions_note=note)
+                      positions_note=note, written_off_pairs=gone_pairs)
 
 
 def _stranded_note(config: KeeperConfig) -> str | None:
@@ -134,8 +141,8 @@ def _stranded_note(config: KeeperConfig) -> str | None:
         return None
     try:
         rpc = JsonRpc(config.chain.rpc_url, timeout_s=config.chain.request_timeout_s)
-        stranded = find_stranded(config.monitoring.journal, rpc.chain_id(), lambda address: bool(rpc.get_code(address)),
-                                 embedded=False)
+        stranded = find_stranded(config.monitoring.journal, rpc.chain_id(), rpc.has_code, embedded=False,
+                                 head=rpc.block_number)
     except KeeperError:
         return None  # the chain check's line says why the node was not read
     if stranded is None:
@@ -157,7 +164,7 @@ def _check_chain(config: KeeperConfig, report: StatusReport,
     try:
         rpc = JsonRpc(config.chain.rpc_url, timeout_s=config.chain.request_timeout_s)
         choice = choose_executor(("account.executor", config.account.executor), config.monitoring.journal,
-                                 rpc.chain_id, lambda address: bool(rpc.get_code(address)))
+                                 rpc.chain_id, rpc.has_code)
         if choice.address is None:
             return (f"no: {choice.skipped}; {_SET_EXECUTOR}" if choice.skipped else _NO_EXECUTOR), [], None
         executor = choice.address

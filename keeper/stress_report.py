@@ -171,7 +171,7 @@ def run_stress(rpc: JsonRpc, sources: Sources, account: str | None, config: Keep
     this chain: keeper/journal/executors.py), then (for a proposal with a size) its market's oracle
     rounds at the same block."""
     given = ("--account", account) if account is not None else ("account.executor", config.account.executor)
-    choice = choose_executor(given, config.monitoring.journal, rpc.chain_id, lambda address: bool(rpc.get_code(address)))
+    choice = choose_executor(given, config.monitoring.journal, rpc.chain_id, rpc.has_code)
     collector = SnapshotCollector(rpc, sources, account=choice.address)
     collector.prepare()
     snapshot = collector.fetch_snapshot()

@@ -202,6 +202,10 @@ class JsonRpc:
     def get_code(self, address: str, block: str = "latest") -> bytes:
         return bytes.fromhex(self.call("eth_getCode", [address, block])[2:])
 
+    def has_code(self, address: str) -> bool:
+        """A contract at `address` (latest block)."""
+        return bool(self.get_code(address))
+
     def eth_call(self, to: str, data: bytes, block: BlockParam = "latest", sender: str | None = None) -> bytes:
         """`block`: a number, a tag, or EIP-1898's {"blockHash": "0x.."} (that block, whatever its number now holds)."""
         tx: dict[str, Any] = {"to": to, "data": "0x" + data.hex()}

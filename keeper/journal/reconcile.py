@@ -18,6 +18,7 @@ from keeper.journal.records import (
     JournalError,
     PositionRecord,
     ReconcileDifference,
+    held_in,
 )
 from keeper.journal.rows import _int, _position_row
 from keeper.pnl_split import require_int
@@ -74,7 +75,6 @@ def write_off_positions(db: sqlite3.Connection, *, executor: str | None, chain_i
     written = []
     for row in db.execute("SELECT * FROM positions WHERE status = 'open' ORDER BY market").fetchall():
         block, source = row["last_block"], "write-off"
-        where = f"executor {executor or 'unrecorded'} on chain {chain_id if chain_id is not None else 'unrecorded'}"
         _log_difference(db, row["market"], "journal_only", "perp_base_x18", _int(row["perp_base_x18"]), None,
                         "closed", row["id"], block, None, source)
         if _int(row["spot_raw"]):
@@ -82,6 +82,6 @@ def write_off_positions(db: sqlite3.Connection, *, executor: str | None, chain_i
                             row["id"], block, None, source)
         db.execute("""UPDATE positions SET status = 'closed', closed_block = ?, closed_timestamp_s = NULL,
                       close_reason = ? WHERE id = ?""", (block, WRITTEN_OFF, row["id"]))
-        _event(db, row["id"], "close", block, None, None, f"{WRITTEN_OFF} ({where})")
+        _event(db, row["id"], "close", block, None, None, f"{WRITTEN_OFF} ({held_in(executor, chain_id)})")
         written.append(_position_record(db, _position_row(db, row["id"])))
     return written

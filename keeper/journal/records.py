@@ -63,6 +63,11 @@ class PositionsHolder:
     embedded: bool
 
 
+def held_in(executor: str | None, chain_id: int | None) -> str:
+    """"executor X on chain Y", where open positions are held (None: "unrecorded")."""
+    return f"executor {executor or 'unrecorded'} on chain {chain_id if chain_id is not None else 'unrecorded'}"
+
+
 @dataclass(frozen=True)
 class ReconcileDifference:
     """One field on which the journal and the chain disagreed, and what the journal did about it.

@@ -46,19 +46,23 @@ def pending_transactions(db: sqlite3.Connection) -> list[TxRecord]:
     return [_tx_from_row(r) for r in rows]
 
 
+def journal_last_block(db: sqlite3.Connection) -> int | None:
+    """The last block the journal recorded anything at (None: nothing recorded)."""
+    return db.execute(
+        """SELECT max(b) FROM (SELECT max(block) AS b FROM decisions UNION ALL SELECT max(block) FROM funding
+           UNION ALL SELECT max(block) FROM transactions UNION ALL SELECT max(last_block) FROM positions)"""
+    ).fetchone()[0]
+
+
 def status_report(db: sqlite3.Connection, journal_path: Path) -> StatusReport:
     open_rows = db.execute("SELECT * FROM positions WHERE status = 'open' ORDER BY market").fetchall()
     latest: dict[str, FundingRecord] = {}
     for row in db.execute("SELECT * FROM funding WHERE id IN (SELECT max(id) FROM funding GROUP BY market)"):
         latest[row["market"]] = _funding_from_row(row)
-    last_block = db.execute(
-        """SELECT max(b) FROM (SELECT max(block) AS b FROM decisions UNION ALL SELECT max(block) FROM funding
-           UNION ALL SELECT max(block) FROM transactions UNION ALL SELECT max(last_block) FROM positions)"""
-    ).fetchone()[0]
     return StatusReport(
         journal_path=str(journal_path),
         schema_version=SCHEMA_VERSION,
-        last_block=last_block,
+        last_block=journal_last_block(db),
         positions=tuple(_position_record(db, r) for r in open_rows),
         pnl=pnl_summary(db),
         pending_transactions=tuple(pending_transactions(db)),

@@ -18,7 +18,7 @@ import pytest
 
 from keeper.chain.keys import Signer
 from keeper.devnet.world import World, prebuilt_state, start_world
-from keeper.journal import WRITTEN_OFF, ChainPosition, Journal
+from keeper.journal import WRITTEN_OFF, ChainPosition, Journal, PositionsHolder
 from keeper.launch import build_runtime
 from keeper.status import build_status
 from tests.integration.conftest import DEV_ACCOUNT_1_KEY, Devnet
@@ -64,10 +64,12 @@ def test_a_node_without_the_journals_executor_is_refused_exit_2_and_nothing_sent
         (line,) = [x for x in run.stderr.splitlines() if x.startswith("error:")]
         assert re.fullmatch(
             rf"error: monitoring\.journal: .*journal\.sqlite holds open positions \(ETH\) in executor "
-            rf"{first.executor_address} on chain 31337, which has no code on this node: the chain that held them is "
-            r"gone \(a devnet or fork started afresh\?\); the start on http://127\.0\.0\.1:\d+ \(chain 31337\) would "
-            r"book them closed, so nothing was sent: run against the chain that holds them, or point "
-            r"monitoring\.journal at another file", line), line
+            rf"{first.executor_address} on chain 31337, which has no code on this node, whose head \d+ is below the "
+            r"journal's last block \d+: a node not yet synced to the executor's deployment, or the chain that held "
+            r"them is gone \(a devnet or fork started afresh\?\); the start on http://127\.0\.0\.1:\d+ \(chain 31337\) would "
+            r"book them closed, so nothing was sent: wait for the node to sync, or run against the chain that holds "
+            r"them; only if that chain is gone \(a devnet or fork started afresh\), point monitoring\.journal at "
+            r"another file", line), line
         assert "executor.provisioned" not in run.stderr + run.stdout
     # And nothing was sent to the fresh devnet, and the journal still holds the position, nothing realized
     assert rpc.block_number() == head
@@ -82,6 +84,31 @@ def test_a_node_without_the_journals_executor_is_refused_exit_2_and_nothing_sent
            "31337, which has no code on this node" in text
     # And on the devnet that holds it, it is not said
     assert "NOT ON THIS CHAIN" not in build_status(settings).as_text()
+
+
+def test_positions_a_dry_run_adopted_are_held_by_its_executor_and_a_live_restart_there_starts(
+        devnet: Devnet, signer: Signer, tmp_path: Path) -> None:
+    # Given an executor E with code (a live run provisioned it), and a fresh journal whose first start is a dry run on E
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+    first = build_runtime(devnet.keeper_config(tmp_path / "a"), dry_run=False)
+    executor = first.executor_address
+    first.close()
+    settings = devnet.keeper_config(tmp_path / "b", account={"executor": executor})
+    build_runtime(settings, dry_run=True).close()
+    # Then that start's reconcile recorded where the journal's open positions are: E on this chain, not embedded
+    with Journal(settings.monitoring.journal, readonly=True) as journal:
+        assert journal.positions_holder() == PositionsHolder(31337, executor, False)
+        assert journal.recorded_executors() == {}  # a dry run records no executor to reuse
+    # When a position comes in through that reconcile (E's account, as the dry run adopted it)
+    with Journal(settings.monitoring.journal) as journal:
+        journal.reconcile({"ETH": ChainPosition(-10**18)}, block=devnet.rpc.block_number())
+    # Then a live restart on the same chain, E still with its code, starts (before: refused as an embedded run's)
+    again = build_runtime(settings, dry_run=False)
+    again.close()
+    with Journal(settings.monitoring.journal, readonly=True) as journal:
+        assert journal.status().written_off == ()
+        assert journal.positions_holder() == PositionsHolder(31337, executor, False)
 
 
 def _status(tmp_path: Path, config: Path) -> str:

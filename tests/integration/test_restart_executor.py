@@ -99,13 +99,33 @@ def test_another_configured_executor_is_refused_while_the_journal_holds_position
     with Journal(settings.monitoring.journal) as journal:
         journal.reconcile({"ETH": ChainPosition(-10**18)}, block=devnet.rpc.block_number())
     other = provision_impersonated(devnet.rpc, devnet.manifest, signer.address)
-    block = devnet.rpc.block_number()
     # When the keeper starts with account.executor set to another executor of the key
-    moved = devnet.keeper_config(tmp_path, account={"executor": other})
     # Then it is refused naming both executors, and nothing is sent (the journal's ETH stays open)
+    _refused_for_another_executor(devnet, tmp_path, other, first.executor_address)
+
+
+def _refused_for_another_executor(devnet: Devnet, tmp_path: Path, other: str, held: str) -> None:
+    """A live start on `tmp_path`'s journal with account.executor = `other` is refused naming `held`, where its
+    open ETH position is; nothing sent, the position still open."""
+    block = devnet.rpc.block_number()
+    moved = devnet.keeper_config(tmp_path, account={"executor": other})
     with pytest.raises(ConfigError, match=rf"^account\.executor: {other}, but this journal's open positions \(ETH\) "
-                                          rf"are in {first.executor_address} on chain 31337: close them there first"):
+                                          rf"are in {held} on chain 31337: close them there first"):
         build_runtime(moved, dry_run=False)
     assert devnet.rpc.block_number() == block
-    with Journal(settings.monitoring.journal) as journal:
+    with Journal(moved.monitoring.journal) as journal:
         assert list(journal.open_positions()) == ["ETH"]
+
+
+def test_another_configured_executor_is_refused_while_positions_a_dry_run_adopted_are_in_its_own(
+        devnet: Devnet, signer: Signer, tmp_path: Path) -> None:
+    # Given a journal whose only start, a dry run on executor E, adopted E's open ETH position (no live run recorded E)
+    held = provision_impersonated(devnet.rpc, devnet.manifest, signer.address)
+    settings = devnet.keeper_config(tmp_path, account={"executor": held})
+    build_runtime(settings, dry_run=True).close()
+    with Journal(settings.monitoring.journal) as journal:
+        journal.reconcile({"ETH": ChainPosition(-10**18)}, block=devnet.rpc.block_number())
+        assert journal.recorded_executors() == {}
+    other = provision_impersonated(devnet.rpc, devnet.manifest, signer.address)
+    # When a live start names another executor of the key, then it is refused naming E, nothing sent
+    _refused_for_another_executor(devnet, tmp_path, other, held)
