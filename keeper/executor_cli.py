@@ -54,12 +54,13 @@ def _password_env(given: str, old_name: str | None) -> str:
 def _key_from(option: str, load: Callable[[], Signer]) -> Signer:
     """A key loaded for `option`: its refusal (variable unset, not a key, keystore unreadable) names the
     option (the keystore's password: --admin-password-env)."""
+    from keeper.chain.keys import KeyLoadError
     from keeper.errors import ConfigError
 
     try:
         return load()
-    except ConfigError as exc:
-        named = "--admin-password-env" if str(exc).startswith("keystore password") else option
+    except KeyLoadError as exc:
+        named = "--admin-password-env" if exc.source == "keystore_password_env" else option
         raise ConfigError(f"{named}: {exc}") from exc
 
 
