@@ -159,7 +159,7 @@ def migrate(
         treasury = _key_from("--treasury-key-env", lambda: load_signer_from_env(treasury_key_env)) if treasury_key_env else None
         rpc, book = connect(settings, rpc_url)
         old, new = check_migration(rpc, admin, treasury, old_address, new_address,
-                                   {m.base_token: m.name for m in book.markets})
+                                   {m.base_token: m.name for m in book.markets}, _admin_option(admin_keystore))
         admin_sender = build_sender(rpc, admin, settings)
         treasury_sender = build_sender(rpc, treasury, settings) if treasury else admin_sender
         done = run_migration(rpc, admin_sender, treasury_sender, [m.spot_token for m in book.markets], old, new)

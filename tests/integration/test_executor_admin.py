@@ -225,3 +225,21 @@ def test_migrate_refuses_a_treasury_without_eth_for_its_transfers_before_sending
     assert f"error: --treasury-key-env: the treasury {treasury.address} has too little ETH for the gas" in " ".join(refused.output.split())
     assert _nonce(rpc, chain["admin"]) == nonce_before and tx.read(old, EX, "paused") is False
     assert _balance(rpc, manifest.contracts["USDC"], old) == 1_000 * 10**6
+
+
+def test_migrate_refuses_an_admin_without_eth_for_its_transactions_before_sending(chain: dict[str, Any]) -> None:
+    """The admin pauses, withdraws and deposits (and, as the treasury, transfers): without ETH for
+    that gas the migration would stop midway, as a treasury's would. Refused before anything is sent,
+    naming the option, by the same check as the treasury's."""
+    rpc, tx, manifest = chain["rpc"], chain["tx"], chain["manifest"]
+    old, new = _deploy(chain), _deploy(chain)
+    tx.call_fn(manifest.accounts.keeper, manifest.contracts["USDC"], ERC20, "transfer", old, 1_000 * 10**6)
+    rpc.call("anvil_setBalance", [chain["admin"], hex(10**9)])
+    nonce_before = _nonce(rpc, chain["admin"])
+    refused = _keeper("executor", "migrate", "--from", old, "--to", new, *chain["args"])
+    assert refused.exit_code == 2, refused.output
+    assert (f"error: --admin-key-env: the admin {chain['admin']} has too little ETH for the gas of its transactions "
+            f"({10**9} wei;") in " ".join(refused.output.split())
+    assert _nonce(rpc, chain["admin"]) == nonce_before and tx.read(old, EX, "paused") is False
+    assert _balance(rpc, manifest.contracts["USDC"], old) == 1_000 * 10**6
+
