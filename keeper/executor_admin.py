@@ -17,7 +17,8 @@ signed for and has ETH for its transfers' gas, and the admin for its own transac
 amounts on to the new executor, which deposits the collateral back into its own Vault account. ETH
 held by the old executor goes to the treasury and stays there (the executor needs none). A failure
 midway stops with what was done: what was already withdrawn sits in the treasury, and each
-movement done was logged (`executor.migrated`) when its transaction was included.
+movement done was logged (`executor.migrated`) when its transaction was included; a re-run finds the
+old executor paused and empty, and the command lists the treasury's holdings (`fetch_holdings`).
 """
 
 from __future__ import annotations
@@ -260,6 +261,27 @@ def _refuse_without_gas_eth(rpc: JsonRpc, option: str, role: str, address: str, 
         raise ConfigError(f"{option}: {role} {address} has too little ETH for the gas of {what} ({have_wei} wei; up to "
                           f"{len(gas_per_tx)} transactions, {sum(gas_per_tx):,} gas at the node's gas price, need "
                           f"{need_wei} wei): send it some first")
+
+
+@dataclass(frozen=True)
+class Holding:
+    token: str
+    symbol: str  # "" when the token does not answer symbol()
+    amount_raw: int
+
+
+def fetch_holdings(rpc: JsonRpc, account: str, tokens: list[str]) -> list[Holding]:
+    """`account`'s non-zero balances of `tokens` (e.g. the treasury's, after a migration stopped midway)."""
+    held = []
+    for token in dict.fromkeys(tokens):
+        amount = ERC20.decode("balanceOf", rpc.eth_call(token, ERC20.encode("balanceOf", account)))[0]
+        if amount > 0:
+            try:
+                symbol = str(ERC20.decode("symbol", rpc.eth_call(token, ERC20.encode("symbol")))[0])
+            except Exception:  # a token without a string symbol(): named by its address alone
+                symbol = ""
+            held.append(Holding(to_checksum_address(token), symbol, amount))
+    return held
 
 
 def migrate(rpc: JsonRpc, admin: TxSender, treasury: TxSender, spot_tokens: list[str], old: ExecutorView,
