@@ -64,6 +64,7 @@ def run(
     environment variable named by account.key_env (default KEEPER_PRIVATE_KEY) or an encrypted
     keystore; never from the command line. With --dry-run no key is needed."""
     from keeper.addressbook import chain_url_source
+    from keeper.chain.keys import KeyLoadError
     from keeper.live import start_live_view
     from keeper.logs import redact_urls
     from keeper.launch import build_runtime
@@ -106,6 +107,8 @@ def run(
         signals.raise_on_stop = False  # a second Ctrl-C does not cut the cleanup short
         log_start_stopped(stopped.signal_name)
         raise typer.Exit(START_STOP_EXIT) from None
+    except KeyLoadError as exc:  # the key's variable, keystore or password: named by its config key
+        raise _fail(ConfigError(f"account.{exc.source}: {exc}")) from exc
     except KeeperError as exc:
         raise _fail(exc) from exc
     finally:

@@ -12,12 +12,13 @@ Migration (the admin moves collateral and inventory from an old executor to a ne
 every check runs before anything is sent (both executors have code, the key is the admin of both,
 same ClearingHouse and USDC, every market the old executor has registered and holds inventory for
 registered alike on the new one, the old executor holds no position or order, the treasury can be
-signed for and, when it is not the admin, has ETH for its transfers' gas); then the old executor is paused, its free collateral withdrawn, every token it holds
+signed for and has ETH for its transfers' gas, and the admin for its own transactions'); then the old executor is paused, its free collateral withdrawn, every token it holds
 (USDC and the spot tokens of the markets) sent to the treasury, and the treasury sends those exact
 amounts on to the new executor, which deposits the collateral back into its own Vault account. ETH
 held by the old executor goes to the treasury and stays there (the executor needs none). A failure
 midway stops with what was done: what was already withdrawn sits in the treasury, and each
-movement done was logged (`executor.migrated`) when its transaction was included.
+movement done was logged (`executor.migrated`) when its transaction was included; a re-run finds the
+old executor paused and empty, and the command lists the treasury's holdings (`fetch_holdings`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from keeper.logs import get_logger
 DEFAULT_ADMIN_KEY_ENV = "KEEPER_ADMIN_PRIVATE_KEY"
 GWEI = 10**9
 TRANSFER_GAS = 100_000  # an ERC-20 transfer's gas, with room (the treasury's, at migration)
+ADMIN_CALL_GAS = 300_000  # an admin call's at migration, with room (devnet, 2026-12-02: withdrawCollateral 130,519)
 EXECUTOR = abi_codec("BasisExecutor")
 ERC20 = abi_codec("MintableERC20")
 log = get_logger("keeper.executor")
@@ -202,9 +204,11 @@ class Migration:
 
 
 def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_address: str,
-                    new_address: str, market_names: Mapping[str, str] | None = None) -> tuple[ExecutorView, ExecutorView]:
-    """Every pre-condition of `migrate`, before anything is sent (ConfigError names the option).
-    `market_names`: the chain's market names by Perp base token, for the refusal of an open position."""
+                    new_address: str, market_names: Mapping[str, str] | None = None,
+                    admin_option: str = "--admin-key-env") -> tuple[ExecutorView, ExecutorView]:
+    """Every pre-condition of `migrate`, before anything is sent (ConfigError names the option; the
+    admin key's is `admin_option`). `market_names`: the chain's market names by Perp base token, for
+    the refusal of an open position."""
     old = fetch_executor_view(rpc, old_address, "--from")
     new = fetch_executor_view(rpc, new_address, "--to")
     if old.address == new.address:
@@ -235,15 +239,49 @@ def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_ad
     if signer.address.lower() != old.treasury.lower():
         raise ConfigError(f"--treasury-key-env: the treasury {old.treasury} must sign the transfers to the new "
                           f"executor; the key given is {signer.address}")
-    if treasury is not None:  # a cold wallet without gas would stop the migration midway, everything in it
-        transfers = 1 + len(market_names or {})  # USDC and each market's spot token
-        need_wei = transfers * TRANSFER_GAS * int(rpc.call("eth_gasPrice", []), 16)
-        have_wei = int(rpc.call("eth_getBalance", [treasury.address, "latest"]), 16)
-        if have_wei < need_wei:
-            raise ConfigError(f"--treasury-key-env: the treasury {treasury.address} has too little ETH for the gas of "
-                              f"its transfers to the new executor ({have_wei} wei; up to {transfers} transfers of "
-                              f"{TRANSFER_GAS:,} gas at the node's gas price need {need_wei} wei): send it some first")
+    # a key without gas would stop the migration midway: the old executor paused, the funds in the treasury
+    transfers = [TRANSFER_GAS] * (1 + len(market_names or {}))  # USDC and each market's spot token
+    withdrawals = [ADMIN_CALL_GAS] * (len(transfers) + 3)  # each token, the collateral, ETH; the deposit
+    admin_calls = withdrawals + ([] if old.paused else [ADMIN_CALL_GAS])  # and the pause
+    if treasury is not None:
+        _refuse_without_gas_eth(rpc, "--treasury-key-env", "the treasury", treasury.address,
+                                "its transfers to the new executor", transfers)
+    _refuse_without_gas_eth(rpc, admin_option, "the admin", admin.address, "its transactions",
+                            admin_calls + (transfers if treasury is None else []))
     return old, new
+
+
+def _refuse_without_gas_eth(rpc: JsonRpc, option: str, role: str, address: str, what: str,
+                            gas_per_tx: list[int]) -> None:
+    """ConfigError naming `option` when `address` holds less ETH than the gas of up to `gas_per_tx`
+    transactions at the node's gas price."""
+    need_wei = sum(gas_per_tx) * int(rpc.call("eth_gasPrice", []), 16)
+    have_wei = int(rpc.call("eth_getBalance", [address, "latest"]), 16)
+    if have_wei < need_wei:
+        raise ConfigError(f"{option}: {role} {address} has too little ETH for the gas of {what} ({have_wei} wei; up to "
+                          f"{len(gas_per_tx)} transactions, {sum(gas_per_tx):,} gas at the node's gas price, need "
+                          f"{need_wei} wei): send it some first")
+
+
+@dataclass(frozen=True)
+class Holding:
+    token: str
+    symbol: str  # "" when the token does not answer symbol()
+    amount_raw: int
+
+
+def fetch_holdings(rpc: JsonRpc, account: str, tokens: list[str]) -> list[Holding]:
+    """`account`'s non-zero balances of `tokens` (e.g. the treasury's, after a migration stopped midway)."""
+    held = []
+    for token in dict.fromkeys(tokens):
+        amount = ERC20.decode("balanceOf", rpc.eth_call(token, ERC20.encode("balanceOf", account)))[0]
+        if amount > 0:
+            try:
+                symbol = str(ERC20.decode("symbol", rpc.eth_call(token, ERC20.encode("symbol")))[0])
+            except Exception:  # a token without a string symbol(): named by its address alone
+                symbol = ""
+            held.append(Holding(to_checksum_address(token), symbol, amount))
+    return held
 
 
 def migrate(rpc: JsonRpc, admin: TxSender, treasury: TxSender, spot_tokens: list[str], old: ExecutorView,

@@ -54,12 +54,13 @@ def _password_env(given: str, old_name: str | None) -> str:
 def _key_from(option: str, load: Callable[[], Signer]) -> Signer:
     """A key loaded for `option`: its refusal (variable unset, not a key, keystore unreadable) names the
     option (the keystore's password: --admin-password-env)."""
+    from keeper.chain.keys import KeyLoadError
     from keeper.errors import ConfigError
 
     try:
         return load()
-    except ConfigError as exc:
-        named = "--admin-password-env" if str(exc).startswith("keystore password") else option
+    except KeyLoadError as exc:
+        named = "--admin-password-env" if exc.source == "keystore_password_env" else option
         raise ConfigError(f"{named}: {exc}") from exc
 
 
@@ -143,7 +144,7 @@ def migrate(
     from keeper.cli_console import configure_logging_from, fail, out
     from keeper.errors import KeeperError
     from keeper.config import parse_address
-    from keeper.executor_admin import AdminKey, build_sender, check_migration, connect
+    from keeper.executor_admin import AdminKey, build_sender, check_migration, connect, fetch_holdings
     from keeper.executor_admin import migrate as run_migration
 
     try:
@@ -158,14 +159,24 @@ def migrate(
         treasury = _key_from("--treasury-key-env", lambda: load_signer_from_env(treasury_key_env)) if treasury_key_env else None
         rpc, book = connect(settings, rpc_url)
         old, new = check_migration(rpc, admin, treasury, old_address, new_address,
-                                   {m.base_token: m.name for m in book.markets})
+                                   {m.base_token: m.name for m in book.markets}, _admin_option(admin_keystore))
         admin_sender = build_sender(rpc, admin, settings)
         treasury_sender = build_sender(rpc, treasury, settings) if treasury else admin_sender
-        done = run_migration(rpc, admin_sender, treasury_sender, [m.spot_token for m in book.markets], old, new)
+        tokens = [old.usdc, *(m.spot_token for m in book.markets)]
+        done = run_migration(rpc, admin_sender, treasury_sender, tokens[1:], old, new)
+        in_treasury = fetch_holdings(rpc, old.treasury, tokens) if old.paused and not done.moved else []
     except KeeperError as exc:
         raise fail(exc) from exc
     out.print(f"migrated {old.address} -> {new.address} on {_node(rpc)} (the old executor is paused)", highlight=False)
     for m in done.moved:
         out.print(f"  {m.what}: {m.amount_raw} raw of {m.token} (tx {m.tx_hash})", highlight=False)
     if not done.moved:
-        out.print("  nothing to move: the old executor held no collateral, tokens or ETH", highlight=False)
+        out.print(f"  nothing to move: the old executor {'is paused and holds' if old.paused else 'held'} no "
+                  "collateral, tokens or ETH", highlight=False)
+    if in_treasury:  # a re-run after a migration that stopped midway: its funds wait in the treasury
+        held = ", ".join(f"{h.amount_raw} raw of {h.symbol or 'token'} ({h.token})" for h in in_treasury)
+        out.print(f"  the treasury {old.treasury} holds {held}: if an earlier migration stopped after withdrawing "
+                  "them (its executor.migrated lines 'old executor -> treasury' give the amounts), send them to the "
+                  f"new executor {new.address} from the treasury (an ERC-20 transfer of each amount; a re-run "
+                  "cannot tell the old executor's funds from the treasury's own); the keeper deposits the USDC into "
+                  "the Perp vault at its start, up to account.collateral_usdc", highlight=False)

@@ -100,6 +100,16 @@ class Signer:
 
 
 # ------------------------------------------------------------------------------------ loading
+class KeyLoadError(ConfigError):
+    """A key that cannot be loaded. `source` names the input that is wrong, as the account config
+    field it comes from: "key_env" (the variable or its content), "keystore" (the file) or
+    "keystore_password_env" (its password); the caller names its option or config key with it."""
+
+    def __init__(self, message: str, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+
 _ENV_NAME_SHOWN = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
 _HEX_RUN = re.compile(r"(0X)?[0-9A-F]{32,}")
 
@@ -118,11 +128,12 @@ def load_signer_from_env(env_var: str = DEFAULT_KEY_ENV, environ: Mapping[str, s
     env = os.environ if environ is None else environ
     value = env.get(env_var, "").strip()
     if not value:
-        raise ConfigError(f"{shown_env_name(env_var)} is not set: put the signing key there (64 hex digits), "
-                          "or use a keystore file")
+        raise KeyLoadError(f"{shown_env_name(env_var)} is not set: put the signing key there (64 hex digits), "
+                           "or use a keystore file", "key_env")
     if not _KEY_HEX.fullmatch(value):
-        raise ConfigError(f"{shown_env_name(env_var)} is not a private key (expected 64 hex digits, 0x optional)")
-    signer = _signer_or_config_error(bytes.fromhex(value.removeprefix("0x")), shown_env_name(env_var))
+        raise KeyLoadError(f"{shown_env_name(env_var)} is not a private key (expected 64 hex digits, 0x optional)",
+                           "key_env")
+    signer = _signer_or_config_error(bytes.fromhex(value.removeprefix("0x")), shown_env_name(env_var), "key_env")
     log.info("keys.loaded", source="env", env_var=env_var, address=signer.address)
     return signer
 
@@ -140,8 +151,9 @@ def load_signer_from_keystore(
     try:
         key = bytes(Account.decrypt(keystore, password))
     except Exception:  # wrong password (MAC mismatch) or a malformed crypto section
-        _raise_without_context(ConfigError(f"keystore {path}: cannot decrypt (wrong password or corrupt file)"))
-    signer = _signer_or_config_error(key, f"keystore {path}")
+        _raise_without_context(KeyLoadError(f"keystore {path}: cannot decrypt (wrong password or corrupt file)",
+                                            "keystore"))
+    signer = _signer_or_config_error(key, f"keystore {path}", "keystore")
     log.info("keys.loaded", source="keystore", keystore=str(path), address=signer.address)
     return signer
 
@@ -163,17 +175,18 @@ def _read_keystore(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"keystore {path}: file not found") from None
+        raise KeyLoadError(f"keystore {path}: file not found", "keystore") from None
     except OSError as exc:
-        raise ConfigError(f"keystore {path}: cannot read ({exc.strerror})") from None
+        raise KeyLoadError(f"keystore {path}: cannot read ({exc.strerror})", "keystore") from None
     except UnicodeDecodeError as exc:  # a binary or wrongly encoded file: not a JSON keystore
-        raise ConfigError(f"keystore {path}: not a JSON keystore (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
+        raise KeyLoadError(f"keystore {path}: not a JSON keystore (not UTF-8 text: {exc.reason} at byte {exc.start})",
+                           "keystore") from None
     try:
         keystore = json.loads(text)
     except ValueError:
-        raise ConfigError(f"keystore {path}: not JSON") from None
+        raise KeyLoadError(f"keystore {path}: not JSON", "keystore") from None
     if not isinstance(keystore, dict) or ("crypto" not in keystore and "Crypto" not in keystore):
-        raise ConfigError(f"keystore {path}: not a keystore (no 'crypto' section)")
+        raise KeyLoadError(f"keystore {path}: not a keystore (no 'crypto' section)", "keystore")
     return keystore
 
 
@@ -182,20 +195,23 @@ def _read_password(password_env: str, password_file: Path | None, environ: Mappi
         try:
             return password_file.read_text(encoding="utf-8").removesuffix("\n")
         except OSError as exc:
-            raise ConfigError(f"keystore password file {password_file}: cannot read ({exc.strerror})") from None
+            raise KeyLoadError(f"keystore password file {password_file}: cannot read ({exc.strerror})",
+                               "keystore_password_env") from None
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"keystore password file {password_file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            raise KeyLoadError(f"keystore password file {password_file}: not UTF-8 text ({exc.reason} at byte "
+                               f"{exc.start})", "keystore_password_env") from None
     env = os.environ if environ is None else environ
     if password_env not in env:
-        raise ConfigError(f"keystore password: set {shown_env_name(password_env)} or give a password file")
+        raise KeyLoadError(f"keystore password: set {shown_env_name(password_env)} or give a password file",
+                           "keystore_password_env")
     return env[password_env]
 
 
-def _signer_or_config_error(key: bytes, source: str) -> Signer:
+def _signer_or_config_error(key: bytes, shown: str, source: str) -> Signer:
     try:
         return Signer(key)
     except ConfigError as exc:
-        _raise_without_context(ConfigError(f"{source}: {exc}"))
+        _raise_without_context(KeyLoadError(f"{shown}: {exc}", source))
 
 
 def _raise_without_context(error: ConfigError) -> NoReturn:

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,9 +196,9 @@ def run_replay(settings: KeeperConfig, *, fork_url: str, from_block: int, to_blo
             out_dir.mkdir(parents=True, exist_ok=True)
             for stale in ("replay.json", "keeper.log"):  # an earlier run's: never beside this run's
                 (out_dir / stale).unlink(missing_ok=True)
-            if not check:  # the keeper's log beside replay.json, as `keeper simulate` leaves it
-                from keeper.simulate.command import _logs_to
+            from keeper.simulate.command import _logs_to, logged_stop  # the keeper's log as `keeper simulate`'s
 
+            if not check:  # the keeper's log beside replay.json, as `keeper simulate` leaves it
                 logs.enter_context(_logs_to(out_dir / "keeper.log", settings.monitoring.log_level))
             replayer = BlockReplayer(origin, fork, report)
             trades: list[Any] = []
@@ -209,20 +209,22 @@ def run_replay(settings: KeeperConfig, *, fork_url: str, from_block: int, to_blo
                 on_fork.prepare()
             else:
                 runtime = _keeper_on_fork(settings, fork, work)
-            for n, number in enumerate(range(from_block + 1, to_block + 1), 1):
-                result = replayer.replay(number)
-                if check:
-                    difference = _first_difference(on_origin.fetch_snapshot(number), on_fork.fetch_snapshot(result.fork_block))
-                    result.snapshot_equal, result.difference = difference is None, difference
-                else:
-                    assert runtime is not None
-                    tick = runtime.engine.tick()
-                    trades += [o for o in (tick.outcomes if tick else ()) if o.status == "included"]
-                report.blocks.append(result)
-                if progress:
-                    progress(n, to_block - from_block)
-            if runtime is not None:
-                report.keeper = _wind_down(runtime, fork, trades)
+            with nullcontext() if runtime is None else logged_stop(lambda: runtime.ticks, to_block - from_block,
+                                                                   end="replay_end"):
+                for n, number in enumerate(range(from_block + 1, to_block + 1), 1):
+                    result = replayer.replay(number)
+                    if check:
+                        difference = _first_difference(on_origin.fetch_snapshot(number),
+                                                       on_fork.fetch_snapshot(result.fork_block))
+                        result.snapshot_equal, result.difference = difference is None, difference
+                    else:
+                        assert runtime is not None
+                        trades += _tick(runtime)
+                    report.blocks.append(result)
+                    if progress:
+                        progress(n, to_block - from_block)
+                if runtime is not None:
+                    report.keeper = _wind_down(runtime, fork, trades)
         finally:
             if runtime is not None:
                 runtime.close()
@@ -249,6 +251,15 @@ def _keeper_on_fork(settings: KeeperConfig, fork: JsonRpc, work: Path) -> Any:
         return build_runtime(simulation_settings(settings, world, executor.address, work), dry_run=False)
 
 
+def _tick(runtime: Any) -> list[Any]:
+    """One keeper tick, counted as the block loop counts them (`keeper.stopping`'s ticks); its
+    included trades."""
+    tick = runtime.engine.tick()
+    if tick is not None:
+        runtime.ticks += 1
+    return [o for o in (tick.outcomes if tick else ()) if o.status == "included"]
+
+
 def _wind_down(runtime: Any, fork: JsonRpc, trades: list[Any], ticks: int = 4) -> dict[str, Any]:
     """Close what the keeper holds (kill switch: unwind) after the last block, then its books."""
     runtime.pull_kill_switch("keeper simulate --replay: wind-down")
@@ -256,8 +267,7 @@ def _wind_down(runtime: Any, fork: JsonRpc, trades: list[Any], ticks: int = 4) -
         if not runtime.journal.open_positions():
             break
         fork.call("evm_mine", [])  # a new block for the keeper to tick on
-        tick = runtime.engine.tick()
-        trades += [o for o in (tick.outcomes if tick else ()) if o.status == "included"]
+        trades += _tick(runtime)
     pnl = runtime.journal.pnl_summary().total
     return {"pnl_usd": pnl.total_x18 / 10**18, "pnl": pnl.to_json_dict(), "open_after": sorted(runtime.journal.open_positions()),
             "trades": [{"block": o.block_number, "market": o.plan.intent.market, "kind": o.plan.intent.kind,

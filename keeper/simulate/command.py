@@ -49,7 +49,7 @@ from keeper.config import KeeperConfig, with_overrides
 from keeper.devnet.manifest import DevnetManifest
 from keeper.errors import ConfigError
 from keeper.journal import Journal
-from keeper.logs import configure_logging, get_logger, redact_urls, redacted_url
+from keeper.logs import configure_logging, get_logger, redacted_url
 from keeper.simulate.compare import account_limits, compare, keeper_round_trips, yardsticks_json
 from keeper.simulate.driver import ScenarioDriver
 from keeper.simulate.fork import (check_fork_block, find_origin_manifest, fund_gas, origin_head,
@@ -130,21 +130,22 @@ def _logs_to(path: Path, level: str) -> Iterator[None]:
 
 
 @contextmanager
-def logged_stop(ticks: Callable[[], int], steps: int) -> Iterator[None]:
+def logged_stop(ticks: Callable[[], int], steps: int, end: str = "scenario_end") -> Iterator[None]:
     """The simulated keeper's log ends as a live run's (keeper/blockloop.py): `keeper.stopping`, with
-    reason `scenario_end` after the wind-down, `fatal` (the error) or `signal` (Ctrl-C) when the run
-    broke off, then `keeper.stopped`; both with the ticks the keeper ran."""
+    reason `end` (`scenario_end`; `--replay`: `replay_end`) after the wind-down, `fatal` or `signal`
+    (Ctrl-C) when the run broke off, then `keeper.stopped`; both with the ticks the keeper ran. The
+    error itself is told once, by `simulate.failed` after them (`_logs_to`), as a live run tells it
+    once, by `keeper.fatal` before them."""
     try:
         yield
     except KeyboardInterrupt:
         log.info("keeper.stopping", reason="signal", signal="SIGINT", ticks=ticks(), phase="loop")
         raise
-    except Exception as exc:
-        log.info("keeper.stopping", reason="fatal", error_type=type(exc).__name__, error=redact_urls(str(exc)),
-                 ticks=ticks(), phase="loop")
+    except Exception:
+        log.info("keeper.stopping", reason="fatal", ticks=ticks(), phase="loop")
         raise
     else:
-        log.info("keeper.stopping", reason="scenario_end", steps=steps, ticks=ticks(), phase="loop")
+        log.info("keeper.stopping", reason=end, steps=steps, ticks=ticks(), phase="loop")
     finally:
         log.info("keeper.stopped", ticks=ticks(), phase="loop")
 

@@ -68,6 +68,25 @@ def test_live_mode_without_a_key_exits_2_before_sending(tmp_path: Path) -> None:
         world.stop()
 
 
+def test_an_unset_key_variable_of_the_config_names_account_key_env(tmp_path: Path) -> None:
+    world: World = start_world(load_state=prebuilt_state())
+    try:
+        manifest = tmp_path / "manifest.json"
+        world.manifest.write(manifest)
+        config = tmp_path / "keeper.toml"
+        config.write_text(f'[account]\nkey_env = "MY_KEEPER_KEY"\n[monitoring]\njournal = "{tmp_path / "j.sqlite"}"\n')
+        nonce = world.node.rpc.call("eth_getTransactionCount", [world.manifest.accounts.keeper, "latest"])  # type: ignore[union-attr]
+        result = run_keeper("--config", str(config), "--rpc-url", world.node.rpc_url, "--manifest", str(manifest),
+                            "--blocks", "1", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("{")]
+        assert lines == ["error: account.key_env: $MY_KEEPER_KEY is not set: put the signing key there (64 hex "
+                         "digits), or use a keystore file"], result.stderr
+        assert world.node.rpc.call("eth_getTransactionCount", [world.manifest.accounts.keeper, "latest"]) == nonce  # type: ignore[union-attr]
+    finally:
+        world.stop()
+
+
 def test_an_unreachable_rpc_exits_2_naming_it(tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.json"
     world = start_world(load_state=prebuilt_state())

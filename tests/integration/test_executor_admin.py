@@ -225,3 +225,44 @@ def test_migrate_refuses_a_treasury_without_eth_for_its_transfers_before_sending
     assert f"error: --treasury-key-env: the treasury {treasury.address} has too little ETH for the gas" in " ".join(refused.output.split())
     assert _nonce(rpc, chain["admin"]) == nonce_before and tx.read(old, EX, "paused") is False
     assert _balance(rpc, manifest.contracts["USDC"], old) == 1_000 * 10**6
+
+
+def test_migrate_refuses_an_admin_without_eth_for_its_transactions_before_sending(chain: dict[str, Any]) -> None:
+    """The admin pauses, withdraws and deposits (and, as the treasury, transfers): without ETH for
+    that gas the migration would stop midway, as a treasury's would. Refused before anything is sent,
+    naming the option, by the same check as the treasury's."""
+    rpc, tx, manifest = chain["rpc"], chain["tx"], chain["manifest"]
+    old, new = _deploy(chain), _deploy(chain)
+    tx.call_fn(manifest.accounts.keeper, manifest.contracts["USDC"], ERC20, "transfer", old, 1_000 * 10**6)
+    rpc.call("anvil_setBalance", [chain["admin"], hex(10**9)])
+    nonce_before = _nonce(rpc, chain["admin"])
+    refused = _keeper("executor", "migrate", "--from", old, "--to", new, *chain["args"])
+    assert refused.exit_code == 2, refused.output
+    assert (f"error: --admin-key-env: the admin {chain['admin']} has too little ETH for the gas of its transactions "
+            f"({10**9} wei;") in " ".join(refused.output.split())
+    assert _nonce(rpc, chain["admin"]) == nonce_before and tx.read(old, EX, "paused") is False
+    assert _balance(rpc, manifest.contracts["USDC"], old) == 1_000 * 10**6
+
+
+
+def test_a_migrate_rerun_after_one_stopped_midway_says_the_funds_are_in_the_treasury(chain: dict[str, Any]) -> None:
+    """A migration stopped after the withdrawals (the old executor paused and emptied into the
+    treasury, the new one not funded): a re-run finds nothing in the old executor. It says where the
+    funds are (the treasury's balances of the collateral and the tokens) and what sends them on."""
+    rpc, tx, manifest = chain["rpc"], chain["tx"], chain["manifest"]
+    admin, usdc, weth = chain["admin"], manifest.contracts["USDC"], manifest.market("ETH").spot_token
+    old, new = _deploy(chain), _deploy(chain)
+    tx.call_fn(manifest.accounts.keeper, usdc, ERC20, "transfer", old, 1_000 * 10**6)
+    tx.call_fn(manifest.accounts.keeper, weth, ERC20, "transfer", old, 2 * 10**18)
+    rpc.call("anvil_impersonateAccount", [admin])
+    tx.call_fn(admin, old, EX, "setPaused", True)  # the stopped run's first steps
+    tx.call_fn(admin, old, EX, "withdrawToken", usdc, 1_000 * 10**6)
+    tx.call_fn(admin, old, EX, "withdrawToken", weth, 2 * 10**18)
+    rpc.call("anvil_stopImpersonatingAccount", [admin])
+    result = _keeper("executor", "migrate", "--from", old, "--to", new, *chain["args"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "nothing to move: the old executor is paused and holds no collateral, tokens or ETH" in said
+    assert f"the treasury {admin} holds 1000000000 raw of USDC ({usdc}), 2000000000000000000 raw of WETH ({weth})" in said
+    assert f"send them to the new executor {new}" in said
+    assert _balance(rpc, usdc, new) == 0 and _balance(rpc, usdc, admin) == 1_000 * 10**6

@@ -157,6 +157,10 @@ def test_replay_with_the_keeper_trading_between_the_origins_blocks(driven, tmp_p
     logged = [json.loads(line) for line in (tmp_path / "keeper.log").read_text().splitlines()]
     outcomes = [e["tx_hash"] for e in logged if e["event"] == "tx.outcome" and e["status"] == "included"]
     assert {e["event"] for e in logged} >= {"keeper.started", "tick", "tx.planned"} and len(outcomes) == len(trades)
+    # and it ends as `keeper simulate`'s does: the replay's end, then stopped, with the ticks the keeper ran
+    ticks = sum(1 for e in logged if e["event"] == "tick")
+    assert [(e["event"], e.get("reason"), e.get("steps"), e["ticks"]) for e in logged[-2:]] == [
+        ("keeper.stopping", "replay_end", len(ticked), ticks), ("keeper.stopped", None, None, ticks)]
     assert report.keeper["open_after"] == []
     # its own blocks sit between the origin's: the fork numbers run ahead of the origin's
     assert report.blocks[-1].fork_block > report.blocks[-1].origin_block

@@ -171,3 +171,18 @@ def test_given_a_key_pasted_as_the_variables_name_when_loading_then_the_error_do
     assert pasted[:16] not in str(caught.value) and "not shown" in str(caught.value)
     assert shown_env_name("KEEPER_PRIVATE_KEY") == "$KEEPER_PRIVATE_KEY"
     assert "not shown" in shown_env_name("hunter2 password")
+
+
+def test_a_load_error_names_the_account_field_it_comes_from(tmp_path: Path) -> None:
+    from keeper.chain.keys import KeyLoadError
+
+    keystore = tmp_path / "k.json"
+    keystore.write_text('{"crypto": {}}')
+    cases = [(lambda: load_signer(key_env="MY_KEY", environ={}), "key_env"),
+             (lambda: load_signer(key_env="MY_KEY", environ={"MY_KEY": "0x12"}), "key_env"),
+             (lambda: load_signer(keystore_path=tmp_path / "none.json", environ={}), "keystore"),
+             (lambda: load_signer(keystore_path=keystore, environ={}), "keystore_password_env")]
+    for load, source in cases:
+        with pytest.raises(KeyLoadError) as raised:
+            load()
+        assert raised.value.source == source, str(raised.value)
