@@ -23,7 +23,7 @@ old executor paused and empty, and the command lists the treasury's holdings (`f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,10 +205,12 @@ class Migration:
 
 def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_address: str,
                     new_address: str, market_names: Mapping[str, str] | None = None,
-                    admin_option: str = "--admin-key-env") -> tuple[ExecutorView, ExecutorView]:
+                    admin_option: str = "--admin-key-env",
+                    spot_tokens: Sequence[str] = ()) -> tuple[ExecutorView, ExecutorView]:
     """Every pre-condition of `migrate`, before anything is sent (ConfigError names the option; the
     admin key's is `admin_option`). `market_names`: the chain's market names by Perp base token, for
-    the refusal of an open position."""
+    the refusal of an open position; `spot_tokens`: the inventory tokens `migrate` moves (for the
+    gas the keys need)."""
     old = fetch_executor_view(rpc, old_address, "--from")
     new = fetch_executor_view(rpc, new_address, "--to")
     if old.address == new.address:
@@ -220,13 +222,12 @@ def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_ad
         raise ConfigError(f"--to: {new.address} trades on another ClearingHouse/USDC than {old.address}")
     for base_token, name in (market_names or {}).items():
         had, has = (_spot_market(rpc, view.address, base_token) for view in (old, new))
-        held = ERC20.decode("balanceOf", rpc.eth_call(had[0], ERC20.encode("balanceOf", old.address)))[0] \
-            if int(had[0], 16) else 0
-        if held and had != has:  # its inventory would sit where the keeper cannot trade it
-            raise ConfigError(f"--to: {new.address} has no market {name} registered as {old.address} has it (spot "
-                              f"{to_checksum_address(had[0])}, V3 fee {had[2]} pips), and {old.address} holds "
-                              f"{held} raw of that spot token; deploy the new executor with that market "
-                              "(`keeper executor deploy --markets`)")
+        held = _balance_of(rpc, had[0], old.address) if int(had[0], 16) else 0
+        if held and had[0] != has[0]:  # its inventory would sit where the keeper cannot trade it (another V3 fee
+            # tier of the same token still trades it: the keeper's own start checks the pools it quotes)
+            raise ConfigError(f"--to: {new.address} has no market {name} with spot token {to_checksum_address(had[0])} "
+                              f"registered, and {old.address} holds {held} raw of that token; deploy the new executor "
+                              "with that market (`keeper executor deploy --markets`)")
     ab = abi_codec("AccountBalance")
     open_markets = ab.decode("getBaseTokens", rpc.eth_call(old.account_balance, ab.encode("getBaseTokens", old.address)))[0]
     if open_markets:
@@ -239,16 +240,33 @@ def check_migration(rpc: JsonRpc, admin: Signer, treasury: Signer | None, old_ad
     if signer.address.lower() != old.treasury.lower():
         raise ConfigError(f"--treasury-key-env: the treasury {old.treasury} must sign the transfers to the new "
                           f"executor; the key given is {signer.address}")
-    # a key without gas would stop the migration midway: the old executor paused, the funds in the treasury
-    transfers = [TRANSFER_GAS] * (1 + len(market_names or {}))  # USDC and each market's spot token
-    withdrawals = [ADMIN_CALL_GAS] * (len(transfers) + 3)  # each token, the collateral, ETH; the deposit
-    admin_calls = withdrawals + ([] if old.paused else [ADMIN_CALL_GAS])  # and the pause
+    # a key without gas would stop the migration midway: the old executor paused, the funds in the treasury;
+    # counted from what there is to move (an executor holding nothing needs no transfer)
+    free_raw, held_tokens, eth_wei = _to_move(rpc, old, spot_tokens)
+    tokens_out = len(held_tokens) + (1 if free_raw and all(t != old.usdc for t, _ in held_tokens) else 0)
+    transfers = [TRANSFER_GAS] * tokens_out  # the treasury's, each token on to the new executor
+    admin_calls = [ADMIN_CALL_GAS] * ((0 if old.paused else 1) + tokens_out + (1 if eth_wei else 0)
+                                      + (2 if free_raw else 0))  # pause, withdrawals, ETH; collateral out and in
     if treasury is not None:
         _refuse_without_gas_eth(rpc, "--treasury-key-env", "the treasury", treasury.address,
                                 "its transfers to the new executor", transfers)
     _refuse_without_gas_eth(rpc, admin_option, "the admin", admin.address, "its transactions",
                             admin_calls + (transfers if treasury is None else []))
     return old, new
+
+
+def _balance_of(rpc: JsonRpc, token: str, account: str) -> int:
+    return int(ERC20.decode("balanceOf", rpc.eth_call(token, ERC20.encode("balanceOf", account)))[0])
+
+
+def _to_move(rpc: JsonRpc, old: ExecutorView, spot_tokens: Sequence[str]) -> tuple[int, list[tuple[str, int]], int]:
+    """What `migrate` moves out of `old`: its free collateral in the vault, its non-zero balances of
+    USDC and `spot_tokens` (ordered, no repeats), and its ETH."""
+    vault_abi = abi_codec("Vault")
+    free_raw = int(vault_abi.decode("getFreeCollateralByToken", rpc.eth_call(
+        old.vault, vault_abi.encode("getFreeCollateralByToken", old.address, old.usdc)))[0])
+    held = [(t, b) for t in dict.fromkeys([old.usdc, *spot_tokens]) if (b := _balance_of(rpc, t, old.address)) > 0]
+    return free_raw, held, int(rpc.call("eth_getBalance", [old.address, "latest"]), 16)
 
 
 def _refuse_without_gas_eth(rpc: JsonRpc, option: str, role: str, address: str, what: str,
@@ -289,23 +307,19 @@ def migrate(rpc: JsonRpc, admin: TxSender, treasury: TxSender, spot_tokens: list
     """Pause the old executor, withdraw its collateral and tokens to the treasury, forward them to
     the new executor, deposit the collateral there. `spot_tokens`: inventory tokens to move."""
     result = Migration(old, new)
-    vault_abi = abi_codec("Vault")
     if not old.paused:
         _send(admin, old.address, EXECUTOR.encode("setPaused", True), "pause the old executor")
-    free_raw = vault_abi.decode("getFreeCollateralByToken", rpc.eth_call(
-        old.vault, vault_abi.encode("getFreeCollateralByToken", old.address, old.usdc)))[0]
+    free_raw, _, _ = _to_move(rpc, old, spot_tokens)
     if free_raw > 0:
         receipt = _send(admin, old.address, EXECUTOR.encode("withdrawCollateral", free_raw), "withdraw collateral")
         result.collateral_raw = free_raw
         result.record(Movement("vault -> old executor", old.usdc, free_raw, receipt["transactionHash"]))
+    _, held_tokens, eth_wei = _to_move(rpc, old, spot_tokens)  # the collateral withdrawn is USDC held now
     withdrawn: list[tuple[str, int]] = []
-    for token in dict.fromkeys([old.usdc, *spot_tokens]):  # ordered, no repeats
-        held = ERC20.decode("balanceOf", rpc.eth_call(token, ERC20.encode("balanceOf", old.address)))[0]
-        if held > 0:
-            receipt = _send(admin, old.address, EXECUTOR.encode("withdrawToken", token, held), "withdraw token")
-            result.record(Movement("old executor -> treasury", token, held, receipt["transactionHash"]))
-            withdrawn.append((token, held))
-    eth_wei = int(rpc.call("eth_getBalance", [old.address, "latest"]), 16)
+    for token, held in held_tokens:
+        receipt = _send(admin, old.address, EXECUTOR.encode("withdrawToken", token, held), "withdraw token")
+        result.record(Movement("old executor -> treasury", token, held, receipt["transactionHash"]))
+        withdrawn.append((token, held))
     if eth_wei > 0:
         receipt = _send(admin, old.address, EXECUTOR.encode("withdrawEth", eth_wei), "withdraw ETH")
         result.record(Movement("old executor -> treasury (stays)", "ETH", eth_wei, receipt["transactionHash"]))

@@ -158,11 +158,13 @@ def migrate(
                           AdminKey(admin_key_env, admin_keystore, admin_keystore_password_env).load)
         treasury = _key_from("--treasury-key-env", lambda: load_signer_from_env(treasury_key_env)) if treasury_key_env else None
         rpc, book = connect(settings, rpc_url)
+        spot_tokens = [m.spot_token for m in book.markets]
         old, new = check_migration(rpc, admin, treasury, old_address, new_address,
-                                   {m.base_token: m.name for m in book.markets}, _admin_option(admin_keystore))
+                                   {m.base_token: m.name for m in book.markets}, _admin_option(admin_keystore),
+                                   spot_tokens)
         admin_sender = build_sender(rpc, admin, settings)
         treasury_sender = build_sender(rpc, treasury, settings) if treasury else admin_sender
-        tokens = [old.usdc, *(m.spot_token for m in book.markets)]
+        tokens = [old.usdc, *spot_tokens]
         done = run_migration(rpc, admin_sender, treasury_sender, tokens[1:], old, new)
         in_treasury = fetch_holdings(rpc, old.treasury, tokens) if old.paused and not done.moved else []
     except KeeperError as exc:

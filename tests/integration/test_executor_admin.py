@@ -195,7 +195,7 @@ def test_migrate_refuses_a_new_executor_without_the_old_ones_markets(chain: dict
     nonce_before = _nonce(rpc, chain["admin"])
     refused = _keeper("executor", "migrate", "--from", old, "--to", new, *chain["args"])
     assert refused.exit_code == 2, refused.output
-    assert f"error: --to: {new} has no market BTC registered" in " ".join(refused.output.split())
+    assert f"error: --to: {new} has no market BTC with spot token" in " ".join(refused.output.split())
     assert _nonce(rpc, chain["admin"]) == nonce_before and tx.read(old, EX, "paused") is False
     assert _balance(rpc, manifest.market("BTC").spot_token, old) == 10**7
     # a market dropped on purpose, with no inventory to move, is no reason to refuse
