@@ -138,11 +138,19 @@ _TRANSIENT_RPC_WORDS = _THROTTLED_RPC_WORDS + _SLOW_RPC_WORDS + (
     "blockoutofrange", "unknown block")  # the head moved back (reorg) under a pinned read; or a pruned block
 
 
+def _reverted(code: int, text: str) -> bool:
+    """A revert (code 3, or "revert" in the message): its reason is the contract's words, never the
+    node's, whatever they say ("oracle timeout", "pool busy", "deposit limit exceeded")."""
+    return code == 3 or "revert" in text
+
+
 def state_missing(exc: RpcError) -> bool:
     """A reply that says the node has not kept the state asked for (a pruned block): the only reply
     `keeper record` and its default range's probes (history/served.py) take for pruning. Any other
     transient reply (slow, busy, "temporarily unavailable") is asked again; any other error is raised."""
     text = exc.rpc_message.lower()
+    if _reverted(exc.code, text):
+        return False
     return exc.code in _STATE_MISSING_RPC_CODES or any(word in text for word in _STATE_MISSING_WORDS)
 
 
@@ -150,6 +158,8 @@ def rpc_error_from_reply(method: str, code: int, message: str, data: object = No
     """The exception for a JSON-RPC error reply: TransientRpcError when it means "try again",
     else RpcError (a revert, a refused transaction, a bad request). The transport calls this."""
     text = message.lower()
+    if _reverted(code, text):
+        return RpcError(method, code, message, data)
     if code in _TRANSIENT_RPC_CODES or any(word in text for word in _TRANSIENT_RPC_WORDS):
         return TransientRpcError(method, code, message, data)
     return RpcError(method, code, message, data)
