@@ -126,7 +126,8 @@ _THROTTLED_RPC_WORDS = ("rate limit", "too many requests", "try again", "busy", 
 _SLOW_RPC_WORDS = ("execution aborted", "timed out", "timeout", "deadline exceeded")
 # Replies that say the node has not kept the state asked for (a pruned node: geth "missing trie
 # node", "header not found", "state histories haven't been fully indexed yet", "required historical
-# state unavailable"; anvil BlockOutOfRange): the only ones taken for pruning.
+# state unavailable"; anvil BlockOutOfRange): the only ones taken for pruning, unless the code says
+# throttled (-32005, 429: those words then name what was throttled) or reverted.
 _STATE_MISSING_WORDS = ("missing trie node", "header not found", "fully indexed", "historical state",
                         "blockoutofrange", "unknown block", "pruned")
 _STATE_MISSING_RPC_CODES = frozenset({-32001})  # EIP-1474 resource not found: EIP-1898's block it does not hold
@@ -149,7 +150,7 @@ def state_missing(exc: RpcError) -> bool:
     `keeper record` and its default range's probes (history/served.py) take for pruning. Any other
     transient reply (slow, busy, "temporarily unavailable") is asked again; any other error is raised."""
     text = exc.rpc_message.lower()
-    if _reverted(exc.code, text):
+    if _reverted(exc.code, text) or exc.code in _THROTTLED_RPC_CODES:  # a 429 saying "historical state": slow down
         return False
     return exc.code in _STATE_MISSING_RPC_CODES or any(word in text for word in _STATE_MISSING_WORDS)
 

@@ -178,3 +178,58 @@ def test_given_a_probe_answered_with_another_error_then_it_is_raised_at_once(cod
         served_start(node, "0x" + "11" * 20, 1_000, 1_999, pauses.append)  # type: ignore[arg-type]
     assert not isinstance(raised.value, (TransientError, StateUnavailable))
     assert node.asked == [1_000] and pauses == []
+
+
+THROTTLED_SAYING_STATE = [  # (code, message): a throttle code says "slow down", whatever the words
+    (429, "historical state requests are limited to 10/s"),
+    (-32005, "limit exceeded for missing trie node lookups"),
+]
+PRUNED_SAYING_BUSY = [  # (code, message): no throttle code, the words say the state is gone
+    (-32000, "missing trie node 6f1c5a0f9e7d1b (path ) <nil>; try again with an archive node"),
+    (-32000, "header not found (busy syncing)"),
+]
+
+
+@pytest.mark.parametrize(("code", "message"), THROTTLED_SAYING_STATE)
+def test_given_a_throttle_code_whose_words_name_the_state_then_it_is_retried(code: int, message: str) -> None:
+    # before: the state-missing words overrode the throttle code: StateUnavailable at once (exit 2)
+    assert not state_missing(rpc_error_from_reply("eth_call", code, message))
+    pauses: list[float] = []
+    assert read_block(_recorder([(code, message)]), 40, 40, at_head=False, sleep=pauses.append).block == 40
+    assert pauses == [0.5]
+    archive = _SlowNode(0, (code, message))
+    assert served_start(archive, "0x" + "11" * 20, 1_000, 1_999, pauses.append) == 1_000  # type: ignore[arg-type]
+    assert archive.asked == [1_000, 1_000]
+
+
+@pytest.mark.parametrize(("code", "message"), PRUNED_SAYING_BUSY)
+def test_given_a_state_missing_reply_with_busy_words_then_it_is_pruning(code: int, message: str) -> None:
+    pauses: list[float] = []
+    with pytest.raises(StateUnavailable, match="cannot serve the state of block 40"):
+        read_block(_recorder([(code, message)]), 40, 40, at_head=False, sleep=pauses.append)
+    assert pauses == []
+
+
+class _PrunedNode:
+    """eth_getBalance on a node that serves every block from `first_served` on and answers an older
+    one with `reply` at once."""
+
+    url = "http://127.0.0.1:1"
+
+    def __init__(self, first_served: int, reply: tuple[int, str]) -> None:
+        self.first_served = first_served
+        self.reply = reply
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        if int(params[1], 16) < self.first_served:
+            raise rpc_error_from_reply(method, *self.reply)
+        return "0x0"
+
+
+@pytest.mark.parametrize(("code", "message"), PRUNED + PRUNED_SAYING_BUSY)
+def test_given_a_node_pruned_below_a_block_then_the_probes_find_it_without_retrying(code: int, message: str) -> None:
+    # the veto itself: every pruned-state reply ("header not found" is transient in the live loop) is a "no"
+    pauses: list[float] = []
+    node = _PrunedNode(1_872, (code, message))
+    assert served_start(node, "0x" + "11" * 20, 1_000, 1_999, pauses.append) == 1_876  # type: ignore[arg-type]
+    assert pauses == []
