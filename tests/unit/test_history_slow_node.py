@@ -31,6 +31,10 @@ PRUNED = [  # (code, message): the node has not kept the state of that block
     (-32000, "BlockOutOfRangeError: block height is 2000 but requested was 1000"),  # anvil
     (-32001, "resource not found"),  # EIP-1898: a block hash the node does not hold
 ]
+PRUNED_SAYING_BUSY = [  # (code, message): no throttle code, the words say the state is gone
+    (-32000, "missing trie node 6f1c5a0f9e7d1b (path ) <nil>; try again with an archive node"),
+    (-32000, "header not found (busy syncing)"),
+]
 UNAVAILABLE = [  # (code, message): transient replies that say neither "slow" nor "gone"
     (-32000, "service temporarily unavailable"),
     (-32002, "resource unavailable"),  # EIP-1474, without "timed out"
@@ -96,7 +100,7 @@ def test_given_a_read_the_node_timed_out_then_record_retries_it_and_records_the_
     assert message in retries[0]["error"]
 
 
-@pytest.mark.parametrize(("code", "message"), PRUNED)
+@pytest.mark.parametrize(("code", "message"), PRUNED + PRUNED_SAYING_BUSY)
 def test_given_a_read_of_a_pruned_block_then_record_stops_there_without_retrying(code: int, message: str) -> None:
     pauses: list[float] = []
     with pytest.raises(StateUnavailable, match="cannot serve the state of block 40"):
@@ -184,10 +188,6 @@ THROTTLED_SAYING_STATE = [  # (code, message): a throttle code says "slow down",
     (429, "historical state requests are limited to 10/s"),
     (-32005, "limit exceeded for missing trie node lookups"),
 ]
-PRUNED_SAYING_BUSY = [  # (code, message): no throttle code, the words say the state is gone
-    (-32000, "missing trie node 6f1c5a0f9e7d1b (path ) <nil>; try again with an archive node"),
-    (-32000, "header not found (busy syncing)"),
-]
 
 
 @pytest.mark.parametrize(("code", "message"), THROTTLED_SAYING_STATE)
@@ -200,14 +200,6 @@ def test_given_a_throttle_code_whose_words_name_the_state_then_it_is_retried(cod
     archive = _SlowNode(0, (code, message))
     assert served_start(archive, "0x" + "11" * 20, 1_000, 1_999, pauses.append) == 1_000  # type: ignore[arg-type]
     assert archive.asked == [1_000, 1_000]
-
-
-@pytest.mark.parametrize(("code", "message"), PRUNED_SAYING_BUSY)
-def test_given_a_state_missing_reply_with_busy_words_then_it_is_pruning(code: int, message: str) -> None:
-    pauses: list[float] = []
-    with pytest.raises(StateUnavailable, match="cannot serve the state of block 40"):
-        read_block(_recorder([(code, message)]), 40, 40, at_head=False, sleep=pauses.append)
-    assert pauses == []
 
 
 class _PrunedNode:
