@@ -126,9 +126,11 @@ _THROTTLED_RPC_WORDS = ("rate limit", "too many requests", "try again", "busy", 
 _SLOW_RPC_WORDS = ("execution aborted", "timed out", "timeout", "deadline exceeded")
 # Replies that say the node has not kept the state asked for (a pruned node: geth "missing trie
 # node", "header not found", "state histories haven't been fully indexed yet", "required historical
-# state unavailable"; anvil BlockOutOfRange): never slow or busy, whatever else they say.
+# state unavailable"; anvil BlockOutOfRange): the only ones taken for pruning, unless the code says
+# throttled (-32005, 429: those words then name what was throttled) or reverted.
 _STATE_MISSING_WORDS = ("missing trie node", "header not found", "fully indexed", "historical state",
                         "blockoutofrange", "unknown block", "pruned")
+_STATE_MISSING_RPC_CODES = frozenset({-32001})  # EIP-1474 resource not found: EIP-1898's block it does not hold
 # JSON-RPC error codes that mean "try again": the throttled ones and EIP-1474 resource unavailable.
 _TRANSIENT_RPC_CODES = _THROTTLED_RPC_CODES | {-32002}
 # Wording of try-again replies (geth, erigon, alchemy, infura, quicknode, anvil forks).
@@ -137,27 +139,28 @@ _TRANSIENT_RPC_WORDS = _THROTTLED_RPC_WORDS + _SLOW_RPC_WORDS + (
     "blockoutofrange", "unknown block")  # the head moved back (reorg) under a pinned read; or a pruned block
 
 
-def throttled(exc: RpcError) -> bool:
-    """A "slow down" reply (rate limited, busy): it says nothing about what was asked (a block a
-    pruned node no longer serves answers "header not found" / BlockOutOfRange instead)."""
-    text = exc.rpc_message.lower()
-    return exc.code in _THROTTLED_RPC_CODES or any(word in text for word in _THROTTLED_RPC_WORDS)
+def _reverted(code: int, text: str) -> bool:
+    """A revert (code 3, or "revert" in the message): its reason is the contract's words, never the
+    node's, whatever they say ("oracle timeout", "pool busy", "deposit limit exceeded")."""
+    return code == 3 or "revert" in text
 
 
-def busy_or_slow(exc: RpcError) -> bool:
-    """Throttled, or out of time (an eth_call past the node's EVM timeout, a request past its
-    server's): the node may well have the state asked for, so a read answered so is asked again
-    and never taken for a pruned block (keeper record, history/served.py)."""
+def state_missing(exc: RpcError) -> bool:
+    """A reply that says the node has not kept the state asked for (a pruned block): the only reply
+    `keeper record` and its default range's probes (history/served.py) take for pruning. Any other
+    transient reply (slow, busy, "temporarily unavailable") is asked again; any other error is raised."""
     text = exc.rpc_message.lower()
-    if any(word in text for word in _STATE_MISSING_WORDS):
+    if _reverted(exc.code, text) or exc.code in _THROTTLED_RPC_CODES:  # a 429 saying "historical state": slow down
         return False
-    return throttled(exc) or any(word in text for word in _SLOW_RPC_WORDS)
+    return exc.code in _STATE_MISSING_RPC_CODES or any(word in text for word in _STATE_MISSING_WORDS)
 
 
 def rpc_error_from_reply(method: str, code: int, message: str, data: object = None) -> RpcError:
     """The exception for a JSON-RPC error reply: TransientRpcError when it means "try again",
     else RpcError (a revert, a refused transaction, a bad request). The transport calls this."""
     text = message.lower()
+    if _reverted(code, text):
+        return RpcError(method, code, message, data)
     if code in _TRANSIENT_RPC_CODES or any(word in text for word in _TRANSIENT_RPC_WORDS):
         return TransientRpcError(method, code, message, data)
     return RpcError(method, code, message, data)

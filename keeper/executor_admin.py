@@ -110,6 +110,7 @@ class Deployment:
     treasury: str
     operator: str
     markets: tuple[tuple[str, str, str, int], ...]  # (name, Perp base token, spot token, V3 fee pips)
+    chain_id: int  # the address book's, checked against the node before sending (connect)
 
     def config_lines(self) -> str:
         return f'[account]\nexecutor = "{self.address}"\n'
@@ -117,7 +118,9 @@ class Deployment:
 
 def deploy(rpc: JsonRpc, sender: TxSender, book: AddressBook, treasury: str, operator: str,
            market_names: list[str]) -> Deployment:
-    """Deploy from the admin key (the admin) and register the markets; checks before sending."""
+    """Deploy from the admin key (the admin) and register the markets; checks before sending. Once
+    sent, nothing but the receipts is asked of the node: the chain is the book's (connect checked it),
+    so a node failing then cannot lose the new executor's address."""
     admin = sender.address
     if operator.lower() in (admin.lower(), treasury.lower()):
         raise ConfigError(f"--operator: {operator} must be a key of its own, neither the admin nor the treasury")
@@ -139,9 +142,9 @@ def deploy(rpc: JsonRpc, sender: TxSender, book: AddressBook, treasury: str, ope
               f"setMarket {name} on the new executor {address}")  # a failure names what was deployed
         markets.append((name, m.base_token, m.spot_token, m.uniswap_v3_fee_pips))
     log.info("executor.deployed", executor=address, admin=admin, treasury=treasury, operator=operator,
-             markets=market_names, tx_hash=receipt["transactionHash"], chain_id=rpc.chain_id(), rpc_url=rpc.url)
+             markets=market_names, tx_hash=receipt["transactionHash"], chain_id=book.chain_id, rpc_url=rpc.url)
     return Deployment(address, receipt["transactionHash"], int(receipt["gasUsed"], 16), admin, treasury, operator,
-                      tuple(markets))
+                      tuple(markets), book.chain_id)
 
 
 # ------------------------------------------------------------------------------ migrate

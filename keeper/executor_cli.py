@@ -64,11 +64,12 @@ def _key_from(option: str, load: Callable[[], Signer]) -> Signer:
         raise ConfigError(f"{named}: {exc}") from exc
 
 
-def _node(rpc: JsonRpc) -> str:
-    """Where a command sent: on a fork, a forgotten --rpc-url sends to the devnet manifest's node."""
+def _node(rpc: JsonRpc, chain_id: int | None = None) -> str:
+    """Where a command sent: on a fork, a forgotten --rpc-url sends to the devnet manifest's node.
+    `chain_id`: the one read before sending (None: the node is asked now)."""
     from keeper.logs import redacted_url
 
-    return f"chain {rpc.chain_id()} via {redacted_url(rpc.url)}"
+    return f"chain {rpc.chain_id() if chain_id is None else chain_id} via {redacted_url(rpc.url)}"
 
 
 def _admin_option(keystore: Path | None) -> str:
@@ -113,7 +114,7 @@ def deploy(
         done = deploy_executor(rpc, build_sender(rpc, signer, settings), book, treasury_address, operator_address, names)
     except KeeperError as exc:
         raise fail(exc) from exc
-    out.print(f"BasisExecutor deployed at {done.address} on {_node(rpc)} (tx {done.tx_hash}, {done.gas_used:,} gas)",
+    out.print(f"BasisExecutor deployed at {done.address} on {_node(rpc, done.chain_id)} (tx {done.tx_hash}, {done.gas_used:,} gas)",
               highlight=False)
     out.print(f"  admin    {done.admin}\n  treasury {done.treasury}\n  operator {done.operator}", highlight=False)
     for name, base, spot, fee in done.markets:

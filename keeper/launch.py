@@ -28,13 +28,15 @@ log = get_logger("keeper.runtime")
 
 
 def devnet_setup(manifest: DevnetManifest, rpc_url: str, *, world: World | None = None,
-                 activity: ActivityConfig | None = None) -> ChainSetup:
+                 activity: ActivityConfig | None = None, key_setting: str = "account.key_env") -> ChainSetup:
     """A devnet's markets from its manifest and its executor provisioning (anvil only); with the
     embedded `world`: a throwaway key and the market-activity driver too (`activity`: its seed,
-    scripted shocks etc.; default ActivityConfig()), and the world stops with the runtime."""
+    scripted shocks etc.; default ActivityConfig()), and the world stops with the runtime.
+    `key_setting`: the setting the keeper's key comes from (named if provisioning refuses it)."""
 
     def provision(rpc: JsonRpc, owner: str | None) -> str:
-        return provision_impersonated(rpc, manifest, owner or manifest.accounts.keeper)  # keyless
+        return provision_impersonated(rpc, manifest, owner or manifest.accounts.keeper,  # keyless
+                                      key_setting=key_setting)
 
     return ChainSetup(
         rpc_url=rpc_url, sources=Sources.from_manifest(manifest), provision_executor=provision,
@@ -79,4 +81,7 @@ def _chain_setup(config: KeeperConfig, activity: ActivityConfig | None) -> Chain
             world.stop()
             raise
     rpc_url, manifest = config_chain(config)  # the devnet preset: its manifest's addresses
-    return devnet_setup(manifest, rpc_url) if manifest is not None else ChainSetup(rpc_url=rpc_url)
+    if manifest is None:
+        return ChainSetup(rpc_url=rpc_url)
+    return devnet_setup(manifest, rpc_url,
+                        key_setting="account.keystore" if config.account.keystore is not None else "account.key_env")

@@ -53,14 +53,16 @@ def deploy_executor(tx: DevSender, roles: ExecutorRoles, clearing_house: str, un
 
 
 def provision_executor(tx: DevSender, manifest: DevnetManifest, owner: str,
-                       funding: ExecutorFunding = ExecutorFunding(), admin: str | None = None) -> str:
+                       funding: ExecutorFunding = ExecutorFunding(), admin: str | None = None,
+                       key_setting: str = "account.key_env") -> str:
     """An executor operated by `owner` (admin and treasury: `admin`, default the deployer),
     funded from the owner's wallet (minted on the devnet when short; the ETH wrapped for the WETH
-    inventory topped up by anvil when short)."""
+    inventory topped up by anvil when short). `key_setting`: where the owner's key came from, named
+    when it is refused."""
     c = manifest.contracts
     admin = admin or manifest.accounts.deployer
     if owner.lower() == admin.lower():  # the constructor would revert (RolesNotSeparate): send nothing
-        raise ConfigError(f"account.key_env: the key's address {owner} is this devnet's deployer, the admin and "
+        raise ConfigError(f"{key_setting}: the key's address {owner} is this devnet's deployer, the admin and "
                           f"treasury of the executor provisioned for it; the operator must be another key (the "
                           f"devnet's keeper account is {manifest.accounts.keeper}), or set account.executor to one "
                           "deployed with `keeper executor deploy`")
@@ -101,11 +103,11 @@ def top_up_eth(rpc: JsonRpc, account: str, need_wei: int) -> None:
 
 
 def provision_impersonated(rpc: JsonRpc, manifest: DevnetManifest, owner: str,
-                           funding: ExecutorFunding = ExecutorFunding()) -> str:
+                           funding: ExecutorFunding = ExecutorFunding(), key_setting: str = "account.key_env") -> str:
     """provision_executor for an owner whose key anvil does not hold (a fresh keeper key, or none
     in a dry run): its transactions are sent by impersonation, which ends whatever happens."""
     rpc.call("anvil_impersonateAccount", [owner])
     try:
-        return provision_executor(DevSender(rpc), manifest, owner, funding)
+        return provision_executor(DevSender(rpc), manifest, owner, funding, key_setting=key_setting)
     finally:
         rpc.call("anvil_stopImpersonatingAccount", [owner])

@@ -37,7 +37,7 @@ from keeper.chain.multicall import Call, CallResult, Multicall, decode_aggregate
 from keeper.chain.rpc import BlockParam, JsonRpc
 from keeper.collect import SnapshotCollector, Sources
 from keeper.config import KeeperConfig
-from keeper.errors import ConfigError, KeeperError, RpcError, TransientError, busy_or_slow
+from keeper.errors import ConfigError, KeeperError, RpcError, TransientError, state_missing
 from keeper.history.reorg import ReorgTooDeep, node_hashes, rewind
 from keeper.history.replay import collector_meta, storage_read_key
 from keeper.history.served import served_start
@@ -167,13 +167,18 @@ class BlockRecorder:
             pinned, self._ahead = self.multicall.pinned, {}
             if pinned is not None and _replaced(self.rpc, block, pinned[1]):
                 raise BlockReplaced(f"block {block} {pinned[1]} left the node's chain while it was read") from exc
-            if isinstance(exc, TransientError) and (not isinstance(exc, RpcError) or busy_or_slow(exc)):
-                # a timeout (the transport's, or the node's "execution aborted (timeout = 5s)"), an
-                # HTTP 5xx, a rate limit: the node's trouble, not its pruning
-                raise TransientError(f"reading block {block}: {exc}; the history holds the blocks before it "
-                                     "(the same command again resumes there)") from exc
-            raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} cannot serve the state of block {block} "
-                                   f"(first block it cannot serve; an archive node keeps every block): {exc}") from exc
+            if isinstance(exc, RpcError) and state_missing(exc):  # only a reply that says the state is gone
+                raise StateUnavailable(f"the node at {redacted_url(self.rpc.url)} cannot serve the state of block "
+                                       f"{block} (first block it cannot serve; an archive node keeps every block): "
+                                       f"{exc}") from exc
+            if not isinstance(exc, (TransientError, RpcError)):
+                raise
+            # a timeout (the transport's, or the node's "execution aborted (timeout = 5s)"), an HTTP
+            # 5xx, a rate limit, "temporarily unavailable": retried (read_block); any other reply (a
+            # revert, an internal error): raised, neither pruning nor retried (exit 1)
+            kind = TransientError if isinstance(exc, TransientError) else KeeperError
+            raise kind(f"reading block {block}: {exc}; the history holds the blocks before it "
+                       "(the same command again resumes there)") from exc
         finally:
             self.multicall.pinned = None
         del self._ahead[block]

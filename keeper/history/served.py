@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable
 
 from keeper.chain.rpc import JsonRpc
-from keeper.errors import ConfigError, RpcError, busy_or_slow
+from keeper.errors import ConfigError, RpcError, TransientError, state_missing
 from keeper.logs import get_logger, redacted_url
 
 SERVED_MARGIN = 4  # blocks past the first served one: the node prunes on as it mines
-# A probe the node throttled or timed out (keeper/errors.py: busy_or_slow; geth's "execution aborted
-# (timeout = 5s)") says nothing about pruning: it is asked again after a pause, PROBE_TRIES times in
-# all, then that error is raised.
+# Only a probe answered with a reply that says the state is gone (keeper/errors.py: state_missing)
+# counts as pruning. Any other transient reply (throttled, timed out, geth's "execution aborted
+# (timeout = 5s)", "temporarily unavailable") is asked again after a pause, PROBE_TRIES times in all,
+# then that error is raised; any other error (a revert, an internal error) is raised at once.
 PROBE_TRIES = 4
 FIRST_PAUSE_S = 0.25
 log = get_logger("keeper.record")
@@ -42,17 +43,17 @@ def first_served_block(serves: Callable[[int], bool], lo: int, hi: int) -> int |
 
 def state_served(rpc: JsonRpc, address: str, sleep: Callable[[float], None] = time.sleep) -> Callable[[int], bool]:
     """Does the node serve the state of a block (a balance read of `address` there)? A transport
-    failure (timeout, 5xx) is raised, and so is a throttled or timed-out probe after PROBE_TRIES:
-    neither is taken for a pruned block."""
+    failure (timeout, 5xx) is raised, and so is a transient reply after PROBE_TRIES, and any other
+    error that does not say the state is gone at once: none is taken for a pruned block."""
     def serves(block: int) -> bool:
         for attempt in range(PROBE_TRIES):
             try:
                 rpc.call("eth_getBalance", [address, hex(block)])
                 return True
             except RpcError as exc:
-                if not busy_or_slow(exc):
+                if state_missing(exc):
                     return False
-                if attempt == PROBE_TRIES - 1:
+                if not isinstance(exc, TransientError) or attempt == PROBE_TRIES - 1:
                     raise
                 sleep(FIRST_PAUSE_S * 2 ** attempt)
         raise AssertionError("unreachable")

@@ -23,6 +23,7 @@ from keeper.errors import (
     TransientRpcError,
     classify_error,
     rpc_error_from_reply,
+    state_missing,
 )
 from keeper.journal import Journal
 from keeper.metrics import KeeperMetrics
@@ -180,3 +181,27 @@ def test_given_signals_computed_for_another_block_when_the_engine_takes_them_the
     # Then the engine does not decide on them
     with pytest.raises(ValueError, match="another block than 1001"):
         engine.decide_on(snapshot_of(market_view(), block=1001), 1001, computed=computed)
+
+
+REVERTS = [  # a revert whose reason carries try-again or state-gone words: still a revert
+    (3, "execution reverted: oracle timeout"),
+    (3, "execution reverted: pool busy"),
+    (3, "execution reverted: deposit limit exceeded"),
+    (3, "execution reverted: feed unavailable"),
+    (3, "execution reverted: context deadline exceeded"),
+    (3, "execution reverted: execution aborted"),
+    (3, "execution reverted: pruned market"),
+    (3, "oracle temporarily unavailable"),  # code 3 says it reverted, whatever the words
+    (-32000, "execution reverted: rate limit exceeded"),  # geth before code 3: the words say it
+    (-32015, "VM execution error: Reverted 0x; temporarily paused"),
+]
+
+
+@pytest.mark.parametrize(("code", "message"), REVERTS)
+def test_given_a_revert_whose_reason_reads_like_try_again_then_it_is_neither_transient_nor_a_pruned_state(
+        code: int, message: str) -> None:
+    # before: a TransientRpcError (retried, the tick skipped as the node's trouble), the reason's words
+    # ("timeout", "busy", "limit exceeded", ...) read as the node's; "pruned market" taken for pruning
+    error = rpc_error_from_reply("eth_call", code, message)
+    assert isinstance(error, RpcError) and not isinstance(error, TransientError)
+    assert not state_missing(error)
