@@ -64,12 +64,13 @@ def _key_from(option: str, load: Callable[[], Signer]) -> Signer:
         raise ConfigError(f"{named}: {exc}") from exc
 
 
-def _node(rpc: JsonRpc, chain_id: int | None = None) -> str:
+def _node(rpc: JsonRpc, chain_id: int) -> str:
     """Where a command sent: on a fork, a forgotten --rpc-url sends to the devnet manifest's node.
-    `chain_id`: the one read before sending (None: the node is asked now)."""
+    `chain_id`: the one read before sending (no RPC call after a send: a failing one would lose the
+    report of what was sent)."""
     from keeper.logs import redacted_url
 
-    return f"chain {rpc.chain_id() if chain_id is None else chain_id} via {redacted_url(rpc.url)}"
+    return f"chain {chain_id} via {redacted_url(rpc.url)}"
 
 
 def _admin_option(keystore: Path | None) -> str:
@@ -170,7 +171,7 @@ def migrate(
         in_treasury = fetch_holdings(rpc, old.treasury, tokens) if old.paused and not done.moved else []
     except KeeperError as exc:
         raise fail(exc) from exc
-    out.print(f"migrated {old.address} -> {new.address} on {_node(rpc)} (the old executor is paused)", highlight=False)
+    out.print(f"migrated {old.address} -> {new.address} on {_node(rpc, book.chain_id)} (the old executor is paused)", highlight=False)
     for m in done.moved:
         out.print(f"  {m.what}: {m.amount_raw} raw of {m.token} (tx {m.tx_hash})", highlight=False)
     if not done.moved:
