@@ -128,8 +128,11 @@ _SLOW_RPC_WORDS = ("execution aborted", "timed out", "timeout", "deadline exceed
 # node", "header not found", "state histories haven't been fully indexed yet", "required historical
 # state unavailable"; anvil BlockOutOfRange): the only ones taken for pruning, unless the code says
 # throttled (-32005, 429: those words then name what was throttled) or reverted.
-_STATE_MISSING_WORDS = ("missing trie node", "header not found", "fully indexed", "historical state",
-                        "blockoutofrange", "unknown block", "pruned")
+_STATE_MISSING_WORDS = ("missing trie node", "header not found", "fully indexed", "historical state",  # geth, reth
+                        "no state available",  # Nethermind (-32002 "No state available for block 0x...")
+                        "due to pruning",  # Erigon ("old data not available due to pruning")
+                        "world state unavailable",  # Besu
+                        "blockoutofrange", "unknown block", "pruned")  # anvil; "pruned history unavailable"
 _STATE_MISSING_RPC_CODES = frozenset({-32001})  # EIP-1474 resource not found: EIP-1898's block it does not hold
 # JSON-RPC error codes that mean "try again": the throttled ones and EIP-1474 resource unavailable.
 _TRANSIENT_RPC_CODES = _THROTTLED_RPC_CODES | {-32002}

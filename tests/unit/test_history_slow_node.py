@@ -30,6 +30,9 @@ PRUNED = [  # (code, message): the node has not kept the state of that block
     (-32000, "required historical state unavailable (reexec=128)"),
     (-32000, "BlockOutOfRangeError: block height is 2000 but requested was 1000"),  # anvil
     (-32001, "resource not found"),  # EIP-1898: a block hash the node does not hold
+    (-32002, "No state available for block 0x3f9e02 (1000)"),  # Nethermind: its code says "try again"
+    (-32000, "old data not available due to pruning: requested block 1000"),  # Erigon
+    (-32000, "World state unavailable"),  # Besu
 ]
 PRUNED_SAYING_BUSY = [  # (code, message): no throttle code, the words say the state is gone
     (-32000, "missing trie node 6f1c5a0f9e7d1b (path ) <nil>; try again with an archive node"),
