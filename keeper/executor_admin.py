@@ -119,8 +119,10 @@ class Deployment:
 def deploy(rpc: JsonRpc, sender: TxSender, book: AddressBook, treasury: str, operator: str,
            market_names: list[str]) -> Deployment:
     """Deploy from the admin key (the admin) and register the markets; checks before sending. Once
-    sent, nothing but the receipts is asked of the node: the chain is the book's (connect checked it),
-    so a node failing then cannot lose the new executor's address."""
+    sent, nothing but the sends and their receipts is asked of the node (the chain is the book's:
+    connect checked it), so no read after the last receipt can lose the new executor's address. A
+    node failing during a setMarket send or a receipt read still can: `executor.deployed` is logged
+    after the markets (a setMarket revert names the address; a transport failure there does not)."""
     admin = sender.address
     if operator.lower() in (admin.lower(), treasury.lower()):
         raise ConfigError(f"--operator: {operator} must be a key of its own, neither the admin nor the treasury")
