@@ -86,3 +86,11 @@ def test_the_admins_gas_counts_its_calls_from_what_there_is_to_move(monkeypatch:
     # the pause, collateral out and in, USDC and WETH withdrawn, ETH withdrawn: 6 calls; the admin is the treasury: 2 transfers
     with pytest.raises(ConfigError, match=r"^--admin-key-env: .* \(0 wei; up to 8 transactions, 2,000,000 gas"):
         _check(FakeNode(free_raw=5 * 10**6, balances={WETH: 1}, eth={OLD.address: 1}), treasury=False)
+
+
+def test_usdc_held_and_free_collateral_are_one_transfer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The collateral withdrawn from the vault is USDC the old executor then holds: with USDC already
+    held too, the treasury sends USDC once (and WETH): 2 transfers, not 3."""
+    monkeypatch.setattr(admin_module, "_spot_market", lambda rpc, executor, base: (WETH, 1, 3000))
+    with pytest.raises(ConfigError, match=r"^--treasury-key-env: .* \(0 wei; up to 2 transactions, 200,000 gas"):
+        _check(FakeNode(free_raw=5 * 10**6, balances={USDC: 10**6, WETH: 1}, eth={ADMIN: 10**18}))
