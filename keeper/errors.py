@@ -148,6 +148,11 @@ def _reverted(code: int, text: str) -> bool:
     return code == 3 or "revert" in text
 
 
+def is_revert(exc: RpcError) -> bool:
+    """The node's error reply is a revert (see `_reverted`)."""
+    return _reverted(exc.code, exc.rpc_message.lower())
+
+
 def state_missing(exc: RpcError) -> bool:
     """A reply that says the node has not kept the state asked for (a pruned block): the only reply
     `keeper record` and its default range's probes (history/served.py) take for pruning. Any other

@@ -45,6 +45,7 @@ from keeper.config import KeeperConfig
 from keeper.engine import Engine, StrategySlot, load_strategy_slots
 from keeper.errors import ChainMismatchError, ConfigError, FatalError, RpcError, TransientError
 from keeper.execute import DryRunExecutor, Executor, LiveExecutor
+from keeper.executor_markets import check_executor_markets
 from keeper.adopt import chain_positions
 from keeper.collateral import fund_vault
 from keeper.kill_switch import KillSwitch
@@ -302,6 +303,8 @@ def _connect_and_assemble(config: KeeperConfig, setup: ChainSetup, strategies: l
         raise ConfigError(f"account.executor: {executor_address} is paused (by its admin, e.g. after `keeper executor "
                           f"migrate`): it refuses every trade; set account.executor to the executor in use, or have "
                           f"the admin unpause this one")
+    # every enabled market registered as the book quotes it (the pair desk's too), a dry run's as well
+    check_executor_markets(collector.multicall, executor_address, collector.static, config.markets.enabled)
     if paused:
         log.warning("executor.paused", executor=executor_address,
                     note="the executor refuses every trade (IsPaused): the dry run's simulations will revert")

@@ -48,7 +48,7 @@ from keeper.chain.tx_types import (
     TxPendingTimeout,
     TxRequest,
 )
-from keeper.errors import ConfigError, RpcError, TransientError
+from keeper.errors import ConfigError, RpcError, TransientError, is_revert
 from keeper.logs import get_logger
 
 log = get_logger(__name__)
@@ -109,14 +109,15 @@ class TxSender(Broadcaster):
                     estimate = hex(compute_gas_limit(used, GAS_USED_MIN_MARGIN_BPS - self.config.gas_margin_bps)
                                    if GAS_USED_MIN_MARGIN_BPS > self.config.gas_margin_bps else used)
                 except RpcError as exc:
-                    if exc.code not in (-32601, -32600) and "not supported" not in exc.rpc_message.lower():
-                        raise
+                    if is_revert(exc) or (exc.code not in (-32601, -32600)
+                                          and "not supported" not in exc.rpc_message.lower()):
+                        raise  # a revert's words are the contract's: "not supported" there is not the node's
                     self._access_list_supported = False
                     estimate = self.rpc.call("eth_estimateGas", [call, "pending"])
             else:
                 estimate = self.rpc.call("eth_estimateGas", [call, "pending"])
         except RpcError as exc:
-            if not _is_revert(exc):
+            if not is_revert(exc):
                 raise
             reason = _revert_reason(exc, request.errors_abi)
             log.warning("tx.simulation_reverted", label=request.label, to=request.to, reason=reason)
@@ -294,10 +295,6 @@ class TxSender(Broadcaster):
         except RpcError as exc:
             return _revert_reason(exc, errors_abi)
         return "reverted on chain; the same call at the parent block succeeds (state changed within the block)"
-
-
-def _is_revert(exc: RpcError) -> bool:
-    return exc.code == 3 or "revert" in exc.rpc_message.lower()
 
 
 def _revert_reason(exc: RpcError, errors_abi: ContractAbi | None) -> str:
