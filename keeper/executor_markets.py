@@ -18,6 +18,7 @@ from keeper.errors import ConfigError
 from keeper.venues.executor import EXECUTOR
 from keeper.venues.sources import MarketStatic
 
+
 def check_executor_markets(multicall: Multicall, executor: str, statics: Sequence[MarketStatic],
                            enabled: Sequence[str]) -> None:
     """Refuse (ConfigError naming account.executor) an executor whose registration of an enabled
