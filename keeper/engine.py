@@ -42,6 +42,7 @@ from keeper.skiplog import SkipLog
 from keeper.signals import BasisHistory, PastBlock, Signal, SkippedSignal, compute_signals
 from keeper.types import Direction, Intent, MarketSnapshot, Outcome, PerpAccountState, Position
 from keeper.index_volatility import IndexHistory
+from keeper.venues.sources import MarketSource
 from strategies import STRATEGIES, load_strategy
 
 log = get_logger("keeper.engine")
@@ -120,12 +121,14 @@ class Engine(DecideStage, ExecuteStage):
     inflight: InFlight | None = field(init=False)
     skip_log: SkipLog = field(init=False)
     pairs: Any = field(init=False)  # keeper.pairs_desk.PairDesk when pairs_spread is enabled
+    _pooled: frozenset[tuple[str, str]] = field(init=False)  # (market, spot venue) with a pool at all: static
 
     def __post_init__(self) -> None:
         self.oracle_recovery = OracleRecovery(self.config.risk.max_oracle_age_s)
         self.boundary = ErrorBoundary(self.metrics, self.config.strategies.max_failures)
         self.inflight = InFlight(self.journal, self.executor) if self.executor.mode == "live" else None
         self.skip_log = SkipLog(self.journal)
+        self._pooled = MarketSource.pooled(self.collector.sources.markets)
         self.pairs = None  # the pair desk, only when pairs_spread is enabled
         if "pairs_spread" in self.config.strategies.enabled:
             self.pairs = build_pair_desk(self.config, self.executor, self.journal, self.planner.executor,
@@ -299,8 +302,7 @@ class Engine(DecideStage, ExecuteStage):
                     m.carry_apr.labels(name, direction.value).set(math.nan)
         for s in computed:
             if isinstance(s, SkippedSignal):
-                if not any(source.has_spot_venue(s.spot_venue) for source in self.collector.sources.markets
-                           if source.name == s.market):
+                if (s.market, s.spot_venue) not in self._pooled:
                     continue  # no pool there at all: no series, not a NaN one that can never be a number
                 m.basis_bps.labels(s.market, s.spot_venue).set(math.nan)
                 m.basis_zscore.labels(s.market, s.spot_venue).set(math.nan)

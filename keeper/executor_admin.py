@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_abi.exceptions import DecodingError
 from eth_utils import to_checksum_address
 
 from keeper.addressbook import AddressBook, book_from_manifest, chain_url_source, config_chain, optimism_book
@@ -39,7 +40,7 @@ from keeper.chain.rpc import JsonRpc
 from keeper.chain.sender import TxSender
 from keeper.chain.tx_types import SenderConfig, TxRequest
 from keeper.config import KeeperConfig
-from keeper.errors import ChainMismatchError, ConfigError, FatalError, TransientError, TxRevertedError
+from keeper.errors import ChainMismatchError, ConfigError, FatalError, RpcError, TransientError, TxRevertedError
 from keeper.logs import get_logger
 
 DEFAULT_ADMIN_KEY_ENV = "KEEPER_ADMIN_PRIVATE_KEY"
@@ -267,11 +268,14 @@ def _balance_of(rpc: JsonRpc, token: str, account: str) -> int:
 def _to_move(rpc: JsonRpc, old: ExecutorView, spot_tokens: Sequence[str]) -> tuple[int, list[tuple[str, int]], int]:
     """What `migrate` moves out of `old`: its free collateral in the vault, its non-zero balances of
     USDC and `spot_tokens` (ordered, no repeats), and its ETH."""
-    vault_abi = abi_codec("Vault")
-    free_raw = int(vault_abi.decode("getFreeCollateralByToken", rpc.eth_call(
-        old.vault, vault_abi.encode("getFreeCollateralByToken", old.address, old.usdc)))[0])
     held = [(t, b) for t in dict.fromkeys([old.usdc, *spot_tokens]) if (b := _balance_of(rpc, t, old.address)) > 0]
-    return free_raw, held, int(rpc.call("eth_getBalance", [old.address, "latest"]), 16)
+    return _free_collateral(rpc, old), held, int(rpc.call("eth_getBalance", [old.address, "latest"]), 16)
+
+
+def _free_collateral(rpc: JsonRpc, old: ExecutorView) -> int:
+    vault_abi = abi_codec("Vault")
+    return int(vault_abi.decode("getFreeCollateralByToken", rpc.eth_call(
+        old.vault, vault_abi.encode("getFreeCollateralByToken", old.address, old.usdc)))[0])
 
 
 def _refuse_without_gas_eth(rpc: JsonRpc, option: str, role: str, address: str, what: str,
@@ -297,11 +301,11 @@ def fetch_holdings(rpc: JsonRpc, account: str, tokens: list[str]) -> list[Holdin
     """`account`'s non-zero balances of `tokens` (e.g. the treasury's, after a migration stopped midway)."""
     held = []
     for token in dict.fromkeys(tokens):
-        amount = ERC20.decode("balanceOf", rpc.eth_call(token, ERC20.encode("balanceOf", account)))[0]
+        amount = _balance_of(rpc, token, account)
         if amount > 0:
             try:
                 symbol = str(ERC20.decode("symbol", rpc.eth_call(token, ERC20.encode("symbol")))[0])
-            except Exception:  # a token without a string symbol(): named by its address alone
+            except (RpcError, DecodingError, ValueError):  # no string symbol() (reverts, bytes32, not UTF-8): its address
                 symbol = ""
             held.append(Holding(to_checksum_address(token), symbol, amount))
     return held
@@ -314,7 +318,7 @@ def migrate(rpc: JsonRpc, admin: TxSender, treasury: TxSender, spot_tokens: list
     result = Migration(old, new)
     if not old.paused:
         _send(admin, old.address, EXECUTOR.encode("setPaused", True), "pause the old executor")
-    free_raw, _, _ = _to_move(rpc, old, spot_tokens)
+    free_raw = _free_collateral(rpc, old)
     if free_raw > 0:
         receipt = _send(admin, old.address, EXECUTOR.encode("withdrawCollateral", free_raw), "withdraw collateral")
         result.collateral_raw = free_raw

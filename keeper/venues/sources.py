@@ -6,6 +6,7 @@ these as JSON (keeper/history/replay.py), so their fields are a file format: add
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -21,9 +22,12 @@ class MarketSource:
     uniswap_v2_pair: str | None
     uniswap_v3_pool: str | None
 
-    def has_spot_venue(self, venue: str) -> bool:
-        """Whether the market has a pool on `venue` (a SPOT_VENUES name) at all."""
-        return {"uniswap_v2": self.uniswap_v2_pair, "uniswap_v3": self.uniswap_v3_pool}.get(venue) is not None
+    @staticmethod
+    def pooled(markets: Iterable[MarketSource]) -> frozenset[tuple[str, str]]:
+        """The (market, spot venue) pairs with a pool at all (SPOT_VENUES names): static, one set per keeper."""
+        return frozenset((m.name, venue) for m in markets
+                         for venue, pool in (("uniswap_v2", m.uniswap_v2_pair), ("uniswap_v3", m.uniswap_v3_pool))
+                         if pool is not None)
 
     @cached_property  # asked for every market every block (the snapshot's MarketView); kept in the instance dict
     def spot_is_token0(self) -> bool:

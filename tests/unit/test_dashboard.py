@@ -158,7 +158,8 @@ def test_a_venue_or_perp_not_read_this_block_is_nan_not_the_last_blocks_numbers(
 
     metrics = KeeperMetrics()
     eth = MarketSource("ETH", "0xbase", "0xagg", "0xweth", 18, "0xusdc", uniswap_v2_pair="0xpair", uniswap_v3_pool="0xpool")
-    engine = SimpleNamespace(metrics=metrics, collector=SimpleNamespace(sources=SimpleNamespace(markets=(eth,))))
+    engine = SimpleNamespace(metrics=metrics, collector=SimpleNamespace(sources=SimpleNamespace(markets=(eth,))),
+                             _pooled=MarketSource.pooled((eth,)))
     read = SimpleNamespace(block_number=7, account=None, markets={"ETH": SimpleNamespace(perp=object())})
     signal = SimpleNamespace(market="ETH", spot_venue="uniswap_v2", basis_bps=12.0, basis_zscore=2.5,
                              funding_apr=0.1, carry_apr_short_perp=0.1, carry_apr_long_perp=-0.1)
@@ -237,7 +238,8 @@ def test_a_spot_venue_a_market_has_no_pool_on_exports_no_series_at_all() -> None
     # Given BTC with a V3 pool and no V2 pair (as on Optimism, where a token may have none)
     btc = MarketSource("BTC", "0xbase", "0xagg", "0xwbtc", 8, "0xusdc", uniswap_v2_pair=None, uniswap_v3_pool="0xpool")
     metrics = KeeperMetrics()
-    engine = SimpleNamespace(metrics=metrics, collector=SimpleNamespace(sources=SimpleNamespace(markets=(btc,))))
+    engine = SimpleNamespace(metrics=metrics, collector=SimpleNamespace(sources=SimpleNamespace(markets=(btc,))),
+                             _pooled=MarketSource.pooled((btc,)))
     read = SimpleNamespace(block_number=7, account=None, markets={"BTC": SimpleNamespace(perp=object())})
     # when a block's V2 signal is skipped (no pair) and its V3 read failed
     Engine._observe(engine, read, [SkippedSignal("BTC", "uniswap_v2", "no Uniswap V2 pair configured"),
